@@ -1,0 +1,93 @@
+"""C struct layouts of the Linux x86-64 ABI, as ``struct`` module formats.
+
+Each :class:`CStruct` names its C type and fields so that ``tests/unit/test_layouts.py``
+can compile a C program and compare every size and offset with what the compiler says.
+The ``struct`` module with native alignment (``@``) follows the same rules as the C
+compiler on this ABI, so a format like ``@iQ`` already contains the padding; the class
+adds the trailing padding that ``struct`` leaves out.
+
+Why ``struct`` and not ctypes Structures: packing and unpacking with a precompiled
+``struct.Struct`` is several times faster, and these run on the hypercall path.
+"""
+
+from __future__ import annotations
+
+import struct
+
+_ALIGN = {"b": 1, "B": 1, "c": 1, "s": 1, "x": 1, "h": 2, "H": 2, "i": 4, "I": 4, "q": 8, "Q": 8, "l": 8, "L": 8, "d": 8, "P": 8}
+
+
+class CStruct:
+    """One C struct: ``fields`` is a list of (name, code) with struct codes like ``"Q"``,
+    ``"65s"`` or ``"3q"`` (an array: unpacks to several values under one name).
+
+    ``cname`` is how C spells the type (for the layout test); ``header`` is the C header
+    that defines it there.
+    """
+
+    def __init__(self, cname: str, fields: list[tuple[str, str]], header: str = "", packed: bool = False):
+        self.cname = cname
+        self.header = header
+        self.fields = fields
+        self.names = [n for n, _ in fields]
+        codes = "".join(c for _, c in fields)
+        align = max((_ALIGN[c[-1]] for _, c in fields), default=1)
+        prefix = "<" if packed else "@"
+        tail = "" if packed else f"0{'BHIQ'[[1, 2, 4, 8].index(align)]}"
+        self.struct = struct.Struct(prefix + codes + tail)
+        self.size = self.struct.size
+        self.offsets: dict[str, int] = {}
+        acc = ""
+        for n, c in fields:
+            # the offset of a field is the size of everything before it, plus its alignment
+            self.offsets[n] = struct.calcsize(prefix + acc + ("0" + c[-1] if not packed and c[-1] != "s" else ""))
+            acc += c
+        self.pack = self.struct.pack
+        self.unpack = self.struct.unpack
+        self.unpack_from = self.struct.unpack_from
+        self.pack_into = self.struct.pack_into
+
+    def __repr__(self) -> str:
+        return f"<CStruct {self.cname} size={self.size}>"
+
+
+timespec = CStruct("struct timespec", [("tv_sec", "q"), ("tv_nsec", "q")], "time.h")
+timeval = CStruct("struct timeval", [("tv_sec", "q"), ("tv_usec", "q")], "sys/time.h")
+iovec = CStruct("struct iovec", [("iov_base", "Q"), ("iov_len", "Q")], "sys/uio.h")
+rlimit = CStruct("struct rlimit", [("rlim_cur", "Q"), ("rlim_max", "Q")], "sys/resource.h")
+# the kernel's struct stat for x86-64 (what newfstatat/fstat write)
+stat = CStruct(
+    "struct stat",
+    [
+        ("st_dev", "Q"), ("st_ino", "Q"), ("st_nlink", "Q"), ("st_mode", "I"), ("st_uid", "I"),
+        ("st_gid", "I"), ("__pad0", "i"), ("st_rdev", "Q"), ("st_size", "q"), ("st_blksize", "q"),
+        ("st_blocks", "q"), ("st_atime", "q"), ("st_atime_nsec", "q"), ("st_mtime", "q"),
+        ("st_mtime_nsec", "q"), ("st_ctime", "q"), ("st_ctime_nsec", "q"), ("__unused", "3q"),
+    ],
+    "sys/stat.h",
+)
+utsname = CStruct(
+    "struct utsname",
+    [("sysname", "65s"), ("nodename", "65s"), ("release", "65s"), ("version", "65s"), ("machine", "65s"), ("domainname", "65s")],
+    "sys/utsname.h",
+)
+# the kernel's struct sigaction (not libc's): handler, flags, restorer, one 64-bit mask
+k_sigaction = CStruct("struct kernel_sigaction", [("handler", "Q"), ("flags", "Q"), ("restorer", "Q"), ("mask", "Q")])
+stack_t = CStruct("stack_t", [("ss_sp", "Q"), ("ss_flags", "i"), ("ss_size", "Q")], "signal.h")
+pollfd = CStruct("struct pollfd", [("fd", "i"), ("events", "h"), ("revents", "h")], "poll.h")
+winsize = CStruct("struct winsize", [("ws_row", "H"), ("ws_col", "H"), ("ws_xpixel", "H"), ("ws_ypixel", "H")], "sys/ioctl.h")
+robust_list_head = CStruct("struct robust_list_head", [("list", "Q"), ("futex_offset", "q"), ("list_op_pending", "Q")], "linux/futex.h")
+sysinfo = CStruct(
+    "struct sysinfo",
+    [
+        ("uptime", "q"), ("loads", "3Q"), ("totalram", "Q"), ("freeram", "Q"), ("sharedram", "Q"),
+        ("bufferram", "Q"), ("totalswap", "Q"), ("freeswap", "Q"), ("procs", "H"), ("pad", "H"),
+        ("totalhigh", "Q"), ("freehigh", "Q"), ("mem_unit", "I"), ("_f", "0s"),
+    ],
+    "sys/sysinfo.h",
+)
+itimerval = CStruct("struct itimerval", [("it_interval", "2q"), ("it_value", "2q")], "sys/time.h")
+tms = CStruct("struct tms", [("tms_utime", "q"), ("tms_stime", "q"), ("tms_cutime", "q"), ("tms_cstime", "q")], "sys/times.h")
+
+# Layouts compared against the C compiler by the unit tests.
+ALL = [timespec, timeval, iovec, rlimit, stat, utsname, stack_t, pollfd, winsize, robust_list_head, sysinfo, itimerval, tms]

@@ -1,0 +1,1 @@
+"""CPU architecture support; x86_64 is the only one."""

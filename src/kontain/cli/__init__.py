@@ -1,0 +1,1 @@
+"""km's command line."""

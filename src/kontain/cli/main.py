@@ -1,0 +1,210 @@
+"""km: run a Linux program in its own KVM virtual machine.
+
+The options are parsed by hand: argparse costs ~4 ms to import, and km starts on every
+container start.  Every failure the user can hit ends in one line on stderr,
+``km: <what>: <why> (<what to do>)``, and an exit status that follows the shell's
+conventions: 127 when the program is not found, 126 when it cannot be executed, the
+program's own status otherwise, and the program's signal when it dies of one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from kontain import __version__
+
+USAGE = """\
+usage: km [OPTIONS] PROGRAM [ARGS...]
+
+Run PROGRAM, an unmodified x86-64 Linux executable, in its own KVM virtual machine.
+PROGRAM is looked up in PATH when it has no slash.  stdin, stdout, stderr, the working
+directory and the environment are km's; km's exit status is the program's.
+
+options:
+  -e, --env NAME=VALUE   set NAME in the program's environment (repeatable)
+      --env-file FILE    read NAME=VALUE lines from FILE (# starts a comment)
+      --clear-env        start the program with an empty environment
+      --memory SIZE      cap the memory the program can map (e.g. 512M, 2G)
+      --strace           print every system call, decoded, on stderr
+      --core             let a program killed by SIGSEGV & co. leave a core file
+      --timings          print where start-up time went, on stderr
+  -h, --help             show this help and exit
+  -V, --version          show the version and exit
+
+exit status: the program's; 126 if it cannot be executed, 127 if it is not found,
+128+n (by dying of signal n, like the program) if the program is killed by signal n.
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+def _size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().removesuffix("b").removesuffix("i")
+    mult = 1
+    if t and t[-1] in units:
+        mult = units[t[-1]]
+        t = t[:-1]
+    try:
+        value = int(float(t) * mult)
+    except ValueError:
+        raise UsageError(f"bad size {text!r} (use a number with K, M or G)") from None
+    if value <= 0:
+        raise UsageError(f"bad size {text!r}")
+    return value
+
+
+def _env_file(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise UsageError(f"--env-file {path}: {e.strerror}") from None
+    out = []
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise UsageError(f"--env-file {path}:{n}: expected NAME=VALUE")
+        out.append(line)
+    return out
+
+
+class Options:
+    def __init__(self) -> None:
+        self.env: list[str] = []
+        self.clear_env = False
+        self.memory: int | None = None
+        self.strace = False
+        self.core = False
+        self.timings = False
+        self.program = ""
+        self.args: list[str] = []
+
+
+def parse(argv: list[str]) -> Options | int:
+    """Options, or an exit status when there is nothing to run (--help)."""
+    o = Options()
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            i += 1
+            break
+        if not a.startswith("-") or a == "-":
+            break
+
+        def value() -> str:
+            nonlocal i
+            if "=" in a and a.startswith("--"):
+                return a.split("=", 1)[1]
+            if i + 1 >= len(argv):
+                raise UsageError(f"option {a} needs a value")
+            i += 1
+            return argv[i]
+
+        name = a.split("=", 1)[0] if a.startswith("--") else a
+        if name in ("-h", "--help"):
+            sys.stdout.write(USAGE)
+            return 0
+        if name in ("-V", "--version"):
+            sys.stdout.write(f"km (kontain) {__version__}\n")
+            return 0
+        if name in ("-e", "--env"):
+            v = value()
+            if "=" not in v:
+                raise UsageError(f"{a} {v}: expected NAME=VALUE")
+            o.env.append(v)
+        elif name == "--env-file":
+            o.env.extend(_env_file(value()))
+        elif name == "--clear-env":
+            o.clear_env = True
+        elif name == "--memory":
+            o.memory = _size(value())
+        elif name == "--strace":
+            o.strace = True
+        elif name == "--core":
+            o.core = True
+        elif name == "--timings":
+            o.timings = True
+        else:
+            raise UsageError(f"unknown option {a} (see km --help)")
+        i += 1
+    if i >= len(argv):
+        raise UsageError("no program to run (usage: km [OPTIONS] PROGRAM [ARGS...])")
+    o.program = argv[i]
+    o.args = argv[i:]
+    return o
+
+
+def _environment(o: Options) -> list[bytes]:
+    env: dict[bytes, bytes] = {} if o.clear_env else dict(os.environb)
+    for item in o.env:
+        k, v = item.split("=", 1)
+        env[os.fsencode(k)] = os.fsencode(v)
+    return [k + b"=" + v for k, v in env.items()]
+
+
+def _say(text: str) -> None:
+    os.write(2, f"km: {text}\n".encode("utf-8", "surrogateescape"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        o = parse(args)
+    except UsageError as e:
+        _say(str(e))
+        return 2
+    if isinstance(o, int):
+        return o
+    from kontain.errors import KmError
+    from kontain.kernel.process import Config, Process
+    from kontain.kernel.signals import die_by_signal
+    from kontain.kvm.api import KvmError
+    from kontain.loader.exec import ExecError, resolve
+
+    try:
+        prog = resolve(o.program, [os.fsencode(a) for a in o.args])
+        config = Config(memory=o.memory, strace=o.strace, core=o.core, timings=o.timings)
+        proc = Process(config, prog.path, prog.argv, _environment(o))
+        proc.name = o.program
+        proc.start(prog.fd, prog.head, prog.size)
+    except ExecError as e:
+        _say(f"{o.program}: {e}")
+        return e.status
+    except KvmError as e:
+        _say(str(e))
+        return 1
+    except KmError as e:
+        _say(str(e))
+        return e.status
+    except MemoryError as e:
+        _say(f"out of memory: {e}")
+        return 1
+    end = proc.run()
+    if config.timings:
+        _report_timings(proc)
+    if end.signal:
+        if end.message and end.signal not in (13, 2):  # SIGPIPE and SIGINT end quietly, as in a shell
+            _say(end.message)
+        die_by_signal(end.signal, core=end.core)
+    os._exit(end.status)
+
+
+def _report_timings(proc) -> None:
+    import time
+
+    marks = proc.timings + [("exit", time.perf_counter())]
+    t0 = marks[0][1]
+    lines = [f"km: timings: {name:<8} +{(t - t0) * 1e3:8.2f} ms" for name, t in marks[1:]]
+    os.write(2, ("\n".join(lines) + "\n").encode())
+
+
+def entry() -> None:
+    """The console entry point."""
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""The two kinds of failure in the monitor.
+
+``GuestError`` is an errno for the guest: a syscall handler raises it and the dispatcher
+turns it into ``-errno`` in RAX.  ``KmError`` is for the user of ``km``: one line that says
+what went wrong and what to do, and the exit status ``km`` ends with.
+"""
+
+from __future__ import annotations
+
+
+class GuestError(Exception):
+    """The current syscall fails with ``errno``."""
+
+    __slots__ = ("errno",)
+
+    def __init__(self, errno: int):
+        self.errno = errno
+
+
+class KmError(Exception):
+    """A failure the user must see: ``km: <message>``, then exit with ``status``."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+
+class ProcessExit(BaseException):
+    """The guest process ends: ``status`` for exit_group, or ``signal`` if killed.
+
+    A BaseException, so that no ``except Exception`` in a handler can swallow it."""
+
+    def __init__(self, status: int = 0, signal: int = 0, message: str | None = None, core: bool = False):
+        super().__init__(status, signal)
+        self.status = status
+        self.signal = signal
+        self.message = message
+        self.core = core

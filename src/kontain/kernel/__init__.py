@@ -1,0 +1,1 @@
+"""The process model the syscall handlers share: processes, tasks, descriptors, signals."""

@@ -1,0 +1,72 @@
+"""File descriptors: guest fd = host fd, and the monitor's own descriptors out of reach.
+
+The guest owns descriptors ``[0, floor)``; the monitor keeps its own (``/dev/kvm``, the
+VM, vCPUs) at ``floor`` and above, close-on-exec.  The guest sees RLIMIT_NOFILE with a
+hard limit of ``floor``, so an fd at or above ``floor`` is, for the guest, exactly what
+Linux says it is: not open (EBADF), and never returned by a call that makes a new
+descriptor.  Inside ``[0, floor)`` the guest's own soft limit is enforced here, because
+the host's soft limit is set high enough for the monitor's descriptors.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+
+from kontain.abi.errno import EBADF, EINVAL, EMFILE, EPERM
+from kontain.errors import GuestError
+
+RESERVE = 256  # descriptors kept for the monitor
+_TABLE_CAP = 1 << 16  # the monitor's fds never go higher: the kernel sizes fd tables by the highest fd
+_EBADF = GuestError(EBADF)
+
+
+class FdTable:
+    """The guest's view of the descriptor space of this process."""
+
+    def __init__(self) -> None:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        top = min(hard if hard != resource.RLIM_INFINITY else _TABLE_CAP, _TABLE_CAP)
+        reserve = min(RESERVE, max(top // 8, 16))
+        self.floor = top - reserve  # first monitor fd; the guest's hard limit
+        self.soft = min(soft, self.floor)
+        self.hard = self.floor
+        if soft < top:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
+            except (ValueError, OSError):
+                pass
+
+    def check(self, fd: int) -> int:
+        """``fd`` as the kernel reads an ``unsigned int fd`` argument; EBADF for the
+        monitor's descriptors (the host call itself reports EBADF for closed ones)."""
+        fd &= 0xFFFFFFFF
+        if fd >= self.floor:
+            raise _EBADF
+        return fd
+
+    def allowed(self, fd: int) -> bool:
+        return 0 <= fd < self.floor
+
+    def new(self, fd: int) -> int:
+        """Accept a descriptor a host call just made for the guest (pass-through result):
+        above the guest's soft limit it is closed again and the call fails with EMFILE."""
+        if fd >= self.soft:
+            os.close(fd)
+            return -EMFILE
+        return fd
+
+    def dup_target(self, fd: int) -> int:
+        """The ``newfd`` of dup2/dup3, or the minimum of F_DUPFD: must be below the limit."""
+        fd &= 0xFFFFFFFF
+        if fd >= self.soft:
+            raise GuestError(EBADF)
+        return fd
+
+    def set_nofile(self, soft: int, hard: int) -> None:
+        """setrlimit(RLIMIT_NOFILE) for the guest."""
+        if soft > hard:
+            raise GuestError(EINVAL)
+        if hard > self.hard:
+            raise GuestError(EPERM)
+        self.soft, self.hard = soft, hard

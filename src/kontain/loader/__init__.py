@@ -1,0 +1,1 @@
+"""ELF loading: parse and validate (elf), then map and build the initial stack (load)."""

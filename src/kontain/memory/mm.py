@@ -1,0 +1,411 @@
+"""The program's address space: its mappings (VMAs), brk, and mmap placement.
+
+Each mapping the program makes is three things kept in step:
+
+* a ``Vma`` here (what /proc/self/maps will show, and where free space is),
+* a host mapping at ``base + address`` (anonymous or the program's own file, with the
+  program's protection minus PROT_EXEC: the host never executes guest memory),
+* KVM memslots (slots.py) that give the vCPU access at that protection.
+
+Host-side, the window never has a hole, not even for a moment: a mapping is replaced by
+``mmap(MAP_FIXED)`` (atomic), unmapping is a ``PROT_NONE`` mapping over the range, and
+moves use ``mremap(MREMAP_DONTUNMAP)``.  Otherwise another thread of the monitor could
+get a host allocation inside the guest's window.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Iterator
+
+from kontain import native
+from kontain.abi import flags as F
+from kontain.abi.errno import EACCES, EEXIST, EFAULT, EINVAL, ENOMEM, EPERM
+from kontain.errors import GuestError
+from kontain.memory.slots import SlotMap
+from kontain.memory.window import GuestMemory
+
+PAGE = F.PAGE_SIZE
+_MAP_TYPES = (F.MAP_SHARED, F.MAP_PRIVATE, F.MAP_SHARED_VALIDATE)
+_HOST_PASS = F.MAP_NORESERVE | F.MAP_POPULATE | F.MAP_LOCKED | F.MAP_HUGETLB | (0x3F << 26)  # + huge page size
+_RESERVE_FLAGS = F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_NORESERVE | F.MAP_FIXED
+_MREMAP_FLAGS = F.MREMAP_MAYMOVE | F.MREMAP_FIXED | F.MREMAP_DONTUNMAP
+_PROT_ALL = F.PROT_READ | F.PROT_WRITE | F.PROT_EXEC
+
+
+def page_up(n: int) -> int:
+    return (n + PAGE - 1) & ~(PAGE - 1)
+
+
+def access_of(prot: int) -> str:
+    """The memslot access a protection needs: "rw", "ro" or "none"."""
+    if prot & F.PROT_WRITE:
+        return "rw"
+    if prot & (F.PROT_READ | F.PROT_EXEC):
+        return "ro"
+    return "none"
+
+
+class Vma:
+    """One mapping: [start, end) with the program's prot and mmap flags."""
+
+    __slots__ = ("start", "end", "prot", "flags", "name", "offset")
+
+    def __init__(self, start: int, end: int, prot: int, flags: int, name: str = "", offset: int = 0):
+        self.start = start
+        self.end = end
+        self.prot = prot
+        self.flags = flags  # MAP_SHARED/MAP_PRIVATE | MAP_ANONYMOUS ...
+        self.name = name  # "[heap]", "[stack]", a file path, or "" for anonymous memory
+        self.offset = offset  # file offset of start
+
+    @property
+    def anonymous(self) -> bool:
+        return bool(self.flags & F.MAP_ANONYMOUS)
+
+    @property
+    def shared(self) -> bool:
+        return (self.flags & F.MAP_TYPE) != F.MAP_PRIVATE
+
+    def piece(self, start: int, end: int) -> Vma:
+        """The part [start, end) of this mapping."""
+        off = self.offset + (start - self.start) if not self.anonymous else 0
+        return Vma(start, end, self.prot, self.flags, self.name, off)
+
+    def __repr__(self) -> str:
+        return f"Vma({self.start:#x}-{self.end:#x} prot={self.prot} flags={self.flags:#x} {self.name!r})"
+
+
+class AddressSpace:
+    """Mappings of one guest process inside a GuestMemory window."""
+
+    def __init__(self, mem: GuestMemory, slots: SlotMap, *, mmap_top: int, mmap_min: int, limit: int | None = None):
+        self.mem = mem
+        self.mmap_min = mmap_min  # vm.mmap_min_addr: nothing is mapped below it
+        self.slots = slots
+        self.window = mem.size
+        self.mmap_top = mmap_top
+        self.limit = limit  # --memory: most bytes the program may have accessible
+        self.committed = 0
+        self._starts: list[int] = []
+        self._vmas: list[Vma] = []
+        self.brk_start = 0
+        self.brk_end = 0
+
+    # -- the VMA list ----------------------------------------------------------------
+    def __iter__(self) -> Iterator[Vma]:
+        return iter(self._vmas)
+
+    def find(self, addr: int) -> Vma | None:
+        i = bisect.bisect_right(self._starts, addr) - 1
+        if i >= 0 and self._vmas[i].end > addr:
+            return self._vmas[i]
+        return None
+
+    def _index_from(self, addr: int) -> int:
+        """Index of the first VMA that ends after addr."""
+        i = bisect.bisect_right(self._starts, addr) - 1
+        if i < 0 or self._vmas[i].end <= addr:
+            i += 1
+        return i
+
+    def overlapping(self, start: int, end: int) -> list[Vma]:
+        out = []
+        i = self._index_from(start)
+        while i < len(self._vmas) and self._vmas[i].start < end:
+            out.append(self._vmas[i])
+            i += 1
+        return out
+
+    def is_free(self, start: int, end: int) -> bool:
+        return self.mmap_min <= start < end <= self.window and not self.overlapping(start, end)
+
+    def covered(self, start: int, end: int) -> bool:
+        """True when [start, end) has no unmapped page."""
+        pos = start
+        for v in self.overlapping(start, end):
+            if v.start > pos:
+                return False
+            pos = v.end
+        return pos >= end
+
+    @staticmethod
+    def _cost(v: Vma) -> int:
+        return v.end - v.start if v.prot else 0
+
+    def _replace(self, start: int, end: int, new: list[Vma]) -> list[Vma]:
+        """Cut [start, end) out of the VMA list, put ``new`` (inside it) there, and
+        return the pieces that were cut out."""
+        i = self._index_from(start)
+        removed: list[Vma] = []
+        keep: list[Vma] = []
+        j = i
+        while j < len(self._vmas) and self._vmas[j].start < end:
+            v = self._vmas[j]
+            if v.start < start:
+                keep.append(v.piece(v.start, start))
+            if v.end > end:
+                keep.append(v.piece(end, v.end))
+            removed.append(v.piece(max(v.start, start), min(v.end, end)))
+            j += 1
+        merged = sorted(keep + new, key=lambda v: v.start)
+        self._vmas[i:j] = merged
+        self._starts[i:j] = [v.start for v in merged]
+        self.committed += sum(self._cost(v) for v in new) - sum(self._cost(v) for v in removed)
+        return removed
+
+    def _check_limit(self, extra: int) -> None:
+        if self.limit is not None and extra > 0 and self.committed + extra > self.limit:
+            raise GuestError(ENOMEM)
+
+    # -- host side -------------------------------------------------------------------
+    def _reserve(self, start: int, end: int) -> None:
+        """Return [start, end) to the PROT_NONE reservation (atomically replacing it)."""
+        r = native.mmap(self.mem.base + start, end - start, 0, _RESERVE_FLAGS)
+        if r < 0:
+            raise GuestError(-r)
+
+    def _host_anon(self, start: int, end: int, prot: int, shared: bool, extra: int = 0) -> None:
+        typ = F.MAP_SHARED if shared else F.MAP_PRIVATE
+        r = native.mmap(self.mem.base + start, end - start, prot & ~F.PROT_EXEC, typ | F.MAP_ANONYMOUS | F.MAP_FIXED | extra)
+        if r < 0:
+            raise GuestError(-r)
+
+    # -- placement -------------------------------------------------------------------
+    def find_free(self, length: int, *, top: int | None = None, bottom: int = 0) -> int:
+        """Highest free range of ``length`` bytes below ``top`` (Linux's top-down
+        allocator), falling back to anywhere in the window."""
+        top = self.mmap_top if top is None else top
+        bottom = max(bottom, self.mmap_min)
+        for lo, hi in ((bottom, top), (bottom, self.window)):
+            end = min(hi, self.window)
+            i = bisect.bisect_left(self._starts, end) - 1  # last VMA starting below end
+            while end - length >= lo:
+                gap_lo = max(self._vmas[i].end, lo) if i >= 0 else lo
+                if end - gap_lo >= length:
+                    return end - length
+                if i < 0:
+                    break
+                end = min(end, self._vmas[i].start)
+                i -= 1
+        raise GuestError(ENOMEM)
+
+    # -- mmap family -----------------------------------------------------------------
+    def mmap(self, addr: int, length: int, prot: int, flags: int, fd: int, offset: int, *, name: str = "") -> int:
+        """The mmap(2) system call; returns the address."""
+        if length == 0 or offset & (PAGE - 1) or (flags & F.MAP_TYPE) not in _MAP_TYPES:
+            raise GuestError(EINVAL)
+        if prot & ~(_PROT_ALL | F.PROT_GROWSDOWN | F.PROT_GROWSUP):
+            raise GuestError(EINVAL)
+        size = page_up(length)
+        if size == 0 or size > self.window:
+            raise GuestError(ENOMEM)
+        anonymous = bool(flags & F.MAP_ANONYMOUS)
+        fixed = flags & (F.MAP_FIXED | F.MAP_FIXED_NOREPLACE)
+        if fixed:
+            if addr & (PAGE - 1):
+                raise GuestError(EINVAL)
+            if addr < self.mmap_min:
+                raise GuestError(EPERM)
+            if addr + size > self.window:
+                raise GuestError(ENOMEM)
+            if flags & F.MAP_FIXED_NOREPLACE and not flags & F.MAP_FIXED and self.overlapping(addr, addr + size):
+                raise GuestError(EEXIST)
+            start = addr
+        else:
+            hint = addr & ~(PAGE - 1)
+            if hint and self.is_free(hint, hint + size):
+                start = hint
+            elif flags & F.MAP_32BIT:
+                start = self.find_free(size, top=0x80000000, bottom=0x40000000)
+            else:
+                start = self.find_free(size)
+        end = start + size
+        self._check_limit((size if prot else 0) - sum(self._cost(v.piece(max(v.start, start), min(v.end, end)))
+                                                      for v in self.overlapping(start, end)))
+        shared = (flags & F.MAP_TYPE) != F.MAP_PRIVATE
+        if anonymous:
+            self._host_anon(start, end, prot, shared, flags & _HOST_PASS)
+            vflags = (F.MAP_SHARED if shared else F.MAP_PRIVATE) | F.MAP_ANONYMOUS
+        else:
+            self._host_file(start, size, prot, flags, fd, offset)
+            vflags = flags & F.MAP_TYPE
+            vflags = F.MAP_SHARED if vflags == F.MAP_SHARED_VALIDATE else vflags
+        self._replace(start, end, [Vma(start, end, prot, vflags, name, 0 if anonymous else offset)])
+        self.slots.set_access(start, end, access_of(prot))
+        return start
+
+    def _host_file(self, start: int, size: int, prot: int, flags: int, fd: int, offset: int) -> None:
+        """Map the program's file at [start, start+size): map it anywhere first (so a
+        failure leaves the window untouched), then move it into place atomically."""
+        hflags = (flags & (F.MAP_TYPE | _HOST_PASS)) & ~F.MAP_FIXED
+        tmp = native.mmap(0, size, prot & ~F.PROT_EXEC, hflags, fd, offset)
+        if tmp < 0:
+            raise GuestError(-tmp)
+        r = native.syscall(25, tmp, size, size, F.MREMAP_MAYMOVE | F.MREMAP_FIXED, self.mem.base + start)  # mremap
+        if r < 0:
+            native.munmap(tmp, size)
+            raise GuestError(-r)
+
+    def munmap(self, addr: int, length: int) -> None:
+        if addr & (PAGE - 1) or length == 0:
+            raise GuestError(EINVAL)
+        size = page_up(length)
+        if addr + size > self.window or size == 0:
+            raise GuestError(EINVAL)
+        self.unmap_range(addr, addr + size)
+
+    def unmap_range(self, start: int, end: int) -> None:
+        if not self.overlapping(start, end):
+            return
+        self._reserve(start, end)
+        self._replace(start, end, [])
+        self.slots.remove(start, end)
+
+    def mprotect(self, addr: int, length: int, prot: int) -> None:
+        if addr & (PAGE - 1) or prot & ~(_PROT_ALL | F.PROT_GROWSDOWN | F.PROT_GROWSUP):
+            raise GuestError(EINVAL)
+        if prot & F.PROT_GROWSDOWN and prot & F.PROT_GROWSUP:
+            raise GuestError(EINVAL)
+        prot &= _PROT_ALL
+        size = page_up(length)
+        if size == 0:
+            return
+        end = addr + size
+        if end > self.window or end < addr:
+            raise GuestError(ENOMEM)
+        pos = addr
+        for v in self.overlapping(addr, end):
+            if v.start > pos:
+                raise GuestError(ENOMEM)  # a hole: Linux keeps what it changed so far
+            s, e = max(v.start, addr), min(v.end, end)
+            if v.prot != prot:
+                self._check_limit((e - s) if (prot and not v.prot) else 0)
+                r = native.mprotect(self.mem.base + s, e - s, prot & ~F.PROT_EXEC)
+                if r < 0:
+                    raise GuestError(EACCES if r == -EACCES else -r)
+                new = v.piece(s, e)
+                new.prot = prot
+                self._replace(s, e, [new])
+                if access_of(prot) != access_of(v.prot):
+                    self.slots.set_access(s, e, access_of(prot))
+            pos = e
+        if pos < end:
+            raise GuestError(ENOMEM)
+
+    def mremap(self, old: int, old_len: int, new_len: int, flags: int, new_addr: int) -> int:
+        if old & (PAGE - 1) or flags & ~_MREMAP_FLAGS:
+            raise GuestError(EINVAL)
+        if flags & F.MREMAP_FIXED and not flags & F.MREMAP_MAYMOVE:
+            raise GuestError(EINVAL)
+        if flags & F.MREMAP_DONTUNMAP and (not flags & F.MREMAP_MAYMOVE or old_len != new_len):
+            raise GuestError(EINVAL)
+        old_len, new_len = page_up(old_len), page_up(new_len)
+        if new_len == 0 or old_len == 0:
+            raise GuestError(EINVAL)  # old_len 0 duplicates a shared mapping: not supported
+        v = self.find(old)
+        if v is None or old + old_len > v.end:
+            raise GuestError(EFAULT)
+        if flags & F.MREMAP_FIXED:
+            if new_addr & (PAGE - 1) or new_addr < PAGE or new_addr + new_len > self.window:
+                raise GuestError(EINVAL)
+            if new_addr < old + old_len and old < new_addr + new_len:
+                raise GuestError(EINVAL)
+            self.unmap_range(new_addr, new_addr + new_len)
+            return self._move(v, old, old_len, new_len, new_addr, keep_old=bool(flags & F.MREMAP_DONTUNMAP))
+        if new_len <= old_len:
+            self.unmap_range(old + new_len, old + old_len)
+            return old
+        grow_end = old + new_len
+        if grow_end <= self.window and self.is_free(old + old_len, grow_end) and v.anonymous and not v.shared:
+            self._check_limit((new_len - old_len) if v.prot else 0)
+            self._host_anon(old + old_len, grow_end, v.prot, False)
+            ext = v.piece(old + old_len, old + old_len)
+            ext.end = grow_end
+            self._replace(old + old_len, grow_end, [ext])
+            self.slots.set_access(old + old_len, grow_end, access_of(v.prot))
+            return old
+        if not flags & F.MREMAP_MAYMOVE:
+            raise GuestError(ENOMEM)
+        return self._move(v, old, old_len, new_len, self.find_free(new_len), keep_old=False)
+
+    def _move(self, v: Vma, old: int, old_len: int, new_len: int, new: int, *, keep_old: bool) -> int:
+        self._check_limit((new_len - old_len) if v.prot else 0)
+        base = self.mem.base
+        private_anon = v.anonymous and not v.shared
+        if private_anon:
+            # move the pages, leaving the old range mapped (empty); then grow in place
+            r = native.syscall(25, base + old, old_len, old_len,
+                               F.MREMAP_MAYMOVE | F.MREMAP_FIXED | F.MREMAP_DONTUNMAP, base + new)
+            if r < 0:
+                raise GuestError(-r)
+            if new_len > old_len:
+                self._host_anon(new + old_len, new + new_len, v.prot, False)
+        else:
+            r = native.syscall(25, base + old, old_len, new_len, F.MREMAP_MAYMOVE | F.MREMAP_FIXED, base + new)
+            if r < 0:
+                raise GuestError(-r)
+        moved = v.piece(old, old + old_len)
+        moved.start, moved.end = new, new + new_len
+        if keep_old:
+            fresh = v.piece(old, old + old_len)
+            if not private_anon:  # (for private anonymous memory DONTUNMAP left it mapped, empty)
+                self._host_anon(old, old + old_len, v.prot, v.shared)
+            self._replace(old, old + old_len, [fresh])
+        else:
+            self._reserve(old, old + old_len)
+            self._replace(old, old + old_len, [])
+            self.slots.remove(old, old + old_len)
+        self._replace(new, new + new_len, [moved])
+        self.slots.set_access(new, new + new_len, access_of(v.prot))
+        return new
+
+    def madvise(self, addr: int, length: int, advice: int) -> None:
+        if addr & (PAGE - 1):
+            raise GuestError(EINVAL)
+        size = page_up(length)
+        if size == 0:
+            return
+        end = addr + size
+        if end > self.window:
+            raise GuestError(ENOMEM)
+        if advice == F.MADV_HWPOISON:
+            raise GuestError(EPERM)
+        mapped = self.covered(addr, end)
+        if advice in (F.MADV_DONTFORK, F.MADV_DOFORK):
+            # a DONTFORK range would be a hole in the child's window: keep it (harmless)
+            pass
+        else:
+            for v in self.overlapping(addr, end):
+                s, e = max(v.start, addr), min(v.end, end)
+                r = native.madvise(self.mem.base + s, e - s, advice)
+                if r < 0:
+                    raise GuestError(-r)
+        if not mapped:
+            raise GuestError(ENOMEM)
+
+    # -- brk -------------------------------------------------------------------------
+    def set_brk_start(self, addr: int) -> None:
+        self.brk_start = self.brk_end = addr
+
+    def brk(self, new: int) -> int:
+        """brk(2): returns the new break, or the old one when it cannot move."""
+        cur = self.brk_end
+        if new < self.brk_start or new > self.window:
+            return cur
+        old_top, new_top = page_up(cur), page_up(new)
+        if new_top > old_top:
+            if self.overlapping(old_top, new_top + PAGE):  # keep a page of gap, as Linux
+                return cur
+            try:
+                self._check_limit(new_top - old_top)
+                self._host_anon(old_top, new_top, F.PROT_READ | F.PROT_WRITE, False)
+            except GuestError:
+                return cur
+            self._replace(old_top, new_top, [Vma(old_top, new_top, F.PROT_READ | F.PROT_WRITE,
+                                                 F.MAP_PRIVATE | F.MAP_ANONYMOUS, "[heap]")])
+            self.slots.add(old_top, new_top, False)
+        elif new_top < old_top:
+            self.unmap_range(new_top, old_top)
+        self.brk_end = new
+        return new

@@ -1,0 +1,114 @@
+"""The guest's memory window in the host, and checked access to it.
+
+The window is one host reservation: guest address ``a`` lives at host address
+``base + a`` for every ``a`` in ``[0, size)``.  The whole reservation is always mapped
+in the host, either as guest memory or as ``PROT_NONE`` (nothing else, like a Python
+allocation, can ever land inside it), and a ``PROT_NONE`` guard follows it.
+
+This is the security boundary of memory (DESIGN.md 2.3): every guest address that
+reaches a host call or the monitor's own accesses goes through :meth:`host` or the
+read/write helpers here, which check that the whole range lies in the window.  Inside
+the window, a hole is ``PROT_NONE`` on the host, so the host call itself fails with
+EFAULT; monitor-side copies use process_vm_readv/writev, which fail the same way
+instead of crashing the monitor.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from kontain import native
+from kontain.abi.errno import EFAULT, ENAMETOOLONG
+from kontain.abi.flags import PAGE_SIZE, PATH_MAX
+from kontain.errors import GuestError
+
+_PROT_NONE = 0
+_MAP_PRIVATE_ANON_NORESERVE = 0x02 | 0x20 | 0x4000
+_MAP_FIXED = 0x10
+GUARD = 2 << 20
+_ALIGN = 1 << 30  # host base aligned so that guest and host 2 MiB pages coincide
+
+_U64 = struct.Struct("<Q")
+_EFAULT = GuestError(EFAULT)
+
+
+class GuestMemory:
+    """A reserved host range that backs guest addresses ``[0, size)``."""
+
+    def __init__(self, size: int):
+        total = size + GUARD + _ALIGN
+        raw = native.mmap(0, total, _PROT_NONE, _MAP_PRIVATE_ANON_NORESERVE)
+        if raw < 0:
+            raise MemoryError(f"cannot reserve {size >> 30} GiB of address space for the guest")
+        base = (raw + _ALIGN - 1) & ~(_ALIGN - 1)
+        # give back the alignment slack on both sides
+        if base > raw:
+            native.munmap(raw, base - raw)
+        end = base + size + GUARD
+        if raw + total > end:
+            native.munmap(end, raw + total - end)
+        self.base = base
+        self.size = size
+
+    # -- translation ---------------------------------------------------------------
+    def host(self, addr: int, length: int = 0) -> int:
+        """Host address of guest range [addr, addr+length); GuestError(EFAULT) if any of it
+        lies outside the window.  The range may still contain holes: host calls fail on
+        those with EFAULT by themselves."""
+        if addr < 0 or length < 0 or addr + length > self.size:
+            raise _EFAULT
+        return self.base + addr
+
+    def host_clamped(self, addr: int, length: int) -> tuple[int, int]:
+        """(host address, length) for a byte buffer of a read-like call: Linux only faults
+        on bytes it actually touches, so a count that runs past the window is cut at the
+        window's end instead of failing up front."""
+        if addr < 0 or addr >= self.size or length < 0:
+            raise _EFAULT
+        return self.base + addr, min(length, self.size - addr)
+
+    def contains(self, addr: int, length: int = 0) -> bool:
+        return 0 <= addr and 0 <= length and addr + length <= self.size
+
+    # -- monitor-side copies ---------------------------------------------------------
+    def read(self, addr: int, length: int) -> bytes:
+        data = native.read_mem(self.host(addr, length), length)
+        if isinstance(data, int):
+            raise _EFAULT
+        return data
+
+    def write(self, addr: int, data: bytes) -> None:
+        if native.write_mem(self.host(addr, len(data)), data) < 0:
+            raise _EFAULT
+
+    def read_u64(self, addr: int) -> int:
+        return _U64.unpack(self.read(addr, 8))[0]
+
+    def write_u64(self, addr: int, value: int) -> None:
+        self.write(addr, _U64.pack(value & 0xFFFFFFFFFFFFFFFF))
+
+    def cstr(self, addr: int, limit: int = PATH_MAX) -> bytes:
+        """A NUL-terminated string of at most ``limit`` bytes with its NUL (like the
+        kernel's strncpy_from_user): EFAULT on a bad page before the NUL, ENAMETOOLONG
+        when there is no NUL within ``limit``."""
+        out = b""
+        while len(out) < limit:
+            chunk = min(PAGE_SIZE - (addr + len(out)) % PAGE_SIZE, limit - len(out))
+            data = self.read(addr + len(out), chunk)
+            nul = data.find(b"\0")
+            if nul >= 0:
+                return out + data[:nul]
+            out += data
+        raise GuestError(ENAMETOOLONG)
+
+    def cstr_array(self, addr: int, limit: int = 1 << 16) -> list[bytes]:
+        """A NULL-terminated array of string pointers (argv, envp)."""
+        out = []
+        if addr == 0:
+            return out
+        while len(out) < limit:
+            p = self.read_u64(addr + 8 * len(out))
+            if p == 0:
+                return out
+            out.append(self.cstr(p, 128 * 1024))
+        raise GuestError(7)  # E2BIG

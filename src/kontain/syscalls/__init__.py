@@ -1,0 +1,1 @@
+"""System calls: one table (table.py), one dispatcher (dispatch.py), handlers by family."""

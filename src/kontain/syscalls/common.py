@@ -1,0 +1,126 @@
+"""What every syscall family needs: argument conversions and pass-through handlers.
+
+Handler signature, for every syscall: ``handler(task, a0, a1, a2, a3, a4, a5) -> int``.
+Arguments are the raw registers (signed 64-bit); the result is a value or ``-errno``
+(from the host call), or the handler raises ``GuestError``.  Only the dispatcher writes
+RAX.
+
+:func:`passthrough` builds the handler of a call that the host kernel can serve as it
+is, once its arguments are checked and translated: descriptors checked against the
+monitor's, pointers checked against the guest window and moved to host addresses.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from kontain import native
+from kontain.abi.errno import EFAULT, EINVAL
+from kontain.abi.flags import AT_FDCWD
+from kontain.errors import GuestError
+
+Handler = Callable[..., int]
+MAX_RW_COUNT = 0x7FFFF000  # Linux caps one read/write at INT_MAX rounded down to a page
+_EFAULT = GuestError(EFAULT)
+
+
+def s32(x: int) -> int:
+    """A register as the kernel reads an ``int`` argument."""
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x & 0x80000000 else x
+
+
+def u32(x: int) -> int:
+    return x & 0xFFFFFFFF
+
+
+def u64(x: int) -> int:
+    return x & 0xFFFFFFFFFFFFFFFF
+
+
+def dirfd(t, fd: int) -> int:
+    """An ``int dirfd`` argument: AT_FDCWD, or a guest descriptor."""
+    fd = s32(fd)
+    if fd == AT_FDCWD or fd < 0:
+        return fd
+    return t.fds.check(fd)
+
+
+def ptr(t, addr: int, size: int = 1) -> int:
+    """A pointer to ``size`` bytes that may be NULL (the host sees NULL for NULL)."""
+    if addr == 0:
+        return 0
+    return t.mem.host(addr, size)
+
+
+def path(t, addr: int) -> int:
+    """A path argument: its first byte must be in the window; the host kernel reads the
+    rest, stopping at the NUL or failing with EFAULT at the guard past the window."""
+    if addr == 0:
+        return 0
+    return t.mem.host(addr, 1)
+
+
+def buffer(t, addr: int, length: int) -> tuple[int, int]:
+    """(host address, length) of a byte buffer, length capped as Linux caps it."""
+    length = u64(length)
+    if length > MAX_RW_COUNT:
+        length = MAX_RW_COUNT
+    if length == 0:
+        return (t.mem.base + addr if 0 <= addr < t.mem.size else 0), 0
+    return t.mem.host_clamped(addr, length)
+
+
+# -- pass-through -----------------------------------------------------------------
+#
+# Argument kinds:
+#   "v"  a value, as it is            "i"  an int (sign-extended from 32 bits)
+#   "f"  a descriptor                 "d"  a directory descriptor (AT_FDCWD allowed)
+#   "s"  a path string                "p<N>" a pointer to N bytes, or NULL
+#   "b<i>" a buffer whose length is argument i
+# Result kinds: "" a value; "fd" a new descriptor for the guest.
+
+
+def _convert(kind: str) -> Callable:
+    if kind == "v":
+        return lambda t, a, args: a
+    if kind == "i":
+        return lambda t, a, args: s32(a)
+    if kind == "f":
+        return lambda t, a, args: t.fds.check(a)
+    if kind == "d":
+        return lambda t, a, args: dirfd(t, a)
+    if kind == "s":
+        return lambda t, a, args: path(t, a)
+    if kind.startswith("p"):
+        size = int(kind[1:])
+        return lambda t, a, args: ptr(t, a, size)
+    if kind.startswith("b"):
+        index = int(kind[1:])
+        return lambda t, a, args: buffer(t, a, args[index])[0] if a else 0
+    raise ValueError(f"unknown argument kind {kind!r}")
+
+
+def passthrough(nr: int, kinds: str, result: str = "") -> Handler:
+    """A handler that checks and translates its arguments and makes the host call.
+
+    ``kinds`` is a space-separated list of argument kinds (see above)."""
+    convs = [_convert(k) for k in kinds.split()]
+    n = len(convs)
+    sc = native.syscall
+
+    def call(t, *args: int) -> int:
+        host_args = [c(t, a, args) for c, a in zip(convs, args[:n])]
+        r = sc(nr, *host_args)
+        if result == "fd" and r >= 0:
+            return t.fds.new(r)
+        return r
+
+    call.__name__ = f"passthrough_{nr}"
+    call.__qualname__ = call.__name__
+    return call
+
+
+def check_flags(flags: int, allowed: int) -> None:
+    if flags & ~allowed:
+        raise GuestError(EINVAL)

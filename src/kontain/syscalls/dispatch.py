@@ -1,0 +1,83 @@
+"""The one place that turns a syscall exit into a handler call and a result in RAX.
+
+``make_dispatcher(task)`` returns the task's ``on_syscall``: read the number and the six
+argument registers from the synced registers, call the handler from the table, write
+the result (or ``-errno`` from a GuestError) back, mark the registers dirty.  Numbers
+without a handler get ENOSYS.  With ``--strace`` a tracing variant prints every call.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from kontain.abi.errno import ENOSYS
+from kontain.errors import GuestError
+from kontain.kvm import abi as k
+from kontain.syscalls import table
+
+RAX, RDI, RSI, RDX, R10, R8, R9 = k.RAX, k.RDI, k.RSI, k.RDX, k.R10, k.R8, k.R9
+DIRTY, SYNC_REGS = k.Q_DIRTY_REGS, k.KVM_SYNC_X86_REGS
+
+
+def make_dispatcher(task, *, strace: bool = False):
+    if strace:
+        return _make_tracing(task)
+    q = task.q
+    handlers = table.HANDLERS
+    n = len(handlers)
+
+    def on_syscall() -> None:
+        nr = q[RAX] & 0xFFFFFFFF
+        h = handlers[nr] if nr < n else None
+        if h is None:
+            q[RAX] = -ENOSYS
+        else:
+            try:
+                q[RAX] = h(task, q[RDI], q[RSI], q[RDX], q[R10], q[R8], q[R9])
+            except GuestError as e:
+                q[RAX] = -e.errno
+            except Exception as e:  # a bug in a handler must not take the monitor down
+                q[RAX] = internal_error(nr, e)
+        q[DIRTY] = SYNC_REGS
+
+    return on_syscall
+
+
+def internal_error(nr: int, e: Exception) -> int:
+    name = table.name(nr)
+    sys.stderr.write(f"km: internal error in {name}: {type(e).__name__}: {e} (please report it)\n")
+    return -ENOSYS
+
+
+def _make_tracing(task, out=sys.stderr):
+    from kontain.syscalls import strace
+
+    q = task.q
+    handlers = table.HANDLERS
+    n = len(handlers)
+    tid = task.tid
+
+    def on_syscall() -> None:
+        nr = q[RAX] & 0xFFFFFFFF
+        args = (q[RDI], q[RSI], q[RDX], q[R10], q[R8], q[R9])
+        h = handlers[nr] if nr < n else None
+        if h is None:
+            res = -ENOSYS
+        else:
+            try:
+                res = h(task, *args)
+            except GuestError as e:
+                res = -e.errno
+            except Exception as e:
+                res = internal_error(nr, e)
+            except BaseException:
+                out.write(f"[{tid}] {strace.format_call(task, nr, args, None)}\n")
+                out.flush()
+                raise
+        q[RAX] = res
+        q[DIRTY] = SYNC_REGS
+        note = "" if h is not None else " (not supported by km)"
+        out.write(f"[{tid}] {strace.format_call(task, nr, args, res)}{note}\n")
+        out.flush()
+
+    return on_syscall

@@ -1,0 +1,88 @@
+"""Memory: brk, mmap, munmap, mprotect, mremap, madvise and friends.
+
+The address space itself (memory/mm.py) does the work; these handlers convert the
+registers and check the descriptor of a file mapping.
+"""
+
+from __future__ import annotations
+
+from kontain import native
+from kontain.abi import flags as F
+from kontain.abi.errno import EINVAL, ENOMEM
+from kontain.errors import GuestError
+from kontain.syscalls.common import s32, u64
+
+SYS_msync, SYS_mincore, SYS_mlock, SYS_munlock, SYS_mlock2 = 26, 27, 149, 150, 325
+PAGE = F.PAGE_SIZE
+
+
+def brk(t, addr, *_):
+    return t.mm.brk(u64(addr))
+
+
+def mmap(t, addr, length, prot, flags, fd, offset):
+    flags = s32(flags)
+    if not flags & F.MAP_ANONYMOUS:
+        fd = t.fds.check(fd)
+    return t.mm.mmap(u64(addr), u64(length), s32(prot), flags, fd, u64(offset))
+
+
+def munmap(t, addr, length, *_):
+    t.mm.munmap(u64(addr), u64(length))
+    return 0
+
+
+def mprotect(t, addr, length, prot, *_):
+    t.mm.mprotect(u64(addr), u64(length), s32(prot))
+    return 0
+
+
+def mremap(t, old, old_len, new_len, flags, new_addr, *_):
+    return t.mm.mremap(u64(old), u64(old_len), u64(new_len), s32(flags), u64(new_addr))
+
+
+def madvise(t, addr, length, advice, *_):
+    t.mm.madvise(u64(addr), u64(length), s32(advice))
+    return 0
+
+
+def _range(t, addr: int, length: int) -> tuple[int, int]:
+    """A page-aligned range that must lie in the window (ENOMEM otherwise, as Linux)."""
+    addr, length = u64(addr), u64(length)
+    if addr & (PAGE - 1):
+        raise GuestError(EINVAL)
+    size = (length + PAGE - 1) & ~(PAGE - 1)
+    if not t.mem.contains(addr, size):
+        raise GuestError(ENOMEM)
+    return t.mem.base + addr, size
+
+
+def msync(t, addr, length, flags, *_):
+    host, size = _range(t, addr, length)
+    return native.syscall(SYS_msync, host, size, s32(flags))
+
+
+def mincore(t, addr, length, vec, *_):
+    host, size = _range(t, addr, length)
+    out = t.mem.host(vec, size // PAGE)
+    return native.syscall(SYS_mincore, host, size, out)
+
+
+def _lock(nr: int, t, addr, length, *rest) -> int:
+    addr, length = u64(addr), u64(length)
+    start = addr & ~(PAGE - 1)
+    if not t.mem.contains(start, length + (addr - start)):
+        raise GuestError(ENOMEM)
+    return native.syscall(nr, t.mem.base + addr, length, *rest)
+
+
+def mlock(t, addr, length, *_):
+    return _lock(SYS_mlock, t, addr, length)
+
+
+def munlock(t, addr, length, *_):
+    return _lock(SYS_munlock, t, addr, length)
+
+
+def mlock2(t, addr, length, flags, *_):
+    return _lock(SYS_mlock2, t, addr, length, s32(flags))

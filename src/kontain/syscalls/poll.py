@@ -1,0 +1,122 @@
+"""poll, ppoll, select, pselect6.
+
+The descriptor sets are data the host kernel acts on, so they are copied into monitor
+memory and checked there: a monitor descriptor is, for the guest, one it does not have
+(poll reports POLLNVAL for it, select fails with EBADF), exactly as Linux treats a
+descriptor above the limit.  The copy is what the host sees, then results go back.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from kontain import native
+from kontain.abi.errno import EBADF, EINVAL
+from kontain.abi.flags import POLLNVAL
+from kontain.errors import GuestError
+from kontain.syscalls.common import ptr, s32, u64
+
+SYS_poll, SYS_select, SYS_pselect6, SYS_ppoll = 7, 23, 270, 271
+SIGSET_SIZE = 8
+
+
+def _poll_common(t, fds_addr, nfds, call) -> int:
+    nfds = u64(nfds)
+    if nfds > t.fds.soft:
+        raise GuestError(EINVAL)
+    if nfds == 0:
+        return call(0, 0)
+    raw = bytearray(t.mem.read(fds_addr, 8 * nfds))
+    hidden = []
+    floor = t.fds.floor
+    for i in range(nfds):
+        fd = struct.unpack_from("<i", raw, 8 * i)[0]
+        if fd >= floor:
+            hidden.append(i)
+            struct.pack_into("<i", raw, 8 * i, -1)  # the host ignores it; we report POLLNVAL
+    r = call(native.address_of(raw), nfds)
+    if r < 0:
+        return r
+    for i in hidden:
+        struct.pack_into("<ih", raw, 8 * i, 0x7FFFFFFF, POLLNVAL)
+        r += 1
+    # write back only revents, keeping the program's fd and events as they are now
+    out = t.mem.read(fds_addr, 8 * nfds)
+    merged = bytearray(out)
+    for i in range(nfds):
+        merged[8 * i + 6:8 * i + 8] = raw[8 * i + 6:8 * i + 8]
+    t.mem.write(fds_addr, bytes(merged))
+    return r
+
+
+def poll(t, fds_addr, nfds, timeout, *_):
+    return _poll_common(t, fds_addr, nfds, lambda a, n: native.syscall(SYS_poll, a, n, s32(timeout)))
+
+
+def _sigmask_copy(t, mask_addr, size) -> bytearray | None:
+    """A host copy of a guest sigset argument (ppoll, pselect6); keep it referenced
+    until the host call returns."""
+    if not mask_addr:
+        return None
+    if u64(size) != SIGSET_SIZE:
+        raise GuestError(EINVAL)
+    return bytearray(t.mem.read(mask_addr, SIGSET_SIZE))
+
+
+def _address(buf: bytearray | None) -> int:
+    return native.address_of(buf) if buf is not None else 0
+
+
+def ppoll(t, fds_addr, nfds, tsp, sigmask, sigsetsize, *_):
+    ts = ptr(t, tsp, 16)
+    mask = _sigmask_copy(t, sigmask, sigsetsize)
+    return _poll_common(t, fds_addr, nfds,
+                        lambda a, n: native.syscall(SYS_ppoll, a, n, ts, _address(mask), SIGSET_SIZE))
+
+
+def _fdset_copies(t, nfds: int, sets: tuple[int, int, int]) -> tuple[list[bytearray | None], int]:
+    if nfds < 0:
+        raise GuestError(EINVAL)
+    floor = t.fds.floor
+    size = (nfds + 63) // 64 * 8
+    copies: list[bytearray | None] = []
+    for addr in sets:
+        if not addr or size == 0:
+            copies.append(None)
+            continue
+        buf = bytearray(t.mem.read(addr, size))
+        # bits at or above the floor name monitor descriptors: the guest has no such fd
+        for fd in range(floor, min(nfds, floor + 1024)):
+            if buf[fd >> 3] >> (fd & 7) & 1:
+                raise GuestError(EBADF)
+        copies.append(buf)
+    return copies, min(nfds, floor)
+
+
+def _select_common(t, nfds, r_addr, w_addr, e_addr, call) -> int:
+    nfds = s32(nfds)
+    copies, nfds_host = _fdset_copies(t, nfds, (r_addr, w_addr, e_addr))
+    args = [native.address_of(c) if c is not None else 0 for c in copies]
+    r = call(nfds_host, *args)
+    if r >= 0:
+        for addr, c in zip((r_addr, w_addr, e_addr), copies):
+            if c is not None:
+                t.mem.write(addr, bytes(c))
+    return r
+
+
+def select(t, nfds, r_addr, w_addr, e_addr, tv, *_):
+    tvp = ptr(t, tv, 16)
+    return _select_common(t, nfds, r_addr, w_addr, e_addr,
+                          lambda n, r, w, e: native.syscall(SYS_select, n, r, w, e, tvp))
+
+
+def pselect6(t, nfds, r_addr, w_addr, e_addr, tsp, sig):
+    ts = ptr(t, tsp, 16)
+    mask = pair = None
+    if sig:  # a pointer to {sigset pointer, size}: both are the guest's, both get copied
+        mask_addr, size = struct.unpack("<QQ", t.mem.read(sig, 16))
+        mask = _sigmask_copy(t, mask_addr, size)
+        pair = bytearray(struct.pack("<QQ", _address(mask), SIGSET_SIZE))
+    return _select_common(t, nfds, r_addr, w_addr, e_addr,
+                          lambda n, r, w, e: native.syscall(SYS_pselect6, n, r, w, e, ts, _address(pair)))

@@ -1,0 +1,151 @@
+"""The process and its threads: exit, thread ids, robust lists, arch_prctl, prctl,
+personality, and signals sent to itself."""
+
+from __future__ import annotations
+
+import os
+
+from kontain import native
+from kontain.abi import flags as F
+from kontain.abi import signals as S
+from kontain.abi.errno import EINVAL, ENODEV, ENOSYS, EPERM, ESRCH
+from kontain.abi.structs import robust_list_head
+from kontain.errors import GuestError, ProcessExit
+from kontain.syscalls.common import s32, u32, u64
+
+SYS_kill, SYS_prctl, SYS_tkill, SYS_tgkill = 62, 157, 200, 234
+_CANONICAL_LIMIT = 1 << 47
+
+
+def exit_group(t, status, *_):
+    raise ProcessExit(status=status & 0xFF)
+
+
+def exit(t, status, *_):
+    # the last thread leaving ends the process (a single-threaded guest: always)
+    raise ProcessExit(status=status & 0xFF)
+
+
+def set_tid_address(t, addr, *_):
+    t.clear_child_tid = u64(addr)
+    return t.tid
+
+
+def set_robust_list(t, head, length, *_):
+    if u64(length) != robust_list_head.size:
+        raise GuestError(EINVAL)
+    t.robust_list = (u64(head), robust_list_head.size)
+    return 0
+
+
+def get_robust_list(t, pid, head_ptr, len_ptr, *_):
+    pid = s32(pid)
+    if pid not in (0, t.tid):
+        task = t.process.tasks.get(pid)
+        if task is None:
+            raise GuestError(ESRCH)
+    else:
+        task = t
+    t.mem.write_u64(head_ptr, task.robust_list[0])
+    t.mem.write_u64(len_ptr, task.robust_list[1])
+    return 0
+
+
+def arch_prctl(t, code, addr, *_):
+    code = s32(code)
+    if code in (F.ARCH_SET_FS, F.ARCH_SET_GS):
+        addr = u64(addr)
+        if addr >= _CANONICAL_LIMIT:
+            raise GuestError(EPERM)
+        t.set_segment_base("fs" if code == F.ARCH_SET_FS else "gs", addr)
+        return 0
+    if code in (F.ARCH_GET_FS, F.ARCH_GET_GS):
+        t.mem.write_u64(addr, t.segment_base("fs" if code == F.ARCH_GET_FS else "gs"))
+        return 0
+    if code == F.ARCH_GET_CPUID:
+        return 1  # CPUID is not faulting
+    if code == F.ARCH_SET_CPUID:
+        raise GuestError(ENODEV)
+    if code in (F.ARCH_GET_XCOMP_SUPP, F.ARCH_GET_XCOMP_PERM):
+        t.mem.write_u64(addr, t.process.xcr0)
+        return 0
+    raise GuestError(EINVAL)
+
+
+# prctl options the host can apply to km's thread exactly as to the program's
+_PRCTL_PASS = {F.PR_SET_PDEATHSIG, F.PR_GET_PDEATHSIG, F.PR_GET_DUMPABLE, F.PR_SET_DUMPABLE, F.PR_CAPBSET_READ,
+               F.PR_GET_TIMERSLACK, F.PR_SET_TIMERSLACK, F.PR_SET_NO_NEW_PRIVS, F.PR_GET_NO_NEW_PRIVS,
+               F.PR_GET_THP_DISABLE, F.PR_SET_THP_DISABLE}
+
+
+def prctl(t, option, arg2, arg3, arg4, arg5, *_):
+    option = s32(option)
+    if option in _PRCTL_PASS:
+        pointer = option == F.PR_GET_PDEATHSIG
+        return native.syscall(SYS_prctl, option, t.mem.host(arg2, 4) if pointer else arg2, arg3, arg4, arg5)
+    if option == F.PR_SET_NAME:  # the thread's name: ps and top show it for km's thread
+        name = t.mem.cstr(arg2, 4096)[:15] + b"\0"
+        return native.syscall(SYS_prctl, option, native.address_of(bytearray(name)), 0, 0, 0)
+    if option == F.PR_GET_NAME:
+        host = t.mem.host(arg2, 16)
+        return native.syscall(SYS_prctl, option, host, 0, 0, 0)
+    if option == F.PR_SET_VMA:
+        return 0  # naming anonymous memory: nothing to do
+    if option == F.PR_GET_SECCOMP:
+        return 0
+    # PR_SET_SECCOMP and the rest: a seccomp filter would bind the monitor itself
+    raise GuestError(EINVAL)
+
+
+def personality(t, persona, *_):
+    persona = u32(persona)
+    old = t.process.personality
+    if persona != 0xFFFFFFFF:
+        t.process.personality = persona
+    return old
+
+
+def rseq(t, *_):
+    raise GuestError(ENOSYS)
+
+
+def _self_signal(t, sig: int) -> int | None:
+    """A signal the program sends to itself: a default action that ends the program is
+    done here (so km can say so); anything else goes to the host."""
+    if sig == 0 or sig > S.NSIG:
+        return None
+    handler = t.process.actions.handler(sig)
+    blocked = t.sigmask & (1 << (sig - 1)) and sig not in (S.SIGKILL, S.SIGSTOP)
+    if handler == S.SIG_DFL and not blocked and S.default_action(sig) in (S.TERM, S.CORE):
+        raise ProcessExit(signal=sig, message=f"{t.process.name}: killed by {S.name(sig)}",
+                          core=t.process.config.core)
+    return None
+
+
+def kill(t, pid, sig, *_):
+    pid, sig = s32(pid), s32(sig)
+    if sig < 0 or sig > S.NSIG:
+        raise GuestError(EINVAL)
+    if pid in (os.getpid(), 0, -1) or (pid < -1 and -pid == os.getpgrp()):
+        if pid == os.getpid():
+            _self_signal(t, sig)
+    return native.syscall(SYS_kill, pid, sig)
+
+
+def tkill(t, tid, sig, *_):
+    tid, sig = s32(tid), s32(sig)
+    if tid <= 0 or sig < 0 or sig > S.NSIG:
+        raise GuestError(EINVAL)
+    if tid in t.process.tasks:
+        _self_signal(t, sig)
+    return native.syscall(SYS_tkill, tid, sig)
+
+
+def tgkill(t, tgid, tid, sig, *_):
+    tgid, tid, sig = s32(tgid), s32(tid), s32(sig)
+    if tid <= 0 or tgid <= 0 or sig < 0 or sig > S.NSIG:
+        raise GuestError(EINVAL)
+    if tgid == os.getpid() and tid in t.process.tasks:
+        _self_signal(t, sig)
+    return native.syscall(SYS_tgkill, tgid, tid, sig)
+

@@ -1,0 +1,122 @@
+"""read/write family: the I/O path, zero-copy.
+
+A checked guest buffer is a host address inside the window, so the host kernel reads
+or writes guest memory directly.  iovec arrays hold guest pointers: they are copied into
+monitor memory, each entry checked and translated, and the copy is what the host sees
+(a racing guest thread cannot swap a pointer after the check).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from kontain import native
+from kontain.abi.errno import EINVAL
+from kontain.abi.flags import SEEK_HOLE
+from kontain.errors import GuestError
+from kontain.syscalls.common import MAX_RW_COUNT, buffer, ptr, s32
+
+UIO_MAXIOV = 1024
+_sc3 = native.sc3
+_sc4 = native.sc4
+_errno = native.get_errno
+SYS_read, SYS_write, SYS_pread64, SYS_pwrite64, SYS_readv, SYS_writev = 0, 1, 17, 18, 19, 20
+SYS_lseek, SYS_sendfile, SYS_preadv, SYS_pwritev, SYS_preadv2, SYS_pwritev2 = 8, 40, 295, 296, 327, 328
+
+
+def _ret(r: int) -> int:
+    return -_errno() if r == -1 else r
+
+
+def read(t, fd, buf, count, *_):
+    fd = t.fds.check(fd)
+    host, n = buffer(t, buf, count)
+    return _ret(_sc3(SYS_read, fd, host, n))
+
+
+def write(t, fd, buf, count, *_):
+    fd = t.fds.check(fd)
+    host, n = buffer(t, buf, count)
+    return _ret(_sc3(SYS_write, fd, host, n))
+
+
+def pread64(t, fd, buf, count, offset, *_):
+    fd = t.fds.check(fd)
+    host, n = buffer(t, buf, count)
+    return _ret(_sc4(SYS_pread64, fd, host, n, offset))
+
+
+def pwrite64(t, fd, buf, count, offset, *_):
+    fd = t.fds.check(fd)
+    host, n = buffer(t, buf, count)
+    return _ret(_sc4(SYS_pwrite64, fd, host, n, offset))
+
+
+def lseek(t, fd, offset, whence, *_):
+    fd = t.fds.check(fd)
+    whence &= 0xFFFFFFFF
+    if whence > SEEK_HOLE:
+        raise GuestError(EINVAL)
+    return _ret(_sc3(SYS_lseek, fd, offset, whence))
+
+
+def host_iovec(t, addr: int, count: int) -> tuple[bytearray, int]:
+    """A host copy of the guest's iovec array, every buffer checked and translated."""
+    count &= 0xFFFFFFFFFFFFFFFF
+    if count > UIO_MAXIOV:
+        raise GuestError(EINVAL)
+    if count == 0:
+        return bytearray(16), 0
+    raw = t.mem.read(addr, 16 * count)
+    vec = struct.unpack(f"<{2 * count}Q", raw)
+    out = []
+    total = 0
+    for i in range(0, 2 * count, 2):
+        base, length = vec[i], vec[i + 1]
+        if length >= 1 << 63:
+            raise GuestError(EINVAL)
+        if total + length > MAX_RW_COUNT:
+            length = MAX_RW_COUNT - total
+        if length:
+            hb, length = t.mem.host_clamped(base, length)
+        else:
+            hb = 0
+        total += length
+        out += (hb, length)
+    return bytearray(struct.pack(f"<{2 * count}Q", *out)), count
+
+
+def _vec_call(nr: int, t, fd, iov, count, *rest) -> int:
+    fd = t.fds.check(fd)
+    hv, n = host_iovec(t, iov, count)
+    return native.syscall(nr, fd, native.address_of(hv), n, *rest)
+
+
+def readv(t, fd, iov, count, *_):
+    return _vec_call(SYS_readv, t, fd, iov, count)
+
+
+def writev(t, fd, iov, count, *_):
+    return _vec_call(SYS_writev, t, fd, iov, count)
+
+
+def preadv(t, fd, iov, count, pos_l, pos_h, *_):
+    return _vec_call(SYS_preadv, t, fd, iov, count, pos_l, pos_h)
+
+
+def pwritev(t, fd, iov, count, pos_l, pos_h, *_):
+    return _vec_call(SYS_pwritev, t, fd, iov, count, pos_l, pos_h)
+
+
+def preadv2(t, fd, iov, count, pos_l, pos_h, flags):
+    return _vec_call(SYS_preadv2, t, fd, iov, count, pos_l, pos_h, s32(flags))
+
+
+def pwritev2(t, fd, iov, count, pos_l, pos_h, flags):
+    return _vec_call(SYS_pwritev2, t, fd, iov, count, pos_l, pos_h, s32(flags))
+
+
+def sendfile(t, out_fd, in_fd, offset, count, *_):
+    out_fd = t.fds.check(out_fd)
+    in_fd = t.fds.check(in_fd)
+    return _ret(_sc4(SYS_sendfile, out_fd, in_fd, ptr(t, offset, 8), count))

@@ -1,0 +1,123 @@
+"""--strace: each syscall with decoded arguments and its result, strace-style.
+
+Only imported when tracing, so it costs nothing otherwise.  Decoding reads guest memory
+through the checked accessors and never fails: a bad pointer prints as its value.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kontain.abi import errno as E
+from kontain.abi import flags as F
+from kontain.abi.signals import name as signal_name
+from kontain.abi.syscalls import NAMES
+from kontain.errors import GuestError
+
+# argument formats: d int, u unsigned, x hex, f fd, a dirfd, s path, b buffer in (shown
+# before), B buffer out (shown after, length = result), o open flags, m octal mode,
+# P prot, M mmap flags, p pointer, S signal number, -: stop
+SIGNATURES: dict[str, str] = {
+    "read": "f B u", "write": "f b u", "open": "s o m", "close": "f", "stat": "s p", "fstat": "f p",
+    "lstat": "s p", "poll": "p u d", "lseek": "f d d", "mmap": "p u P M f x", "mprotect": "p u P",
+    "munmap": "p u", "brk": "p", "rt_sigaction": "S p p u", "rt_sigprocmask": "d p p u", "ioctl": "f x p",
+    "pread64": "f B u d", "pwrite64": "f b u d", "readv": "f p d", "writev": "f p d", "access": "s o",
+    "pipe": "p", "pipe2": "p o", "dup": "f", "dup2": "f f", "dup3": "f f o", "nanosleep": "p p",
+    "getpid": "", "exit": "d", "exit_group": "d", "kill": "d S", "uname": "p", "fcntl": "f d x",
+    "getdents64": "f p u", "getcwd": "p u", "chdir": "s", "fchdir": "f", "rename": "s s", "mkdir": "s m",
+    "rmdir": "s", "unlink": "s", "readlink": "s p u", "chmod": "s m", "umask": "m", "getrlimit": "d p",
+    "setrlimit": "d p", "prlimit64": "d d p p", "arch_prctl": "x p", "set_tid_address": "p",
+    "set_robust_list": "p u", "openat": "a s o m", "newfstatat": "a s p x", "readlinkat": "a s p u",
+    "unlinkat": "a s x", "mkdirat": "a s m", "faccessat": "a s o", "faccessat2": "a s o x",
+    "clock_gettime": "d p", "gettimeofday": "p p", "getrandom": "p u x", "mremap": "p u u x p",
+    "madvise": "p u d", "statx": "a s x x p", "tgkill": "d d S", "tkill": "d S", "futex": "p d d p p d",
+    "prctl": "d x x x x", "sigaltstack": "p p", "gettid": "", "getuid": "", "geteuid": "", "getgid": "",
+    "getegid": "", "getppid": "", "sched_getaffinity": "d u p", "sched_yield": "", "rseq": "p u x x",
+    "clock_nanosleep": "d x p p", "select": "d p p p p", "pselect6": "d p p p p p", "ppoll": "p u p p u",
+    "sendfile": "f f p u", "ftruncate": "f d", "truncate": "s d", "fsync": "f", "close_range": "f f x",
+    "sysinfo": "p", "times": "p", "getrusage": "d p", "wait4": "d p x p", "memfd_create": "s x",
+}
+_OPEN_FLAGS = [(F.O_WRONLY, "O_WRONLY"), (F.O_RDWR, "O_RDWR"), (F.O_CREAT, "O_CREAT"), (F.O_EXCL, "O_EXCL"),
+               (F.O_NOCTTY, "O_NOCTTY"), (F.O_TRUNC, "O_TRUNC"), (F.O_APPEND, "O_APPEND"),
+               (F.O_NONBLOCK, "O_NONBLOCK"), (F.O_DIRECTORY, "O_DIRECTORY"), (F.O_NOFOLLOW, "O_NOFOLLOW"),
+               (F.O_CLOEXEC, "O_CLOEXEC"), (F.O_PATH, "O_PATH"), (F.O_LARGEFILE, "O_LARGEFILE")]
+_PROT = [(F.PROT_READ, "PROT_READ"), (F.PROT_WRITE, "PROT_WRITE"), (F.PROT_EXEC, "PROT_EXEC")]
+_MAP = [(F.MAP_SHARED, "MAP_SHARED"), (F.MAP_PRIVATE, "MAP_PRIVATE"), (F.MAP_FIXED, "MAP_FIXED"),
+        (F.MAP_ANONYMOUS, "MAP_ANONYMOUS"), (F.MAP_NORESERVE, "MAP_NORESERVE"), (F.MAP_POPULATE, "MAP_POPULATE"),
+        (F.MAP_STACK, "MAP_STACK"), (F.MAP_FIXED_NOREPLACE, "MAP_FIXED_NOREPLACE"), (F.MAP_GROWSDOWN, "MAP_GROWSDOWN")]
+_SHOW = 32  # bytes of a buffer to show
+
+
+def _flags(value: int, table: list[tuple[int, str]], zero: str = "0") -> str:
+    names = [n for bit, n in table if value & bit == bit and bit]
+    rest = value & ~sum(bit for bit, _ in table)
+    if rest:
+        names.append(hex(rest))
+    return "|".join(names) if names else zero
+
+
+def _str(t, addr: int, limit: int | None = None) -> str:
+    if addr == 0:
+        return "NULL"
+    try:
+        if limit is None:
+            data = t.mem.cstr(addr)
+        else:
+            data = t.mem.read(addr, max(0, min(limit, _SHOW)))
+    except GuestError:
+        return hex(addr)
+    text = repr(data)[1:]
+    if limit is not None and limit > _SHOW:
+        text += "..."
+    return text
+
+
+def _arg(t, kind: str, v: int, nr_args: tuple[int, ...], res: int | None) -> str:
+    u = v & 0xFFFFFFFFFFFFFFFF
+    if kind in ("d", "f"):
+        x = v & 0xFFFFFFFF
+        return str(x - (1 << 32) if x & 0x80000000 else x)
+    if kind == "a":
+        x = v & 0xFFFFFFFF
+        x = x - (1 << 32) if x & 0x80000000 else x
+        return "AT_FDCWD" if x == F.AT_FDCWD else str(x)
+    if kind == "u":
+        return str(u)
+    if kind == "s":
+        return _str(t, u)
+    if kind == "b":
+        return _str(t, u, nr_args[2])
+    if kind == "B":
+        return _str(t, u, res) if res is not None and res >= 0 else hex(u)
+    if kind == "o":
+        v &= 0xFFFFFFFF
+        text = _flags(v, _OPEN_FLAGS, "")
+        return "O_RDONLY" + ("|" + text if text else "") if not v & F.O_ACCMODE else text
+    if kind == "m":
+        return f"0{u & 0o7777:o}"
+    if kind == "P":
+        return _flags(v, _PROT, "PROT_NONE")
+    if kind == "M":
+        return _flags(v & 0xFFFFFFFF, _MAP)
+    if kind == "S":
+        return signal_name(v & 0xFFFFFFFF)
+    if kind == "p":
+        return "NULL" if u == 0 else hex(u)
+    return hex(u)
+
+
+def _sig(nr: int) -> tuple[str, list[str]]:
+    name = NAMES[nr] if 0 <= nr < len(NAMES) and NAMES[nr] else f"syscall_{nr:#x}"
+    return name, SIGNATURES.get(name, "x x x").split()
+
+
+def format_call(t, nr: int, args: tuple[int, ...], res: int | None) -> str:
+    """``name(arg, ...) = result``; ``res`` None: the call did not return."""
+    name, kinds = _sig(nr)
+    shown = ", ".join(_arg(t, k, a, args, res) for k, a in zip(kinds, args))
+    if res is None:
+        return f"{name}({shown}) = ?"
+    if -4096 < res < 0:
+        return f"{name}({shown}) = -1 {E.name(-res)} ({os.strerror(-res)})"
+    value = hex(res & 0xFFFFFFFFFFFFFFFF) if name in ("mmap", "brk", "mremap") else str(res)
+    return f"{name}({shown}) = {value}"

@@ -1,0 +1,290 @@
+"""The syscall table: one line per system call, in number order.
+
+Each entry is (number, name, handler, support level, note).  ``FULL`` means the call
+behaves as on Linux; ``PARTIAL`` that it works with the difference in the note; calls
+not listed fail with ENOSYS.  docs/compat.md is generated from this table
+(``python -m kontain.syscalls.table > docs/compat.md``), and tests/unit/test_table.py
+checks that every number and name agrees with the ABI.
+
+``P(nr, kinds)`` is a pass-through handler (common.passthrough): the host kernel serves
+the call once its arguments are checked and translated.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from kontain.abi.syscalls import MAX_NR, NAMES
+from kontain.syscalls import fs, futex, identity, ioctl, mm, poll, process, rw, signal, sysinfo
+from kontain.syscalls.common import Handler, passthrough
+
+FULL, PARTIAL, NONE = "full", "partial", "none"
+
+
+class Entry(NamedTuple):
+    nr: int
+    name: str
+    handler: Handler | None
+    level: str
+    note: str = ""
+
+
+def P(nr: int, kinds: str = "", result: str = "") -> Handler:
+    return passthrough(nr, kinds, result)
+
+
+_NO_DELIVERY = "dispositions are kept; handlers are not run yet"
+
+TABLE: tuple[Entry, ...] = (
+    Entry(0, "read", rw.read, FULL),
+    Entry(1, "write", rw.write, FULL),
+    Entry(2, "open", fs.open, FULL),
+    Entry(3, "close", fs.close, FULL),
+    Entry(4, "stat", P(4, "s p144"), FULL),
+    Entry(5, "fstat", P(5, "f p144"), FULL),
+    Entry(6, "lstat", P(6, "s p144"), FULL),
+    Entry(7, "poll", poll.poll, FULL),
+    Entry(8, "lseek", rw.lseek, FULL),
+    Entry(9, "mmap", mm.mmap, PARTIAL, "PROT_EXEC is not separate from PROT_READ"),
+    Entry(10, "mprotect", mm.mprotect, PARTIAL, "PROT_EXEC is not separate from PROT_READ"),
+    Entry(11, "munmap", mm.munmap, FULL),
+    Entry(12, "brk", mm.brk, FULL),
+    Entry(13, "rt_sigaction", signal.rt_sigaction, PARTIAL, _NO_DELIVERY),
+    Entry(14, "rt_sigprocmask", signal.rt_sigprocmask, PARTIAL, _NO_DELIVERY),
+    Entry(15, "rt_sigreturn", signal.rt_sigreturn, PARTIAL, "no signal frames yet"),
+    Entry(16, "ioctl", ioctl.ioctl, PARTIAL, "terminal and FIO* requests; others ENOTTY"),
+    Entry(17, "pread64", rw.pread64, FULL),
+    Entry(18, "pwrite64", rw.pwrite64, FULL),
+    Entry(19, "readv", rw.readv, FULL),
+    Entry(20, "writev", rw.writev, FULL),
+    Entry(21, "access", P(21, "s i"), FULL),
+    Entry(22, "pipe", fs.pipe, FULL),
+    Entry(23, "select", poll.select, FULL),
+    Entry(24, "sched_yield", P(24), FULL),
+    Entry(25, "mremap", mm.mremap, PARTIAL, "old_size 0 (duplicating a shared mapping) is EINVAL"),
+    Entry(26, "msync", mm.msync, FULL),
+    Entry(27, "mincore", mm.mincore, FULL),
+    Entry(28, "madvise", mm.madvise, PARTIAL, "MADV_DONTFORK is ignored"),
+    Entry(32, "dup", fs.dup, FULL),
+    Entry(33, "dup2", fs.dup2, FULL),
+    Entry(34, "pause", P(34), PARTIAL, "returns only when a host signal ends km"),
+    Entry(35, "nanosleep", P(35, "p16 p16"), FULL),
+    Entry(36, "getitimer", P(36, "i p32"), FULL),
+    Entry(37, "alarm", P(37, "v"), PARTIAL, "SIGALRM takes its default action"),
+    Entry(38, "setitimer", P(38, "i p32 p32"), PARTIAL, "the signal takes its default action"),
+    Entry(39, "getpid", P(39), FULL),
+    Entry(40, "sendfile", rw.sendfile, FULL),
+    Entry(60, "exit", process.exit, FULL),
+    Entry(61, "wait4", P(61, "i p4 i p144"), PARTIAL, "there are no child processes yet"),
+    Entry(62, "kill", process.kill, PARTIAL, _NO_DELIVERY),
+    Entry(63, "uname", P(63, "p390"), FULL),
+    Entry(72, "fcntl", fs.fcntl, FULL),
+    Entry(73, "flock", P(73, "f i"), FULL),
+    Entry(74, "fsync", P(74, "f"), FULL),
+    Entry(75, "fdatasync", P(75, "f"), FULL),
+    Entry(76, "truncate", P(76, "s v"), FULL),
+    Entry(77, "ftruncate", P(77, "f v"), FULL),
+    Entry(78, "getdents", P(78, "f b2 v"), FULL),
+    Entry(79, "getcwd", P(79, "b1 v"), FULL),
+    Entry(80, "chdir", P(80, "s"), FULL),
+    Entry(81, "fchdir", P(81, "f"), FULL),
+    Entry(82, "rename", P(82, "s s"), FULL),
+    Entry(83, "mkdir", P(83, "s v"), FULL),
+    Entry(84, "rmdir", P(84, "s"), FULL),
+    Entry(85, "creat", fs.creat, FULL),
+    Entry(86, "link", P(86, "s s"), FULL),
+    Entry(87, "unlink", P(87, "s"), FULL),
+    Entry(88, "symlink", P(88, "s s"), FULL),
+    Entry(89, "readlink", fs.readlink, FULL),
+    Entry(90, "chmod", P(90, "s v"), FULL),
+    Entry(91, "fchmod", P(91, "f v"), FULL),
+    Entry(92, "chown", P(92, "s i i"), FULL),
+    Entry(93, "fchown", P(93, "f i i"), FULL),
+    Entry(94, "lchown", P(94, "s i i"), FULL),
+    Entry(95, "umask", P(95, "v"), FULL),
+    Entry(96, "gettimeofday", P(96, "p16 p8"), FULL),
+    Entry(97, "getrlimit", sysinfo.getrlimit, FULL),
+    Entry(98, "getrusage", P(98, "i p144"), PARTIAL, "counts the monitor's time too"),
+    Entry(99, "sysinfo", P(99, "p112"), FULL),
+    Entry(100, "times", P(100, "p32"), PARTIAL, "counts the monitor's time too"),
+    Entry(102, "getuid", P(102), FULL),
+    Entry(104, "getgid", P(104), FULL),
+    Entry(105, "setuid", P(105, "v"), FULL),
+    Entry(106, "setgid", P(106, "v"), FULL),
+    Entry(107, "geteuid", P(107), FULL),
+    Entry(108, "getegid", P(108), FULL),
+    Entry(109, "setpgid", P(109, "i i"), FULL),
+    Entry(110, "getppid", P(110), FULL),
+    Entry(111, "getpgrp", P(111), FULL),
+    Entry(112, "setsid", P(112), FULL),
+    Entry(113, "setreuid", P(113, "v v"), FULL),
+    Entry(114, "setregid", P(114, "v v"), FULL),
+    Entry(115, "getgroups", identity.getgroups, FULL),
+    Entry(116, "setgroups", identity.setgroups, FULL),
+    Entry(117, "setresuid", P(117, "v v v"), FULL),
+    Entry(118, "getresuid", P(118, "p4 p4 p4"), FULL),
+    Entry(119, "setresgid", P(119, "v v v"), FULL),
+    Entry(120, "getresgid", P(120, "p4 p4 p4"), FULL),
+    Entry(121, "getpgid", P(121, "i"), FULL),
+    Entry(122, "setfsuid", P(122, "v"), FULL),
+    Entry(123, "setfsgid", P(123, "v"), FULL),
+    Entry(124, "getsid", P(124, "i"), FULL),
+    Entry(125, "capget", P(125, "p8 p24"), FULL),
+    Entry(126, "capset", P(126, "p8 p24"), FULL),
+    Entry(127, "rt_sigpending", signal.rt_sigpending, PARTIAL, "nothing is ever pending yet"),
+    Entry(131, "sigaltstack", signal.sigaltstack, PARTIAL, _NO_DELIVERY),
+    Entry(132, "utime", P(132, "s p16"), FULL),
+    Entry(133, "mknod", P(133, "s v v"), FULL),
+    Entry(135, "personality", process.personality, PARTIAL, "recorded, has no effect"),
+    Entry(137, "statfs", P(137, "s p120"), FULL),
+    Entry(138, "fstatfs", P(138, "f p120"), FULL),
+    Entry(140, "getpriority", P(140, "i i"), FULL),
+    Entry(141, "setpriority", P(141, "i i i"), FULL),
+    Entry(142, "sched_setparam", P(142, "i p4"), FULL),
+    Entry(143, "sched_getparam", P(143, "i p4"), FULL),
+    Entry(144, "sched_setscheduler", P(144, "i i p4"), FULL),
+    Entry(145, "sched_getscheduler", P(145, "i"), FULL),
+    Entry(146, "sched_get_priority_max", P(146, "i"), FULL),
+    Entry(147, "sched_get_priority_min", P(147, "i"), FULL),
+    Entry(148, "sched_rr_get_interval", P(148, "i p16"), FULL),
+    Entry(149, "mlock", mm.mlock, FULL),
+    Entry(150, "munlock", mm.munlock, FULL),
+    Entry(151, "mlockall", P(151, "i"), PARTIAL, "locks the monitor's memory too"),
+    Entry(152, "munlockall", P(152), FULL),
+    Entry(157, "prctl", process.prctl, PARTIAL, "common options; seccomp is EINVAL"),
+    Entry(158, "arch_prctl", process.arch_prctl, FULL),
+    Entry(160, "setrlimit", sysinfo.setrlimit, PARTIAL, "RLIMIT_AS and RLIMIT_DATA are recorded, not enforced"),
+    Entry(161, "chroot", P(161, "s"), FULL),
+    Entry(162, "sync", P(162), FULL),
+    Entry(170, "sethostname", P(170, "b1 v"), FULL),
+    Entry(171, "setdomainname", P(171, "b1 v"), FULL),
+    Entry(186, "gettid", P(186), FULL),
+    Entry(187, "readahead", P(187, "f v v"), FULL),
+    Entry(188, "setxattr", P(188, "s s b3 v i"), FULL),
+    Entry(189, "lsetxattr", P(189, "s s b3 v i"), FULL),
+    Entry(190, "fsetxattr", P(190, "f s b3 v i"), FULL),
+    Entry(191, "getxattr", P(191, "s s b3 v"), FULL),
+    Entry(192, "lgetxattr", P(192, "s s b3 v"), FULL),
+    Entry(193, "fgetxattr", P(193, "f s b3 v"), FULL),
+    Entry(194, "listxattr", P(194, "s b2 v"), FULL),
+    Entry(195, "llistxattr", P(195, "s b2 v"), FULL),
+    Entry(196, "flistxattr", P(196, "f b2 v"), FULL),
+    Entry(197, "removexattr", P(197, "s s"), FULL),
+    Entry(198, "lremovexattr", P(198, "s s"), FULL),
+    Entry(199, "fremovexattr", P(199, "f s"), FULL),
+    Entry(200, "tkill", process.tkill, PARTIAL, _NO_DELIVERY),
+    Entry(201, "time", P(201, "p8"), FULL),
+    Entry(202, "futex", futex.futex, PARTIAL, "FUTEX_FD is ENOSYS (as since Linux 2.6.26)"),
+    Entry(203, "sched_setaffinity", P(203, "i v b1"), FULL),
+    Entry(204, "sched_getaffinity", P(204, "i v b1"), FULL),
+    Entry(217, "getdents64", P(217, "f b2 v"), FULL),
+    Entry(218, "set_tid_address", process.set_tid_address, FULL),
+    Entry(221, "fadvise64", P(221, "f v v i"), FULL),
+    Entry(228, "clock_gettime", P(228, "i p16"), FULL),
+    Entry(229, "clock_getres", P(229, "i p16"), FULL),
+    Entry(230, "clock_nanosleep", P(230, "i i p16 p16"), FULL),
+    Entry(231, "exit_group", process.exit_group, FULL),
+    Entry(234, "tgkill", process.tgkill, PARTIAL, _NO_DELIVERY),
+    Entry(235, "utimes", P(235, "s p32"), FULL),
+    Entry(247, "waitid", P(247, "i i p128 i p144"), PARTIAL, "there are no child processes yet"),
+    Entry(257, "openat", fs.openat, FULL),
+    Entry(258, "mkdirat", P(258, "d s v"), FULL),
+    Entry(259, "mknodat", P(259, "d s v v"), FULL),
+    Entry(260, "fchownat", P(260, "d s i i i"), FULL),
+    Entry(261, "futimesat", P(261, "d s p32"), FULL),
+    Entry(262, "newfstatat", P(262, "d s p144 i"), FULL),
+    Entry(263, "unlinkat", P(263, "d s i"), FULL),
+    Entry(264, "renameat", P(264, "d s d s"), FULL),
+    Entry(265, "linkat", P(265, "d s d s i"), FULL),
+    Entry(266, "symlinkat", P(266, "s d s"), FULL),
+    Entry(267, "readlinkat", fs.readlinkat, FULL),
+    Entry(268, "fchmodat", P(268, "d s v"), FULL),
+    Entry(269, "faccessat", P(269, "d s i"), FULL),
+    Entry(270, "pselect6", poll.pselect6, FULL),
+    Entry(271, "ppoll", poll.ppoll, FULL),
+    Entry(273, "set_robust_list", process.set_robust_list, FULL),
+    Entry(274, "get_robust_list", process.get_robust_list, FULL),
+    Entry(275, "splice", P(275, "f p8 f p8 v v"), FULL),
+    Entry(276, "tee", P(276, "f f v v"), FULL),
+    Entry(277, "sync_file_range", P(277, "f v v v"), FULL),
+    Entry(280, "utimensat", P(280, "d s p32 i"), FULL),
+    Entry(285, "fallocate", P(285, "f i v v"), FULL),
+    Entry(292, "dup3", fs.dup3, FULL),
+    Entry(293, "pipe2", fs.pipe2, FULL),
+    Entry(295, "preadv", rw.preadv, FULL),
+    Entry(296, "pwritev", rw.pwritev, FULL),
+    Entry(302, "prlimit64", sysinfo.prlimit64, PARTIAL, "RLIMIT_AS and RLIMIT_DATA are recorded, not enforced"),
+    Entry(306, "syncfs", P(306, "f"), FULL),
+    Entry(309, "getcpu", P(309, "p4 p4 v"), FULL),
+    Entry(316, "renameat2", P(316, "d s d s v"), FULL),
+    Entry(318, "getrandom", P(318, "b1 v v"), FULL),
+    Entry(319, "memfd_create", P(319, "s v", "fd"), FULL),
+    Entry(325, "mlock2", mm.mlock2, FULL),
+    Entry(326, "copy_file_range", P(326, "f p8 f p8 v v"), FULL),
+    Entry(327, "preadv2", rw.preadv2, FULL),
+    Entry(328, "pwritev2", rw.pwritev2, FULL),
+    Entry(332, "statx", P(332, "d s i v p256"), FULL),
+    Entry(334, "rseq", process.rseq, PARTIAL, "ENOSYS: C libraries then do without"),
+    Entry(436, "close_range", fs.close_range, FULL),
+    Entry(439, "faccessat2", P(439, "d s i i"), FULL),
+    Entry(452, "fchmodat2", P(452, "d s v i"), FULL),
+)
+
+# Not supported yet, with the reason (the compatibility table shows these notes).
+PLANNED = {
+    "clone": "threads and processes are not supported yet",
+    "clone3": "threads and processes are not supported yet",
+    "fork": "processes are not supported yet",
+    "vfork": "processes are not supported yet",
+    "execve": "processes are not supported yet",
+    "execveat": "processes are not supported yet",
+    "socket": "sockets are not supported yet",
+    "epoll_create1": "epoll is not supported yet",
+    "rt_sigsuspend": "signal delivery is not supported yet",
+    "rt_sigtimedwait": "signal delivery is not supported yet",
+    "ptrace": "not supported: use km's gdb stub",
+    "seccomp": "a filter would bind the monitor itself",
+}
+
+HANDLERS: list[Handler | None] = [None] * (MAX_NR + 1)
+for _e in TABLE:
+    HANDLERS[_e.nr] = _e.handler
+
+
+def name(nr: int) -> str:
+    return NAMES[nr] if 0 <= nr <= MAX_NR and NAMES[nr] else f"syscall_{nr}"
+
+
+def entries() -> list[Entry]:
+    """Every syscall number, supported or not, in order."""
+    known = {e.nr: e for e in TABLE}
+    out = []
+    for nr, n in enumerate(NAMES):
+        if n is None:
+            continue
+        out.append(known.get(nr) or Entry(nr, n, None, NONE, PLANNED.get(n, "")))
+    return out
+
+
+def compat_markdown() -> str:
+    """docs/compat.md."""
+    rows = entries()
+    counts = {lvl: sum(1 for e in rows if e.level == lvl) for lvl in (FULL, PARTIAL, NONE)}
+    lines = [
+        "# System call compatibility",
+        "",
+        "Generated from `src/kontain/syscalls/table.py` by `make compat`; do not edit.",
+        "",
+        f"x86-64 Linux system calls: {counts[FULL]} supported, {counts[PARTIAL]} partly supported "
+        f"(see the note), {counts[NONE]} not supported (they fail with ENOSYS, and `km --strace` shows them).",
+        "",
+        "| nr | name | support | note |",
+        "|---:|---|---|---|",
+    ]
+    for e in rows:
+        lines.append(f"| {e.nr} | {e.name} | {e.level} | {e.note} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(compat_markdown(), end="")
