@@ -74,8 +74,9 @@ class _CFunc(_ctypes.CFuncPtr):
     _restype_ = c_long
 
 
-def _fn(name: str, *argtypes: type) -> _CFunc:
+def _fn(name: str, restype: type, *argtypes: type) -> _CFunc:
     f = _CFunc((name, _libc))
+    f.restype = restype
     f.argtypes = argtypes
     return f
 
@@ -84,7 +85,7 @@ get_errno = _ctypes.get_errno
 
 # syscall(2) with a fixed number of arguments: ctypes converts each argument, so fewer
 # declared arguments make a cheaper call (about 0.3 us per argument).
-_sc = [_fn("syscall", *([c_long] * (n + 1))) for n in range(7)]
+_sc = [_fn("syscall", c_long, *([c_long] * (n + 1))) for n in range(7)]
 sc0, sc1, sc2, sc3, sc4, sc5, sc6 = _sc
 
 
@@ -111,7 +112,7 @@ def syscall6(nr: int, a: int, b: int, c: int, d: int, e: int, f: int) -> int:
     return -get_errno() if r == -1 else r
 
 
-_ioctl = _fn("ioctl", c_int, c_ulong, c_ulong)
+_ioctl = _fn("ioctl", c_int, c_int, c_ulong, c_ulong)
 
 
 def ioctl(fd: int, request: int, arg: int = 0) -> int:
@@ -120,10 +121,10 @@ def ioctl(fd: int, request: int, arg: int = 0) -> int:
     return -get_errno() if r == -1 else r
 
 
-_mmap = _fn("mmap", c_ulong, c_ulong, c_int, c_int, c_int, c_long)
-_munmap = _fn("munmap", c_ulong, c_ulong)
-_mprotect = _fn("mprotect", c_ulong, c_ulong, c_int)
-_madvise = _fn("madvise", c_ulong, c_ulong, c_int)
+_mmap = _fn("mmap", c_long, c_ulong, c_ulong, c_int, c_int, c_int, c_long)
+_munmap = _fn("munmap", c_int, c_ulong, c_ulong)
+_mprotect = _fn("mprotect", c_int, c_ulong, c_ulong, c_int)
+_madvise = _fn("madvise", c_int, c_ulong, c_ulong, c_int)
 
 MAP_FAILED = -1
 

@@ -6,6 +6,8 @@ a syscall goes to the dispatcher, a fault becomes a signal.
 
 from __future__ import annotations
 
+import os
+
 from kontain.abi import signals as S
 from kontain.arch.x86_64 import cpu
 from kontain.kernel import faults
@@ -25,6 +27,7 @@ class Task:
         self.q = vcpu.q
         self.tid = tid
         self.sigmask = 0
+        self.pending = 0  # signals sent to the program that it has not taken yet
         self.clear_child_tid = 0
         self.robust_list = (0, 0)
         self.altstack = (0, S.SS_DISABLE, 0)
@@ -44,6 +47,30 @@ class Task:
     @property
     def rip(self) -> int:
         return self.q[k.RIP] & 0xFFFFFFFFFFFFFFFF
+
+    # -- signals the program sends itself ----------------------------------------------
+    def signal_self(self, sig: int) -> None:
+        """kill/tkill/tgkill aimed at this process or thread.  A signal is pending until
+        the program unblocks it; then its disposition decides.  (Running handlers is
+        not done yet: a signal with a handler stays pending.)"""
+        self.pending |= 1 << (sig - 1)
+        self.take_pending()
+
+    def take_pending(self) -> None:
+        """Act on pending, unblocked signals: the default action, or discard if ignored."""
+        ready = self.pending & ~self.sigmask
+        while ready:
+            sig = (ready & -ready).bit_length()
+            ready &= ready - 1
+            handler = self.process.actions.handler(sig)
+            action = S.default_action(sig)
+            if handler == S.SIG_IGN or (handler == S.SIG_DFL and action in (S.IGNORE, S.CONT, S.STOP)):
+                self.pending &= ~(1 << (sig - 1))
+                if handler == S.SIG_DFL and action == S.STOP:
+                    os.kill(os.getpid(), sig)  # stop km itself; SIGCONT resumes it
+            elif handler == S.SIG_DFL:
+                raise ProcessExit(signal=sig, message=f"{self.process.name}: killed by {S.name(sig)}",
+                                  core=self.process.config.core and action == S.CORE)
 
     # -- exits other than syscalls (the vCPU loop's ExitHandler) ----------------------
     def on_exception(self, frame_rsp: int) -> None:

@@ -152,7 +152,31 @@ class AddressSpace:
         self._vmas[i:j] = merged
         self._starts[i:j] = [v.start for v in merged]
         self.committed += sum(self._cost(v) for v in new) - sum(self._cost(v) for v in removed)
+        self._merge(max(i - 1, 0), i + len(merged) + 1)
         return removed
+
+    @staticmethod
+    def _mergeable(a: Vma, b: Vma) -> bool:
+        """Would Linux merge these neighbours into one VMA?  (Same protection and kind;
+        a file mapping only with the next part of the same file; shared anonymous
+        mappings are each their own object.)"""
+        if a.end != b.start or a.prot != b.prot or a.flags != b.flags or a.name != b.name:
+            return False
+        if a.anonymous:
+            return not a.shared
+        return b.offset == a.offset + (a.end - a.start)
+
+    def _merge(self, lo: int, hi: int) -> None:
+        k = lo
+        while k < min(hi, len(self._vmas)) - 1:
+            a, b = self._vmas[k], self._vmas[k + 1]
+            if self._mergeable(a, b):
+                a.end = b.end
+                del self._vmas[k + 1]
+                del self._starts[k + 1]
+                hi -= 1
+            else:
+                k += 1
 
     def _check_limit(self, extra: int) -> None:
         if self.limit is not None and extra > 0 and self.committed + extra > self.limit:

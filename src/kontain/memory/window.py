@@ -6,11 +6,15 @@ in the host, either as guest memory or as ``PROT_NONE`` (nothing else, like a Py
 allocation, can ever land inside it), and a ``PROT_NONE`` guard follows it.
 
 This is the security boundary of memory (DESIGN.md 2.3): every guest address that
-reaches a host call or the monitor's own accesses goes through :meth:`host` or the
-read/write helpers here, which check that the whole range lies in the window.  Inside
-the window, a hole is ``PROT_NONE`` on the host, so the host call itself fails with
-EFAULT; monitor-side copies use process_vm_readv/writev, which fail the same way
-instead of crashing the monitor.
+reaches a host call goes through :meth:`host`, and every monitor-side access through the
+read/write helpers here.  :meth:`host` maps an address inside the window to its host
+address, and any other address to a "poison" address inside the guard, so the host call
+fails with EFAULT exactly where and when Linux would: after its other checks (a bad
+descriptor is still EBADF), and only if it touches the memory.  The guard is larger
+than any length the monitor passes to the host (MAX_RW_COUNT), so a range that starts
+in the window or the guard ends in the window or the guard.  Holes inside the window are
+``PROT_NONE`` on the host and fail the same way.  Monitor-side copies use
+process_vm_readv/writev, which fail with EFAULT instead of crashing the monitor.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from kontain.errors import GuestError
 _PROT_NONE = 0
 _MAP_PRIVATE_ANON_NORESERVE = 0x02 | 0x20 | 0x4000
 _MAP_FIXED = 0x10
-GUARD = 2 << 20
+GUARD = 4 << 30  # > MAX_RW_COUNT: costs address space only
+USER_LIMIT = 0x7FFFFFFFF000  # Linux's TASK_SIZE on x86-64 (4-level paging)
+NONCANONICAL = 1 << 63
 _ALIGN = 1 << 30  # host base aligned so that guest and host 2 MiB pages coincide
 
 _U64 = struct.Struct("<Q")
@@ -52,20 +58,18 @@ class GuestMemory:
 
     # -- translation ---------------------------------------------------------------
     def host(self, addr: int, length: int = 0) -> int:
-        """Host address of guest range [addr, addr+length); GuestError(EFAULT) if any of it
-        lies outside the window.  The range may still contain holes: host calls fail on
-        those with EFAULT by themselves."""
-        if addr < 0 or length < 0 or addr + length > self.size:
+        """The host address a host call may use for guest range [addr, addr+length):
+        inside the window, its host address; otherwise a poison address in the guard
+        (same offset in its page, so alignment checks come out as on Linux)."""
+        if length > GUARD:
             raise _EFAULT
-        return self.base + addr
-
-    def host_clamped(self, addr: int, length: int) -> tuple[int, int]:
-        """(host address, length) for a byte buffer of a read-like call: Linux only faults
-        on bytes it actually touches, so a count that runs past the window is cut at the
-        window's end instead of failing up front."""
-        if addr < 0 or addr >= self.size or length < 0:
-            raise _EFAULT
-        return self.base + addr, min(length, self.size - addr)
+        if 0 <= addr < self.size:
+            return self.base + addr
+        if 0 <= addr < USER_LIMIT:
+            return self.base + self.size + (addr & 0xFFF)
+        # not a user address on Linux at all: the host rejects it up front (access_ok),
+        # as Linux would; a non-canonical address can be no host's memory
+        return NONCANONICAL | (addr & 0xFFF)
 
     def contains(self, addr: int, length: int = 0) -> bool:
         return 0 <= addr and 0 <= length and addr + length <= self.size

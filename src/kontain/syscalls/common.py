@@ -54,8 +54,8 @@ def ptr(t, addr: int, size: int = 1) -> int:
 
 
 def path(t, addr: int) -> int:
-    """A path argument: its first byte must be in the window; the host kernel reads the
-    rest, stopping at the NUL or failing with EFAULT at the guard past the window."""
+    """A path argument: the host kernel reads the string, stopping at the NUL or failing
+    with EFAULT in the guard past the window."""
     if addr == 0:
         return 0
     return t.mem.host(addr, 1)
@@ -66,9 +66,7 @@ def buffer(t, addr: int, length: int) -> tuple[int, int]:
     length = u64(length)
     if length > MAX_RW_COUNT:
         length = MAX_RW_COUNT
-    if length == 0:
-        return (t.mem.base + addr if 0 <= addr < t.mem.size else 0), 0
-    return t.mem.host_clamped(addr, length)
+    return t.mem.host(addr, length), length
 
 
 # -- pass-through -----------------------------------------------------------------

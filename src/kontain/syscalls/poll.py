@@ -38,7 +38,7 @@ def _poll_common(t, fds_addr, nfds, call) -> int:
     if r < 0:
         return r
     for i in hidden:
-        struct.pack_into("<ih", raw, 8 * i, 0x7FFFFFFF, POLLNVAL)
+        struct.pack_into("<h", raw, 8 * i + 6, POLLNVAL)
         r += 1
     # write back only revents, keeping the program's fd and events as they are now
     out = t.mem.read(fds_addr, 8 * nfds)

@@ -109,26 +109,16 @@ def rseq(t, *_):
     raise GuestError(ENOSYS)
 
 
-def _self_signal(t, sig: int) -> int | None:
-    """A signal the program sends to itself: a default action that ends the program is
-    done here (so km can say so); anything else goes to the host."""
-    if sig == 0 or sig > S.NSIG:
-        return None
-    handler = t.process.actions.handler(sig)
-    blocked = t.sigmask & (1 << (sig - 1)) and sig not in (S.SIGKILL, S.SIGSTOP)
-    if handler == S.SIG_DFL and not blocked and S.default_action(sig) in (S.TERM, S.CORE):
-        raise ProcessExit(signal=sig, message=f"{t.process.name}: killed by {S.name(sig)}",
-                          core=t.process.config.core)
-    return None
-
-
 def kill(t, pid, sig, *_):
     pid, sig = s32(pid), s32(sig)
     if sig < 0 or sig > S.NSIG:
         raise GuestError(EINVAL)
-    if pid in (os.getpid(), 0, -1) or (pid < -1 and -pid == os.getpgrp()):
-        if pid == os.getpid():
-            _self_signal(t, sig)
+    if pid == os.getpid():
+        if sig:
+            t.signal_self(sig)
+        return 0
+    # 0, -1 and -pgrp include this process: the host delivers to km by its mirrored
+    # dispositions (see kernel/signals.py)
     return native.syscall(SYS_kill, pid, sig)
 
 
@@ -137,7 +127,9 @@ def tkill(t, tid, sig, *_):
     if tid <= 0 or sig < 0 or sig > S.NSIG:
         raise GuestError(EINVAL)
     if tid in t.process.tasks:
-        _self_signal(t, sig)
+        if sig:
+            t.process.tasks[tid].signal_self(sig)
+        return 0
     return native.syscall(SYS_tkill, tid, sig)
 
 
@@ -146,6 +138,8 @@ def tgkill(t, tgid, tid, sig, *_):
     if tid <= 0 or tgid <= 0 or sig < 0 or sig > S.NSIG:
         raise GuestError(EINVAL)
     if tgid == os.getpid() and tid in t.process.tasks:
-        _self_signal(t, sig)
+        if sig:
+            t.process.tasks[tid].signal_self(sig)
+        return 0
     return native.syscall(SYS_tgkill, tgid, tid, sig)
 

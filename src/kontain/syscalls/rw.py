@@ -77,10 +77,7 @@ def host_iovec(t, addr: int, count: int) -> tuple[bytearray, int]:
             raise GuestError(EINVAL)
         if total + length > MAX_RW_COUNT:
             length = MAX_RW_COUNT - total
-        if length:
-            hb, length = t.mem.host_clamped(base, length)
-        else:
-            hb = 0
+        hb = t.mem.host(base, length) if length else 0
         total += length
         out += (hb, length)
     return bytearray(struct.pack(f"<{2 * count}Q", *out)), count

@@ -29,6 +29,8 @@ def rt_sigaction(t, sig, act, oact, sigsetsize, *_):
     old = actions.get(sig)
     if new is not None:
         actions.set(sig, new)
+        if t.pending:
+            t.take_pending()  # setting SIG_IGN discards a pending signal
     if oact:
         try:
             t.mem.write(oact, actions.pack(old))
@@ -59,13 +61,16 @@ def rt_sigprocmask(t, how, set_addr, oset, sigsetsize, *_):
     if oset:
         t.mem.write(oset, struct.pack("<Q", old))
     t.sigmask = mask & ~S.UNBLOCKABLE
+    if t.pending & ~t.sigmask:
+        t.take_pending()
     return 0
 
 
 def rt_sigpending(t, set_addr, sigsetsize, *_):
-    if u64(sigsetsize) > SIGSET_SIZE:
+    size = u64(sigsetsize)
+    if size > SIGSET_SIZE:
         raise GuestError(EINVAL)
-    t.mem.write(set_addr, bytes(u64(sigsetsize)))
+    t.mem.write(set_addr, struct.pack("<Q", t.pending & t.sigmask)[:size])
     return 0
 
 

@@ -1,0 +1,113 @@
+"""Test support: build the C programs under tests/programs, run things natively and
+under km, compare.
+
+Programs are built at test time, once per source change, into tests/programs/build/
+with each toolchain the guest must support:
+
+    musl        musl-gcc -static            (static, non-PIE)
+    glibc       gcc -static                 (static, non-PIE)
+    glibc-pie   gcc -static-pie             (static PIE: an ET_DYN with no interpreter)
+    musl-pie    musl-gcc -static-pie
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAMS = ROOT / "tests" / "programs"
+BUILD = PROGRAMS / "build"
+TIMEOUT = 120
+
+VARIANTS = {
+    "musl": ["musl-gcc", "-static", "-O2"],
+    "glibc": ["gcc", "-static", "-O2"],
+    "glibc-pie": ["gcc", "-static-pie", "-fPIE", "-O2"],
+    "musl-pie": ["musl-gcc", "-static-pie", "-fPIE", "-O2"],
+}
+STATIC = ("musl", "glibc")
+ALL = tuple(VARIANTS)
+
+
+def km_command() -> list[str]:
+    """km as the user has it: the script beside this Python (a venv's bin), else on
+    PATH, else ``python -m kontain`` from the source tree."""
+    beside = Path(sys.executable).parent / "km"
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("km")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "kontain"]
+
+
+KM = km_command()
+
+
+def build(name: str, variant: str = "musl", extra: tuple[str, ...] = ()) -> Path:
+    """Compile tests/programs/<name>.c with ``variant``'s toolchain (cached by mtime)."""
+    src = PROGRAMS / f"{name}.c"
+    out = BUILD / variant / name
+    if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = VARIANTS[variant] + ["-Wall", "-Wno-array-bounds", "-o", str(out), str(src), *extra]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"building {name} ({variant}) failed:\n{' '.join(cmd)}\n{r.stderr}")
+    return out
+
+
+@dataclass
+class Result:
+    argv: list[str]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode(errors="replace")
+
+    @property
+    def err(self) -> str:
+        return self.stderr.decode(errors="replace")
+
+
+def run(argv: list[str], *, stdin: bytes | None = None, env: dict[str, str] | None = None,
+        cwd: str | os.PathLike | None = None, timeout: float = TIMEOUT) -> Result:
+    r = subprocess.run([str(a) for a in argv], input=stdin if stdin is not None else b"", capture_output=True,
+                       env=env, cwd=cwd, timeout=timeout)
+    return Result([str(a) for a in argv], r.returncode, r.stdout, r.stderr)
+
+
+def km(*args, **kw) -> Result:
+    return run(KM + [str(a) for a in args], **kw)
+
+
+def compare(argv: list, *, km_options: tuple[str, ...] = (), stderr: bool = False, **kw) -> tuple[Result, Result]:
+    """Run ``argv`` natively and under km; assert the same exit status and stdout (and
+    stderr if asked).  Returns both results."""
+    native = run(argv, **kw)
+    guest = run(KM + list(km_options) + [str(a) for a in argv], **kw)
+    where = " ".join(str(a) for a in argv)
+    if guest.returncode != native.returncode or guest.stdout != native.stdout:
+        raise AssertionError(
+            f"km differs from native for: {where}\n"
+            f"exit status: native {native.returncode}, km {guest.returncode}\n"
+            f"{_diff(native.text, guest.text)}\nkm stderr:\n{guest.err[-3000:]}")
+    if stderr and guest.stderr != native.stderr:
+        raise AssertionError(f"stderr differs for: {where}\n{_diff(native.err, guest.err)}")
+    return native, guest
+
+
+def _diff(a: str, b: str) -> str:
+    import difflib
+
+    lines = list(difflib.unified_diff(a.splitlines(), b.splitlines(), "native", "km", lineterm="", n=1))
+    return "\n".join(lines[:80]) if lines else "(stdout identical)"

@@ -1,0 +1,126 @@
+/* brk, mmap (anonymous and file, private and shared), munmap, mprotect, mremap,
+ * madvise, mincore and msync: every check prints one line. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define SAY(what, cond) printf("%-40s %s\n", what, (cond) ? "ok" : "FAILED")
+#define ERR(what, expr) do { errno = 0; long r_ = (long)(expr); printf("%-40s %ld %s\n", what, r_ == -1 ? -1L : 0L, errno ? strerror(errno) : ""); } while (0)
+
+int main(int argc, char **argv) {
+    const char *path = argc > 1 ? argv[1] : "/tmp/kt-memory.bin";
+    long pg = sysconf(_SC_PAGESIZE);
+    /* brk */
+    char *b0 = (char *)syscall(SYS_brk, 0);
+    char *b1 = (char *)syscall(SYS_brk, b0 + 3 * pg + 100);
+    SAY("brk grows", b1 == b0 + 3 * pg + 100);
+    memset(b0, 0x5a, 3 * pg + 100);
+    SAY("brk memory usable", b0[3 * pg + 99] == 0x5a);
+    char *b2 = (char *)syscall(SYS_brk, b0 + pg);
+    SAY("brk shrinks", b2 == b0 + pg);
+    SAY("brk below the heap refused", (char *)syscall(SYS_brk, 0x1000) == b2);
+    char *b3 = (char *)syscall(SYS_brk, b0 + 2 * pg);
+    SAY("brk regrown memory is zero", b3 == b0 + 2 * pg && b0[pg + 10] == 0);
+    /* malloc of many sizes */
+    void *ptrs[200];
+    for (int i = 0; i < 200; i++) { ptrs[i] = malloc(i * 1000 + 1); memset(ptrs[i], i, i * 1000 + 1); }
+    int ok = 1;
+    for (int i = 0; i < 200; i++) ok &= ((unsigned char *)ptrs[i])[i * 1000] == (unsigned char)i;
+    for (int i = 0; i < 200; i++) free(ptrs[i]);
+    SAY("malloc/free 200 blocks", ok);
+    char *big = malloc(64 << 20);
+    memset(big, 1, 64 << 20);
+    SAY("malloc 64 MiB", big[(64 << 20) - 1] == 1);
+    free(big);
+    /* anonymous mmap */
+    char *a = mmap(NULL, 16 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    SAY("mmap anonymous", a != MAP_FAILED);
+    SAY("anonymous memory is zero", a[0] == 0 && a[16 * pg - 1] == 0);
+    strcpy(a + 5 * pg, "page five");
+    /* mremap grow (in place or moved) keeps contents */
+    char *a2 = mremap(a, 16 * pg, 64 * pg, MREMAP_MAYMOVE);
+    SAY("mremap grow", a2 != MAP_FAILED && !strcmp(a2 + 5 * pg, "page five"));
+    SAY("mremap grown part is zero", a2[63 * pg] == 0);
+    char *a3 = mremap(a2, 64 * pg, 8 * pg, 0);
+    SAY("mremap shrink in place", a3 == a2 && !strcmp(a3 + 5 * pg, "page five"));
+    /* force a move: map something right after, then grow without room */
+    char *blocker = mmap(a3 + 8 * pg, pg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    SAY("MAP_FIXED_NOREPLACE on free range", blocker == a3 + 8 * pg);
+    ERR("MAP_FIXED_NOREPLACE on used range", mmap(a3, pg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == MAP_FAILED ? -1 : 0);
+    ERR("mremap grow without MAYMOVE", mremap(a3, 8 * pg, 32 * pg, 0) == MAP_FAILED ? -1 : 0);
+    char *a4 = mremap(a3, 8 * pg, 32 * pg, MREMAP_MAYMOVE);
+    SAY("mremap moves", a4 != MAP_FAILED && a4 != a3 && !strcmp(a4 + 5 * pg, "page five"));
+    /* madvise DONTNEED zeroes private anonymous memory */
+    a4[0] = 7;
+    SAY("madvise DONTNEED", madvise(a4, pg, MADV_DONTNEED) == 0 && a4[0] == 0);
+    unsigned char vec[32];
+    SAY("mincore", mincore(a4, 32 * pg, vec) == 0);
+    /* mprotect */
+    SAY("mprotect read-only", mprotect(a4, pg, PROT_READ) == 0 && a4[0] == 0);
+    SAY("mprotect back to read-write", mprotect(a4, pg, PROT_READ | PROT_WRITE) == 0);
+    a4[0] = 1;
+    SAY("writable again", a4[0] == 1);
+    ERR("mprotect unmapped", mprotect((void *)((uintptr_t)a4 + 1000 * pg), pg, PROT_READ));
+    ERR("mprotect unaligned", mprotect(a4 + 1, pg, PROT_READ));
+    /* munmap in the middle splits the mapping */
+    SAY("munmap middle", munmap(a4 + 4 * pg, 2 * pg) == 0);
+    a4[3 * pg] = 3; a4[6 * pg] = 6;
+    SAY("both sides still mapped", a4[3 * pg] == 3 && a4[6 * pg] == 6);
+    ERR("munmap unaligned", munmap(a4 + 1, pg));
+    ERR("munmap zero length", munmap(a4, 0));
+    SAY("munmap all", munmap(a4, 32 * pg) == 0 && munmap(blocker, pg) == 0);
+    /* MAP_FIXED over an existing mapping replaces it */
+    char *f = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    f[pg] = 9;
+    char *f2 = mmap(f + pg, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    SAY("MAP_FIXED replaces", f2 == f + pg && f[pg] == 0);
+    /* shared anonymous */
+    int *sh = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    *sh = 1234;
+    SAY("shared anonymous", *sh == 1234);
+    /* file mappings */
+    int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
+    SAY("ftruncate file", ftruncate(fd, 2 * pg) == 0);
+    SAY("write file", pwrite(fd, "file contents", 13, pg) == 13);
+    char *m = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    SAY("mmap file shared", m != MAP_FAILED && !memcmp(m + pg, "file contents", 13));
+    memcpy(m, "written through the map", 23);
+    SAY("msync", msync(m, 2 * pg, MS_SYNC) == 0);
+    char rb[32] = {0};
+    SAY("pread sees shared write", pread(fd, rb, 23, 0) == 23 && !strcmp(rb, "written through the map"));
+    char *pm = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    pm[0] = 'W';
+    memset(rb, 0, sizeof rb);
+    SAY("private write stays private", pread(fd, rb, 1, 0) == 1 && rb[0] == 'w' && pm[0] == 'W');
+    char *off = mmap(NULL, pg, PROT_READ, MAP_PRIVATE, fd, pg);
+    SAY("mmap at file offset", off != MAP_FAILED && !memcmp(off, "file contents", 13));
+    ERR("mmap unaligned offset", mmap(NULL, pg, PROT_READ, MAP_PRIVATE, fd, 100) == MAP_FAILED ? -1 : 0);
+    ERR("mmap bad fd", mmap(NULL, pg, PROT_READ, MAP_PRIVATE, 777, 0) == MAP_FAILED ? -1 : 0);
+    ERR("mmap zero length", mmap(NULL, 0, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED ? -1 : 0);
+    ERR("mmap bad flags", mmap(NULL, pg, PROT_READ, MAP_ANONYMOUS, -1, 0) == MAP_FAILED ? -1 : 0);
+    int ro = open(path, O_RDONLY);
+    ERR("mmap shared writable of O_RDONLY fd", mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0) == MAP_FAILED ? -1 : 0);
+    char *rom = mmap(NULL, pg, PROT_READ, MAP_SHARED, ro, 0);
+    ERR("mprotect RW of read-only shared file", mprotect(rom, pg, PROT_READ | PROT_WRITE));
+    close(ro);
+    munmap(m, 2 * pg); munmap(pm, 2 * pg); munmap(off, pg); munmap(rom, pg);
+    close(fd);
+    unlink(path);
+    /* many mappings */
+    void *maps[300];
+    for (int i = 0; i < 300; i++) maps[i] = mmap(NULL, pg * (1 + i % 4), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ok = 1;
+    for (int i = 0; i < 300; i++) { ((char *)maps[i])[0] = (char)i; }
+    for (int i = 0; i < 300; i++) ok &= ((char *)maps[i])[0] == (char)i;
+    for (int i = 0; i < 300; i += 2) munmap(maps[i], pg * (1 + i % 4));
+    for (int i = 1; i < 300; i += 2) ok &= ((char *)maps[i])[0] == (char)i;
+    SAY("300 mappings, half unmapped", ok);
+    return 0;
+}
