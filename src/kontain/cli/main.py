@@ -170,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         prog = resolve(o.program, [os.fsencode(a) for a in o.args])
-        config = Config(memory=o.memory, strace=o.strace, core=o.core, timings=o.timings)
+        config = Config(memory=o.memory, strace=o.strace, core=o.core, timings=o.timings,
+                        kvm_device=os.environ.get("KM_KVM_DEVICE", "/dev/kvm"))
         proc = Process(config, prog.path, prog.argv, _environment(o))
         proc.name = o.program
         proc.start(prog.fd, prog.head, prog.size)

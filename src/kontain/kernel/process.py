@@ -43,6 +43,7 @@ class Config:
     strace: bool = False
     core: bool = False  # leave a core file when the program dies of a core-dumping signal
     timings: bool = False
+    kvm_device: str = "/dev/kvm"
 
 
 class Process:
@@ -71,7 +72,7 @@ class Process:
         self._mark("start")
         signals.reset_host_dispositions()
         self.fds = FdTable()
-        self.kvm = Kvm(fd_floor=self.fds.floor)
+        self.kvm = Kvm(config.kvm_device, fd_floor=self.fds.floor)
         self.vm = self.kvm.create_vm()
         if self.kvm.check_extension(k.KVM_CAP_DISABLE_QUIRKS2) & k.KVM_X86_QUIRK_SLOT_ZAP_ALL:
             # deleting a memslot then zaps only that slot's shadow pages, not all of them
