@@ -98,7 +98,7 @@ def parse(argv: list[str]) -> Options | int:
         if not a.startswith("-") or a == "-":
             break
 
-        def value() -> str:
+        def value(a: str = a) -> str:
             nonlocal i
             if "=" in a and a.startswith("--"):
                 return a.split("=", 1)[1]

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from kontain.abi import flags as F
 from kontain.arch.x86_64 import cpu, guest_code, platform
 from kontain.arch.x86_64 import layout as L
+from kontain.errors import ProcessExit
 from kontain.kernel import signals
 from kontain.kernel.fdtable import FdTable
-from kontain.errors import ProcessExit
 from kontain.kernel.task import Task
 from kontain.kvm import abi as k
 from kontain.kvm.api import Kvm

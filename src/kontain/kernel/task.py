@@ -10,8 +10,8 @@ import os
 
 from kontain.abi import signals as S
 from kontain.arch.x86_64 import cpu
-from kontain.kernel import faults
 from kontain.errors import ProcessExit
+from kontain.kernel import faults
 from kontain.kvm import abi as k
 
 

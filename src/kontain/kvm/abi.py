@@ -65,7 +65,8 @@ msr_entry = CStruct("struct kvm_msr_entry", [("index", "I"), ("reserved", "I"), 
 msrs_header = CStruct("struct kvm_msrs", [("nmsrs", "I"), ("pad", "I")], "linux/kvm.h")
 cpuid_entry2 = CStruct(
     "struct kvm_cpuid_entry2",
-    [("function", "I"), ("index", "I"), ("flags", "I"), ("eax", "I"), ("ebx", "I"), ("ecx", "I"), ("edx", "I"), ("padding", "3I")],
+    [("function", "I"), ("index", "I"), ("flags", "I"), ("eax", "I"), ("ebx", "I"), ("ecx", "I"), ("edx", "I"),
+     ("padding", "3I")],
     "linux/kvm.h",
 )
 cpuid2_header = CStruct("struct kvm_cpuid2", [("nent", "I"), ("padding", "I")], "linux/kvm.h")
@@ -79,7 +80,8 @@ fpu = CStruct(
     "linux/kvm.h",
 )
 
-LAYOUTS = [userspace_memory_region, regs, segment, dtable, sregs, msr_entry, msrs_header, cpuid_entry2, cpuid2_header, enable_cap, xcr, xcrs, fpu]
+LAYOUTS = [userspace_memory_region, regs, segment, dtable, sregs, msr_entry, msrs_header, cpuid_entry2, cpuid2_header,
+           enable_cap, xcr, xcrs, fpu]
 
 # ioctls ----------------------------------------------------------------------------
 KVM_GET_API_VERSION = _io(0x00)

@@ -16,7 +16,7 @@ get a host allocation inside the guest's window.
 from __future__ import annotations
 
 import bisect
-from typing import Iterator
+from collections.abc import Iterator
 
 from kontain import native
 from kontain.abi import flags as F

@@ -12,7 +12,7 @@ monitor's, pointers checked against the guest window and moved to host addresses
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from kontain import native
 from kontain.abi.errno import EFAULT, EINVAL

@@ -1,0 +1,146 @@
+"""The address space bookkeeping: placement, merging, splitting, and that memslots
+always cover exactly the accessible mappings (a recording function stands in for
+KVM_SET_USER_MEMORY_REGION; the host reservation is real)."""
+
+import pytest
+
+from kontain.abi import flags as F
+from kontain.errors import GuestError
+from kontain.memory.mm import AddressSpace
+from kontain.memory.slots import SlotMap
+from kontain.memory.window import GuestMemory
+
+GIB = 1 << 30
+PAGE = 4096
+RW = F.PROT_READ | F.PROT_WRITE
+ANON = F.MAP_PRIVATE | F.MAP_ANONYMOUS
+
+
+class Recorder:
+    def __init__(self):
+        self.slots = {}
+
+    def __call__(self, slot, flags, gpa, size, hva):
+        if size == 0:
+            del self.slots[slot]
+        else:
+            assert slot not in self.slots
+            self.slots[slot] = (gpa, size, flags)
+
+
+@pytest.fixture
+def space():
+    mem = GuestMemory(4 * GIB)
+    rec = Recorder()
+    mm = AddressSpace(mem, SlotMap(rec, mem.base, 1, 1000), mmap_top=3 * GIB, mmap_min=0x10000)
+    mm.rec = rec
+    return mm
+
+
+def check_slots(mm):
+    """Slots are disjoint and cover exactly the mappings that are not PROT_NONE."""
+    covered = sorted((g, g + s, f) for g, s, f in mm.rec.slots.values())
+    for (_, a1, _), (b0, _, _) in zip(covered, covered[1:]):
+        assert a1 <= b0
+    want = []
+    for v in mm:
+        if v.prot:
+            want.append((v.start, v.end, 0 if v.prot & F.PROT_WRITE else 2))
+    def flatten(rs):
+        out = []
+        for s, e, f in rs:
+            if out and out[-1][1] == s and out[-1][2] == f:
+                out[-1] = (out[-1][0], e, f)
+            else:
+                out.append((s, e, f))
+        return out
+    assert flatten(covered) == flatten(want)
+
+
+def test_top_down_placement_and_merge(space):
+    a = space.mmap(0, PAGE, RW, ANON, -1, 0)
+    b = space.mmap(0, PAGE, RW, ANON, -1, 0)
+    assert a == 3 * GIB - PAGE and b == a - PAGE
+    assert len(list(space)) == 1  # merged like Linux
+    check_slots(space)
+
+
+def test_munmap_middle_splits(space):
+    a = space.mmap(0, 10 * PAGE, RW, ANON, -1, 0)
+    space.munmap(a + 3 * PAGE, 2 * PAGE)
+    assert [(v.start - a, v.end - a) for v in space] == [(0, 3 * PAGE), (5 * PAGE, 10 * PAGE)]
+    check_slots(space)
+    assert space.find(a + 3 * PAGE) is None
+
+
+def test_mprotect_and_slots(space):
+    a = space.mmap(0, 8 * PAGE, RW, ANON, -1, 0)
+    space.mprotect(a + 2 * PAGE, 2 * PAGE, F.PROT_READ)
+    space.mprotect(a + 6 * PAGE, PAGE, F.PROT_NONE)
+    check_slots(space)
+    space.mprotect(a, 8 * PAGE, RW)
+    check_slots(space)
+    assert len(list(space)) == 1
+
+
+def test_mprotect_hole_is_enomem(space):
+    a = space.mmap(0, 4 * PAGE, RW, ANON, -1, 0)
+    space.munmap(a + PAGE, PAGE)
+    with pytest.raises(GuestError) as e:
+        space.mprotect(a, 4 * PAGE, F.PROT_READ)
+    assert e.value.errno == 12
+
+
+def test_fixed_and_noreplace(space):
+    a = space.mmap(0x100000, PAGE, RW, ANON | F.MAP_FIXED, -1, 0)
+    assert a == 0x100000
+    with pytest.raises(GuestError) as e:
+        space.mmap(0x100000, PAGE, RW, ANON | F.MAP_FIXED_NOREPLACE, -1, 0)
+    assert e.value.errno == 17
+    with pytest.raises(GuestError) as e:
+        space.mmap(0x1000, PAGE, RW, ANON | F.MAP_FIXED, -1, 0)
+    assert e.value.errno == 1  # below mmap_min_addr
+
+
+def test_hint_is_used_when_free(space):
+    assert space.mmap(0x200000, PAGE, RW, ANON, -1, 0) == 0x200000
+    assert space.mmap(0x200000, PAGE, RW, ANON, -1, 0) != 0x200000
+
+
+def test_mremap_grow_move_shrink(space):
+    a = space.mmap(0, 4 * PAGE, RW, ANON, -1, 0)
+    grown = space.mremap(a, 4 * PAGE, 8 * PAGE, F.MREMAP_MAYMOVE, 0)
+    assert space.find(grown).end >= grown + 8 * PAGE
+    check_slots(space)
+    space.mmap(grown + 8 * PAGE, PAGE, RW, ANON | F.MAP_FIXED, -1, 0)  # no room to grow in place
+    moved = space.mremap(grown, 8 * PAGE, 16 * PAGE, F.MREMAP_MAYMOVE, 0)
+    assert moved != grown and space.find(grown) is None
+    check_slots(space)
+    assert space.mremap(moved, 16 * PAGE, 2 * PAGE, 0, 0) == moved
+    assert space.find(moved + 2 * PAGE) is None
+    check_slots(space)
+
+
+def test_brk(space):
+    space.set_brk_start(0x1000000)
+    assert space.brk(0x1000000 + 5000) == 0x1000000 + 5000
+    assert space.brk(0x1000000 + 3 * PAGE) == 0x1000000 + 3 * PAGE
+    assert space.brk(0x1000000 + 100) == 0x1000000 + 100
+    assert space.brk(0x100) == 0x1000000 + 100
+    check_slots(space)
+
+
+def test_memory_limit(space):
+    space.limit = 16 * PAGE
+    space.mmap(0, 10 * PAGE, RW, ANON, -1, 0)
+    with pytest.raises(GuestError):
+        space.mmap(0, 10 * PAGE, RW, ANON, -1, 0)
+    space.mmap(0, 100 * PAGE, F.PROT_NONE, ANON, -1, 0)  # reservations cost nothing
+
+
+def test_window_translation():
+    mem = GuestMemory(GIB)
+    assert mem.host(0x1000) == mem.base + 0x1000
+    assert mem.host(GIB + 0x123) == mem.base + GIB + 0x123  # the guard: faults on use
+    assert mem.host(0x7FFF_FFFF_F000 + 5) >> 63 == 1  # not a user address at all
+    assert mem.host(-1) >> 63 == 1
