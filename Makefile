@@ -8,17 +8,23 @@ PY := $(VENV)/bin/python
 KM := $(VENV)/bin/km
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit guest lint compat bench deps deps-bench clean guest-code
+.PHONY: demo test unit guest lint compat bench deps deps-bench clean guest-code bytecode
 
-demo: deps $(STAMP)
-	@echo "== km /bin/busybox uname -sm  (busybox runs in its own KVM virtual machine)"
+DEMO_HELLO := tests/programs/build/demo/hello
+
+demo: deps $(STAMP) bytecode $(DEMO_HELLO)
+	@echo "== km --strace $(DEMO_HELLO)   (a static musl program in its own KVM virtual machine)"
+	@$(KM) --strace $(DEMO_HELLO)
+	@echo "== km /bin/busybox sh -c ... is not there yet; busybox applets are:"
 	@$(KM) /bin/busybox uname -sm
-	@echo "== km --strace on a static hello world"
-	@$(KM) --strace tests/programs/build/demo-hello 2>&1 || { mkdir -p tests/programs/build && \
-	  musl-gcc -static -O2 -o tests/programs/build/demo-hello tests/programs/hello.c && \
-	  $(KM) --strace tests/programs/build/demo-hello; }
+	@$(KM) /bin/busybox ls -l /bin/busybox
+	@printf 'b\na\nc\n' | $(KM) /bin/busybox sort
 
-test: deps $(STAMP)
+$(DEMO_HELLO): tests/programs/hello.c
+	@mkdir -p $(dir $@)
+	musl-gcc -static -O2 -o $@ $<
+
+test: deps $(STAMP) bytecode
 	$(PY) -m pytest -q tests
 
 unit: $(STAMP)
@@ -36,7 +42,7 @@ compat: $(STAMP)
 guest-code:
 	$(PYTHON) tools/gen_guest_code.py
 
-bench: deps deps-bench $(STAMP)
+bench: deps deps-bench $(STAMP) bytecode
 	$(PY) bench/bench.py
 
 deps:
@@ -50,6 +56,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
+
+# Byte-compile the sources: an editable install has no .pyc files, and with
+# PYTHONDONTWRITEBYTECODE set Python would recompile every module on every km start.
+bytecode: $(STAMP)
+	@$(PY) -m compileall -q src
 
 clean:
 	rm -rf $(VENV) tests/programs/build build dist src/*.egg-info

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 
 from kontain.abi import flags as F
 from kontain.arch.x86_64 import cpu, guest_code, platform
@@ -34,16 +33,17 @@ from kontain.syscalls import dispatch
 from kontain.vcpu import VcpuRunner
 
 
-@dataclass
 class Config:
     """What the user chose on km's command line."""
 
-    window: int = L.DEFAULT_WINDOW  # guest address space
-    memory: int | None = None  # cap on accessible guest memory (--memory)
-    strace: bool = False
-    core: bool = False  # leave a core file when the program dies of a core-dumping signal
-    timings: bool = False
-    kvm_device: str = "/dev/kvm"
+    def __init__(self, *, window: int = L.DEFAULT_WINDOW, memory: int | None = None, strace: bool = False,
+                 core: bool = False, timings: bool = False, kvm_device: str = "/dev/kvm"):
+        self.window = window  # guest address space
+        self.memory = memory  # cap on accessible guest memory (--memory)
+        self.strace = strace
+        self.core = core  # leave a core file when the program dies of a core-dumping signal
+        self.timings = timings
+        self.kvm_device = kvm_device
 
 
 class Process:

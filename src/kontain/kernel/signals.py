@@ -12,9 +12,9 @@ so that its parent sees exactly what the program's parent would (128+n in a shel
 
 from __future__ import annotations
 
+import _signal as _host_signal  # the C module: `signal` imports enum (~5 ms)
 import os
 import resource
-import signal as _host_signal
 import sys
 
 from kontain.abi import signals as S
@@ -72,7 +72,7 @@ class SignalActions:
 def reset_host_dispositions() -> None:
     """Undo what CPython does at start-up (SIGINT raises KeyboardInterrupt, SIGPIPE and
     SIGXFSZ are ignored): the program starts with every signal at SIG_DFL."""
-    for sig in (_host_signal.SIGINT, _host_signal.SIGPIPE, _host_signal.SIGXFSZ):
+    for sig in (S.SIGINT, S.SIGPIPE, S.SIGXFSZ):
         _host_signal.signal(sig, _host_signal.SIG_DFL)
 
 

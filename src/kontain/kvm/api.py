@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import struct
 
-from kontain import native
+from kontain import hostcache, native
 from kontain.kvm import abi as k
 
 _O_CLOEXEC = os.O_CLOEXEC
@@ -70,7 +70,17 @@ class Kvm:
         return self._mmap_size
 
     def supported_cpuid(self) -> list[tuple[int, ...]]:
-        """KVM_GET_SUPPORTED_CPUID as a list of kvm_cpuid_entry2 tuples."""
+        """KVM_GET_SUPPORTED_CPUID as a list of kvm_cpuid_entry2 tuples (cached for this
+        boot: KVM runs CPUID for every leaf, ~1 ms in a nested VM)."""
+        buf = hostcache.read(f"cpuid-{hostcache.boot_id()}.bin", self._get_supported_cpuid, prune="cpuid-")
+        nent = k.cpuid2_header.unpack_from(buf, 0)[0]
+        size = k.cpuid_entry2.size
+        if len(buf) < 8 + nent * size:
+            buf = self._get_supported_cpuid()
+            nent = k.cpuid2_header.unpack_from(buf, 0)[0]
+        return [k.cpuid_entry2.unpack_from(buf, 8 + i * size) for i in range(nent)]
+
+    def _get_supported_cpuid(self) -> bytes:
         n = 256
         while True:
             buf = bytearray(k.cpuid2_header.size + n * k.cpuid_entry2.size)
@@ -81,8 +91,7 @@ class Kvm:
                 continue
             _check(r, "KVM_GET_SUPPORTED_CPUID")
             nent = k.cpuid2_header.unpack_from(buf, 0)[0]
-            size = k.cpuid_entry2.size
-            return [k.cpuid_entry2.unpack_from(buf, 8 + i * size) for i in range(nent)]
+            return bytes(buf[:8 + nent * k.cpuid_entry2.size])
 
     def create_vm(self) -> Vm:
         return Vm(self, self._high(_check(native.ioctl(self.fd, k.KVM_CREATE_VM, 0), "KVM_CREATE_VM")))

@@ -10,7 +10,6 @@ point, and PT_INTERP.  A failure is an :class:`ElfError` whose message is the on
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
 ELF_MAGIC = b"\x7fELF"
 ELFCLASS32, ELFCLASS64 = 1, 2
@@ -34,28 +33,30 @@ class ElfError(Exception):
     """The file cannot be executed; str() is the reason, for ``km: PROGRAM: <reason>``."""
 
 
-@dataclass(frozen=True)
 class Segment:
-    vaddr: int
-    memsz: int
-    offset: int
-    filesz: int
-    flags: int
+    """One PT_LOAD."""
+
+    __slots__ = ("vaddr", "memsz", "offset", "filesz", "flags")
+
+    def __init__(self, vaddr: int, memsz: int, offset: int, filesz: int, flags: int):
+        self.vaddr, self.memsz, self.offset, self.filesz, self.flags = vaddr, memsz, offset, filesz, flags
 
     @property
     def prot(self) -> int:
         return (1 if self.flags & PF_R else 0) | (2 if self.flags & PF_W else 0) | (4 if self.flags & PF_X else 0)
 
 
-@dataclass(frozen=True)
 class ElfImage:
-    type: int
-    entry: int
-    phoff: int
-    phnum: int
-    segments: list[Segment] = field(default_factory=list)
-    interp: str | None = None
-    phdr_vaddr: int | None = None  # from PT_PHDR, or the loaded copy of the table
+    """What the loader needs of a validated executable."""
+
+    __slots__ = ("type", "entry", "phoff", "phnum", "segments", "interp", "phdr_vaddr")
+
+    def __init__(self, type: int, entry: int, phoff: int, phnum: int, segments: list[Segment],
+                 interp: str | None, phdr_vaddr: int | None):
+        self.type, self.entry, self.phoff, self.phnum = type, entry, phoff, phnum
+        self.segments = segments
+        self.interp = interp
+        self.phdr_vaddr = phdr_vaddr  # from PT_PHDR, or the loaded copy of the table
 
     @property
     def lo(self) -> int:

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from kontain.loader.load import ExecError, open_program
 
@@ -16,13 +15,13 @@ MAX_SCRIPT_DEPTH = 4  # Linux's BINPRM_MAX_RECURSION
 SHEBANG_MAX = 256  # Linux reads this much of the #! line
 
 
-@dataclass
 class Program:
-    path: str  # the ELF file
-    argv: list[bytes]
-    fd: int
-    head: bytes
-    size: int
+    """The ELF file to load (open, first bytes read) and the argv it gets."""
+
+    __slots__ = ("path", "argv", "fd", "head", "size")
+
+    def __init__(self, path: str, argv: list[bytes], fd: int, head: bytes, size: int):
+        self.path, self.argv, self.fd, self.head, self.size = path, argv, fd, head, size
 
 
 def search_path(name: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 
 from kontain.abi import flags as F
 from kontain.errors import GuestError
@@ -29,14 +28,18 @@ class ExecError(Exception):
         self.status = status
 
 
-@dataclass
 class Loaded:
-    entry: int  # where the first instruction runs (the interpreter's entry if any)
-    program_entry: int  # AT_ENTRY
-    phdr: int  # AT_PHDR
-    phnum: int
-    base: int  # AT_BASE: the interpreter's load address, or 0
-    brk: int  # first address after the program (the heap starts here)
+    """Where a loaded program starts, and what its auxiliary vector says about it."""
+
+    __slots__ = ("entry", "program_entry", "phdr", "phnum", "base", "brk")
+
+    def __init__(self, entry: int, program_entry: int, phdr: int, phnum: int, base: int, brk: int):
+        self.entry = entry  # where the first instruction runs (the interpreter's entry if any)
+        self.program_entry = program_entry  # AT_ENTRY
+        self.phdr = phdr  # AT_PHDR
+        self.phnum = phnum
+        self.base = base  # AT_BASE: the interpreter's load address, or 0
+        self.brk = brk  # first address after the program (the heap starts here)
 
 
 def open_program(path: str) -> tuple[int, bytes, int]:

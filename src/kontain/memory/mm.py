@@ -16,7 +16,6 @@ get a host allocation inside the guest's window.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
 
 from kontain import native
 from kontain.abi import flags as F
@@ -24,6 +23,10 @@ from kontain.abi.errno import EACCES, EEXIST, EFAULT, EINVAL, ENOMEM, EPERM
 from kontain.errors import GuestError
 from kontain.memory.slots import SlotMap
 from kontain.memory.window import GuestMemory
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~3 ms)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 PAGE = F.PAGE_SIZE
 _MAP_TYPES = (F.MAP_SHARED, F.MAP_PRIVATE, F.MAP_SHARED_VALIDATE)

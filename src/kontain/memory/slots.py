@@ -15,16 +15,19 @@ later change inside the merged slot pay for all of it.
 from __future__ import annotations
 
 import bisect
-from typing import Protocol
 
 from kontain.abi.errno import ENOMEM
 from kontain.errors import GuestError
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~3 ms)
+
 READ_ONLY = 2  # KVM_MEM_READONLY
 
 
-class _SetRegion(Protocol):
-    def __call__(self, slot: int, flags: int, gpa: int, size: int, hva: int) -> None: ...
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    _SetRegion = Callable[[int, int, int, int, int], None]  # KVM_SET_USER_MEMORY_REGION
 
 
 class SlotMap:

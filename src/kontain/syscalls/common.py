@@ -12,14 +12,17 @@ monitor's, pointers checked against the guest window and moved to host addresses
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from kontain import native
 from kontain.abi.errno import EFAULT, EINVAL
 from kontain.abi.flags import AT_FDCWD
 from kontain.errors import GuestError
 
-Handler = Callable[..., int]
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~3 ms)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Handler = Callable[..., int]
 MAX_RW_COUNT = 0x7FFFF000  # Linux caps one read/write at INT_MAX rounded down to a page
 _EFAULT = GuestError(EFAULT)
 
@@ -102,20 +105,20 @@ def _convert(kind: str) -> Callable:
 def passthrough(nr: int, kinds: str, result: str = "") -> Handler:
     """A handler that checks and translates its arguments and makes the host call.
 
-    ``kinds`` is a space-separated list of argument kinds (see above)."""
-    convs = [_convert(k) for k in kinds.split()]
-    n = len(convs)
+    ``kinds`` is a space-separated list of argument kinds (see above).  The argument
+    converters are built on the first call: km builds ~150 of these handlers at start-up
+    and a program uses a handful."""
     sc = native.syscall
+    convs: list[Callable] = []
 
     def call(t, *args: int) -> int:
-        host_args = [c(t, a, args) for c, a in zip(convs, args[:n])]
-        r = sc(nr, *host_args)
+        if not convs and kinds:
+            convs.extend(_convert(k) for k in kinds.split())
+        r = sc(nr, *[c(t, a, args) for c, a in zip(convs, args)])
         if result == "fd" and r >= 0:
             return t.fds.new(r)
         return r
 
-    call.__name__ = f"passthrough_{nr}"
-    call.__qualname__ = call.__name__
     return call
 
 

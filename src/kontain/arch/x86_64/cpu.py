@@ -9,15 +9,19 @@ and MSR_LSTAR pointing at the syscall stub.
 
 from __future__ import annotations
 
+import os
 import struct
 
-from kontain import native
+from kontain import hostcache, native
 from kontain.arch.x86_64 import guest_code
 from kontain.arch.x86_64 import layout as L
 from kontain.kvm import abi as k
 from kontain.kvm.api import Vcpu, Vm
 
-P, RW, US, PS = 0x1, 0x2, 0x4, 0x80
+P, RW, US, A, D, PS = 0x1, 0x2, 0x4, 0x20, 0x40, 0x80
+# Accessed and dirty are preset, so that the page walker never writes the static tables.
+TABLE = P | RW | US | A
+LEAF_2M = P | RW | US | A | D | PS
 
 CR0_PE, CR0_MP, CR0_ET, CR0_NE, CR0_WP, CR0_AM, CR0_PG = 1, 2, 0x10, 0x20, 0x10000, 0x40000, 0x80000000
 CR0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG
@@ -34,14 +38,21 @@ _Q = struct.Struct("<Q")
 def _window_pds(gib: int) -> bytes:
     """The page directories that identity-map [0, gib GiB) with 2 MiB pages.
 
-    PD n maps GiB n: entry j is (n << 30) | (j << 21) | flags.  Building 512 entries per
-    page one by one costs ~30 us; adding n << 30 to every entry of PD 0 at once as one
-    big integer costs ~5 us.
+    PD n maps GiB n: entry j is (n << 30) | (j << 21) | flags.  This runs on every
+    start, so instead of packing gib * 512 integers (~15 ms for 64 GiB) it copies PD 0
+    gib times and rewrites the only bytes that differ, byte 3 (bits 30..31 of the
+    address: n & 3) and byte 4 (bits 32..38: n >> 2), with two strided slice
+    assignments that run at C speed (~0.1 ms for 64 GiB).
     """
-    first = struct.pack("<512Q", *((j << 21) | P | RW | US | PS for j in range(512)))
-    base = int.from_bytes(first, "little")
-    step = int.from_bytes((1 << 30).to_bytes(8, "little") * 512, "little")
-    return b"".join((base + n * step).to_bytes(4096, "little") for n in range(gib))
+    assert gib <= 512
+    first = struct.pack("<512Q", *((j << 21) | LEAF_2M for j in range(512)))
+    out = bytearray(first) * gib
+    byte3 = first[3::8]  # bits 24..29: (j >> 3) & 0x3f, so adding (n & 3) << 6 is a rotation
+    identity = bytes(range(256))
+    with_n = [byte3.translate(identity[64 * c:] + identity[:64 * c]) for c in range(4)]
+    out[3::8] = b"".join(with_n[n & 3] for n in range(gib))
+    out[4::8] = b"".join(bytes((n >> 2,)) * 512 for n in range(gib))
+    return bytes(out)
 
 
 def _gdt_entry(base: int, limit: int, access: int, flags: int) -> int:
@@ -62,6 +73,21 @@ class SystemRegion:
         self._build(window)
         vm.set_memory_region(self.SLOT, 0, L.SYS_BASE, L.SYS_SIZE, self.host)
 
+    def _window_pds(self, gib: int) -> None:
+        """Map the window's page directories from the host cache (only the pages a
+        guest walks are ever read), or build them here."""
+        limit = L.WINDOW_LIMIT // L.GIB
+        p = hostcache.path("window-pds.bin", lambda: _window_pds(limit))
+        if p is not None:
+            fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                r = native.mmap(self.host + self._off(L.WINDOW_PDS), gib * L.PAGE, 3, 0x02 | 0x10, fd, 0)
+            finally:
+                os.close(fd)
+            if r >= 0:
+                return
+        self._put(L.WINDOW_PDS, _window_pds(gib))
+
     def _off(self, gpa: int) -> int:
         return gpa - L.SYS_BASE
 
@@ -72,21 +98,22 @@ class SystemRegion:
     def _build(self, window: int) -> None:
         gib = window // L.GIB
         put = self._put
-        put(L.PML4, struct.pack("<2Q", L.PDPT_WINDOW | P | RW | US, L.PDPT_SYS | P | RW | US))
-        put(L.PDPT_WINDOW, struct.pack(f"<{gib}Q", *(L.WINDOW_PDS + i * L.PAGE | P | RW | US for i in range(gib))))
-        put(L.WINDOW_PDS, _window_pds(gib))
-        put(L.PDPT_SYS, _Q.pack(L.PD_SYS | P | RW | US))
+        put(L.PML4, struct.pack("<2Q", L.PDPT_WINDOW | TABLE, L.PDPT_SYS | TABLE))
+        put(L.PDPT_WINDOW, struct.pack(f"<{gib}Q", *(L.WINDOW_PDS + i * L.PAGE | TABLE for i in range(gib))))
+        self._window_pds(gib)
+        put(L.PDPT_SYS, _Q.pack(L.PD_SYS | TABLE))
         n_pt = L.SYS_MAPPED // L.HUGE_PAGE
-        put(L.PD_SYS, struct.pack(f"<{n_pt}Q", *(L.PT_SYS + i * L.PAGE | P | RW | US for i in range(n_pt))))
+        put(L.PD_SYS, struct.pack(f"<{n_pt}Q", *(L.PT_SYS + i * L.PAGE | TABLE for i in range(n_pt))))
         # 4 KiB pages of the mapped part: page tables stay unmapped (the MMU walks them
         # by physical address); code is read-only; only the stub is user-accessible.
-        pages = {L.GDT: P | RW, L.IDT: P | RW, L.HANDLERS: P, L.STUB: P | US}
+        pages = {L.GDT: P | RW | A | D, L.IDT: P | RW | A | D, L.HANDLERS: P | A, L.STUB: P | US | A}
         for g, f in pages.items():
             put(L.PT_SYS + (g - L.SYS_BASE) // L.PAGE * 8, _Q.pack(g | f))
         first_vcpu = (L.VCPU_AREA - L.SYS_BASE) // L.PAGE
         n_vcpu_pages = L.MAX_VCPUS
         put(L.PT_SYS + first_vcpu * 8, struct.pack(f"<{n_vcpu_pages}Q",
-                                                   *((L.VCPU_AREA + i * L.PAGE) | P | RW for i in range(n_vcpu_pages))))
+                                                   *((L.VCPU_AREA + i * L.PAGE) | P | RW | A | D
+                                                     for i in range(n_vcpu_pages))))
         # GDT: Linux's selectors; the accessed bits are preset so that loading a segment
         # never writes the GDT.
         gdt = [0] * 10

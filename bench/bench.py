@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmarks: the same programs natively, under km, under qemu-x86_64 and
+under gVisor (runsc do, ptrace platform), interleaved round by round so that machine
+noise hits every runner alike.  Prints medians and ratios; --write also puts the table
+in docs/performance.md.
+
+    python3 bench/bench.py [--rounds N] [--only ROW,...] [--runners native,km,...] [--write]
+
+Timings on a shared 2-vCPU cloud VM are noisy: read the ratios, not the milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from kt import KM, build  # noqa: E402
+
+RUNNERS = {
+    "native": [],
+    "km": KM,
+    "qemu": ["qemu-x86_64"],
+    "runsc": ["runsc", "--platform=ptrace", "--network=none", "--ignore-cgroups", "do"],
+}
+
+
+def rows(tmp: str) -> dict[str, tuple[list[str], int]]:
+    """row name -> (argv, rounds weight)."""
+    return {
+        "hello": ([str(build("hello"))], 3),
+        "compute": ([str(build("compute")), "60000000"], 1),
+        "getppid x200k": ([str(build("syscall_loop")), "200000"], 1),
+        "file I/O 64 MiB": ([str(build("fileio")), f"{tmp}/kt-bench-io.bin", "64", "64"], 1),
+        "mmap churn 2000x16p": ([str(build("mmap_churn")), "2000", "16"], 1),
+    }
+
+
+def available(runner: str) -> bool:
+    if runner in ("native", "km"):
+        return True
+    return shutil.which(RUNNERS[runner][0]) is not None
+
+
+def time_once(argv: list[str]) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({r.returncode}): {r.stderr.decode()[-500:]}")
+    return dt
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--runners", default=",".join(RUNNERS))
+    ap.add_argument("--write", action="store_true", help="update docs/performance.md")
+    args = ap.parse_args()
+    runners = [r for r in args.runners.split(",") if r]
+    missing = [r for r in runners if not available(r)]
+    for r in missing:
+        print(f"bench: {r} is not installed (make deps-bench); skipping it", file=sys.stderr)
+    runners = [r for r in runners if r not in missing]
+    with tempfile.TemporaryDirectory(prefix="kt-bench-") as tmp:
+        table = rows(tmp)
+        if args.only:
+            table = {k: v for k, v in table.items() if any(o in k for o in args.only.split(","))}
+        times: dict[tuple[str, str], list[float]] = {}
+        for argv, _ in table.values():  # warm the page cache and the build
+            time_once(argv)
+        for rnd in range(args.rounds):
+            for name, (argv, weight) in table.items():
+                for _ in range(weight):
+                    for runner in runners:
+                        times.setdefault((name, runner), []).append(time_once(RUNNERS[runner] + argv))
+            print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
+    text = render(table, runners, times, args.rounds)
+    print(text)
+    if args.write:
+        write_doc(text)
+    return 0
+
+
+def render(table, runners, times, rounds) -> str:
+    med = {k: statistics.median(v) for k, v in times.items()}
+    head = "| workload | " + " | ".join(f"{r} (ms)" for r in runners)
+    ratios = [r for r in runners if r != "native"]
+    head += " | " + " | ".join(f"{r}/native" for r in ratios)
+    if "km" in runners:
+        head += " | " + " | ".join(f"km/{r}" for r in runners if r not in ("km", "native"))
+    lines = [head + " |", "|" + "---|" * (head.count("|"))]
+    for name in table:
+        cells = [f"{med[(name, r)] * 1e3:.1f}" for r in runners]
+        cells += [f"{med[(name, r)] / med[(name, 'native')]:.2f}" for r in ratios] if "native" in runners else []
+        if "km" in runners:
+            cells += [f"{med[(name, 'km')] / med[(name, r)]:.2f}" for r in runners if r not in ("km", "native")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    info = (f"{time.strftime('%Y-%m-%d')}, {platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs, "
+            f"median of {rounds} interleaved rounds (hello: {3 * rounds}), wall-clock time of the whole command")
+    return info + "\n\n" + "\n".join(lines)
+
+
+def write_doc(table_text: str) -> None:
+    doc = ROOT / "docs" / "performance.md"
+    text = doc.read_text() if doc.exists() else "# Performance\n\n<!-- bench:start -->\n<!-- bench:end -->\n"
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    doc.write_text(f"{before}{start}\n{table_text}\n{end}{after}")
+    print(f"wrote {doc.relative_to(ROOT)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
