@@ -38,8 +38,9 @@ RUNNERS = {
 def rows(tmp: str) -> dict[str, tuple[list[str], int]]:
     """row name -> (argv, rounds weight)."""
     return {
-        "hello": ([str(build("hello"))], 3),
-        "compute": ([str(build("compute")), "60000000"], 1),
+        "hello (musl)": ([str(build("hello"))], 3),
+        "hello (glibc)": ([str(build("hello", "glibc"))], 3),
+        "compute": ([str(build("compute")), "400000000"], 1),
         "getppid x200k": ([str(build("syscall_loop")), "200000"], 1),
         "file I/O 64 MiB": ([str(build("fileio")), f"{tmp}/kt-bench-io.bin", "64", "64"], 1),
         "mmap churn 2000x16p": ([str(build("mmap_churn")), "2000", "16"], 1),
