@@ -88,7 +88,7 @@ APPLETS = [
     ["readlink", "-f", "tree/sub"],
     ["uname", "-s", "-m"],
     ["id", "-u"],
-    ["printenv", "PATH"],
+    ["env"],
     ["pwd"],
     ["du", "-s", "-k", "tree"],
     ["tac", "csv.txt"],

@@ -20,13 +20,13 @@ from kontain.errors import GuestError
 SIGNATURES: dict[str, str] = {
     "read": "f B u", "write": "f b u", "open": "s o m", "close": "f", "stat": "s p", "fstat": "f p",
     "lstat": "s p", "poll": "p u d", "lseek": "f d d", "mmap": "p u P M f x", "mprotect": "p u P",
-    "munmap": "p u", "brk": "p", "rt_sigaction": "S p p u", "rt_sigprocmask": "d p p u", "ioctl": "f x p",
+    "munmap": "p u", "brk": "p", "rt_sigaction": "S p p u", "rt_sigprocmask": "d p p u", "ioctl": "f I p",
     "pread64": "f B u d", "pwrite64": "f b u d", "readv": "f p d", "writev": "f p d", "access": "s o",
     "pipe": "p", "pipe2": "p o", "dup": "f", "dup2": "f f", "dup3": "f f o", "nanosleep": "p p",
-    "getpid": "", "exit": "d", "exit_group": "d", "kill": "d S", "uname": "p", "fcntl": "f d x",
+    "getpid": "", "exit": "d", "exit_group": "d", "kill": "d S", "uname": "p", "fcntl": "f F x",
     "getdents64": "f p u", "getcwd": "p u", "chdir": "s", "fchdir": "f", "rename": "s s", "mkdir": "s m",
     "rmdir": "s", "unlink": "s", "readlink": "s p u", "chmod": "s m", "umask": "m", "getrlimit": "d p",
-    "setrlimit": "d p", "prlimit64": "d d p p", "arch_prctl": "x p", "set_tid_address": "p",
+    "setrlimit": "d p", "prlimit64": "d d p p", "arch_prctl": "A p", "set_tid_address": "p",
     "set_robust_list": "p u", "openat": "a s o m", "newfstatat": "a s p x", "readlinkat": "a s p u",
     "unlinkat": "a s x", "mkdirat": "a s m", "faccessat": "a s o", "faccessat2": "a s o x",
     "clock_gettime": "d p", "gettimeofday": "p p", "getrandom": "p u x", "mremap": "p u u x p",
@@ -46,6 +46,11 @@ _MAP = [(F.MAP_SHARED, "MAP_SHARED"), (F.MAP_PRIVATE, "MAP_PRIVATE"), (F.MAP_FIX
         (F.MAP_ANONYMOUS, "MAP_ANONYMOUS"), (F.MAP_NORESERVE, "MAP_NORESERVE"), (F.MAP_POPULATE, "MAP_POPULATE"),
         (F.MAP_STACK, "MAP_STACK"), (F.MAP_FIXED_NOREPLACE, "MAP_FIXED_NOREPLACE"), (F.MAP_GROWSDOWN, "MAP_GROWSDOWN")]
 _SHOW = 32  # bytes of a buffer to show
+_NAMED = {
+    "A": {v: k for k, v in vars(F).items() if k.startswith("ARCH_")},
+    "I": {v: k for k, v in vars(F).items() if k.startswith(("TC", "TIOC", "FIO", "BLK")) and k != "TIOCGPGRP_"},
+    "F": {v: k for k, v in vars(F).items() if k.startswith("F_") and isinstance(v, int)},
+}
 
 
 def _flags(value: int, table: list[tuple[int, str]], zero: str = "0") -> str:
@@ -66,10 +71,19 @@ def _str(t, addr: int, limit: int | None = None) -> str:
             data = t.mem.read(addr, max(0, min(limit, _SHOW)))
     except GuestError:
         return hex(addr)
-    text = repr(data)[1:]
+    text = '"' + "".join(_char(b) for b in data) + '"'
     if limit is not None and limit > _SHOW:
         text += "..."
     return text
+
+
+_ESCAPES = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\"}
+
+
+def _char(b: int) -> str:
+    if b in _ESCAPES:
+        return _ESCAPES[b]
+    return chr(b) if 0x20 <= b < 0x7F else f"\\{b:o}"
 
 
 def _arg(t, kind: str, v: int, nr_args: tuple[int, ...], res: int | None) -> str:
@@ -103,12 +117,15 @@ def _arg(t, kind: str, v: int, nr_args: tuple[int, ...], res: int | None) -> str
         return signal_name(v & 0xFFFFFFFF)
     if kind == "p":
         return "NULL" if u == 0 else hex(u)
+    if kind in _NAMED:
+        return _NAMED[kind].get(u & 0xFFFFFFFF, hex(u))
     return hex(u)
 
 
 def _sig(nr: int) -> tuple[str, list[str]]:
-    name = NAMES[nr] if 0 <= nr < len(NAMES) and NAMES[nr] else f"syscall_{nr:#x}"
-    return name, SIGNATURES.get(name, "x x x").split()
+    if 0 <= nr < len(NAMES) and NAMES[nr]:
+        return NAMES[nr], SIGNATURES.get(NAMES[nr], "x x x").split()
+    return f"syscall_{nr:#x}", []
 
 
 def format_call(t, nr: int, args: tuple[int, ...], res: int | None) -> str:

@@ -1,0 +1,78 @@
+"""km's options and conventions, end to end."""
+
+import os
+
+from kt import build, km, run
+
+
+def test_help_and_version():
+    r = km("--help")
+    assert r.returncode == 0 and r.text.startswith("usage: km")
+    r = km("--version")
+    assert r.returncode == 0 and "kontain" in r.text
+
+
+def test_bad_option():
+    r = km("--no-such-option", "/bin/true")
+    assert r.returncode == 2 and r.err.startswith("km: unknown option")
+
+
+def test_env_options(tmp_path):
+    f = tmp_path / "env"
+    f.write_text("# a comment\nKT_FROM_FILE=yes\n")
+    r = km("-e", "KT_A=1", "--env", "KT_B=two words", "--env-file", f, build("args_env"))
+    assert "env KT_A=1" in r.text and "env KT_B=two words" in r.text and "env KT_FROM_FILE=yes" in r.text
+
+
+def test_clear_env():
+    r = km("--clear-env", "-e", "ONLY=1", "/bin/busybox", "env")
+    assert r.returncode == 0 and r.text == "ONLY=1\n", r.text
+
+
+def test_environment_is_kms():
+    r = km("/bin/busybox", "env", env={**os.environ, "KT_INHERITED": "from km"})
+    assert "KT_INHERITED=from km\n" in r.text
+
+
+def test_memory_cap():
+    ok = km("--memory", "64M", build("alloc"), "32")
+    assert ok.returncode == 0 and ok.text == "32\n", ok.err
+    capped = km("--memory", "64M", build("alloc"), "200")
+    assert capped.returncode == 1
+    assert 40 < int(capped.text) < 64, capped.text
+    assert run([build("alloc"), "200"]).returncode == 0
+
+
+def test_path_search():
+    r = km("busybox", "echo", "found in PATH")
+    assert r.text == "found in PATH\n"
+
+
+def test_shebang_script(tmp_path):
+    s = tmp_path / "script"
+    s.write_text(f"#!{build('args_env')} -x\nignored\n")
+    s.chmod(0o755)
+    r = km(s, "arg1")
+    assert r.returncode == 0
+    lines = r.text.splitlines()
+    assert lines[1:5] == [f"argv[0]={build('args_env')}", "argv[1]=-x", f"argv[2]={s}", "argv[3]=arg1"], r.text
+
+
+def test_strace_decodes_calls(tmp_path):
+    p = tmp_path / "file.txt"
+    p.write_text("x")
+    r = km("--strace", "/bin/busybox", "cat", p)
+    assert r.text == "x"
+    assert f'open("{p}", O_RDONLY' in r.err or f'openat(AT_FDCWD, "{p}", O_RDONLY' in r.err, r.err
+    assert 'write(1, "x", 1) = 1' in r.err or "sendfile(1, 3, NULL" in r.err, r.err
+    assert "exit_group(0) = ?" in r.err
+
+
+def test_strace_marks_unsupported_calls():
+    r = km("--strace", build("wild"))
+    assert "syscall_0x3e8() = -1 ENOSYS (Function not implemented) (not supported by km)" in r.err, r.err[-2000:]
+
+
+def test_working_directory(tmp_path):
+    r = km("/bin/busybox", "pwd", cwd=tmp_path)
+    assert r.text.strip() == str(tmp_path)
