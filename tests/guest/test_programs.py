@@ -74,3 +74,11 @@ def test_stdin_passes_through():
     r = km("/bin/busybox", "wc", "-c", stdin=data)
     assert r.text.strip() == str(len(data))
     assert subprocess.run(["true"]).returncode == 0
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_proc_self(variant):
+    import os
+
+    native, guest = compare([build("procself", variant), "a", "b c"], env={**os.environ, "KT_PROC": "yes"})
+    assert "exe is the program: 1" in guest.text and "fd/ lists 4 descriptors, highest 3" in guest.text

@@ -16,12 +16,14 @@ from __future__ import annotations
 import os
 import time
 
+from kontain import native
 from kontain.abi import flags as F
 from kontain.arch.x86_64 import cpu, guest_code, platform
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import ProcessExit
 from kontain.kernel import signals
 from kontain.kernel.fdtable import FdTable
+from kontain.kernel.procfs import ProcSelf
 from kontain.kernel.task import Task
 from kontain.kvm import abi as k
 from kontain.kvm.api import Kvm
@@ -57,6 +59,7 @@ class Process:
         self.envp = envp
         self.timings: list[tuple[str, float]] = []
         self.exe_path = os.fsencode(os.path.realpath(path))  # what /proc/self/exe names
+        self.exe_path_buf = bytearray(self.exe_path + b"\0")
         self.personality = F.PER_LINUX
         self.actions = signals.SignalActions()
         self.rlimits: dict[int, tuple[int, int]] = {r: _host_rlimit(r) for r in (F.RLIMIT_AS, F.RLIMIT_DATA)}
@@ -103,8 +106,11 @@ class Process:
         top = L.stack_top(config.window)
         self.mm.mmap(top - L.STACK_MAX, L.STACK_MAX, F.PROT_READ | F.PROT_WRITE,
                      F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_FIXED, -1, 0, name="[stack]")
-        sp = load.build_stack(self.mm, top, self.argv, self.envp, self.path.encode(),
-                              self._auxv(loaded), os.urandom(16))
+        auxv = self._auxv(loaded)
+        sp = load.build_stack(self.mm, top, self.argv, self.envp, self.path.encode(), auxv, os.urandom(16))
+        self.auxv_bytes = load.read_auxv(self.mm, sp, len(self.argv), len(self.envp))
+        self.procfs = ProcSelf(self)
+        _name_thread(os.path.basename(self.path))
         self._mark("load")
         task = Task(self, vcpu, os.getpid())
         self.tasks[task.tid] = task
@@ -151,6 +157,12 @@ class Process:
 
     def describe_death(self, sig: int, code: int | None, addr: int | None) -> str:
         return f"{self.name}: killed by {signals.describe(sig, code, addr)}"
+
+
+def _name_thread(name: str) -> None:
+    """ps, top and /proc/self/comm show the program's name, not python's."""
+    buf = bytearray(os.fsencode(name)[:15] + b"\0")
+    native.syscall(157, 15, native.address_of(buf), 0, 0, 0)  # prctl(PR_SET_NAME)
 
 
 def _host_rlimit(resource: int) -> tuple[int, int]:

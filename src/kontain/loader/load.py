@@ -142,6 +142,17 @@ def load_program(mm: AddressSpace, path: str, *, pie_base: int, fd: int | None =
     return Loaded(entry, image.entry + bias, phdr, image.phnum, base, brk)
 
 
+def read_auxv(mm: AddressSpace, sp: int, argc: int, envc: int) -> bytes:
+    """The auxiliary vector as written on the initial stack (for /proc/self/auxv)."""
+    start = sp + 8 * (1 + argc + 1 + envc + 1)
+    out = b""
+    while True:
+        pair = mm.mem.read(start + len(out), 16)
+        out += pair
+        if pair[:8] == bytes(8):
+            return out
+
+
 def build_stack(mm: AddressSpace, top: int, argv: list[bytes], envp: list[bytes], execfn: bytes,
                 auxv: list[tuple[int, int]], random16: bytes, platform: bytes = b"x86_64") -> int:
     """Write the initial stack below ``top`` (already mapped); returns the initial RSP.

@@ -16,6 +16,7 @@ get a host allocation inside the guest's window.
 from __future__ import annotations
 
 import bisect
+import os
 
 from kontain import native
 from kontain.abi import flags as F
@@ -40,6 +41,16 @@ def page_up(n: int) -> int:
     return (n + PAGE - 1) & ~(PAGE - 1)
 
 
+def _file_identity(fd: int) -> tuple[int, int, str]:
+    """(device, inode, path) of a mapped file, for /proc/self/maps."""
+    try:
+        st = os.fstat(fd)
+        path = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return 0, 0, ""
+    return st.st_dev, st.st_ino, path
+
+
 def access_of(prot: int) -> str:
     """The memslot access a protection needs: "rw", "ro" or "none"."""
     if prot & F.PROT_WRITE:
@@ -52,15 +63,18 @@ def access_of(prot: int) -> str:
 class Vma:
     """One mapping: [start, end) with the program's prot and mmap flags."""
 
-    __slots__ = ("start", "end", "prot", "flags", "name", "offset")
+    __slots__ = ("start", "end", "prot", "flags", "name", "offset", "dev", "ino")
 
-    def __init__(self, start: int, end: int, prot: int, flags: int, name: str = "", offset: int = 0):
+    def __init__(self, start: int, end: int, prot: int, flags: int, name: str = "", offset: int = 0,
+                 dev: int = 0, ino: int = 0):
         self.start = start
         self.end = end
         self.prot = prot
         self.flags = flags  # MAP_SHARED/MAP_PRIVATE | MAP_ANONYMOUS ...
         self.name = name  # "[heap]", "[stack]", a file path, or "" for anonymous memory
         self.offset = offset  # file offset of start
+        self.dev = dev  # the file's device and inode, for /proc/self/maps
+        self.ino = ino
 
     @property
     def anonymous(self) -> bool:
@@ -73,7 +87,7 @@ class Vma:
     def piece(self, start: int, end: int) -> Vma:
         """The part [start, end) of this mapping."""
         off = self.offset + (start - self.start) if not self.anonymous else 0
-        return Vma(start, end, self.prot, self.flags, self.name, off)
+        return Vma(start, end, self.prot, self.flags, self.name, off, self.dev, self.ino)
 
     def __repr__(self) -> str:
         return f"Vma({self.start:#x}-{self.end:#x} prot={self.prot} flags={self.flags:#x} {self.name!r})"
@@ -163,7 +177,7 @@ class AddressSpace:
         """Would Linux merge these neighbours into one VMA?  (Same protection and kind;
         a file mapping only with the next part of the same file; shared anonymous
         mappings are each their own object.)"""
-        if a.end != b.start or a.prot != b.prot or a.flags != b.flags or a.name != b.name:
+        if a.end != b.start or a.prot != b.prot or a.flags != b.flags or a.name != b.name or a.ino != b.ino:
             return False
         if a.anonymous:
             return not a.shared
@@ -251,14 +265,19 @@ class AddressSpace:
         self._check_limit((size if prot else 0) - sum(self._cost(v.piece(max(v.start, start), min(v.end, end)))
                                                       for v in self.overlapping(start, end)))
         shared = (flags & F.MAP_TYPE) != F.MAP_PRIVATE
+        dev = ino = 0
         if anonymous:
             self._host_anon(start, end, prot, shared, flags & _HOST_PASS)
             vflags = (F.MAP_SHARED if shared else F.MAP_PRIVATE) | F.MAP_ANONYMOUS
+            if shared:
+                name = name or "/dev/zero (deleted)"
         else:
             self._host_file(start, size, prot, flags, fd, offset)
             vflags = flags & F.MAP_TYPE
             vflags = F.MAP_SHARED if vflags == F.MAP_SHARED_VALIDATE else vflags
-        self._replace(start, end, [Vma(start, end, prot, vflags, name, 0 if anonymous else offset)])
+            dev, ino, path = _file_identity(fd)
+            name = name or path
+        self._replace(start, end, [Vma(start, end, prot, vflags, name, 0 if anonymous else offset, dev, ino)])
         self.slots.set_access(start, end, access_of(prot))
         return start
 

@@ -13,7 +13,7 @@ import struct
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.errno import EFAULT, EINVAL
+from kontain.abi.errno import EFAULT, EINVAL, ENOENT
 from kontain.errors import GuestError
 from kontain.syscalls.common import buffer, dirfd, path, ptr, s32, u32
 
@@ -22,23 +22,50 @@ SYS_readlinkat, SYS_close_range = 267, 436
 CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 2, 4
 
 
-def _proc_self_exe(t, addr: int) -> bool:
-    """Does the path at ``addr`` name this process's executable through /proc?"""
-    if addr == 0:
-        return False
-    p = t.mem.cstr(addr)
-    if not p.startswith(b"/proc/"):
-        return False
-    return p in (b"/proc/self/exe", b"/proc/thread-self/exe", f"/proc/{os.getpid()}/exe".encode())
+def proc_name(t, addr: int) -> bytes | None:
+    """If the path at ``addr`` names a file in this process's /proc directory, its name
+    there (``exe``, ``maps``, ``fd/3``...).  Only absolute /proc paths are read."""
+    if addr == 0 or not t.mem.contains(addr, 1):
+        return None
+    try:
+        p = t.mem.cstr(addr)
+    except GuestError:
+        return None  # the host call will say what is wrong with it
+    return t.process.procfs.name(p)
+
+
+def _exe_path(t) -> int:
+    """A host copy of the program's path, as a path argument (kept alive on the task)."""
+    buf = t.process.exe_path_buf
+    return native.address_of(buf)
+
+
+def _proc_path(t, addr: int, follow: bool = True) -> int:
+    """A path argument, with this process's /proc/self/exe meaning the program (when the
+    call follows the link) and the monitor's descriptors under fd/ not existing."""
+    name = proc_name(t, addr)
+    if name is not None:
+        if t.process.procfs.hides(name):
+            raise GuestError(ENOENT)
+        if name == b"exe" and follow:
+            return _exe_path(t)
+    return path(t, addr)
 
 
 def openat(t, dfd, pathname, flags, mode, *_):
     flags = s32(flags)
-    if _proc_self_exe(t, pathname):
-        r = native.syscall(SYS_openat, F.AT_FDCWD, native.address_of(bytearray(t.process.exe_path + b"\0")),
-                           flags, u32(mode))
-    else:
-        r = native.syscall(SYS_openat, dirfd(t, dfd), path(t, pathname), flags, u32(mode))
+    name = proc_name(t, pathname)
+    procfs = t.process.procfs
+    if name is not None:
+        if procfs.hides(name):
+            raise GuestError(ENOENT)
+        fd = procfs.open_generated(name, flags)
+        if fd is not None:
+            return t.fds.new(fd) if fd >= 0 else fd
+    r = native.syscall(SYS_openat, dirfd(t, dfd), _proc_path(t, pathname, not flags & F.O_NOFOLLOW), flags, u32(mode))
+    if r < 0:
+        return r
+    r = procfs.check_opened(r)
     return t.fds.new(r) if r >= 0 else r
 
 
@@ -135,10 +162,14 @@ def readlinkat(t, dfd, pathname, buf, size, *_):
     size = s32(size)
     if size <= 0:
         raise GuestError(EINVAL)
-    if _proc_self_exe(t, pathname):
-        target = t.process.exe_path[:size]
-        t.mem.write(buf, target)
-        return len(target)
+    name = proc_name(t, pathname)
+    if name is not None:
+        if t.process.procfs.hides(name):
+            raise GuestError(ENOENT)
+        if name == b"exe":
+            target = t.process.exe_path[:size]
+            t.mem.write(buf, target)
+            return len(target)
     host, n = buffer(t, buf, size)
     if n == 0 and buf:
         raise GuestError(EFAULT)
@@ -147,3 +178,55 @@ def readlinkat(t, dfd, pathname, buf, size, *_):
 
 def readlink(t, pathname, buf, size, *_):
     return readlinkat(t, F.AT_FDCWD, pathname, buf, size)
+
+
+SYS_stat, SYS_lstat, SYS_access, SYS_newfstatat, SYS_faccessat, SYS_statx, SYS_faccessat2 = 4, 6, 21, 262, 269, 332, 439
+SYS_getdents64 = 217
+
+
+def stat(t, pathname, statbuf, *_):
+    return native.syscall(SYS_stat, _proc_path(t, pathname), ptr(t, statbuf, 144))
+
+
+def lstat(t, pathname, statbuf, *_):
+    return native.syscall(SYS_lstat, _proc_path(t, pathname, follow=False), ptr(t, statbuf, 144))
+
+
+def newfstatat(t, dfd, pathname, statbuf, flags, *_):
+    flags = s32(flags)
+    p = _proc_path(t, pathname, follow=not flags & F.AT_SYMLINK_NOFOLLOW)
+    return native.syscall(SYS_newfstatat, dirfd(t, dfd), p, ptr(t, statbuf, 144), flags)
+
+
+def statx(t, dfd, pathname, flags, mask, statxbuf, *_):
+    flags = s32(flags)
+    p = _proc_path(t, pathname, follow=not flags & F.AT_SYMLINK_NOFOLLOW)
+    return native.syscall(SYS_statx, dirfd(t, dfd), p, flags, u32(mask), ptr(t, statxbuf, 256))
+
+
+def access(t, pathname, mode, *_):
+    return native.syscall(SYS_access, _proc_path(t, pathname), s32(mode))
+
+
+def faccessat(t, dfd, pathname, mode, *_):
+    return native.syscall(SYS_faccessat, dirfd(t, dfd), _proc_path(t, pathname), s32(mode))
+
+
+def faccessat2(t, dfd, pathname, mode, flags, *_):
+    flags = s32(flags)
+    p = _proc_path(t, pathname, follow=not flags & F.AT_SYMLINK_NOFOLLOW)
+    return native.syscall(SYS_faccessat2, dirfd(t, dfd), p, s32(mode), flags)
+
+
+def getdents64(t, fd, dirp, count, *_):
+    fd = t.fds.check(fd)
+    host, n = buffer(t, dirp, count)
+    r = native.syscall(SYS_getdents64, fd, host, n)
+    procfs = t.process.procfs
+    while r > 0 and procfs.is_fd_dir(fd):
+        kept = procfs.filter_dirents(t.mem.read(dirp, r))
+        if kept:
+            t.mem.write(dirp, kept)
+            return len(kept)
+        r = native.syscall(SYS_getdents64, fd, host, n)  # everything here was the monitor's: read on
+    return r

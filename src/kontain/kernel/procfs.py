@@ -1,0 +1,152 @@
+"""/proc/self as the program expects it, and out of reach of the program where /proc
+would expose the monitor.
+
+The guest's /proc/self is km's (the same process), which is Python's.  So:
+
+* ``exe`` names the program; ``cmdline``, ``environ``, ``auxv`` and ``maps`` are the
+  program's, generated from what the monitor knows (served as a memfd, so read, lseek
+  and fstat work);
+* ``fd/`` and ``fdinfo/`` list only the program's descriptors, and the monitor's do not
+  exist there;
+* ``mem``, ``pagemap`` and ``map_files/`` would give the program the monitor's memory:
+  opening them fails with EACCES.  This is checked on the descriptor the host returned
+  (its resolved path), so symlinks or relative paths cannot get around it.
+
+``comm``, ``stat`` and ``status`` are the host's: km names its thread after the program.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+
+from kontain import native
+from kontain.abi.errno import EACCES, ENOENT
+
+_FORBIDDEN = re.compile(rb"^/proc/(\d+)(?:/task/\d+)?/(mem|pagemap|map_files(?:/.*)?)$")
+_MONITOR_FD = re.compile(rb"^(fd|fdinfo)/(\d+)$")
+_FD_DIR = re.compile(rb"^/proc/(\d+)(?:/task/\d+)?/(fd|fdinfo)$")
+_MFD_CLOEXEC = 1
+_O_CLOEXEC = 0o2000000
+_SYS_memfd_create = 319
+_DIRENT = struct.Struct("<QqHB")
+
+
+class ProcSelf:
+    """This process's /proc directory, as the guest sees it."""
+
+    def __init__(self, process):
+        self.process = process
+        self.pid = os.getpid()
+        try:
+            self.dev = os.stat("/proc/self").st_dev
+        except OSError:
+            self.dev = -1
+        pid = str(self.pid).encode()
+        self._prefixes = (b"/proc/self/", b"/proc/thread-self/", b"/proc/" + pid + b"/")
+
+    # -- which file ----------------------------------------------------------------
+    def name(self, path: bytes) -> bytes | None:
+        """The part after /proc/<this process>/ (or /proc/self/...), or None."""
+        if not path.startswith(b"/proc/"):
+            return None
+        for prefix in self._prefixes:
+            if path.startswith(prefix):
+                rest = path[len(prefix):]
+                break
+        else:
+            m = re.match(rb"^/proc/\d+/task/(\d+)/", path)
+            if not m or not path.startswith(b"/proc/%d/" % self.pid) or int(m.group(1)) not in self.process.tasks:
+                return None
+            rest = path[m.end():]
+        if rest.startswith(b"task/"):  # /proc/self/task/<tid>/x is x for our threads
+            m = re.match(rb"^task/(\d+)/", rest)
+            if m and int(m.group(1)) in self.process.tasks:
+                rest = rest[m.end():]
+        return rest.rstrip(b"/")
+
+    def hides(self, name: bytes) -> bool:
+        """A monitor descriptor under fd/ or fdinfo/: for the guest it does not exist."""
+        m = _MONITOR_FD.match(name)
+        return bool(m) and int(m.group(2)) >= self.process.fds.floor
+
+    # -- generated files -------------------------------------------------------------
+    def content(self, name: bytes) -> bytes | None:
+        p = self.process
+        if name == b"cmdline":
+            return b"".join(a + b"\0" for a in p.argv)
+        if name == b"environ":
+            return b"".join(e + b"\0" for e in p.envp)
+        if name == b"auxv":
+            return p.auxv_bytes
+        if name == b"maps":
+            return self.maps()
+        return None
+
+    def maps(self) -> bytes:
+        out = []
+        for v in self.process.mm:
+            perms = ("r" if v.prot & 1 else "-") + ("w" if v.prot & 2 else "-") + ("x" if v.prot & 4 else "-")
+            perms += "s" if v.shared and not v.anonymous else "p"
+            dev = f"{os.major(v.dev):02x}:{os.minor(v.dev):02x}" if v.dev else "00:00"
+            line = f"{v.start:08x}-{v.end:08x} {perms} {v.offset:08x} {dev} {v.ino}"
+            if v.name:
+                line = line.ljust(72) + " " + v.name
+            out.append(line)
+        return ("\n".join(out) + "\n").encode("utf-8", "surrogateescape")
+
+    def open_generated(self, name: bytes, flags: int) -> int | None:
+        """A memfd holding the file's content (None: not a generated file)."""
+        data = self.content(name)
+        if data is None:
+            return None
+        label = bytearray(b"proc-" + name.replace(b"/", b"-") + b"\0")
+        fd = native.syscall(_SYS_memfd_create, native.address_of(label), _MFD_CLOEXEC if flags & _O_CLOEXEC else 0)
+        if fd < 0:
+            return fd
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
+
+    # -- checks on what the host opened ------------------------------------------------
+    def check_opened(self, fd: int) -> int:
+        """Refuse a descriptor that turned out to be this process's memory in /proc."""
+        try:
+            if os.fstat(fd).st_dev != self.dev:
+                return fd
+            target = os.readlink(f"/proc/self/fd/{fd}").encode()
+        except OSError:
+            return fd
+        m = _FORBIDDEN.match(target)
+        if m and int(m.group(1)) == self.pid:
+            os.close(fd)
+            return -EACCES
+        return fd
+
+    def is_fd_dir(self, fd: int) -> bool:
+        try:
+            if os.fstat(fd).st_dev != self.dev:
+                return False
+            m = _FD_DIR.match(os.readlink(f"/proc/self/fd/{fd}").encode())
+        except OSError:
+            return False
+        return bool(m) and int(m.group(1)) == self.pid
+
+    def filter_dirents(self, data: bytes) -> bytes:
+        """linux_dirent64 records without the monitor's descriptors."""
+        out = bytearray()
+        floor = self.process.fds.floor
+        pos = 0
+        while pos + _DIRENT.size <= len(data):
+            _ino, _off, reclen, _type = _DIRENT.unpack_from(data, pos)
+            if reclen == 0:
+                break
+            name = data[pos + _DIRENT.size:pos + reclen].split(b"\0", 1)[0]
+            if not (name.isdigit() and int(name) >= floor):
+                out += data[pos:pos + reclen]
+            pos += reclen
+        return bytes(out)
+
+
+NOT_FOUND = -ENOENT
