@@ -82,3 +82,9 @@ def test_proc_self(variant):
 
     native, guest = compare([build("procself", variant), "a", "b c"], env={**os.environ, "KT_PROC": "yes"})
     assert "exe is the program: 1" in guest.text and "fd/ lists 4 descriptors, highest 3" in guest.text
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_sockets_epoll_events(variant, tmp):
+    native, guest = compare([build("net", variant), str(tmp)])
+    assert "FAILED" not in guest.text

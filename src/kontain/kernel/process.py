@@ -85,7 +85,8 @@ class Process:
         self.sys = cpu.SystemRegion(self.vm, config.window)
         nslots = self.kvm.check_extension(k.KVM_CAP_NR_MEMSLOTS) or 509
         self.slots = SlotMap(self.vm.set_memory_region, self.mem.base, first=1, limit=nslots)
-        self.mm = AddressSpace(self.mem, self.slots, mmap_top=L.mmap_top(config.window), mmap_min=L.MMAP_MIN,
+        self.layout = L.Layout(config.window, _randomizer())
+        self.mm = AddressSpace(self.mem, self.slots, mmap_top=self.layout.mmap_top, mmap_min=L.MMAP_MIN,
                                limit=config.memory)
         self._mark("memory")
         self.cpuid = self.kvm.supported_cpuid()
@@ -100,10 +101,10 @@ class Process:
             vcpu.set_msrs([(k.MSR_SYSCALL_MASK, self.platform.fmask)])
         self.sys.patch_stub(guest_code.SYSCALL_RETURN, self.platform.stub_return)
         self._mark("probe")
-        loaded = load.load_program(self.mm, self.path, pie_base=L.pie_base(config.window),
+        loaded = load.load_program(self.mm, self.path, pie_base=self.layout.pie_base,
                                    fd=exe_fd, head=head, size=size)
-        self.mm.set_brk_start(loaded.brk)
-        top = L.stack_top(config.window)
+        self.mm.set_brk_start(loaded.brk + self.layout.brk_offset)
+        top = self.layout.stack_top
         self.mm.mmap(top - L.STACK_MAX, L.STACK_MAX, F.PROT_READ | F.PROT_WRITE,
                      F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_FIXED, -1, 0, name="[stack]")
         auxv = self._auxv(loaded)
@@ -157,6 +158,17 @@ class Process:
 
     def describe_death(self, sig: int, code: int | None, addr: int | None) -> str:
         return f"{self.name}: killed by {signals.describe(sig, code, addr)}"
+
+
+ADDR_NO_RANDOMIZE = 0x0040000
+
+
+def _randomizer():
+    """Random page-aligned offsets, or none when km runs with ASLR off (setarch -R),
+    which is what the program would have got natively."""
+    if native.syscall(135, 0xFFFFFFFF) & ADDR_NO_RANDOMIZE:  # personality(query)
+        return lambda limit: 0
+    return lambda limit: int.from_bytes(os.urandom(4), "little") % (limit // L.PAGE) * L.PAGE
 
 
 def _name_thread(name: str) -> None:

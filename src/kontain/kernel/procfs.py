@@ -90,7 +90,8 @@ class ProcSelf:
             perms = ("r" if v.prot & 1 else "-") + ("w" if v.prot & 2 else "-") + ("x" if v.prot & 4 else "-")
             perms += "s" if v.shared and not v.anonymous else "p"
             dev = f"{os.major(v.dev):02x}:{os.minor(v.dev):02x}" if v.dev else "00:00"
-            line = f"{v.start:08x}-{v.end:08x} {perms} {v.offset:08x} {dev} {v.ino}"
+            # as the kernel's show_map_vma: a space after the inode, then the name at column 73
+            line = f"{v.start:08x}-{v.end:08x} {perms} {v.offset:08x} {dev} {v.ino} "
             if v.name:
                 line = line.ljust(72) + " " + v.name
             out.append(line)

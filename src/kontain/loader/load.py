@@ -78,7 +78,7 @@ def _map_segments(mm: AddressSpace, image: elf.ElfImage, fd: int, bias: int, pat
         prot = seg.prot
         if seg.filesz:
             mm.mmap(start, page_up(pad + seg.filesz), prot | F.PROT_WRITE if seg.memsz > seg.filesz else prot,
-                    F.MAP_PRIVATE | F.MAP_FIXED, fd, seg.offset - pad, name=path)
+                    F.MAP_PRIVATE | F.MAP_FIXED, fd, seg.offset - pad)
             if seg.memsz > seg.filesz and file_end & (elf.PAGE - 1):
                 # the rest of the file's last page is the start of the bss: zero it
                 tail = page_up(file_end) - file_end

@@ -15,7 +15,7 @@ from kontain import native
 from kontain.abi import flags as F
 from kontain.abi.errno import EFAULT, EINVAL, ENOENT
 from kontain.errors import GuestError
-from kontain.syscalls.common import buffer, dirfd, path, ptr, s32, u32
+from kontain.syscalls.common import buffer, dirfd, path, ptr, s32, u32, u64
 
 SYS_open, SYS_close, SYS_dup, SYS_dup2, SYS_fcntl, SYS_openat, SYS_dup3, SYS_pipe2 = 2, 3, 32, 33, 72, 257, 292, 293
 SYS_readlinkat, SYS_close_range = 267, 436
@@ -230,3 +230,29 @@ def getdents64(t, fd, dirp, count, *_):
             return len(kept)
         r = native.syscall(SYS_getdents64, fd, host, n)  # everything here was the monitor's: read on
     return r
+
+
+SYS_openat2 = 437
+OPEN_HOW_MIN = 24  # struct open_how: flags, mode, resolve (u64 each)
+
+
+def openat2(t, dfd, pathname, how, size, *_):
+    size = u64(size)
+    if size < OPEN_HOW_MIN or size > 4096:
+        raise GuestError(EINVAL)
+    raw = bytearray(t.mem.read(how, size))
+    flags = struct.unpack_from("<Q", raw, 0)[0]
+    name = proc_name(t, pathname)
+    procfs = t.process.procfs
+    if name is not None:
+        if procfs.hides(name):
+            raise GuestError(ENOENT)
+        fd = procfs.open_generated(name, flags)
+        if fd is not None:
+            return t.fds.new(fd) if fd >= 0 else fd
+    r = native.syscall(SYS_openat2, dirfd(t, dfd), _proc_path(t, pathname, not flags & F.O_NOFOLLOW),
+                       native.address_of(raw), size)
+    if r < 0:
+        return r
+    r = procfs.check_opened(r)
+    return t.fds.new(r) if r >= 0 else r

@@ -14,7 +14,7 @@ from kontain import native
 from kontain.abi.errno import EINVAL
 from kontain.abi.flags import SEEK_HOLE
 from kontain.errors import GuestError
-from kontain.syscalls.common import MAX_RW_COUNT, buffer, ptr, s32
+from kontain.syscalls.common import MAX_RW_COUNT, buffer, ptr, s32, u32
 
 UIO_MAXIOV = 1024
 _sc3 = native.sc3
@@ -117,3 +117,10 @@ def sendfile(t, out_fd, in_fd, offset, count, *_):
     out_fd = t.fds.check(out_fd)
     in_fd = t.fds.check(in_fd)
     return _ret(_sc4(SYS_sendfile, out_fd, in_fd, ptr(t, offset, 8), count))
+
+
+SYS_vmsplice = 278
+
+
+def vmsplice(t, fd, iov, count, flags, *_):
+    return _vec_call(SYS_vmsplice, t, fd, iov, count, u32(flags))

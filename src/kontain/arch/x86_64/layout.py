@@ -65,14 +65,21 @@ def vcpu_page(vcpu_id: int) -> int:
     return VCPU_AREA + vcpu_id * VCPU_PAGE
 
 
-def stack_top(window: int) -> int:
-    return window
+# Address space layout randomization: how far each base may move (Linux moves them
+# further, but the guest has a 64 GiB window, not 128 TiB).
+STACK_RND = 1 << 30
+MMAP_RND = 1 << 30
+PIE_RND = 1 << 30
+BRK_RND = 32 << 20  # as Linux's brk randomization
 
 
-def mmap_top(window: int) -> int:
-    return stack_top(window) - STACK_MAX - STACK_GAP
+class Layout:
+    """Where the stack, the mmap area, a PIE program and the heap start in one guest.
+    ``random(n)`` returns a random page-aligned offset below n (0 without ASLR)."""
 
-
-def pie_base(window: int) -> int:
-    """Where an ET_DYN program goes: two thirds up the window, as Linux's ELF_ET_DYN_BASE."""
-    return (window * 2 // 3) & ~(HUGE_PAGE - 1)
+    def __init__(self, window: int, random):
+        self.stack_top = window - random(STACK_RND)
+        self.mmap_top = self.stack_top - STACK_MAX - STACK_GAP - random(MMAP_RND)
+        # an ET_DYN program: two thirds up the window, as Linux's ELF_ET_DYN_BASE
+        self.pie_base = ((window * 2 // 3) & ~(HUGE_PAGE - 1)) + random(PIE_RND)
+        self.brk_offset = random(BRK_RND)

@@ -1,0 +1,211 @@
+"""Sockets.
+
+Most socket calls pass through with their buffers translated.  The message calls carry
+structures full of guest pointers (msghdr -> name, iovec array, control buffer), so they
+are rebuilt in monitor memory: every pointer checked and translated, the iovec array
+and control buffer copied.  Control messages carry descriptors (SCM_RIGHTS): those the
+program sends must be its own (never the monitor's), and those it receives must fit
+under its RLIMIT_NOFILE, or they are closed and MSG_CTRUNC is set, as Linux does.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from kontain import native
+from kontain.abi.errno import EBADF, EINVAL, EMSGSIZE
+from kontain.errors import GuestError
+from kontain.syscalls.common import buffer, ptr, s32, u32
+from kontain.syscalls.rw import UIO_MAXIOV, host_iovec
+
+SYS_sendmsg, SYS_recvmsg, SYS_socketpair, SYS_recvmmsg, SYS_sendmmsg = 46, 47, 53, 299, 307
+SYS_accept, SYS_accept4, SYS_recvfrom, SYS_getsockopt = 43, 288, 45, 55
+SOL_SOCKET, SCM_RIGHTS = 1, 1
+MSG_CTRUNC = 0x8
+SOCKADDR_MAX = 128  # sizeof(struct sockaddr_storage): the kernel never writes more
+CONTROL_MAX = 1 << 20
+MSGHDR = struct.Struct("<QI4xQQQQi4x")  # name, namelen, iov, iovlen, control, controllen, flags
+MMSGHDR_SIZE = MSGHDR.size + 8  # struct mmsghdr: msghdr, unsigned msg_len (+ padding)
+CMSGHDR = struct.Struct("<Qii")  # cmsg_len, cmsg_level, cmsg_type
+
+
+def _cmsg_align(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def _check_rights(t, control: bytes) -> None:
+    """The descriptors in SCM_RIGHTS messages the program sends must be its own."""
+    pos = 0
+    while pos + CMSGHDR.size <= len(control):
+        length, level, typ = CMSGHDR.unpack_from(control, pos)
+        if length < CMSGHDR.size or pos + length > len(control):
+            return  # the host kernel rejects a malformed header itself (EINVAL)
+        if level == SOL_SOCKET and typ == SCM_RIGHTS:
+            for i in range((length - CMSGHDR.size) // 4):
+                fd = struct.unpack_from("<i", control, pos + CMSGHDR.size + 4 * i)[0]
+                if fd < 0 or fd >= t.fds.floor:
+                    raise GuestError(EBADF)
+        pos += _cmsg_align(length)
+
+
+def _accept_rights(t, control: bytearray, used: int) -> tuple[int, bool]:
+    """Received descriptors above the program's limit are closed and their message cut,
+    as Linux does when it cannot install them.  Returns (control length, truncated)."""
+    pos = 0
+    truncated = False
+    while pos + CMSGHDR.size <= used:
+        length, level, typ = CMSGHDR.unpack_from(control, pos)
+        if length < CMSGHDR.size:
+            break
+        if level == SOL_SOCKET and typ == SCM_RIGHTS:
+            n = (min(length, used - pos) - CMSGHDR.size) // 4
+            fds = [struct.unpack_from("<i", control, pos + CMSGHDR.size + 4 * i)[0] for i in range(n)]
+            if any(fd >= t.fds.soft for fd in fds):
+                for fd in fds:
+                    os.close(fd)
+                return pos, True
+        pos += _cmsg_align(length)
+    return used, truncated
+
+
+class _HostMsg:
+    """A host copy of one guest msghdr (and what it points to)."""
+
+    __slots__ = ("buf", "keep", "control", "control_addr", "control_len", "name_addr")
+
+    def __init__(self, t, raw: bytes, sending: bool):
+        name, namelen, iov, iovlen, control, controllen, _flags = MSGHDR.unpack(raw)
+        if iovlen > UIO_MAXIOV:
+            raise GuestError(EMSGSIZE)
+        hv, n = host_iovec(t, iov, iovlen)
+        self.keep = [hv]
+        self.name_addr = name
+        self.control_addr = control
+        self.control_len = min(controllen, CONTROL_MAX)
+        self.control = None
+        host_control = 0
+        if control and controllen:
+            if controllen > CONTROL_MAX:
+                raise GuestError(EINVAL if sending else EMSGSIZE)
+            if sending:
+                self.control = bytearray(t.mem.read(control, controllen))
+                _check_rights(t, self.control)
+            else:
+                self.control = bytearray(controllen)
+            host_control = native.address_of(self.control)
+        self.buf = bytearray(MSGHDR.pack(ptr(t, name, min(u32(namelen), SOCKADDR_MAX)) if name else 0, namelen,
+                                         native.address_of(hv), n, host_control, self.control_len if host_control else 0, 0))
+
+    @property
+    def address(self) -> int:
+        return native.address_of(self.buf)
+
+    def finish_receive(self, t, guest_hdr: int) -> None:
+        """Copy back what recvmsg wrote: control data, and namelen/controllen/flags."""
+        _name, namelen, _iov, _iovlen, _control, controllen, flags = MSGHDR.unpack(self.buf)
+        if self.control is not None:
+            controllen, truncated = _accept_rights(t, self.control, controllen)
+            if truncated:
+                flags |= MSG_CTRUNC
+            t.mem.write(self.control_addr, bytes(self.control[:controllen]))
+        hdr = bytearray(t.mem.read(guest_hdr, MSGHDR.size))
+        struct.pack_into("<I", hdr, 8, namelen)
+        struct.pack_into("<Q", hdr, 40, controllen if self.control is not None else 0)
+        struct.pack_into("<i", hdr, 48, flags)
+        t.mem.write(guest_hdr, bytes(hdr))
+
+
+def sendmsg(t, fd, msg, flags, *_):
+    fd = t.fds.check(fd)
+    m = _HostMsg(t, t.mem.read(msg, MSGHDR.size), sending=True)
+    return native.syscall(SYS_sendmsg, fd, m.address, s32(flags))
+
+
+def recvmsg(t, fd, msg, flags, *_):
+    fd = t.fds.check(fd)
+    m = _HostMsg(t, t.mem.read(msg, MSGHDR.size), sending=False)
+    r = native.syscall(SYS_recvmsg, fd, m.address, s32(flags))
+    if r >= 0:
+        m.finish_receive(t, msg)
+    return r
+
+
+def _mmsg(t, vec: int, vlen: int, sending: bool) -> tuple[list[_HostMsg], bytearray, int]:
+    vlen = min(u32(vlen), UIO_MAXIOV)
+    raw = t.mem.read(vec, MMSGHDR_SIZE * vlen) if vlen else b""
+    msgs = [_HostMsg(t, raw[i * MMSGHDR_SIZE:i * MMSGHDR_SIZE + MSGHDR.size], sending) for i in range(vlen)]
+    arr = bytearray(b"".join(bytes(m.buf) + bytes(8) for m in msgs))
+    return msgs, arr, vlen
+
+
+def _mmsg_finish(t, vec: int, msgs: list[_HostMsg], arr: bytearray, count: int, receiving: bool) -> None:
+    for i in range(count):
+        base = i * MMSGHDR_SIZE
+        msgs[i].buf[:] = arr[base:base + MSGHDR.size]
+        t.mem.write(vec + base + MSGHDR.size, bytes(arr[base + MSGHDR.size:base + MSGHDR.size + 4]))  # msg_len
+        if receiving:
+            msgs[i].finish_receive(t, vec + base)
+
+
+def sendmmsg(t, fd, vec, vlen, flags, *_):
+    fd = t.fds.check(fd)
+    msgs, arr, n = _mmsg(t, vec, vlen, sending=True)
+    r = native.syscall(SYS_sendmmsg, fd, native.address_of(arr) if n else 0, n, s32(flags))
+    if r > 0:
+        _mmsg_finish(t, vec, msgs, arr, r, receiving=False)
+    return r
+
+
+def recvmmsg(t, fd, vec, vlen, flags, timeout, *_):
+    fd = t.fds.check(fd)
+    msgs, arr, n = _mmsg(t, vec, vlen, sending=False)
+    r = native.syscall(SYS_recvmmsg, fd, native.address_of(arr) if n else 0, n, s32(flags), ptr(t, timeout, 16))
+    if r > 0:
+        _mmsg_finish(t, vec, msgs, arr, r, receiving=True)
+    return r
+
+
+def socketpair(t, domain, typ, protocol, sv, *_):
+    buf = bytearray(8)
+    r = native.syscall(SYS_socketpair, s32(domain), s32(typ), s32(protocol), native.address_of(buf))
+    if r < 0:
+        return r
+    a, b = struct.unpack("<ii", buf)
+    if max(a, b) >= t.fds.soft:
+        os.close(a)
+        os.close(b)
+        return -24  # EMFILE
+    try:
+        t.mem.write(sv, bytes(buf))
+    except GuestError:
+        os.close(a)
+        os.close(b)
+        raise
+    return 0
+
+
+def _accept(t, nr: int, fd, addr, addrlen, *flags) -> int:
+    fd = t.fds.check(fd)
+    r = native.syscall(nr, fd, ptr(t, addr, SOCKADDR_MAX), ptr(t, addrlen, 4), *flags)
+    return t.fds.new(r) if r >= 0 else r
+
+
+def accept(t, fd, addr, addrlen, *_):
+    return _accept(t, SYS_accept, fd, addr, addrlen)
+
+
+def accept4(t, fd, addr, addrlen, flags, *_):
+    return _accept(t, SYS_accept4, fd, addr, addrlen, s32(flags))
+
+
+def recvfrom(t, fd, buf, length, flags, addr, addrlen):
+    fd = t.fds.check(fd)
+    host, n = buffer(t, buf, length)
+    return native.syscall(SYS_recvfrom, fd, host, n, s32(flags), ptr(t, addr, SOCKADDR_MAX), ptr(t, addrlen, 4))
+
+
+def getsockopt(t, fd, level, optname, optval, optlen, *_):
+    # the kernel writes at most *optlen bytes (capped by the option's size) at optval
+    fd = t.fds.check(fd)
+    return native.syscall(SYS_getsockopt, fd, s32(level), s32(optname), ptr(t, optval), ptr(t, optlen, 4))
