@@ -20,3 +20,9 @@ def test_proc_self_mem_is_refused():
     assert r.returncode == 0, r.err
     for what in ("open /proc/self/mem", "open through a symlink", "open relative", "open pagemap"):
         assert f"{what}: Permission denied" in r.text, r.text
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_wild_pointers_sockets_epoll(variant):
+    native, guest = compare([build("wild_net", variant)])
+    assert "EFAULT" in guest.text
