@@ -15,6 +15,8 @@ C_NAMES = {
                     "st_mtime_nsec": "st_mtim.tv_nsec", "st_ctime_nsec": "st_ctim.tv_nsec"},
     "struct sysinfo": {"pad": None, "_f": None},
     "struct utsname": {"domainname": "__domainname"},
+    "struct signalfd_siginfo": {"__pad2": None, "__pad": None},
+    "struct sigevent": {"sigev_notify_thread_id": "_sigev_un._tid", "_pad": None},
     "struct kvm_dtable": {"padding": None},
     "struct kvm_fpu": {"pad1": None, "pad2": None},
     "struct kvm_msrs": {"pad": None},
@@ -28,6 +30,8 @@ def _layouts():
 
 def _c_program(layouts) -> str:
     headers = sorted({s.header for s in layouts if s.header} | {"stdio.h", "stddef.h"})
+    if any(h.startswith("asm/") for h in headers):
+        headers.insert(0, "asm/signal.h")  # stack_t and sigset_t for asm/ucontext.h
     lines = [f"#include <{h}>" for h in headers] + ["int main(void) {"]
     for s in layouts:
         lines.append(f'    printf("{s.cname}|size|%zu\\n", sizeof({s.cname}));')
@@ -43,13 +47,20 @@ def _c_program(layouts) -> str:
 
 @pytest.fixture(scope="module")
 def compiler_says(tmp_path_factory):
+    """Kernel <asm/...> headers clash with libc's (struct sigcontext, stack_t): they get
+    a program of their own."""
     d = tmp_path_factory.mktemp("layouts")
-    src = d / "layouts.c"
-    src.write_text(_c_program(_layouts()))
-    exe = d / "layouts"
-    subprocess.run(["gcc", "-o", str(exe), str(src)], check=True)
-    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
-    return {tuple(line.split("|")[:2]): int(line.split("|")[2]) for line in out.splitlines()}
+    found = {}
+    groups = {"libc": [s for s in _layouts() if not s.header.startswith("asm/")],
+              "asm": [s for s in _layouts() if s.header.startswith("asm/")]}
+    for name, layouts in groups.items():
+        src = d / f"{name}.c"
+        src.write_text(_c_program(layouts))
+        exe = d / name
+        subprocess.run(["gcc", "-o", str(exe), str(src)], check=True)
+        out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
+        found.update({tuple(line.split("|")[:2]): int(line.split("|")[2]) for line in out.splitlines()})
+    return found
 
 
 @pytest.mark.parametrize("layout", _layouts(), ids=lambda s: s.cname)

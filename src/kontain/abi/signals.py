@@ -1,6 +1,8 @@
-"""Linux x86-64 signal numbers, names, default actions and siginfo codes."""
+"""Linux x86-64 signal numbers, names, default actions, siginfo codes and layout."""
 
 from __future__ import annotations
+
+import struct
 
 SIGHUP, SIGINT, SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE = 1, 2, 3, 4, 5, 6, 7, 8
 SIGKILL, SIGUSR1, SIGSEGV, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGSTKFLT = 9, 10, 11, 12, 13, 14, 15, 16
@@ -63,3 +65,20 @@ BUS_ADRALN, BUS_ADRERR, BUS_OBJERR = 1, 2, 3
 ILL_ILLOPC, ILL_ILLOPN, ILL_PRVOPC = 1, 2, 5
 FPE_INTDIV, FPE_INTOVF, FPE_FLTDIV, FPE_FLTOVF, FPE_FLTUND, FPE_FLTRES, FPE_FLTINV = 1, 2, 3, 4, 5, 6, 7
 TRAP_BRKPT, TRAP_TRACE = 1, 2
+
+
+SIGINFO_SIZE = 128
+
+
+def siginfo(sig: int, code: int = SI_USER, *, pid: int = 0, uid: int = 0, addr: int | None = None,
+            status: int | None = None, value: int = 0) -> bytes:
+    """A siginfo_t (x86-64): signo, errno, code, then the union member the code selects
+    (a fault's address; a child's pid, uid and status; a sender's pid, uid and value)."""
+    head = struct.pack("<iii4x", sig, 0, code)
+    if addr is not None:
+        body = struct.pack("<Q", addr & 0xFFFFFFFFFFFFFFFF)
+    elif status is not None:
+        body = struct.pack("<iIi4xqq", pid, uid, status, 0, 0)
+    else:
+        body = struct.pack("<iIQ", pid, uid, value & 0xFFFFFFFFFFFFFFFF)
+    return (head + body).ljust(SIGINFO_SIZE, b"\0")

@@ -90,5 +90,50 @@ sysinfo = CStruct(
 itimerval = CStruct("struct itimerval", [("it_interval", "2q"), ("it_value", "2q")], "sys/time.h")
 tms = CStruct("struct tms", [("tms_utime", "q"), ("tms_stime", "q"), ("tms_cutime", "q"), ("tms_cstime", "q")], "sys/times.h")
 
+itimerspec = CStruct("struct itimerspec", [("it_interval", "2q"), ("it_value", "2q")], "time.h")
+
+# -- signal delivery (the kernel's layouts, <asm/sigcontext.h> and <asm/ucontext.h>) ----------
+SIGCONTEXT_REGS = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+                   "rdi", "rsi", "rbp", "rbx", "rdx", "rax", "rcx", "rsp", "rip")
+sigcontext = CStruct(
+    "struct sigcontext",
+    [(r, "Q") for r in SIGCONTEXT_REGS]
+    + [("eflags", "Q"), ("cs", "H"), ("gs", "H"), ("fs", "H"), ("ss", "H"), ("err", "Q"), ("trapno", "Q"),
+       ("oldmask", "Q"), ("cr2", "Q"), ("fpstate", "Q"), ("reserved1", "8Q")],
+    "asm/sigcontext.h",
+)
+# struct ucontext of the kernel: uc_flags, uc_link, uc_stack (stack_t), uc_mcontext, uc_sigmask (8 bytes)
+ucontext = CStruct(
+    "struct ucontext",
+    [("uc_flags", "Q"), ("uc_link", "Q"), ("uc_stack", "24s"), ("uc_mcontext", "256s"), ("uc_sigmask", "Q")],
+    "asm/ucontext.h",
+)
+SIGINFO_SIZE = 128
+# the fxsave area's software-reserved bytes that describe the xsave state after it
+fpx_sw_bytes = CStruct("struct _fpx_sw_bytes",
+                       [("magic1", "I"), ("extended_size", "I"), ("xfeatures", "Q"), ("xstate_size", "I"),
+                        ("padding", "7I")], "asm/sigcontext.h")
+FXSAVE_SW_BYTES = 464  # offset of sw_reserved in the 512-byte fxsave area
+FP_XSTATE_MAGIC1, FP_XSTATE_MAGIC2 = 0x46505853, 0x46505845
+signalfd_siginfo = CStruct(
+    "struct signalfd_siginfo",
+    [("ssi_signo", "I"), ("ssi_errno", "i"), ("ssi_code", "i"), ("ssi_pid", "I"), ("ssi_uid", "I"), ("ssi_fd", "i"),
+     ("ssi_tid", "I"), ("ssi_band", "I"), ("ssi_overrun", "I"), ("ssi_trapno", "I"), ("ssi_status", "i"),
+     ("ssi_int", "i"), ("ssi_ptr", "Q"), ("ssi_utime", "Q"), ("ssi_stime", "Q"), ("ssi_addr", "Q"),
+     ("ssi_addr_lsb", "H"), ("__pad2", "H"), ("ssi_syscall", "i"), ("ssi_call_addr", "Q"), ("ssi_arch", "I"),
+     ("__pad", "28s")],
+    "sys/signalfd.h",
+)
+clone_args = CStruct(
+    "struct clone_args",
+    [("flags", "Q"), ("pidfd", "Q"), ("child_tid", "Q"), ("parent_tid", "Q"), ("exit_signal", "Q"), ("stack", "Q"),
+     ("stack_size", "Q"), ("tls", "Q"), ("set_tid", "Q"), ("set_tid_size", "Q"), ("cgroup", "Q")],
+    "linux/sched.h",
+)
+# struct sigevent: value, signo, notify, then a union whose first member is the thread id
+sigevent = CStruct("struct sigevent", [("sigev_value", "Q"), ("sigev_signo", "i"), ("sigev_notify", "i"),
+                                       ("sigev_notify_thread_id", "i"), ("_pad", "44s")], "signal.h")
+
 # Layouts compared against the C compiler by the unit tests.
-ALL = [timespec, timeval, iovec, rlimit, stat, utsname, stack_t, pollfd, winsize, robust_list_head, sysinfo, itimerval, tms]
+ALL = [timespec, timeval, iovec, rlimit, stat, utsname, stack_t, pollfd, winsize, robust_list_head, sysinfo, itimerval, tms,
+       itimerspec, sigcontext, ucontext, fpx_sw_bytes, signalfd_siginfo, clone_args, sigevent]

@@ -2,7 +2,8 @@
 
 ``Process.start`` is the monitor's start-up sequence (docs/ARCHITECTURE.md numbers it):
 
-1. reset the host's signal dispositions; set aside descriptors for the monitor
+1. take over the host's signals (one monitor thread forwards them to the program); set
+   aside descriptors for the monitor
 2. open /dev/kvm and create the VM (without zapping all shadow pages on slot changes)
 3. reserve the guest window; build the system region (page tables, GDT, IDT, stub)
 4. create vCPU 0 in 64-bit user mode (CPUID, XCR0, segments, MSRs)
@@ -13,18 +14,22 @@
 
 from __future__ import annotations
 
+import _thread
 import os
+import struct
 import time
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.arch.x86_64 import cpu, guest_code, platform
+from kontain.abi import signals as S
+from kontain.abi.errno import EAGAIN
+from kontain.arch.x86_64 import cpu, guest_code, platform, sigframe
 from kontain.arch.x86_64 import layout as L
-from kontain.errors import ProcessExit
+from kontain.errors import GuestError, ProcessExit
 from kontain.kernel import signals
 from kontain.kernel.fdtable import FdTable
 from kontain.kernel.procfs import ProcSelf
-from kontain.kernel.task import Task
+from kontain.kernel.task import Task, ThreadExit
 from kontain.kvm import abi as k
 from kontain.kvm.api import Kvm
 from kontain.loader import load
@@ -64,6 +69,10 @@ class Process:
         self.actions = signals.SignalActions()
         self.rlimits: dict[int, tuple[int, int]] = {r: _host_rlimit(r) for r in (F.RLIMIT_AS, F.RLIMIT_DATA)}
         self.tasks: dict[int, Task] = {}
+        self.lock = _thread.allocate_lock()  # guards tasks, pending sets and the vCPU pool
+        self.shared_pending = signals.Pending()
+        self.idle_vcpus: list = []  # vCPUs of exited threads, for the next ones (KVM never frees a vCPU)
+        self.next_vcpu_id = 1
 
     def _mark(self, what: str) -> None:
         if self.config.timings:
@@ -73,7 +82,7 @@ class Process:
         """Build the VM and load the program; returns the main thread, ready to run."""
         config = self.config
         self._mark("start")
-        signals.reset_host_dispositions()
+        signals.HostSignals(self.post).install()
         self.fds = FdTable()
         self.kvm = Kvm(config.kvm_device, fd_floor=self.fds.floor)
         self.vm = self.kvm.create_vm()
@@ -100,6 +109,8 @@ class Process:
             vcpu.set_sregs(self.user_sregs)
             vcpu.set_msrs([(k.MSR_SYSCALL_MASK, self.platform.fmask)])
         self.sys.patch_stub(guest_code.SYSCALL_RETURN, self.platform.stub_return)
+        self.xstate_size = sigframe.xstate_size(self.cpuid, self.xcr0)
+        self.init_xsave = _init_xsave(self.kvm.xsave_size)
         self._mark("probe")
         loaded = load.load_program(self.mm, self.path, pie_base=self.layout.pie_base,
                                    fd=exe_fd, head=head, size=size)
@@ -113,8 +124,9 @@ class Process:
         self.procfs = ProcSelf(self)
         _name_thread(os.path.basename(self.path))
         self._mark("load")
-        task = Task(self, vcpu, os.getpid())
+        task = Task(self, vcpu, os.getpid(), _thread.get_ident())
         self.tasks[task.tid] = task
+        self.main_task = task
         q = vcpu.q
         for i in range(k.Q_REGS, k.Q_REGS + 18):
             q[i] = 0
@@ -148,13 +160,173 @@ class Process:
         ]
 
     def run(self) -> ProcessExit:
-        """Run the program until it exits or dies; returns how."""
+        """Run the program until it exits or dies; returns how (to the main thread: the
+        other threads end the process themselves, see ``finish``)."""
         self._mark("run")
         try:
             self.runner.run()
         except ProcessExit as e:
             return e
+        except ThreadExit:
+            # the main thread of the program is gone, the others go on: km's main thread
+            # waits until one of them ends the process
+            _thread.allocate_lock().acquire()
+            _thread.allocate_lock().acquire()
         raise AssertionError("the vCPU loop returned")
+
+    def finish(self, end: ProcessExit) -> None:
+        """End km the way the program ended (never returns)."""
+        if end.signal:
+            if end.message and end.signal not in (S.SIGPIPE, S.SIGINT):  # as quiet as a shell for these
+                os.write(2, f"km: {end.message}\n".encode("utf-8", "surrogateescape"))
+            signals.die_by_signal(end.signal, core=end.core)
+        os._exit(end.status)
+
+    # -- signals -----------------------------------------------------------------------
+    def post(self, sig: int, info: bytes, task: Task | None = None) -> None:
+        """A signal for the program: to ``task`` (thread-directed), or to the process,
+        which gives it to a thread that does not block it.  Called from any thread."""
+        if sig == signals.SIG_KICK or not 1 <= sig <= S.NSIG:
+            return
+        with self.lock:
+            blocked_everywhere = all(t.sigmask & signals.sigbit(sig) for t in self.tasks.values())
+            if self.actions.ignored(sig) and not (task.sigmask if task else blocked_everywhere) & signals.sigbit(sig):
+                return  # discarded now, as Linux does for an ignored signal nobody blocks
+            if task is not None:
+                task.pending.add(sig, info)
+                target = task
+            else:
+                self.shared_pending.add(sig, info)
+                target = next((t for t in self.tasks.values() if not t.sigmask & signals.sigbit(sig)), None)
+        if target is not None and target.ident != _thread.get_ident():
+            self.kick(target)
+
+    def wait_for(self, task: Task, ready, timeout_ns: int | None = None) -> bool:
+        """Block the calling thread (``task``'s) until ``ready()`` is true; False when
+        ``timeout_ns`` runs out first.  A kick wakes it: SIG_KICK is blocked while
+        ``ready()`` is checked, so one sent in between is not lost, and collected by
+        rt_sigtimedwait."""
+        deadline = None if timeout_ns is None else time.monotonic_ns() + timeout_ns
+        kick_set = bytearray(struct.pack("<Q", signals.sigbit(signals.SIG_KICK)))
+        signals.block_kick(True)
+        try:
+            while not ready():
+                if deadline is None:
+                    ts = 0
+                else:
+                    left = deadline - time.monotonic_ns()
+                    if left <= 0:
+                        return False
+                    ts_buf = bytearray(struct.pack("<qq", left // 10**9, left % 10**9))
+                    ts = native.address_of(ts_buf)
+                native.syscall(128, native.address_of(kick_set), 0, ts, 8)  # rt_sigtimedwait
+                task.kicked = False
+                task.vcpu.set_immediate_exit(False)
+            return True
+        finally:
+            signals.block_kick(False)
+
+    def discard_pending(self, sig: int) -> None:
+        with self.lock:
+            self.shared_pending.discard(sig)
+            for t in self.tasks.values():
+                t.pending.discard(sig)
+
+    def kick(self, task: Task) -> None:
+        """Make ``task`` look at its signals now: out of KVM_RUN, or out of a host call."""
+        task.kicked = True
+        task.vcpu.set_immediate_exit(True)
+        signals.kick(task.ident)
+
+    # -- threads -------------------------------------------------------------------------
+    def _vcpu(self):
+        with self.lock:
+            if self.idle_vcpus:
+                return self.idle_vcpus.pop()
+            vcpu_id = self.next_vcpu_id
+            if vcpu_id >= L.MAX_VCPUS:
+                raise GuestError(EAGAIN)
+            self.next_vcpu_id += 1
+        vcpu = self.vm.create_vcpu(vcpu_id)
+        self.sys.init_vcpu_page(vcpu_id)
+        cpu.init_vcpu(vcpu, self.cpuid, self.xcr0, self.platform.fmask)
+        return vcpu
+
+    def clone_thread(self, parent: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
+        """A new guest thread on a vCPU of its own, run by a host thread of its own; it
+        starts where the parent returns from clone, with RAX = 0 (returns its tid)."""
+        vcpu = self._vcpu()
+        pq, cq = parent.q, vcpu.q
+        for i in range(k.Q_REGS, k.Q_REGS + 18):
+            cq[i] = pq[i]
+        cq[k.RAX] = 0
+        cq[k.RIP] = pq[k.RCX]  # where `syscall` returns, in the parent
+        cq[k.RFLAGS] = pq[k.R11] | cpu.RFLAGS_INIT
+        if stack:
+            cq[k.RSP] = stack
+        vcpu.mark_regs_dirty()
+        sregs = parent.vcpu.get_sregs()
+        if flags & F.CLONE_SETTLS:
+            cpu.set_segment_base(sregs, "fs", tls)
+        child_sregs = vcpu.get_sregs()
+        for seg in ("fs", "gs"):
+            cpu.set_segment_base(child_sregs, seg, cpu.segment_field(sregs, seg, "base"))
+        vcpu.set_sregs(child_sregs)
+        vcpu.set_xsave(parent.vcpu.get_xsave())
+        task = Task(self, vcpu, 0)
+        task.sigmask = parent.sigmask
+        task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace)
+        started = _thread.allocate_lock()
+        started.acquire()
+        go = _thread.allocate_lock()
+        go.acquire()
+        _thread.start_new_thread(self._thread_main, (task, started, go))
+        started.acquire()  # the host thread knows its tid now
+        try:
+            if flags & F.CLONE_PARENT_SETTID:
+                self.mem.write(ptid, struct.pack("<i", task.tid))
+            if flags & F.CLONE_CHILD_SETTID:
+                self.mem.write(ctid, struct.pack("<i", task.tid))
+        except GuestError:
+            pass  # as Linux: a bad address here is the program's problem, not clone's
+        if flags & F.CLONE_CHILD_CLEARTID:
+            task.clear_child_tid = ctid
+        with self.lock:
+            self.tasks[task.tid] = task
+        go.release()
+        return task.tid
+
+    def _thread_main(self, task: Task, started, go) -> None:
+        task.tid = native.syscall(186)  # gettid: guest tid = host tid
+        task.ident = _thread.get_ident()
+        started.release()
+        go.acquire()
+        try:
+            VcpuRunner(task.vcpu, task).run()
+        except ThreadExit:
+            return
+        except ProcessExit as end:
+            self.finish(end)
+        except BaseException as e:  # a monitor bug in a thread must not leave the program hanging
+            os.write(2, f"km: internal error in thread {task.tid}: {e!r}\n".encode())
+            os._exit(70)
+
+    def exit_thread(self, task: Task, status: int) -> None:
+        """exit(2): the thread ends; the last one ends the process with its status."""
+        with self.lock:
+            if len(self.tasks) == 1:
+                last = True
+            else:
+                last = False
+                del self.tasks[task.tid]
+        if last:
+            raise ProcessExit(status=status & 0xFF)
+        task.exit_thread()
+        vcpu = task.vcpu
+        vcpu.set_immediate_exit(False)
+        with self.lock:
+            self.idle_vcpus.append(vcpu)
+        raise ThreadExit()
 
     def describe_death(self, sig: int, code: int | None, addr: int | None) -> str:
         return f"{self.name}: killed by {signals.describe(sig, code, addr)}"
@@ -175,6 +347,15 @@ def _name_thread(name: str) -> None:
     """ps, top and /proc/self/comm show the program's name, not python's."""
     buf = bytearray(os.fsencode(name)[:15] + b"\0")
     native.syscall(157, 15, native.address_of(buf), 0, 0, 0)  # prctl(PR_SET_NAME)
+
+
+def _init_xsave(size: int) -> bytearray:
+    """An XSAVE area in the state a process starts with (FCW 0x37f, MXCSR 0x1f80)."""
+    buf = bytearray(size)
+    struct.pack_into("<H", buf, 0, 0x37F)
+    struct.pack_into("<II", buf, 24, 0x1F80, 0xFFFF)
+    struct.pack_into("<Q", buf, 512, 0x3)  # XSTATE_BV: x87 and SSE as written here
+    return buf
 
 
 def _host_rlimit(resource: int) -> tuple[int, int]:

@@ -1,24 +1,56 @@
 """A guest thread: one vCPU, its registers, its signal mask, and how its exits are served.
 
 The vCPU loop (vcpu.py) reports exits; the Task decides what they mean for the program:
-a syscall goes to the dispatcher, a fault becomes a signal.
+a syscall goes to the dispatcher, a fault becomes a signal, a kick delivers pending
+signals.  Where the thread stopped decides how its user-mode registers are read and
+written back (``context``/``resume``):
+
+* SYSCALL: in the syscall stub; user RIP and RFLAGS are in RCX and R11 (as `syscall`
+  left them); on PVM the stub runs at CPL3, so the monitor may set RIP directly.
+* EXCEPTION: in an exception vector stub at CPL0; user RIP, RFLAGS and RSP are in the
+  iret frame on this vCPU's exception stack, which the stub returns through.
+* DIRECT: at a user instruction (MMIO, emulation failure, host fault, interruption).
 """
 
 from __future__ import annotations
 
 import os
+import struct
 
+from kontain import native
 from kontain.abi import signals as S
-from kontain.arch.x86_64 import cpu
-from kontain.errors import ProcessExit
+from kontain.abi.errno import EINTR, EPIPE
+from kontain.abi.signals import siginfo
+from kontain.abi.structs import SIGCONTEXT_REGS
+from kontain.arch.x86_64 import cpu, guest_code, sigframe
+from kontain.arch.x86_64 import layout as L
+from kontain.errors import GuestError, ProcessExit
 from kontain.kernel import faults
+from kontain.kernel.signals import Pending, pick, sigbit
 from kontain.kvm import abi as k
+
+SYSCALL, EXCEPTION, DIRECT = 0, 1, 2
+SYS_futex, FUTEX_WAKE = 202, 1
+FUTEX_WAITERS, FUTEX_OWNER_DIED, FUTEX_TID_MASK = 0x80000000, 0x40000000, 0x3FFFFFFF
+ROBUST_LIST_LIMIT = 2048
+# sigcontext register name -> index in the vCPU's synced registers
+_Q = {name: getattr(k, name.upper()) for name in SIGCONTEXT_REGS}
+# Syscalls Linux never restarts after a handler ran, whatever SA_RESTART says (signal(7))
+NEVER_RESTART = {7, 23, 34, 35, 130, 128, 230, 232, 270, 271, 281, 441}
+# writes whose EPIPE raises SIGPIPE: write, pwrite64, writev, sendfile, sendto, sendmsg, splice, vmsplice,
+# pwritev, sendmmsg, pwritev2
+EPIPE_RAISES = {1, 18, 20, 40, 44, 46, 275, 278, 296, 307, 328}
+MSG_NOSIGNAL = 0x4000
+
+
+class ThreadExit(BaseException):
+    """This guest thread is gone (exit() with other threads left)."""
 
 
 class Task:
     """One guest thread.  Handlers see ``t.mem``, ``t.mm``, ``t.fds``, ``t.process``."""
 
-    def __init__(self, process, vcpu, tid: int):
+    def __init__(self, process, vcpu, tid: int, ident: int = 0):
         self.process = process
         self.mem = process.mem
         self.mm = process.mm
@@ -26,11 +58,17 @@ class Task:
         self.vcpu = vcpu
         self.q = vcpu.q
         self.tid = tid
+        self.ident = ident  # the host thread's pthread id, for kicking it
         self.sigmask = 0
-        self.pending = 0  # signals sent to the program that it has not taken yet
+        self.pending = Pending()  # signals sent to this thread
+        self.shared = process.shared_pending  # signals sent to the process
+        self.saved_mask: int | None = None  # rt_sigsuspend's mask, restored by sigreturn
+        self.kicked = False
+        self.stop = SYSCALL
         self.clear_child_tid = 0
         self.robust_list = (0, 0)
         self.altstack = (0, S.SS_DISABLE, 0)
+        self.on_syscall = None  # set by the dispatcher
 
     # -- registers outside the synced set (slow path) --------------------------------
     def fs_base(self) -> int:
@@ -48,29 +86,193 @@ class Task:
     def rip(self) -> int:
         return self.q[k.RIP] & 0xFFFFFFFFFFFFFFFF
 
-    # -- signals the program sends itself ----------------------------------------------
-    def signal_self(self, sig: int) -> None:
-        """kill/tkill/tgkill aimed at this process or thread.  A signal is pending until
-        the program unblocks it; then its disposition decides.  (Running handlers is
-        not done yet: a signal with a handler stays pending.)"""
-        self.pending |= 1 << (sig - 1)
-        self.take_pending()
+    # -- the interrupted user context ----------------------------------------------------
+    def context(self) -> sigframe.Context:
+        q = self.q
+        regs = {name: q[i] & 0xFFFFFFFFFFFFFFFF for name, i in _Q.items()}
+        if self.stop == SYSCALL:
+            regs["rip"] = q[k.RCX] & 0xFFFFFFFFFFFFFFFF
+            return sigframe.Context(regs, q[k.R11] & 0xFFFFFFFFFFFFFFFF)
+        if self.stop == EXCEPTION:
+            vector, error, rip, _cs, rflags, rsp, _ss = self.process.sys.exception_frame(q[k.RSP])
+            regs["rip"], regs["rsp"] = rip, rsp
+            return sigframe.Context(regs, rflags, trapno=vector, err=error)
+        return sigframe.Context(regs, q[k.RFLAGS] & 0xFFFFFFFFFFFFFFFF)
 
-    def take_pending(self) -> None:
-        """Act on pending, unblocked signals: the default action, or discard if ignored."""
-        ready = self.pending & ~self.sigmask
-        while ready:
-            sig = (ready & -ready).bit_length()
-            ready &= ready - 1
-            handler = self.process.actions.handler(sig)
-            action = S.default_action(sig)
-            if handler == S.SIG_IGN or (handler == S.SIG_DFL and action in (S.IGNORE, S.CONT, S.STOP)):
-                self.pending &= ~(1 << (sig - 1))
-                if handler == S.SIG_DFL and action == S.STOP:
-                    os.kill(os.getpid(), sig)  # stop km itself; SIGCONT resumes it
-            elif handler == S.SIG_DFL:
+    def resume(self, ctx: sigframe.Context, *, full: bool) -> None:
+        """Continue user mode at ``ctx``; ``full``: every register exactly (rt_sigreturn),
+        else what a handler's entry needs."""
+        q = self.q
+        regs = ctx.regs
+        if self.stop == EXCEPTION:
+            for name, i in _Q.items():
+                if name not in ("rsp", "rip"):
+                    q[i] = _s64(regs[name])
+            self.process.sys.write_exception_frame(q[k.RSP], regs["rip"], ctx.rflags, regs["rsp"])
+        elif self.stop == SYSCALL and not self.process.platform.user_stub:
+            self._resume_from_cpl0(ctx, full)
+        else:
+            for name, i in _Q.items():
+                q[i] = _s64(regs[name])
+            q[k.RFLAGS] = _s64(ctx.rflags)
+        self.vcpu.mark_regs_dirty()
+
+    def _resume_from_cpl0(self, ctx: sigframe.Context, full: bool) -> None:
+        """Hardware KVM, stopped in the stub at CPL0: sysretq can restore RIP and RFLAGS
+        (through RCX and R11); every register exactly needs an iretq (guest.S iret_path)."""
+        q = self.q
+        regs = ctx.regs
+        for name, i in _Q.items():
+            q[i] = _s64(regs[name])
+        if full:
+            top = L.vcpu_page(self.vcpu.id) + L.VCPU_PAGE - 5 * 8
+            self.process.sys.write_iret_frame(top, regs["rip"], ctx.rflags, regs["rsp"])
+            q[k.RSP] = top
+            q[k.RIP] = L.STUB + guest_code.IRET_PATH
+        else:
+            q[k.RCX] = _s64(regs["rip"])
+            q[k.R11] = _s64(ctx.rflags)
+            q[k.RIP] = L.STUB + guest_code.SYSCALL_RETURN
+
+    # -- signals -------------------------------------------------------------------------
+    def has_signals(self) -> int:
+        return (self.pending.mask | self.shared.mask) & ~self.sigmask
+
+    def signal_self(self, sig: int, info: bytes | None = None) -> None:
+        """A signal aimed at this thread (tkill, a fault, SIGPIPE)."""
+        self.process.post(sig, info or siginfo(sig, S.SI_TKILL, pid=os.getpid(), uid=os.getuid()), task=self)
+
+    def next_signal(self) -> tuple[int, bytes | None]:
+        """Take the next signal to deliver to a handler; default actions that end or stop
+        the program, and ignored signals, are dealt with on the way."""
+        actions = self.process.actions
+        with self.process.lock:
+            while True:
+                ready = (self.pending.mask | self.shared.mask) & ~self.sigmask
+                if not ready:
+                    return 0, None
+                sig = pick(ready)
+                src = self.pending if self.pending.mask & sigbit(sig) else self.shared
+                info = src.take(sig)
+                handler = actions.handler(sig)
+                if handler == S.SIG_IGN:
+                    continue
+                if handler != S.SIG_DFL:
+                    return sig, info
+                action = S.default_action(sig)
+                if action in (S.IGNORE, S.CONT):
+                    continue
+                if action == S.STOP:
+                    os.kill(os.getpid(), S.SIGSTOP)  # km stops; SIGCONT resumes it
+                    continue
                 raise ProcessExit(signal=sig, message=f"{self.process.name}: killed by {S.name(sig)}",
                                   core=self.process.config.core and action == S.CORE)
+
+    def deliver_pending(self) -> None:
+        sig, info = self.next_signal()
+        if sig:
+            self.deliver(sig, info, self.context())
+
+    def after_syscall(self, nr: int, res: int) -> None:
+        """On the way back to user mode: a host call a kick interrupted is restarted or
+        fails with EINTR (as SA_RESTART and the call say), then a signal is delivered."""
+        if self.stop == DIRECT:  # rt_sigreturn set every register already
+            self.stop = SYSCALL
+            if self.process.platform.user_stub and self.has_signals():
+                self.stop = DIRECT
+                try:
+                    self.deliver_pending()
+                finally:
+                    self.stop = SYSCALL
+            return
+        interrupted = res == -EINTR and self.kicked
+        self.kicked = False
+        if res == -EPIPE and nr in EPIPE_RAISES and not (nr in (44, 46, 307) and self._nosignal(nr)):
+            self.signal_self(S.SIGPIPE, siginfo(S.SIGPIPE, S.SI_USER, pid=os.getpid(), uid=os.getuid()))
+        sig, info = self.next_signal() if self.has_signals() else (0, None)
+        if interrupted:
+            if not sig:
+                self._restart(nr)
+            elif self.process.actions.get(sig)[1] & S.SA_RESTART and nr not in NEVER_RESTART:
+                self._restart(nr)
+        if sig:
+            self.deliver(sig, info, self.context())
+
+    def _nosignal(self, nr: int) -> bool:
+        flags = self.q[k.RDX] if nr == 46 else self.q[k.R10]  # sendmsg's flags are its 3rd argument
+        return bool(flags & MSG_NOSIGNAL)
+
+    def _restart(self, nr: int) -> None:
+        """Make the `syscall` instruction run again (it is 2 bytes before the return address)."""
+        self.q[k.RCX] -= 2
+        self.q[k.RAX] = nr
+        self.vcpu.mark_regs_dirty()
+
+    def deliver(self, sig: int, info: bytes, ctx: sigframe.Context) -> None:
+        """Set up Linux's signal frame and enter the handler (handle_signal)."""
+        p = self.process
+        handler, flags, restorer, sa_mask = p.actions.get(sig)
+        sp = ctx.regs["rsp"]
+        alt_sp, alt_flags, alt_size = self.altstack
+        enabled = not alt_flags & S.SS_DISABLE and alt_size
+        on_alt = bool(enabled) and alt_sp < sp <= alt_sp + alt_size
+        if flags & S.SA_ONSTACK and enabled and not on_alt:
+            sp_top = alt_sp + alt_size
+        else:
+            sp_top = sp - sigframe.RED_ZONE
+        if not flags & S.SA_RESTORER:
+            self._bad_frame()
+        old_mask = self.saved_mask if self.saved_mask is not None else self.sigmask
+        self.saved_mask = None
+        uc_stack = (alt_sp, (S.SS_ONSTACK if on_alt else (S.SS_DISABLE if not enabled else 0)) | (alt_flags & S.SS_AUTODISARM),
+                    alt_size)
+        frame, blob = sigframe.build(ctx, sig_mask=old_mask, info=info, restorer=restorer, sp_top=sp_top,
+                                     xsave=self.vcpu.get_xsave(), xsize=p.xstate_size, xfeatures=p.xcr0,
+                                     altstack=uc_stack)
+        try:
+            self.mem.write(frame, blob)
+        except GuestError:
+            self._bad_frame()
+        if alt_flags & S.SS_AUTODISARM:
+            self.altstack = (0, S.SS_DISABLE, 0)
+        self.sigmask = (self.sigmask | sa_mask | (0 if flags & S.SA_NODEFER else sigbit(sig))) & ~S.UNBLOCKABLE
+        if flags & S.SA_RESETHAND:
+            p.actions.set(sig, (S.SIG_DFL, flags & ~S.SA_SIGINFO, restorer, sa_mask))
+        regs = dict(ctx.regs, rdi=sig, rsi=frame + sigframe.INFO_OFFSET, rdx=frame + sigframe.UC_OFFSET, rax=0,
+                    rsp=frame, rip=handler)
+        self.resume(sigframe.Context(regs, sigframe.entry_rflags(ctx.rflags)), full=False)
+        self.vcpu.set_xsave(p.init_xsave)  # the handler starts with a clean FPU, as on Linux
+
+    def _bad_frame(self) -> None:
+        """The frame cannot be written (or there is no restorer): SIGSEGV, uncatchable."""
+        raise ProcessExit(signal=S.SIGSEGV, message=f"{self.process.name}: killed by SIGSEGV (cannot deliver a signal)",
+                          core=self.process.config.core)
+
+    def sigreturn(self) -> int:
+        """rt_sigreturn: everything back as the frame says; returns the restored RAX."""
+        p = self.process
+        frame = (self.q[k.RSP] & 0xFFFFFFFFFFFFFFFF) - 8
+        try:
+            r = sigframe.parse(self.mem.read(frame + sigframe.UC_OFFSET, sigframe.UC_SIZE),
+                               self.q[k.R11] & 0xFFFFFFFFFFFFFFFF)
+            if r.fpstate:
+                area = sigframe.xsave_from_frame(self.mem.read(r.fpstate, p.xstate_size + sigframe.MAGIC2_SIZE),
+                                                 p.xstate_size, p.xcr0)
+                if area is None or self.vcpu.set_xsave(bytearray(area.ljust(len(p.init_xsave), b"\0"))) < 0:
+                    self._bad_frame()
+            else:
+                self.vcpu.set_xsave(p.init_xsave)
+        except GuestError:
+            self._bad_frame()
+        self.sigmask = r.mask & ~S.UNBLOCKABLE
+        ss_sp, ss_flags, ss_size = r.altstack
+        if not ss_flags & S.SS_DISABLE and ss_size >= S.MINSIGSTKSZ:
+            self.altstack = (ss_sp, ss_flags & S.SS_AUTODISARM, ss_size)
+        elif ss_flags & S.SS_DISABLE:
+            self.altstack = (0, S.SS_DISABLE, 0)
+        self.resume(r.ctx, full=True)
+        self.stop = DIRECT  # registers are final: nothing may treat this as a syscall result
+        return _s64(r.ctx.regs["rax"])
 
     # -- exits other than syscalls (the vCPU loop's ExitHandler) ----------------------
     def on_exception(self, frame_rsp: int) -> None:
@@ -79,7 +281,14 @@ class Task:
         sig, code, addr = faults.from_vector(vector, error, rip, cr2)
         if vector == 19:
             code = faults.simd_code(self._mxcsr())
-        self.fault(sig, code, addr)
+        self.stop = EXCEPTION
+        try:
+            ctx = self.context()
+            if cr2 is not None:
+                ctx.cr2 = cr2
+            self.fault(sig, code, addr, ctx)
+        finally:
+            self.stop = SYSCALL
 
     def _mxcsr(self) -> int:
         return k.fpu.unpack(self.vcpu.get_fpu())[k.fpu.names.index("mxcsr")]
@@ -87,32 +296,110 @@ class Task:
     def on_mmio(self, gpa: int, is_write: bool) -> None:
         """An access to guest memory without a memslot: a hole, or a write to read-only."""
         vma = self.mm.find(gpa) if 0 <= gpa < self.mem.size else None
-        self.fault(S.SIGSEGV, S.SEGV_ACCERR if vma is not None else S.SEGV_MAPERR, gpa)
+        self.stop = DIRECT
+        ctx = self.context()
+        ctx.trapno, ctx.err, ctx.cr2 = faults.PAGE_FAULT, (6 if is_write else 4) | (1 if vma else 0), gpa
+        # KVM completes the access on the next entry; do that now, before the registers change
+        self.vcpu.set_immediate_exit(True)
+        self.vcpu.run()
+        self.vcpu.set_immediate_exit(False)
+        try:
+            self.fault(S.SIGSEGV, S.SEGV_ACCERR if vma is not None else S.SEGV_MAPERR, gpa, ctx)
+        finally:
+            self.stop = SYSCALL
 
     def on_emulation_failure(self, suberror: int, data: list[int]) -> None:
         """KVM could not emulate an instruction: a fetch from an unmapped page, or an
         access to one by an instruction KVM's emulator does not know."""
-        rip = self.rip
-        if self.process.slots.lookup(rip) is None:
-            self.fault(S.SIGSEGV, S.SEGV_MAPERR, rip)
-        self.fault(S.SIGSEGV, S.SEGV_MAPERR, None)
+        self.stop = DIRECT
+        try:
+            ctx = self.context()
+            rip = ctx.regs["rip"]
+            addr = rip if self.process.slots.lookup(rip) is None else None
+            ctx.trapno, ctx.err, ctx.cr2 = faults.PAGE_FAULT, 0x14, rip if addr is not None else 0
+            self.fault(S.SIGSEGV, S.SEGV_MAPERR, addr, ctx)
+        finally:
+            self.stop = SYSCALL
 
     def on_host_fault(self) -> None:
         """KVM_RUN failed with EFAULT: the host could not provide a guest page (a file
         mapping past the end of its file)."""
-        self.fault(S.SIGBUS, S.BUS_ADRERR, None)
+        self.stop = DIRECT
+        try:
+            self.fault(S.SIGBUS, S.BUS_ADRERR, None, self.context())
+        finally:
+            self.stop = SYSCALL
 
     def on_interrupt(self) -> None:
-        """KVM_RUN was interrupted by a host signal whose handler returned."""
+        """Out of KVM_RUN because of a kick: signals to deliver, or the process ends."""
+        self.vcpu.set_immediate_exit(False)
+        self.kicked = False
+        if self.has_signals():
+            self.stop = DIRECT
+            try:
+                self.deliver_pending()
+            finally:
+                self.stop = SYSCALL
 
     def on_bad_io(self, direction: int, size: int, port: int) -> None:
-        self.fault(S.SIGSEGV, S.SI_KERNEL, 0)
+        self.stop = DIRECT
+        try:
+            self.fault(S.SIGSEGV, S.SI_KERNEL, 0, self.context())
+        finally:
+            self.stop = SYSCALL
 
     def on_shutdown(self) -> None:
-        self.fault(S.SIGSEGV, S.SI_KERNEL, 0)
-
-    def fault(self, sig: int, code: int, addr: int | None) -> None:
-        """A synchronous signal from the CPU.  Until signal delivery exists, the default
-        action applies even with a handler installed (see docs/known-issues.md)."""
-        raise ProcessExit(signal=sig, message=self.process.describe_death(sig, code, addr),
+        raise ProcessExit(signal=S.SIGSEGV, message=self.process.describe_death(S.SIGSEGV, S.SI_KERNEL, None),
                           core=self.process.config.core)
+
+    def fault(self, sig: int, code: int, addr: int | None, ctx: sigframe.Context) -> None:
+        """A synchronous signal from the CPU (Linux's force_sig_fault): delivered to a
+        handler if there is one and it is not blocked; otherwise the default action,
+        even for an ignored or blocked signal."""
+        handler = self.process.actions.handler(sig)
+        if handler in (S.SIG_DFL, S.SIG_IGN) or self.sigmask & sigbit(sig):
+            raise ProcessExit(signal=sig, message=self.process.describe_death(sig, code, addr),
+                              core=self.process.config.core)
+        self.deliver(sig, siginfo(sig, code, addr=addr or 0), ctx)
+
+    # -- thread exit ---------------------------------------------------------------------
+    def exit_thread(self) -> None:
+        """What Linux does when a thread ends: robust futexes released, the
+        clear-child-tid word zeroed and its waiter woken."""
+        self._release_robust_list()
+        if self.clear_child_tid:
+            try:
+                self.mem.write(self.clear_child_tid, b"\0\0\0\0")
+                native.syscall(SYS_futex, self.mem.host(self.clear_child_tid, 4), FUTEX_WAKE, 1, 0, 0, 0)
+            except GuestError:
+                pass
+
+    def _release_robust_list(self) -> None:
+        head, _size = self.robust_list
+        if not head:
+            return
+        try:
+            first, offset, pending = struct.unpack("<QqQ", self.mem.read(head, 24))
+            entry = first & ~1
+            for _ in range(ROBUST_LIST_LIMIT):
+                if entry == head or entry == 0:
+                    break
+                self._owner_died(entry + offset)
+                entry = self.mem.read_u64(entry) & ~1
+            if pending & ~1:
+                self._owner_died((pending & ~1) + offset)
+        except GuestError:
+            pass
+
+    def _owner_died(self, uaddr: int) -> None:
+        val = struct.unpack("<I", self.mem.read(uaddr, 4))[0]
+        if val & FUTEX_TID_MASK != self.tid:
+            return
+        self.mem.write(uaddr, struct.pack("<I", (val & FUTEX_WAITERS) | FUTEX_OWNER_DIED))
+        if val & FUTEX_WAITERS:
+            native.syscall(SYS_futex, self.mem.host(uaddr, 4), FUTEX_WAKE, 1, 0, 0, 0)
+
+
+def _s64(v: int) -> int:
+    v &= 0xFFFFFFFFFFFFFFFF
+    return v - (1 << 64) if v >> 63 else v

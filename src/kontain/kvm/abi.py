@@ -102,6 +102,10 @@ KVM_GET_FPU = _ior(0x8C, fpu.size)
 KVM_SET_FPU = _iow(0x8D, fpu.size)
 KVM_SET_CPUID2 = _iow(0x90, cpuid2_header.size)
 KVM_ENABLE_CAP = _iow(0xA3, enable_cap.size)
+KVM_GET_XSAVE = _ior(0xA4, 4096)
+KVM_SET_XSAVE = _iow(0xA5, 4096)
+KVM_GET_XSAVE2 = _ior(0xCF, 4096)  # the buffer may be larger: KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2)
+XSAVE_SIZE = 4096
 KVM_GET_XCRS = _ior(0xA6, xcrs.size)
 KVM_SET_XCRS = _iow(0xA7, xcrs.size)
 
@@ -114,6 +118,7 @@ KVM_CAP_MAX_VCPUS = 66
 KVM_CAP_SYNC_REGS = 74
 KVM_CAP_READONLY_MEM = 81
 KVM_CAP_IMMEDIATE_EXIT = 136
+KVM_CAP_XSAVE2 = 208
 KVM_CAP_DISABLE_QUIRKS2 = 213
 KVM_X86_QUIRK_SLOT_ZAP_ALL = 1 << 7
 

@@ -64,6 +64,12 @@ class Kvm:
         return max(r, 0)
 
     @property
+    def xsave_size(self) -> int:
+        if not hasattr(self, "_xsave_size"):
+            self._xsave_size = max(self.check_extension(k.KVM_CAP_XSAVE2), k.XSAVE_SIZE)
+        return self._xsave_size
+
+    @property
     def vcpu_mmap_size(self) -> int:
         if not self._mmap_size:
             self._mmap_size = _check(native.ioctl(self.fd, k.KVM_GET_VCPU_MMAP_SIZE), "KVM_GET_VCPU_MMAP_SIZE")
@@ -228,6 +234,18 @@ class Vcpu:
         buf = bytearray(k.xcrs.size)
         struct.pack_into("=IIIIQ", buf, 0, 1, 0, 0, 0, value)
         return _ioctl_buf(self.fd, k.KVM_SET_XCRS, buf)
+
+    def get_xsave(self) -> bytearray:
+        """The vCPU's x87/SSE/AVX... state in the standard XSAVE layout."""
+        size = self.vm.kvm.xsave_size
+        buf = bytearray(size)
+        req = k.KVM_GET_XSAVE2 if size > k.XSAVE_SIZE else k.KVM_GET_XSAVE
+        _check(_ioctl_buf(self.fd, req, buf), "KVM_GET_XSAVE")
+        return buf
+
+    def set_xsave(self, buf: bytearray) -> int:
+        """0, or -errno when KVM refuses the state (a hostile or corrupt XSAVE header)."""
+        return _ioctl_buf(self.fd, k.KVM_SET_XSAVE, buf)
 
     def get_fpu(self) -> bytearray:
         buf = bytearray(k.fpu.size)

@@ -25,20 +25,26 @@ def make_dispatcher(task, *, strace: bool = False):
     q = task.q
     handlers = table.HANDLERS
     n = len(handlers)
+    pending = task.pending
+    shared = task.shared
 
     def on_syscall() -> None:
         nr = q[RAX] & 0xFFFFFFFF
         h = handlers[nr] if nr < n else None
         if h is None:
-            q[RAX] = -ENOSYS
+            res = -ENOSYS
         else:
             try:
-                q[RAX] = h(task, q[RDI], q[RSI], q[RDX], q[R10], q[R8], q[R9])
+                res = h(task, q[RDI], q[RSI], q[RDX], q[R10], q[R8], q[R9])
             except GuestError as e:
-                q[RAX] = -e.errno
+                res = -e.errno
             except Exception as e:  # a bug in a handler must not take the monitor down
-                q[RAX] = internal_error(nr, e)
+                res = internal_error(nr, e)
+        q[RAX] = res
         q[DIRTY] = SYNC_REGS
+        # EINTR (a kick), EPIPE (SIGPIPE), pending signals, or rt_sigreturn (stop != SYSCALL)
+        if res == -4 or res == -32 or (pending.mask | shared.mask) & ~task.sigmask or task.stop:
+            task.after_syscall(nr, res)
 
     return on_syscall
 
@@ -55,7 +61,6 @@ def _make_tracing(task, out=sys.stderr):
     q = task.q
     handlers = table.HANDLERS
     n = len(handlers)
-    tid = task.tid
 
     def on_syscall() -> None:
         nr = q[RAX] & 0xFFFFFFFF
@@ -71,13 +76,15 @@ def _make_tracing(task, out=sys.stderr):
             except Exception as e:
                 res = internal_error(nr, e)
             except BaseException:
-                out.write(f"[{tid}] {strace.format_call(task, nr, args, None)}\n")
+                out.write(f"[{task.tid}] {strace.format_call(task, nr, args, None)}\n")
                 out.flush()
                 raise
         q[RAX] = res
         q[DIRTY] = SYNC_REGS
         note = "" if h is not None else " (not supported by km)"
-        out.write(f"[{tid}] {strace.format_call(task, nr, args, res)}{note}\n")
+        out.write(f"[{task.tid}] {strace.format_call(task, nr, args, res)}{note}\n")
         out.flush()
+        if res == -4 or res == -32 or task.has_signals() or task.stop:
+            task.after_syscall(nr, res)
 
     return on_syscall

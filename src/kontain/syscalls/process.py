@@ -4,16 +4,18 @@ personality, and signals sent to itself."""
 from __future__ import annotations
 
 import os
+import struct
 
 from kontain import native
 from kontain.abi import flags as F
 from kontain.abi import signals as S
-from kontain.abi.errno import EINVAL, ENODEV, ENOSYS, EPERM, ESRCH
-from kontain.abi.structs import robust_list_head
+from kontain.abi.errno import E2BIG, EINVAL, ENODEV, ENOSYS, EPERM, ESRCH
+from kontain.abi.signals import SIGINFO_SIZE, siginfo
+from kontain.abi.structs import clone_args, robust_list_head
 from kontain.errors import GuestError, ProcessExit
 from kontain.syscalls.common import s32, u32, u64
 
-SYS_kill, SYS_prctl, SYS_tkill, SYS_tgkill = 62, 157, 200, 234
+SYS_kill, SYS_prctl, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo = 62, 157, 200, 234, 129, 297
 _CANONICAL_LIMIT = 1 << 47
 
 
@@ -22,8 +24,8 @@ def exit_group(t, status, *_):
 
 
 def exit(t, status, *_):
-    # the last thread leaving ends the process (a single-threaded guest: always)
-    raise ProcessExit(status=status & 0xFF)
+    t.process.exit_thread(t, status)  # the last thread leaving ends the process
+    return 0
 
 
 def set_tid_address(t, addr, *_):
@@ -115,11 +117,20 @@ def kill(t, pid, sig, *_):
         raise GuestError(EINVAL)
     if pid == os.getpid():
         if sig:
-            t.signal_self(sig)
+            t.process.post(sig, siginfo(sig, S.SI_USER, pid=os.getpid(), uid=os.getuid()))
         return 0
-    # 0, -1 and -pgrp include this process: the host delivers to km by its mirrored
-    # dispositions (see kernel/signals.py)
+    # 0, -1 and -pgrp include this process: the host delivers to km, which posts the
+    # signal to the program through its signal thread
     return native.syscall(SYS_kill, pid, sig)
+
+
+def _to_thread(t, tid: int, sig: int, info: bytes | None = None) -> int:
+    target = t.process.tasks.get(tid)
+    if target is None:
+        raise GuestError(ESRCH)
+    if sig:
+        t.process.post(sig, info or siginfo(sig, S.SI_TKILL, pid=os.getpid(), uid=os.getuid()), task=target)
+    return 0
 
 
 def tkill(t, tid, sig, *_):
@@ -127,9 +138,7 @@ def tkill(t, tid, sig, *_):
     if tid <= 0 or sig < 0 or sig > S.NSIG:
         raise GuestError(EINVAL)
     if tid in t.process.tasks:
-        if sig:
-            t.process.tasks[tid].signal_self(sig)
-        return 0
+        return _to_thread(t, tid, sig)
     return native.syscall(SYS_tkill, tid, sig)
 
 
@@ -137,9 +146,72 @@ def tgkill(t, tgid, tid, sig, *_):
     tgid, tid, sig = s32(tgid), s32(tid), s32(sig)
     if tid <= 0 or tgid <= 0 or sig < 0 or sig > S.NSIG:
         raise GuestError(EINVAL)
-    if tgid == os.getpid() and tid in t.process.tasks:
-        if sig:
-            t.process.tasks[tid].signal_self(sig)
-        return 0
+    if tgid == os.getpid():
+        return _to_thread(t, tid, sig)
     return native.syscall(SYS_tgkill, tgid, tid, sig)
 
+
+def _queued_info(t, sig: int, uinfo: int, to_self: bool) -> bytes:
+    info = bytearray(t.mem.read(uinfo, SIGINFO_SIZE))
+    code = struct.unpack_from("<i", info, 8)[0]
+    if code >= 0 and not to_self:
+        raise GuestError(EPERM)  # only the kernel may send positive codes to others
+    struct.pack_into("<i", info, 0, sig)
+    return bytes(info)
+
+
+def rt_sigqueueinfo(t, tgid, sig, uinfo, *_):
+    tgid, sig = s32(tgid), s32(sig)
+    if sig <= 0 or sig > S.NSIG:
+        raise GuestError(EINVAL)
+    if tgid == os.getpid():
+        t.process.post(sig, _queued_info(t, sig, uinfo, True))
+        return 0
+    return native.syscall(SYS_rt_sigqueueinfo, tgid, sig, native.address_of(bytearray(_queued_info(t, sig, uinfo, False))))
+
+
+def rt_tgsigqueueinfo(t, tgid, tid, sig, uinfo, *_):
+    tgid, tid, sig = s32(tgid), s32(tid), s32(sig)
+    if sig <= 0 or sig > S.NSIG or tid <= 0:
+        raise GuestError(EINVAL)
+    if tgid == os.getpid():
+        return _to_thread(t, tid, sig, _queued_info(t, sig, uinfo, True))
+    return native.syscall(SYS_rt_tgsigqueueinfo, tgid, tid, sig,
+                          native.address_of(bytearray(_queued_info(t, sig, uinfo, False))))
+
+
+# -- threads -------------------------------------------------------------------------
+_THREAD_FLAGS = F.CLONE_VM | F.CLONE_FS | F.CLONE_FILES | F.CLONE_SIGHAND | F.CLONE_THREAD | F.CLONE_SYSVSEM | \
+    F.CLONE_SETTLS | F.CLONE_PARENT_SETTID | F.CLONE_CHILD_CLEARTID | F.CLONE_CHILD_SETTID | F.CLONE_DETACHED
+_NEEDED = F.CLONE_VM | F.CLONE_SIGHAND | F.CLONE_THREAD
+
+
+def _clone(t, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
+    if flags & F.CLONE_THREAD and not flags & F.CLONE_SIGHAND or flags & F.CLONE_SIGHAND and not flags & F.CLONE_VM:
+        raise GuestError(EINVAL)
+    if flags & _NEEDED != _NEEDED:
+        raise GuestError(ENOSYS)  # processes (fork, vfork, clone without CLONE_THREAD): not yet
+    if flags & ~(_THREAD_FLAGS | F.CSIGNAL):
+        raise GuestError(EINVAL)
+    return t.process.clone_thread(t, flags, stack, ptid, ctid, tls)
+
+
+def clone(t, flags, stack, ptid, ctid, tls, *_):
+    return _clone(t, u64(flags), u64(stack), u64(ptid), u64(ctid), u64(tls))
+
+
+CLONE_ARGS_SIZE_VER0 = 64
+
+
+def clone3(t, uargs, size, *_):
+    size = u64(size)
+    if size < CLONE_ARGS_SIZE_VER0 or size > 4096:
+        raise GuestError(EINVAL)
+    raw = t.mem.read(uargs, size).ljust(clone_args.size, b"\0")
+    if any(raw[clone_args.size:]):
+        raise GuestError(E2BIG)  # fields this kernel does not know
+    a = dict(zip(clone_args.names, clone_args.unpack(raw[:clone_args.size])))
+    if a["set_tid"] or a["set_tid_size"] or a["cgroup"]:
+        raise GuestError(EINVAL)
+    stack = a["stack"] + a["stack_size"] if a["stack"] else 0
+    return _clone(t, a["flags"] | (a["exit_signal"] & F.CSIGNAL), stack, a["parent_tid"], a["child_tid"], a["tls"])

@@ -1,18 +1,15 @@
-"""Signals, the bookkeeping half: dispositions, the signal mask, the alternate stack.
-
-Delivery of signals to handlers is not here yet (docs/known-issues.md): a fault ends the
-program with the default action, and a signal sent from outside does to km what its
-default or ignored disposition says (kernel/signals.py mirrors those on the host).
-"""
+"""Signal syscalls: dispositions, masks, the alternate stack, waiting for signals, and
+returning from a handler.  Delivery itself is kernel/task.py's (and kernel/signals.py)."""
 
 from __future__ import annotations
 
 import struct
 
 from kontain.abi import signals as S
-from kontain.abi.errno import EINVAL, ENOMEM
+from kontain.abi.errno import EAGAIN, EINTR, EINVAL, ENOMEM, EPERM
 from kontain.abi.structs import stack_t
-from kontain.errors import GuestError, ProcessExit
+from kontain.errors import GuestError
+from kontain.kvm import abi as k
 from kontain.syscalls.common import s32, u64
 
 SIGSET_SIZE = 8
@@ -29,8 +26,8 @@ def rt_sigaction(t, sig, act, oact, sigsetsize, *_):
     old = actions.get(sig)
     if new is not None:
         actions.set(sig, new)
-        if t.pending:
-            t.take_pending()  # setting SIG_IGN discards a pending signal
+        if actions.ignored(sig):
+            t.process.discard_pending(sig)  # as Linux: an ignored signal does not stay pending
     if oact:
         try:
             t.mem.write(oact, actions.pack(old))
@@ -60,9 +57,7 @@ def rt_sigprocmask(t, how, set_addr, oset, sigsetsize, *_):
         mask = old
     if oset:
         t.mem.write(oset, struct.pack("<Q", old))
-    t.sigmask = mask & ~S.UNBLOCKABLE
-    if t.pending & ~t.sigmask:
-        t.take_pending()
+    t.sigmask = mask & ~S.UNBLOCKABLE  # newly unblocked pending signals: delivered on the way out
     return 0
 
 
@@ -70,12 +65,18 @@ def rt_sigpending(t, set_addr, sigsetsize, *_):
     size = u64(sigsetsize)
     if size > SIGSET_SIZE:
         raise GuestError(EINVAL)
-    t.mem.write(set_addr, struct.pack("<Q", t.pending & t.sigmask)[:size])
+    t.mem.write(set_addr, struct.pack("<Q", (t.pending.mask | t.shared.mask) & t.sigmask)[:size])
     return 0
 
 
 def sigaltstack(t, ss, old_ss, *_):
     sp, flags, size = t.altstack
+    rsp = t.q[k.RSP] & 0xFFFFFFFFFFFFFFFF
+    on_stack = not flags & S.SS_DISABLE and size and sp < rsp <= sp + size
+    if on_stack:
+        flags = S.SS_ONSTACK | (flags & S.SS_AUTODISARM)
+    if ss and on_stack:
+        raise GuestError(EPERM)
     if ss:
         nsp, nflags, nsize = stack_t.unpack(t.mem.read(ss, stack_t.size))
         nflags &= 0xFFFFFFFF
@@ -96,6 +97,63 @@ def sigaltstack(t, ss, old_ss, *_):
 
 
 def rt_sigreturn(t, *_):
-    # No signal frame can exist before delivery does: like Linux with a bad frame.
-    raise ProcessExit(signal=S.SIGSEGV, message=f"{t.process.name}: killed by SIGSEGV (rt_sigreturn without a signal frame)")
+    return t.sigreturn()
 
+
+def _wait_handled(t) -> None:
+    """Wait until a signal that will run a handler (or end the program) is pending and
+    unblocked; ignored ones are discarded on the way, as Linux does while waiting."""
+    def ready() -> bool:
+        while t.has_signals():
+            with t.process.lock:
+                ready_mask = (t.pending.mask | t.shared.mask) & ~t.sigmask
+                sig = (ready_mask & -ready_mask).bit_length()
+                if not sig or not t.process.actions.ignored(sig):
+                    return True
+                (t.pending if t.pending.mask & (1 << (sig - 1)) else t.shared).discard(sig)
+        return False
+
+    t.process.wait_for(t, ready)
+
+
+def rt_sigsuspend(t, mask_addr, sigsetsize, *_):
+    if u64(sigsetsize) != SIGSET_SIZE:
+        raise GuestError(EINVAL)
+    mask = struct.unpack("<Q", t.mem.read(mask_addr, 8))[0]
+    t.saved_mask = t.sigmask
+    t.sigmask = mask & ~S.UNBLOCKABLE
+    _wait_handled(t)
+    return -EINTR  # the handler runs on the way out; the frame holds the old mask
+
+
+def pause(t, *_):
+    _wait_handled(t)
+    return -EINTR
+
+
+def rt_sigtimedwait(t, set_addr, info_addr, timeout, sigsetsize, *_):
+    if u64(sigsetsize) != SIGSET_SIZE:
+        raise GuestError(EINVAL)
+    wanted = struct.unpack("<Q", t.mem.read(set_addr, 8))[0] & ~S.UNBLOCKABLE
+    timeout_ns = None
+    if timeout:
+        sec, nsec = struct.unpack("<qq", t.mem.read(timeout, 16))
+        if sec < 0 or not 0 <= nsec < 10**9:
+            raise GuestError(EINVAL)
+        timeout_ns = sec * 10**9 + nsec
+    p = t.process
+
+    def ready() -> bool:
+        return bool((t.pending.mask | t.shared.mask) & wanted) or bool(t.has_signals() & ~wanted)
+
+    if not p.wait_for(t, ready, timeout_ns):
+        raise GuestError(EAGAIN)
+    with p.lock:
+        chosen = (t.pending.mask | t.shared.mask) & wanted
+        if not chosen:
+            return -EINTR  # another signal, to be delivered on the way out
+        sig = (chosen & -chosen).bit_length()
+        info = (t.pending if t.pending.mask & (1 << (sig - 1)) else t.shared).take(sig)
+    if info_addr:
+        t.mem.write(info_addr, info)
+    return sig

@@ -159,11 +159,17 @@ class SystemRegion:
             raise ValueError(f"exception frame at {rsp:#x} is outside the system region")
         return struct.unpack_from("<7Q", self.buf, o)
 
+    def write_iret_frame(self, at: int, rip: int, rflags: int, rsp: int) -> None:
+        """An iretq frame back to user mode (guest.S iret_path, hardware KVM)."""
+        o = self._off(at)
+        struct.pack_into("<5Q", self.buf, o, rip & 0xFFFFFFFFFFFFFFFF, L.USER_CS, rflags, rsp & 0xFFFFFFFFFFFFFFFF,
+                         L.USER_DS)
+
     def write_exception_frame(self, rsp: int, rip: int, rflags: int, user_rsp: int) -> None:
         o = self._off(rsp)
-        struct.pack_into("<Q", self.buf, o + 16, rip)
-        struct.pack_into("<Q", self.buf, o + 32, rflags)
-        struct.pack_into("<Q", self.buf, o + 40, user_rsp)
+        struct.pack_into("<Q", self.buf, o + 16, rip & 0xFFFFFFFFFFFFFFFF)
+        struct.pack_into("<Q", self.buf, o + 32, rflags & 0xFFFFFFFFFFFFFFFF)
+        struct.pack_into("<Q", self.buf, o + 40, user_rsp & 0xFFFFFFFFFFFFFFFF)
 
 
 def _segment(selector: int, type_: int, dpl: int, *, code64: bool = False, s: int = 1, base: int = 0,
