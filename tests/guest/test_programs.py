@@ -88,3 +88,15 @@ def test_proc_self(variant):
 def test_sockets_epoll_events(variant, tmp):
     native, guest = compare([build("net", variant), str(tmp)])
     assert "FAILED" not in guest.text
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_signal_delivery(variant):
+    native, guest = compare([build("signals", variant, ("-lm",))])
+    assert "FAILED" not in guest.text
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_threads(variant):
+    native, guest = compare([build("threads", variant, ("-lpthread",))])
+    assert "FAILED" not in guest.text
