@@ -29,6 +29,7 @@ options:
       --strace           print every system call, decoded, on stderr
       --core             let a program killed by SIGSEGV & co. leave a core file
       --timings          print where start-up time went, on stderr
+      --no-vdso          do not share the host's vDSO (every clock_gettime is a syscall)
   -h, --help             show this help and exit
   -V, --version          show the version and exit
 
@@ -82,6 +83,7 @@ class Options:
         self.strace = False
         self.core = False
         self.timings = False
+        self.vdso = True
         self.program = ""
         self.args: list[str] = []
 
@@ -131,6 +133,8 @@ def parse(argv: list[str]) -> Options | int:
             o.core = True
         elif name == "--timings":
             o.timings = True
+        elif name == "--no-vdso":
+            o.vdso = False
         else:
             raise UsageError(f"unknown option {a} (see km --help)")
         i += 1
@@ -170,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         prog = resolve(o.program, [os.fsencode(a) for a in o.args])
-        config = Config(memory=o.memory, strace=o.strace, core=o.core, timings=o.timings,
+        config = Config(memory=o.memory, strace=o.strace, core=o.core, timings=o.timings, vdso=o.vdso,
                         kvm_device=os.environ.get("KM_KVM_DEVICE", "/dev/kvm"))
         proc = Process(config, prog.path, prog.argv, _environment(o))
         proc.name = o.program

@@ -33,6 +33,7 @@ from kontain.kernel.task import Task, ThreadExit
 from kontain.kvm import abi as k
 from kontain.kvm.api import Kvm
 from kontain.loader import load
+from kontain.memory import vdso
 from kontain.memory.mm import AddressSpace
 from kontain.memory.slots import SlotMap
 from kontain.memory.window import GuestMemory
@@ -44,13 +45,14 @@ class Config:
     """What the user chose on km's command line."""
 
     def __init__(self, *, window: int = L.DEFAULT_WINDOW, memory: int | None = None, strace: bool = False,
-                 core: bool = False, timings: bool = False, kvm_device: str = "/dev/kvm"):
+                 core: bool = False, timings: bool = False, kvm_device: str = "/dev/kvm", vdso: bool = True):
         self.window = window  # guest address space
         self.memory = memory  # cap on accessible guest memory (--memory)
         self.strace = strace
         self.core = core  # leave a core file when the program dies of a core-dumping signal
         self.timings = timings
         self.kvm_device = kvm_device
+        self.vdso = vdso  # share the host's vDSO (clock_gettime without an exit)
 
 
 class Process:
@@ -118,7 +120,8 @@ class Process:
         top = self.layout.stack_top
         self.mm.mmap(top - L.STACK_MAX, L.STACK_MAX, F.PROT_READ | F.PROT_WRITE,
                      F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_FIXED, -1, 0, name="[stack]")
-        auxv = self._auxv(loaded)
+        vdso_addr = vdso.map_into(self.mm) if config.vdso and self.platform.user_stub else None
+        auxv = ([(F.AT_SYSINFO_EHDR, vdso_addr)] if vdso_addr else []) + self._auxv(loaded)
         sp = load.build_stack(self.mm, top, self.argv, self.envp, self.path.encode(), auxv, os.urandom(16))
         self.auxv_bytes = load.read_auxv(self.mm, sp, len(self.argv), len(self.envp))
         self.procfs = ProcSelf(self)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 PAGE = F.PAGE_SIZE
+VM_SPECIAL = 1 << 40  # not a mmap flag: a mapping of host kernel pages (the vDSO), never changed
 _MAP_TYPES = (F.MAP_SHARED, F.MAP_PRIVATE, F.MAP_SHARED_VALIDATE)
 _HOST_PASS = F.MAP_NORESERVE | F.MAP_POPULATE | F.MAP_LOCKED | F.MAP_HUGETLB | (0x3F << 26)  # + huge page size
 _RESERVE_FLAGS = F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_NORESERVE | F.MAP_FIXED
@@ -301,6 +302,15 @@ class AddressSpace:
             raise GuestError(EINVAL)
         self.unmap_range(addr, addr + size)
 
+    def map_special(self, vma: Vma, hva: int) -> None:
+        """A read-only mapping of host memory that is not the window's (the vDSO)."""
+        self._replace(vma.start, vma.end, [vma])
+        self.slots.add(vma.start, vma.end, True, hva)
+
+    def _refuse_special(self, start: int, end: int, errno: int) -> None:
+        if any(v.flags & VM_SPECIAL for v in self.overlapping(start, end)):
+            raise GuestError(errno)
+
     def unmap_range(self, start: int, end: int) -> None:
         if not self.overlapping(start, end):
             return
@@ -320,6 +330,7 @@ class AddressSpace:
         end = addr + size
         if end > self.window or end < addr:
             raise GuestError(ENOMEM)
+        self._refuse_special(addr, end, EACCES)
         pos = addr
         for v in self.overlapping(addr, end):
             if v.start > pos:
@@ -350,7 +361,7 @@ class AddressSpace:
         if new_len == 0 or old_len == 0:
             raise GuestError(EINVAL)  # old_len 0 duplicates a shared mapping: not supported
         v = self.find(old)
-        if v is None or old + old_len > v.end:
+        if v is None or old + old_len > v.end or v.flags & VM_SPECIAL:
             raise GuestError(EFAULT)
         if flags & F.MREMAP_FIXED:
             if new_addr & (PAGE - 1) or new_addr < PAGE or new_addr + new_len > self.window:

@@ -37,7 +37,7 @@ class SlotMap:
         self._set = set_region
         self._base = host_base
         self._starts: list[int] = []
-        self._slots: list[tuple[int, int, int, int]] = []  # (start, end, flags, slot id)
+        self._slots: list[tuple[int, int, int, int, int]] = []  # (start, end, flags, slot id, host address)
         self._free: list[int] = []
         self._next = first
         self._limit = limit
@@ -56,34 +56,36 @@ class SlotMap:
         self._next += 1
         return self._next - 1
 
-    def add(self, start: int, end: int, read_only: bool) -> None:
-        """Make [start, end) accessible (it must not overlap any slot)."""
+    def add(self, start: int, end: int, read_only: bool, hva: int | None = None) -> None:
+        """Make [start, end) accessible (it must not overlap any slot).  ``hva``: host
+        memory other than the window's own (the host's vDSO)."""
         if start >= end:
             return
         sid = self._new_id()
         flags = READ_ONLY if read_only else 0
-        self._set(sid, flags, start, end - start, self._base + start)
+        hva = self._base + start if hva is None else hva
+        self._set(sid, flags, start, end - start, hva)
         i = bisect.bisect_left(self._starts, start)
         self._starts.insert(i, start)
-        self._slots.insert(i, (start, end, flags, sid))
+        self._slots.insert(i, (start, end, flags, sid, hva))
 
     def remove(self, start: int, end: int) -> None:
         """Make [start, end) inaccessible; parts of slots outside it stay as they were."""
         i = bisect.bisect_right(self._starts, start) - 1
         if i < 0 or self._slots[i][1] <= start:
             i += 1
-        keep: list[tuple[int, int, bool]] = []
+        keep: list[tuple[int, int, bool, int]] = []
         while i < len(self._slots) and self._slots[i][0] < end:
-            s, e, flags, sid = self._slots.pop(i)
+            s, e, flags, sid, hva = self._slots.pop(i)
             self._starts.pop(i)
             self._set(sid, 0, s, 0, 0)  # delete
             self._free.append(sid)
             if s < start:
-                keep.append((s, start, bool(flags & READ_ONLY)))
+                keep.append((s, start, bool(flags & READ_ONLY), hva))
             if e > end:
-                keep.append((end, e, bool(flags & READ_ONLY)))
-        for s, e, ro in keep:
-            self.add(s, e, ro)
+                keep.append((end, e, bool(flags & READ_ONLY), hva + (end - s)))
+        for s, e, ro, hva in keep:
+            self.add(s, e, ro, hva)
 
     def set_access(self, start: int, end: int, access: str) -> None:
         """access: "rw", "ro" or "none" for all of [start, end)."""
@@ -91,7 +93,7 @@ class SlotMap:
         if access != "none":
             self.add(start, end, access == "ro")
 
-    def lookup(self, addr: int) -> tuple[int, int, int, int] | None:
+    def lookup(self, addr: int) -> tuple[int, int, int, int, int] | None:
         i = bisect.bisect_right(self._starts, addr) - 1
         if i >= 0 and self._slots[i][1] > addr:
             return self._slots[i]

@@ -1,0 +1,55 @@
+"""The host's vDSO, shared with the guest.
+
+clock_gettime and gettimeofday are the calls programs make most (Python's GIL waits, Go's
+scheduler), and each exit to the monitor costs tens of microseconds.  The host kernel's
+vDSO answers them from its [vvar] pages with RDTSC, and on PVM (and on hardware KVM with
+a zero TSC offset) the guest's RDTSC is the host's.  So the guest gets the host's own
+[vvar], [vvar_vclock] and [vdso] pages, read-only, through memslots on the host's
+mappings of them: the kernel keeps the data current, the code is the kernel's, nothing is
+copied.  A vDSO call the host would answer with a syscall makes that syscall from the
+guest, which km serves like any other.
+"""
+
+from __future__ import annotations
+
+from kontain.abi import flags as F
+from kontain.memory.mm import VM_SPECIAL, AddressSpace, Vma
+
+PARTS = ("[vvar]", "[vvar_vclock]", "[vdso]")
+
+
+def host_layout() -> list[tuple[str, int, int, int]] | None:
+    """[(name, start, end, prot)] of the host's vDSO mappings in this process, contiguous
+    and ending with [vdso]; None if it is not laid out that way."""
+    parts = []
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 6 and fields[5] in PARTS:
+                    lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                    prot = (F.PROT_READ if "r" in fields[1] else 0) | (F.PROT_EXEC if "x" in fields[1] else 0)
+                    parts.append((fields[5], lo, hi, prot))
+    except OSError:
+        return None
+    parts.sort(key=lambda p: p[1])
+    if not parts or parts[-1][0] != "[vdso]":
+        return None
+    for a, b in zip(parts, parts[1:]):
+        if a[2] != b[1]:
+            return None
+    return parts
+
+
+def map_into(mm: AddressSpace) -> int | None:
+    """Map the host's vDSO into the guest's mmap area; returns the guest address of the
+    vDSO's ELF image (AT_SYSINFO_EHDR), or None when there is none to share."""
+    parts = host_layout()
+    if parts is None:
+        return None
+    size = parts[-1][2] - parts[0][1]
+    start = mm.find_free(size)
+    delta = start - parts[0][1]
+    for name, lo, hi, prot in parts:
+        mm.map_special(Vma(lo + delta, hi + delta, prot, F.MAP_PRIVATE | F.MAP_ANONYMOUS | VM_SPECIAL, name), hva=lo)
+    return parts[-1][1] + delta

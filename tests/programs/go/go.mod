@@ -1,0 +1,3 @@
+module kontain.test/gotest
+
+go 1.19

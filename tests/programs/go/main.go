@@ -1,0 +1,216 @@
+// A Go program with one mode per runtime feature; the tests run it natively and under km.
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func goroutines() {
+	var wg sync.WaitGroup
+	results := make(chan int, 64)
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			s := 0
+			for j := 0; j < 200000; j++ {
+				s += (j * i) % 7
+			}
+			results <- s
+		}(i)
+	}
+	wg.Wait()
+	close(results)
+	total := 0
+	for v := range results {
+		total += v
+	}
+	// a pipeline of unbuffered channels
+	a, b := make(chan int), make(chan int)
+	go func() {
+		for i := 0; i < 1000; i++ {
+			a <- i
+		}
+		close(a)
+	}()
+	go func() {
+		for v := range a {
+			b <- v * 2
+		}
+		close(b)
+	}()
+	sum := 0
+	for v := range b {
+		sum += v
+	}
+	var mu sync.Mutex
+	counter := 0
+	var wg2 sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg2.Add(1)
+		go func() {
+			defer wg2.Done()
+			for j := 0; j < 10000; j++ {
+				mu.Lock()
+				counter++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg2.Wait()
+	fmt.Println("goroutines:", total, "pipeline:", sum, "mutex:", counter)
+}
+
+func timers() {
+	start := time.Now()
+	t := time.NewTicker(5 * time.Millisecond)
+	n := 0
+	for range t.C {
+		n++
+		if n == 10 {
+			break
+		}
+	}
+	t.Stop()
+	timeout := time.After(20 * time.Millisecond)
+	done := false
+	select {
+	case <-timeout:
+		done = true
+	case <-time.After(5 * time.Second):
+	}
+	elapsed := time.Since(start)
+	fmt.Println("timers: ticks", n, "after", done, "elapsed >= 70ms:", elapsed >= 70*time.Millisecond)
+}
+
+func gc() {
+	var keep [][]byte
+	for i := 0; i < 2000; i++ {
+		b := make([]byte, 64*1024)
+		b[0] = byte(i)
+		if i%50 == 0 {
+			keep = append(keep, b)
+		}
+	}
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	fmt.Println("gc: kept", len(keep), "collections > 0:", m.NumGC > 0, "first byte", keep[3][0])
+}
+
+func preempt() {
+	// a goroutine in a loop without function calls can only be stopped by an
+	// asynchronous preemption signal (SIGURG)
+	runtime.GOMAXPROCS(1)
+	stop := make(chan bool)
+	var x uint64
+	go func() {
+		for {
+			x++
+		}
+	}()
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		stop <- true
+	}()
+	<-stop
+	fmt.Println("preempt: the main goroutine ran again:", x > 0)
+}
+
+func signals() {
+	c := make(chan os.Signal, 2)
+	signal.Notify(c, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	fmt.Println("ready")
+	got := []string{}
+	for len(got) < 3 {
+		s := <-c
+		got = append(got, s.String())
+	}
+	sort.Strings(got)
+	fmt.Println("signals:", strings.Join(got, ","))
+}
+
+func selfSignal() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGUSR2)
+	syscall.Kill(os.Getpid(), syscall.SIGUSR2)
+	select {
+	case s := <-c:
+		fmt.Println("self signal:", s)
+	case <-time.After(5 * time.Second):
+		fmt.Println("self signal: timeout")
+	}
+}
+
+func server() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println("listen:", err)
+		os.Exit(1)
+	}
+	fmt.Println(ln.Addr().(*net.TCPAddr).Port)
+	served := 0
+	mux := http.NewServeMux()
+	done := make(chan bool)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello %s from go", r.URL.Path[1:])
+		served++
+		if served == 3 {
+			go func() { done <- true }()
+		}
+	})
+	go http.Serve(ln, mux)
+	<-done
+	time.Sleep(10 * time.Millisecond)
+	fmt.Println("served", served)
+}
+
+func client(url string) {
+	r, err := http.Get(url)
+	if err != nil {
+		fmt.Println("get:", err)
+		os.Exit(1)
+	}
+	body, _ := io.ReadAll(r.Body)
+	fmt.Println("status", r.StatusCode, "body", string(body))
+}
+
+func main() {
+	switch os.Args[1] {
+	case "goroutines":
+		goroutines()
+	case "timers":
+		timers()
+	case "gc":
+		gc()
+	case "preempt":
+		preempt()
+	case "signals":
+		signals()
+	case "self-signal":
+		selfSignal()
+	case "server":
+		server()
+	case "client":
+		client(os.Args[2])
+	case "panic":
+		var m map[string]int
+		m["x"] = 1
+	case "nil":
+		var p *int
+		fmt.Println(*p)
+	case "exit":
+		os.Exit(3)
+	}
+}
