@@ -134,3 +134,47 @@ def test_musl_dynamic_program(tmp_path):
 
 def test_interpreter_run_directly(tree):
     compare(["/lib64/ld-linux-x86-64.so.2", "/bin/ls", "-1", "."], cwd=tree)
+
+
+THREADS = r"""
+import threading, queue, signal, os, time
+q = queue.Queue()
+def worker(n):
+    q.put(sum(i * n for i in range(20000)))
+ts = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print("results", sorted(q.get() for _ in range(8)))
+ev = threading.Event()
+threading.Timer(0.05, ev.set).start()
+print("timer fired", ev.wait(5))
+got = []
+signal.signal(signal.SIGUSR1, lambda s, f: got.append(s))
+os.kill(os.getpid(), signal.SIGUSR1)
+time.sleep(0.01)
+print("handler ran", got == [signal.SIGUSR1])
+lock = threading.Lock(); n = [0]
+def inc():
+    for _ in range(10000):
+        with lock: n[0] += 1
+ts = [threading.Thread(target=inc) for _ in range(4)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print("counter", n[0])
+"""
+
+
+def test_python_threading_and_signals():
+    native, guest = compare([PY, "-c", THREADS])
+    assert "counter 40000" in guest.text
+
+
+def test_python_sigint_raises_keyboardinterrupt(tmp_path):
+    script = "import time, sys\nprint('ready', flush=True)\ntry:\n    time.sleep(30)\nexcept KeyboardInterrupt:\n" \
+             "    print('interrupted', flush=True)\n    sys.exit(5)\n"
+    p = subprocess.Popen(KM + [PY, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"ready\n"
+        p.send_signal(2)
+        out, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert out == b"interrupted\n" and p.returncode == 5, err
