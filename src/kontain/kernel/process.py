@@ -74,6 +74,7 @@ class Process:
         self.lock = _thread.allocate_lock()  # guards tasks, pending sets and the vCPU pool
         self.shared_pending = signals.Pending()
         self.idle_vcpus: list = []  # vCPUs of exited threads, for the next ones (KVM never frees a vCPU)
+        self.unacked: set[Task] = set()  # kicked tasks that have not noticed yet
         self.next_vcpu_id = 1
 
     def _mark(self, what: str) -> None:
@@ -84,7 +85,8 @@ class Process:
         """Build the VM and load the program; returns the main thread, ready to run."""
         config = self.config
         self._mark("start")
-        signals.HostSignals(self.post).install()
+        self.host_signals = signals.HostSignals(self.post, self._rekick)
+        self.host_signals.install()
         self.fds = FdTable()
         self.kvm = Kvm(config.kvm_device, fd_floor=self.fds.floor)
         self.vm = self.kvm.create_vm()
@@ -236,10 +238,24 @@ class Process:
                 t.pending.discard(sig)
 
     def kick(self, task: Task) -> None:
-        """Make ``task`` look at its signals now: out of KVM_RUN, or out of a host call."""
+        """Make ``task`` look at its signals now: out of KVM_RUN, or out of a host call.
+        The signal thread repeats the kick until the task notices (HostSignals)."""
         task.kicked = True
         task.vcpu.set_immediate_exit(True)
         signals.kick(task.ident)
+        with self.lock:
+            self.unacked.add(task)
+        self.host_signals.wake()
+
+    def _rekick(self) -> bool:
+        with self.lock:
+            for t in list(self.unacked):
+                if not t.kicked or t.tid not in self.tasks:
+                    self.unacked.discard(t)
+            left = list(self.unacked)
+        for t in left:
+            signals.kick(t.ident)
+        return bool(left)
 
     # -- threads -------------------------------------------------------------------------
     def _vcpu(self):

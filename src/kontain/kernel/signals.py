@@ -126,10 +126,19 @@ def pick(ready: int) -> int:
 
 class HostSignals:
     """km's own host signal handling: everything forwarded to the program through one
-    monitor thread, SIG_KICK to interrupt a vCPU thread."""
+    monitor thread, SIG_KICK to interrupt a vCPU thread.
 
-    def __init__(self, post) -> None:
+    A kick can arrive while its target runs monitor code just before a blocking host
+    call; the call would then not see it and block.  So a kick is repeated every
+    millisecond until the target acknowledges it (``Task.kicked`` goes back to False):
+    the signal thread keeps the list (``rekick``)."""
+
+    REKICK_NS = 1_000_000
+
+    def __init__(self, post, rekick) -> None:
         self._post = post  # post(sig, siginfo bytes), called in the signal thread
+        self._rekick = rekick  # () -> bool: resend kicks not acknowledged; True if any is left
+        self.ident = 0
 
     def install(self) -> None:
         """Call in the main thread before any other thread exists: threads inherit the mask."""
@@ -146,16 +155,26 @@ class HostSignals:
         _thread.start_new_thread(self._loop, ())
 
     def _loop(self) -> None:
-        mask = bytearray(struct.pack("<Q", sum(sigbit(s) for s in FORWARDED)))
+        self.ident = _thread.get_ident()
+        block_kick(True)  # here SIG_KICK only wakes this thread up (``wake``)
+        mask = bytearray(struct.pack("<Q", sum(sigbit(s) for s in FORWARDED) | sigbit(SIG_KICK)))
         info = bytearray(SIGINFO_SIZE)
-        maddr, iaddr = native.address_of(mask), native.address_of(info)
+        ts = bytearray(struct.pack("<qq", 0, self.REKICK_NS))
+        maddr, iaddr, taddr = native.address_of(mask), native.address_of(info), native.address_of(ts)
+        pending_kicks = False
         while True:
-            sig = native.syscall(128, maddr, iaddr, 0, SIGSET_SIZE)  # rt_sigtimedwait
-            if sig > 0:
-                try:
+            sig = native.syscall(128, maddr, iaddr, taddr if pending_kicks else 0, SIGSET_SIZE)  # rt_sigtimedwait
+            try:
+                if sig > 0 and sig != SIG_KICK:
                     self._post(sig, bytes(info))
-                except BaseException as e:  # the signal thread must survive anything
-                    os.write(2, f"km: internal error delivering signal {sig}: {e!r}\n".encode())
+                pending_kicks = self._rekick()
+            except BaseException as e:  # the signal thread must survive anything
+                os.write(2, f"km: internal error delivering signal {sig}: {e!r}\n".encode())
+
+    def wake(self) -> None:
+        """Make the signal thread look at the kicks to repeat."""
+        if self.ident and self.ident != _thread.get_ident():
+            kick(self.ident)
 
 
 def _kicked(signum, frame) -> None:

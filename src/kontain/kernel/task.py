@@ -333,6 +333,11 @@ class Task:
     def on_interrupt(self) -> None:
         """Out of KVM_RUN because of a kick: signals to deliver, or the process ends."""
         self.vcpu.set_immediate_exit(False)
+        if self.q[k.RIP] == L.STUB + guest_code.SYSCALL_ENTRY:
+            # between `syscall` and the exit to the monitor: on Linux the call would run
+            # with the signal pending (interrupted if it blocks), so let it reach the
+            # monitor; the kick stays unacknowledged and is repeated while it blocks
+            return
         self.kicked = False
         if self.has_signals():
             self.stop = DIRECT

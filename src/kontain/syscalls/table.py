@@ -201,7 +201,7 @@ TABLE: tuple[Entry, ...] = (
     Entry(199, "fremovexattr", P(199, "f s"), FULL),
     Entry(200, "tkill", process.tkill, FULL),
     Entry(201, "time", P(201, "p8"), FULL),
-    Entry(202, "futex", futex.futex, PARTIAL, "FUTEX_FD is ENOSYS (as since Linux 2.6.26); a restarted wait restarts its timeout"),
+    Entry(202, "futex", futex.futex, PARTIAL, "FUTEX_FD is ENOSYS (as in Linux); a restarted wait restarts its timeout"),
     Entry(203, "sched_setaffinity", P(203, "i v b1"), FULL),
     Entry(204, "sched_getaffinity", P(204, "i v b1"), FULL),
     Entry(213, "epoll_create", P(213, "i", "fd"), FULL),
