@@ -26,8 +26,11 @@ from kontain.abi.errno import EAGAIN
 from kontain.arch.x86_64 import cpu, guest_code, platform, sigframe
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError, ProcessExit
+from kontain.kernel import exec as exec_
+from kontain.kernel import fork as fork_
 from kontain.kernel import signals
 from kontain.kernel.fdtable import FdTable
+from kontain.kernel.fork import ForkedChild
 from kontain.kernel.procfs import ProcSelf
 from kontain.kernel.task import Task, ThreadExit
 from kontain.kvm import abi as k
@@ -65,8 +68,6 @@ class Process:
         self.argv = argv
         self.envp = envp
         self.timings: list[tuple[str, float]] = []
-        self.exe_path = os.fsencode(os.path.realpath(path))  # what /proc/self/exe names
-        self.exe_path_buf = bytearray(self.exe_path + b"\0")
         self.personality = F.PER_LINUX
         self.actions = signals.SignalActions()
         self.rlimits: dict[int, tuple[int, int]] = {r: _host_rlimit(r) for r in (F.RLIMIT_AS, F.RLIMIT_DATA)}
@@ -75,6 +76,9 @@ class Process:
         self.shared_pending = signals.Pending()
         self.idle_vcpus: list = []  # vCPUs of exited threads, for the next ones (KVM never frees a vCPU)
         self.unacked: set[Task] = set()  # kicked tasks that have not noticed yet
+        self.zap = False  # exec: every other thread must end
+        self.vfork_fd = -1  # a vfork child: its parent waits until this closes
+        self.sys_gpa, self.sys_size = L.SYS_BASE, L.SYS_SIZE
         self.next_vcpu_id = 1
 
     def _mark(self, what: str) -> None:
@@ -83,24 +87,18 @@ class Process:
 
     def start(self, exe_fd: int | None = None, head: bytes | None = None, size: int = 0) -> Task:
         """Build the VM and load the program; returns the main thread, ready to run."""
-        config = self.config
         self._mark("start")
         self.host_signals = signals.HostSignals(self.post, self._rekick)
         self.host_signals.install()
         self.fds = FdTable()
-        self.kvm = Kvm(config.kvm_device, fd_floor=self.fds.floor)
-        self.vm = self.kvm.create_vm()
-        if self.kvm.check_extension(k.KVM_CAP_DISABLE_QUIRKS2) & k.KVM_X86_QUIRK_SLOT_ZAP_ALL:
-            # deleting a memslot then zaps only that slot's shadow pages, not all of them
-            self.vm.enable_cap(k.KVM_CAP_DISABLE_QUIRKS2, k.KVM_X86_QUIRK_SLOT_ZAP_ALL)
+        self.kvm = Kvm(self.config.kvm_device, fd_floor=self.fds.floor)
+        self._create_vm()
         self._mark("vm")
-        self.mem = GuestMemory(config.window)
-        self.sys = cpu.SystemRegion(self.vm, config.window)
+        self.mem = GuestMemory(self.config.window)
+        self.sys = cpu.SystemRegion(self.vm, self.config.window)
         nslots = self.kvm.check_extension(k.KVM_CAP_NR_MEMSLOTS) or 509
         self.slots = SlotMap(self.vm.set_memory_region, self.mem.base, first=1, limit=nslots)
-        self.layout = L.Layout(config.window, _randomizer())
-        self.mm = AddressSpace(self.mem, self.slots, mmap_top=self.layout.mmap_top, mmap_min=L.MMAP_MIN,
-                               limit=config.memory)
+        self.mm = AddressSpace(self.mem, self.slots, mmap_top=0, mmap_min=L.MMAP_MIN, limit=self.config.memory)
         self._mark("memory")
         self.cpuid = self.kvm.supported_cpuid()
         self.xcr0 = cpu.xcr0_from_cpuid(self.cpuid)
@@ -116,32 +114,42 @@ class Process:
         self.xstate_size = sigframe.xstate_size(self.cpuid, self.xcr0)
         self.init_xsave = _init_xsave(self.kvm.xsave_size)
         self._mark("probe")
-        loaded = load.load_program(self.mm, self.path, pie_base=self.layout.pie_base,
-                                   fd=exe_fd, head=head, size=size)
-        self.mm.set_brk_start(loaded.brk + self.layout.brk_offset)
-        top = self.layout.stack_top
-        self.mm.mmap(top - L.STACK_MAX, L.STACK_MAX, F.PROT_READ | F.PROT_WRITE,
-                     F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_FIXED, -1, 0, name="[stack]")
-        vdso_addr = vdso.map_into(self.mm) if config.vdso and self.platform.user_stub else None
-        auxv = ([(F.AT_SYSINFO_EHDR, vdso_addr)] if vdso_addr else []) + self._auxv(loaded)
-        sp = load.build_stack(self.mm, top, self.argv, self.envp, self.path.encode(), auxv, os.urandom(16))
-        self.auxv_bytes = load.read_auxv(self.mm, sp, len(self.argv), len(self.envp))
-        self.procfs = ProcSelf(self)
-        _name_thread(os.path.basename(self.path))
+        entry, sp = self._load(self.path, self.argv, self.envp, exe_fd, head, size)
         self._mark("load")
         task = Task(self, vcpu, os.getpid(), _thread.get_ident())
         self.tasks[task.tid] = task
         self.main_task = task
-        q = vcpu.q
-        for i in range(k.Q_REGS, k.Q_REGS + 18):
-            q[i] = 0
-        q[k.RIP] = loaded.entry
-        q[k.RSP] = sp
-        q[k.RFLAGS] = cpu.RFLAGS_INIT
-        vcpu.mark_regs_dirty()
-        task.on_syscall = dispatch.make_dispatcher(task, strace=config.strace)
+        cpu.enter(vcpu, entry, sp)
+        task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace)
         self.runner = VcpuRunner(vcpu, task)
         return task
+
+    def _create_vm(self) -> None:
+        self.vm = self.kvm.create_vm()
+        if self.kvm.check_extension(k.KVM_CAP_DISABLE_QUIRKS2) & k.KVM_X86_QUIRK_SLOT_ZAP_ALL:
+            # deleting a memslot then zaps only that slot's shadow pages, not all of them
+            self.vm.enable_cap(k.KVM_CAP_DISABLE_QUIRKS2, k.KVM_X86_QUIRK_SLOT_ZAP_ALL)
+
+    def _load(self, path: str, argv: list[bytes], envp: list[bytes], fd: int | None, head: bytes | None,
+              size: int) -> tuple[int, int]:
+        """Load a program into the (empty) address space: (entry, initial stack pointer)."""
+        self.layout = L.Layout(self.config.window, _randomizer())
+        self.mm.mmap_top = self.layout.mmap_top
+        loaded = load.load_program(self.mm, path, pie_base=self.layout.pie_base, fd=fd, head=head, size=size)
+        self.mm.set_brk_start(loaded.brk + self.layout.brk_offset)
+        top = self.layout.stack_top
+        self.mm.mmap(top - L.STACK_MAX, L.STACK_MAX, F.PROT_READ | F.PROT_WRITE,
+                     F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_FIXED, -1, 0, name="[stack]")
+        vdso_addr = vdso.map_into(self.mm) if self.config.vdso and self.platform.user_stub else None
+        auxv = ([(F.AT_SYSINFO_EHDR, vdso_addr)] if vdso_addr else []) + self._auxv(loaded)
+        sp = load.build_stack(self.mm, top, argv, envp, os.fsencode(path), auxv, os.urandom(16))
+        self.path, self.argv, self.envp = path, argv, envp
+        self.exe_path = os.fsencode(os.path.realpath(path))  # what /proc/self/exe names
+        self.exe_path_buf = bytearray(self.exe_path + b"\0")
+        self.auxv_bytes = load.read_auxv(self.mm, sp, len(argv), len(envp))
+        self.procfs = ProcSelf(self)
+        _name_process(os.path.basename(path), argv)
+        return loaded.entry, sp
 
     def _auxv(self, loaded: load.Loaded) -> list[tuple[int, int]]:
         host = host_auxv()
@@ -168,16 +176,19 @@ class Process:
         """Run the program until it exits or dies; returns how (to the main thread: the
         other threads end the process themselves, see ``finish``)."""
         self._mark("run")
-        try:
-            self.runner.run()
-        except ProcessExit as e:
-            return e
-        except ThreadExit:
-            # the main thread of the program is gone, the others go on: km's main thread
-            # waits until one of them ends the process
-            _thread.allocate_lock().acquire()
-            _thread.allocate_lock().acquire()
-        raise AssertionError("the vCPU loop returned")
+        while True:
+            try:
+                self.runner.run()
+            except ProcessExit as e:
+                return e
+            except ForkedChild as child:  # this is now the child of a fork, and its only thread
+                self.runner = VcpuRunner(child.task.vcpu, child.task)
+                continue
+            except ThreadExit:
+                # the main thread of the program is gone, the others go on: km's main
+                # thread waits until one of them ends the process
+                _thread.allocate_lock().acquire()
+                _thread.allocate_lock().acquire()
 
     def finish(self, end: ProcessExit) -> None:
         """End km the way the program ended (never returns)."""
@@ -227,6 +238,7 @@ class Process:
                 native.syscall(128, native.address_of(kick_set), 0, ts, 8)  # rt_sigtimedwait
                 task.kicked = False
                 task.vcpu.set_immediate_exit(False)
+                task.check_zapped()
             return True
         finally:
             signals.block_kick(False)
@@ -284,13 +296,10 @@ class Process:
         if stack:
             cq[k.RSP] = stack
         vcpu.mark_regs_dirty()
-        sregs = parent.vcpu.get_sregs()
+        sregs = cpu.child_sregs(parent.vcpu.get_sregs(), vcpu.id)
         if flags & F.CLONE_SETTLS:
             cpu.set_segment_base(sregs, "fs", tls)
-        child_sregs = vcpu.get_sregs()
-        for seg in ("fs", "gs"):
-            cpu.set_segment_base(child_sregs, seg, cpu.segment_field(sregs, seg, "base"))
-        vcpu.set_sregs(child_sregs)
+        vcpu.set_sregs(sregs)
         vcpu.set_xsave(parent.vcpu.get_xsave())
         task = Task(self, vcpu, 0)
         task.sigmask = parent.sigmask
@@ -320,15 +329,66 @@ class Process:
         task.ident = _thread.get_ident()
         started.release()
         go.acquire()
-        try:
-            VcpuRunner(task.vcpu, task).run()
-        except ThreadExit:
-            return
-        except ProcessExit as end:
-            self.finish(end)
-        except BaseException as e:  # a monitor bug in a thread must not leave the program hanging
-            os.write(2, f"km: internal error in thread {task.tid}: {e!r}\n".encode())
-            os._exit(70)
+        runner = VcpuRunner(task.vcpu, task)
+        while True:
+            try:
+                runner.run()
+            except ThreadExit:
+                return
+            except ProcessExit as end:
+                self.finish(end)
+            except ForkedChild as child:  # this thread forked: it is the child's only thread now
+                runner = VcpuRunner(child.task.vcpu, child.task)
+                continue
+            except BaseException as e:  # a monitor bug in a thread must not leave the program hanging
+                os.write(2, f"km: internal error in thread {task.tid}: {e!r}\n".encode())
+                os._exit(70)
+
+    # -- processes --------------------------------------------------------------------
+    def reset_after_fork(self) -> None:
+        """In a forked child: only the forking thread exists; no lock is held, no signal
+        pending, no kick outstanding, no vCPU to reuse."""
+        self.lock = _thread.allocate_lock()
+        self.shared_pending = signals.Pending()
+        self.tasks = {}
+        self.idle_vcpus = []
+        self.next_vcpu_id = 1
+        self.unacked = set()
+        self.zap = False
+
+    def adopt_forked(self, task: Task) -> None:
+        self.tasks = {task.tid: task}
+        self.main_task = task
+        task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace)
+        self.host_signals = signals.HostSignals(self.post, self._rekick)
+        self.host_signals.install()
+
+    def wait_for_fd(self, task: Task, fd: int) -> None:
+        """vfork: the parent waits, unkillable but by SIGKILL, as on Linux, until the
+        child's exec or exit closes the pipe."""
+        buf = bytearray(1)
+        while native.syscall(0, fd, native.address_of(buf), 1) not in (0, -9):
+            pass
+        task.kicked = False
+        task.vcpu.set_immediate_exit(False)
+
+    def execve(self, task: Task, path: str, argv: list[bytes], envp: list[bytes]) -> None:
+        exec_.execve(self, task, path, argv, envp)
+
+    def fork(self, task: Task, flags: int, stack: int, ptid: int, ctid: int) -> int:
+        return fork_.fork(self, task, flags, stack, ptid, ctid)
+
+    def zap_threads(self, task: Task) -> None:
+        """exec: every thread but ``task`` ends (Linux's de_thread)."""
+        self.zapper = task
+        self.zap = True
+        for t in list(self.tasks.values()):
+            if t is not task:
+                self.kick(t)
+        deadline = time.monotonic() + 5
+        while len(self.tasks) > 1 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        self.zap = False
 
     def exit_thread(self, task: Task, status: int) -> None:
         """exit(2): the thread ends; the last one ends the process with its status."""
@@ -362,10 +422,20 @@ def _randomizer():
     return lambda limit: int.from_bytes(os.urandom(4), "little") % (limit // L.PAGE) * L.PAGE
 
 
-def _name_thread(name: str) -> None:
-    """ps, top and /proc/self/comm show the program's name, not python's."""
+def _name_process(name: str, argv: list[bytes]) -> None:
+    """ps, top and /proc/<pid>/comm show the program, not python: the thread's name, and
+    as much of the program's argv as fits in km's own argv area (what /proc/<pid>/cmdline
+    reads, for `ps aux`)."""
     buf = bytearray(os.fsencode(name)[:15] + b"\0")
     native.syscall(157, 15, native.address_of(buf), 0, 0, 0)  # prctl(PR_SET_NAME)
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48 and 49)
+    except (OSError, IndexError, ValueError):
+        return
+    cmdline = b"".join(a + b"\0" for a in argv)[:end - start]
+    native.write_mem(start, cmdline.ljust(end - start, b"\0"))
 
 
 def _init_xsave(size: int) -> bytearray:

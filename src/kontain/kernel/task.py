@@ -173,9 +173,21 @@ class Task:
         if sig:
             self.deliver(sig, info, self.context())
 
+    def check_zapped(self) -> None:
+        """Another thread is exec'ing: this one ends, silently (Linux's de_thread)."""
+        p = self.process
+        if p.zap and p.zapper is not self:
+            with p.lock:
+                p.tasks.pop(self.tid, None)
+                p.idle_vcpus.append(self.vcpu)
+            self.vcpu.set_immediate_exit(False)
+            raise ThreadExit()
+
     def after_syscall(self, nr: int, res: int) -> None:
         """On the way back to user mode: a host call a kick interrupted is restarted or
         fails with EINTR (as SA_RESTART and the call say), then a signal is delivered."""
+        if self.process.zap:
+            self.check_zapped()
         if self.stop == DIRECT:  # rt_sigreturn set every register already
             self.stop = SYSCALL
             if self.process.platform.user_stub and self.has_signals():
@@ -333,6 +345,8 @@ class Task:
     def on_interrupt(self) -> None:
         """Out of KVM_RUN because of a kick: signals to deliver, or the process ends."""
         self.vcpu.set_immediate_exit(False)
+        if self.process.zap:
+            self.check_zapped()
         if self.q[k.RIP] == L.STUB + guest_code.SYSCALL_ENTRY:
             # between `syscall` and the exit to the monitor: on Linux the call would run
             # with the signal pending (interrupted if it blocks), so let it reach the

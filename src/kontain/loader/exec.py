@@ -65,3 +65,34 @@ def resolve(program: str, argv: list[bytes]) -> Program:
         argv = [os.fsencode(interp)] + ([arg] if arg else []) + [os.fsencode(path)] + argv[1:]
         path = interp
     raise ExecError("too many levels of #! interpreters", 40)
+
+
+def resolve_exec(path: str, argv: list[bytes], window: int) -> Program:
+    """execve's view of ``path`` (no PATH search; errors are errno values, as execve
+    returns them): the ELF to load, its headers validated, and argv after any `#!`."""
+    from kontain.loader import elf
+
+    if not path:
+        raise ExecError("no such file or directory", 2)
+    argv = list(argv)
+    for _ in range(MAX_SCRIPT_DEPTH + 1):
+        fd, head, size = open_program(path)
+        if head.startswith(b"#!"):
+            os.close(fd)
+            interp, arg = _parse_shebang(head)
+            argv = [os.fsencode(interp)] + ([arg] if arg else []) + [os.fsencode(path)] + argv[1:]
+            path = interp
+            continue
+        try:
+            image = elf.parse(head, size, window=window)
+            if image.interp is not None:
+                ifd, _ihead, _isize = open_program(image.interp)
+                os.close(ifd)
+        except elf.ElfError as e:
+            os.close(fd)
+            raise ExecError(str(e), 8) from None  # ENOEXEC
+        except ExecError:
+            os.close(fd)
+            raise
+        return Program(path, argv, fd, head, size)
+    raise ExecError("too many levels of #! interpreters", 40)

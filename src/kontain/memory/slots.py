@@ -93,6 +93,12 @@ class SlotMap:
         if access != "none":
             self.add(start, end, access == "ro")
 
+    def rebind(self, set_region: _SetRegion) -> None:
+        """Register every slot again with a new VM (a forked child's)."""
+        self._set = set_region
+        for start, end, flags, sid, hva in self._slots:
+            set_region(sid, flags, start, end - start, hva)
+
     def lookup(self, addr: int) -> tuple[int, int, int, int, int] | None:
         i = bisect.bisect_right(self._starts, addr) - 1
         if i >= 0 and self._slots[i][1] > addr:

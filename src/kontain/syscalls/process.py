@@ -186,14 +186,67 @@ _THREAD_FLAGS = F.CLONE_VM | F.CLONE_FS | F.CLONE_FILES | F.CLONE_SIGHAND | F.CL
 _NEEDED = F.CLONE_VM | F.CLONE_SIGHAND | F.CLONE_THREAD
 
 
+_FORK_FLAGS = F.CSIGNAL | F.CLONE_VFORK | F.CLONE_VM | F.CLONE_PARENT_SETTID | F.CLONE_CHILD_SETTID | \
+    F.CLONE_CHILD_CLEARTID | F.CLONE_SETTLS | F.CLONE_FS | F.CLONE_PTRACE | F.CLONE_UNTRACED
+
+
 def _clone(t, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
     if flags & F.CLONE_THREAD and not flags & F.CLONE_SIGHAND or flags & F.CLONE_SIGHAND and not flags & F.CLONE_VM:
         raise GuestError(EINVAL)
-    if flags & _NEEDED != _NEEDED:
-        raise GuestError(ENOSYS)  # processes (fork, vfork, clone without CLONE_THREAD): not yet
-    if flags & ~(_THREAD_FLAGS | F.CSIGNAL):
+    if flags & F.CLONE_THREAD:
+        if flags & _NEEDED != _NEEDED or flags & ~(_THREAD_FLAGS | F.CSIGNAL):
+            raise GuestError(EINVAL)
+        return t.process.clone_thread(t, flags, stack, ptid, ctid, tls)
+    # a new process: the monitor forks.  Memory cannot be shared with another process,
+    # so CLONE_VM is only accepted with CLONE_VFORK (the child execs or exits).
+    if flags & F.CLONE_VM and not flags & F.CLONE_VFORK or flags & ~_FORK_FLAGS:
         raise GuestError(EINVAL)
-    return t.process.clone_thread(t, flags, stack, ptid, ctid, tls)
+    return t.process.fork(t, flags, stack, ptid, ctid)
+
+
+def fork(t, *_):
+    return _clone(t, S.SIGCHLD, 0, 0, 0, 0)
+
+
+def vfork(t, *_):
+    return _clone(t, F.CLONE_VM | F.CLONE_VFORK | S.SIGCHLD, 0, 0, 0, 0)
+
+
+def _exec(t, path: str, argv_addr: int, envp_addr: int) -> int:
+    argv = t.mem.cstr_array(argv_addr)
+    envp = t.mem.cstr_array(envp_addr)
+    if not argv:
+        argv = [b""]  # as Linux since 5.18: an empty argv gets an empty argv[0]
+    t.process.execve(t, path, argv, envp)
+    return 0
+
+
+def _exec_path(t, addr: int) -> str:
+    name = t.mem.cstr(addr)
+    if t.process.procfs.name(name) == b"exe":
+        return os.fsdecode(t.process.exe_path)
+    return os.fsdecode(name)
+
+
+def execve(t, path, argv, envp, *_):
+    return _exec(t, _exec_path(t, path), argv, envp)
+
+
+AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW = F.AT_EMPTY_PATH, F.AT_SYMLINK_NOFOLLOW
+
+
+def execveat(t, dfd, path, argv, envp, flags):
+    dfd, flags = s32(dfd), s32(flags)
+    if flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW):
+        raise GuestError(EINVAL)
+    name = t.mem.cstr(path)
+    if not name and flags & AT_EMPTY_PATH:  # fexecve: the descriptor itself
+        target = f"/proc/self/fd/{t.fds.check(dfd)}"
+    elif name.startswith(b"/") or dfd == F.AT_FDCWD:
+        target = _exec_path(t, path)
+    else:
+        target = f"/proc/self/fd/{t.fds.check(dfd)}/{os.fsdecode(name)}"
+    return _exec(t, target, argv, envp)
 
 
 def clone(t, flags, stack, ptid, ctid, tls, *_):

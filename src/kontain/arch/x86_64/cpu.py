@@ -197,6 +197,15 @@ def user_sregs(template: bytearray, vcpu_id: int) -> bytearray:
     return s
 
 
+def child_sregs(parent: bytearray, vcpu_id: int) -> bytearray:
+    """User-mode sregs for a new thread or a forked child: the parent's FS and GS bases,
+    everything else as at start (a parent stopped in the stub may be at CPL0)."""
+    s = user_sregs(parent, vcpu_id)
+    for seg in ("fs", "gs"):
+        set_segment_base(s, seg, segment_field(parent, seg, "base"))
+    return s
+
+
 def segment_field(sregs: bytes, seg: str, field: str) -> int:
     values = k.segment.unpack_from(sregs, k.sregs.offsets[seg])
     return values[k.segment.names.index(field)]
@@ -230,6 +239,18 @@ def init_vcpu(vcpu: Vcpu, cpuid: list[tuple[int, ...]], xcr0: int, fmask: int) -
         (k.MSR_TSC_AUX, vcpu.id),
     ])
     return sregs
+
+
+def enter(vcpu: Vcpu, entry: int, sp: int) -> None:
+    """Registers at a program's first instruction (Linux's start_thread): all zero but
+    RIP, RSP and RFLAGS."""
+    q = vcpu.q
+    for i in range(k.Q_REGS, k.Q_REGS + 18):
+        q[i] = 0
+    q[k.RIP] = entry
+    q[k.RSP] = sp
+    q[k.RFLAGS] = RFLAGS_INIT
+    vcpu.mark_regs_dirty()
 
 
 def xcr0_from_cpuid(cpuid: list[tuple[int, ...]]) -> int:
