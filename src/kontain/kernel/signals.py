@@ -27,6 +27,7 @@ import os
 import resource
 import struct
 import sys
+import time
 
 from kontain import native
 from kontain.abi import signals as S
@@ -67,6 +68,8 @@ class SignalActions:
             raise GuestError(EINVAL)
         handler, flags, restorer, mask = action
         self._table[sig] = (handler, flags, restorer, mask & ~S.UNBLOCKABLE)
+        if sig == S.SIGCHLD:
+            mirror_sigchld(handler, flags)
 
     def ignored(self, sig: int) -> bool:
         """Would a signal arriving now be discarded (ignored, explicitly or by default)?"""
@@ -76,8 +79,9 @@ class SignalActions:
     def reset_for_exec(self) -> None:
         """Caught signals go back to SIG_DFL (execve); ignored ones stay ignored."""
         for sig in range(1, S.NSIG + 1):
-            if self._table[sig][0] not in (S.SIG_DFL, S.SIG_IGN):
-                self._table[sig] = (S.SIG_DFL, 0, 0, 0)
+            handler = self._table[sig][0]
+            self._table[sig] = (S.SIG_IGN if handler == S.SIG_IGN else S.SIG_DFL, 0, 0, 0)
+        mirror_sigchld(self._table[S.SIGCHLD][0], 0)
 
     @staticmethod
     def read(mem, addr: int) -> tuple[int, int, int, int]:
@@ -139,6 +143,8 @@ class HostSignals:
         self._post = post  # post(sig, siginfo bytes), called in the signal thread
         self._rekick = rekick  # () -> bool: resend kicks not acknowledged; True if any is left
         self.ident = 0
+        self._lock = _thread.allocate_lock()
+        self._children: dict[int, int] = {}  # pid -> SIGCHLDs forwarded and not yet waited for
 
     def install(self) -> None:
         """Call in the main thread before any other thread exists: threads inherit the mask."""
@@ -166,15 +172,59 @@ class HostSignals:
             sig = native.syscall(128, maddr, iaddr, taddr if pending_kicks else 0, SIGSET_SIZE)  # rt_sigtimedwait
             try:
                 if sig > 0 and sig != SIG_KICK:
-                    self._post(sig, bytes(info))
+                    self._forward(sig, info)
                 pending_kicks = self._rekick()
             except BaseException as e:  # the signal thread must survive anything
                 os.write(2, f"km: internal error delivering signal {sig}: {e!r}\n".encode())
+
+    def child_reported(self, pid: int) -> None:
+        """A wait just reported child ``pid``: make sure its SIGCHLD has been posted.
+
+        On Linux the SIGCHLD is queued before the child can be waited for, and it is
+        delivered on the way out of the wait that reaps it.  Here the signal thread
+        forwards it, and could do so late enough to interrupt the program's next
+        blocking call.  So the waiting thread takes the signal itself if it is still
+        pending, or waits (briefly) for the signal thread to have posted it.  Two exits
+        close together can share one SIGCHLD, hence the bound on the wait."""
+        mask = bytearray(struct.pack("<Q", sigbit(S.SIGCHLD)))
+        info = bytearray(SIGINFO_SIZE)
+        zero = bytearray(16)
+        got = native.syscall(128, native.address_of(mask), native.address_of(info), native.address_of(zero),
+                             SIGSET_SIZE)  # rt_sigtimedwait, no waiting
+        if got == S.SIGCHLD:
+            self._forward(got, info)
+        for _ in range(20):
+            with self._lock:
+                n = self._children.pop(pid, 0)
+                if n > 1:
+                    self._children[pid] = n - 1
+            if n:
+                return
+            time.sleep(0.0001)  # lets the signal thread run
+
+    def _forward(self, sig: int, info: bytearray) -> None:
+        self._post(sig, bytes(info))
+        if sig == S.SIGCHLD:
+            pid = int.from_bytes(info[16:20], "little", signed=True)
+            with self._lock:
+                self._children[pid] = self._children.get(pid, 0) + 1
+                if len(self._children) > 4096:  # children nobody waits for
+                    self._children.clear()
 
     def wake(self) -> None:
         """Make the signal thread look at the kicks to repeat."""
         if self.ident and self.ident != _thread.get_ident():
             kick(self.ident)
+
+
+def mirror_sigchld(handler: int, flags: int) -> None:
+    """Give km's own SIGCHLD the program's reaping behaviour: with SIGCHLD ignored or
+    SA_NOCLDWAIT, the host kernel reaps the children (wait then fails with ECHILD, as on
+    Linux); SA_NOCLDSTOP spares the stop and continue notifications.  The action stays
+    SIG_DFL otherwise: SIGCHLD is blocked in km and forwarded by the signal thread."""
+    act = bytearray(k_sigaction.pack(S.SIG_IGN if handler == S.SIG_IGN else S.SIG_DFL,
+                                     flags & (S.SA_NOCLDSTOP | S.SA_NOCLDWAIT), 0, 0))
+    native.syscall(13, S.SIGCHLD, native.address_of(act), 0, SIGSET_SIZE)  # rt_sigaction
 
 
 def _kicked(signum, frame) -> None:
@@ -231,8 +281,9 @@ def die_by_signal(sig: int, *, core: bool = False) -> None:
             resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
         except (ValueError, OSError):
             pass
-    _host.signal(sig, _host.SIG_DFL)
-    _host.pthread_sigmask(_host.SIG_UNBLOCK, [sig])
+    if sig not in (S.SIGKILL, S.SIGSTOP):
+        _host.signal(sig, _host.SIG_DFL)
+        _host.pthread_sigmask(_host.SIG_UNBLOCK, [sig])
     # to this thread: a process-directed signal could be taken by the signal thread
     native.syscall(234, os.getpid(), native.syscall(186), sig)  # tgkill(getpid(), gettid(), sig)
     # a signal whose default is to stop or be ignored does not end us: fall back

@@ -197,7 +197,10 @@ class Task:
                 finally:
                     self.stop = SYSCALL
             return
-        interrupted = res == -EINTR and self.kicked
+        # Only SIG_KICK reaches a vCPU thread (forwarded signals are blocked there), so an
+        # EINTR from a host call is a kick.  A repeated kick can land after the task
+        # acknowledged the first one; with no signal to deliver the call just restarts.
+        interrupted = res == -EINTR
         self.kicked = False
         if res == -EPIPE and nr in EPIPE_RAISES and not (nr in (44, 46, 307) and self._nosignal(nr)):
             self.signal_self(S.SIGPIPE, siginfo(S.SIGPIPE, S.SI_USER, pid=os.getpid(), uid=os.getuid()))

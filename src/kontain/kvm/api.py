@@ -10,6 +10,7 @@ import os
 import struct
 
 from kontain import hostcache, native
+from kontain.abi.errno import EINTR
 from kontain.kvm import abi as k
 
 _O_CLOEXEC = os.O_CLOEXEC
@@ -100,7 +101,10 @@ class Kvm:
             return bytes(buf[:8 + nent * k.cpuid_entry2.size])
 
     def create_vm(self) -> Vm:
-        return Vm(self, self._high(_check(native.ioctl(self.fd, k.KVM_CREATE_VM, 0), "KVM_CREATE_VM")))
+        while True:  # a signal arriving meanwhile makes it fail with EINTR: nothing was created
+            r = native.ioctl(self.fd, k.KVM_CREATE_VM, 0)
+            if r != -EINTR:
+                return Vm(self, self._high(_check(r, "KVM_CREATE_VM")))
 
 
 class Vm:

@@ -9,11 +9,11 @@ import struct
 from kontain import native
 from kontain.abi import flags as F
 from kontain.abi import signals as S
-from kontain.abi.errno import E2BIG, EINVAL, ENODEV, ENOSYS, EPERM, ESRCH
+from kontain.abi.errno import E2BIG, EINTR, EINVAL, ENODEV, ENOSYS, EPERM, ESRCH
 from kontain.abi.signals import SIGINFO_SIZE, siginfo
 from kontain.abi.structs import clone_args, robust_list_head
 from kontain.errors import GuestError, ProcessExit
-from kontain.syscalls.common import s32, u32, u64
+from kontain.syscalls.common import passthrough, s32, u32, u64
 
 SYS_kill, SYS_prctl, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo = 62, 157, 200, 234, 129, 297
 _CANONICAL_LIMIT = 1 << 47
@@ -268,3 +268,38 @@ def clone3(t, uargs, size, *_):
         raise GuestError(EINVAL)
     stack = a["stack"] + a["stack_size"] if a["stack"] else 0
     return _clone(t, a["flags"] | (a["exit_signal"] & F.CSIGNAL), stack, a["parent_tid"], a["child_tid"], a["tls"])
+
+
+# -- wait ------------------------------------------------------------------------
+#
+# On Linux a child's exit makes it a zombie after its SIGCHLD is queued, so the signal
+# is delivered on the way out of the wait4 that reaps it, and a parent blocked in wait4
+# always reaps the child before its handler runs.  Here the host SIGCHLD goes through the
+# signal thread: when a wait reports a child, the monitor collects the SIGCHLD itself so
+# that it is delivered now, not in the middle of the program's next call; and a wait
+# interrupted by the kick of a SIGCHLD looks once more with WNOHANG.
+
+_wait4 = passthrough(61, "i p4 i p144")
+_waitid = passthrough(247, "i i p128 i p144")
+
+
+def wait4(t, pid, status, options, rusage, *_):
+    r = _wait4(t, pid, status, options, rusage)
+    if r == -EINTR and not options & F.WNOHANG:
+        again = _wait4(t, pid, status, options | F.WNOHANG, rusage)
+        r = again if again > 0 else r
+    if r > 0:
+        t.process.host_signals.child_reported(r)
+    return r
+
+
+def waitid(t, idtype, id_, infop, options, rusage, *_):
+    r = _waitid(t, idtype, id_, infop, options, rusage)
+    found = infop and r == 0 and t.mem.read(infop, 4) != b"\0\0\0\0"  # si_signo is set for a child
+    if r == -EINTR and not options & F.WNOHANG and infop:
+        again = _waitid(t, idtype, id_, infop, options | F.WNOHANG, rusage)
+        found = again == 0 and t.mem.read(infop, 4) != b"\0\0\0\0"
+        r = 0 if found else r
+    if found:
+        t.process.host_signals.child_reported(int.from_bytes(t.mem.read(infop + 16, 4), "little"))
+    return r
