@@ -182,3 +182,11 @@ def test_python_sigint_raises_keyboardinterrupt(tmp_path):
     finally:
         p.kill()
     assert out == b"interrupted\n" and p.returncode == 5, err
+
+
+def test_python_processes():
+    """subprocess, os.fork, os.execv, os.posix_spawn and multiprocessing with the fork start
+    method: every child is its own km process and VM."""
+    native, guest = compare([PY, str(ROOT / "tests/programs/pyprocs.py")])
+    assert "multiprocessing: [0, 1, 4, 9, 16, 25, 36, 49]" in guest.text
+    assert "posix_spawn: 5" in guest.text

@@ -29,7 +29,8 @@ def gotest():
     return out
 
 
-@pytest.mark.parametrize("mode", ["goroutines", "timers", "gc", "preempt", "self-signal", "panic", "nil", "exit"])
+@pytest.mark.parametrize("mode", ["goroutines", "timers", "gc", "preempt", "self-signal", "panic", "nil", "exit", "exec",
+                                  "self-exec"])
 def test_go(gotest, mode):
     compare([gotest, mode])
 

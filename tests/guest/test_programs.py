@@ -100,3 +100,10 @@ def test_signal_delivery(variant):
 def test_threads(variant):
     native, guest = compare([build("threads", variant, ("-lpthread",))])
     assert "FAILED" not in guest.text
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_processes(variant, tmp):
+    native, guest = compare([build("processes", variant), str(tmp)])
+    assert "FAILED" not in guest.text
+    assert guest.err == "", "km must not report how a child ends: its parent does"

@@ -168,7 +168,6 @@ def main(argv: list[str] | None = None) -> int:
         return o
     from kontain.errors import KmError
     from kontain.kernel.process import Config, Process
-    from kontain.kernel.signals import die_by_signal
     from kontain.kvm.api import KvmError
     from kontain.loader.exec import ExecError, resolve
 
@@ -194,11 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     end = proc.run()
     if config.timings:
         _report_timings(proc)
-    if end.signal:
-        if end.message and end.signal not in (13, 2):  # SIGPIPE and SIGINT end quietly, as in a shell
-            _say(end.message)
-        die_by_signal(end.signal, core=end.core)
-    os._exit(end.status)
+    proc.finish(end)
+    return end.status
 
 
 def _report_timings(proc) -> None:

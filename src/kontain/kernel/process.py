@@ -77,6 +77,7 @@ class Process:
         self.idle_vcpus: list = []  # vCPUs of exited threads, for the next ones (KVM never frees a vCPU)
         self.unacked: set[Task] = set()  # kicked tasks that have not noticed yet
         self.zap = False  # exec: every other thread must end
+        self.forked = False  # a child of a fork of this km
         self.vfork_fd = -1  # a vfork child: its parent waits until this closes
         self.sys_gpa, self.sys_size = L.SYS_BASE, L.SYS_SIZE
         self.next_vcpu_id = 1
@@ -193,7 +194,7 @@ class Process:
     def finish(self, end: ProcessExit) -> None:
         """End km the way the program ended (never returns)."""
         if end.signal:
-            if end.message and end.signal not in (S.SIGPIPE, S.SIGINT):  # as quiet as a shell for these
+            if end.message and end.signal not in (S.SIGPIPE, S.SIGINT) and not self.forked:
                 os.write(2, f"km: {end.message}\n".encode("utf-8", "surrogateescape"))
             signals.die_by_signal(end.signal, core=end.core)
         os._exit(end.status)
@@ -357,6 +358,7 @@ class Process:
         self.zap = False
 
     def adopt_forked(self, task: Task) -> None:
+        self.forked = True  # its parent is a guest program: it, not km, reports how this one ends
         self.tasks = {task.tid: task}
         self.main_task = task
         task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"sort"
@@ -186,8 +187,37 @@ func client(url string) {
 	fmt.Println("status", r.StatusCode, "body", string(body))
 }
 
+func execChildren() {
+	out, err := exec.Command("/bin/busybox", "echo", "from a child").Output()
+	fmt.Printf("output %q err %v\n", out, err)
+	err = exec.Command("/bin/busybox", "false").Run()
+	fmt.Println("false:", err)
+	err = exec.Command("/nonexistent/program").Run()
+	fmt.Println("missing:", err != nil)
+	cmd := exec.Command("/bin/busybox", "tr", "a-z", "A-Z")
+	cmd.Stdin = strings.NewReader("piped through tr\n")
+	out, _ = cmd.Output()
+	fmt.Printf("tr: %s", out)
+}
+
+func selfExec() {
+	if os.Getenv("KT_GO_CHILD") == "1" {
+		fmt.Println("the child, args", os.Args[1:])
+		os.Exit(4)
+	}
+	self, _ := os.Executable()
+	cmd := exec.Command(self, "self-exec", "again")
+	cmd.Env = append(os.Environ(), "KT_GO_CHILD=1")
+	out, err := cmd.Output()
+	fmt.Printf("child said %q; exit: %v\n", out, err)
+}
+
 func main() {
 	switch os.Args[1] {
+	case "exec":
+		execChildren()
+	case "self-exec":
+		selfExec()
 	case "goroutines":
 		goroutines()
 	case "timers":
