@@ -85,6 +85,14 @@ int main(int argc, char **argv) {
     kill(p, SIGCONT);
     SAY("WCONTINUED sees it continue", waitpid(p, &st, WCONTINUED) == p && WIFCONTINUED(st));
     kill(p, SIGKILL); waitpid(p, &st, 0);
+    p = fork();
+    if (p == 0) { for (;;) pause(); }
+    kill(p, SIGTSTP);
+    SAY("SIGTSTP stops a child: WSTOPSIG is SIGTSTP", waitpid(p, &st, WUNTRACED) == p && WIFSTOPPED(st) &&
+        WSTOPSIG(st) == SIGTSTP);
+    kill(p, SIGCONT);
+    SAY("SIGCONT continues it", waitpid(p, &st, WCONTINUED) == p && WIFCONTINUED(st));
+    kill(p, SIGKILL); waitpid(p, &st, 0);
     /* exec: errors come back to the caller */
     errno = 0; execl("/nonexistent/program", "x", NULL);
     SAY("exec of a missing file: ENOENT", errno == ENOENT);

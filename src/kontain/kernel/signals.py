@@ -272,6 +272,20 @@ def describe(sig: int, code: int | None = None, addr: int | None = None) -> str:
     return text
 
 
+def stop_by_signal(sig: int) -> None:
+    """Stop km by ``sig`` (SIGTSTP, SIGTTIN, SIGTTOU, SIGSTOP) as the program would stop:
+    the parent's wait sees WSTOPSIG == sig.  The signal, directed at this thread and
+    unblocked here only, takes its default action on the way out of tgkill."""
+    if sig == S.SIGSTOP:
+        os.kill(os.getpid(), sig)
+        return
+    _host.pthread_sigmask(_host.SIG_UNBLOCK, [sig])
+    try:
+        native.syscall(234, os.getpid(), native.syscall(186), sig)  # tgkill(getpid(), gettid(), sig)
+    finally:
+        _host.pthread_sigmask(_host.SIG_BLOCK, [sig])
+
+
 def die_by_signal(sig: int, *, core: bool = False) -> None:
     """End this process by ``sig`` with its default action, as the program would have."""
     sys.stdout.flush()

@@ -26,7 +26,7 @@ from kontain.arch.x86_64 import cpu, guest_code, sigframe
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError, ProcessExit
 from kontain.kernel import faults
-from kontain.kernel.signals import Pending, pick, sigbit
+from kontain.kernel.signals import Pending, pick, sigbit, stop_by_signal
 from kontain.kvm import abi as k
 
 SYSCALL, EXCEPTION, DIRECT = 0, 1, 2
@@ -163,7 +163,7 @@ class Task:
                 if action in (S.IGNORE, S.CONT):
                     continue
                 if action == S.STOP:
-                    os.kill(os.getpid(), S.SIGSTOP)  # km stops; SIGCONT resumes it
+                    stop_by_signal(sig)  # km stops; SIGCONT resumes it
                     continue
                 raise ProcessExit(signal=sig, message=f"{self.process.name}: killed by {S.name(sig)}",
                                   core=self.process.config.core and action == S.CORE)
