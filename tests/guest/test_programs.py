@@ -107,3 +107,9 @@ def test_processes(variant, tmp):
     native, guest = compare([build("processes", variant), str(tmp)])
     assert "FAILED" not in guest.text
     assert guest.err == "", "km must not report how a child ends: its parent does"
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_timers_and_signalfd(variant):
+    native, guest = compare([build("timers", variant, ("-lpthread",))])
+    assert "FAILED" not in guest.text

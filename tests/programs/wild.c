@@ -42,6 +42,8 @@ int main(void) {
     char *hole = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     munmap(hole + 4096, 4096);  /* a hole between two mapped pages */
     char *ro = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int timer = -1;
+    syscall(SYS_timer_create, CLOCK_MONOTONIC, NULL, &timer);
     for (unsigned i = 0; i < NBAD; i++) {
         char *b = bad[i];
         printf("-- pointer #%u\n", i);
@@ -82,6 +84,11 @@ int main(void) {
         T("getdents64", SYS_getdents64, 0, b, 100);
         T("futex", SYS_futex, b, 1, 1, NULL, NULL, 0);
         T("arch_prctl GET_FS", SYS_arch_prctl, 0x1003, b);
+        T("timer_create sevp", SYS_timer_create, CLOCK_MONOTONIC, b, ok);
+        T("timer_create timerid", SYS_timer_create, CLOCK_MONOTONIC, NULL, b);
+        T("timer_settime", SYS_timer_settime, timer, 0, b, NULL);
+        T("timer_gettime", SYS_timer_gettime, timer, b);
+        T("signalfd4 mask", SYS_signalfd4, -1, b, 8, 0);
     }
     printf("-- iovec with a bad base\n");
     struct iovec iov[2] = { { ok, 1 }, { (void *)0xdead00000000, 10 } };

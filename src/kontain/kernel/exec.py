@@ -41,6 +41,7 @@ def execve(p, task, path: str, argv: list[bytes], envp: list[bytes]) -> None:
         p.mm.unmap_range(v.start, v.end)
     _close_on_exec(p, keep=prog.fd)
     p.actions.reset_for_exec()
+    p.timers.delete_all()
     task.altstack = (0, S.SS_DISABLE, 0)
     task.saved_mask = None
     entry, sp = p._load(prog.path, prog.argv, envp, prog.fd, prog.head, prog.size)

@@ -32,6 +32,7 @@ from kontain.kernel import signals
 from kontain.kernel.fdtable import FdTable
 from kontain.kernel.fork import ForkedChild
 from kontain.kernel.procfs import ProcSelf
+from kontain.kernel.signalfd import SignalFds
 from kontain.kernel.task import Task, ThreadExit
 from kontain.kvm import abi as k
 from kontain.kvm.api import Kvm
@@ -41,6 +42,7 @@ from kontain.memory.mm import AddressSpace
 from kontain.memory.slots import SlotMap
 from kontain.memory.window import GuestMemory
 from kontain.syscalls import dispatch
+from kontain.syscalls.timer import Timers
 from kontain.vcpu import VcpuRunner
 
 
@@ -76,6 +78,8 @@ class Process:
         self.shared_pending = signals.Pending()
         self.idle_vcpus: list = []  # vCPUs of exited threads, for the next ones (KVM never frees a vCPU)
         self.unacked: set[Task] = set()  # kicked tasks that have not noticed yet
+        self.timers = Timers()  # POSIX timers (timer_create)
+        self.signalfds = SignalFds(self)
         self.zap = False  # exec: every other thread must end
         self.forked = False  # a child of a fork of this km
         self.vfork_fd = -1  # a vfork child: its parent waits until this closes
@@ -205,6 +209,9 @@ class Process:
         which gives it to a thread that does not block it.  Called from any thread."""
         if sig == signals.SIG_KICK or not 1 <= sig <= S.NSIG:
             return
+        if task is None and self.timers.targets and info[8:12] == _SI_TIMER:  # SIGEV_THREAD_ID?
+            tid = self.timers.target(int.from_bytes(info[16:20], "little", signed=True))
+            task = self.tasks.get(tid) if tid else None
         with self.lock:
             blocked_everywhere = all(t.sigmask & signals.sigbit(sig) for t in self.tasks.values())
             if self.actions.ignored(sig) and not (task.sigmask if task else blocked_everywhere) & signals.sigbit(sig):
@@ -214,7 +221,10 @@ class Process:
                 target = task
             else:
                 self.shared_pending.add(sig, info)
-                target = next((t for t in self.tasks.values() if not t.sigmask & signals.sigbit(sig)), None)
+                bit = signals.sigbit(sig)  # to a thread that takes it: unblocked, or waited for
+                target = next((t for t in self.tasks.values() if not t.sigmask & bit or t.waiting & bit), None)
+        if self.signalfds.files:
+            self.signalfds.update()
         if target is not None and target.ident != _thread.get_ident():
             self.kick(target)
 
@@ -326,6 +336,7 @@ class Process:
         return task.tid
 
     def _thread_main(self, task: Task, started, go) -> None:
+        signals.block_forwarded()
         task.tid = native.syscall(186)  # gettid: guest tid = host tid
         task.ident = _thread.get_ident()
         started.release()
@@ -355,6 +366,7 @@ class Process:
         self.idle_vcpus = []
         self.next_vcpu_id = 1
         self.unacked = set()
+        self.timers = Timers()  # a child has no timers
         self.zap = False
 
     def adopt_forked(self, task: Task) -> None:
@@ -412,6 +424,8 @@ class Process:
     def describe_death(self, sig: int, code: int | None, addr: int | None) -> str:
         return f"{self.name}: killed by {signals.describe(sig, code, addr)}"
 
+
+_SI_TIMER = S.SI_TIMER.to_bytes(4, "little", signed=True)  # si_code of a POSIX timer signal
 
 ADDR_NO_RANDOMIZE = 0x0040000
 

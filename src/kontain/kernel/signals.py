@@ -44,7 +44,7 @@ SYNCHRONOUS = (1 << (S.SIGSEGV - 1)) | (1 << (S.SIGBUS - 1)) | (1 << (S.SIGILL -
 # host signals that stay with their default action in km: the monitor's own faults
 HOST_FAULTS = (S.SIGSEGV, S.SIGBUS, S.SIGILL, S.SIGFPE, S.SIGTRAP)
 FORWARDED = [s for s in range(1, S.NSIG) if s not in (S.SIGKILL, S.SIGSTOP, *HOST_FAULTS)]
-SI_TIMER, SI_MESGQ, SI_ASYNCIO, SI_SIGIO = -2, -3, -4, -5
+_FORWARDED_MASK = sum(1 << (s - 1) for s in FORWARDED)
 
 
 def sigbit(sig: int) -> int:
@@ -143,6 +143,7 @@ class HostSignals:
         self._post = post  # post(sig, siginfo bytes), called in the signal thread
         self._rekick = rekick  # () -> bool: resend kicks not acknowledged; True if any is left
         self.ident = 0
+        self.tid = 0
         self._lock = _thread.allocate_lock()
         self._children: dict[int, int] = {}  # pid -> SIGCHLDs forwarded and not yet waited for
 
@@ -156,12 +157,13 @@ class HostSignals:
         _host.signal(S.SIGINT, _host.SIG_DFL)
         # (rt_sigprocmask directly: glibc's sigset functions refuse 32 and 33, which
         # it reserves for itself, but a program may use them)
-        mask = bytearray(struct.pack("<Q", sum(sigbit(s) for s in FORWARDED)))
-        native.syscall(14, 0, native.address_of(mask), 0, SIGSET_SIZE)  # rt_sigprocmask(SIG_BLOCK)
+        block_forwarded()
         _thread.start_new_thread(self._loop, ())
 
     def _loop(self) -> None:
+        block_forwarded()
         self.ident = _thread.get_ident()
+        self.tid = native.syscall(186)  # gettid: timers aim SIGEV_THREAD_ID signals here
         block_kick(True)  # here SIG_KICK only wakes this thread up (``wake``)
         mask = bytearray(struct.pack("<Q", sum(sigbit(s) for s in FORWARDED) | sigbit(SIG_KICK)))
         info = bytearray(SIGINFO_SIZE)
@@ -225,6 +227,16 @@ def mirror_sigchld(handler: int, flags: int) -> None:
     act = bytearray(k_sigaction.pack(S.SIG_IGN if handler == S.SIG_IGN else S.SIG_DFL,
                                      flags & (S.SA_NOCLDSTOP | S.SA_NOCLDWAIT), 0, 0))
     native.syscall(13, S.SIGCHLD, native.address_of(act), 0, SIGSET_SIZE)  # rt_sigaction
+
+
+def block_forwarded() -> None:
+    """Block every forwarded signal in the calling thread.  Each km thread calls it
+    first: the C library unblocks the two signals it reserves (32 and 33) in the threads
+    it creates, and those would otherwise take their default action (ending km) when the
+    program uses them, as musl's and glibc's timer threads do.  (rt_sigprocmask itself:
+    the C library's sigprocmask refuses 32 and 33.)"""
+    mask = bytearray(struct.pack("<Q", _FORWARDED_MASK))
+    native.syscall(14, 0, native.address_of(mask), 0, SIGSET_SIZE)  # rt_sigprocmask(SIG_BLOCK)
 
 
 def _kicked(signum, frame) -> None:

@@ -64,6 +64,7 @@ class Task:
         self.shared = process.shared_pending  # signals sent to the process
         self.saved_mask: int | None = None  # rt_sigsuspend's mask, restored by sigreturn
         self.kicked = False
+        self.waiting = 0  # signals this thread waits for while blocking them (sigtimedwait, signalfd)
         self.stop = SYSCALL
         self.clear_child_tid = 0
         self.robust_list = (0, 0)

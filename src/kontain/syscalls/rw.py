@@ -31,7 +31,12 @@ def _ret(r: int) -> int:
 def read(t, fd, buf, count, *_):
     fd = t.fds.check(fd)
     host, n = buffer(t, buf, count)
-    return _ret(_sc3(SYS_read, fd, host, n))
+    r = _ret(_sc3(SYS_read, fd, host, n))
+    if r == -EINVAL and t.process.signalfds.files:  # a listening socket: a signalfd? (kernel/signalfd.py)
+        f = t.process.signalfds.find(fd)
+        if f is not None:
+            return t.process.signalfds.read(t, f, fd, buf, n)
+    return r
 
 
 def write(t, fd, buf, count, *_):

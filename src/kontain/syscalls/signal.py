@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 
 from kontain.abi import signals as S
-from kontain.abi.errno import EAGAIN, EINTR, EINVAL, ENOMEM, EPERM
+from kontain.abi.errno import EAGAIN, EBADF, EINTR, EINVAL, ENOMEM, EPERM
 from kontain.abi.structs import stack_t
 from kontain.errors import GuestError
 from kontain.kvm import abi as k
@@ -146,8 +146,12 @@ def rt_sigtimedwait(t, set_addr, info_addr, timeout, sigsetsize, *_):
     def ready() -> bool:
         return bool((t.pending.mask | t.shared.mask) & wanted) or bool(t.has_signals() & ~wanted)
 
-    if not p.wait_for(t, ready, timeout_ns):
-        raise GuestError(EAGAIN)
+    t.waiting = wanted  # (as Linux's real_blocked: a signal in ``wanted`` comes to this thread)
+    try:
+        if not p.wait_for(t, ready, timeout_ns):
+            raise GuestError(EAGAIN)
+    finally:
+        t.waiting = 0
     with p.lock:
         chosen = (t.pending.mask | t.shared.mask) & wanted
         if not chosen:
@@ -157,3 +161,34 @@ def rt_sigtimedwait(t, set_addr, info_addr, timeout, sigsetsize, *_):
     if info_addr:
         t.mem.write(info_addr, info)
     return sig
+
+
+# -- signalfd ------------------------------------------------------------------------
+_SFD_CLOEXEC, _SFD_NONBLOCK = 0o2000000, 0o4000
+
+
+def signalfd4(t, fd, mask_addr, sizemask, flags, *_):
+    flags = s32(flags)
+    if u64(sizemask) != SIGSET_SIZE or flags & ~(_SFD_CLOEXEC | _SFD_NONBLOCK):
+        raise GuestError(EINVAL)
+    mask = struct.unpack("<Q", t.mem.read(mask_addr, 8))[0] & ~S.UNBLOCKABLE
+    sfds = t.process.signalfds
+    fd = s32(fd)
+    if fd == -1:
+        return sfds.create(mask, bool(flags & _SFD_CLOEXEC), bool(flags & _SFD_NONBLOCK))
+    f = sfds.find(t.fds.check(fd))
+    if f is None:
+        import os
+
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise GuestError(EBADF) from None
+        raise GuestError(EINVAL)  # open, but not a signalfd
+    f.mask = mask
+    sfds.update()
+    return fd
+
+
+def signalfd(t, fd, mask_addr, sizemask, *_):
+    return signalfd4(t, fd, mask_addr, sizemask, 0)

@@ -13,7 +13,7 @@ the call once its arguments are checked and translated.
 from __future__ import annotations
 
 from kontain.abi.syscalls import MAX_NR, NAMES
-from kontain.syscalls import epoll, fs, futex, identity, ioctl, mm, net, poll, process, rw, signal, sysinfo
+from kontain.syscalls import epoll, fs, futex, identity, ioctl, mm, net, poll, process, rw, signal, sysinfo, timer
 from kontain.syscalls.common import passthrough
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~3 ms)
@@ -211,6 +211,12 @@ TABLE: tuple[Entry, ...] = (
     Entry(217, "getdents64", fs.getdents64, FULL),
     Entry(218, "set_tid_address", process.set_tid_address, FULL),
     Entry(221, "fadvise64", P(221, "f v v i"), FULL),
+    Entry(222, "timer_create", timer.timer_create, PARTIAL,
+          "SIGEV_SIGNAL, SIGEV_THREAD_ID, SIGEV_NONE; not with SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGRTMAX"),
+    Entry(223, "timer_settime", P(223, "i i p32 p32"), FULL),
+    Entry(224, "timer_gettime", P(224, "i p32"), FULL),
+    Entry(225, "timer_getoverrun", P(225, "i"), FULL),
+    Entry(226, "timer_delete", timer.timer_delete, FULL),
     Entry(228, "clock_gettime", P(228, "i p16"), FULL),
     Entry(229, "clock_getres", P(229, "i p16"), FULL),
     Entry(230, "clock_nanosleep", P(230, "i i p16 p16"), FULL),
@@ -246,12 +252,14 @@ TABLE: tuple[Entry, ...] = (
     Entry(278, "vmsplice", rw.vmsplice, FULL),
     Entry(280, "utimensat", P(280, "d s p32 i"), FULL),
     Entry(281, "epoll_pwait", epoll.epoll_pwait, FULL),
+    Entry(282, "signalfd", signal.signalfd, PARTIAL, "read, poll, select, epoll; fstat shows a socket"),
     Entry(283, "timerfd_create", P(283, "i i", "fd"), FULL),
     Entry(284, "eventfd", P(284, "v", "fd"), FULL),
     Entry(285, "fallocate", P(285, "f i v v"), FULL),
     Entry(286, "timerfd_settime", P(286, "f i p32 p32"), FULL),
     Entry(287, "timerfd_gettime", P(287, "f p32"), FULL),
     Entry(288, "accept4", net.accept4, FULL),
+    Entry(289, "signalfd4", signal.signalfd4, PARTIAL, "read, poll, select, epoll; fstat shows a socket"),
     Entry(290, "eventfd2", P(290, "v i", "fd"), FULL),
     Entry(291, "epoll_create1", P(291, "i", "fd"), FULL),
     Entry(292, "dup3", fs.dup3, FULL),
@@ -288,8 +296,6 @@ TABLE: tuple[Entry, ...] = (
 
 # Not supported yet, with the reason (the compatibility table shows these notes).
 PLANNED = {
-    "signalfd": "not supported yet",
-    "signalfd4": "not supported yet",
     "name_to_handle_at": "needs CAP_DAC_READ_SEARCH on the host",
     "open_by_handle_at": "needs CAP_DAC_READ_SEARCH on the host",
     "ptrace": "not supported: use km's gdb stub",

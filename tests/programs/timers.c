@@ -1,0 +1,198 @@
+/* Signal sources: POSIX timers (SIGEV_SIGNAL, SIGEV_THREAD_ID, SIGEV_THREAD, default
+ * sigevent), alarm, and signalfd (read, poll, SFD_NONBLOCK, dup, fork).
+ * One line per check. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef sigev_notify_thread_id /* glibc before 2.41 */
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+#define SAY(what, cond) printf("%-52s %s\n", what, (cond) ? "ok" : "FAILED")
+
+static atomic_int ticks, last_code, last_value, last_tid, thread_fired;
+static atomic_int last_timerid;
+
+static void on_tick(int sig, siginfo_t *si, void *uc) {
+    (void)sig; (void)uc;
+    last_code = si->si_code;
+    last_value = si->si_value.sival_int;
+    last_tid = (int)syscall(SYS_gettid);
+    last_timerid = si->si_timerid;
+    ticks++; /* last: another thread waits for it, then reads the rest */
+}
+
+static void on_thread_timer(union sigval v) { thread_fired += v.sival_int; }
+
+static atomic_int worker_tid, worker_stop;
+static void *worker(void *arg) {
+    (void)arg;
+    worker_tid = (int)syscall(SYS_gettid);
+    while (!worker_stop) usleep(1000);
+    return NULL;
+}
+
+static void wait_ticks(int n) {
+    for (int i = 0; i < 2000 && ticks < n; i++) usleep(1000);
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_tick;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGALRM, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
+
+    /* SIGEV_SIGNAL, periodic */
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_SIGNAL;
+    ev.sigev_signo = SIGUSR1;
+    ev.sigev_value.sival_int = 77;
+    timer_t t1;
+    SAY("timer_create SIGEV_SIGNAL", timer_create(CLOCK_MONOTONIC, &ev, &t1) == 0);
+    struct itimerspec its = {{0, 5000000}, {0, 5000000}}, cur;
+    SAY("timer_settime periodic 5 ms", timer_settime(t1, 0, &its, NULL) == 0);
+    wait_ticks(3);
+    SAY("3 ticks: SI_TIMER, si_value, si_timerid", ticks >= 3 && last_code == SI_TIMER && last_value == 77 &&
+        last_timerid == (int)(long)t1);
+    SAY("timer_gettime: running, interval kept", timer_gettime(t1, &cur) == 0 && cur.it_interval.tv_nsec == 5000000);
+    SAY("timer_getoverrun", timer_getoverrun(t1) >= 0);
+    SAY("timer_delete", timer_delete(t1) == 0);
+    errno = 0;
+    SAY("a deleted timer: EINVAL", timer_settime(t1, 0, &its, NULL) == -1 && errno == EINVAL);
+
+    /* default sigevent: SIGALRM carrying the timer id */
+    timer_t t2;
+    ticks = 0;
+    SAY("timer_create with no sigevent", timer_create(CLOCK_REALTIME, NULL, &t2) == 0);
+    struct itimerspec once = {{0, 0}, {0, 2000000}};
+    timer_settime(t2, 0, &once, NULL);
+    wait_ticks(1);
+    SAY("... sends SIGALRM, SI_TIMER", ticks == 1 && last_code == SI_TIMER);
+    timer_delete(t2);
+
+    /* SIGEV_THREAD_ID: the signal goes to that thread */
+    pthread_t th;
+    pthread_create(&th, NULL, worker, NULL);
+    while (!worker_tid) usleep(1000);
+    sigset_t usr2;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &usr2, NULL); /* not this thread */
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_THREAD_ID;
+    ev.sigev_signo = SIGUSR2;
+    ev.sigev_notify_thread_id = worker_tid;
+    ticks = 0;
+    timer_t t3;
+    SAY("timer_create SIGEV_THREAD_ID", timer_create(CLOCK_MONOTONIC, &ev, &t3) == 0);
+    timer_settime(t3, 0, &once, NULL);
+    wait_ticks(1);
+    SAY("... the handler runs in that thread", ticks == 1 && last_tid == worker_tid);
+    timer_delete(t3);
+    worker_stop = 1;
+    pthread_join(th, NULL);
+    pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
+    ev.sigev_notify_thread_id = 999999;
+    errno = 0;
+    SAY("SIGEV_THREAD_ID of no thread of ours: EINVAL", timer_create(CLOCK_MONOTONIC, &ev, &t3) == -1 &&
+        errno == EINVAL);
+
+    /* SIGEV_THREAD: the C library's helper thread */
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_THREAD;
+    ev.sigev_notify_function = on_thread_timer;
+    ev.sigev_value.sival_int = 5;
+    timer_t t4;
+    SAY("timer_create SIGEV_THREAD", timer_create(CLOCK_MONOTONIC, &ev, &t4) == 0);
+    timer_settime(t4, 0, &once, NULL);
+    for (int i = 0; i < 2000 && !thread_fired; i++) usleep(1000);
+    SAY("... the function runs", thread_fired == 5);
+    timer_delete(t4);
+
+    /* alarm */
+    ticks = 0;
+    alarm(1);
+    SAY("alarm pending", alarm(1) == 1);
+    alarm(0);
+    SAY("alarm(0) cancels", ticks == 0);
+
+    /* signalfd */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGRTMIN + 2);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    SAY("signalfd", sfd >= 0);
+    struct pollfd pf = {sfd, POLLIN, 0};
+    SAY("poll: nothing pending", poll(&pf, 1, 0) == 0);
+    kill(getpid(), SIGUSR1);
+    union sigval v = {.sival_int = 31};
+    sigqueue(getpid(), SIGRTMIN + 2, v);
+    sigqueue(getpid(), SIGRTMIN + 2, v);
+    SAY("poll: readable once signals are pending", poll(&pf, 1, 1000) == 1 && pf.revents == POLLIN);
+    struct signalfd_siginfo si[4];
+    ssize_t n = read(sfd, si, sizeof si);
+    SAY("read: three records", n == 3 * (ssize_t)sizeof si[0]);
+    SAY("SIGUSR1 first: ssi_code SI_USER, ssi_pid", si[0].ssi_signo == SIGUSR1 && si[0].ssi_code == SI_USER &&
+        si[0].ssi_pid == (unsigned)getpid());
+    SAY("queued real-time signals carry their value", si[1].ssi_signo == (unsigned)SIGRTMIN + 2 &&
+        si[1].ssi_code == SI_QUEUE && si[1].ssi_int == 31 && si[2].ssi_int == 31);
+    sigset_t pend;
+    sigpending(&pend);
+    SAY("read takes them: none pending", !sigismember(&pend, SIGUSR1) && !sigismember(&pend, SIGRTMIN + 2));
+    errno = 0;
+    SAY("a short buffer: EINVAL", read(sfd, si, 10) == -1 && errno == EINVAL);
+    int nb = signalfd(-1, &set, SFD_NONBLOCK);
+    errno = 0;
+    SAY("SFD_NONBLOCK: EAGAIN when empty", nb >= 0 && read(nb, si, sizeof si) == -1 && errno == EAGAIN);
+    close(nb);
+    int dupfd = dup(sfd);
+    raise(SIGUSR1);
+    SAY("a dup reads the same signals", read(dupfd, si, sizeof si) == sizeof si[0] && si[0].ssi_signo == SIGUSR1);
+    close(dupfd);
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int sfd2 = signalfd(sfd, &set, 0);
+    raise(SIGUSR2);
+    SAY("signalfd on an existing fd changes its mask", sfd2 == sfd && read(sfd, si, sizeof si) == sizeof si[0] &&
+        si[0].ssi_signo == SIGUSR2);
+    pid_t p = fork();
+    if (p == 0) {
+        raise(SIGUSR1);
+        _exit(read(sfd, si, sizeof si) == sizeof si[0] && si[0].ssi_signo == SIGUSR1 ? 0 : 1);
+    }
+    int st;
+    waitpid(p, &st, 0);
+    SAY("a forked child reads its own signals", WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* a blocking read waits for a signal from another process */
+    p = fork();
+    if (p == 0) { usleep(20000); kill(getppid(), SIGUSR2); _exit(0); }
+    n = read(sfd, si, sizeof si);
+    SAY("a blocking read waits for a signal", n == sizeof si[0] && si[0].ssi_signo == SIGUSR2 &&
+        si[0].ssi_pid == (unsigned)p);
+    waitpid(p, &st, 0);
+    /* SIGCHLD may be pending too (not in the mask): it does not show */
+    SAY("close", close(sfd) == 0);
+    errno = 0;
+    SAY("signalfd on a non-signalfd: EINVAL", signalfd(1, &set, 0) == -1 && errno == EINVAL);
+    return 0;
+}
