@@ -30,9 +30,8 @@ class ProcessExit(BaseException):
 
     A BaseException, so that no ``except Exception`` in a handler can swallow it."""
 
-    def __init__(self, status: int = 0, signal: int = 0, message: str | None = None, core: bool = False):
+    def __init__(self, status: int = 0, signal: int = 0, message: str | None = None):
         super().__init__(status, signal)
         self.status = status
         self.signal = signal
         self.message = message
-        self.core = core

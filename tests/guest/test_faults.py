@@ -1,9 +1,11 @@
 """CPU faults and signals end the program the way they end it natively: same signal,
 and km says what happened on its last line."""
 
+import subprocess
+
 import pytest
 
-from kt import STATIC, build, compare
+from kt import KM, STATIC, build, compare, run
 
 SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGUSR1, SIGSEGV, SIGTERM = 4, 5, 6, 7, 8, 10, 11, 15
 
@@ -47,3 +49,39 @@ def test_sigbus_past_end_of_file(variant, tmp):
 def test_ignored_signal_survives():
     native, guest = compare([build("faults"), "ignored-usr1"])
     assert guest.returncode == 3
+
+
+def _gdb(program, core, *commands):
+    argv = ["gdb", "-batch", "-nx"] + [a for c in commands for a in ("-ex", c)] + [str(program), str(core)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120).stdout
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_core_file_opens_in_gdb(variant, tmp_path):
+    """km --core writes the program's core file: gdb shows the backtrace, the faulting
+    instruction, and memory (a global, a 1 MiB buffer)."""
+    prog = build("crash", variant, ("-g", "-O1"))
+    r = run(KM + ["--core", str(prog)], cwd=tmp_path)
+    assert r.returncode == -SIGSEGV
+    cores = list(tmp_path.glob("core.*"))
+    assert len(cores) == 1 and f"(core dumped to {cores[0].name})" in r.err, r.err
+    out = _gdb(prog, cores[0], "bt", "p/x marker", "p big[100]", "p $_siginfo.si_signo")
+    assert "crash_here (depth=depth@entry=0, p=0x10)" in out, out
+    assert "depth=depth@entry=3" in out and "in main" in out, out
+    assert "= 0x1234abcd" in out and "= 7 '\\a'" in out and "= 11" in out, out
+
+
+def test_core_file_of_abort(tmp_path):
+    """A signal's default action (abort's SIGABRT), not a CPU fault: the core shows where."""
+    prog = build("faults", "glibc")
+    r = run(KM + ["--core", str(prog), "abort"], cwd=tmp_path)
+    assert r.returncode == -SIGABRT
+    cores = list(tmp_path.glob("core.*"))
+    assert len(cores) == 1, r.err
+    out = _gdb(prog, cores[0], "bt")
+    assert "abort" in out and "main" in out, out
+
+
+def test_no_core_file_without_the_option(tmp_path):
+    r = run(KM + [str(build("faults")), "null-read"], cwd=tmp_path)
+    assert r.returncode == -SIGSEGV and not list(tmp_path.glob("core*"))

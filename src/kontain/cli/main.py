@@ -27,7 +27,7 @@ options:
       --clear-env        start the program with an empty environment
       --memory SIZE      cap the memory the program can map (e.g. 512M, 2G)
       --strace           print every system call, decoded, on stderr
-      --core             let a program killed by SIGSEGV & co. leave a core file
+      --core             write the program's core file (core.PID) if it dies of SIGSEGV & co.
       --timings          print where start-up time went, on stderr
       --no-vdso          do not share the host's vDSO (every clock_gettime is a syscall)
   -h, --help             show this help and exit

@@ -200,7 +200,7 @@ class Process:
         if end.signal:
             if end.message and end.signal not in (S.SIGPIPE, S.SIGINT) and not self.forked:
                 os.write(2, f"km: {end.message}\n".encode("utf-8", "surrogateescape"))
-            signals.die_by_signal(end.signal, core=end.core)
+            signals.die_by_signal(end.signal)
         os._exit(end.status)
 
     # -- signals -----------------------------------------------------------------------

@@ -298,15 +298,16 @@ def stop_by_signal(sig: int) -> None:
         _host.pthread_sigmask(_host.SIG_BLOCK, [sig])
 
 
-def die_by_signal(sig: int, *, core: bool = False) -> None:
-    """End this process by ``sig`` with its default action, as the program would have."""
+def die_by_signal(sig: int) -> None:
+    """End this process by ``sig`` with its default action, as the program would have.
+    Never with a core dump of km itself: a core of the Python process is of no use to
+    the program's user (``km --core`` writes the program's, kernel/coredump.py)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    if not core:
-        try:
-            resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
-        except (ValueError, OSError):
-            pass
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    except (ValueError, OSError):
+        pass
     if sig not in (S.SIGKILL, S.SIGSTOP):
         _host.signal(sig, _host.SIG_DFL)
         _host.pthread_sigmask(_host.SIG_UNBLOCK, [sig])

@@ -166,8 +166,7 @@ class Task:
                 if action == S.STOP:
                     stop_by_signal(sig)  # km stops; SIGCONT resumes it
                     continue
-                raise ProcessExit(signal=sig, message=f"{self.process.name}: killed by {S.name(sig)}",
-                                  core=self.process.config.core and action == S.CORE)
+                self.die(sig, f"{self.process.name}: killed by {S.name(sig)}", info)
 
     def deliver_pending(self) -> None:
         sig, info = self.next_signal()
@@ -261,8 +260,7 @@ class Task:
 
     def _bad_frame(self) -> None:
         """The frame cannot be written (or there is no restorer): SIGSEGV, uncatchable."""
-        raise ProcessExit(signal=S.SIGSEGV, message=f"{self.process.name}: killed by SIGSEGV (cannot deliver a signal)",
-                          core=self.process.config.core)
+        self.die(S.SIGSEGV, f"{self.process.name}: killed by SIGSEGV (cannot deliver a signal)")
 
     def sigreturn(self) -> int:
         """rt_sigreturn: everything back as the frame says; returns the restored RAX."""
@@ -372,8 +370,7 @@ class Task:
             self.stop = SYSCALL
 
     def on_shutdown(self) -> None:
-        raise ProcessExit(signal=S.SIGSEGV, message=self.process.describe_death(S.SIGSEGV, S.SI_KERNEL, None),
-                          core=self.process.config.core)
+        self.die(S.SIGSEGV, self.process.describe_death(S.SIGSEGV, S.SI_KERNEL, None))
 
     def fault(self, sig: int, code: int, addr: int | None, ctx: sigframe.Context) -> None:
         """A synchronous signal from the CPU (Linux's force_sig_fault): delivered to a
@@ -381,9 +378,24 @@ class Task:
         even for an ignored or blocked signal."""
         handler = self.process.actions.handler(sig)
         if handler in (S.SIG_DFL, S.SIG_IGN) or self.sigmask & sigbit(sig):
-            raise ProcessExit(signal=sig, message=self.process.describe_death(sig, code, addr),
-                              core=self.process.config.core)
+            self.die(sig, self.process.describe_death(sig, code, addr), siginfo(sig, code, addr=addr or 0), ctx)
         self.deliver(sig, siginfo(sig, code, addr=addr or 0), ctx)
+
+    def die(self, sig: int, message: str, info: bytes | None = None, ctx: sigframe.Context | None = None) -> None:
+        """The program ends by ``sig``'s default action, taken in this thread; with
+        ``km --core`` and a signal whose default is to dump core, the program's core file
+        is written first (kernel/coredump.py)."""
+        if self.process.config.core and S.default_action(sig) == S.CORE:
+            from kontain.kernel import coredump
+
+            path = f"core.{os.getpid()}"
+            try:
+                coredump.write(self.process, self, sig, info or siginfo(sig, S.SI_KERNEL), ctx or self.context(),
+                               path)
+                message += f" (core dumped to {path})"
+            except (OSError, GuestError) as e:
+                message += f" (no core file: {e})"
+        raise ProcessExit(signal=sig, message=message)
 
     # -- thread exit ---------------------------------------------------------------------
     def exit_thread(self) -> None:
