@@ -170,3 +170,9 @@ def test_thread_churn_leaves_nothing_behind():
     assert tasks == idle_tasks, f"{tasks} host threads left, {idle_tasks} without threads"
     # the 8 vCPUs of 8 threads at a time stay for reuse (KVM cannot free a vCPU)
     assert fds <= idle_fds + 8, f"{fds} descriptors open, {idle_fds} without threads"
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_sessions_groups_and_the_terminal(variant):
+    native, guest = compare([build("tty", variant)])
+    assert "FAILED" not in guest.text

@@ -228,6 +228,12 @@ class Process:
         if target is not None and target.ident != _thread.get_ident():
             self.kick(target)
 
+    def background_read(self, task: Task, fd: int) -> int:
+        """A read of ``fd`` failed with EIO on the host (kernel/jobctl.py)."""
+        from kontain.kernel import jobctl
+
+        return jobctl.background_read(task, fd)
+
     def wait_for(self, task: Task, ready, timeout_ns: int | None = None) -> bool:
         """Block the calling thread (``task``'s) until ``ready()`` is true; False when
         ``timeout_ns`` runs out first.  A kick wakes it: SIG_KICK is blocked while

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 
 from kontain import native
-from kontain.abi.errno import EINVAL
+from kontain.abi.errno import EINVAL, EIO
 from kontain.abi.flags import SEEK_HOLE
 from kontain.errors import GuestError
 from kontain.syscalls.common import MAX_RW_COUNT, buffer, ptr, s32, u32
@@ -36,6 +36,8 @@ def read(t, fd, buf, count, *_):
         f = t.process.signalfds.find(fd)
         if f is not None:
             return t.process.signalfds.read(t, f, fd, buf, n)
+    elif r == -EIO:  # perhaps a background read of the terminal (kernel/jobctl.py)
+        return t.process.background_read(t, fd)
     return r
 
 
