@@ -12,8 +12,11 @@ monitor's, pointers checked against the guest window and moved to host addresses
 
 from __future__ import annotations
 
+import os
+import struct
+
 from kontain import native
-from kontain.abi.errno import EFAULT, EINVAL
+from kontain.abi.errno import EFAULT, EINVAL, EMFILE
 from kontain.abi.flags import AT_FDCWD
 from kontain.errors import GuestError
 
@@ -125,3 +128,25 @@ def passthrough(nr: int, kinds: str, result: str = "") -> Handler:
 def check_flags(flags: int, allowed: int) -> None:
     if flags & ~allowed:
         raise GuestError(EINVAL)
+
+
+def fd_pair(t, nr: int, before: tuple[int, ...], after: tuple[int, ...], addr: int) -> int:
+    """pipe2 and socketpair: make the host call with an ``int[2]`` of the monitor's, and
+    give the pair to the guest only if both fit under its descriptor limit and ``addr``
+    takes them (else close them: the call fails as on Linux, with nothing left open)."""
+    buf = bytearray(8)
+    r = native.syscall(nr, *before, native.address_of(buf), *after)
+    if r < 0:
+        return r
+    pair = struct.unpack("<ii", buf)
+    if max(pair) >= t.fds.soft:
+        r = -EMFILE
+    else:
+        try:
+            t.mem.write(addr, bytes(buf))
+            return 0
+        except GuestError:
+            r = -EFAULT
+    for fd in pair:
+        os.close(fd)
+    return r

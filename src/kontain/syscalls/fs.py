@@ -8,14 +8,13 @@ them (fcntl), or name the program itself (/proc/self/exe names the program, not 
 
 from __future__ import annotations
 
-import os
 import struct
 
 from kontain import native
 from kontain.abi import flags as F
 from kontain.abi.errno import EFAULT, EINVAL, ENOENT
 from kontain.errors import GuestError
-from kontain.syscalls.common import buffer, dirfd, path, ptr, s32, u32, u64
+from kontain.syscalls.common import buffer, dirfd, fd_pair, path, ptr, s32, u32, u64
 
 SYS_open, SYS_close, SYS_dup, SYS_dup2, SYS_fcntl, SYS_openat, SYS_dup3, SYS_pipe2 = 2, 3, 32, 33, 72, 257, 292, 293
 SYS_readlinkat, SYS_close_range = 267, 436
@@ -52,20 +51,30 @@ def _proc_path(t, addr: int, follow: bool = True) -> int:
     return path(t, addr)
 
 
+def _open_generated(t, pathname: int, flags: int) -> int | None:
+    """A /proc/self file the monitor generates (or hides): its new descriptor or -errno;
+    None for any other path."""
+    name = proc_name(t, pathname)
+    if name is None:
+        return None
+    procfs = t.process.procfs
+    if procfs.hides(name):
+        raise GuestError(ENOENT)
+    fd = procfs.open_generated(name, flags)
+    if fd is None:
+        return None
+    return t.fds.new(fd) if fd >= 0 else fd
+
+
 def openat(t, dfd, pathname, flags, mode, *_):
     flags = s32(flags)
-    name = proc_name(t, pathname)
-    procfs = t.process.procfs
-    if name is not None:
-        if procfs.hides(name):
-            raise GuestError(ENOENT)
-        fd = procfs.open_generated(name, flags)
-        if fd is not None:
-            return t.fds.new(fd) if fd >= 0 else fd
+    fd = _open_generated(t, pathname, flags)
+    if fd is not None:
+        return fd
     r = native.syscall(SYS_openat, dirfd(t, dfd), _proc_path(t, pathname, not flags & F.O_NOFOLLOW), flags, u32(mode))
     if r < 0:
         return r
-    r = procfs.check_opened(r)
+    r = t.process.procfs.check_opened(r)
     return t.fds.new(r) if r >= 0 else r
 
 
@@ -135,23 +144,7 @@ def fcntl(t, fd, cmd, arg, *_):
 
 
 def pipe2(t, fds_addr, flags, *_):
-    buf = bytearray(8)
-    r = native.syscall(SYS_pipe2, native.address_of(buf), s32(flags))
-    if r < 0:
-        return r
-    rfd, wfd = struct.unpack("<ii", buf)
-    for fd in (rfd, wfd):
-        if fd >= t.fds.soft:
-            os.close(rfd)
-            os.close(wfd)
-            return -24  # EMFILE
-    try:
-        t.mem.write(fds_addr, bytes(buf))
-    except GuestError:
-        os.close(rfd)
-        os.close(wfd)
-        raise
-    return 0
+    return fd_pair(t, SYS_pipe2, (), (s32(flags),), fds_addr)
 
 
 def pipe(t, fds_addr, *_):
@@ -242,17 +235,12 @@ def openat2(t, dfd, pathname, how, size, *_):
         raise GuestError(EINVAL)
     raw = bytearray(t.mem.read(how, size))
     flags = struct.unpack_from("<Q", raw, 0)[0]
-    name = proc_name(t, pathname)
-    procfs = t.process.procfs
-    if name is not None:
-        if procfs.hides(name):
-            raise GuestError(ENOENT)
-        fd = procfs.open_generated(name, flags)
-        if fd is not None:
-            return t.fds.new(fd) if fd >= 0 else fd
+    fd = _open_generated(t, pathname, flags)
+    if fd is not None:
+        return fd
     r = native.syscall(SYS_openat2, dirfd(t, dfd), _proc_path(t, pathname, not flags & F.O_NOFOLLOW),
                        native.address_of(raw), size)
     if r < 0:
         return r
-    r = procfs.check_opened(r)
+    r = t.process.procfs.check_opened(r)
     return t.fds.new(r) if r >= 0 else r

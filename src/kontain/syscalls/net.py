@@ -16,7 +16,7 @@ import struct
 from kontain import native
 from kontain.abi.errno import EBADF, EINVAL, EMSGSIZE
 from kontain.errors import GuestError
-from kontain.syscalls.common import buffer, ptr, s32, u32
+from kontain.syscalls.common import buffer, fd_pair, ptr, s32, u32
 from kontain.syscalls.rw import UIO_MAXIOV, host_iovec
 
 SYS_sendmsg, SYS_recvmsg, SYS_socketpair, SYS_recvmmsg, SYS_sendmmsg = 46, 47, 53, 299, 307
@@ -167,22 +167,7 @@ def recvmmsg(t, fd, vec, vlen, flags, timeout, *_):
 
 
 def socketpair(t, domain, typ, protocol, sv, *_):
-    buf = bytearray(8)
-    r = native.syscall(SYS_socketpair, s32(domain), s32(typ), s32(protocol), native.address_of(buf))
-    if r < 0:
-        return r
-    a, b = struct.unpack("<ii", buf)
-    if max(a, b) >= t.fds.soft:
-        os.close(a)
-        os.close(b)
-        return -24  # EMFILE
-    try:
-        t.mem.write(sv, bytes(buf))
-    except GuestError:
-        os.close(a)
-        os.close(b)
-        raise
-    return 0
+    return fd_pair(t, SYS_socketpair, (s32(domain), s32(typ), s32(protocol)), (), sv)
 
 
 def _accept(t, nr: int, fd, addr, addrlen, *flags) -> int:
