@@ -136,6 +136,24 @@ int main(int argc, char **argv) {
     char *sargv[] = { self, "child", "env", NULL }, *senv[] = { "KT_EXEC=yes", NULL };
     SAY("posix_spawn", posix_spawn(&p, self, NULL, NULL, sargv, senv) == 0 && waitpid(p, &st, 0) == p &&
         WEXITSTATUS(st) == 1);
+    /* fexecve, and execveat relative to a directory descriptor */
+    int efd = open(self, O_RDONLY);
+    p = fork();
+    if (p == 0) { fexecve(efd, sargv, senv); _exit(100); }
+    SAY("fexecve", waitpid(p, &st, 0) == p && WEXITSTATUS(st) == 1);
+    close(efd);
+    char dirbuf[4096];
+    snprintf(dirbuf, sizeof dirbuf, "%s", self);
+    char *slash = strrchr(dirbuf, '/');
+    *slash = 0;
+    int dfd = open(dirbuf, O_RDONLY | O_DIRECTORY);
+    p = fork();
+    if (p == 0) { syscall(SYS_execveat, dfd, slash + 1, sargv, senv, 0); _exit(100); }
+    SAY("execveat relative to a directory", waitpid(p, &st, 0) == p && WEXITSTATUS(st) == 1);
+    errno = 0;
+    SAY("execveat of a missing name: ENOENT", syscall(SYS_execveat, dfd, "no-such-program", sargv, senv, 0) == -1 &&
+        errno == ENOENT);
+    close(dfd);
     /* a script */
     snprintf(path, sizeof path, "%s/kt-script", dir);
     f = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0755);

@@ -32,3 +32,17 @@ def test_planned_names_exist():
 def test_compat_doc_is_current():
     assert (ROOT / "docs/compat.md").read_text() == table.compat_markdown(), \
         "docs/compat.md is stale: run `make compat`"
+
+
+def test_every_handler_takes_the_task_and_six_registers():
+    """The dispatcher calls handler(task, a0..a5): a handler that names fewer parameters
+    (without *_) would fail on every call."""
+    import inspect
+
+    for e in table.TABLE:
+        if e.handler is None:
+            continue
+        try:
+            inspect.signature(e.handler).bind(None, 0, 0, 0, 0, 0, 0)
+        except TypeError as err:
+            raise AssertionError(f"{e.name}: {err}") from None

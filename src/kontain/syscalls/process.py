@@ -235,7 +235,7 @@ def execve(t, path, argv, envp, *_):
 AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW = F.AT_EMPTY_PATH, F.AT_SYMLINK_NOFOLLOW
 
 
-def execveat(t, dfd, path, argv, envp, flags):
+def execveat(t, dfd, path, argv, envp, flags, *_):
     dfd, flags = s32(dfd), s32(flags)
     if flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW):
         raise GuestError(EINVAL)
