@@ -89,6 +89,8 @@ int main(void) {
         T("timer_settime", SYS_timer_settime, timer, 0, b, NULL);
         T("timer_gettime", SYS_timer_gettime, timer, b);
         T("signalfd4 mask", SYS_signalfd4, -1, b, 8, 0);
+        T("clock_settime", SYS_clock_settime, CLOCK_REALTIME, b);
+        T("adjtimex", SYS_adjtimex, b);
     }
     printf("-- iovec with a bad base\n");
     struct iovec iov[2] = { { ok, 1 }, { (void *)0xdead00000000, 10 } };
