@@ -85,8 +85,11 @@ int main(int argc, char **argv) {
     kill(p, SIGCONT);
     SAY("WCONTINUED sees it continue", waitpid(p, &st, WCONTINUED) == p && WIFCONTINUED(st));
     kill(p, SIGKILL); waitpid(p, &st, 0);
+    /* (in a group of its own: in an orphaned process group, as under a detached job,
+     * Linux discards SIGTSTP) */
     p = fork();
-    if (p == 0) { for (;;) pause(); }
+    if (p == 0) { setpgid(0, 0); for (;;) pause(); }
+    setpgid(p, p);
     kill(p, SIGTSTP);
     SAY("SIGTSTP stops a child: WSTOPSIG is SIGTSTP", waitpid(p, &st, WUNTRACED) == p && WIFSTOPPED(st) &&
         WSTOPSIG(st) == SIGTSTP);

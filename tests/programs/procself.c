@@ -1,16 +1,19 @@
 /* /proc/self as a program sees it: exe, cmdline, environ, auxv, maps and fd/ are the
- * program's own.  With "mem" it also tries /proc/self/mem (km refuses it). */
+ * program's own, and so are the signal lines of status.  With "mem" it also tries /proc/self/mem (km refuses it). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+static void caught(int sig) { (void)sig; }
 
 static long slurp(const char *path, char *buf, long size) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -67,6 +70,22 @@ int main(int argc, char **argv) {
     char fdlink[64];
     snprintf(fdlink, sizeof fdlink, "/proc/self/fd/%d", 0);
     printf("fd/0 readable link: %d\n", readlink(fdlink, link, sizeof link) > 0);
+    /* status: the signal lines describe this program (not the monitor behind it) */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGRTMIN + 3);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGUSR1, caught);
+    raise(SIGUSR2);
+    len = slurp("/proc/self/status", buf, sizeof buf - 1);
+    buf[len > 0 ? len : 0] = 0;
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
+        if (!strncmp(line, "SigPnd", 6) || !strncmp(line, "ShdPnd", 6) || !strncmp(line, "SigBlk", 6)
+            || !strncmp(line, "SigIgn", 6) || !strncmp(line, "SigCgt", 6))
+            printf("status %s\n", line);
     if (argc > 1 && !strcmp(argv[1], "mem")) {
         int m = open("/proc/self/mem", O_RDWR);
         printf("open /proc/self/mem: %s\n", m >= 0 ? "opened" : strerror(errno));

@@ -12,7 +12,10 @@ The guest's /proc/self is km's (the same process), which is Python's.  So:
   opening them fails with EACCES.  This is checked on the descriptor the host returned
   (its resolved path), so symlinks or relative paths cannot get around it.
 
-``comm``, ``stat`` and ``status`` are the host's: km names its thread after the program.
+``comm`` and ``stat`` are the host's: km names its thread after the program.  ``status``
+is the host's too, with the signal lines (SigPnd, ShdPnd, SigBlk, SigIgn, SigCgt) taken
+from the program's own masks and actions: km's would show what the monitor blocks and
+ignores for itself.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import struct
 
 from kontain import native
+from kontain.abi import signals as S
 from kontain.abi.errno import EACCES, ENOENT
 
 _MFD_CLOEXEC = 1
@@ -107,7 +111,37 @@ class ProcSelf:
             return p.auxv_bytes
         if name == b"maps":
             return self.maps()
+        if name == b"status":
+            return self.status()
         return None
+
+    def status(self) -> bytes:
+        p = self.process
+        task = p.tasks.get(self.pid) or next(iter(p.tasks.values()), None)
+        ignored = caught = 0
+        for sig in range(1, S.NSIG + 1):
+            handler = p.actions.handler(sig)
+            if handler == S.SIG_IGN:
+                ignored |= 1 << (sig - 1)
+            elif handler != S.SIG_DFL:
+                caught |= 1 << (sig - 1)
+        ours = {
+            b"SigPnd": task.pending.mask if task else 0,
+            b"ShdPnd": p.shared_pending.mask,
+            b"SigBlk": task.sigmask if task else 0,
+            b"SigIgn": ignored,
+            b"SigCgt": caught,
+        }
+        try:
+            with open("/proc/self/status", "rb") as f:
+                lines = f.read().split(b"\n")
+        except OSError:
+            return b""
+        for i, line in enumerate(lines):
+            key, sep, _ = line.partition(b":")
+            if sep and key in ours:
+                lines[i] = b"%s:\t%016x" % (key, ours[key])
+        return b"\n".join(lines)
 
     def maps(self) -> bytes:
         out = []
