@@ -34,6 +34,23 @@ STATIC = ("musl", "glibc")
 ALL = tuple(VARIANTS)
 
 
+def build_go() -> Path:
+    """Build the Go test program (tests/programs/go, CGO_ENABLED=0: static) with
+    Debian's golang-go, offline."""
+    go = shutil.which("go")
+    if not go:
+        raise RuntimeError("golang-go is needed (make deps installs it)")
+    out = BUILD / "go" / "gotest"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GOPROXY": "off",
+           "GOCACHE": str(BUILD / "go" / "cache"), "GOPATH": str(BUILD / "go" / "path")}
+    r = subprocess.run([go, "build", "-o", str(out), "."], cwd=PROGRAMS / "go", env=env, capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"building the Go test program failed:\n{r.stderr}")
+    return out
+
+
 def km_command() -> list[str]:
     """km as the user has it: the script beside this Python (a venv's bin), else on
     PATH, else ``python -m kontain`` from the source tree."""

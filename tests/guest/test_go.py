@@ -2,8 +2,6 @@
 runtime's threads, futexes, timers, GC, asynchronous preemption (SIGURG), os/signal, and
 net/http both ways."""
 
-import os
-import shutil
 import signal
 import subprocess
 import time
@@ -11,25 +9,15 @@ import urllib.request
 
 import pytest
 
-from kt import BUILD, KM, PROGRAMS, compare
-
-GO_SRC = PROGRAMS / "go"
+from kt import KM, build_go, compare
 
 
 @pytest.fixture(scope="module")
 def gotest():
-    go = shutil.which("go")
-    assert go, "golang-go is needed for these tests (make deps installs it)"
-    out = BUILD / "go" / "gotest"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GOPROXY": "off",
-           "GOCACHE": str(BUILD / "go" / "cache"), "GOPATH": str(BUILD / "go" / "path")}
-    r = subprocess.run([go, "build", "-o", str(out), "."], cwd=GO_SRC, env=env, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return out
+    return build_go()
 
 
-@pytest.mark.parametrize("mode", ["goroutines", "timers", "gc", "preempt", "self-signal", "panic", "nil", "exit", "exec",
+@pytest.mark.parametrize("mode", ["hello", "goroutines", "timers", "gc", "preempt", "self-signal", "panic", "nil", "exit", "exec",
                                   "self-exec"])
 def test_go(gotest, mode):
     compare([gotest, mode])

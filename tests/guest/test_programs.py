@@ -176,3 +176,17 @@ def test_thread_churn_leaves_nothing_behind():
 def test_sessions_groups_and_the_terminal(variant):
     native, guest = compare([build("tty", variant)])
     assert "FAILED" not in guest.text
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_spawn_fork_exec_wait(variant):
+    """The bench's fork+exec+wait row, checked for results."""
+    native, guest = compare([build("spawn", variant), "5", str(build("hello", variant))])
+    assert guest.text == "5 of 5 ran\n"
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_loopback_tcp_echo(variant):
+    """The bench's TCP echo row, checked for results."""
+    native, guest = compare([build("echo", variant, ("-lpthread",)), "300", "100"])
+    assert guest.text == "300 of 300 echoed\n"

@@ -214,6 +214,8 @@ func selfExec() {
 
 func main() {
 	switch os.Args[1] {
+	case "hello":
+		fmt.Println("hello from go")
 	case "exec":
 		execChildren()
 	case "self-exec":
