@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -147,6 +149,30 @@ int main(int argc, char **argv) {
     sigset_t mask; sigemptyset(&mask);
     R("epoll_pwait timeout", epoll_pwait(ep, out, 8, 10, &mask));
     R("epoll_wait bad maxevents", epoll_wait(ep, out, 0, 0));
+    /* network interfaces: look, never touch */
+    int any = socket(AF_INET, SOCK_DGRAM, 0);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo");
+    R("SIOCGIFINDEX lo", ioctl(any, SIOCGIFINDEX, &ifr));
+    int lo_index = ifr.ifr_ifindex;
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_ifindex = lo_index;
+    R("SIOCGIFNAME", ioctl(any, SIOCGIFNAME, &ifr));
+    printf("interface %d is %s\n", lo_index, ifr.ifr_name);
+    R("SIOCGIFFLAGS lo", ioctl(any, SIOCGIFFLAGS, &ifr));
+    OK("lo is a loopback", ifr.ifr_flags & IFF_LOOPBACK);
+    struct ifconf ifc = { .ifc_len = 0, .ifc_buf = NULL };
+    R("SIOCGIFCONF length", ioctl(any, SIOCGIFCONF, &ifc));
+    struct ifreq reqs[32];
+    int need = ifc.ifc_len;
+    ifc.ifc_len = sizeof reqs; ifc.ifc_req = reqs;
+    R("SIOCGIFCONF", ioctl(any, SIOCGIFCONF, &ifc));
+    OK("SIOCGIFCONF length matches", ifc.ifc_len == need);
+    int found_lo = 0;
+    for (int i = 0; i < ifc.ifc_len / (int)sizeof reqs[0]; i++) found_lo |= !strcmp(reqs[i].ifr_name, "lo");
+    OK("SIOCGIFCONF lists lo", found_lo);
+    close(any);
     /* inotify */
     int in = inotify_init1(IN_NONBLOCK);
     int wd = inotify_add_watch(in, dir, IN_CREATE);

@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -58,6 +60,10 @@ int main(void) {
         T("getsockopt optval", SYS_getsockopt, tcp, SOL_SOCKET, SO_TYPE, b, &len);
         T("getsockopt optlen", SYS_getsockopt, tcp, SOL_SOCKET, SO_TYPE, ok, b);
         T("setsockopt optval", SYS_setsockopt, tcp, SOL_SOCKET, SO_REUSEADDR, b, 4);
+        T("ioctl SIOCGIFINDEX ifreq", SYS_ioctl, tcp, SIOCGIFINDEX, b);
+        T("ioctl SIOCGIFCONF ifconf", SYS_ioctl, tcp, SIOCGIFCONF, b);
+        struct ifconf ifc = { .ifc_len = 40, .ifc_buf = b };
+        T("ioctl SIOCGIFCONF ifc_buf", SYS_ioctl, tcp, SIOCGIFCONF, &ifc);
         T("getsockname", SYS_getsockname, tcp, b, &len);
         T("socketpair sv", SYS_socketpair, AF_UNIX, SOCK_STREAM, 0, b);
         T("accept addrlen", SYS_accept, tcp, ok, b);

@@ -3,9 +3,12 @@
 An ioctl argument can be a pointer to anything, so the monitor must know each request
 it lets through: terminals, FIONREAD and friends.  Everything else fails with ENOTTY
 (and shows in --strace), as for a descriptor that does not support the request.
+Network interfaces can be looked at (the SIOCGIF* getters), never changed.
 """
 
 from __future__ import annotations
+
+import struct
 
 from kontain import native
 from kontain.abi import flags as F
@@ -31,7 +34,12 @@ REQUESTS: dict[int, int] = {
     F.TIOCSCTTY: VALUE, F.TIOCNOTTY: NONE, F.TIOCEXCL: NONE, F.TIOCNXCL: NONE,
     F.TIOCSBRK: NONE, F.TIOCCBRK: NONE, F.FIOCLEX: NONE, F.FIONCLEX: NONE,
     F.TIOCSTI: 1, F.FIOQSIZE: 8, F.BLKGETSIZE64: 8,
+    F.SIOCGIFNAME: F.IFREQ_SIZE, F.SIOCGIFFLAGS: F.IFREQ_SIZE, F.SIOCGIFADDR: F.IFREQ_SIZE,
+    F.SIOCGIFDSTADDR: F.IFREQ_SIZE, F.SIOCGIFBRDADDR: F.IFREQ_SIZE, F.SIOCGIFNETMASK: F.IFREQ_SIZE,
+    F.SIOCGIFMETRIC: F.IFREQ_SIZE, F.SIOCGIFMTU: F.IFREQ_SIZE, F.SIOCGIFHWADDR: F.IFREQ_SIZE,
+    F.SIOCGIFINDEX: F.IFREQ_SIZE, F.SIOCGIFTXQLEN: F.IFREQ_SIZE,
 }
+_IFCONF = struct.Struct("<i4xQ")
 
 
 def ioctl(t, fd, request, arg, *_):
@@ -39,9 +47,25 @@ def ioctl(t, fd, request, arg, *_):
     request = u32(request)
     size = REQUESTS.get(request)
     if size is None:
+        if request == F.SIOCGIFCONF:
+            return _ifconf(t, fd, arg)
         raise GuestError(ENOTTY)
     if size == NONE:
         arg = 0
     elif size != VALUE:
         arg = ptr(t, arg, size)
     return native.syscall(SYS_ioctl, fd, request, arg)
+
+
+def _ifconf(t, fd: int, arg: int) -> int:
+    """SIOCGIFCONF: struct ifconf holds a pointer to the buffer.  The host call gets a
+    copy of the structure, so another guest thread cannot swap the pointer after the
+    check; a NULL buffer asks for the length needed."""
+    length, buf = _IFCONF.unpack(t.mem.read(arg, _IFCONF.size))
+    if length < 0:
+        length = 0
+    copy = bytearray(_IFCONF.pack(length, ptr(t, buf, length) if buf else 0))
+    r = native.syscall(SYS_ioctl, fd, F.SIOCGIFCONF, native.address_of(copy))
+    if r >= 0:
+        t.mem.write(arg, bytes(copy[:4]))
+    return r
