@@ -93,10 +93,13 @@ class Process:
     def start(self, exe_fd: int | None = None, head: bytes | None = None, size: int = 0) -> Task:
         """Build the VM and load the program; returns the main thread, ready to run."""
         self._mark("start")
-        self.host_signals = signals.HostSignals(self.post, self._rekick)
-        self.host_signals.install()
+        # /dev/kvm goes to the top of the descriptor table (fds.floor) before the signal
+        # thread exists: growing the table of a multi-threaded process waits for an RCU
+        # grace period (~8 ms here), of a single-threaded one it does not
         self.fds = FdTable()
         self.kvm = Kvm(self.config.kvm_device, fd_floor=self.fds.floor)
+        self.host_signals = signals.HostSignals(self.post, self._rekick)
+        self.host_signals.install()
         self._create_vm()
         self._mark("vm")
         self.mem = GuestMemory(self.config.window)
