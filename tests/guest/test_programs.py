@@ -190,3 +190,24 @@ def test_loopback_tcp_echo(variant):
     """The bench's TCP echo row, checked for results."""
     native, guest = compare([build("echo", variant, ("-lpthread",)), "300", "100"])
     assert guest.text == "300 of 300 echoed\n"
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_inherited_signal_state(variant):
+    """Ignored signals and the mask km is started with are the program's (nohup)."""
+    import signal
+    import subprocess
+
+    from kt import KM
+
+    def started_like_nohup():
+        for sig in (signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR2, 40):
+            signal.signal(sig, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [signal.SIGUSR1, signal.SIGTERM, 35])
+
+    prog = str(build("inherit", variant))
+    native, guest = (subprocess.run(argv, capture_output=True, preexec_fn=started_like_nohup, timeout=60)
+                     for argv in ([prog], KM + [prog]))
+    assert native.returncode == guest.returncode == 0, guest.stderr
+    assert guest.stdout == native.stdout
+    assert b" 1 3 12 " in guest.stdout and b"blocked: 10 15 35" in guest.stdout

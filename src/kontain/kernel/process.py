@@ -125,6 +125,9 @@ class Process:
         entry, sp = self._load(self.path, self.argv, self.envp, exe_fd, head, size)
         self._mark("load")
         task = Task(self, vcpu, os.getpid(), _thread.get_ident())
+        mask, ignored = self.host_signals.inherited
+        task.sigmask = mask
+        self.actions.inherit(ignored)
         self.tasks[task.tid] = task
         self.main_task = task
         cpu.enter(vcpu, entry, sp)

@@ -76,6 +76,11 @@ class SignalActions:
         h = self._table[sig][0]
         return h == S.SIG_IGN or (h == S.SIG_DFL and S.default_action(sig) in (S.IGNORE, S.CONT))
 
+    def inherit(self, ignored: list[int]) -> None:
+        """Start with the signals km's own caller ignored ignored, as execve would."""
+        for sig in ignored:
+            self._table[sig] = (S.SIG_IGN, 0, 0, 0)
+
     def reset_for_exec(self) -> None:
         """Caught signals go back to SIG_DFL (execve); ignored ones stay ignored."""
         for sig in range(1, S.NSIG + 1):
@@ -149,6 +154,7 @@ class HostSignals:
 
     def install(self) -> None:
         """Call in the main thread before any other thread exists: threads inherit the mask."""
+        self.inherited = inherited_state()
         _host.signal(SIG_KICK, _kicked)
         # broken pipes and file size limits: the monitor raises SIGPIPE/SIGXFSZ for the
         # program itself when a write fails with EPIPE/EFBIG
@@ -217,6 +223,26 @@ class HostSignals:
         """Make the signal thread look at the kicks to repeat."""
         if self.ident and self.ident != _thread.get_ident():
             kick(self.ident)
+
+
+def inherited_state() -> tuple[int, list[int]]:
+    """The signal mask and the ignored signals km was started with, which execve passes
+    on and the program must find (``nohup km PROGRAM`` ignores SIGHUP; a blocked mask
+    stays blocked).  Call before km changes either.  SIGPIPE and SIGXFSZ are left out:
+    the Python interpreter ignores them for itself before km runs, so what km was given
+    is lost (the program starts with them at SIG_DFL, the usual case)."""
+    old = bytearray(SIGSET_SIZE)
+    native.syscall(14, 0, 0, native.address_of(old), SIGSET_SIZE)  # rt_sigprocmask(SIG_BLOCK, NULL, &old)
+    mask = struct.unpack("<Q", old)[0] & ~S.UNBLOCKABLE
+    act = bytearray(k_sigaction.size)
+    ignored = []
+    for sig in range(1, S.NSIG + 1):
+        if sig in (S.SIGKILL, S.SIGSTOP, S.SIGPIPE, S.SIGXFSZ):
+            continue
+        if native.syscall(13, sig, 0, native.address_of(act), SIGSET_SIZE) == 0 and \
+                k_sigaction.unpack(act)[0] == S.SIG_IGN:  # rt_sigaction(sig, NULL, &act)
+            ignored.append(sig)
+    return mask, ignored
 
 
 def mirror_sigchld(handler: int, flags: int) -> None:
