@@ -98,6 +98,7 @@ class Process:
         # grace period (~8 ms here), of a single-threaded one it does not
         self.fds = FdTable()
         self.kvm = Kvm(self.config.kvm_device, fd_floor=self.fds.floor)
+        inherited_mask, inherited_ignored = signals.inherited_state()  # before km changes them
         self.host_signals = signals.HostSignals(self.post, self._rekick)
         self.host_signals.install()
         self._create_vm()
@@ -125,9 +126,8 @@ class Process:
         entry, sp = self._load(self.path, self.argv, self.envp, exe_fd, head, size)
         self._mark("load")
         task = Task(self, vcpu, os.getpid(), _thread.get_ident())
-        mask, ignored = self.host_signals.inherited
-        task.sigmask = mask
-        self.actions.inherit(ignored)
+        task.sigmask = inherited_mask
+        self.actions.inherit(inherited_ignored)
         self.tasks[task.tid] = task
         self.main_task = task
         cpu.enter(vcpu, entry, sp)

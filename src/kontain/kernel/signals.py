@@ -154,7 +154,6 @@ class HostSignals:
 
     def install(self) -> None:
         """Call in the main thread before any other thread exists: threads inherit the mask."""
-        self.inherited = inherited_state()
         _host.signal(SIG_KICK, _kicked)
         # broken pipes and file size limits: the monitor raises SIGPIPE/SIGXFSZ for the
         # program itself when a write fails with EPIPE/EFBIG
