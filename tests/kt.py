@@ -51,6 +51,11 @@ def build_go() -> Path:
     return out
 
 
+def kvm_platform() -> str:
+    """"pvm" where KVM is kvm_pvm (the polling tier is on there), else "hardware"."""
+    return "pvm" if os.path.exists("/sys/module/kvm_pvm") else "hardware"
+
+
 def km_command() -> list[str]:
     """km as the user has it: the script beside this Python (a venv's bin), else on
     PATH, else ``python -m kontain`` from the source tree."""

@@ -18,7 +18,7 @@ import tempfile
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SRC = ROOT / "src/kontain/arch/x86_64/guest.S"
 OUT = ROOT / "src/kontain/arch/x86_64/guest_code.py"
-SECTIONS = (".stub", ".handlers")
+SECTIONS = (".stub", ".handlers", ".poll")
 
 
 def assemble(src: pathlib.Path = SRC) -> dict[str, tuple[bytes, dict[str, int]]]:

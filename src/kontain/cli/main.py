@@ -30,6 +30,7 @@ options:
       --core             write the program's core file (core.PID) if it dies of SIGSEGV & co.
       --timings          print where start-up time went, on stderr
       --no-vdso          do not share the host's vDSO (every clock_gettime is a syscall)
+      --no-poll          no polling tier: every system call exits to the monitor
   -h, --help             show this help and exit
   -V, --version          show the version and exit
 
@@ -84,6 +85,7 @@ class Options:
         self.core = False
         self.timings = False
         self.vdso = True
+        self.poll = True
         self.program = ""
         self.args: list[str] = []
 
@@ -135,6 +137,8 @@ def parse(argv: list[str]) -> Options | int:
             o.timings = True
         elif name == "--no-vdso":
             o.vdso = False
+        elif name == "--no-poll":
+            o.poll = False
         else:
             raise UsageError(f"unknown option {a} (see km --help)")
         i += 1
@@ -173,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         prog = resolve(o.program, [os.fsencode(a) for a in o.args])
-        config = Config(memory=o.memory, strace=o.strace, core=o.core, timings=o.timings, vdso=o.vdso,
+        config = Config(memory=o.memory, strace=o.strace, core=o.core, timings=o.timings, vdso=o.vdso, poll=o.poll,
                         kvm_device=os.environ.get("KM_KVM_DEVICE", "/dev/kvm"))
         proc = Process(config, prog.path, prog.argv, _environment(o))
         proc.name = o.program
@@ -203,6 +207,8 @@ def _report_timings(proc) -> None:
     marks = proc.timings + [("exit", time.perf_counter())]
     t0 = marks[0][1]
     lines = [f"km: timings: {name:<8} +{(t - t0) * 1e3:8.2f} ms" for name, t in marks[1:]]
+    if proc.poller is not None:
+        lines.append(f"km: timings: {proc.poller.served} system calls served by polling, without an exit")
     os.write(2, ("\n".join(lines) + "\n").encode())
 
 

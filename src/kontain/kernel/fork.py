@@ -86,8 +86,10 @@ def _become_child(p, parent: Task, regs: list[int], sregs: bytearray, xsave: byt
     p.vm.set_memory_region(p.sys.SLOT, 0, p.sys_gpa, p.sys_size, p.sys.host)
     p.slots.rebind(p.vm.set_memory_region)
     p.reset_after_fork()
+    if p.poller is not None:
+        p.poller.reset()  # the poller thread did not come along
     vcpu = p.vm.create_vcpu(0)
-    cpu.init_vcpu(vcpu, p.cpuid, p.xcr0, p.platform.fmask)
+    cpu.init_vcpu(vcpu, p.cpuid, p.xcr0, p.platform.fmask, p.lstar(0))
     vcpu.set_sregs(cpu.child_sregs(sregs, 0))
     vcpu.set_xsave(xsave)
     cq = vcpu.q

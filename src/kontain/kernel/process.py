@@ -50,7 +50,8 @@ class Config:
     """What the user chose on km's command line."""
 
     def __init__(self, *, window: int = L.DEFAULT_WINDOW, memory: int | None = None, strace: bool = False,
-                 core: bool = False, timings: bool = False, kvm_device: str = "/dev/kvm", vdso: bool = True):
+                 core: bool = False, timings: bool = False, kvm_device: str = "/dev/kvm", vdso: bool = True,
+                 poll: bool = True):
         self.window = window  # guest address space
         self.memory = memory  # cap on accessible guest memory (--memory)
         self.strace = strace
@@ -58,6 +59,7 @@ class Config:
         self.timings = timings
         self.kvm_device = kvm_device
         self.vdso = vdso  # share the host's vDSO (clock_gettime without an exit)
+        self.poll = poll  # the polling tier (kernel/poll.py), where the platform has it
 
 
 class Process:
@@ -76,6 +78,7 @@ class Process:
         self.tasks: dict[int, Task] = {}
         self.lock = _thread.allocate_lock()  # guards tasks, pending sets and the vCPU pool
         self.shared_pending = signals.Pending()
+        self.poller = None  # kernel/poll.py, once the platform is known
         self.idle_vcpus: list = []  # vCPUs of exited threads, for the next ones (KVM never frees a vCPU)
         self.unacked: set[Task] = set()  # kicked tasks that have not noticed yet
         self.timers = Timers()  # POSIX timers (timer_create)
@@ -120,6 +123,12 @@ class Process:
             vcpu.set_sregs(self.user_sregs)
             vcpu.set_msrs([(k.MSR_SYSCALL_MASK, self.platform.fmask)])
         self.sys.patch_stub(guest_code.SYSCALL_RETURN, self.platform.stub_return)
+        if self.platform.user_stub and self.config.poll and not self.config.strace:
+            from kontain.kernel.poll import Poller
+
+            self.poller = Poller(self)
+            self.sys.install_poll_stubs(Poller.map_bytes(self.poller.pollable))
+            vcpu.set_msrs([(k.MSR_LSTAR, self.lstar(0))])
         self.xstate_size = sigframe.xstate_size(self.cpuid, self.xcr0)
         self.init_xsave = _init_xsave(self.kvm.xsave_size)
         self._mark("probe")
@@ -131,7 +140,7 @@ class Process:
         self.tasks[task.tid] = task
         self.main_task = task
         cpu.enter(vcpu, entry, sp)
-        task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace)
+        task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace, poller=self.poller)
         self.runner = VcpuRunner(vcpu, task)
         return task
 
@@ -303,8 +312,20 @@ class Process:
             self.next_vcpu_id += 1
         vcpu = self.vm.create_vcpu(vcpu_id)
         self.sys.init_vcpu_page(vcpu_id)
-        cpu.init_vcpu(vcpu, self.cpuid, self.xcr0, self.platform.fmask)
+        cpu.init_vcpu(vcpu, self.cpuid, self.xcr0, self.platform.fmask, self.lstar(vcpu_id))
         return vcpu
+
+    def lstar(self, vcpu_id: int) -> int:
+        """Where `syscall` enters on vCPU ``vcpu_id``: its poll stub, or the plain one."""
+        if self.poller is not None and vcpu_id < L.POLL_VCPUS:
+            return L.poll_stub(vcpu_id) + guest_code.POLL_ENTRY
+        return L.STUB + guest_code.SYSCALL_ENTRY
+
+    def retire_vcpu(self, task: Task) -> None:
+        """``task`` ended: its vCPU waits for the next thread (call with the lock held)."""
+        if self.poller is not None:
+            self.poller.detach(task)
+        self.idle_vcpus.append(task.vcpu)
 
     def clone_thread(self, parent: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
         """A new guest thread on a vCPU of its own, run by a host thread of its own; it
@@ -326,7 +347,7 @@ class Process:
         vcpu.set_xsave(parent.vcpu.get_xsave())
         task = Task(self, vcpu, 0)
         task.sigmask = parent.sigmask
-        task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace)
+        task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace, poller=self.poller)
         started = _thread.allocate_lock()
         started.acquire()
         go = _thread.allocate_lock()
@@ -385,7 +406,7 @@ class Process:
         self.forked = True  # its parent is a guest program: it, not km, reports how this one ends
         self.tasks = {task.tid: task}
         self.main_task = task
-        task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace)
+        task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace, poller=self.poller)
         self.host_signals = signals.HostSignals(self.post, self._rekick)
         self.host_signals.install()
 
@@ -430,7 +451,7 @@ class Process:
         vcpu = task.vcpu
         vcpu.set_immediate_exit(False)
         with self.lock:
-            self.idle_vcpus.append(vcpu)
+            self.retire_vcpu(task)
         raise ThreadExit()
 
     def describe_death(self, sig: int, code: int | None, addr: int | None) -> str:

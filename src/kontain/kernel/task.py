@@ -179,7 +179,7 @@ class Task:
         if p.zap and p.zapper is not self:
             with p.lock:
                 p.tasks.pop(self.tid, None)
-                p.idle_vcpus.append(self.vcpu)
+                p.retire_vcpu(self)
             self.vcpu.set_immediate_exit(False)
             raise ThreadExit()
 
@@ -354,6 +354,12 @@ class Task:
             # with the signal pending (interrupted if it blocks), so let it reach the
             # monitor; the kick stays unacknowledged and is repeated while it blocks
             return
+        poller = self.process.poller
+        if poller is not None:
+            # inside the poll stub: to before the call or after it (kernel/poll.py)
+            done = poller.settle(self)
+            if done is not None and done[1] == -EPIPE and done[0] in EPIPE_RAISES:
+                self.signal_self(S.SIGPIPE, siginfo(S.SIGPIPE, S.SI_USER, pid=os.getpid(), uid=os.getuid()))
         self.kicked = False
         if self.has_signals():
             self.stop = DIRECT

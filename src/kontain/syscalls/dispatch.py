@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 
 from kontain.abi.errno import ENOSYS
+from kontain.arch.x86_64 import guest_code as G
+from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError
 from kontain.kvm import abi as k
 from kontain.syscalls import table
@@ -19,9 +21,16 @@ RAX, RDI, RSI, RDX, R10, R8, R9 = k.RAX, k.RDI, k.RSI, k.RDX, k.R10, k.R8, k.R9
 DIRTY, SYNC_REGS = k.Q_DIRTY_REGS, k.KVM_SYNC_X86_REGS
 
 
-def make_dispatcher(task, *, strace: bool = False):
+def make_dispatcher(task, *, strace: bool = False, poller=None):
     if strace:
         return _make_tracing(task)
+    slot = poller.attach(task) if poller is not None else None
+    if slot is not None:
+        return _make_polled(task, _make_plain(task), poller, slot)
+    return _make_plain(task)
+
+
+def _make_plain(task):
     q = task.q
     handlers = table.HANDLERS
     n = len(handlers)
@@ -45,6 +54,35 @@ def make_dispatcher(task, *, strace: bool = False):
         # EINTR (a kick), EPIPE (SIGPIPE), pending signals, or rt_sigreturn (stop != SYSCALL)
         if res == -4 or res == -32 or (pending.mask | shared.mask) & ~task.sigmask or task.stop:
             task.after_syscall(nr, res)
+
+    return on_syscall
+
+
+def _make_polled(task, plain, poller, slot):
+    """``on_syscall`` of a task whose `syscall` enters the poll stub (kernel/poll.py):
+    every exit from there gets RFLAGS back from R11 (the stub's compares change the
+    flags); an exit after an answered call (DONE_EXIT) only finishes it (signals); and
+    bursts of calls the poller could have served switch the slot on."""
+    q = task.q
+    done_exit = L.poll_stub(task.vcpu.id) + G.POLL_DONE_EXIT + 9  # after its `out`
+    pollable = poller.pollable
+    RIP, RFLAGS, R11 = k.RIP, k.RFLAGS, k.R11
+    from kontain.kernel.poll import BURST, IDLE, NR, STATE
+
+    def on_syscall() -> None:
+        q[RFLAGS] = q[R11]
+        if q[RIP] == done_exit:
+            slot.u32[STATE] = IDLE
+            q[DIRTY] = SYNC_REGS
+            task.after_syscall(slot.q[NR], q[RAX])
+            return
+        nr = q[RAX]
+        if 0 <= nr < 512 and pollable[nr]:
+            slot.count += 1
+            if slot.count >= BURST:
+                slot.count = 0
+                poller.consider(slot)
+        plain()
 
     return on_syscall
 

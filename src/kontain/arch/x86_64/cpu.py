@@ -18,7 +18,7 @@ from kontain.arch.x86_64 import layout as L
 from kontain.kvm import abi as k
 from kontain.kvm.api import Vcpu, Vm
 
-P, RW, US, A, D, PS = 0x1, 0x2, 0x4, 0x20, 0x40, 0x80
+P, RW, US, A, D, PS, NX = 0x1, 0x2, 0x4, 0x20, 0x40, 0x80, 1 << 63
 # Accessed and dirty are preset, so that the page walker never writes the static tables.
 TABLE = P | RW | US | A
 LEAF_2M = P | RW | US | A | D | PS
@@ -107,6 +107,10 @@ class SystemRegion:
         # 4 KiB pages of the mapped part: page tables stay unmapped (the MMU walks them
         # by physical address); code is read-only; only the stub is user-accessible.
         pages = {L.GDT: P | RW | A | D, L.IDT: P | RW | A | D, L.HANDLERS: P | A, L.STUB: P | US | A}
+        poll_pages = L.POLL_VCPUS * L.POLL_COPY // L.PAGE
+        for i in range(poll_pages):
+            pages[L.POLL_STUBS + i * L.PAGE] = P | US | A
+            pages[L.POLL_SLOTS + i * L.PAGE] = P | RW | US | A | D | NX
         for g, f in pages.items():
             put(L.PT_SYS + (g - L.SYS_BASE) // L.PAGE * 8, _Q.pack(g | f))
         first_vcpu = (L.VCPU_AREA - L.SYS_BASE) // L.PAGE
@@ -136,6 +140,22 @@ class SystemRegion:
         put(L.IDT, idt)
         put(L.HANDLERS, guest_code.HANDLERS)
         put(L.STUB, guest_code.STUB)
+
+    def install_poll_stubs(self, pollable: bytes) -> None:
+        """One copy of the poll stub per polled vCPU, with the map of the syscalls the
+        poller serves (64 bytes, bit n for syscall n), and their slots cleared."""
+        code = bytearray(guest_code.POLL)
+        code[guest_code.POLL_MAP:guest_code.POLL_MAP + 64] = pollable
+        for i in range(L.POLL_VCPUS):
+            self._put(L.poll_stub(i), bytes(code))
+        self.clear_poll_slots()
+
+    def clear_poll_slots(self) -> None:
+        self._put(L.POLL_SLOTS, bytes(L.POLL_VCPUS * L.POLL_COPY))
+
+    def poll_slot(self, vcpu_id: int) -> memoryview:
+        o = self._off(L.POLL_SLOTS + vcpu_id * L.POLL_COPY)
+        return self.buf[o:o + 128]
 
     def patch_stub(self, offset: int, code: bytes) -> None:
         self._put(L.STUB + offset, code)
@@ -219,8 +239,9 @@ def sreg(sregs: bytes, name: str) -> int:
     return struct.unpack_from("<Q", sregs, k.sregs.offsets[name])[0]
 
 
-def init_vcpu(vcpu: Vcpu, cpuid: list[tuple[int, ...]], xcr0: int, fmask: int) -> bytearray:
-    """Put a fresh vCPU in 64-bit user mode; returns its user-mode sregs."""
+def init_vcpu(vcpu: Vcpu, cpuid: list[tuple[int, ...]], xcr0: int, fmask: int, lstar: int = 0) -> bytearray:
+    """Put a fresh vCPU in 64-bit user mode; returns its user-mode sregs.  ``lstar``:
+    where `syscall` goes (default: the plain stub)."""
     entries = []
     for e in cpuid:
         if e[0] == 1:  # initial APIC id = vCPU id
@@ -232,7 +253,7 @@ def init_vcpu(vcpu: Vcpu, cpuid: list[tuple[int, ...]], xcr0: int, fmask: int) -
     vcpu.set_sregs(sregs)
     vcpu.set_msrs([
         (k.MSR_STAR, STAR),
-        (k.MSR_LSTAR, L.STUB + guest_code.SYSCALL_ENTRY),
+        (k.MSR_LSTAR, lstar or L.STUB + guest_code.SYSCALL_ENTRY),
         (k.MSR_CSTAR, 0),
         (k.MSR_SYSCALL_MASK, fmask),
         (k.MSR_KERNEL_GS_BASE, 0),

@@ -114,3 +114,105 @@ exc_common:
         out     %al, $EXC_PORT
         add     $16, %rsp
         iretq
+
+/* ------------------------------------------------------------------------------- */
+/*
+ * The polling tier (PVM only; kernel/poll.py is the monitor's half).  Each vCPU below
+ * layout.POLL_VCPUS gets its own copy of this section, POLL_COPY bytes apart, and its
+ * MSR_LSTAR points at poll_entry in its copy.  POLL_DISTANCE bytes after each copy lies
+ * that vCPU's slot (a user-writable page), which every access below reaches
+ * RIP-relative, so all the copies are the same bytes.  Slot layout:
+ *
+ *   +0  state  u32   0 idle, 1 posted, 2 taken by the poller, 3 done, 4 done and the
+ *                    monitor wants an exit (signals to deliver), 5 declined (exit and
+ *                    let the vCPU's own thread run it)
+ *   +4  on     u32   while a monitor thread polls this slot: the number of rounds to
+ *                    spin before giving up (the monitor writes it; 0: off)
+ *   +8  nr, +16..+63 rdi rsi rdx r10 r8 r9, +64 result, +72 rflags (r11 at entry)
+ *
+ * A call the poller may serve (poll_map, written by the monitor into this read-only
+ * page: calls that never block and need no registers) is posted to the slot; the stub
+ * spins until the poller answers.  Past its spin budget it takes the request back
+ * (cmpxchg 1 -> 0) and exits with `out` as syscall_entry does; if the poller took it
+ * meanwhile, it waits for the answer (those calls do not block).  Anything else exits
+ * at once.  The program can scribble on its slot: it then only lies to itself, as the
+ * monitor re-checks every request.  The flags, which the stub's compares change, are
+ * given back from R11 (the monitor does so at the exits; poll_done restores OF and,
+ * with sahf, SF ZF AF PF CF: DF, IF and TF are never changed here).
+ */
+        .equ POLL_DISTANCE, 0x4000
+        .equ S_STATE, poll_entry + POLL_DISTANCE
+        .equ S_ON, S_STATE + 4
+        .equ S_NR, S_STATE + 8
+        .equ S_ARGS, S_STATE + 16
+        .equ S_RESULT, S_STATE + 64
+        .equ S_FLAGS, S_STATE + 72
+
+        .section .poll, "ax"
+        .globl poll_entry, poll_posted, poll_withdrawn, poll_exit, poll_done, poll_declined, poll_done_exit
+        .globl poll_end, poll_map
+poll_entry:
+        cmpl    $0, S_ON(%rip)
+        je      poll_exit
+        cmpq    $512, %rax
+        jae     poll_exit
+        btq     %rax, .Lmap(%rip)
+        jnc     poll_exit
+        movq    %rax, S_NR(%rip)
+        movq    %rdi, S_ARGS(%rip)
+        movq    %rsi, S_ARGS+8(%rip)
+        movq    %rdx, S_ARGS+16(%rip)
+        movq    %r10, S_ARGS+24(%rip)
+        movq    %r8, S_ARGS+32(%rip)
+        movq    %r9, S_ARGS+40(%rip)
+        movq    %r11, S_FLAGS(%rip)
+        movl    $1, S_STATE(%rip)       /* posted (x86 keeps stores in order) */
+poll_posted:
+        movl    S_ON(%rip), %eax        /* the spin budget (the monitor's choice) */
+1:      cmpl    $3, S_STATE(%rip)
+        jae     poll_done
+        pause
+        decl    %eax
+        jnz     1b
+        movl    $1, %eax                /* too long: take it back unless it was taken */
+        xorl    %edx, %edx
+        lock cmpxchgl %edx, S_STATE(%rip)
+        movq    S_ARGS+16(%rip), %rdx
+        je      poll_withdrawn
+2:      cmpl    $3, S_STATE(%rip)       /* taken: the answer is near */
+        jae     poll_done
+        pause
+        jmp     2b
+poll_withdrawn:
+        movq    S_NR(%rip), %rax
+poll_exit:
+        out     %al, $SYS_PORT          /* as syscall_entry; the monitor sets RFLAGS = R11 */
+        jmp     *%rcx
+poll_done:
+        cmpl    $4, S_STATE(%rip)
+        je      poll_done_exit
+        ja      poll_declined
+        movl    S_FLAGS(%rip), %eax
+        btl     $11, %eax               /* OF */
+        jnc     3f
+        movb    $0x7f, %ah
+        addb    $1, %ah                 /* OF = 1 */
+        jmp     4f
+3:      xorb    %ah, %ah                /* OF = 0 */
+4:      movb    %al, %ah
+        sahf                            /* SF ZF AF PF CF; mov changes no flag from here */
+        movq    S_RESULT(%rip), %rax
+        movl    $0, S_STATE(%rip)
+        jmp     *%rcx
+poll_declined:                          /* 5: the poller will not run it (it could block) */
+        movl    $0, S_STATE(%rip)
+        jmp     poll_withdrawn
+poll_done_exit:
+        movq    S_RESULT(%rip), %rax
+        out     %al, $SYS_PORT          /* the call is done: the monitor delivers signals */
+        jmp     *%rcx
+poll_end:
+        .balign 64
+poll_map:
+.Lmap:
+        .fill   64, 1, 0                /* bit n: syscall n may be polled (the monitor fills it) */

@@ -37,6 +37,13 @@ GDT = SYS_BASE + 0x10000
 IDT = SYS_BASE + 0x11000
 HANDLERS = SYS_BASE + 0x12000  # supervisor code: exception vectors
 STUB = SYS_BASE + 0x13000  # user code: the syscall entry (MSR_LSTAR)
+# the polling tier (guest.S .poll, kernel/poll.py): per-vCPU copies of the poll stub
+# (user code, read-only) and, POLL_DISTANCE above each, that vCPU's slot (user data)
+POLL_STUBS = SYS_BASE + 0x14000
+POLL_COPY = 0x200
+POLL_VCPUS = 32  # vCPUs past these use the plain stub (syscall_entry)
+POLL_DISTANCE = 0x4000  # as in guest.S
+POLL_SLOTS = POLL_STUBS + POLL_DISTANCE
 VCPU_AREA = SYS_BASE + 0x20000  # one page per vCPU: its TSS, and its exception stack
 VCPU_PAGE = PAGE
 SYS_MAPPED = 0x40_0000  # the part of the system region with guest-virtual mappings
@@ -63,6 +70,10 @@ STACK_GAP = 128 << 20  # between the stack and the top of the mmap area (Linux M
 
 def vcpu_page(vcpu_id: int) -> int:
     return VCPU_AREA + vcpu_id * VCPU_PAGE
+
+
+def poll_stub(vcpu_id: int) -> int:
+    return POLL_STUBS + vcpu_id * POLL_COPY
 
 
 # Address space layout randomization: how far each base may move (Linux moves them

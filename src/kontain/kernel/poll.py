@@ -1,0 +1,311 @@
+"""The polling tier: system calls served without an exit to the monitor.
+
+On PVM an exit to the monitor costs 25-125 us, while a `syscall` that stays in the guest
+costs one redirect into the stub (3-30 us).  So for the calls that never block and need
+none of the vCPU's registers (ids, time, stat, lseek, memory management, reads and
+writes of regular files, non-blocking socket I/O), the stub (guest.S, ``.poll``) posts
+the call to its vCPU's slot and spins, and a monitor thread here polls the slots and
+answers.  Every other call, and any call the poller declines, exits with `out` as
+before.
+
+Adaptive, so that no core burns for nothing: a vCPU's slot is switched on only when its
+thread has made many pollable calls in a short time (``consider``, from the
+dispatcher), and the poller switches every slot off and sleeps once no request came for
+IDLE_NS.  The stub spins a bounded time, then takes its request back and exits.
+
+The guest can write its slot at will; it then only lies to itself: the poller re-checks
+the number (the stub's map is a hint), takes a request with a lock shared with
+``settle``, and checks every argument as the handler always does.
+
+A vCPU stopped by a kick while inside its stub (a signal to deliver, the process
+ending) is brought by ``settle`` to one of the two points where Linux would deliver a
+signal: before its syscall (which then runs again after the handler: it had not begun)
+or after it (its result in RAX).
+"""
+
+from __future__ import annotations
+
+import _thread
+import struct
+import time
+
+from kontain import native
+from kontain.abi.errno import EAGAIN, EINTR, ENOSYS, EPIPE
+from kontain.arch.x86_64 import guest_code as G
+from kontain.arch.x86_64 import layout as L
+from kontain.errors import GuestError
+from kontain.kvm import abi as k
+
+# slot fields: u32 view, then signed u64 view
+STATE, ON = 0, 1
+NR, ARG0, RESULT = 1, 2, 8
+IDLE, POSTED, TAKEN, DONE, DONE_EXIT, DECLINED = 0, 1, 2, 3, 4, 5
+
+BURST = 64  # pollable exits in a row ...
+BURST_NS = 64 * 400_000  # ... within this time (>2.5k calls/s) switch the slot on
+SPIN = 20_000  # pause rounds the stub waits for an answer (~14 ns each here: ~0.3 ms)
+IDLE_NS = 3_000_000  # no request for this long: every slot off, the poller sleeps
+SWITCH_INTERVAL = 20e-6  # seconds: the longest a vCPU thread waits for the GIL while the poller runs
+
+_S_IFMT, _S_IFREG, _S_IFSOCK = 0o170000, 0o100000, 0o140000
+_MSG_DONTWAIT = 0x40
+
+
+def _pollable() -> dict[int, object]:
+    """syscall number -> handler the poller may run (never blocks, no registers)."""
+    from kontain.syscalls import table
+
+    plain = (4, 5, 6, 8, 9, 10, 11, 12, 21, 24, 28, 39, 63, 79, 89, 95, 96, 97, 98, 99, 100, 102, 104, 107, 108,
+             110, 111, 118, 120, 121, 124, 186, 201, 204, 217, 228, 229, 262, 267, 269, 309, 318, 332, 439)
+    out = {nr: table.HANDLERS[nr] for nr in plain if table.HANDLERS[nr] is not None}
+    for nr in (0, 1, 17, 18, 19, 20):  # reads and writes: regular files (and sockets) only
+        if table.HANDLERS[nr] is not None:
+            out[nr] = table.HANDLERS[nr]
+    return out
+
+
+class Slot:
+    __slots__ = ("task", "u32", "q", "count", "t0")
+
+    def __init__(self, task, view: memoryview):
+        self.task = task
+        self.u32 = view.cast("I")
+        self.q = view.cast("q")
+        self.count = 0
+        self.t0 = 0
+
+
+class Poller:
+    """The slots of one process and the thread that serves them."""
+
+    def __init__(self, process) -> None:
+        self.p = process
+        self.handlers = _pollable()
+        self.pollable = [False] * 512
+        for nr in self.handlers:
+            self.pollable[nr] = True
+        self.lock = _thread.allocate_lock()  # takes and withdrawals of requests
+        self.slots: dict[int, Slot] = {}  # vCPU id -> slot of the task on it
+        self.active: dict[int, Slot] = {}
+        self._wake = _thread.allocate_lock()
+        self._wake.acquire()
+        self._sleeping = False
+        self._started = False
+        self.served = 0  # calls answered without an exit (km --timings reports it)
+        self._stat = bytearray(144)
+        self._stat_addr = native.address_of(self._stat)
+
+    @staticmethod
+    def map_bytes(pollable: list[bool]) -> bytes:
+        bits = 0
+        for nr, yes in enumerate(pollable):
+            if yes:
+                bits |= 1 << nr
+        return bits.to_bytes(64, "little")
+
+    # -- tasks ----------------------------------------------------------------------------
+    def attach(self, task) -> Slot | None:
+        vid = task.vcpu.id
+        if vid >= L.POLL_VCPUS:
+            return None
+        view = self.p.sys.poll_slot(vid)
+        view[:] = bytes(len(view))
+        slot = Slot(task, view)
+        self.slots[vid] = slot
+        return slot
+
+    def detach(self, task) -> None:
+        vid = task.vcpu.id
+        slot = self.slots.get(vid)
+        if slot is not None and slot.task is task:
+            slot.u32[ON] = 0
+            self.active.pop(vid, None)
+            del self.slots[vid]
+
+    def reset(self) -> None:
+        """After fork: no poller thread here; every slot off and empty."""
+        self.slots.clear()
+        self.active.clear()
+        self._started = False
+        self._sleeping = False
+        self._wake = _thread.allocate_lock()
+        self._wake.acquire()
+        self.lock = _thread.allocate_lock()
+        self.p.sys.clear_poll_slots()
+
+    def consider(self, slot: Slot) -> None:
+        """BURST pollable exits of one thread happened: switch its slot on if fast."""
+        now = time.monotonic_ns()
+        vid = slot.task.vcpu.id
+        if now - slot.t0 < BURST_NS and self.active.get(vid) is not slot:
+            with self.lock:
+                slot.u32[ON] = SPIN
+                self.active[vid] = slot
+                wake = self._sleeping
+                self._sleeping = False
+            if not self._started:
+                self._started = True
+                # The poller gives up the GIL every round, but takes it back at once; a
+                # vCPU thread waiting for it would wait out the switch interval (5 ms).
+                import sys
+
+                sys.setswitchinterval(SWITCH_INTERVAL)
+                _thread.start_new_thread(self._loop, ())
+            elif wake:
+                self._wake.release()
+        slot.t0 = now
+
+    # -- the poller thread ------------------------------------------------------------
+    def _loop(self) -> None:
+        from kontain.kernel import signals
+
+        signals.block_forwarded()
+        signals.block_kick(True)
+        while True:
+            idle_since = time.monotonic_ns()
+            rounds = 0
+            while self.active:
+                served = False
+                for slot in list(self.active.values()):
+                    if slot.u32[STATE] == POSTED:
+                        self._serve(slot)
+                        served = True
+                rounds += 1
+                if served:
+                    rounds = 0
+                    idle_since = 0
+                elif rounds & 255 == 0:
+                    now = time.monotonic_ns()
+                    if not idle_since:
+                        idle_since = now
+                    elif now - idle_since > IDLE_NS and self._all_off():
+                        break
+                native.syscall(24)  # sched_yield: lets the GIL go to the vCPU threads
+            self._wake.acquire()
+
+    def _all_off(self) -> bool:
+        """Switch every slot off and go to sleep, unless one is waiting for an answer.
+        (Under the lock: ``consider`` sees either the poller awake or the sleep.)"""
+        with self.lock:
+            if any(slot.u32[STATE] == POSTED for slot in self.active.values()):
+                return False
+            for slot in self.active.values():
+                slot.u32[ON] = 0
+            self.active.clear()
+            self._sleeping = True
+            return True
+
+    def _serve(self, slot: Slot) -> None:
+        u32, q = slot.u32, slot.q
+        with self.lock:
+            if u32[STATE] != POSTED:
+                return
+            u32[STATE] = TAKEN
+        task = slot.task
+        nr = q[NR]
+        h = self.handlers.get(nr)
+        if h is None:
+            res = -ENOSYS  # the stub posts only what its map allows: a scribbled slot
+        else:
+            a0 = q[ARG0]
+            if nr <= 1 or 17 <= nr <= 20:
+                kind = self._kind(a0)
+                if kind == _S_IFSOCK and nr <= 1:
+                    res = self._socket_io(task, nr, a0, q[ARG0 + 1], q[ARG0 + 2])
+                    if res == -EAGAIN:
+                        u32[STATE] = DECLINED
+                        return
+                    self._answer(slot, res)
+                    return
+                if kind != _S_IFREG:
+                    u32[STATE] = DECLINED  # pipes, terminals, devices may block: the vCPU's own thread does it
+                    return
+            try:
+                res = h(task, a0, q[ARG0 + 1], q[ARG0 + 2], q[ARG0 + 3], q[ARG0 + 4], q[ARG0 + 5])
+            except GuestError as e:
+                res = -e.errno
+            except Exception as e:  # a bug in a handler must not take the poller down
+                from kontain.syscalls.dispatch import internal_error
+
+                res = internal_error(nr, e)
+            if res == -EINTR:  # cannot happen for these; never answer it from here
+                u32[STATE] = DECLINED
+                return
+        self._answer(slot, res)
+
+    def _answer(self, slot: Slot, res: int) -> None:
+        slot.q[RESULT] = res
+        task = slot.task
+        exit_wanted = res == -EPIPE or self.p.zap or task.has_signals() or task.kicked
+        slot.u32[STATE] = DONE_EXIT if exit_wanted else DONE
+        self.served += 1
+
+    def _kind(self, fd: int) -> int:
+        fd &= 0xFFFFFFFF
+        if fd >= self.p.fds.floor or native.syscall(5, fd, self._stat_addr) != 0:  # fstat
+            return 0  # EBADF and the like: let the vCPU's thread report it
+        return struct.unpack_from("<I", self._stat, 24)[0] & _S_IFMT
+
+    def _socket_io(self, task, nr: int, fd: int, buf: int, count: int) -> int:
+        """read/write of a socket as recvfrom/sendto with MSG_DONTWAIT (EAGAIN: declined)."""
+        count &= 0xFFFFFFFFFFFFFFFF
+        try:
+            addr = task.mem.host(buf, count) if count else 0
+        except GuestError as e:
+            return -e.errno
+        if nr == 0:
+            return native.syscall(45, fd & 0xFFFFFFFF, addr, count, _MSG_DONTWAIT, 0, 0)
+        return native.syscall(44, fd & 0xFFFFFFFF, addr, count, _MSG_DONTWAIT | 0x4000, 0, 0)  # MSG_NOSIGNAL
+
+    # -- the vCPU's side ----------------------------------------------------------------
+    def settle(self, task) -> tuple[int, int] | None:
+        """The vCPU stopped inside its poll stub: move it to before its syscall (RIP at
+        the `syscall` instruction, the call not begun) or after it (RIP at the return
+        address, RAX the result).  Returns (nr, result) if the call completed."""
+        q = task.q
+        vid = task.vcpu.id
+        off = q[k.RIP] - L.poll_stub(vid)
+        slot = self.slots.get(vid)
+        if slot is None or not 0 <= off < G.POLL_END:
+            return None
+        u32, sq = slot.u32, slot.q
+        done = False
+        if off < G.POLL_POSTED:
+            state = IDLE  # not posted: registers still hold the call
+            sq[NR] = q[k.RAX]
+            sq[ARG0 + 2] = q[k.RDX]
+        elif off < G.POLL_WITHDRAWN:
+            with self.lock:
+                state = u32[STATE]
+                if state == POSTED:
+                    u32[STATE] = state = IDLE
+            while state == TAKEN:  # the poller is on it; these calls do not block
+                native.syscall(24)
+                time.sleep(0)
+                state = u32[STATE]
+            done = state in (DONE, DONE_EXIT)
+        elif off <= G.POLL_EXIT:
+            state = IDLE  # taken back: about to exit
+        elif off < G.POLL_DONE:
+            return None  # after the exit's `out`: at `jmp *%rcx`, the call is over
+        elif off < G.POLL_DECLINED:
+            state = u32[STATE]
+            done = state != DECLINED  # DONE, DONE_EXIT, or IDLE once the stub consumed it
+        elif off < G.POLL_DONE_EXIT:
+            state = IDLE  # declined: on its way to the exit
+        else:
+            done = True  # DONE_EXIT: the result is in the slot
+        q[k.RFLAGS] = q[k.R11]
+        if done:
+            res = sq[RESULT]
+            q[k.RAX] = res
+            q[k.RIP] = q[k.RCX]
+            u32[STATE] = IDLE
+            task.vcpu.mark_regs_dirty()
+            return sq[NR], res
+        u32[STATE] = IDLE
+        q[k.RAX] = sq[NR]
+        q[k.RDX] = sq[ARG0 + 2]
+        q[k.RIP] = q[k.RCX] - 2  # the `syscall` instruction: it runs again
+        task.vcpu.mark_regs_dirty()
+        return None
