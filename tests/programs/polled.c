@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 static int failed;
@@ -45,6 +46,15 @@ static void flags(void) {
     }
     printf("flags kept across 20000 calls: %s\n", bad ? "no" : "yes");
     CHECK("flags", !bad);
+    /* answers about the calling thread are about it, not about whoever served the call */
+    long wrong = 0;
+    for (int i = 0; i < 5000; i++) {
+        struct timespec ts;
+        if (syscall(SYS_gettid) != getpid()) wrong++;
+        if (syscall(SYS_clock_gettime, CLOCK_THREAD_CPUTIME_ID, &ts)) wrong++;
+    }
+    printf("gettid is the main thread's: %s\n", wrong ? "no" : "yes");
+    CHECK("gettid", !wrong);
 }
 
 static volatile long ticks;

@@ -55,13 +55,25 @@ def _pollable() -> dict[int, object]:
     """syscall number -> handler the poller may run (never blocks, no registers)."""
     from kontain.syscalls import table
 
-    plain = (4, 5, 6, 8, 9, 10, 11, 12, 21, 24, 28, 39, 63, 79, 89, 95, 96, 97, 98, 99, 100, 102, 104, 107, 108,
-             110, 111, 118, 120, 121, 124, 186, 201, 204, 217, 228, 229, 262, 267, 269, 309, 318, 332, 439)
+    # Not here, because the host would answer for the poller's thread rather than the
+    # program's: sched_yield, getrusage (RUSAGE_THREAD), sched_getaffinity, getcpu; and
+    # clock_gettime/clock_getres only for clocks that are not per-thread (_serve).
+    plain = (4, 5, 6, 8, 9, 10, 11, 12, 21, 28, 39, 63, 79, 89, 95, 96, 97, 99, 100, 102, 104, 107, 108,
+             110, 111, 118, 120, 121, 124, 201, 217, 228, 229, 262, 267, 269, 318, 332, 439)
     out = {nr: table.HANDLERS[nr] for nr in plain if table.HANDLERS[nr] is not None}
+    out[186] = _gettid
     for nr in (0, 1, 17, 18, 19, 20):  # reads and writes: regular files (and sockets) only
         if table.HANDLERS[nr] is not None:
             out[nr] = table.HANDLERS[nr]
     return out
+
+
+def _gettid(t, *_) -> int:
+    return t.tid  # the program's thread (= its vCPU thread's host tid), not the poller's
+
+
+# clocks a thread may read from another thread with the same answer (not THREAD_CPUTIME)
+_SHARED_CLOCKS = frozenset((0, 1, 2, 4, 5, 6, 7, 8, 9, 11))
 
 
 class Slot:
@@ -208,6 +220,9 @@ class Poller:
             res = -ENOSYS  # the stub posts only what its map allows: a scribbled slot
         else:
             a0 = q[ARG0]
+            if (nr == 228 or nr == 229) and a0 not in _SHARED_CLOCKS:
+                u32[STATE] = DECLINED
+                return
             if nr <= 1 or 17 <= nr <= 20:
                 kind = self._kind(a0)
                 if kind == _S_IFSOCK and nr <= 1:
