@@ -245,3 +245,35 @@ def address_of(buf: object) -> int:
     if isinstance(buf, bytearray):
         return _ctypes.addressof(_char_array(len(buf)).from_buffer(buf))
     return _ctypes.addressof(buf)
+
+
+class _PyFunc(_ctypes.CFuncPtr):
+    """A C function called with the GIL held (for a few instructions, releasing and
+    re-taking the GIL would cost more than the call)."""
+
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_PYTHONAPI
+
+
+_cas32_fn: _PyFunc | None = None
+# cas32(ptr, expected, new) -> the old value:  mov %esi,%eax; lock cmpxchg %edx,(%rdi); ret
+_CAS32_CODE = bytes.fromhex("89f0f00fb117c3")
+
+
+def cas32(addr: int, expected: int, new: int) -> int:
+    """Atomic compare-and-swap of the 32-bit word at monitor-owned ``addr`` (a word that
+    guest code changes with locked instructions too: Python has no atomic operation on
+    memory).  Returns the value found; the swap happened if it equals ``expected``."""
+    global _cas32_fn
+    if _cas32_fn is None:
+        page = mmap(0, 4096, 3, 0x22)  # RW, MAP_PRIVATE|MAP_ANONYMOUS
+        if page < 0:
+            raise MemoryError("cannot map a page for cas32")
+        buffer_at(page, len(_CAS32_CODE))[:] = _CAS32_CODE
+        r = mprotect(page, 4096, 5)  # R+X
+        if r < 0:
+            raise OSError(-r, "mprotect for cas32")
+        f = _PyFunc(page)
+        f.restype = c_uint
+        f.argtypes = (c_ulong, c_uint, c_uint)
+        _cas32_fn = f
+    return _cas32_fn(addr, expected, new)

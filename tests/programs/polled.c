@@ -82,19 +82,22 @@ static void signals(void) {
     CHECK("signals", !bad && ticks >= 10);
 }
 
-static const char *path;
+static const char *path, *logpath;
 
 static void *worker(void *arg) {
     long id = (long)arg, bad = 0;
     int fd = open(path, O_RDONLY);
+    int log = open(logpath, O_WRONLY | O_APPEND);
     char buf[16];
     for (int i = 0; i < 5000; i++) {
+        if (write(log, "x", 1) != 1) bad++; /* a call served twice would show in the size */
         if (syscall(SYS_gettid) <= 0) bad++;
         if (pread(fd, buf, 8, id) != 8 || buf[0] != (char)('a' + id)) bad++;
         struct stat st;
         if (fstat(fd, &st) || st.st_size != 16) bad++;
     }
     close(fd);
+    close(log);
     return (void *)bad;
 }
 
@@ -102,6 +105,10 @@ static void threads(const char *dir) {
     static char p[4096];
     snprintf(p, sizeof p, "%s/kt-polled", dir);
     path = p;
+    static char lp[4096];
+    snprintf(lp, sizeof lp, "%s/kt-polled-log", dir);
+    logpath = lp;
+    close(open(lp, O_CREAT | O_TRUNC | O_WRONLY, 0600));
     int fd = open(p, O_CREAT | O_TRUNC | O_RDWR, 0600);
     write(fd, "abcdabcdabcdabcd", 16);
     close(fd);
@@ -114,8 +121,11 @@ static void threads(const char *dir) {
         bad += (long)r;
     }
     unlink(p);
-    printf("four threads, 15000 calls each: %s\n", bad ? "wrong results" : "right");
-    CHECK("threads", !bad);
+    struct stat st;
+    stat(lp, &st);
+    unlink(lp);
+    printf("four threads, 20000 calls each: %s; appends: %ld\n", bad ? "wrong results" : "right", (long)st.st_size);
+    CHECK("threads", !bad && st.st_size == 20000);
 }
 
 static volatile int stop_scribbling;

@@ -14,8 +14,9 @@ dispatcher), and the poller switches every slot off and sleeps once no request c
 IDLE_NS.  The stub spins a bounded time, then takes its request back and exits.
 
 The guest can write its slot at will; it then only lies to itself: the poller re-checks
-the number (the stub's map is a hint), takes a request with a lock shared with
-``settle``, and checks every argument as the handler always does.
+the number (the stub's map is a hint), takes a request with an atomic
+compare-and-swap (as the stub takes it back), and checks every argument as the handler
+always does.
 
 A vCPU stopped by a kick while inside its stub (a signal to deliver, the process
 ending) is brought by ``settle`` to one of the two points where Linux would deliver a
@@ -77,10 +78,11 @@ _SHARED_CLOCKS = frozenset((0, 1, 2, 4, 5, 6, 7, 8, 9, 11))
 
 
 class Slot:
-    __slots__ = ("task", "u32", "q", "count", "t0")
+    __slots__ = ("task", "addr", "u32", "q", "count", "t0")
 
-    def __init__(self, task, view: memoryview):
+    def __init__(self, task, addr: int, view: memoryview):
         self.task = task
+        self.addr = addr  # of the state word, for cas32
         self.u32 = view.cast("I")
         self.q = view.cast("q")
         self.count = 0
@@ -96,7 +98,7 @@ class Poller:
         self.pollable = [False] * 512
         for nr in self.handlers:
             self.pollable[nr] = True
-        self.lock = _thread.allocate_lock()  # takes and withdrawals of requests
+        self.lock = _thread.allocate_lock()  # switching slots on and off, the poller's sleep
         self.slots: dict[int, Slot] = {}  # vCPU id -> slot of the task on it
         self.active: dict[int, Slot] = {}
         self._wake = _thread.allocate_lock()
@@ -122,7 +124,7 @@ class Poller:
             return None
         view = self.p.sys.poll_slot(vid)
         view[:] = bytes(len(view))
-        slot = Slot(task, view)
+        slot = Slot(task, self.p.sys.host + (L.POLL_SLOTS - L.SYS_BASE) + vid * L.POLL_COPY, view)
         self.slots[vid] = slot
         return slot
 
@@ -209,10 +211,9 @@ class Poller:
 
     def _serve(self, slot: Slot) -> None:
         u32, q = slot.u32, slot.q
-        with self.lock:
-            if u32[STATE] != POSTED:
-                return
-            u32[STATE] = TAKEN
+        # atomically: the stub may be taking the request back (lock cmpxchg) right now
+        if native.cas32(slot.addr, POSTED, TAKEN) != POSTED:
+            return
         task = slot.task
         nr = q[NR]
         h = self.handlers.get(nr)
@@ -290,10 +291,9 @@ class Poller:
             sq[NR] = q[k.RAX]
             sq[ARG0 + 2] = q[k.RDX]
         elif off < G.POLL_WITHDRAWN:
-            with self.lock:
-                state = u32[STATE]
-                if state == POSTED:
-                    u32[STATE] = state = IDLE
+            state = native.cas32(slot.addr, POSTED, IDLE)
+            if state == POSTED:
+                state = IDLE  # taken back here
             while state == TAKEN:  # the poller is on it; these calls do not block
                 native.syscall(24)
                 time.sleep(0)
