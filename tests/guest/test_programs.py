@@ -241,3 +241,23 @@ def test_polling_tier_survives_scribbling():
     r = km(build("polled", "musl", ("-lpthread",)), "scribble", timeout=120)
     assert r.returncode == 0, r.err
     assert r.text == "survived\n" and "internal error" not in r.err and "Traceback" not in r.err
+
+
+def test_polling_tier_wedged_slot_still_killable():
+    """A program that pins its own slot at "taken" hangs itself, but km still ends at
+    once when it is killed."""
+    import signal
+    import subprocess
+
+    from kt import KM
+
+    p = subprocess.Popen(KM + [str(build("polled", "musl", ("-lpthread",))), "stuck"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"wedged\n"
+        time.sleep(0.5)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=20) == -signal.SIGTERM
+    finally:
+        p.kill()
+        p.wait()

@@ -3,6 +3,7 @@
  *   signals   an interval timer interrupts a tight loop of calls; every result is right
  *   threads   four threads, each in a loop of calls of its own, with reads of a file
  *   scribble  (km only) junk written into the program's own poll slots while it runs
+ *   stuck     (km only) its own slot pinned at "taken" forever: it hangs, until killed
  * Prints what it checked; the exit status is 0 unless a check failed. */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -151,6 +152,23 @@ static void scribble(void) {
     printf("survived\n");
 }
 
+static void *wedger(void *arg) {
+    (void)arg;
+    volatile uint32_t *state = (volatile uint32_t *)(uintptr_t)0x8000018000ULL; /* vCPU 0's slot */
+    for (;;) *state = 2; /* "taken", by nobody */
+    return NULL;
+}
+
+static void stuck(void) {
+    /* the main thread's slot says "taken" forever: the program only hangs itself, and a
+     * signal from outside still ends it */
+    pthread_t t;
+    for (int i = 0; i < 2000; i++) syscall(SYS_getppid);
+    pthread_create(&t, NULL, wedger, NULL);
+    printf("wedged\n");
+    for (;;) syscall(SYS_getppid);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     const char *mode = argc > 1 ? argv[1] : "flags";
@@ -158,5 +176,6 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "signals")) signals();
     else if (!strcmp(mode, "threads")) threads(argc > 2 ? argv[2] : "/tmp");
     else if (!strcmp(mode, "scribble")) scribble();
+    else if (!strcmp(mode, "stuck")) stuck();
     return failed;
 }

@@ -105,6 +105,7 @@ class Poller:
         self._wake.acquire()
         self._sleeping = False
         self._started = False
+        self.serving: Slot | None = None  # the slot whose call the poller is running
         self.served = 0  # calls answered without an exit (km --timings reports it)
         self._stat = bytearray(144)
         self._stat_addr = native.address_of(self._stat)
@@ -210,10 +211,19 @@ class Poller:
             return True
 
     def _serve(self, slot: Slot) -> None:
-        u32, q = slot.u32, slot.q
-        # atomically: the stub may be taking the request back (lock cmpxchg) right now
+        # atomically: the stub may be taking the request back (lock cmpxchg) right now.
+        # ``serving`` first: settle() waits for a TAKEN request only while it is set.
+        self.serving = slot
         if native.cas32(slot.addr, POSTED, TAKEN) != POSTED:
+            self.serving = None
             return
+        try:
+            self._run(slot)
+        finally:
+            self.serving = None
+
+    def _run(self, slot: Slot) -> None:
+        u32, q = slot.u32, slot.q
         task = slot.task
         nr = q[NR]
         h = self.handlers.get(nr)
@@ -294,10 +304,11 @@ class Poller:
             state = native.cas32(slot.addr, POSTED, IDLE)
             if state == POSTED:
                 state = IDLE  # taken back here
-            while state == TAKEN:  # the poller is on it; these calls do not block
-                native.syscall(24)
+            while state == TAKEN and self.serving is slot:  # the poller is on it; these calls do not block
                 time.sleep(0)
                 state = u32[STATE]
+            if state == TAKEN:
+                state = IDLE  # written by the program itself: nobody is serving it
             done = state in (DONE, DONE_EXIT)
         elif off <= G.POLL_EXIT:
             state = IDLE  # taken back: about to exit

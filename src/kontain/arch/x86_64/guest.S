@@ -141,6 +141,7 @@ exc_common:
  * with sahf, SF ZF AF PF CF: DF, IF and TF are never changed here).
  */
         .equ POLL_DISTANCE, 0x4000
+        .equ POLL_SPIN_MAX, 100000
         .equ S_STATE, poll_entry + POLL_DISTANCE
         .equ S_ON, S_STATE + 4
         .equ S_NR, S_STATE + 8
@@ -169,6 +170,9 @@ poll_entry:
         movl    $1, S_STATE(%rip)       /* posted (x86 keeps stores in order) */
 poll_posted:
         movl    S_ON(%rip), %eax        /* the spin budget (the monitor's choice) */
+        cmpl    $POLL_SPIN_MAX, %eax    /* (bounded, should the program scribble on it) */
+        jbe     1f
+        movl    $POLL_SPIN_MAX, %eax
 1:      cmpl    $3, S_STATE(%rip)
         jae     poll_done
         pause
