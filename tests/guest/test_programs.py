@@ -254,6 +254,9 @@ def test_polling_tier_wedged_slot_still_killable():
     p = subprocess.Popen(KM + [str(build("polled", "musl", ("-lpthread",))), "stuck"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     try:
+        import select
+
+        assert select.select([p.stdout], [], [], 30)[0], "the program did not start"
         assert p.stdout.readline() == b"wedged\n"
         time.sleep(0.5)
         p.send_signal(signal.SIGTERM)

@@ -164,8 +164,8 @@ static void stuck(void) {
      * signal from outside still ends it */
     pthread_t t;
     for (int i = 0; i < 2000; i++) syscall(SYS_getppid);
+    printf("wedged\n"); /* before: from here on even this write would wait forever */
     pthread_create(&t, NULL, wedger, NULL);
-    printf("wedged\n");
     for (;;) syscall(SYS_getppid);
 }
 

@@ -3,7 +3,7 @@
 On PVM an exit to the monitor costs 25-125 us, while a `syscall` that stays in the guest
 costs one redirect into the stub (3-30 us).  So for the calls that never block and need
 none of the vCPU's registers (ids, time, stat, lseek, memory management, reads and
-writes of regular files, non-blocking socket I/O), the stub (guest.S, ``.poll``) posts
+writes of regular files), the stub (guest.S, ``.poll``) posts
 the call to its vCPU's slot and spins, and a monitor thread here polls the slots and
 answers.  Every other call, and any call the poller declines, exits with `out` as
 before.
@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import _thread
 import struct
+import sys
 import time
 
 from kontain import native
-from kontain.abi.errno import EAGAIN, EINTR, ENOSYS, EPIPE
+from kontain.abi.errno import EINTR, ENOSYS, EPIPE
 from kontain.arch.x86_64 import guest_code as G
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError
@@ -45,11 +46,12 @@ IDLE, POSTED, TAKEN, DONE, DONE_EXIT, DECLINED = 0, 1, 2, 3, 4, 5
 BURST = 64  # pollable exits in a row ...
 BURST_NS = 64 * 400_000  # ... within this time (>2.5k calls/s) switch the slot on
 SPIN = 20_000  # pause rounds the stub waits for an answer (~14 ns each here: ~0.3 ms)
+DECLINES = 8  # a call declined this often on a vCPU is no longer posted there ...
+RETRY_NS = 1_000_000_000  # ... for this long
 IDLE_NS = 3_000_000  # no request for this long: every slot off, the poller sleeps
 SWITCH_INTERVAL = 20e-6  # seconds: the longest a vCPU thread waits for the GIL while the poller runs
 
-_S_IFMT, _S_IFREG, _S_IFSOCK = 0o170000, 0o100000, 0o140000
-_MSG_DONTWAIT = 0x40
+_S_IFMT, _S_IFREG = 0o170000, 0o100000
 
 
 def _pollable() -> dict[int, object]:
@@ -63,7 +65,7 @@ def _pollable() -> dict[int, object]:
              110, 111, 118, 120, 121, 124, 201, 217, 228, 229, 262, 267, 269, 318, 332, 439)
     out = {nr: table.HANDLERS[nr] for nr in plain if table.HANDLERS[nr] is not None}
     out[186] = _gettid
-    for nr in (0, 1, 17, 18, 19, 20):  # reads and writes: regular files (and sockets) only
+    for nr in (0, 1, 17, 18, 19, 20):  # reads and writes: of regular files only (_run)
         if table.HANDLERS[nr] is not None:
             out[nr] = table.HANDLERS[nr]
     return out
@@ -78,11 +80,13 @@ _SHARED_CLOCKS = frozenset((0, 1, 2, 4, 5, 6, 7, 8, 9, 11))
 
 
 class Slot:
-    __slots__ = ("task", "addr", "u32", "q", "count", "t0")
+    __slots__ = ("task", "addr", "u32", "q", "count", "t0", "declines", "cleared")
 
     def __init__(self, task, addr: int, view: memoryview):
         self.task = task
         self.addr = addr  # of the state word, for cas32
+        self.declines: dict[int, int] = {}  # syscall -> times declined since last cleared
+        self.cleared: dict[int, int] = {}  # syscall -> when its bit was cleared in this vCPU's map
         self.u32 = view.cast("I")
         self.q = view.cast("q")
         self.count = 0
@@ -125,6 +129,8 @@ class Poller:
             return None
         view = self.p.sys.poll_slot(vid)
         view[:] = bytes(len(view))
+        o = L.poll_stub(vid) + G.POLL_MAP - L.SYS_BASE  # the map as it started (see _decline)
+        self.p.sys.buf[o:o + 64] = self.map_bytes(self.pollable)
         slot = Slot(task, self.p.sys.host + (L.POLL_SLOTS - L.SYS_BASE) + vid * L.POLL_COPY, view)
         self.slots[vid] = slot
         return slot
@@ -160,14 +166,14 @@ class Poller:
                 self._sleeping = False
             if not self._started:
                 self._started = True
-                # The poller gives up the GIL every round, but takes it back at once; a
-                # vCPU thread waiting for it would wait out the switch interval (5 ms).
-                import sys
-
-                sys.setswitchinterval(SWITCH_INTERVAL)
                 _thread.start_new_thread(self._loop, ())
             elif wake:
                 self._wake.release()
+        if slot.cleared:
+            for nr, when in list(slot.cleared.items()):
+                if now - when > RETRY_NS:  # worth another try
+                    del slot.cleared[nr]
+                    self._map_bit(vid, nr, True)
         slot.t0 = now
 
     # -- the poller thread ------------------------------------------------------------
@@ -176,7 +182,11 @@ class Poller:
 
         signals.block_forwarded()
         signals.block_kick(True)
+        default_interval = sys.getswitchinterval()
         while True:
+            # The poller gives up the GIL every round, but takes it back at once: a vCPU
+            # thread waiting for it would wait out the switch interval (5 ms) meanwhile.
+            sys.setswitchinterval(SWITCH_INTERVAL)
             idle_since = time.monotonic_ns()
             rounds = 0
             while self.active:
@@ -196,6 +206,7 @@ class Poller:
                     elif now - idle_since > IDLE_NS and self._all_off():
                         break
                 native.syscall(24)  # sched_yield: lets the GIL go to the vCPU threads
+            sys.setswitchinterval(default_interval)
             self._wake.acquire()
 
     def _all_off(self) -> bool:
@@ -223,7 +234,7 @@ class Poller:
             self.serving = None
 
     def _run(self, slot: Slot) -> None:
-        u32, q = slot.u32, slot.q
+        q = slot.q
         task = slot.task
         nr = q[NR]
         h = self.handlers.get(nr)
@@ -232,19 +243,15 @@ class Poller:
         else:
             a0 = q[ARG0]
             if (nr == 228 or nr == 229) and a0 not in _SHARED_CLOCKS:
-                u32[STATE] = DECLINED
+                self._decline(slot, nr)
                 return
             if nr <= 1 or 17 <= nr <= 20:
                 kind = self._kind(a0)
-                if kind == _S_IFSOCK and nr <= 1:
-                    res = self._socket_io(task, nr, a0, q[ARG0 + 1], q[ARG0 + 2])
-                    if res == -EAGAIN:
-                        u32[STATE] = DECLINED
-                        return
-                    self._answer(slot, res)
-                    return
                 if kind != _S_IFREG:
-                    u32[STATE] = DECLINED  # pipes, terminals, devices may block: the vCPU's own thread does it
+                    # pipes, sockets, terminals, devices may block: the vCPU's own thread does
+                    # it.  (Sockets were tried with MSG_DONTWAIT: a request/response exchange
+                    # between two threads then ran 1.5x slower, three busy threads on two CPUs.)
+                    self._decline(slot, nr)
                     return
             try:
                 res = h(task, a0, q[ARG0 + 1], q[ARG0 + 2], q[ARG0 + 3], q[ARG0 + 4], q[ARG0 + 5])
@@ -255,9 +262,27 @@ class Poller:
 
                 res = internal_error(nr, e)
             if res == -EINTR:  # cannot happen for these; never answer it from here
-                u32[STATE] = DECLINED
+                self._decline(slot, nr)
                 return
         self._answer(slot, res)
+
+    def _decline(self, slot: Slot, nr: int) -> None:
+        """Let the stub exit for this call.  A call declined again and again on a vCPU
+        (reads of a socket that has no data yet, of a pipe...) costs a trip through
+        the poller for nothing: after DECLINES of them its bit is cleared in that vCPU's
+        map, so that the stub exits at once, until ``consider`` sets it back later."""
+        slot.u32[STATE] = DECLINED
+        n = slot.declines.get(nr, 0) + 1
+        slot.declines[nr] = n
+        if n >= DECLINES:
+            self._map_bit(slot.task.vcpu.id, nr, False)
+            slot.cleared[nr] = time.monotonic_ns()
+            slot.declines[nr] = 0
+
+    def _map_bit(self, vid: int, nr: int, on: bool) -> None:
+        o = L.poll_stub(vid) + G.POLL_MAP + nr // 8 - L.SYS_BASE
+        buf = self.p.sys.buf
+        buf[o] = buf[o] | (1 << nr % 8) if on else buf[o] & ~(1 << nr % 8)
 
     def _answer(self, slot: Slot, res: int) -> None:
         slot.q[RESULT] = res
@@ -271,17 +296,6 @@ class Poller:
         if fd >= self.p.fds.floor or native.syscall(5, fd, self._stat_addr) != 0:  # fstat
             return 0  # EBADF and the like: let the vCPU's thread report it
         return struct.unpack_from("<I", self._stat, 24)[0] & _S_IFMT
-
-    def _socket_io(self, task, nr: int, fd: int, buf: int, count: int) -> int:
-        """read/write of a socket as recvfrom/sendto with MSG_DONTWAIT (EAGAIN: declined)."""
-        count &= 0xFFFFFFFFFFFFFFFF
-        try:
-            addr = task.mem.host(buf, count) if count else 0
-        except GuestError as e:
-            return -e.errno
-        if nr == 0:
-            return native.syscall(45, fd & 0xFFFFFFFF, addr, count, _MSG_DONTWAIT, 0, 0)
-        return native.syscall(44, fd & 0xFFFFFFFF, addr, count, _MSG_DONTWAIT | 0x4000, 0, 0)  # MSG_NOSIGNAL
 
     # -- the vCPU's side ----------------------------------------------------------------
     def settle(self, task) -> tuple[int, int] | None:

@@ -77,7 +77,7 @@ def _make_polled(task, plain, poller, slot):
             task.after_syscall(slot.q[NR], q[RAX])
             return
         nr = q[RAX]
-        if 0 <= nr < 512 and pollable[nr]:
+        if 0 <= nr < 512 and pollable[nr] and nr not in slot.cleared:
             slot.count += 1
             if slot.count >= BURST:
                 slot.count = 0
