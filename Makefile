@@ -15,10 +15,14 @@ DEMO_HELLO := tests/programs/build/demo/hello
 demo: deps $(STAMP) bytecode $(DEMO_HELLO)
 	@echo "== km --strace $(DEMO_HELLO)   (a static musl program in its own KVM virtual machine)"
 	@$(KM) --strace $(DEMO_HELLO)
-	@echo "== km /bin/busybox sh -c ... is not there yet; busybox applets are:"
+	@echo "== busybox applets, each in a VM of its own"
 	@$(KM) /bin/busybox uname -sm
 	@$(KM) /bin/busybox ls -l /bin/busybox
 	@printf 'b\na\nc\n' | $(KM) /bin/busybox sort
+	@echo "== a shell pipeline: every process it starts is a VM of its own"
+	@$(KM) /bin/busybox sh -c 'echo one two three | tr " " "\n" | sort -r | head -2'
+	@echo "== python3 (Debian's, dynamic) in a VM"
+	@$(KM) /usr/bin/python3 -c 'import json, hashlib; print(json.dumps({"sha256": hashlib.sha256(b"km").hexdigest()[:16]}))'
 
 $(DEMO_HELLO): tests/programs/hello.c
 	@mkdir -p $(dir $@)
