@@ -27,6 +27,7 @@ or after it (its result in RAX).
 from __future__ import annotations
 
 import _thread
+import os
 import struct
 import sys
 import time
@@ -43,9 +44,11 @@ STATE, ON = 0, 1
 NR, ARG0, RESULT = 1, 2, 8
 IDLE, POSTED, TAKEN, DONE, DONE_EXIT, DECLINED = 0, 1, 2, 3, 4, 5
 
+MISSES = 8  # pollable calls that exited while the slot was on: it does not pay, switch it off
 BURST = 64  # pollable exits in a row ...
 BURST_NS = 64 * 400_000  # ... within this time (>2.5k calls/s) switch the slot on
 SPIN = 20_000  # pause rounds the stub waits for an answer (~14 ns each here: ~0.3 ms)
+BACKOFF_MIN_NS, BACKOFF_MAX_NS = 50_000_000, 2_000_000_000  # a slot that did not pay stays off, doubling
 DECLINES = 8  # a call declined this often on a vCPU is no longer posted there ...
 RETRY_NS = 1_000_000_000  # ... for this long
 IDLE_NS = 3_000_000  # no request for this long: every slot off, the poller sleeps
@@ -80,11 +83,17 @@ _SHARED_CLOCKS = frozenset((0, 1, 2, 4, 5, 6, 7, 8, 9, 11))
 
 
 class Slot:
-    __slots__ = ("task", "addr", "u32", "q", "count", "t0", "declines", "cleared")
+    __slots__ = ("task", "addr", "u32", "q", "count", "t0", "last", "declines", "cleared", "banned", "backoff",
+                 "good", "recent")
 
     def __init__(self, task, addr: int, view: memoryview):
         self.task = task
         self.addr = addr  # of the state word, for cas32
+        self.last = 0  # when the poller last answered it
+        self.banned = 0  # not to be switched on before this time (it did not pay)
+        self.backoff = BACKOFF_MIN_NS
+        self.good = 0  # calls answered since it was last switched off for not paying
+        self.recent = 0  # calls answered since ``consider`` last looked
         self.declines: dict[int, int] = {}  # syscall -> times declined since last cleared
         self.cleared: dict[int, int] = {}  # syscall -> when its bit was cleared in this vCPU's map
         self.u32 = view.cast("I")
@@ -105,6 +114,12 @@ class Poller:
         self.lock = _thread.allocate_lock()  # switching slots on and off, the poller's sleep
         self.slots: dict[int, Slot] = {}  # vCPU id -> slot of the task on it
         self.active: dict[int, Slot] = {}
+        # one CPU for the poller, one per spinning slot (the stub spins while it waits)
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except OSError:
+            cpus = os.cpu_count() or 1
+        self.max_active = max(1, cpus - 1)
         self._wake = _thread.allocate_lock()
         self._wake.acquire()
         self._sleeping = False
@@ -158,7 +173,15 @@ class Poller:
         """BURST pollable exits of one thread happened: switch its slot on if fast."""
         now = time.monotonic_ns()
         vid = slot.task.vcpu.id
-        if now - slot.t0 < BURST_NS and self.active.get(vid) is not slot:
+        if self.active.get(vid) is slot:
+            # MISSES calls the poller could serve exited although the slot was on; if it
+            # answered few meanwhile it answers too late (the stub gave up), e.g. with
+            # more busy threads than CPUs: the exits are cheaper then
+            if slot.recent < 8 * MISSES:
+                self._back_off(slot, now)
+            slot.recent = 0
+        elif now - slot.t0 < BURST_NS and now >= slot.banned and self._room(now):
+            slot.last = now
             with self.lock:
                 slot.u32[ON] = SPIN
                 self.active[vid] = slot
@@ -175,6 +198,28 @@ class Poller:
                     del slot.cleared[nr]
                     self._map_bit(vid, nr, True)
         slot.t0 = now
+
+    def _back_off(self, slot: Slot, now: int) -> None:
+        with self.lock:
+            slot.u32[ON] = 0
+            self.active.pop(slot.task.vcpu.id, None)
+        slot.banned = now + slot.backoff
+        slot.backoff = min(slot.backoff * 2, BACKOFF_MAX_NS)
+        slot.good = 0
+
+    def _room(self, now: int) -> bool:
+        """Is there a CPU for one more spinning slot?  Slots that spin beyond the CPUs
+        there are take them from the poller and from each other (four threads on two
+        CPUs ran 3x slower polled than not); a slot idle for IDLE_NS gives way."""
+        if len(self.active) < self.max_active:
+            return True
+        for vid, other in list(self.active.items()):
+            if now - other.last > IDLE_NS:
+                with self.lock:
+                    other.u32[ON] = 0
+                    self.active.pop(vid, None)
+                return True
+        return False
 
     # -- the poller thread ------------------------------------------------------------
     def _loop(self) -> None:
@@ -289,6 +334,11 @@ class Poller:
         task = slot.task
         exit_wanted = res == -EPIPE or self.p.zap or task.has_signals() or task.kicked
         slot.u32[STATE] = DONE_EXIT if exit_wanted else DONE
+        slot.last = time.monotonic_ns()
+        slot.good += 1
+        slot.recent += 1
+        if slot.good > 4096:
+            slot.backoff = BACKOFF_MIN_NS  # it works here: a later failure backs off briefly
         self.served += 1
 
     def _kind(self, fd: int) -> int:
