@@ -44,8 +44,9 @@ STATE, ON = 0, 1
 NR, ARG0, RESULT = 1, 2, 8
 IDLE, POSTED, TAKEN, DONE, DONE_EXIT, DECLINED = 0, 1, 2, 3, 4, 5
 
-MISSES = 8  # pollable calls that exited while the slot was on, with fewer answered: switch it off
-WARMUP_NS = 5_000_000  # ... unless it was switched on just now (the poller may be waking up)
+MISSES = 8  # pollable calls that exited while the slot was on: look again whether it pays; it does
+# not if, since it was switched on, at least 32 exited and more than half as many as were answered
+WARMUP_NS = 5_000_000  # (the first 5 ms do not count: the poller may be waking up)
 BURST = 64  # pollable exits in a row ...
 BURST_NS = 64 * 400_000  # ... within this time (>2.5k calls/s) switch the slot on
 SPIN = 20_000  # pause rounds the stub waits for an answer (~14 ns each here: ~0.3 ms)
@@ -85,7 +86,7 @@ _SHARED_CLOCKS = frozenset((0, 1, 2, 4, 5, 6, 7, 8, 9, 11))
 
 class Slot:
     __slots__ = ("task", "addr", "u32", "q", "count", "t0", "last", "declines", "cleared", "banned", "backoff",
-                 "good", "recent", "on_since")
+                 "good", "recent", "misses", "on_since")
 
     def __init__(self, task, addr: int, view: memoryview):
         self.task = task
@@ -94,7 +95,8 @@ class Slot:
         self.banned = 0  # not to be switched on before this time (it did not pay)
         self.backoff = BACKOFF_MIN_NS
         self.good = 0  # calls answered since it was last switched off for not paying
-        self.recent = 0  # calls answered since ``consider`` last looked
+        self.recent = 0  # calls answered since it was switched on
+        self.misses = 0  # pollable calls that exited meanwhile
         self.on_since = 0  # when it was last switched on
         self.declines: dict[int, int] = {}  # syscall -> times declined since last cleared
         self.cleared: dict[int, int] = {}  # syscall -> when its bit was cleared in this vCPU's map
@@ -179,12 +181,12 @@ class Poller:
             # MISSES calls the poller could serve exited although the slot was on; if it
             # answered few meanwhile it answers too late (the stub gave up), e.g. with
             # more busy threads than CPUs: the exits are cheaper then
-            if slot.recent < MISSES and now - slot.on_since > WARMUP_NS:
+            slot.misses += MISSES
+            if slot.misses >= 4 * MISSES and 2 * slot.misses > slot.recent and now - slot.on_since > WARMUP_NS:
                 self._back_off(slot, now)
-            slot.recent = 0
         elif now - slot.t0 < BURST_NS and now >= slot.banned and self._room(now):
             slot.last = slot.on_since = now
-            slot.recent = 0
+            slot.recent = slot.misses = 0
             with self.lock:
                 slot.u32[ON] = SPIN
                 self.active[vid] = slot

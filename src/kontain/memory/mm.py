@@ -15,6 +15,7 @@ get a host allocation inside the guest's window.
 
 from __future__ import annotations
 
+import _thread
 import bisect
 import os
 
@@ -99,6 +100,19 @@ class Vma:
         return f"Vma({self.start:#x}-{self.end:#x} prot={self.prot} flags={self.flags:#x} {self.name!r})"
 
 
+def _locked(method):
+    """Run ``method`` under the address space's lock (Linux's mmap_lock): the vCPU threads
+    and the poller (kernel/poll.py) change the mappings and the memslots concurrently,
+    and the interpreter may switch threads in the middle of a change."""
+
+    def run(self, *args, **kw):
+        with self.lock:
+            return method(self, *args, **kw)
+
+    run.__name__, run.__doc__ = method.__name__, method.__doc__
+    return run
+
+
 class AddressSpace:
     """Mappings of one guest process inside a GuestMemory window."""
 
@@ -110,6 +124,7 @@ class AddressSpace:
         self.mmap_top = mmap_top
         self.limit = limit  # --memory: most bytes the program may have accessible
         self.committed = 0
+        self.lock = _thread.RLock()  # see _locked; a forked child makes a new one
         self._starts: list[int] = []
         self._vmas: list[Vma] = []
         self.brk_start = 0
@@ -240,6 +255,7 @@ class AddressSpace:
         raise GuestError(ENOMEM)
 
     # -- mmap family -----------------------------------------------------------------
+    @_locked
     def mmap(self, addr: int, length: int, prot: int, flags: int, fd: int, offset: int, *, name: str = "") -> int:
         """The mmap(2) system call; returns the address."""
         if length == 0 or offset & (PAGE - 1) or (flags & F.MAP_TYPE) not in _MAP_TYPES:
@@ -301,6 +317,7 @@ class AddressSpace:
             native.munmap(tmp, size)
             raise GuestError(-r)
 
+    @_locked
     def munmap(self, addr: int, length: int) -> None:
         if addr & (PAGE - 1) or length == 0:
             raise GuestError(EINVAL)
@@ -318,6 +335,7 @@ class AddressSpace:
         if any(v.flags & VM_SPECIAL for v in self.overlapping(start, end)):
             raise GuestError(errno)
 
+    @_locked
     def unmap_range(self, start: int, end: int) -> None:
         if not self.overlapping(start, end):
             return
@@ -325,6 +343,7 @@ class AddressSpace:
         self._replace(start, end, [])
         self.slots.remove(start, end)
 
+    @_locked
     def mprotect(self, addr: int, length: int, prot: int) -> None:
         if addr & (PAGE - 1) or prot & ~(_PROT_ALL | F.PROT_GROWSDOWN | F.PROT_GROWSUP):
             raise GuestError(EINVAL)
@@ -357,6 +376,7 @@ class AddressSpace:
         if pos < end:
             raise GuestError(ENOMEM)
 
+    @_locked
     def mremap(self, old: int, old_len: int, new_len: int, flags: int, new_addr: int) -> int:
         if old & (PAGE - 1) or flags & ~_MREMAP_FLAGS:
             raise GuestError(EINVAL)
@@ -424,6 +444,7 @@ class AddressSpace:
         self.slots.set_access(new, new + new_len, access_of(v.prot))
         return new
 
+    @_locked
     def madvise(self, addr: int, length: int, advice: int) -> None:
         if addr & (PAGE - 1):
             raise GuestError(EINVAL)
@@ -452,6 +473,7 @@ class AddressSpace:
     def set_brk_start(self, addr: int) -> None:
         self.brk_start = self.brk_end = addr
 
+    @_locked
     def brk(self, new: int) -> int:
         """brk(2): returns the new break, or the old one when it cannot move."""
         cur = self.brk_end
