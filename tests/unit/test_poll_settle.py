@@ -1,0 +1,121 @@
+"""Poller.settle: a vCPU kicked inside its poll stub is moved to before its syscall (to run
+again after the signal handler) or after it (with its result), from every point of the
+stub and every state of its slot.  The registers and the slot are plain memory here; the
+stub's offsets are the assembled ones (guest_code.py)."""
+
+import pytest
+
+from kontain import native
+from kontain.arch.x86_64 import guest_code as G
+from kontain.arch.x86_64 import layout as L
+from kontain.kernel import poll
+from kontain.kvm import abi as k
+
+NR, ARG2, RESULT, RCX, R11 = 110, 0x1234, 4242, 0x401002, 0x246
+
+
+class FakeVcpu:
+    id = 3
+
+    def __init__(self):
+        self.dirty = False
+
+    def mark_regs_dirty(self):
+        self.dirty = True
+
+
+class FakeTask:
+    def __init__(self):
+        self.q = [0] * (k.RFLAGS + 1)
+        self.vcpu = FakeVcpu()
+
+
+def setup(offset: int, state: int, *, serving: bool = False):
+    p = object.__new__(poll.Poller)
+    task = FakeTask()
+    view = memoryview(bytearray(128))
+    slot = poll.Slot(task, native.address_of(view.obj), view)
+    p.slots = {task.vcpu.id: slot}
+    p.serving = slot if serving else None
+    slot.u32[poll.STATE] = state
+    slot.q[poll.NR] = NR
+    slot.q[poll.ARG0 + 2] = ARG2
+    slot.q[poll.RESULT] = RESULT
+    q = task.q
+    q[k.RIP] = L.poll_stub(task.vcpu.id) + offset
+    q[k.RCX], q[k.R11], q[k.RFLAGS] = RCX, R11, 0x297  # the stub's compares changed the flags
+    q[k.RAX], q[k.RDX] = NR if offset < G.POLL_POSTED else 0xDEAD, ARG2
+    return p, task, slot
+
+
+def restarted(task, slot):
+    q = task.q
+    return (q[k.RIP] == RCX - 2 and q[k.RAX] == NR and q[k.RDX] == ARG2 and q[k.RFLAGS] == R11
+            and slot.u32[poll.STATE] == poll.IDLE and task.vcpu.dirty)
+
+
+def completed(task, slot):
+    q = task.q
+    return (q[k.RIP] == RCX and q[k.RAX] == RESULT and q[k.RFLAGS] == R11 and slot.u32[poll.STATE] == poll.IDLE
+            and task.vcpu.dirty)
+
+
+@pytest.mark.parametrize("offset", [G.POLL_ENTRY, G.POLL_ENTRY + 0x20, G.POLL_POSTED - 1])
+def test_before_posting_restarts(offset):
+    p, task, slot = setup(offset, poll.IDLE)
+    assert p.settle(task) is None and restarted(task, slot)
+
+
+def test_posted_is_taken_back_and_restarts():
+    p, task, slot = setup(G.POLL_POSTED, poll.POSTED)
+    assert p.settle(task) is None and restarted(task, slot)
+
+
+@pytest.mark.parametrize("state", [poll.DONE, poll.DONE_EXIT])
+def test_answered_while_spinning_completes(state):
+    p, task, slot = setup(G.POLL_POSTED, state)
+    assert p.settle(task) == (NR, RESULT) and completed(task, slot)
+
+
+def test_taken_by_nobody_is_junk_and_restarts():
+    """The program wrote "taken" itself: nobody will answer, so do not wait."""
+    p, task, slot = setup(G.POLL_POSTED, poll.TAKEN)
+    assert p.settle(task) is None and restarted(task, slot)
+
+
+def test_declined_while_spinning_restarts():
+    p, task, slot = setup(G.POLL_POSTED, poll.DECLINED)
+    assert p.settle(task) is None and restarted(task, slot)
+
+
+@pytest.mark.parametrize("offset", [G.POLL_WITHDRAWN, G.POLL_EXIT])
+def test_withdrawn_restarts(offset):
+    p, task, slot = setup(offset, poll.IDLE)
+    assert p.settle(task) is None and restarted(task, slot)
+
+
+@pytest.mark.parametrize(("offset", "state"), [(G.POLL_DONE, poll.DONE), (G.POLL_DONE, poll.DONE_EXIT),
+                                               (G.POLL_DECLINED - 2, poll.IDLE)])
+def test_in_the_answer_path_completes(offset, state):
+    """In poll_done: answered, or already consumed by the stub (IDLE, at its last
+    `jmp *%rcx`): the result stands."""
+    p, task, slot = setup(offset, state)
+    assert p.settle(task) == (NR, RESULT) and completed(task, slot)
+
+
+@pytest.mark.parametrize("offset", [G.POLL_DECLINED, G.POLL_DECLINED + 10])
+def test_declined_path_restarts(offset):
+    p, task, slot = setup(offset, poll.IDLE)
+    assert p.settle(task) is None and restarted(task, slot)
+
+
+def test_done_exit_path_completes():
+    p, task, slot = setup(G.POLL_DONE_EXIT, poll.DONE_EXIT)
+    assert p.settle(task) == (NR, RESULT) and completed(task, slot)
+
+
+@pytest.mark.parametrize("offset", [G.POLL_EXIT + 2, G.POLL_END, -1])
+def test_after_an_exit_or_outside_nothing_changes(offset):
+    p, task, slot = setup(offset, poll.IDLE)
+    before = list(task.q)
+    assert p.settle(task) is None and task.q == before and not task.vcpu.dirty
