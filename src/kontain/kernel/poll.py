@@ -33,7 +33,7 @@ import sys
 import time
 
 from kontain import native
-from kontain.abi.errno import EINTR, ENOSYS, EPIPE
+from kontain.abi.errno import ENOSYS
 from kontain.arch.x86_64 import guest_code as G
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError
@@ -66,13 +66,11 @@ def _pollable() -> dict[int, object]:
     # Not here, because the host would answer for the poller's thread rather than the
     # program's: sched_yield, getrusage (RUSAGE_THREAD), sched_getaffinity, getcpu; and
     # clock_gettime/clock_getres only for clocks that are not per-thread (_serve).
-    plain = (4, 5, 6, 8, 9, 10, 11, 12, 21, 28, 39, 63, 79, 89, 95, 96, 97, 99, 100, 102, 104, 107, 108,
-             110, 111, 118, 120, 121, 124, 201, 217, 228, 229, 262, 267, 269, 318, 332, 439)
+    # Reads and writes (0, 1, 17-20) only of regular files (_run).
+    plain = (0, 1, 4, 5, 6, 8, 9, 10, 11, 12, 17, 18, 19, 20, 21, 28, 39, 63, 79, 89, 95, 96, 97, 99, 100, 102,
+             104, 107, 108, 110, 111, 118, 120, 121, 124, 201, 217, 228, 229, 262, 267, 269, 318, 332, 439)
     out = {nr: table.HANDLERS[nr] for nr in plain if table.HANDLERS[nr] is not None}
     out[186] = _gettid
-    for nr in (0, 1, 17, 18, 19, 20):  # reads and writes: of regular files only (_run)
-        if table.HANDLERS[nr] is not None:
-            out[nr] = table.HANDLERS[nr]
     return out
 
 
@@ -115,6 +113,8 @@ class Poller:
         self.pollable = [False] * 512
         for nr in self.handlers:
             self.pollable[nr] = True
+        # the stub's map: bit n for syscall n (a copy in each vCPU's stub, see _decline)
+        self.map = sum(1 << nr for nr in self.handlers).to_bytes(64, "little")
         self.lock = _thread.allocate_lock()  # switching slots on and off, the poller's sleep
         self.slots: dict[int, Slot] = {}  # vCPU id -> slot of the task on it
         self.active: dict[int, Slot] = {}
@@ -133,13 +133,6 @@ class Poller:
         self._stat = bytearray(144)
         self._stat_addr = native.address_of(self._stat)
 
-    @staticmethod
-    def map_bytes(pollable: list[bool]) -> bytes:
-        bits = 0
-        for nr, yes in enumerate(pollable):
-            if yes:
-                bits |= 1 << nr
-        return bits.to_bytes(64, "little")
 
     # -- tasks ----------------------------------------------------------------------------
     def attach(self, task) -> Slot | None:
@@ -149,7 +142,7 @@ class Poller:
         view = self.p.sys.poll_slot(vid)
         view[:] = bytes(len(view))
         o = L.poll_stub(vid) + G.POLL_MAP - L.SYS_BASE  # the map as it started (see _decline)
-        self.p.sys.buf[o:o + 64] = self.map_bytes(self.pollable)
+        self.p.sys.buf[o:o + 64] = self.map
         slot = Slot(task, self.p.sys.host + (L.POLL_SLOTS - L.SYS_BASE) + vid * L.POLL_COPY, view)
         self.slots[vid] = slot
         return slot
@@ -311,9 +304,6 @@ class Poller:
                 from kontain.syscalls.dispatch import internal_error
 
                 res = internal_error(nr, e)
-            if res == -EINTR:  # cannot happen for these; never answer it from here
-                self._decline(slot, nr)
-                return
         self._answer(slot, res)
 
     def _decline(self, slot: Slot, nr: int) -> None:
@@ -337,7 +327,7 @@ class Poller:
     def _answer(self, slot: Slot, res: int) -> None:
         slot.q[RESULT] = res
         task = slot.task
-        exit_wanted = res == -EPIPE or self.p.zap or task.has_signals() or task.kicked
+        exit_wanted = self.p.zap or task.has_signals() or task.kicked
         slot.u32[STATE] = DONE_EXIT if exit_wanted else DONE
         slot.last = time.monotonic_ns()
         slot.good += 1

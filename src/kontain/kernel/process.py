@@ -127,7 +127,7 @@ class Process:
             from kontain.kernel.poll import Poller
 
             self.poller = Poller(self)
-            self.sys.install_poll_stubs(Poller.map_bytes(self.poller.pollable))
+            self.sys.install_poll_stubs(self.poller.map)
             vcpu.set_msrs([(k.MSR_LSTAR, self.lstar(0))])
         self.xstate_size = sigframe.xstate_size(self.cpuid, self.xcr0)
         self.init_xsave = _init_xsave(self.kvm.xsave_size)

@@ -356,10 +356,7 @@ class Task:
             return
         poller = self.process.poller
         if poller is not None:
-            # inside the poll stub: to before the call or after it (kernel/poll.py)
-            done = poller.settle(self)
-            if done is not None and done[1] == -EPIPE and done[0] in EPIPE_RAISES:
-                self.signal_self(S.SIGPIPE, siginfo(S.SIGPIPE, S.SI_USER, pid=os.getpid(), uid=os.getuid()))
+            poller.settle(self)  # inside the poll stub: to before the call or after it (kernel/poll.py)
         self.kicked = False
         if self.has_signals():
             self.stop = DIRECT

@@ -64,7 +64,7 @@ def _make_polled(task, plain, poller, slot):
     flags); an exit after an answered call (DONE_EXIT) only finishes it (signals); and
     bursts of calls the poller could have served switch the slot on."""
     q = task.q
-    done_exit = L.poll_stub(task.vcpu.id) + G.POLL_DONE_EXIT + 9  # after its `out`
+    done_exit = L.poll_stub(task.vcpu.id) + G.POLL_DONE_RETURN  # RIP at the exit after an answered call
     pollable = poller.pollable
     RIP, RFLAGS, R11 = k.RIP, k.RFLAGS, k.R11
     from kontain.kernel.poll import BURST, IDLE, MISSES, NR, ON, STATE

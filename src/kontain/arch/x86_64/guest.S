@@ -151,7 +151,7 @@ exc_common:
 
         .section .poll, "ax"
         .globl poll_entry, poll_posted, poll_withdrawn, poll_exit, poll_done, poll_declined, poll_done_exit
-        .globl poll_end, poll_map
+        .globl poll_done_return, poll_end, poll_map
 poll_entry:
         cmpl    $0, S_ON(%rip)
         je      poll_exit
@@ -214,6 +214,7 @@ poll_declined:                          /* 5: the poller will not run it (it cou
 poll_done_exit:
         movq    S_RESULT(%rip), %rax
         out     %al, $SYS_PORT          /* the call is done: the monitor delivers signals */
+poll_done_return:                       /* RIP at that exit */
         jmp     *%rcx
 poll_end:
         .balign 64

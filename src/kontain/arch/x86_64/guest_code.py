@@ -54,5 +54,6 @@ POLL_EXIT = 0xb6  # offset in .poll
 POLL_DONE = 0xba  # offset in .poll
 POLL_DECLINED = 0xf0  # offset in .poll
 POLL_DONE_EXIT = 0xfc  # offset in .poll
+POLL_DONE_RETURN = 0x105  # offset in .poll
 POLL_END = 0x107  # offset in .poll
 POLL_MAP = 0x140  # offset in .poll
