@@ -60,57 +60,27 @@ def completed(task, slot):
             and task.vcpu.dirty)
 
 
-@pytest.mark.parametrize("offset", [G.POLL_ENTRY, G.POLL_ENTRY + 0x20, G.POLL_POSTED - 1])
-def test_before_posting_restarts(offset):
-    p, task, slot = setup(offset, poll.IDLE)
-    assert p.settle(task) is None and restarted(task, slot)
-
-
-def test_posted_is_taken_back_and_restarts():
-    p, task, slot = setup(G.POLL_POSTED, poll.POSTED)
-    assert p.settle(task) is None and restarted(task, slot)
-
-
-@pytest.mark.parametrize("state", [poll.DONE, poll.DONE_EXIT])
-def test_answered_while_spinning_completes(state):
-    p, task, slot = setup(G.POLL_POSTED, state)
-    assert p.settle(task) == (NR, RESULT) and completed(task, slot)
-
-
-def test_taken_by_nobody_is_junk_and_restarts():
-    """The program wrote "taken" itself: nobody will answer, so do not wait."""
-    p, task, slot = setup(G.POLL_POSTED, poll.TAKEN)
-    assert p.settle(task) is None and restarted(task, slot)
-
-
-def test_declined_while_spinning_restarts():
-    p, task, slot = setup(G.POLL_POSTED, poll.DECLINED)
-    assert p.settle(task) is None and restarted(task, slot)
-
-
-@pytest.mark.parametrize("offset", [G.POLL_WITHDRAWN, G.POLL_EXIT])
-def test_withdrawn_restarts(offset):
-    p, task, slot = setup(offset, poll.IDLE)
-    assert p.settle(task) is None and restarted(task, slot)
-
-
-@pytest.mark.parametrize(("offset", "state"), [(G.POLL_DONE, poll.DONE), (G.POLL_DONE, poll.DONE_EXIT),
-                                               (G.POLL_DECLINED - 2, poll.IDLE)])
-def test_in_the_answer_path_completes(offset, state):
-    """In poll_done: answered, or already consumed by the stub (IDLE, at its last
-    `jmp *%rcx`): the result stands."""
+@pytest.mark.parametrize(("offset", "state"), [
+    (G.POLL_ENTRY, poll.IDLE), (G.POLL_ENTRY + 0x20, poll.IDLE), (G.POLL_POSTED - 1, poll.IDLE),  # not posted
+    (G.POLL_POSTED, poll.POSTED),  # posted: taken back
+    (G.POLL_POSTED, poll.TAKEN),  # "taken" written by the program itself: nobody will answer, do not wait
+    (G.POLL_POSTED, poll.DECLINED),
+    (G.POLL_WITHDRAWN, poll.IDLE), (G.POLL_EXIT, poll.IDLE),  # taken back, about to exit
+    (G.POLL_DECLINED, poll.IDLE), (G.POLL_DECLINED + 10, poll.IDLE),  # declined, on the way to the exit
+])
+def test_restarts_before_the_call(offset, state):
     p, task, slot = setup(offset, state)
-    assert p.settle(task) == (NR, RESULT) and completed(task, slot)
-
-
-@pytest.mark.parametrize("offset", [G.POLL_DECLINED, G.POLL_DECLINED + 10])
-def test_declined_path_restarts(offset):
-    p, task, slot = setup(offset, poll.IDLE)
     assert p.settle(task) is None and restarted(task, slot)
 
 
-def test_done_exit_path_completes():
-    p, task, slot = setup(G.POLL_DONE_EXIT, poll.DONE_EXIT)
+@pytest.mark.parametrize(("offset", "state"), [
+    (G.POLL_POSTED, poll.DONE), (G.POLL_POSTED, poll.DONE_EXIT),  # answered while spinning
+    (G.POLL_DONE, poll.DONE), (G.POLL_DONE, poll.DONE_EXIT),  # in the answer path
+    (G.POLL_DECLINED - 2, poll.IDLE),  # consumed by the stub, at its last `jmp *%rcx`
+    (G.POLL_DONE_EXIT, poll.DONE_EXIT),
+])
+def test_completes_after_the_call(offset, state):
+    p, task, slot = setup(offset, state)
     assert p.settle(task) == (NR, RESULT) and completed(task, slot)
 
 
