@@ -1,4 +1,4 @@
-"""The two kinds of failure in the monitor.
+"""The two kinds of failure in the monitor, and the exceptions that end a thread's run.
 
 ``GuestError`` is an errno for the guest: a syscall handler raises it and the dispatcher
 turns it into ``-errno`` in RAX.  ``KmError`` is for the user of ``km``: one line that says
@@ -35,3 +35,13 @@ class ProcessExit(BaseException):
         self.status = status
         self.signal = signal
         self.message = message
+
+
+class ForkedChild(BaseException):
+    """Raised in the child of a fork (kernel/fork.py), out of the syscall that forked:
+    the thread that catches it runs ``task``, the child's only thread.  (Here rather
+    than in kernel/fork.py, which is imported at the first fork.)"""
+
+    def __init__(self, task):
+        super().__init__()
+        self.task = task

@@ -1,12 +1,13 @@
-"""A per-user cache of things that are the same for every km start on this host.
+"""A per-user cache of what KVM_GET_SUPPORTED_CPUID says on this host, this boot.
 
-Two things cost a millisecond or more to make and never change between starts: the
-page directories of the guest window (2 MiB of entries for 512 GiB), and what
-KVM_GET_SUPPORTED_CPUID says (KVM executes CPUID for every leaf, which is slow in a
-nested VM).  They live in ``$XDG_CACHE_HOME/kontain`` (``~/.cache/kontain``), written
-atomically, keyed by a format version (and the boot, for CPUID).  Page tables are mapped
-straight from the file, so a start touches only the page directories the guest uses,
-and the page cache shares them between all km processes.
+It costs about a millisecond (KVM executes CPUID for every leaf, which is slow in a
+nested VM) and never changes between starts.  It lives in ``$XDG_CACHE_HOME/kontain``
+(``~/.cache/kontain``), written atomically, keyed by a format version and the boot.
+
+The file is the user's, so a guest of that user can rewrite it: it then only changes
+the CPU features later VMs of that user see (as it could sabotage that user's other
+processes anyway).  Nothing the monitor's safety rests on comes from here: the page
+tables, which once came from such a file, are built in each km's own memory.
 
 Caching is an optimization only: when the directory cannot be written, everything is
 built in memory as if there were no cache.

@@ -264,3 +264,12 @@ def test_polling_tier_wedged_slot_still_killable():
     finally:
         p.kill()
         p.wait()
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_chroot_then_lazily_imported_paths(variant, tmp):
+    """chroot moves km's root too: what km imports at first use must already be there."""
+    root = tmp / "root"
+    root.mkdir()
+    native, guest = compare([build("chrooted", variant), str(root)])
+    assert "waitpid 1 status 7" in guest.text

@@ -20,7 +20,7 @@ def test_order_and_names():
 
 def test_handlers_indexed_by_number():
     for e in table.TABLE:
-        assert table.HANDLERS[e.nr] is e.handler
+        assert table.HANDLERS[e.nr] in (e.handler, table.resolve(e.handler))
     assert table.HANDLERS[101] is None  # ptrace
 
 
@@ -43,6 +43,6 @@ def test_every_handler_takes_the_task_and_six_registers():
         if e.handler is None:
             continue
         try:
-            inspect.signature(e.handler).bind(None, 0, 0, 0, 0, 0, 0)
+            inspect.signature(table.resolve(e.handler)).bind(None, 0, 0, 0, 0, 0, 0)
         except TypeError as err:
             raise AssertionError(f"{e.name}: {err}") from None

@@ -22,18 +22,9 @@ import struct
 from kontain import native
 from kontain.abi import flags as F
 from kontain.arch.x86_64 import cpu
-from kontain.errors import GuestError
+from kontain.errors import ForkedChild, GuestError
 from kontain.kernel.task import Task
 from kontain.kvm import abi as k
-
-
-class ForkedChild(BaseException):
-    """Raised in the child of a fork, out of the syscall that forked: the thread that
-    catches it runs ``task``, the child's only thread."""
-
-    def __init__(self, task: Task):
-        super().__init__()
-        self.task = task
 
 
 def fork(p, parent: Task, flags: int, stack: int, ptid: int, ctid: int) -> int:

@@ -25,14 +25,9 @@ from kontain.abi import signals as S
 from kontain.abi.errno import EAGAIN
 from kontain.arch.x86_64 import cpu, guest_code, platform, sigframe
 from kontain.arch.x86_64 import layout as L
-from kontain.errors import GuestError, ProcessExit
-from kontain.kernel import exec as exec_
-from kontain.kernel import fork as fork_
+from kontain.errors import ForkedChild, GuestError, ProcessExit
 from kontain.kernel import signals
 from kontain.kernel.fdtable import FdTable
-from kontain.kernel.fork import ForkedChild
-from kontain.kernel.procfs import ProcSelf
-from kontain.kernel.signalfd import SignalFds
 from kontain.kernel.task import Task, ThreadExit
 from kontain.kvm import abi as k
 from kontain.kvm.api import Kvm
@@ -82,7 +77,8 @@ class Process:
         self.idle_vcpus: list = []  # vCPUs of exited threads, for the next ones (KVM never frees a vCPU)
         self.unacked: set[Task] = set()  # kicked tasks that have not noticed yet
         self.timers = Timers()  # POSIX timers (timer_create)
-        self.signalfds = SignalFds(self)
+        self._signalfds = None  # kernel/signalfd.py, at the first signalfd
+        self._procfs = None  # kernel/procfs.py, at the first look at /proc
         self.zap = False  # exec: every other thread must end
         self.forked = False  # a child of a fork of this km
         self.vfork_fd = -1  # a vfork child: its parent waits until this closes
@@ -167,7 +163,7 @@ class Process:
         self.exe_path = os.fsencode(os.path.realpath(path))  # what /proc/self/exe names
         self.exe_path_buf = bytearray(self.exe_path + b"\0")
         self.auxv_bytes = load.read_auxv(self.mm, sp, len(argv), len(envp))
-        self.procfs = ProcSelf(self)
+        self._procfs = None  # a new program: a new /proc/self
         _name_process(os.path.basename(path), argv)
         return loaded.entry, sp
 
@@ -238,8 +234,8 @@ class Process:
                 self.shared_pending.add(sig, info)
                 bit = signals.sigbit(sig)  # to a thread that takes it: unblocked, or waited for
                 target = next((t for t in self.tasks.values() if not t.sigmask & bit or t.waiting & bit), None)
-        if self.signalfds.files:
-            self.signalfds.update()
+        if self._signalfds is not None and self._signalfds.files:
+            self._signalfds.update()
         if target is not None and target.ident != _thread.get_ident():
             self.kick(target)
 
@@ -401,6 +397,7 @@ class Process:
         self.unacked = set()
         self.timers = Timers()  # a child has no timers
         self.zap = False
+        self._procfs = None  # /proc/<pid> is the child's now
 
     def adopt_forked(self, task: Task) -> None:
         self.forked = True  # its parent is a guest program: it, not km, reports how this one ends
@@ -420,10 +417,33 @@ class Process:
         task.vcpu.set_immediate_exit(False)
 
     def execve(self, task: Task, path: str, argv: list[bytes], envp: list[bytes]) -> None:
+        from kontain.kernel import exec as exec_
+
         exec_.execve(self, task, path, argv, envp)
 
     def fork(self, task: Task, flags: int, stack: int, ptid: int, ctid: int) -> int:
+        from kontain.kernel import fork as fork_
+
         return fork_.fork(self, task, flags, stack, ptid, ctid)
+
+    # imported at first use (kontain/lazy.py): many programs never look at either
+    @property
+    def procfs(self):
+        """/proc/self as this program sees it (kernel/procfs.py)."""
+        if self._procfs is None:
+            from kontain.kernel.procfs import ProcSelf
+
+            self._procfs = ProcSelf(self)
+        return self._procfs
+
+    @property
+    def signalfds(self):
+        """The program's signalfds (kernel/signalfd.py)."""
+        if self._signalfds is None:
+            from kontain.kernel.signalfd import SignalFds
+
+            self._signalfds = SignalFds(self)
+        return self._signalfds
 
     def zap_threads(self, task: Task) -> None:
         """exec: every thread but ``task`` ends (Linux's de_thread)."""

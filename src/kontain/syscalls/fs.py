@@ -14,7 +14,7 @@ from kontain import native
 from kontain.abi import flags as F
 from kontain.abi.errno import EFAULT, EINVAL, ENOENT
 from kontain.errors import GuestError
-from kontain.syscalls.common import buffer, dirfd, fd_pair, path, ptr, s32, u32, u64
+from kontain.syscalls.common import buffer, dirfd, fd_pair, passthrough, path, ptr, s32, u32, u64
 
 SYS_open, SYS_close, SYS_dup, SYS_dup2, SYS_fcntl, SYS_openat, SYS_dup3, SYS_pipe2 = 2, 3, 32, 33, 72, 257, 292, 293
 SYS_readlinkat, SYS_close_range = 267, 436
@@ -244,3 +244,15 @@ def openat2(t, dfd, pathname, how, size, *_):
         return r
     r = t.process.procfs.check_opened(r)
     return t.fds.new(r) if r >= 0 else r
+
+
+_chroot = passthrough(161, "s")
+
+
+def chroot(t, path_addr, *_):
+    """Passed through, so the monitor's root moves too: whatever km would import later
+    must be imported while Python's files are still reachable (kontain/lazy.py)."""
+    from kontain import lazy
+
+    lazy.preload()
+    return _chroot(t, path_addr)

@@ -13,7 +13,6 @@ the call once its arguments are checked and translated.
 from __future__ import annotations
 
 from kontain.abi.syscalls import MAX_NR, NAMES
-from kontain.syscalls import epoll, fs, futex, identity, ioctl, mm, net, poll, process, rw, signal, sysinfo, timer
 from kontain.syscalls.common import passthrough
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~3 ms)
@@ -41,6 +40,54 @@ class Entry(tuple):
 
 def P(nr: int, kinds: str = "", result: str = "") -> Handler:
     return passthrough(nr, kinds, result)
+
+
+class Deferred:
+    """A handler whose family module is not imported yet (kontain/lazy.py): the first
+    call imports it and puts the function itself in HANDLERS, so that later calls go
+    straight to it."""
+
+    __slots__ = ("module", "attr", "fn")
+
+    def __init__(self, module: str, attr: str):
+        self.module = module
+        self.attr = attr
+        self.fn: Handler | None = None
+
+    def resolve(self) -> Handler:
+        fn = self.fn
+        if fn is None:
+            fn = self.fn = getattr(__import__(self.module, fromlist=(self.attr,)), self.attr)
+            for i, h in enumerate(HANDLERS):
+                if h is self:
+                    HANDLERS[i] = fn
+        return fn
+
+    def __call__(self, *args):
+        return (self.fn or self.resolve())(*args)
+
+    def __repr__(self) -> str:
+        return f"<deferred {self.module}.{self.attr}>"
+
+
+class _Family:
+    """``family.name`` in the table below: a Deferred handler of that family."""
+
+    def __init__(self, name: str):
+        self.module = f"kontain.syscalls.{name}"
+
+    def __getattr__(self, attr: str) -> Deferred:
+        return Deferred(self.module, attr)
+
+
+def resolve(handler: Handler | None) -> Handler | None:
+    """The function behind a table entry (importing its family if need be)."""
+    return handler.resolve() if isinstance(handler, Deferred) else handler
+
+
+epoll, fs, futex, identity, ioctl, mm, net, poll, process, rw, signal, sysinfo, timer = (
+    _Family(n) for n in
+    ("epoll", "fs", "futex", "identity", "ioctl", "mm", "net", "poll", "process", "rw", "signal", "sysinfo", "timer"))
 
 
 TABLE: tuple[Entry, ...] = (
@@ -185,7 +232,7 @@ TABLE: tuple[Entry, ...] = (
     Entry(158, "arch_prctl", process.arch_prctl, FULL),
     Entry(159, "adjtimex", P(159, "p208"), FULL),
     Entry(160, "setrlimit", sysinfo.setrlimit, PARTIAL, "RLIMIT_AS and RLIMIT_DATA are recorded, not enforced"),
-    Entry(161, "chroot", P(161, "s"), FULL),
+    Entry(161, "chroot", fs.chroot, FULL),
     Entry(162, "sync", P(162), FULL),
     Entry(164, "settimeofday", P(164, "p16 p8"), FULL),
     Entry(170, "sethostname", P(170, "b1 v"), FULL),

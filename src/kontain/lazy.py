@@ -1,0 +1,49 @@
+"""The modules km imports only when first needed, and ``preload`` that imports them all.
+
+km starts on every container start, and Python spends most of km's start-up importing
+km itself; so code that many programs never reach (sockets, epoll, signalfd, fork,
+exec, /proc/self, core dumps, --strace, ...) is imported at its first use.
+
+Two moments forbid a later import: the OCI runtime entering a container root that holds
+no Python, and a guest's ``chroot`` (passed through, so it moves the monitor's root too).
+Before either, ``preload()`` imports every module named here.  tests/unit/test_lazy.py
+checks that every ``import`` of a kontain module inside a function names one of these.
+"""
+
+from __future__ import annotations
+
+import sys
+
+MODULES = (
+    # the syscall families (syscalls/table.py defers each handler to its first call)
+    "kontain.syscalls.epoll",
+    "kontain.syscalls.fs",
+    "kontain.syscalls.futex",
+    "kontain.syscalls.identity",
+    "kontain.syscalls.ioctl",
+    "kontain.syscalls.mm",
+    "kontain.syscalls.net",
+    "kontain.syscalls.poll",
+    "kontain.syscalls.process",
+    "kontain.syscalls.rw",
+    "kontain.syscalls.signal",
+    "kontain.syscalls.sysinfo",
+    "kontain.syscalls.timer",
+    "kontain.syscalls.strace",
+    # the process model's rarer paths
+    "kontain.kernel.exec",
+    "kontain.kernel.fork",
+    "kontain.kernel.procfs",
+    "kontain.kernel.signalfd",
+    "kontain.kernel.jobctl",
+    "kontain.kernel.coredump",
+    "kontain.kernel.poll",
+    "kontain.loader.elf",
+)
+
+
+def preload() -> None:
+    """Import every lazily imported module now (before the monitor's root changes)."""
+    for name in MODULES:
+        if name not in sys.modules:
+            __import__(name)

@@ -1,0 +1,69 @@
+"""Modules imported at first use are all named in kontain/lazy.py, so that preload()
+(before a chroot, or before the OCI runtime enters a container root) gets every one."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from kontain import lazy
+from kontain.syscalls import table
+
+SRC = Path(lazy.__file__).resolve().parent
+START_UP = {"cli/main.py"}  # its imports run before the program starts
+
+
+def _late_imports():
+    """(file, module) for every `import` of a kontain module inside a function."""
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC).as_posix()
+        if rel in START_UP:
+            continue
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("kontain"):
+                    for a in node.names:  # `from kontain.kernel import exec` names a module
+                        sub = f"{node.module}.{a.name}"
+                        is_module = (SRC / Path(*sub.split(".")[1:])).with_suffix(".py").exists()
+                        yield rel, sub if is_module else node.module
+                elif isinstance(node, ast.Import):
+                    for a in node.names:
+                        if a.name.startswith("kontain"):
+                            yield rel, a.name
+
+
+def _start_up_modules() -> set[str]:
+    code = ("import sys; import kontain.cli.main, kontain.kernel.process, kontain.loader.exec; "
+            "print(' '.join(m for m in sys.modules if m.startswith('kontain')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_every_late_import_is_preloaded():
+    loaded = _start_up_modules() | {"kontain.lazy"}
+    missing = sorted({(f, m) for f, m in _late_imports() if m not in lazy.MODULES and m not in loaded})
+    assert not missing, f"imported inside a function but not in kontain/lazy.py MODULES: {missing}"
+
+
+def test_every_deferred_family_is_preloaded():
+    families = {e.handler.module for e in table.TABLE if isinstance(e.handler, table.Deferred)}
+    assert families and families <= set(lazy.MODULES)
+
+
+def test_preload_imports_everything():
+    code = ("import sys; from kontain import lazy; lazy.preload(); "
+            "print(sorted(set(lazy.MODULES) - set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_start_up_imports_no_family_it_does_not_need():
+    """Importing the start-up path leaves the families (sockets, epoll, ...) for later."""
+    loaded = _start_up_modules()
+    for family in ("net", "epoll", "poll", "signal", "futex", "sysinfo", "strace", "fs", "mm", "rw"):
+        assert f"kontain.syscalls.{family}" not in loaded
+    for module in ("kontain.kernel.fork", "kontain.kernel.exec", "kontain.kernel.signalfd", "kontain.kernel.procfs"):
+        assert module not in loaded
