@@ -273,3 +273,10 @@ def test_chroot_then_lazily_imported_paths(variant, tmp):
     root.mkdir()
     native, guest = compare([build("chrooted", variant), str(root)])
     assert "waitpid 1 status 7" in guest.text
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_touch_fresh_memory(variant):
+    """One big allocation written through (huge pages on the host, memory/mm.py)."""
+    native, guest = compare([build("touch", variant), "48"])
+    assert guest.text == f"{7 * 48 * 256}\n"

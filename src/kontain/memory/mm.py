@@ -38,6 +38,7 @@ _MAP_TYPES = (F.MAP_SHARED, F.MAP_PRIVATE, F.MAP_SHARED_VALIDATE)
 # ~2 us (KVM prefetches the shadow entries).  Small ones are nearly always touched whole
 # (malloc arenas, buffers); at most this much is populated for nothing.
 POPULATE_MAX = 256 << 10
+HUGE = 2 << 20  # mappings at least this big get transparent huge pages on the host
 _HOST_PASS = F.MAP_NORESERVE | F.MAP_POPULATE | F.MAP_LOCKED | F.MAP_HUGETLB | (0x3F << 26)  # + huge page size
 _RESERVE_FLAGS = F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_NORESERVE | F.MAP_FIXED
 _MREMAP_FLAGS = F.MREMAP_MAYMOVE | F.MREMAP_FIXED | F.MREMAP_DONTUNMAP
@@ -234,6 +235,12 @@ class AddressSpace:
         r = native.mmap(self.mem.base + start, end - start, prot & ~F.PROT_EXEC, typ | F.MAP_ANONYMOUS | F.MAP_FIXED | extra)
         if r < 0:
             raise GuestError(-r)
+        if end - start >= HUGE and not shared:
+            # Transparent huge pages on the host let KVM map the guest's first touch of
+            # 2 MiB at once (the guest's own page tables already use 2 MiB pages): one
+            # shadow-paging fault instead of 512; touching 512 MiB ran 2.7x faster here.
+            # Only for mappings that can hold a whole huge page, as Linux's THP "always".
+            native.madvise(self.mem.base + start, end - start, F.MADV_HUGEPAGE)
 
     # -- placement -------------------------------------------------------------------
     def find_free(self, length: int, *, top: int | None = None, bottom: int = 0) -> int:
