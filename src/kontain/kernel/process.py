@@ -422,6 +422,12 @@ class Process:
         exec_.execve(self, task, path, argv, envp)
 
     def fork(self, task: Task, flags: int, stack: int, ptid: int, ctid: int) -> int:
+        # A process that forks tends to fork again (shells, servers, build tools), and
+        # every child would import on its own what the parent had not: import it all
+        # once here, and let the children inherit it (kontain/lazy.py)
+        from kontain import lazy
+
+        lazy.preload()
         from kontain.kernel import fork as fork_
 
         return fork_.fork(self, task, flags, stack, ptid, ctid)
