@@ -30,9 +30,11 @@ from kt import KM, build, build_go  # noqa: E402
 RUNNERS = {
     "native": [],
     "km": KM,
+    "km-srv": [],  # km's native client of a warm km server (km --serve), started by the bench
     "qemu": ["qemu-x86_64"],
     "runsc": ["runsc", "--platform=ptrace", "--network=none", "--ignore-cgroups", "do"],
 }
+PEERS = ("qemu", "runsc")
 
 
 def rows(tmp: str) -> dict[str, tuple[list[str], int]]:
@@ -53,7 +55,7 @@ def rows(tmp: str) -> dict[str, tuple[list[str], int]]:
 
 
 def available(runner: str) -> bool:
-    if runner in ("native", "km"):
+    if runner in ("native", "km", "km-srv"):
         return True
     return shutil.which(RUNNERS[runner][0]) is not None
 
@@ -80,6 +82,7 @@ def main() -> int:
         print(f"bench: {r} is not installed (make deps-bench); skipping it", file=sys.stderr)
     runners = [r for r in runners if r not in missing]
     with tempfile.TemporaryDirectory(prefix="kt-bench-") as tmp:
+        server = start_server(tmp) if "km-srv" in runners else None
         table = rows(tmp)
         if args.only:
             table = {k: v for k, v in table.items() if any(o in k for o in args.only.split(","))}
@@ -92,6 +95,9 @@ def main() -> int:
                     for runner in runners:
                         times.setdefault((name, runner), []).append(time_once(RUNNERS[runner] + argv))
             print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
+        if server is not None:
+            server.terminate()
+            server.wait()
     text = render(table, runners, times, args.rounds)
     print(text)
     if args.write:
@@ -99,19 +105,31 @@ def main() -> int:
     return 0
 
 
+def start_server(tmp: str) -> subprocess.Popen:
+    """A km server for the km-srv runner; its native client becomes the runner."""
+    sock = Path(tmp) / "srv" / "km.sock"
+    client = sock.parent / "km"
+    server = subprocess.Popen(KM + ["--serve", str(sock)], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (sock.exists() and client.exists()):
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("km --serve did not start (is a C compiler installed?)")
+        time.sleep(0.05)
+    RUNNERS["km-srv"] = [str(client)]
+    return server
+
+
 def render(table, runners, times, rounds) -> str:
     med = {k: statistics.median(v) for k, v in times.items()}
     head = "| workload | " + " | ".join(f"{r} (ms)" for r in runners)
-    ratios = [r for r in runners if r != "native"]
-    head += " | " + " | ".join(f"{r}/native" for r in ratios)
-    if "km" in runners:
-        head += " | " + " | ".join(f"km/{r}" for r in runners if r not in ("km", "native"))
+    ratios = [r for r in runners if r != "native"] if "native" in runners else []
+    cross = [(m, p) for m in runners if m.startswith("km") for p in runners if p in PEERS]
+    head += "".join(f" | {r}/native" for r in ratios) + "".join(f" | {m}/{p}" for m, p in cross)
     lines = [head + " |", "|" + "---|" * (head.count("|"))]
     for name in table:
         cells = [f"{med[(name, r)] * 1e3:.1f}" for r in runners]
-        cells += [f"{med[(name, r)] / med[(name, 'native')]:.2f}" for r in ratios] if "native" in runners else []
-        if "km" in runners:
-            cells += [f"{med[(name, 'km')] / med[(name, r)]:.2f}" for r in runners if r not in ("km", "native")]
+        cells += [f"{med[(name, r)] / med[(name, 'native')]:.2f}" for r in ratios]
+        cells += [f"{med[(name, m)] / med[(name, p)]:.2f}" for m, p in cross]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     info = (f"{time.strftime('%Y-%m-%d')}, {platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs, "
             f"median of {rounds} interleaved rounds (hello: {3 * rounds}), wall-clock time of the whole command")

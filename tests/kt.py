@@ -112,11 +112,13 @@ def km(*args, **kw) -> Result:
     return run(KM + [str(a) for a in args], **kw)
 
 
-def compare(argv: list, *, km_options: tuple[str, ...] = (), stderr: bool = False, **kw) -> tuple[Result, Result]:
-    """Run ``argv`` natively and under km; assert the same exit status and stdout (and
-    stderr if asked).  Returns both results."""
+def compare(argv: list, *, km_options: tuple[str, ...] = (), stderr: bool = False, runner: list[str] | None = None,
+            **kw) -> tuple[Result, Result]:
+    """Run ``argv`` natively and under km (``runner``: another way to start km, such as
+    the km server's client); assert the same exit status and stdout (and stderr if
+    asked).  Returns both results."""
     native = run(argv, **kw)
-    guest = run(KM + list(km_options) + [str(a) for a in argv], **kw)
+    guest = run((runner or KM) + list(km_options) + [str(a) for a in argv], **kw)
     where = " ".join(str(a) for a in argv)
     if guest.returncode != native.returncode or guest.stdout != native.stdout:
         raise AssertionError(

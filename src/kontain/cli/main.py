@@ -31,6 +31,9 @@ options:
       --timings          print where start-up time went, on stderr
       --no-vdso          do not share the host's vDSO (every clock_gettime is a syscall)
       --no-poll          no polling tier: every system call exits to the monitor
+      --serve PATH       be a km server on the Unix socket PATH: with KM_SERVER=PATH in
+                         its environment, km hands its program to the server, which
+                         starts it without a Python start-up (see the user guide)
   -h, --help             show this help and exit
   -V, --version          show the version and exit
 
@@ -90,8 +93,9 @@ class Options:
         self.args: list[str] = []
 
 
-def parse(argv: list[str]) -> Options | int:
-    """Options, or an exit status when there is nothing to run (--help)."""
+def parse(argv: list[str], out=None) -> Options | int:
+    """Options, or an exit status when there is nothing to run (--help, written to
+    ``out``, by default stdout)."""
     o = Options()
     i = 0
     while i < len(argv):
@@ -113,10 +117,10 @@ def parse(argv: list[str]) -> Options | int:
 
         name = a.split("=", 1)[0] if a.startswith("--") else a
         if name in ("-h", "--help"):
-            sys.stdout.write(USAGE)
+            (out or sys.stdout).write(USAGE)
             return 0
         if name in ("-V", "--version"):
-            sys.stdout.write(f"km (kontain) {__version__}\n")
+            (out or sys.stdout).write(f"km (kontain) {__version__}\n")
             return 0
         if name in ("-e", "--env"):
             v = value()
@@ -165,6 +169,13 @@ def main(argv: list[str] | None = None, started: tuple[float, float] | None = No
     """km's command line.  ``started``: (perf_counter, process_time) at the launcher's
     first line, so that --timings can say what the interpreter and km's imports took."""
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--serve"]:
+        if len(args) != 2:
+            _say("--serve needs the socket's path (km --serve PATH)")
+            return 2
+        from kontain.cli import server
+
+        return server.serve(args[1])
     try:
         o = parse(args)
     except UsageError as e:
@@ -172,6 +183,14 @@ def main(argv: list[str] | None = None, started: tuple[float, float] | None = No
         return 2
     if isinstance(o, int):
         return o
+    return run(o, started)
+
+
+def run(o: Options, started: tuple[float, float] | None = None, prepared=None, report=None) -> int:
+    """Run the program ``o`` names to its end; returns km's exit status (when the
+    program ends by a signal, km ends the same way instead).  ``prepared``: a Process
+    whose VM is built already (a server's worker, cli/server.py).  ``report``: told how
+    the program ended, before km ends the same way."""
     from kontain.errors import KmError
     from kontain.kernel.process import Config, Process
     from kontain.kvm.api import KvmError
@@ -179,11 +198,21 @@ def main(argv: list[str] | None = None, started: tuple[float, float] | None = No
 
     try:
         prog = resolve(o.program, [os.fsencode(a) for a in o.args])
-        config = Config(memory=o.memory, strace=o.strace, core=o.core, timings=o.timings, vdso=o.vdso, poll=o.poll,
-                        kvm_device=os.environ.get("KM_KVM_DEVICE", "/dev/kvm"))
-        proc = Process(config, prog.path, prog.argv, _environment(o))
-        proc.name = o.program
-        proc.start(prog.fd, prog.head, prog.size)
+        if prepared is None:
+            config = Config(memory=o.memory, strace=o.strace, core=o.core, timings=o.timings, vdso=o.vdso,
+                            poll=o.poll, kvm_device=os.environ.get("KM_KVM_DEVICE", "/dev/kvm"))
+            proc = Process(config, prog.path, prog.argv, _environment(o))
+            proc.name = o.program
+            proc.start(prog.fd, prog.head, prog.size)
+        else:
+            proc = prepared
+            proc.report = report  # also when another thread ends the process
+            proc.config.core, proc.config.timings, proc.config.vdso = o.core, o.timings, o.vdso
+            proc.timings = []
+            proc._mark("start")  # (the VM was built before this client came)
+            proc.config.memory = proc.mm.limit = o.memory
+            proc.path, proc.argv, proc.envp, proc.name = prog.path, prog.argv, _environment(o), o.program
+            proc.launch(prog.fd, prog.head, prog.size)
     except ExecError as e:
         _say(f"{o.program}: {e}")
         return e.status
@@ -197,10 +226,17 @@ def main(argv: list[str] | None = None, started: tuple[float, float] | None = No
         _say(f"out of memory: {e}")
         return 1
     end = proc.run()
-    if config.timings:
+    if proc.config.timings:
         _report_timings(proc, started)
+    proc.report = report
     proc.finish(end)
     return end.status
+
+
+def fits_prepared(o: Options) -> bool:
+    """Can a VM built with the default configuration run ``o``?  (--strace and
+    --no-poll change how the VM is built, KM_KVM_DEVICE which device builds it.)"""
+    return not o.strace and o.poll and "KM_KVM_DEVICE" not in os.environ
 
 
 def _report_timings(proc, started: tuple[float, float] | None) -> None:

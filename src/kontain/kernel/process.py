@@ -84,6 +84,7 @@ class Process:
         self.vfork_fd = -1  # a vfork child: its parent waits until this closes
         self.sys_gpa, self.sys_size = L.SYS_BASE, L.SYS_SIZE
         self.next_vcpu_id = 1
+        self.report = None  # see finish
 
     def _mark(self, what: str) -> None:
         if self.config.timings:
@@ -91,13 +92,22 @@ class Process:
 
     def start(self, exe_fd: int | None = None, head: bytes | None = None, size: int = 0) -> Task:
         """Build the VM and load the program; returns the main thread, ready to run."""
+        self.prepare()
+        return self.launch(exe_fd, head, size)
+
+    def prepare(self) -> None:
+        """The part of the start that does not depend on the program: the VM, its memory,
+        vCPU 0, the platform probe.  (A km server's workers do it before they have a
+        client, cli/server.py.)"""
         self._mark("start")
         # /dev/kvm goes to the top of the descriptor table (fds.floor) before the signal
         # thread exists: growing the table of a multi-threaded process waits for an RCU
         # grace period (~8 ms here), of a single-threaded one it does not
         self.fds = FdTable()
         self.kvm = Kvm(self.config.kvm_device, fd_floor=self.fds.floor)
-        inherited_mask, inherited_ignored = signals.inherited_state()  # before km changes them
+        # the signal mask and ignored signals the program starts with, before km changes them
+        # (a server's worker replaces them with its client's)
+        self.inherited = signals.inherited_state()
         self.host_signals = signals.HostSignals(self.post, self._rekick)
         self.host_signals.install()
         self._create_vm()
@@ -127,12 +137,17 @@ class Process:
             vcpu.set_msrs([(k.MSR_LSTAR, self.lstar(0))])
         self.xstate_size = sigframe.xstate_size(self.cpuid, self.xcr0)
         self.init_xsave = _init_xsave(self.kvm.xsave_size)
+        self.vcpu0 = vcpu
         self._mark("probe")
+
+    def launch(self, exe_fd: int | None = None, head: bytes | None = None, size: int = 0) -> Task:
+        """Load the program into the prepared VM; returns the main thread, ready to run."""
         entry, sp = self._load(self.path, self.argv, self.envp, exe_fd, head, size)
         self._mark("load")
+        vcpu = self.vcpu0
         task = Task(self, vcpu, os.getpid(), _thread.get_ident())
-        task.sigmask = inherited_mask
-        self.actions.inherit(inherited_ignored)
+        task.sigmask, ignored = self.inherited
+        self.actions.inherit(ignored)
         self.tasks[task.tid] = task
         self.main_task = task
         cpu.enter(vcpu, entry, sp)
@@ -207,11 +222,18 @@ class Process:
                 _thread.allocate_lock().acquire()
 
     def finish(self, end: ProcessExit) -> None:
-        """End km the way the program ended (never returns)."""
+        """End km the way the program ended (never returns).  ``self.report``, if set, is
+        told how, last (a km server's worker tells its client, which then ends the same
+        way, cli/server.py)."""
+        report = self.report
         if end.signal:
             if end.message and end.signal not in (S.SIGPIPE, S.SIGINT) and not self.forked:
                 os.write(2, f"km: {end.message}\n".encode("utf-8", "surrogateescape"))
+            if report is not None:
+                report(end)
             signals.die_by_signal(end.signal)
+        if report is not None:
+            report(end)
         os._exit(end.status)
 
     # -- signals -----------------------------------------------------------------------

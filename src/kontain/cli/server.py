@@ -1,0 +1,333 @@
+"""``km --serve SOCKET``: a warm km that starts programs for km clients (cli/client.py).
+
+A direct km start spends most of its time before the program runs: the interpreter
+starting, km importing itself, the VM being built.  The server pays for the first two
+once, and keeps POOL workers ready (forks of itself, each with a VM already built, its
+vCPU probed, waiting on the socket).  A worker that takes a client tells the server
+(which forks the next one), takes on the client's situation (descriptors, working
+directory, environment, umask, signal mask and ignored signals, limits, CPU affinity),
+loads the client's program into its VM, runs it, and reports how it ended; the client
+then ends the same way.
+
+Who may use it: the socket's directory is the user's own (0700), and a worker takes a
+client only with the server's uid, gid, groups, namespaces and descriptor limit, and
+options a prebuilt VM can serve (not --strace, --no-poll or KM_KVM_DEVICE); otherwise the
+client starts directly.  A worker whose client goes away (killed with SIGKILL, say)
+kills itself, as the program would have died with a direct km.
+"""
+
+from __future__ import annotations
+
+import _signal
+import _socket
+import _thread
+import os
+import select
+import sys
+
+from kontain import native
+from kontain.cli import client
+
+POOL = 2  # workers waiting with a VM built: one client at a time gets no wait, two at once neither
+_SIGCHLD, _SIGKILL, _SIGINT = 17, 9, 2
+_PR_SET_PDEATHSIG = 1
+RESERVE_CONN = 128  # the connection's place among the monitor's descriptors (kernel/fdtable.py)
+
+
+def serve(path: str) -> int:
+    """Listen on ``path`` until killed."""
+    from kontain import lazy
+
+    lazy.preload()
+    from kontain.kernel import process  # noqa: F401  (for the workers)
+
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        if os.stat(directory).st_uid != os.getuid():
+            sys.stderr.write(f"km: --serve {path}: {directory} belongs to another user (use a directory of your own)\n")
+            return 1
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        old = os.umask(0o177)
+        try:
+            listener.bind(path)
+        finally:
+            os.umask(old)
+        listener.listen(64)
+    except OSError as e:
+        sys.stderr.write(f"km: --serve {path}: {e.strerror}\n")
+        return 1
+    native_client = build_client(os.path.abspath(path))
+    _signal.signal(_SIGCHLD, _signal.SIG_IGN)  # the kernel reaps the workers
+    _signal.signal(_SIGINT, _signal.SIG_DFL)  # ^C ends the server (its waiting workers with it)
+    taken_r, taken_w = os.pipe2(os.O_CLOEXEC)
+    how = f"{native_client} PROGRAM, or " if native_client else ""
+    sys.stderr.write(f"km: serving on {path} (run programs with {how}KM_SERVER={path} km PROGRAM)\n")
+    sys.stderr.flush()
+    waiting: set[int] = set()
+    while True:
+        while len(waiting) < POOL:
+            waiting.add(_spawn(listener, taken_w))
+        ready, _, _ = select.select([taken_r], [], [], 1.0)
+        if ready:
+            for pid in os.read(taken_r, 4096).split():
+                waiting.discard(int(pid))
+        for pid in list(waiting):  # a worker that died before it took a client
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                waiting.discard(pid)
+
+
+def build_client(socket_path: str) -> str | None:
+    """Compile the native client (kmc.c) next to the socket, with this km's paths baked
+    in; None when there is no C compiler (KM_SERVER with the Python km still works)."""
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kmc.c")
+    out = os.path.join(os.path.dirname(socket_path), "km")
+
+    def c_string(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else "km"
+    defines = [f"-DKM_PYTHON={c_string(sys.executable)}", f"-DKM_SCRIPT={c_string(script)}",
+               f"-DKM_SOCKET={c_string(socket_path)}"]
+    for static in (["-static"], []):
+        r = subprocess.run([cc, "-O2", *static, *defines, "-o", out + ".tmp", source], capture_output=True)
+        if r.returncode == 0:
+            os.rename(out + ".tmp", out)
+            return out
+    return None
+
+
+def _spawn(listener, taken_w: int) -> int:
+    server = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    native.syscall(157, _PR_SET_PDEATHSIG, _SIGKILL)  # a waiting worker ends with the server
+    if os.getppid() != server:
+        os._exit(0)
+    status = 1
+    try:
+        status = _worker(listener, taken_w)
+    except BaseException as e:  # a worker never gets back into the server's loop
+        os.write(2, f"km: server worker: {e!r}\n".encode())
+    os._exit(status)
+
+
+def _worker(listener, taken_w: int) -> int:
+    """Build a VM, wait for a client, become it, run its program, report the end."""
+    native.reset_pid()  # process_vm_* name this process, not the server
+    _signal.signal(_SIGCHLD, _signal.SIG_DFL)
+    from kontain.cli import main
+    from kontain.kernel.process import Config, Process
+
+    proc = Process(Config(), "", [], [])
+    proc.prepare()
+    while True:
+        try:
+            conn, _ = listener._accept()
+            break
+        except InterruptedError:
+            continue
+    native.syscall(157, _PR_SET_PDEATHSIG, 0)  # a running program outlives the server
+    os.write(taken_w, b"%d\n" % os.getpid())
+    listener.close()
+    os.close(taken_w)
+    sock = _socket.socket(fileno=conn)
+    received = _receive(sock)
+    if received is None:
+        return 1
+    try:
+        req = Request(*received)
+        o = main.parse([os.fsdecode(a) for a in req.argv], out=_Discard())  # --help: the client's own
+    except (IndexError, ValueError, main.UsageError):
+        req = o = None  # malformed, or a usage error that the client's direct start reports
+    cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+    uid, gid = int.from_bytes(cred[4:8], "little"), int.from_bytes(cred[8:12], "little")
+    if (uid, gid) != (os.getuid(), os.getgid()):
+        why = "another user"
+    elif req is None or not isinstance(o, main.Options):
+        why = "a request to start directly"  # --help, --version, a usage error
+    else:
+        why = req.refusal(proc.fds.floor) or ("" if main.fits_prepared(o) else "options")
+    if why:
+        sock.sendall(b"no " + why.encode() + b"\n")
+        return 0
+    sock = _socket.socket(fileno=req.adopt(sock.detach(), proc.fds))
+    me = os.getpid()
+    sock.sendall(b"ok %d\n" % me)
+
+    def report(end) -> None:
+        if os.getpid() == me:  # not from a forked child of the program
+            word = b"signal %d\n" % end.signal if end.signal else b"exit %d\n" % end.status
+            try:
+                sock.sendall(word)
+            except OSError:
+                pass
+
+    _thread.start_new_thread(_watch, (sock,))
+    proc.inherited = (req.mask & ~(1 << 8 | 1 << 18), [s for s in range(1, 65) if req.ignored >> (s - 1) & 1])
+    proc.rlimits = {r: req.rlimit(r) for r in proc.rlimits}
+    status = main.run(o, prepared=proc, report=report)
+    report(_Exit(status))
+    return status
+
+
+def _watch(sock) -> None:
+    """The client went away (its end of the connection closed): so does the program."""
+    try:
+        while sock.recv(64):
+            pass
+    except OSError:
+        pass
+    os.kill(os.getpid(), _SIGKILL)
+
+
+class _Discard:
+    def write(self, _text: str) -> None:
+        pass
+
+
+class _Exit:
+    def __init__(self, status: int):
+        self.status, self.signal = status, 0
+
+
+def _receive(sock) -> tuple[list[bytes], list[int]] | None:
+    """The request's fields and the descriptors that came with it."""
+    head, ancdata, _, _ = sock.recvmsg(8, _socket.CMSG_SPACE(4 * (client.MAX_FDS + 1)))
+    fds: list[int] = []
+    for level, kind, data in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds += [int.from_bytes(data[i:i + 4], "little") for i in range(0, len(data) - len(data) % 4, 4)]
+    if len(head) != 8:
+        return None
+    want = int.from_bytes(head, "little")
+    if want > 64 << 20:
+        return None
+    chunks, got = [], 0
+    while got < want:
+        chunk = sock.recv(min(want - got, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks).split(b"\0"), fds
+
+
+class Request:
+    """A client's situation, as client.situation() wrote it."""
+
+    def __init__(self, fields: list[bytes], fds: list[int]):
+        if fields[0] != client.VERSION:
+            raise ValueError("version")
+        n = int(fields[1])
+        self.argv = fields[2:2 + n]
+        m = int(fields[2 + n])
+        self.env = dict(e.split(b"=", 1) for e in fields[3 + n:3 + n + m] if b"=" in e)
+        (umask, mask, ignored, self.cwd, self.ns, self.groups, cpus, limits, numbers, cloexec,
+         has_cwd) = fields[3 + n + m:3 + n + m + 11]
+        self.umask, self.mask, self.ignored = int(umask), int(mask), int(ignored)
+        self.cpus = [int(c) for c in cpus.split(b",") if c]
+        self.limits = [tuple(int(x) for x in pair.split(b":")) for pair in limits.split()]
+        self.numbers = [int(x) for x in numbers.split(b",") if x]
+        self.cloexec = [x == b"1" for x in cloexec.split(b",") if x]
+        self.fds = fds[:len(self.numbers)]
+        self.cwd_fd = fds[len(self.numbers)] if has_cwd == b"1" and len(fds) > len(self.numbers) else -1
+        if len(self.fds) != len(self.numbers) or len(self.cloexec) != len(self.numbers):
+            raise ValueError("descriptors")
+
+    def rlimit(self, r: int) -> tuple[int, int]:
+        """The client's limit ``r`` as the program reads it (RLIM_INFINITY unsigned)."""
+        from kontain.abi.flags import RLIM_INFINITY
+
+        return tuple(RLIM_INFINITY if v == -1 else v for v in self.limits[r])  # type: ignore[return-value]
+
+    def refusal(self, floor: int) -> str:
+        """Why a worker whose descriptors start at ``floor`` cannot be the client ('' when
+        it can)."""
+        if self.ns.decode() != ",".join(str(client._ns(n)) for n in client.NAMESPACES):
+            return "other namespaces"
+        if self.groups.decode() != ",".join(map(str, os.getgroups())):
+            return "other groups"
+        import resource
+
+        nofile = resource.RLIMIT_NOFILE
+        if len(self.limits) <= nofile or self.limits[nofile][1] != resource.getrlimit(nofile)[1]:
+            return "another descriptor limit"
+        if any(fd >= floor for fd in self.numbers):
+            return "a descriptor among the monitor's"
+        return ""
+
+    def adopt(self, conn: int, fds) -> int:
+        """Take on the client's situation (but its signal state, which the program gets
+        through Process.inherited); returns where the connection is now: among the
+        monitor's descriptors (``fds``, the prepared process's table), out of reach."""
+        import resource
+
+        conn = _dup_at_least(conn, fds.floor + RESERVE_CONN)
+        # every received descriptor out of the way first, then each to its number
+        base = max(self.numbers, default=2) + 1
+        parked = [_dup_at_least(fd, base) for fd in self.fds]
+        for target, fd, ce in zip(self.numbers, parked, self.cloexec):
+            os.dup2(fd, target, inheritable=not ce)
+        if self.cwd_fd >= 0:
+            try:
+                os.fchdir(self.cwd_fd)
+            except OSError:
+                os.chdir(self.cwd)
+        elif self.cwd:
+            os.chdir(self.cwd)
+        keep = set(self.numbers)
+        for fd in _open_fds():
+            if fd < fds.floor and fd not in keep or fd in parked:
+                os.close(fd)
+        for r, (soft, hard) in enumerate(self.limits):
+            # (NOFILE: the same, or refused; AS and DATA: the monitor's own window would
+            # not fit, and the program's view of them is Process.rlimits, see _worker)
+            if soft != -2 and r not in (resource.RLIMIT_NOFILE, resource.RLIMIT_AS, resource.RLIMIT_DATA):
+                try:
+                    resource.setrlimit(r, (soft, hard))
+                except (ValueError, OSError):
+                    pass  # above the server's hard limit: the server's
+        fds.soft = min(self.limits[resource.RLIMIT_NOFILE][0], fds.floor)  # the program's own soft limit
+        os.umask(self.umask)
+        try:
+            os.sched_setaffinity(0, self.cpus)
+        except OSError:
+            pass
+        os.environb.clear()
+        os.environb.update(self.env)
+        return conn
+
+
+def _dup_at_least(fd: int, lowest: int) -> int:
+    new = native.syscall(72, fd, 1030, lowest)  # fcntl(F_DUPFD_CLOEXEC)
+    if new < 0:
+        raise OSError(-new, os.strerror(-new))
+    return new
+
+
+def _open_fds() -> list[int]:
+    names = os.listdir("/proc/self/fd")
+    return [int(n) for n in names if _valid(int(n))]
+
+
+def _valid(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
