@@ -23,6 +23,11 @@ demo: deps $(STAMP) bytecode $(DEMO_HELLO)
 	@$(KM) /bin/busybox sh -c 'echo one two three | tr " " "\n" | sort -r | head -2'
 	@echo "== python3 (Debian's, dynamic) in a VM"
 	@$(KM) /usr/bin/python3 -c 'import json, hashlib; print(json.dumps({"sha256": hashlib.sha256(b"km").hexdigest()[:16]}))'
+	@echo "== server mode: a warm km keeps VMs ready; its native client starts programs in milliseconds"
+	@d=$$(mktemp -d); $(KM) --serve $$d/km.sock 2>/dev/null & s=$$!; \
+	  for i in $$(seq 100); do [ -x $$d/km ] && [ -S $$d/km.sock ] && break; sleep 0.1; done; \
+	  $$d/km $(DEMO_HELLO); $$d/km /bin/busybox sh -c 'echo "pid $$$$ in a worker of the server"'; \
+	  kill $$s; rm -rf $$d
 
 $(DEMO_HELLO): tests/programs/hello.c
 	@mkdir -p $(dir $@)
