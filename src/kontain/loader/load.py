@@ -145,6 +145,13 @@ def load_program(mm: AddressSpace, path: str, *, pie_base: int, fd: int | None =
 def read_auxv(mm: AddressSpace, sp: int, argc: int, envc: int) -> bytes:
     """The auxiliary vector as written on the initial stack (for /proc/self/auxv)."""
     start = sp + 8 * (1 + argc + 1 + envc + 1)
+    try:
+        chunk = mm.mem.read(start, 1024)  # one copy: the strings lie above it on the stack
+    except GuestError:
+        chunk = b""  # the stack's top is nearer: pair by pair
+    for i in range(0, len(chunk) - 15, 16):
+        if chunk[i:i + 8] == bytes(8):
+            return chunk[:i + 16]
     out = b""
     while True:
         pair = mm.mem.read(start + len(out), 16)
