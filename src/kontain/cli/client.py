@@ -33,7 +33,7 @@ def situation(own: int) -> tuple[list[bytes], list[int], int]:
     """What the worker needs to be this process: the request's fields, the program's
     descriptors (all that are open here but ``own``), and one for the working directory."""
     fds = sorted(int(n) for n in os.listdir("/proc/self/fd"))
-    fds = [fd for fd in fds if fd != own and _is_open(fd)]
+    fds = [fd for fd in fds if fd != own and is_open(fd)]
     try:
         cwd_fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
@@ -56,7 +56,7 @@ def situation(own: int) -> tuple[list[bytes], list[int], int]:
         cwd = os.getcwdb()
     except OSError:
         cwd = b""
-    ns = ",".join(str(_ns(n)) for n in NAMESPACES)
+    ns = ",".join(str(ns_id(n)) for n in NAMESPACES)
     env = [k + b"=" + v for k, v in os.environb.items()]
     argv = [os.fsencode(a) for a in sys.argv[1:]]
     fields = [VERSION, str(len(argv)).encode(), *argv, str(len(env)).encode(), *env,
@@ -67,7 +67,7 @@ def situation(own: int) -> tuple[list[bytes], list[int], int]:
     return fields, fds, cwd_fd
 
 
-def _is_open(fd: int) -> bool:
+def is_open(fd: int) -> bool:
     try:
         os.fstat(fd)
         return True
@@ -82,7 +82,7 @@ def _getsignal(sig: int):
         return None
 
 
-def _ns(name: str) -> int:
+def ns_id(name: str) -> int:
     try:
         return os.stat(f"/proc/self/ns/{name}").st_ino
     except OSError:

@@ -257,7 +257,7 @@ class Request:
     def refusal(self, floor: int) -> str:
         """Why a worker whose descriptors start at ``floor`` cannot be the client ('' when
         it can)."""
-        if self.ns.decode() != ",".join(str(client._ns(n)) for n in client.NAMESPACES):
+        if self.ns.decode() != ",".join(str(client.ns_id(n)) for n in client.NAMESPACES):
             return "other namespaces"
         if self.groups.decode() != ",".join(map(str, os.getgroups())):
             return "other groups"
@@ -320,14 +320,4 @@ def _dup_at_least(fd: int, lowest: int) -> int:
 
 
 def _open_fds() -> list[int]:
-    names = os.listdir("/proc/self/fd")
-    return [int(n) for n in names if _valid(int(n))]
-
-
-def _valid(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-        return True
-    except OSError:
-        return False
-
+    return [fd for fd in map(int, os.listdir("/proc/self/fd")) if client.is_open(fd)]
