@@ -108,6 +108,8 @@ def test_options_a_prepared_vm_cannot_serve_start_directly(runner):
     r = run(runner + ["--strace", str(build("hello"))])
     assert r.returncode == 0 and r.text == "hello from a kontain guest\n"
     assert "write" in r.err
+    r = run(runner + [str(build("hello"))], env={**os.environ, "KM_KVM_DEVICE": "/dev/no-such-kvm"})
+    assert r.returncode == 1 and "/dev/no-such-kvm" in r.err  # the client's own device, not the server's
 
 
 def test_other_namespaces_start_directly(server):

@@ -233,10 +233,11 @@ def run(o: Options, started: tuple[float, float] | None = None, prepared=None, r
     return end.status
 
 
-def fits_prepared(o: Options) -> bool:
-    """Can a VM built with the default configuration run ``o``?  (--strace and
-    --no-poll change how the VM is built, KM_KVM_DEVICE which device builds it.)"""
-    return not o.strace and o.poll and "KM_KVM_DEVICE" not in os.environ
+def fits_prepared(o: Options, environ) -> bool:
+    """Can a VM built with the default configuration run ``o`` for a km whose
+    environment is ``environ`` (bytes keys)?  (--strace and --no-poll change how the VM
+    is built, KM_KVM_DEVICE which device builds it.)"""
+    return not o.strace and o.poll and b"KM_KVM_DEVICE" not in environ
 
 
 def _report_timings(proc, started: tuple[float, float] | None) -> None:

@@ -160,7 +160,7 @@ def _worker(listener, taken_w: int) -> int:
     elif req is None or not isinstance(o, main.Options):
         why = "a request to start directly"  # --help, --version, a usage error
     else:
-        why = req.refusal(proc.fds.floor) or ("" if main.fits_prepared(o) else "options")
+        why = req.refusal(proc.fds.floor) or ("" if main.fits_prepared(o, req.env) else "options")
     if why:
         sock.sendall(b"no " + why.encode() + b"\n")
         return 0
@@ -179,7 +179,11 @@ def _worker(listener, taken_w: int) -> int:
     _thread.start_new_thread(_watch, (sock,))
     proc.inherited = (req.mask & ~(1 << 8 | 1 << 18), [s for s in range(1, 65) if req.ignored >> (s - 1) & 1])
     proc.rlimits = {r: req.rlimit(r) for r in proc.rlimits}
-    status = main.run(o, prepared=proc, report=report)
+    try:
+        status = main.run(o, prepared=proc, report=report)
+    except Exception as e:  # a bug in km: as a direct km would, end with status 1
+        os.write(2, f"km: internal error: {type(e).__name__}: {e} (please report it)\n".encode())
+        status = 1
     report(_Exit(status))
     return status
 
