@@ -280,3 +280,10 @@ def test_touch_fresh_memory(variant):
     """One big allocation written through (huge pages on the host, memory/mm.py)."""
     native, guest = compare([build("touch", variant), "48"])
     assert guest.text == f"{7 * 48 * 256}\n"
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_unmapped_memory_faults_and_comes_back_zeroed(variant):
+    """Loops of mmap and munmap (memslots kept for reuse, memory/slots.py)."""
+    native, guest = compare([build("unmapped", variant)])
+    assert "SIGSEGV at that address: 20" in guest.text and "zeroed: yes" in guest.text

@@ -19,8 +19,10 @@ ANON = F.MAP_PRIVATE | F.MAP_ANONYMOUS
 class Recorder:
     def __init__(self):
         self.slots = {}
+        self.calls = 0
 
     def __call__(self, slot, flags, gpa, size, hva):
+        self.calls += 1
         if size == 0:
             del self.slots[slot]
         else:
@@ -38,8 +40,15 @@ def space():
 
 
 def check_slots(mm):
-    """Slots are disjoint and cover exactly the mappings that are not PROT_NONE."""
-    covered = sorted((g, g + s, f) for g, s, f in mm.rec.slots.values())
+    """Slots are disjoint and, but for parked ones (over unmapped ranges), cover exactly
+    the mappings that are not PROT_NONE."""
+    parked = {p[3]: p for p in mm.slots._parked.values()}
+    for start, end, *_ in parked.values():
+        assert not mm.overlapping(start, end)
+    everything = sorted((g, g + s, f) for g, s, f in mm.rec.slots.values())
+    for (_, a1, _), (b0, _, _) in zip(everything, everything[1:]):
+        assert a1 <= b0
+    covered = sorted((g, g + s, f) for sid, (g, s, f) in mm.rec.slots.items() if sid not in parked)
     for (_, a1, _), (b0, _, _) in zip(covered, covered[1:]):
         assert a1 <= b0
     want = []
@@ -144,3 +153,47 @@ def test_window_translation():
     assert mem.host(GIB + 0x123) == mem.base + GIB + 0x123  # the guard: faults on use
     assert mem.host(0x7FFF_FFFF_F000 + 5) >> 63 == 1  # not a user address at all
     assert mem.host(-1) >> 63 == 1
+
+
+def test_munmap_parks_the_slot_and_mmap_takes_it_back(space):
+    a = space.mmap(0, 16 * PAGE, RW, ANON, -1, 0)
+    calls = space.rec.calls
+    space.munmap(a, 16 * PAGE)
+    check_slots(space)
+    assert space.slots.lookup(a) is None and len(space.slots._parked) == 1
+    assert space.mmap(0, 16 * PAGE, RW, ANON, -1, 0) == a
+    assert space.rec.calls == calls  # no KVM_SET_USER_MEMORY_REGION for either
+    check_slots(space)
+    assert space.slots.lookup(a) is not None
+
+
+def test_a_parked_slot_that_does_not_fit_is_replaced(space):
+    a = space.mmap(0, 16 * PAGE, RW, ANON, -1, 0)
+    space.munmap(a, 16 * PAGE)
+    space.mmap(a, 16 * PAGE, F.PROT_READ, ANON | F.MAP_FIXED, -1, 0)  # read-only now
+    check_slots(space)
+    space.munmap(a, 16 * PAGE)
+    space.mmap(a - 4 * PAGE, 32 * PAGE, RW, ANON | F.MAP_FIXED, -1, 0)  # over it and beyond
+    check_slots(space)
+    assert not space.slots._parked
+
+
+def test_parked_slots_are_few(space):
+    from kontain.memory.slots import PARK_MAX
+
+    addrs = [space.mmap(0, (i + 1) * PAGE, RW, ANON, -1, 0) for i in range(PARK_MAX + 8)]
+    for i, a in enumerate(addrs):
+        space.munmap(a, (i + 1) * PAGE)
+    assert len(space.slots._parked) == PARK_MAX
+    check_slots(space)
+    assert space.slots.drop_parked() == PARK_MAX
+    assert not space.rec.slots
+
+
+def test_a_mapping_over_part_of_a_parked_slot_leaves_nothing_of_it(space):
+    a = space.mmap(0, 16 * PAGE, RW, ANON, -1, 0)
+    space.munmap(a, 16 * PAGE)
+    space.mmap(a + 8 * PAGE, 16 * PAGE, RW, ANON | F.MAP_FIXED, -1, 0)
+    check_slots(space)  # no slot left over [a, a + 8 pages), which nothing maps
+    space.mmap(a, 8 * PAGE, RW, ANON | F.MAP_FIXED, -1, 0)
+    check_slots(space)

@@ -336,8 +336,13 @@ class Task:
             self.stop = SYSCALL
 
     def on_host_fault(self) -> None:
-        """KVM_RUN failed with EFAULT: the host could not provide a guest page (a file
-        mapping past the end of its file)."""
+        """KVM_RUN failed with EFAULT: the host could not provide a guest page.  Maybe in
+        an unmapped range whose memslot was kept for reuse (memory/slots.py, ``park``):
+        KVM does not say where, so every parked slot goes and the access runs again,
+        to fail as in any hole.  Else a file mapping past the end of its file: SIGBUS."""
+        with self.mm.lock:
+            if self.process.slots.drop_parked():
+                return
         self.stop = DIRECT
         try:
             self.fault(S.SIGBUS, S.BUS_ADRERR, None, self.context())

@@ -350,7 +350,7 @@ class AddressSpace:
             return
         self._reserve(start, end)
         self._replace(start, end, [])
-        self.slots.remove(start, end)
+        self.slots.park(start, end)
 
     @_locked
     def mprotect(self, addr: int, length: int, prot: int) -> None:
