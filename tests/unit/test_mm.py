@@ -197,3 +197,14 @@ def test_a_mapping_over_part_of_a_parked_slot_leaves_nothing_of_it(space):
     check_slots(space)  # no slot left over [a, a + 8 pages), which nothing maps
     space.mmap(a, 8 * PAGE, RW, ANON | F.MAP_FIXED, -1, 0)
     check_slots(space)
+
+
+def test_a_forked_child_forgets_parked_slots(space):
+    keep = space.mmap(0, 4 * PAGE, RW, ANON, -1, 0)
+    gone = space.mmap(0, 8 * PAGE, RW, ANON, -1, 0)
+    space.munmap(gone, 8 * PAGE)
+    child = Recorder()
+    space.slots.rebind(child)
+    space.rec = child
+    assert [(g, s) for g, s, _ in child.slots.values()] == [(keep, 4 * PAGE)]
+    check_slots(space)

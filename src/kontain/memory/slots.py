@@ -130,7 +130,13 @@ class SlotMap:
             self.remove(oldest[0], oldest[1])
 
     def rebind(self, set_region: _SetRegion) -> None:
-        """Register every slot again with a new VM (a forked child's)."""
+        """Register every slot again with a new VM (a forked child's); parked ones are
+        forgotten instead (a child that execs at once, as most do, would not reuse them)."""
+        for start, _end, _flags, sid, _hva in list(self._parked.values()):
+            i = bisect.bisect_left(self._starts, start)
+            del self._starts[i], self._slots[i]
+            self._free.append(sid)
+        self._parked.clear()
         self._set = set_region
         for start, end, flags, sid, hva in self._slots:
             set_region(sid, flags, start, end - start, hva)
