@@ -5,6 +5,7 @@ noise hits every runner alike.  Prints medians and ratios; --write also puts the
 in docs/performance.md.
 
     python3 bench/bench.py [--rounds N] [--only ROW,...] [--runners native,km,...] [--write]
+    python3 bench/bench.py --pss [--write]     km's memory (PSS), the guest's and the monitor's
 
 Timings on a shared 2-vCPU cloud VM are noisy: read the ratios, not the milliseconds.
 """
@@ -75,7 +76,14 @@ def main() -> int:
     ap.add_argument("--only", default="")
     ap.add_argument("--runners", default=",".join(RUNNERS))
     ap.add_argument("--write", action="store_true", help="update docs/performance.md")
+    ap.add_argument("--pss", action="store_true", help="only km's memory: PSS of a hello-sized and a 1 GiB program")
     args = ap.parse_args()
+    if args.pss:
+        text = pss_table()
+        print(text)
+        if args.write:
+            write_doc(text, "pss")
+        return 0
     runners = [r for r in args.runners.split(",") if r]
     missing = [r for r in runners if not available(r)]
     for r in missing:
@@ -136,10 +144,50 @@ def render(table, runners, times, rounds) -> str:
     return info + "\n\n" + "\n".join(lines)
 
 
-def write_doc(table_text: str) -> None:
+def pss_table() -> str:
+    """km's proportional set size while a program sleeps, split into the guest's memory
+    (the window: the run of adjacent mappings around the largest one, its reservation)
+    and the monitor's own (everything else: the interpreter, km, KVM's run pages)."""
+    lines = ["| program | km PSS (MiB) | guest memory (MiB) | monitor (MiB) |", "|---|---|---|---|"]
+    for name, mib in (("hello-sized (touch 0 MiB)", 0), ("1 GiB heap (touch 1024 MiB)", 1024)):
+        p = subprocess.Popen(KM + [str(build("touch")), str(mib), "30"], stdout=subprocess.PIPE)
+        try:
+            while p.stdout.readline() not in (b"ready\n", b""):
+                pass
+            maps = _smaps(p.pid)
+        finally:
+            p.kill()
+            p.wait()
+        total = sum(pss for _, _, pss in maps)
+        big = max(range(len(maps)), key=lambda i: maps[i][1] - maps[i][0])
+        lo = hi = big
+        while lo > 0 and maps[lo - 1][1] == maps[lo][0]:
+            lo -= 1
+        while hi + 1 < len(maps) and maps[hi + 1][0] == maps[hi][1]:
+            hi += 1
+        guest = sum(pss for _, _, pss in maps[lo:hi + 1])
+        lines.append(f"| {name} | {total / 1024:.1f} | {guest / 1024:.1f} | {(total - guest) / 1024:.1f} |")
+    return "\n".join(lines)
+
+
+def _smaps(pid: int) -> list[tuple[int, int, int]]:
+    """(start, end, Pss in KiB) of every mapping of ``pid``."""
+    out, cur = [], None
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            lo, hi = (int(x, 16) for x in head.split("-"))
+            cur = [lo, hi, 0]
+            out.append(cur)
+        elif head == "Pss:" and cur is not None:
+            cur[2] = int(line.split()[1])
+    return [tuple(m) for m in out]
+
+
+def write_doc(table_text: str, section: str = "bench") -> None:
     doc = ROOT / "docs" / "performance.md"
     text = doc.read_text() if doc.exists() else "# Performance\n\n<!-- bench:start -->\n<!-- bench:end -->\n"
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     before, rest = text.split(start, 1)
     _, after = rest.split(end, 1)
     doc.write_text(f"{before}{start}\n{table_text}\n{end}{after}")
