@@ -128,3 +128,10 @@ def test_without_a_server_the_client_starts_directly(server, tmp):
     _, client = server
     r = run([str(client), str(build("hello"))], env={**os.environ, "KM_SERVER": str(tmp / "no-such.sock")})
     assert (r.returncode, r.text) == (0, "hello from a kontain guest\n"), r.err
+
+
+def test_a_large_environment(runner):
+    """Bigger than a socket buffer: the request goes in more than one piece."""
+    big = {f"KT_BIG{i}": "x" * 100_000 for i in range(4)}
+    r = run(runner + ["/bin/busybox", "sh", "-c", "echo ${#KT_BIG0} ${#KT_BIG3}"], env={**os.environ, **big})
+    assert (r.returncode, r.text) == (0, "100000 100000\n"), r.err

@@ -111,10 +111,11 @@ def run(path: str) -> None:
     passed = fds + ([cwd_fd] if cwd_fd >= 0 else [])
     reply = []
     if len(passed) <= MAX_FDS:
-        payload = b"\0".join(fields)
+        message = len(payload := b"\0".join(fields)).to_bytes(8, "little") + payload
         try:
-            sock.sendmsg([len(payload).to_bytes(8, "little"), payload],
-                         [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, b"".join(fd.to_bytes(4, "little") for fd in passed))])
+            sent = sock.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                             b"".join(fd.to_bytes(4, "little") for fd in passed))])
+            sock.sendall(message[sent:])  # the rest of a large environment
             reply = _line(sock).split()
         except OSError:
             pass
