@@ -13,6 +13,10 @@ import pytest
 from kt import KM, build, compare, run
 
 
+class _Server(tuple):
+    pid = 0
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     d = tmp_path_factory.mktemp("server")
@@ -25,7 +29,9 @@ def server(tmp_path_factory):
             proc.kill()
             raise AssertionError(f"km --serve did not start: {proc.stderr.read().decode()}")
         time.sleep(0.05)
-    yield sock, client
+    served = _Server((sock, client))
+    served.pid = proc.pid
+    yield served
     proc.terminate()
     proc.wait(timeout=10)
 
@@ -130,8 +136,14 @@ def test_without_a_server_the_client_starts_directly(server, tmp):
     assert (r.returncode, r.text) == (0, "hello from a kontain guest\n"), r.err
 
 
-def test_a_large_environment(runner):
+def test_the_server_runs_them(runner, server):
+    """Not a silent direct start: the program's parent is the server."""
+    r = run(runner + ["/bin/busybox", "sh", "-c", "echo $PPID"])
+    assert int(r.text) == server.pid, r.err
+
+
+def test_a_large_environment(runner, server):
     """Bigger than a socket buffer: the request goes in more than one piece."""
     big = {f"KT_BIG{i}": "x" * 100_000 for i in range(4)}
-    r = run(runner + ["/bin/busybox", "sh", "-c", "echo ${#KT_BIG0} ${#KT_BIG3}"], env={**os.environ, **big})
-    assert (r.returncode, r.text) == (0, "100000 100000\n"), r.err
+    r = run(runner + ["/bin/busybox", "sh", "-c", "echo ${#KT_BIG0} ${#KT_BIG3} $PPID"], env={**os.environ, **big})
+    assert (r.returncode, r.text) == (0, f"100000 100000 {server.pid}\n"), r.err
