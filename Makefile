@@ -68,8 +68,10 @@ $(STAMP): pyproject.toml
 
 # Byte-compile the sources: an editable install has no .pyc files, and with
 # PYTHONDONTWRITEBYTECODE set Python would recompile every module on every km start.
+# Then the bundle of km's start-up modules (src/kontain/bundle.py).
 bytecode: $(STAMP)
 	@$(PY) -m compileall -q src
+	@$(PY) -m kontain.bundle >/dev/null
 
 clean:
 	rm -rf $(VENV) tests/programs/build build dist src/*.egg-info
