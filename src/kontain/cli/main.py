@@ -207,11 +207,9 @@ def run(o: Options, started: tuple[float, float] | None = None, prepared=None, r
         else:
             proc = prepared
             proc.report = report  # also when another thread ends the process
-            proc.config.core, proc.config.timings, proc.config.vdso = o.core, o.timings, o.vdso
-            proc.timings = []
-            proc._mark("start")  # (the VM was built before this client came)
-            proc.config.memory = proc.mm.limit = o.memory
-            proc.path, proc.argv, proc.envp, proc.name = prog.path, prog.argv, _environment(o), o.program
+            proc.take(prog.path, prog.argv, _environment(o), memory=o.memory, core=o.core, timings=o.timings,
+                      vdso=o.vdso)
+            proc.name = o.program
             proc.launch(prog.fd, prog.head, prog.size)
     except ExecError as e:
         _say(f"{o.program}: {e}")

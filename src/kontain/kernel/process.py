@@ -140,6 +140,16 @@ class Process:
         self.vcpu0 = vcpu
         self._mark("probe")
 
+    def take(self, path: str, argv: list[bytes], envp: list[bytes], *, memory: int | None, core: bool,
+             timings: bool, vdso: bool) -> None:
+        """A prepared process (a km server's worker) takes on a client's program and the
+        options a prepared VM can serve (cli/main.fits_prepared)."""
+        self.path, self.argv, self.envp = path, argv, envp
+        self.config.core, self.config.timings, self.config.vdso = core, timings, vdso
+        self.config.memory = self.mm.limit = memory
+        self.timings = []
+        self._mark("start")  # (the VM was built before the client came)
+
     def launch(self, exe_fd: int | None = None, head: bytes | None = None, size: int = 0) -> Task:
         """Load the program into the prepared VM; returns the main thread, ready to run."""
         entry, sp = self._load(self.path, self.argv, self.envp, exe_fd, head, size)
