@@ -59,19 +59,15 @@ SWITCH_INTERVAL = 20e-6  # seconds: the longest a vCPU thread waits for the GIL 
 _S_IFMT, _S_IFREG = 0o170000, 0o100000
 
 
-def _pollable() -> dict[int, object]:
-    """syscall number -> handler the poller may run (never blocks, no registers)."""
-    from kontain.syscalls import table
-
+def _pollable(handlers: list) -> list[int]:
+    """The syscalls the poller may run (they never block, and need no registers)."""
     # Not here, because the host would answer for the poller's thread rather than the
     # program's: sched_yield, getrusage (RUSAGE_THREAD), sched_getaffinity, getcpu; and
     # clock_gettime/clock_getres only for clocks that are not per-thread (_serve).
     # Reads and writes (0, 1, 17-20) only of regular files (_run).
     plain = (0, 1, 4, 5, 6, 8, 9, 10, 11, 12, 17, 18, 19, 20, 21, 28, 39, 63, 79, 89, 95, 96, 97, 99, 100, 102,
              104, 107, 108, 110, 111, 118, 120, 121, 124, 201, 217, 228, 229, 262, 267, 269, 318, 332, 439)
-    out = {nr: table.HANDLERS[nr] for nr in plain if table.HANDLERS[nr] is not None}
-    out[186] = _gettid
-    return out
+    return [nr for nr in plain if handlers[nr] is not None] + [186]  # gettid: _gettid
 
 
 def _gettid(t, *_) -> int:
@@ -108,13 +104,18 @@ class Poller:
     """The slots of one process and the thread that serves them."""
 
     def __init__(self, process) -> None:
+        from kontain.syscalls import table
+
         self.p = process
-        self.handlers = _pollable()
+        # the syscall table itself, whose entries become the functions once their family
+        # is imported (syscalls/table.py, Deferred)
+        self.handlers = table.HANDLERS
+        pollable = _pollable(self.handlers)
         self.pollable = [False] * 512
-        for nr in self.handlers:
+        for nr in pollable:
             self.pollable[nr] = True
         # the stub's map: bit n for syscall n (a copy in each vCPU's stub, see _decline)
-        self.map = sum(1 << nr for nr in self.handlers).to_bytes(64, "little")
+        self.map = sum(1 << nr for nr in pollable).to_bytes(64, "little")
         self.lock = _thread.allocate_lock()  # switching slots on and off, the poller's sleep
         self.slots: dict[int, Slot] = {}  # vCPU id -> slot of the task on it
         self.active: dict[int, Slot] = {}
@@ -280,10 +281,10 @@ class Poller:
         q = slot.q
         task = slot.task
         nr = q[NR]
-        h = self.handlers.get(nr)
-        if h is None:
+        if not (0 <= nr < 512 and self.pollable[nr]):
             res = -ENOSYS  # the stub posts only what its map allows: a scribbled slot
         else:
+            h = _gettid if nr == 186 else self.handlers[nr]
             a0 = q[ARG0]
             if (nr == 228 or nr == 229) and a0 not in _SHARED_CLOCKS:
                 self._decline(slot, nr)
