@@ -206,7 +206,6 @@ def run(o: Options, started: tuple[float, float] | None = None, prepared=None, r
             proc.start(prog.fd, prog.head, prog.size)
         else:
             proc = prepared
-            proc.report = report  # also when another thread ends the process
             proc.take(prog.path, prog.argv, _environment(o), memory=o.memory, core=o.core, timings=o.timings,
                       vdso=o.vdso)
             proc.name = o.program
@@ -223,10 +222,10 @@ def run(o: Options, started: tuple[float, float] | None = None, prepared=None, r
     except MemoryError as e:
         _say(f"out of memory: {e}")
         return 1
+    proc.report = report  # before the run: another thread may end the process (Process.finish)
     end = proc.run()
     if proc.config.timings:
         _report_timings(proc, started)
-    proc.report = report
     proc.finish(end)
     return end.status
 

@@ -235,15 +235,12 @@ class Process:
         """End km the way the program ended (never returns).  ``self.report``, if set, is
         told how, last (a km server's worker tells its client, which then ends the same
         way, cli/server.py)."""
-        report = self.report
+        if end.signal and end.message and end.signal not in (S.SIGPIPE, S.SIGINT) and not self.forked:
+            os.write(2, f"km: {end.message}\n".encode("utf-8", "surrogateescape"))
+        if self.report is not None:
+            self.report(end)
         if end.signal:
-            if end.message and end.signal not in (S.SIGPIPE, S.SIGINT) and not self.forked:
-                os.write(2, f"km: {end.message}\n".encode("utf-8", "surrogateescape"))
-            if report is not None:
-                report(end)
             signals.die_by_signal(end.signal)
-        if report is not None:
-            report(end)
         os._exit(end.status)
 
     # -- signals -----------------------------------------------------------------------
