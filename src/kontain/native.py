@@ -97,6 +97,12 @@ def syscall(nr: int, *args: int) -> int:
     return r
 
 
+def dup_at_least(fd: int, lowest: int) -> int:
+    """fcntl(F_DUPFD_CLOEXEC): a close-on-exec copy of ``fd`` at ``lowest`` or above (how
+    km keeps its own descriptors out of the guest's range); -errno on failure."""
+    return syscall(72, fd, 1030, lowest)
+
+
 def syscall1(nr: int, a: int) -> int:
     r = sc1(nr, a)
     return -get_errno() if r == -1 else r

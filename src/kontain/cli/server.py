@@ -317,7 +317,7 @@ class Request:
 
 
 def _dup_at_least(fd: int, lowest: int) -> int:
-    new = native.syscall(72, fd, 1030, lowest)  # fcntl(F_DUPFD_CLOEXEC)
+    new = native.dup_at_least(fd, lowest)
     if new < 0:
         raise OSError(-new, os.strerror(-new))
     return new

@@ -59,7 +59,7 @@ def fork(p, parent: Task, flags: int, stack: int, ptid: int, ctid: int) -> int:
 
 def _above(p, fd: int) -> int:
     """A monitor descriptor belongs above the guest's range."""
-    new = native.syscall(72, fd, 1030, p.fds.floor)  # fcntl(F_DUPFD_CLOEXEC)
+    new = native.dup_at_least(fd, p.fds.floor)
     os.close(fd)
     return new
 

@@ -28,7 +28,7 @@ from kontain.abi.structs import signalfd_siginfo
 from kontain.kernel.signals import pick
 
 _AF_UNIX, _SOCK_STREAM, _SOCK_NONBLOCK, _SOCK_CLOEXEC = 1, 1, 0o4000, 0o2000000
-_F_GETFL, _F_DUPFD_CLOEXEC = 3, 1030
+_F_GETFL = 3
 _O_NONBLOCK = 0o4000
 SIGINFO_RECORD = signalfd_siginfo.size  # 128
 
@@ -99,7 +99,7 @@ class SignalFds:
             r = native.syscall(50, fd, 1)  # listen
         if r == 0:
             r = native.syscall(51, fd, native.address_of(named), native.address_of(size))  # getsockname
-        listener = native.syscall(72, fd, _F_DUPFD_CLOEXEC, p.fds.floor) if r == 0 else r
+        listener = native.dup_at_least(fd, p.fds.floor) if r == 0 else r
         if listener < 0:
             os.close(fd)
             return listener

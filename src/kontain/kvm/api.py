@@ -56,7 +56,7 @@ class Kvm:
         """Move a monitor descriptor above the guest's descriptor range (see kernel.fdtable)."""
         if fd >= self.fd_floor:
             return fd
-        new = _check(native.syscall(72, fd, 1030, self.fd_floor), "fcntl(F_DUPFD_CLOEXEC)")  # fcntl
+        new = _check(native.dup_at_least(fd, self.fd_floor), "fcntl(F_DUPFD_CLOEXEC)")
         os.close(fd)
         return new
 
