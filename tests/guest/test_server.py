@@ -147,3 +147,38 @@ def test_a_large_environment(runner, server):
     big = {f"KT_BIG{i}": "x" * 100_000 for i in range(4)}
     r = run(runner + ["/bin/busybox", "sh", "-c", "echo ${#KT_BIG0} ${#KT_BIG3} $PPID"], env={**os.environ, **big})
     assert (r.returncode, r.text) == (0, f"100000 100000 {server.pid}\n"), r.err
+
+
+@pytest.mark.parametrize("kind", ["native", "python"])
+def test_an_end_that_comes_with_the_ok_is_not_a_refusal(server, tmp, kind):
+    """A fast program's "exit" can reach the client in the same read as the worker's
+    "ok": the client must end with that status, never start the program again
+    directly (a program must never run twice)."""
+    import socket
+    import threading
+
+    _, client = server
+    path = str(tmp / "fake.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+
+    def fake_worker():
+        conn, _ = listener.accept()
+        with conn:
+            head, anc, _, _ = conn.recvmsg(8, socket.CMSG_SPACE(4 * 256))
+            for _level, _kind, data in anc:  # the client's descriptors: its stdout among them
+                for i in range(0, len(data) - 3, 4):
+                    os.close(int.from_bytes(data[i:i + 4], "little"))
+            want = int.from_bytes(head, "little")
+            while want > 0:
+                want -= len(conn.recv(min(want, 1 << 16)))
+            conn.sendall(b"ok %d\nexit 7\n" % os.getpid())  # both lines in one piece
+
+    t = threading.Thread(target=fake_worker)
+    t.start()
+    argv = [str(client)] if kind == "native" else KM
+    r = run(argv + [str(build("hello"))], env={**os.environ, "KM_SERVER": path})
+    t.join(timeout=30)
+    listener.close()
+    assert (r.returncode, r.text) == (7, ""), r.err

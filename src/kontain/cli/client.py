@@ -89,14 +89,24 @@ def ns_id(name: str) -> int:
         return 0
 
 
-def _line(sock) -> bytes:
-    buf = b""
-    while not buf.endswith(b"\n"):
-        chunk = sock.recv(256)
-        if not chunk:
-            return buf
-        buf += chunk
-    return buf
+class _Lines:
+    """The server's reply lines, one at a time.  The worker may send its "ok" and, a
+    fast program later, its "exit" before this process reads either: a read that took
+    both as one reply would start the program a second time directly."""
+
+    def __init__(self, sock) -> None:
+        self.sock = sock
+        self.buf = b""
+
+    def next(self) -> bytes:
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(256)
+            if not chunk:
+                line, self.buf = self.buf, b""
+                return line
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line + b"\n"
 
 
 def run(path: str) -> None:
@@ -110,13 +120,15 @@ def run(path: str) -> None:
     fields, fds, cwd_fd = situation(sock.fileno())
     passed = fds + ([cwd_fd] if cwd_fd >= 0 else [])
     reply = []
+    lines = _Lines(sock)
     if len(passed) <= MAX_FDS:
         message = len(payload := b"\0".join(fields)).to_bytes(8, "little") + payload
         try:
             sent = sock.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
                                              b"".join(fd.to_bytes(4, "little") for fd in passed))])
-            sock.sendall(message[sent:])  # the rest of a large environment
-            reply = _line(sock).split()
+            if sent < len(message):  # the rest of a large environment (never an empty send: a
+                sock.sendall(message[sent:])  # worker done already has closed, EPIPE)
+            reply = lines.next().split()
         except OSError:
             pass
     if cwd_fd >= 0:
@@ -124,9 +136,14 @@ def run(path: str) -> None:
     if len(reply) != 2 or reply[0] != b"ok":
         sock.close()
         return  # refused (another user, other namespaces, an old server): start directly
-    worker = int(reply[1])
-    _forward_signals(worker)
-    end = _line(sock).split()
+    # From here on the program may be running: whatever happens, this process never
+    # starts it again; with no word from the worker it ends as a killed program would.
+    try:
+        worker = int(reply[1])
+        _forward_signals(worker)
+        end = lines.next().split()
+    except (OSError, ValueError):
+        end = []
     _end_like(end)
 
 
