@@ -103,6 +103,13 @@ def dup_at_least(fd: int, lowest: int) -> int:
     return syscall(72, fd, 1030, lowest)
 
 
+def name_thread(name: bytes) -> None:
+    """prctl(PR_SET_NAME) for the calling thread: km's own helper threads say what they
+    are (``top -H``, /proc/PID/task/TID/comm), the guest's threads carry its name."""
+    buf = bytearray(name[:15] + b"\0")
+    syscall(157, 15, address_of(buf), 0, 0, 0)
+
+
 def syscall1(nr: int, a: int) -> int:
     r = sc1(nr, a)
     return -get_errno() if r == -1 else r

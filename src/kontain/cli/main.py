@@ -30,7 +30,10 @@ options:
       --core             write the program's core file (core.PID) if it dies of SIGSEGV & co.
       --timings          print where start-up time went, on stderr
       --no-vdso          do not share the host's vDSO (every clock_gettime is a syscall)
-      --no-poll          no polling tier: every system call exits to the monitor
+      --poll MODE        the polling tier (PVM only): auto (the default: on for threads
+                         that make many calls it can serve), always (from the first
+                         call, never backing off: for tests and measurements), off
+      --no-poll          the same as --poll off: every system call exits to the monitor
       --serve PATH       be a km server on the Unix socket PATH: with KM_SERVER=PATH in
                          its environment, km hands its program to the server, which
                          starts it without a Python start-up (see the user guide)
@@ -88,7 +91,7 @@ class Options:
         self.core = False
         self.timings = False
         self.vdso = True
-        self.poll = True
+        self.poll = "auto"  # the polling tier: auto, always, off
         self.program = ""
         self.args: list[str] = []
 
@@ -142,7 +145,11 @@ def parse(argv: list[str], out=None) -> Options | int:
         elif name == "--no-vdso":
             o.vdso = False
         elif name == "--no-poll":
-            o.poll = False
+            o.poll = "off"
+        elif name == "--poll":
+            o.poll = value()
+            if o.poll not in ("auto", "always", "off"):
+                raise UsageError(f"--poll {o.poll}: expected auto, always or off")
         else:
             raise UsageError(f"unknown option {a} (see km --help)")
         i += 1
@@ -234,7 +241,7 @@ def fits_prepared(o: Options, environ) -> bool:
     """Can a VM built with the default configuration run ``o`` for a km whose
     environment is ``environ`` (bytes keys)?  (--strace and --no-poll change how the VM
     is built, KM_KVM_DEVICE which device builds it.)"""
-    return not o.strace and o.poll and b"KM_KVM_DEVICE" not in environ
+    return not o.strace and o.poll == "auto" and b"KM_KVM_DEVICE" not in environ
 
 
 def _report_timings(proc, started: tuple[float, float] | None) -> None:

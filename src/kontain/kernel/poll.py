@@ -50,6 +50,7 @@ WARMUP_NS = 5_000_000  # (the first 5 ms do not count: the poller may be waking 
 BURST = 64  # pollable exits in a row ...
 BURST_NS = 64 * 400_000  # ... within this time (>2.5k calls/s) switch the slot on
 SPIN = 20_000  # pause rounds the stub waits for an answer (~14 ns each here: ~0.3 ms)
+SPIN_EAGER = 100_000  # with --poll always (the stub's cap, guest.S POLL_SPIN_MAX)
 BACKOFF_MIN_NS, BACKOFF_MAX_NS = 50_000_000, 2_000_000_000  # a slot that did not pay stays off, doubling
 DECLINES = 8  # a call declined this often on a vCPU is no longer posted there ...
 RETRY_NS = 1_000_000_000  # ... for this long
@@ -107,6 +108,11 @@ class Poller:
         from kontain.syscalls import table
 
         self.p = process
+        # --poll always: every slot on from the first pollable call, never backed off,
+        # however many there are, and a longer spin (tests and measurements: the tier's
+        # behaviour then does not depend on the machine's load)
+        self.eager = process.config.poll == "always"
+        self.burst = 1 if self.eager else BURST
         # the syscall table itself, whose entries become the functions once their family
         # is imported (syscalls/table.py, Deferred)
         self.handlers = table.HANDLERS
@@ -171,7 +177,10 @@ class Poller:
         """BURST pollable exits of one thread happened: switch its slot on if fast."""
         now = time.monotonic_ns()
         vid = slot.task.vcpu.id
-        if self.active.get(vid) is slot:
+        if self.eager:
+            if self.active.get(vid) is not slot:
+                self._switch_on(slot, vid, now, SPIN_EAGER)
+        elif self.active.get(vid) is slot:
             # MISSES calls the poller could serve exited although the slot was on; if it
             # answered few meanwhile it answers too late (the stub gave up), e.g. with
             # more busy threads than CPUs: the exits are cheaper then
@@ -179,24 +188,27 @@ class Poller:
             if slot.misses >= 4 * MISSES and 2 * slot.misses > slot.recent and now - slot.on_since > WARMUP_NS:
                 self._back_off(slot, now)
         elif now - slot.t0 < BURST_NS and now >= slot.banned and self._room(now):
-            slot.last = slot.on_since = now
-            slot.recent = slot.misses = 0
-            with self.lock:
-                slot.u32[ON] = SPIN
-                self.active[vid] = slot
-                wake = self._sleeping
-                self._sleeping = False
-            if not self._started:
-                self._started = True
-                _thread.start_new_thread(self._loop, ())
-            elif wake:
-                self._wake.release()
+            self._switch_on(slot, vid, now, SPIN)
         if slot.cleared:
             for nr, when in list(slot.cleared.items()):
                 if now - when > RETRY_NS:  # worth another try
                     del slot.cleared[nr]
                     self._map_bit(vid, nr, True)
         slot.t0 = now
+
+    def _switch_on(self, slot: Slot, vid: int, now: int, spin: int) -> None:
+        slot.last = slot.on_since = now
+        slot.recent = slot.misses = 0
+        with self.lock:
+            slot.u32[ON] = spin
+            self.active[vid] = slot
+            wake = self._sleeping
+            self._sleeping = False
+        if not self._started:
+            self._started = True
+            _thread.start_new_thread(self._loop, ())
+        elif wake:
+            self._wake.release()
 
     def _back_off(self, slot: Slot, now: int) -> None:
         with self.lock:
@@ -226,6 +238,7 @@ class Poller:
 
         signals.block_forwarded()
         signals.block_kick(True)
+        native.name_thread(b"km-poller")
         default_interval = sys.getswitchinterval()
         while True:
             # The poller gives up the GIL every round, but takes it back at once: a vCPU

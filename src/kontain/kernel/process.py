@@ -46,7 +46,7 @@ class Config:
 
     def __init__(self, *, window: int = L.DEFAULT_WINDOW, memory: int | None = None, strace: bool = False,
                  core: bool = False, timings: bool = False, kvm_device: str = "/dev/kvm", vdso: bool = True,
-                 poll: bool = True):
+                 poll: str = "auto"):
         self.window = window  # guest address space
         self.memory = memory  # cap on accessible guest memory (--memory)
         self.strace = strace
@@ -54,7 +54,7 @@ class Config:
         self.timings = timings
         self.kvm_device = kvm_device
         self.vdso = vdso  # share the host's vDSO (clock_gettime without an exit)
-        self.poll = poll  # the polling tier (kernel/poll.py), where the platform has it
+        self.poll = poll  # the polling tier (kernel/poll.py), where the platform has it: auto, always, off
 
 
 class Process:
@@ -129,7 +129,7 @@ class Process:
             vcpu.set_sregs(self.user_sregs)
             vcpu.set_msrs([(k.MSR_SYSCALL_MASK, self.platform.fmask)])
         self.sys.patch_stub(guest_code.SYSCALL_RETURN, self.platform.stub_return)
-        if self.platform.user_stub and self.config.poll and not self.config.strace:
+        if self.platform.user_stub and self.config.poll != "off" and not self.config.strace:
             from kontain.kernel.poll import Poller
 
             self.poller = Poller(self)

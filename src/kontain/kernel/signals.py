@@ -167,6 +167,7 @@ class HostSignals:
 
     def _loop(self) -> None:
         block_forwarded()
+        native.name_thread(b"km-signals")
         self.ident = _thread.get_ident()
         self.tid = native.syscall(186)  # gettid: timers aim SIGEV_THREAD_ID signals here
         block_kick(True)  # here SIG_KICK only wakes this thread up (``wake``)

@@ -67,7 +67,9 @@ def _make_polled(task, plain, poller, slot):
     done_exit = L.poll_stub(task.vcpu.id) + G.POLL_DONE_RETURN  # RIP at the exit after an answered call
     pollable = poller.pollable
     RIP, RFLAGS, R11 = k.RIP, k.RFLAGS, k.R11
-    from kontain.kernel.poll import BURST, IDLE, MISSES, NR, ON, STATE
+    from kontain.kernel.poll import IDLE, MISSES, NR, ON, STATE
+
+    burst = poller.burst
 
     def on_syscall() -> None:
         q[RFLAGS] = q[R11]
@@ -79,7 +81,7 @@ def _make_polled(task, plain, poller, slot):
         nr = q[RAX]
         if 0 <= nr < 512 and pollable[nr] and nr not in slot.cleared:
             slot.count += 1
-            if slot.count >= BURST or slot.count >= MISSES and slot.u32[ON]:
+            if slot.count >= burst or slot.count >= MISSES and slot.u32[ON]:
                 slot.count = 0
                 poller.consider(slot)
         plain()
