@@ -210,6 +210,12 @@ def test_inherited_signal_state(variant):
     from kt import KM
 
     def started_like_nohup():
+        for sig in range(1, signal.NSIG):  # (a shell's background job ignores SIGINT and SIGQUIT)
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):
+                try:
+                    signal.signal(sig, signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
         for sig in (signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR2, 40):
             signal.signal(sig, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_SETMASK, [signal.SIGUSR1, signal.SIGTERM, 35])
