@@ -135,3 +135,57 @@ def _diff(a: str, b: str) -> str:
 
     lines = list(difflib.unified_diff(a.splitlines(), b.splitlines(), "native", "km", lineterm="", n=1))
     return "\n".join(lines[:80]) if lines else "(stdout identical)"
+
+
+# -- running as an unprivileged user ---------------------------------------------------
+#
+# The guest is hostile, and most attacks matter for a program run by an ordinary user
+# (root could do everything they aim at anyway).  Tests that must run as one use
+# ``as_user()``: user nobody, with group kvm for /dev/kvm, as on a Debian machine where
+# udev gives /dev/kvm to group kvm.  The first call sets that up where the tests run
+# as root (creating group kvm and giving /dev/kvm to it, mode 0660); elsewhere the
+# tests fail with a message saying what is missing.
+
+UNPRIVILEGED_UID = 65534  # nobody
+
+
+def _kvm_group() -> int:
+    import grp
+
+    try:
+        return grp.getgrnam("kvm").gr_gid
+    except KeyError:
+        if os.geteuid() != 0:
+            raise RuntimeError("tests that run as an unprivileged user need group kvm (or root to create it)")
+        subprocess.run(["groupadd", "--system", "kvm"], check=True, capture_output=True)
+        return grp.getgrnam("kvm").gr_gid
+
+
+def as_user(argv: list) -> list[str]:
+    """``argv`` run as user nobody (group nobody, supplementary group kvm), with no
+    capabilities.  Sets up /dev/kvm for group kvm the first time, when run as root."""
+    import stat
+
+    gid = _kvm_group()
+    st = os.stat("/dev/kvm")
+    if st.st_gid != gid or st.st_mode & 0o060 != 0o060:
+        if os.geteuid() != 0:
+            raise RuntimeError("/dev/kvm must be read-write for group kvm (chgrp kvm /dev/kvm; chmod g+rw /dev/kvm)")
+        os.chown("/dev/kvm", -1, gid)
+        os.chmod("/dev/kvm", stat.S_IMODE(st.st_mode) | 0o060)
+    if os.geteuid() != 0 and os.geteuid() != UNPRIVILEGED_UID:
+        raise RuntimeError("running as user nobody needs the tests to run as root")
+    return ["setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}", f"--groups={gid}",
+            "--inh-caps=-all", "--"] + [str(a) for a in argv]
+
+
+def user_dir(tmp: Path) -> Path:
+    """A scratch directory user nobody can write in (pytest's are root's, mode 0700)."""
+    d = Path(tmp) / "nobody"
+    d.mkdir(exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(d, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+        for parent in (d.parent, *d.parent.parents):
+            if parent.stat().st_mode & 0o001 == 0:
+                os.chmod(parent, parent.stat().st_mode | 0o001)  # let nobody through to it
+    return d
