@@ -156,7 +156,7 @@ def _kvm_group() -> int:
         return grp.getgrnam("kvm").gr_gid
     except KeyError:
         if os.geteuid() != 0:
-            raise RuntimeError("tests that run as an unprivileged user need group kvm (or root to create it)")
+            raise RuntimeError("tests that run as an unprivileged user need group kvm (or root to create it)") from None
         subprocess.run(["groupadd", "--system", "kvm"], check=True, capture_output=True)
         return grp.getgrnam("kvm").gr_gid
 
