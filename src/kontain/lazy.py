@@ -34,6 +34,7 @@ MODULES = (
     "kontain.kernel.exec",
     "kontain.kernel.fork",
     "kontain.kernel.procfs",
+    "kontain.kernel.paths",
     "kontain.kernel.signalfd",
     "kontain.kernel.jobctl",
     "kontain.kernel.coredump",

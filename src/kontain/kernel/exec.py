@@ -25,7 +25,7 @@ FD_CLOEXEC = 1
 
 def execve(p, task, path: str, argv: list[bytes], envp: list[bytes]) -> None:
     try:
-        prog = resolve_exec(path, argv, p.config.window)
+        prog = resolve_exec(path, argv, p.config.window, opener=lambda path: _open(p, path))
     except ExecError as e:
         raise GuestError(e.errno) from None
     # -- the point of no return ---------------------------------------------------------
@@ -41,16 +41,26 @@ def execve(p, task, path: str, argv: list[bytes], envp: list[bytes]) -> None:
         p.mm.unmap_range(v.start, v.end)
     _close_on_exec(p, keep=prog.fd)
     p.actions.reset_for_exec()
+    p.confinement.dumpable = 1  # as execve makes it (SUID_DUMP_USER)
     p.timers.delete_all()
     task.altstack = (0, S.SS_DISABLE, 0)
     task.saved_mask = None
-    entry, sp = p._load(prog.path, prog.argv, envp, prog.fd, prog.head, prog.size)
+    entry, sp = p._load(prog.path, prog.argv, envp, prog.fd, prog.head, prog.size, opener=lambda path: _open(p, path))
     p.name = path
     vcpu = task.vcpu
     vcpu.set_sregs(cpu.user_sregs(vcpu.get_sregs(), vcpu.id))  # FS and GS bases 0; user mode
     vcpu.set_xsave(p.init_xsave)
     cpu.enter(vcpu, entry, sp)
     task.stop = DIRECT  # registers are final: not a syscall's result
+
+
+def _open(p, path: str) -> int:
+    """The program's exec opens its file (and interpreter) as its open would
+    (kernel/paths.py): never a file of the monitor's."""
+    from kontain.abi import flags as F
+
+    buf = bytearray(os.fsencode(path) + b"\0")
+    return p.opener.open(F.AT_FDCWD, native.address_of(buf), F.O_RDONLY | F.O_CLOEXEC | F.O_LARGEFILE, 0)
 
 
 def _close_on_exec(p, keep: int) -> None:

@@ -77,6 +77,7 @@ def _become_child(p, parent: Task, regs: list[int], sregs: bytearray, xsave: byt
     p.vm.set_memory_region(p.sys.SLOT, 0, p.sys_gpa, p.sys_size, p.sys.host)
     p.slots.rebind(p.vm.set_memory_region)
     p.reset_after_fork()
+    p.confinement.forked()  # (before the child has a second thread)
     p.mm.lock = _thread.RLock()  # another thread may have held it at the fork
     if p.poller is not None:
         p.poller.reset()  # the poller thread did not come along

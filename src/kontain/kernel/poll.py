@@ -66,8 +66,9 @@ def _pollable(handlers: list) -> list[int]:
     # program's: sched_yield, getrusage (RUSAGE_THREAD), sched_getaffinity, getcpu; and
     # clock_gettime/clock_getres only for clocks that are not per-thread (_serve).
     # Reads and writes (0, 1, 17-20) only of regular files (_run).
-    plain = (0, 1, 4, 5, 6, 8, 9, 10, 11, 12, 17, 18, 19, 20, 21, 28, 39, 63, 79, 89, 95, 96, 97, 99, 100, 102,
-             104, 107, 108, 110, 111, 118, 120, 121, 124, 201, 217, 228, 229, 262, 267, 269, 318, 332, 439)
+    # readlink and readlinkat neither: /proc/thread-self names the calling thread.
+    plain = (0, 1, 4, 5, 6, 8, 9, 10, 11, 12, 17, 18, 19, 20, 21, 28, 39, 63, 79, 95, 96, 97, 99, 100, 102,
+             104, 107, 108, 110, 111, 118, 120, 121, 124, 201, 217, 228, 229, 262, 269, 318, 332, 439)
     return [nr for nr in plain if handlers[nr] is not None] + [186]  # gettid: _gettid
 
 

@@ -25,6 +25,7 @@ from kontain.abi import signals as S
 from kontain.abi.errno import EAGAIN
 from kontain.arch.x86_64 import cpu, guest_code, platform, sigframe
 from kontain.arch.x86_64 import layout as L
+from kontain.confine import Confinement
 from kontain.errors import ForkedChild, GuestError, ProcessExit
 from kontain.kernel import signals
 from kontain.kernel.fdtable import FdTable
@@ -79,6 +80,10 @@ class Process:
         self.timers = Timers()  # POSIX timers (timer_create)
         self._signalfds = None  # kernel/signalfd.py, at the first signalfd
         self._procfs = None  # kernel/procfs.py, at the first look at /proc
+        self._opener = None  # kernel/paths.py, at the first open
+        self.procfd = -1  # the monitor's own descriptor of /proc (kernel/paths.py)
+        self.stack_info = (0, 0, 0, 0, 0)  # start_stack, arg_start, arg_end, env_start, env_end
+        self.confinement = Confinement()
         self.zap = False  # exec: every other thread must end
         self.forked = False  # a child of a fork of this km
         self.vfork_fd = -1  # a vfork child: its parent waits until this closes
@@ -105,6 +110,8 @@ class Process:
         # grace period (~8 ms here), of a single-threaded one it does not
         self.fds = FdTable()
         self.kvm = Kvm(self.config.kvm_device, fd_floor=self.fds.floor)
+        self.procfd = _open_procfs(self.fds.floor)
+        self.confinement.start()  # before km has a second thread (kontain/confine.py)
         # the signal mask and ignored signals the program starts with, before km changes them
         # (a server's worker replaces them with its client's)
         self.inherited = signals.inherited_state()
@@ -172,11 +179,13 @@ class Process:
             self.vm.enable_cap(k.KVM_CAP_DISABLE_QUIRKS2, k.KVM_X86_QUIRK_SLOT_ZAP_ALL)
 
     def _load(self, path: str, argv: list[bytes], envp: list[bytes], fd: int | None, head: bytes | None,
-              size: int) -> tuple[int, int]:
-        """Load a program into the (empty) address space: (entry, initial stack pointer)."""
+              size: int, opener=None) -> tuple[int, int]:
+        """Load a program into the (empty) address space: (entry, initial stack pointer).
+        ``opener``: how its interpreter is opened (the program's own exec: as its opens)."""
         self.layout = L.Layout(self.config.window, _randomizer())
         self.mm.mmap_top = self.layout.mmap_top
-        loaded = load.load_program(self.mm, path, pie_base=self.layout.pie_base, fd=fd, head=head, size=size)
+        loaded = load.load_program(self.mm, path, pie_base=self.layout.pie_base, fd=fd, head=head, size=size,
+                                   opener=opener)
         self.mm.set_brk_start(loaded.brk + self.layout.brk_offset)
         top = self.layout.stack_top
         self.mm.mmap(top - L.STACK_MAX, L.STACK_MAX, F.PROT_READ | F.PROT_WRITE,
@@ -188,6 +197,7 @@ class Process:
         self.exe_path = os.fsencode(os.path.realpath(path))  # what /proc/self/exe names
         self.exe_path_buf = bytearray(self.exe_path + b"\0")
         self.auxv_bytes = load.read_auxv(self.mm, sp, len(argv), len(envp))
+        self.stack_info = _stack_info(self.mm.mem, sp, argv, envp)
         self._procfs = None  # a new program: a new /proc/self
         _name_process(os.path.basename(path), argv)
         return loaded.entry, sp
@@ -427,6 +437,7 @@ class Process:
         self.timers = Timers()  # a child has no timers
         self.zap = False
         self._procfs = None  # /proc/<pid> is the child's now
+        self._opener = None
 
     def adopt_forked(self, task: Task) -> None:
         self.forked = True  # its parent is a guest program: it, not km, reports how this one ends
@@ -464,12 +475,21 @@ class Process:
     # imported at first use (kontain/lazy.py): many programs never look at either
     @property
     def procfs(self):
-        """/proc/self as this program sees it (kernel/procfs.py)."""
+        """/proc as this program sees it (kernel/procfs.py)."""
         if self._procfs is None:
-            from kontain.kernel.procfs import ProcSelf
+            from kontain.kernel.procfs import ProcFs
 
-            self._procfs = ProcSelf(self)
+            self._procfs = ProcFs(self, self.procfd)
         return self._procfs
+
+    @property
+    def opener(self):
+        """How this program's paths are opened (kernel/paths.py)."""
+        if self._opener is None:
+            from kontain.kernel.paths import Opener
+
+            self._opener = Opener(self)
+        return self._opener
 
     @property
     def signalfds(self):
@@ -540,6 +560,32 @@ def _name_process(name: str, argv: list[bytes]) -> None:
         return
     cmdline = b"".join(a + b"\0" for a in argv)[:end - start]
     native.write_mem(start, cmdline.ljust(end - start, b"\0"))
+
+
+def _open_procfs(floor: int) -> int:
+    """The monitor's own descriptor of /proc (above the program's range): it reopens and
+    identifies what the program opens (kernel/paths.py, kernel/procfs.py) even after the
+    program moved its root where there is no /proc.  -1 when there is no /proc."""
+    try:
+        fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return -1
+    high = native.dup_at_least(fd, floor)
+    os.close(fd)
+    return high
+
+
+def _stack_info(mem, sp: int, argv: list[bytes], envp: list[bytes]) -> tuple[int, int, int, int, int]:
+    """Where the initial stack and the argument and environment strings are (fields 28
+    and 48-51 of /proc/self/stat)."""
+    try:
+        arg_start = mem.read_u64(sp + 8) if argv else 0
+        env_start = mem.read_u64(sp + 8 * (len(argv) + 2)) if envp else 0
+    except GuestError:
+        return sp, 0, 0, 0, 0
+    arg_end = arg_start + sum(len(a) + 1 for a in argv)
+    env_end = env_start + sum(len(e) + 1 for e in envp)
+    return sp, arg_start, arg_end, env_start, env_end
 
 
 def _init_xsave(size: int) -> bytearray:

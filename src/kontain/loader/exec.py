@@ -67,7 +67,7 @@ def resolve(program: str, argv: list[bytes]) -> Program:
     raise ExecError("too many levels of #! interpreters", 40)
 
 
-def resolve_exec(path: str, argv: list[bytes], window: int) -> Program:
+def resolve_exec(path: str, argv: list[bytes], window: int, opener=None) -> Program:
     """execve's view of ``path`` (no PATH search; errors are errno values, as execve
     returns them): the ELF to load, its headers validated, and argv after any `#!`."""
     from kontain.loader import elf
@@ -76,7 +76,7 @@ def resolve_exec(path: str, argv: list[bytes], window: int) -> Program:
         raise ExecError("no such file or directory", 2)
     argv = list(argv)
     for _ in range(MAX_SCRIPT_DEPTH + 1):
-        fd, head, size = open_program(path)
+        fd, head, size = open_program(path, opener)
         if head.startswith(b"#!"):
             os.close(fd)
             interp, arg = _parse_shebang(head)
@@ -86,7 +86,7 @@ def resolve_exec(path: str, argv: list[bytes], window: int) -> Program:
         try:
             image = elf.parse(head, size, window=window)
             if image.interp is not None:
-                ifd, _ihead, _isize = open_program(image.interp)
+                ifd, _ihead, _isize = open_program(image.interp, opener)
                 os.close(ifd)
         except elf.ElfError as e:
             os.close(fd)

@@ -42,10 +42,16 @@ class Loaded:
         self.brk = brk  # first address after the program (the heap starts here)
 
 
-def open_program(path: str) -> tuple[int, bytes, int]:
-    """Open a program file: (fd, first bytes, size).  Raises ExecError like execve's errors."""
+def open_program(path: str, opener=None) -> tuple[int, bytes, int]:
+    """Open a program file: (fd, first bytes, size).  Raises ExecError like execve's errors.
+    ``opener(path) -> fd or -errno`` opens it (the program's own exec: kernel/paths.py)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        if opener is None:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        else:
+            fd = opener(path)
+            if fd < 0:
+                raise OSError(-fd, os.strerror(-fd))
     except FileNotFoundError:
         raise ExecError("no such file or directory", 2, 127) from None
     except PermissionError:
@@ -109,10 +115,10 @@ def load_image(mm: AddressSpace, image: elf.ElfImage, fd: int, path: str, *, bas
 
 
 def load_program(mm: AddressSpace, path: str, *, pie_base: int, fd: int | None = None,
-                 head: bytes | None = None, size: int = 0, read_interp=None) -> Loaded:
+                 head: bytes | None = None, size: int = 0, opener=None) -> Loaded:
     """Load the program at ``path`` (and its interpreter) into ``mm``."""
     if fd is None:
-        fd, head, size = open_program(path)
+        fd, head, size = open_program(path, opener)
     try:
         try:
             image = elf.parse(head, size, window=mm.window)
@@ -126,7 +132,7 @@ def load_program(mm: AddressSpace, path: str, *, pie_base: int, fd: int | None =
     entry = image.entry + bias
     base = 0
     if image.interp is not None:
-        ifd, ihead, isize = open_program(image.interp)
+        ifd, ihead, isize = open_program(image.interp, opener)
         try:
             try:
                 iimage = elf.parse(ihead, isize, window=mm.window)

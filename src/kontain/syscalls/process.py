@@ -75,19 +75,37 @@ def arch_prctl(t, code, addr, *_):
 
 
 # prctl options the host can apply to km's thread exactly as to the program's
-_PRCTL_PASS = {F.PR_SET_PDEATHSIG, F.PR_GET_PDEATHSIG, F.PR_GET_DUMPABLE, F.PR_SET_DUMPABLE, F.PR_CAPBSET_READ,
-               F.PR_GET_TIMERSLACK, F.PR_SET_TIMERSLACK, F.PR_SET_NO_NEW_PRIVS, F.PR_GET_NO_NEW_PRIVS,
-               F.PR_GET_THP_DISABLE, F.PR_SET_THP_DISABLE}
+_PRCTL_PASS = {F.PR_SET_PDEATHSIG, F.PR_GET_PDEATHSIG, F.PR_CAPBSET_READ,
+               F.PR_GET_TIMERSLACK, F.PR_SET_TIMERSLACK, F.PR_GET_THP_DISABLE, F.PR_SET_THP_DISABLE}
+SUID_DUMP_DISABLE, SUID_DUMP_ROOT = 0, 2
 
 
 def prctl(t, option, arg2, arg3, arg4, arg5, *_):
     option = s32(option)
+    c = t.process.confinement  # the flags the monitor keeps for itself (kontain/confine.py)
+    if option == F.PR_GET_DUMPABLE:
+        return c.dumpable
+    if option == F.PR_SET_DUMPABLE:
+        if u64(arg2) not in (SUID_DUMP_DISABLE, 1):
+            raise GuestError(EINVAL)
+        c.dumpable = u64(arg2)
+        return 0
+    if option == F.PR_GET_NO_NEW_PRIVS:
+        if arg2 or arg3 or arg4 or arg5:
+            raise GuestError(EINVAL)
+        return int(c.no_new_privs)
+    if option == F.PR_SET_NO_NEW_PRIVS:
+        if u64(arg2) != 1 or arg3 or arg4 or arg5:
+            raise GuestError(EINVAL)
+        c.no_new_privs = 1
+        return native.syscall(SYS_prctl, option, 1, 0, 0, 0)
     if option in _PRCTL_PASS:
         pointer = option == F.PR_GET_PDEATHSIG
         return native.syscall(SYS_prctl, option, t.mem.host(arg2, 4) if pointer else arg2, arg3, arg4, arg5)
     if option == F.PR_SET_NAME:  # the thread's name: ps and top show it for km's thread
         name = t.mem.cstr(arg2, 4096)[:15] + b"\0"
-        return native.syscall(SYS_prctl, option, native.address_of(bytearray(name)), 0, 0, 0)
+        buf = bytearray(name)  # (alive until the call returns: an address alone keeps nothing alive)
+        return native.syscall(SYS_prctl, option, native.address_of(buf), 0, 0, 0)
     if option == F.PR_GET_NAME:
         host = t.mem.host(arg2, 16)
         return native.syscall(SYS_prctl, option, host, 0, 0, 0)
@@ -167,7 +185,8 @@ def rt_sigqueueinfo(t, tgid, sig, uinfo, *_):
     if tgid == os.getpid():
         t.process.post(sig, _queued_info(t, sig, uinfo, True))
         return 0
-    return native.syscall(SYS_rt_sigqueueinfo, tgid, sig, native.address_of(bytearray(_queued_info(t, sig, uinfo, False))))
+    info = bytearray(_queued_info(t, sig, uinfo, False))
+    return native.syscall(SYS_rt_sigqueueinfo, tgid, sig, native.address_of(info))
 
 
 def rt_tgsigqueueinfo(t, tgid, tid, sig, uinfo, *_):
@@ -176,8 +195,8 @@ def rt_tgsigqueueinfo(t, tgid, tid, sig, uinfo, *_):
         raise GuestError(EINVAL)
     if tgid == os.getpid():
         return _to_thread(t, tid, sig, _queued_info(t, sig, uinfo, True))
-    return native.syscall(SYS_rt_tgsigqueueinfo, tgid, tid, sig,
-                          native.address_of(bytearray(_queued_info(t, sig, uinfo, False))))
+    info = bytearray(_queued_info(t, sig, uinfo, False))
+    return native.syscall(SYS_rt_tgsigqueueinfo, tgid, tid, sig, native.address_of(info))
 
 
 # -- threads -------------------------------------------------------------------------
@@ -223,7 +242,7 @@ def _exec(t, path: str, argv_addr: int, envp_addr: int) -> int:
 
 def _exec_path(t, addr: int) -> str:
     name = t.mem.cstr(addr)
-    if t.process.procfs.name(name) == b"exe":
+    if t.process.procfs.is_exe(name):
         return os.fsdecode(t.process.exe_path)
     return os.fsdecode(name)
 

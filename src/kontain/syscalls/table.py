@@ -160,7 +160,7 @@ TABLE: tuple[Entry, ...] = (
     Entry(77, "ftruncate", P(77, "f v"), FULL),
     Entry(78, "getdents", P(78, "f b2 v"), FULL),
     Entry(79, "getcwd", P(79, "b1 v"), FULL),
-    Entry(80, "chdir", P(80, "s"), FULL),
+    Entry(80, "chdir", fs.chdir, FULL),
     Entry(81, "fchdir", P(81, "f"), FULL),
     Entry(82, "rename", P(82, "s s"), FULL),
     Entry(83, "mkdir", P(83, "s v"), FULL),

@@ -1,0 +1,83 @@
+"""Ways out of the VM, tried as an attacker would (issue: the guest is hostile).
+
+The program and km are one host process: /proc/<pid> is km's own directory, its
+descriptors sit above the program's, its helper threads have /proc/<tid> directories.
+tests/programs/escape.c tries every way of naming them; each test here is one attack,
+run as an unprivileged user where that matters (root could do most of it anyway), and
+compared with the same program run natively where the program's view must not change.
+"""
+
+import subprocess
+
+import pytest
+
+from kt import KM, as_user, build, run, user_dir
+
+
+def _escape():
+    return build("escape", "musl", ("-lpthread",))
+
+
+def _as_nobody_both(tmp, *args):
+    """The program run as user nobody, natively and under km: the same output and status."""
+    argv = [_escape(), *args]
+    native = run(as_user(argv), cwd=user_dir(tmp))
+    guest = run(as_user(KM + argv), cwd=user_dir(tmp))
+    assert (guest.returncode, guest.text) == (native.returncode, native.text), \
+        f"native:\n{native.text}\nkm:\n{guest.text}\n{guest.err}"
+    return guest
+
+
+def test_the_monitors_threads_do_not_exist(tmp):
+    """/proc/self/task, /proc/<tid>, /proc/self/task/<tid>, thread-self and the thread
+    counts in status and stat show the program's threads only."""
+    guest = _as_nobody_both(tmp, "threads")
+    assert "0 not the program's" in guest.text and "reachable: 0" in guest.text, guest.text
+
+
+def test_the_monitors_descriptors_do_not_exist(tmp):
+    """No spelling reaches a descriptor above the program's limit, where km keeps /dev/kvm,
+    the VM, the vCPUs: /proc/self/fd/N, /dev/fd/N, thread-self, /proc/<pid>/fd/N,
+    symlinks to fd/ and to /proc/self, openat on the fd/ directory, O_PATH."""
+    guest = _as_nobody_both(tmp, "fds")
+    assert "reached: 0 opened, 0 stat, 0 readlink" in guest.text, guest.text
+
+
+def test_this_processs_memory_is_out_of_reach(tmp):
+    """/proc/self/mem, pagemap, map_files and syscall, however named: by pid, by thread,
+    with dots, through symlinks, /proc/self/root and cwd magic links, directory
+    descriptors, /dev/fd, an O_PATH descriptor reopened, relative to /proc/self."""
+    r = run(as_user(KM + [_escape(), "mem"]), cwd=user_dir(tmp))
+    assert r.returncode == 0, r.err
+    assert "reached 0 times" in r.text, r.text
+    native = run(as_user([_escape(), "mem"]), cwd=user_dir(tmp))
+    assert "reached 0 times" not in native.text  # (the attempts are real ones)
+
+
+@pytest.mark.parametrize("who", ["parent", "child"])
+@pytest.mark.parametrize("user", ["nobody", "root"])
+def test_a_parent_and_child_cannot_reach_each_other(tmp, who, user):
+    """A forked child's km and its parent's are two processes of the same user: neither
+    program may open the other's memory or descriptors (natively it can)."""
+    argv = KM + [_escape(), who]
+    r = run(as_user(argv) if user == "nobody" else argv, cwd=user_dir(tmp))
+    assert r.returncode == 0, r.err
+    assert f"{who}'s memory: Permission denied" in r.text and "(0 opened)" in r.text, r.text
+    native = run(as_user([_escape(), who]), cwd=user_dir(tmp))
+    assert f"{who}'s memory: opened" in native.text, native.text
+
+
+@pytest.mark.parametrize("user", ["nobody", "root"])
+def test_other_processes_of_the_user_are_out_of_reach(tmp, user):
+    """A process outside km (the user's shell, say) is not the program's to open, even
+    as root (Landlock's ptrace scope: docs/security.md)."""
+    prefix = as_user([]) if user == "nobody" else []
+    other = subprocess.Popen(prefix + ["sleep", "60"])
+    try:
+        r = run(prefix + KM + [_escape(), "other", str(other.pid)], cwd=user_dir(tmp))
+        native = run(prefix + [_escape(), "other", str(other.pid)], cwd=user_dir(tmp))
+    finally:
+        other.kill()
+        other.wait()
+    assert "other process's memory: Permission denied" in r.text, r.text
+    assert "other process's memory: opened" in native.text, native.text
