@@ -81,3 +81,34 @@ def test_other_processes_of_the_user_are_out_of_reach(tmp, user):
         other.wait()
     assert "other process's memory: Permission denied" in r.text, r.text
     assert "other process's memory: opened" in native.text, native.text
+
+
+def test_dropped_privileges_hold_in_the_polling_tier(tmp):
+    """A root program that drops to nobody can no longer see a root-only file, nor read
+    uid 0, in the calls the polling tier serves: Linux's credentials are per host
+    thread, and the poller thread acts for the program (--poll always: it is running,
+    as root, before the drop)."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.fail("this test drops root privileges: run the tests as root", pytrace=False)
+    secret = tmp / "root-only"
+    secret.mkdir(mode=0o700)
+    (secret / "secret").write_text("s")
+    (secret / "secret").chmod(0o600)
+    native = run([_escape(), "drop", secret])
+    guest = run(KM + ["--poll", "always", _escape(), "drop", secret])
+    assert (guest.returncode, guest.text) == (native.returncode, native.text), guest.err
+    assert "after setuid: secret seen 0 times, uid 0 seen 0 times" in guest.text, guest.text
+
+
+def test_close_range_unshare_does_not_split_the_monitor(tmp):
+    """close_range(CLOSE_RANGE_UNSHARE) must not give the calling vCPU thread a
+    descriptor table apart from km's other threads: reads of the closed descriptor
+    (served by the polling tier) fail with EBADF, as natively."""
+    f = tmp / "file"
+    f.write_text("data")
+    native = run([_escape(), "unshare", f])
+    guest = run(KM + ["--poll", "always", _escape(), "unshare", f])
+    assert (guest.returncode, guest.text) == (native.returncode, native.text), guest.err
+    assert "returned data: 0" in guest.text

@@ -266,6 +266,12 @@ static void other_memory(pid_t pid, const char *who) {
 static int drop(const char *dir) {
     char secret[512];
     snprintf(secret, sizeof secret, "%s/secret", dir);
+    long before = 0;
+    for (int i = 0; i < 3000; i++) {  /* (calls the polling tier serves: it is running, as root) */
+        struct stat st;
+        before += stat(secret, &st) == 0;
+    }
+    printf("before setuid: secret seen %ld times\n", before);
     if (setgroups(0, NULL) || setgid(65534) || setuid(65534)) {
         perror("dropping privileges");
         return 1;
@@ -284,6 +290,10 @@ static int drop(const char *dir) {
 static int unshare_read(const char *file) {
     int fd = open(file, O_RDONLY);
     if (fd < 0) { perror(file); return 1; }
+    for (int i = 0; i < 3000; i++) {  /* (calls the polling tier serves: it is running before) */
+        char c;
+        (void)!pread(fd, &c, 1, 0);
+    }
     long r = syscall(SYS_close_range, fd, fd, 2 /* CLOSE_RANGE_UNSHARE */);
     printf("close_range(UNSHARE): %ld\n", r);
     long got = 0;

@@ -98,6 +98,7 @@ def _become_child(p, parent: Task, regs: list[int], sregs: bytearray, xsave: byt
     task = Task(p, vcpu, pid, _thread.get_ident())
     task.sigmask = parent.sigmask
     task.altstack = parent.altstack
+    task.creds = parent.creds
     if flags & F.CLONE_CHILD_SETTID:
         try:
             p.mem.write(ctid, struct.pack("<i", pid))

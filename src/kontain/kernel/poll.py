@@ -132,10 +132,17 @@ class Poller:
         except OSError:
             cpus = os.cpu_count() or 1
         self.max_active = max(1, cpus - 1)
-        self._wake = _thread.allocate_lock()
+        self._wake = _thread.allocate_lock()  # released to wake the current poller thread
         self._wake.acquire()
         self._sleeping = False
         self._started = False
+        # The poller thread acts with its own host credentials, which are those of the
+        # vCPU thread that started it; it serves only threads whose credentials are
+        # the same (Task.creds: None for km's own at start).  A thread that changes its
+        # credentials starts a new poller thread, which takes over (``creds_changed``).
+        self.creds = None
+        self._gen = 0  # the current poller thread's generation; an older one ends
+        self._running = _thread.allocate_lock()  # held by the poller thread that runs
         self.serving: Slot | None = None  # the slot whose call the poller is running
         self.served = 0  # calls answered without an exit (km --timings reports it)
         self._stat = bytearray(144)
@@ -171,8 +178,28 @@ class Poller:
         self._sleeping = False
         self._wake = _thread.allocate_lock()
         self._wake.acquire()
+        self._running = _thread.allocate_lock()
         self.lock = _thread.allocate_lock()
         self.p.sys.clear_poll_slots()
+
+    def creds_changed(self, task) -> None:
+        """``task``'s thread (the calling one) has new credentials: unless the poller has
+        the same, a new poller thread, started from here so that it has exactly these,
+        takes over; the old one ends (and serves meanwhile only the threads whose
+        credentials are its own)."""
+        if not self._started or task.creds == self.creds:
+            return
+        with self.lock:
+            self._gen += 1
+            old_wake, sleeping = self._wake, self._sleeping
+            self._wake = _thread.allocate_lock()
+            self._wake.acquire()
+            self._sleeping = False
+            self.creds = task.creds
+            gen, wake = self._gen, self._wake
+        _thread.start_new_thread(self._loop, (gen, wake, task.creds))
+        if sleeping:
+            old_wake.release()  # (it sees that it is not the current one, and ends)
 
     def consider(self, slot: Slot) -> None:
         """BURST pollable exits of one thread happened: switch its slot on if fast."""
@@ -205,11 +232,15 @@ class Poller:
             self.active[vid] = slot
             wake = self._sleeping
             self._sleeping = False
-        if not self._started:
+            start = not self._started
             self._started = True
-            _thread.start_new_thread(self._loop, ())
+            if start:  # the poller thread starts from this vCPU thread, with its credentials
+                self.creds = slot.task.creds
+            gen, wake_lock, creds = self._gen, self._wake, self.creds
+        if start:
+            _thread.start_new_thread(self._loop, (gen, wake_lock, creds))
         elif wake:
-            self._wake.release()
+            wake_lock.release()
 
     def _back_off(self, slot: Slot, now: int) -> None:
         with self.lock:
@@ -234,24 +265,34 @@ class Poller:
         return False
 
     # -- the poller thread ------------------------------------------------------------
-    def _loop(self) -> None:
+    def _loop(self, gen: int, wake, creds) -> None:
         from kontain.kernel import signals
 
         signals.block_forwarded()
         signals.block_kick(True)
         native.name_thread(b"km-poller")
+        self._running.acquire()  # (after the previous poller thread has ended)
+        try:
+            self._poll(gen, wake, creds)
+        finally:
+            self._running.release()
+
+    def _poll(self, gen: int, wake, creds) -> None:
         default_interval = sys.getswitchinterval()
-        while True:
+        while self._gen == gen:
             # The poller gives up the GIL every round, but takes it back at once: a vCPU
             # thread waiting for it would wait out the switch interval (5 ms) meanwhile.
             sys.setswitchinterval(SWITCH_INTERVAL)
             idle_since = time.monotonic_ns()
             rounds = 0
-            while self.active:
+            while self.active and self._gen == gen:
                 served = False
                 for slot in list(self.active.values()):
                     if slot.u32[STATE] == POSTED:
-                        self._serve(slot)
+                        if slot.task.creds is creds or slot.task.creds == creds:
+                            self._serve(slot)
+                        elif native.cas32(slot.addr, POSTED, DECLINED) == POSTED:
+                            pass  # another thread's credentials: its own thread makes the call
                         served = True
                 rounds += 1
                 if served:
@@ -261,16 +302,19 @@ class Poller:
                     now = time.monotonic_ns()
                     if not idle_since:
                         idle_since = now
-                    elif now - idle_since > IDLE_NS and self._all_off():
+                    elif now - idle_since > IDLE_NS and self._all_off(gen):
                         break
                 native.syscall(24)  # sched_yield: lets the GIL go to the vCPU threads
             sys.setswitchinterval(default_interval)
-            self._wake.acquire()
+            if self._gen == gen:
+                wake.acquire()
 
-    def _all_off(self) -> bool:
+    def _all_off(self, gen: int) -> bool:
         """Switch every slot off and go to sleep, unless one is waiting for an answer.
         (Under the lock: ``consider`` sees either the poller awake or the sleep.)"""
         with self.lock:
+            if self._gen != gen:
+                return True  # another poller thread took over: this one ends
             if any(slot.u32[STATE] == POSTED for slot in self.active.values()):
                 return False
             for slot in self.active.values():

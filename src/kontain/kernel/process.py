@@ -382,6 +382,7 @@ class Process:
         vcpu.set_xsave(parent.vcpu.get_xsave())
         task = Task(self, vcpu, 0)
         task.sigmask = parent.sigmask
+        task.creds = parent.creds  # (its host thread is the parent's child: the same credentials)
         task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace, poller=self.poller)
         started = _thread.allocate_lock()
         started.acquire()

@@ -451,6 +451,14 @@ class ProcFs:
             self._reader = _PrivateReader(self.procfd)
         return self._reader.read(name)
 
+    def thread_credentials(self, tid: int) -> tuple[bytes, ...]:
+        """Everything that decides what a host thread may do, from its status: ids,
+        groups, the five capability sets, no_new_privs, seccomp."""
+        keys = (b"Uid", b"Gid", b"Groups", b"CapInh", b"CapPrm", b"CapEff", b"CapBnd", b"CapAmb", b"NoNewPrivs",
+                b"Seccomp")
+        lines = dict(line.partition(b":")[::2] for line in self._host(b"%d/status" % tid).split(b"\n"))
+        return tuple(lines.get(k, b"").strip() for k in keys)
+
     # -- listings --------------------------------------------------------------------------------
     def listing(self, fd: int) -> bytes | None:
         """b"task", b"fd" or b"fdinfo" when ``fd`` is one of those directories of this

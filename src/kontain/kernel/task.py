@@ -69,6 +69,9 @@ class Task:
         self.clear_child_tid = 0
         self.robust_list = (0, 0)
         self.altstack = (0, S.SS_DISABLE, 0)
+        # this thread's host credentials, when it changed them (None: the ones km
+        # started with); monitor threads act for it only with the same (kernel/poll.py)
+        self.creds: tuple | None = None
         self.on_syscall = None  # set by the dispatcher
 
     # -- registers outside the synced set (slow path) --------------------------------
@@ -404,6 +407,13 @@ class Task:
             except (OSError, GuestError) as e:
                 message += f" (no core file: {e})"
         raise ProcessExit(signal=sig, message=message)
+
+    def credentials_changed(self) -> None:
+        """This thread (the calling one) changed its host credentials (syscalls/identity.py)."""
+        p = self.process
+        self.creds = p.procfs.thread_credentials(self.tid)
+        if p.poller is not None:
+            p.poller.creds_changed(self)
 
     # -- thread exit ---------------------------------------------------------------------
     def exit_thread(self) -> None:

@@ -75,7 +75,7 @@ def arch_prctl(t, code, addr, *_):
 
 
 # prctl options the host can apply to km's thread exactly as to the program's
-_PRCTL_PASS = {F.PR_SET_PDEATHSIG, F.PR_GET_PDEATHSIG, F.PR_CAPBSET_READ,
+_PRCTL_PASS = {F.PR_SET_PDEATHSIG, F.PR_GET_PDEATHSIG, F.PR_CAPBSET_READ, F.PR_GET_KEEPCAPS, F.PR_GET_SECUREBITS,
                F.PR_GET_TIMERSLACK, F.PR_SET_TIMERSLACK, F.PR_GET_THP_DISABLE, F.PR_SET_THP_DISABLE}
 SUID_DUMP_DISABLE, SUID_DUMP_ROOT = 0, 2
 
@@ -99,6 +99,10 @@ def prctl(t, option, arg2, arg3, arg4, arg5, *_):
             raise GuestError(EINVAL)
         c.no_new_privs = 1
         return native.syscall(SYS_prctl, option, 1, 0, 0, 0)
+    if option in (F.PR_SET_KEEPCAPS, F.PR_CAPBSET_DROP, F.PR_SET_SECUREBITS, F.PR_CAP_AMBIENT):
+        from kontain.syscalls import identity
+
+        return identity.changing(t, SYS_prctl, option, arg2, arg3, arg4, arg5)
     if option in _PRCTL_PASS:
         pointer = option == F.PR_GET_PDEATHSIG
         return native.syscall(SYS_prctl, option, t.mem.host(arg2, 4) if pointer else arg2, arg3, arg4, arg5)
