@@ -7,6 +7,31 @@ what went wrong and what to do, and the exit status ``km`` ends with.
 
 from __future__ import annotations
 
+import os
+
+# where km's own messages go: its stderr, as a descriptor of the monitor's own once the
+# program runs (kernel/process.py), which the program can neither close nor redirect
+_MESSAGES = [2]
+
+
+def messages_to(fd: int) -> None:
+    _MESSAGES[0] = fd
+
+
+def messages_fd() -> int:
+    return _MESSAGES[0]
+
+
+def say(text: str) -> None:
+    """One line of km's on its stderr: ``km: text``.  Never fails (a message about a
+    failure must not become another)."""
+    data = f"km: {text}\n".encode("utf-8", "surrogateescape")
+    try:
+        while data:
+            data = data[os.write(_MESSAGES[0], data):]
+    except OSError:
+        pass
+
 
 class GuestError(Exception):
     """The current syscall fails with ``errno``."""

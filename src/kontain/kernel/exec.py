@@ -14,6 +14,7 @@ import os
 
 from kontain import native
 from kontain.abi import signals as S
+from kontain.abi.errno import E2BIG
 from kontain.arch.x86_64 import cpu
 from kontain.errors import GuestError
 from kontain.kernel.task import DIRECT
@@ -21,13 +22,26 @@ from kontain.loader.exec import resolve_exec
 from kontain.loader.load import ExecError
 
 FD_CLOEXEC = 1
+MAX_ARG_STRLEN = 32 * 4096  # Linux's limit on one argument or environment string
+ARG_MAX = 32 * 4096
 
 
-def execve(p, task, path: str, argv: list[bytes], envp: list[bytes]) -> None:
+def execve(p, task, path: str, argv_addr: int, envp_addr: int) -> None:
+    """``argv_addr`` and ``envp_addr``: the program's NULL-terminated string arrays."""
+    # As Linux: the file first (ENOENT, EACCES...), then the strings (EFAULT, E2BIG)
     try:
-        prog = resolve_exec(path, argv, p.config.window, opener=lambda path: _open(p, path))
+        prog = resolve_exec(path, [_ARGV0], p.config.window, opener=lambda path: _open(p, path))
     except ExecError as e:
         raise GuestError(e.errno) from None
+    try:
+        argv, envp = exec_strings(task.mem, argv_addr, envp_addr, _stack_limit())
+    except GuestError:
+        os.close(prog.fd)
+        raise
+    if not argv:
+        argv = [b""]  # as Linux since 5.18: an empty argv gets an empty argv[0]
+    # after `#!` lines, the interpreters and the script's path come first, then argv[1:]
+    prog.argv = argv if prog.argv == [_ARGV0] else prog.argv + argv[1:]
     # -- the point of no return ---------------------------------------------------------
     if len(p.tasks) > 1:
         p.zap_threads(task)
@@ -52,6 +66,59 @@ def execve(p, task, path: str, argv: list[bytes], envp: list[bytes]) -> None:
     vcpu.set_xsave(p.init_xsave)
     cpu.enter(vcpu, entry, sp)
     task.stop = DIRECT  # registers are final: not a syscall's result
+
+
+_ARGV0 = object()  # argv[0] before the program's strings are read (resolve_exec may replace it)
+
+
+def _stack_limit() -> int:
+    """How much argument and environment strings (and their pointers) execve accepts:
+    Linux's bprm_stack_limits, a quarter of RLIMIT_STACK, at most 6 MiB (3/4 of
+    _STK_LIM), at least ARG_MAX (128 KiB)."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    limit = 6 << 20 if soft == resource.RLIM_INFINITY else min(6 << 20, soft // 4)
+    return max(limit, ARG_MAX)
+
+
+def exec_strings(mem, argv_addr: int, envp_addr: int, limit: int) -> tuple[list[bytes], list[bytes]]:
+    """argv and envp of an execve, read as Linux reads them (copy_strings): the pointer
+    arrays first, then each string, every one at most MAX_ARG_STRLEN and all of them,
+    with their pointers, within ``limit`` (E2BIG otherwise), so that no program makes
+    km copy more than Linux would."""
+    argv_ptrs = _pointers(mem, argv_addr, limit)
+    envp_ptrs = _pointers(mem, envp_addr, limit)
+    left = limit - 8 * (max(len(argv_ptrs), 1) + len(envp_ptrs))
+    if left <= 0:
+        raise GuestError(E2BIG)
+    out = []
+    for ptrs in (envp_ptrs, argv_ptrs):
+        strings = []
+        for ptr in ptrs:
+            s = mem.cstr(ptr, MAX_ARG_STRLEN + 1, E2BIG)
+            left -= len(s) + 1
+            if len(s) + 1 > MAX_ARG_STRLEN or left < 0:
+                raise GuestError(E2BIG)
+            strings.append(s)
+        out.append(strings)
+    envp, argv = out
+    return argv, envp
+
+
+def _pointers(mem, addr: int, limit: int) -> list[int]:
+    """A NULL-terminated pointer array: E2BIG as soon as its pointers alone would not fit."""
+    out: list[int] = []
+    if addr == 0:
+        return out
+    while True:
+        chunk = mem.read(addr + 8 * len(out), 8)  # (one at a time: the array may end at a page's end)
+        p = int.from_bytes(chunk, "little")
+        if p == 0:
+            return out
+        out.append(p)
+        if 8 * len(out) >= limit:
+            raise GuestError(E2BIG)
 
 
 def _open(p, path: str) -> int:

@@ -16,7 +16,7 @@ import resource
 from kontain.abi.errno import EBADF, EINVAL, EMFILE, EPERM
 from kontain.errors import GuestError
 
-RESERVE = 256  # descriptors kept for the monitor
+RESERVE = 1056  # descriptors kept for the monitor: one per vCPU (layout.MAX_VCPUS) and a few
 _TABLE_CAP = 1 << 16  # the monitor's fds never go higher: the kernel sizes fd tables by the highest fd
 _EBADF = GuestError(EBADF)
 
@@ -27,7 +27,7 @@ class FdTable:
     def __init__(self) -> None:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         top = min(hard if hard != resource.RLIM_INFINITY else _TABLE_CAP, _TABLE_CAP)
-        reserve = min(RESERVE, max(top // 8, 16))
+        reserve = min(RESERVE, max(top // 8, 16))  # (a small RLIMIT_NOFILE: fewer threads, EAGAIN past them)
         self.floor = top - reserve  # first monitor fd; the guest's hard limit
         self.soft = min(soft, self.floor)
         self.hard = self.floor

@@ -21,6 +21,7 @@ import struct
 
 from kontain import native
 from kontain.abi import flags as F
+from kontain.abi.errno import EAGAIN
 from kontain.arch.x86_64 import cpu
 from kontain.errors import ForkedChild, GuestError
 from kontain.kernel.task import Task
@@ -35,10 +36,16 @@ def fork(p, parent: Task, flags: int, stack: int, ptid: int, ctid: int) -> int:
     xsave = parent.vcpu.get_xsave()
     vfork = bool(flags & F.CLONE_VFORK)
     rfd = wfd = -1
-    if vfork:
-        rfd, wfd = os.pipe2(os.O_CLOEXEC)
-        rfd, wfd = _above(p, rfd), _above(p, wfd)
-    pid = os.fork()
+    try:
+        if vfork:
+            rfd, wfd = os.pipe2(os.O_CLOEXEC)
+            rfd, wfd = _above(p, rfd), _above(p, wfd)
+        pid = os.fork()
+    except OSError as e:  # no process (RLIMIT_NPROC: EAGAIN; memory: ENOMEM), as Linux's fork
+        for fd in (rfd, wfd):
+            if fd >= 0:
+                os.close(fd)
+        raise GuestError(e.errno or EAGAIN) from None
     if pid == 0:
         if vfork:
             os.close(rfd)
@@ -61,6 +68,8 @@ def _above(p, fd: int) -> int:
     """A monitor descriptor belongs above the guest's range."""
     new = native.dup_at_least(fd, p.fds.floor)
     os.close(fd)
+    if new < 0:
+        raise OSError(-new, os.strerror(-new))
     return new
 
 

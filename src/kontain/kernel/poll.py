@@ -359,10 +359,14 @@ class Poller:
                 res = h(task, a0, q[ARG0 + 1], q[ARG0 + 2], q[ARG0 + 3], q[ARG0 + 4], q[ARG0 + 5])
             except GuestError as e:
                 res = -e.errno
-            except Exception as e:  # a bug in a handler must not take the poller down
+            except Exception as e:  # a bug in km: the program ends, from here (dispatch.internal_error)
+                from kontain.errors import ProcessExit
                 from kontain.syscalls.dispatch import internal_error
 
-                res = internal_error(nr, e)
+                try:
+                    internal_error(nr, e)
+                except ProcessExit as end:
+                    self.p.finish(end)
         self._answer(slot, res)
 
     def _decline(self, slot: Slot, nr: int) -> None:

@@ -26,12 +26,12 @@ from kontain.abi.errno import EAGAIN
 from kontain.arch.x86_64 import cpu, guest_code, platform, sigframe
 from kontain.arch.x86_64 import layout as L
 from kontain.confine import Confinement
-from kontain.errors import ForkedChild, GuestError, ProcessExit
+from kontain.errors import ForkedChild, GuestError, ProcessExit, messages_fd, messages_to, say
 from kontain.kernel import signals
 from kontain.kernel.fdtable import FdTable
 from kontain.kernel.task import Task, ThreadExit
 from kontain.kvm import abi as k
-from kontain.kvm.api import Kvm
+from kontain.kvm.api import Kvm, KvmError
 from kontain.loader import load
 from kontain.memory import vdso
 from kontain.memory.mm import AddressSpace
@@ -111,6 +111,7 @@ class Process:
         self.fds = FdTable()
         self.kvm = Kvm(self.config.kvm_device, fd_floor=self.fds.floor)
         self.procfd = _open_procfs(self.fds.floor)
+        self.keep_messages()
         self.confinement.start()  # before km has a second thread (kontain/confine.py)
         # the signal mask and ignored signals the program starts with, before km changes them
         # (a server's worker replaces them with its client's)
@@ -147,10 +148,21 @@ class Process:
         self.vcpu0 = vcpu
         self._mark("probe")
 
+    def keep_messages(self) -> None:
+        """km's messages go to its stderr as it is now, through a descriptor of the
+        monitor's own: the program may close or redirect its descriptor 2."""
+        fd = native.dup_at_least(2, self.fds.floor)
+        if fd >= 0:
+            old = messages_fd()
+            messages_to(fd)
+            if old != 2:
+                os.close(old)
+
     def take(self, path: str, argv: list[bytes], envp: list[bytes], *, memory: int | None, core: bool,
              timings: bool, vdso: bool) -> None:
         """A prepared process (a km server's worker) takes on a client's program and the
         options a prepared VM can serve (cli/main.fits_prepared)."""
+        self.keep_messages()  # (the client's stderr now)
         self.path, self.argv, self.envp = path, argv, envp
         self.config.core, self.config.timings, self.config.vdso = core, timings, vdso
         self.config.memory = self.mm.limit = memory
@@ -246,7 +258,7 @@ class Process:
         told how, last (a km server's worker tells its client, which then ends the same
         way, cli/server.py)."""
         if end.signal and end.message and end.signal not in (S.SIGPIPE, S.SIGINT) and not self.forked:
-            os.write(2, f"km: {end.message}\n".encode("utf-8", "surrogateescape"))
+            say(end.message)
         if self.report is not None:
             self.report(end)
         if end.signal:
@@ -345,7 +357,12 @@ class Process:
             if vcpu_id >= L.MAX_VCPUS:
                 raise GuestError(EAGAIN)
             self.next_vcpu_id += 1
-        vcpu = self.vm.create_vcpu(vcpu_id)
+        try:
+            vcpu = self.vm.create_vcpu(vcpu_id)
+        except KvmError:
+            # no descriptor left above the program's (RLIMIT_NOFILE), or KVM's own limit:
+            # as Linux when it cannot make a thread
+            raise GuestError(EAGAIN) from None
         self.sys.init_vcpu_page(vcpu_id)
         cpu.init_vcpu(vcpu, self.cpuid, self.xcr0, self.platform.fmask, self.lstar(vcpu_id))
         return vcpu
@@ -388,7 +405,12 @@ class Process:
         started.acquire()
         go = _thread.allocate_lock()
         go.acquire()
-        _thread.start_new_thread(self._thread_main, (task, started, go))
+        try:
+            _thread.start_new_thread(self._thread_main, (task, started, go))
+        except RuntimeError:  # no host thread (RLIMIT_NPROC, memory): EAGAIN, as Linux's clone
+            with self.lock:
+                self.idle_vcpus.append(vcpu)
+            raise GuestError(EAGAIN) from None
         started.acquire()  # the host thread knows its tid now
         try:
             if flags & F.CLONE_PARENT_SETTID:
@@ -422,7 +444,7 @@ class Process:
                 runner = VcpuRunner(child.task.vcpu, child.task)
                 continue
             except BaseException as e:  # a monitor bug in a thread must not leave the program hanging
-                os.write(2, f"km: internal error in thread {task.tid}: {e!r}\n".encode())
+                say(f"internal error in thread {task.tid}: {e!r} (please report it)")
                 os._exit(70)
 
     # -- processes --------------------------------------------------------------------
@@ -457,7 +479,7 @@ class Process:
         task.kicked = False
         task.vcpu.set_immediate_exit(False)
 
-    def execve(self, task: Task, path: str, argv: list[bytes], envp: list[bytes]) -> None:
+    def execve(self, task: Task, path: str, argv: int, envp: int) -> None:
         from kontain.kernel import exec as exec_
 
         exec_.execve(self, task, path, argv, envp)

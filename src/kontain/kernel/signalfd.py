@@ -36,9 +36,10 @@ SIGINFO_RECORD = signalfd_siginfo.size  # 128
 class SignalFile:
     """One signalfd: its mask and the monitor's handles on its socket."""
 
-    __slots__ = ("ino", "mask", "listener", "peer", "address")
+    __slots__ = ("ino", "mask", "listener", "peer", "address", "floor")
 
-    def __init__(self, ino: int, mask: int, listener: int, address: bytes):
+    def __init__(self, ino: int, mask: int, listener: int, address: bytes, floor: int):
+        self.floor = floor  # the monitor's descriptors live at and above it
         self.ino = ino
         self.mask = mask
         self.listener = listener  # the monitor's own descriptor of the listening socket
@@ -50,6 +51,11 @@ class SignalFile:
             s = native.syscall(41, _AF_UNIX, _SOCK_STREAM | _SOCK_NONBLOCK | _SOCK_CLOEXEC, 0)  # socket
             if s < 0:
                 return
+            high = native.dup_at_least(s, self.floor)  # the monitor's, out of the program's range
+            os.close(s)
+            if high < 0:
+                return
+            s = high
             addr = bytearray(self.address)
             if native.syscall(42, s, native.address_of(addr), len(addr)) < 0:  # connect
                 os.close(s)
@@ -105,7 +111,7 @@ class SignalFds:
             return listener
         n = struct.unpack("<I", size)[0]
         ino = os.fstat(fd).st_ino
-        self.files[ino] = SignalFile(ino, mask, listener, bytes(named[:n]))
+        self.files[ino] = SignalFile(ino, mask, listener, bytes(named[:n]), p.fds.floor)
         self.update()
         return fd
 

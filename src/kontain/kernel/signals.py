@@ -34,7 +34,7 @@ from kontain.abi import signals as S
 from kontain.abi.errno import EINVAL
 from kontain.abi.signals import siginfo
 from kontain.abi.structs import SIGINFO_SIZE, k_sigaction
-from kontain.errors import GuestError
+from kontain.errors import GuestError, say
 
 SIGSET_SIZE = 8
 SIG_KICK = S.SIGRTMAX  # reserved for the monitor
@@ -183,7 +183,7 @@ class HostSignals:
                     self._forward(sig, info)
                 pending_kicks = self._rekick()
             except BaseException as e:  # the signal thread must survive anything
-                os.write(2, f"km: internal error delivering signal {sig}: {e!r}\n".encode())
+                say(f"internal error delivering signal {sig}: {e!r} (please report it)")
 
     def child_reported(self, pid: int) -> None:
         """A wait just reported child ``pid``: make sure its SIGCHLD has been posted.

@@ -56,9 +56,9 @@ class Kvm:
         """Move a monitor descriptor above the guest's descriptor range (see kernel.fdtable)."""
         if fd >= self.fd_floor:
             return fd
-        new = _check(native.dup_at_least(fd, self.fd_floor), "fcntl(F_DUPFD_CLOEXEC)")
-        os.close(fd)
-        return new
+        new = native.dup_at_least(fd, self.fd_floor)
+        os.close(fd)  # (whatever happens: never left in the program's range)
+        return _check(new, "fcntl(F_DUPFD_CLOEXEC)")
 
     def check_extension(self, cap: int) -> int:
         r = native.ioctl(self.fd, k.KVM_CHECK_EXTENSION, cap)

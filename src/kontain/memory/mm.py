@@ -38,6 +38,20 @@ _MAP_TYPES = (F.MAP_SHARED, F.MAP_PRIVATE, F.MAP_SHARED_VALIDATE)
 # ~2 us (KVM prefetches the shadow entries).  Small ones are nearly always touched whole
 # (malloc arenas, buffers); at most this much is populated for nothing.
 POPULATE_MAX = 256 << 10
+
+
+_MAX_MAP_COUNT: list[int] = []
+
+
+def max_map_count() -> int:
+    """vm.max_map_count (read once, when a program first has many mappings)."""
+    if not _MAX_MAP_COUNT:
+        try:
+            with open("/proc/sys/vm/max_map_count", "rb") as f:
+                _MAX_MAP_COUNT.append(int(f.read()))
+        except (OSError, ValueError):
+            _MAX_MAP_COUNT.append(65530)  # Linux's default
+    return _MAX_MAP_COUNT[0]
 HUGE = 2 << 20  # mappings at least this big get transparent huge pages on the host
 _HOST_PASS = F.MAP_NORESERVE | F.MAP_POPULATE | F.MAP_LOCKED | F.MAP_HUGETLB | (0x3F << 26)  # + huge page size
 _RESERVE_FLAGS = F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_NORESERVE | F.MAP_FIXED
@@ -130,6 +144,7 @@ class AddressSpace:
         self._vmas: list[Vma] = []
         self.brk_start = 0
         self.brk_end = 0
+        self.lock_future = -1  # mlockall(MCL_FUTURE): the mlock2 flags new mappings get (syscalls/mm.py)
 
     # -- the VMA list ----------------------------------------------------------------
     def __iter__(self) -> Iterator[Vma]:
@@ -171,6 +186,13 @@ class AddressSpace:
     @staticmethod
     def _cost(v: Vma) -> int:
         return v.end - v.start if v.prot else 0
+
+    def room(self) -> None:
+        """ENOMEM when a change could take the mappings past vm.max_map_count (a change
+        splits at most one mapping into three), as Linux: no program grows km's list of
+        mappings past what Linux would keep."""
+        if len(self._vmas) + 2 > 1024 and len(self._vmas) + 2 > max_map_count():
+            raise GuestError(ENOMEM)
 
     def _replace(self, start: int, end: int, new: list[Vma]) -> list[Vma]:
         """Cut [start, end) out of the VMA list, put ``new`` (inside it) there, and
@@ -271,6 +293,7 @@ class AddressSpace:
         size = page_up(length)
         if size == 0 or size > self.window:
             raise GuestError(ENOMEM)
+        self.room()
         anonymous = bool(flags & F.MAP_ANONYMOUS)
         fixed = flags & (F.MAP_FIXED | F.MAP_FIXED_NOREPLACE)
         if fixed:
@@ -333,6 +356,7 @@ class AddressSpace:
         size = page_up(length)
         if addr + size > self.window or size == 0:
             raise GuestError(EINVAL)
+        self.room()
         self.unmap_range(addr, addr + size)
 
     def map_special(self, vma: Vma, hva: int) -> None:
@@ -354,6 +378,7 @@ class AddressSpace:
 
     @_locked
     def mprotect(self, addr: int, length: int, prot: int) -> None:
+        self.room()
         if addr & (PAGE - 1) or prot & ~(_PROT_ALL | F.PROT_GROWSDOWN | F.PROT_GROWSUP):
             raise GuestError(EINVAL)
         if prot & F.PROT_GROWSDOWN and prot & F.PROT_GROWSUP:
@@ -387,6 +412,7 @@ class AddressSpace:
 
     @_locked
     def mremap(self, old: int, old_len: int, new_len: int, flags: int, new_addr: int) -> int:
+        self.room()
         if old & (PAGE - 1) or flags & ~_MREMAP_FLAGS:
             raise GuestError(EINVAL)
         if flags & F.MREMAP_FIXED and not flags & F.MREMAP_MAYMOVE:

@@ -8,12 +8,12 @@ without a handler get ENOSYS.  With ``--strace`` a tracing variant prints every 
 
 from __future__ import annotations
 
-import sys
+import os
 
 from kontain.abi.errno import ENOSYS
 from kontain.arch.x86_64 import guest_code as G
 from kontain.arch.x86_64 import layout as L
-from kontain.errors import GuestError
+from kontain.errors import GuestError, messages_fd, say
 from kontain.kvm import abi as k
 from kontain.syscalls import table
 
@@ -47,8 +47,8 @@ def _make_plain(task):
                 res = h(task, q[RDI], q[RSI], q[RDX], q[R10], q[R8], q[R9])
             except GuestError as e:
                 res = -e.errno
-            except Exception as e:  # a bug in a handler must not take the monitor down
-                res = internal_error(nr, e)
+            except Exception as e:  # a bug in km: loud, and the program stops (internal_error)
+                internal_error(nr, e)
         q[RAX] = res
         q[DIRTY] = SYNC_REGS
         # EINTR (a kick), EPIPE (SIGPIPE), pending signals, or rt_sigreturn (stop != SYSCALL)
@@ -89,13 +89,35 @@ def _make_polled(task, plain, poller, slot):
     return on_syscall
 
 
-def internal_error(nr: int, e: Exception) -> int:
-    name = table.name(nr)
-    sys.stderr.write(f"km: internal error in {name}: {type(e).__name__}: {e} (please report it)\n")
-    return -ENOSYS
+INTERNAL_ERROR = 70  # km's exit status when it stops a program because of its own bug (EX_SOFTWARE)
 
 
-def _make_tracing(task, out=sys.stderr):
+def internal_error(nr: int, e: Exception) -> None:
+    """A bug in km serving call ``nr``: say so, and end the program (raises ProcessExit).
+    Going on would hand the program a made-up answer from a monitor in an unknown state;
+    a bug must be loud (and a test must fail), never a silent errno."""
+    from kontain.errors import ProcessExit
+
+    where = ""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        where = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 2)[-1]}:{tb.tb_lineno}"
+    say(f"internal error in {table.name(nr)}: {type(e).__name__}: {e}{where} (please report it)")
+    raise ProcessExit(status=INTERNAL_ERROR)
+
+
+def _trace_line(text: str) -> None:
+    """One --strace line, on km's stderr (which the program cannot close: errors.say)."""
+    data = (text + "\n").encode("utf-8", "surrogateescape")
+    try:
+        os.write(messages_fd(), data)
+    except OSError:
+        pass
+
+
+def _make_tracing(task, out=_trace_line):
     from kontain.syscalls import strace
 
     q = task.q
@@ -113,17 +135,15 @@ def _make_tracing(task, out=sys.stderr):
                 res = h(task, *args)
             except GuestError as e:
                 res = -e.errno
-            except Exception as e:
-                res = internal_error(nr, e)
-            except BaseException:
-                out.write(f"[{task.tid}] {strace.format_call(task, nr, args, None)}\n")
-                out.flush()
+            except BaseException as e:
+                out(f"[{task.tid}] {strace.format_call(task, nr, args, None)}")
+                if isinstance(e, Exception):
+                    internal_error(nr, e)
                 raise
         q[RAX] = res
         q[DIRTY] = SYNC_REGS
         note = "" if h is not None else " (not supported by km)"
-        out.write(f"[{task.tid}] {strace.format_call(task, nr, args, res)}{note}\n")
-        out.flush()
+        out(f"[{task.tid}] {strace.format_call(task, nr, args, res)}{note}")
         if res == -4 or res == -32 or task.has_signals() or task.stop:
             task.after_syscall(nr, res)
 

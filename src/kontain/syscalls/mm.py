@@ -6,25 +6,88 @@ registers and check the descriptor of a file mapping.
 
 from __future__ import annotations
 
+import struct
+
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.errno import EINVAL, ENOMEM
+from kontain.abi.errno import EAGAIN, EINVAL, ENODEV, ENOMEM
 from kontain.errors import GuestError
 from kontain.syscalls.common import s32, u64
 
 SYS_msync, SYS_mincore, SYS_mlock, SYS_munlock, SYS_mlock2 = 26, 27, 149, 150, 325
+MLOCK_ONFAULT = 1
 PAGE = F.PAGE_SIZE
 
 
 def brk(t, addr, *_):
-    return t.mm.brk(u64(addr))
+    mm = t.mm
+    old = mm.brk_end
+    new = mm.brk(u64(addr))
+    if mm.lock_future >= 0 and new > old:
+        start, end = (old + PAGE - 1) & ~(PAGE - 1), (new + PAGE - 1) & ~(PAGE - 1)
+        if end > start and native.syscall(SYS_mlock2, t.mem.base + start, end - start, mm.lock_future) < 0:
+            return mm.brk(old)  # (it cannot be locked: the break stays)
+    return new
+
+
+def mlockall(t, flags, *_):
+    """Locks the program's memory (every mapping of its window on the host), never the
+    monitor's; MCL_FUTURE locks what it maps later (``_lock_new``)."""
+    flags = s32(flags)
+    if not flags or flags & ~(F.MCL_CURRENT | F.MCL_FUTURE | F.MCL_ONFAULT) or flags == F.MCL_ONFAULT:
+        raise GuestError(EINVAL)
+    how = MLOCK_ONFAULT if flags & F.MCL_ONFAULT else 0
+    t.mm.lock_future = how if flags & F.MCL_FUTURE else -1
+    if flags & F.MCL_CURRENT:
+        with t.mm.lock:
+            for v in list(t.mm):
+                r = native.syscall(SYS_mlock2, t.mem.base + v.start, v.end - v.start, how)
+                if r < 0:
+                    return r
+    return 0
+
+
+def munlockall(t, *_):
+    t.mm.lock_future = -1
+    with t.mm.lock:
+        for v in list(t.mm):
+            native.syscall(SYS_munlock, t.mem.base + v.start, v.end - v.start)
+    return 0
 
 
 def mmap(t, addr, length, prot, flags, fd, offset):
     flags = s32(flags)
-    if not flags & F.MAP_ANONYMOUS:
-        fd = t.fds.check(fd)
-    return t.mm.mmap(u64(addr), u64(length), s32(prot), flags, fd, u64(offset))
+    if flags & F.MAP_ANONYMOUS:
+        r = t.mm.mmap(u64(addr), u64(length), s32(prot), flags, fd, u64(offset))
+    else:
+        # the file is looked at and mapped through a descriptor of the monitor's: the
+        # program cannot swap what its number refers to in between
+        own = native.dup_at_least(t.fds.check(fd), t.fds.floor)
+        if own < 0:
+            return own
+        try:
+            if _anon_inode(own):
+                raise GuestError(ENODEV)  # nothing the program may map (KVM's vCPUs and VM among them)
+            r = t.mm.mmap(u64(addr), u64(length), s32(prot), flags, own, u64(offset))
+        finally:
+            native.syscall(3, own)  # close
+    if t.mm.lock_future >= 0:
+        _lock_new(t, r, u64(length))
+    return r
+
+
+def _anon_inode(fd: int) -> bool:
+    st = bytearray(144)
+    return native.syscall(5, fd, native.address_of(st)) == 0 and \
+        struct.unpack_from("<I", st, 24)[0] & 0o170000 == 0  # fstat: no file type (eventfd, KVM...)
+
+
+def _lock_new(t, addr: int, length: int) -> None:
+    """mlockall(MCL_FUTURE): a new mapping is locked, or undone (EAGAIN, as Linux)."""
+    size = (length + PAGE - 1) & ~(PAGE - 1)
+    if native.syscall(SYS_mlock2, t.mem.base + addr, size, t.mm.lock_future) < 0:
+        t.mm.munmap(addr, size)
+        raise GuestError(EAGAIN)
 
 
 def munmap(t, addr, length, *_):

@@ -14,7 +14,7 @@ import os
 import struct
 
 from kontain import native
-from kontain.abi.errno import EBADF, EINVAL, EMSGSIZE
+from kontain.abi.errno import EBADF, EFAULT, EMSGSIZE, ENOBUFS
 from kontain.errors import GuestError
 from kontain.syscalls.common import buffer, fd_pair, ptr, s32, u32
 from kontain.syscalls.rw import UIO_MAXIOV, host_iovec
@@ -24,7 +24,7 @@ SYS_accept, SYS_accept4, SYS_recvfrom, SYS_getsockopt = 43, 288, 45, 55
 SOL_SOCKET, SCM_RIGHTS = 1, 1
 MSG_CTRUNC = 0x8
 SOCKADDR_MAX = 128  # sizeof(struct sockaddr_storage): the kernel never writes more
-CONTROL_MAX = 1 << 20
+RECV_CONTROL_MAX = 4096  # more control data than one message carries (SCM_RIGHTS: 253 descriptors, 1 KiB)
 MSGHDR = struct.Struct("<QI4xQQQQi4x")  # name, namelen, iov, iovlen, control, controllen, flags
 MMSGHDR_SIZE = MSGHDR.size + 8  # struct mmsghdr: msghdr, unsigned msg_len (+ padding)
 CMSGHDR = struct.Struct("<Qii")  # cmsg_len, cmsg_level, cmsg_type
@@ -32,6 +32,20 @@ CMSGHDR = struct.Struct("<Qii")  # cmsg_len, cmsg_level, cmsg_type
 
 def _cmsg_align(n: int) -> int:
     return (n + 7) & ~7
+
+
+_OPTMEM = []
+
+
+def _optmem_max() -> int:
+    """net.core.optmem_max: the most control data the host accepts in one message."""
+    if not _OPTMEM:
+        try:
+            with open("/proc/sys/net/core/optmem_max", "rb") as f:
+                _OPTMEM.append(int(f.read()))
+        except (OSError, ValueError):
+            _OPTMEM.append(20480)  # the kernel's default
+    return _OPTMEM[0]
 
 
 def _check_rights(t, control: bytes) -> None:
@@ -82,17 +96,24 @@ class _HostMsg:
         self.keep = [hv]
         self.name_addr = name
         self.control_addr = control
-        self.control_len = min(controllen, CONTROL_MAX)
         self.control = None
         host_control = 0
+        if sending:
+            # Linux copies the control data into a kernel buffer of at most optmem_max
+            # bytes (ENOBUFS past it): so does km, never more
+            self.control_len = controllen
+            if controllen > min(_optmem_max(), 0x7FFFFFFF):
+                raise GuestError(ENOBUFS)
+        else:
+            # Linux writes what it has straight to the program's buffer; km gives it
+            # one as large as any message's control data can be
+            self.control_len = min(controllen, RECV_CONTROL_MAX)
         if control and controllen:
-            if controllen > CONTROL_MAX:
-                raise GuestError(EINVAL if sending else EMSGSIZE)
             if sending:
                 self.control = bytearray(t.mem.read(control, controllen))
                 _check_rights(t, self.control)
             else:
-                self.control = bytearray(controllen)
+                self.control = bytearray(self.control_len)
             host_control = native.address_of(self.control)
         self.buf = bytearray(MSGHDR.pack(ptr(t, name, min(u32(namelen), SOCKADDR_MAX)) if name else 0, namelen,
                                          native.address_of(hv), n, host_control, self.control_len if host_control else 0, 0))
@@ -149,12 +170,28 @@ def _mmsg_finish(t, vec: int, msgs: list[_HostMsg], arr: bytearray, count: int, 
 
 
 def sendmmsg(t, fd, vec, vlen, flags, *_):
+    """One message at a time, as Linux's loop does (so that km never holds more than one
+    message's copies): stops at the first error, which it returns only if nothing was
+    sent."""
     fd = t.fds.check(fd)
-    msgs, arr, n = _mmsg(t, vec, vlen, sending=True)
-    r = native.syscall(SYS_sendmmsg, fd, native.address_of(arr) if n else 0, n, s32(flags))
-    if r > 0:
-        _mmsg_finish(t, vec, msgs, arr, r, receiving=False)
-    return r
+    vlen = min(u32(vlen), UIO_MAXIOV)
+    flags = s32(flags)
+    sent = 0
+    for i in range(vlen):
+        hdr = vec + i * MMSGHDR_SIZE
+        try:
+            m = _HostMsg(t, t.mem.read(hdr, MSGHDR.size), sending=True)
+            r = native.syscall(SYS_sendmsg, fd, m.address, flags)
+        except GuestError as e:
+            r = -e.errno
+        if r < 0:
+            return sent if sent else r
+        try:
+            t.mem.write(hdr + MSGHDR.size, struct.pack("<I", r))  # msg_len
+        except GuestError:
+            return sent if sent else -EFAULT
+        sent += 1
+    return sent
 
 
 def recvmmsg(t, fd, vec, vlen, flags, timeout, *_):

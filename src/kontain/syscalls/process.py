@@ -236,11 +236,7 @@ def vfork(t, *_):
 
 
 def _exec(t, path: str, argv_addr: int, envp_addr: int) -> int:
-    argv = t.mem.cstr_array(argv_addr)
-    envp = t.mem.cstr_array(envp_addr)
-    if not argv:
-        argv = [b""]  # as Linux since 5.18: an empty argv gets an empty argv[0]
-    t.process.execve(t, path, argv, envp)
+    t.process.execve(t, path, argv_addr, envp_addr)
     return 0
 
 
