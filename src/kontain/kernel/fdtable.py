@@ -29,6 +29,7 @@ class FdTable:
         top = min(hard if hard != resource.RLIM_INFINITY else _TABLE_CAP, _TABLE_CAP)
         reserve = min(RESERVE, max(top // 8, 16))  # (a small RLIMIT_NOFILE: fewer threads, EAGAIN past them)
         self.floor = top - reserve  # first monitor fd; the guest's hard limit
+        self._high = -1  # one past the highest descriptor the program has had (-1: not looked yet)
         self.soft = min(soft, self.floor)
         self.hard = self.floor
         if soft < top:
@@ -54,6 +55,8 @@ class FdTable:
         if fd >= self.soft:
             os.close(fd)
             return -EMFILE
+        if fd >= self._high:
+            self._high = fd + 1
         return fd
 
     def dup_target(self, fd: int) -> int:
@@ -61,7 +64,28 @@ class FdTable:
         fd &= 0xFFFFFFFF
         if fd >= self.soft:
             raise GuestError(EBADF)
+        if fd >= self._high:
+            self._high = fd + 1
         return fd
+
+    def seen(self, fd: int) -> None:
+        """The program has descriptor ``fd`` now (received, or made two at a time)."""
+        if fd >= self._high:
+            self._high = fd + 1
+
+    def table_size(self) -> int:
+        """How many descriptors Linux's table would have room for, given the highest the
+        program has had (fs/file.c alloc_fdtable: 64, then 128 times a power of two):
+        select looks at no more bits than that, and neither does km."""
+        if self._high < 0:  # the first time: what km was started with
+            try:
+                self._high = max((int(n) + 1 for n in os.listdir("/proc/self/fd") if int(n) < self.floor), default=0)
+            except OSError:
+                self._high = self.floor
+        high = max(self._high, 1) - 1
+        if high < 64:
+            return 64
+        return min(128 * (1 << (high // 128).bit_length()), self.floor)
 
     def set_nofile(self, soft: int, hard: int) -> None:
         """setrlimit(RLIMIT_NOFILE) for the guest."""

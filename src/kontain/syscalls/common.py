@@ -144,6 +144,7 @@ def fd_pair(t, nr: int, before: tuple[int, ...], after: tuple[int, ...], addr: i
     else:
         try:
             t.mem.write(addr, bytes(buf))
+            t.fds.seen(max(pair))
             return 0
         except GuestError:
             r = -EFAULT

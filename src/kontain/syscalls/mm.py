@@ -12,10 +12,13 @@ from kontain import native
 from kontain.abi import flags as F
 from kontain.abi.errno import EAGAIN, EINVAL, ENODEV, ENOMEM
 from kontain.errors import GuestError
+from kontain.kvm import abi as k
+from kontain.memory.mm import VM_SPECIAL
 from kontain.syscalls.common import s32, u64
 
 SYS_msync, SYS_mincore, SYS_mlock, SYS_munlock, SYS_mlock2 = 26, 27, 149, 150, 325
 MLOCK_ONFAULT = 1
+STACK_LOCK_BELOW = 128 << 10
 PAGE = F.PAGE_SIZE
 
 
@@ -41,7 +44,14 @@ def mlockall(t, flags, *_):
     if flags & F.MCL_CURRENT:
         with t.mm.lock:
             for v in list(t.mm):
-                r = native.syscall(SYS_mlock2, t.mem.base + v.start, v.end - v.start, how)
+                if v.flags & VM_SPECIAL:
+                    continue  # the host's vDSO pages: Linux leaves VM_SPECIAL mappings unlocked too
+                start = v.start
+                if v.name == "[stack]":
+                    # km maps the whole 8 MiB stack at once; Linux's grows as it is used,
+                    # and locks what it has: the part in use, and a little below
+                    start = max(v.start, (t.q[k.RSP] & ~(PAGE - 1)) - STACK_LOCK_BELOW)
+                r = native.syscall(SYS_mlock2, t.mem.base + start, v.end - start, how)
                 if r < 0:
                     return r
     return 0

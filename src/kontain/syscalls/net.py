@@ -79,6 +79,8 @@ def _accept_rights(t, control: bytearray, used: int) -> tuple[int, bool]:
                 for fd in fds:
                     os.close(fd)
                 return pos, True
+            for fd in fds:
+                t.fds.seen(fd)
         pos += _cmsg_align(length)
     return used, truncated
 

@@ -75,13 +75,12 @@ def ppoll(t, fds_addr, nfds, tsp, sigmask, sigsetsize, *_):
 
 
 def _fdset_copies(t, nfds: int, sets: tuple[int, int, int]) -> tuple[list[bytearray | None], int]:
-    """Copies of the sets, as many bits as the program's descriptor table can have:
-    Linux caps nfds at its table's size and ignores the bits past it, and so does km
-    at the top of the program's range (km's own descriptors live above it), so that no
-    nfds makes km copy more than that."""
+    """Copies of the sets, as many bits as the program's descriptor table has: Linux
+    caps nfds at its table's size and ignores the bits past it (FdTable.table_size),
+    so no nfds makes km copy more than that."""
     if nfds < 0:
         raise GuestError(EINVAL)
-    nfds = min(nfds, t.fds.floor)
+    nfds = min(nfds, t.fds.table_size())
     size = (nfds + 63) // 64 * 8
     copies: list[bytearray | None] = []
     for addr in sets:

@@ -234,7 +234,7 @@ def init_vcpu(vcpu: Vcpu, cpuid: list[tuple[int, ...]], xcr0: int, fmask: int, l
     entries = []
     for e in cpuid:
         if e[0] == 1:  # initial APIC id = vCPU id
-            e = e[:4] + (((e[4] & 0x00FFFFFF) | (vcpu.id << 24)),) + e[5:]
+            e = e[:4] + (((e[4] & 0x00FFFFFF) | ((vcpu.id & 0xFF) << 24)),) + e[5:]  # (8 bits of it)
         entries.append(e)
     vcpu.set_cpuid2(entries)
     vcpu.set_xcr0(xcr0)
