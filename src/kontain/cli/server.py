@@ -44,8 +44,15 @@ def serve(path: str) -> int:
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        if os.stat(directory).st_uid != os.getuid():
+        st = os.stat(directory)
+        if st.st_uid != os.getuid():
             sys.stderr.write(f"km: --serve {path}: {directory} belongs to another user (use a directory of your own)\n")
+            return 1
+        if st.st_mode & 0o022:
+            # another user could replace the socket with one of their own, and clients
+            # would hand their descriptors to it
+            sys.stderr.write(f"km: --serve {path}: others may write in {directory} (use a directory only you "
+                             "can write, e.g. chmod 700)\n")
             return 1
         try:
             os.unlink(path)
@@ -145,6 +152,13 @@ def _worker(listener, taken_w: int) -> int:
     listener.close()
     os.close(taken_w)
     sock = _socket.socket(fileno=conn)
+    # who it is, before anything of the request is read: a client of another user gets
+    # nothing parsed, no file opened on its behalf (--env-file) with the server's rights
+    cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+    uid, gid = int.from_bytes(cred[4:8], "little"), int.from_bytes(cred[8:12], "little")
+    if (uid, gid) != (os.getuid(), os.getgid()):
+        sock.sendall(b"no another user\n")
+        return 0
     received = _receive(sock)
     if received is None:
         return 1
@@ -153,11 +167,7 @@ def _worker(listener, taken_w: int) -> int:
         o = main.parse([os.fsdecode(a) for a in req.argv], out=_Discard())  # --help: the client's own
     except (IndexError, ValueError, main.UsageError):
         req = o = None  # malformed, or a usage error that the client's direct start reports
-    cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
-    uid, gid = int.from_bytes(cred[4:8], "little"), int.from_bytes(cred[8:12], "little")
-    if (uid, gid) != (os.getuid(), os.getgid()):
-        why = "another user"
-    elif req is None or not isinstance(o, main.Options):
+    if req is None or not isinstance(o, main.Options):
         why = "a request to start directly"  # --help, --version, a usage error
     else:
         why = req.refusal(proc.fds.floor) or ("" if main.fits_prepared(o, req.env) else "options")
