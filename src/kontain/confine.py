@@ -28,7 +28,7 @@ import struct
 
 from kontain import native
 
-SYS_prctl, SYS_capget, SYS_capset = 157, 125, 126
+SYS_prctl, SYS_capget, SYS_capset, SYS_seccomp = 157, 125, 126, 317
 SYS_landlock_create_ruleset, SYS_landlock_add_rule, SYS_landlock_restrict_self = 444, 445, 446
 PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 4, 24, 38
 CAP_SYS_PTRACE = 19
@@ -45,6 +45,7 @@ class Confinement:
         self.landlock = 0  # the Landlock ABI version in force, 0 if none
         self.dumpable = 1  # the program's PR_GET_DUMPABLE (the host's is 0)
         self.no_new_privs = 0  # the program's PR_GET_NO_NEW_PRIVS (the host's is 1 under Landlock)
+        self.seccomp = False  # the monitor's filter is in force
 
     def start(self) -> None:
         """At start-up, in the only thread.  Every step is best effort: a kernel without
@@ -54,12 +55,76 @@ class Confinement:
         native.syscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0)
         _drop_ptrace()
         self.landlock = _landlock_domain()
+        self.seccomp = install_filter(monitor_filter())
 
     def forked(self) -> None:
         """In a forked child, before it has a second thread: a domain of its own, below
         the parent's (Landlock allows 16 levels; deeper children keep their parent's)."""
         if self.landlock:
             _landlock_domain()
+
+
+# -- the monitor's seccomp filter ---------------------------------------------------------
+#
+# System calls km makes neither for itself nor for the program: what code running in
+# km's place could use against the host kernel (module loading, mounts, namespaces,
+# io_uring and bpf, userfaultfd, keyrings, another process's descriptors and memory).
+# The program gets ENOSYS for every one of them from the syscall table anyway
+# (tests/unit/test_confine.py keeps the two apart); unshare is allowed for CLONE_FILES
+# alone, which km's /proc reader uses (kernel/procfs.py).
+DENIED = ("ptrace", "syslog", "uselib", "sysfs", "vhangup", "modify_ldt", "pivot_root", "_sysctl", "acct", "mount",
+          "umount2", "swapon", "swapoff", "reboot", "iopl", "ioperm", "init_module", "delete_module", "quotactl",
+          "nfsservctl", "lookup_dcookie", "mbind", "set_mempolicy", "get_mempolicy", "kexec_load", "add_key",
+          "request_key", "keyctl", "migrate_pages", "move_pages", "perf_event_open", "fanotify_init", "fanotify_mark",
+          "name_to_handle_at", "open_by_handle_at", "setns", "kcmp", "finit_module", "kexec_file_load", "bpf",
+          "userfaultfd", "pkey_mprotect", "io_uring_setup", "io_uring_enter", "io_uring_register", "open_tree",
+          "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "pidfd_getfd", "process_madvise", "mount_setattr",
+          "quotactl_fd", "open_tree_attr")
+CLONE_FILES = 0x400
+AUDIT_ARCH_X86_64 = 0xC000003E
+_X32_BIT = 0x40000000
+SECCOMP_SET_MODE_FILTER, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 1, 0x7FFF0000, 0x00050000
+_ENOSYS = 38
+# classic BPF: ld [k], jeq k, jge k, ret k
+_LD_W_ABS, _JEQ_K, _JGE_K, _RET_K = 0x20, 0x15, 0x35, 0x06
+_SECCOMP_DATA_NR, _SECCOMP_DATA_ARCH, _SECCOMP_DATA_ARG0 = 0, 4, 16
+
+
+def monitor_filter() -> bytes:
+    """The filter's BPF program: allow everything but ``DENIED`` (ENOSYS), unshare
+    other than of the descriptor table (ENOSYS), and any other ABI than x86-64's."""
+    from kontain.abi.syscalls import NR
+
+    denied = sorted({NR[name] for name in DENIED if name in NR})
+    unshare = NR["unshare"]
+    insns: list[tuple[int, int, int, int]] = []
+    errno = SECCOMP_RET_ERRNO | _ENOSYS
+    # (a jump's offsets count the instructions after it; the two returns are at the end)
+    n = len(denied)
+    insns.append((_LD_W_ABS, 0, 0, _SECCOMP_DATA_ARCH))
+    insns.append((_JEQ_K, 1, 0, AUDIT_ARCH_X86_64))  # else: the x32 ABI or int 0x80: refused
+    insns.append((_RET_K, 0, 0, errno))
+    insns.append((_LD_W_ABS, 0, 0, _SECCOMP_DATA_NR))
+    insns.append((_JGE_K, 0, 1, _X32_BIT))
+    insns.append((_RET_K, 0, 0, errno))
+    for i, nr in enumerate(denied):
+        insns.append((_JEQ_K, n - i + 2, 0, nr))  # to "ret errno" past the unshare check
+    insns.append((_JEQ_K, 0, 3, unshare))  # unshare: only CLONE_FILES
+    insns.append((_LD_W_ABS, 0, 0, _SECCOMP_DATA_ARG0))
+    insns.append((_JEQ_K, 1, 0, CLONE_FILES))
+    insns.append((_RET_K, 0, 0, errno))
+    insns.append((_RET_K, 0, 0, SECCOMP_RET_ALLOW))
+    return b"".join(struct.pack("<HBBI", *insn) for insn in insns)
+
+
+def install_filter(program: bytes) -> bool:
+    """Install a seccomp filter on the calling thread (and what it creates later).
+    Needs no_new_privs (set here if Landlock did not)."""
+    if native.syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        return False
+    code = bytearray(program)
+    fprog = bytearray(struct.pack("<HxxxxxxQ", len(code) // 8, native.address_of(code)))
+    return native.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, native.address_of(fprog)) == 0
 
 
 def _drop_ptrace() -> None:

@@ -112,3 +112,21 @@ def test_close_range_unshare_does_not_split_the_monitor(tmp):
     guest = run(KM + ["--poll", "always", _escape(), "unshare", f])
     assert (guest.returncode, guest.text) == (native.returncode, native.text), guest.err
     assert "returned data: 0" in guest.text
+
+
+def test_the_monitor_confines_itself_and_the_program_does_not_see_it(tmp):
+    """From outside, km is not dumpable, has no CAP_SYS_PTRACE, no_new_privs and its
+    seccomp filter; the program's own /proc/self/status and prctl show its own flags
+    (nothing set), as natively (docs/security.md, layer 4)."""
+    script = "grep -E '^(NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status; echo ready; read x"
+    p = subprocess.Popen(KM + ["/bin/busybox", "sh", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+    try:
+        seen = [p.stdout.readline() for _ in range(4)]
+        with open(f"/proc/{p.pid}/status") as f:
+            host = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+    finally:
+        p.communicate("\n", timeout=30)
+    assert seen == ["NoNewPrivs:\t0\n", "Seccomp:\t0\n", "Seccomp_filters:\t0\n", "ready\n"], seen
+    assert host["NoNewPrivs"].strip() == "1" and host["Seccomp"].strip() == "2", host
+    assert not int(host["CapEff"], 16) & (1 << 19)  # CAP_SYS_PTRACE

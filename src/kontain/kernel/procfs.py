@@ -338,6 +338,10 @@ class ProcFs:
             b"VmStk": b"%8d kB" % kb["stack"],
             b"VmExe": b"%8d kB" % kb["exe"],
             b"VmLib": b"%8d kB" % 0,
+            # the monitor's own confinement (kontain/confine.py) is not the program's
+            b"NoNewPrivs": b"%d" % p.confinement.no_new_privs,
+            b"Seccomp": b"0",
+            b"Seccomp_filters": b"0",
         }
         lines = host.split(b"\n")
         for i, line in enumerate(lines):
