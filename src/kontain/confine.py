@@ -55,7 +55,11 @@ class Confinement:
         native.syscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0)
         _drop_ptrace()
         self.landlock = _landlock_domain()
-        self.seccomp = install_filter(monitor_filter())
+        if not _FILTERED:  # (a km server's worker has its server's already)
+            self.seccomp = install_filter(monitor_filter())
+            _FILTERED.append(self.seccomp)
+        else:
+            self.seccomp = _FILTERED[0]
 
     def forked(self) -> None:
         """In a forked child, before it has a second thread: a domain of its own, below
@@ -81,6 +85,7 @@ DENIED = ("ptrace", "syslog", "uselib", "sysfs", "vhangup", "modify_ldt", "pivot
           "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "pidfd_getfd", "process_madvise", "mount_setattr",
           "quotactl_fd", "open_tree_attr")
 CLONE_FILES = 0x400
+_FILTERED: list[bool] = []  # the filter is installed in this process (and so in what it forks)
 AUDIT_ARCH_X86_64 = 0xC000003E
 _X32_BIT = 0x40000000
 SECCOMP_SET_MODE_FILTER, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 1, 0x7FFF0000, 0x00050000

@@ -42,6 +42,12 @@ class GuestError(Exception):
         self.errno = errno
 
 
+class OwnThread(Exception):
+    """This call must be made by the calling program thread itself (a monitor thread
+    serving it for the thread, kernel/poll.py, gives it back): its answer depends on
+    which host thread asks (/proc/thread-self)."""
+
+
 class KmError(Exception):
     """A failure the user must see: ``km: <message>``, then exit with ``status``."""
 

@@ -37,10 +37,14 @@ RESERVE_CONN = 128  # the connection's place among the monitor's descriptors (ke
 def serve(path: str) -> int:
     """Listen on ``path`` until killed."""
     from kontain import lazy
+    from kontain.confine import Confinement
 
     lazy.preload()
     from kontain.kernel import process  # noqa: F401  (for the workers)
 
+    # the server confines itself as a km does (not dumpable, a Landlock domain, the
+    # monitor's seccomp filter); each worker enters a Landlock domain below it
+    Confinement().start()
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)

@@ -28,12 +28,14 @@ same way and vetted (``check_path``).
 
 from __future__ import annotations
 
+import _thread
 import os
 import struct
 
 from kontain import native
 from kontain.abi import flags as F
 from kontain.abi.errno import EACCES, EEXIST, ELOOP, ENOENT, ENOTDIR
+from kontain.errors import OwnThread
 
 SYS_openat, SYS_openat2, SYS_newfstatat, SYS_readlinkat = 257, 437, 262, 267
 RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x01, 0x02, 0x04
@@ -253,6 +255,8 @@ class Opener:
         """After a call that looked at a path and reached a file on procfs: 0 when the
         program may know of it, -ENOENT when it is one of km's threads or descriptors,
         EXE when it is this process's exe link (``nofollow``)."""
+        if _thread.get_ident() not in self.p.thread_idents():
+            raise OwnThread()  # (a monitor thread: /proc/thread-self would be its own)
         flags = F.O_PATH | F.O_CLOEXEC | (F.O_NOFOLLOW if nofollow else 0)
         r = openat2(dirfd, path, flags, 0, RESOLVE_NO_MAGICLINKS)
         magic = r == -ELOOP

@@ -36,7 +36,7 @@ from kontain import native
 from kontain.abi.errno import ENOSYS
 from kontain.arch.x86_64 import guest_code as G
 from kontain.arch.x86_64 import layout as L
-from kontain.errors import GuestError
+from kontain.errors import GuestError, OwnThread
 from kontain.kvm import abi as k
 
 # slot fields: u32 view, then signed u64 view
@@ -359,6 +359,9 @@ class Poller:
                 res = h(task, a0, q[ARG0 + 1], q[ARG0 + 2], q[ARG0 + 3], q[ARG0 + 4], q[ARG0 + 5])
             except GuestError as e:
                 res = -e.errno
+            except OwnThread:  # its answer depends on the asking thread: the vCPU's thread asks
+                self._decline(slot, nr)
+                return
             except Exception as e:  # a bug in km: the program ends, from here (dispatch.internal_error)
                 from kontain.errors import ProcessExit
                 from kontain.syscalls.dispatch import internal_error

@@ -348,6 +348,10 @@ class Process:
             signals.kick(t.ident)
         return bool(left)
 
+    def thread_idents(self):
+        """The host thread ids (pthread idents) of the program's threads."""
+        return {t.ident for t in self.tasks.values()}
+
     # -- threads -------------------------------------------------------------------------
     def _vcpu(self):
         with self.lock:
