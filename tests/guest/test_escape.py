@@ -130,3 +130,26 @@ def test_the_monitor_confines_itself_and_the_program_does_not_see_it(tmp):
     assert seen == ["NoNewPrivs:\t0\n", "Seccomp:\t0\n", "Seccomp_filters:\t0\n", "ready\n"], seen
     assert host["NoNewPrivs"].strip() == "1" and host["Seccomp"].strip() == "2", host
     assert not int(host["CapEff"], 16) & (1 << 19)  # CAP_SYS_PTRACE
+
+
+def test_calls_after_dropping_root_when_km_itself_is_root_only(tmp):
+    """km installed where only root may read it: a program that drops to nobody then
+    makes calls of every family (some km imports only at first use: ioctl, writev,
+    setrlimit, sockets, timers, fork and exec) gets the same answers as natively, not
+    "internal error ... ModuleNotFoundError" with its output lost."""
+    import os
+    import shutil
+    import sys
+
+    from kt import ROOT
+
+    if os.geteuid() != 0:
+        pytest.fail("this test drops root privileges: run the tests as root", pytrace=False)
+    private = tmp / "root-only"
+    private.mkdir(mode=0o700)
+    shutil.copytree(ROOT / "src" / "kontain", private / "kontain", ignore=shutil.ignore_patterns("__pycache__"))
+    native = run([_escape(), "dropcalls"], cwd=tmp)
+    guest = run([sys.executable, "-m", "kontain", _escape(), "dropcalls"], cwd=tmp,
+                env={**os.environ, "PYTHONPATH": str(private)})
+    assert (guest.returncode, guest.text) == (native.returncode, native.text), guest.err
+    assert "internal error" not in guest.err, guest.err

@@ -25,8 +25,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -287,6 +292,41 @@ static int drop(const char *dir) {
     return 0;
 }
 
+/* After dropping root, calls of every family (km imports some of them only at first
+ * use: their files must not have to be readable by the new user). */
+static int drop_then_call(void) {
+    if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534)) {
+        perror("dropping privileges");
+        return 1;
+    }
+    struct winsize ws;
+    printf("ioctl(TIOCGWINSZ): %s\n", ioctl(0, TIOCGWINSZ, &ws) == 0 ? "ok" : strerror(errno));
+    struct iovec iov[2] = {{"write", 5}, {"v\n", 2}};
+    printf("writev: %zd\n", writev(1, iov, 2));
+    struct rlimit rl = {0, 0};
+    printf("setrlimit(RLIMIT_CORE): %s\n", setrlimit(RLIMIT_CORE, &rl) == 0 ? "ok" : strerror(errno));
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    printf("epoll_create1: %s\n", ep >= 0 ? "ok" : strerror(errno));
+    int sv[2];
+    printf("socketpair: %s\n", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0 ? "ok" : strerror(errno));
+    struct timespec ts = {0, 1000};
+    printf("nanosleep: %s\n", nanosleep(&ts, NULL) == 0 ? "ok" : strerror(errno));
+    timer_t timer;
+    struct sigevent sev = {.sigev_notify = SIGEV_NONE};
+    printf("timer_create: %s\n", timer_create(CLOCK_MONOTONIC, &sev, &timer) == 0 ? "ok" : strerror(errno));
+    pid_t child = fork();
+    if (child == 0) {
+        char *args[] = {"/bin/true", NULL};
+        execv(args[0], args);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(child, &st, 0);
+    printf("fork and exec of /bin/true: %d\n", WEXITSTATUS(st));
+    printf("uid %d euid %d\n", (int)getuid(), (int)geteuid());
+    return 0;
+}
+
 static int unshare_read(const char *file) {
     int fd = open(file, O_RDONLY);
     if (fd < 0) { perror(file); return 1; }
@@ -329,6 +369,7 @@ int main(int argc, char **argv) {
     } else if (!strcmp(mode, "other") && argc > 2) other_memory(atoi(argv[2]), "other process's");
     else if (!strcmp(mode, "drop") && argc > 2) return drop(argv[2]);
     else if (!strcmp(mode, "unshare") && argc > 2) return unshare_read(argv[2]);
+    else if (!strcmp(mode, "dropcalls")) return drop_then_call();
     else { fprintf(stderr, "usage: escape threads|fds|mem|parent|child|other PID|drop DIR|unshare FILE\n"); return 2; }
     return 0;
 }
