@@ -134,6 +134,47 @@ clone_args = CStruct(
 sigevent = CStruct("struct sigevent", [("sigev_value", "Q"), ("sigev_signo", "i"), ("sigev_notify", "i"),
                                        ("sigev_notify_thread_id", "i"), ("_pad", "44s")], "signal.h")
 
+# -- System V IPC: the kernel's 64-bit layouts (<asm/ipcbuf.h>, <asm/shmbuf.h>, <asm/sembuf.h>,
+# <asm/msgbuf.h>), which x86-64's C libraries use as they are (glibc's names in the layout test)
+ipc64_perm = CStruct(
+    "struct ipc_perm",
+    [("key", "i"), ("uid", "I"), ("gid", "I"), ("cuid", "I"), ("cgid", "I"), ("mode", "I"), ("seq", "H"),
+     ("__pad2", "H"), ("__unused1", "Q"), ("__unused2", "Q")],
+    "sys/ipc.h",
+)
+shmid64_ds = CStruct(
+    "struct shmid_ds",
+    [("shm_perm", f"{ipc64_perm.size}s"), ("shm_segsz", "Q"), ("shm_atime", "q"), ("shm_dtime", "q"),
+     ("shm_ctime", "q"), ("shm_cpid", "i"), ("shm_lpid", "i"), ("shm_nattch", "Q"), ("__unused4", "Q"),
+     ("__unused5", "Q")],
+    "sys/shm.h",
+)
+semid64_ds = CStruct(
+    "struct semid_ds",
+    [("sem_perm", f"{ipc64_perm.size}s"), ("sem_otime", "q"), ("__unused1", "Q"), ("sem_ctime", "q"),
+     ("__unused2", "Q"), ("sem_nsems", "Q"), ("__unused3", "Q"), ("__unused4", "Q")],
+    "sys/sem.h",
+)
+msqid64_ds = CStruct(
+    "struct msqid_ds",
+    [("msg_perm", f"{ipc64_perm.size}s"), ("msg_stime", "q"), ("msg_rtime", "q"), ("msg_ctime", "q"),
+     ("msg_cbytes", "Q"), ("msg_qnum", "Q"), ("msg_qbytes", "Q"), ("msg_lspid", "i"), ("msg_lrpid", "i"),
+     ("__unused4", "Q"), ("__unused5", "Q")],
+    "sys/msg.h",
+)
+# what IPC_INFO and SHM_INFO, SEM_INFO, MSG_INFO write
+shminfo64 = CStruct("struct shminfo", [("shmmax", "Q"), ("shmmin", "Q"), ("shmmni", "Q"), ("shmseg", "Q"),
+                                       ("shmall", "Q"), ("__unused", "4Q")], "sys/shm.h")
+shm_info = CStruct("struct shm_info", [("used_ids", "i"), ("shm_tot", "Q"), ("shm_rss", "Q"), ("shm_swp", "Q"),
+                                       ("swap_attempts", "Q"), ("swap_successes", "Q")], "sys/shm.h")
+seminfo = CStruct("struct seminfo", [(n, "i") for n in ("semmap", "semmni", "semmns", "semmnu", "semmsl", "semopm",
+                                                         "semume", "semusz", "semvmx", "semaem")], "sys/sem.h")
+msginfo = CStruct("struct msginfo", [("msgpool", "i"), ("msgmap", "i"), ("msgmax", "i"), ("msgmnb", "i"),
+                                     ("msgmni", "i"), ("msgssz", "i"), ("msgtql", "i"), ("msgseg", "H")], "sys/msg.h")
+sembuf = CStruct("struct sembuf", [("sem_num", "H"), ("sem_op", "h"), ("sem_flg", "h")], "sys/sem.h")
+MSGBUF_MTEXT = 8  # struct msgbuf { long mtype; char mtext[]; }: the text follows the type
+
 # Layouts compared against the C compiler by the unit tests.
 ALL = [timespec, timeval, iovec, rlimit, stat, utsname, stack_t, pollfd, winsize, robust_list_head, sysinfo, itimerval, tms,
-       itimerspec, sigcontext, ucontext, fpx_sw_bytes, signalfd_siginfo, clone_args, sigevent]
+       itimerspec, sigcontext, ucontext, fpx_sw_bytes, signalfd_siginfo, clone_args, sigevent, ipc64_perm, shmid64_ds,
+       semid64_ds, msqid64_ds, shminfo64, shm_info, seminfo, msginfo, sembuf]
