@@ -11,6 +11,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
 #define SAY(what, cond) printf("%-40s %s\n", what, (cond) ? "ok" : "FAILED")
 #define ERR(what, expr) do { errno = 0; long r_ = (long)(expr); printf("%-40s %ld %s\n", what, r_ == -1 ? -1L : 0L, errno ? strerror(errno) : ""); } while (0)
 
@@ -99,6 +103,18 @@ int main(int argc, char **argv) {
     pm[0] = 'W';
     memset(rb, 0, sizeof rb);
     SAY("private write stays private", pread(fd, rb, 1, 0) == 1 && rb[0] == 'w' && pm[0] == 'W');
+    /* mremap DONTUNMAP is always a move, and the old range stays mapped: empty for private
+     * anonymous memory, the same pages for a shared mapping.  (By syscall: glibc's mremap
+     * passes junk as the new address, which Linux checks as a hint.) */
+    char *d = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    strcpy(d, "moved");
+    char *d2 = (char *)syscall(SYS_mremap, d, 2 * pg, 2 * pg, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0);
+    SAY("mremap DONTUNMAP of private anonymous", d2 != MAP_FAILED && d2 != d && !strcmp(d2, "moved") && d[0] == 0);
+    char *m2 = (char *)syscall(SYS_mremap, m, 2 * pg, 2 * pg, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0);
+    SAY("mremap DONTUNMAP of a shared file", m2 != MAP_FAILED && m2 != m && (m2[0] = 'X') && m[0] == 'X');
+    ERR("mremap DONTUNMAP, unaligned hint", syscall(SYS_mremap, d2, 2 * pg, 2 * pg, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 12345));
+    ERR("mremap DONTUNMAP, hint overlapping", syscall(SYS_mremap, d2, 2 * pg, 2 * pg, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, d2 + pg));
+    munmap(d, 2 * pg); munmap(d2, 2 * pg); munmap(m2, 2 * pg);
     char *off = mmap(NULL, pg, PROT_READ, MAP_PRIVATE, fd, pg);
     SAY("mmap at file offset", off != MAP_FAILED && !memcmp(off, "file contents", 13));
     ERR("mmap unaligned offset", mmap(NULL, pg, PROT_READ, MAP_PRIVATE, fd, 100) == MAP_FAILED ? -1 : 0);

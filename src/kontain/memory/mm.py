@@ -432,6 +432,11 @@ class AddressSpace:
                 raise GuestError(EINVAL)
             self.unmap_range(new_addr, new_addr + new_len)
             return self._move(v, old, old_len, new_len, new_addr, keep_old=bool(flags & F.MREMAP_DONTUNMAP))
+        if flags & F.MREMAP_DONTUNMAP:  # always a move; new_addr is a hint, checked as if it were fixed
+            if new_addr & (PAGE - 1) or new_addr < old + old_len and old < new_addr + new_len:
+                raise GuestError(EINVAL)
+            new = new_addr if new_addr and self.is_free(new_addr, new_addr + new_len) else self.find_free(new_len)
+            return self._move(v, old, old_len, new_len, new, keep_old=True)
         if new_len <= old_len:
             self.unmap_range(old + new_len, old + old_len)
             return old
@@ -449,11 +454,16 @@ class AddressSpace:
         return self._move(v, old, old_len, new_len, self.find_free(new_len), keep_old=False)
 
     def _move(self, v: Vma, old: int, old_len: int, new_len: int, new: int, *, keep_old: bool) -> int:
-        self._check_limit((new_len - old_len) if v.prot else 0)
+        """Move [old, old+old_len) of ``v`` to ``new`` (new_len long).  With ``keep_old``
+        (MREMAP_DONTUNMAP, same length) the host leaves the old range mapped as Linux
+        does: empty for private anonymous memory, the same pages for a shared mapping,
+        the file again for a private file mapping."""
+        self._check_limit((new_len if keep_old else new_len - old_len) if v.prot else 0)
         base = self.mem.base
         private_anon = v.anonymous and not v.shared
-        if private_anon:
-            # move the pages, leaving the old range mapped (empty); then grow in place
+        if private_anon or keep_old:
+            # move the pages, leaving the old range mapped (empty, or the same pages for a
+            # shared mapping); then grow in place
             r = native.syscall(25, base + old, old_len, old_len,
                                F.MREMAP_MAYMOVE | F.MREMAP_FIXED | F.MREMAP_DONTUNMAP, base + new)
             if r < 0:
@@ -466,12 +476,7 @@ class AddressSpace:
                 raise GuestError(-r)
         moved = v.piece(old, old + old_len)
         moved.start, moved.end = new, new + new_len
-        if keep_old:
-            fresh = v.piece(old, old + old_len)
-            if not private_anon:  # (for private anonymous memory DONTUNMAP left it mapped, empty)
-                self._host_anon(old, old + old_len, v.prot, v.shared)
-            self._replace(old, old + old_len, [fresh])
-        else:
+        if not keep_old:  # (else the old range stays as it is)
             self._reserve(old, old + old_len)
             self._replace(old, old + old_len, [])
             self.slots.remove(old, old + old_len)
