@@ -40,7 +40,8 @@ def fork(p, parent: Task, flags: int, stack: int, ptid: int, ctid: int) -> int:
         if vfork:
             rfd, wfd = os.pipe2(os.O_CLOEXEC)
             rfd, wfd = _above(p, rfd), _above(p, wfd)
-        pid = os.fork()
+        with p.mm.lock:  # as Linux's fork holds mmap_lock: no mapping is half made in the child
+            pid = os.fork()  # (a shmat's host attachment outside the window, a VMA list mid-change)
     except OSError as e:  # no process (RLIMIT_NPROC: EAGAIN; memory: ENOMEM), as Linux's fork
         for fd in (rfd, wfd):
             if fd >= 0:
