@@ -22,6 +22,8 @@ import os
 from kontain import native
 from kontain.abi import flags as F
 from kontain.abi.errno import EACCES, EEXIST, EFAULT, EINVAL, ENOMEM, EPERM
+from kontain.abi.structs import ipc64_perm, shmid64_ds
+from kontain.abi.syscalls import NR
 from kontain.errors import GuestError
 from kontain.memory.slots import SlotMap
 from kontain.memory.window import GuestMemory
@@ -57,6 +59,7 @@ _HOST_PASS = F.MAP_NORESERVE | F.MAP_POPULATE | F.MAP_LOCKED | F.MAP_HUGETLB | (
 _RESERVE_FLAGS = F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_NORESERVE | F.MAP_FIXED
 _MREMAP_FLAGS = F.MREMAP_MAYMOVE | F.MREMAP_FIXED | F.MREMAP_DONTUNMAP
 _PROT_ALL = F.PROT_READ | F.PROT_WRITE | F.PROT_EXEC
+_SYS_mremap, _SYS_shmat, _SYS_shmdt, _SYS_shmctl = NR["mremap"], NR["shmat"], NR["shmdt"], NR["shmctl"]
 
 
 def page_up(n: int) -> int:
@@ -71,6 +74,31 @@ def _file_identity(fd: int) -> tuple[int, int, str]:
     except OSError:
         return 0, 0, ""
     return st.st_dev, st.st_ino, path
+
+
+def _shm_identity(hva: int, shmid: int) -> tuple[int, int, int, str]:
+    """(size, device, inode, name) of the host's attachment of segment ``shmid`` at
+    ``hva``, for /proc/self/maps and shmdt: as the host's own /proc/self/maps shows it
+    (the name keeps the key the segment was created with, even after IPC_RMID made the
+    key IPC_PRIVATE); without /proc (after a guest's chroot), from IPC_STAT."""
+    prefix = b"%x-" % hva
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            for line in f:
+                if line.startswith(prefix):
+                    span, _perms, _offset, dev, ino, name = line.split(maxsplit=5)
+                    lo, hi = (int(x, 16) for x in span.split(b"-"))
+                    major, minor = (int(x, 16) for x in dev.split(b":"))
+                    return hi - lo, os.makedev(major, minor), int(ino), name.rstrip(b"\n").decode(errors="surrogateescape")
+    except (OSError, ValueError):
+        pass
+    buf = bytearray(shmid64_ds.size)
+    r = native.syscall(_SYS_shmctl, shmid, F.IPC_STAT, native.address_of(buf))
+    if r < 0:
+        raise GuestError(-r)
+    key = ipc64_perm.unpack_from(buf)[0] & 0xFFFFFFFF
+    segsz = shmid64_ds.unpack(buf)[shmid64_ds.names.index("shm_segsz")]
+    return page_up(segsz), 0, shmid, f"/SYSV{key:08x} (deleted)"
 
 
 def access_of(prot: int) -> str:
@@ -115,6 +143,31 @@ class Vma:
         return f"Vma({self.start:#x}-{self.end:#x} prot={self.prot} flags={self.flags:#x} {self.name!r})"
 
 
+class ShmVma(Vma):
+    """An attachment of a System V shared memory segment (shmat): Linux's shm VMA.
+
+    It is the segment's memory, shared with every process that attached it (the host's
+    own attachment, at base + start), shown in /proc/self/maps as the segment's file
+    ("/SYSV<key> (deleted)", its inode the shmid).  munmap and mprotect may cut it into
+    pieces as they cut any mapping; shmdt then finds the pieces as Linux does, by their
+    offset into the segment, so each piece keeps the segment's size and which shmat it
+    came from (Linux compares the VMA's file, one per shmat).  Pieces are not merged
+    again: Linux does not merge shm VMAs where that would remove one (their close
+    operation counts attachments), which is every case but rare mremap ones."""
+
+    __slots__ = ("segsz", "attach")
+
+    def __init__(self, start: int, end: int, prot: int, name: str, offset: int, dev: int, ino: int, segsz: int,
+                 attach: int):
+        super().__init__(start, end, prot, F.MAP_SHARED, name, offset, dev, ino)
+        self.segsz = segsz  # page-rounded size of the segment
+        self.attach = attach  # which shmat of this address space
+
+    def piece(self, start: int, end: int) -> ShmVma:
+        return ShmVma(start, end, self.prot, self.name, self.offset + (start - self.start), self.dev, self.ino,
+                      self.segsz, self.attach)
+
+
 def _locked(method):
     """Run ``method`` under the address space's lock (Linux's mmap_lock): the vCPU threads
     and the poller (kernel/poll.py) change the mappings and the memslots concurrently,
@@ -145,6 +198,7 @@ class AddressSpace:
         self.brk_start = 0
         self.brk_end = 0
         self.lock_future = -1  # mlockall(MCL_FUTURE): the mlock2 flags new mappings get (syscalls/mm.py)
+        self.attaches = 0  # shmat calls so far: each attachment's ShmVma.attach
 
     # -- the VMA list ----------------------------------------------------------------
     def __iter__(self) -> Iterator[Vma]:
@@ -223,6 +277,8 @@ class AddressSpace:
         mappings are each their own object.)"""
         if a.end != b.start or a.prot != b.prot or a.flags != b.flags or a.name != b.name or a.ino != b.ino:
             return False
+        if isinstance(a, ShmVma) or isinstance(b, ShmVma):
+            return False
         if a.anonymous:
             return not a.shared
         return b.offset == a.offset + (a.end - a.start)
@@ -238,6 +294,11 @@ class AddressSpace:
                 hi -= 1
             else:
                 k += 1
+
+    def _growth(self, start: int, end: int, prot: int) -> int:
+        """How much more accessible memory a new mapping of [start, end) makes."""
+        return (end - start if prot else 0) - sum(self._cost(v.piece(max(v.start, start), min(v.end, end)))
+                                                  for v in self.overlapping(start, end))
 
     def _check_limit(self, extra: int) -> None:
         if self.limit is not None and extra > 0 and self.committed + extra > self.limit:
@@ -315,8 +376,7 @@ class AddressSpace:
             else:
                 start = self.find_free(size)
         end = start + size
-        self._check_limit((size if prot else 0) - sum(self._cost(v.piece(max(v.start, start), min(v.end, end)))
-                                                      for v in self.overlapping(start, end)))
+        self._check_limit(self._growth(start, end, prot))
         shared = (flags & F.MAP_TYPE) != F.MAP_PRIVATE
         dev = ino = 0
         if anonymous:
@@ -344,9 +404,17 @@ class AddressSpace:
         tmp = native.mmap(0, size, prot & ~F.PROT_EXEC, hflags, fd, offset)
         if tmp < 0:
             raise GuestError(-tmp)
-        r = native.syscall(25, tmp, size, size, F.MREMAP_MAYMOVE | F.MREMAP_FIXED, self.mem.base + start)  # mremap
-        if r < 0:
+        try:
+            self._move_in(tmp, size, start)
+        except GuestError:
             native.munmap(tmp, size)
+            raise
+
+    def _move_in(self, hva: int, size: int, start: int) -> None:
+        """Move a host mapping made outside the window to [start, start+size), replacing
+        what was there (the reservation or a mapping) at once."""
+        r = native.syscall(_SYS_mremap, hva, size, size, F.MREMAP_MAYMOVE | F.MREMAP_FIXED, self.mem.base + start)
+        if r < 0:
             raise GuestError(-r)
 
     @_locked
@@ -456,22 +524,22 @@ class AddressSpace:
     def _move(self, v: Vma, old: int, old_len: int, new_len: int, new: int, *, keep_old: bool) -> int:
         """Move [old, old+old_len) of ``v`` to ``new`` (new_len long).  With ``keep_old``
         (MREMAP_DONTUNMAP, same length) the host leaves the old range mapped as Linux
-        does: empty for private anonymous memory, the same pages for a shared mapping,
-        the file again for a private file mapping."""
+        does: empty for private anonymous memory, the same pages for a shared mapping
+        (a file, a shm segment), the file again for a private file mapping."""
         self._check_limit((new_len if keep_old else new_len - old_len) if v.prot else 0)
         base = self.mem.base
         private_anon = v.anonymous and not v.shared
         if private_anon or keep_old:
             # move the pages, leaving the old range mapped (empty, or the same pages for a
             # shared mapping); then grow in place
-            r = native.syscall(25, base + old, old_len, old_len,
+            r = native.syscall(_SYS_mremap, base + old, old_len, old_len,
                                F.MREMAP_MAYMOVE | F.MREMAP_FIXED | F.MREMAP_DONTUNMAP, base + new)
             if r < 0:
                 raise GuestError(-r)
             if new_len > old_len:
                 self._host_anon(new + old_len, new + new_len, v.prot, False)
         else:
-            r = native.syscall(25, base + old, old_len, new_len, F.MREMAP_MAYMOVE | F.MREMAP_FIXED, base + new)
+            r = native.syscall(_SYS_mremap, base + old, old_len, new_len, F.MREMAP_MAYMOVE | F.MREMAP_FIXED, base + new)
             if r < 0:
                 raise GuestError(-r)
         moved = v.piece(old, old + old_len)
@@ -483,6 +551,86 @@ class AddressSpace:
         self._replace(new, new + new_len, [moved])
         self.slots.set_access(new, new + new_len, access_of(v.prot))
         return new
+
+    # -- System V shared memory ----------------------------------------------------------
+    @_locked
+    def shmat(self, shmid: int, addr: int, flags: int) -> int:
+        """shmat(2): attach segment ``shmid`` at ``addr`` (0: where Linux would choose)
+        and return the address.
+
+        The host attaches the segment first, anywhere outside the window: so the host
+        makes every check on the segment (permissions, a removed id) in Linux's order,
+        and a failure leaves the window untouched.  mremap then moves the attachment
+        into place, replacing the reservation (or, with SHM_REMAP, what was mapped
+        there) atomically, as _host_file does for files.  From then on the host's
+        mapping is the guest's: fork, munmap, mprotect, exec and exit change it as
+        they change the guest's, so the segment's attachment count (shm_nattch) is
+        what Linux would count."""
+        if shmid < 0:
+            raise GuestError(EINVAL)
+        fixed = addr != 0
+        if addr & (F.SHMLBA - 1):
+            if not flags & F.SHM_RND:
+                raise GuestError(EINVAL)
+            addr &= ~(F.SHMLBA - 1)
+            if addr == 0 and flags & F.SHM_REMAP:
+                raise GuestError(EINVAL)
+        elif not fixed and flags & F.SHM_REMAP:
+            raise GuestError(EINVAL)
+        tmp = native.syscall(_SYS_shmat, shmid, 0, flags & (F.SHM_RDONLY | F.SHM_EXEC))
+        if tmp < 0:
+            raise GuestError(-tmp)
+        prot = F.PROT_READ | (0 if flags & F.SHM_RDONLY else F.PROT_WRITE) | (F.PROT_EXEC if flags & F.SHM_EXEC else 0)
+        try:
+            size, dev, ino, name = _shm_identity(tmp, shmid)
+            if not fixed:
+                start = self.find_free(size)
+            else:  # do_shmat's checks, then do_mmap's (the window stands for TASK_SIZE)
+                if addr + size >= 1 << 64 or not flags & F.SHM_REMAP and self.overlapping(addr, addr + size):
+                    raise GuestError(EINVAL)
+                if addr + size > self.window:
+                    raise GuestError(ENOMEM)
+                if addr < self.mmap_min:
+                    raise GuestError(EPERM)
+                start = addr
+            self.room()
+            self._check_limit(self._growth(start, start + size, prot))
+            if prot & F.PROT_EXEC:
+                native.mprotect(tmp, size, prot & ~F.PROT_EXEC)  # the host never executes guest memory
+            self._move_in(tmp, size, start)
+        except BaseException:
+            native.syscall(_SYS_shmdt, tmp)
+            raise
+        self.attaches += 1
+        self._replace(start, start + size, [ShmVma(start, start + size, prot, name, 0, dev, ino, size, self.attaches)])
+        self.slots.set_access(start, start + size, access_of(prot))
+        return start
+
+    @_locked
+    def shmdt(self, addr: int) -> None:
+        """shmdt(2), as Linux's ksys_shmdt: the first attachment piece at or after
+        ``addr`` whose offset in its segment is its distance from ``addr`` goes, then
+        the other pieces of the same shmat within the segment's size from ``addr``
+        (what munmap and mprotect left of it).  Each goes back to the reservation: the
+        host's attachment ends with it."""
+        if addr & (PAGE - 1):
+            raise GuestError(EINVAL)
+        vmas = self._vmas
+        i = self._index_from(addr)
+        while i < len(vmas) and not (isinstance(vmas[i], ShmVma) and vmas[i].start - addr == vmas[i].offset):
+            i += 1
+        if i == len(vmas):
+            raise GuestError(EINVAL)
+        first = vmas[i]
+        doomed = [first]
+        for j in range(i + 1, len(vmas)):
+            v = vmas[j]
+            if v.end - addr > first.segsz:
+                break
+            if isinstance(v, ShmVma) and v.attach == first.attach and v.start - addr == v.offset:
+                doomed.append(v)
+        for v in doomed:
+            self.unmap_range(v.start, v.end)
 
     @_locked
     def madvise(self, addr: int, length: int, advice: int) -> None:
