@@ -21,6 +21,7 @@ MODULES = (
     "kontain.syscalls.futex",
     "kontain.syscalls.identity",
     "kontain.syscalls.ioctl",
+    "kontain.syscalls.ipc",
     "kontain.syscalls.mm",
     "kontain.syscalls.net",
     "kontain.syscalls.poll",

@@ -35,8 +35,9 @@ FUTEX_WAITERS, FUTEX_OWNER_DIED, FUTEX_TID_MASK = 0x80000000, 0x40000000, 0x3FFF
 ROBUST_LIST_LIMIT = 2048
 # sigcontext register name -> index in the vCPU's synced registers
 _Q = {name: getattr(k, name.upper()) for name in SIGCONTEXT_REGS}
-# Syscalls Linux never restarts after a handler ran, whatever SA_RESTART says (signal(7))
-NEVER_RESTART = {7, 23, 34, 35, 130, 128, 230, 232, 270, 271, 281, 441}
+# Syscalls Linux never restarts after a handler ran, whatever SA_RESTART says (signal(7)),
+# System V IPC's semop, msgsnd, msgrcv and semtimedop among them
+NEVER_RESTART = {7, 23, 34, 35, 65, 69, 70, 130, 128, 220, 230, 232, 270, 271, 281, 441}
 # writes whose EPIPE raises SIGPIPE: write, pwrite64, writev, sendfile, sendto, sendmsg, splice, vmsplice,
 # pwritev, sendmmsg, pwritev2
 EPIPE_RAISES = {1, 18, 20, 40, 44, 46, 275, 278, 296, 307, 328}

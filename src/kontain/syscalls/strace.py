@@ -36,6 +36,9 @@ SIGNATURES: dict[str, str] = {
     "clock_nanosleep": "d x p p", "select": "d p p p p", "pselect6": "d p p p p p", "ppoll": "p u p p u",
     "sendfile": "f f p u", "ftruncate": "f d", "truncate": "s d", "fsync": "f", "close_range": "f f x",
     "sysinfo": "p", "times": "p", "getrusage": "d p", "wait4": "d p x p", "memfd_create": "s x",
+    "shmget": "x u x", "shmat": "d p x", "shmdt": "p", "shmctl": "d d p", "semget": "x d x", "semop": "d p u",
+    "semtimedop": "d p u p", "semctl": "d d d x", "msgget": "x x", "msgsnd": "d p u x", "msgrcv": "d p u d x",
+    "msgctl": "d d p",
 }
 _OPEN_FLAGS = [(F.O_WRONLY, "O_WRONLY"), (F.O_RDWR, "O_RDWR"), (F.O_CREAT, "O_CREAT"), (F.O_EXCL, "O_EXCL"),
                (F.O_NOCTTY, "O_NOCTTY"), (F.O_TRUNC, "O_TRUNC"), (F.O_APPEND, "O_APPEND"),
@@ -136,5 +139,5 @@ def format_call(t, nr: int, args: tuple[int, ...], res: int | None) -> str:
         return f"{name}({shown}) = ?"
     if -4096 < res < 0:
         return f"{name}({shown}) = -1 {E.name(-res)} ({os.strerror(-res)})"
-    value = hex(res & 0xFFFFFFFFFFFFFFFF) if name in ("mmap", "brk", "mremap") else str(res)
+    value = hex(res & 0xFFFFFFFFFFFFFFFF) if name in ("mmap", "brk", "mremap", "shmat") else str(res)
     return f"{name}({shown}) = {value}"

@@ -85,9 +85,10 @@ def resolve(handler: Handler | None) -> Handler | None:
     return handler.resolve() if isinstance(handler, Deferred) else handler
 
 
-epoll, fs, futex, identity, ioctl, mm, net, poll, process, rw, signal, sysinfo, timer = (
+epoll, fs, futex, identity, ioctl, ipc, mm, net, poll, process, rw, signal, sysinfo, timer = (
     _Family(n) for n in
-    ("epoll", "fs", "futex", "identity", "ioctl", "mm", "net", "poll", "process", "rw", "signal", "sysinfo", "timer"))
+    ("epoll", "fs", "futex", "identity", "ioctl", "ipc", "mm", "net", "poll", "process", "rw", "signal", "sysinfo",
+     "timer"))
 
 
 TABLE: tuple[Entry, ...] = (
@@ -120,6 +121,9 @@ TABLE: tuple[Entry, ...] = (
     Entry(26, "msync", mm.msync, FULL),
     Entry(27, "mincore", mm.mincore, FULL),
     Entry(28, "madvise", mm.madvise, PARTIAL, "MADV_DONTFORK is ignored"),
+    Entry(29, "shmget", P(29, "i v i"), FULL),
+    Entry(30, "shmat", ipc.shmat, PARTIAL, "SHM_EXEC is not separate from read access"),
+    Entry(31, "shmctl", ipc.shmctl, FULL),
     Entry(32, "dup", fs.dup, FULL),
     Entry(33, "dup2", fs.dup2, FULL),
     Entry(34, "pause", signal.pause, FULL),
@@ -152,6 +156,14 @@ TABLE: tuple[Entry, ...] = (
     Entry(61, "wait4", process.wait4, FULL),
     Entry(62, "kill", process.kill, FULL),
     Entry(63, "uname", P(63, "p390"), FULL),
+    Entry(64, "semget", P(64, "i i i"), FULL),
+    Entry(65, "semop", ipc.semop, FULL),
+    Entry(66, "semctl", ipc.semctl, FULL),
+    Entry(67, "shmdt", ipc.shmdt, FULL),
+    Entry(68, "msgget", P(68, "i i"), FULL),
+    Entry(69, "msgsnd", ipc.msgsnd, FULL),
+    Entry(70, "msgrcv", ipc.msgrcv, FULL),
+    Entry(71, "msgctl", ipc.msgctl, FULL),
     Entry(72, "fcntl", fs.fcntl, FULL),
     Entry(73, "flock", P(73, "f i"), FULL),
     Entry(74, "fsync", P(74, "f"), FULL),
@@ -259,6 +271,7 @@ TABLE: tuple[Entry, ...] = (
     Entry(213, "epoll_create", P(213, "i", "fd"), FULL),
     Entry(217, "getdents64", fs.getdents64, FULL),
     Entry(218, "set_tid_address", process.set_tid_address, FULL),
+    Entry(220, "semtimedop", ipc.semtimedop, FULL),
     Entry(221, "fadvise64", P(221, "f v v i"), FULL),
     Entry(222, "timer_create", timer.timer_create, PARTIAL,
           "SIGEV_SIGNAL, SIGEV_THREAD_ID, SIGEV_NONE; not with SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGRTMAX"),
