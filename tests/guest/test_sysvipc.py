@@ -24,7 +24,8 @@ def test_sysv_ipc(variant):
 def _owner_and_visitor(owner: list, visitor: list) -> tuple[bytes, bytes]:
     """The owner makes a keyed segment and semaphore and waits; the visitor, an unrelated
     process started once the owner is ready, finds them by key, writes, wakes the owner."""
-    p = subprocess.Popen(owner, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # (unbuffered: select() must not wait for lines a buffered reader has read already)
+    p = subprocess.Popen(owner, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
     try:
         head = b""
         while not head.endswith(b"ready\n"):
@@ -34,7 +35,7 @@ def _owner_and_visitor(owner: list, visitor: list) -> tuple[bytes, bytes]:
             head += line
         v = subprocess.run(visitor, capture_output=True, timeout=60)
         out, err = p.communicate(timeout=90)
-        assert p.returncode == 0 and v.returncode == 0, (err, v.stderr)
+        assert p.returncode == 0 and v.returncode == 0, (head + out, err, v.stdout, v.stderr)
     finally:
         p.kill()
         p.wait()

@@ -59,8 +59,11 @@ static struct shmid_ds shm_stat(int id) {
 static long nattch(int id) { return (long)shm_stat(id).shm_nattch; }
 
 /* The /proc/self/maps lines of the attachment at base (pieces within len of it):
- * page offset from base, pages, perms, file offset, dev, inode == id, name. */
-static void maps(const char *what, int id, char *base, long len) {
+ * page offset from base, pages, perms, file offset, dev, inode == id, name (the
+ * segment's key in it said as "<key>" when it is the one expected). */
+static void maps_of(const char *what, int id, key_t key, char *base, long len) {
+    char want[32];
+    snprintf(want, sizeof want, "/SYSV%08x (deleted)", (unsigned)key);
     FILE *f = fopen("/proc/self/maps", "r");
     char line[4096];
     printf("%s:\n", what);
@@ -73,10 +76,13 @@ static void maps(const char *what, int id, char *base, long len) {
         if ((char *)lo < base || (char *)lo >= base + len || !name || strncmp(line + name, "/SYSV", 5)) continue;
         line[strcspn(line, "\n")] = 0;
         printf("  +%ld %ld pages %s %08lx %02x:%02x inode=id:%d %s\n", (long)((char *)lo - base) / pg,
-               (long)(hi - lo) / pg, perms, off, maj, min, ino == (unsigned long)id, name ? line + name : "");
+               (long)(hi - lo) / pg, perms, off, maj, min, ino == (unsigned long)id,
+               strcmp(line + name, want) ? line + name : "/SYSV<key> (deleted)");
     }
     if (f) fclose(f);
 }
+
+static void maps(const char *what, int id, char *base, long len) { maps_of(what, id, IPC_PRIVATE, base, len); }
 
 static int child_status(pid_t p) {
     int st = 0;
@@ -452,14 +458,30 @@ static int exec_attach(int id) {
     return ok ? 7 : 1;
 }
 
+/* The owner makes a segment and a semaphore keyed by ftok on FILE, and writes the project
+ * id it used into FILE for the visitor: ftok keeps only 16 bits of the inode, so another
+ * program may hold a key already (IPC_EXCL fails), and the owner tries the next. */
 static int two_processes(const char *mode, const char *file) {
-    key_t key = ftok(file, 'k');
+    int shm = -1, sem = -1, proj = 0;
+    key_t key = -1;
+    char *p = (char *)-1;
     if (!strcmp(mode, "owner")) {
-        int shm = shmget(key, pg, IPC_CREAT | IPC_EXCL | 0600);
-        int sem = semget(key, 1, IPC_CREAT | IPC_EXCL | 0600);
-        char *p = shmat(shm, NULL, 0);
+        for (proj = 1; proj < 256; proj++) {
+            key = ftok(file, proj);
+            shm = shmget(key, pg, IPC_CREAT | IPC_EXCL | 0600);
+            if (shm < 0) continue;
+            sem = semget(key, 1, IPC_CREAT | IPC_EXCL | 0600);
+            if (sem >= 0) break;
+            shmctl(shm, IPC_RMID, NULL);
+            shm = -1;
+        }
+        FILE *f = fopen(file, "w");
+        fprintf(f, "%d\n", proj);
+        fclose(f);
+        if (shm >= 0) p = shmat(shm, NULL, 0);
         SAY("owner: made a keyed segment and semaphore", shm >= 0 && sem >= 0 && p != (char *)-1);
-        maps("owner: maps", shm, p, pg);
+        if (p == (char *)-1) return 1;
+        maps_of("owner: maps", shm, key, p, pg);
         printf("ready\n");
         fflush(stdout);
         struct sembuf wait = {0, -1, 0};
@@ -472,11 +494,19 @@ static int two_processes(const char *mode, const char *file) {
         ERR("owner: IPC_RMID", semctl(sem, 0, IPC_RMID));
         return 0;
     }
-    int shm = shmget(key, 0, 0);
-    int sem = semget(key, 0, 0);
-    char *p = shmat(shm, NULL, 0);
+    FILE *f = fopen(file, "r");
+    if (!f || fscanf(f, "%d", &proj) != 1) return 1;
+    fclose(f);
+    key = ftok(file, proj);
+    shm = shmget(key, 0, 0);
+    sem = semget(key, 0, 0);
+    if (shm >= 0) p = shmat(shm, NULL, 0);
     SAY("visitor: found the segment and semaphore by key", shm >= 0 && sem >= 0 && p != (char *)-1);
-    maps("visitor: maps", shm, p, pg);
+    if (p == (char *)-1) {
+        printf("shmget %d semget %d: %s\n", shm, sem, ename(errno));
+        return 1;
+    }
+    maps_of("visitor: maps", shm, key, p, pg);
     VAL("visitor: nattch", nattch(shm));
     strcpy(p, "the visitor was here");
     ERR("visitor: shmdt", shmdt(p));
