@@ -14,6 +14,7 @@
  *   (attach ID, semval ID: what the exec'd children of the main run do) */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,30 @@ static int child_status(pid_t p) {
 }
 
 static void on_alarm(int sig) { (void)sig; }
+
+static sigjmp_buf fault_jump;
+static siginfo_t fault_info;
+
+static void on_fault(int sig, siginfo_t *si, void *uc) {
+    (void)sig, (void)uc;
+    fault_info = *si;
+    siglongjmp(fault_jump, 1);
+}
+
+/* Write to a: 0 if it worked, else the SIGSEGV's si_code (+100 if si_addr is not a). */
+static int write_fault(char *a) {
+    struct sigaction sa = {0}, old;
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, &old);
+    int r = 0;
+    if (!sigsetjmp(fault_jump, 1))
+        *(volatile char *)a = 1;
+    else
+        r = fault_info.si_code + (fault_info.si_addr == a ? 0 : 100);
+    sigaction(SIGSEGV, &old, NULL);
+    return r;
+}
 
 static void alarm_in_ms(int ms) {
     struct itimerval it = {{0, 0}, {0, ms * 1000}};
@@ -196,6 +221,7 @@ static void shared_memory(void) {
     c = fork();
     if (c == 0) { ro[0] = 'w'; _exit(0); }
     VAL("write to a SHM_RDONLY attachment (status)", child_status(c));
+    VAL("... caught: si_code (SEGV_ACCERR), at the address", write_fault(ro + pg + 5));
     ERR("mprotect it writable", mprotect(ro, pg, PROT_READ | PROT_WRITE));
     ERR("shmdt", shmdt(ro));
     char *x = shmat(id, NULL, SHM_EXEC);
@@ -234,6 +260,7 @@ static void shared_memory(void) {
     VAL("a forked child sees it too", child_status(c));
     ERR("shmdt", shmdt(q));
     ERR("shmdt of the last attachment", shmdt(p));
+    VAL("a write there: si_code (SEGV_MAPERR), at the address", write_fault(p + 5));
     ERR("then it is gone (IPC_STAT)", shmctl(id, IPC_STAT, &d));
 }
 
