@@ -85,6 +85,23 @@ static void maps_of(const char *what, int id, key_t key, char *base, long len) {
 
 static void maps(const char *what, int id, char *base, long len) { maps_of(what, id, IPC_PRIVATE, base, len); }
 
+/* The Locked: field of /proc/self/smaps for the mapping that starts at a (kB). */
+static long locked_kb(char *a) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    int here = 0;
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+            here = (char *)lo == a;
+        else if (here && sscanf(line, "Locked: %ld kB", &kb) == 1)
+            break;
+    }
+    if (f) fclose(f);
+    return kb;
+}
+
 static int child_status(pid_t p) {
     int st = 0;
     waitpid(p, &st, 0);
@@ -228,6 +245,15 @@ static void shared_memory(void) {
     SAY("shmat SHM_EXEC", x != (char *)-1);
     maps("maps of an executable attachment", id, x, 4 * pg);
     ERR("shmdt", shmdt(x));
+
+    /* mlockall(MCL_FUTURE) locks a later attachment as it locks a later mapping */
+    c = fork();
+    if (c == 0) {
+        if (mlockall(MCL_FUTURE)) _exit(100);
+        char *l = shmat(id, NULL, 0);
+        _exit(l == (char *)-1 ? 101 : locked_kb(l) / 4);
+    }
+    VAL("mlockall(MCL_FUTURE), shmat: pages locked", child_status(c));
 
     /* control */
     d = shm_stat(id);

@@ -26,6 +26,7 @@ from kontain.abi.errno import EINVAL
 from kontain.abi.syscalls import NR
 from kontain.errors import GuestError
 from kontain.syscalls.common import MAX_RW_COUNT, ptr, s32, u32, u64
+from kontain.syscalls.mm import _lock_new as lock_new  # mlockall(MCL_FUTURE) locks attachments as it locks mmaps
 
 _SYS_shmctl, _SYS_semop, _SYS_semtimedop, _SYS_semctl = NR["shmctl"], NR["semop"], NR["semtimedop"], NR["semctl"]
 _SYS_msgsnd, _SYS_msgrcv, _SYS_msgctl = NR["msgsnd"], NR["msgrcv"], NR["msgctl"]
@@ -72,7 +73,11 @@ def _ctl(nr: int, sizes: dict[int, int], t, ident: int, cmd: int, arg: int, *bef
 # -- shared memory ---------------------------------------------------------------------
 
 def shmat(t, shmid, addr, flags, *_):
-    return t.mm.shmat(s32(shmid), u64(addr), s32(flags))
+    start = t.mm.shmat(s32(shmid), u64(addr), s32(flags))
+    v = t.mm.find(start) if t.mm.lock_future >= 0 else None
+    if v is not None:  # (None: another thread unmapped it already)
+        lock_new(t, start, v.end - start)
+    return start
 
 
 def shmdt(t, addr, *_):
