@@ -29,6 +29,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -314,6 +315,10 @@ static int drop_then_call(void) {
     timer_t timer;
     struct sigevent sev = {.sigev_notify = SIGEV_NONE};
     printf("timer_create: %s\n", timer_create(CLOCK_MONOTONIC, &sev, &timer) == 0 ? "ok" : strerror(errno));
+    int shm = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+    char *seg = shm >= 0 ? shmat(shm, NULL, 0) : (char *)-1;
+    printf("shmget and shmat: %s\n", seg != (char *)-1 ? "ok" : strerror(errno));
+    if (shm >= 0) shmctl(shm, IPC_RMID, NULL);
     pid_t child = fork();
     if (child == 0) {
         char *args[] = {"/bin/true", NULL};
