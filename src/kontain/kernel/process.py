@@ -256,7 +256,11 @@ class Process:
     def finish(self, end: ProcessExit) -> None:
         """End km the way the program ended (never returns).  ``self.report``, if set, is
         told how, last (a km server's worker tells its client, which then ends the same
-        way, cli/server.py)."""
+        way, cli/server.py).  Any thread may call it, and several at once (two threads
+        dying together, one exit_group against a fatal signal): the first one ends km,
+        the others wait for it to."""
+        if not _ending.acquire(False):
+            _ending.acquire()  # another thread is ending the process: never returns
         if end.signal and end.message and end.signal not in (S.SIGPIPE, S.SIGINT) and not self.forked:
             say(end.message)
         if self.report is not None:
@@ -560,6 +564,7 @@ class Process:
         return f"{self.name}: killed by {signals.describe(sig, code, addr)}"
 
 
+_ending = _thread.allocate_lock()  # held by the thread that ends km (Process.finish)
 _SI_TIMER = S.SI_TIMER.to_bytes(4, "little", signed=True)  # si_code of a POSIX timer signal
 
 ADDR_NO_RANDOMIZE = 0x0040000

@@ -34,6 +34,7 @@ from kontain.abi import signals as S
 from kontain.abi.errno import EINVAL
 from kontain.abi.signals import siginfo
 from kontain.abi.structs import SIGINFO_SIZE, k_sigaction
+from kontain.abi.syscalls import NR
 from kontain.errors import GuestError, say
 
 SIGSET_SIZE = 8
@@ -335,7 +336,10 @@ def die_by_signal(sig: int) -> None:
     except (ValueError, OSError):
         pass
     if sig not in (S.SIGKILL, S.SIGSTOP):
-        _host.signal(sig, _host.SIG_DFL)
+        # rt_sigaction itself: any thread of the program may be the one that dies, and
+        # CPython's signal.signal works only in the main thread
+        dfl = bytearray(k_sigaction.pack(S.SIG_DFL, 0, 0, 0))
+        native.syscall(NR["rt_sigaction"], sig, native.address_of(dfl), 0, SIGSET_SIZE)
         _host.pthread_sigmask(_host.SIG_UNBLOCK, [sig])
     # to this thread: a process-directed signal could be taken by the signal thread
     native.syscall(234, os.getpid(), native.syscall(186), sig)  # tgkill(getpid(), gettid(), sig)

@@ -1,0 +1,18 @@
+"""Signal behaviours found different from Linux by third-party suites (LTP, Go's tests,
+busybox) run natively and under km: each mode of sigcases.c is one behaviour, run
+natively and under km with both C libraries (same output, same end)."""
+
+import pytest
+
+from kt import STATIC, build, compare
+
+MODES = [
+    "thread-segv",  # a thread other than the main one dies of SIGSEGV: km ends by it too
+    "thread-abort",  # ... of SIGABRT (abort() in a thread)
+]
+
+
+@pytest.mark.parametrize("variant", STATIC)
+@pytest.mark.parametrize("mode", MODES)
+def test_signal_case(mode, variant):
+    compare([build("sigcases", variant, ("-lpthread",)), mode], timeout=60)
