@@ -60,6 +60,28 @@ static int thread_death(void *(*fn)(void *)) {
     return 0;
 }
 
+/* -- 2: SA_RESETHAND resets the handler only, the flags stay ----------------------- */
+static void with_info(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    caught[sig] = si->si_signo == sig;
+}
+
+static int resethand(void) {
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = with_info;
+    sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_RESTART;
+    sigaddset(&sa.sa_mask, SIGUSR2);
+    sigaction(SIGUSR1, &sa, NULL);
+    raise(SIGUSR1);
+    sigaction(SIGUSR1, NULL, &old);
+    printf("handler ran with its siginfo: %d\n", caught[SIGUSR1]);
+    printf("handler now SIG_DFL: %d\n", old.sa_handler == SIG_DFL);
+    printf("SA_SIGINFO %d SA_RESETHAND %d SA_RESTART %d mask kept %d\n", !!(old.sa_flags & SA_SIGINFO),
+           !!(old.sa_flags & SA_RESETHAND), !!(old.sa_flags & SA_RESTART), sigismember(&old.sa_mask, SIGUSR2));
+    return 0;
+}
+
 struct mode {
     const char *name;
     int (*run)(void);
@@ -71,6 +93,7 @@ static int thread_abort(void) { return thread_death(aborts); }
 static const struct mode modes[] = {
     {"thread-segv", thread_segv},
     {"thread-abort", thread_abort},
+    {"resethand", resethand},
 };
 
 int main(int argc, char **argv) {

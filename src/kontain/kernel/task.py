@@ -255,8 +255,8 @@ class Task:
         if alt_flags & S.SS_AUTODISARM:
             self.altstack = (0, S.SS_DISABLE, 0)
         self.sigmask = (self.sigmask | sa_mask | (0 if flags & S.SA_NODEFER else sigbit(sig))) & ~S.UNBLOCKABLE
-        if flags & S.SA_RESETHAND:
-            p.actions.set(sig, (S.SIG_DFL, flags & ~S.SA_SIGINFO, restorer, sa_mask))
+        if flags & S.SA_RESETHAND:  # only the handler goes back to SIG_DFL (Linux's get_signal)
+            p.actions.set(sig, (S.SIG_DFL, flags, restorer, sa_mask))
         regs = dict(ctx.regs, rdi=sig, rsi=frame + sigframe.INFO_OFFSET, rdx=frame + sigframe.UC_OFFSET, rax=0,
                     rsp=frame, rip=handler)
         self.resume(sigframe.Context(regs, sigframe.entry_rflags(ctx.rflags)), full=False)
