@@ -10,6 +10,7 @@ MODES = [
     "thread-segv",  # a thread other than the main one dies of SIGSEGV: km ends by it too
     "thread-abort",  # ... of SIGABRT (abort() in a thread)
     "resethand",  # SA_RESETHAND puts the handler back to SIG_DFL and keeps the flags (SA_SIGINFO)
+    "held-from-parent",  # every catchable signal from another process, held and released (SIGILL too)
 ]
 
 

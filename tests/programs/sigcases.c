@@ -82,6 +82,71 @@ static int resethand(void) {
     return 0;
 }
 
+/* -- 3: every catchable signal sent by another process, held, then released one by
+ * one (LTP's sighold/sigrelse): SIGILL, SIGSEGV, SIGBUS, SIGFPE, SIGTRAP included (not the
+ * stop signals and SIGCONT, which discard each other when sent).
+ * Signal 64 is km's own, 32-34 the C libraries'. */
+static int held_sig(int sig) {
+    return sig != SIGKILL && sig != SIGSTOP && sig != SIGCONT && sig != SIGTSTP && sig != SIGTTIN && sig != SIGTTOU &&
+           (sig < 32 || (sig > 34 && sig < 64));
+}
+
+static int held_from_parent(void) {
+    int ready[2], sent[2];
+    pipe(ready);
+    pipe(sent);
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigset_t all, pending;
+        sigemptyset(&all);
+        for (int sig = 1; sig < 64; sig++)
+            if (held_sig(sig)) {
+                on(sig, count, 0);
+                sigaddset(&all, sig);
+            }
+        sigprocmask(SIG_BLOCK, &all, NULL);
+        write(ready[1], "r", 1);
+        char c;
+        read(sent[0], &c, 1);
+        int missing;
+        do {  /* kill() has returned in the parent: every signal is pending (km: soon) */
+            sigpending(&pending);
+            missing = 0;
+            for (int sig = 1; sig < 64; sig++)
+                missing += held_sig(sig) && !sigismember(&pending, sig);
+            if (missing)
+                sched_yield();
+        } while (missing);
+        int early = 0, wrong = 0;
+        for (int sig = 1; sig < 64; sig++)
+            early += caught[sig];
+        for (int sig = 1; sig < 64; sig++)
+            if (held_sig(sig)) {
+                sigset_t one;
+                sigemptyset(&one);
+                sigaddset(&one, sig);
+                sigprocmask(SIG_UNBLOCK, &one, NULL);  /* the handler runs on the way out */
+                if (caught[sig] != 1) {
+                    printf("signal %d caught %d times\n", sig, caught[sig]);
+                    wrong++;
+                }
+            }
+        printf("child: caught while held %d, wrong counts %d\n", early, wrong);
+        _exit(0);
+    }
+    char c;
+    read(ready[0], &c, 1);
+    for (int sig = 1; sig < 64; sig++)
+        if (held_sig(sig))
+            kill(pid, sig);
+    write(sent[1], "s", 1);
+    int status;
+    waitpid(pid, &status, 0);
+    printf("parent: child exited %d signalled %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+           WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    return 0;
+}
+
 struct mode {
     const char *name;
     int (*run)(void);
@@ -94,6 +159,7 @@ static const struct mode modes[] = {
     {"thread-segv", thread_segv},
     {"thread-abort", thread_abort},
     {"resethand", resethand},
+    {"held-from-parent", held_from_parent},
 };
 
 int main(int argc, char **argv) {

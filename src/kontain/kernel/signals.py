@@ -11,9 +11,10 @@ Signals from outside reach km as host signals.  Every host thread of km blocks t
 monitor thread collects them with rt_sigtimedwait and posts them to the program
 (``HostSignals``).  A thread that must notice a signal now (blocked in a host call, or
 running guest code) is kicked: ``immediate_exit`` is set on its vCPU and SIG_KICK (the
-last real-time signal, reserved for km) interrupts whatever it is doing.  The signals a
-monitor fault raises (SIGSEGV, SIGBUS, ...) keep their default action: a crash of km
-itself is not the program's to catch.
+last real-time signal, reserved for km) interrupts whatever it is doing.  SIGSEGV,
+SIGBUS, SIGILL, SIGFPE and SIGTRAP sent from outside are forwarded like the others:
+blocking them costs km nothing, because a fault of km itself forces its signal through
+a blocked mask (the kernel's force_sig_fault unblocks it and takes the default action).
 
 A program that dies of a signal makes km print one line and then end by the same signal,
 so that its parent sees exactly what the program's parent would (128+n in a shell).
@@ -42,9 +43,8 @@ SIG_KICK = S.SIGRTMAX  # reserved for the monitor
 # synchronous signals first, as Linux's next_signal picks them
 SYNCHRONOUS = (1 << (S.SIGSEGV - 1)) | (1 << (S.SIGBUS - 1)) | (1 << (S.SIGILL - 1)) | (1 << (S.SIGTRAP - 1)) | \
     (1 << (S.SIGFPE - 1)) | (1 << (S.SIGSYS - 1))
-# host signals that stay with their default action in km: the monitor's own faults
-HOST_FAULTS = (S.SIGSEGV, S.SIGBUS, S.SIGILL, S.SIGFPE, S.SIGTRAP)
-FORWARDED = [s for s in range(1, S.NSIG) if s not in (S.SIGKILL, S.SIGSTOP, *HOST_FAULTS)]
+# every signal but SIGKILL, SIGSTOP and SIG_KICK reaches the program through the signal thread
+FORWARDED = [s for s in range(1, S.NSIG) if s not in (S.SIGKILL, S.SIGSTOP, SIG_KICK)]
 _FORWARDED_MASK = sum(1 << (s - 1) for s in FORWARDED)
 
 

@@ -23,8 +23,8 @@ from kontain.errors import GuestError
 from kontain.syscalls.common import passthrough, ptr, s32
 
 SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4
-# signals a timer cannot carry: km's kick, and the faults km keeps for its own crashes
-_REFUSED = (S.SIGRTMAX, S.SIGSEGV, S.SIGBUS, S.SIGILL, S.SIGFPE, S.SIGTRAP)
+# the signal a timer cannot carry: km's kick
+_REFUSED = (S.SIGRTMAX,)
 
 
 class Timers:
@@ -55,7 +55,7 @@ def timer_create(t, clockid, sevp, timerid_ptr, *_):
         if notify not in (SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD_ID):
             raise GuestError(EINVAL)  # (SIGEV_THREAD is the C library's business)
         if notify != SIGEV_NONE and (signo < 1 or signo > S.NSIG or signo in _REFUSED):
-            raise GuestError(EINVAL)  # see known-issues.md for the refused ones
+            raise GuestError(EINVAL)  # see known-issues.md for the refused one
         if notify == SIGEV_THREAD_ID:
             if tid not in p.tasks:
                 raise GuestError(EINVAL)
