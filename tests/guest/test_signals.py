@@ -18,3 +18,10 @@ MODES = [
 @pytest.mark.parametrize("mode", MODES)
 def test_signal_case(mode, variant):
     compare([build("sigcases", variant, ("-lpthread",)), mode], timeout=60)
+
+
+def test_busybox_timeout():
+    """busybox timeout vforks a child that forks the watcher and exits: the parent goes
+    on when the child exits (the watcher, which kills it at the deadline, must not hold
+    it back), runs the command and exits with its status."""
+    compare(["/bin/busybox", "sh", "-c", "timeout 20 true; echo $?; timeout 20 sh -c 'exit 3'; echo $?"], timeout=60)

@@ -50,6 +50,9 @@ def fork(p, parent: Task, flags: int, stack: int, ptid: int, ctid: int) -> int:
     if pid == 0:
         if vfork:
             os.close(rfd)
+        if p.vfork_fd >= 0:  # this process is a vfork child: its parent waits for it, not for its children
+            os.close(p.vfork_fd)
+            p.vfork_fd = -1
         task = _become_child(p, parent, regs, sregs, xsave, flags, stack, ctid)
         p.vfork_fd = wfd
         raise ForkedChild(task)
