@@ -11,6 +11,8 @@ MODES = [
     "thread-abort",  # ... of SIGABRT (abort() in a thread)
     "resethand",  # SA_RESETHAND puts the handler back to SIG_DFL and keeps the flags (SA_SIGINFO)
     "held-from-parent",  # every catchable signal from another process, held and released (SIGILL too)
+    # a temporary mask: in force during the wait, the old one saved in the handler's frame
+    "ppoll-mask", "pselect-mask", "epoll-pwait-mask", "epoll-pwait2-mask",
 ]
 
 

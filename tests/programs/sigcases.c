@@ -38,6 +38,23 @@ static void block(int how, int sig) {
     sigprocmask(how, &s, NULL);
 }
 
+/* Send SIGUSR1 to pid until a byte comes on fd: the signal must interrupt a call of
+ * pid's, and may land before pid makes it (then it is sent again). */
+static void poke(pid_t pid, int fd) {
+    struct pollfd p = {fd, POLLIN, 0};
+    char c;
+    do
+        kill(pid, SIGUSR1);
+    while (poll(&p, 1, 1) == 0);
+    read(fd, &c, 1);
+}
+
+static int blocked_now(int sig) {
+    sigset_t cur;
+    sigprocmask(SIG_BLOCK, NULL, &cur);
+    return sigismember(&cur, sig);
+}
+
 /* -- 1: a thread other than the main one dies of a signal ------------------------- */
 static void *null_deref(void *arg) {
     (void)arg;
@@ -147,6 +164,99 @@ static int held_from_parent(void) {
     return 0;
 }
 
+/* -- 4: ppoll, pselect, epoll_pwait, epoll_pwait2 with a temporary mask ---------- */
+static const char *wait_kind;
+static int usr2_in_handler;
+
+static void note_mask(int sig) {
+    caught[sig]++;
+    usr2_in_handler = blocked_now(SIGUSR2);
+}
+
+/* wait for fd to be readable with the temporary mask `temp`, as `wait_kind` says */
+static int masked_wait(int fd, const sigset_t *temp) {
+    if (!strcmp(wait_kind, "ppoll")) {
+        struct pollfd p = {fd, POLLIN, 0};
+        return ppoll(&p, 1, NULL, temp);
+    }
+    if (!strcmp(wait_kind, "pselect")) {
+        fd_set r;
+        FD_ZERO(&r);
+        FD_SET(fd, &r);
+        return pselect(fd + 1, &r, NULL, NULL, NULL, temp);
+    }
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd}, out;
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    int r;
+    if (!strcmp(wait_kind, "epoll_pwait"))
+        r = epoll_pwait(ep, &out, 1, -1, temp);
+    else
+        r = syscall(SYS_epoll_pwait2, ep, &out, 1, NULL, temp, 8);
+    int e = errno;
+    close(ep);
+    errno = e;
+    return r;
+}
+
+static void report_wait(const char *what, int r) {
+    printf("%s: returned %d%s, handler ran %d, SIGUSR2 blocked in it %d, after: SIGUSR1 blocked %d SIGUSR2 %d\n",
+           what, r, r < 0 && errno == EINTR ? " EINTR" : "", caught[SIGUSR1] > 0, usr2_in_handler,
+           blocked_now(SIGUSR1), blocked_now(SIGUSR2));
+    caught[SIGUSR1] = 0;
+    usr2_in_handler = 0;
+}
+
+static int temp_mask(void) {
+    int p[2], ack[2];
+    pipe(p);
+    pipe(ack);
+    on(SIGUSR1, note_mask, 0);
+    block(SIG_BLOCK, SIGUSR1);
+    sigset_t temp, pending;
+    sigemptyset(&temp);
+    sigaddset(&temp, SIGUSR2);  /* lets SIGUSR1 through, holds SIGUSR2 */
+
+    /* a signal the temporary mask lets through, pending already: EINTR at once, the
+     * handler runs with the temporary mask, the old one is back after it */
+    raise(SIGUSR1);
+    report_wait("pending before", masked_wait(p[0], &temp));
+
+    /* the same with a descriptor ready: the call reports it, the signal stays pending */
+    raise(SIGUSR1);
+    write(p[1], "x", 1);
+    int r = masked_wait(p[0], &temp);
+    sigpending(&pending);
+    report_wait("descriptor ready", r);
+    printf("still pending: %d\n", sigismember(&pending, SIGUSR1));
+    char c;
+    read(p[0], &c, 1);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, SIGUSR1);
+    int sig;
+    sigwait(&one, &sig);
+
+    /* sent by another process while the call waits */
+    pid_t parent = getpid(), pid = fork();
+    if (pid == 0) {
+        poke(parent, ack[0]);
+        _exit(0);
+    }
+    report_wait("from another process", masked_wait(p[0], &temp));
+    write(ack[1], "a", 1);
+    waitpid(pid, NULL, 0);
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&one, NULL, &zero) > 0)  /* the child may have sent it more than once */
+        ;
+    return 0;
+}
+
+static int temp_mask_ppoll(void) { wait_kind = "ppoll"; return temp_mask(); }
+static int temp_mask_pselect(void) { wait_kind = "pselect"; return temp_mask(); }
+static int temp_mask_epoll_pwait(void) { wait_kind = "epoll_pwait"; return temp_mask(); }
+static int temp_mask_epoll_pwait2(void) { wait_kind = "epoll_pwait2"; return temp_mask(); }
+
 struct mode {
     const char *name;
     int (*run)(void);
@@ -160,6 +270,10 @@ static const struct mode modes[] = {
     {"thread-abort", thread_abort},
     {"resethand", resethand},
     {"held-from-parent", held_from_parent},
+    {"ppoll-mask", temp_mask_ppoll},
+    {"pselect-mask", temp_mask_pselect},
+    {"epoll-pwait-mask", temp_mask_epoll_pwait},
+    {"epoll-pwait2-mask", temp_mask_epoll_pwait2},
 };
 
 int main(int argc, char **argv) {

@@ -63,7 +63,7 @@ class Task:
         self.sigmask = 0
         self.pending = Pending()  # signals sent to this thread
         self.shared = process.shared_pending  # signals sent to the process
-        self.saved_mask: int | None = None  # rt_sigsuspend's mask, restored by sigreturn
+        self.saved_mask: int | None = None  # the mask before sigsuspend's or ppoll's: the handler's frame gets it
         self.kicked = False
         self.waiting = 0  # signals this thread waits for while blocking them (sigtimedwait, signalfd)
         self.stop = SYSCALL
@@ -216,6 +216,8 @@ class Task:
                 self._restart(nr)
         if sig:
             self.deliver(sig, info, self.context())
+        elif self.saved_mask is not None:  # sigsuspend's or ppoll's mask, and no handler to run
+            self.sigmask, self.saved_mask = self.saved_mask, None
 
     def _nosignal(self, nr: int) -> bool:
         flags = self.q[k.RDX] if nr == 46 else self.q[k.R10]  # sendmsg's flags are its 3rd argument

@@ -116,6 +116,36 @@ def _wait_handled(t) -> None:
     t.process.wait_for(t, ready)
 
 
+def with_sigmask(t, mask: bytes | None, wait, poll_now) -> int:
+    """ppoll, pselect6, epoll_pwait and epoll_pwait2 with a signal mask: as Linux's
+    set_user_sigmask and restore_saved_sigmask_unless.  The mask is the guest's, so it
+    is the monitor's to apply (the host call gets none: km's threads keep their own).
+    ``wait()`` makes the host call; ``poll_now()`` makes it with a zero timeout, for
+    when a signal the mask lets through is pending already (the call then reports
+    ready descriptors, or EINTR).  Interrupted by such a signal, the call fails with
+    EINTR and the old mask stays saved, for the handler's frame (as sigsuspend); in
+    every other case the old mask is back before the call returns."""
+    if mask is None:
+        return wait()
+    old = t.sigmask
+    t.saved_mask = old
+    t.sigmask = struct.unpack("<Q", mask[:SIGSET_SIZE])[0] & ~S.UNBLOCKABLE
+    try:
+        if t.has_signals():
+            r = poll_now()
+            interrupted = r == 0
+        else:
+            r = wait()
+            interrupted = r == -EINTR
+        if interrupted and t.has_signals():
+            return -EINTR  # delivered on the way out: Task.after_syscall
+    except BaseException:
+        t.sigmask, t.saved_mask = old, None
+        raise
+    t.sigmask, t.saved_mask = old, None
+    return r
+
+
 def rt_sigsuspend(t, mask_addr, sigsetsize, *_):
     if u64(sigsetsize) != SIGSET_SIZE:
         raise GuestError(EINVAL)
