@@ -13,6 +13,8 @@ MODES = [
     "held-from-parent",  # every catchable signal from another process, held and released (SIGILL too)
     # a temporary mask: in force during the wait, the old one saved in the handler's frame
     "ppoll-mask", "pselect-mask", "epoll-pwait-mask", "epoll-pwait2-mask",
+    "xfsz",  # past RLIMIT_FSIZE: EFBIG and SIGXFSZ (write, pwrite, pwritev, ftruncate, fallocate)
+    "xfsz-default",  # ... whose default action ends the program
 ]
 
 

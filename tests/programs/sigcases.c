@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -257,6 +258,37 @@ static int temp_mask_pselect(void) { wait_kind = "pselect"; return temp_mask(); 
 static int temp_mask_epoll_pwait(void) { wait_kind = "epoll_pwait"; return temp_mask(); }
 static int temp_mask_epoll_pwait2(void) { wait_kind = "epoll_pwait2"; return temp_mask(); }
 
+/* -- 12: past RLIMIT_FSIZE: EFBIG and SIGXFSZ in the writing thread ------------------ */
+static int fsize(int handled) {
+    char path[] = "/tmp/sigcases.XXXXXX";
+    int fd = mkstemp(path);
+    unlink(path);
+    if (handled)
+        on(SIGXFSZ, count, 0);
+    struct rlimit rl = {4096, RLIM_INFINITY};
+    setrlimit(RLIMIT_FSIZE, &rl);
+    static char buf[8192];
+    ssize_t r = write(fd, buf, sizeof buf);  /* cut at the limit, no signal */
+    printf("write across the limit: %zd, SIGXFSZ %d\n", r, caught[SIGXFSZ]);
+    r = write(fd, buf, 1);
+    printf("write at the limit: %zd %s, SIGXFSZ %d\n", r, r < 0 ? strerror(errno) : "", caught[SIGXFSZ]);
+    r = pwrite(fd, buf, 10, 5000);
+    printf("pwrite past it: %zd %s, SIGXFSZ %d\n", r, r < 0 ? strerror(errno) : "", caught[SIGXFSZ]);
+    struct iovec iov = {buf, 10};
+    r = pwritev(fd, &iov, 1, 6000);
+    printf("pwritev past it: %zd %s, SIGXFSZ %d\n", r, r < 0 ? strerror(errno) : "", caught[SIGXFSZ]);
+    int t = ftruncate(fd, 10000);
+    printf("ftruncate past it: %d %s, SIGXFSZ %d\n", t, t < 0 ? strerror(errno) : "", caught[SIGXFSZ]);
+    t = fallocate(fd, 0, 0, 10000);
+    printf("fallocate past it: %d %s, SIGXFSZ %d\n", t, t < 0 ? strerror(errno) : "", caught[SIGXFSZ]);
+    t = ftruncate(fd, 100);
+    printf("ftruncate within it: %d, SIGXFSZ %d\n", t, caught[SIGXFSZ]);
+    return 0;
+}
+
+static int fsize_handled(void) { return fsize(1); }
+static int fsize_default(void) { return fsize(0); }
+
 struct mode {
     const char *name;
     int (*run)(void);
@@ -274,6 +306,8 @@ static const struct mode modes[] = {
     {"pselect-mask", temp_mask_pselect},
     {"epoll-pwait-mask", temp_mask_epoll_pwait},
     {"epoll-pwait2-mask", temp_mask_epoll_pwait2},
+    {"xfsz", fsize_handled},
+    {"xfsz-default", fsize_default},
 };
 
 int main(int argc, char **argv) {

@@ -33,7 +33,7 @@ import sys
 import time
 
 from kontain import native
-from kontain.abi.errno import ENOSYS
+from kontain.abi.errno import EFBIG, ENOSYS
 from kontain.arch.x86_64 import guest_code as G
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError, OwnThread
@@ -393,6 +393,8 @@ class Poller:
     def _answer(self, slot: Slot, res: int) -> None:
         slot.q[RESULT] = res
         task = slot.task
+        if res == -EFBIG:  # past RLIMIT_FSIZE: the host's SIGXFSZ came to this thread (Task.take_xfsz)
+            task.take_xfsz()
         exit_wanted = self.p.zap or task.has_signals() or task.kicked
         slot.u32[STATE] = DONE_EXIT if exit_wanted else DONE
         slot.last = time.monotonic_ns()

@@ -19,9 +19,10 @@ import struct
 
 from kontain import native
 from kontain.abi import signals as S
-from kontain.abi.errno import EINTR, EPIPE
-from kontain.abi.signals import siginfo
+from kontain.abi.errno import EFBIG, EINTR, EPIPE
+from kontain.abi.signals import SIGINFO_SIZE, siginfo
 from kontain.abi.structs import SIGCONTEXT_REGS
+from kontain.abi.syscalls import NR
 from kontain.arch.x86_64 import cpu, guest_code, sigframe
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError, ProcessExit
@@ -42,6 +43,8 @@ NEVER_RESTART = {7, 23, 34, 35, 65, 69, 70, 130, 128, 220, 230, 232, 270, 271, 2
 # pwritev, sendmmsg, pwritev2
 EPIPE_RAISES = {1, 18, 20, 40, 44, 46, 275, 278, 296, 307, 328}
 MSG_NOSIGNAL = 0x4000
+_XFSZ_SET = bytearray(struct.pack("<Q", 1 << (S.SIGXFSZ - 1)))
+_NO_WAIT = bytearray(16)  # a zero timespec
 
 
 class ThreadExit(BaseException):
@@ -208,6 +211,8 @@ class Task:
         self.kicked = False
         if res == -EPIPE and nr in EPIPE_RAISES and not (nr in (44, 46, 307) and self._nosignal(nr)):
             self.signal_self(S.SIGPIPE, siginfo(S.SIGPIPE, S.SI_USER, pid=os.getpid(), uid=os.getuid()))
+        elif res == -EFBIG:
+            self.take_xfsz()
         sig, info = self.next_signal() if self.has_signals() else (0, None)
         if interrupted:
             if not sig:
@@ -218,6 +223,17 @@ class Task:
             self.deliver(sig, info, self.context())
         elif self.saved_mask is not None:  # sigsuspend's or ppoll's mask, and no handler to run
             self.sigmask, self.saved_mask = self.saved_mask, None
+
+    def take_xfsz(self) -> None:
+        """A call failed with EFBIG: if it went past RLIMIT_FSIZE, the host sent SIGXFSZ
+        to the calling host thread (send_sig to current), where it waits, blocked (a
+        blocked signal is queued even while ignored).  Take it and give it to this
+        thread, with the host's siginfo.  (Called in the thread that made the host
+        call: this task's, or the poller's for a polled write.)"""
+        info = bytearray(SIGINFO_SIZE)
+        if native.syscall(NR["rt_sigtimedwait"], native.address_of(_XFSZ_SET), native.address_of(info),
+                          native.address_of(_NO_WAIT), 8) == S.SIGXFSZ:
+            self.signal_self(S.SIGXFSZ, bytes(info))
 
     def _nosignal(self, nr: int) -> bool:
         flags = self.q[k.RDX] if nr == 46 else self.q[k.R10]  # sendmsg's flags are its 3rd argument
