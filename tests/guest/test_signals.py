@@ -15,6 +15,7 @@ MODES = [
     "ppoll-mask", "pselect-mask", "epoll-pwait-mask", "epoll-pwait2-mask",
     "xfsz",  # past RLIMIT_FSIZE: EFBIG and SIGXFSZ (write, pwrite, pwritev, ftruncate, fallocate)
     "xfsz-default",  # ... whose default action ends the program
+    "rt-queue",  # RLIMIT_SIGPENDING: sigqueue, tgkill, rt_(tg)sigqueueinfo fail with EAGAIN; kill loses the siginfo
 ]
 
 
@@ -29,3 +30,4 @@ def test_busybox_timeout():
     on when the child exits (the watcher, which kills it at the deadline, must not hold
     it back), runs the command and exits with its status."""
     compare(["/bin/busybox", "sh", "-c", "timeout 20 true; echo $?; timeout 20 sh -c 'exit 3'; echo $?"], timeout=60)
+

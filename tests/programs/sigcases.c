@@ -289,6 +289,74 @@ static int fsize(int handled) {
 static int fsize_handled(void) { return fsize(1); }
 static int fsize_default(void) { return fsize(0); }
 
+/* -- 6: the real-time signal queue is bounded by RLIMIT_SIGPENDING ------------------ */
+static int queue_rt(int sig, int value) {
+    union sigval v = {.sival_int = value};
+    return sigqueue(getpid(), sig, v);
+}
+
+static int rt_queue(void) {
+    int rt = SIGRTMIN + 1;
+    block(SIG_BLOCK, rt);
+    block(SIG_BLOCK, SIGUSR1);
+    /* the limit counts the user's queued signals on Linux (SigQ: used/limit): leave
+     * room for 16 more than this user's processes hold now (km counts its own only) */
+    long used = 0;
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "SigQ:", 5))
+            used = atol(line + 5);
+    if (f)
+        fclose(f);
+    struct rlimit rl;
+    getrlimit(RLIMIT_SIGPENDING, &rl);
+    rl.rlim_cur = used + 16;
+    setrlimit(RLIMIT_SIGPENDING, &rl);
+    int n = 0;
+    while (n < used + 100 && queue_rt(rt, n) == 0)
+        n++;
+    printf("sigqueue: some queued %d, at most the limit %d, then EAGAIN %d\n", n > 0, n <= used + 16,
+           errno == EAGAIN);
+    errno = 0;
+    int r = syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), rt);
+    printf("tgkill when full: %d EAGAIN %d\n", r, errno == EAGAIN);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = rt;
+    si.si_code = SI_QUEUE;
+    si.si_pid = getpid();
+    si.si_uid = getuid();
+    errno = 0;
+    r = syscall(SYS_rt_tgsigqueueinfo, getpid(), syscall(SYS_gettid), rt, &si);
+    printf("rt_tgsigqueueinfo when full: %d EAGAIN %d\n", r, errno == EAGAIN);
+    errno = 0;
+    r = syscall(SYS_rt_sigqueueinfo, getpid(), rt, &si);
+    printf("rt_sigqueueinfo when full: %d EAGAIN %d\n", r, errno == EAGAIN);
+    printf("kill when full: %d\n", kill(getpid(), rt));  /* pending, its siginfo lost */
+    union sigval v = {.sival_int = 7};
+    printf("sigqueue of a standard signal when full: %d\n", sigqueue(getpid(), SIGUSR1, v));
+    sigset_t both;
+    sigemptyset(&both);
+    sigaddset(&both, rt);
+    sigaddset(&both, SIGUSR1);
+    struct timespec zero = {0, 0};
+    int drained = 0, in_order = 1, usr1 = 0, usr1_lost_info = 0, sig;
+    while ((sig = sigtimedwait(&both, &si, &zero)) > 0) {
+        if (sig == SIGUSR1) {
+            usr1++;
+            usr1_lost_info = si.si_code == SI_USER && si.si_pid == 0;
+        } else {
+            in_order &= si.si_value.sival_int == drained;
+            drained++;
+        }
+    }
+    printf("taken back: all queued %d, in order %d; SIGUSR1 once %d, without its siginfo %d\n", drained == n,
+           in_order, usr1 == 1, usr1_lost_info);
+    printf("room again: %d\n", queue_rt(rt, 0) == 0 && sigtimedwait(&both, &si, &zero) == rt);
+    return 0;
+}
+
 struct mode {
     const char *name;
     int (*run)(void);
@@ -308,6 +376,7 @@ static const struct mode modes[] = {
     {"epoll-pwait2-mask", temp_mask_epoll_pwait2},
     {"xfsz", fsize_handled},
     {"xfsz-default", fsize_default},
+    {"rt-queue", rt_queue},
 };
 
 int main(int argc, char **argv) {

@@ -270,29 +270,31 @@ class Process:
         os._exit(end.status)
 
     # -- signals -----------------------------------------------------------------------
-    def post(self, sig: int, info: bytes, task: Task | None = None) -> None:
+    def post(self, sig: int, info: bytes, task: Task | None = None) -> int:
         """A signal for the program: to ``task`` (thread-directed), or to the process,
-        which gives it to a thread that does not block it.  Called from any thread."""
+        which gives it to a thread that does not block it.  Called from any thread.
+        0, or -EAGAIN when the signal queue is full (signals.Pending.add)."""
         if sig == signals.SIG_KICK or not 1 <= sig <= S.NSIG:
-            return
+            return 0
         if task is None and self.timers.targets and info[8:12] == _SI_TIMER:  # SIGEV_THREAD_ID?
             tid = self.timers.target(int.from_bytes(info[16:20], "little", signed=True))
             task = self.tasks.get(tid) if tid else None
         with self.lock:
             blocked_everywhere = all(t.sigmask & signals.sigbit(sig) for t in self.tasks.values())
             if self.actions.ignored(sig) and not (task.sigmask if task else blocked_everywhere) & signals.sigbit(sig):
-                return  # discarded now, as Linux does for an ignored signal nobody blocks
+                return 0  # discarded now, as Linux does for an ignored signal nobody blocks
+            if not (task.pending if task is not None else self.shared_pending).add(sig, info):
+                return -EAGAIN
             if task is not None:
-                task.pending.add(sig, info)
                 target = task
             else:
-                self.shared_pending.add(sig, info)
                 bit = signals.sigbit(sig)  # to a thread that takes it: unblocked, or waited for
                 target = next((t for t in self.tasks.values() if not t.sigmask & bit or t.waiting & bit), None)
         if self._signalfds is not None and self._signalfds.files:
             self._signalfds.update()
         if target is not None and target.ident != _thread.get_ident():
             self.kick(target)
+        return 0
 
     def background_read(self, task: Task, fd: int) -> int:
         """A read of ``fd`` failed with EIO on the host (kernel/jobctl.py)."""

@@ -98,6 +98,47 @@ class SignalActions:
         return k_sigaction.pack(*action)
 
 
+# km's own bound on the siginfos one process keeps queued, whatever RLIMIT_SIGPENDING
+# says (Linux lets kill() and the kernel pass that limit; km's memory is not the guest's
+# to fill).  Past it a signal is queued as when Linux's allocation fails: see Pending.add.
+QUEUE_MAX = 1 << 16
+
+
+class _Queued:
+    """How many siginfos the process holds queued (its pending sets together), as
+    Linux's per-user sigpending count that RLIMIT_SIGPENDING limits.  km counts one
+    process's signals only: each guest process is a km of its own.  Guarded by the
+    process lock, like the pending sets."""
+
+    count = 0
+
+    def take(self, override: bool) -> bool:
+        """Room for one more siginfo (Linux's __sigqueue_alloc)?  ``override``: the
+        signal may pass RLIMIT_SIGPENDING (a standard signal from kill() or the kernel)."""
+        limit = QUEUE_MAX
+        if not override:
+            soft = resource.getrlimit(resource.RLIMIT_SIGPENDING)[0]
+            if 0 <= soft < limit:
+                limit = soft
+        if self.count >= limit:
+            return False
+        self.count += 1
+        return True
+
+
+QUEUED = _Queued()
+
+
+def _counted(info: bytes) -> bool:
+    """A POSIX timer's siginfo is the timer's own, never allocated or counted (Linux
+    preallocates it with the timer)."""
+    return info[8:12] != _SI_TIMER
+
+
+_SI_TIMER = S.SI_TIMER.to_bytes(4, "little", signed=True)
+_SI_USER = S.SI_USER.to_bytes(4, "little", signed=True)
+
+
 class Pending:
     """A pending set: a bitmask, plus the siginfo of each pending signal (real-time
     signals queue; a standard signal pending twice is one signal)."""
@@ -108,15 +149,32 @@ class Pending:
         self.mask = 0
         self.infos: dict[int, list[bytes]] = {}
 
-    def add(self, sig: int, info: bytes) -> None:
-        q = self.infos.setdefault(sig, [])
-        if sig >= S.SIGRTMIN or not q:
-            q.append(info)
-        self.mask |= sigbit(sig)
+    def add(self, sig: int, info: bytes) -> bool:
+        """Make ``sig`` pending with ``info``, as Linux's __send_signal_locked: False when
+        the sender must fail with EAGAIN (a real-time signal finding no room for its
+        siginfo, unless kill() sent it).  A signal that finds no room otherwise is
+        pending without its siginfo, as on Linux when the allocation fails."""
+        bit = sigbit(sig)
+        if sig < S.SIGRTMIN and self.mask & bit:
+            return True  # a standard signal pending already: one signal (legacy_queue)
+        if not _counted(info) or QUEUED.take(sig < S.SIGRTMIN and int.from_bytes(info[8:12], "little",
+                                                                                 signed=True) >= 0):
+            self.infos.setdefault(sig, []).append(info)
+        elif sig >= S.SIGRTMIN and info[8:12] != _SI_USER:
+            return False
+        self.mask |= bit
+        return True
 
     def take(self, sig: int) -> bytes:
+        """The siginfo of the next ``sig`` (Linux's collect_signal: a signal pending
+        without one gets SI_USER, no sender); the bit stays while more are queued."""
         q = self.infos.get(sig)
-        info = q.pop(0) if q else siginfo(sig, S.SI_KERNEL)
+        if q:
+            info = q.pop(0)
+            if _counted(info):
+                QUEUED.count -= 1
+        else:
+            info = siginfo(sig, S.SI_USER)
         if not q:
             self.mask &= ~sigbit(sig)
             self.infos.pop(sig, None)
@@ -124,7 +182,7 @@ class Pending:
 
     def discard(self, sig: int) -> None:
         self.mask &= ~sigbit(sig)
-        self.infos.pop(sig, None)
+        QUEUED.count -= sum(_counted(info) for info in self.infos.pop(sig, ()))
 
 
 def pick(ready: int) -> int:
@@ -154,7 +212,9 @@ class HostSignals:
         self._children: dict[int, int] = {}  # pid -> SIGCHLDs forwarded and not yet waited for
 
     def install(self) -> None:
-        """Call in the main thread before any other thread exists: threads inherit the mask."""
+        """Call in the main thread before any other thread exists: threads inherit the mask.
+        (Also in a forked child, whose pending sets start empty: so does its count.)"""
+        QUEUED.count = 0
         _host.signal(SIG_KICK, _kicked)
         # broken pipes and file size limits: the monitor raises SIGPIPE/SIGXFSZ for the
         # program itself when a write fails with EPIPE/EFBIG

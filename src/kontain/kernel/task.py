@@ -146,9 +146,9 @@ class Task:
     def has_signals(self) -> int:
         return (self.pending.mask | self.shared.mask) & ~self.sigmask
 
-    def signal_self(self, sig: int, info: bytes | None = None) -> None:
-        """A signal aimed at this thread (tkill, a fault, SIGPIPE)."""
-        self.process.post(sig, info or siginfo(sig, S.SI_TKILL, pid=os.getpid(), uid=os.getuid()), task=self)
+    def signal_self(self, sig: int, info: bytes | None = None) -> int:
+        """A signal aimed at this thread (tkill, a fault, SIGPIPE); 0 or -EAGAIN."""
+        return self.process.post(sig, info or siginfo(sig, S.SI_TKILL, pid=os.getpid(), uid=os.getuid()), task=self)
 
     def next_signal(self) -> tuple[int, bytes | None]:
         """Take the next signal to deliver to a handler; default actions that end or stop

@@ -138,9 +138,7 @@ def kill(t, pid, sig, *_):
     if sig < 0 or sig > S.NSIG:
         raise GuestError(EINVAL)
     if pid == os.getpid():
-        if sig:
-            t.process.post(sig, siginfo(sig, S.SI_USER, pid=os.getpid(), uid=os.getuid()))
-        return 0
+        return t.process.post(sig, siginfo(sig, S.SI_USER, pid=os.getpid(), uid=os.getuid())) if sig else 0
     # 0, -1 and -pgrp include this process: the host delivers to km, which posts the
     # signal to the program through its signal thread
     return native.syscall(SYS_kill, pid, sig)
@@ -151,7 +149,7 @@ def _to_thread(t, tid: int, sig: int, info: bytes | None = None) -> int:
     if target is None:
         raise GuestError(ESRCH)
     if sig:
-        t.process.post(sig, info or siginfo(sig, S.SI_TKILL, pid=os.getpid(), uid=os.getuid()), task=target)
+        return t.process.post(sig, info or siginfo(sig, S.SI_TKILL, pid=os.getpid(), uid=os.getuid()), task=target)
     return 0
 
 
@@ -187,8 +185,7 @@ def rt_sigqueueinfo(t, tgid, sig, uinfo, *_):
     if sig <= 0 or sig > S.NSIG:
         raise GuestError(EINVAL)
     if tgid == os.getpid():
-        t.process.post(sig, _queued_info(t, sig, uinfo, True))
-        return 0
+        return t.process.post(sig, _queued_info(t, sig, uinfo, True))
     info = bytearray(_queued_info(t, sig, uinfo, False))
     return native.syscall(SYS_rt_sigqueueinfo, tgid, sig, native.address_of(info))
 
