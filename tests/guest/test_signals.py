@@ -15,6 +15,7 @@ MODES = [
     "ppoll-mask", "pselect-mask", "epoll-pwait-mask", "epoll-pwait2-mask",
     "xfsz",  # past RLIMIT_FSIZE: EFBIG and SIGXFSZ (write, pwrite, pwritev, ftruncate, fallocate)
     "xfsz-default",  # ... whose default action ends the program
+    "timer-overrun-rt", "timer-overrun",  # one signal pending per POSIX timer, later expirations its overruns
     "rt-queue",  # RLIMIT_SIGPENDING: sigqueue, tgkill, rt_(tg)sigqueueinfo fail with EAGAIN; kill loses the siginfo
 ]
 

@@ -357,6 +357,45 @@ static int rt_queue(void) {
     return 0;
 }
 
+/* -- 7: POSIX timer overruns: one signal pending per timer, the rest counted --------- */
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int timer_overrun(int sig) {
+    block(SIG_BLOCK, sig);
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_SIGNAL;
+    ev.sigev_signo = sig;
+    ev.sigev_value.sival_int = 42;
+    timer_t timer;
+    timer_create(CLOCK_MONOTONIC, &ev, &timer);
+    printf("overrun before any signal: %d\n", timer_getoverrun(timer));
+    struct itimerspec its = {{0, 1000000}, {0, 1000000}};  /* every millisecond */
+    double start = now_ms();
+    timer_settime(timer, 0, &its, NULL);
+    while (now_ms() - start < 30)  /* at least 29 expirations, however loaded the machine */
+        ;
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    siginfo_t si;
+    struct timespec zero = {0, 0};
+    int got = sigtimedwait(&one, &si, &zero);
+    printf("signal %d, SI_TIMER %d, value %d, overrun >= 25: %d\n", got == sig, si.si_code == SI_TIMER,
+           si.si_value.sival_int, si.si_overrun >= 25);
+    printf("timer_getoverrun agrees: %d\n", timer_getoverrun(timer) == si.si_overrun);
+    timer_delete(timer);  /* a later expiration's signal, pending now, goes with the timer */
+    printf("after timer_delete: %s\n", sigtimedwait(&one, &si, &zero) < 0 ? strerror(errno) : "a signal");
+    return 0;
+}
+
+static int timer_overrun_rt(void) { return timer_overrun(SIGRTMIN + 2); }
+static int timer_overrun_std(void) { return timer_overrun(SIGUSR2); }
+
 struct mode {
     const char *name;
     int (*run)(void);
@@ -377,6 +416,8 @@ static const struct mode modes[] = {
     {"xfsz", fsize_handled},
     {"xfsz-default", fsize_default},
     {"rt-queue", rt_queue},
+    {"timer-overrun-rt", timer_overrun_rt},
+    {"timer-overrun", timer_overrun_std},
 };
 
 int main(int argc, char **argv) {

@@ -283,6 +283,10 @@ class Process:
             blocked_everywhere = all(t.sigmask & signals.sigbit(sig) for t in self.tasks.values())
             if self.actions.ignored(sig) and not (task.sigmask if task else blocked_everywhere) & signals.sigbit(sig):
                 return 0  # discarded now, as Linux does for an ignored signal nobody blocks
+            if info[8:12] == _SI_TIMER:  # a timer's signal pending already takes this one as an overrun
+                info = self.timers.arrived(info)
+                if info is None:
+                    return 0
             if not (task.pending if task is not None else self.shared_pending).add(sig, info):
                 return -EAGAIN
             if task is not None:

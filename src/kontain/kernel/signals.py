@@ -37,6 +37,7 @@ from kontain.abi.signals import siginfo
 from kontain.abi.structs import SIGINFO_SIZE, k_sigaction
 from kontain.abi.syscalls import NR
 from kontain.errors import GuestError, say
+from kontain.syscalls.timer import TimerInfo
 
 SIGSET_SIZE = 8
 SIG_KICK = S.SIGRTMAX  # reserved for the monitor
@@ -157,6 +158,8 @@ class Pending:
         bit = sigbit(sig)
         if sig < S.SIGRTMIN and self.mask & bit:
             return True  # a standard signal pending already: one signal (legacy_queue)
+        if type(info) is TimerInfo:
+            info.where = self
         if not _counted(info) or QUEUED.take(sig < S.SIGRTMIN and int.from_bytes(info[8:12], "little",
                                                                                  signed=True) >= 0):
             self.infos.setdefault(sig, []).append(info)
@@ -171,7 +174,10 @@ class Pending:
         q = self.infos.get(sig)
         if q:
             info = q.pop(0)
-            if _counted(info):
+            if type(info) is TimerInfo:
+                info.timer.taken(info)
+                info = bytes(info)
+            elif _counted(info):
                 QUEUED.count -= 1
         else:
             info = siginfo(sig, S.SI_USER)
@@ -182,7 +188,20 @@ class Pending:
 
     def discard(self, sig: int) -> None:
         self.mask &= ~sigbit(sig)
-        QUEUED.count -= sum(_counted(info) for info in self.infos.pop(sig, ()))
+        for info in self.infos.pop(sig, ()):
+            if type(info) is TimerInfo:
+                info.timer.queued = None
+            elif _counted(info):
+                QUEUED.count -= 1
+
+    def drop(self, sig: int, info: TimerInfo) -> None:
+        """A timer's pending siginfo goes (the timer was set again, or deleted)."""
+        q = self.infos.get(sig, [])
+        if info in q:
+            q.remove(info)
+        if not q:
+            self.mask &= ~sigbit(sig)
+            self.infos.pop(sig, None)
 
 
 def pick(ready: int) -> int:

@@ -3,16 +3,26 @@
 The guest's timers are km's own host timers (km makes none of its own, so the timer ids
 the host hands out are the guest's).  A timer signal reaches km like any other signal and
 the signal thread forwards it with the host's siginfo (SI_TIMER, si_timerid, si_overrun,
-si_value), which is exactly what the program would have received.
+si_value).
 
-Two things need the monitor: SIGEV_THREAD_ID names a guest thread, whose host thread
-keeps every forwarded signal blocked, so the host timer is aimed at the signal thread and
-the monitor redirects its signals to the guest thread (``Timers.target``); and execve
-deletes the timers, which the host does not do for an exec that happens in place.
+What needs the monitor:
+
+- overruns.  The host counts an overrun when the timer expires while its signal is still
+  pending on the host, which km's signal thread never leaves it for long; the program's
+  signal is pending in km.  So km does what Linux does with the timer's one siginfo: while
+  it is pending in the program, a later expiration adds to its si_overrun instead of
+  queueing another (``Timers.arrived``); when it is taken, that count is what
+  timer_getoverrun reports (``Timer.taken``); timer_settime starts the count again and,
+  as Linux since 6.13, drops a signal of the old setting that is still pending.
+- SIGEV_THREAD_ID names a guest thread, whose host thread keeps every forwarded signal
+  blocked, so the host timer is aimed at the signal thread and the monitor redirects its
+  signals to the guest thread (``Timers.target``).
+- execve deletes the timers, which the host does not do for an exec that happens in place.
 """
 
 from __future__ import annotations
 
+import struct
 import time
 
 from kontain import native
@@ -27,22 +37,81 @@ SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4
 _REFUSED = (S.SIGRTMAX,)
 
 
-class Timers:
-    """The process's timers: host timer id -> guest thread to signal (0: the process)."""
+DELAYTIMER_MAX = 0x7FFFFFFF  # overruns are counted up to INT_MAX
 
-    __slots__ = ("targets",)
+
+class TimerInfo(bytearray):
+    """A POSIX timer's siginfo while it is pending: the timer's one (Linux preallocates
+    it), so expirations meanwhile add to its si_overrun instead of queueing more.  The
+    pending sets (kernel/signals.py, Pending) tell ``timer`` when it is taken and
+    record in ``where`` which of them holds it, for a timer_settime or timer_delete
+    that drops it."""
+
+    timer: Timer | None = None
+    where = None
+
+
+class Timer:
+    """One timer's signal state: its siginfo while pending in the program, and the
+    overrun count of the last one taken (timer_getoverrun)."""
+
+    __slots__ = ("queued", "overrun_last")
+
+    def __init__(self) -> None:
+        self.queued: TimerInfo | None = None
+        self.overrun_last = 0
+
+    def taken(self, info: TimerInfo) -> None:
+        """Its signal was delivered or taken (Pending.take): later ones queue again."""
+        self.queued = None
+        self.overrun_last = struct.unpack_from("<i", info, 20)[0]
+
+    def drop(self) -> None:
+        """timer_settime or timer_delete: a signal of the old setting never arrives."""
+        q = self.queued
+        if q is not None and q.where is not None:
+            q.where.drop(struct.unpack_from("<i", q, 0)[0], q)
+        self.queued = None
+        self.overrun_last = 0
+
+
+class Timers:
+    """The process's timers: host timer id -> guest thread to signal (0: the process),
+    and each timer's signal state."""
+
+    __slots__ = ("targets", "timers")
 
     def __init__(self) -> None:
         self.targets: dict[int, int] = {}
+        self.timers: dict[int, Timer] = {}
 
     def target(self, timerid: int) -> int:
         return self.targets.get(timerid, 0)
+
+    def arrived(self, info: bytes) -> bytes | None:
+        """A timer's signal from the host (called with the process lock held): the
+        siginfo to make pending, or None when the timer's signal is pending already
+        (this expiration, and the host's own overruns, become its overruns)."""
+        timerid, overrun = struct.unpack_from("<ii", info, 16)
+        timer = self.timers.get(timerid)
+        if timer is None:
+            return info  # not a timer of this program's (sent with rt_sigqueueinfo)
+        q = timer.queued
+        if q is not None:
+            total = struct.unpack_from("<i", q, 20)[0] + 1 + max(overrun, 0)
+            struct.pack_into("<i", q, 20, min(total, DELAYTIMER_MAX))
+            return None
+        q = timer.queued = TimerInfo(info)
+        q.timer = timer
+        return q
 
     def delete_all(self) -> None:
         """execve: the program's timers go away."""
         for timerid in self.targets:
             native.syscall(226, timerid)  # timer_delete
+            self.timers[timerid].drop()
         self.targets.clear()
+        self.timers.clear()
 
 
 def timer_create(t, clockid, sevp, timerid_ptr, *_):
@@ -67,14 +136,37 @@ def timer_create(t, clockid, sevp, timerid_ptr, *_):
     if r == 0:
         timerid = int.from_bytes(t.mem.read(timerid_ptr, 4), "little", signed=True)
         p.timers.targets[timerid] = target
+        p.timers.timers[timerid] = Timer()
     return r
 
 
 _timer_delete = passthrough(226, "i")
+_timer_settime = passthrough(223, "i i p32 p32")
+_timer_getoverrun = passthrough(225, "i")
 
 
 def timer_delete(t, timerid, *_):
     r = _timer_delete(t, timerid)
     if r == 0:
-        t.process.timers.targets.pop(s32(timerid), None)
+        p = t.process
+        p.timers.targets.pop(s32(timerid), None)
+        with p.lock:
+            timer = p.timers.timers.pop(s32(timerid), None)
+            if timer is not None:
+                timer.drop()
     return r
+
+
+def timer_settime(t, timerid, flags, new, old, *_):
+    r = _timer_settime(t, timerid, flags, new, old)
+    timer = t.process.timers.timers.get(s32(timerid))
+    if r == 0 and timer is not None:
+        with t.process.lock:
+            timer.drop()
+    return r
+
+
+def timer_getoverrun(t, timerid, *_):
+    r = _timer_getoverrun(t, timerid)  # (EINVAL for a timer that does not exist)
+    timer = t.process.timers.timers.get(s32(timerid))
+    return timer.overrun_last if r >= 0 and timer is not None else r
