@@ -212,6 +212,55 @@ func selfExec() {
 	fmt.Printf("child said %q; exit: %v\n", out, err)
 }
 
+// notifyStop is Go's os/signal TestAtomicStop: a child stops delivery (signal.Stop)
+// while a SIGINT it sent itself is on its way; the child must either get it on its
+// channel or die of it, never lose it or hang.  The parent runs the child ten times and
+// says whether every run ended one of those two ways.
+func notifyStop() {
+	if os.Getenv("KT_GO_ATOMIC_STOP") == "1" {
+		for i := 0; i < 10; i++ {
+			cs := make(chan os.Signal, 1)
+			signal.Notify(cs, syscall.SIGINT)
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				signal.Stop(cs)
+			}()
+			syscall.Kill(syscall.Getpid(), syscall.SIGINT)
+			select {
+			case <-cs:
+			case <-time.After(60 * time.Second):
+				fmt.Println("lost signal on try", i)
+			}
+			wg.Wait()
+		}
+		os.Exit(0)
+	}
+	// SIGINT caught here, so that the child does not start with it ignored
+	cs := make(chan os.Signal, 1)
+	signal.Notify(cs, syscall.SIGINT)
+	defer signal.Stop(cs)
+	self, _ := os.Executable()
+	good := 0
+	for i := 0; i < 10; i++ {
+		cmd := exec.Command(self, "notify-stop")
+		cmd.Env = append(os.Environ(), "KT_GO_ATOMIC_STOP=1")
+		out, err := cmd.CombinedOutput()
+		if err == nil && len(out) == 0 {
+			good++
+		} else if ee, ok := err.(*exec.ExitError); ok {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGINT {
+				good++
+			}
+		}
+		if good != i+1 {
+			fmt.Printf("run %d: %v %q\n", i, err, out)
+		}
+	}
+	fmt.Println("notify-stop: runs that got the signal or died of it:", good)
+}
+
 func main() {
 	switch os.Args[1] {
 	case "hello":
@@ -232,6 +281,8 @@ func main() {
 		signals()
 	case "self-signal":
 		selfSignal()
+	case "notify-stop":
+		notifyStop()
 	case "server":
 		server()
 	case "client":
