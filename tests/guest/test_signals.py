@@ -16,6 +16,9 @@ MODES = [
     "xfsz",  # past RLIMIT_FSIZE: EFBIG and SIGXFSZ (write, pwrite, pwritev, ftruncate, fallocate)
     "xfsz-default",  # ... whose default action ends the program
     "timer-overrun-rt", "timer-overrun",  # one signal pending per POSIX timer, later expirations its overruns
+    "sigtimedwait",  # LTP's sigwaitinfo01 cases, signals sent by other processes
+    "popen",  # popen's child signals its parent: during the read, during pclose's wait, in sigsuspend
+    "raise-race",  # raise() in four threads at once, kill() of the process among them
     "rt-queue",  # RLIMIT_SIGPENDING: sigqueue, tgkill, rt_(tg)sigqueueinfo fail with EAGAIN; kill loses the siginfo
 ]
 

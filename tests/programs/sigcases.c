@@ -396,6 +396,159 @@ static int timer_overrun(int sig) {
 static int timer_overrun_rt(void) { return timer_overrun(SIGRTMIN + 2); }
 static int timer_overrun_std(void) { return timer_overrun(SIGUSR2); }
 
+/* -- 5: rt_sigtimedwait (LTP's sigwaitinfo01 cases, each against another process) ---- */
+static long raw_sigtimedwait(const sigset_t *set, siginfo_t *si, const struct timespec *ts) {
+    return syscall(SYS_rt_sigtimedwait, set, si, ts, 8);  /* musl's wrapper retries on EINTR */
+}
+
+/* a child that sends sig to the parent every millisecond until it is killed */
+static pid_t nagger(int sig) {
+    pid_t parent = getpid(), pid = fork();
+    if (pid == 0) {
+        for (;;) {
+            kill(parent, sig);
+            usleep(1000);
+        }
+    }
+    return pid;
+}
+
+static void reap(pid_t pid) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+static int sigtimedwait_cases(void) {
+    siginfo_t si;
+    sigset_t none, usr1, rt;
+    sigemptyset(&none);
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    on(SIGUSR1, count, 0);
+    on(SIGUSR2, SIG_IGN, 0);
+    block(SIG_BLOCK, SIGCHLD);  /* not interrupted by the children's ends */
+
+    /* nothing waited for: a handled signal interrupts */
+    pid_t pid = nagger(SIGUSR1);
+    long r = raw_sigtimedwait(&none, &si, NULL);
+    printf("empty set: %ld %s, handler ran %d\n", r, r < 0 ? strerror(errno) : "", caught[SIGUSR1] > 0);
+    reap(pid);
+
+    /* an ignored signal does not interrupt: the timeout ends the wait */
+    pid = nagger(SIGUSR2);
+    struct timespec short_wait = {0, 200000000};
+    r = raw_sigtimedwait(&none, &si, &short_wait);
+    printf("ignored signals meanwhile: %ld %s\n", r, r < 0 ? strerror(errno) : "");
+    reap(pid);
+
+    /* waited for and not blocked: taken, the handler does not run */
+    caught[SIGUSR1] = 0;
+    pid = nagger(SIGUSR1);
+    r = raw_sigtimedwait(&usr1, &si, NULL);
+    printf("unblocked, waited for: %d, from the child %d, SI_USER %d\n", r == SIGUSR1, si.si_pid == pid,
+           si.si_code == SI_USER);
+    reap(pid);
+
+    /* blocked and waited for */
+    block(SIG_BLOCK, SIGUSR1);
+    pid = nagger(SIGUSR1);
+    r = raw_sigtimedwait(&usr1, NULL, NULL);
+    printf("blocked, waited for: %d\n", r == SIGUSR1);
+    reap(pid);
+    struct timespec zero = {0, 0};
+    while (raw_sigtimedwait(&usr1, NULL, &zero) > 0)
+        ;
+    block(SIG_UNBLOCK, SIGUSR1);
+    caught[SIGUSR1] = 0;
+
+    /* two real-time signals pending: the lower first, each with its own sender */
+    int a = SIGRTMIN + 3, b = SIGRTMIN + 4;
+    sigemptyset(&rt);
+    sigaddset(&rt, a);
+    sigaddset(&rt, b);
+    sigprocmask(SIG_BLOCK, &rt, NULL);
+    pid_t pa = fork();
+    if (pa == 0) {
+        kill(getppid(), b);
+        _exit(0);
+    }
+    waitpid(pa, NULL, 0);
+    pid_t pb = fork();
+    if (pb == 0) {
+        kill(getppid(), a);
+        _exit(0);
+    }
+    waitpid(pb, NULL, 0);
+    int first = raw_sigtimedwait(&rt, &si, NULL), first_from = si.si_pid == pb;
+    int second = raw_sigtimedwait(&rt, &si, NULL), second_from = si.si_pid == pa;
+    printf("real-time: lower first %d (from its sender %d), then the other %d (%d)\n", first == a, first_from,
+           second == b, second_from);
+    return 0;
+}
+
+/* -- 10: popen's child signals its parent (during the read of the pipe, the wait of
+ * pclose, sigsuspend) ------------------------------------------------------------- */
+static int popen_signals_parent(void) {
+    on(SIGUSR1, count, SA_RESTART);
+    char cmd[128], line[64];
+    snprintf(cmd, sizeof cmd, "kill -USR1 %d; echo sent", (int)getpid());
+    FILE *f = popen(cmd, "r");  /* the signal comes while fgets reads the pipe */
+    char *got = fgets(line, sizeof line, f);
+    int st = pclose(f);
+    printf("read: %s", got ? line : "(nothing)\n");
+    printf("pclose: %d, handler ran %d\n", st, caught[SIGUSR1]);
+
+    snprintf(cmd, sizeof cmd, "exec >/dev/null; kill -USR1 %d", (int)getpid());
+    f = popen(cmd, "r");  /* while pclose waits */
+    st = pclose(f);
+    printf("pclose: %d, handler ran %d\n", st, caught[SIGUSR1]);
+
+    block(SIG_BLOCK, SIGUSR1);
+    snprintf(cmd, sizeof cmd, "kill -USR1 %d", (int)getpid());
+    f = popen(cmd, "r");
+    sigset_t none;
+    sigemptyset(&none);
+    while (caught[SIGUSR1] < 3)
+        sigsuspend(&none);  /* woken by the child's signal */
+    printf("pclose: %d, handler ran %d\n", pclose(f), caught[SIGUSR1]);
+    return 0;
+}
+
+/* -- 11: raise() in several threads at once, kill() of the process among them ------- */
+static _Thread_local int raised_here;
+static void count_here(int sig) {
+    if (sig == SIGUSR1)
+        raised_here++;
+    else
+        caught[sig]++;
+}
+
+static void *raiser(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 500; i++) {
+        raise(SIGUSR1);  /* the handler has run, in this thread, when raise returns */
+        if (i % 5 == 0)
+            kill(getpid(), SIGUSR2);
+    }
+    return (void *)(long)raised_here;
+}
+
+static int raise_race(void) {
+    on(SIGUSR1, count_here, 0);
+    on(SIGUSR2, count_here, 0);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, raiser, NULL);
+    int exact = 1;
+    for (int i = 0; i < 4; i++) {
+        void *n;
+        pthread_join(t[i], &n);
+        exact &= (long)n == 500;
+    }
+    printf("every raise ran its handler in its own thread: %d; some kill() did: %d\n", exact, caught[SIGUSR2] > 0);
+    return 0;
+}
+
 struct mode {
     const char *name;
     int (*run)(void);
@@ -418,6 +571,9 @@ static const struct mode modes[] = {
     {"rt-queue", rt_queue},
     {"timer-overrun-rt", timer_overrun_rt},
     {"timer-overrun", timer_overrun_std},
+    {"sigtimedwait", sigtimedwait_cases},
+    {"popen", popen_signals_parent},
+    {"raise-race", raise_race},
 };
 
 int main(int argc, char **argv) {
