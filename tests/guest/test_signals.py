@@ -19,6 +19,7 @@ MODES = [
     "sigtimedwait",  # LTP's sigwaitinfo01 cases, signals sent by other processes
     "popen",  # popen's child signals its parent: during the read, during pclose's wait, in sigsuspend
     "raise-race",  # raise() in four threads at once, kill() of the process among them
+    "pending-after-kill",  # a signal from another process is pending once kill() has returned there
     "rt-queue",  # RLIMIT_SIGPENDING: sigqueue, tgkill, rt_(tg)sigqueueinfo fail with EAGAIN; kill loses the siginfo
 ]
 

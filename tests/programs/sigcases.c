@@ -549,6 +549,57 @@ static int raise_race(void) {
     return 0;
 }
 
+/* -- 13: what another process sent is pending once it has said so; a reaped child's
+ * SIGCHLD is pending when the wait returns (no waiting for the monitor to catch up) -- */
+static int pending_after_kill(void) {
+    block(SIG_BLOCK, SIGUSR1);
+    sigset_t usr1, pending;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    struct timespec zero = {0, 0};
+    int always = 1;
+    for (int i = 0; i < 100; i++) {
+        int p[2];
+        pipe(p);
+        pid_t pid = fork();
+        if (pid == 0) {
+            kill(getppid(), SIGUSR1);
+            write(p[1], "k", 1);  /* kill() has returned: the signal is the parent's */
+            _exit(0);
+        }
+        char c;
+        read(p[0], &c, 1);
+        sigpending(&pending);
+        always &= sigismember(&pending, SIGUSR1);
+        sigtimedwait(&usr1, NULL, &zero);
+        waitpid(pid, NULL, 0);
+        close(p[0]);
+        close(p[1]);
+    }
+    printf("pending as soon as the sender said so: %d\n", always);
+    return 0;
+}
+
+static int sigchld_after_wait(void) {
+    block(SIG_BLOCK, SIGCHLD);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    struct timespec zero = {0, 0};
+    int always = 1;
+    for (int i = 0; i < 100; i++) {
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(i & 0x7F);
+        siginfo_t si;
+        int st;
+        waitpid(pid, &st, 0);
+        always &= sigtimedwait(&chld, &si, &zero) == SIGCHLD && si.si_pid == pid && si.si_status == (i & 0x7F);
+    }
+    printf("SIGCHLD pending when the wait returned, with its child's status: %d\n", always);
+    return 0;
+}
+
 struct mode {
     const char *name;
     int (*run)(void);
@@ -574,6 +625,8 @@ static const struct mode modes[] = {
     {"sigtimedwait", sigtimedwait_cases},
     {"popen", popen_signals_parent},
     {"raise-race", raise_race},
+    {"pending-after-kill", pending_after_kill},
+    {"sigchld-after-wait", sigchld_after_wait},
 };
 
 int main(int argc, char **argv) {

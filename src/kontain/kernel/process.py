@@ -76,7 +76,6 @@ class Process:
         self.shared_pending = signals.Pending()
         self.poller = None  # kernel/poll.py, once the platform is known
         self.idle_vcpus: list = []  # vCPUs of exited threads, for the next ones (KVM never frees a vCPU)
-        self.unacked: set[Task] = set()  # kicked tasks that have not noticed yet
         self.timers = Timers()  # POSIX timers (timer_create)
         self._signalfds = None  # kernel/signalfd.py, at the first signalfd
         self._procfs = None  # kernel/procfs.py, at the first look at /proc
@@ -116,7 +115,7 @@ class Process:
         # the signal mask and ignored signals the program starts with, before km changes them
         # (a server's worker replaces them with its client's)
         self.inherited = signals.inherited_state()
-        self.host_signals = signals.HostSignals(self.post, self._rekick)
+        self.host_signals = signals.HostSignals(self.post, self.fds.floor)
         self.host_signals.install()
         self._create_vm()
         self._mark("vm")
@@ -340,23 +339,10 @@ class Process:
 
     def kick(self, task: Task) -> None:
         """Make ``task`` look at its signals now: out of KVM_RUN, or out of a host call.
-        The signal thread repeats the kick until the task notices (HostSignals)."""
+        The flags first, then the signal: see kernel/signals.py."""
         task.kicked = True
         task.vcpu.set_immediate_exit(True)
         signals.kick(task.ident)
-        with self.lock:
-            self.unacked.add(task)
-        self.host_signals.wake()
-
-    def _rekick(self) -> bool:
-        with self.lock:
-            for t in list(self.unacked):
-                if not t.kicked or t.tid not in self.tasks:
-                    self.unacked.discard(t)
-            left = list(self.unacked)
-        for t in left:
-            signals.kick(t.ident)
-        return bool(left)
 
     def thread_idents(self):
         """The host thread ids (pthread idents) of the program's threads."""
@@ -470,7 +456,6 @@ class Process:
         self.tasks = {}
         self.idle_vcpus = []
         self.next_vcpu_id = 1
-        self.unacked = set()
         self.timers = Timers()  # a child has no timers
         self.zap = False
         self._procfs = None  # /proc/<pid> is the child's now
@@ -481,7 +466,7 @@ class Process:
         self.tasks = {task.tid: task}
         self.main_task = task
         task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace, poller=self.poller)
-        self.host_signals = signals.HostSignals(self.post, self._rekick)
+        self.host_signals = signals.HostSignals(self.post, self.fds.floor)
         self.host_signals.install()
 
     def wait_for_fd(self, task: Task, fd: int) -> None:
@@ -540,14 +525,23 @@ class Process:
     def zap_threads(self, task: Task) -> None:
         """exec: every thread but ``task`` ends (Linux's de_thread)."""
         self.zapper = task
+        self.alone = _thread.allocate_lock()  # released by the last of the others to go (Task.check_zapped)
+        self.alone.acquire()
         self.zap = True
         for t in list(self.tasks.values()):
             if t is not task:
                 self.kick(t)
-        deadline = time.monotonic() + 5
-        while len(self.tasks) > 1 and time.monotonic() < deadline:
-            time.sleep(0.001)
+        with self.lock:
+            others = len(self.tasks) > 1
+        if others:
+            self.alone.acquire(timeout=5)  # (bounded: a thread stuck in the host may never come back)
         self.zap = False
+
+    def one_left(self) -> None:
+        """A thread went (call with the lock held): an exec waiting for it goes on when
+        it was the last of the others."""
+        if self.zap and len(self.tasks) == 1 and self.alone.locked():
+            self.alone.release()
 
     def exit_thread(self, task: Task, status: int) -> None:
         """exit(2): the thread ends; the last one ends the process with its status."""
@@ -557,6 +551,7 @@ class Process:
             else:
                 last = False
                 del self.tasks[task.tid]
+                self.one_left()
         if last:
             raise ProcessExit(status=status & 0xFF)
         task.exit_thread()

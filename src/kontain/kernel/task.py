@@ -19,7 +19,7 @@ import struct
 
 from kontain import native
 from kontain.abi import signals as S
-from kontain.abi.errno import EFBIG, EINTR, EPIPE
+from kontain.abi.errno import EFBIG, EINTR, EPIPE, ERESTARTNOINTR
 from kontain.abi.signals import SIGINFO_SIZE, siginfo
 from kontain.abi.structs import SIGCONTEXT_REGS
 from kontain.abi.syscalls import NR
@@ -67,7 +67,8 @@ class Task:
         self.pending = Pending()  # signals sent to this thread
         self.shared = process.shared_pending  # signals sent to the process
         self.saved_mask: int | None = None  # the mask before sigsuspend's or ppoll's: the handler's frame gets it
-        self.kicked = False
+        self.kick_flag = bytearray(1)  # set by a kick until the thread notices: no blocking host call starts
+        self.kick_addr = native.address_of(self.kick_flag)  # (native.blocking reads it)
         self.waiting = 0  # signals this thread waits for while blocking them (sigtimedwait, signalfd)
         self.stop = SYSCALL
         self.clear_child_tid = 0
@@ -77,6 +78,16 @@ class Task:
         # started with); monitor threads act for it only with the same (kernel/poll.py)
         self.creds: tuple | None = None
         self.on_syscall = None  # set by the dispatcher
+
+    @property
+    def kicked(self) -> bool:
+        """Kicked, and not noticed yet (Process.kick; cleared where the thread looks at
+        its signals)."""
+        return self.kick_flag[0] != 0
+
+    @kicked.setter
+    def kicked(self, on: bool) -> None:
+        self.kick_flag[0] = on
 
     # -- registers outside the synced set (slow path) --------------------------------
     def fs_base(self) -> int:
@@ -187,6 +198,7 @@ class Task:
             with p.lock:
                 p.tasks.pop(self.tid, None)
                 p.retire_vcpu(self)
+                p.one_left()
             self.vcpu.set_immediate_exit(False)
             raise ThreadExit()
 
@@ -205,10 +217,15 @@ class Task:
                     self.stop = SYSCALL
             return
         # Only SIG_KICK reaches a vCPU thread (forwarded signals are blocked there), so an
-        # EINTR from a host call is a kick.  A repeated kick can land after the task
-        # acknowledged the first one; with no signal to deliver the call just restarts.
-        interrupted = res == -EINTR
+        # EINTR from a host call is a kick; ERESTARTNOINTR is a call that would wait and
+        # that a kick kept from starting (native.blocking): the same to the program, as on
+        # Linux a signal pending when a call would sleep interrupts it.  A kick that finds
+        # nothing to deliver (a stale one): the call restarts.
+        interrupted = res == -EINTR or res == -ERESTARTNOINTR
+        if res == -ERESTARTNOINTR:
+            self.q[k.RAX] = -EINTR
         self.kicked = False
+        self.vcpu.set_immediate_exit(False)
         if res == -EPIPE and nr in EPIPE_RAISES and not (nr in (44, 46, 307) and self._nosignal(nr)):
             self.signal_self(S.SIGPIPE, siginfo(S.SIGPIPE, S.SI_USER, pid=os.getpid(), uid=os.getuid()))
         elif res == -EFBIG:
@@ -379,7 +396,8 @@ class Task:
         if self.q[k.RIP] == L.STUB + guest_code.SYSCALL_ENTRY:
             # between `syscall` and the exit to the monitor: on Linux the call would run
             # with the signal pending (interrupted if it blocks), so let it reach the
-            # monitor; the kick stays unacknowledged and is repeated while it blocks
+            # monitor; the kick stays noticed-not (``kicked``): a blocking call does not
+            # start, and the signal is delivered on the way out
             return
         poller = self.process.poller
         if poller is not None:

@@ -16,7 +16,7 @@ import os
 import struct
 
 from kontain import native
-from kontain.abi.errno import EFAULT, EINVAL, EMFILE
+from kontain.abi.errno import EFAULT, EINTR, EINVAL, EMFILE, ERESTARTNOINTR
 from kontain.abi.flags import AT_FDCWD
 from kontain.errors import GuestError
 
@@ -105,24 +105,45 @@ def _convert(kind: str) -> Callable:
     raise ValueError(f"unknown argument kind {kind!r}")
 
 
-def passthrough(nr: int, kinds: str, result: str = "") -> Handler:
+def passthrough(nr: int, kinds: str, result: str = "", blocking: bool = False) -> Handler:
     """A handler that checks and translates its arguments and makes the host call.
 
     ``kinds`` is a space-separated list of argument kinds (see above).  The argument
     converters are built on the first call: km builds ~150 of these handlers at start-up
-    and a program uses a handful."""
-    sc = native.syscall
+    and a program uses a handful.  ``blocking``: the call may wait (nanosleep, wait4,
+    flock...), so it goes through native.blocking, and a kick (a signal) that comes
+    before it starts makes it fail as one that comes while it waits (EINTR, or a
+    restart)."""
+    sc = native.blocking if blocking else native.syscall
     convs: list[Callable] = []
 
     def call(t, *args: int) -> int:
         if not convs and kinds:
             convs.extend(_convert(k) for k in kinds.split())
-        r = sc(nr, *[c(t, a, args) for c, a in zip(convs, args)])
+        host = [c(t, a, args) for c, a in zip(convs, args)]
+        r = sc(t.kick_addr, nr, *host) if blocking else sc(nr, *host)
         if result == "fd" and r >= 0:
             return t.fds.new(r)
         return r
 
     return call
+
+
+def io_call(t, fd: int, events: int, nr: int, *args: int) -> int:
+    """A read or write of ``fd`` (host descriptor, first argument of call ``nr``) that may
+    wait: through native.blocking.  When a kick kept it from starting, it is made after
+    all if ``fd`` is ready (Linux fails with EINTR only a call that would wait; regular
+    files are always ready), else it fails with EINTR (restarted as SA_RESTART says)."""
+    r = native.blocking(t.kick_addr, nr, fd, *args)
+    if r == -ERESTARTNOINTR:
+        pfd = bytearray(struct.pack("<ihh", fd, events, 0))
+        if native.syscall(SYS_poll, native.address_of(pfd), 1, 0) > 0:
+            return native.syscall(nr, fd, *args)
+        return -EINTR
+    return r
+
+
+POLLIN, POLLOUT, SYS_poll = 1, 4, 7
 
 
 def check_flags(flags: int, allowed: int) -> None:

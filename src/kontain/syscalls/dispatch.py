@@ -51,8 +51,10 @@ def _make_plain(task):
                 internal_error(nr, e)
         q[RAX] = res
         q[DIRTY] = SYNC_REGS
-        # EINTR (a kick), EPIPE (SIGPIPE), EFBIG (SIGXFSZ), pending signals, or rt_sigreturn (stop != SYSCALL)
-        if res == -4 or res == -32 or res == -27 or (pending.mask | shared.mask) & ~task.sigmask or task.stop:
+        # EINTR or ERESTARTNOINTR (a kick), EPIPE (SIGPIPE), EFBIG (SIGXFSZ), pending signals, or
+        # rt_sigreturn (stop != SYSCALL)
+        if res == -4 or res == -513 or res == -32 or res == -27 or (pending.mask | shared.mask) & ~task.sigmask or \
+                task.stop:
             task.after_syscall(nr, res)
 
     return on_syscall
@@ -144,7 +146,7 @@ def _make_tracing(task, out=_trace_line):
         q[DIRTY] = SYNC_REGS
         note = "" if h is not None else " (not supported by km)"
         out(f"[{task.tid}] {strace.format_call(task, nr, args, res)}{note}")
-        if res == -4 or res == -32 or res == -27 or task.has_signals() or task.stop:
+        if res == -4 or res == -513 or res == -32 or res == -27 or task.has_signals() or task.stop:
             task.after_syscall(nr, res)
 
     return on_syscall

@@ -33,7 +33,8 @@ def _events(t, events, maxevents) -> tuple[int, int]:
 def epoll_wait(t, epfd, events, maxevents, timeout, *_):
     epfd = t.fds.check(epfd)
     host, n = _events(t, events, maxevents)
-    return native.syscall(SYS_epoll_wait, epfd, host, n, s32(timeout))
+    return with_sigmask(t, None, lambda: native.blocking(t.kick_addr, SYS_epoll_wait, epfd, host, n, s32(timeout)),
+                        lambda: native.syscall(SYS_epoll_wait, epfd, host, n, 0))
 
 
 def _mask(t, sigmask, size) -> bytearray | None:
@@ -48,7 +49,8 @@ def epoll_pwait(t, epfd, events, maxevents, timeout, sigmask, sigsetsize):
     epfd = t.fds.check(epfd)
     host, n = _events(t, events, maxevents)
     mask = _mask(t, sigmask, sigsetsize)
-    return with_sigmask(t, mask, lambda: native.syscall(SYS_epoll_pwait, epfd, host, n, s32(timeout), 0, SIGSET_SIZE),
+    return with_sigmask(t, mask,
+                        lambda: native.blocking(t.kick_addr, SYS_epoll_pwait, epfd, host, n, s32(timeout), 0, SIGSET_SIZE),
                         lambda: native.syscall(SYS_epoll_pwait, epfd, host, n, 0, 0, SIGSET_SIZE))
 
 
@@ -60,6 +62,6 @@ def epoll_pwait2(t, epfd, events, maxevents, timeout, sigmask, sigsetsize):
     host, n = _events(t, events, maxevents)
     mask = _mask(t, sigmask, sigsetsize)
     ts = ptr(t, timeout, 16)
-    return with_sigmask(t, mask, lambda: native.syscall(SYS_epoll_pwait2, epfd, host, n, ts, 0, SIGSET_SIZE),
+    return with_sigmask(t, mask, lambda: native.blocking(t.kick_addr, SYS_epoll_pwait2, epfd, host, n, ts, 0, SIGSET_SIZE),
                         lambda: native.syscall(SYS_epoll_pwait2, epfd, host, n, native.address_of(_ZERO_TS), 0,
                                                SIGSET_SIZE))

@@ -136,6 +136,8 @@ def fcntl(t, fd, cmd, arg, *_):
     size = _FCNTL_POINTER.get(cmd)
     if size is None:
         raise GuestError(EINVAL)
+    if cmd in (F.F_SETLKW, F.F_OFD_SETLKW):  # waits: a kick before it starts makes it fail with EINTR
+        return native.blocking(t.kick_addr, SYS_fcntl, fd, cmd, ptr(t, arg, size))
     return native.syscall(SYS_fcntl, fd, cmd, ptr(t, arg, size))
 
 

@@ -51,7 +51,10 @@ def _poll_common(t, fds_addr, nfds, call) -> int:
 
 
 def poll(t, fds_addr, nfds, timeout, *_):
-    return _poll_common(t, fds_addr, nfds, lambda a, n: native.syscall(SYS_poll, a, n, s32(timeout)))
+    def call(timeout: int, flag: int) -> int:
+        return _poll_common(t, fds_addr, nfds, lambda a, n: native.blocking(flag, SYS_poll, a, n, timeout))
+
+    return with_sigmask(t, None, lambda: call(s32(timeout), t.kick_addr), lambda: call(0, _NEVER))
 
 
 def _sigmask_copy(t, mask_addr, size) -> bytearray | None:
@@ -64,16 +67,18 @@ def _sigmask_copy(t, mask_addr, size) -> bytearray | None:
 
 
 _ZERO_TS = bytearray(16)  # a zero timeout: "poll now" (syscalls.signal.with_sigmask)
+_NEVER_FLAG = bytearray(1)  # a kick flag never set: a call that cannot block is made kicked or not
+_NEVER = native.address_of(_NEVER_FLAG)
 
 
 def ppoll(t, fds_addr, nfds, tsp, sigmask, sigsetsize, *_):
     ts = ptr(t, tsp, 16)
     mask = _sigmask_copy(t, sigmask, sigsetsize)
 
-    def call(timeout: int) -> int:
-        return _poll_common(t, fds_addr, nfds, lambda a, n: native.syscall(SYS_ppoll, a, n, timeout, 0, SIGSET_SIZE))
+    def call(timeout: int, flag: int) -> int:
+        return _poll_common(t, fds_addr, nfds, lambda a, n: native.blocking(flag, SYS_ppoll, a, n, timeout, 0, SIGSET_SIZE))
 
-    return with_sigmask(t, mask, lambda: call(ts), lambda: call(native.address_of(_ZERO_TS)))
+    return with_sigmask(t, mask, lambda: call(ts, t.kick_addr), lambda: call(native.address_of(_ZERO_TS), _NEVER))
 
 
 def _fdset_copies(t, nfds: int, sets: tuple[int, int, int]) -> tuple[list[bytearray | None], int]:
@@ -107,8 +112,11 @@ def _select_common(t, nfds, r_addr, w_addr, e_addr, call) -> int:
 
 def select(t, nfds, r_addr, w_addr, e_addr, tv, *_):
     tvp = ptr(t, tv, 16)
-    return _select_common(t, nfds, r_addr, w_addr, e_addr,
-                          lambda n, r, w, e: native.syscall(SYS_select, n, r, w, e, tvp))
+    def call(tv: int, flag: int) -> int:
+        return _select_common(t, nfds, r_addr, w_addr, e_addr,
+                              lambda n, r, w, e: native.blocking(flag, SYS_select, n, r, w, e, tv))
+
+    return with_sigmask(t, None, lambda: call(tvp, t.kick_addr), lambda: call(native.address_of(_ZERO_TS), _NEVER))
 
 
 def pselect6(t, nfds, r_addr, w_addr, e_addr, tsp, sig):
@@ -118,8 +126,8 @@ def pselect6(t, nfds, r_addr, w_addr, e_addr, tsp, sig):
         mask_addr, size = struct.unpack("<QQ", t.mem.read(sig, 16))
         mask = _sigmask_copy(t, mask_addr, size)
 
-    def call(timeout: int) -> int:
+    def call(timeout: int, flag: int) -> int:
         return _select_common(t, nfds, r_addr, w_addr, e_addr,
-                              lambda n, r, w, e: native.syscall(SYS_pselect6, n, r, w, e, timeout, 0))
+                              lambda n, r, w, e: native.blocking(flag, SYS_pselect6, n, r, w, e, timeout, 0))
 
-    return with_sigmask(t, mask, lambda: call(ts), lambda: call(native.address_of(_ZERO_TS)))
+    return with_sigmask(t, mask, lambda: call(ts, t.kick_addr), lambda: call(native.address_of(_ZERO_TS), _NEVER))

@@ -9,7 +9,7 @@ import struct
 from kontain import native
 from kontain.abi import flags as F
 from kontain.abi import signals as S
-from kontain.abi.errno import E2BIG, EINTR, EINVAL, ENODEV, ENOSYS, EPERM, ESRCH
+from kontain.abi.errno import E2BIG, EINTR, EINVAL, ENODEV, ENOSYS, EPERM, ERESTARTNOINTR, ESRCH
 from kontain.abi.signals import SIGINFO_SIZE, siginfo
 from kontain.abi.structs import clone_args, robust_list_head
 from kontain.errors import GuestError, ProcessExit
@@ -295,14 +295,16 @@ def clone3(t, uargs, size, *_):
 # that it is delivered now, not in the middle of the program's next call; and a wait
 # interrupted by the kick of a SIGCHLD looks once more with WNOHANG.
 
-_wait4 = passthrough(61, "i p4 i p144")
-_waitid = passthrough(247, "i i p128 i p144")
+_wait4 = passthrough(61, "i p4 i p144", blocking=True)
+_waitid = passthrough(247, "i i p128 i p144", blocking=True)
+_wait4_now = passthrough(61, "i p4 i p144")  # with WNOHANG: never waits, kicked or not
+_waitid_now = passthrough(247, "i i p128 i p144")
 
 
 def wait4(t, pid, status, options, rusage, *_):
     r = _wait4(t, pid, status, options, rusage)
-    if r == -EINTR and not options & F.WNOHANG:
-        again = _wait4(t, pid, status, options | F.WNOHANG, rusage)
+    if r in (-EINTR, -ERESTARTNOINTR) and not options & F.WNOHANG:
+        again = _wait4_now(t, pid, status, options | F.WNOHANG, rusage)
         r = again if again > 0 else r
     if r > 0:
         t.process.host_signals.child_reported(r)
@@ -312,8 +314,8 @@ def wait4(t, pid, status, options, rusage, *_):
 def waitid(t, idtype, id_, infop, options, rusage, *_):
     r = _waitid(t, idtype, id_, infop, options, rusage)
     found = infop and r == 0 and t.mem.read(infop, 4) != b"\0\0\0\0"  # si_signo is set for a child
-    if r == -EINTR and not options & F.WNOHANG and infop:
-        again = _waitid(t, idtype, id_, infop, options | F.WNOHANG, rusage)
+    if r in (-EINTR, -ERESTARTNOINTR) and not options & F.WNOHANG and infop:
+        again = _waitid_now(t, idtype, id_, infop, options | F.WNOHANG, rusage)
         found = again == 0 and t.mem.read(infop, 4) != b"\0\0\0\0"
         r = 0 if found else r
     if found:

@@ -38,8 +38,8 @@ class Entry(tuple):
     note = property(lambda self: self[4])
 
 
-def P(nr: int, kinds: str = "", result: str = "") -> Handler:
-    return passthrough(nr, kinds, result)
+def P(nr: int, kinds: str = "", result: str = "", blocking: bool = False) -> Handler:
+    return passthrough(nr, kinds, result, blocking)
 
 
 class Deferred:
@@ -127,16 +127,16 @@ TABLE: tuple[Entry, ...] = (
     Entry(32, "dup", fs.dup, FULL),
     Entry(33, "dup2", fs.dup2, FULL),
     Entry(34, "pause", signal.pause, FULL),
-    Entry(35, "nanosleep", P(35, "p16 p16"), FULL),
+    Entry(35, "nanosleep", P(35, "p16 p16", blocking=True), FULL),
     Entry(36, "getitimer", P(36, "i p32"), FULL),
     Entry(37, "alarm", P(37, "v"), FULL),
     Entry(38, "setitimer", P(38, "i p32 p32"), FULL),
     Entry(39, "getpid", P(39), FULL),
     Entry(40, "sendfile", rw.sendfile, FULL),
     Entry(41, "socket", P(41, "i i i", "fd"), FULL),
-    Entry(42, "connect", P(42, "f b2 v"), FULL),
+    Entry(42, "connect", P(42, "f b2 v", blocking=True), FULL),
     Entry(43, "accept", net.accept, FULL),
-    Entry(44, "sendto", P(44, "f b2 v i b5 v"), FULL),
+    Entry(44, "sendto", P(44, "f b2 v i b5 v", blocking=True), FULL),
     Entry(45, "recvfrom", net.recvfrom, FULL),
     Entry(46, "sendmsg", net.sendmsg, FULL),
     Entry(47, "recvmsg", net.recvmsg, FULL),
@@ -165,7 +165,7 @@ TABLE: tuple[Entry, ...] = (
     Entry(70, "msgrcv", ipc.msgrcv, FULL),
     Entry(71, "msgctl", ipc.msgctl, FULL),
     Entry(72, "fcntl", fs.fcntl, FULL),
-    Entry(73, "flock", P(73, "f i"), FULL),
+    Entry(73, "flock", P(73, "f i", blocking=True), FULL),
     Entry(74, "fsync", P(74, "f"), FULL),
     Entry(75, "fdatasync", P(75, "f"), FULL),
     Entry(76, "truncate", P(76, "s v"), FULL),
@@ -282,7 +282,7 @@ TABLE: tuple[Entry, ...] = (
     Entry(227, "clock_settime", P(227, "i p16"), FULL),
     Entry(228, "clock_gettime", P(228, "i p16"), FULL),
     Entry(229, "clock_getres", P(229, "i p16"), FULL),
-    Entry(230, "clock_nanosleep", P(230, "i i p16 p16"), FULL),
+    Entry(230, "clock_nanosleep", P(230, "i i p16 p16", blocking=True), FULL),
     Entry(231, "exit_group", process.exit_group, FULL),
     Entry(232, "epoll_wait", epoll.epoll_wait, FULL),
     Entry(233, "epoll_ctl", epoll.epoll_ctl, FULL),
@@ -309,8 +309,8 @@ TABLE: tuple[Entry, ...] = (
     Entry(271, "ppoll", poll.ppoll, FULL),
     Entry(273, "set_robust_list", process.set_robust_list, FULL),
     Entry(274, "get_robust_list", process.get_robust_list, FULL),
-    Entry(275, "splice", P(275, "f p8 f p8 v v"), FULL),
-    Entry(276, "tee", P(276, "f f v v"), FULL),
+    Entry(275, "splice", P(275, "f p8 f p8 v v", blocking=True), FULL),
+    Entry(276, "tee", P(276, "f f v v", blocking=True), FULL),
     Entry(277, "sync_file_range", P(277, "f v v v"), FULL),
     Entry(278, "vmsplice", rw.vmsplice, FULL),
     Entry(280, "utimensat", P(280, "d s p32 i"), FULL),

@@ -23,7 +23,6 @@ What needs the monitor:
 from __future__ import annotations
 
 import struct
-import time
 
 from kontain import native
 from kontain.abi import signals as S
@@ -128,9 +127,7 @@ def timer_create(t, clockid, sevp, timerid_ptr, *_):
         if notify == SIGEV_THREAD_ID:
             if tid not in p.tasks:
                 raise GuestError(EINVAL)
-            while not p.host_signals.tid:  # (the signal thread is just starting)
-                time.sleep(0.0001)
-            target, tid = tid, p.host_signals.tid  # the host timer signals the signal thread
+            target, tid = tid, p.host_signals.signal_thread_tid()  # the host timer signals the signal thread
         host_ev = bytearray(sigevent.pack(value, signo, notify, tid, b""))
     r = native.syscall(222, s32(clockid), native.address_of(host_ev) if host_ev else 0, ptr(t, timerid_ptr, 4))
     if r == 0:
