@@ -20,6 +20,7 @@ MODES = [
     "popen",  # popen's child signals its parent: during the read, during pclose's wait, in sigsuspend
     "raise-race",  # raise() in four threads at once, kill() of the process among them
     "pending-after-kill",  # a signal from another process is pending once kill() has returned there
+    "sigchld-after-wait",  # a reaped child's SIGCHLD is pending when the wait returns (blocked, ignored by default)
     "rt-queue",  # RLIMIT_SIGPENDING: sigqueue, tgkill, rt_(tg)sigqueueinfo fail with EAGAIN; kill loses the siginfo
 ]
 

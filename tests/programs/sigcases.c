@@ -461,6 +461,19 @@ static int sigtimedwait_cases(void) {
     block(SIG_UNBLOCK, SIGUSR1);
     caught[SIGUSR1] = 0;
 
+    /* ignored and blocked: still taken ("sigwaitinfo does respond to ignored signal") */
+    sigset_t usr2;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &usr2, NULL);
+    pid = nagger(SIGUSR2);
+    r = raw_sigtimedwait(&usr2, &si, NULL);
+    printf("ignored, blocked, waited for: %d, from the child %d\n", r == SIGUSR2, si.si_pid == pid);
+    reap(pid);
+    while (raw_sigtimedwait(&usr2, NULL, &zero) > 0)
+        ;
+    sigprocmask(SIG_UNBLOCK, &usr2, NULL);
+
     /* two real-time signals pending: the lower first, each with its own sender */
     int a = SIGRTMIN + 3, b = SIGRTMIN + 4;
     sigemptyset(&rt);

@@ -279,9 +279,8 @@ class Process:
             tid = self.timers.target(int.from_bytes(info[16:20], "little", signed=True))
             task = self.tasks.get(tid) if tid else None
         with self.lock:
-            blocked_everywhere = all(t.sigmask & signals.sigbit(sig) for t in self.tasks.values())
-            if self.actions.ignored(sig) and not (task.sigmask if task else blocked_everywhere) & signals.sigbit(sig):
-                return 0  # discarded now, as Linux does for an ignored signal nobody blocks
+            if self.actions.ignored(sig) and not self._held(sig, task):
+                return 0  # discarded now, as Linux does for an ignored signal
             if info[8:12] == _SI_TIMER:  # a timer's signal pending already takes this one as an overrun
                 info = self.timers.arrived(info)
                 if info is None:
@@ -298,6 +297,14 @@ class Process:
         if target is not None and target.ident != _thread.get_ident():
             self.kick(target)
         return 0
+
+    def _held(self, sig: int, task: Task | None) -> bool:
+        """Is ``sig``, ignored, kept pending all the same?  Linux's sig_ignored: yes when
+        the thread it is sent to blocks it (a process-directed one: the thread group's
+        leader, which kill() names), for sigwaitinfo may take it."""
+        if task is None:
+            task = self.tasks.get(self.main_task.tid) or next(iter(self.tasks.values()), None)
+        return task is not None and bool(task.sigmask & signals.sigbit(sig))
 
     def background_read(self, task: Task, fd: int) -> int:
         """A read of ``fd`` failed with EIO on the host (kernel/jobctl.py)."""
