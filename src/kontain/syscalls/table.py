@@ -274,7 +274,7 @@ TABLE: tuple[Entry, ...] = (
     Entry(220, "semtimedop", ipc.semtimedop, FULL),
     Entry(221, "fadvise64", P(221, "f v v i"), FULL),
     Entry(222, "timer_create", timer.timer_create, PARTIAL,
-          "SIGEV_SIGNAL, SIGEV_THREAD_ID, SIGEV_NONE; not with SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGRTMAX"),
+          "SIGEV_SIGNAL, SIGEV_THREAD_ID, SIGEV_NONE; not with SIGRTMAX (km's)"),
     Entry(223, "timer_settime", timer.timer_settime, FULL),
     Entry(224, "timer_gettime", P(224, "i p32"), FULL),
     Entry(225, "timer_getoverrun", timer.timer_getoverrun, FULL),
