@@ -524,6 +524,18 @@ static int popen_signals_parent(void) {
     while (caught[SIGUSR1] < 3)
         sigsuspend(&none);  /* woken by the child's signal */
     printf("pclose: %d, handler ran %d\n", pclose(f), caught[SIGUSR1]);
+
+    /* the child's end signals the parent too: SIGCHLD, blocked (ignored by default) and
+     * waited for */
+    block(SIG_BLOCK, SIGCHLD);
+    f = popen("exit 3", "r");
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    siginfo_t si;
+    int sig = sigwaitinfo(&chld, &si);
+    printf("SIGCHLD: %d, exited %d with 3 %d\n", sig == SIGCHLD, si.si_code == CLD_EXITED, si.si_status == 3);
+    printf("pclose: %d\n", pclose(f));
     return 0;
 }
 
