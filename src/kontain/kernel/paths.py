@@ -224,7 +224,8 @@ class Opener:
         """Is the file of ``m`` (reached through a magic link) one that a monitor
         descriptor holds: /dev/kvm, a pipe or socket of km's, km's own /proc?  Files of
         the anon inode share one inode, so those are told by name: KVM's (the VM, the
-        vCPUs) are the monitor's (the program cannot make any)."""
+        vCPUs) and a signalfd (the signal thread's) are the monitor's (the program cannot
+        make any: its signalfds are sockets, kernel/signalfd.py)."""
         mine = self._identity(m, b"", F.AT_EMPTY_PATH)
         if mine is None:
             return True
@@ -232,7 +233,7 @@ class Opener:
             buf = bytearray(64)
             name = _CStr(b"self/fd/%d" % m)
             n = native.syscall(SYS_readlinkat, self.procfd, name.addr, native.address_of(buf), len(buf))
-            return n < 0 or bytes(buf[:n]).startswith(b"anon_inode:kvm")
+            return n < 0 or bytes(buf[:n]).startswith((b"anon_inode:kvm", b"anon_inode:[signalfd]"))
         floor = self.p.fds.floor
         name = _CStr(b"self/fd")
         listing = native.syscall(SYS_openat, self.procfd, name.addr, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
