@@ -430,19 +430,22 @@ class Task:
         self.deliver(sig, siginfo(sig, code, addr=addr or 0), ctx)
 
     def die(self, sig: int, message: str, info: bytes | None = None, ctx: sigframe.Context | None = None) -> None:
-        """The program ends by ``sig``'s default action, taken in this thread; with
-        ``km --core`` and a signal whose default is to dump core, the program's core file
-        is written first (kernel/coredump.py)."""
-        if self.process.config.core and S.default_action(sig) == S.CORE:
+        """The program ends by ``sig``'s default action, taken in this thread.  For a
+        signal whose default is to dump core, the program's core file is written first
+        (kernel/coredump.py): with ``km --core`` as core.PID, else where Linux would
+        write it (core_pattern) when the program's RLIMIT_CORE allows one."""
+        if S.default_action(sig) == S.CORE:
             from kontain.kernel import coredump
 
-            path = f"core.{os.getpid()}"
-            try:
-                coredump.write(self.process, self, sig, info or siginfo(sig, S.SI_KERNEL), ctx or self.context(),
-                               path)
-                message += f" (core dumped to {path})"
-            except (OSError, GuestError) as e:
-                message += f" (no core file: {e})"
+            p = self.process
+            path, limit = (f"core.{os.getpid()}", None) if p.config.core else coredump.native_path(p, sig)
+            if path is not None:
+                try:
+                    coredump.write(p, self, sig, info or siginfo(sig, S.SI_KERNEL), ctx or self.context(), path,
+                                   limit=limit)
+                    message += f" (core dumped to {path})"
+                except (OSError, GuestError) as e:
+                    message += f" (no core file: {e})"
         raise ProcessExit(signal=sig, message=message)
 
     def credentials_changed(self) -> None:
