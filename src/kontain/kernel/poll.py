@@ -34,9 +34,10 @@ import time
 
 from kontain import native
 from kontain.abi.errno import EFBIG, ENOSYS
+from kontain.abi.syscalls import POLL
 from kontain.arch.x86_64 import guest_code as G
 from kontain.arch.x86_64 import layout as L
-from kontain.errors import GuestError, OwnThread
+from kontain.errors import OwnThread, ProcessExit
 from kontain.kvm import abi as k
 
 # slot fields: u32 view, then signed u64 view
@@ -58,22 +59,6 @@ IDLE_NS = 3_000_000  # no request for this long: every slot off, the poller slee
 SWITCH_INTERVAL = 20e-6  # seconds: the longest a vCPU thread waits for the GIL while the poller runs
 
 _S_IFMT, _S_IFREG = 0o170000, 0o100000
-
-
-def _pollable(handlers: list) -> list[int]:
-    """The syscalls the poller may run (they never block, and need no registers)."""
-    # Not here, because the host would answer for the poller's thread rather than the
-    # program's: sched_yield, getrusage (RUSAGE_THREAD), sched_getaffinity, getcpu; and
-    # clock_gettime/clock_getres only for clocks that are not per-thread (_serve).
-    # Reads and writes (0, 1, 17-20) only of regular files (_run).
-    # readlink and readlinkat neither: /proc/thread-self names the calling thread.
-    plain = (0, 1, 4, 5, 6, 8, 9, 10, 11, 12, 17, 18, 19, 20, 21, 28, 39, 63, 79, 95, 96, 97, 99, 100, 102,
-             104, 107, 108, 110, 111, 118, 120, 121, 124, 201, 217, 228, 229, 262, 269, 318, 332, 439)
-    return [nr for nr in plain if handlers[nr] is not None] + [186]  # gettid: _gettid
-
-
-def _gettid(t, *_) -> int:
-    return t.tid  # the program's thread (= its vCPU thread's host tid), not the poller's
 
 
 # clocks a thread may read from another thread with the same answer (not THREAD_CPUTIME)
@@ -116,8 +101,12 @@ class Poller:
         self.burst = 1 if self.eager else BURST
         # the syscall table itself, whose entries become the functions once their family
         # is imported (syscalls/table.py, Deferred)
-        self.handlers = table.HANDLERS
-        pollable = _pollable(self.handlers)
+        from kontain.syscalls.dispatch import invoke
+
+        self.invoke = invoke
+        # the calls the table marks POLL: they never block and need no vCPU register.
+        # (Reads and writes only of regular files, per-thread clocks not at all: _run.)
+        pollable = [e.nr for e in table.TABLE if e.flags & POLL]
         self.pollable = [False] * 512
         for nr in pollable:
             self.pollable[nr] = True
@@ -342,7 +331,6 @@ class Poller:
         if not (0 <= nr < 512 and self.pollable[nr]):
             res = -ENOSYS  # the stub posts only what its map allows: a scribbled slot
         else:
-            h = _gettid if nr == 186 else self.handlers[nr]
             a0 = q[ARG0]
             if (nr == 228 or nr == 229) and a0 not in _SHARED_CLOCKS:
                 self._decline(slot, nr)
@@ -356,20 +344,12 @@ class Poller:
                     self._decline(slot, nr)
                     return
             try:
-                res = h(task, a0, q[ARG0 + 1], q[ARG0 + 2], q[ARG0 + 3], q[ARG0 + 4], q[ARG0 + 5])
-            except GuestError as e:
-                res = -e.errno
+                res = self.invoke(task, nr, a0, q[ARG0 + 1], q[ARG0 + 2], q[ARG0 + 3], q[ARG0 + 4], q[ARG0 + 5])
             except OwnThread:  # its answer depends on the asking thread: the vCPU's thread asks
                 self._decline(slot, nr)
                 return
-            except Exception as e:  # a bug in km: the program ends, from here (dispatch.internal_error)
-                from kontain.errors import ProcessExit
-                from kontain.syscalls.dispatch import internal_error
-
-                try:
-                    internal_error(nr, e)
-                except ProcessExit as end:
-                    self.p.finish(end)
+            except ProcessExit as end:  # a bug in km (dispatch.internal_error): the program ends, from here
+                self.p.finish(end)
         self._answer(slot, res)
 
     def _decline(self, slot: Slot, nr: int) -> None:

@@ -22,7 +22,7 @@ from kontain.abi import signals as S
 from kontain.abi.errno import EFBIG, EINTR, EPIPE, ERESTARTNOINTR
 from kontain.abi.signals import SIGINFO_SIZE, siginfo
 from kontain.abi.structs import SIGCONTEXT_REGS
-from kontain.abi.syscalls import NR
+from kontain.abi.syscalls import NORESTART, NR, SIGPIPE
 from kontain.arch.x86_64 import cpu, guest_code, sigframe
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError, ProcessExit
@@ -36,13 +36,6 @@ FUTEX_WAITERS, FUTEX_OWNER_DIED, FUTEX_TID_MASK = 0x80000000, 0x40000000, 0x3FFF
 ROBUST_LIST_LIMIT = 2048
 # sigcontext register name -> index in the vCPU's synced registers
 _Q = {name: getattr(k, name.upper()) for name in SIGCONTEXT_REGS}
-# Syscalls Linux never restarts after a handler ran, whatever SA_RESTART says (signal(7)),
-# System V IPC's semop, msgsnd, msgrcv and semtimedop among them
-NEVER_RESTART = {7, 23, 34, 35, 65, 69, 70, 130, 128, 220, 230, 232, 270, 271, 281, 441}
-# writes whose EPIPE raises SIGPIPE: write, pwrite64, writev, sendfile, sendto, sendmsg, splice, vmsplice,
-# pwritev, sendmmsg, pwritev2
-EPIPE_RAISES = {1, 18, 20, 40, 44, 46, 275, 278, 296, 307, 328}
-MSG_NOSIGNAL = 0x4000
 _XFSZ_SET = bytearray(struct.pack("<Q", 1 << (S.SIGXFSZ - 1)))
 _NO_WAIT = bytearray(16)  # a zero timespec
 
@@ -202,7 +195,7 @@ class Task:
             self.vcpu.set_immediate_exit(False)
             raise ThreadExit()
 
-    def after_syscall(self, nr: int, res: int) -> None:
+    def after_syscall(self, nr: int, res: int, flags: int = 0) -> None:
         """On the way back to user mode: a host call a kick interrupted is restarted or
         fails with EINTR (as SA_RESTART and the call say), then a signal is delivered."""
         if self.process.zap:
@@ -226,7 +219,7 @@ class Task:
             self.q[k.RAX] = -EINTR
         self.kicked = False
         self.vcpu.set_immediate_exit(False)
-        if res == -EPIPE and nr in EPIPE_RAISES and not (nr in (44, 46, 307) and self._nosignal(nr)):
+        if res == -EPIPE and flags & SIGPIPE:  # (the dispatcher left the flag out for MSG_NOSIGNAL)
             self.signal_self(S.SIGPIPE, siginfo(S.SIGPIPE, S.SI_USER, pid=os.getpid(), uid=os.getuid()))
         elif res == -EFBIG:
             self.take_xfsz()
@@ -234,7 +227,7 @@ class Task:
         if interrupted:
             if not sig:
                 self._restart(nr)
-            elif self.process.actions.get(sig)[1] & S.SA_RESTART and nr not in NEVER_RESTART:
+            elif self.process.actions.get(sig)[1] & S.SA_RESTART and not flags & NORESTART:
                 self._restart(nr)
         if sig:
             self.deliver(sig, info, self.context())
@@ -251,10 +244,6 @@ class Task:
         if native.syscall(NR["rt_sigtimedwait"], native.address_of(_XFSZ_SET), native.address_of(info),
                           native.address_of(_NO_WAIT), 8) == S.SIGXFSZ:
             self.signal_self(S.SIGXFSZ, bytes(info))
-
-    def _nosignal(self, nr: int) -> bool:
-        flags = self.q[k.RDX] if nr == 46 else self.q[k.R10]  # sendmsg's flags are its 3rd argument
-        return bool(flags & MSG_NOSIGNAL)
 
     def _restart(self, nr: int) -> None:
         """Make the `syscall` instruction run again (it is 2 bytes before the return address)."""

@@ -77,32 +77,31 @@ def buffer(t, addr: int, length: int) -> tuple[int, int]:
 
 # -- pass-through -----------------------------------------------------------------
 #
-# Argument kinds:
-#   "v"  a value, as it is            "i"  an int (sign-extended from 32 bits)
-#   "f"  a descriptor                 "d"  a directory descriptor (AT_FDCWD allowed)
-#   "s"  a path string                "p<N>" a pointer to N bytes, or NULL
-#   "b<i>" a buffer whose length is argument i
-# Result kinds: "" a value; "fd" a new descriptor for the guest.
+# Argument kinds (the syscall table's ``args``, syscalls/table.py, says what each means):
+# i and h (an int), f (a descriptor), a (a directory descriptor), s (a path), pN (a pointer
+# to N bytes or NULL), bI/BI (a buffer whose length is argument I), and values passed as
+# they are: d u x o m P M S A I F g.  Result: "fd" when the call makes a descriptor.
+_VALUES = frozenset("duxomPMSAIFg")
 
 
 def _convert(kind: str) -> Callable:
-    if kind == "v":
+    if kind in _VALUES:
         return lambda t, a, args: a
-    if kind == "i":
+    if kind in ("i", "h"):
         return lambda t, a, args: s32(a)
     if kind == "f":
         return lambda t, a, args: t.fds.check(a)
-    if kind == "d":
+    if kind == "a":
         return lambda t, a, args: dirfd(t, a)
     if kind == "s":
         return lambda t, a, args: path(t, a)
-    if kind.startswith("p"):
+    if kind[0] == "p" and kind[1:].isdigit():
         size = int(kind[1:])
         return lambda t, a, args: ptr(t, a, size)
-    if kind.startswith("b"):
+    if kind[0] in "bB" and kind[1:].isdigit():
         index = int(kind[1:])
         return lambda t, a, args: buffer(t, a, args[index])[0] if a else 0
-    raise ValueError(f"unknown argument kind {kind!r}")
+    raise ValueError(f"argument kind {kind!r} cannot be passed through (a pointer needs its size)")
 
 
 def passthrough(nr: int, kinds: str, result: str = "", blocking: bool = False) -> Handler:
@@ -115,12 +114,14 @@ def passthrough(nr: int, kinds: str, result: str = "", blocking: bool = False) -
     before it starts makes it fail as one that comes while it waits (EINTR, or a
     restart)."""
     sc = native.blocking if blocking else native.syscall
-    convs: list[Callable] = []
+    convs: list[Callable] | None = None
 
     def call(t, *args: int) -> int:
-        if not convs and kinds:
-            convs.extend(_convert(k) for k in kinds.split())
-        host = [c(t, a, args) for c, a in zip(convs, args)]
+        nonlocal convs
+        cs = convs
+        if cs is None:  # (two threads may build it at once: each its own whole list)
+            cs = convs = [_convert(k) for k in kinds.split()]
+        host = [c(t, a, args) for c, a in zip(cs, args)]
         r = sc(t.kick_addr, nr, *host) if blocking else sc(nr, *host)
         if result == "fd" and r >= 0:
             return t.fds.new(r)

@@ -28,6 +28,12 @@ def exit(t, status, *_):
     return 0
 
 
+def gettid(t, *_):
+    """The calling thread's id (guest tid = host tid), from the task: served by the
+    polling tier's thread, a host gettid would be that thread's."""
+    return t.tid
+
+
 def set_tid_address(t, addr, *_):
     t.clear_child_tid = u64(addr)
     return t.tid
