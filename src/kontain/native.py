@@ -163,6 +163,24 @@ def madvise(addr: int, length: int, advice: int) -> int:
     return -get_errno() if r == -1 else r
 
 
+def machine_code(code: bytes, restype: type, *argtypes: type) -> _CFunc:
+    """A C function made of ``code`` (position-independent x86-64 machine code), in pages
+    of its own that are never writable again.  Like every foreign call here, a call
+    releases the GIL for its whole length."""
+    size = (len(code) + 4095) & ~4095
+    addr = mmap(0, size, 3, 0x22)  # PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS
+    if addr < 0:
+        raise OSError(-addr, "mmap")
+    buffer_at(addr, len(code))[:] = code
+    r = mprotect(addr, size, 5)  # PROT_READ|PROT_EXEC
+    if r < 0:
+        raise OSError(-r, "mprotect")
+    f = _CFunc(addr)
+    f.restype = restype
+    f.argtypes = argtypes
+    return f
+
+
 # -- memory by address -------------------------------------------------------------
 #
 # Monitor-side reads and writes of *guest* memory go through process_vm_readv/writev on

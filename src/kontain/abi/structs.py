@@ -130,10 +130,19 @@ clone_args = CStruct(
      ("stack_size", "Q"), ("tls", "Q"), ("set_tid", "Q"), ("set_tid_size", "Q"), ("cgroup", "Q")],
     "linux/sched.h",
 )
+# PR_SET_MM_MAP's argument (PR_SET_MM_MAP_SIZE tells its size)
+prctl_mm_map = CStruct(
+    "struct prctl_mm_map",
+    [("start_code", "Q"), ("end_code", "Q"), ("start_data", "Q"), ("end_data", "Q"), ("start_brk", "Q"), ("brk", "Q"),
+     ("start_stack", "Q"), ("arg_start", "Q"), ("arg_end", "Q"), ("env_start", "Q"), ("env_end", "Q"), ("auxv", "Q"),
+     ("auxv_size", "I"), ("exe_fd", "I")],
+    "linux/prctl.h",
+)
 # struct sigevent: value, signo, notify, then a union whose first member is the thread id
 sigevent = CStruct("struct sigevent", [("sigev_value", "Q"), ("sigev_signo", "i"), ("sigev_notify", "i"),
                                        ("sigev_notify_thread_id", "i"), ("_pad", "44s")], "signal.h")
 
 # Layouts compared against the C compiler by the unit tests.
 ALL = [timespec, timeval, iovec, rlimit, stat, utsname, stack_t, pollfd, winsize, robust_list_head, sysinfo, itimerval, tms,
-       itimerspec, sigcontext, ucontext, fpx_sw_bytes, signalfd_siginfo, clone_args, sigevent]
+       itimerspec, sigcontext, ucontext, fpx_sw_bytes, signalfd_siginfo, clone_args, sigevent,
+       prctl_mm_map]

@@ -22,7 +22,7 @@ import struct
 from kontain import native
 from kontain.abi import flags as F
 from kontain.abi.errno import EAGAIN
-from kontain.arch.x86_64 import cpu
+from kontain.arch.x86_64 import cpu, hostcode
 from kontain.errors import ForkedChild, GuestError
 from kontain.kernel.task import Task
 from kontain.kvm import abi as k
@@ -94,6 +94,7 @@ def _become_child(p, parent: Task, regs: list[int], sregs: bytearray, xsave: byt
     cpu.init_vcpu(vcpu, p.cpuid, p.xcr0, p.platform.fmask, p.lstar(0))
     vcpu.set_sregs(cpu.child_sregs(sregs, 0))
     vcpu.set_xsave(xsave)
+    hostcode.inherit_tsc(vcpu, parent.vcpu)
     cq = vcpu.q
     for i, v in enumerate(regs):
         cq[k.Q_REGS + i] = v

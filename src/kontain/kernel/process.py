@@ -23,7 +23,7 @@ from kontain import native
 from kontain.abi import flags as F
 from kontain.abi import signals as S
 from kontain.abi.errno import EAGAIN
-from kontain.arch.x86_64 import cpu, guest_code, platform, sigframe
+from kontain.arch.x86_64 import cpu, guest_code, hostcode, platform, sigframe
 from kontain.arch.x86_64 import layout as L
 from kontain.confine import Confinement
 from kontain.errors import ForkedChild, GuestError, ProcessExit, messages_fd, messages_to, say
@@ -401,6 +401,7 @@ class Process:
             cpu.set_segment_base(sregs, "fs", tls)
         vcpu.set_sregs(sregs)
         vcpu.set_xsave(parent.vcpu.get_xsave())
+        hostcode.inherit_tsc(vcpu, parent.vcpu)
         task = Task(self, vcpu, 0)
         task.sigmask = parent.sigmask
         task.creds = parent.creds  # (its host thread is the parent's child: the same credentials)

@@ -155,11 +155,23 @@ class Vcpu:
         self.page = native.buffer_at(addr, size)
         self.q = self.page.cast("q")
         self.q[k.Q_VALID_REGS] = k.KVM_SYNC_X86_REGS
+        self.run_fn = None  # see run_through
 
     # -- running -------------------------------------------------------------------
     def run(self) -> int:
         """KVM_RUN: 0, or -errno (-EINTR when a signal or immediate_exit stopped it)."""
         return native.ioctl(self.fd, k.KVM_RUN, 0)
+
+    def run_through(self, fn) -> None:
+        """From now on ``run`` makes KVM_RUN through ``fn(fd, request)``, which returns
+        0 or -errno (a function of the monitor's own machine code around the ioctl,
+        arch/x86_64/hostcode.py); with None, the plain ioctl again."""
+        self.run_fn = fn
+        if fn is None:
+            self.__dict__.pop("run", None)
+        else:
+            fd = self.fd
+            self.run = lambda: fn(fd, k.KVM_RUN)
 
     @property
     def exit_reason(self) -> int:

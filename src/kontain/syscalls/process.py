@@ -11,11 +11,14 @@ from kontain.abi import flags as F
 from kontain.abi import signals as S
 from kontain.abi.errno import E2BIG, EINTR, EINVAL, ENODEV, ENOSYS, EPERM, ESRCH
 from kontain.abi.signals import SIGINFO_SIZE, siginfo
-from kontain.abi.structs import clone_args, robust_list_head
+from kontain.abi.structs import clone_args, prctl_mm_map, robust_list_head
+from kontain.arch.x86_64 import hostcode
 from kontain.errors import GuestError, ProcessExit
 from kontain.syscalls.common import passthrough, s32, u32, u64
 
 SYS_kill, SYS_prctl, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo = 62, 157, 200, 234, 129, 297
+SYS_capget = 125
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _CANONICAL_LIMIT = 1 << 47
 
 
@@ -74,10 +77,15 @@ def arch_prctl(t, code, addr, *_):
     raise GuestError(EINVAL)
 
 
-# prctl options the host can apply to km's thread exactly as to the program's
-_PRCTL_PASS = {F.PR_SET_PDEATHSIG, F.PR_GET_PDEATHSIG, F.PR_CAPBSET_READ, F.PR_GET_KEEPCAPS, F.PR_GET_SECUREBITS,
-               F.PR_GET_TIMERSLACK, F.PR_SET_TIMERSLACK, F.PR_GET_THP_DISABLE, F.PR_SET_THP_DISABLE}
+# prctl options the host applies to km's thread (or process) exactly as to the program's:
+# a thread's flags (timer slack, THP, I/O flusher, parent-death signal) and the process's
+# child-subreaper flag (km's children are the program's, its orphans come to km)
+_PRCTL_PASS = {F.PR_SET_PDEATHSIG, F.PR_CAPBSET_READ, F.PR_GET_KEEPCAPS, F.PR_GET_SECUREBITS, F.PR_GET_TIMERSLACK,
+               F.PR_SET_TIMERSLACK, F.PR_GET_THP_DISABLE, F.PR_SET_THP_DISABLE, F.PR_SET_CHILD_SUBREAPER,
+               F.PR_SET_IO_FLUSHER, F.PR_GET_IO_FLUSHER}
+_PRCTL_PASS_INT = {F.PR_GET_PDEATHSIG, F.PR_GET_CHILD_SUBREAPER}  # ... that write an int where arg2 points
 SUID_DUMP_DISABLE, SUID_DUMP_ROOT = 0, 2
+_VMA_NAME_BAD = frozenset(b"[]\\$`")
 
 
 def prctl(t, option, arg2, arg3, arg4, arg5, *_):
@@ -104,21 +112,84 @@ def prctl(t, option, arg2, arg3, arg4, arg5, *_):
 
         return identity.changing(t, SYS_prctl, option, arg2, arg3, arg4, arg5)
     if option in _PRCTL_PASS:
-        pointer = option == F.PR_GET_PDEATHSIG
-        return native.syscall(SYS_prctl, option, t.mem.host(arg2, 4) if pointer else arg2, arg3, arg4, arg5)
-    if option == F.PR_SET_NAME:  # the thread's name: ps and top show it for km's thread
-        name = t.mem.cstr(arg2, 4096)[:15] + b"\0"
-        buf = bytearray(name)  # (alive until the call returns: an address alone keeps nothing alive)
+        return native.syscall(SYS_prctl, option, arg2, arg3, arg4, arg5)
+    if option in _PRCTL_PASS_INT:
+        return native.syscall(SYS_prctl, option, t.mem.host(arg2, 4), arg3, arg4, arg5)
+    if option == F.PR_SET_NAME:  # the thread's name: ps, top and /proc show it for km's thread
+        buf = bytearray(_comm(t, u64(arg2)) + b"\0")  # (alive until the call returns)
         return native.syscall(SYS_prctl, option, native.address_of(buf), 0, 0, 0)
     if option == F.PR_GET_NAME:
-        host = t.mem.host(arg2, 16)
-        return native.syscall(SYS_prctl, option, host, 0, 0, 0)
+        return native.syscall(SYS_prctl, option, t.mem.host(arg2, F.TASK_COMM_LEN), 0, 0, 0)
+    if option == F.PR_GET_TSC:
+        t.mem.write(arg2, struct.pack("<I", F.PR_TSC_SIGSEGV if hostcode.tsc_sigsegv(t.vcpu) else F.PR_TSC_ENABLE))
+        return 0
+    if option == F.PR_SET_TSC:
+        if u32(arg2) not in (F.PR_TSC_ENABLE, F.PR_TSC_SIGSEGV):
+            raise GuestError(EINVAL)
+        hostcode.set_tsc(t.vcpu, u32(arg2) == F.PR_TSC_SIGSEGV)
+        return 0
+    if option == F.PR_SET_MM:
+        return _set_mm(t, u64(arg2), u64(arg3), arg4, arg5)
     if option == F.PR_SET_VMA:
-        return 0  # naming anonymous memory: nothing to do
+        return _set_vma(t, u64(arg2), u64(arg3), u64(arg4), u64(arg5))
     if option == F.PR_GET_SECCOMP:
         return 0
     # PR_SET_SECCOMP and the rest: a seccomp filter would bind the monitor itself
     raise GuestError(EINVAL)
+
+
+def _comm(t, addr: int) -> bytes:
+    """PR_SET_NAME's string as Linux copies it (strncpy_from_user of TASK_COMM_LEN - 1
+    bytes): no more than 15 bytes are read, so a name needs no NUL within the page."""
+    out = b""
+    limit = F.TASK_COMM_LEN - 1
+    while len(out) < limit:
+        here = addr + len(out)
+        chunk = t.mem.read(here, min(limit - len(out), F.PAGE_SIZE - here % F.PAGE_SIZE))
+        nul = chunk.find(b"\0")
+        if nul >= 0:
+            return out + chunk[:nul]
+        out += chunk
+    return out
+
+
+def capable(cap: int) -> bool:
+    """Has the calling thread ``cap`` in its effective set?  (What Linux's capable()
+    asks for a call that km answers itself instead of the host.)"""
+    head = bytearray(struct.pack("<Ii", _LINUX_CAPABILITY_VERSION_3, 0))
+    data = bytearray(24)
+    if native.syscall(SYS_capget, native.address_of(head), native.address_of(data)) != 0:
+        return False
+    return bool(struct.unpack_from("<I", data, 12 * (cap // 32))[0] >> (cap % 32) & 1)
+
+
+def _set_mm(t, opt: int, addr: int, arg4: int, arg5: int) -> int:
+    """PR_SET_MM in Linux's order of checks.  The program's address-space fields are
+    km's to lay out (the host's mm is km's): a caller allowed to change them gets EINVAL,
+    as from a kernel that does not offer it; PR_SET_MM_MAP_SIZE is answered."""
+    if arg5 or arg4 and opt not in (F.PR_SET_MM_AUXV, F.PR_SET_MM_MAP, F.PR_SET_MM_MAP_SIZE):
+        raise GuestError(EINVAL)
+    if opt == F.PR_SET_MM_MAP_SIZE:
+        t.mem.write(addr, struct.pack("<I", prctl_mm_map.size))
+        return 0
+    if opt != F.PR_SET_MM_MAP and not capable(F.CAP_SYS_RESOURCE):
+        raise GuestError(EPERM)
+    raise GuestError(EINVAL)
+
+
+def _set_vma(t, attr: int, addr: int, size: int, name_addr: int) -> int:
+    """PR_SET_VMA: naming anonymous memory, which km checks as Linux does (the name,
+    then the range) but does not record: /proc/self/maps shows no [anon:NAME]."""
+    if attr != F.PR_SET_VMA_ANON_NAME:
+        raise GuestError(EINVAL)
+    if name_addr:
+        name = t.mem.cstr(name_addr, F.ANON_VMA_NAME_MAX_LEN, EINVAL)
+        if any(ch < 0x20 or ch > 0x7E or ch in _VMA_NAME_BAD for ch in name):
+            raise GuestError(EINVAL)
+    length = (size + F.PAGE_SIZE - 1) & F.PAGE_MASK & 0xFFFFFFFFFFFFFFFF
+    if addr & (F.PAGE_SIZE - 1) or size and not length or addr + length > 0xFFFFFFFFFFFFFFFF:
+        raise GuestError(EINVAL)
+    return 0
 
 
 def personality(t, persona, *_):

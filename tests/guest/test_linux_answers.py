@@ -1,0 +1,29 @@
+"""Calls whose answers third-party test suites (LTP, Go's tests, busybox) compare with
+Linux's: each program prints what every call returned, and runs natively and under km,
+as root and, where privileges change the answers, as an unprivileged user."""
+
+import pytest
+
+from kt import STATIC, build, compare, compare_as_user, user_dir
+
+
+def _as_root_and_user(argv: list, tmp=None, **kw) -> None:
+    """``argv`` compared as root and as user nobody; with ``tmp``, followed by a
+    directory each of them may write in."""
+    if tmp is None:
+        compare(argv, **kw)
+        compare_as_user(argv, **kw)
+        return
+    root_dir = tmp / "root"
+    root_dir.mkdir()
+    compare(argv + [root_dir], **kw)
+    compare_as_user(argv + [user_dir(tmp)], **kw)
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_prctl(variant):
+    """The thread's name (at most 15 bytes read, a page's end included), the TSC mode
+    (RDTSC faults after PR_TSC_SIGSEGV, in threads, children and after exec too), the
+    permission errors of the options km serves, the child subreaper, PR_SET_MM and
+    PR_SET_VMA's checks."""
+    _as_root_and_user([build("prctl", variant, ("-lpthread",))])
