@@ -27,3 +27,18 @@ def test_prctl(variant):
     permission errors of the options km serves, the child subreaper, PR_SET_MM and
     PR_SET_VMA's checks."""
     _as_root_and_user([build("prctl", variant, ("-lpthread",))])
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_comm_after_exec(variant, tmp):
+    """A process's comm after exec is the base name of the file as execve was given it:
+    a symlink's name, "exe" for /proc/self/exe, the script's name for a script, the
+    file's own name for fexecve."""
+    _as_root_and_user([build("prctl", variant, ("-lpthread",)), "exec"], tmp)
+
+
+def test_busybox_applets_are_named():
+    """busybox sh runs an applet by exec'ing /proc/self/exe and naming the process after
+    the applet when its comm is "exe": /proc/self/stat and ps show cat, not busybox."""
+    compare(["/bin/busybox", "sh", "-c", "cat /proc/self/comm; cat /proc/self/stat | cut -d' ' -f2; "
+             "head -c 64 /proc/self/status | grep Name"])

@@ -1,8 +1,10 @@
 /* prctl as Linux answers it: the thread's name (PR_SET/GET_NAME), the TSC mode, the
- * errors of the options that need privileges.
+ * errors of the options that need privileges, and the comm a process has after an exec
+ * (the basename of the name given to execve, before symlinks are followed).
  * One line per check, printed with what the call returned, so that a run as root and a
  * run as an unprivileged user each compare with native.
  *   prctl                the thread's name, the TSC mode, the options' errors
+ *   prctl exec DIR       comm after exec (DIR: a writable directory)
  *   prctl comm           print this process's comm (prctl, /proc/self/comm, stat) */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -218,6 +220,52 @@ static void permissions(void) {
     SHOW("an unknown option", pr(0x7777, 0, 0, 0, 0));
 }
 
+/* exec checks: comm after exec of a path, a symlink, /proc/self/exe, execveat */
+static void exec_comm(const char *dir, const char *self) {
+    char link[4096], cmd[8192];
+    snprintf(link, sizeof link, "%s/a-symlink-with-a-long-name", dir);
+    unlink(link);
+    if (symlink(self, link) != 0) { perror("symlink"); return; }
+    const char *paths[] = {self, link, "/proc/self/exe"};
+    for (int i = 0; i < 3; i++) {
+        pid_t p = fork();
+        if (p == 0) {
+            char *argv[] = {"argv0-is-not-comm", "comm", NULL};
+            execv(paths[i], argv);
+            _exit(127);
+        }
+        waitpid(p, NULL, 0);
+    }
+    /* execveat relative to a directory descriptor, and of the descriptor itself */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    int ffd = open(link, O_RDONLY);
+    for (int i = 0; i < 2; i++) {
+        pid_t p = fork();
+        if (p == 0) {
+            char *argv[] = {"argv0-is-not-comm", "comm", NULL};
+            if (i == 0) syscall(SYS_execveat, dfd, "a-symlink-with-a-long-name", argv, NULL, 0);
+            else syscall(SYS_execveat, ffd, "", argv, NULL, AT_EMPTY_PATH);
+            _exit(127);
+        }
+        waitpid(p, NULL, 0);
+    }
+    /* a script: comm is the script's name, not its interpreter's */
+    char script[4096];
+    snprintf(script, sizeof script, "%s/a-script.sh", dir);
+    FILE *f = fopen(script, "w");
+    fprintf(f, "#!%s comm\n", self);
+    fclose(f);
+    chmod(script, 0755);
+    pid_t p = fork();
+    if (p == 0) {
+        char *argv[] = {"argv0", NULL};
+        execv(script, argv);
+        _exit(127);
+    }
+    waitpid(p, NULL, 0);
+    (void)cmd;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc > 1 && !strcmp(argv[1], "comm")) return comm_mode();
@@ -225,6 +273,10 @@ int main(int argc, char **argv) {
     char self[4096] = {0};
     readlink("/proc/self/exe", self, sizeof self - 1);
     comm_mode();
+    if (argc > 2 && !strcmp(argv[1], "exec")) {
+        exec_comm(argv[2], self);
+        return 0;
+    }
     names();
     tsc(self);
     permissions();

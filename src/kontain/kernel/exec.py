@@ -26,8 +26,10 @@ MAX_ARG_STRLEN = 32 * 4096  # Linux's limit on one argument or environment strin
 ARG_MAX = 32 * 4096
 
 
-def execve(p, task, path: str, argv_addr: int, envp_addr: int) -> None:
-    """``argv_addr`` and ``envp_addr``: the program's NULL-terminated string arrays."""
+def execve(p, task, path: str, argv_addr: int, envp_addr: int, comm: bytes) -> None:
+    """``argv_addr`` and ``envp_addr``: the program's NULL-terminated string arrays;
+    ``comm``: the name the thread takes (the base name of the file as the program named
+    it)."""
     # As Linux: the file first (ENOENT, EACCES...), then the strings (EFAULT, E2BIG)
     try:
         prog = resolve_exec(path, [_ARGV0], p.config.window, opener=lambda path: _open(p, path))
@@ -59,8 +61,9 @@ def execve(p, task, path: str, argv_addr: int, envp_addr: int) -> None:
     p.timers.delete_all()
     task.altstack = (0, S.SS_DISABLE, 0)
     task.saved_mask = None
-    entry, sp = p._load(prog.path, prog.argv, envp, prog.fd, prog.head, prog.size, opener=lambda path: _open(p, path))
     p.name = path
+    entry, sp = p._load(prog.path, prog.argv, envp, prog.fd, prog.head, prog.size, opener=lambda path: _open(p, path),
+                        comm=comm)
     vcpu = task.vcpu
     vcpu.set_sregs(cpu.user_sregs(vcpu.get_sregs(), vcpu.id))  # FS and GS bases 0; user mode
     vcpu.set_xsave(p.init_xsave)

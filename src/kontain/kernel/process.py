@@ -191,9 +191,11 @@ class Process:
             self.vm.enable_cap(k.KVM_CAP_DISABLE_QUIRKS2, k.KVM_X86_QUIRK_SLOT_ZAP_ALL)
 
     def _load(self, path: str, argv: list[bytes], envp: list[bytes], fd: int | None, head: bytes | None,
-              size: int, opener=None) -> tuple[int, int]:
+              size: int, opener=None, comm: bytes | None = None) -> tuple[int, int]:
         """Load a program into the (empty) address space: (entry, initial stack pointer).
-        ``opener``: how its interpreter is opened (the program's own exec: as its opens)."""
+        ``opener``: how its interpreter is opened (the program's own exec: as its opens).
+        ``comm``: the thread's new name (Linux's: the base name of the file as it was
+        named, not of the ELF file a script or a symlink led to)."""
         self.layout = L.Layout(self.config.window, _randomizer())
         self.mm.mmap_top = self.layout.mmap_top
         loaded = load.load_program(self.mm, path, pie_base=self.layout.pie_base, fd=fd, head=head, size=size,
@@ -211,7 +213,7 @@ class Process:
         self.auxv_bytes = load.read_auxv(self.mm, sp, len(argv), len(envp))
         self.stack_info = _stack_info(self.mm.mem, sp, argv, envp)
         self._procfs = None  # a new program: a new /proc/self
-        _name_process(os.path.basename(path), argv)
+        _name_process(comm if comm is not None else os.fsencode(os.path.basename(self.name)), argv)
         return loaded.entry, sp
 
     def _auxv(self, loaded: load.Loaded) -> list[tuple[int, int]]:
@@ -484,10 +486,10 @@ class Process:
         task.kicked = False
         task.vcpu.set_immediate_exit(False)
 
-    def execve(self, task: Task, path: str, argv: int, envp: int) -> None:
+    def execve(self, task: Task, path: str, argv: int, envp: int, comm: bytes) -> None:
         from kontain.kernel import exec as exec_
 
-        exec_.execve(self, task, path, argv, envp)
+        exec_.execve(self, task, path, argv, envp, comm)
 
     def fork(self, task: Task, flags: int, stack: int, ptid: int, ctid: int) -> int:
         # A process that forks tends to fork again (shells, servers, build tools), and
@@ -574,11 +576,11 @@ def _randomizer():
     return lambda limit: int.from_bytes(os.urandom(4), "little") % (limit // L.PAGE) * L.PAGE
 
 
-def _name_process(name: str, argv: list[bytes]) -> None:
+def _name_process(name: bytes, argv: list[bytes]) -> None:
     """ps, top and /proc/<pid>/comm show the program, not python: the thread's name, and
     as much of the program's argv as fits in km's own argv area (what /proc/<pid>/cmdline
     reads, for `ps aux`)."""
-    buf = bytearray(os.fsencode(name)[:15] + b"\0")
+    buf = bytearray(name[:F.TASK_COMM_LEN - 1] + b"\0")
     native.syscall(157, 15, native.address_of(buf), 0, 0, 0)  # prctl(PR_SET_NAME)
     try:
         with open("/proc/self/stat", "rb") as f:

@@ -17,7 +17,7 @@ from kontain.errors import GuestError, ProcessExit
 from kontain.syscalls.common import passthrough, s32, u32, u64
 
 SYS_kill, SYS_prctl, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo = 62, 157, 200, 234, 129, 297
-SYS_capget = 125
+SYS_capget, SYS_readlinkat = 125, 267
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _CANONICAL_LIMIT = 1 << 47
 
@@ -306,20 +306,26 @@ def vfork(t, *_):
     return _clone(t, F.CLONE_VM | F.CLONE_VFORK | S.SIGCHLD, 0, 0, 0, 0)
 
 
-def _exec(t, path: str, argv_addr: int, envp_addr: int) -> int:
-    t.process.execve(t, path, argv_addr, envp_addr)
+def _exec(t, path: str, argv_addr: int, envp_addr: int, comm: bytes) -> int:
+    t.process.execve(t, path, argv_addr, envp_addr, comm)
     return 0
 
 
-def _exec_path(t, addr: int) -> str:
-    name = t.mem.cstr(addr)
+def _exec_path(t, name: bytes) -> str:
     if t.process.procfs.is_exe(name):
         return os.fsdecode(t.process.exe_path)
     return os.fsdecode(name)
 
 
+def _basename(name: bytes) -> bytes:
+    """The comm an exec gives (Linux's kbasename of the file name as the caller gave
+    it, before any symlink is followed: "exe" for /proc/self/exe)."""
+    return name.rsplit(b"/", 1)[-1]
+
+
 def execve(t, path, argv, envp, *_):
-    return _exec(t, _exec_path(t, path), argv, envp)
+    name = t.mem.cstr(path)
+    return _exec(t, _exec_path(t, name), argv, envp, _basename(name))
 
 
 AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW = F.AT_EMPTY_PATH, F.AT_SYMLINK_NOFOLLOW
@@ -330,13 +336,24 @@ def execveat(t, dfd, path, argv, envp, flags, *_):
     if flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW):
         raise GuestError(EINVAL)
     name = t.mem.cstr(path)
-    if not name and flags & AT_EMPTY_PATH:  # fexecve: the descriptor itself
-        target = f"/proc/self/fd/{t.fds.check(dfd)}"
-    elif name.startswith(b"/") or dfd == F.AT_FDCWD:
-        target = _exec_path(t, path)
-    else:
-        target = f"/proc/self/fd/{t.fds.check(dfd)}/{os.fsdecode(name)}"
-    return _exec(t, target, argv, envp)
+    if not name and flags & AT_EMPTY_PATH:  # fexecve: the descriptor itself, named by its file
+        fd = t.fds.check(dfd)
+        return _exec(t, f"/proc/self/fd/{fd}", argv, envp, _file_name(t, fd))
+    if name.startswith(b"/") or dfd == F.AT_FDCWD:
+        return _exec(t, _exec_path(t, name), argv, envp, _basename(name))
+    return _exec(t, f"/proc/self/fd/{t.fds.check(dfd)}/{os.fsdecode(name)}", argv, envp, _basename(name))
+
+
+def _file_name(t, fd: int) -> bytes:
+    """The name of the file ``fd`` is open on (its dentry's: fexecve's comm)."""
+    buf = bytearray(4096)
+    link = bytearray(b"self/fd/%d\0" % fd)
+    n = native.syscall(SYS_readlinkat, t.process.procfd, native.address_of(link), native.address_of(buf), len(buf))
+    name = bytes(buf[:max(n, 0)])
+    return _basename(name[:-len(_DELETED)] if name.endswith(_DELETED) else name)
+
+
+_DELETED = b" (deleted)"
 
 
 def clone(t, flags, stack, ptid, ctid, tls, *_):
