@@ -23,6 +23,7 @@ MODULES = (
     "kontain.syscalls.ioctl",
     "kontain.syscalls.mm",
     "kontain.syscalls.net",
+    "kontain.syscalls.ns",
     "kontain.syscalls.poll",
     "kontain.syscalls.process",
     "kontain.syscalls.rw",

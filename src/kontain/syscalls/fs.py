@@ -230,6 +230,19 @@ def _stat_call(t, nr: int, dfd: int, pathname: int, statbuf: int, flags: int | N
     return _looked(t, r, dfd, host_path, nofollow, *_stat_dev(t, statbuf))
 
 
+def look_up(t, dfd: int, pathname: int, follow: bool) -> int:
+    """A path's lookup as the host makes it, for its errors alone (mount and umount2 look
+    up their target before they refuse): 0 or -errno, and ENOENT for what the program
+    may not know of (one of km's threads or descriptors), as stat would answer."""
+    host_path = _proc_path(t, pathname, follow=follow)
+    st = bytearray(_STAT_SIZE)
+    r = native.syscall(SYS_newfstatat, dfd, host_path, native.address_of(st), 0 if follow else F.AT_SYMLINK_NOFOLLOW)
+    if r != 0:
+        return r
+    dev, _ino, _nlink, mode = struct.unpack_from("<QQQI", st, 0)
+    return _looked(t, r, dfd, host_path, not follow, dev, mode)
+
+
 def _empty(t, addr: int) -> bool:
     try:
         return t.mem.read(addr, 1) == b"\0"

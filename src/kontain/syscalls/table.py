@@ -85,9 +85,10 @@ def resolve(handler: Handler | None) -> Handler | None:
     return handler.resolve() if isinstance(handler, Deferred) else handler
 
 
-epoll, fs, futex, identity, ioctl, mm, net, poll, process, rw, signal, sysinfo, timer = (
+epoll, fs, futex, identity, ioctl, mm, net, ns, poll, process, rw, signal, sysinfo, timer = (
     _Family(n) for n in
-    ("epoll", "fs", "futex", "identity", "ioctl", "mm", "net", "poll", "process", "rw", "signal", "sysinfo", "timer"))
+    ("epoll", "fs", "futex", "identity", "ioctl", "mm", "net", "ns", "poll", "process", "rw", "signal", "sysinfo",
+     "timer"))
 
 
 TABLE: tuple[Entry, ...] = (
@@ -228,6 +229,7 @@ TABLE: tuple[Entry, ...] = (
     Entry(150, "munlock", mm.munlock, FULL),
     Entry(151, "mlockall", mm.mlockall, FULL),
     Entry(152, "munlockall", mm.munlockall, FULL),
+    Entry(155, "pivot_root", ns.pivot_root, PARTIAL, "EPERM, as for a caller without CAP_SYS_ADMIN"),
     Entry(157, "prctl", process.prctl, PARTIAL,
           "common options; PR_SET_SECCOMP and changing PR_SET_MM's fields are EINVAL; PR_SET_VMA names are not shown"),
     Entry(158, "arch_prctl", process.arch_prctl, FULL),
@@ -236,6 +238,8 @@ TABLE: tuple[Entry, ...] = (
     Entry(161, "chroot", fs.chroot, FULL),
     Entry(162, "sync", P(162), FULL),
     Entry(164, "settimeofday", P(164, "p16 p8"), FULL),
+    Entry(165, "mount", ns.mount, PARTIAL, "arguments checked, then EPERM, as for a caller without CAP_SYS_ADMIN"),
+    Entry(166, "umount2", ns.umount2, PARTIAL, "arguments checked, then EPERM, as for a caller without CAP_SYS_ADMIN"),
     Entry(170, "sethostname", P(170, "b1 v"), FULL),
     Entry(171, "setdomainname", P(171, "b1 v"), FULL),
     Entry(186, "gettid", P(186), FULL),
@@ -295,6 +299,9 @@ TABLE: tuple[Entry, ...] = (
     Entry(269, "faccessat", fs.faccessat, FULL),
     Entry(270, "pselect6", poll.pselect6, FULL),
     Entry(271, "ppoll", poll.ppoll, FULL),
+    Entry(272, "unshare", ns.unshare, PARTIAL,
+          "namespaces EPERM, as for a caller without CAP_SYS_ADMIN; CLONE_FILES, CLONE_FS, CLONE_SYSVSEM EINVAL "
+          "with more than one thread"),
     Entry(273, "set_robust_list", process.set_robust_list, FULL),
     Entry(274, "get_robust_list", process.get_robust_list, FULL),
     Entry(275, "splice", P(275, "f p8 f p8 v v"), FULL),
@@ -324,6 +331,7 @@ TABLE: tuple[Entry, ...] = (
     Entry(305, "clock_adjtime", P(305, "i p208"), FULL),
     Entry(306, "syncfs", P(306, "f"), FULL),
     Entry(307, "sendmmsg", net.sendmmsg, FULL),
+    Entry(308, "setns", ns.setns, PARTIAL, "arguments checked, then EPERM, as for a caller without CAP_SYS_ADMIN"),
     Entry(309, "getcpu", P(309, "p4 p4 v"), FULL),
     Entry(314, "sched_setattr", P(314, "i p56 v"), FULL),
     Entry(315, "sched_getattr", P(315, "i b2 v v"), FULL),
