@@ -56,3 +56,10 @@ def test_namespaces_and_mounts(variant, tmp):
     assert km(prog, d).stdout == native.stdout
     # with two threads, km cannot give one a table of its own (docs/known-issues.md)
     assert km(prog, "tables").text.count(" -22\n") == 4
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_clone(variant):
+    """clone and clone3 for a new process: CLONE_PIDFD (its EFAULT leaves no child
+    behind), the errors of bad arguments and of new namespaces."""
+    _as_root_and_user([build("clones", variant)])

@@ -92,6 +92,12 @@ static void setnses(void) {
     SHOW("setns of /dev/null", syscall(SYS_setns, fd, 0));
     SHOW("setns of /dev/null, CLONE_NEWNET", syscall(SYS_setns, fd, CLONE_NEWNET));
     close(fd);
+    int pidfd = syscall(434, getpid(), 0);  /* pidfd_open */
+    SHOW("setns of a pidfd, flags 0", syscall(SYS_setns, pidfd, 0));
+    SHOW("setns of a pidfd, CLONE_NEWNET", syscall(SYS_setns, pidfd, CLONE_NEWNET));
+    SHOW("setns of a pidfd, CLONE_NEWUSER", syscall(SYS_setns, pidfd, CLONE_NEWUSER));
+    SHOW("setns of a pidfd, CLONE_VM", syscall(SYS_setns, pidfd, CLONE_VM));
+    close(pidfd);
 }
 
 static void mounts(const char *dir) {

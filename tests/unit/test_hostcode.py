@@ -3,16 +3,20 @@ source assembles to."""
 
 import subprocess
 
+import pytest
+
 from kontain.arch.x86_64 import hostcode
 
 
-def test_run_notsc_bytes_match_source(tmp_path):
-    src = tmp_path / "run_notsc.S"
-    src.write_text(".text\n" + hostcode.RUN_NOTSC_SOURCE)
+@pytest.mark.parametrize("name", sorted(hostcode.SOURCES))
+def test_bytes_match_source(name, tmp_path):
+    source, code = hostcode.SOURCES[name]
+    src = tmp_path / "code.S"
+    src.write_text(".text\n" + source)
     subprocess.run(["as", "--64", "-o", str(tmp_path / "o"), str(src)], check=True)
     subprocess.run(["objcopy", "-O", "binary", "--only-section", ".text", str(tmp_path / "o"), str(tmp_path / "bin")],
                    check=True)
-    assert (tmp_path / "bin").read_bytes() == hostcode.RUN_NOTSC
+    assert (tmp_path / "bin").read_bytes() == code
 
 
 def test_run_notsc_is_called_with_the_gil_released():

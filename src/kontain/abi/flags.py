@@ -116,6 +116,8 @@ CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP = 1 << 32, 1 << 33
 CLONE_NEW_ANY = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUSER | CLONE_NEWPID | \
     CLONE_NEWCGROUP | CLONE_NEWTIME  # (each namespace's flag, as unshare and setns take them)
 
+PIDFD_NONBLOCK = O_NONBLOCK  # <linux/pidfd.h>
+
 # <linux/mount.h>, <sys/mount.h>, <linux/magic.h>, <linux/nsfs.h>
 MS_NOUSER = 1 << 31
 MNT_FORCE, MNT_DETACH, MNT_EXPIRE, UMOUNT_NOFOLLOW = 1, 2, 4, 8

@@ -28,7 +28,7 @@ from kontain.kernel.task import Task
 from kontain.kvm import abi as k
 
 
-def fork(p, parent: Task, flags: int, stack: int, ptid: int, ctid: int) -> int:
+def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, ctid: int) -> int:
     """The parent's side: returns the child's pid.  In the child, raises ForkedChild."""
     q = parent.q
     regs = [q[i] for i in range(k.Q_REGS, k.Q_REGS + 18)]
@@ -108,6 +108,8 @@ def _become_child(p, parent: Task, regs: list[int], sregs: bytearray, xsave: byt
     task = Task(p, vcpu, pid, _thread.get_ident())
     task.sigmask = parent.sigmask
     task.altstack = parent.altstack
+    if flags & F.CLONE_CLEAR_SIGHAND:
+        p.actions.reset_for_exec()  # caught signals back to SIG_DFL, ignored ones stay ignored
     task.creds = parent.creds
     if flags & F.CLONE_CHILD_SETTID:
         try:

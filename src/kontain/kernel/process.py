@@ -491,7 +491,7 @@ class Process:
 
         exec_.execve(self, task, path, argv, envp, comm)
 
-    def fork(self, task: Task, flags: int, stack: int, ptid: int, ctid: int) -> int:
+    def fork(self, task: Task, flags: int, exit_signal: int, stack: int, ptid: int, ctid: int) -> int:
         # A process that forks tends to fork again (shells, servers, build tools), and
         # every child would import on its own what the parent had not: import it all
         # once here, and let the children inherit it (kontain/lazy.py)
@@ -500,7 +500,7 @@ class Process:
         lazy.preload()
         from kontain.kernel import fork as fork_
 
-        return fork_.fork(self, task, flags, stack, ptid, ctid)
+        return fork_.fork(self, task, flags, exit_signal, stack, ptid, ctid)
 
     # imported at first use (kontain/lazy.py): many programs never look at either
     @property

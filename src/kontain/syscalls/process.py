@@ -274,36 +274,83 @@ def rt_tgsigqueueinfo(t, tgid, tid, sig, uinfo, *_):
     return native.syscall(SYS_rt_tgsigqueueinfo, tgid, tid, sig, native.address_of(info))
 
 
-# -- threads -------------------------------------------------------------------------
+# -- clone -------------------------------------------------------------------------
 _THREAD_FLAGS = F.CLONE_VM | F.CLONE_FS | F.CLONE_FILES | F.CLONE_SIGHAND | F.CLONE_THREAD | F.CLONE_SYSVSEM | \
-    F.CLONE_SETTLS | F.CLONE_PARENT_SETTID | F.CLONE_CHILD_CLEARTID | F.CLONE_CHILD_SETTID | F.CLONE_DETACHED
+    F.CLONE_SETTLS | F.CLONE_PARENT_SETTID | F.CLONE_CHILD_CLEARTID | F.CLONE_CHILD_SETTID | F.CLONE_DETACHED | \
+    F.CLONE_IO
 _NEEDED = F.CLONE_VM | F.CLONE_SIGHAND | F.CLONE_THREAD
+# what a new process can be given: the monitor forks (kernel/fork.py).  CLONE_FS,
+# CLONE_SYSVSEM and CLONE_IO ask to share what a forked monitor cannot share, and are
+# ignored; CLONE_FILES is refused (docs/known-issues.md)
+_FORK_FLAGS = F.CLONE_VFORK | F.CLONE_VM | F.CLONE_PARENT_SETTID | F.CLONE_CHILD_SETTID | F.CLONE_CHILD_CLEARTID | \
+    F.CLONE_SETTLS | F.CLONE_FS | F.CLONE_PTRACE | F.CLONE_UNTRACED | F.CLONE_PARENT | F.CLONE_PIDFD | \
+    F.CLONE_SYSVSEM | F.CLONE_IO | F.CLONE_DETACHED | F.CLONE_CLEAR_SIGHAND
+SYS_pidfd_open, SYS_fstat = 434, 5
+PID_MAX_LIMIT = 4 * 1024 * 1024  # (Linux's: no pid is above it, whatever pid_max says)
 
 
-_FORK_FLAGS = F.CSIGNAL | F.CLONE_VFORK | F.CLONE_VM | F.CLONE_PARENT_SETTID | F.CLONE_CHILD_SETTID | \
-    F.CLONE_CHILD_CLEARTID | F.CLONE_SETTLS | F.CLONE_FS | F.CLONE_PTRACE | F.CLONE_UNTRACED
-
-
-def _clone(t, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
+def _clone(t, flags: int, exit_signal: int, stack: int, ptid: int, ctid: int, tls: int, pidfd: int = 0,
+           set_tid: tuple[int, ...] = (), cgroup: int = -1) -> int:
+    """clone and clone3, their checks in Linux's order (kernel_clone, copy_process); what
+    km cannot make fails as it fails for an unprivileged caller (new namespaces, a chosen
+    pid: EPERM), or with EINVAL (docs/known-issues.md).  ``pidfd``: where CLONE_PIDFD's
+    descriptor goes."""
+    if flags & F.CLONE_PIDFD and flags & F.CLONE_PARENT_SETTID and pidfd == ptid:
+        raise GuestError(EINVAL)
+    if flags & (F.CLONE_NEWNS | F.CLONE_FS) == F.CLONE_NEWNS | F.CLONE_FS or \
+            flags & (F.CLONE_NEWUSER | F.CLONE_FS) == F.CLONE_NEWUSER | F.CLONE_FS:
+        raise GuestError(EINVAL)
     if flags & F.CLONE_THREAD and not flags & F.CLONE_SIGHAND or flags & F.CLONE_SIGHAND and not flags & F.CLONE_VM:
         raise GuestError(EINVAL)
+    if flags & F.CLONE_THREAD and flags & (F.CLONE_NEWUSER | F.CLONE_NEWPID):
+        raise GuestError(EINVAL)
+    if flags & F.CLONE_PIDFD and flags & (F.CLONE_DETACHED | F.CLONE_THREAD):
+        raise GuestError(EINVAL)  # (a thread's pidfd, Linux 6.9's: not served)
+    if flags & F.CLONE_NEW_ANY:
+        raise GuestError(EPERM)  # namespaces: as for a caller without CAP_SYS_ADMIN (syscalls/ns.py)
+    for tid in set_tid:
+        if tid < 1 or tid >= PID_MAX_LIMIT:
+            raise GuestError(EINVAL)
+    if set_tid:
+        raise GuestError(EPERM)  # a chosen pid: as without CAP_CHECKPOINT_RESTORE
+    if flags & F.CLONE_INTO_CGROUP:
+        _check_fd(t, cgroup)
+        raise GuestError(EPERM)  # km's cgroup is the program's
     if flags & F.CLONE_THREAD:
-        if flags & _NEEDED != _NEEDED or flags & ~(_THREAD_FLAGS | F.CSIGNAL):
+        if flags & _NEEDED != _NEEDED or flags & ~_THREAD_FLAGS:
             raise GuestError(EINVAL)
         return t.process.clone_thread(t, flags, stack, ptid, ctid, tls)
     # a new process: the monitor forks.  Memory cannot be shared with another process,
     # so CLONE_VM is only accepted with CLONE_VFORK (the child execs or exits).
     if flags & F.CLONE_VM and not flags & F.CLONE_VFORK or flags & ~_FORK_FLAGS:
         raise GuestError(EINVAL)
-    return t.process.fork(t, flags, stack, ptid, ctid)
+    if not flags & F.CLONE_PIDFD:
+        return t.process.fork(t, flags, exit_signal, stack, ptid, ctid)
+    # the pidfd's place and a descriptor for it first: a clone that fails makes no child
+    t.mem.write(pidfd, t.mem.read(pidfd, 4))
+    probe = native.syscall(SYS_pidfd_open, os.getpid(), 0)
+    if probe < 0:
+        return probe
+    os.close(probe)
+    pid = t.process.fork(t, flags, exit_signal, stack, ptid, ctid)
+    fd = t.fds.new(native.syscall(SYS_pidfd_open, pid, 0))  # (close-on-exec, as CLONE_PIDFD's)
+    t.mem.write(pidfd, struct.pack("<i", fd))
+    return pid
+
+
+def _check_fd(t, fd: int) -> None:
+    st = bytearray(144)
+    r = native.syscall(SYS_fstat, t.fds.check(fd), native.address_of(st))
+    if r < 0:
+        raise GuestError(-r)
 
 
 def fork(t, *_):
-    return _clone(t, S.SIGCHLD, 0, 0, 0, 0)
+    return _clone(t, 0, S.SIGCHLD, 0, 0, 0, 0)
 
 
 def vfork(t, *_):
-    return _clone(t, F.CLONE_VM | F.CLONE_VFORK | S.SIGCHLD, 0, 0, 0, 0)
+    return _clone(t, F.CLONE_VM | F.CLONE_VFORK, S.SIGCHLD, 0, 0, 0, 0)
 
 
 def _exec(t, path: str, argv_addr: int, envp_addr: int, comm: bytes) -> int:
@@ -357,24 +404,52 @@ _DELETED = b" (deleted)"
 
 
 def clone(t, flags, stack, ptid, ctid, tls, *_):
-    return _clone(t, u64(flags), u64(stack), u64(ptid), u64(ctid), u64(tls))
+    flags = u32(flags)  # (the upper half is not looked at; the low byte is the exit signal)
+    return _clone(t, flags & ~F.CSIGNAL, flags & F.CSIGNAL, u64(stack), u64(ptid), u64(ctid), u64(tls), pidfd=u64(ptid))
 
 
-CLONE_ARGS_SIZE_VER0 = 64
+CLONE_ARGS_SIZE_VER0, CLONE_ARGS_SIZE_VER2 = 64, 88
+MAX_PID_NS_LEVEL = 32
+_CLONE3_FLAGS = 0xFFFFFFFF | F.CLONE_CLEAR_SIGHAND | F.CLONE_INTO_CGROUP
+_INT_MAX = 0x7FFFFFFF
 
 
 def clone3(t, uargs, size, *_):
+    """clone3: its arguments read and checked as Linux's copy_clone_args_from_user and
+    clone3_args_valid do, then as clone."""
     size = u64(size)
-    if size < CLONE_ARGS_SIZE_VER0 or size > 4096:
+    if size > F.PAGE_SIZE:
+        raise GuestError(E2BIG)
+    if size < CLONE_ARGS_SIZE_VER0:
         raise GuestError(EINVAL)
     raw = t.mem.read(uargs, size).ljust(clone_args.size, b"\0")
     if any(raw[clone_args.size:]):
         raise GuestError(E2BIG)  # fields this kernel does not know
     a = dict(zip(clone_args.names, clone_args.unpack(raw[:clone_args.size])))
-    if a["set_tid"] or a["set_tid_size"] or a["cgroup"]:
+    flags, exit_signal, n_tids = a["flags"], a["exit_signal"], a["set_tid_size"]
+    if n_tids > MAX_PID_NS_LEVEL or n_tids and not a["set_tid"] or a["set_tid"] and not n_tids:
         raise GuestError(EINVAL)
-    stack = a["stack"] + a["stack_size"] if a["stack"] else 0
-    return _clone(t, a["flags"] | (a["exit_signal"] & F.CSIGNAL), stack, a["parent_tid"], a["child_tid"], a["tls"])
+    if exit_signal & ~F.CSIGNAL or exit_signal > S.NSIG:
+        raise GuestError(EINVAL)
+    if flags & F.CLONE_INTO_CGROUP and (a["cgroup"] > _INT_MAX or size < CLONE_ARGS_SIZE_VER2):
+        raise GuestError(EINVAL)
+    set_tid = struct.unpack(f"<{n_tids}i", t.mem.read(a["set_tid"], 4 * n_tids)) if n_tids else ()
+    stack, stack_size = a["stack"], a["stack_size"]
+    if flags & ~_CLONE3_FLAGS or flags & (F.CLONE_DETACHED | (F.CSIGNAL & ~F.CLONE_NEWTIME)) or \
+            flags & (F.CLONE_SIGHAND | F.CLONE_CLEAR_SIGHAND) == F.CLONE_SIGHAND | F.CLONE_CLEAR_SIGHAND or \
+            flags & (F.CLONE_THREAD | F.CLONE_PARENT) and exit_signal or \
+            bool(stack) != bool(stack_size) or stack + stack_size > _CANONICAL_LIMIT:
+        raise GuestError(EINVAL)
+    return _clone(t, flags, exit_signal, stack + stack_size if stack else 0, a["parent_tid"], a["child_tid"], a["tls"],
+                  pidfd=a["pidfd"], set_tid=set_tid, cgroup=s32(a["cgroup"]))
+
+
+def pidfd_open(t, pid, flags, *_):
+    """A pidfd of a process; PIDFD_THREAD (a thread's, Linux 6.9) is not served."""
+    pid, flags = s32(pid), u32(flags)
+    if flags & ~F.PIDFD_NONBLOCK or pid <= 0:
+        raise GuestError(EINVAL)
+    return t.fds.new(native.syscall(SYS_pidfd_open, pid, flags))
 
 
 # -- wait ------------------------------------------------------------------------
@@ -400,7 +475,12 @@ def wait4(t, pid, status, options, rusage, *_):
     return r
 
 
+P_PIDFD = 3
+
+
 def waitid(t, idtype, id_, infop, options, rusage, *_):
+    if s32(idtype) == P_PIDFD:
+        t.fds.check(id_)  # (a pidfd is a descriptor: never one of the monitor's)
     r = _waitid(t, idtype, id_, infop, options, rusage)
     found = infop and r == 0 and t.mem.read(infop, 4) != b"\0\0\0\0"  # si_signo is set for a child
     if r == -EINTR and not options & F.WNOHANG and infop:

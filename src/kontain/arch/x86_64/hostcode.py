@@ -1,4 +1,4 @@
-"""Machine code the monitor runs on the host (not in the guest): a function that must
+"""Machine code the monitor runs on the host (not in the guest): functions that must
 make several system calls without returning to Python in between.
 
 ``RUN_NOTSC``: KVM_RUN with the time-stamp counter disabled for the calling host thread
@@ -13,7 +13,7 @@ prctl(PR_SET_TSC, PR_TSC_ENABLE).  The result is the ioctl's, as the kernel retu
 (``-errno`` on failure).
 
 The bytes are committed (km needs no assembler at run time); tests/unit/test_hostcode.py
-assembles ``RUN_NOTSC_SOURCE`` again and checks that they are what it says.
+assembles each ``*_SOURCE`` again and checks that they are what it says.
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ RUN_NOTSC = bytes.fromhex(
     "5b"
     "c3"
 )
+
+SOURCES = {"RUN_NOTSC": (RUN_NOTSC_SOURCE, RUN_NOTSC)}
 
 _run_notsc = None  # RUN_NOTSC as a function, made at the first PR_SET_TSC
 
