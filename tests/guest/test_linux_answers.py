@@ -60,6 +60,14 @@ def test_namespaces_and_mounts(variant, tmp):
 
 @pytest.mark.parametrize("variant", STATIC)
 def test_clone(variant):
-    """clone and clone3 for a new process: CLONE_PIDFD (its EFAULT leaves no child
-    behind), the errors of bad arguments and of new namespaces."""
-    _as_root_and_user([build("clones", variant)])
+    """clone and clone3 for a new process: the exit signal the parent asked for (and the
+    waits that see such a child: __WALL, __WCLONE), CLONE_PARENT, CLONE_PIDFD (its EFAULT
+    leaves no child behind), the errors of bad arguments and of new namespaces."""
+    _as_root_and_user([build("clones", variant, ("-lpthread",))])
+
+
+def test_clone_exit_signal_while_threads_end():
+    """A child with its own exit signal is made by the host's clone, without glibc's
+    fork: made while other threads start and end, it runs and is reaped."""
+    native, _ = compare([build("clones", "glibc", ("-lpthread",)), "churn", "25"])
+    assert native.text.startswith("25 of 25")

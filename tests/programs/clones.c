@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -45,6 +46,18 @@ static long clone_(unsigned long flags, void *ptid) {
     return r < 0 ? -errno : r;
 }
 
+static volatile sig_atomic_t got_usr2, got_chld, usr2_code, usr2_status, usr2_pid, chld_pid;
+
+static void on_usr2(int sig, siginfo_t *si, void *uc) {
+    got_usr2++; usr2_code = si->si_code; usr2_status = si->si_status; usr2_pid = si->si_pid;
+    (void)sig; (void)uc;
+}
+
+static void on_chld(int sig, siginfo_t *si, void *uc) {
+    got_chld++; chld_pid = si->si_pid;
+    (void)sig; (void)uc;
+}
+
 static int reap(pid_t pid, int flags) {
     int st = 0;
     pid_t r = waitpid(pid, &st, flags);
@@ -61,6 +74,99 @@ static long spawn3(uint64_t flags, int exit_signal, int code, int *pidfd) {
     long pid = clone3_(&a, sizeof a);
     if (pid == 0) _exit(code);
     return pid;
+}
+
+static void exit_signals(void) {
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_usr2;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigaction(SIGUSR2, &sa, NULL);
+    sa.sa_sigaction = on_chld;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR2);
+    sigaddset(&block, SIGCHLD);
+
+    /* clone3 with SIGUSR2: the parent gets SIGUSR2 (CLD_EXITED) and no SIGCHLD; the
+     * child is a "clone" child: only __WALL or __WCLONE waits see it */
+    sigprocmask(SIG_BLOCK, &block, &old);
+    long pid = spawn3(0, SIGUSR2, 7, NULL);
+    printf("clone3 exit_signal SIGUSR2: a child %s\n", pid > 0 ? "made" : "NOT made");
+    siginfo_t si;
+    sigset_t usr2;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    int sig = sigwaitinfo(&usr2, &si);  /* the exit signal itself, whenever it comes */
+    printf("  the parent got signal %d, si_code %d, si_status %d, si_pid is the child %d\n", sig, si.si_code,
+           si.si_status, si.si_pid == pid);
+    printf("  waitpid without __WALL: %d\n", reap(pid, WNOHANG));
+    printf("  waitpid(-1) without __WALL: %d\n", reap(-1, WNOHANG));
+    printf("  waitpid __WCLONE: %d\n", reap(pid, __WCLONE));
+    sigset_t pending;
+    sigpending(&pending);
+    printf("  SIGCHLD pending: %d\n", sigismember(&pending, SIGCHLD));
+    sigprocmask(SIG_SETMASK, &old, NULL);
+
+    /* the same through the handler, reaped with __WALL */
+    got_usr2 = got_chld = 0;
+    pid = spawn3(0, SIGUSR2, 9, NULL);
+    printf("  __WALL: %d\n", reap(pid, __WALL));
+    while (!got_usr2) usleep(1000);
+    printf("  the handler ran: SIGUSR2 %d (code %d, status %d, pid is the child %d), SIGCHLD %d\n", got_usr2,
+           usr2_code, usr2_status, usr2_pid == pid, got_chld);
+
+    /* exit signal 0: no signal at all */
+    got_usr2 = got_chld = 0;
+    pid = spawn3(0, 0, 4, NULL);
+    printf("clone3 exit_signal 0: waitpid __WALL %d; signals %d %d\n", reap(pid, __WALL), got_usr2, got_chld);
+
+    /* clone (the old one) with SIGUSR2 in its CSIGNAL byte */
+    got_usr2 = got_chld = 0;
+    pid = clone_(SIGUSR2, NULL);
+    if (pid == 0) _exit(5);
+    printf("clone SIGUSR2: waitpid __WCLONE %d\n", reap(pid, __WCLONE));
+    while (!got_usr2) usleep(1000);
+    printf("  SIGUSR2 %d, SIGCHLD %d\n", got_usr2, got_chld);
+
+    /* SIGCHLD children are not seen by __WCLONE */
+    pid = spawn3(0, SIGCHLD, 6, NULL);
+    usleep(1000);
+    printf("clone3 SIGCHLD: waitpid __WCLONE %d, then plain %d\n", reap(pid, __WCLONE | WNOHANG) == -ECHILD,
+           reap(pid, 0));
+
+    printf("clone3 exit_signal 65: %ld\n", spawn3(0, 65, 0, NULL));
+    printf("clone3 exit_signal 0x100: %ld\n", spawn3(0, 0x100, 0, NULL));
+    signal(SIGUSR2, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+}
+
+static void parent_flag(void) {
+    /* CLONE_PARENT: the grandchild's parent is this process, which can wait for it */
+    int gp[2], pp[2];
+    pipe(gp);
+    pipe(pp);
+    pid_t me = getpid();
+    pid_t child = fork();
+    if (child == 0) {
+        long g = clone_(CLONE_PARENT | SIGCHLD, NULL);
+        if (g == 0) {
+            pid_t parent = getppid();
+            write(pp[1], &parent, sizeof parent);
+            _exit(11);
+        }
+        write(gp[1], &g, sizeof g);
+        _exit(reap(g, 0) == -ECHILD ? 0 : 1);  /* not this process's child */
+    }
+    long g = 0;
+    pid_t parent = 0;
+    read(gp[0], &g, sizeof g);
+    if (g > 0) read(pp[0], &parent, sizeof parent);
+    printf("CLONE_PARENT: grandchild made %d, its parent is this process %d\n", g > 0, parent == me);
+    printf("  the child could not wait for it: %d\n", reap(child, 0));
+    printf("  this process reaps it: %d\n", g > 0 ? reap(g, 0) : -1);
+    close(gp[0]); close(gp[1]); close(pp[0]); close(pp[1]);
+    printf("CLONE_PARENT with CLONE_THREAD-less CLONE_SIGHAND: %ld\n", clone_(CLONE_PARENT | CLONE_SIGHAND, NULL));
 }
 
 static void pidfds(void) {
@@ -179,8 +285,38 @@ static void privileges(void) {
     printf("clone3 an unknown flag: %ld\n", clone3_(&u, sizeof u));
 }
 
-int main(void) {
+/* children with another exit signal made while other threads come and go */
+static volatile int stop_churn;
+static void *nothing(void *arg) { free(malloc(1000)); return arg; }
+static void *churn(void *arg) {
+    while (!stop_churn) {
+        pthread_t t;
+        pthread_create(&t, NULL, nothing, NULL);
+        pthread_join(t, NULL);
+    }
+    return arg;
+}
+
+static int churning(int n) {
+    signal(SIGUSR2, SIG_IGN);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, churn, NULL);
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        long pid = spawn3(0, SIGUSR2, 3, NULL);
+        ok += pid > 0 && reap(pid, __WALL) == 3;
+    }
+    stop_churn = 1;
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    printf("%d of %d children made and reaped while threads came and went\n", ok, n);
+    return 0;
+}
+
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc > 2 && !strcmp(argv[1], "churn")) return churning(atoi(argv[2]));
+    exit_signals();
+    parent_flag();
     pidfds();
     clear_sighand();
     privileges();

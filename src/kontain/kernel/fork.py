@@ -11,6 +11,16 @@ vfork (CLONE_VFORK) is a fork whose parent waits until the child execs or exits:
 child holds the write end of a pipe that its exec or exit closes.  The child does not
 share the parent's memory, which only matters to programs that do more than exec or
 exit in a vfork child (POSIX leaves that undefined).
+
+The host's fork is os.fork, unless the program asked for what only the host's clone
+gives: an exit signal other than SIGCHLD (the parent is told of the child's end by that
+signal, and only its __WALL and __WCLONE waits see the child) or CLONE_PARENT (the
+child's parent is the caller's).  The host kernel then keeps Linux's rules for the
+program, since the guest's parent and child are the host's.  That clone is made as
+os.fork makes fork() (arch/x86_64/hostcode.py), but without glibc's fork, which takes
+its allocator's locks first: it waits for the threads that are ending, the one kind of
+km thread that runs the C library without the GIL (guest threads' host calls use no
+lock of it), and then mends glibc's record of the thread's id.
 """
 
 from __future__ import annotations
@@ -18,9 +28,11 @@ from __future__ import annotations
 import _thread
 import os
 import struct
+import time
 
 from kontain import native
 from kontain.abi import flags as F
+from kontain.abi import signals as S
 from kontain.abi.errno import EAGAIN
 from kontain.arch.x86_64 import cpu, hostcode
 from kontain.errors import ForkedChild, GuestError
@@ -40,7 +52,7 @@ def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, c
         if vfork:
             rfd, wfd = os.pipe2(os.O_CLOEXEC)
             rfd, wfd = _above(p, rfd), _above(p, wfd)
-        pid = os.fork()
+        pid = _host_fork(p, flags, exit_signal)
     except OSError as e:  # no process (RLIMIT_NPROC: EAGAIN; memory: ENOMEM), as Linux's fork
         for fd in (rfd, wfd):
             if fd >= 0:
@@ -62,6 +74,63 @@ def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, c
         p.wait_for_fd(parent, rfd)
         os.close(rfd)
     return pid
+
+
+def _host_fork(p, flags: int, exit_signal: int) -> int:
+    if exit_signal == S.SIGCHLD and not flags & F.CLONE_PARENT:
+        return os.fork()
+    offset = _tid_offset()
+    if offset is None:  # (a C library km does not know: the exit signal is SIGCHLD)
+        return os.fork()
+    global _cloner
+    if _cloner is None:
+        _cloner = (native.python_call("PyOS_BeforeFork"), native.python_call("PyOS_AfterFork_Parent"),
+                   native.machine_code(hostcode.CLONE, native.c_long, native.c_ulong, native.c_ulong, keep_gil=True),
+                   native.python_api("PyOS_AfterFork_Child"))
+    before, after_parent, clone, after_child = _cloner
+    _settle(p, offset)
+    before()
+    pid = clone(exit_signal | flags & F.CLONE_PARENT, after_child)
+    if pid == 0:
+        # glibc's own record of the thread's id (pthread_kill uses it) is still the
+        # parent thread's: the child's kicks must reach this one
+        native.buffer_at(_thread.get_ident() + offset, 4)[:] = struct.pack("<i", native.syscall(SYS_gettid))
+        return 0
+    after_parent()
+    if pid < 0:
+        raise OSError(-pid, os.strerror(-pid))
+    return pid
+
+
+_cloner = None  # what _host_fork calls, made at its first use
+_TID: list[int | None] = []
+SYS_gettid = 186
+SETTLE_NS = 200_000_000
+
+
+def _tid_offset() -> int | None:
+    """Where glibc's struct pthread (at pthread_self(), Python's thread ident) keeps the
+    thread's id: found by looking for it, once."""
+    if not _TID:
+        tid = struct.pack("<i", native.syscall(SYS_gettid))
+        data = native.read_mem(_thread.get_ident(), 2048)
+        found = [i for i in range(0, len(data) - 3, 4) if data[i:i + 4] == tid] if isinstance(data, bytes) else []
+        _TID.append(found[0] if len(found) == 1 else None)
+    return _TID[0]
+
+
+def _settle(p, offset: int) -> None:
+    """Wait (briefly) until the host threads of ended guest threads are gone: one might
+    hold a lock of the C library's allocator, which the child would find held forever.
+    The kernel zeroes a thread's id word when it is gone (CLONE_CHILD_CLEARTID)."""
+    deadline = time.monotonic_ns() + SETTLE_NS
+    for ident in list(p.ending):
+        while time.monotonic_ns() < deadline:
+            word = native.read_mem(ident + offset, 4)
+            if not isinstance(word, bytes) or word == b"\0\0\0\0":
+                break
+            time.sleep(0.0002)
+    p.ending.clear()
 
 
 def _above(p, fd: int) -> int:

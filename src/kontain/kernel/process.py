@@ -77,6 +77,7 @@ class Process:
         self.poller = None  # kernel/poll.py, once the platform is known
         self.idle_vcpus: list = []  # vCPUs of exited threads, for the next ones (KVM never frees a vCPU)
         self.unacked: set[Task] = set()  # kicked tasks that have not noticed yet
+        self.ending: list[int] = []  # host threads (idents) of the last threads that ended, maybe on their way out
         self.timers = Timers()  # POSIX timers (timer_create)
         self._signalfds = None  # kernel/signalfd.py, at the first signalfd
         self._procfs = None  # kernel/procfs.py, at the first look at /proc
@@ -444,6 +445,8 @@ class Process:
             try:
                 runner.run()
             except ThreadExit:
+                self.ending.append(task.ident)  # (kernel/fork.py may wait for it to be gone)
+                del self.ending[:-ENDING_KEPT]
                 return
             except ProcessExit as end:
                 self.finish(end)
@@ -464,6 +467,7 @@ class Process:
         self.idle_vcpus = []
         self.next_vcpu_id = 1
         self.unacked = set()
+        self.ending = []
         self.timers = Timers()  # a child has no timers
         self.zap = False
         self._procfs = None  # /proc/<pid> is the child's now
@@ -564,6 +568,7 @@ class Process:
 
 
 _SI_TIMER = S.SI_TIMER.to_bytes(4, "little", signed=True)  # si_code of a POSIX timer signal
+ENDING_KEPT = 64  # ending threads remembered (older ones are long gone)
 
 ADDR_NO_RANDOMIZE = 0x0040000
 

@@ -1,5 +1,5 @@
 """Machine code the monitor runs on the host (not in the guest): functions that must
-make several system calls without returning to Python in between.
+make several calls without returning to Python in between.
 
 ``RUN_NOTSC``: KVM_RUN with the time-stamp counter disabled for the calling host thread
 while the guest runs.  A program's prctl(PR_SET_TSC, PR_TSC_SIGSEGV) makes its RDTSC
@@ -11,6 +11,13 @@ fault there would kill km.  So the thread disables its TSC only around KVM_RUN, 
 call that Python does not interrupt: prctl(PR_SET_TSC, PR_TSC_SIGSEGV), ioctl(KVM_RUN),
 prctl(PR_SET_TSC, PR_TSC_ENABLE).  The result is the ioctl's, as the kernel returns it
 (``-errno`` on failure).
+
+``CLONE``: the host's clone with flags os.fork cannot give (an exit signal other than
+SIGCHLD, CLONE_PARENT: kernel/fork.py), made as os.fork makes fork(): with the GIL held,
+and in the child CPython's PyOS_AfterFork_Child, passed as the second argument, called
+before any Python code runs there (the interpreter could otherwise give the GIL to a
+thread that the child does not have, and wait for it forever).  Returns the child's pid
+in the parent, 0 in the child, -errno.
 
 The bytes are committed (km needs no assembler at run time); tests/unit/test_hostcode.py
 assembles each ``*_SOURCE`` again and checks that they are what it says.
@@ -87,7 +94,41 @@ RUN_NOTSC = bytes.fromhex(
     "c3"
 )
 
-SOURCES = {"RUN_NOTSC": (RUN_NOTSC_SOURCE, RUN_NOTSC)}
+CLONE_SOURCE = """
+    push %rbx
+    mov %rsi, %rbx          # after_child
+    mov $56, %eax           # clone(flags, 0, 0, 0, 0)
+    xor %esi, %esi
+    xor %edx, %edx
+    xor %r10d, %r10d
+    xor %r8d, %r8d
+    syscall
+    test %rax, %rax
+    jnz 1f
+    call *%rbx              # the child: after_child()
+    xor %eax, %eax
+1:  pop %rbx
+    ret
+"""
+
+CLONE = bytes.fromhex(
+    "53"
+    "4889f3"
+    "b838000000"
+    "31f6"
+    "31d2"
+    "4531d2"
+    "4531c0"
+    "0f05"
+    "4885c0"
+    "7504"
+    "ffd3"
+    "31c0"
+    "5b"
+    "c3"
+)
+
+SOURCES = {"RUN_NOTSC": (RUN_NOTSC_SOURCE, RUN_NOTSC), "CLONE": (CLONE_SOURCE, CLONE)}
 
 _run_notsc = None  # RUN_NOTSC as a function, made at the first PR_SET_TSC
 
