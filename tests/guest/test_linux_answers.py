@@ -71,3 +71,11 @@ def test_clone_exit_signal_while_threads_end():
     fork: made while other threads start and end, it runs and is reaped."""
     native, _ = compare([build("clones", "glibc", ("-lpthread",)), "churn", "25"])
     assert native.text.startswith("25 of 25")
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_text_file_busy(variant, tmp):
+    """ETXTBSY both ways: exec of a file open for writing (by this process or another),
+    and an open for writing or a truncate of a file a km runs (a child's program, this
+    program's own file, /proc/self/exe)."""
+    _as_root_and_user([build("txtbsy", variant)], tmp)

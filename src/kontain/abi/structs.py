@@ -130,6 +130,8 @@ clone_args = CStruct(
      ("stack_size", "Q"), ("tls", "Q"), ("set_tid", "Q"), ("set_tid_size", "Q"), ("cgroup", "Q")],
     "linux/sched.h",
 )
+flock = CStruct("struct flock", [("l_type", "h"), ("l_whence", "h"), ("l_start", "q"), ("l_len", "q"), ("l_pid", "i")],
+                "fcntl.h")
 # PR_SET_MM_MAP's argument (PR_SET_MM_MAP_SIZE tells its size)
 prctl_mm_map = CStruct(
     "struct prctl_mm_map",
@@ -145,4 +147,4 @@ sigevent = CStruct("struct sigevent", [("sigev_value", "Q"), ("sigev_signo", "i"
 # Layouts compared against the C compiler by the unit tests.
 ALL = [timespec, timeval, iovec, rlimit, stat, utsname, stack_t, pollfd, winsize, robust_list_head, sysinfo, itimerval, tms,
        itimerspec, sigcontext, ucontext, fpx_sw_bytes, signalfd_siginfo, clone_args, sigevent,
-       prctl_mm_map]
+       prctl_mm_map, flock]

@@ -32,7 +32,7 @@ from kontain.kernel.fdtable import FdTable
 from kontain.kernel.task import Task, ThreadExit
 from kontain.kvm import abi as k
 from kontain.kvm.api import Kvm, KvmError
-from kontain.loader import load
+from kontain.loader import load, textbusy
 from kontain.memory import vdso
 from kontain.memory.mm import AddressSpace
 from kontain.memory.slots import SlotMap
@@ -88,6 +88,7 @@ class Process:
         self.zap = False  # exec: every other thread must end
         self.forked = False  # a child of a fork of this km
         self.vfork_fd = -1  # a vfork child: its parent waits until this closes
+        self.running = 0  # the program's file, mapped and locked as running (loader/textbusy.py)
         self.sys_gpa, self.sys_size = L.SYS_BASE, L.SYS_SIZE
         self.next_vcpu_id = 1
         self.report = None  # see finish
@@ -199,6 +200,7 @@ class Process:
         named, not of the ELF file a script or a symlink led to)."""
         self.layout = L.Layout(self.config.window, _randomizer())
         self.mm.mmap_top = self.layout.mmap_top
+        running = textbusy.hold(fd, self.fds.floor) if fd is not None else 0  # (the file is not for writing now)
         loaded = load.load_program(self.mm, path, pie_base=self.layout.pie_base, fd=fd, head=head, size=size,
                                    opener=opener)
         self.mm.set_brk_start(loaded.brk + self.layout.brk_offset)
@@ -209,6 +211,8 @@ class Process:
         auxv = ([(F.AT_SYSINFO_EHDR, vdso_addr)] if vdso_addr else []) + self._auxv(loaded)
         sp = load.build_stack(self.mm, top, argv, envp, os.fsencode(path), auxv, os.urandom(16))
         self.path, self.argv, self.envp = path, argv, envp
+        textbusy.release(self.running)  # the program it replaces (a forked child may still run it)
+        self.running = running
         self.exe_path = os.fsencode(os.path.realpath(path))  # what /proc/self/exe names
         self.exe_path_buf = bytearray(self.exe_path + b"\0")
         self.auxv_bytes = load.read_auxv(self.mm, sp, len(argv), len(envp))

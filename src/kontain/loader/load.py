@@ -12,8 +12,9 @@ import os
 import struct
 
 from kontain.abi import flags as F
+from kontain.abi.errno import ETXTBSY
 from kontain.errors import GuestError
-from kontain.loader import elf
+from kontain.loader import elf, textbusy
 from kontain.memory.mm import AddressSpace, page_up
 
 HEADER_READ = 64 * 1024  # enough for the ELF header, program headers and PT_INTERP
@@ -68,6 +69,8 @@ def open_program(path: str, opener=None) -> tuple[int, bytes, int]:
             raise ExecError("not a regular file", 13, 126)
         if not os.access(path, os.X_OK):
             raise ExecError("permission denied (not executable)", 13, 126)
+        if textbusy.open_for_writing(fd):
+            raise ExecError("text file busy (open for writing)", ETXTBSY, 126)
         head = os.pread(fd, HEADER_READ, 0)
     except BaseException:
         os.close(fd)

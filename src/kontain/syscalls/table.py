@@ -159,7 +159,7 @@ TABLE: tuple[Entry, ...] = (
     Entry(73, "flock", P(73, "f i"), FULL),
     Entry(74, "fsync", P(74, "f"), FULL),
     Entry(75, "fdatasync", P(75, "f"), FULL),
-    Entry(76, "truncate", P(76, "s v"), FULL),
+    Entry(76, "truncate", fs.truncate, FULL),
     Entry(77, "ftruncate", P(77, "f v"), FULL),
     Entry(78, "getdents", P(78, "f b2 v"), FULL),
     Entry(79, "getcwd", P(79, "b1 v"), FULL),
