@@ -79,3 +79,11 @@ def test_text_file_busy(variant, tmp):
     and an open for writing or a truncate of a file a km runs (a child's program, this
     program's own file, /proc/self/exe)."""
     _as_root_and_user([build("txtbsy", variant)], tmp)
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_execveat(variant, tmp):
+    """execveat's own errors: AT_SYMLINK_NOFOLLOW on a symlink (ELOOP), an O_PATH
+    descriptor of a symlink, a directory (EACCES), an empty path without AT_EMPTY_PATH
+    (ENOENT), a file or a closed descriptor as the directory (ENOTDIR, EBADF)."""
+    _as_root_and_user([build("txtbsy", variant), "execveat"], tmp)

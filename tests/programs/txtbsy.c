@@ -1,6 +1,7 @@
-/* ETXTBSY both ways: a file open for writing cannot be executed; a running program's
- * file cannot be opened for writing or truncated while it runs.  argv[1]: a writable
- * directory.  "txtbsy run FD" is the program
+/* ETXTBSY both ways, and execveat's own errors: a file open for writing cannot be
+ * executed; a running program's file (or its interpreter's) cannot be opened for
+ * writing or truncated while it runs; execveat with AT_SYMLINK_NOFOLLOW refuses a
+ * symlink (ELOOP).  argv[1]: a writable directory.  "txtbsy run FD" is the program
  * started in a child, waiting until FD (a pipe) closes. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -57,6 +58,27 @@ static void finish(int wait_fd, pid_t pid) {
     waitpid(pid, NULL, 0);
 }
 
+/* execveat's own errors (nothing here runs: each call fails) */
+static void execveat_errors(const char *dir, const char *prog, const char *link) {
+    char *args[] = {"txtbsy", NULL};
+    int rfd = open(prog, O_RDONLY);
+    /* execveat: AT_SYMLINK_NOFOLLOW on a symlink is ELOOP; bad flags EINVAL */
+    SHOW("execveat AT_SYMLINK_NOFOLLOW of a symlink",
+         syscall(SYS_execveat, AT_FDCWD, link, args, environ, AT_SYMLINK_NOFOLLOW));
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    SHOW("execveat AT_SYMLINK_NOFOLLOW, relative",
+         syscall(SYS_execveat, dfd, "link", args, environ, AT_SYMLINK_NOFOLLOW));
+    int lfd = open(link, O_PATH | O_NOFOLLOW);
+    SHOW("execveat AT_EMPTY_PATH of an O_PATH symlink",
+         syscall(SYS_execveat, lfd, "", args, environ, AT_EMPTY_PATH));
+    SHOW("execveat with a bad flag", syscall(SYS_execveat, AT_FDCWD, prog, args, environ, 0x4));
+    SHOW("execveat of a directory", syscall(SYS_execveat, dfd, "", args, environ, AT_EMPTY_PATH));
+    SHOW("execveat of an empty path without AT_EMPTY_PATH", syscall(SYS_execveat, dfd, "", args, environ, 0));
+    SHOW("execveat relative to a file", syscall(SYS_execveat, rfd, "x", args, environ, 0));
+    SHOW("execveat relative to a bad descriptor", syscall(SYS_execveat, 999, "x", args, environ, 0));
+    SHOW("fexecve of a bad descriptor", syscall(SYS_execveat, 999, "", args, environ, AT_EMPTY_PATH));
+}
+
 int main(int argc, char **argv) {
     if (argc > 2 && !strcmp(argv[1], "run")) {  /* the running program: until its pipe closes */
         char c;
@@ -64,13 +86,21 @@ int main(int argc, char **argv) {
         return 0;
     }
     setvbuf(stdout, NULL, _IONBF, 0);
+    int errors = argc > 2 && !strcmp(argv[1], "execveat");
+    const char *dir = argv[errors ? 2 : 1];
     char self[4096] = {0}, prog[4096], link[4096];
     readlink("/proc/self/exe", self, sizeof self - 1);
-    snprintf(prog, sizeof prog, "%s/prog", argv[1]);
-    snprintf(link, sizeof link, "%s/link", argv[1]);
+    snprintf(prog, sizeof prog, "%s/prog", dir);
+    snprintf(link, sizeof link, "%s/link", dir);
     copy(self, prog);
     unlink(link);
     symlink(prog, link);
+    if (errors) {
+        execveat_errors(dir, prog, link);
+        unlink(link);
+        unlink(prog);
+        return 0;
+    }
 
     /* a file open for writing cannot be executed */
     int w = open(prog, O_WRONLY);

@@ -494,10 +494,10 @@ class Process:
         task.kicked = False
         task.vcpu.set_immediate_exit(False)
 
-    def execve(self, task: Task, path: str, argv: int, envp: int, comm: bytes) -> None:
+    def execve(self, task: Task, path: str, argv: int, envp: int, comm: bytes, nofollow: bool = False) -> None:
         from kontain.kernel import exec as exec_
 
-        exec_.execve(self, task, path, argv, envp, comm)
+        exec_.execve(self, task, path, argv, envp, comm, nofollow)
 
     def fork(self, task: Task, flags: int, exit_signal: int, stack: int, ptid: int, ctid: int) -> int:
         # A process that forks tends to fork again (shells, servers, build tools), and

@@ -58,13 +58,13 @@ def open_program(path: str, opener=None) -> tuple[int, bytes, int]:
     except PermissionError:
         raise ExecError("permission denied", 13, 126) from None
     except IsADirectoryError:
-        raise ExecError("is a directory", 21, 126) from None
+        raise ExecError("is a directory", 13, 126) from None  # (EACCES: execve's errno for a directory)
     except OSError as e:
         raise ExecError(e.strerror or str(e), e.errno or 8, 126) from None
     try:
         st = os.fstat(fd)
         if (st.st_mode & 0o170000) == 0o040000:
-            raise ExecError("is a directory", 21, 126)
+            raise ExecError("is a directory", 13, 126)
         if (st.st_mode & 0o170000) != 0o100000:
             raise ExecError("not a regular file", 13, 126)
         if not os.access(path, os.X_OK):

@@ -9,7 +9,7 @@ import struct
 from kontain import native
 from kontain.abi import flags as F
 from kontain.abi import signals as S
-from kontain.abi.errno import E2BIG, EINTR, EINVAL, ENODEV, ENOSYS, EPERM, ESRCH
+from kontain.abi.errno import E2BIG, EBADF, EINTR, EINVAL, ENODEV, ENOENT, ENOSYS, EPERM, ESRCH
 from kontain.abi.signals import SIGINFO_SIZE, siginfo
 from kontain.abi.structs import clone_args, prctl_mm_map, robust_list_head
 from kontain.arch.x86_64 import hostcode
@@ -17,7 +17,7 @@ from kontain.errors import GuestError, ProcessExit
 from kontain.syscalls.common import passthrough, s32, u32, u64
 
 SYS_kill, SYS_prctl, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo = 62, 157, 200, 234, 129, 297
-SYS_capget, SYS_readlinkat = 125, 267
+SYS_capget, SYS_readlinkat, SYS_fcntl = 125, 267, 72
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _CANONICAL_LIMIT = 1 << 47
 
@@ -353,8 +353,8 @@ def vfork(t, *_):
     return _clone(t, F.CLONE_VM | F.CLONE_VFORK, S.SIGCHLD, 0, 0, 0, 0)
 
 
-def _exec(t, path: str, argv_addr: int, envp_addr: int, comm: bytes) -> int:
-    t.process.execve(t, path, argv_addr, envp_addr, comm)
+def _exec(t, path: str, argv_addr: int, envp_addr: int, comm: bytes, nofollow: bool = False) -> int:
+    t.process.execve(t, path, argv_addr, envp_addr, comm, nofollow)
     return 0
 
 
@@ -383,12 +383,24 @@ def execveat(t, dfd, path, argv, envp, flags, *_):
     if flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW):
         raise GuestError(EINVAL)
     name = t.mem.cstr(path)
-    if not name and flags & AT_EMPTY_PATH:  # fexecve: the descriptor itself, named by its file
-        fd = t.fds.check(dfd)
+    if not name and not flags & AT_EMPTY_PATH:
+        raise GuestError(ENOENT)
+    if not name:  # fexecve: the descriptor itself, named by its file
+        fd = _open_fd(t, dfd)
         return _exec(t, f"/proc/self/fd/{fd}", argv, envp, _file_name(t, fd))
+    nofollow = bool(flags & AT_SYMLINK_NOFOLLOW)
     if name.startswith(b"/") or dfd == F.AT_FDCWD:
-        return _exec(t, _exec_path(t, name), argv, envp, _basename(name))
-    return _exec(t, f"/proc/self/fd/{t.fds.check(dfd)}/{os.fsdecode(name)}", argv, envp, _basename(name))
+        return _exec(t, _exec_path(t, name), argv, envp, _basename(name), nofollow)
+    return _exec(t, f"/proc/self/fd/{_open_fd(t, dfd)}/{os.fsdecode(name)}", argv, envp, _basename(name), nofollow)
+
+
+def _open_fd(t, fd: int) -> int:
+    """A descriptor the program has open (EBADF otherwise: a path through /proc/self/fd
+    would say ENOENT)."""
+    fd = t.fds.check(fd)
+    if native.syscall(SYS_fcntl, fd, F.F_GETFD, 0) < 0:
+        raise GuestError(EBADF)
+    return fd
 
 
 def _file_name(t, fd: int) -> bytes:
