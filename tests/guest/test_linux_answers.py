@@ -87,3 +87,13 @@ def test_execveat(variant, tmp):
     descriptor of a symlink, a directory (EACCES), an empty path without AT_EMPTY_PATH
     (ENOENT), a file or a closed descriptor as the directory (ENOTDIR, EBADF)."""
     _as_root_and_user([build("txtbsy", variant), "execveat"], tmp)
+
+
+@pytest.mark.parametrize("variant", STATIC)
+@pytest.mark.parametrize("what", ["maxrss"])
+def test_answers(variant, what):
+    """ru_maxrss is the program's (the monitor's memory left out); get_robust_list of
+    another process; setpgid of a child that has exec'd (EACCES); setpriority and
+    getpriority of a process group; splice into a signalfd or a /proc file and a
+    timerfd's TFD_IOC_SET_TICKS, which hung."""
+    _as_root_and_user([build("answers", variant, ("-lpthread",)), what])

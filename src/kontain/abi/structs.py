@@ -130,6 +130,12 @@ clone_args = CStruct(
      ("stack_size", "Q"), ("tls", "Q"), ("set_tid", "Q"), ("set_tid_size", "Q"), ("cgroup", "Q")],
     "linux/sched.h",
 )
+# the times, then the counters (longs)
+rusage = CStruct("struct rusage", [("ru_utime", "16s"), ("ru_stime", "16s"), ("ru_maxrss", "q"), ("ru_ixrss", "q"),
+                                   ("ru_idrss", "q"), ("ru_isrss", "q"), ("ru_minflt", "q"), ("ru_majflt", "q"),
+                                   ("ru_nswap", "q"), ("ru_inblock", "q"), ("ru_oublock", "q"), ("ru_msgsnd", "q"),
+                                   ("ru_msgrcv", "q"), ("ru_nsignals", "q"), ("ru_nvcsw", "q"), ("ru_nivcsw", "q")],
+                 "sys/resource.h")
 flock = CStruct("struct flock", [("l_type", "h"), ("l_whence", "h"), ("l_start", "q"), ("l_len", "q"), ("l_pid", "i")],
                 "fcntl.h")
 # PR_SET_MM_MAP's argument (PR_SET_MM_MAP_SIZE tells its size)
@@ -147,4 +153,4 @@ sigevent = CStruct("struct sigevent", [("sigev_value", "Q"), ("sigev_signo", "i"
 # Layouts compared against the C compiler by the unit tests.
 ALL = [timespec, timeval, iovec, rlimit, stat, utsname, stack_t, pollfd, winsize, robust_list_head, sysinfo, itimerval, tms,
        itimerspec, sigcontext, ucontext, fpx_sw_bytes, signalfd_siginfo, clone_args, sigevent,
-       prctl_mm_map, flock]
+       prctl_mm_map, flock, rusage]

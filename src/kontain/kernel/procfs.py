@@ -448,6 +448,20 @@ class ProcFs:
                                      if k not in (b"Size", b"KernelPageSize", b"MMUPageSize") and k not in _COUNTS]
         return b"\n".join(out) + b"\n"
 
+    def monitor_rss(self) -> int:
+        """km's own resident memory in KiB: the whole process's but the guest window's.
+        The program's ru_maxrss leaves it out (syscalls/sysinfo.py): a child's is its
+        monitor's too, about as large as this one's, which it was forked from."""
+        total = 0
+        for line in self._host(b"%d/status" % self.pid).split(b"\n"):
+            if line.startswith(b"VmRSS:"):
+                total = int(line.split()[1])
+        mem = self.process.mem
+        lo, hi = mem.base, mem.base + mem.size
+        guest = sum(value for start, end, rows, _ in _smaps_blocks(self._host(b"%d/smaps" % self.pid))
+                    if lo <= start < hi for key, value in rows if key == b"Rss")
+        return max(total - guest, 0)
+
     def _host(self, name: bytes) -> bytes:
         """A /proc file of km's own (``name`` relative to /proc), read where the program
         cannot reach its descriptor."""

@@ -483,8 +483,17 @@ def wait4(t, pid, status, options, rusage, *_):
         again = _wait4(t, pid, status, options | F.WNOHANG, rusage)
         r = again if again > 0 else r
     if r > 0:
+        if rusage:
+            _program_maxrss(t, rusage)
         t.process.host_signals.child_reported(r)
     return r
+
+
+def _program_maxrss(t, rusage: int) -> None:
+    """The child's ru_maxrss without its monitor's memory (syscalls/sysinfo.py)."""
+    from kontain.syscalls import sysinfo
+
+    sysinfo.program_maxrss_at(t, rusage)
 
 
 P_PIDFD = 3
@@ -500,5 +509,7 @@ def waitid(t, idtype, id_, infop, options, rusage, *_):
         found = again == 0 and t.mem.read(infop, 4) != b"\0\0\0\0"
         r = 0 if found else r
     if found:
+        if rusage:
+            _program_maxrss(t, rusage)
         t.process.host_signals.child_reported(int.from_bytes(t.mem.read(infop + 16, 4), "little"))
     return r

@@ -181,7 +181,7 @@ TABLE: tuple[Entry, ...] = (
     Entry(95, "umask", P(95, "v"), FULL),
     Entry(96, "gettimeofday", P(96, "p16 p8"), FULL),
     Entry(97, "getrlimit", sysinfo.getrlimit, FULL),
-    Entry(98, "getrusage", P(98, "i p144"), PARTIAL, "counts the monitor's time too"),
+    Entry(98, "getrusage", sysinfo.getrusage, PARTIAL, "counts the monitor's time too; ru_maxrss leaves its memory out"),
     Entry(99, "sysinfo", P(99, "p112"), FULL),
     Entry(100, "times", P(100, "p32"), PARTIAL, "counts the monitor's time too"),
     Entry(102, "getuid", P(102), FULL),
