@@ -171,6 +171,42 @@ class ProcFs:
     def guest_thread(self, n: int) -> bool:
         return n == self.pid or n in self.process.tasks
 
+    def task_known(self, tid: int) -> bool:
+        """Is ``tid`` a task the program may know of: a thread of its own or of another
+        process?  km's own threads do not exist for it."""
+        if tid <= 0:
+            return False
+        if self.guest_thread(tid):
+            return True
+        return not self._exists(b"self/task/%d" % tid) and self._exists(b"%d" % tid)
+
+    def _exists(self, name: bytes) -> bool:
+        st = bytearray(144)
+        path = bytearray(name + b"\0")
+        return native.syscall(262, self.procfd, native.address_of(path), native.address_of(st), 0) == 0  # newfstatat
+
+    def read(self, name: bytes) -> bytes:
+        """A /proc file (``name`` relative to /proc) read from the calling thread, as it
+        may read it; b"" if it cannot."""
+        return _read_here(self.procfd, name, self.process.fds.floor)
+
+    def names(self, name: bytes) -> list[bytes]:
+        """The names in a /proc directory, read from the calling thread."""
+        from kontain.kernel.paths import _dirent_names
+
+        path = bytearray(name + b"\0")
+        fd = native.syscall(257, self.procfd, native.address_of(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if fd < 0:
+            return []
+        high = native.dup_at_least(fd, self.process.fds.floor)
+        os.close(fd)
+        if high < 0:
+            return []
+        try:
+            return _dirent_names(high)
+        finally:
+            os.close(high)
+
     # -- the decision ----------------------------------------------------------------------
     def vet(self, fd: int) -> Verdict:
         """Decide about a descriptor the program is about to get (``fd`` is the monitor's

@@ -44,13 +44,16 @@ def set_robust_list(t, head, length, *_):
 
 
 def get_robust_list(t, pid, head_ptr, len_ptr, *_):
+    """A thread's robust list: one of the program's.  Another process's lives in its own
+    km, out of reach: EPERM, as Linux answers a caller its ptrace rules refuse (ESRCH when
+    there is no such task, km's own threads included)."""
     pid = s32(pid)
-    if pid not in (0, t.tid):
+    if pid in (0, t.tid):
+        task = t
+    else:
         task = t.process.tasks.get(pid)
         if task is None:
-            raise GuestError(ESRCH)
-    else:
-        task = t
+            raise GuestError(EPERM if t.process.procfs.task_known(pid) else ESRCH)
     t.mem.write_u64(head_ptr, task.robust_list[0])
     t.mem.write_u64(len_ptr, task.robust_list[1])
     return 0
