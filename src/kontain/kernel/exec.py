@@ -55,6 +55,10 @@ def execve(p, task, path: str, argv_addr: int, envp_addr: int, comm: bytes, nofo
     if p.vfork_fd >= 0:
         os.close(p.vfork_fd)
         p.vfork_fd = -1
+    if p.parent_link:
+        from kontain.kernel import fork
+
+        fork.execed(p)  # (the parent's setpgid of it is EACCES from now on)
     for v in list(p.mm):
         p.mm.unmap_range(v.start, v.end)
     _close_on_exec(p, keep=prog.fd)

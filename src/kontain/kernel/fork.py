@@ -48,6 +48,7 @@ def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, c
     xsave = parent.vcpu.get_xsave()
     vfork = bool(flags & F.CLONE_VFORK)
     rfd = wfd = -1
+    link = _new_link(p)
     try:
         if vfork:
             rfd, wfd = os.pipe2(os.O_CLOEXEC)
@@ -57,13 +58,18 @@ def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, c
         for fd in (rfd, wfd):
             if fd >= 0:
                 os.close(fd)
+        if link:
+            native.munmap(link, LINK_SIZE)
         raise GuestError(e.errno or EAGAIN) from None
     if pid == 0:
         if vfork:
             os.close(rfd)
+        _links_in_child(p, link)
         task = _become_child(p, parent, regs, sregs, xsave, flags, stack, ctid)
         p.vfork_fd = wfd
         raise ForkedChild(task)
+    if link:
+        p.children[pid] = link
     if flags & F.CLONE_PARENT_SETTID:
         try:
             p.mem.write(ptid, struct.pack("<i", pid))
@@ -131,6 +137,49 @@ def _settle(p, offset: int) -> None:
                 break
             time.sleep(0.0002)
     p.ending.clear()
+
+
+# -- what a parent knows of its child ------------------------------------------------
+#
+# Linux's setpgid refuses (EACCES) to move a child that has exec'd; the host never sees a
+# km exec.  So each child gets a page shared with its parent only (made before the fork,
+# unmapped by the child's own children), where its exec leaves a mark.
+LINK_SIZE = 4096
+EXECED = 0  # the byte that says so
+MAX_LINKS = 4096  # children remembered (one mapping each); past it, older gone ones are let go
+
+
+def _new_link(p) -> int:
+    if len(p.children) >= MAX_LINKS // 2:
+        for pid in list(p.children):
+            if native.syscall(62, pid, 0) == -3:  # kill(pid, 0): ESRCH, gone (and reaped)
+                native.munmap(p.children.pop(pid), LINK_SIZE)
+        if len(p.children) >= MAX_LINKS:
+            return 0
+    addr = native.mmap(0, LINK_SIZE, F.PROT_READ | F.PROT_WRITE, F.MAP_SHARED | F.MAP_ANONYMOUS)
+    return addr if addr > 0 else 0
+
+
+def _links_in_child(p, link: int) -> None:
+    """The child: its parent's other children are not its own, nor is its parent's page."""
+    for addr in p.children.values():
+        native.munmap(addr, LINK_SIZE)
+    p.children = {}
+    if p.parent_link:
+        native.munmap(p.parent_link, LINK_SIZE)
+    p.parent_link = link
+
+
+def child_execed(p, pid: int) -> bool:
+    """Has the program's child ``pid`` exec'd since it was forked?"""
+    link = p.children.get(pid)
+    return bool(link) and native.buffer_at(link, LINK_SIZE)[EXECED] == 1
+
+
+def execed(p) -> None:
+    """This process execs: its parent's page says so."""
+    if p.parent_link:
+        native.buffer_at(p.parent_link, LINK_SIZE)[EXECED] = 1
 
 
 def _above(p, fd: int) -> int:

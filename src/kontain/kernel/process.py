@@ -89,6 +89,8 @@ class Process:
         self.forked = False  # a child of a fork of this km
         self.vfork_fd = -1  # a vfork child: its parent waits until this closes
         self.running = 0  # the program's file, mapped and locked as running (loader/textbusy.py)
+        self.children: dict[int, int] = {}  # pid -> the page shared with it (kernel/fork.py)
+        self.parent_link = 0  # the page shared with the parent, for a forked child
         self.sys_gpa, self.sys_size = L.SYS_BASE, L.SYS_SIZE
         self.next_vcpu_id = 1
         self.report = None  # see finish

@@ -9,7 +9,7 @@ import struct
 from kontain import native
 from kontain.abi import flags as F
 from kontain.abi import signals as S
-from kontain.abi.errno import E2BIG, EBADF, EINTR, EINVAL, ENODEV, ENOENT, ENOSYS, EPERM, ESRCH
+from kontain.abi.errno import E2BIG, EACCES, EBADF, EINTR, EINVAL, ENODEV, ENOENT, ENOSYS, EPERM, ESRCH
 from kontain.abi.signals import SIGINFO_SIZE, siginfo
 from kontain.abi.structs import clone_args, prctl_mm_map, robust_list_head
 from kontain.arch.x86_64 import hostcode
@@ -465,6 +465,21 @@ def pidfd_open(t, pid, flags, *_):
     if flags & ~F.PIDFD_NONBLOCK or pid <= 0:
         raise GuestError(EINVAL)
     return t.fds.new(native.syscall(SYS_pidfd_open, pid, flags))
+
+
+SYS_setpgid, SYS_getsid = 109, 124
+
+
+def setpgid(t, pid, pgid, *_):
+    """setpgid; of a child that has exec'd, EACCES (kernel/fork.py: the host does not
+    know of km's execs)."""
+    pid, pgid = s32(pid), s32(pgid)
+    if pgid >= 0 and pid > 0 and pid != os.getpid() and t.process.children:
+        from kontain.kernel import fork
+
+        if fork.child_execed(t.process, pid) and native.syscall(SYS_getsid, pid) == native.syscall(SYS_getsid, 0):
+            raise GuestError(EACCES)
+    return native.syscall(SYS_setpgid, pid, pgid)
 
 
 # -- wait ------------------------------------------------------------------------

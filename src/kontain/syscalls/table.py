@@ -190,7 +190,7 @@ TABLE: tuple[Entry, ...] = (
     Entry(106, "setgid", identity.setgid, FULL),
     Entry(107, "geteuid", P(107), FULL),
     Entry(108, "getegid", P(108), FULL),
-    Entry(109, "setpgid", P(109, "i i"), FULL),
+    Entry(109, "setpgid", process.setpgid, FULL),
     Entry(110, "getppid", P(110), FULL),
     Entry(111, "getpgrp", P(111), FULL),
     Entry(112, "setsid", P(112), FULL),
