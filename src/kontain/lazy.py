@@ -25,6 +25,7 @@ MODULES = (
     "kontain.syscalls.net",
     "kontain.syscalls.ns",
     "kontain.syscalls.poll",
+    "kontain.syscalls.prio",
     "kontain.syscalls.process",
     "kontain.syscalls.rw",
     "kontain.syscalls.signal",

@@ -85,10 +85,10 @@ def resolve(handler: Handler | None) -> Handler | None:
     return handler.resolve() if isinstance(handler, Deferred) else handler
 
 
-epoll, fs, futex, identity, ioctl, mm, net, ns, poll, process, rw, signal, sysinfo, timer = (
+epoll, fs, futex, identity, ioctl, mm, net, ns, poll, prio, process, rw, signal, sysinfo, timer = (
     _Family(n) for n in
-    ("epoll", "fs", "futex", "identity", "ioctl", "mm", "net", "ns", "poll", "process", "rw", "signal", "sysinfo",
-     "timer"))
+    ("epoll", "fs", "futex", "identity", "ioctl", "mm", "net", "ns", "poll", "prio", "process", "rw", "signal",
+     "sysinfo", "timer"))
 
 
 TABLE: tuple[Entry, ...] = (
@@ -218,8 +218,8 @@ TABLE: tuple[Entry, ...] = (
     Entry(135, "personality", process.personality, PARTIAL, "recorded, has no effect"),
     Entry(137, "statfs", P(137, "s p120"), FULL),
     Entry(138, "fstatfs", P(138, "f p120"), FULL),
-    Entry(140, "getpriority", P(140, "i i"), FULL),
-    Entry(141, "setpriority", P(141, "i i i"), FULL),
+    Entry(140, "getpriority", prio.getpriority, FULL),
+    Entry(141, "setpriority", prio.setpriority, FULL),
     Entry(142, "sched_setparam", P(142, "i p4"), FULL),
     Entry(143, "sched_getparam", P(143, "i p4"), FULL),
     Entry(144, "sched_setscheduler", P(144, "i i p4"), FULL),
