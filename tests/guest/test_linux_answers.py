@@ -90,7 +90,7 @@ def test_execveat(variant, tmp):
 
 
 @pytest.mark.parametrize("variant", STATIC)
-@pytest.mark.parametrize("what", ["maxrss", "robust", "setpgid", "priority"])
+@pytest.mark.parametrize("what", ["maxrss", "robust", "setpgid", "priority", "splice"])
 def test_answers(variant, what):
     """ru_maxrss is the program's (the monitor's memory left out); get_robust_list of
     another process; setpgid of a child that has exec'd (EACCES); setpriority and

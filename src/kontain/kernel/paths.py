@@ -190,7 +190,7 @@ class Opener:
         if verdict.name is not None and not flags & F.O_PATH:
             if flags & F.O_ACCMODE != F.O_RDONLY:
                 return -EACCES  # these files are read-only
-            return p.procfs.generate(verdict)
+            return p.procfs.generate(verdict, flags)
         if flags & F.O_NOFOLLOW and not flags & F.O_PATH and self._kind(m) == _S_IFLNK:
             return -ELOOP
         if flags & F.O_PATH:

@@ -299,19 +299,31 @@ class ProcFs:
         return lit is not None and lit[0] is not None and lit[1] == b"exe"
 
     # -- generated files -------------------------------------------------------------------
-    def generate(self, verdict: Verdict) -> int:
+    def generate(self, verdict: Verdict, flags: int = os.O_CLOEXEC) -> int:
         """A memfd with the program's version of the file: its descriptor, in the
-        program's range, or -errno."""
+        program's range, or -errno.  The program's descriptor is read-only, as the file's
+        would be (a write or a splice into it fails with EBADF at once), and has the
+        open's O_CLOEXEC and O_NONBLOCK."""
         data = self.content(verdict.name, verdict.tid)
         label = bytearray(b"proc-" + verdict.name + b"\0")
         fd = native.syscall(_SYS_memfd_create, native.address_of(label), _MFD_CLOEXEC)
         if fd < 0:
             return fd
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.lseek(fd, 0, os.SEEK_SET)
-        return fd
+        try:
+            high = native.dup_at_least(fd, self.process.fds.floor)
+        finally:
+            os.close(fd)
+        if high < 0:
+            return high
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(high, view):]
+            name = bytearray(b"self/fd/%d\0" % high)
+            return native.syscall(257, self.procfd, native.address_of(name),
+                                  os.O_RDONLY | flags & (os.O_CLOEXEC | os.O_NONBLOCK))  # openat
+        finally:
+            os.close(high)
 
     def content(self, name: bytes, tid: int) -> bytes:
         p = self.process

@@ -306,7 +306,7 @@ TABLE: tuple[Entry, ...] = (
           "with more than one thread"),
     Entry(273, "set_robust_list", process.set_robust_list, FULL),
     Entry(274, "get_robust_list", process.get_robust_list, FULL),
-    Entry(275, "splice", P(275, "f p8 f p8 v v"), FULL),
+    Entry(275, "splice", rw.splice, FULL),
     Entry(276, "tee", P(276, "f f v v"), FULL),
     Entry(277, "sync_file_range", P(277, "f v v v"), FULL),
     Entry(278, "vmsplice", rw.vmsplice, FULL),
