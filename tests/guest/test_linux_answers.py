@@ -97,3 +97,13 @@ def test_answers(variant, what):
     getpriority of a process group; splice into a signalfd or a /proc file and a
     timerfd's TFD_IOC_SET_TICKS, which hung."""
     _as_root_and_user([build("answers", variant, ("-lpthread",)), what])
+
+
+def test_km_leaves_nothing_in_home(tmp):
+    """km keeps no state of its own where the program can see it: a program that lists
+    its $HOME finds what it would natively (km once wrote a CPUID cache in
+    $HOME/.cache)."""
+    home = tmp / "home"
+    home.mkdir()
+    native, guest = compare(["/bin/busybox", "find", home], env={"HOME": str(home), "PATH": "/usr/bin:/bin"})
+    assert guest.text == f"{home}\n"
