@@ -177,47 +177,57 @@ static void tsc(const char *self) {
            WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
 }
 
+/* an option that writes an int where arg2 points: what it returned and wrote */
+static void show_int(const char *what, long opt) {
+    int value = -1;
+    long r = pr(opt, (long)&value, 0, 0, 0);
+    printf("%-44s %ld, %d\n", what, r, value);
+}
+
+/* options with plain arguments: what each returns, in order (a setting is undone later
+ * in the list, or by the caller) */
+static const struct { const char *what; long opt, a2, a3; } PLAIN[] = {
+    {"PR_CAPBSET_READ CAP_SYS_ADMIN", PR_CAPBSET_READ, CAP_SYS_ADMIN_, 0},
+    {"PR_CAPBSET_READ 99", PR_CAPBSET_READ, 99, 0},
+    {"PR_CAP_AMBIENT IS_SET CAP_NET_RAW", PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_NET_RAW_},
+    {"PR_CAP_AMBIENT RAISE CAP_NET_RAW", PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_RAW_},
+    {"PR_CAP_AMBIENT 99", PR_CAP_AMBIENT, 99, 0},
+    {"PR_GET_SECUREBITS", PR_GET_SECUREBITS, 0, 0},
+    {"PR_GET_KEEPCAPS", PR_GET_KEEPCAPS, 0, 0},
+    {"PR_SET_KEEPCAPS 2", PR_SET_KEEPCAPS, 2, 0},
+    {"PR_SET_DUMPABLE 2", PR_SET_DUMPABLE, 2, 0},
+    {"PR_SET_DUMPABLE 0", PR_SET_DUMPABLE, 0, 0},
+    {"PR_GET_DUMPABLE", PR_GET_DUMPABLE, 0, 0},
+    {"PR_SET_DUMPABLE 1", PR_SET_DUMPABLE, 1, 0},
+    {"PR_SET_NO_NEW_PRIVS 2", PR_SET_NO_NEW_PRIVS, 2, 0},
+    {"PR_GET_NO_NEW_PRIVS with an argument", PR_GET_NO_NEW_PRIVS, 1, 0},
+    {"PR_SET_PDEATHSIG 99", PR_SET_PDEATHSIG, 99, 0},
+    {"PR_SET_PDEATHSIG SIGUSR1", PR_SET_PDEATHSIG, 10, 0},
+    {"PR_GET_PDEATHSIG into a bad pointer", PR_GET_PDEATHSIG, 8, 0},
+    {"PR_SET_TIMERSLACK 1000", PR_SET_TIMERSLACK, 1000, 0},
+    {"PR_GET_TIMERSLACK", PR_GET_TIMERSLACK, 0, 0},
+    {"PR_SET_THP_DISABLE with arg3", PR_SET_THP_DISABLE, 1, 1},
+    {"PR_GET_THP_DISABLE", PR_GET_THP_DISABLE, 0, 0},
+    {"PR_SET_CHILD_SUBREAPER 1", PR_SET_CHILD_SUBREAPER, 1, 0},
+    {"PR_SET_VMA with a bad attribute", PR_SET_VMA_, 99, 0},
+    {"an unknown option", 0x7777, 0, 0},
+};
+
 static void permissions(void) {
-    /* what needs a capability: EPERM without it */
-    SHOW("PR_CAPBSET_READ CAP_SYS_ADMIN", pr(PR_CAPBSET_READ, CAP_SYS_ADMIN_, 0, 0, 0));
-    SHOW("PR_CAPBSET_READ 99", pr(PR_CAPBSET_READ, 99, 0, 0, 0));
-    SHOW("PR_CAP_AMBIENT IS_SET CAP_NET_RAW", pr(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_NET_RAW_, 0, 0));
-    SHOW("PR_CAP_AMBIENT RAISE CAP_NET_RAW", pr(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_RAW_, 0, 0));
-    SHOW("PR_CAP_AMBIENT 99", pr(PR_CAP_AMBIENT, 99, 0, 0, 0));
-    SHOW("PR_GET_SECUREBITS", pr(PR_GET_SECUREBITS, 0, 0, 0, 0));
+    for (unsigned i = 0; i < sizeof PLAIN / sizeof PLAIN[0]; i++)
+        SHOW(PLAIN[i].what, pr(PLAIN[i].opt, PLAIN[i].a2, PLAIN[i].a3, 0, 0));
     SHOW("PR_SET_SECUREBITS as they are", pr(PR_SET_SECUREBITS, pr(PR_GET_SECUREBITS, 0, 0, 0, 0), 0, 0, 0));
-    SHOW("PR_GET_KEEPCAPS", pr(PR_GET_KEEPCAPS, 0, 0, 0, 0));
-    SHOW("PR_SET_KEEPCAPS 2", pr(PR_SET_KEEPCAPS, 2, 0, 0, 0));
-    SHOW("PR_SET_DUMPABLE 2", pr(PR_SET_DUMPABLE, 2, 0, 0, 0));
-    SHOW("PR_SET_DUMPABLE 0", pr(PR_SET_DUMPABLE, 0, 0, 0, 0));
-    SHOW("PR_GET_DUMPABLE", pr(PR_GET_DUMPABLE, 0, 0, 0, 0));
-    SHOW("PR_SET_DUMPABLE 1", pr(PR_SET_DUMPABLE, 1, 0, 0, 0));
-    SHOW("PR_SET_NO_NEW_PRIVS 2", pr(PR_SET_NO_NEW_PRIVS, 2, 0, 0, 0));
-    SHOW("PR_GET_NO_NEW_PRIVS with an argument", pr(PR_GET_NO_NEW_PRIVS, 1, 0, 0, 0));
-    SHOW("PR_SET_PDEATHSIG 99", pr(PR_SET_PDEATHSIG, 99, 0, 0, 0));
-    SHOW("PR_SET_PDEATHSIG SIGUSR1", pr(PR_SET_PDEATHSIG, 10, 0, 0, 0));
-    int sig = -1;
-    SHOW("PR_GET_PDEATHSIG", pr(PR_GET_PDEATHSIG, (long)&sig, 0, 0, 0));
-    printf("pdeathsig %d\n", sig);
-    SHOW("PR_GET_PDEATHSIG into a bad pointer", pr(PR_GET_PDEATHSIG, 8, 0, 0, 0));
+    show_int("PR_GET_PDEATHSIG", PR_GET_PDEATHSIG);
     pr(PR_SET_PDEATHSIG, 0, 0, 0, 0);
-    SHOW("PR_SET_TIMERSLACK 1000", pr(PR_SET_TIMERSLACK, 1000, 0, 0, 0));
-    SHOW("PR_GET_TIMERSLACK", pr(PR_GET_TIMERSLACK, 0, 0, 0, 0));
-    SHOW("PR_SET_THP_DISABLE with arg3", pr(PR_SET_THP_DISABLE, 1, 1, 0, 0));
-    SHOW("PR_GET_THP_DISABLE", pr(PR_GET_THP_DISABLE, 0, 0, 0, 0));
-    SHOW("PR_SET_CHILD_SUBREAPER 1", pr(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0));
-    int sub = -1;
-    SHOW("PR_GET_CHILD_SUBREAPER", pr(PR_GET_CHILD_SUBREAPER, (long)&sub, 0, 0, 0));
-    printf("subreaper %d\n", sub);
+    show_int("PR_GET_CHILD_SUBREAPER", PR_GET_CHILD_SUBREAPER);
     pr(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+    /* what needs CAP_SYS_RESOURCE: EPERM without it (root may lack it too) */
     SHOW("PR_SET_MM START_BRK", pr(PR_SET_MM, PR_SET_MM_START_BRK_, 0, 0, 0) == -EPERM);
     unsigned size = 0;
     SHOW("PR_SET_MM MAP_SIZE", pr(PR_SET_MM, PR_SET_MM_MAP_SIZE_, (long)&size, 0, 0));
     printf("prctl_mm_map size %u\n", size);
     SHOW("PR_SET_IO_FLUSHER", pr(PR_SET_IO_FLUSHER, 1, 0, 0, 0) == -EPERM);
     SHOW("PR_GET_IO_FLUSHER", pr(PR_GET_IO_FLUSHER, 0, 0, 0, 0) == -EPERM);
-    SHOW("PR_SET_VMA with a bad attribute", pr(PR_SET_VMA_, 99, 0, 0, 0));
-    SHOW("an unknown option", pr(0x7777, 0, 0, 0, 0));
 }
 
 /* exec checks: comm after exec of a path, a symlink, /proc/self/exe, execveat */
