@@ -33,6 +33,7 @@ from __future__ import annotations
 import _thread
 import os
 import struct
+import time
 
 from kontain import native
 from kontain.abi import flags as F
@@ -41,6 +42,7 @@ from kontain.abi.errno import EACCES, ENOENT
 
 PROC_SUPER_MAGIC = 0x9FA0
 _SYS_fstatfs, _SYS_statx, _SYS_readlinkat, _SYS_memfd_create, _SYS_pread64 = 138, 332, 267, 319, 17
+MONITOR_RSS_NS = 500_000_000
 _STATX_MNT_ID = 0x1000
 _STATX_MNT_ID_OFFSET = 0x90  # struct statx: stx_mnt_id
 _MFD_CLOEXEC = 1
@@ -89,6 +91,7 @@ class ProcFs:
     def __init__(self, process, procfd: int):
         self.process = process
         self.pid = os.getpid()
+        self._monitor_rss: tuple[int, int] | None = None  # (when, KiB): monitor_rss
         self.procfd = procfd  # the monitor's own descriptor of a procfs root (kernel/paths.py)
         self._mounts: dict[int, tuple[bytes, bytes] | None] = {}  # mnt_id -> (root, mount point) of procfs
         self._own_pid: dict[int, int | None] = {}  # mnt_id -> this process's pid as that mount numbers it
@@ -499,7 +502,12 @@ class ProcFs:
     def monitor_rss(self) -> int:
         """km's own resident memory in KiB: the whole process's but the guest window's.
         The program's ru_maxrss leaves it out (syscalls/sysinfo.py): a child's is its
-        monitor's too, about as large as this one's, which it was forked from."""
+        monitor's too, about as large as this one's, which it was forked from.  (It
+        changes slowly, and smaps grows with the program's mappings: taken again at most
+        every MONITOR_RSS_NS.)"""
+        now = time.monotonic_ns()
+        if self._monitor_rss is not None and now - self._monitor_rss[0] < MONITOR_RSS_NS:
+            return self._monitor_rss[1]
         total = 0
         for line in self._host(b"%d/status" % self.pid).split(b"\n"):
             if line.startswith(b"VmRSS:"):
@@ -508,7 +516,8 @@ class ProcFs:
         lo, hi = mem.base, mem.base + mem.size
         guest = sum(value for start, end, rows, _ in _smaps_blocks(self._host(b"%d/smaps" % self.pid))
                     if lo <= start < hi for key, value in rows if key == b"Rss")
-        return max(total - guest, 0)
+        self._monitor_rss = (now, max(total - guest, 0))
+        return self._monitor_rss[1]
 
     def _host(self, name: bytes) -> bytes:
         """A /proc file of km's own (``name`` relative to /proc), read where the program

@@ -336,7 +336,8 @@ def _clone(t, flags: int, exit_signal: int, stack: int, ptid: int, ctid: int, tl
         return probe
     os.close(probe)
     pid = t.process.fork(t, flags, exit_signal, stack, ptid, ctid)
-    fd = t.fds.new(native.syscall(SYS_pidfd_open, pid, 0))  # (close-on-exec, as CLONE_PIDFD's)
+    fd = native.syscall(SYS_pidfd_open, pid, 0)  # (close-on-exec, as CLONE_PIDFD's)
+    fd = t.fds.new(fd) if fd >= 0 else fd
     t.mem.write(pidfd, struct.pack("<i", fd))
     return pid
 
@@ -464,7 +465,10 @@ def pidfd_open(t, pid, flags, *_):
     pid, flags = s32(pid), u32(flags)
     if flags & ~F.PIDFD_NONBLOCK or pid <= 0:
         raise GuestError(EINVAL)
-    return t.fds.new(native.syscall(SYS_pidfd_open, pid, flags))
+    if not t.process.procfs.task_known(pid):
+        raise GuestError(ESRCH)  # (km's own threads do not exist for the program)
+    fd = native.syscall(SYS_pidfd_open, pid, flags)
+    return t.fds.new(fd) if fd >= 0 else fd
 
 
 SYS_setpgid, SYS_getsid = 109, 124
