@@ -163,6 +163,44 @@ def madvise(addr: int, length: int, advice: int) -> int:
     return -get_errno() if r == -1 else r
 
 
+class _PyFunc(_ctypes.CFuncPtr):
+    """A C function called with the GIL held (ctypes's PYFUNCTYPE)."""
+
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_PYTHONAPI
+    _restype_ = c_long
+
+
+def python_api(name: str) -> int:
+    """The address of a function of the Python interpreter's C API."""
+    return _ctypes.dlsym(_libc._handle, name)
+
+
+def python_call(name: str) -> _PyFunc:
+    """``name()``, a void function of the C API, callable with the GIL held."""
+    f = _PyFunc(python_api(name))
+    f.restype = None
+    f.argtypes = ()
+    return f
+
+
+def machine_code(code: bytes, restype: type, *argtypes: type, keep_gil: bool = False) -> _CFunc:
+    """A C function made of ``code`` (position-independent x86-64 machine code), in pages
+    of its own that are never writable again.  Like every foreign call here, a call
+    releases the GIL for its whole length, unless ``keep_gil``."""
+    size = (len(code) + 4095) & ~4095
+    addr = mmap(0, size, 3, 0x22)  # PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS
+    if addr < 0:
+        raise OSError(-addr, "mmap")
+    buffer_at(addr, len(code))[:] = code
+    r = mprotect(addr, size, 5)  # PROT_READ|PROT_EXEC
+    if r < 0:
+        raise OSError(-r, "mprotect")
+    f = (_PyFunc if keep_gil else _CFunc)(addr)
+    f.restype = restype
+    f.argtypes = argtypes
+    return f
+
+
 # -- memory by address -------------------------------------------------------------
 #
 # Monitor-side reads and writes of *guest* memory go through process_vm_readv/writev on

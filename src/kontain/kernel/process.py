@@ -23,7 +23,7 @@ from kontain import native
 from kontain.abi import flags as F
 from kontain.abi import signals as S
 from kontain.abi.errno import EAGAIN
-from kontain.arch.x86_64 import cpu, guest_code, platform, sigframe
+from kontain.arch.x86_64 import cpu, guest_code, hostcode, platform, sigframe
 from kontain.arch.x86_64 import layout as L
 from kontain.confine import Confinement
 from kontain.errors import ForkedChild, GuestError, ProcessExit, messages_fd, messages_to, say
@@ -32,7 +32,7 @@ from kontain.kernel.fdtable import FdTable
 from kontain.kernel.task import Task, ThreadExit
 from kontain.kvm import abi as k
 from kontain.kvm.api import Kvm, KvmError
-from kontain.loader import load
+from kontain.loader import load, textbusy
 from kontain.memory import vdso
 from kontain.memory.mm import AddressSpace
 from kontain.memory.slots import SlotMap
@@ -76,6 +76,7 @@ class Process:
         self.shared_pending = signals.Pending()
         self.poller = None  # kernel/poll.py, once the platform is known
         self.idle_vcpus: list = []  # vCPUs of exited threads, for the next ones (KVM never frees a vCPU)
+        self.ending: list[int] = []  # host threads (idents) of the last threads that ended, maybe on their way out
         self.timers = Timers()  # POSIX timers (timer_create)
         self._signalfds = None  # kernel/signalfd.py, at the first signalfd
         self._procfs = None  # kernel/procfs.py, at the first look at /proc
@@ -86,6 +87,9 @@ class Process:
         self.zap = False  # exec: every other thread must end
         self.forked = False  # a child of a fork of this km
         self.vfork_fd = -1  # a vfork child: its parent waits until this closes
+        self.running = 0  # the program's file, mapped and locked as running (loader/textbusy.py)
+        self.children: dict[int, int] = {}  # pid -> the page shared with it (kernel/fork.py)
+        self.parent_link = 0  # the page shared with the parent, for a forked child
         self.sys_gpa, self.sys_size = L.SYS_BASE, L.SYS_SIZE
         self.next_vcpu_id = 1
         self.report = None  # see finish
@@ -190,11 +194,14 @@ class Process:
             self.vm.enable_cap(k.KVM_CAP_DISABLE_QUIRKS2, k.KVM_X86_QUIRK_SLOT_ZAP_ALL)
 
     def _load(self, path: str, argv: list[bytes], envp: list[bytes], fd: int | None, head: bytes | None,
-              size: int, opener=None) -> tuple[int, int]:
+              size: int, opener=None, comm: bytes | None = None) -> tuple[int, int]:
         """Load a program into the (empty) address space: (entry, initial stack pointer).
-        ``opener``: how its interpreter is opened (the program's own exec: as its opens)."""
+        ``opener``: how its interpreter is opened (the program's own exec: as its opens).
+        ``comm``: the thread's new name (Linux's: the base name of the file as it was
+        named, not of the ELF file a script or a symlink led to)."""
         self.layout = L.Layout(self.config.window, _randomizer())
         self.mm.mmap_top = self.layout.mmap_top
+        running = textbusy.hold(fd, self.fds.floor) if fd is not None else 0  # (the file is not for writing now)
         loaded = load.load_program(self.mm, path, pie_base=self.layout.pie_base, fd=fd, head=head, size=size,
                                    opener=opener)
         self.mm.set_brk_start(loaded.brk + self.layout.brk_offset)
@@ -205,12 +212,14 @@ class Process:
         auxv = ([(F.AT_SYSINFO_EHDR, vdso_addr)] if vdso_addr else []) + self._auxv(loaded)
         sp = load.build_stack(self.mm, top, argv, envp, os.fsencode(path), auxv, os.urandom(16))
         self.path, self.argv, self.envp = path, argv, envp
+        textbusy.release(self.running)  # the program it replaces (a forked child may still run it)
+        self.running = running
         self.exe_path = os.fsencode(os.path.realpath(path))  # what /proc/self/exe names
         self.exe_path_buf = bytearray(self.exe_path + b"\0")
         self.auxv_bytes = load.read_auxv(self.mm, sp, len(argv), len(envp))
         self.stack_info = _stack_info(self.mm.mem, sp, argv, envp)
         self._procfs = None  # a new program: a new /proc/self
-        _name_process(os.path.basename(path), argv)
+        _name_process(comm if comm is not None else os.fsencode(os.path.basename(self.name)), argv)
         return loaded.entry, sp
 
     def _auxv(self, loaded: load.Loaded) -> list[tuple[int, int]]:
@@ -404,6 +413,7 @@ class Process:
             cpu.set_segment_base(sregs, "fs", tls)
         vcpu.set_sregs(sregs)
         vcpu.set_xsave(parent.vcpu.get_xsave())
+        hostcode.inherit_tsc(vcpu, parent.vcpu)
         task = Task(self, vcpu, 0)
         task.sigmask = parent.sigmask
         task.creds = parent.creds  # (its host thread is the parent's child: the same credentials)
@@ -444,6 +454,8 @@ class Process:
             try:
                 runner.run()
             except ThreadExit:
+                self.ending.append(task.ident)  # (kernel/fork.py may wait for it to be gone)
+                del self.ending[:-ENDING_KEPT]
                 return
             except ProcessExit as end:
                 self.finish(end)
@@ -463,6 +475,7 @@ class Process:
         self.tasks = {}
         self.idle_vcpus = []
         self.next_vcpu_id = 1
+        self.ending = []
         self.timers = Timers()  # a child has no timers
         self.zap = False
         self._procfs = None  # /proc/<pid> is the child's now
@@ -485,12 +498,12 @@ class Process:
         task.kicked = False
         task.vcpu.set_immediate_exit(False)
 
-    def execve(self, task: Task, path: str, argv: int, envp: int) -> None:
+    def execve(self, task: Task, path: str, argv: int, envp: int, comm: bytes, nofollow: bool = False) -> None:
         from kontain.kernel import exec as exec_
 
-        exec_.execve(self, task, path, argv, envp)
+        exec_.execve(self, task, path, argv, envp, comm, nofollow)
 
-    def fork(self, task: Task, flags: int, stack: int, ptid: int, ctid: int) -> int:
+    def fork(self, task: Task, flags: int, exit_signal: int, stack: int, ptid: int, ctid: int) -> int:
         # A process that forks tends to fork again (shells, servers, build tools), and
         # every child would import on its own what the parent had not: import it all
         # once here, and let the children inherit it (kontain/lazy.py)
@@ -499,7 +512,7 @@ class Process:
         lazy.preload()
         from kontain.kernel import fork as fork_
 
-        return fork_.fork(self, task, flags, stack, ptid, ctid)
+        return fork_.fork(self, task, flags, exit_signal, stack, ptid, ctid)
 
     # imported at first use (kontain/lazy.py): many programs never look at either
     @property
@@ -574,6 +587,7 @@ class Process:
 
 _ending = _thread.allocate_lock()  # held by the thread that ends km (Process.finish)
 _SI_TIMER = S.SI_TIMER.to_bytes(4, "little", signed=True)  # si_code of a POSIX timer signal
+ENDING_KEPT = 64  # ending threads remembered (older ones are long gone)
 
 ADDR_NO_RANDOMIZE = 0x0040000
 
@@ -586,11 +600,11 @@ def _randomizer():
     return lambda limit: int.from_bytes(os.urandom(4), "little") % (limit // L.PAGE) * L.PAGE
 
 
-def _name_process(name: str, argv: list[bytes]) -> None:
+def _name_process(name: bytes, argv: list[bytes]) -> None:
     """ps, top and /proc/<pid>/comm show the program, not python: the thread's name, and
     as much of the program's argv as fits in km's own argv area (what /proc/<pid>/cmdline
     reads, for `ps aux`)."""
-    buf = bytearray(os.fsencode(name)[:15] + b"\0")
+    buf = bytearray(name[:F.TASK_COMM_LEN - 1] + b"\0")
     native.syscall(157, 15, native.address_of(buf), 0, 0, 0)  # prctl(PR_SET_NAME)
     try:
         with open("/proc/self/stat", "rb") as f:

@@ -67,16 +67,18 @@ def resolve(program: str, argv: list[bytes]) -> Program:
     raise ExecError("too many levels of #! interpreters", 40)
 
 
-def resolve_exec(path: str, argv: list[bytes], window: int, opener=None) -> Program:
+def resolve_exec(path: str, argv: list[bytes], window: int, opener=None, first_opener=None) -> Program:
     """execve's view of ``path`` (no PATH search; errors are errno values, as execve
-    returns them): the ELF to load, its headers validated, and argv after any `#!`."""
+    returns them): the ELF to load, its headers validated, and argv after any `#!`.
+    ``first_opener``: how the file itself is opened, if not as the rest
+    (execveat's AT_SYMLINK_NOFOLLOW)."""
     from kontain.loader import elf
 
     if not path:
         raise ExecError("no such file or directory", 2)
     argv = list(argv)
-    for _ in range(MAX_SCRIPT_DEPTH + 1):
-        fd, head, size = open_program(path, opener)
+    for depth in range(MAX_SCRIPT_DEPTH + 1):
+        fd, head, size = open_program(path, first_opener if depth == 0 and first_opener else opener)
         if head.startswith(b"#!"):
             os.close(fd)
             interp, arg = _parse_shebang(head)

@@ -13,9 +13,11 @@ import struct
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.errno import E2BIG, EACCES, EFAULT, EINVAL, ENOENT
+from kontain.abi.errno import E2BIG, EACCES, EFAULT, EINVAL, ENOENT, ETXTBSY
 from kontain.errors import GuestError
+from kontain.kernel import paths
 from kontain.kernel.paths import EXE, open_how
+from kontain.loader import textbusy
 from kontain.syscalls.common import buffer, dirfd, fd_pair, passthrough, path, ptr, s32, u32, u64
 
 SYS_open, SYS_close, SYS_dup, SYS_dup2, SYS_fcntl, SYS_openat, SYS_dup3, SYS_pipe2 = 2, 3, 32, 33, 72, 257, 292, 293
@@ -230,6 +232,38 @@ def _stat_call(t, nr: int, dfd: int, pathname: int, statbuf: int, flags: int | N
     if r != 0 or flags is not None and flags & F.AT_EMPTY_PATH and _empty(t, pathname):
         return r  # the descriptor itself, which the program got through an open: looked at then
     return _looked(t, r, dfd, host_path, nofollow, *_stat_dev(t, statbuf))
+
+
+SYS_truncate = 76
+
+
+def truncate(t, pathname, length, *_):
+    """truncate; a program some km runs cannot be truncated (ETXTBSY, loader/textbusy.py)."""
+    host_path = _proc_path(t, pathname)
+    fd = paths.openat2(F.AT_FDCWD, host_path, F.O_PATH | F.O_CLOEXEC, 0, paths.RESOLVE_NO_MAGICLINKS)
+    if fd >= 0:
+        p = t.process
+        m = p.opener.above(fd)
+        if m >= 0:
+            try:
+                if textbusy.busy(m, p.procfd, p.fds.floor):
+                    return -ETXTBSY
+            finally:
+                os.close(m)
+    return native.syscall(SYS_truncate, host_path, length)
+
+
+def look_up(t, dfd: int, pathname: int, follow: bool) -> int:
+    """A path's lookup as the host makes it, for its errors alone (mount and umount2 look
+    up their target before they refuse): 0 or -errno, and ENOENT for what the program
+    may not know of (one of km's threads or descriptors), as stat would answer."""
+    host_path = _proc_path(t, pathname, follow=follow)
+    st = bytearray(_STAT_SIZE)
+    r = native.syscall(SYS_newfstatat, dfd, host_path, native.address_of(st), 0 if follow else F.AT_SYMLINK_NOFOLLOW)
+    if r != 0:
+        return r
+    dev, _ino, _nlink, mode = struct.unpack_from("<QQQI", st, 0)
+    return _looked(t, r, dfd, host_path, not follow, dev, mode)
 
 
 def _empty(t, addr: int) -> bool:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import struct
 
 from kontain import native
-from kontain.abi.errno import EINVAL, EIO
-from kontain.abi.flags import SEEK_HOLE
+from kontain.abi.errno import EBADF, EINVAL, EIO
+from kontain.abi.flags import F_GETFL, O_ACCMODE, O_PATH, O_WRONLY, SEEK_HOLE
 from kontain.errors import GuestError
-from kontain.syscalls.common import MAX_RW_COUNT, POLLIN, POLLOUT, buffer, io_call, ptr, s32, u32
+from kontain.syscalls.common import MAX_RW_COUNT, POLLIN, POLLOUT, buffer, io_call, passthrough, ptr, s32, u32
 
 UIO_MAXIOV = 1024
 _sc4 = native.sc4
@@ -132,3 +132,21 @@ SYS_vmsplice = 278
 
 def vmsplice(t, fd, iov, count, flags, *_):
     return _vec_call(SYS_vmsplice, t, fd, iov, count, u32(flags), events=POLLOUT)
+
+
+
+SYS_splice, SYS_fcntl = 275, 72
+SPLICE_F_ALL = 0xF  # MOVE, NONBLOCK, MORE, GIFT
+_splice = passthrough(SYS_splice, "f p8 f p8 u x", blocking=True)
+
+
+def splice(t, fd_in, off_in, fd_out, off_out, length, flags, *_):
+    """splice; into a signalfd EINVAL, as on Linux, where km's signalfd, a listening
+    socket underneath (kernel/signalfd.py), would wait for data."""
+    if length and not u32(flags) & ~SPLICE_F_ALL and t.process.signalfds.files and \
+            t.process.signalfds.find(t.fds.check(fd_out)) is not None:
+        mode = native.syscall(SYS_fcntl, t.fds.check(fd_in), F_GETFL, 0)
+        if mode < 0 or mode & O_PATH or mode & O_ACCMODE == O_WRONLY:
+            raise GuestError(EBADF)  # (Linux looks at the descriptors' modes first)
+        raise GuestError(EINVAL)
+    return _splice(t, fd_in, off_in, fd_out, off_out, length, flags)

@@ -107,10 +107,10 @@ def resolve(handler: Handler | None) -> Handler | None:
     return handler.resolve() if isinstance(handler, Deferred) else handler
 
 
-epoll, fs, futex, identity, ioctl, ipc, mm, net, poll, process, rw, signal, sysinfo, timer = (
+epoll, fs, futex, identity, ioctl, ipc, mm, net, ns, poll, prio, process, rw, signal, sysinfo, timer = (
     _Family(n) for n in
-    ("epoll", "fs", "futex", "identity", "ioctl", "ipc", "mm", "net", "poll", "process", "rw", "signal", "sysinfo",
-     "timer"))
+    ("epoll", "fs", "futex", "identity", "ioctl", "ipc", "mm", "net", "ns", "poll", "prio", "process", "rw", "signal",
+     "sysinfo", "timer"))
 
 
 TABLE: tuple[Entry, ...] = (
@@ -171,7 +171,8 @@ TABLE: tuple[Entry, ...] = (
     Entry(54, "setsockopt", PASS, FULL, args="f i i b4 x"),
     Entry(55, "getsockopt", net.getsockopt, FULL),
     Entry(56, "clone", process.clone, PARTIAL,
-          "CLONE_VM without CLONE_THREAD needs CLONE_VFORK; exit signal is SIGCHLD"),
+          "a new process: CLONE_VM needs CLONE_VFORK, CLONE_FILES is EINVAL; new namespaces and CLONE_PIDFD for a thread "
+          "are EPERM and EINVAL"),
     Entry(57, "fork", process.fork, FULL),
     Entry(58, "vfork", process.vfork, PARTIAL, "the child has a copy of the parent's memory, not the memory itself"),
     Entry(59, "execve", process.execve, FULL),
@@ -191,7 +192,7 @@ TABLE: tuple[Entry, ...] = (
     Entry(73, "flock", PASS, FULL, args="f i", flags=BLOCKS),
     Entry(74, "fsync", PASS, FULL, args="f"),
     Entry(75, "fdatasync", PASS, FULL, args="f"),
-    Entry(76, "truncate", PASS, FULL, args="s d"),
+    Entry(76, "truncate", fs.truncate, FULL, args="s d"),
     Entry(77, "ftruncate", PASS, FULL, args="f d"),
     Entry(78, "getdents", PASS, FULL, args="f b2 x"),
     Entry(79, "getcwd", PASS, FULL, args="b1 u", flags=POLL),
@@ -213,7 +214,8 @@ TABLE: tuple[Entry, ...] = (
     Entry(95, "umask", PASS, FULL, args="m", flags=POLL),
     Entry(96, "gettimeofday", PASS, FULL, args="p16 p8", flags=POLL),
     Entry(97, "getrlimit", sysinfo.getrlimit, FULL, args="d p", flags=POLL),
-    Entry(98, "getrusage", PASS, PARTIAL, "counts the monitor's time too", args="i p144"),
+    Entry(98, "getrusage", sysinfo.getrusage, PARTIAL, "counts the monitor's time too; ru_maxrss leaves its memory out",
+          args="i p"),
     Entry(99, "sysinfo", PASS, FULL, args="p112", flags=POLL),
     Entry(100, "times", PASS, PARTIAL, "counts the monitor's time too", args="p32", flags=POLL),
     Entry(102, "getuid", PASS, FULL, flags=POLL),
@@ -222,7 +224,7 @@ TABLE: tuple[Entry, ...] = (
     Entry(106, "setgid", identity.setgid, FULL),
     Entry(107, "geteuid", PASS, FULL, flags=POLL),
     Entry(108, "getegid", PASS, FULL, flags=POLL),
-    Entry(109, "setpgid", PASS, FULL, args="i i"),
+    Entry(109, "setpgid", process.setpgid, FULL, args="i i"),
     Entry(110, "getppid", PASS, FULL, flags=POLL),
     Entry(111, "getpgrp", PASS, FULL, flags=POLL),
     Entry(112, "setsid", PASS, FULL),
@@ -250,8 +252,8 @@ TABLE: tuple[Entry, ...] = (
     Entry(135, "personality", process.personality, PARTIAL, "recorded, has no effect"),
     Entry(137, "statfs", PASS, FULL, args="s p120"),
     Entry(138, "fstatfs", PASS, FULL, args="f p120"),
-    Entry(140, "getpriority", PASS, FULL, args="i i"),
-    Entry(141, "setpriority", PASS, FULL, args="i i i"),
+    Entry(140, "getpriority", prio.getpriority, FULL, args="i i"),
+    Entry(141, "setpriority", prio.setpriority, FULL, args="i i i"),
     Entry(142, "sched_setparam", PASS, FULL, args="i p4"),
     Entry(143, "sched_getparam", PASS, FULL, args="i p4"),
     Entry(144, "sched_setscheduler", PASS, FULL, args="i i p4"),
@@ -263,7 +265,10 @@ TABLE: tuple[Entry, ...] = (
     Entry(150, "munlock", mm.munlock, FULL),
     Entry(151, "mlockall", mm.mlockall, FULL),
     Entry(152, "munlockall", mm.munlockall, FULL),
-    Entry(157, "prctl", process.prctl, PARTIAL, "common options; seccomp is EINVAL", args="d x x x x"),
+    Entry(155, "pivot_root", ns.pivot_root, PARTIAL, "EPERM, as for a caller without CAP_SYS_ADMIN", args="s s"),
+    Entry(157, "prctl", process.prctl, PARTIAL,
+          "common options; PR_SET_SECCOMP and changing PR_SET_MM's fields are EINVAL; PR_SET_VMA names are not shown",
+          args="i x x x x"),
     Entry(158, "arch_prctl", process.arch_prctl, FULL, args="A p"),
     Entry(159, "adjtimex", PASS, FULL, args="p208"),
     Entry(160, "setrlimit", sysinfo.setrlimit, PARTIAL,
@@ -271,6 +276,10 @@ TABLE: tuple[Entry, ...] = (
     Entry(161, "chroot", fs.chroot, FULL),
     Entry(162, "sync", PASS, FULL),
     Entry(164, "settimeofday", PASS, FULL, args="p16 p8"),
+    Entry(165, "mount", ns.mount, PARTIAL, "arguments checked, then EPERM, as for a caller without CAP_SYS_ADMIN",
+          args="s s s x p"),
+    Entry(166, "umount2", ns.umount2, PARTIAL, "arguments checked, then EPERM, as for a caller without CAP_SYS_ADMIN",
+          args="s x"),
     Entry(170, "sethostname", PASS, FULL, args="b1 x"),
     Entry(171, "setdomainname", PASS, FULL, args="b1 x"),
     Entry(186, "gettid", process.gettid, FULL, flags=POLL),
@@ -332,9 +341,12 @@ TABLE: tuple[Entry, ...] = (
     Entry(269, "faccessat", fs.faccessat, FULL, args="a s o", flags=POLL),
     Entry(270, "pselect6", poll.pselect6, FULL, args="d p p p p p", flags=NORESTART),
     Entry(271, "ppoll", poll.ppoll, FULL, args="p u p p u", flags=NORESTART),
+    Entry(272, "unshare", ns.unshare, PARTIAL,
+          "namespaces EPERM, as for a caller without CAP_SYS_ADMIN; CLONE_FILES, CLONE_FS, CLONE_SYSVSEM EINVAL "
+          "with more than one thread", args="x"),
     Entry(273, "set_robust_list", process.set_robust_list, FULL, args="p u"),
     Entry(274, "get_robust_list", process.get_robust_list, FULL),
-    Entry(275, "splice", PASS, FULL, args="f p8 f p8 x x", flags=BLOCKS|SIGPIPE),
+    Entry(275, "splice", rw.splice, FULL, args="f p f p u x", flags=SIGPIPE),
     Entry(276, "tee", PASS, FULL, args="f f x x", flags=BLOCKS),
     Entry(277, "sync_file_range", PASS, FULL, args="f x x x"),
     Entry(278, "vmsplice", rw.vmsplice, FULL, flags=SIGPIPE),
@@ -362,6 +374,8 @@ TABLE: tuple[Entry, ...] = (
     Entry(305, "clock_adjtime", PASS, FULL, args="i p208"),
     Entry(306, "syncfs", PASS, FULL, args="f"),
     Entry(307, "sendmmsg", net.sendmmsg, FULL, args="f p u g", flags=SIGPIPE),
+    Entry(308, "setns", ns.setns, PARTIAL, "arguments checked, then EPERM, as for a caller without CAP_SYS_ADMIN",
+          args="f x"),
     Entry(309, "getcpu", PASS, FULL, args="p4 p4 x"),
     Entry(314, "sched_setattr", PASS, FULL, args="i p56 x"),
     Entry(315, "sched_getattr", PASS, FULL, args="i b2 x x"),
@@ -376,7 +390,9 @@ TABLE: tuple[Entry, ...] = (
     Entry(328, "pwritev2", rw.pwritev2, FULL, flags=SIGPIPE),
     Entry(332, "statx", fs.statx, FULL, args="a s x x p", flags=POLL),
     Entry(334, "rseq", process.rseq, PARTIAL, "ENOSYS: C libraries then do without", args="p u x x"),
-    Entry(435, "clone3", process.clone3, PARTIAL, "as clone"),
+    Entry(424, "pidfd_send_signal", PASS, FULL, args="f i p128 x"),
+    Entry(434, "pidfd_open", process.pidfd_open, PARTIAL, "PIDFD_THREAD is EINVAL", args="i x"),
+    Entry(435, "clone3", process.clone3, PARTIAL, "as clone; set_tid and CLONE_INTO_CGROUP are EPERM", args="p u"),
     Entry(436, "close_range", fs.close_range, FULL, args="f f x"),
     Entry(437, "openat2", fs.openat2, FULL),
     Entry(439, "faccessat2", fs.faccessat2, FULL, args="a s o x", flags=POLL),
