@@ -43,6 +43,7 @@ MODULES = (
     "kontain.kernel.coredump",
     "kontain.kernel.poll",
     "kontain.loader.elf",
+    "kontain.lifecycle",
 )
 
 

@@ -140,11 +140,11 @@ def _worker(listener, taken_w: int) -> int:
     """Build a VM, wait for a client, become it, run its program, report the end."""
     native.reset_pid()  # process_vm_* name this process, not the server
     _signal.signal(_SIGCHLD, _signal.SIG_DFL)
-    from kontain.cli import main
-    from kontain.kernel.process import Config, Process
+    from kontain import lifecycle
+    from kontain.cli import options
+    from kontain.spec import Spec
 
-    proc = Process(Config(), "", [], [])
-    proc.prepare()
+    proc = lifecycle.prepare(Spec())
     while True:
         try:
             conn, _ = listener._accept()
@@ -168,13 +168,14 @@ def _worker(listener, taken_w: int) -> int:
         return 1
     try:
         req = Request(*received)
-        o = main.parse([os.fsdecode(a) for a in req.argv], out=_Discard())  # --help: the client's own
-    except (IndexError, ValueError, main.UsageError):
-        req = o = None  # malformed, or a usage error that the client's direct start reports
-    if req is None or not isinstance(o, main.Options):
+        o = options.parse([os.fsdecode(a) for a in req.argv], out=_Discard())  # --help: the client's own
+        spec = options.spec(o, req.env) if isinstance(o, options.Options) else None
+    except (IndexError, ValueError, options.UsageError):
+        req = spec = None  # malformed, or a usage error that the client's direct start reports
+    if req is None or spec is None:
         why = "a request to start directly"  # --help, --version, a usage error
     else:
-        why = req.refusal(proc.fds.floor) or ("" if main.fits_prepared(o, req.env) else "options")
+        why = req.refusal(proc.fds.floor) or ("" if spec.fits(proc.spec) else "options")
     if why:
         sock.sendall(b"no " + why.encode() + b"\n")
         return 0
@@ -194,7 +195,7 @@ def _worker(listener, taken_w: int) -> int:
     proc.inherited = (req.mask & ~(1 << 8 | 1 << 18), [s for s in range(1, 65) if req.ignored >> (s - 1) & 1])
     proc.rlimits = {r: req.rlimit(r) for r in proc.rlimits}
     try:
-        status = main.run(o, prepared=proc, report=report)
+        status = lifecycle.run_program(spec, prepared=proc, report=report)
     except Exception as e:  # a bug in km: as a direct km would, end with status 1
         os.write(2, f"km: internal error: {type(e).__name__}: {e} (please report it)\n".encode())
         status = 1

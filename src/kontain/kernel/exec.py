@@ -33,7 +33,7 @@ def execve(p, task, path: str, argv_addr: int, envp_addr: int, comm: bytes, nofo
     it); ``nofollow``: a symlink is not followed (ELOOP), execveat's AT_SYMLINK_NOFOLLOW."""
     # As Linux: the file first (ENOENT, EACCES...), then the strings (EFAULT, E2BIG)
     try:
-        prog = resolve_exec(path, [_ARGV0], p.config.window, opener=lambda path: _open(p, path),
+        prog = resolve_exec(path, [_ARGV0], p.spec.window, opener=lambda path: _open(p, path),
                             first_opener=(lambda path: _open(p, path, F.O_NOFOLLOW)) if nofollow else None)
     except ExecError as e:
         raise GuestError(e.errno) from None

@@ -34,7 +34,6 @@ import time
 
 from kontain import native
 from kontain.abi.errno import EFBIG, ENOSYS
-from kontain.abi.syscalls import POLL
 from kontain.arch.x86_64 import guest_code as G
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import OwnThread, ProcessExit
@@ -90,23 +89,19 @@ class Slot:
 class Poller:
     """The slots of one process and the thread that serves them."""
 
-    def __init__(self, process) -> None:
-        from kontain.syscalls import table
-
+    def __init__(self, process, invoke, pollable: list[int]) -> None:
+        """``invoke(task, nr, *args)`` calls a handler (syscalls/dispatch.py); ``pollable``:
+        the calls the syscall table marks POLL (never blocking, needing no register)."""
         self.p = process
         # --poll always: every slot on from the first pollable call, never backed off,
         # however many there are, and a longer spin (tests and measurements: the tier's
         # behaviour then does not depend on the machine's load)
-        self.eager = process.config.poll == "always"
+        self.eager = process.spec.poll == "always"
         self.burst = 1 if self.eager else BURST
         # the syscall table itself, whose entries become the functions once their family
         # is imported (syscalls/table.py, Deferred)
-        from kontain.syscalls.dispatch import invoke
-
         self.invoke = invoke
-        # the calls the table marks POLL: they never block and need no vCPU register.
-        # (Reads and writes only of regular files, per-thread clocks not at all: _run.)
-        pollable = [e.nr for e in table.TABLE if e.flags & POLL]
+        # (reads and writes only of regular files, per-thread clocks not at all: _run)
         self.pollable = [False] * 512
         for nr in pollable:
             self.pollable[nr] = True

@@ -30,6 +30,7 @@ from kontain.errors import ForkedChild, GuestError, ProcessExit, messages_fd, me
 from kontain.kernel import signals
 from kontain.kernel.fdtable import FdTable
 from kontain.kernel.task import Task, ThreadExit
+from kontain.kernel.timers import Timers
 from kontain.kvm import abi as k
 from kontain.kvm.api import Kvm, KvmError
 from kontain.loader import load, textbusy
@@ -37,36 +38,22 @@ from kontain.memory import vdso
 from kontain.memory.mm import AddressSpace
 from kontain.memory.slots import SlotMap
 from kontain.memory.window import GuestMemory
-from kontain.syscalls import dispatch
-from kontain.syscalls.timer import Timers
 from kontain.vcpu import VcpuRunner
-
-
-class Config:
-    """What the user chose on km's command line."""
-
-    def __init__(self, *, window: int = L.DEFAULT_WINDOW, memory: int | None = None, strace: bool = False,
-                 core: bool = False, timings: bool = False, kvm_device: str = "/dev/kvm", vdso: bool = True,
-                 poll: str = "auto"):
-        self.window = window  # guest address space
-        self.memory = memory  # cap on accessible guest memory (--memory)
-        self.strace = strace
-        self.core = core  # leave a core file when the program dies of a core-dumping signal
-        self.timings = timings
-        self.kvm_device = kvm_device
-        self.vdso = vdso  # share the host's vDSO (clock_gettime without an exit)
-        self.poll = poll  # the polling tier (kernel/poll.py), where the platform has it: auto, always, off
 
 
 class Process:
     """The guest process this km runs."""
 
-    def __init__(self, config: Config, path: str, argv: list[bytes], envp: list[bytes]):
-        self.config = config
-        self.path = path
-        self.name = path
-        self.argv = argv
-        self.envp = envp
+    def __init__(self, spec, syscalls):
+        """``spec``: what to run and how (kontain/spec.py); ``syscalls``: what serves the
+        program's system calls, from the layer above (kontain/lifecycle.py): its
+        ``dispatcher(task)`` and ``poller(process)``."""
+        self.spec = spec
+        self.syscalls = syscalls
+        self.path = spec.program
+        self.name = spec.program
+        self.argv: list[bytes] = []
+        self.envp: list[bytes] = []
         self.timings: list[tuple[str, float]] = []
         self.personality = F.PER_LINUX
         self.actions = signals.SignalActions()
@@ -95,13 +82,8 @@ class Process:
         self.report = None  # see finish
 
     def _mark(self, what: str) -> None:
-        if self.config.timings:
+        if self.spec.timings:
             self.timings.append((what, time.perf_counter()))
-
-    def start(self, exe_fd: int | None = None, head: bytes | None = None, size: int = 0) -> Task:
-        """Build the VM and load the program; returns the main thread, ready to run."""
-        self.prepare()
-        return self.launch(exe_fd, head, size)
 
     def prepare(self) -> None:
         """The part of the start that does not depend on the program: the VM, its memory,
@@ -112,7 +94,7 @@ class Process:
         # thread exists: growing the table of a multi-threaded process waits for an RCU
         # grace period (~8 ms here), of a single-threaded one it does not
         self.fds = FdTable()
-        self.kvm = Kvm(self.config.kvm_device, fd_floor=self.fds.floor)
+        self.kvm = Kvm(self.spec.kvm_device, fd_floor=self.fds.floor)
         self.procfd = _open_procfs(self.fds.floor)
         self.keep_messages()
         self.confinement.start()  # before km has a second thread (kontain/confine.py)
@@ -123,11 +105,11 @@ class Process:
         self.host_signals.install()
         self._create_vm()
         self._mark("vm")
-        self.mem = GuestMemory(self.config.window)
-        self.sys = cpu.SystemRegion(self.vm, self.config.window)
+        self.mem = GuestMemory(self.spec.window)
+        self.sys = cpu.SystemRegion(self.vm, self.spec.window)
         nslots = self.kvm.check_extension(k.KVM_CAP_NR_MEMSLOTS) or 509
         self.slots = SlotMap(self.vm.set_memory_region, self.mem.base, first=1, limit=nslots)
-        self.mm = AddressSpace(self.mem, self.slots, mmap_top=0, mmap_min=L.MMAP_MIN, limit=self.config.memory)
+        self.mm = AddressSpace(self.mem, self.slots, mmap_top=0, mmap_min=L.MMAP_MIN, limit=self.spec.memory)
         self._mark("memory")
         self.cpuid = self.kvm.supported_cpuid()
         self.xcr0 = cpu.xcr0_from_cpuid(self.cpuid)
@@ -140,10 +122,8 @@ class Process:
             vcpu.set_sregs(self.user_sregs)
             vcpu.set_msrs([(k.MSR_SYSCALL_MASK, self.platform.fmask)])
         self.sys.patch_stub(guest_code.SYSCALL_RETURN, self.platform.stub_return)
-        if self.platform.user_stub and self.config.poll != "off" and not self.config.strace:
-            from kontain.kernel.poll import Poller
-
-            self.poller = Poller(self)
+        if self.platform.user_stub and self.spec.poll != "off" and not self.spec.strace:
+            self.poller = self.syscalls.poller(self)
             self.sys.install_poll_stubs(self.poller.map)
             vcpu.set_msrs([(k.MSR_LSTAR, self.lstar(0))])
         self.xstate_size = sigframe.xstate_size(self.cpuid, self.xcr0)
@@ -161,20 +141,20 @@ class Process:
             if old != 2:
                 os.close(old)
 
-    def take(self, path: str, argv: list[bytes], envp: list[bytes], *, memory: int | None, core: bool,
-             timings: bool, vdso: bool) -> None:
-        """A prepared process (a km server's worker) takes on a client's program and the
-        options a prepared VM can serve (cli/main.fits_prepared)."""
+    def take(self, spec) -> None:
+        """A prepared process (a km server's worker) takes on a client's spec, which
+        fits the VM it has (Spec.fits)."""
         self.keep_messages()  # (the client's stderr now)
-        self.path, self.argv, self.envp = path, argv, envp
-        self.config.core, self.config.timings, self.config.vdso = core, timings, vdso
-        self.config.memory = self.mm.limit = memory
+        self.spec = spec
+        self.path = self.name = spec.program
+        self.mm.limit = spec.memory
         self.timings = []
         self._mark("start")  # (the VM was built before the client came)
 
-    def launch(self, exe_fd: int | None = None, head: bytes | None = None, size: int = 0) -> Task:
-        """Load the program into the prepared VM; returns the main thread, ready to run."""
-        entry, sp = self._load(self.path, self.argv, self.envp, exe_fd, head, size)
+    def launch(self, prog) -> Task:
+        """Load ``prog`` (loader/exec.py: the program's file, opened, and its argv) into
+        the prepared VM, with the spec's environment; returns the main thread, ready."""
+        entry, sp = self._load(prog.path, prog.argv, list(self.spec.env), prog.fd, prog.head, prog.size)
         self._mark("load")
         vcpu = self.vcpu0
         task = Task(self, vcpu, os.getpid(), _thread.get_ident())
@@ -183,7 +163,7 @@ class Process:
         self.tasks[task.tid] = task
         self.main_task = task
         cpu.enter(vcpu, entry, sp)
-        task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace, poller=self.poller)
+        task.on_syscall = self.syscalls.dispatcher(task)
         self.runner = VcpuRunner(vcpu, task)
         return task
 
@@ -199,7 +179,7 @@ class Process:
         ``opener``: how its interpreter is opened (the program's own exec: as its opens).
         ``comm``: the thread's new name (Linux's: the base name of the file as it was
         named, not of the ELF file a script or a symlink led to)."""
-        self.layout = L.Layout(self.config.window, _randomizer())
+        self.layout = L.Layout(self.spec.window, _randomizer())
         self.mm.mmap_top = self.layout.mmap_top
         running = textbusy.hold(fd, self.fds.floor) if fd is not None else 0  # (the file is not for writing now)
         loaded = load.load_program(self.mm, path, pie_base=self.layout.pie_base, fd=fd, head=head, size=size,
@@ -208,7 +188,7 @@ class Process:
         top = self.layout.stack_top
         self.mm.mmap(top - L.STACK_MAX, L.STACK_MAX, F.PROT_READ | F.PROT_WRITE,
                      F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_FIXED, -1, 0, name="[stack]")
-        vdso_addr = vdso.map_into(self.mm) if self.config.vdso and self.platform.user_stub else None
+        vdso_addr = vdso.map_into(self.mm) if self.spec.vdso and self.platform.user_stub else None
         auxv = ([(F.AT_SYSINFO_EHDR, vdso_addr)] if vdso_addr else []) + self._auxv(loaded)
         sp = load.build_stack(self.mm, top, argv, envp, os.fsencode(path), auxv, os.urandom(16))
         self.path, self.argv, self.envp = path, argv, envp
@@ -417,7 +397,7 @@ class Process:
         task = Task(self, vcpu, 0)
         task.sigmask = parent.sigmask
         task.creds = parent.creds  # (its host thread is the parent's child: the same credentials)
-        task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace, poller=self.poller)
+        task.on_syscall = self.syscalls.dispatcher(task)
         started = _thread.allocate_lock()
         started.acquire()
         go = _thread.allocate_lock()
@@ -485,7 +465,7 @@ class Process:
         self.forked = True  # its parent is a guest program: it, not km, reports how this one ends
         self.tasks = {task.tid: task}
         self.main_task = task
-        task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace, poller=self.poller)
+        task.on_syscall = self.syscalls.dispatcher(task)
         self.host_signals = signals.HostSignals(self.post, self.fds.floor)
         self.host_signals.install()
 

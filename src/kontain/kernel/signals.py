@@ -38,7 +38,7 @@ from kontain.abi.signals import siginfo
 from kontain.abi.structs import SIGINFO_SIZE, k_sigaction
 from kontain.abi.syscalls import NR
 from kontain.errors import GuestError, say
-from kontain.syscalls.timer import TimerInfo
+from kontain.kernel.timers import TimerInfo
 
 SIGSET_SIZE = 8
 SIG_KICK = S.SIGRTMAX  # reserved for the monitor

@@ -427,7 +427,7 @@ class Task:
             from kontain.kernel import coredump
 
             p = self.process
-            path, limit = (f"core.{os.getpid()}", None) if p.config.core else coredump.native_path(p, sig)
+            path, limit = (f"core.{os.getpid()}", None) if p.spec.core else coredump.native_path(p, sig)
             if path is not None:
                 try:
                     coredump.write(p, self, sig, info or siginfo(sig, S.SI_KERNEL), ctx or self.context(), path,

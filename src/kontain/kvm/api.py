@@ -11,12 +11,13 @@ import struct
 
 from kontain import native
 from kontain.abi.errno import EINTR
+from kontain.errors import KmError
 from kontain.kvm import abi as k
 
 _O_CLOEXEC = os.O_CLOEXEC
 
 
-class KvmError(Exception):
+class KvmError(KmError):
     """A failure of /dev/kvm itself; the message is one line for the user."""
 
 

@@ -13,20 +13,21 @@ import struct
 
 from kontain.abi import flags as F
 from kontain.abi.errno import ETXTBSY
-from kontain.errors import GuestError
+from kontain.errors import GuestError, KmError
 from kontain.loader import elf, textbusy
 from kontain.memory.mm import AddressSpace, page_up
 
 HEADER_READ = 64 * 1024  # enough for the ELF header, program headers and PT_INTERP
 
 
-class ExecError(Exception):
+class ExecError(KmError):
     """The program cannot be started: ``errno`` for exec, ``str()`` for km's message."""
 
+    about_program = True
+
     def __init__(self, message: str, errno: int, status: int = 126):
-        super().__init__(message)
+        super().__init__(message, status)
         self.errno = errno
-        self.status = status
 
 
 class Loaded:

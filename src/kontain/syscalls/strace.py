@@ -13,6 +13,7 @@ from kontain.abi import flags as F
 from kontain.abi.signals import name as signal_name
 from kontain.abi.syscalls import NAMES
 from kontain.errors import GuestError
+from kontain.syscalls.table import ARGS
 
 # Each call's argument kinds are its row's ``args`` in the syscall table (syscalls/table.py).
 _OPEN_FLAGS = [(F.O_WRONLY, "O_WRONLY"), (F.O_RDWR, "O_RDWR"), (F.O_CREAT, "O_CREAT"), (F.O_EXCL, "O_EXCL"),
@@ -105,8 +106,6 @@ def _arg(t, kind: str, v: int, nr_args: tuple[int, ...], res: int | None) -> str
 
 
 def _sig(nr: int) -> tuple[str, list[str]]:
-    from kontain.syscalls.table import ARGS
-
     if 0 <= nr < len(NAMES) and NAMES[nr]:
         return NAMES[nr], (ARGS[nr] or "x x x").split()
     return f"syscall_{nr:#x}", []

@@ -412,6 +412,7 @@ HANDLERS: list[Handler | None] = [None] * (MAX_NR + 1)
 FLAGS: list[int] = [0] * (MAX_NR + 1)  # each call's flags, by number (the dispatcher's and the poller's view)
 ARGS: list[str] = [""] * (MAX_NR + 1)
 MSG_FLAGS_ARG: list[int] = [-1] * (MAX_NR + 1)  # which argument holds MSG_* flags (g), or -1
+POLLABLE: list[int] = [_e.nr for _e in TABLE if _e.flags & POLL]  # what the polling tier may serve
 for _e in TABLE:
     HANDLERS[_e.nr] = _e.handler
     FLAGS[_e.nr] = _e.flags
