@@ -74,11 +74,45 @@ def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float,
         say(f"out of memory: {e}")
         return 1
     proc.report = report  # before the run: another thread may end the process (Process.finish)
+    if spec.pause_check:
+        import _thread
+
+        _thread.start_new_thread(pause_check, (proc, spec.pause_check))
     end = proc.run()
     if spec.timings:
         report_timings(proc, started)
     proc.finish(end)
     return end.status
+
+
+def pause_check(proc, count: int) -> None:
+    """--pause-check: pause the program ``count`` times at arbitrary moments (0-2 ms
+    apart), read every thread's registers, general, system and FPU, while it is paused,
+    resume it; then say how it went (a check of Process.pause_all, which debuggers and
+    snapshots rely on: the program must not notice)."""
+    import random
+
+    from kontain import native
+    from kontain.kernel import signals
+    from kontain.kvm import abi as k
+
+    signals.block_forwarded()
+    native.name_thread(b"km-pausecheck")
+    threads = odd = 0
+    for _ in range(count):
+        time.sleep(random.random() * 0.002)
+        tasks = proc.pause_all()
+        try:
+            for t in tasks:
+                rip = t.q[k.RIP] & 0xFFFFFFFFFFFFFFFF
+                sregs = t.vcpu.get_sregs()
+                t.vcpu.get_xsave()
+                # every parked thread is in user mode or in km's own guest code
+                odd += not (rip < proc.mem.size or rip >= proc.sys_gpa) or len(sregs) == 0
+            threads += len(tasks)
+        finally:
+            proc.resume_all()
+    say(f"pause check: paused the program {count} times, {threads} threads read, {odd} odd")
 
 
 def report_timings(proc, started: tuple[float, float] | None) -> None:

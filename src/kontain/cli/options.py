@@ -30,6 +30,9 @@ options:
                          that make many calls it can serve), always (from the first
                          call, never backing off: for tests and measurements), off
       --no-poll          the same as --poll off: every system call exits to the monitor
+      --pause-check N    pause the running program N times at arbitrary moments, reading
+                         every thread's registers, and resume it (a check of what
+                         debuggers and snapshots rely on; says how it went, on stderr)
       --serve PATH       be a km server on the Unix socket PATH: with KM_SERVER=PATH in
                          its environment, km hands its program to the server, which
                          starts it without a Python start-up (see the user guide)
@@ -91,6 +94,7 @@ class Options:
         self.timings = False
         self.vdso = True
         self.poll = "auto"  # the polling tier: auto, always, off
+        self.pause_check = 0
         self.program = ""
         self.args: list[str] = []
 
@@ -145,6 +149,11 @@ def parse(argv: list[str], out=None) -> Options | int:
             o.vdso = False
         elif name == "--no-poll":
             o.poll = "off"
+        elif name == "--pause-check":
+            v = value()
+            if not v.isdigit():
+                raise UsageError(f"--pause-check {v}: expected a number of pauses")
+            o.pause_check = int(v)
         elif name == "--poll":
             o.poll = value()
             if o.poll not in ("auto", "always", "off"):
@@ -174,5 +183,5 @@ def spec(o: Options, environ=None) -> Spec:
     environ = os.environb if environ is None else environ
     kvm = environ.get(b"KM_KVM_DEVICE")
     return Spec(o.program, [os.fsencode(a) for a in o.args], _environment(o, environ), memory=o.memory, core=o.core,
-                timings=o.timings, vdso=o.vdso, poll=o.poll, strace=o.strace,
+                timings=o.timings, vdso=o.vdso, poll=o.poll, strace=o.strace, pause_check=o.pause_check,
                 kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")

@@ -29,6 +29,7 @@ from kontain.confine import Confinement
 from kontain.errors import ForkedChild, GuestError, ProcessExit, messages_fd, messages_to, say
 from kontain.kernel import signals
 from kontain.kernel.fdtable import FdTable
+from kontain.kernel.runstate import GONE, RUNNING, Condition
 from kontain.kernel.task import Task, ThreadExit
 from kontain.kernel.timers import Timers
 from kontain.kvm import abi as k
@@ -59,7 +60,9 @@ class Process:
         self.actions = signals.SignalActions()
         self.rlimits: dict[int, tuple[int, int]] = {r: _host_rlimit(r) for r in (F.RLIMIT_AS, F.RLIMIT_DATA)}
         self.tasks: dict[int, Task] = {}
-        self.lock = _thread.allocate_lock()  # guards tasks, pending sets and the vCPU pool
+        self.lock = _thread.allocate_lock()  # guards tasks, pending sets, the vCPU pool, the run states
+        self.changed = Condition(self.lock)  # a thread paused, resumed or went (kernel/runstate.py)
+        self.pause_requests = 0
         self.shared_pending = signals.Pending()
         self.poller = None  # kernel/poll.py, once the platform is known
         self.idle_vcpus: list = []  # vCPUs of exited threads, for the next ones (KVM never frees a vCPU)
@@ -322,7 +325,7 @@ class Process:
                 native.syscall(128, native.address_of(kick_set), 0, ts, 8)  # rt_sigtimedwait
                 task.kicked = False
                 task.vcpu.set_immediate_exit(False)
-                task.check_zapped()
+                task.checkpoint()  # (parked here, in the call, when the program is paused)
             return True
         finally:
             signals.block_kick(False)
@@ -374,6 +377,28 @@ class Process:
         if self.poller is not None:
             self.poller.detach(task)
         self.idle_vcpus.append(task.vcpu)
+        task.state = GONE
+        self.changed.notify_all()  # (an exec or a pause waiting for the others)
+
+    # -- run states (kernel/runstate.py) ---------------------------------------------------
+    def pause_all(self) -> list[Task]:
+        """Stop every thread of the program at a safe point (from a monitor thread, never a
+        program thread); returns them, PAUSED: their registers, memory and state may be
+        read and changed until ``resume_all``."""
+        with self.lock:
+            self.pause_requests += 1
+            others = list(self.tasks.values())
+        for t in others:
+            self.kick(t)
+        with self.lock:
+            while any(t.state == RUNNING for t in self.tasks.values()):
+                self.changed.wait()
+            return list(self.tasks.values())
+
+    def resume_all(self) -> None:
+        with self.lock:
+            self.pause_requests -= 1
+            self.changed.notify_all()
 
     def clone_thread(self, parent: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
         """A new guest thread on a vCPU of its own, run by a host thread of its own; it
@@ -430,8 +455,12 @@ class Process:
         started.release()
         go.acquire()
         runner = VcpuRunner(task.vcpu, task)
+        first = True
         while True:
             try:
+                if first:  # an exec or a pause that began while it was being made
+                    first = False
+                    task.checkpoint()
                 runner.run()
             except ThreadExit:
                 self.ending.append(task.ident)  # (kernel/fork.py may wait for it to be gone)
@@ -451,6 +480,8 @@ class Process:
         """In a forked child: only the forking thread exists; no lock is held, no signal
         pending, no kick outstanding, no vCPU to reuse."""
         self.lock = _thread.allocate_lock()
+        self.changed = Condition(self.lock)
+        self.pause_requests = 0
         self.shared_pending = signals.Pending()
         self.tasks = {}
         self.idle_vcpus = []
@@ -474,7 +505,7 @@ class Process:
         child's exec or exit closes the pipe."""
         buf = bytearray(1)
         while native.syscall(0, fd, native.address_of(buf), 1) not in (0, -9):
-            pass
+            task.checkpoint()  # (a kick: a pause or an exec elsewhere)
         task.kicked = False
         task.vcpu.set_immediate_exit(False)
 
@@ -523,25 +554,19 @@ class Process:
         return self._signalfds
 
     def zap_threads(self, task: Task) -> None:
-        """exec: every thread but ``task`` ends (Linux's de_thread)."""
-        self.zapper = task
-        self.alone = _thread.allocate_lock()  # released by the last of the others to go (Task.check_zapped)
-        self.alone.acquire()
-        self.zap = True
-        for t in list(self.tasks.values()):
-            if t is not task:
-                self.kick(t)
+        """exec: every thread but ``task`` ends (Linux's de_thread), each at its next safe
+        point (kernel/runstate.py), a thread being made meanwhile before it starts."""
         with self.lock:
-            others = len(self.tasks) > 1
-        if others:
-            self.alone.acquire(timeout=5)  # (bounded: a thread stuck in the host may never come back)
-        self.zap = False
-
-    def one_left(self) -> None:
-        """A thread went (call with the lock held): an exec waiting for it goes on when
-        it was the last of the others."""
-        if self.zap and len(self.tasks) == 1 and self.alone.locked():
-            self.alone.release()
+            self.zapper = task
+            self.zap = True
+            self.changed.notify_all()  # (paused threads end too)
+            others = [t for t in self.tasks.values() if t is not task]
+        for t in others:
+            self.kick(t)
+        with self.lock:
+            while len(self.tasks) > 1:
+                self.changed.wait()
+            self.zap = False
 
     def exit_thread(self, task: Task, status: int) -> None:
         """exit(2): the thread ends; the last one ends the process with its status."""
@@ -551,7 +576,6 @@ class Process:
             else:
                 last = False
                 del self.tasks[task.tid]
-                self.one_left()
         if last:
             raise ProcessExit(status=status & 0xFF)
         task.exit_thread()

@@ -27,6 +27,7 @@ from kontain.arch.x86_64 import cpu, guest_code, sigframe
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError, ProcessExit
 from kontain.kernel import faults
+from kontain.kernel.runstate import PAUSED, RUNNING
 from kontain.kernel.signals import Pending, pick, sigbit, stop_by_signal
 from kontain.kvm import abi as k
 
@@ -67,6 +68,7 @@ class Task:
         self.clear_child_tid = 0
         self.robust_list = (0, 0)
         self.altstack = (0, S.SS_DISABLE, 0)
+        self.state = RUNNING  # kernel/runstate.py
         # this thread's host credentials, when it changed them (None: the ones km
         # started with); monitor threads act for it only with the same (kernel/poll.py)
         self.creds: tuple | None = None
@@ -191,9 +193,23 @@ class Task:
             with p.lock:
                 p.tasks.pop(self.tid, None)
                 p.retire_vcpu(self)
-                p.one_left()
             self.vcpu.set_immediate_exit(False)
             raise ThreadExit()
+
+    def checkpoint(self) -> None:
+        """A safe point (kernel/runstate.py): end here if another thread is exec'ing,
+        wait here while the program is paused."""
+        p = self.process
+        if p.zap:
+            self.check_zapped()
+        if p.pause_requests:
+            with p.lock:
+                self.state = PAUSED
+                p.changed.notify_all()
+                while p.pause_requests and not p.zap:
+                    p.changed.wait()
+                self.state = RUNNING
+            self.check_zapped()
 
     def after_syscall(self, nr: int, res: int, flags: int = 0) -> None:
         """On the way back to user mode: a host call a kick interrupted is restarted or
@@ -208,6 +224,8 @@ class Task:
                     self.deliver_pending()
                 finally:
                     self.stop = SYSCALL
+            if self.process.pause_requests:
+                self.checkpoint()
             return
         # Only SIG_KICK reaches a vCPU thread (forwarded signals are blocked there), so an
         # EINTR from a host call is a kick; ERESTARTNOINTR is a call that would wait and
@@ -233,6 +251,8 @@ class Task:
             self.deliver(sig, info, self.context())
         elif self.saved_mask is not None:  # sigsuspend's or ppoll's mask, and no handler to run
             self.sigmask, self.saved_mask = self.saved_mask, None
+        if self.process.pause_requests:
+            self.checkpoint()  # (registers final: the call's result, a restart, or a handler)
 
     def take_xfsz(self) -> None:
         """A call failed with EFBIG: if it went past RLIMIT_FSIZE, the host sent SIGXFSZ
@@ -392,6 +412,7 @@ class Task:
         if poller is not None:
             poller.settle(self)  # inside the poll stub: to before the call or after it (kernel/poll.py)
         self.kicked = False
+        self.checkpoint()
         if self.has_signals():
             self.stop = DIRECT
             try:
