@@ -87,15 +87,17 @@ def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float,
 
 def pause_check(proc, count: int) -> None:
     """--pause-check: pause the program ``count`` times at arbitrary moments (0-2 ms
-    apart), read every thread's registers, general, system and FPU, while it is paused,
-    resume it; then say how it went (a check of Process.pause_all, which debuggers and
-    snapshots rely on: the program must not notice)."""
+    apart), save its whole state (Process.save: every thread's registers, general, system
+    and FPU, and the rest) and restore it while it is paused, resume it; then say how it
+    went (a check of Process.pause_all, save and restore, which debuggers and snapshots
+    rely on: the program must not notice)."""
     import random
 
     from kontain import native
     from kontain.kernel import signals
     from kontain.kvm import abi as k
 
+    rip_at = 8 * k.REG_NAMES.index("rip")
     signals.block_forwarded()
     native.name_thread(b"km-pausecheck")
     threads = odd = 0
@@ -103,12 +105,13 @@ def pause_check(proc, count: int) -> None:
         time.sleep(random.random() * 0.002)
         tasks = proc.pause_all()
         try:
-            for t in tasks:
-                rip = t.q[k.RIP] & 0xFFFFFFFFFFFFFFFF
-                sregs = t.vcpu.get_sregs()
-                t.vcpu.get_xsave()
+            state = proc.save()
+            for t in state["tasks"]:
+                rip = int.from_bytes(t["vcpu"]["regs"][rip_at:rip_at + 8], "little")
                 # every parked thread is in user mode or in km's own guest code
-                odd += not (rip < proc.mem.size or rip >= proc.sys_gpa) or len(sregs) == 0
+                odd += not (rip < proc.mem.size or rip >= proc.sys_gpa)
+            proc.restore(state)
+            odd += proc.save() != state  # the round trip changes nothing
             threads += len(tasks)
         finally:
             proc.resume_all()

@@ -40,6 +40,12 @@ static void *worker(void *arg) {
             b = b + mix(i + (unsigned long)w->id);
         }
         if (a != b) w->wrong++;
+        double x = 0, y = 0;  /* and the FPU's (SSE) registers */
+        for (int i = 0; i < 2000; i++) {
+            x += (double)mix((unsigned long)i) * 1e-19;
+            *(volatile double *)&y = y + (double)mix((unsigned long)i) * 1e-19;
+        }
+        if (x != y) w->wrong++;
         if (getppid() != ppid || syscall(SYS_gettid) != tid) w->wrong++;
         char out[16], in[16] = {0};
         snprintf(out, sizeof out, "r%ld-%d", w->rounds, w->id);

@@ -199,21 +199,12 @@ def _become_child(p, parent: Task, regs: list[int], sregs: bytearray, xsave: byt
                   ctid: int) -> Task:
     """In the child: a new VM over the inherited memory, and the forking thread again."""
     native.reset_pid()
-    old_vcpus = [t.vcpu for t in p.tasks.values()] + list(p.idle_vcpus)
-    for vcpu in old_vcpus:
-        native.munmap(vcpu.run_addr, vcpu.run_size)
-        os.close(vcpu.fd)
-    p.vm.close()
-    p._create_vm()
-    p.vm.set_memory_region(p.sys.SLOT, 0, p.sys_gpa, p.sys_size, p.sys.host)
-    p.slots.rebind(p.vm.set_memory_region)
+    vcpu = p.new_vm()
     p.reset_after_fork()
     p.confinement.forked()  # (before the child has a second thread)
     p.mm.lock = _thread.RLock()  # another thread may have held it at the fork
     if p.poller is not None:
         p.poller.reset()  # the poller thread did not come along
-    vcpu = p.vm.create_vcpu(0)
-    cpu.init_vcpu(vcpu, p.cpuid, p.xcr0, p.platform.fmask, p.lstar(0))
     vcpu.set_sregs(cpu.child_sregs(sregs, 0))
     vcpu.set_xsave(xsave)
     hostcode.inherit_tsc(vcpu, parent.vcpu)

@@ -170,6 +170,22 @@ class Process:
         self.runner = VcpuRunner(vcpu, task)
         return task
 
+    def new_vm(self):
+        """A new VM over the memory this process has already, as a forked child needs (a
+        VM belongs to the process that made it) and a restore will: the old VM and its
+        vCPUs closed, the system region and every memslot registered again, vCPU 0 made
+        and set up as at the start; returns it (the threads are the caller's to make)."""
+        for vcpu in [t.vcpu for t in self.tasks.values()] + self.idle_vcpus:
+            vcpu.close()
+        self.idle_vcpus, self.next_vcpu_id = [], 1
+        self.vm.close()
+        self._create_vm()
+        self.vm.set_memory_region(self.sys.SLOT, 0, self.sys_gpa, self.sys_size, self.sys.host)
+        self.slots.rebind(self.vm.set_memory_region)
+        vcpu = self.vcpu0 = self.vm.create_vcpu(0)
+        cpu.init_vcpu(vcpu, self.cpuid, self.xcr0, self.platform.fmask, self.lstar(0))
+        return vcpu
+
     def _create_vm(self) -> None:
         self.vm = self.kvm.create_vm()
         if self.kvm.check_extension(k.KVM_CAP_DISABLE_QUIRKS2) & k.KVM_X86_QUIRK_SLOT_ZAP_ALL:
@@ -400,6 +416,46 @@ class Process:
             self.pause_requests -= 1
             self.changed.notify_all()
 
+    # -- save / restore (Firecracker's Persist: each component's state as plain data) -----
+    def save(self) -> dict:
+        """The program's state as km keeps it, while it is paused (``pause_all``): every
+        thread (registers, FPU, signal state), the address space and its memory slots,
+        signal actions and the process's pending signals, timers, the descriptor table,
+        and what the program was started as.  Not the guest's memory itself: that is a
+        snapshot's to write."""
+        with self.lock:
+            if any(t.state == RUNNING for t in self.tasks.values()):
+                raise RuntimeError("Process.save of a program that is not paused")
+            return {
+                "program": {"path": self.path, "name": self.name, "argv": list(self.argv), "envp": list(self.envp),
+                            "personality": self.personality, "rlimits": dict(self.rlimits),
+                            "stack_info": self.stack_info},
+                "tasks": [t.save() for t in self.tasks.values()],
+                "mm": self.mm.save(), "slots": self.slots.save(), "actions": self.actions.save(),
+                "shared_pending": self.shared_pending.save(), "timers": self.timers.save(), "fds": self.fds.save(),
+            }
+
+    def restore(self, state: dict) -> None:
+        """Take ``save()``'s data back into this paused program: the same threads, the
+        same mappings in place (a restore into a new VM builds those first)."""
+        with self.lock:
+            saved = {t["tid"]: t for t in state["tasks"]}
+            if saved.keys() != self.tasks.keys():
+                raise RuntimeError("Process.restore: the threads are not the ones saved")
+            self.fds.restore(state["fds"])
+            self.slots.restore(state["slots"])
+            self.mm.restore(state["mm"])
+            self.actions.restore(state["actions"])
+            self.timers.restore(state["timers"])
+            self.shared_pending.restore(state["shared_pending"], self.timers)
+            for tid, t in self.tasks.items():
+                t.restore(saved[tid])
+            program = state["program"]
+            self.path, self.name = program["path"], program["name"]
+            self.argv, self.envp = list(program["argv"]), list(program["envp"])
+            self.personality, self.rlimits = program["personality"], dict(program["rlimits"])
+            self.stack_info = program["stack_info"]
+
     def clone_thread(self, parent: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
         """A new guest thread on a vCPU of its own, run by a host thread of its own; it
         starts where the parent returns from clone, with RAX = 0 (returns its tid)."""
@@ -484,8 +540,6 @@ class Process:
         self.pause_requests = 0
         self.shared_pending = signals.Pending()
         self.tasks = {}
-        self.idle_vcpus = []
-        self.next_vcpu_id = 1
         self.ending = []
         self.timers = Timers()  # a child has no timers
         self.zap = False

@@ -91,6 +91,15 @@ class SignalActions:
             self._table[sig] = (S.SIG_IGN if handler == S.SIG_IGN else S.SIG_DFL, 0, 0, 0)
         mirror_sigchld(self._table[S.SIGCHLD][0], 0)
 
+    def save(self) -> list[tuple[int, int, int, int]]:
+        return list(self._table)
+
+    def restore(self, state: list[tuple[int, int, int, int]]) -> None:
+        if len(state) != S.NSIG + 1:
+            raise ValueError("a signal action table of the wrong size")
+        self._table = [tuple(a) for a in state]  # type: ignore[misc]
+        mirror_sigchld(self._table[S.SIGCHLD][0], self._table[S.SIGCHLD][1])
+
     @staticmethod
     def read(mem, addr: int) -> tuple[int, int, int, int]:
         return k_sigaction.unpack(mem.read(addr, k_sigaction.size))
@@ -194,6 +203,34 @@ class Pending:
                 info.timer.queued = None
             elif _counted(info):
                 QUEUED.count -= 1
+
+    def save(self) -> dict:
+        """The set as plain data: a timer's siginfo is marked, for ``restore`` to give it
+        back to its timer."""
+        return {"mask": self.mask,
+                "infos": {sig: [(bytes(i), type(i) is TimerInfo) for i in q] for sig, q in self.infos.items()}}
+
+    def restore(self, state: dict, timers) -> None:
+        """Take ``save()``'s data back; ``timers`` (kernel/timers.py) are the process's,
+        restored already: a timer's pending siginfo is its own again.  The process's
+        count of queued siginfos follows."""
+        self.discard_all()
+        self.mask = state["mask"]
+        for sig, q in state["infos"].items():
+            infos = self.infos[sig] = []
+            for data, is_timer in q:
+                if is_timer:
+                    info = timers.pending_again(data, self)
+                else:
+                    info = bytes(data)
+                    if _counted(info):
+                        QUEUED.count += 1
+                infos.append(info)
+
+    def discard_all(self) -> None:
+        for sig in list(self.infos):
+            self.discard(sig)
+        self.mask = 0
 
     def drop(self, sig: int, info: TimerInfo) -> None:
         """A timer's pending siginfo goes (the timer was set again, or deleted)."""

@@ -148,6 +148,24 @@ class Task:
             q[k.R11] = _s64(ctx.rflags)
             q[k.RIP] = L.STUB + guest_code.SYSCALL_RETURN
 
+    # -- save / restore (a PAUSED thread: kernel/runstate.py) ------------------------------
+    def save(self) -> dict:
+        """The thread as plain data: its vCPU, where it stopped, its signal state, the
+        addresses the kernel keeps for it, and its credentials as last seen."""
+        return {"tid": self.tid, "vcpu": self.vcpu.save(), "stop": self.stop, "sigmask": self.sigmask,
+                "saved_mask": self.saved_mask, "pending": self.pending.save(), "altstack": self.altstack,
+                "robust_list": self.robust_list, "clear_child_tid": self.clear_child_tid, "creds": self.creds}
+
+    def restore(self, state: dict) -> None:
+        """Take ``save()``'s data back (the process's timers first: Process.restore)."""
+        if state["tid"] != self.tid:
+            raise ValueError(f"thread {state['tid']}'s state given to thread {self.tid}")
+        self.vcpu.restore(state["vcpu"])
+        self.stop, self.sigmask, self.saved_mask = state["stop"], state["sigmask"], state["saved_mask"]
+        self.pending.restore(state["pending"], self.process.timers)
+        self.altstack, self.robust_list = state["altstack"], state["robust_list"]
+        self.clear_child_tid, self.creds = state["clear_child_tid"], state["creds"]
+
     # -- signals -------------------------------------------------------------------------
     def has_signals(self) -> int:
         return (self.pending.mask | self.shared.mask) & ~self.sigmask

@@ -81,6 +81,30 @@ class Timers:
         q.timer = timer
         return q
 
+    def save(self) -> dict:
+        """The bookkeeping as plain data (the host timers themselves are km's: they go on;
+        a timer's pending signal is saved with the pending set that holds it)."""
+        return {"targets": dict(self.targets), "overruns": {t: v.overrun_last for t, v in self.timers.items()}}
+
+    def restore(self, state: dict) -> None:
+        """Take ``save()``'s data back, before the pending sets (Pending.restore)."""
+        self.targets = dict(state["targets"])
+        self.timers = {}
+        for timerid, overrun in state["overruns"].items():
+            timer = self.timers[timerid] = Timer()
+            timer.overrun_last = overrun
+
+    def pending_again(self, data: bytes, where) -> bytes:
+        """A timer's siginfo as a restored pending set holds it again: the timer's own
+        (a plain siginfo when the timer is gone)."""
+        timer = self.timers.get(struct.unpack_from("<i", data, 16)[0])
+        if timer is None:
+            return bytes(data)
+        q = TimerInfo(data)
+        q.timer, q.where = timer, where
+        timer.queued = q
+        return q
+
     def delete_all(self) -> None:
         """execve: the program's timers go away."""
         for timerid in self.targets:

@@ -268,6 +268,22 @@ class Vcpu:
         _check(_ioctl_buf(self.fd, k.KVM_GET_FPU, buf), "KVM_GET_FPU")
         return buf
 
+    # -- save / restore (a paused vCPU: out of KVM_RUN, not to enter it meanwhile) --------
+    def save(self) -> dict[str, bytes]:
+        """The vCPU's state as plain data: general registers (the synced copy, final at a
+        safe point), system registers, and the XSAVE area."""
+        regs = bytes(self.page[8 * k.Q_REGS:8 * (k.Q_REGS + len(k.REG_NAMES))])
+        return {"regs": regs, "sregs": bytes(self.get_sregs()), "xsave": bytes(self.get_xsave())}
+
+    def restore(self, state: dict[str, bytes]) -> None:
+        regs = state["regs"]
+        self.page[8 * k.Q_REGS:8 * k.Q_REGS + len(regs)] = regs
+        self.mark_regs_dirty()
+        self.set_sregs(bytearray(state["sregs"]))
+        r = self.set_xsave(bytearray(state["xsave"]))
+        if r < 0:
+            raise KvmError(f"KVM_SET_XSAVE: {os.strerror(-r)}")
+
     def close(self) -> None:
         native.munmap(self.run_addr, self.run_size)
         os.close(self.fd)

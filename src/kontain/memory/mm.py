@@ -200,6 +200,29 @@ class AddressSpace:
         self.lock_future = -1  # mlockall(MCL_FUTURE): the mlock2 flags new mappings get (syscalls/mm.py)
         self.attaches = 0  # shmat calls so far: each attachment's ShmVma.attach
 
+    # -- save / restore (the bookkeeping; memory itself and its slots are the caller's) --
+    def save(self) -> dict:
+        """What the address space knows, as plain data (a snapshot, a test)."""
+        vmas = [(type(v).__name__, tuple(getattr(v, a) for a in _vma_fields(type(v)))) for v in self._vmas]
+        return {"vmas": vmas, "brk": (self.brk_start, self.brk_end), "mmap_top": self.mmap_top,
+                "committed": self.committed, "limit": self.limit, "lock_future": self.lock_future}
+
+    def restore(self, state: dict) -> None:
+        """Take ``save()``'s data back: the mappings it describes must be in place."""
+        kinds = {"Vma": Vma, "ShmVma": ShmVma}
+        vmas = []
+        for kind, values in state["vmas"]:
+            cls = kinds[kind]
+            v = cls.__new__(cls)
+            for a, value in zip(_vma_fields(cls), values):
+                setattr(v, a, value)
+            vmas.append(v)
+        self._vmas = vmas
+        self._starts = [v.start for v in vmas]
+        self.brk_start, self.brk_end = state["brk"]
+        self.mmap_top, self.committed = state["mmap_top"], state["committed"]
+        self.limit, self.lock_future = state["limit"], state["lock_future"]
+
     # -- the VMA list ----------------------------------------------------------------
     def __iter__(self) -> Iterator[Vma]:
         return iter(self._vmas)
@@ -683,3 +706,11 @@ class AddressSpace:
             self.unmap_range(new_top, old_top)
         self.brk_end = new
         return new
+
+
+def _vma_fields(cls) -> tuple[str, ...]:
+    """Every attribute of a VMA class, its bases' first."""
+    out: tuple[str, ...] = ()
+    for c in reversed(cls.__mro__):
+        out += tuple(getattr(c, "__slots__", ()))
+    return out
