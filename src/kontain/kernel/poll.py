@@ -39,10 +39,11 @@ from kontain.arch.x86_64 import layout as L
 from kontain.errors import OwnThread, ProcessExit
 from kontain.kvm import abi as k
 
-# slot fields: u32 view, then signed u64 view
-STATE, ON = 0, 1
-NR, ARG0, RESULT = 1, 2, 8
-IDLE, POSTED, TAKEN, DONE, DONE_EXIT, DECLINED = 0, 1, 2, 3, 4, 5
+# a slot's fields (arch/x86_64/layout.py) as indices of its u32 view, then of its signed u64 view
+STATE, ON = L.SLOT_STATE // 4, L.SLOT_ON // 4
+NR, ARG0, RESULT = L.SLOT_NR // 8, L.SLOT_ARGS // 8, L.SLOT_RESULT // 8
+IDLE, POSTED, TAKEN, DONE, DONE_EXIT, DECLINED = (L.SLOT_IDLE, L.SLOT_POSTED, L.SLOT_TAKEN, L.SLOT_DONE,
+                                                  L.SLOT_DONE_EXIT, L.SLOT_DECLINED)
 
 MISSES = 8  # pollable calls that exited while the slot was on: look again whether it pays; it does
 # not if, since it was switched on, at least 32 exited and more than half as many as were answered
@@ -50,7 +51,7 @@ WARMUP_NS = 5_000_000  # (the first 5 ms do not count: the poller may be waking 
 BURST = 64  # pollable exits in a row ...
 BURST_NS = 64 * 400_000  # ... within this time (>2.5k calls/s) switch the slot on
 SPIN = 20_000  # pause rounds the stub waits for an answer (~14 ns each here: ~0.3 ms)
-SPIN_EAGER = 100_000  # with --poll always (the stub's cap, guest.S POLL_SPIN_MAX)
+SPIN_EAGER = L.POLL_SPIN_MAX  # with --poll always: as long as the stub spins at all
 BACKOFF_MIN_NS, BACKOFF_MAX_NS = 50_000_000, 2_000_000_000  # a slot that did not pay stays off, doubling
 DECLINES = 8  # a call declined this often on a vCPU is no longer posted there ...
 RETRY_NS = 1_000_000_000  # ... for this long
