@@ -58,7 +58,8 @@ def test_round_trip(mem):
     assert r.fpstate == sf.frame_location(ctx.regs["rsp"] - sf.RED_ZONE, XSIZE)[1]
     area = mem.read(r.fpstate, XSIZE + sf.MAGIC2_SIZE)
     assert fpx_sw_bytes.unpack_from(area, FXSAVE_SW_BYTES)[:4] == (FP_XSTATE_MAGIC1, XSIZE + 4, XCR0, XSIZE)
-    assert sf.xsave_from_frame(area, XSIZE, XCR0) == bytes(XSAVE)
+    init = bytes(4096)
+    assert sf.xsave_from_frame(mem.read, r.fpstate, XSIZE, XCR0, init) == bytes(XSAVE) + init[XSIZE:]
 
 
 @pytest.mark.parametrize("xsize", [576, XSIZE, 2696])
@@ -97,18 +98,27 @@ def fp_area(at=None, feats=XCR0):
 # XCOMP_BV (a compacted area), XSTATE_BV with a feature not in XCR0 (bit 9), reserved header bytes
 @pytest.mark.parametrize("at", [{520: b"\x01"}, {513: b"\x02"}, {540: b"\x01"}])
 def test_an_area_xrstor_would_fault_on_is_refused(at):
-    assert sf.xsave_from_frame(fp_area(at=at), XSIZE, XCR0) is None
+    assert from_frame(fp_area(at=at)) is None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="sigframe.py xsave_from_frame: a bad magic1/magic2 is refused (SIGSEGV) where Linux's "
-                          "check_xstate_in_sigframe falls back to an FP/SSE-only restore; sw_bytes.xfeatures is "
-                          "ignored where Linux restores only those features and resets the others")
+def from_frame(area: bytes, fp: int = 0):
+    """xsave_from_frame over ``area`` placed at ``fp``."""
+    def read(addr, n):
+        return area[addr - fp:addr - fp + n]
+    return sf.xsave_from_frame(read, fp, XSIZE, XCR0, bytes(XSIZE))
+
+
 @pytest.mark.parametrize("area", [fp_area({FXSAVE_SW_BYTES: bytes(4)}), fp_area({XSIZE: bytes(4)}), fp_area(feats=3)])
 def test_only_fp_and_sse_when_the_software_bytes_say_so(area):
-    area = sf.xsave_from_frame(area, XSIZE, XCR0)
-    assert area is not None and area[:FXSAVE_SW_BYTES] == XSAVE[:FXSAVE_SW_BYTES]
+    area = from_frame(area)
+    assert area is not None and area[:sf.FXSAVE_FIELDS] == XSAVE[:sf.FXSAVE_FIELDS]
     assert struct.unpack_from("<Q", area, 512)[0] == 3  # FP and SSE from the frame, the rest initial
+
+
+def test_misaligned_areas_fault():
+    assert from_frame(fp_area(), fp=8) is None  # FXRSTOR's 16 bytes
+    assert from_frame(fp_area(), fp=16) is None  # XRSTOR's 64
+    assert from_frame(fp_area({FXSAVE_SW_BYTES: bytes(4)}), fp=16) is not None  # FXRSTOR alone: 16 is enough
 
 
 class Killed(Exception):
@@ -145,10 +155,7 @@ def test_deliver_then_sigreturn(mem):
     assert t.loaded[-1][:XSIZE] == bytes(XSAVE)
 
 
-@pytest.mark.parametrize("where", [END + 64, -64, pytest.param("misaligned", marks=pytest.mark.xfail(
-    strict=True, raises=pytest.fail.Exception,
-    reason="task.py sigreturn: an fpstate that is not 64-byte aligned is loaded; on Linux XRSTOR faults (#GP) "
-           "on it and rt_sigreturn ends in SIGSEGV"))])
+@pytest.mark.parametrize("where", [END + 64, -64, "misaligned"])
 def test_sigreturn_with_a_bad_fpstate_pointer_is_sigsegv(mem, where):
     t = task(mem)
     t.deliver(S.SIGUSR1, INFO, context())
@@ -183,9 +190,6 @@ def test_sa_onstack_uses_the_altstack_and_nests_below_the_frame(mem):
     assert saved_altstack(mem, outer) == (END - 4096, 0, 4096)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="task.py deliver: uc_stack.ss_flags is SS_ONSTACK for a nested frame; Linux's "
-                          "unsafe_save_altstack stores the flags sigaltstack set (t->sas_ss_flags), here 0")
 def test_a_nested_frame_saves_the_altstack_flags_as_set(mem):
     assert saved_altstack(mem, on_altstack(mem)[1]) == (END - 4096, 0, 4096)
 
@@ -194,10 +198,7 @@ def test_a_nested_frame_saves_the_altstack_flags_as_set(mem):
     2 * 4096 + 64,  # a hole in the window
     1 << 47,  # past the window
     M64 - 7,  # not a user address
-    pytest.param(0x100, marks=pytest.mark.xfail(
-        strict=True, raises=struct.error,
-        reason="sigframe.py build: an rsp this low makes the frame address negative and sigcontext.pack raises "
-               "struct.error (km's internal error); Linux's unsigned arithmetic wraps, access_ok fails: SIGSEGV")),
+    0x100,  # the frame's address wraps below 0
 ])
 def test_a_frame_that_cannot_be_written_is_sigsegv(mem, rsp):
     with pytest.raises(Killed) as e:
@@ -205,9 +206,6 @@ def test_a_frame_that_cannot_be_written_is_sigsegv(mem, rsp):
     assert e.value.args == (S.SIGSEGV,)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                   reason="task.py deliver: a frame larger than the altstack is written below it; Linux's "
-                          "get_sigframe returns -1 (SIGSEGV) when the frame does not fit on the altstack")
 def test_a_frame_larger_than_the_altstack_is_sigsegv(mem):
     alt = END - 2048  # MINSIGSTKSZ, too small for an AVX-512 sized area
     with pytest.raises(Killed):

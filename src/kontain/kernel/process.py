@@ -476,6 +476,7 @@ class Process:
         vcpu.set_xsave(parent.vcpu.get_xsave())
         hostcode.inherit_tsc(vcpu, parent.vcpu)
         task = Task(self, vcpu, 0)
+        task.altstack = (0, S.SS_DISABLE, 0)  # a thread sharing the memory: none (Linux's sas_ss_reset)
         task.sigmask = parent.sigmask
         task.creds = parent.creds  # (its host thread is the parent's child: the same credentials)
         task.on_syscall = self.syscalls.dispatcher(task)

@@ -19,7 +19,7 @@ import struct
 
 from kontain import native
 from kontain.abi import signals as S
-from kontain.abi.errno import EFBIG, EINTR, EPIPE, ERESTARTNOINTR
+from kontain.abi.errno import EFBIG, EINTR, EINVAL, ENOMEM, EPERM, EPIPE, ERESTARTNOINTR
 from kontain.abi.signals import SIGINFO_SIZE, siginfo
 from kontain.abi.structs import SIGCONTEXT_REGS
 from kontain.abi.syscalls import NORESTART, NR, SIGPIPE
@@ -67,7 +67,7 @@ class Task:
         self.stop = SYSCALL
         self.clear_child_tid = 0
         self.robust_list = (0, 0)
-        self.altstack = (0, S.SS_DISABLE, 0)
+        self.altstack = (0, 0, 0)  # (sp, flags as sigaltstack set them, size): none, size 0
         self.state = RUNNING  # kernel/runstate.py
         # this thread's host credentials, when it changed them (None: the ones km
         # started with); monitor threads act for it only with the same (kernel/poll.py)
@@ -289,27 +289,55 @@ class Task:
         self.q[k.RAX] = nr
         self.vcpu.mark_regs_dirty()
 
+    def on_altstack(self, sp: int) -> bool:
+        """Linux's on_sig_stack: is ``sp`` on the alternate signal stack?  Never with
+        SS_AUTODISARM (a stack pointer corrupted near its end must not stop delivery)."""
+        ss_sp, ss_flags, ss_size = self.altstack
+        return not ss_flags & S.SS_AUTODISARM and _within(sp, ss_sp, ss_size)
+
+    def altstack_flags(self, sp: int) -> int:
+        """sigaltstack's old ss_flags (Linux's sas_ss_flags, and the flag bits as set)."""
+        _ss_sp, ss_flags, ss_size = self.altstack
+        mode = S.SS_DISABLE if not ss_size else S.SS_ONSTACK if self.on_altstack(sp) else 0
+        return mode | ss_flags & S.SS_AUTODISARM
+
+    def set_altstack(self, ss_sp: int, ss_flags: int, ss_size: int, sp: int) -> int:
+        """sigaltstack's new stack, also rt_sigreturn's (Linux's do_sigaltstack): 0 or -errno.
+        The flags are kept as given: a signal frame saves them so."""
+        if self.on_altstack(sp):
+            return -EPERM
+        ss_flags &= 0xFFFFFFFF
+        mode = ss_flags & ~S.SS_AUTODISARM
+        if mode not in (0, S.SS_ONSTACK, S.SS_DISABLE):
+            return -EINVAL
+        if mode == S.SS_DISABLE:
+            ss_sp = ss_size = 0
+        elif ss_size < S.MINSIGSTKSZ:
+            return -ENOMEM
+        self.altstack = (ss_sp, ss_flags, ss_size)
+        return 0
+
     def deliver(self, sig: int, info: bytes, ctx: sigframe.Context) -> None:
-        """Set up Linux's signal frame and enter the handler (handle_signal)."""
+        """Set up Linux's signal frame and enter the handler (handle_signal, get_sigframe)."""
         p = self.process
         handler, flags, restorer, sa_mask = p.actions.get(sig)
-        sp = ctx.regs["rsp"]
+        sp = ctx.regs["rsp"] & 0xFFFFFFFFFFFFFFFF
         alt_sp, alt_flags, alt_size = self.altstack
-        enabled = not alt_flags & S.SS_DISABLE and alt_size
-        on_alt = bool(enabled) and alt_sp < sp <= alt_sp + alt_size
-        if flags & S.SA_ONSTACK and enabled and not on_alt:
+        nested = self.on_altstack(sp)
+        sp_top = sp - sigframe.RED_ZONE
+        entering = bool(flags & S.SA_ONSTACK and alt_size and not self.on_altstack(sp_top))
+        if entering:
             sp_top = alt_sp + alt_size
-        else:
-            sp_top = sp - sigframe.RED_ZONE
         if not flags & S.SA_RESTORER:
             self._bad_frame()
+        frame, _fp = sigframe.frame_location(sp_top, p.xstate_size)
+        if (nested or entering) and not _within(frame, alt_sp, alt_size):
+            self._bad_frame()  # it would overflow the alternate stack
         old_mask = self.saved_mask if self.saved_mask is not None else self.sigmask
         self.saved_mask = None
-        uc_stack = (alt_sp, (S.SS_ONSTACK if on_alt else (S.SS_DISABLE if not enabled else 0)) | (alt_flags & S.SS_AUTODISARM),
-                    alt_size)
         frame, blob = sigframe.build(ctx, sig_mask=old_mask, info=info, restorer=restorer, sp_top=sp_top,
                                      xsave=self.vcpu.get_xsave(), xsize=p.xstate_size, xfeatures=p.xcr0,
-                                     altstack=uc_stack)
+                                     altstack=self.altstack)
         try:
             self.mem.write(frame, blob)
         except GuestError:
@@ -331,25 +359,19 @@ class Task:
     def sigreturn(self) -> int:
         """rt_sigreturn: everything back as the frame says; returns the restored RAX."""
         p = self.process
-        frame = (self.q[k.RSP] & 0xFFFFFFFFFFFFFFFF) - 8
+        sp = self.q[k.RSP] & 0xFFFFFFFFFFFFFFFF
         try:
-            r = sigframe.parse(self.mem.read(frame + sigframe.UC_OFFSET, sigframe.UC_SIZE),
+            r = sigframe.parse(self.mem.read(sp - 8 + sigframe.UC_OFFSET, sigframe.UC_SIZE),
                                self.q[k.R11] & 0xFFFFFFFFFFFFFFFF)
+            area = p.init_xsave
             if r.fpstate:
-                area = sigframe.xsave_from_frame(self.mem.read(r.fpstate, p.xstate_size + sigframe.MAGIC2_SIZE),
-                                                 p.xstate_size, p.xcr0)
-                if area is None or self.vcpu.set_xsave(bytearray(area.ljust(len(p.init_xsave), b"\0"))) < 0:
-                    self._bad_frame()
-            else:
-                self.vcpu.set_xsave(p.init_xsave)
+                area = sigframe.xsave_from_frame(self.mem.read, r.fpstate, p.xstate_size, p.xcr0, p.init_xsave)
+            if area is None or self.vcpu.set_xsave(bytearray(area)) < 0:
+                self._bad_frame()
         except GuestError:
             self._bad_frame()
         self.sigmask = r.mask & ~S.UNBLOCKABLE
-        ss_sp, ss_flags, ss_size = r.altstack
-        if not ss_flags & S.SS_DISABLE and ss_size >= S.MINSIGSTKSZ:
-            self.altstack = (ss_sp, ss_flags & S.SS_AUTODISARM, ss_size)
-        elif ss_flags & S.SS_DISABLE:
-            self.altstack = (0, S.SS_DISABLE, 0)
+        self.set_altstack(*r.altstack, sp)  # (its errors are ignored, as Linux's restore_altstack does)
         self.resume(r.ctx, full=True)
         self.stop = DIRECT  # registers are final: nothing may treat this as a syscall result
         return _s64(r.ctx.regs["rax"])
@@ -524,3 +546,8 @@ class Task:
 def _s64(v: int) -> int:
     v &= 0xFFFFFFFFFFFFFFFF
     return v - (1 << 64) if v >> 63 else v
+
+
+def _within(sp: int, ss_sp: int, ss_size: int) -> bool:
+    """Linux's __on_sig_stack: ``sp`` in (ss_sp, ss_sp + ss_size], unsigned."""
+    return sp > ss_sp and sp - ss_sp <= ss_size

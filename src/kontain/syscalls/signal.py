@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 
 from kontain.abi import signals as S
-from kontain.abi.errno import EAGAIN, EBADF, EINTR, EINVAL, ENOMEM, EPERM, ERESTARTNOINTR
+from kontain.abi.errno import EAGAIN, EBADF, EINTR, EINVAL, ERESTARTNOINTR
 from kontain.abi.structs import stack_t
 from kontain.errors import GuestError
 from kontain.kvm import abi as k
@@ -73,29 +73,15 @@ def rt_sigpending(t, set_addr, sigsetsize, *_):
 
 
 def sigaltstack(t, ss, old_ss, *_):
-    sp, flags, size = t.altstack
     rsp = t.q[k.RSP] & 0xFFFFFFFFFFFFFFFF
-    on_stack = not flags & S.SS_DISABLE and size and sp < rsp <= sp + size
-    if on_stack:
-        flags = S.SS_ONSTACK | (flags & S.SS_AUTODISARM)
-    if ss and on_stack:
-        raise GuestError(EPERM)
+    sp, _flags, size = t.altstack
+    old = stack_t.pack(sp, t.altstack_flags(rsp), size)
     if ss:
-        nsp, nflags, nsize = stack_t.unpack(t.mem.read(ss, stack_t.size))
-        nflags &= 0xFFFFFFFF
-        mode = nflags & ~S.SS_AUTODISARM
-        if mode not in (0, S.SS_ONSTACK, S.SS_DISABLE):
-            raise GuestError(EINVAL)
-        if mode == S.SS_DISABLE:
-            new = (0, S.SS_DISABLE, 0)
-        else:
-            if nsize < S.MINSIGSTKSZ:
-                raise GuestError(ENOMEM)
-            new = (nsp, nflags & S.SS_AUTODISARM, nsize)
+        err = t.set_altstack(*stack_t.unpack(t.mem.read(ss, stack_t.size)), rsp)
+        if err:
+            return err
     if old_ss:
-        t.mem.write(old_ss, stack_t.pack(sp, flags, size))
-    if ss:
-        t.altstack = new
+        t.mem.write(old_ss, old)
     return 0
 
 
