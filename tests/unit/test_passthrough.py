@@ -95,9 +95,6 @@ def test_paths_and_directory_descriptors(t, tmp_path):
         os.close(d)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="common.py dirfd(): a dirfd at the floor is EBADF even with an absolute path, which "
-                          "Linux's path_init never looks at the dirfd for (mkdirat(999999, \"/tmp/x\") succeeds)")
 def test_an_absolute_path_ignores_the_directory_descriptor(t, tmp_path):
     t.mem.write(0x400, str(tmp_path / "b").encode() + b"\0")
     assert call(t, MKDIRAT, t.fds.floor, 0x400, 0o755) == 0

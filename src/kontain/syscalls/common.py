@@ -17,7 +17,6 @@ import struct
 
 from kontain import native
 from kontain.abi.errno import EFAULT, EINTR, EINVAL, EMFILE, ERESTARTNOINTR
-from kontain.abi.flags import AT_FDCWD
 from kontain.errors import GuestError
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~3 ms)
@@ -45,11 +44,13 @@ def u64(x: int) -> int:
 
 
 def dirfd(t, fd: int) -> int:
-    """An ``int dirfd`` argument: AT_FDCWD, or a guest descriptor."""
+    """An ``int dirfd`` argument: AT_FDCWD, or a guest descriptor.  One of the monitor's
+    is, for the program, not open: the host gets -1 instead, which it ignores for an
+    absolute path and refuses with EBADF otherwise, as Linux does with a closed one."""
     fd = s32(fd)
-    if fd == AT_FDCWD or fd < 0:
+    if fd < 0 or t.fds.allowed(fd):
         return fd
-    return t.fds.check(fd)
+    return -1
 
 
 def ptr(t, addr: int, size: int = 1) -> int:
