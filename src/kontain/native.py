@@ -97,6 +97,18 @@ def syscall(nr: int, *args: int) -> int:
     return r
 
 
+def capable(cap: int) -> bool:
+    """Has the calling thread capability ``cap`` in its effective set?  (Linux's
+    capable(), for a call km answers itself: the host thread's credentials are the
+    program thread's.)"""
+    head = bytearray((0x20080522).to_bytes(8, "little"))  # _LINUX_CAPABILITY_VERSION_3, pid 0
+    data = bytearray(24)
+    if syscall(125, address_of(head), address_of(data)) != 0:  # capget
+        return False
+    word = int.from_bytes(data[12 * (cap // 32):12 * (cap // 32) + 4], "little")  # that half's effective set
+    return bool(word >> (cap % 32) & 1)
+
+
 def dup_at_least(fd: int, lowest: int) -> int:
     """fcntl(F_DUPFD_CLOEXEC): a close-on-exec copy of ``fd`` at ``lowest`` or above (how
     km keeps its own descriptors out of the guest's range); -errno on failure."""

@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import resource
 
+from kontain import native
 from kontain.abi.errno import EBADF, EINVAL, EMFILE, EPERM
+from kontain.abi.flags import CAP_SYS_RESOURCE
 from kontain.errors import GuestError, KmError
 
 RESERVE = 1056  # descriptors kept for the monitor: one per vCPU (layout.MAX_VCPUS) and a few
@@ -109,8 +111,8 @@ class FdTable:
         """setrlimit(RLIMIT_NOFILE) for the guest."""
         if soft > hard:
             raise GuestError(EINVAL)
-        if hard > self.hard:
-            raise GuestError(EPERM)
+        if hard > self.floor or hard > self.hard and not native.capable(CAP_SYS_RESOURCE):
+            raise GuestError(EPERM)  # (the floor is the program's nr_open)
         self.soft, self.hard = soft, hard
 
 

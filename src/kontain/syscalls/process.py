@@ -162,16 +162,6 @@ def _comm(t, addr: int) -> bytes:
     return out
 
 
-def capable(cap: int) -> bool:
-    """Has the calling thread ``cap`` in its effective set?  (What Linux's capable()
-    asks for a call that km answers itself instead of the host.)"""
-    head = bytearray(struct.pack("<Ii", _LINUX_CAPABILITY_VERSION_3, 0))
-    data = bytearray(24)
-    if native.syscall(SYS_capget, native.address_of(head), native.address_of(data)) != 0:
-        return False
-    return bool(struct.unpack_from("<I", data, 12 * (cap // 32))[0] >> (cap % 32) & 1)
-
-
 def _set_mm(t, opt: int, addr: int, arg4: int, arg5: int) -> int:
     """PR_SET_MM in Linux's order of checks.  The program's address-space fields are
     km's to lay out (the host's mm is km's): a caller allowed to change them gets EINVAL,
@@ -181,7 +171,7 @@ def _set_mm(t, opt: int, addr: int, arg4: int, arg5: int) -> int:
     if opt == F.PR_SET_MM_MAP_SIZE:
         t.mem.write(addr, struct.pack("<I", prctl_mm_map.size))
         return 0
-    if opt != F.PR_SET_MM_MAP and not capable(F.CAP_SYS_RESOURCE):
+    if opt != F.PR_SET_MM_MAP and not native.capable(F.CAP_SYS_RESOURCE):
         raise GuestError(EPERM)
     raise GuestError(EINVAL)
 

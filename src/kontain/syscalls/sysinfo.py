@@ -33,7 +33,7 @@ def _set(t, resource: int, soft: int, hard: int) -> None:
         t.fds.set_nofile(soft, hard)
         return
     old_hard = _get(t, resource)[1]
-    if hard > old_hard and os.geteuid() != 0:
+    if hard > old_hard and not native.capable(F.CAP_SYS_RESOURCE):
         raise GuestError(EPERM)
     t.process.rlimits[resource] = (soft, hard)
 
