@@ -115,21 +115,21 @@ def test_requests_this_worker_cannot_serve_are_refused(situation):
     fields, fds = situation
     assert answer(change(fields, ns=b"1,2,3"), fds) == "other namespaces"
     assert answer(change(fields, groups=b"12345"), fds) == "other groups"
-    assert answer(change(fields, limits=b"0:0"), fds) == "another descriptor limit"
+    assert answer(change(fields, limits=b"0:0"), fds) == "malformed"  # every limit, or none
+    limits = fields[len(fields) - len(NAMES) + NAMES.index("limits")].split()
+    limits[resource.RLIMIT_NOFILE] = b"0:0"
+    assert answer(change(fields, limits=b" ".join(limits)), fds) == "another descriptor limit"
     numbers = b",".join(str(x).encode() for x in [*fds[:-2], FLOOR])
     assert answer(change(fields, numbers=numbers), fds) == "a descriptor among the monitor's"
     assert answer(fields, fds) == ""
     assert answer(fields + [b"later"], fds) == ""  # fields past the known ones: ignored (VERSION names the format)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="server.py Request accepts them and they raise later, outside _worker's try: "
-                          "refusal()'s ns/groups .decode() (UnicodeDecodeError); fewer than 10 limits: rlimit() "
-                          "IndexError after 'ok'; a limit not soft:hard or a negative CPU: adopt() (ValueError)")
 @pytest.mark.parametrize("field, value", [
     ("ns", b"\xff"), ("groups", b"\xfe"), ("limits", b"0:0 " * 7 + b"%d:%d" % resource.getrlimit(7)),
     ("limits", b"1:2:3 " + b"0:0 " * 6 + b"%d:%d" % resource.getrlimit(7) + b" 0:0" * 8), ("cpus", b"-1"),
-], ids=["ns-not-utf8", "groups-not-utf8", "8-limits", "limit-not-a-pair", "negative-cpu"])
+    ("numbers", b"-1"), ("umask", b"-1"),
+], ids=["ns-not-utf8", "groups-not-utf8", "8-limits", "limit-not-a-pair", "negative-cpu", "negative-fd", "umask"])
 def test_fields_that_would_kill_the_worker_are_refused(situation, field, value):
     fields, fds = situation
     try:

@@ -245,6 +245,26 @@ def _receive(sock) -> tuple[list[bytes], list[int]] | None:
     return b"".join(chunks).split(b"\0"), fds
 
 
+_U64 = (1 << 64) - 1
+_RLIMITS = 16  # RLIM_NLIMITS: client.situation() sends every limit
+
+
+def _number(field: bytes, top: int) -> int:
+    """A field that must be a number in [0, top] (ValueError otherwise)."""
+    n = int(field)
+    if not 0 <= n <= top:
+        raise ValueError("a number out of range")
+    return n
+
+
+def _limit(pair: bytes) -> tuple[int, int]:
+    """``soft:hard``, each -1 (RLIM_INFINITY), -2 (the client could not say) or a limit."""
+    soft, hard = (int(x) for x in pair.split(b":"))  # (ValueError: not two numbers)
+    if not (-2 <= soft <= _U64 and -2 <= hard <= _U64):
+        raise ValueError("a limit out of range")
+    return soft, hard
+
+
 class Request:
     """A client's situation, as client.situation() wrote it."""
 
@@ -257,10 +277,13 @@ class Request:
         self.env = dict(e.split(b"=", 1) for e in fields[3 + n:3 + n + m] if b"=" in e)
         (umask, mask, ignored, self.cwd, self.ns, self.groups, cpus, limits, numbers, cloexec,
          has_cwd) = fields[3 + n + m:3 + n + m + 11]
-        self.umask, self.mask, self.ignored = int(umask), int(mask), int(ignored)
-        self.cpus = [int(c) for c in cpus.split(b",") if c]
-        self.limits = [tuple(int(x) for x in pair.split(b":")) for pair in limits.split()]
-        self.numbers = [int(x) for x in numbers.split(b",") if x]
+        self.umask, self.mask, self.ignored = _number(umask, 0o7777), _number(mask, _U64), _number(ignored, _U64)
+        self.ns, self.groups = self.ns.decode("ascii"), self.groups.decode("ascii")  # (UnicodeDecodeError: a ValueError)
+        self.cpus = [_number(c, 1 << 20) for c in cpus.split(b",") if c]
+        self.limits = [_limit(pair) for pair in limits.split()]
+        if len(self.limits) != _RLIMITS:
+            raise ValueError("limits")
+        self.numbers = [_number(x, 1 << 30) for x in numbers.split(b",") if x]
         self.cloexec = [x == b"1" for x in cloexec.split(b",") if x]
         self.fds = fds[:len(self.numbers)]
         self.cwd_fd = fds[len(self.numbers)] if has_cwd == b"1" and len(fds) > len(self.numbers) else -1
@@ -276,9 +299,9 @@ class Request:
     def refusal(self, floor: int) -> str:
         """Why a worker whose descriptors start at ``floor`` cannot be the client ('' when
         it can)."""
-        if self.ns.decode() != ",".join(str(client.ns_id(n)) for n in client.NAMESPACES):
+        if self.ns != ",".join(str(client.ns_id(n)) for n in client.NAMESPACES):
             return "other namespaces"
-        if self.groups.decode() != ",".join(map(str, os.getgroups())):
+        if self.groups != ",".join(map(str, os.getgroups())):
             return "other groups"
         import resource
 
