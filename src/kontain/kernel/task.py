@@ -18,6 +18,7 @@ import os
 import struct
 
 from kontain import native
+from kontain.abi import flags as F
 from kontain.abi import signals as S
 from kontain.abi.errno import EFBIG, EINTR, EINVAL, ENOMEM, EPERM, EPIPE, ERESTARTNOINTR
 from kontain.abi.signals import SIGINFO_SIZE, siginfo
@@ -398,6 +399,16 @@ class Task:
     def on_mmio(self, gpa: int, is_write: bool) -> None:
         """An access to guest memory without a memslot: a hole, or a write to read-only."""
         vma = self.mm.find(gpa) if 0 <= gpa < self.mem.size else None
+        if vma is None and 0 <= gpa < self.mem.size and \
+                self.mm.grow_down(gpa, F.PROT_WRITE if is_write else F.PROT_READ):
+            # the access is KVM's to complete on the next entry, now against memory
+            _gpa, length, _w = self.vcpu.mmio_exit()
+            data = self.vcpu.mmio_data(length)
+            if is_write:
+                self.mem.write(gpa, bytes(data))
+            else:
+                data[:] = self.mem.read(gpa, len(data))
+            return
         self.stop = DIRECT
         ctx = self.context()
         ctx.trapno, ctx.err, ctx.cr2 = faults.PAGE_FAULT, (6 if is_write else 4) | (1 if vma else 0), gpa

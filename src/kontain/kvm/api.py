@@ -195,6 +195,10 @@ class Vcpu:
         gpa, _data, length, is_write = struct.unpack_from("=Q8sIB", self.page, k.RUN_EXIT_UNION)
         return gpa, length, bool(is_write)
 
+    def mmio_data(self, length: int) -> memoryview:
+        """The data of a KVM_EXIT_MMIO (a write's, or where a read's answer goes)."""
+        return self.page[k.RUN_EXIT_UNION + 8:k.RUN_EXIT_UNION + 8 + min(length, 8)]
+
     def internal_error(self) -> tuple[int, list[int]]:
         """(suberror, data) of a KVM_EXIT_INTERNAL_ERROR."""
         suberror, ndata = struct.unpack_from("=II", self.page, k.RUN_EXIT_UNION)
