@@ -43,6 +43,7 @@ MODULES = (
     "kontain.kernel.coredump",
     "kontain.kernel.poll",
     "kontain.loader.elf",
+    "kontain.arch.x86_64.decode",  # (iced-x86 itself is not preloaded: see the module)
     "kontain.lifecycle",
 )
 

@@ -119,3 +119,11 @@ def test_a_core_file_where_linux_writes_one(tmp_path):
     if km_cores:
         out = _gdb(prog, tmp_path / "km" / next(p.name for p in (tmp_path / "km").iterdir()), "bt")
         assert "abort" in out and "main" in out, out
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_sigbus_cases_and_their_addresses(variant, tmp):
+    """SIGBUS past the end of a mapped file, with si_addr (which KVM does not report: km
+    decodes the instruction), and madvise/mprotect on such pages."""
+    native, _ = compare([build("sigbus", variant), str(tmp / "f")])
+    assert "sig=7 si_addr=+4096" in native.text

@@ -444,9 +444,31 @@ class Task:
                 return
         self.stop = DIRECT
         try:
-            self.fault(S.SIGBUS, S.BUS_ADRERR, None, self.context())
+            ctx = self.context()
+            self.fault(S.SIGBUS, S.BUS_ADRERR, self._bus_address(ctx), ctx)
         finally:
             self.stop = SYSCALL
+
+    def _bus_address(self, ctx: sigframe.Context) -> int | None:
+        """Where the instruction at RIP touched memory the host cannot give (KVM does not
+        say): the first of its memory operands that km cannot read either."""
+        from kontain.arch.x86_64 import decode
+
+        rip = ctx.regs["rip"]
+        code = b""
+        try:
+            code = self.mem.read(rip, min(15, L.PAGE - rip % L.PAGE))
+            code += self.mem.read(rip + len(code), 15 - len(code))  # (across a page boundary)
+        except GuestError:
+            if not code:
+                return None
+        sregs = self.vcpu.get_sregs()
+        addrs = decode.memory_operands(code, rip, ctx.regs, cpu.segment_field(sregs, "fs", "base"),
+                                       cpu.segment_field(sregs, "gs", "base"))
+        for addr in addrs:
+            if 0 <= addr < self.mem.size and isinstance(native.read_mem(self.mem.base + addr, 1), int):
+                return addr  # (read_mem's errno: the host could not read it either)
+        return addrs[0] if addrs else None
 
     def on_interrupt(self) -> None:
         """Out of KVM_RUN because of a kick: signals to deliver, or the process ends."""
