@@ -117,11 +117,12 @@ def dup3(t, old, new, flags, *_):
 
 _FCNTL_VALUE = {F.F_GETFD, F.F_SETFD, F.F_GETFL, F.F_SETFL, F.F_SETOWN, F.F_GETOWN, F.F_SETSIG, F.F_GETSIG,
                 F.F_SETLEASE, F.F_GETLEASE, F.F_NOTIFY, F.F_SETPIPE_SZ, F.F_GETPIPE_SZ, F.F_ADD_SEALS,
-                F.F_GET_SEALS}
+                F.F_GET_SEALS, F.F_CREATED_QUERY}
 _FLOCK_SIZE = 32  # struct flock: l_type, l_whence (shorts), l_start, l_len, l_pid
 _FCNTL_POINTER = {F.F_GETLK: _FLOCK_SIZE, F.F_SETLK: _FLOCK_SIZE, F.F_SETLKW: _FLOCK_SIZE,
                   F.F_OFD_GETLK: _FLOCK_SIZE, F.F_OFD_SETLK: _FLOCK_SIZE, F.F_OFD_SETLKW: _FLOCK_SIZE,
-                  F.F_GETOWN_EX: 8, F.F_SETOWN_EX: 8, 1035: 8, 1036: 8}  # F_GET/SET_RW_HINT
+                  F.F_GETOWN_EX: 8, F.F_SETOWN_EX: 8, 1035: 8, 1036: 8,  # F_GET/SET_RW_HINT
+                  1037: 8, 1038: 8}  # F_GET/SET_FILE_RW_HINT (gone from later kernels: the host says)
 
 
 def fcntl(t, fd, cmd, arg, *_):
@@ -135,6 +136,8 @@ def fcntl(t, fd, cmd, arg, *_):
         return t.fds.new(r) if r >= 0 else r
     if cmd in _FCNTL_VALUE:
         return native.syscall(SYS_fcntl, fd, cmd, arg)
+    if cmd == F.F_DUPFD_QUERY:  # is ``arg`` the same open file? (one of the monitor's is not open)
+        return native.syscall(SYS_fcntl, fd, cmd, t.fds.check(arg))
     size = _FCNTL_POINTER.get(cmd)
     if size is None:
         raise GuestError(EINVAL)
