@@ -104,7 +104,7 @@ class Process:
         # the signal mask and ignored signals the program starts with, before km changes them
         # (a server's worker replaces them with its client's)
         self.inherited = signals.inherited_state()
-        self.host_signals = signals.HostSignals(self.post, self.fds.floor)
+        self.host_signals = signals.HostSignals(self.post_host, self.fds.floor)
         self.host_signals.install()
         self._create_vm()
         self._mark("vm")
@@ -305,6 +305,17 @@ class Process:
         if target is not None and target.ident != _thread.get_ident():
             self.kick(target)
         return 0
+
+    def post_host(self, sig: int, info: bytes) -> int:
+        """A signal the host gave km for the program (the signal thread's ``post``).  A
+        child's SIGCHLD says CLD_DUMPED where the child wrote its core file: its km died
+        without one (kernel/fork.py keeps the mark)."""
+        if sig == S.SIGCHLD and info[8:12] == _CLD_KILLED and self.children:
+            from kontain.kernel import fork
+
+            if fork.child_dumped_core(self, int.from_bytes(info[16:20], "little")):
+                info = info[:8] + _CLD_DUMPED + info[12:]
+        return self.post(sig, info)
 
     def _held(self, sig: int, task: Task | None) -> bool:
         """Is ``sig``, ignored, kept pending all the same?  Linux's sig_ignored: yes when
@@ -552,7 +563,7 @@ class Process:
         self.tasks = {task.tid: task}
         self.main_task = task
         task.on_syscall = self.syscalls.dispatcher(task)
-        self.host_signals = signals.HostSignals(self.post, self.fds.floor)
+        self.host_signals = signals.HostSignals(self.post_host, self.fds.floor)
         self.host_signals.install()
 
     def wait_for_fd(self, task: Task, fd: int) -> None:
@@ -646,6 +657,7 @@ class Process:
 
 _ending = _thread.allocate_lock()  # held by the thread that ends km (Process.finish)
 _SI_TIMER = S.SI_TIMER.to_bytes(4, "little", signed=True)  # si_code of a POSIX timer signal
+_CLD_KILLED, _CLD_DUMPED = S.CLD_KILLED.to_bytes(4, "little"), S.CLD_DUMPED.to_bytes(4, "little")
 ENDING_KEPT = 64  # ending threads remembered (older ones are long gone)
 
 ADDR_NO_RANDOMIZE = 0x0040000

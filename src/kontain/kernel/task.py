@@ -527,6 +527,10 @@ class Task:
                     coredump.write(p, self, sig, info or siginfo(sig, S.SI_KERNEL), ctx or self.context(), path,
                                    limit=limit)
                     message += f" (core dumped to {path})"
+                    if p.parent_link:
+                        from kontain.kernel import fork
+
+                        fork.dumped_core(p)
                 except (OSError, GuestError) as e:
                     message += f" (no core file: {e})"
         raise ProcessExit(signal=sig, message=message)
