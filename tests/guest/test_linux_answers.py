@@ -107,3 +107,12 @@ def test_km_leaves_nothing_in_home(tmp):
     home.mkdir()
     native, guest = compare(["/bin/busybox", "find", home], env={"HOME": str(home), "PATH": "/usr/bin:/bin"})
     assert guest.text == f"{home}\n"
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_locked_and_shared_memory(variant, tmp):
+    """mlock, mlock2 and munlock over holes (the pages before one done, then ENOMEM),
+    wrapping ranges, bad flags, VmLck and Locked:, RLIMIT_MEMLOCK (EPERM at 0, ENOMEM
+    past it, root exempt), mlockall; the maps columns of shared and private mappings;
+    MAP_SHARED_VALIDATE and MAP_GROWSDOWN where Linux refuses them."""
+    _as_root_and_user([build("memlock", variant)], tmp)

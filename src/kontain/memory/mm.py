@@ -378,6 +378,14 @@ class AddressSpace:
             raise GuestError(EINVAL)
         if prot & ~(_PROT_ALL | F.PROT_GROWSDOWN | F.PROT_GROWSUP):
             raise GuestError(EINVAL)
+        if flags & F.MAP_ANONYMOUS:
+            # Linux's do_mmap: an anonymous mapping is MAP_SHARED or MAP_PRIVATE (no
+            # validation of flags), and only a private one may grow down
+            if flags & F.MAP_TYPE == F.MAP_SHARED_VALIDATE or flags & F.MAP_TYPE != F.MAP_PRIVATE and \
+                    flags & F.MAP_GROWSDOWN:
+                raise GuestError(EINVAL)
+        elif flags & F.MAP_GROWSDOWN:
+            raise GuestError(EINVAL)  # (nor does a file mapping)
         size = page_up(length)
         if size == 0 or size > self.window:
             raise GuestError(ENOMEM)
