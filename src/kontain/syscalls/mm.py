@@ -44,24 +44,28 @@ def mlockall(t, flags, *_):
     how = MLOCK_ONFAULT if flags & F.MCL_ONFAULT else 0
     # Linux's checks first (the host's would see one mapping at a time): the right to
     # lock, and all of the program's memory within RLIMIT_MEMLOCK for MCL_CURRENT
-    refused = _may_lock(sum(v.end - v.start for v in t.mm) if flags & F.MCL_CURRENT else 0)
-    if refused:
-        return refused
-    t.mm.lock_future = how if flags & F.MCL_FUTURE else -1
-    if flags & F.MCL_CURRENT:
-        with t.mm.lock:
-            for v in list(t.mm):
-                if v.flags & VM_SPECIAL:
-                    continue  # the host's vDSO pages: Linux leaves VM_SPECIAL mappings unlocked too
-                start = v.start
-                if v.name == "[stack]":
-                    # km maps the whole 8 MiB stack at once; Linux's grows as it is used,
-                    # and locks what it has: the part in use, and a little below
-                    start = max(v.start, (t.q[k.RSP] & ~(PAGE - 1)) - STACK_LOCK_BELOW)
-                # each is locked; a failure to fault one in (PROT_NONE) is ignored, as
-                # Linux's mlockall ignores its populate's
-                native.syscall(SYS_mlock2, t.mem.base + start, v.end - start, how)
+    with t.mm.lock:
+        ranges = [] if not flags & F.MCL_CURRENT else \
+            [(_lock_start(t, v), v.end) for v in t.mm if not v.flags & VM_SPECIAL]
+        refused = _may_lock(sum(end - start for start, end in ranges))
+        if refused:
+            return refused
+        t.mm.lock_future = how if flags & F.MCL_FUTURE else -1
+        for start, end in ranges:
+            # each is locked; a failure to fault one in (PROT_NONE) is ignored, as
+            # Linux's mlockall ignores its populate's
+            native.syscall(SYS_mlock2, t.mem.base + start, end - start, how)
     return 0
+
+
+def _lock_start(t, v) -> int:
+    """Where mlockall locks a mapping from: its start, but for the stack, which km maps
+    whole (8 MiB) at once where Linux's grows as it is used, the part in use and a little
+    below, as much as Linux has.  (The host's vDSO pages, VM_SPECIAL, are left out by the
+    caller: Linux leaves them unlocked too.)"""
+    if v.name == "[stack]":
+        return max(v.start, (t.q[k.RSP] & ~(PAGE - 1)) - STACK_LOCK_BELOW)
+    return v.start
 
 
 def munlockall(t, *_):
