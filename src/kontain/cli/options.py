@@ -30,6 +30,11 @@ options:
                          that make many calls it can serve), always (from the first
                          call, never backing off: for tests and measurements), off
       --no-poll          the same as --poll off: every system call exits to the monitor
+      --gdb PORT         debug the program with gdb: km listens on 127.0.0.1:PORT and
+                         the program waits before its first instruction for
+                         gdb -ex 'target remote :PORT' (see docs/debugging.md)
+      --gdb-listen PORT  the same, but the program runs at once and gdb may attach
+                         (and detach) whenever it likes
       --pause-check N    pause the running program N times at arbitrary moments, reading
                          every thread's registers, and resume it (a check of what
                          debuggers and snapshots rely on; says how it went, on stderr)
@@ -95,6 +100,8 @@ class Options:
         self.vdso = True
         self.poll = "auto"  # the polling tier: auto, always, off
         self.pause_check = 0
+        self.gdb = 0
+        self.gdb_wait = True
         self.program = ""
         self.args: list[str] = []
 
@@ -154,6 +161,11 @@ def parse(argv: list[str], out=None) -> Options | int:
             if not v.isdigit():
                 raise UsageError(f"--pause-check {v}: expected a number of pauses")
             o.pause_check = int(v)
+        elif name in ("--gdb", "--gdb-listen"):
+            v = value()
+            if not v.isdigit() or not 0 < int(v) < 65536:
+                raise UsageError(f"{name} {v}: expected a TCP port (1-65535)")
+            o.gdb, o.gdb_wait = int(v), name == "--gdb"
         elif name == "--poll":
             o.poll = value()
             if o.poll not in ("auto", "always", "off"):
@@ -183,5 +195,6 @@ def spec(o: Options, environ=None) -> Spec:
     environ = os.environb if environ is None else environ
     kvm = environ.get(b"KM_KVM_DEVICE")
     return Spec(o.program, [os.fsencode(a) for a in o.args], _environment(o, environ), memory=o.memory, core=o.core,
-                timings=o.timings, vdso=o.vdso, poll=o.poll, strace=o.strace, pause_check=o.pause_check,
+                timings=o.timings, vdso=o.vdso, poll="off" if o.gdb else o.poll, strace=o.strace,
+                pause_check=o.pause_check, gdb=o.gdb, gdb_wait=o.gdb_wait,
                 kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")

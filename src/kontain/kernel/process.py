@@ -83,6 +83,7 @@ class Process:
         self.sys_gpa, self.sys_size = L.SYS_BASE, L.SYS_SIZE
         self.next_vcpu_id = 1
         self.report = None  # see finish
+        self.gdb = None  # the gdb stub (kernel/gdbstub.py), with --gdb or --gdb-listen
 
     def _mark(self, what: str) -> None:
         if self.spec.timings:
@@ -270,6 +271,8 @@ class Process:
             _ending.acquire()  # another thread is ending the process: never returns
         if end.signal and end.message and end.signal not in (S.SIGPIPE, S.SIGINT) and not self.forked:
             say(end.message)
+        if self.gdb is not None:
+            self.gdb.exit(end)  # (gdb is told how it ended: W or X)
         if self.report is not None:
             self.report(end)
         if end.signal:
@@ -548,6 +551,9 @@ class Process:
         self._opener = None
 
     def adopt_forked(self, task: Task) -> None:
+        if self.gdb is not None:  # gdb stays with the parent; the child runs free
+            self.gdb.forked_child()
+            self.gdb = None
         self.forked = True  # its parent is a guest program: it, not km, reports how this one ends
         self.tasks = {task.tid: task}
         self.main_task = task
@@ -566,6 +572,9 @@ class Process:
 
     def execve(self, task: Task, path: str, argv: int, envp: int, comm: bytes, nofollow: bool = False) -> None:
         from kontain.kernel import exec as exec_
+
+        if self.gdb is not None:
+            self.gdb.breakpoints.clear()  # the old program's: gone with its memory
 
         exec_.execve(self, task, path, argv, envp, comm, nofollow)
 

@@ -74,6 +74,8 @@ class Task:
         # started with); monitor threads act for it only with the same (kernel/poll.py)
         self.creds: tuple | None = None
         self.on_syscall = None  # set by the dispatcher
+        self.gdb_step = False  # gdb single-steps this thread (TF set: kernel/gdbstub.py)
+        self.gdb_step_syscall = False  # ... over a system call: stop on the way back from it
 
     @property
     def kicked(self) -> bool:
@@ -187,6 +189,17 @@ class Task:
                 sig = pick(ready)
                 src = self.pending if self.pending.mask & sigbit(sig) else self.shared
                 info = src.take(sig)
+                gdb = self.process.gdb
+                if gdb is not None and gdb.wants(sig):  # the debugger sees it first (kernel/gdbstub.py)
+                    self.process.lock.release()
+                    try:
+                        sig = gdb.report(self, sig, gdbstub_view(self))
+                    finally:
+                        self.process.lock.acquire()
+                    if not sig:
+                        continue
+                    if info is None or int.from_bytes(info[:4], "little") != sig:
+                        info = siginfo(sig, S.SI_USER, pid=os.getpid(), uid=os.getuid())
                 handler = actions.handler(sig)
                 if handler == S.SIG_IGN:
                     continue
@@ -243,6 +256,8 @@ class Task:
                     self.deliver_pending()
                 finally:
                     self.stop = SYSCALL
+            if self.gdb_step_syscall:
+                self.process.gdb.syscall_step_done(self)
             if self.process.pause_requests:
                 self.checkpoint()
             return
@@ -270,6 +285,8 @@ class Task:
             self.deliver(sig, info, self.context())
         elif self.saved_mask is not None:  # sigsuspend's or ppoll's mask, and no handler to run
             self.sigmask, self.saved_mask = self.saved_mask, None
+        if self.gdb_step_syscall:
+            self.process.gdb.syscall_step_done(self)
         if self.process.pause_requests:
             self.checkpoint()  # (registers final: the call's result, a restart, or a handler)
 
@@ -380,6 +397,8 @@ class Task:
     # -- exits other than syscalls (the vCPU loop's ExitHandler) ----------------------
     def on_exception(self, frame_rsp: int) -> None:
         vector, error, rip, _cs, _rflags, _rsp, _ss = self.process.sys.exception_frame(frame_rsp)
+        if vector in (1, 3) and self.process.gdb is not None and self.process.gdb.trap(self, vector):
+            return  # gdb's breakpoint or single step
         cr2 = cpu.sreg(self.vcpu.get_sregs(), "cr2") if vector == faults.PAGE_FAULT else None
         sig, code, addr = faults.from_vector(vector, error, rip, cr2)
         if vector == 19:
@@ -507,6 +526,14 @@ class Task:
         """A synchronous signal from the CPU (Linux's force_sig_fault): delivered to a
         handler if there is one and it is not blocked; otherwise the default action,
         even for an ignored or blocked signal."""
+        gdb = self.process.gdb
+        if gdb is not None and gdb.wants(sig):  # the debugger sees it first; it may suppress it
+            new = gdb.report(self, sig, self.stop, ctx, dirty=True)
+            if not new:
+                return  # (the instruction runs again, as on Linux)
+            if new != sig:
+                self.signal_self(new)
+                return
         handler = self.process.actions.handler(sig)
         if handler in (S.SIG_DFL, S.SIG_IGN) or self.sigmask & sigbit(sig):
             self.die(sig, self.process.describe_death(sig, code, addr), siginfo(sig, code, addr=addr or 0), ctx)
@@ -574,6 +601,14 @@ class Task:
         self.mem.write(uaddr, struct.pack("<I", (val & FUTEX_WAITERS) | FUTEX_OWNER_DIED))
         if val & FUTEX_WAITERS:
             native.syscall(SYS_futex, self.mem.host(uaddr, 4), FUTEX_WAKE, 1, 0, 0, 0)
+
+
+def gdbstub_view(task: Task) -> int:
+    """Where ``task``'s user registers are (kernel/gdbstub.py's view_of, without importing it)."""
+    rip = task.q[k.RIP] & 0xFFFFFFFFFFFFFFFF
+    if L.HANDLERS <= rip < L.HANDLERS + L.PAGE:
+        return EXCEPTION
+    return SYSCALL if rip >= L.SYS_BASE else DIRECT
 
 
 def _s64(v: int) -> int:

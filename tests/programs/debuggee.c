@@ -1,0 +1,99 @@
+/* A program for the gdb stub's tests (tests/guest/test_gdb.py): functions to break in,
+ * locals to print, threads, a crash on request, a loop to attach to. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+volatile int counter;
+volatile long watched;
+
+__attribute__((noinline)) int square(int x)
+{
+    int result = x * x;
+    counter += result;
+    return result;
+}
+
+__attribute__((noinline)) int sum_squares(int n)
+{
+    int total = 0;
+    for (int i = 1; i <= n; i++)
+        total += square(i);
+    return total;
+}
+
+__attribute__((noinline)) void *worker(void *arg)
+{
+    long id = (long)arg;
+    int v = square((int)id + 10);
+    return (void *)(long)v;
+}
+
+__attribute__((noinline)) void crash(int *p)
+{
+    *p = 42;
+}
+
+__attribute__((noinline)) void bump(int n)
+{
+    for (int i = 0; i < n; i++)
+        watched += i;
+}
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    write(1, "usr1 handled\n", 13);
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "plain";
+    if (!strcmp(mode, "plain")) {
+        int total = sum_squares(4);
+        printf("total %d\n", total);
+        return total % 256 == 30 ? 7 : 1;
+    }
+    if (!strcmp(mode, "threads")) {
+        pthread_t t[3];
+        for (long i = 0; i < 3; i++)
+            pthread_create(&t[i], NULL, worker, (void *)i);
+        long sum = 0;
+        for (int i = 0; i < 3; i++) {
+            void *r;
+            pthread_join(t[i], &r);
+            sum += (long)r;
+        }
+        printf("threads %ld\n", sum);
+        return 0;
+    }
+    if (!strcmp(mode, "crash")) {
+        crash((int *)16);
+        return 0;
+    }
+    if (!strcmp(mode, "signal")) {
+        signal(SIGUSR1, on_usr1);
+        raise(SIGUSR1);
+        printf("after raise\n");
+        return 3;
+    }
+    if (!strcmp(mode, "watch")) {
+        bump(5);
+        printf("watched %ld\n", watched);
+        return 0;
+    }
+    if (!strcmp(mode, "loop")) {  /* runs until a debugger sets counter to -1 (or 60 s pass) */
+        printf("looping\n");
+        fflush(stdout);
+        for (long i = 0; i < 600 && counter != -1; i++) {
+            square(2);
+            usleep(100000);
+        }
+        printf("loop done %d\n", counter == -1);
+        return counter == -1 ? 0 : 1;
+    }
+    return 2;
+}
