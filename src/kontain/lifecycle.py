@@ -78,7 +78,7 @@ def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float,
         from kontain.kernel import gdbstub
 
         try:
-            stub = gdbstub.start(proc, spec.gdb, wait=spec.gdb_wait)
+            stub = gdbstub.start(proc, max(spec.gdb, 0), wait=spec.gdb_wait)
         except OSError as e:
             say(f"{e} (choose another port)")
             return 1

@@ -28,7 +28,7 @@ class Spec:
         self.timings = timings
         self.vdso = vdso  # share the host's vDSO (clock_gettime without an exit)
         self.pause_check = pause_check  # --pause-check N (lifecycle.pause_check)
-        self.gdb = gdb  # --gdb / --gdb-listen PORT: the gdb stub's TCP port (kernel/gdbstub.py), 0: none
+        self.gdb = gdb  # --gdb / --gdb-listen PORT: the gdb stub's TCP port (kernel/gdbstub.py); 0 none, -1 any
         self.gdb_wait = gdb_wait  # --gdb: stopped before the first instruction until gdb comes
         # how the VM is built
         self.poll = poll  # the polling tier (kernel/poll.py), where the platform has it: auto, always, off

@@ -9,6 +9,7 @@
 
 volatile int counter;
 volatile long watched;
+volatile int stop_loop; /* a debugger sets it to end "loop" */
 
 __attribute__((noinline)) int square(int x)
 {
@@ -85,15 +86,15 @@ int main(int argc, char **argv)
         printf("watched %ld\n", watched);
         return 0;
     }
-    if (!strcmp(mode, "loop")) {  /* runs until a debugger sets counter to -1 (or 60 s pass) */
+    if (!strcmp(mode, "loop")) {  /* runs until a debugger sets stop_loop (or 60 s pass) */
         printf("looping\n");
         fflush(stdout);
-        for (long i = 0; i < 600 && counter != -1; i++) {
+        for (long i = 0; i < 600 && !stop_loop; i++) {
             square(2);
             usleep(100000);
         }
-        printf("loop done %d\n", counter == -1);
-        return counter == -1 ? 0 : 1;
+        printf("loop done %d\n", stop_loop);
+        return stop_loop ? 0 : 1;
     }
     return 2;
 }

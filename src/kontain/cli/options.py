@@ -163,9 +163,9 @@ def parse(argv: list[str], out=None) -> Options | int:
             o.pause_check = int(v)
         elif name in ("--gdb", "--gdb-listen"):
             v = value()
-            if not v.isdigit() or not 0 < int(v) < 65536:
-                raise UsageError(f"{name} {v}: expected a TCP port (1-65535)")
-            o.gdb, o.gdb_wait = int(v), name == "--gdb"
+            if not v.isdigit() or not 0 <= int(v) < 65536:
+                raise UsageError(f"{name} {v}: expected a TCP port (1-65535, or 0 for any free one)")
+            o.gdb, o.gdb_wait = int(v) or -1, name == "--gdb"  # (-1: any free port)
         elif name == "--poll":
             o.poll = value()
             if o.poll not in ("auto", "always", "off"):

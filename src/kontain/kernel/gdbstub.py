@@ -318,7 +318,7 @@ class Stub:
         except OSError as e:
             srv.close()
             raise OSError(f"--gdb {port}: cannot listen on {host}:{port}: {e.strerror}") from None
-        self.srv = srv
+        self.port = srv.getsockname()[1]  # (--gdb 0: a free one, which the message says)
         self.srv_fd = native.dup_at_least(srv.detach(), process.fds.floor)  # above the program's descriptors
         r, w = os.pipe()
         self.wake_r = native.dup_at_least(r, process.fds.floor)
@@ -706,6 +706,8 @@ class Stub:
         if c == b"?":
             return self._stop_reply()
         if c == b"g":
+            if rest:
+                return "E01"
             regs = self._regs(self.g_tid)
             n = 76 if self.avx else 60
             return b"".join(regs.get(i) for i in range(n)).hex()
@@ -771,8 +773,10 @@ class Stub:
         if packet.startswith(b"vCont;"):
             return self._vcont(packet[6:])
         if packet.startswith(b"vKill") or c == b"k":
+            if c == b"v":
+                self._send("OK")
             self._kill()
-            return "OK" if c == b"v" else None
+            return None
         if packet.startswith(b"vMustReplyEmpty"):
             return ""
         if c == b"D":
@@ -1009,16 +1013,19 @@ class Stub:
                     if not lm:
                         break
                     l_addr, l_name, l_ld, l_next = struct.unpack("<QQQQ", self.p.mem.read(lm, 32))
-                    name = self.p.mem.cstr(l_name, 4096) if l_name else b""
-                    if lm != lm_main:
+                    try:
+                        name = self.p.mem.cstr(l_name, 4096) if l_name else b""
+                    except GuestError:
+                        name = b""  # (the vDSO's, in pages km shares from the host's vDSO)
+                    if lm != lm_main and name:  # (not the program, nor the vDSO: gdb finds it by auxv)
                         libs.append((name, lm, l_addr, l_ld))
                     lm = l_next
         except GuestError:
-            pass
+            pass  # (a chain being changed, or a wild pointer: what was read so far)
         main = f' main-lm="0x{lm_main:x}"' if lm_main else ""
         out = [f'<library-list-svr4 version="1.0"{main}>']
         for name, lm, l_addr, l_ld in libs:
-            out.append(f'<library name="{_xml_escape(name)}" lm="0x{lm:x}" l_addr="0x{l_addr:x}" l_ld="0x{l_ld:x}"/>')
+            out.append(f'<library name="{_xml_escape(name)}" lm="0x{lm:x}" l_addr="0x{l_addr:x}" l_ld="0x{l_ld:x}" lmid="0x0"/>')
         out.append("</library-list-svr4>")
         return "".join(out)
 

@@ -1,0 +1,200 @@
+"""The gdb stub (``km --gdb PORT``, kernel/gdbstub.py), driven by Debian's gdb in batch
+mode as a user would drive it, and by a raw socket for what gdb never sends."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+
+import pytest
+
+from kt import KM, STATIC, build
+
+GDB = "/usr/bin/gdb"
+TIMEOUT = 120
+
+
+class Session:
+    """km running PROGRAM under its gdb stub (port chosen by km: --gdb 0)."""
+
+    def __init__(self, prog, *args, listen: bool = False, km_options=()):
+        self.prog = str(prog)
+        self.km = subprocess.Popen(KM + list(km_options) + ["--gdb-listen" if listen else "--gdb", "0", self.prog,
+                                                            *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = self.km.stderr.readline().decode()
+        m = re.search(r"127\.0\.0\.1:(\d+)", line)
+        assert m, f"km did not say where it listens: {line!r}"
+        self.port = int(m.group(1))
+
+    def gdb(self, *commands: str, timeout: float = TIMEOUT) -> str:
+        argv = [GDB, "-batch", "-nx", "-ex", "set confirm off", "-ex", f"target remote :{self.port}"]
+        for c in commands:
+            argv += ["-ex", c]
+        r = subprocess.run(argv + [self.prog], capture_output=True, text=True, timeout=timeout)
+        return r.stdout + r.stderr
+
+    def end(self) -> tuple[int, str, str]:
+        out, err = self.km.communicate(timeout=TIMEOUT)
+        return self.km.returncode, out.decode(), err.decode()
+
+
+def debuggee(variant="musl"):
+    return build("debuggee", variant, ("-g", "-O1", "-pthread"))
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_break_step_finish_exit(variant):
+    s = Session(debuggee(variant), "plain")
+    out = s.gdb("break square", "continue", "bt", "print x", "next", "next", "print result", "finish",
+                "delete", "break sum_squares", "info breakpoints", "delete", "stepi", "continue")
+    status, stdout, _err = s.end()
+    assert re.search(r"Breakpoint 1, square \(x=(x@entry=)?1\)", out), out
+    assert re.search(r"#1 .* in sum_squares \(n=", out) and re.search(r"#2 .* in main ", out)
+    assert "$1 = 1" in out
+    assert "Value returned is $3 = 1" in out
+    assert "exited with code 07" in out
+    assert status == 7 and stdout == "total 30\n"
+
+
+def test_registers_and_memory():
+    s = Session(debuggee(), "plain")
+    out = s.gdb("break square", "continue", "print $rip == (long)&square", "print $fs_base != 0",
+                "print $xmm1.v4_int32[0] == $xmm1.v4_int32[0]", "print $mxcsr", "set var counter = 100", "print counter",
+                "set var $rax = 0x1234", "print/x $rax", "x/1bx square",
+                "info registers eflags", "delete", "continue")
+    status, stdout, _err = s.end()
+    assert out.count("= 1") >= 3, out
+    assert "$5 = 100" in out and "$6 = 0x1234" in out
+    assert re.search(r"<square>:\s+0x[0-9a-f]{2}", out) and "0xcc" not in out.split("x/1bx")[-1][:200]
+    assert status == 7
+
+
+def test_threads():
+    s = Session(debuggee(), "threads")
+    out = s.gdb("break worker", "continue", "info threads", "thread apply all bt", "delete", "continue")
+    status, stdout, _err = s.end()
+    assert re.search(r"Thread \d+ hit Breakpoint 1, worker \(arg=", out), out
+    assert len(re.findall(r"^\*?\s+\d+\s+Thread \d+", out, re.M)) >= 2, out
+    assert out.count("Thread ") >= 4 and re.search(r"#0 .*worker", out)
+    assert status == 0 and stdout == "threads 365\n"
+
+
+def test_sigsegv_caught():
+    s = Session(debuggee(), "crash")
+    out = s.gdb("continue", "bt", "print p", "continue")
+    status, _out, err = s.end()
+    assert "Program received signal SIGSEGV" in out
+    assert re.search(r"#0 .*crash \(p=", out) and re.search(r"#1 .* main ", out)
+    assert "$1 = (int *) 0x10" in out
+    assert "Program terminated with signal SIGSEGV" in out
+    assert status == -11 or status == 139
+
+
+def test_signal_stop_and_suppress():
+    s = Session(debuggee(), "signal")
+    out = s.gdb("continue", "signal 0")
+    status, stdout, _err = s.end()
+    assert "Program received signal SIGUSR1" in out
+    assert status == 3 and stdout == "after raise\n"  # the handler never ran
+    s = Session(debuggee(), "signal")
+    out = s.gdb("continue", "continue")
+    status, stdout, _err = s.end()
+    assert status == 3 and stdout == "usr1 handled\nafter raise\n"
+    s = Session(debuggee(), "signal")
+    out = s.gdb("handle SIGUSR1 nostop noprint pass", "continue")
+    status, stdout, _err = s.end()
+    assert "SIGUSR1" not in out.split("continue")[-1] and "exited with code 03" in out
+    assert stdout == "usr1 handled\nafter raise\n"
+
+
+def test_detach_then_program_finishes():
+    s = Session(debuggee(), "plain")
+    out = s.gdb("break sum_squares", "continue", "detach")
+    status, stdout, _err = s.end()
+    assert "Breakpoint 1, sum_squares" in out and "detached" in out.lower()
+    assert status == 7 and stdout == "total 30\n"
+
+
+def test_software_watchpoint():
+    s = Session(debuggee(), "watch")
+    out = s.gdb("set can-use-hw-watchpoints 0", "break bump", "continue", "watch watched", "continue", "continue",
+                "delete", "continue")
+    status, stdout, _err = s.end()
+    assert "Old value = 0\nNew value = 1" in out and "Old value = 1\nNew value = 3" in out, out
+    assert status == 0 and stdout == "watched 10\n"
+
+
+def test_attach_to_running_loop():
+    s = Session(debuggee(), "loop", listen=True)
+    assert s.km.stdout.readline() == b"looping\n"  # running before gdb comes
+    out = s.gdb("info threads", "break square", "continue", "bt 1", "delete", "set var stop_loop = 1", "detach")
+    status, stdout, _err = s.end()
+    assert re.search(r"Breakpoint 1, square \(x=", out), out
+    assert status == 0 and stdout == "loop done 1\n"
+
+
+def test_dynamic_glibc_break_in_libc():
+    prog = "/tmp/kontain-gdb-debuggee-dyn"
+    subprocess.run(["gcc", "-g", "-O1", "-pthread", "-o", prog, str(debuggee().parent.parent.parent
+                                                                     / "debuggee.c")], check=True)
+    s = Session(prog, "plain")
+    out = s.gdb("break printf", "continue", "bt", "info sharedlibrary", "finish", "continue")
+    status, stdout, _err = s.end()
+    assert re.search(r"Breakpoint 1, (__)?printf \(format=", out), out
+    assert "libc.so.6" in out and re.search(r"#1 .* main ", out)
+    assert status == 7 and stdout == "total 30\n"
+
+
+# -- the protocol itself, over a raw socket ---------------------------------------------------
+
+def _packet(body: bytes) -> bytes:
+    return b"$" + body + b"#" + b"%02x" % (sum(body) & 0xFF)
+
+
+class Raw:
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.buf = b""
+
+    def ask(self, body: bytes, raw: bool = False) -> bytes:
+        self.sock.sendall(body if raw else _packet(body))
+        while True:
+            m = re.search(rb"\$([^#]*)#[0-9a-f]{2}", self.buf)
+            if m:
+                self.buf = self.buf[m.end():]
+                return m.group(1)
+            data = self.sock.recv(65536)
+            assert data, "the stub closed the connection"
+            self.buf += data
+
+
+MALFORMED = [
+    b"g1", b"p", b"pzz", b"p999", b"P", b"P10", b"P10=zz", b"P10=00", b"m", b"m0", b"mzz,4", b"m1,", b"m,1",
+    b"m-1,4", b"mffffffffffffffffffff,4", b"m0,ffffffffffffffff", b"M0,4", b"M0,4:zz", b"M10,2:00", b"X", b"X0,4",
+    b"X0,4:ab", b"X0,1:}", b"Z0", b"Z0,", b"Z0,zz,1", b"Z0,0,1", b"Z0,401000,9", b"Z9,0,1", b"z0,1,1", b"H",
+    b"Hx1", b"Hgzz", b"Hg99999", b"T", b"Tzz", b"vCont;", b"vCont;x", b"vCont;C", b"vCont;Czz", b"vCont;c:zz",
+    b"qXfer:features:read:target.xml:zz", b"qXfer:features:read:other.xml:0,10", b"qXfer:auxv:read::",
+    b"qXfer:nothing:read::0,10", b"qXfer:auxv:write::0,10", b"QPassSignals:zz", b"qThreadExtraInfo,zz",
+    b"G00", b"Gzz", b"C", b"Czz", b"S", b"sZZ", b"czz", b"\xff\xfe", b"q", b"Q", b"v", b"vFile:open:",
+    b"qC\x00", b"G" + b"0" * 5000,
+]
+
+
+def test_malformed_packets_are_answered():
+    s = Session(debuggee(), "plain")
+    r = Raw(s.port)
+    assert b"swbreak+" in r.ask(b"qSupported")
+    assert r.ask(b"?").startswith(b"T05")
+    for bad in MALFORMED:
+        reply = r.ask(bad)
+        assert reply == b"" or reply.startswith(b"E") or reply in (b"OK", b"l", b"m") or reply.startswith(b"T"), \
+            (bad, reply)
+    # junk, a bad checksum, a lone '#', an unterminated escape: skipped, the stub answers the next one
+    r.sock.sendall(b"garbage#00$nope#zz$g#00#")
+    assert r.ask(b"?").startswith(b"T05")
+    assert len(r.ask(b"g")) >= 16 * 16
+    assert r.ask(b"m0,4") in (b"E0e", b"")  # address 0: nothing mapped
+    assert r.ask(b"vKill;1") == b"OK"
+    status, _out, err = s.end()
+    assert status in (-9, 137) and "Traceback" not in err
