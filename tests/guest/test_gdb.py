@@ -146,6 +146,21 @@ def test_dynamic_glibc_break_in_libc():
     assert status == 7 and stdout == "total 30\n"
 
 
+def test_core_has_every_thread(tmp_path):
+    """km --core writes every thread (an NT_PRSTATUS each), the crashing one first."""
+    prog = debuggee()
+    r = subprocess.run(KM + ["--core", str(prog), "threadcrash"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    cores = list(tmp_path.glob("core.*"))
+    assert r.returncode in (-11, 139) and len(cores) == 1, r.stderr
+    out = subprocess.run([GDB, "-batch", "-nx", "-ex", "info threads", "-ex", "thread apply all bt", str(prog),
+                          str(cores[0])], capture_output=True, text=True, timeout=TIMEOUT).stdout
+    assert len(re.findall(r"^\*?\s+\d+\s+(LWP|Thread) \d+", out, re.M)) == 3, out
+    assert re.search(r"^\*\s+1\s+.*crash \(p=", out, re.M), out
+    assert re.search(r"#0 .*spinner", out) or re.search(r"spinner \(arg=", out), out
+    assert re.search(r"clock_nanosleep|sleeper", out), out  # (musl's nanosleep has no unwind info)
+
+
 # -- the protocol itself, over a raw socket ---------------------------------------------------
 
 def _packet(body: bytes) -> bytes:

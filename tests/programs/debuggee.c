@@ -44,6 +44,25 @@ __attribute__((noinline)) void bump(int n)
         watched += i;
 }
 
+volatile int spinning;
+
+__attribute__((noinline)) void *spinner(void *arg)
+{
+    (void)arg;
+    spinning = 1;
+    for (;;)
+        counter++;
+    return NULL;
+}
+
+__attribute__((noinline)) void *sleeper(void *arg)
+{
+    (void)arg;
+    for (;;)
+        sleep(100);
+    return NULL;
+}
+
 static void on_usr1(int sig)
 {
     (void)sig;
@@ -72,6 +91,16 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(mode, "crash")) {
+        crash((int *)16);
+        return 0;
+    }
+    if (!strcmp(mode, "threadcrash")) {  /* a crash with two more threads: one computing, one asleep */
+        pthread_t a, b;
+        pthread_create(&a, NULL, spinner, NULL);
+        pthread_create(&b, NULL, sleeper, NULL);
+        while (!spinning)
+            ;
+        usleep(10000);
         crash((int *)16);
         return 0;
     }

@@ -49,7 +49,7 @@ from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError, ProcessExit, say
 from kontain.kernel import signals
 from kontain.kernel.runstate import PAUSED, RUNNING
-from kontain.kernel.task import DIRECT, EXCEPTION, SYSCALL, gdbstub_view
+from kontain.kernel.task import DIRECT, EXCEPTION, SYSCALL, user_view
 
 INT3 = 0xCC
 TF = 0x100
@@ -145,7 +145,7 @@ def view_of(process, task) -> int:
     """Where ``task``'s user registers are, judged by where its vCPU stopped: in an
     exception vector (the iret frame), in the syscall stub (RIP and RFLAGS in RCX and
     R11), or at a user instruction."""
-    return gdbstub_view(task)
+    return user_view(task)
 
 
 class Regs:

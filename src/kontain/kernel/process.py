@@ -29,7 +29,7 @@ from kontain.confine import Confinement
 from kontain.errors import ForkedChild, GuestError, ProcessExit, messages_fd, messages_to, say
 from kontain.kernel import signals
 from kontain.kernel.fdtable import FdTable
-from kontain.kernel.runstate import GONE, RUNNING, Condition
+from kontain.kernel.runstate import GONE, PAUSED, RUNNING, Condition
 from kontain.kernel.task import Task, ThreadExit
 from kontain.kernel.timers import Timers
 from kontain.kvm import abi as k
@@ -413,6 +413,21 @@ class Process:
             while any(t.state == RUNNING for t in self.tasks.values()):
                 self.changed.wait()
             return list(self.tasks.values())
+
+    def pause_others(self, task: Task) -> list[Task]:
+        """From a program thread (``task``, which is about to end the process: a core
+        file): every other thread stopped at a safe point, for good; returns them."""
+        with self.lock:
+            task.state = PAUSED  # (so that two threads doing this at once do not wait for each other)
+            self.pause_requests += 1
+            others = [t for t in self.tasks.values() if t is not task]
+        for t in others:
+            self.kick(t)
+        with self.lock:
+            while any(t.state == RUNNING for t in self.tasks.values() if t is not task):
+                self.changed.wait()
+            task.state = RUNNING
+            return [t for t in self.tasks.values() if t is not task]
 
     def resume_all(self) -> None:
         with self.lock:

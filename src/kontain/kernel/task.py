@@ -151,6 +151,14 @@ class Task:
             q[k.R11] = _s64(ctx.rflags)
             q[k.RIP] = L.STUB + guest_code.SYSCALL_RETURN
 
+    def user_context(self) -> sigframe.Context:
+        """The user registers of this thread, paused anywhere (``user_view``)."""
+        saved, self.stop = self.stop, user_view(self)
+        try:
+            return self.context()
+        finally:
+            self.stop = saved
+
     # -- save / restore (a PAUSED thread: kernel/runstate.py) ------------------------------
     def save(self) -> dict:
         """The thread as plain data: its vCPU, where it stopped, its signal state, the
@@ -193,7 +201,7 @@ class Task:
                 if gdb is not None and gdb.wants(sig):  # the debugger sees it first (kernel/gdbstub.py)
                     self.process.lock.release()
                     try:
-                        sig = gdb.report(self, sig, gdbstub_view(self))
+                        sig = gdb.report(self, sig, user_view(self))
                     finally:
                         self.process.lock.acquire()
                     if not sig:
@@ -211,7 +219,8 @@ class Task:
                 if action == S.STOP:
                     stop_by_signal(sig)  # km stops; SIGCONT resumes it
                     continue
-                self.die(sig, f"{self.process.name}: killed by {S.name(sig)}", info)
+                break  # its default action ends the program: outside the lock (die may stop the others)
+        self.die(sig, f"{self.process.name}: killed by {S.name(sig)}", info)
 
     def deliver_pending(self) -> None:
         sig, info = self.next_signal()
@@ -550,9 +559,11 @@ class Task:
             p = self.process
             path, limit = (f"core.{os.getpid()}", None) if p.spec.core else coredump.native_path(p, sig)
             if path is not None:
+                ctx = ctx or self.context()
+                others = [(t, t.user_context()) for t in p.pause_others(self)]  # every thread, stopped
                 try:
-                    coredump.write(p, self, sig, info or siginfo(sig, S.SI_KERNEL), ctx or self.context(), path,
-                                   limit=limit)
+                    coredump.write(p, self, sig, info or siginfo(sig, S.SI_KERNEL), ctx, path, limit=limit,
+                                   others=others)
                     message += f" (core dumped to {path})"
                 except (OSError, GuestError) as e:
                     message += f" (no core file: {e})"
@@ -603,8 +614,11 @@ class Task:
             native.syscall(SYS_futex, self.mem.host(uaddr, 4), FUTEX_WAKE, 1, 0, 0, 0)
 
 
-def gdbstub_view(task: Task) -> int:
-    """Where ``task``'s user registers are (kernel/gdbstub.py's view_of, without importing it)."""
+def user_view(task: Task) -> int:
+    """Where a stopped thread's user registers are, judged by where its vCPU stopped: in
+    an exception vector (the iret frame: EXCEPTION), in the syscall stub (RIP and RFLAGS
+    in RCX and R11: SYSCALL), or at a user instruction (DIRECT).  For a debugger or a
+    core file looking at a thread paused anywhere (kernel/runstate.py)."""
     rip = task.q[k.RIP] & 0xFFFFFFFFFFFFFFFF
     if L.HANDLERS <= rip < L.HANDLERS + L.PAGE:
         return EXCEPTION
