@@ -3,6 +3,7 @@ mode as a user would drive it, and by a raw socket for what gdb never sends."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -108,6 +109,20 @@ def test_signal_stop_and_suppress():
     assert stdout == "usr1 handled\nafter raise\n"
 
 
+def test_stepi_over_a_syscall():
+    """A `syscall` instruction is stepped by running the call: the next stop is after it,
+    with its result in RAX (TF would trap inside km's own stub)."""
+    s = Session(debuggee(), "syscall")
+    out = s.gdb("break getppid", "continue", "stepi", "x/i $pc", "stepi", "print $rax", "print $pc",
+                "print (long)&getppid + 7", "delete", "continue")
+    status, stdout, _err = s.end()
+    assert "syscall" in out.split("x/i $pc")[-1].splitlines()[0] or "syscall" in out, out
+    assert f"$1 = {os.getpid()}" in out, out
+    assert re.search(r"\$2 = \(void \(\*\)\(\)\) (0x[0-9a-f]+)", out).group(1) == hex(int(
+        re.search(r"\$3 = (\d+)", out).group(1))), out
+    assert status == 0 and stdout == f"parent {os.getpid()}\n"
+
+
 def test_detach_then_program_finishes():
     s = Session(debuggee(), "plain")
     out = s.gdb("break sum_squares", "continue", "detach")
@@ -197,7 +212,7 @@ MALFORMED = [
 
 
 def test_malformed_packets_are_answered():
-    s = Session(debuggee(), "plain")
+    s = Session(debuggee(), "loop")
     r = Raw(s.port)
     assert b"swbreak+" in r.ask(b"qSupported")
     assert r.ask(b"?").startswith(b"T05")
@@ -210,6 +225,10 @@ def test_malformed_packets_are_answered():
     assert r.ask(b"?").startswith(b"T05")
     assert len(r.ask(b"g")) >= 16 * 16
     assert r.ask(b"m0,4") in (b"E0e", b"")  # address 0: nothing mapped
+    # ^C while the program runs: it stops (SIGINT, which gdb's "signal 0" then drops)
+    r.sock.sendall(_packet(b"vCont;c"))
+    r.sock.sendall(b"\x03")
+    assert r.ask(b"", raw=True).startswith(b"T02")
     assert r.ask(b"vKill;1") == b"OK"
     status, _out, err = s.end()
     assert status in (-9, 137) and "Traceback" not in err

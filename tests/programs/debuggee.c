@@ -104,6 +104,11 @@ int main(int argc, char **argv)
         crash((int *)16);
         return 0;
     }
+    if (!strcmp(mode, "syscall")) {  /* stepping over a system call instruction */
+        pid_t parent = getppid();
+        printf("parent %d\n", (int)parent);
+        return 0;
+    }
     if (!strcmp(mode, "signal")) {
         signal(SIGUSR1, on_usr1);
         raise(SIGUSR1);
