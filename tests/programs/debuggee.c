@@ -104,6 +104,12 @@ int main(int argc, char **argv)
         crash((int *)16);
         return 0;
     }
+    if (!strcmp(mode, "count")) {  /* square() called N times (bench/gdb_roundtrip.py) */
+        int n = argc > 2 ? atoi(argv[2]) : 0;
+        for (int i = 0; i < n; i++)
+            square(i);
+        return 0;
+    }
     if (!strcmp(mode, "syscall")) {  /* stepping over a system call instruction */
         pid_t parent = getppid();
         printf("parent %d\n", (int)parent);
