@@ -149,6 +149,25 @@ def test_attach_to_running_loop():
     assert status == 0 and stdout == "loop done 1\n"
 
 
+def test_forked_child_waits_for_its_own_gdb():
+    """--gdb-fork-wait: the parent goes on under its gdb; the child it forks waits on a
+    port of its own (km names it) for a second gdb, which debugs it to its exit."""
+    s = Session(debuggee(), "fork", km_options=("--gdb-fork-wait",))
+    parent = subprocess.Popen([GDB, "-batch", "-nx", "-ex", f"target remote :{s.port}", "-ex", "continue", s.prog],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    line = s.km.stderr.readline().decode()
+    m = re.search(r"forked child (\d+): waiting for gdb on 127\.0\.0\.1:(\d+)", line)
+    assert m, line
+    s.port = int(m.group(2))
+    out = s.gdb("break square", "continue", "bt", "continue")
+    parent_out = parent.communicate(timeout=TIMEOUT)[0]
+    status, stdout, _err = s.end()
+    assert re.search(r"Breakpoint 1, square \(x=(x@entry=)?5\)", out) and re.search(r"#1 .* main ", out), out
+    assert "exited with code 05" in out
+    assert "exited normally" in parent_out
+    assert status == 0 and stdout == "child exited 5\n"
+
+
 def test_dynamic_glibc_break_in_libc():
     prog = "/tmp/kontain-gdb-debuggee-dyn"
     subprocess.run(["gcc", "-g", "-O1", "-pthread", "-o", prog, str(debuggee().parent.parent.parent

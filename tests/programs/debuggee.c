@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 volatile int counter;
@@ -108,6 +109,15 @@ int main(int argc, char **argv)
         int n = argc > 2 ? atoi(argv[2]) : 0;
         for (int i = 0; i < n; i++)
             square(i);
+        return 0;
+    }
+    if (!strcmp(mode, "fork")) {  /* the child computes, the parent reports how it ended */
+        pid_t child = fork();
+        if (child == 0)
+            _exit(square(5) == 25 ? 5 : 1);
+        int status;
+        waitpid(child, &status, 0);
+        printf("child exited %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         return 0;
     }
     if (!strcmp(mode, "syscall")) {  /* stepping over a system call instruction */

@@ -288,12 +288,13 @@ class Event:
 class Stub:
     """The stub of one program: its listening socket, its thread, the connection."""
 
-    def __init__(self, process, port: int, *, wait: bool, host: str = "127.0.0.1"):
+    def __init__(self, process, port: int, *, wait: bool, host: str = "127.0.0.1", who: str = ""):
         import socket
 
         self.p = process
         self.port = port
         self.wait = wait  # --gdb: the program waits for gdb before its first instruction
+        self.who = who  # whose stub, in km's message ("" for the program km started)
         self.avx = bool(process.xcr0 & 4)
         self.xml = target_xml(self.avx).encode()
         self.breakpoints: dict[int, int] = {}  # address -> the original byte
@@ -329,8 +330,9 @@ class Stub:
         os.set_blocking(self.wake_r, False)
 
     def start(self) -> None:
-        say(f"waiting for gdb on 127.0.0.1:{self.port} (target remote :{self.port})" if self.wait else
-            f"gdb may attach on 127.0.0.1:{self.port} (target remote :{self.port})")
+        who = f"{self.who}: " if self.who else ""
+        say(f"{who}waiting for gdb on 127.0.0.1:{self.port} (target remote :{self.port})" if self.wait else
+            f"{who}gdb may attach on 127.0.0.1:{self.port} (target remote :{self.port})")
         if self.wait:
             self.attached = True  # the first stop is gdb's, whenever it comes
         _thread.start_new_thread(self._main, ())
@@ -429,6 +431,18 @@ class Stub:
                     os.close(fd)
                 except OSError:
                     pass
+
+    def child_waits(self, task) -> None:
+        """--gdb-fork-wait, in a forked child (its only thread, ``task``): a stub of its
+        own on a free port, which km names, and the child waits there, before its first
+        instruction after fork, until a gdb comes and continues it (Kontain's
+        KM_GDB_CHILD_FORK_WAIT)."""
+        try:
+            child = start(self.p, 0, wait=True, who=f"forked child {os.getpid()}")
+        except OSError as e:
+            say(f"forked child {os.getpid()}: {e} (it runs without gdb)")
+            return
+        child.initial(task)
 
     # -- the stub's thread -------------------------------------------------------------
     def _main(self) -> None:
@@ -1098,9 +1112,9 @@ def _xml_escape(name: bytes) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
-def start(process, port: int, *, wait: bool) -> Stub:
+def start(process, port: int, *, wait: bool, who: str = "") -> Stub:
     """Listen for gdb (raises OSError with a message when the port cannot be had)."""
-    stub = Stub(process, port, wait=wait)
+    stub = Stub(process, port, wait=wait, who=who)
     process.gdb = stub
     stub.start()
     return stub

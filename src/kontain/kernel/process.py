@@ -566,8 +566,9 @@ class Process:
         self._opener = None
 
     def adopt_forked(self, task: Task) -> None:
-        if self.gdb is not None:  # gdb stays with the parent; the child runs free
-            self.gdb.forked_child()
+        stub = self.gdb
+        if stub is not None:  # gdb stays with the parent; the child runs free, or waits for a gdb of its own
+            stub.forked_child()
             self.gdb = None
         self.forked = True  # its parent is a guest program: it, not km, reports how this one ends
         self.tasks = {task.tid: task}
@@ -575,6 +576,8 @@ class Process:
         task.on_syscall = self.syscalls.dispatcher(task)
         self.host_signals = signals.HostSignals(self.post, self.fds.floor)
         self.host_signals.install()
+        if stub is not None and self.spec.gdb_fork_wait:
+            stub.child_waits(task)
 
     def wait_for_fd(self, task: Task, fd: int) -> None:
         """vfork: the parent waits, unkillable but by SIGKILL, as on Linux, until the
