@@ -195,6 +195,24 @@ def test_core_has_every_thread(tmp_path):
     assert re.search(r"clock_nanosleep|sleeper", out), out  # (musl's nanosleep has no unwind info)
 
 
+def test_another_users_gdb_is_refused():
+    """TCP on 127.0.0.1 is open to every local user: a connection from another user's
+    process (not root's) is closed at once, the program's own user is served."""
+    import sys
+
+    from kt import as_user
+
+    s = Session(debuggee(), "loop", listen=True)
+    assert s.km.stdout.readline() == b"looping\n"
+    probe = ("import socket,sys; c=socket.create_connection(('127.0.0.1',%d)); "
+             "c.sendall(b'$qSupported#37'); c.settimeout(20); d=c.recv(100); sys.stdout.write(repr(d))") % s.port
+    r = subprocess.run(as_user([sys.executable, "-c", probe]), capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.stdout == "b''" or "ConnectionResetError" in r.stderr, (r.stdout, r.stderr)
+    out = s.gdb("set var stop_loop = 1", "detach")
+    status, stdout, _err = s.end()
+    assert "detached" in out.lower() and status == 0 and stdout == "loop done 1\n"
+
+
 # -- the protocol itself, over a raw socket ---------------------------------------------------
 
 def _packet(body: bytes) -> bytes:

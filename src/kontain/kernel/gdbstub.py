@@ -456,6 +456,9 @@ class Stub:
                 conn, _addr = srv.accept()
             except OSError:
                 return
+            if not self._same_user(conn):
+                conn.close()  # another user's gdb would control this user's program: refused
+                continue
             fd = native.dup_at_least(conn.fileno(), self.p.fds.floor)
             conn.close()
             self.conn = socket.socket(socket.AF_INET, socket.SOCK_STREAM, fileno=fd)
@@ -474,6 +477,29 @@ class Stub:
             except OSError:
                 pass
             self.conn = None
+
+    @staticmethod
+    def _same_user(conn) -> bool:
+        """Is the connecting process this user's (or root's)?  TCP has no SO_PEERCRED:
+        the kernel's table of sockets (/proc/net/tcp) says who owns the peer's end of a
+        loopback connection.  Unknown means no."""
+        try:
+            peer_host, peer_port = conn.getpeername()[:2]
+            my_port = conn.getsockname()[1]
+            with open("/proc/net/tcp") as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            return False
+        want = (f"{peer_port:04X}", f"{my_port:04X}")
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 8:
+                continue
+            local, remote = fields[1].partition(":")[2], fields[2].partition(":")[2]
+            if (local, remote) == want:
+                uid = int(fields[7])
+                return uid == os.getuid() or uid == 0
+        return False
 
     def _session(self) -> None:
         if not self.stopped:
