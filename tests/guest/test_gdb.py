@@ -137,7 +137,33 @@ def test_software_watchpoint():
                 "delete", "continue")
     status, stdout, _err = s.end()
     assert "Old value = 0\nNew value = 1" in out and "Old value = 1\nNew value = 3" in out, out
-    assert status == 0 and stdout == "watched 10\n"
+    assert status == 0 and stdout == "watched 10\nstack 14\n"
+
+
+def test_watchpoints_by_memslot():
+    """watch, rwatch, awatch without telling gdb anything: km watches pages through their
+    memslots (read-only, or none), and reports the access after the instruction."""
+    s = Session(debuggee(), "watch")
+    out = s.gdb("break bump", "continue", "watch watched", "continue", "continue", "delete", "rwatch watched",
+                "continue", "delete", "awatch watched", "continue", "delete", "continue")
+    status, stdout, _err = s.end()
+    assert "Hardware watchpoint 2: watched" in out
+    assert "Old value = 0\nNew value = 1" in out and "Old value = 1\nNew value = 3" in out, out
+    assert "Hardware read watchpoint 3: watched\n\nValue = 3" in out, out
+    assert "Hardware access (read/write) watchpoint 4: watched" in out and "New value = 6" in out, out
+    assert status == 0 and stdout == "watched 10\nstack 14\n"
+
+
+def test_watchpoint_on_the_stack():
+    """A watched local: its stack page is read-only to the program, so every call and push
+    there is an exit km completes; only the local's changes stop."""
+    s = Session(debuggee(), "watch")
+    out = s.gdb("break stack_sum", "continue", "next", "watch local", "continue", "continue", "continue",
+                "delete", "continue")
+    status, stdout, _err = s.end()
+    assert "Old value = 0\nNew value = 1" in out and "Old value = 1\nNew value = 5" in out, out
+    assert "Old value = 5\nNew value = 14" in out, out
+    assert status == 0 and stdout == "watched 10\nstack 14\n"
 
 
 def test_attach_to_running_loop():

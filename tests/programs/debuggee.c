@@ -64,6 +64,14 @@ __attribute__((noinline)) void *sleeper(void *arg)
     return NULL;
 }
 
+__attribute__((noinline)) long stack_sum(int n)  /* a local on the stack, for a watchpoint there */
+{
+    volatile long local = 0;
+    for (int i = 1; i <= n; i++)
+        local += square(i);
+    return local;
+}
+
 static void on_usr1(int sig)
 {
     (void)sig;
@@ -134,6 +142,7 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "watch")) {
         bump(5);
         printf("watched %ld\n", watched);
+        printf("stack %ld\n", stack_sum(3));
         return 0;
     }
     if (!strcmp(mode, "loop")) {  /* runs until a debugger sets stop_loop (or 60 s pass) */

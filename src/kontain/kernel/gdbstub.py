@@ -25,8 +25,13 @@ docs/debugging.md):
   breakpoints are not offered (KVM_CAP_GUEST_DEBUG_HW_BPS 0, guest debug registers
   accepted but never firing).  The IDT path is the same on hardware KVM, so nothing here
   depends on the platform (arch/x86_64/platform.py records the probe).
-* **Watchpoints**: none in hardware (above); gdb falls back to software watchpoints
-  (single-stepping and comparing) when the stub refuses Z2-Z4.
+* **Watchpoints** (Z2 write, Z3 read, Z4 access) are km's, by memslot: no debug register
+  fires here (above), but km's memslots already carry page protections.  A watched page's
+  slot becomes read-only (write watchpoints) or goes (read and access ones), so an access
+  there exits as MMIO with its address; km completes it against the memory, lets KVM
+  finish the instruction, and reports ``watch:ADDR`` (after the instruction, as a debug
+  register would) when the access touched a watched range.  Other accesses to the page
+  cost an exit each and go on.
 * **Signals** stop the program in gdb before their action (``Task.next_signal`` and
   ``Task.fault`` ask ``wants``); gdb's resume says which signal, if any, goes on
   (``signal 0`` suppresses it).  QPassSignals lists the ones not to stop for.
@@ -50,11 +55,13 @@ from kontain.errors import GuestError, ProcessExit, say
 from kontain.kernel import signals
 from kontain.kernel.runstate import PAUSED, RUNNING
 from kontain.kernel.task import DIRECT, EXCEPTION, SYSCALL, user_view
+from kontain.kvm import abi as k
 
 INT3 = 0xCC
 TF = 0x100
 MAX_PACKET = 0x4000  # PacketSize we announce (and the most we read before a '#')
 MAX_MEM = 0x1000  # most bytes one m packet answers (gdb asks again for the rest)
+MAX_WATCH = 0x10000  # the longest range one watchpoint may cover
 SYSCALL_INSN = b"\x0f\x05"
 
 # Linux signal number -> GDB's (gdb/signals.def: the remote protocol speaks GDB's numbers)
@@ -277,12 +284,13 @@ class Regs:
 class Event:
     """A thread's stop, waiting for gdb: what happened and how to go on."""
 
-    __slots__ = ("task", "sig", "kind", "ctx", "dirty", "swbreak", "done", "resume_sig", "step_stop")
+    __slots__ = ("task", "sig", "kind", "ctx", "dirty", "swbreak", "done", "resume_sig", "watch")
 
     def __init__(self, task, sig: int, kind: int, ctx=None, dirty=False, swbreak=False):
         self.task, self.sig, self.kind, self.ctx, self.dirty, self.swbreak = task, sig, kind, ctx, dirty, swbreak
         self.done = False
         self.resume_sig = 0  # what gdb said to deliver (Linux numbering); 0: none
+        self.watch = ""  # a watchpoint's stop: "watch:ADDR;" (or rwatch, awatch)
 
 
 class Stub:
@@ -298,6 +306,11 @@ class Stub:
         self.avx = bool(process.xcr0 & 4)
         self.xml = target_xml(self.avx).encode()
         self.breakpoints: dict[int, int] = {}  # address -> the original byte
+        self.watches: list[tuple[int, int, int]] = []  # (Z type 2/3/4, address, length)
+        self.watched: dict[int, str] = {}  # page -> the memslot access km gave it while watched
+        # tid -> RIP: a single-step's #DB that KVM still has to deliver after a watchpoint's
+        # stop in the stepped instruction (reported already, with the watchpoint)
+        self.db_pending: dict[int, int] = {}
         self.passed = 0  # QPassSignals: signals delivered without a stop (bit per Linux number)
         self.attached = False  # a gdb is connected and the program is under its control
         self.events: list[Event] = []  # stops not told to gdb yet
@@ -342,11 +355,12 @@ class Stub:
         """Does gdb want to see ``sig`` before its action (not in QPassSignals)?"""
         return self.attached and not (self.passed >> sig & 1)
 
-    def report(self, task, sig: int, kind: int, ctx=None, *, dirty=False, swbreak=False) -> int:
+    def report(self, task, sig: int, kind: int, ctx=None, *, dirty=False, swbreak=False, watch="") -> int:
         """``task`` stops for gdb: wait (PAUSED) until gdb resumes it; returns the signal
         gdb says to deliver (Linux numbering, 0 for none)."""
         p = self.p
         ev = Event(task, sig, kind, ctx, dirty, swbreak)
+        ev.watch = watch
         with p.lock:
             task.state = PAUSED
             task.gdb_step = False
@@ -376,6 +390,8 @@ class Stub:
             return False
         regs = Regs(self, task, EXCEPTION)
         ctx = regs.ctx
+        if vector == 1 and self.db_pending.pop(task.tid, None) == ctx.regs["rip"]:
+            return True  # the step's #DB after a watchpoint's stop: gdb saw that stop (the frame as it is)
         swbreak = False
         if vector == 3 and (ctx.regs["rip"] - 1) in self.breakpoints:
             ctx.regs["rip"] -= 1  # report the breakpoint's address (swbreak): the int3 runs again after
@@ -387,6 +403,55 @@ class Stub:
         ctx.rflags &= ~TF
         self._resume_event(task, self.report(task, S.SIGTRAP, EXCEPTION, ctx, dirty=True, swbreak=swbreak))
         return True
+
+    def watch_access(self, task, gpa: int, is_write: bool) -> bool:
+        """An MMIO exit at ``gpa``: an access to a page km watches for gdb (True: served,
+        and reported if it touched a watched range), or a real fault (False)."""
+        page = gpa & ~(L.PAGE - 1)
+        if page not in self.watched:
+            return False
+        p = self.p
+        vma = p.mm.find(gpa)
+        if vma is None or not vma.prot & (2 if is_write else 1):
+            return False  # the program may not: its fault
+        vcpu = task.vcpu
+        mem = p.mem
+        hit, elsewhere = "", None
+        for _ in range(16):  # (an instruction may make several accesses: each exits)
+            gpa, length, is_write = vcpu.mmio_exit()
+            data = vcpu.mmio_data(length)
+            try:
+                if is_write:
+                    mem.write(gpa, bytes(data))
+                else:
+                    data[:] = mem.read(gpa, len(data))
+            except GuestError:
+                return False
+            hit = hit or self._watch_hit(gpa, len(data), is_write)
+            vcpu.set_immediate_exit(True)  # KVM finishes the instruction, and returns before the next
+            r = vcpu.run()
+            vcpu.set_immediate_exit(False)
+            if r != 0 or vcpu.exit_reason != k.KVM_EXIT_MMIO:
+                break
+            nxt, _n, nxt_write = vcpu.mmio_exit()
+            if (nxt & ~(L.PAGE - 1)) not in self.watched:
+                elsewhere = (nxt, nxt_write)  # the instruction's next access: a hole, or a page of its own
+                break
+        if hit and self.attached:
+            ctx = Regs(self, task, DIRECT).ctx
+            if task.gdb_step:  # the stepped instruction: this stop ends the step, its #DB is still to come
+                ctx.rflags &= ~TF
+                self.db_pending[task.tid] = ctx.regs["rip"]
+            self._resume_event(task, self.report(task, S.SIGTRAP, DIRECT, ctx, dirty=True, watch=hit))
+        if elsewhere is not None:
+            task.on_mmio(*elsewhere)
+        return True
+
+    def _watch_hit(self, addr: int, length: int, is_write: bool) -> str:
+        for kind, start, size in self.watches:
+            if start < addr + length and addr < start + size and (kind == 4 or (kind == 2) == is_write):
+                return f"{('watch', 'rwatch', 'awatch')[kind - 2]}:{start:x};"
+        return ""
 
     def syscall_step_done(self, task) -> None:
         """A thread gdb stepped over a ``syscall`` is back from it (Task.after_syscall)."""
@@ -423,6 +488,7 @@ class Stub:
                 self.force_write(addr, bytes([orig]))
             except GuestError:
                 pass
+        self.forget_watches()  # (the child's memslots are its own VM's)
         conn_fd = self.conn.detach() if self.conn is not None else -1
         self.conn = None
         for fd in (self.srv_fd, self.wake_r, self.wake_w, conn_fd):
@@ -629,7 +695,7 @@ class Stub:
             tid = self.g_tid if self.g_tid in self.p.tasks else self._first_tid()
             self.g_tid = tid
             return f"T{to_gdb(sig):02x}thread:{tid:x};"
-        extra = "swbreak:;" if ev.swbreak else ""
+        extra = "swbreak:;" if ev.swbreak else ev.watch
         return f"T{to_gdb(ev.sig):02x}thread:{ev.task.tid:x};{extra}"
 
     def _first_tid(self) -> int:
@@ -647,6 +713,7 @@ class Stub:
         self.attached = False
         for addr in list(self.breakpoints):
             self.remove_breakpoint(addr)
+        self.forget_watches()
         p = self.p
         with p.lock:
             tasks = list(p.tasks.values())
@@ -945,11 +1012,19 @@ class Stub:
     # -- breakpoints and memory -------------------------------------------------------------
     def _breakpoint(self, insert: bool, rest: bytes) -> str:
         kind, _, tail = rest.partition(b",")
-        if kind != b"0":
-            return ""  # hardware breakpoints and watchpoints: none here (gdb uses software ones)
+        if kind not in (b"0", b"2", b"3", b"4"):
+            return ""  # hardware breakpoints (Z1): none here
         addr_s, _, size_s = tail.partition(b",")
         addr = int(addr_s, 16)
         size = int(size_s.split(b";")[0], 16)
+        if kind != b"0":
+            if not 0 < size <= MAX_WATCH:
+                return "E01"
+            if insert:
+                self.insert_watch(int(kind), addr, size)
+            else:
+                self.remove_watch(int(kind), addr, size)
+            return "OK"
         if size not in (1,):
             return "E01"
         if insert:
@@ -964,6 +1039,55 @@ class Stub:
         orig = self.p.mem.read(addr, 1)[0]
         self.force_write(addr, bytes([INT3]))
         self.breakpoints[addr] = orig
+
+    def insert_watch(self, kind: int, addr: int, size: int) -> None:
+        """A watchpoint by memslot: its pages' slots made read-only (writes exit) or
+        removed (every access exits).  Only memory the program has mapped, and for read
+        and access watchpoints no executable page (a fetch from a page without a slot
+        cannot be completed)."""
+        p = self.p
+        if not p.mem.contains(addr, size):
+            raise GuestError(14)
+        with p.mm.lock:
+            for page in range(addr & ~(L.PAGE - 1), addr + size, L.PAGE):
+                vma = p.mm.find(page)
+                if vma is None or vma.shared or (kind != 2 and vma.prot & 4):
+                    raise GuestError(14)
+            self.watches.append((kind, addr, size))
+            self._protect(addr, size)
+
+    def remove_watch(self, kind: int, addr: int, size: int) -> None:
+        p = self.p
+        with p.mm.lock:
+            if (kind, addr, size) in self.watches:
+                self.watches.remove((kind, addr, size))
+            self._protect(addr, size)
+
+    def _protect(self, addr: int, size: int) -> None:
+        """Give the pages of [addr, addr+size) the slot access the watchpoints on them
+        need, or back the program's own (call with the address space's lock held)."""
+        from kontain.memory.mm import access_of
+
+        p = self.p
+        for page in range(addr & ~(L.PAGE - 1), addr + size, L.PAGE):
+            kinds = {k_ for k_, a, n in self.watches if a < page + L.PAGE and page < a + n}
+            vma = p.mm.find(page)
+            own = access_of(vma.prot) if vma is not None else "none"
+            want = own if not kinds else ("ro" if kinds == {2} and own == "rw" else "none" if kinds - {2} else own)
+            if kinds:
+                self.watched[page] = want
+            else:
+                self.watched.pop(page, None)
+            if vma is not None:
+                p.slots.set_access(page, page + L.PAGE, want)
+
+    def forget_watches(self) -> None:
+        """Every watched page back to the program's access (detach, a forked child)."""
+        with self.p.mm.lock:
+            watches, self.watches = self.watches, []
+            for _kind, addr, size in watches:
+                self._protect(addr, size)
+            self.watched.clear()
 
     def remove_breakpoint(self, addr: int) -> None:
         orig = self.breakpoints.pop(addr, None)

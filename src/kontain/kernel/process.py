@@ -593,6 +593,8 @@ class Process:
 
         if self.gdb is not None:
             self.gdb.breakpoints.clear()  # the old program's: gone with its memory
+            self.gdb.watches.clear()
+            self.gdb.watched.clear()
 
         exec_.execve(self, task, path, argv, envp, comm, nofollow)
 

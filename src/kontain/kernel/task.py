@@ -426,6 +426,9 @@ class Task:
 
     def on_mmio(self, gpa: int, is_write: bool) -> None:
         """An access to guest memory without a memslot: a hole, or a write to read-only."""
+        gdb = self.process.gdb
+        if gdb is not None and gdb.watched and gdb.watch_access(self, gpa, is_write):
+            return  # a page gdb watches (kernel/gdbstub.py)
         vma = self.mm.find(gpa) if 0 <= gpa < self.mem.size else None
         if vma is None and 0 <= gpa < self.mem.size and \
                 self.mm.grow_down(gpa, F.PROT_WRITE if is_write else F.PROT_READ):

@@ -15,8 +15,9 @@ KVM_SET_GUEST_DEBUG does not intercept the program's code (USE_SW_BP and SINGLES
 reflected into the guest, hardware breakpoints are not offered, the guest's own debug
 registers never fire: tools/probe_guest_debug.py), so the stub uses what both platforms
 deliver alike, `int3` and RFLAGS.TF raising #BP/#DB through the guest IDT into km's
-exception path.  Should hardware watchpoints be added for hardware KVM, whether they
-work is this module's to probe.
+exception path, and watchpoints by memslot (read-only or absent slots exit with the
+address on both).  Should debug registers be used where they work (hardware KVM),
+whether they do is this module's to probe.
 """
 
 from __future__ import annotations
