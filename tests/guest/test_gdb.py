@@ -230,8 +230,8 @@ def test_another_users_gdb_is_refused():
 
     s = Session(debuggee(), "loop", listen=True)
     assert s.km.stdout.readline() == b"looping\n"
-    probe = ("import socket,sys; c=socket.create_connection(('127.0.0.1',%d)); "
-             "c.sendall(b'$qSupported#37'); c.settimeout(20); d=c.recv(100); sys.stdout.write(repr(d))") % s.port
+    probe = (f"import socket,sys; c=socket.create_connection(('127.0.0.1',{s.port})); "
+             "c.sendall(b'$qSupported#37'); c.settimeout(20); d=c.recv(100); sys.stdout.write(repr(d))")
     r = subprocess.run(as_user([sys.executable, "-c", probe]), capture_output=True, text=True, timeout=TIMEOUT)
     assert r.stdout == "b''" or "ConnectionResetError" in r.stderr, (r.stdout, r.stderr)
     out = s.gdb("set var stop_loop = 1", "detach")
