@@ -63,8 +63,11 @@ def test_registers_and_memory():
     out = s.gdb("break square", "continue", "print $rip == (long)&square", "print $fs_base != 0",
                 "print $xmm1.v4_int32[0] == $xmm1.v4_int32[0]", "print $mxcsr", "set var counter = 100", "print counter",
                 "set var $rax = 0x1234", "print/x $rax", "x/1bx square",
-                "info registers eflags", "delete", "continue")
+                "info registers eflags", "set var $xmm1.v4_int32[0] = 7", "print $xmm1.v4_int32[0]",
+                "set var $ymm2.v8_int32[7] = 9", "print $ymm2.v8_int32[7]", "set var $st0 = 2.5", "print $st0",
+                "delete", "continue")
     status, stdout, _err = s.end()
+    assert "$7 = 7" in out and "$8 = 9" in out and "$9 = 2.5" in out, out
     assert out.count("= 1") >= 3, out
     assert "$5 = 100" in out and "$6 = 0x1234" in out
     assert re.search(r"<square>:\s+0x[0-9a-f]{2}", out) and "0xcc" not in out.split("x/1bx")[-1][:200]
@@ -272,6 +275,29 @@ MALFORMED = [
     b"G00", b"Gzz", b"C", b"Czz", b"S", b"sZZ", b"czz", b"\xff\xfe", b"q", b"Q", b"v", b"vFile:open:",
     b"qC\x00", b"G" + b"0" * 5000,
 ]
+
+
+def test_random_packets_leave_the_stub_answering():
+    """Thousands of random packets (a fixed seed: the same ones every run), none of them
+    a resume, detach or kill: every one answered, the stub still sane after."""
+    import random
+
+    rnd = random.Random(14)
+    s = Session(debuggee(), "loop")
+    r = Raw(s.port)
+    alphabet = b"0123456789abcdefxyzGgPpMmXZzHTqQv?,:;=-$}*#"
+    for _ in range(3000):
+        body = bytes(rnd.choice(alphabet) for _ in range(rnd.randrange(1, 40)))
+        body = body.replace(b"$", b"").replace(b"#", b"").replace(b"}", b"")
+        if not body or body[:1] in b"cCsSDkKRr!" or body.startswith((b"vCont", b"vKill", b"vRun", b"vAttach")):
+            continue
+        reply = r.ask(body)
+        assert b"Traceback" not in reply
+    assert r.ask(b"?").startswith(b"T")
+    assert r.ask(b"qfThreadInfo").startswith(b"m")
+    assert r.ask(b"vKill;1") == b"OK"
+    status, _out, err = s.end()
+    assert status in (-9, 137) and "Traceback" not in err and "internal error" not in err, err
 
 
 def test_malformed_packets_are_answered():
