@@ -197,6 +197,22 @@ def test_forked_child_waits_for_its_own_gdb():
     assert status == 0 and stdout == "child exited 5\n"
 
 
+def test_exec_followed():
+    """An exec stops in gdb (exec events: `catch exec`), which loads the new program;
+    without the catchpoint gdb follows it on its own and its breakpoints hit there."""
+    s = Session(debuggee(), "exec")
+    out = s.gdb("catch exec", "break square", "continue", "continue", "bt 1", "delete", "continue")
+    status, stdout, _err = s.end()
+    assert "executing new program" in out and "Catchpoint 1 (exec'd" in out, out
+    assert re.search(r"Breakpoint 2, square \(x=(x@entry=)?1\)", out), out
+    assert status == 7 and stdout == "total 30\n"
+    s = Session(debuggee(), "exec")
+    out = s.gdb("break sum_squares", "continue", "delete", "continue")
+    status, stdout, _err = s.end()
+    assert re.search(r"Breakpoint 1, sum_squares \(n=", out), out
+    assert status == 7 and stdout == "total 30\n"
+
+
 def test_dynamic_glibc_break_in_libc():
     prog = "/tmp/kontain-gdb-debuggee-dyn"
     subprocess.run(["gcc", "-g", "-O1", "-pthread", "-o", prog, str(debuggee().parent.parent.parent

@@ -128,6 +128,10 @@ int main(int argc, char **argv)
         printf("child exited %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         return 0;
     }
+    if (!strcmp(mode, "exec")) {  /* becomes "plain" (catch exec) */
+        execl("/proc/self/exe", argv[0], "plain", (char *)NULL);
+        return 9;
+    }
     if (!strcmp(mode, "syscall")) {  /* stepping over a system call instruction */
         pid_t parent = getppid();
         printf("parent %d\n", (int)parent);

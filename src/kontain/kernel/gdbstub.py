@@ -284,13 +284,13 @@ class Regs:
 class Event:
     """A thread's stop, waiting for gdb: what happened and how to go on."""
 
-    __slots__ = ("task", "sig", "kind", "ctx", "dirty", "swbreak", "done", "resume_sig", "watch")
+    __slots__ = ("task", "sig", "kind", "ctx", "dirty", "swbreak", "done", "resume_sig", "reason")
 
     def __init__(self, task, sig: int, kind: int, ctx=None, dirty=False, swbreak=False):
         self.task, self.sig, self.kind, self.ctx, self.dirty, self.swbreak = task, sig, kind, ctx, dirty, swbreak
         self.done = False
         self.resume_sig = 0  # what gdb said to deliver (Linux numbering); 0: none
-        self.watch = ""  # a watchpoint's stop: "watch:ADDR;" (or rwatch, awatch)
+        self.reason = ""  # more of the stop reply: "watch:ADDR;" (rwatch, awatch), "exec:PATH;"
 
 
 class Stub:
@@ -322,6 +322,7 @@ class Stub:
         self.conn = None
         self.send_lock = _thread.allocate_lock()
         self.exited = False
+        self.exec_events = False  # gdb takes exec stops (qSupported)
         self._interrupted = False  # stopped by gdb's ^C
         self.buf = b""
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -355,12 +356,12 @@ class Stub:
         """Does gdb want to see ``sig`` before its action (not in QPassSignals)?"""
         return self.attached and not (self.passed >> sig & 1)
 
-    def report(self, task, sig: int, kind: int, ctx=None, *, dirty=False, swbreak=False, watch="") -> int:
+    def report(self, task, sig: int, kind: int, ctx=None, *, dirty=False, swbreak=False, reason="") -> int:
         """``task`` stops for gdb: wait (PAUSED) until gdb resumes it; returns the signal
         gdb says to deliver (Linux numbering, 0 for none)."""
         p = self.p
         ev = Event(task, sig, kind, ctx, dirty, swbreak)
-        ev.watch = watch
+        ev.reason = reason
         with p.lock:
             task.state = PAUSED
             task.gdb_step = False
@@ -442,7 +443,7 @@ class Stub:
             if task.gdb_step:  # the stepped instruction: this stop ends the step, its #DB is still to come
                 ctx.rflags &= ~TF
                 self.db_pending[task.tid] = ctx.regs["rip"]
-            self._resume_event(task, self.report(task, S.SIGTRAP, DIRECT, ctx, dirty=True, watch=hit))
+            self._resume_event(task, self.report(task, S.SIGTRAP, DIRECT, ctx, dirty=True, reason=hit))
         if elsewhere is not None:
             task.on_mmio(*elsewhere)
         return True
@@ -452,6 +453,17 @@ class Stub:
             if start < addr + length and addr < start + size and (kind == 4 or (kind == 2) == is_write):
                 return f"{('watch', 'rwatch', 'awatch')[kind - 2]}:{start:x};"
         return ""
+
+    def execed(self, task) -> None:
+        """``task`` exec'd a new program (registers at its entry): gdb, if it takes exec
+        events, stops there and loads the new program's symbols (``catch exec``)."""
+        self.breakpoints.clear()  # the old program's: gone with its memory
+        self.watches.clear()
+        self.watched.clear()
+        task.gdb_step = task.gdb_step_syscall = False
+        if self.attached and self.exec_events:
+            path = self.p.exe_path.hex()
+            self._resume_event(task, self.report(task, S.SIGTRAP, DIRECT, reason=f"exec:{path};"))
 
     def syscall_step_done(self, task) -> None:
         """A thread gdb stepped over a ``syscall`` is back from it (Task.after_syscall)."""
@@ -695,7 +707,7 @@ class Stub:
             tid = self.g_tid if self.g_tid in self.p.tasks else self._first_tid()
             self.g_tid = tid
             return f"T{to_gdb(sig):02x}thread:{tid:x};"
-        extra = "swbreak:;" if ev.swbreak else ev.watch
+        extra = "swbreak:;" if ev.swbreak else ev.reason
         return f"T{to_gdb(ev.sig):02x}thread:{ev.task.tid:x};{extra}"
 
     def _first_tid(self) -> int:
@@ -894,8 +906,10 @@ class Stub:
 
     def _query(self, packet: bytes) -> str | bytes:
         if packet.startswith(b"qSupported"):
+            self.exec_events = b"exec-events+" in packet  # gdb can take an exec as a stop (catch exec)
             return (f"PacketSize={MAX_PACKET:x};QStartNoAckMode+;qXfer:features:read+;qXfer:exec-file:read+;"
-                    "qXfer:auxv:read+;qXfer:libraries-svr4:read+;swbreak+;QPassSignals+;vContSupported+")
+                    "qXfer:auxv:read+;qXfer:libraries-svr4:read+;swbreak+;QPassSignals+;vContSupported+"
+                    + (";exec-events+" if self.exec_events else ""))
         if packet == b"QStartNoAckMode":
             self._send("OK")
             self.no_ack = True

@@ -591,12 +591,9 @@ class Process:
     def execve(self, task: Task, path: str, argv: int, envp: int, comm: bytes, nofollow: bool = False) -> None:
         from kontain.kernel import exec as exec_
 
-        if self.gdb is not None:
-            self.gdb.breakpoints.clear()  # the old program's: gone with its memory
-            self.gdb.watches.clear()
-            self.gdb.watched.clear()
-
         exec_.execve(self, task, path, argv, envp, comm, nofollow)
+        if self.gdb is not None:
+            self.gdb.execed(task)  # (kernel/gdbstub.py: gdb loads the new program)
 
     def fork(self, task: Task, flags: int, exit_signal: int, stack: int, ptid: int, ctid: int) -> int:
         # A process that forks tends to fork again (shells, servers, build tools), and
