@@ -62,6 +62,10 @@ TF = 0x100
 MAX_PACKET = 0x4000  # PacketSize we announce (and the most we read before a '#')
 MAX_MEM = 0x1000  # most bytes one m packet answers (gdb asks again for the rest)
 MAX_WATCH = 0x10000  # the longest range one watchpoint may cover
+MAX_FILES = 64  # files gdb may have open at once (vFile)
+# gdb's File-I/O errno values (its protocol's own, equal to Linux's for these)
+EPERM, ENOENT, EBADF, EACCES, EMFILE, EINVAL, EUNKNOWN = 1, 2, 9, 13, 24, 22, 9999
+_FILEIO_ERRNOS = {1, 2, 4, 5, 9, 13, 14, 16, 17, 19, 20, 21, 22, 23, 24, 27, 28, 29, 30, 36}
 SYSCALL_INSN = b"\x0f\x05"
 
 # Linux signal number -> GDB's (gdb/signals.def: the remote protocol speaks GDB's numbers)
@@ -323,6 +327,10 @@ class Stub:
         self.send_lock = _thread.allocate_lock()
         self.exited = False
         self.exec_events = False  # gdb takes exec stops (qSupported)
+        self.multi = False  # gdb's multiprocess protocol: thread ids "pPID.TID" (qSupported)
+        self.fork_events = False  # gdb takes fork stops (needs multi)
+        self.children: set[int] = set()  # forked children gdb was told of and has not detached yet
+        self.g_child = 0  # Hg named such a child (gdb taking its breakpoints out): its packets are no-ops
         self._interrupted = False  # stopped by gdb's ^C
         self.buf = b""
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -454,6 +462,14 @@ class Stub:
                 return f"{('watch', 'rwatch', 'awatch')[kind - 2]}:{start:x};"
         return ""
 
+    def forked(self, task, pid: int) -> None:
+        """``task`` (the parent) forked ``pid``: gdb, if it takes fork events, stops
+        here (``catch fork``) and then detaches the child, which runs free already
+        (gdb follows the parent; a child gdb should follow: --gdb-fork-wait)."""
+        if self.attached and self.fork_events:
+            self.children.add(pid)
+            self._resume_event(task, self.report(task, S.SIGTRAP, user_view(task), reason=f"fork:p{pid:x}.{pid:x};"))
+
     def execed(self, task) -> None:
         """``task`` exec'd a new program (registers at its entry): gdb, if it takes exec
         events, stops there and loads the new program's symbols (``catch exec``)."""
@@ -487,6 +503,8 @@ class Stub:
             return
         self.exited = True
         packet = f"X{to_gdb(end.signal):02x}" if end.signal else f"W{end.status & 0xFF:02x}"
+        if self.multi:
+            packet += f";process:{os.getpid():x}"
         try:
             self._send(packet)
         except OSError:
@@ -706,9 +724,12 @@ class Stub:
             self._interrupted = False
             tid = self.g_tid if self.g_tid in self.p.tasks else self._first_tid()
             self.g_tid = tid
-            return f"T{to_gdb(sig):02x}thread:{tid:x};"
+            return f"T{to_gdb(sig):02x}thread:{self._ptid(tid)};"
         extra = "swbreak:;" if ev.swbreak else ev.reason
-        return f"T{to_gdb(ev.sig):02x}thread:{ev.task.tid:x};{extra}"
+        return f"T{to_gdb(ev.sig):02x}thread:{self._ptid(ev.task.tid)};{extra}"
+
+    def _ptid(self, tid: int) -> str:
+        return f"p{os.getpid():x}.{tid:x}" if self.multi else f"{tid:x}"
 
     def _first_tid(self) -> int:
         with self.p.lock:
@@ -822,6 +843,10 @@ class Stub:
         rest = packet[1:]
         if c == b"q" or c == b"Q":
             return self._query(packet)
+        if self.g_child and c in (b"g", b"G", b"p", b"P", b"m", b"M", b"X", b"Z", b"z"):
+            # gdb at a forked child (taking its breakpoints out before detaching it): the
+            # child is a km of its own, which dropped the parent's breakpoints already
+            return "OK" if c in (b"M", b"X", b"Z", b"z") else "E01"
         if c == b"?":
             return self._stop_reply()
         if c == b"g":
@@ -878,6 +903,11 @@ class Stub:
             op, tid = rest[:1], _tid(rest[1:])
             if op not in (b"g", b"c"):
                 return "E01"
+            pid = _pid(rest[1:])
+            if pid in self.children:
+                self.g_child = pid if op == b"g" else self.g_child
+                return "OK"
+            self.g_child = 0 if op == b"g" else self.g_child
             if tid > 0 and tid not in self.p.tasks:
                 return "E01"
             if op == b"g":
@@ -891,14 +921,32 @@ class Stub:
             return "vCont;c;C;s;S"
         if packet.startswith(b"vCont;"):
             return self._vcont(packet[6:])
+        if packet.startswith(b"vKill;") and _hex(packet[6:]) in self.children:
+            child = _hex(packet[6:])
+            self.children.discard(child)
+            try:
+                os.kill(child, S.SIGKILL)  # (a forked child is a km process of its own)
+            except OSError:
+                pass
+            return "OK"
         if packet.startswith(b"vKill") or c == b"k":
+            if c == b"v" and (_hex(packet[6:]) < 0 or self.multi and _hex(packet[6:]) != os.getpid()):
+                return "E01"  # (without multiprocess, gdb names a made-up pid)
             if c == b"v":
                 self._send("OK")
             self._kill()
             return None
         if packet.startswith(b"vMustReplyEmpty"):
             return ""
+        if packet.startswith(b"vFile:"):
+            return self._vfile(packet[6:])
+        if c == b"D" and rest[:1] == b";" and _hex(rest[1:]) in self.children:
+            self.children.discard(_hex(rest[1:]))  # a forked child: it runs free already
+            self.g_child = 0
+            return "OK"
         if c == b"D":
+            if rest and (rest[:1] != b";" or _hex(rest[1:]) != os.getpid()):
+                return "E01"  # (D;PID of no process of gdb's)
             self._send("OK")
             self._detach()
             raise ConnectionError("detached")
@@ -907,9 +955,12 @@ class Stub:
     def _query(self, packet: bytes) -> str | bytes:
         if packet.startswith(b"qSupported"):
             self.exec_events = b"exec-events+" in packet  # gdb can take an exec as a stop (catch exec)
+            self.multi = b"multiprocess+" in packet
+            self.fork_events = self.multi and b"fork-events+" in packet  # (catch fork)
             return (f"PacketSize={MAX_PACKET:x};QStartNoAckMode+;qXfer:features:read+;qXfer:exec-file:read+;"
                     "qXfer:auxv:read+;qXfer:libraries-svr4:read+;swbreak+;QPassSignals+;vContSupported+"
-                    + (";exec-events+" if self.exec_events else ""))
+                    + (";exec-events+" if self.exec_events else "") + (";multiprocess+" if self.multi else "")
+                    + (";fork-events+" if self.fork_events else ""))
         if packet == b"QStartNoAckMode":
             self._send("OK")
             self.no_ack = True
@@ -924,17 +975,17 @@ class Stub:
             self.passed = mask
             return "OK"
         if packet == b"qC":
-            return f"QC{self.g_tid or self._first_tid():x}"
+            return f"QC{self._ptid(self.g_tid or self._first_tid())}"
         if packet == b"qAttached" or packet.startswith(b"qAttached:"):
             return "1" if not self.wait else "0"
         if packet == b"qfThreadInfo":
             with self.p.lock:
                 tids = sorted(self.p.tasks)
-            return "m" + ",".join(f"{t:x}" for t in tids)
+            return "m" + ",".join(self._ptid(t) for t in tids)
         if packet == b"qsThreadInfo":
             return "l"
         if packet.startswith(b"qThreadExtraInfo,"):
-            tid = int(packet[17:], 16)
+            tid = _tid(packet[17:])
             t = self.p.tasks.get(tid)
             return (f"{'main' if t is self.p.main_task else 'thread'}".encode().hex()) if t else "E01"
         if packet.startswith(b"qXfer:"):
@@ -964,6 +1015,100 @@ class Stub:
             return ""
         chunk = data[offset:offset + min(length, MAX_PACKET - 16)]
         return (b"l" if offset + len(chunk) >= len(data) else b"m") + chunk
+
+    # -- files (vFile): gdb reads the program, its libraries and /proc/PID/maps through km --
+    def _vfile(self, rest: bytes) -> str | bytes:
+        """gdb's host I/O, read-only: files as km's user may read them (the stub serves
+        only that user: _same_user), and the program's own /proc/PID files (maps, exe) as
+        the program sees them; anything else answers an errno."""
+        op, _, args = rest.partition(b":")
+        files = self.__dict__.setdefault("files", {})
+        if op == b"setfs":
+            return "F0"
+        if op == b"open":
+            path_hex, _, tail = args.partition(b",")
+            flags = _hex(tail.partition(b",")[0])
+            path = bytes.fromhex(path_hex.decode())
+            if flags != 0:
+                return f"F-1,{EACCES}"
+            if len(files) >= MAX_FILES:
+                return f"F-1,{EMFILE}"
+            ours = self._proc_file(path)
+            if ours is not None:
+                content: bytes | int = ours
+            else:
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+                except OSError as e:
+                    return f"F-1,{_fileio_errno(e.errno)}"
+                import stat
+
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    return f"F-1,{EACCES}"
+                content = native.dup_at_least(fd, self.p.fds.floor)
+                os.close(fd)
+            handle = next(i for i in range(MAX_FILES + 1) if i not in files)
+            files[handle] = content
+            return f"F{handle:x}"
+        if op in (b"pread", b"close", b"fstat"):
+            fields = args.split(b",")
+            handle = _hex(fields[0])
+            if handle not in files:
+                return f"F-1,{EBADF}"
+            content = files[handle]
+            if op == b"close":
+                del files[handle]
+                if isinstance(content, int):
+                    os.close(content)
+                return "F0"
+            if op == b"fstat":
+                size = len(content) if isinstance(content, bytes) else os.fstat(content).st_size
+                st = struct.pack(">IIIIIIIQQQIII", 0, 0, 0o100444, 1, 0, 0, 0, size, 4096, (size + 511) // 512, 0, 0, 0)
+                return f"F{len(st):x};".encode() + st
+            count, offset = _hex(fields[1]), _hex(fields[2]) if len(fields) > 2 else -1
+            if count < 0 or offset < 0:
+                return f"F-1,{EINVAL}"
+            count = min(count, MAX_PACKET // 2)
+            if isinstance(content, bytes):
+                data = content[offset:offset + count]
+            else:
+                try:
+                    data = os.pread(content, count, offset)
+                except OSError as e:
+                    return f"F-1,{_fileio_errno(e.errno)}"
+            return f"F{len(data):x};".encode() + data
+        if op == b"readlink":
+            path = bytes.fromhex(args.decode())
+            if self._proc_name(path) == b"exe":
+                target = self.p.exe_path
+            else:
+                try:
+                    target = os.readlink(path)
+                except OSError as e:
+                    return f"F-1,{_fileio_errno(e.errno)}"
+            return f"F{len(target):x};".encode() + target
+        return f"F-1,{EACCES}" if op in (b"pwrite", b"unlink") else ""
+
+    def _proc_name(self, path: bytes) -> bytes | None:
+        """What /proc/PID/NAME (or /proc/PID/task/TID/NAME) of the program ``path``
+        names; None for any other path."""
+        parts = path.split(b"/")
+        if len(parts) < 4 or parts[:2] != [b"", b"proc"] or parts[2] not in (b"%d" % os.getpid(), b"self"):
+            return None
+        if len(parts) == 6 and parts[3] == b"task" and parts[4].isdigit() and int(parts[4]) in self.p.tasks:
+            return parts[5]
+        return parts[3] if len(parts) == 4 else b""
+
+    def _proc_file(self, path: bytes) -> bytes | None:
+        name = self._proc_name(path)
+        if name is None:
+            return None
+        if name == b"maps":
+            return self.p.procfs.maps()
+        if name == b"auxv":
+            return bytes(self.p.auxv_bytes)
+        return b""  # (nothing else of the program's /proc: an empty file)
 
     def _regs(self, tid: int) -> Regs:
         if not self.stopped:
@@ -1126,9 +1271,12 @@ class Stub:
             try:
                 out += mem.read(pos, n)
             except GuestError:
-                if not partial:
-                    raise
-                break
+                data = self._vdso_read(pos, n)
+                if data is None:
+                    if not partial:
+                        raise
+                    break
+                out += data
             pos += n
         if self.breakpoints:
             buf = bytearray(out)
@@ -1137,6 +1285,24 @@ class Stub:
                     buf[a - addr] = orig
             out = bytes(buf)
         return out
+
+    def _vdso_read(self, addr: int, length: int) -> bytes | None:
+        """The program's vDSO is the host's own (memory/vdso.py): its pages are not in the
+        window, km reads them where they are in km (gdb loads the vDSO's symbols)."""
+        vma = self.p.mm.find(addr)
+        if vma is None or vma.name != "[vdso]":
+            return None
+        from kontain.memory import vdso
+
+        parts = vdso.host_layout()
+        if parts is None:
+            return None
+        _name, lo, hi, _prot = parts[-1]
+        host = lo + (addr - vma.start)
+        if not lo <= host and host + length <= hi:
+            return None
+        data = native.read_mem(host, length)
+        return None if isinstance(data, int) else data
 
     def write_memory(self, addr: int, data: bytes) -> None:
         """gdb's writes (variables, and code: a read-only text page too); a write over a
@@ -1255,6 +1421,25 @@ def _tid(s: bytes) -> int:
     if s.startswith(b"p"):
         s = s.partition(b".")[2] or b"0"
     return int(s, 16)
+
+
+def _fileio_errno(errno: int | None) -> int:
+    return errno if errno in _FILEIO_ERRNOS else EUNKNOWN
+
+
+def _pid(s: bytes) -> int:
+    """The process of a multiprocess thread-id "pPID.TID" (0 when it names none)."""
+    if not s.startswith(b"p"):
+        return 0
+    pid = s[1:].partition(b".")[0]
+    return int(pid, 16) if pid and pid != b"-1" else 0
+
+
+def _hex(s: bytes) -> int:
+    try:
+        return int(s, 16)
+    except ValueError:
+        return -1
 
 
 def _unescape(data: bytes) -> bytes:

@@ -604,7 +604,10 @@ class Process:
         lazy.preload()
         from kontain.kernel import fork as fork_
 
-        return fork_.fork(self, task, flags, exit_signal, stack, ptid, ctid)
+        pid = fork_.fork(self, task, flags, exit_signal, stack, ptid, ctid)
+        if self.gdb is not None and not flags & F.CLONE_VFORK:
+            self.gdb.forked(task, pid)  # (kernel/gdbstub.py: catch fork)
+        return pid
 
     # imported at first use (kontain/lazy.py): many programs never look at either
     @property
