@@ -330,6 +330,7 @@ class Stub:
         self.multi = False  # gdb's multiprocess protocol: thread ids "pPID.TID" (qSupported)
         self.fork_events = False  # gdb takes fork stops (needs multi)
         self.children: set[int] = set()  # forked children gdb was told of and has not detached yet
+        self.files: dict[int, bytes | int] = {}  # vFile handle -> contents, or a descriptor of km's
         self.g_child = 0  # Hg named such a child (gdb taking its breakpoints out): its packets are no-ops
         self._interrupted = False  # stopped by gdb's ^C
         self.buf = b""
@@ -568,6 +569,10 @@ class Stub:
             except Exception as e:  # a stub bug: the program goes on without gdb
                 say(f"gdb: internal error in the stub: {e!r} (please report it); the program continues")
             self._detach()
+            for content in self.files.values():  # (gdb's open files: vFile)
+                if isinstance(content, int):
+                    os.close(content)
+            self.files = {}
             try:
                 self.conn.close()
             except OSError:
@@ -1022,7 +1027,7 @@ class Stub:
         only that user: _same_user), and the program's own /proc/PID files (maps, exe) as
         the program sees them; anything else answers an errno."""
         op, _, args = rest.partition(b":")
-        files = self.__dict__.setdefault("files", {})
+        files = self.files
         if op == b"setfs":
             return "F0"
         if op == b"open":
