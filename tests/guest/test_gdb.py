@@ -84,6 +84,17 @@ def test_threads():
     assert status == 0 and stdout == "threads 365\n"
 
 
+def test_stepping_while_other_threads_hit_breakpoints():
+    """next in one thread while the others run into the same breakpoint: every stop is
+    one gdb understands (a step another thread's stop got ahead of is called off and
+    asked again), and the program ends as it should."""
+    s = Session(debuggee(), "threads")
+    out = s.gdb("break square", "continue", "next", "next", "next", "continue", "next", "delete", "continue")
+    status, stdout, _err = s.end()
+    assert "Breakpoint 1, square" in out and "SIGTRAP" not in out, out
+    assert status == 0 and stdout == "threads 365\n", out
+
+
 def test_sigsegv_caught():
     s = Session(debuggee(), "crash")
     out = s.gdb("continue", "bt", "print p", "continue")

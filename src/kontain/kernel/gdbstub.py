@@ -54,7 +54,7 @@ from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError, ProcessExit, say
 from kontain.kernel import signals
 from kontain.kernel.runstate import PAUSED, RUNNING
-from kontain.kernel.task import DIRECT, EXCEPTION, SYSCALL, user_view
+from kontain.kernel.task import DIRECT, EXCEPTION, IN_KM, SYSCALL, user_view
 from kontain.kvm import abi as k
 
 INT3 = 0xCC
@@ -239,6 +239,8 @@ class Regs:
                 fop)[i]
 
     def set(self, n: int, data: bytes) -> None:
+        if self.kind == IN_KM:
+            raise BadPacket("the thread is inside km's code: its registers cannot be written now")
         size = reg_size(n, self.stub.avx)
         if not size or len(data) != size:
             raise BadPacket("register size")
@@ -400,8 +402,15 @@ class Stub:
             return False
         regs = Regs(self, task, EXCEPTION)
         ctx = regs.ctx
-        if vector == 1 and self.db_pending.pop(task.tid, None) == ctx.regs["rip"]:
-            return True  # the step's #DB after a watchpoint's stop: gdb saw that stop (the frame as it is)
+        pending = self.db_pending.pop(task.tid, None) if vector == 1 else None
+        if pending is not None and pending in (-1, ctx.regs["rip"]):
+            # a step's #DB gdb has no use for any more: after a watchpoint's stop in the stepped
+            # instruction (the frame as it is), or from a step called off (TF off: it runs on)
+            if pending == -1 and not task.gdb_step:
+                ctx.rflags &= ~TF
+                regs.dirty = True
+                regs.flush()
+            return True
         swbreak = False
         if vector == 3 and (ctx.regs["rip"] - 1) in self.breakpoints:
             ctx.regs["rip"] -= 1  # report the breakpoint's address (swbreak): the int3 runs again after
@@ -620,8 +629,21 @@ class Stub:
 
     # the two states: stopped (every thread paused) or running (waiting for a stop)
     def _stop_all(self) -> None:
-        self.p.pause_all()
+        """Every thread paused; steps gdb asked for and another thread's stop got ahead
+        of are called off (gdb asks again: a thread left with TF would stop by itself)."""
+        tasks = self.p.pause_all()
         self.stopped = True
+        for t in tasks:
+            t.gdb_step_syscall = False
+            if t.gdb_step:
+                t.gdb_step = False
+                regs = Regs(self, t, view_of(self.p, t))
+                if regs.kind == IN_KM:
+                    self.db_pending[t.tid] = -1  # (its #DB is on its way: dropped when it comes)
+                elif regs.ctx.rflags & TF:
+                    regs.ctx.rflags &= ~TF
+                    regs.dirty = True
+                    regs.flush()
 
     def _resume_all(self, actions: dict[int, tuple[str, int]], default: tuple[str, int] | None) -> None:
         """Let the program run: each thread as ``actions`` (tid -> (c|s, signal)) says,
@@ -654,6 +676,8 @@ class Stub:
         """Make ``t`` stop after one instruction (TF in its user RFLAGS), or after the
         system call it is in or about to make."""
         kind = ev.kind if ev is not None else view_of(self.p, t)
+        if kind == IN_KM:
+            return  # (in km's code between exits: it runs on, and gdb sees it stopped next time)
         if kind == SYSCALL and ev is None:  # blocked in a call: stop on its way back
             t.gdb_step_syscall = True
             return
@@ -749,18 +773,12 @@ class Stub:
         if self.exited or (not self.attached and not self.stopped):
             return
         self.attached = False
+        p = self.p
+        if not self.stopped:
+            self._stop_all()  # (which calls off the steps gdb asked for)
         for addr in list(self.breakpoints):
             self.remove_breakpoint(addr)
         self.forget_watches()
-        p = self.p
-        with p.lock:
-            tasks = list(p.tasks.values())
-        for t in tasks:
-            t.gdb_step_syscall = False
-            if t.gdb_step:
-                t.gdb_step = False
-        if not self.stopped:
-            self._stop_all()
         for regs in list(self.regs.values()):
             regs.ctx.rflags &= ~TF
             regs.dirty = True

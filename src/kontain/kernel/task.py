@@ -33,6 +33,7 @@ from kontain.kernel.signals import Pending, pick, sigbit, stop_by_signal
 from kontain.kvm import abi as k
 
 SYSCALL, EXCEPTION, DIRECT = 0, 1, 2
+IN_KM = 3  # (user_view) paused inside km's own guest code, between exits: user registers not at hand
 SYS_futex, FUTEX_WAKE = 202, 1
 FUTEX_WAITERS, FUTEX_OWNER_DIED, FUTEX_TID_MASK = 0x80000000, 0x40000000, 0x3FFFFFFF
 ROBUST_LIST_LIMIT = 2048
@@ -618,14 +619,28 @@ class Task:
 
 
 def user_view(task: Task) -> int:
-    """Where a stopped thread's user registers are, judged by where its vCPU stopped: in
-    an exception vector (the iret frame: EXCEPTION), in the syscall stub (RIP and RFLAGS
-    in RCX and R11: SYSCALL), or at a user instruction (DIRECT).  For a debugger or a
-    core file looking at a thread paused anywhere (kernel/runstate.py)."""
+    """Where a stopped thread's user registers are, judged by where its vCPU stopped: at
+    an exception vector's exit (the iret frame: EXCEPTION), at a syscall stub's exit (RIP
+    and RFLAGS in RCX and R11: SYSCALL), or at a user instruction (DIRECT).  A thread
+    kicked while KVM ran km's own code (an exception being delivered) is IN_KM: its
+    registers are read as they are, and nothing may be written.  For a debugger or a core
+    file looking at a thread paused anywhere (kernel/runstate.py)."""
     rip = task.q[k.RIP] & 0xFFFFFFFFFFFFFFFF
-    if L.HANDLERS <= rip < L.HANDLERS + L.PAGE:
+    if rip < L.SYS_BASE:
+        return DIRECT
+    if rip == _EXCEPTION_EXIT:
         return EXCEPTION
-    return SYSCALL if rip >= L.SYS_BASE else DIRECT
+    if rip == _SYSCALL_EXIT:
+        return SYSCALL
+    if L.POLL_STUBS <= rip < L.POLL_STUBS + L.POLL_VCPUS * L.POLL_COPY and \
+            (rip - L.POLL_STUBS) % L.POLL_COPY in _POLL_EXITS:
+        return SYSCALL
+    return IN_KM
+
+
+_EXCEPTION_EXIT = L.HANDLERS + guest_code.EXC_COMMON + 2  # after exc_common's `out`
+_SYSCALL_EXIT = L.STUB + guest_code.SYSCALL_RETURN  # after syscall_entry's `out`
+_POLL_EXITS = (guest_code.POLL_EXIT + 2, guest_code.POLL_DONE_RETURN)  # after the poll stub's two `out`s
 
 
 def _s64(v: int) -> int:
