@@ -237,6 +237,22 @@ def test_exec_followed():
     assert status == 7 and stdout == "total 30\n"
 
 
+def test_gcore_of_a_running_program(tmp_path):
+    """A core of a running program: attach (--gdb-listen), gdb's gcore (the program's
+    mappings from its own /proc/PID/smaps, through km), detach: it runs on."""
+    s = Session(debuggee(), "loop", listen=True)
+    assert s.km.stdout.readline() == b"looping\n"
+    core = tmp_path / "core.gcore"
+    out = s.gdb(f"gcore {core}", "set var stop_loop = 1", "detach")
+    status, stdout, _err = s.end()
+    assert "Saved corefile" in out and status == 0 and stdout == "loop done 1\n", out
+    out = subprocess.run([GDB, "-batch", "-nx", "-ex", "info threads", "-ex", "print stop_loop", "-ex",
+                          "print counter > 0", s.prog, str(core)],
+                         capture_output=True, text=True, timeout=TIMEOUT).stdout
+    assert re.search(r"^\*\s+1\s+LWP \d+", out, re.M), out
+    assert "$1 = 0" in out and "$2 = 1" in out, out  # (the data as it was: stop_loop not set yet)
+
+
 def test_dynamic_glibc_break_in_libc():
     prog = "/tmp/kontain-gdb-debuggee-dyn"
     subprocess.run(["gcc", "-g", "-O1", "-pthread", "-o", prog, str(debuggee().parent.parent.parent

@@ -1056,7 +1056,10 @@ class Stub:
                 return f"F-1,{EACCES}"
             if len(files) >= MAX_FILES:
                 return f"F-1,{EMFILE}"
-            ours = self._proc_file(path)
+            try:
+                ours = self._proc_file(path)
+            except FileNotFoundError:
+                return f"F-1,{ENOENT}"
             if ours is not None:
                 content: bytes | int = ours
             else:
@@ -1116,22 +1119,32 @@ class Stub:
     def _proc_name(self, path: bytes) -> bytes | None:
         """What /proc/PID/NAME (or /proc/PID/task/TID/NAME) of the program ``path``
         names; None for any other path."""
+        return self._proc_path(path)[0]
+
+    def _proc_path(self, path: bytes) -> tuple[bytes | None, int]:
         parts = path.split(b"/")
         if len(parts) < 4 or parts[:2] != [b"", b"proc"] or parts[2] not in (b"%d" % os.getpid(), b"self"):
-            return None
+            return None, 0
         if len(parts) == 6 and parts[3] == b"task" and parts[4].isdigit() and int(parts[4]) in self.p.tasks:
-            return parts[5]
-        return parts[3] if len(parts) == 4 else b""
+            return parts[5], int(parts[4])
+        return (parts[3] if len(parts) == 4 else b""), os.getpid()
 
     def _proc_file(self, path: bytes) -> bytes | None:
-        name = self._proc_name(path)
+        """The program's own /proc files as the program reads them (kernel/procfs.py):
+        maps, smaps (gcore and ``info proc mappings`` use them), status, stat, cmdline,
+        auxv, and Linux's default coredump_filter; anything else of the program's /proc
+        does not exist for gdb (never the monitor's own files)."""
+        name, tid = self._proc_path(path)
         if name is None:
             return None
-        if name == b"maps":
-            return self.p.procfs.maps()
-        if name == b"auxv":
-            return bytes(self.p.auxv_bytes)
-        return b""  # (nothing else of the program's /proc: an empty file)
+        if name == b"coredump_filter":
+            return b"00000033\n"  # (Linux's default: what gcore should write)
+        if name in (b"maps", b"smaps", b"status", b"stat", b"cmdline", b"auxv"):
+            try:
+                return bytes(self.p.procfs.content(name, tid))
+            except OSError:
+                pass
+        raise FileNotFoundError(ENOENT, "not served")
 
     def _regs(self, tid: int) -> Regs:
         if not self.stopped:
