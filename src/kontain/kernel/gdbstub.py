@@ -36,9 +36,14 @@ docs/debugging.md):
   ``Task.fault`` ask ``wants``); gdb's resume says which signal, if any, goes on
   (``signal 0`` suppresses it).  QPassSignals lists the ones not to stop for.
 
+* **Processes**: gdb's multiprocess protocol when gdb offers it, with fork events (``catch
+  fork``: the child, a km of its own, runs free, or waits for a gdb of its own with
+  --gdb-fork-wait) and exec events (gdb loads the new program).  File I/O (vFile) is
+  read-only: the user's files, and the program's own /proc view (maps, smaps: gcore).
+
 Every packet is parsed defensively: the network is as hostile as the guest.  A
 malformed packet gets ``E01`` (or the empty reply for an unknown one), never a
-traceback; the stub listens on 127.0.0.1 only.
+traceback; the stub listens on 127.0.0.1 only and serves only km's user (or root).
 """
 
 from __future__ import annotations
