@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from kt import KM, STATIC, build
+from kt import KM, ROOT, STATIC, build
 
 GDB = "/usr/bin/gdb"
 TIMEOUT = 120
@@ -253,10 +253,12 @@ def test_gcore_of_a_running_program(tmp_path):
     assert "$1 = 0" in out and "$2 = 1" in out, out  # (the data as it was: stop_loop not set yet)
 
 
-def test_dynamic_glibc_break_in_libc():
-    prog = "/tmp/kontain-gdb-debuggee-dyn"
-    subprocess.run(["gcc", "-g", "-O1", "-pthread", "-o", prog, str(debuggee().parent.parent.parent
-                                                                     / "debuggee.c")], check=True)
+def test_dynamic_glibc_break_in_libc(tmp_path):
+    """A dynamic glibc program: gdb learns the libraries as ld.so loads them
+    (qXfer:libraries-svr4), so `break printf` set before libc is there stops in libc."""
+    prog = tmp_path / "debuggee-dyn"
+    subprocess.run(["gcc", "-g", "-O1", "-pthread", "-o", str(prog), str(ROOT / "tests" / "programs" / "debuggee.c")],
+                   check=True)
     s = Session(prog, "plain")
     out = s.gdb("break printf", "continue", "bt", "info sharedlibrary", "finish", "continue")
     status, stdout, _err = s.end()
