@@ -29,7 +29,7 @@ from kontain.confine import Confinement
 from kontain.errors import ForkedChild, GuestError, ProcessExit, messages_fd, messages_to, say
 from kontain.kernel import signals
 from kontain.kernel.fdtable import FdTable
-from kontain.kernel.runstate import GONE, RUNNING, Condition
+from kontain.kernel.runstate import GONE, PAUSED, RUNNING, Condition
 from kontain.kernel.task import Task, ThreadExit
 from kontain.kernel.timers import Timers
 from kontain.kvm import abi as k
@@ -83,6 +83,7 @@ class Process:
         self.sys_gpa, self.sys_size = L.SYS_BASE, L.SYS_SIZE
         self.next_vcpu_id = 1
         self.report = None  # see finish
+        self.gdb = None  # the gdb stub (kernel/gdbstub.py), with --gdb or --gdb-listen
 
     def _mark(self, what: str) -> None:
         if self.spec.timings:
@@ -270,6 +271,8 @@ class Process:
             _ending.acquire()  # another thread is ending the process: never returns
         if end.signal and end.message and end.signal not in (S.SIGPIPE, S.SIGINT) and not self.forked:
             say(end.message)
+        if self.gdb is not None:
+            self.gdb.exit(end)  # (gdb is told how it ended: W or X)
         if self.report is not None:
             self.report(end)
         if end.signal:
@@ -422,6 +425,21 @@ class Process:
                 self.changed.wait()
             return list(self.tasks.values())
 
+    def pause_others(self, task: Task) -> list[Task]:
+        """From a program thread (``task``, which is about to end the process: a core
+        file): every other thread stopped at a safe point, for good; returns them."""
+        with self.lock:
+            task.state = PAUSED  # (so that two threads doing this at once do not wait for each other)
+            self.pause_requests += 1
+            others = [t for t in self.tasks.values() if t is not task]
+        for t in others:
+            self.kick(t)
+        with self.lock:
+            while any(t.state == RUNNING for t in self.tasks.values() if t is not task):
+                self.changed.wait()
+            task.state = RUNNING
+            return [t for t in self.tasks.values() if t is not task]
+
     def resume_all(self) -> None:
         with self.lock:
             self.pause_requests -= 1
@@ -559,12 +577,18 @@ class Process:
         self._opener = None
 
     def adopt_forked(self, task: Task) -> None:
+        stub = self.gdb
+        if stub is not None:  # gdb stays with the parent; the child runs free, or waits for a gdb of its own
+            stub.forked_child()
+            self.gdb = None
         self.forked = True  # its parent is a guest program: it, not km, reports how this one ends
         self.tasks = {task.tid: task}
         self.main_task = task
         task.on_syscall = self.syscalls.dispatcher(task)
         self.host_signals = signals.HostSignals(self.post_host, self.fds.floor)
         self.host_signals.install()
+        if stub is not None and self.spec.gdb_fork_wait:
+            stub.child_waits(task)
 
     def wait_for_fd(self, task: Task, fd: int) -> None:
         """vfork: the parent waits, unkillable but by SIGKILL, as on Linux, until the
@@ -579,6 +603,8 @@ class Process:
         from kontain.kernel import exec as exec_
 
         exec_.execve(self, task, path, argv, envp, comm, nofollow)
+        if self.gdb is not None:
+            self.gdb.execed(task)  # (kernel/gdbstub.py: gdb loads the new program)
 
     def fork(self, task: Task, flags: int, exit_signal: int, stack: int, ptid: int, ctid: int) -> int:
         # A process that forks tends to fork again (shells, servers, build tools), and
@@ -589,7 +615,10 @@ class Process:
         lazy.preload()
         from kontain.kernel import fork as fork_
 
-        return fork_.fork(self, task, flags, exit_signal, stack, ptid, ctid)
+        pid = fork_.fork(self, task, flags, exit_signal, stack, ptid, ctid)
+        if self.gdb is not None and not flags & F.CLONE_VFORK:
+            self.gdb.forked(task, pid)  # (kernel/gdbstub.py: catch fork)
+        return pid
 
     # imported at first use (kontain/lazy.py): many programs never look at either
     @property
