@@ -162,10 +162,23 @@ def parse(argv: list[str], out=None) -> Options | int:
 
 def _environment(o: Options) -> list[bytes]:
     env: dict[bytes, bytes] = {} if o.clear_env else dict(os.environb)
+    if env.get(b"LC_CTYPE") == b"C.UTF-8" and _coerced_locale():
+        del env[b"LC_CTYPE"]
     for item in o.env:
         k, v = item.split("=", 1)
         env[os.fsencode(k)] = os.fsencode(v)
     return [k + b"=" + v for k, v in env.items()]
+
+
+def _coerced_locale() -> bool:
+    """Did the interpreter's start-up set LC_CTYPE itself?  Python does (PEP 538) when
+    the locale is C or POSIX, which it is wherever LANG is unset, as in most containers;
+    the program must get the environment km was given, which /proc/self/environ holds."""
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            return not any(e.startswith(b"LC_CTYPE=") for e in f.read().split(b"\0"))
+    except OSError:
+        return False
 
 
 def _say(text: str) -> None:
