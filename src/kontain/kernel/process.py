@@ -276,7 +276,8 @@ class Process:
             task = self.tasks.get(tid) if tid else None
         with self.lock:
             blocked_everywhere = all(t.sigmask & signals.sigbit(sig) for t in self.tasks.values())
-            if self.actions.ignored(sig) and not (task.sigmask if task else blocked_everywhere) & signals.sigbit(sig):
+            discarded = self.actions.ignored(sig) or (self.actions.handler(sig) == S.SIG_DFL and signals.namespace_init())
+            if discarded and not (task.sigmask if task else blocked_everywhere) & signals.sigbit(sig):
                 return  # discarded now, as Linux does for an ignored signal nobody blocks
             if task is not None:
                 task.pending.add(sig, info)
