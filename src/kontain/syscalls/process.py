@@ -116,7 +116,7 @@ def prctl(t, option, arg2, arg3, arg4, arg5, *_):
     if option == F.PR_SET_VMA:
         return 0  # naming anonymous memory: nothing to do
     if option == F.PR_GET_SECCOMP:
-        return 0
+        return c.inherited_seccomp[0]  # (a container's profile filters the program's calls too; km's own does not)
     # PR_SET_SECCOMP and the rest: a seccomp filter would bind the monitor itself
     raise GuestError(EINVAL)
 
