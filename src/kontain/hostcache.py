@@ -22,9 +22,19 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 VERSION = 1
+_CHOSEN: list[str] = []  # a directory chosen by km's caller instead (``use``)
+
+
+def use(directory: str | None) -> None:
+    """Keep the cache in ``directory`` (None: the user's again).  km in a container uses
+    the one krun prepared in its runtime (kontain/oci/runtime.py): the container's home
+    directory is the image's, and nothing of km's may appear in it."""
+    _CHOSEN[:] = [directory] if directory else []
 
 
 def directory() -> str | None:
+    if _CHOSEN:
+        return _CHOSEN[0]
     base = os.environ.get("XDG_CACHE_HOME") or (os.path.join(os.environ["HOME"], ".cache") if "HOME" in os.environ else "")
     if not base:
         return None
