@@ -1,0 +1,240 @@
+"""The km runtime: km made whole, to be mounted read-only into every container.
+
+A container's root file system may hold no Python, no libc, or a libc other than the
+host's (a scratch image with one static binary, Alpine, Debian slim), so km cannot use
+anything of it.  krun therefore assembles, once, a directory with everything km needs,
+taken from the Python that runs krun itself (DESIGN.md 2.9):
+
+    lib/ld-linux-x86-64.so.2     the interpreter's own dynamic loader (whatever its name)
+    lib/*.so*                    the shared libraries of the interpreter and its extension modules
+    bin/python3                  the interpreter
+    lib/pythonX.Y/               the standard library modules km's code can import (the
+                                 closure of its imports, found statically, so that nothing
+                                 km imports late is missing), lib-dynload/, and kontain/
+    km                           the launcher (kontain/oci/entry.py)
+    cache/                       km's per-boot host cache (the CPUID table), written by krun
+
+and the container's process becomes ``LOADER --library-path LIB PYTHON -I -S KM ...``:
+the loader is named explicitly, so the interpreter's PT_INTERP need not exist in the
+container, and ``--library-path`` makes the loader ignore the container's
+LD_LIBRARY_PATH and libraries.  ``-I -S``: no PYTHON* variable of the container's
+environment, no site-packages, no current directory on the path.
+
+The directory is keyed by what it is made of (the interpreter, and every file of the
+kontain package by size and modification time), so upgrading km makes a new one, and
+containers running keep the one they were started with.  It is built in a temporary
+directory and renamed into place, so two krun starting at once never see half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+
+from kontain.oci import KrunError
+
+FORMAT = 1
+# standard library packages km's code never reaches at run time, which the static
+# search would otherwise pull in through modules that mention them
+_EXCLUDE = ["tkinter", "test", "unittest", "pydoc", "doctest", "idlelib", "ensurepip", "lib2to3", "distutils",
+            "pydoc_data", "turtledemo", "venv"]
+
+
+class Runtime:
+    """An assembled km runtime at ``root`` (a host directory)."""
+
+    def __init__(self, root: str, loader: str):
+        self.root = root
+        self.loader = loader  # the loader's file name in lib/
+
+    def command(self, dest: str) -> list[str]:
+        """The argument list that starts km in a container where this runtime is mounted
+        at ``dest`` (km's own options and the program follow)."""
+        return [f"{dest}/lib/{self.loader}", "--library-path", f"{dest}/lib", f"{dest}/bin/python3", "-I", "-S",
+                f"{dest}/km"]
+
+    def cache(self) -> str:
+        return os.path.join(self.root, "cache")
+
+    def prime(self) -> None:
+        """Write km's CPUID cache for this boot into the runtime (where km in a container
+        finds it: it cannot write there itself), if it is not there yet.  Best effort:
+        km builds the table itself when it is missing."""
+        from kontain import hostcache
+
+        name = f"cpuid-{hostcache.boot_id()}.bin"
+        if os.path.exists(os.path.join(self.cache(), f"v{hostcache.VERSION}-{name}")):
+            return
+        try:
+            from kontain.kvm.api import Kvm
+
+            kvm = Kvm()
+        except Exception:  # no KVM here: the container's km will say so
+            return
+        hostcache.use(self.cache())
+        try:
+            kvm.supported_cpuid()
+        finally:
+            hostcache.use(None)
+        for f in os.listdir(self.cache()):
+            os.chmod(os.path.join(self.cache(), f), 0o644)
+
+
+def default_directory() -> str:
+    """Where runtimes are kept: /var/cache/kontain for root, the user's cache otherwise."""
+    if os.environ.get("KONTAIN_CACHE"):
+        return os.environ["KONTAIN_CACHE"]
+    if os.geteuid() == 0:
+        return "/var/cache/kontain"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "kontain")
+
+
+def _package() -> str:
+    import kontain
+
+    return os.path.dirname(os.path.abspath(kontain.__file__))
+
+
+def _interpreter() -> str:
+    return os.path.realpath(sys.executable)
+
+
+def key() -> str:
+    """What the runtime is made of: the interpreter and the kontain package's files."""
+    h = hashlib.sha256(f"{FORMAT}\0{_interpreter()}\0".encode())
+    st = os.stat(_interpreter())
+    h.update(f"{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    pkg = _package()
+    for d, dirs, files in os.walk(pkg):
+        dirs[:] = sorted(x for x in dirs if x != "__pycache__")
+        for f in sorted(files):
+            if f.endswith(".py"):
+                p = os.path.join(d, f)
+                st = os.stat(p)
+                h.update(f"{os.path.relpath(p, pkg)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()[:16]
+
+
+def ensure(directory: str | None = None) -> Runtime:
+    """The runtime for this km, assembled if it is not there yet."""
+    from kontain.oci import elfdeps
+
+    directory = directory or default_directory()
+    root = os.path.join(directory, f"runtime-{key()}")
+    try:
+        loader = elfdeps.interpreter(_interpreter())
+    except elfdeps.DepsError as e:
+        raise KrunError(f"the Python that runs krun: {e}") from None
+    if loader is None:
+        raise KrunError(f"{_interpreter()} is a static program: krun needs a dynamically linked Python")
+    runtime = Runtime(root, os.path.basename(loader))
+    if not os.path.isdir(root):
+        _assemble(runtime, loader, directory)
+    return runtime
+
+
+def _assemble(runtime: Runtime, loader: str, directory: str) -> None:
+    import tempfile
+
+    try:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".runtime-", dir=directory)
+    except OSError as e:
+        raise KrunError(f"cannot create the km runtime in {directory}: {e.strerror} "
+                            "(set KONTAIN_CACHE to a writable directory)") from None
+    try:
+        _build(tmp, loader)
+        _check(Runtime(tmp, runtime.loader))
+        for d, _dirs, files in os.walk(tmp):
+            os.chmod(d, 0o755)
+            for f in files:
+                p = os.path.join(d, f)
+                os.chmod(p, 0o755 if os.access(p, os.X_OK) else 0o644)
+        try:
+            os.rename(tmp, runtime.root)
+        except OSError:
+            if not os.path.isdir(runtime.root):  # (else another krun was first)
+                raise
+    except OSError as e:
+        raise KrunError(f"cannot assemble the km runtime in {directory}: {e}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _build(root: str, loader: str) -> None:
+    """Copy the interpreter, its loader and libraries, the modules km can import, and
+    the kontain package into ``root``; compile them."""
+    import compileall
+    import sysconfig
+
+    from kontain.oci import elfdeps
+
+    stdlib = sysconfig.get_paths()["stdlib"]
+    pylib = os.path.join(root, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}")
+    os.makedirs(os.path.join(root, "bin"))
+    os.makedirs(os.path.join(pylib, "lib-dynload"))
+    os.makedirs(os.path.join(root, "cache"))
+    shutil.copy2(_interpreter(), os.path.join(root, "bin", "python3"))
+    extensions = []
+    for file in _stdlib_modules().values():
+        if os.path.commonpath([file, stdlib]) != stdlib:
+            continue  # (modulefinder found it elsewhere: not the standard library's)
+        rel = os.path.relpath(file, stdlib)
+        if rel.startswith(("site-packages", "dist-packages")):
+            continue
+        if rel.endswith(".so"):
+            extensions.append(file)
+            rel = os.path.join("lib-dynload", os.path.basename(file))
+        os.makedirs(os.path.dirname(os.path.join(pylib, rel)), exist_ok=True)
+        shutil.copy2(file, os.path.join(pylib, rel))
+    encodings = os.path.join(stdlib, "encodings")  # (the codec of any locale the container sets)
+    for f in os.listdir(encodings):
+        if f.endswith(".py"):
+            shutil.copy2(os.path.join(encodings, f), os.path.join(pylib, "encodings", f))
+    shutil.copytree(_package(), os.path.join(pylib, "kontain"),
+                    ignore=shutil.ignore_patterns("__pycache__", "*.c", "*.S", "*.egg-info"))
+    libs = os.path.join(root, "lib")
+    shutil.copyfile(loader, os.path.join(libs, os.path.basename(loader)))
+    os.chmod(os.path.join(libs, os.path.basename(loader)), 0o755)
+    try:
+        for name, path in elfdeps.closure([_interpreter(), *extensions], loader).items():
+            shutil.copyfile(path, os.path.join(libs, name))
+    except elfdeps.DepsError as e:
+        raise OSError(str(e)) from None
+    with open(os.path.join(root, "km"), "w") as f:
+        f.write("# km in a container (kontain/oci/runtime.py; krun mounts this directory)\n"
+                "from kontain.oci import entry\n\nentry.main()\n")
+    if not compileall.compile_dir(pylib, quiet=2, workers=1):
+        raise OSError("compiling the runtime's modules failed")
+
+
+def _stdlib_modules() -> dict[str, str]:
+    """{module: file} of every module the kontain package can import, transitively
+    (imports inside functions included: km imports some at first use)."""
+    import modulefinder
+    import pkgutil
+
+    import kontain
+
+    finder = modulefinder.ModuleFinder(excludes=_EXCLUDE)
+    for m in pkgutil.walk_packages(kontain.__path__, "kontain."):
+        finder.import_hook(m.name)
+    finder.import_hook("encodings")
+    return {name: m.__file__ for name, m in finder.modules.items()
+            if m.__file__ and not name.startswith("kontain")}
+
+
+def _check(runtime: Runtime) -> None:
+    """Run the runtime's own interpreter on it, as a container will (every lazily
+    imported module of km included), and write km's start-up bundle (kontain/bundle.py)."""
+    code = ("import kontain.lazy, kontain.bundle as b; kontain.lazy.preload(); import kontain.oci.entry; "
+            "b.write(b.start_up_modules())")
+    argv = runtime.command(runtime.root)[:-1] + ["-c", code]
+    r = subprocess.run(argv, capture_output=True, text=True, env={}, timeout=300)
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise OSError(f"the assembled interpreter does not run km: {last}")

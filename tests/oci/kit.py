@@ -1,0 +1,174 @@
+"""Test support for krun: bundles, the host's setup, and crun and krun side by side.
+
+Every krun test runs the same case under crun and under krun and compares what an
+engine would see (exit statuses, output, state, errors).  The host needs crun (make
+deps installs it), root, and a cgroup layout crun accepts: on a hybrid layout (v1
+hierarchies plus a v2 one) crun refuses to run until no controller is left on v2, so
+``host_ready`` mounts the ones that are (hugetlb, here) as v1 hierarchies, once.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kt import installed, wait_for  # noqa: F401  (kit.wait_for)
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+TIMEOUT = 120
+
+
+KRUN = installed("krun") or [sys.executable, "-c", "import sys; from kontain.oci.cli import main; sys.exit(main())"]
+
+
+def host_problem() -> str | None:
+    """What keeps containers from running here, or None."""
+    if os.geteuid() != 0:
+        return "the krun tests run containers: they need root"
+    if not shutil.which("crun"):
+        return "crun is not installed (make deps installs it)"
+    if not os.path.exists("/dev/kvm"):
+        return "/dev/kvm does not exist: krun tests need KVM"
+    return None
+
+
+def host_ready() -> None:
+    """Make the host's cgroups acceptable to crun (idempotent)."""
+    unified = Path("/sys/fs/cgroup/unified")
+    if not (unified / "cgroup.controllers").exists():
+        return  # pure v1 or pure v2: crun is happy
+    for controller in (unified / "cgroup.controllers").read_text().split():
+        target = Path("/sys/fs/cgroup") / controller
+        target.mkdir(exist_ok=True)
+        r = subprocess.run(["mount", "-t", "cgroup", "-o", controller, "cgroup", str(target)], capture_output=True,
+                           text=True)
+        if r.returncode != 0 and controller in (unified / "cgroup.controllers").read_text().split():
+            raise RuntimeError(f"cannot move cgroup controller {controller} to v1 for crun: {r.stderr.strip()}")
+
+
+BASE_CONFIG = {
+    "ociVersion": "1.0.0",
+    "process": {
+        "terminal": False, "user": {"uid": 0, "gid": 0}, "args": ["/bin/true"],
+        "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+        "cwd": "/",
+        "capabilities": {k: ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+                         for k in ("bounding", "effective", "permitted")},
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+        "noNewPrivileges": True,
+    },
+    "root": {"path": "rootfs", "readonly": True},
+    "hostname": "kt",
+    "mounts": [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]},
+    ],
+    "linux": {
+        "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+        "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+        "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+        "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+    },
+}
+
+
+def busybox_rootfs(rootfs: Path) -> Path:
+    """A root file system of Debian's busybox-static and its applets (a static glibc
+    program: no libc, no Python in the image)."""
+    bin_ = rootfs / "bin"
+    bin_.mkdir(parents=True, exist_ok=True)
+    shutil.copy2("/bin/busybox", bin_ / "busybox")
+    applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for a in applets:
+        if a != "busybox" and not (bin_ / a).exists():
+            (bin_ / a).symlink_to("busybox")
+    for d in ("etc", "root", "tmp", "proc", "sys", "dev"):
+        (rootfs / d).mkdir(exist_ok=True)
+    (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n")
+    (rootfs / "etc" / "group").write_text("root:x:0:\nuser:x:1000:\n")
+    return rootfs
+
+
+def bundle(path: Path, args: list[str], rootfs: Path | None = None, **changes) -> Path:
+    """A bundle at ``path`` running ``args``; ``rootfs`` (default: busybox's) is used in
+    place (root.path absolute).  ``changes``: dotted keys of the config to set, e.g.
+    ``{"process.terminal": True}`` given as process__terminal=True."""
+    path.mkdir(parents=True, exist_ok=True)
+    cfg = copy.deepcopy(BASE_CONFIG)
+    cfg["process"]["args"] = list(args)
+    if rootfs is None:
+        rootfs = busybox_rootfs(path / "rootfs")
+    cfg["root"]["path"] = str(rootfs)
+    for key, value in changes.items():
+        *parents, last = key.split("__")
+        d = cfg
+        for p in parents:
+            d = d.setdefault(p, {})
+        d[last] = value
+    (path / "config.json").write_text(json.dumps(cfg, indent=1))
+    return path
+
+
+@dataclass
+class Result:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Runtime:
+    """crun or krun, with a state directory of the test's own."""
+
+    def __init__(self, name: str, root: Path):
+        self.name = name
+        self.root = root
+        self.command = (["crun"] if name == "crun" else KRUN) + [f"--root={root}"]
+
+    def __call__(self, *args, timeout: float = TIMEOUT, env=None, **kw) -> Result:
+        """Run the runtime; its output is read from files, not pipes: a container it
+        creates keeps the runtime's standard descriptors, and would hold a pipe open."""
+        argv = self.command + [str(a) for a in args]
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout, env=env, **kw)
+            out.seek(0)
+            err.seek(0)
+            return Result(argv, r.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+
+    def state(self, cid: str) -> dict:
+        r = self("state", cid)
+        assert r.returncode == 0, f"{self.name} state {cid}: {r.stderr}"
+        return json.loads(r.stdout)
+
+    def status(self, cid: str) -> str:
+        r = self("state", cid)
+        return json.loads(r.stdout)["status"] if r.returncode == 0 else "gone"
+
+    def wait_status(self, cid: str, want: str, timeout: float = TIMEOUT) -> str:
+        """Wait for the container to reach ``want`` (never a fixed sleep)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.status(cid)
+            if s == want or time.monotonic() > deadline:
+                return s
+            time.sleep(0.05)
+
+    def cleanup(self) -> None:
+        r = self("list", "-q")
+        for cid in r.stdout.split():
+            self("delete", "--force", cid)
