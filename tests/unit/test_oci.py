@@ -59,6 +59,23 @@ def test_the_container_gets_kvm_the_runtime_and_km():
     assert cfg["annotations"][config.ANNOTATION] == "/dev/.kontain"
 
 
+def test_the_seccomp_profile_allows_what_km_needs_for_itself():
+    """containerd's default profile allows process_vm_readv/writev only with
+    CAP_SYS_PTRACE; every other rule stays as it was."""
+    deny = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["read", "process_vm_readv"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["process_vm_writev"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+        {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]}
+    rules = config.seccomp(deny)["syscalls"]
+    assert rules == [{"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+                     {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                      "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+                     {"names": ["process_vm_readv", "process_vm_writev"], "action": "SCMP_ACT_ALLOW"}]
+    allow = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "process_vm_readv"],
+                                                               "action": "SCMP_ACT_ERRNO"}]}
+    assert config.seccomp(allow)["syscalls"] == [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+
+
 def test_without_a_dev_of_its_own_the_runtime_goes_to_the_root():
     assert config.mount_point({"mounts": []}) == "/.kontain"
 

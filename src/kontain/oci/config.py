@@ -9,7 +9,8 @@ copy, and hands crun the copy (oci/cli.py).  For a container (``container``):
   /dev, a tmpfs crun makes for every container, so the image's own root is never
   written (a read-only root, ``podman diff`` and committed images see nothing of km);
   at ``/.kontain`` for the rare configuration without its own /dev;
-* the annotation ``io.kontain.km`` records where, for ``exec``;
+* the annotation ``io.kontain.km`` records km's command line, for ``exec``;
+* the seccomp profile, if any, allows what km needs for itself (``seccomp``);
 * the process is wrapped (``process``).
 
 For a process (the container's first, or one ``exec`` adds): its arguments become km's
@@ -32,6 +33,7 @@ ANNOTATION = "io.kontain.km"
 DEST = "/dev/.kontain"
 DEST_NO_DEV = "/.kontain"
 KVM = "/dev/kvm"
+KM_CALLS = ("process_vm_readv", "process_vm_writev")  # what km itself needs of a seccomp profile (``seccomp``)
 
 
 def container(config: dict, command: list[str], runtime_root: str, dest: str) -> dict:
@@ -49,9 +51,34 @@ def container(config: dict, command: list[str], runtime_root: str, dest: str) ->
     config.setdefault("mounts", []).append({"destination": dest, "type": "bind", "source": runtime_root,
                                             "options": ["rbind", "ro", "nosuid", "nodev"]})
     config.setdefault("annotations", {})[ANNOTATION] = dest
+    if linux.get("seccomp"):
+        seccomp(linux["seccomp"])
     if "process" in config:
         config["process"] = process(config["process"], command)
     return config
+
+
+def seccomp(profile: dict) -> dict:
+    """The container's seccomp profile, with what km needs for its own work allowed
+    (changed in place and returned).
+
+    The profile filters km's host calls, which are what the program's calls become; km
+    needs a few of its own besides.  The ones a common profile denies are
+    process_vm_readv and process_vm_writev, which km uses on itself for every copy to
+    and from guest memory (they fail with EFAULT instead of crashing km; containerd's and
+    Docker's default profiles allow them only with CAP_SYS_PTRACE).  Allowing them adds
+    nothing the program can use: its own calls of them are ENOSYS (km's syscall table has
+    none), and code running in km's place still meets km's Landlock domain, which
+    refuses ptrace-class access to any process outside km's tree (docs/security.md)."""
+    rules = []
+    for rule in profile.get("syscalls") or []:
+        names = [n for n in rule.get("names", []) if n not in KM_CALLS]
+        if names or not rule.get("names"):
+            rules.append(dict(rule, names=names) if rule.get("names") else rule)
+    if profile.get("defaultAction") != "SCMP_ACT_ALLOW":
+        rules.append({"names": list(KM_CALLS), "action": "SCMP_ACT_ALLOW"})
+    profile["syscalls"] = rules
+    return profile
 
 
 def mount_point(config: dict) -> str:

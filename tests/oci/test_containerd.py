@@ -1,0 +1,147 @@
+"""containerd with krun: `ctr run --runtime io.containerd.runc.v2 --runc-binary krun`,
+the runc shim driving krun as it drives runc (--root, --log, --log-format json on every
+call, kill --all, ps --format json, the pid file reaped as the shim's own descendant);
+every case side by side with crun as the shim's binary.
+
+The tests start a containerd of their own (its root, state and socket in a temporary
+directory, with the configuration docs/containers.md gives for the CRI runtime
+`kontain`), and import images made by `km image` with `ctr images import`.
+"""
+
+import os
+import shutil
+import subprocess
+
+import kit
+import pytest
+
+from kt import KM, build
+
+RUNTIMES = ("crun", "krun")
+
+
+def config(root, krun: str) -> str:
+    """containerd's configuration: docs/containers.md's snippet for the CRI runtime."""
+    return f'''version = 2
+root = "{root}/root"
+state = "{root}/state"
+[grpc]
+  address = "{root}/containerd.sock"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kontain]
+  runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kontain.options]
+    BinaryName = "{krun}"
+'''
+
+
+class Containerd:
+    def __init__(self, root):
+        self.root = root
+        self.address = str(root / "containerd.sock")
+        self.daemon = None
+
+    def start(self):
+        (self.root / "config.toml").write_text(config(self.root, kit.KRUN[0]))
+        log = open(self.root / "containerd.log", "w")
+        self.daemon = subprocess.Popen(["containerd", "--config", str(self.root / "config.toml")], stdout=log,
+                                       stderr=log)
+        kit.wait_for(lambda: self.ctr("version").returncode == 0, what="containerd")
+
+    def stop(self):
+        if self.daemon:
+            self.daemon.terminate()
+            self.daemon.wait(timeout=60)
+
+    def ctr(self, *args, stdin: bytes = b"", timeout: float = kit.TIMEOUT) -> kit.Result:
+        argv = ["ctr", "--address", self.address, "--namespace", "kt", *map(str, args)]
+        r = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout)
+        return kit.Result(argv, r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace"))
+
+    def run(self, runtime: str, *args, **kw) -> kit.Result:
+        binary = "crun" if runtime == "crun" else kit.KRUN[0]
+        return self.ctr("run", "--runtime", "io.containerd.runc.v2", "--runc-binary", binary, *args, **kw)
+
+
+@pytest.fixture(scope="session")
+def containerd(tmp_path_factory):
+    if not shutil.which("containerd"):
+        pytest.fail("containerd is not installed (make deps installs it)", pytrace=False)
+    root = tmp_path_factory.mktemp("containerd")
+    c = Containerd(root)
+    c.start()
+    try:
+        for name, program in (("hello", build("hello", "musl")), ("busybox", "/bin/busybox")):
+            out = root / f"{name}.tar"
+            subprocess.run([*KM, "image", "-t", f"localhost/kt-{name}:latest", "-o", str(out), str(program)],
+                           check=True, capture_output=True)
+            r = c.ctr("images", "import", out)
+            assert r.returncode == 0, r.stderr
+        yield c
+    finally:
+        c.stop()
+
+
+def each(fn):
+    return {rt: fn(rt) for rt in RUNTIMES}
+
+
+def same(results, what="result"):
+    assert results["crun"] == results["krun"], f"{what} differs:\n  crun: {results['crun']}\n  krun: {results['krun']}"
+    return results["krun"]
+
+
+@pytest.mark.parametrize("options, image, command", [
+    ([], "hello", []),
+    ([], "busybox", ["/busybox", "sh", "-c", "echo $$; /busybox id; exit 3"]),
+    (["--seccomp"], "busybox", ["/busybox", "sh", "-c", "/busybox grep Seccomp /proc/self/status; echo done"]),
+    ([], "busybox", ["/nonexist"]),
+])
+def test_run(containerd, options, image, command):
+    """ctr run --rm: output and exit status; containerd's default seccomp profile too."""
+    def case(rt):
+        r = containerd.run(rt, "--rm", *options, f"localhost/kt-{image}:latest", f"c-{rt}", *command)
+        return r.returncode, r.stdout, "executable file `/nonexist` not found" in r.stderr
+    same(each(case), "ctr run")
+
+
+def test_exec_ps_kill_delete(containerd):
+    """A detached task: exec into it, ps (the shim's ps --format json), SIGKILL to all
+    (the shim's kill --all), the exit status the shim reaped from the pid file, delete."""
+    def case(rt):
+        cid = f"d-{rt}"
+        r = containerd.run(rt, "-d", "localhost/kt-busybox:latest", cid, "/busybox", "sh", "-c",
+                           "/busybox sleep 1000 & /busybox sleep 1000")
+        assert r.returncode == 0, r.stderr
+        seen = []
+        ex = containerd.ctr("task", "exec", "--exec-id", "e1", cid, "/busybox", "sh", "-c", "echo $((6*7)); exit 4")
+        seen.append(("exec", ex.returncode, ex.stdout))
+        kit.wait_for(lambda: len(containerd.ctr("task", "ps", cid).stdout.splitlines()) == 3, what="2 processes")
+        containerd.ctr("task", "kill", "--all", "--signal", "SIGKILL", cid)
+        kit.wait_for(lambda: _status(containerd, cid) == "STOPPED", what="the task's end")
+        r = containerd.ctr("task", "delete", cid)
+        seen.append(("delete", r.returncode, r.stdout.strip()))
+        containerd.ctr("container", "delete", cid)
+        return seen
+    same(each(case), "a detached task")
+
+
+def _status(c, cid):
+    for line in c.ctr("task", "ls").stdout.splitlines()[1:]:
+        parts = line.split()
+        if parts and parts[0] == cid:
+            return parts[-1]
+    return "gone"
+
+
+def test_the_tasks_process_is_km(containerd):
+    r = containerd.run("krun", "-d", "localhost/kt-busybox:latest", "km-pid", "/busybox", "sleep", "1000")
+    assert r.returncode == 0, r.stderr
+    try:
+        pid = int(containerd.ctr("task", "ls").stdout.split("km-pid")[1].split()[0])
+        kit.wait_for(lambda: os.readlink(f"/proc/{pid}/exe").endswith(".so.2"), what="the exec")
+        assert os.readlink(f"/proc/{pid}/exe").endswith("/.kontain/lib/ld-linux-x86-64.so.2")
+    finally:
+        containerd.ctr("task", "kill", "--signal", "SIGKILL", "km-pid")
+        kit.wait_for(lambda: _status(containerd, "km-pid") == "STOPPED", what="the end")
+        containerd.ctr("task", "delete", "km-pid")
+        containerd.ctr("container", "delete", "km-pid")
