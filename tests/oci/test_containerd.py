@@ -15,23 +15,24 @@ import subprocess
 import kit
 import pytest
 
-from kt import KM, build
+from kt import KM, ROOT, build
 
 RUNTIMES = ("crun", "krun")
 
 
+SNIPPET = ROOT / "deploy" / "kubernetes" / "containerd.toml"
+
+
 def config(root, krun: str) -> str:
-    """containerd's configuration: docs/containers.md's snippet for the CRI runtime."""
+    """containerd's configuration: its own root, state and socket, and the CRI runtime
+    `kontain` as deploy/kubernetes/containerd.toml (docs/containers.md) gives it."""
+    snippet = SNIPPET.read_text().replace("/opt/kontain/bin/krun", krun)
     return f'''version = 2
 root = "{root}/root"
 state = "{root}/state"
 [grpc]
   address = "{root}/containerd.sock"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kontain]
-  runtime_type = "io.containerd.runc.v2"
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kontain.options]
-    BinaryName = "{krun}"
-'''
+{snippet}'''
 
 
 class Containerd:
@@ -145,3 +146,13 @@ def test_the_tasks_process_is_km(containerd):
         kit.wait_for(lambda: _status(containerd, "km-pid") == "STOPPED", what="the end")
         containerd.ctr("task", "delete", "km-pid")
         containerd.ctr("container", "delete", "km-pid")
+
+
+def test_the_cri_runtime_kontain_is_configured(containerd):
+    """The RuntimeClass handler `kontain` is containerd's CRI runtime running krun."""
+    r = subprocess.run(["containerd", "--config", str(containerd.root / "config.toml"), "config", "dump"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    section = r.stdout.split("runtimes.kontain]", 1)[1]
+    assert 'runtime_type = "io.containerd.runc.v2"' in section.split("[plugins", 1)[0]
+    assert f'BinaryName = "{kit.KRUN[0]}"' in section
