@@ -16,6 +16,9 @@ fi
 mkdir -p /etc/containerd
 [ -s "$CONFIG" ] || containerd config default > "$CONFIG"
 if ! grep -q 'runtimes.kontain\]' "$CONFIG"; then
+  if ! grep -q 'runtimes.runc\]' "$CONFIG"; then  # (defining any runtime drops the implicit runc: CRI would not load)
+    printf '\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\n  runtime_type = "io.containerd.runc.v2"\n' >> "$CONFIG"
+  fi
   { echo; grep -v '^#' "$(dirname "$0")/containerd.toml"; } >> "$CONFIG"
   systemctl restart containerd
 fi

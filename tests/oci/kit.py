@@ -172,3 +172,58 @@ class Runtime:
         r = self("list", "-q")
         for cid in r.stdout.split():
             self("delete", "--force", cid)
+
+
+# -- containerd ----------------------------------------------------------------------------
+
+SNIPPET = ROOT / "deploy" / "kubernetes" / "containerd.toml"
+
+
+def config(root, krun: str) -> str:
+    """containerd's configuration: its own root, state and socket, and the CRI runtime
+    `kontain` as deploy/kubernetes/containerd.toml (docs/containers.md) gives it."""
+    snippet = SNIPPET.read_text().replace("/opt/kontain/bin/krun", krun)
+    return f'''version = 2
+root = "{root}/root"
+state = "{root}/state"
+[grpc]
+  address = "{root}/containerd.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "localhost/kt-pause:latest"
+  restrict_oom_score_adj = true  # (root lacks CAP_SYS_RESOURCE on some hosts)
+[plugins."io.containerd.grpc.v1.cri".cni]
+  conf_dir = "{root}/cni"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]  # (without it the CRI plugin fails to load)
+  runtime_type = "io.containerd.runc.v2"
+{snippet}'''
+
+
+class Containerd:
+    """A containerd of the tests' own: its root, state and socket under ``root``."""
+
+    def __init__(self, root, namespace: str = "kt"):
+        self.root = root
+        self.namespace = namespace
+        self.address = str(root / "containerd.sock")
+        self.daemon = None
+
+    def start(self):
+        (self.root / "config.toml").write_text(config(self.root, KRUN[0]))
+        log = open(self.root / "containerd.log", "w")
+        self.daemon = subprocess.Popen(["containerd", "--config", str(self.root / "config.toml")], stdout=log,
+                                       stderr=log)
+        wait_for(lambda: self.ctr("version").returncode == 0, what="containerd")
+
+    def stop(self):
+        if self.daemon:
+            self.daemon.terminate()
+            self.daemon.wait(timeout=60)
+
+    def ctr(self, *args, stdin: bytes = b"", timeout: float = TIMEOUT) -> Result:
+        argv = ["ctr", "--address", self.address, "--namespace", self.namespace, *map(str, args)]
+        r = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout)
+        return Result(argv, r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace"))
+
+    def run(self, runtime: str, *args, **kw) -> Result:
+        binary = "crun" if runtime == "crun" else KRUN[0]
+        return self.ctr("run", "--runtime", "io.containerd.runc.v2", "--runc-binary", binary, *args, **kw)

@@ -15,52 +15,9 @@ import subprocess
 import kit
 import pytest
 
-from kt import KM, ROOT, build
+from kt import KM, build
 
 RUNTIMES = ("crun", "krun")
-
-
-SNIPPET = ROOT / "deploy" / "kubernetes" / "containerd.toml"
-
-
-def config(root, krun: str) -> str:
-    """containerd's configuration: its own root, state and socket, and the CRI runtime
-    `kontain` as deploy/kubernetes/containerd.toml (docs/containers.md) gives it."""
-    snippet = SNIPPET.read_text().replace("/opt/kontain/bin/krun", krun)
-    return f'''version = 2
-root = "{root}/root"
-state = "{root}/state"
-[grpc]
-  address = "{root}/containerd.sock"
-{snippet}'''
-
-
-class Containerd:
-    def __init__(self, root):
-        self.root = root
-        self.address = str(root / "containerd.sock")
-        self.daemon = None
-
-    def start(self):
-        (self.root / "config.toml").write_text(config(self.root, kit.KRUN[0]))
-        log = open(self.root / "containerd.log", "w")
-        self.daemon = subprocess.Popen(["containerd", "--config", str(self.root / "config.toml")], stdout=log,
-                                       stderr=log)
-        kit.wait_for(lambda: self.ctr("version").returncode == 0, what="containerd")
-
-    def stop(self):
-        if self.daemon:
-            self.daemon.terminate()
-            self.daemon.wait(timeout=60)
-
-    def ctr(self, *args, stdin: bytes = b"", timeout: float = kit.TIMEOUT) -> kit.Result:
-        argv = ["ctr", "--address", self.address, "--namespace", "kt", *map(str, args)]
-        r = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout)
-        return kit.Result(argv, r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace"))
-
-    def run(self, runtime: str, *args, **kw) -> kit.Result:
-        binary = "crun" if runtime == "crun" else kit.KRUN[0]
-        return self.ctr("run", "--runtime", "io.containerd.runc.v2", "--runc-binary", binary, *args, **kw)
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +25,7 @@ def containerd(tmp_path_factory):
     if not shutil.which("containerd"):
         pytest.fail("containerd is not installed (make deps installs it)", pytrace=False)
     root = tmp_path_factory.mktemp("containerd")
-    c = Containerd(root)
+    c = kit.Containerd(root)
     c.start()
     try:
         for name, program in (("hello", build("hello", "musl")), ("busybox", "/bin/busybox")):
@@ -156,3 +113,5 @@ def test_the_cri_runtime_kontain_is_configured(containerd):
     section = r.stdout.split("runtimes.kontain]", 1)[1]
     assert 'runtime_type = "io.containerd.runc.v2"' in section.split("[plugins", 1)[0]
     assert f'BinaryName = "{kit.KRUN[0]}"' in section
+    plugins = containerd.ctr("plugins", "ls").stdout
+    assert any(line.split()[1:2] == ["cri"] and line.split()[-1] == "ok" for line in plugins.splitlines()[1:])
