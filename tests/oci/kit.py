@@ -219,6 +219,17 @@ class Containerd:
             self.daemon.terminate()
             self.daemon.wait(timeout=60)
 
+    def import_images(self, programs: dict) -> None:
+        """`km image` of each program, imported as localhost/kt-NAME:latest."""
+        from kt import KM
+
+        for name, program in programs.items():
+            out = self.root / f"{name}.tar"
+            subprocess.run([*KM, "image", "-t", f"localhost/kt-{name}:latest", "-o", str(out), str(program)],
+                           check=True, capture_output=True)
+            r = self.ctr("images", "import", out)
+            assert r.returncode == 0, r.stderr
+
     def ctr(self, *args, stdin: bytes = b"", timeout: float = TIMEOUT) -> Result:
         argv = ["ctr", "--address", self.address, "--namespace", self.namespace, *map(str, args)]
         r = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout)

@@ -15,7 +15,7 @@ import subprocess
 import kit
 import pytest
 
-from kt import KM, build
+from kt import build
 
 RUNTIMES = ("crun", "krun")
 
@@ -28,12 +28,7 @@ def containerd(tmp_path_factory):
     c = kit.Containerd(root)
     c.start()
     try:
-        for name, program in (("hello", build("hello", "musl")), ("busybox", "/bin/busybox")):
-            out = root / f"{name}.tar"
-            subprocess.run([*KM, "image", "-t", f"localhost/kt-{name}:latest", "-o", str(out), str(program)],
-                           check=True, capture_output=True)
-            r = c.ctr("images", "import", out)
-            assert r.returncode == 0, r.stderr
+        c.import_images(dict((("hello", build("hello", "musl")), ("busybox", "/bin/busybox"))))
         yield c
     finally:
         c.stop()

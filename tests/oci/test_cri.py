@@ -9,7 +9,6 @@ section as deploy/kubernetes/containerd.toml gives it); the pod uses the node's 
 
 import json
 import os
-import subprocess
 
 import grpc
 import kit
@@ -17,7 +16,7 @@ import pytest
 from cri_api.v1 import api_pb2 as api  # (container-runtime-interface-api: the test extras)
 from cri_api.v1 import api_pb2_grpc as rpc
 
-from kt import KM, build
+from kt import build
 
 
 @pytest.fixture(scope="session")
@@ -26,12 +25,7 @@ def cri(tmp_path_factory):
     c = kit.Containerd(root, namespace="k8s.io")
     c.start()
     try:
-        for name, program in (("pause", build("pid1", "musl")), ("busybox", "/bin/busybox")):
-            out = root / f"{name}.tar"
-            subprocess.run([*KM, "image", "-t", f"localhost/kt-{name}:latest", "-o", str(out), str(program)],
-                           check=True, capture_output=True)
-            r = c.ctr("images", "import", out)
-            assert r.returncode == 0, r.stderr
+        c.import_images(dict((("pause", build("pid1", "musl")), ("busybox", "/bin/busybox"))))
         channel = grpc.insecure_channel(f"unix://{c.address}")
         yield rpc.RuntimeServiceStub(channel), root
         channel.close()
