@@ -64,7 +64,7 @@ def main() -> int:
             subprocess.run([*podman, "rm", "--all", "--force"], capture_output=True)
     finally:
         if saved is None:
-            DROP_IN.unlink()
+            DROP_IN.unlink(missing_ok=True)
         else:
             DROP_IN.write_text(saved)
     text = render(runtimes, times, memory, args.rounds)

@@ -5,9 +5,10 @@ The tests keep their images and containers in a storage of their own (podman --r
 --runroot), and register krun the documented way, a drop-in in
 /etc/containers/containers.conf.d, for the session.  Images are made here, with no
 registry: busybox's root imported as a directory tree, `km image` programs loaded
-(static, glibc and musl), and a Debian-like Python image (Debian's python3 and its
-standard library).  Root here lacks CAP_SYS_RESOURCE, and Podman asks for limits past
-the host's by default: every run states its limits (LIMITS).
+(static, glibc and musl), a Debian-like Python image (Debian's python3 and its
+standard library), and Debian bookworm's minbase made by debootstrap.  Root here lacks
+CAP_SYS_RESOURCE, and Podman asks for limits past the host's by default: every run
+states its limits (LIMITS).
 """
 
 import json
@@ -21,7 +22,7 @@ import kit
 import pytest
 
 from kontain.oci import elfdeps
-from kt import KM, build
+from kt import BUILD, KM, build
 
 DROP_IN = Path("/etc/containers/containers.conf.d/kontain.conf")
 LIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
@@ -62,8 +63,9 @@ def podman(tmp_path_factory):
         yield p
     finally:
         p("rm", "--all", "--force")
+        p("system", "reset", "--force")  # (unmounts the storage's layers: pytest removes the directory later)
         if saved is None:
-            DROP_IN.unlink()
+            DROP_IN.unlink(missing_ok=True)
         else:
             DROP_IN.write_text(saved)
 
@@ -79,6 +81,22 @@ def _images(p: Podman, root: Path) -> None:
                        capture_output=True)
         p.ok("load", "-i", out)
     _import(p, _python_root(root / "python"), "localhost/kt-python")
+    p.ok("import", _debian_root(root), "localhost/kt-debian")
+
+
+def _debian_root(root: Path) -> Path:
+    """Debian bookworm's minbase (debootstrap from Debian's archive), as a tar: cached in
+    tests/programs/build, it takes a minute to make."""
+    cached = BUILD / "debian-bookworm-minbase.tar"
+    if not cached.exists():
+        tree = root / "debian"
+        r = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(tree)], capture_output=True, text=True)
+        assert r.returncode == 0, f"debootstrap: {r.stdout[-2000:]}{r.stderr[-2000:]}"
+        tmp = cached.with_suffix(".tmp")
+        with tarfile.open(tmp, "w") as t:
+            t.add(tree, arcname=".")
+        tmp.rename(cached)
+    return cached
 
 
 def _import(p: Podman, rootfs: Path, name: str) -> None:
@@ -133,6 +151,8 @@ def is_km(pid: int) -> bool:
     ["kt-hello"],
     ["kt-sqlite3", ":memory:", "select 6*7"],
     ["kt-python", "python3", "-c", "import sys, json; print(json.dumps(sys.version_info[:2]), sys.argv)"],
+    ["kt-debian", "bash", "-c", "cat /etc/debian_version; dpkg -l | wc -l; apt-get --version | head -1; "
+                                "perl -e 'print 6*7, qq(\\n)'; id; ls /; sort /etc/passwd | head -2; exit 5"],
     ["kt-busybox", "/nonexist"],
     ["kt-busybox", "nonexist"],
     ["kt-busybox", "/etc/passwd"],
