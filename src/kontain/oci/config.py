@@ -65,8 +65,8 @@ def seccomp(profile: dict) -> dict:
     The profile filters km's host calls, which are what the program's calls become; km
     needs a few of its own besides.  The ones a common profile denies are
     process_vm_readv and process_vm_writev, which km uses on itself for every copy to
-    and from guest memory (they fail with EFAULT instead of crashing km; containerd's and
-    Docker's default profiles allow them only with CAP_SYS_PTRACE).  Allowing them adds
+    and from guest memory (they fail with EFAULT instead of crashing km; containerd's default
+    profile allows them only with CAP_SYS_PTRACE).  Allowing them adds
     nothing the program can use: its own calls of them are ENOSYS (km's syscall table has
     none), and code running in km's place still meets km's Landlock domain, which
     refuses ptrace-class access to any process outside km's tree (docs/security.md)."""
