@@ -76,9 +76,11 @@ class Confinement:
 # System calls km makes neither for itself nor for the program: what code running in
 # km's place could use against the host kernel (module loading, mounts, namespaces,
 # io_uring and bpf, userfaultfd, keyrings, another process's descriptors and memory).
-# The program gets ENOSYS for every one of them from the syscall table anyway
-# (tests/unit/test_confine.py keeps the two apart); unshare is allowed for CLONE_FILES
-# alone, which km's /proc reader uses (kernel/procfs.py).
+# The program gets ENOSYS for most of them from the syscall table; mount, umount2,
+# pivot_root, setns and unshare km answers itself (syscalls/ns.py: EPERM, as for an
+# unprivileged caller), never passing them to the host (tests/unit/test_confine.py
+# checks that no handler does); unshare is allowed for CLONE_FILES alone, which km's
+# /proc reader uses (kernel/procfs.py).
 DENIED = ("ptrace", "syslog", "uselib", "sysfs", "vhangup", "modify_ldt", "pivot_root", "_sysctl", "acct", "mount",
           "umount2", "swapon", "swapoff", "reboot", "iopl", "ioperm", "init_module", "delete_module", "quotactl",
           "nfsservctl", "lookup_dcookie", "mbind", "set_mempolicy", "get_mempolicy", "kexec_load", "add_key",

@@ -49,7 +49,12 @@ class OwnThread(Exception):
 
 
 class KmError(Exception):
-    """A failure the user must see: ``km: <message>``, then exit with ``status``."""
+    """A failure the user must see: ``km: <message>``, then exit with ``status``.
+    ``about_program``: the message is about the program (``km: PROGRAM: <message>``).
+    Its kinds: loader.load.ExecError (the program cannot be run: 126, 127),
+    kvm.api.KvmError (/dev/kvm itself), cli.options.UsageError (2)."""
+
+    about_program = False
 
     def __init__(self, message: str, status: int = 1):
         super().__init__(message)

@@ -24,7 +24,9 @@ MODULES = (
     "kontain.syscalls.ipc",
     "kontain.syscalls.mm",
     "kontain.syscalls.net",
+    "kontain.syscalls.ns",
     "kontain.syscalls.poll",
+    "kontain.syscalls.prio",
     "kontain.syscalls.process",
     "kontain.syscalls.rw",
     "kontain.syscalls.signal",
@@ -41,6 +43,8 @@ MODULES = (
     "kontain.kernel.coredump",
     "kontain.kernel.poll",
     "kontain.loader.elf",
+    "kontain.arch.x86_64.decode",  # (iced-x86 itself is not preloaded: see the module)
+    "kontain.lifecycle",
 )
 
 

@@ -126,6 +126,11 @@ int main(int argc, char **argv) {
     char *rom = mmap(NULL, pg, PROT_READ, MAP_SHARED, ro, 0);
     ERR("mprotect RW of read-only shared file", mprotect(rom, pg, PROT_READ | PROT_WRITE));
     close(ro);
+    /* MAP_SHARED_VALIDATE: MAP_SYNC only where the file offers it (DAX: not here) */
+    ERR("mmap SHARED_VALIDATE|MAP_SYNC", mmap(NULL, pg, PROT_READ, 0x03 | 0x80000, fd, 0) == MAP_FAILED ? -1 : 0);
+    char *sv = mmap(NULL, pg, PROT_READ, 0x03, fd, 0);
+    SAY("mmap SHARED_VALIDATE", sv != MAP_FAILED && !memcmp(sv + 1, "ritten", 6));
+    munmap(sv, pg);
     munmap(m, 2 * pg); munmap(pm, 2 * pg); munmap(off, pg); munmap(rom, pg);
     close(fd);
     unlink(path);
@@ -138,5 +143,26 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 300; i += 2) munmap(maps[i], pg * (1 + i % 4));
     for (int i = 1; i < 300; i += 2) ok &= ((char *)maps[i])[0] == (char)i;
     SAY("300 mappings, half unmapped", ok);
+    /* msync and mincore over a range with a hole: ENOMEM (the pages before it reported) */
+    char *h = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    h[0] = 1;
+    munmap(h + 2 * pg, pg);
+    ERR("msync over a hole", msync(h, 4 * pg, MS_SYNC));
+    ERR("msync of unmapped memory", msync(h + 2 * pg, pg, MS_SYNC));
+    ERR("msync MS_SYNC|MS_ASYNC", msync(h, pg, MS_SYNC | MS_ASYNC));
+    unsigned char hv[4] = {9, 9, 9, 9};
+    ERR("mincore over a hole", mincore(h, 4 * pg, hv));
+    printf("%-40s %d %d %d\n", "mincore before the hole", hv[0] & 1, hv[1] == 9 ? 9 : 0, hv[2]);
+    ERR("mincore of unmapped memory", mincore(h + 2 * pg, pg, hv));
+    munmap(h, 4 * pg);
+    /* MAP_GROWSDOWN grows down when touched below, as far as the guard gap allows */
+    char *area = mmap(NULL, 2048 * pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(area, 2048 * pg);
+    char *g = mmap(area + 2040 * pg, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN | MAP_FIXED,
+                   -1, 0);
+    g[-1] = 'g';
+    g[-3 * (int)pg] = 'h';
+    SAY("MAP_GROWSDOWN grows", g[-1] == 'g' && g[-3 * (int)pg] == 'h' && g[-2 * (int)pg] == 0);
+    munmap(g - 3 * pg, 7 * pg);
     return 0;
 }

@@ -73,7 +73,7 @@ utsname = CStruct(
 )
 # the kernel's struct sigaction (not libc's): handler, flags, restorer, one 64-bit mask
 k_sigaction = CStruct("struct kernel_sigaction", [("handler", "Q"), ("flags", "Q"), ("restorer", "Q"), ("mask", "Q")])
-stack_t = CStruct("stack_t", [("ss_sp", "Q"), ("ss_flags", "i"), ("ss_size", "Q")], "signal.h")
+stack_t = CStruct("stack_t", [("ss_sp", "Q"), ("ss_flags", "I"), ("ss_size", "Q")], "signal.h")
 pollfd = CStruct("struct pollfd", [("fd", "i"), ("events", "h"), ("revents", "h")], "poll.h")
 winsize = CStruct("struct winsize", [("ws_row", "H"), ("ws_col", "H"), ("ws_xpixel", "H"), ("ws_ypixel", "H")], "sys/ioctl.h")
 robust_list_head = CStruct("struct robust_list_head", [("list", "Q"), ("futex_offset", "q"), ("list_op_pending", "Q")],
@@ -130,6 +130,22 @@ clone_args = CStruct(
      ("stack_size", "Q"), ("tls", "Q"), ("set_tid", "Q"), ("set_tid_size", "Q"), ("cgroup", "Q")],
     "linux/sched.h",
 )
+# the times, then the counters (longs)
+rusage = CStruct("struct rusage", [("ru_utime", "16s"), ("ru_stime", "16s"), ("ru_maxrss", "q"), ("ru_ixrss", "q"),
+                                   ("ru_idrss", "q"), ("ru_isrss", "q"), ("ru_minflt", "q"), ("ru_majflt", "q"),
+                                   ("ru_nswap", "q"), ("ru_inblock", "q"), ("ru_oublock", "q"), ("ru_msgsnd", "q"),
+                                   ("ru_msgrcv", "q"), ("ru_nsignals", "q"), ("ru_nvcsw", "q"), ("ru_nivcsw", "q")],
+                 "sys/resource.h")
+flock = CStruct("struct flock", [("l_type", "h"), ("l_whence", "h"), ("l_start", "q"), ("l_len", "q"), ("l_pid", "i")],
+                "fcntl.h")
+# PR_SET_MM_MAP's argument (PR_SET_MM_MAP_SIZE tells its size)
+prctl_mm_map = CStruct(
+    "struct prctl_mm_map",
+    [("start_code", "Q"), ("end_code", "Q"), ("start_data", "Q"), ("end_data", "Q"), ("start_brk", "Q"), ("brk", "Q"),
+     ("start_stack", "Q"), ("arg_start", "Q"), ("arg_end", "Q"), ("env_start", "Q"), ("env_end", "Q"), ("auxv", "Q"),
+     ("auxv_size", "I"), ("exe_fd", "I")],
+    "linux/prctl.h",
+)
 # struct sigevent: value, signo, notify, then a union whose first member is the thread id
 sigevent = CStruct("struct sigevent", [("sigev_value", "Q"), ("sigev_signo", "i"), ("sigev_notify", "i"),
                                        ("sigev_notify_thread_id", "i"), ("_pad", "44s")], "signal.h")
@@ -177,4 +193,5 @@ MSGBUF_MTEXT = 8  # struct msgbuf { long mtype; char mtext[]; }: the text follow
 # Layouts compared against the C compiler by the unit tests.
 ALL = [timespec, timeval, iovec, rlimit, stat, utsname, stack_t, pollfd, winsize, robust_list_head, sysinfo, itimerval, tms,
        itimerspec, sigcontext, ucontext, fpx_sw_bytes, signalfd_siginfo, clone_args, sigevent, ipc64_perm, shmid64_ds,
-       semid64_ds, msqid64_ds, shminfo64, shm_info, seminfo, msginfo, sembuf]
+       semid64_ds, msqid64_ds, shminfo64, shm_info, seminfo, msginfo, sembuf,
+       prctl_mm_map, flock, rusage]

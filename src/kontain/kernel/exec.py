@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from kontain import native
+from kontain.abi import flags as F
 from kontain.abi import signals as S
 from kontain.abi.errno import E2BIG
 from kontain.arch.x86_64 import cpu
@@ -26,11 +27,14 @@ MAX_ARG_STRLEN = 32 * 4096  # Linux's limit on one argument or environment strin
 ARG_MAX = 32 * 4096
 
 
-def execve(p, task, path: str, argv_addr: int, envp_addr: int) -> None:
-    """``argv_addr`` and ``envp_addr``: the program's NULL-terminated string arrays."""
+def execve(p, task, path: str, argv_addr: int, envp_addr: int, comm: bytes, nofollow: bool = False) -> None:
+    """``argv_addr`` and ``envp_addr``: the program's NULL-terminated string arrays;
+    ``comm``: the name the thread takes (the base name of the file as the program named
+    it); ``nofollow``: a symlink is not followed (ELOOP), execveat's AT_SYMLINK_NOFOLLOW."""
     # As Linux: the file first (ENOENT, EACCES...), then the strings (EFAULT, E2BIG)
     try:
-        prog = resolve_exec(path, [_ARGV0], p.config.window, opener=lambda path: _open(p, path))
+        prog = resolve_exec(path, [_ARGV0], p.spec.window, opener=lambda path: _open(p, path),
+                            first_opener=(lambda path: _open(p, path, F.O_NOFOLLOW)) if nofollow else None)
     except ExecError as e:
         raise GuestError(e.errno) from None
     try:
@@ -51,6 +55,10 @@ def execve(p, task, path: str, argv_addr: int, envp_addr: int) -> None:
     if p.vfork_fd >= 0:
         os.close(p.vfork_fd)
         p.vfork_fd = -1
+    if p.parent_link:
+        from kontain.kernel import fork
+
+        fork.execed(p)  # (the parent's setpgid of it is EACCES from now on)
     for v in list(p.mm):
         p.mm.unmap_range(v.start, v.end)
     _close_on_exec(p, keep=prog.fd)
@@ -59,8 +67,9 @@ def execve(p, task, path: str, argv_addr: int, envp_addr: int) -> None:
     p.timers.delete_all()
     task.altstack = (0, S.SS_DISABLE, 0)
     task.saved_mask = None
-    entry, sp = p._load(prog.path, prog.argv, envp, prog.fd, prog.head, prog.size, opener=lambda path: _open(p, path))
     p.name = path
+    entry, sp = p._load(prog.path, prog.argv, envp, prog.fd, prog.head, prog.size, opener=lambda path: _open(p, path),
+                        comm=comm)
     vcpu = task.vcpu
     vcpu.set_sregs(cpu.user_sregs(vcpu.get_sregs(), vcpu.id))  # FS and GS bases 0; user mode
     vcpu.set_xsave(p.init_xsave)
@@ -121,13 +130,11 @@ def _pointers(mem, addr: int, limit: int) -> list[int]:
             raise GuestError(E2BIG)
 
 
-def _open(p, path: str) -> int:
+def _open(p, path: str, flags: int = 0) -> int:
     """The program's exec opens its file (and interpreter) as its open would
     (kernel/paths.py): never a file of the monitor's."""
-    from kontain.abi import flags as F
-
     buf = bytearray(os.fsencode(path) + b"\0")
-    return p.opener.open(F.AT_FDCWD, native.address_of(buf), F.O_RDONLY | F.O_CLOEXEC | F.O_LARGEFILE, 0)
+    return p.opener.open(F.AT_FDCWD, native.address_of(buf), F.O_RDONLY | F.O_CLOEXEC | F.O_LARGEFILE | flags, 0)
 
 
 def _close_on_exec(p, keep: int) -> None:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 import resource
 
+from kontain import native
 from kontain.abi.errno import EBADF, EINVAL, EMFILE, EPERM
-from kontain.errors import GuestError
+from kontain.abi.flags import CAP_SYS_RESOURCE
+from kontain.errors import GuestError, KmError
 
 RESERVE = 1056  # descriptors kept for the monitor: one per vCPU (layout.MAX_VCPUS) and a few
 _TABLE_CAP = 1 << 16  # the monitor's fds never go higher: the kernel sizes fd tables by the highest fd
@@ -93,10 +95,45 @@ class FdTable:
             return 64
         return min(128 * (1 << (high // 128).bit_length()), self.floor)
 
+    def save(self) -> dict:
+        """The table as plain data: its limits, and which file each of the program's
+        descriptors is (device, inode, its open flags), for ``restore`` to check."""
+        return {"floor": self.floor, "high": self._high, "limits": (self.soft, self.hard), "open": _describe(self.floor)}
+
+    def restore(self, state: dict) -> None:
+        """Take ``save()``'s data back.  The descriptors are the host's and stay open
+        meanwhile: each must still be the file it was (KmError otherwise: a restore over
+        a table that changed would hand the program other files under the same numbers)."""
+        if state["floor"] != self.floor:
+            raise KmError(f"restore: the descriptor floor was {state['floor']}, it is {self.floor} now")
+        now = _describe(self.floor)
+        for fd, what in state["open"].items():
+            if now.get(fd) != what:
+                raise KmError(f"restore: descriptor {fd} is not the file it was when saved")
+        self._high = state["high"]
+        self.soft, self.hard = state["limits"]
+
     def set_nofile(self, soft: int, hard: int) -> None:
         """setrlimit(RLIMIT_NOFILE) for the guest."""
         if soft > hard:
             raise GuestError(EINVAL)
-        if hard > self.hard:
-            raise GuestError(EPERM)
+        if hard > self.floor or hard > self.hard and not native.capable(CAP_SYS_RESOURCE):
+            raise GuestError(EPERM)  # (the floor is the program's nr_open)
         self.soft, self.hard = soft, hard
+
+
+def _describe(floor: int) -> dict[int, tuple[int, int, int]]:
+    """Each open descriptor below ``floor``: (device, inode, open flags)."""
+    import fcntl
+
+    out = {}
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= floor:
+            continue
+        try:
+            st = os.fstat(fd)
+            out[fd] = (st.st_dev, st.st_ino, fcntl.fcntl(fd, fcntl.F_GETFL))
+        except OSError:
+            continue  # (the listing's own descriptor)
+    return out

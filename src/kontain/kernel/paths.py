@@ -34,8 +34,9 @@ import struct
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.errno import EACCES, EEXIST, ELOOP, ENOENT, ENOTDIR
+from kontain.abi.errno import EACCES, EEXIST, ELOOP, ENOENT, ENOTDIR, ETXTBSY
 from kontain.errors import OwnThread
+from kontain.loader import textbusy
 
 SYS_openat, SYS_openat2, SYS_newfstatat, SYS_readlinkat = 257, 437, 262, 267
 RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x01, 0x02, 0x04
@@ -189,13 +190,15 @@ class Opener:
         if verdict.name is not None and not flags & F.O_PATH:
             if flags & F.O_ACCMODE != F.O_RDONLY:
                 return -EACCES  # these files are read-only
-            return p.procfs.generate(verdict)
+            return p.procfs.generate(verdict, flags)
         if flags & F.O_NOFOLLOW and not flags & F.O_PATH and self._kind(m) == _S_IFLNK:
             return -ELOOP
         if flags & F.O_PATH:
             return native.syscall(72, m, 1030 if flags & F.O_CLOEXEC else _F_DUPFD, 0)  # fcntl(F_DUPFD[_CLOEXEC])
         if flags & F.O_DIRECTORY and self._kind(m) != 0o040000:
             return -ENOTDIR
+        if (flags & F.O_ACCMODE or flags & F.O_TRUNC) and textbusy.busy(m, self.procfd, p.fds.floor):
+            return -ETXTBSY  # a program some km runs (loader/textbusy.py)
         reopen = flags & ~(F.O_CREAT | F.O_EXCL | F.O_NOFOLLOW)
         name = _CStr(b"self/fd/%d" % m)
         return native.syscall(SYS_openat, self.procfd, name.addr, reopen, 0)
@@ -224,7 +227,8 @@ class Opener:
         """Is the file of ``m`` (reached through a magic link) one that a monitor
         descriptor holds: /dev/kvm, a pipe or socket of km's, km's own /proc?  Files of
         the anon inode share one inode, so those are told by name: KVM's (the VM, the
-        vCPUs) are the monitor's (the program cannot make any)."""
+        vCPUs) and a signalfd (the signal thread's) are the monitor's (the program cannot
+        make any: its signalfds are sockets, kernel/signalfd.py)."""
         mine = self._identity(m, b"", F.AT_EMPTY_PATH)
         if mine is None:
             return True
@@ -232,7 +236,7 @@ class Opener:
             buf = bytearray(64)
             name = _CStr(b"self/fd/%d" % m)
             n = native.syscall(SYS_readlinkat, self.procfd, name.addr, native.address_of(buf), len(buf))
-            return n < 0 or bytes(buf[:n]).startswith(b"anon_inode:kvm")
+            return n < 0 or bytes(buf[:n]).startswith((b"anon_inode:kvm", b"anon_inode:[signalfd]"))
         floor = self.p.fds.floor
         name = _CStr(b"self/fd")
         listing = native.syscall(SYS_openat, self.procfd, name.addr, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import _thread
 import os
 import struct
+import time
 
 from kontain import native
 from kontain.abi import flags as F
@@ -41,6 +42,7 @@ from kontain.abi.errno import EACCES, ENOENT
 
 PROC_SUPER_MAGIC = 0x9FA0
 _SYS_fstatfs, _SYS_statx, _SYS_readlinkat, _SYS_memfd_create, _SYS_pread64 = 138, 332, 267, 319, 17
+MONITOR_RSS_NS = 500_000_000
 _STATX_MNT_ID = 0x1000
 _STATX_MNT_ID_OFFSET = 0x90  # struct statx: stx_mnt_id
 _MFD_CLOEXEC = 1
@@ -89,6 +91,7 @@ class ProcFs:
     def __init__(self, process, procfd: int):
         self.process = process
         self.pid = os.getpid()
+        self._monitor_rss: tuple[int, int] | None = None  # (when, KiB): monitor_rss
         self.procfd = procfd  # the monitor's own descriptor of a procfs root (kernel/paths.py)
         self._mounts: dict[int, tuple[bytes, bytes] | None] = {}  # mnt_id -> (root, mount point) of procfs
         self._own_pid: dict[int, int | None] = {}  # mnt_id -> this process's pid as that mount numbers it
@@ -170,6 +173,42 @@ class ProcFs:
 
     def guest_thread(self, n: int) -> bool:
         return n == self.pid or n in self.process.tasks
+
+    def task_known(self, tid: int) -> bool:
+        """Is ``tid`` a task the program may know of: a thread of its own or of another
+        process?  km's own threads do not exist for it."""
+        if tid <= 0:
+            return False
+        if self.guest_thread(tid):
+            return True
+        return not self._exists(b"self/task/%d" % tid) and self._exists(b"%d" % tid)
+
+    def _exists(self, name: bytes) -> bool:
+        st = bytearray(144)
+        path = bytearray(name + b"\0")
+        return native.syscall(262, self.procfd, native.address_of(path), native.address_of(st), 0) == 0  # newfstatat
+
+    def read(self, name: bytes) -> bytes:
+        """A /proc file (``name`` relative to /proc) read from the calling thread, as it
+        may read it; b"" if it cannot."""
+        return _read_here(self.procfd, name, self.process.fds.floor)
+
+    def names(self, name: bytes) -> list[bytes]:
+        """The names in a /proc directory, read from the calling thread."""
+        from kontain.kernel.paths import _dirent_names
+
+        path = bytearray(name + b"\0")
+        fd = native.syscall(257, self.procfd, native.address_of(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if fd < 0:
+            return []
+        high = native.dup_at_least(fd, self.process.fds.floor)
+        os.close(fd)
+        if high < 0:
+            return []
+        try:
+            return _dirent_names(high)
+        finally:
+            os.close(high)
 
     # -- the decision ----------------------------------------------------------------------
     def vet(self, fd: int) -> Verdict:
@@ -263,19 +302,31 @@ class ProcFs:
         return lit is not None and lit[0] is not None and lit[1] == b"exe"
 
     # -- generated files -------------------------------------------------------------------
-    def generate(self, verdict: Verdict) -> int:
+    def generate(self, verdict: Verdict, flags: int = os.O_CLOEXEC) -> int:
         """A memfd with the program's version of the file: its descriptor, in the
-        program's range, or -errno."""
+        program's range, or -errno.  The program's descriptor is read-only, as the file's
+        would be (a write or a splice into it fails with EBADF at once), and has the
+        open's O_CLOEXEC and O_NONBLOCK."""
         data = self.content(verdict.name, verdict.tid)
         label = bytearray(b"proc-" + verdict.name + b"\0")
         fd = native.syscall(_SYS_memfd_create, native.address_of(label), _MFD_CLOEXEC)
         if fd < 0:
             return fd
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.lseek(fd, 0, os.SEEK_SET)
-        return fd
+        try:
+            high = native.dup_at_least(fd, self.process.fds.floor)
+        finally:
+            os.close(fd)
+        if high < 0:
+            return high
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(high, view):]
+            name = bytearray(b"self/fd/%d\0" % high)
+            return native.syscall(257, self.procfd, native.address_of(name),
+                                  os.O_RDONLY | flags & (os.O_CLOEXEC | os.O_NONBLOCK))  # openat
+        finally:
+            os.close(high)
 
     def content(self, name: bytes, tid: int) -> bytes:
         p = self.process
@@ -447,6 +498,26 @@ class ProcFs:
             out = [head.encode()] + [b"%-16s%8d kB" % (k + b":", v) for k, v in totals.items()
                                      if k not in (b"Size", b"KernelPageSize", b"MMUPageSize") and k not in _COUNTS]
         return b"\n".join(out) + b"\n"
+
+    def monitor_rss(self) -> int:
+        """km's own resident memory in KiB: the whole process's but the guest window's.
+        The program's ru_maxrss leaves it out (syscalls/sysinfo.py): a child's is its
+        monitor's too, about as large as this one's, which it was forked from.  (It
+        changes slowly, and smaps grows with the program's mappings: taken again at most
+        every MONITOR_RSS_NS.)"""
+        now = time.monotonic_ns()
+        if self._monitor_rss is not None and now - self._monitor_rss[0] < MONITOR_RSS_NS:
+            return self._monitor_rss[1]
+        total = 0
+        for line in self._host(b"%d/status" % self.pid).split(b"\n"):
+            if line.startswith(b"VmRSS:"):
+                total = int(line.split()[1])
+        mem = self.process.mem
+        lo, hi = mem.base, mem.base + mem.size
+        guest = sum(value for start, end, rows, _ in _smaps_blocks(self._host(b"%d/smaps" % self.pid))
+                    if lo <= start < hi for key, value in rows if key == b"Rss")
+        self._monitor_rss = (now, max(total - guest, 0))
+        return self._monitor_rss[1]
 
     def _host(self, name: bytes) -> bytes:
         """A /proc file of km's own (``name`` relative to /proc), read where the program

@@ -12,20 +12,22 @@ import os
 import struct
 
 from kontain.abi import flags as F
-from kontain.errors import GuestError
-from kontain.loader import elf
+from kontain.abi.errno import ETXTBSY
+from kontain.errors import GuestError, KmError
+from kontain.loader import elf, textbusy
 from kontain.memory.mm import AddressSpace, page_up
 
 HEADER_READ = 64 * 1024  # enough for the ELF header, program headers and PT_INTERP
 
 
-class ExecError(Exception):
+class ExecError(KmError):
     """The program cannot be started: ``errno`` for exec, ``str()`` for km's message."""
 
+    about_program = True
+
     def __init__(self, message: str, errno: int, status: int = 126):
-        super().__init__(message)
+        super().__init__(message, status)
         self.errno = errno
-        self.status = status
 
 
 class Loaded:
@@ -57,17 +59,19 @@ def open_program(path: str, opener=None) -> tuple[int, bytes, int]:
     except PermissionError:
         raise ExecError("permission denied", 13, 126) from None
     except IsADirectoryError:
-        raise ExecError("is a directory", 21, 126) from None
+        raise ExecError("is a directory", 13, 126) from None  # (EACCES: execve's errno for a directory)
     except OSError as e:
         raise ExecError(e.strerror or str(e), e.errno or 8, 126) from None
     try:
         st = os.fstat(fd)
         if (st.st_mode & 0o170000) == 0o040000:
-            raise ExecError("is a directory", 21, 126)
+            raise ExecError("is a directory", 13, 126)
         if (st.st_mode & 0o170000) != 0o100000:
             raise ExecError("not a regular file", 13, 126)
         if not os.access(path, os.X_OK):
             raise ExecError("permission denied (not executable)", 13, 126)
+        if textbusy.open_for_writing(fd):
+            raise ExecError("text file busy (open for writing)", ETXTBSY, 126)
         head = os.pread(fd, HEADER_READ, 0)
     except BaseException:
         os.close(fd)

@@ -200,6 +200,29 @@ class AddressSpace:
         self.lock_future = -1  # mlockall(MCL_FUTURE): the mlock2 flags new mappings get (syscalls/mm.py)
         self.attaches = 0  # shmat calls so far: each attachment's ShmVma.attach
 
+    # -- save / restore (the bookkeeping; memory itself and its slots are the caller's) --
+    def save(self) -> dict:
+        """What the address space knows, as plain data (a snapshot, a test)."""
+        vmas = [(type(v).__name__, tuple(getattr(v, a) for a in _vma_fields(type(v)))) for v in self._vmas]
+        return {"vmas": vmas, "brk": (self.brk_start, self.brk_end), "mmap_top": self.mmap_top,
+                "committed": self.committed, "limit": self.limit, "lock_future": self.lock_future}
+
+    def restore(self, state: dict) -> None:
+        """Take ``save()``'s data back: the mappings it describes must be in place."""
+        kinds = {"Vma": Vma, "ShmVma": ShmVma}
+        vmas = []
+        for kind, values in state["vmas"]:
+            cls = kinds[kind]
+            v = cls.__new__(cls)
+            for a, value in zip(_vma_fields(cls), values):
+                setattr(v, a, value)
+            vmas.append(v)
+        self._vmas = vmas
+        self._starts = [v.start for v in vmas]
+        self.brk_start, self.brk_end = state["brk"]
+        self.mmap_top, self.committed = state["mmap_top"], state["committed"]
+        self.limit, self.lock_future = state["limit"], state["lock_future"]
+
     # -- the VMA list ----------------------------------------------------------------
     def __iter__(self) -> Iterator[Vma]:
         return iter(self._vmas)
@@ -230,12 +253,16 @@ class AddressSpace:
 
     def covered(self, start: int, end: int) -> bool:
         """True when [start, end) has no unmapped page."""
+        return self.first_gap(start, end) is None
+
+    def first_gap(self, start: int, end: int) -> int | None:
+        """The first address in [start, end) that no mapping covers, or None."""
         pos = start
         for v in self.overlapping(start, end):
             if v.start > pos:
-                return False
+                return pos
             pos = v.end
-        return pos >= end
+        return pos if pos < end else None
 
     @staticmethod
     def _cost(v: Vma) -> int:
@@ -384,7 +411,7 @@ class AddressSpace:
             # sparsely; Linux too leaves MAP_STACK mappings without them since 6.7)
             huge = not shared and not flags & (F.MAP_STACK | F.MAP_GROWSDOWN) and name != "[stack]"
             self._host_anon(start, end, prot, shared, flags & _HOST_PASS, huge)
-            vflags = (F.MAP_SHARED if shared else F.MAP_PRIVATE) | F.MAP_ANONYMOUS
+            vflags = (F.MAP_SHARED if shared else F.MAP_PRIVATE) | F.MAP_ANONYMOUS | flags & F.MAP_GROWSDOWN
             if shared:
                 name = name or "/dev/zero (deleted)"
         else:
@@ -401,6 +428,10 @@ class AddressSpace:
         """Map the program's file at [start, start+size): map it anywhere first (so a
         failure leaves the window untouched), then move it into place atomically."""
         hflags = (flags & (F.MAP_TYPE | _HOST_PASS)) & ~F.MAP_FIXED
+        if flags & F.MAP_TYPE == F.MAP_SHARED_VALIDATE:
+            # the host checks every flag for this file as Linux does (MAP_SYNC only on DAX,
+            # unknown ones EOPNOTSUPP); the placement flags are km's
+            hflags |= flags & ~(F.MAP_FIXED | F.MAP_FIXED_NOREPLACE | F.MAP_32BIT | F.MAP_GROWSDOWN)
         tmp = native.mmap(0, size, prot & ~F.PROT_EXEC, hflags, fd, offset)
         if tmp < 0:
             raise GuestError(-tmp)
@@ -416,6 +447,35 @@ class AddressSpace:
         r = native.syscall(_SYS_mremap, hva, size, size, F.MREMAP_MAYMOVE | F.MREMAP_FIXED, self.mem.base + start)
         if r < 0:
             raise GuestError(-r)
+
+    @_locked
+    def grow_down(self, addr: int, prot: int) -> bool:
+        """A fault at ``addr`` below a MAP_GROWSDOWN mapping that allows ``prot``: the
+        mapping grows down to its page, as Linux's expand_downwards does it (never within
+        stack_guard_gap of an accessible mapping below, nor past RLIMIT_STACK or the
+        memory limit).  True when it grew: the access can be completed."""
+        i = bisect.bisect_right(self._starts, addr)
+        if i >= len(self._vmas):
+            return False
+        v = self._vmas[i]
+        start = addr & ~(PAGE - 1)
+        if not v.flags & F.MAP_GROWSDOWN or v.prot & prot != prot or start < self.mmap_min:
+            return False
+        if i > 0:
+            prev = self._vmas[i - 1]
+            if prev.end > start or not prev.flags & F.MAP_GROWSDOWN and prev.prot and start - prev.end < STACK_GUARD_GAP:
+                return False
+        soft = _stack_limit()
+        if soft >= 0 and v.end - start > soft:
+            return False
+        try:
+            self._check_limit(v.start - start)
+        except GuestError:
+            return False
+        self._host_anon(start, v.start, v.prot, v.shared)
+        self._replace(start, v.start, [Vma(start, v.start, v.prot, v.flags, v.name)])
+        self.slots.set_access(start, v.start, access_of(v.prot))
+        return True
 
     @_locked
     def munmap(self, addr: int, length: int) -> None:
@@ -683,3 +743,22 @@ class AddressSpace:
             self.unmap_range(new_top, old_top)
         self.brk_end = new
         return new
+
+
+STACK_GUARD_GAP = 256 * PAGE  # Linux's stack_guard_gap
+
+
+def _stack_limit() -> int:
+    """RLIMIT_STACK's soft limit (-1: none)."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    return -1 if soft == resource.RLIM_INFINITY else soft
+
+
+def _vma_fields(cls) -> tuple[str, ...]:
+    """Every attribute of a VMA class, its bases' first."""
+    out: tuple[str, ...] = ()
+    for c in reversed(cls.__mro__):
+        out += tuple(getattr(c, "__slots__", ()))
+    return out

@@ -199,7 +199,6 @@ class Krun:
             raise KrunError(f"{path}: not an OCI configuration")
         programs.check(programs.View.of_config(cfg, bundle), cfg.get("process") or {})
         rt = runtime.ensure()
-        rt.prime()
         dest = config.mount_point(cfg)
         command = rt.command(dest)
         config.container(cfg, command, rt.root, dest)

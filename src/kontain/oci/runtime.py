@@ -12,7 +12,6 @@ taken from the Python that runs krun itself (DESIGN.md 2.9):
                                  closure of its imports, found statically, so that nothing
                                  km imports late is missing), lib-dynload/, and kontain/
     km                           the launcher (kontain/oci/entry.py)
-    cache/                       km's per-boot host cache (the CPUID table), written by krun
 
 and the container's process becomes ``LOADER --library-path LIB PYTHON -I -S KM ...``:
 the loader is named explicitly, so the interpreter's PT_INTERP need not exist in the
@@ -36,7 +35,7 @@ import sys
 
 from kontain.oci import KrunError
 
-FORMAT = 1
+FORMAT = 2  # (2: no cache/ directory, km keeps no host cache)
 # standard library packages km's code never reaches at run time, which the static
 # search would otherwise pull in through modules that mention them
 _EXCLUDE = ["tkinter", "test", "unittest", "pydoc", "doctest", "idlelib", "ensurepip", "lib2to3", "distutils",
@@ -55,32 +54,6 @@ class Runtime:
         at ``dest`` (km's own options and the program follow)."""
         return [f"{dest}/lib/{self.loader}", "--library-path", f"{dest}/lib", f"{dest}/bin/python3", "-I", "-S",
                 f"{dest}/km"]
-
-    def cache(self) -> str:
-        return os.path.join(self.root, "cache")
-
-    def prime(self) -> None:
-        """Write km's CPUID cache for this boot into the runtime (where km in a container
-        finds it: it cannot write there itself), if it is not there yet.  Best effort:
-        km builds the table itself when it is missing."""
-        from kontain import hostcache
-
-        name = f"cpuid-{hostcache.boot_id()}.bin"
-        if os.path.exists(os.path.join(self.cache(), f"v{hostcache.VERSION}-{name}")):
-            return
-        try:
-            from kontain.kvm.api import Kvm
-
-            kvm = Kvm()
-        except Exception:  # no KVM here: the container's km will say so
-            return
-        hostcache.use(self.cache())
-        try:
-            kvm.supported_cpuid()
-        finally:
-            hostcache.use(None)
-        for f in os.listdir(self.cache()):
-            os.chmod(os.path.join(self.cache(), f), 0o644)
 
 
 def default_directory() -> str:
@@ -177,7 +150,6 @@ def _build(root: str, loader: str) -> None:
     pylib = os.path.join(root, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}")
     os.makedirs(os.path.join(root, "bin"))
     os.makedirs(os.path.join(pylib, "lib-dynload"))
-    os.makedirs(os.path.join(root, "cache"))
     shutil.copy2(_interpreter(), os.path.join(root, "bin", "python3"))
     extensions = []
     for file in _stdlib_modules().values():

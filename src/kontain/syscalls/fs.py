@@ -13,9 +13,11 @@ import struct
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.errno import E2BIG, EACCES, EFAULT, EINVAL, ENOENT
+from kontain.abi.errno import E2BIG, EACCES, EFAULT, EINVAL, ENOENT, ETXTBSY
 from kontain.errors import GuestError
+from kontain.kernel import paths
 from kontain.kernel.paths import EXE, open_how
+from kontain.loader import textbusy
 from kontain.syscalls.common import buffer, dirfd, fd_pair, passthrough, path, ptr, s32, u32, u64
 
 SYS_open, SYS_close, SYS_dup, SYS_dup2, SYS_fcntl, SYS_openat, SYS_dup3, SYS_pipe2 = 2, 3, 32, 33, 72, 257, 292, 293
@@ -115,11 +117,12 @@ def dup3(t, old, new, flags, *_):
 
 _FCNTL_VALUE = {F.F_GETFD, F.F_SETFD, F.F_GETFL, F.F_SETFL, F.F_SETOWN, F.F_GETOWN, F.F_SETSIG, F.F_GETSIG,
                 F.F_SETLEASE, F.F_GETLEASE, F.F_NOTIFY, F.F_SETPIPE_SZ, F.F_GETPIPE_SZ, F.F_ADD_SEALS,
-                F.F_GET_SEALS}
+                F.F_GET_SEALS, F.F_CREATED_QUERY}
 _FLOCK_SIZE = 32  # struct flock: l_type, l_whence (shorts), l_start, l_len, l_pid
 _FCNTL_POINTER = {F.F_GETLK: _FLOCK_SIZE, F.F_SETLK: _FLOCK_SIZE, F.F_SETLKW: _FLOCK_SIZE,
                   F.F_OFD_GETLK: _FLOCK_SIZE, F.F_OFD_SETLK: _FLOCK_SIZE, F.F_OFD_SETLKW: _FLOCK_SIZE,
-                  F.F_GETOWN_EX: 8, F.F_SETOWN_EX: 8, 1035: 8, 1036: 8}  # F_GET/SET_RW_HINT
+                  F.F_GETOWN_EX: 8, F.F_SETOWN_EX: 8, 1035: 8, 1036: 8,  # F_GET/SET_RW_HINT
+                  1037: 8, 1038: 8}  # F_GET/SET_FILE_RW_HINT (gone from later kernels: the host says)
 
 
 def fcntl(t, fd, cmd, arg, *_):
@@ -133,9 +136,13 @@ def fcntl(t, fd, cmd, arg, *_):
         return t.fds.new(r) if r >= 0 else r
     if cmd in _FCNTL_VALUE:
         return native.syscall(SYS_fcntl, fd, cmd, arg)
+    if cmd == F.F_DUPFD_QUERY:  # is ``arg`` the same open file? (one of the monitor's is not open)
+        return native.syscall(SYS_fcntl, fd, cmd, t.fds.check(arg))
     size = _FCNTL_POINTER.get(cmd)
     if size is None:
         raise GuestError(EINVAL)
+    if cmd in (F.F_SETLKW, F.F_OFD_SETLKW):  # waits: a kick before it starts makes it fail with EINTR
+        return native.blocking(t.kick_addr, SYS_fcntl, fd, cmd, ptr(t, arg, size))
     return native.syscall(SYS_fcntl, fd, cmd, ptr(t, arg, size))
 
 
@@ -228,6 +235,38 @@ def _stat_call(t, nr: int, dfd: int, pathname: int, statbuf: int, flags: int | N
     if r != 0 or flags is not None and flags & F.AT_EMPTY_PATH and _empty(t, pathname):
         return r  # the descriptor itself, which the program got through an open: looked at then
     return _looked(t, r, dfd, host_path, nofollow, *_stat_dev(t, statbuf))
+
+
+SYS_truncate = 76
+
+
+def truncate(t, pathname, length, *_):
+    """truncate; a program some km runs cannot be truncated (ETXTBSY, loader/textbusy.py)."""
+    host_path = _proc_path(t, pathname)
+    fd = paths.openat2(F.AT_FDCWD, host_path, F.O_PATH | F.O_CLOEXEC, 0, paths.RESOLVE_NO_MAGICLINKS)
+    if fd >= 0:
+        p = t.process
+        m = p.opener.above(fd)
+        if m >= 0:
+            try:
+                if textbusy.busy(m, p.procfd, p.fds.floor):
+                    return -ETXTBSY
+            finally:
+                os.close(m)
+    return native.syscall(SYS_truncate, host_path, length)
+
+
+def look_up(t, dfd: int, pathname: int, follow: bool) -> int:
+    """A path's lookup as the host makes it, for its errors alone (mount and umount2 look
+    up their target before they refuse): 0 or -errno, and ENOENT for what the program
+    may not know of (one of km's threads or descriptors), as stat would answer."""
+    host_path = _proc_path(t, pathname, follow=follow)
+    st = bytearray(_STAT_SIZE)
+    r = native.syscall(SYS_newfstatat, dfd, host_path, native.address_of(st), 0 if follow else F.AT_SYMLINK_NOFOLLOW)
+    if r != 0:
+        return r
+    dev, _ino, _nlink, mode = struct.unpack_from("<QQQI", st, 0)
+    return _looked(t, r, dfd, host_path, not follow, dev, mode)
 
 
 def _empty(t, addr: int) -> bool:

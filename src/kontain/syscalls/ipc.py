@@ -104,12 +104,12 @@ def _sops(t, addr: int, nsops: int) -> int:
 
 
 def semop(t, semid, sops, nsops, *_):
-    return native.syscall(_SYS_semop, s32(semid), _sops(t, sops, nsops), u32(nsops))
+    return native.blocking(t.kick_addr, _SYS_semop, s32(semid), _sops(t, sops, nsops), u32(nsops))  # may wait
 
 
 def semtimedop(t, semid, sops, nsops, timeout, *_):
-    return native.syscall(_SYS_semtimedop, s32(semid), _sops(t, sops, nsops), u32(nsops),
-                          ptr(t, timeout, S.timespec.size))
+    return native.blocking(t.kick_addr, _SYS_semtimedop, s32(semid), _sops(t, sops, nsops), u32(nsops),
+                           ptr(t, timeout, S.timespec.size))
 
 
 # -- message queues --------------------------------------------------------------------
@@ -122,11 +122,12 @@ def _msgbuf(t, addr: int, msgsz: int) -> int:
 
 
 def msgsnd(t, msqid, msgp, msgsz, msgflg, *_):
-    return native.syscall(_SYS_msgsnd, s32(msqid), _msgbuf(t, msgp, msgsz), u64(msgsz), s32(msgflg))
+    return native.blocking(t.kick_addr, _SYS_msgsnd, s32(msqid), _msgbuf(t, msgp, msgsz), u64(msgsz), s32(msgflg))
 
 
 def msgrcv(t, msqid, msgp, msgsz, msgtyp, msgflg, *_):
-    return native.syscall(_SYS_msgrcv, s32(msqid), _msgbuf(t, msgp, msgsz), u64(msgsz), msgtyp, s32(msgflg))
+    return native.blocking(t.kick_addr, _SYS_msgrcv, s32(msqid), _msgbuf(t, msgp, msgsz), u64(msgsz), msgtyp,
+                           s32(msgflg))
 
 
 def msgctl(t, msqid, cmd, buf, *_):

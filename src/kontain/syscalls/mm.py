@@ -131,14 +131,26 @@ def _range(t, addr: int, length: int) -> tuple[int, int]:
 
 
 def msync(t, addr, length, flags, *_):
+    """The host checks the flags and syncs; a range with unmapped pages then fails with
+    ENOMEM, as Linux's, which syncs the mapped parts first (the host's reservation
+    around the program's mappings is no mapping of the program's)."""
     host, size = _range(t, addr, length)
-    return native.syscall(SYS_msync, host, size, s32(flags))
+    r = native.syscall(SYS_msync, host, size, s32(flags))
+    if r == 0 and t.mm.first_gap(u64(addr), u64(addr) + size) is not None:
+        return -ENOMEM
+    return r
 
 
 def mincore(t, addr, length, vec, *_):
+    """As Linux: the pages before the first unmapped one are reported, then ENOMEM."""
     host, size = _range(t, addr, length)
-    out = t.mem.host(vec, size // PAGE)
-    return native.syscall(SYS_mincore, host, size, out)
+    gap = t.mm.first_gap(u64(addr), u64(addr) + size)
+    if gap is not None:
+        size = gap - u64(addr)
+        if size == 0:
+            return -ENOMEM
+    r = native.syscall(SYS_mincore, host, size, t.mem.host(vec, size // PAGE))
+    return -ENOMEM if r == 0 and gap is not None else r
 
 
 def _lock(nr: int, t, addr, length, *rest) -> int:

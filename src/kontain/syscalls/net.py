@@ -16,7 +16,7 @@ import struct
 from kontain import native
 from kontain.abi.errno import EBADF, EFAULT, EMSGSIZE, ENOBUFS
 from kontain.errors import GuestError
-from kontain.syscalls.common import buffer, fd_pair, ptr, s32, u32
+from kontain.syscalls.common import POLLIN, POLLOUT, buffer, fd_pair, io_call, ptr, s32, u32
 from kontain.syscalls.rw import UIO_MAXIOV, host_iovec
 
 SYS_sendmsg, SYS_recvmsg, SYS_socketpair, SYS_recvmmsg, SYS_sendmmsg = 46, 47, 53, 299, 307
@@ -142,13 +142,13 @@ class _HostMsg:
 def sendmsg(t, fd, msg, flags, *_):
     fd = t.fds.check(fd)
     m = _HostMsg(t, t.mem.read(msg, MSGHDR.size), sending=True)
-    return native.syscall(SYS_sendmsg, fd, m.address, s32(flags))
+    return io_call(t, fd, POLLOUT, SYS_sendmsg, m.address, s32(flags))
 
 
 def recvmsg(t, fd, msg, flags, *_):
     fd = t.fds.check(fd)
     m = _HostMsg(t, t.mem.read(msg, MSGHDR.size), sending=False)
-    r = native.syscall(SYS_recvmsg, fd, m.address, s32(flags))
+    r = io_call(t, fd, POLLIN, SYS_recvmsg, m.address, s32(flags))
     if r >= 0:
         m.finish_receive(t, msg)
     return r
@@ -183,7 +183,7 @@ def sendmmsg(t, fd, vec, vlen, flags, *_):
         hdr = vec + i * MMSGHDR_SIZE
         try:
             m = _HostMsg(t, t.mem.read(hdr, MSGHDR.size), sending=True)
-            r = native.syscall(SYS_sendmsg, fd, m.address, flags)
+            r = io_call(t, fd, POLLOUT, SYS_sendmsg, m.address, flags)
         except GuestError as e:
             r = -e.errno
         if r < 0:
@@ -199,7 +199,7 @@ def sendmmsg(t, fd, vec, vlen, flags, *_):
 def recvmmsg(t, fd, vec, vlen, flags, timeout, *_):
     fd = t.fds.check(fd)
     msgs, arr, n = _mmsg(t, vec, vlen, sending=False)
-    r = native.syscall(SYS_recvmmsg, fd, native.address_of(arr) if n else 0, n, s32(flags), ptr(t, timeout, 16))
+    r = io_call(t, fd, POLLIN, SYS_recvmmsg, native.address_of(arr) if n else 0, n, s32(flags), ptr(t, timeout, 16))
     if r > 0:
         _mmsg_finish(t, vec, msgs, arr, r, receiving=True)
     return r
@@ -211,7 +211,7 @@ def socketpair(t, domain, typ, protocol, sv, *_):
 
 def _accept(t, nr: int, fd, addr, addrlen, *flags) -> int:
     fd = t.fds.check(fd)
-    r = native.syscall(nr, fd, ptr(t, addr, SOCKADDR_MAX), ptr(t, addrlen, 4), *flags)
+    r = io_call(t, fd, POLLIN, nr, ptr(t, addr, SOCKADDR_MAX), ptr(t, addrlen, 4), *flags)
     return t.fds.new(r) if r >= 0 else r
 
 
@@ -226,7 +226,7 @@ def accept4(t, fd, addr, addrlen, flags, *_):
 def recvfrom(t, fd, buf, length, flags, addr, addrlen):
     fd = t.fds.check(fd)
     host, n = buffer(t, buf, length)
-    return native.syscall(SYS_recvfrom, fd, host, n, s32(flags), ptr(t, addr, SOCKADDR_MAX), ptr(t, addrlen, 4))
+    return io_call(t, fd, POLLIN, SYS_recvfrom, host, n, s32(flags), ptr(t, addr, SOCKADDR_MAX), ptr(t, addrlen, 4))
 
 
 def getsockopt(t, fd, level, optname, optval, optlen, *_):

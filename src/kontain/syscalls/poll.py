@@ -15,6 +15,7 @@ from kontain.abi.errno import EINVAL
 from kontain.abi.flags import POLLNVAL
 from kontain.errors import GuestError
 from kontain.syscalls.common import ptr, s32, u64
+from kontain.syscalls.signal import with_sigmask
 
 SYS_poll, SYS_select, SYS_pselect6, SYS_ppoll = 7, 23, 270, 271
 SIGSET_SIZE = 8
@@ -50,12 +51,14 @@ def _poll_common(t, fds_addr, nfds, call) -> int:
 
 
 def poll(t, fds_addr, nfds, timeout, *_):
-    return _poll_common(t, fds_addr, nfds, lambda a, n: native.syscall(SYS_poll, a, n, s32(timeout)))
+    def call(timeout: int, flag: int) -> int:
+        return _poll_common(t, fds_addr, nfds, lambda a, n: native.blocking(flag, SYS_poll, a, n, timeout))
+
+    return with_sigmask(t, None, lambda: call(s32(timeout), t.kick_addr), lambda: call(0, _NEVER))
 
 
 def _sigmask_copy(t, mask_addr, size) -> bytearray | None:
-    """A host copy of a guest sigset argument (ppoll, pselect6); keep it referenced
-    until the host call returns."""
+    """The guest's sigset argument of ppoll or pselect6 (checked: the size must be 8)."""
     if not mask_addr:
         return None
     if u64(size) != SIGSET_SIZE:
@@ -63,15 +66,19 @@ def _sigmask_copy(t, mask_addr, size) -> bytearray | None:
     return bytearray(t.mem.read(mask_addr, SIGSET_SIZE))
 
 
-def _address(buf: bytearray | None) -> int:
-    return native.address_of(buf) if buf is not None else 0
+_ZERO_TS = bytearray(16)  # a zero timeout: "poll now" (syscalls.signal.with_sigmask)
+_NEVER_FLAG = bytearray(1)  # a kick flag never set: a call that cannot block is made kicked or not
+_NEVER = native.address_of(_NEVER_FLAG)
 
 
 def ppoll(t, fds_addr, nfds, tsp, sigmask, sigsetsize, *_):
     ts = ptr(t, tsp, 16)
     mask = _sigmask_copy(t, sigmask, sigsetsize)
-    return _poll_common(t, fds_addr, nfds,
-                        lambda a, n: native.syscall(SYS_ppoll, a, n, ts, _address(mask), SIGSET_SIZE))
+
+    def call(timeout: int, flag: int) -> int:
+        return _poll_common(t, fds_addr, nfds, lambda a, n: native.blocking(flag, SYS_ppoll, a, n, timeout, 0, SIGSET_SIZE))
+
+    return with_sigmask(t, mask, lambda: call(ts, t.kick_addr), lambda: call(native.address_of(_ZERO_TS), _NEVER))
 
 
 def _fdset_copies(t, nfds: int, sets: tuple[int, int, int]) -> tuple[list[bytearray | None], int]:
@@ -105,16 +112,22 @@ def _select_common(t, nfds, r_addr, w_addr, e_addr, call) -> int:
 
 def select(t, nfds, r_addr, w_addr, e_addr, tv, *_):
     tvp = ptr(t, tv, 16)
-    return _select_common(t, nfds, r_addr, w_addr, e_addr,
-                          lambda n, r, w, e: native.syscall(SYS_select, n, r, w, e, tvp))
+    def call(tv: int, flag: int) -> int:
+        return _select_common(t, nfds, r_addr, w_addr, e_addr,
+                              lambda n, r, w, e: native.blocking(flag, SYS_select, n, r, w, e, tv))
+
+    return with_sigmask(t, None, lambda: call(tvp, t.kick_addr), lambda: call(native.address_of(_ZERO_TS), _NEVER))
 
 
 def pselect6(t, nfds, r_addr, w_addr, e_addr, tsp, sig):
     ts = ptr(t, tsp, 16)
-    mask = pair = None
-    if sig:  # a pointer to {sigset pointer, size}: both are the guest's, both get copied
+    mask = None
+    if sig:  # a pointer to {sigset pointer, size}: both are the guest's
         mask_addr, size = struct.unpack("<QQ", t.mem.read(sig, 16))
         mask = _sigmask_copy(t, mask_addr, size)
-        pair = bytearray(struct.pack("<QQ", _address(mask), SIGSET_SIZE))
-    return _select_common(t, nfds, r_addr, w_addr, e_addr,
-                          lambda n, r, w, e: native.syscall(SYS_pselect6, n, r, w, e, ts, _address(pair)))
+
+    def call(timeout: int, flag: int) -> int:
+        return _select_common(t, nfds, r_addr, w_addr, e_addr,
+                              lambda n, r, w, e: native.blocking(flag, SYS_pselect6, n, r, w, e, timeout, 0))
+
+    return with_sigmask(t, mask, lambda: call(ts, t.kick_addr), lambda: call(native.address_of(_ZERO_TS), _NEVER))
