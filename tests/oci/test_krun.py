@@ -100,6 +100,19 @@ def test_an_image_with_one_static_program(runtimes, tmp):
     same(each(runtimes, lambda rt: run(rt, tmp, ["/hello"], root__path=str(root))), "scratch image")
 
 
+def test_a_sigbus_has_its_address_in_a_container(runtimes, tmp):
+    """km decodes the faulting instruction with iced-x86 (arch/x86_64/decode.py), which the
+    km runtime carries: the addresses are the same as under crun."""
+    from kt import build
+
+    root = tmp / "sigbus-root"
+    (root / "tmp").mkdir(parents=True)
+    (root / "sigbus").write_bytes(build("sigbus", "musl").read_bytes())
+    os.chmod(root / "sigbus", 0o755)
+    r = same(each(runtimes, lambda rt: run(rt, tmp, ["/sigbus", "/tmp/f"], root__path=str(root))), "SIGBUS")
+    assert "read past EOF                      sig=7 si_addr=+4096" in r[1]
+
+
 # -- the lifecycle ------------------------------------------------------------------------
 
 def lifecycle(rt, tmp, rootfs):

@@ -10,7 +10,8 @@ taken from the Python that runs krun itself (DESIGN.md 2.9):
     bin/python3                  the interpreter
     lib/pythonX.Y/               the standard library modules km's code can import (the
                                  closure of its imports, found statically, so that nothing
-                                 km imports late is missing), lib-dynload/, and kontain/
+                                 km imports late is missing), lib-dynload/, kontain/, and
+                                 the dependencies km imports (iced_x86/, when installed)
     km                           the launcher (kontain/oci/entry.py)
 
 and the container's process becomes ``LOADER --library-path LIB PYTHON -I -S KM ...``:
@@ -40,6 +41,9 @@ FORMAT = 2  # (2: no cache/ directory, km keeps no host cache)
 # search would otherwise pull in through modules that mention them
 _EXCLUDE = ["tkinter", "test", "unittest", "pydoc", "doctest", "idlelib", "ensurepip", "lib2to3", "distutils",
             "pydoc_data", "turtledemo", "venv"]
+# packages of km's own dependencies (pyproject.toml) it imports at run time, copied beside
+# the standard library when installed: iced-x86 gives a SIGBUS its address (arch/x86_64/decode.py)
+_DEPENDENCIES = ["iced_x86"]
 
 
 class Runtime:
@@ -89,7 +93,24 @@ def key() -> str:
                 p = os.path.join(d, f)
                 st = os.stat(p)
                 h.update(f"{os.path.relpath(p, pkg)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    for name, where in _dependencies().items():
+        for f in sorted(os.listdir(where)):
+            st = os.stat(os.path.join(where, f))
+            h.update(f"{name}/{f}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     return h.hexdigest()[:16]
+
+
+def _dependencies() -> dict[str, str]:
+    """{package: its directory} of the dependencies installed with this km (a missing one
+    is left out: km runs without it, as decode.py says)."""
+    import importlib.util
+
+    out = {}
+    for name in _DEPENDENCIES:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            out[name] = list(spec.submodule_search_locations)[0]
+    return out
 
 
 def ensure(directory: str | None = None) -> Runtime:
@@ -169,6 +190,9 @@ def _build(root: str, loader: str) -> None:
             shutil.copy2(os.path.join(encodings, f), os.path.join(pylib, "encodings", f))
     shutil.copytree(_package(), os.path.join(pylib, "kontain"),
                     ignore=shutil.ignore_patterns("__pycache__", "*.c", "*.S", "*.egg-info"))
+    for name, where in _dependencies().items():
+        shutil.copytree(where, os.path.join(pylib, name), ignore=shutil.ignore_patterns("__pycache__", "*.pyi"))
+        extensions += [os.path.join(where, f) for f in os.listdir(where) if f.endswith(".so")]
     libs = os.path.join(root, "lib")
     shutil.copyfile(loader, os.path.join(libs, os.path.basename(loader)))
     os.chmod(os.path.join(libs, os.path.basename(loader)), 0o755)
@@ -196,6 +220,8 @@ def _stdlib_modules() -> dict[str, str]:
     for m in pkgutil.walk_packages(kontain.__path__, "kontain."):
         finder.import_hook(m.name)
     finder.import_hook("encodings")
+    for name in _dependencies():
+        finder.import_hook(name)
     return {name: m.__file__ for name, m in finder.modules.items()
             if m.__file__ and not name.startswith("kontain")}
 
@@ -204,7 +230,7 @@ def _check(runtime: Runtime) -> None:
     """Run the runtime's own interpreter on it, as a container will (every lazily
     imported module of km included), and write km's start-up bundle (kontain/bundle.py)."""
     code = ("import kontain.lazy, kontain.bundle as b; kontain.lazy.preload(); import kontain.oci.entry; "
-            "b.write(b.start_up_modules())")
+            + "".join(f"import {name}; " for name in _dependencies()) + "b.write(b.start_up_modules())")
     argv = runtime.command(runtime.root)[:-1] + ["-c", code]
     r = subprocess.run(argv, capture_output=True, text=True, env={}, timeout=300)
     if r.returncode != 0:
