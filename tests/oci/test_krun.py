@@ -144,6 +144,54 @@ def test_lifecycle_states_and_errors(runtimes, tmp, rootfs):
     same(each(runtimes, lambda rt: lifecycle(rt, tmp, rootfs)), "lifecycle")
 
 
+def checked_state(rt, cid: str, bundle: Path) -> tuple:
+    """The state as runtime-tools' validation checks it (runtime-spec, "State"): what it
+    found, as values to compare with crun's."""
+    st = rt.state(cid)
+    version = st.get("ociVersion", "")
+    parts = version.split("-")[0].split(".")
+    listed = [c for c in json.loads(rt("list", "--format", "json").stdout) if c["id"] == cid]
+    return (isinstance(version, str) and len(parts) == 3 and all(p.isdigit() for p in parts),
+            st["id"] == cid, st["status"], st["bundle"] == str(bundle) and os.path.isabs(st["bundle"]),
+            isinstance(st.get("pid"), int) and (st["pid"] > 0 or st["status"] == "stopped"),
+            isinstance(st.get("annotations", {}), dict),
+            [(c["status"], c["pid"] == st["pid"], c["bundle"] == st["bundle"]) for c in listed])
+
+
+def test_state_as_the_runtime_spec_says(runtimes, tmp, rootfs):
+    """Every status's state JSON: ociVersion a semantic version, the id, the status, the
+    bundle's absolute path, the pid while created or running (the same process all along),
+    annotations a map; `list` agrees; every verb's exit status."""
+    def case(rt):
+        b = kit.bundle(tmp / f"st-{rt.name}", ["sleep", "1000"], rootfs)
+        seen = [("create", rt("create", "--bundle", b, "s").returncode, checked_state(rt, "s", b))]
+        pid = rt.state("s")["pid"]
+        seen.append(("start", rt("start", "s").returncode, checked_state(rt, "s", b), rt.state("s")["pid"] == pid))
+        seen.append(("pause", rt("pause", "s").returncode, checked_state(rt, "s", b)))
+        seen.append(("pause paused", rt("pause", "s").returncode != 0, rt.status("s")))
+        seen.append(("resume", rt("resume", "s").returncode, checked_state(rt, "s", b)))
+        seen.append(("resume running", rt("resume", "s").returncode != 0, rt.status("s")))
+        seen.append(("kill bad signal", rt("kill", "s", "NOSUCHSIG").returncode != 0, rt.status("s")))
+        seen.append(("kill 0", rt("kill", "s", "0").returncode, rt.status("s")))
+        seen.append(("kill KILL", rt("kill", "s", "KILL").returncode, rt.wait_status("s", "stopped")))
+        seen.append(("stopped", checked_state(rt, "s", b)))
+        seen.append(("delete", rt("delete", "s").returncode, rt("list", "-q").stdout.split()))
+        return seen
+    same(each(runtimes, case), "state")
+
+
+@pytest.mark.parametrize("verb", [["state"], ["start"], ["kill", "SIGKILL"], ["delete"], ["pause"], ["resume"],
+                                  ["ps"], ["exec", "true"]])
+def test_a_container_that_does_not_exist(runtimes, verb):
+    """Each verb on an unknown id fails as crun's, with one line on stderr."""
+    def case(rt):
+        args = [verb[0], "nosuch", *verb[1:]]
+        r = rt(*args)
+        return r.returncode, len(r.stderr.strip().splitlines())
+    code, lines = same(each(runtimes, case), " ".join(verb))
+    assert code != 0 and lines == 1
+
+
 def test_a_program_that_ends_is_stopped(runtimes, tmp, rootfs):
     def case(rt):
         rt("create", "--bundle", kit.bundle(tmp / f"e-{rt.name}", ["true"], rootfs), "c2")
