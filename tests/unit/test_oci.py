@@ -154,3 +154,20 @@ def test_usage_errors_are_one_line(capfd):
     assert capfd.readouterr().err == "krun: unknown command frobnicate (see krun --help)\n"
     assert cli.main(["create"]) == 1
     assert "expected one container id" in capfd.readouterr().err
+
+
+def test_the_documented_configuration_is_the_tested_one():
+    """docs/containers.md's containerd section is deploy/kubernetes/containerd.toml's, which
+    the containerd and CRI tests load as it is (tests/oci/kit.py); its Podman drop-in is the
+    one tests/oci/test_podman.py writes."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "containers.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in doc.split("```toml\n")[1:]]
+    snippet = [line for line in (root / "deploy" / "kubernetes" / "containerd.toml").read_text().splitlines()
+               if line and not line.startswith("#")]
+    assert "\n".join(snippet) + "\n" in blocks
+    podman = (root / "tests" / "oci" / "test_podman.py").read_text()
+    assert any(b.startswith("[engine.runtimes]\nkontain = [") for b in blocks)
+    assert "[engine.runtimes]\\nkontain = [" in podman
