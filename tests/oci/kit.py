@@ -104,6 +104,28 @@ def busybox_rootfs(rootfs: Path) -> Path:
     return rootfs
 
 
+def python_rootfs(rootfs: Path, bytecode: bool = False) -> Path:
+    """An image's root of Debian's python3 with its standard library, loader and libraries:
+    no busybox (tests/oci/test_podman.py, bench/containers.py).  ``bytecode``: with the
+    standard library's compiled modules too, as Debian installs them."""
+    from kontain.oci import elfdeps
+
+    exe = os.path.realpath("/usr/bin/python3")
+    stdlib = Path(f"/usr/lib/{Path(exe).name}")
+    interp = elfdeps.interpreter(exe)
+    shutil.copytree(stdlib, rootfs / stdlib.relative_to("/"), symlinks=True,
+                    ignore=shutil.ignore_patterns("test", "tests", "idlelib", "tkinter", "*-packages",
+                                                  *(() if bytecode else ("__pycache__",))))
+    extensions = [str(f) for f in (stdlib / "lib-dynload").glob("*.so")]
+    for f in [exe, interp, *elfdeps.closure([exe, *extensions], interp).values()]:
+        (rootfs / f.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(os.path.realpath(f), rootfs / f.lstrip("/"))
+    (rootfs / "usr/bin/python3").symlink_to(Path(exe).name)
+    for d in ("proc", "sys", "dev", "tmp", "etc"):
+        (rootfs / d).mkdir(exist_ok=True)
+    return rootfs
+
+
 def bundle(path: Path, args: list[str], rootfs: Path | None = None, **changes) -> Path:
     """A bundle at ``path`` running ``args``; ``rootfs`` (default: busybox's) is used in
     place (root.path absolute).  ``changes``: dotted keys of the config to set, e.g.

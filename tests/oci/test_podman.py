@@ -21,7 +21,6 @@ from pathlib import Path
 import kit
 import pytest
 
-from kontain.oci import elfdeps
 from kt import BUILD, KM, build
 
 DROP_IN = Path("/etc/containers/containers.conf.d/kontain.conf")
@@ -80,7 +79,7 @@ def _images(p: Podman, root: Path) -> None:
         subprocess.run([*KM, "image", "-t", f"localhost/kt-{name}", "-o", str(out), str(program)], check=True,
                        capture_output=True)
         p.ok("load", "-i", out)
-    _import(p, _python_root(root / "python"), "localhost/kt-python")
+    _import(p, kit.python_rootfs(root / "python"), "localhost/kt-python")
     p.ok("import", _debian_root(root), "localhost/kt-debian")
 
 
@@ -90,7 +89,8 @@ def _debian_root(root: Path) -> Path:
     cached = BUILD / "debian-bookworm-minbase.tar"
     if not cached.exists():
         tree = root / "debian"
-        r = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(tree)], capture_output=True, text=True)
+        r = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(tree), *_mirror()], capture_output=True,
+                           text=True)
         assert r.returncode == 0, f"debootstrap: {r.stdout[-2000:]}{r.stderr[-2000:]}"
         tmp = cached.with_suffix(".tmp")
         with tarfile.open(tmp, "w") as t:
@@ -99,28 +99,29 @@ def _debian_root(root: Path) -> Path:
     return cached
 
 
+def _mirror() -> list[str]:
+    """The Debian mirror this host's apt uses for bookworm (a CI machine may reach no
+    other), or none: debootstrap's default then."""
+    for f in sorted(Path("/etc/apt").glob("sources.list.d/*.sources")):
+        for stanza in f.read_text().split("\n\n"):
+            fields = dict(line.split(":", 1) for line in stanza.splitlines() if ":" in line and line[:1].isalpha())
+            suites, uris = fields.get("Suites", "").split(), fields.get("URIs", "").split()
+            if "bookworm" in suites and uris and uris[0].endswith("/debian"):
+                return [uris[0]]
+    sources = Path("/etc/apt/sources.list")
+    for line in sources.read_text().splitlines() if sources.exists() else []:
+        words = line.split()  # deb [options] URI SUITE COMPONENTS...
+        uris = [i for i, w in enumerate(words) if w.startswith(("http://", "https://"))]
+        if words[:1] == ["deb"] and uris and words[uris[0] + 1:uris[0] + 2] == ["bookworm"]:
+            return [words[uris[0]]]
+    return []
+
+
 def _import(p: Podman, rootfs: Path, name: str) -> None:
     tar = rootfs.parent / f"{rootfs.name}.tar"
     with tarfile.open(tar, "w") as t:
         t.add(rootfs, arcname=".")
     p.ok("import", tar, name)
-
-
-def _python_root(rootfs: Path) -> Path:
-    """Debian's python3 with its standard library, loader and libraries: no busybox."""
-    exe = os.path.realpath("/usr/bin/python3")
-    stdlib = Path(f"/usr/lib/{Path(exe).name}")
-    interp = elfdeps.interpreter(exe)
-    shutil.copytree(stdlib, rootfs / stdlib.relative_to("/"), symlinks=True,
-                    ignore=shutil.ignore_patterns("test", "tests", "idlelib", "tkinter", "__pycache__", "*-packages"))
-    extensions = [str(f) for f in (stdlib / "lib-dynload").glob("*.so")]
-    for f in [exe, interp, *elfdeps.closure([exe, *extensions], interp).values()]:
-        (rootfs / f.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(os.path.realpath(f), rootfs / f.lstrip("/"))
-    (rootfs / "usr/bin/python3").symlink_to(Path(exe).name)
-    for d in ("proc", "sys", "dev", "tmp", "etc"):
-        (rootfs / d).mkdir(exist_ok=True)
-    return rootfs
 
 
 def each(fn):
