@@ -11,7 +11,6 @@ the user what went wrong.  Everything crun says, crun writes itself.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -37,6 +36,8 @@ class Log:
             return
         if self.format == "json":
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z"
+            import json  # (only here: krun hands most verbs to crun at once, and json costs milliseconds)
+
             text = json.dumps({"level": level, "msg": line, "time": stamp}) + "\n"
         else:
             text = f"{level}: {line}\n" if level != "error" else line + "\n"

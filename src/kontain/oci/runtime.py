@@ -13,6 +13,7 @@ taken from the Python that runs krun itself (DESIGN.md 2.9):
                                  km imports late is missing), lib-dynload/, kontain/, and
                                  the dependencies km imports (iced_x86/, when installed)
     km                           the launcher (kontain/oci/entry.py)
+    LOADER                       the loader's file name in lib/
 
 and the container's process becomes ``LOADER --library-path LIB PYTHON -I -S KM ...``:
 the loader is named explicitly, so the interpreter's PT_INTERP need not exist in the
@@ -28,15 +29,12 @@ directory and renamed into place, so two krun starting at once never see half of
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import subprocess
 import sys
 
 from kontain.oci import KrunError
 
-FORMAT = 2  # (2: no cache/ directory, km keeps no host cache)
+FORMAT = 3  # (2: no cache/ directory, km keeps no host cache; 3: the LOADER file)
 # standard library packages km's code never reaches at run time, which the static
 # search would otherwise pull in through modules that mention them
 _EXCLUDE = ["tkinter", "test", "unittest", "pydoc", "doctest", "idlelib", "ensurepip", "lib2to3", "distutils",
@@ -82,6 +80,8 @@ def _interpreter() -> str:
 
 def key() -> str:
     """What the runtime is made of: the interpreter and the kontain package's files."""
+    import hashlib
+
     h = hashlib.sha256(f"{FORMAT}\0{_interpreter()}\0".encode())
     st = os.stat(_interpreter())
     h.update(f"{st.st_size}\0{st.st_mtime_ns}\0".encode())
@@ -103,22 +103,27 @@ def key() -> str:
 def _dependencies() -> dict[str, str]:
     """{package: its directory} of the dependencies installed with this km (a missing one
     is left out: km runs without it, as decode.py says)."""
-    import importlib.util
-
     out = {}
-    for name in _DEPENDENCIES:
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.submodule_search_locations:
-            out[name] = list(spec.submodule_search_locations)[0]
+    for name in _DEPENDENCIES:  # (where the import system would find it; importlib.util costs milliseconds)
+        for entry in sys.path:
+            where = os.path.join(entry or os.curdir, name)
+            if os.path.isfile(os.path.join(where, "__init__.py")):
+                out[name] = os.path.abspath(where)
+                break
     return out
 
 
 def ensure(directory: str | None = None) -> Runtime:
     """The runtime for this km, assembled if it is not there yet."""
-    from kontain.oci import elfdeps
-
     directory = directory or default_directory()
     root = os.path.join(directory, f"runtime-{key()}")
+    try:
+        with open(os.path.join(root, "LOADER")) as f:  # (there already: krun runs on every container start)
+            return Runtime(root, f.read().strip())
+    except OSError:
+        pass
+    from kontain.oci import elfdeps
+
     try:
         loader = elfdeps.interpreter(_interpreter())
     except elfdeps.DepsError as e:
@@ -132,6 +137,7 @@ def ensure(directory: str | None = None) -> Runtime:
 
 
 def _assemble(runtime: Runtime, loader: str, directory: str) -> None:
+    import shutil
     import tempfile
 
     try:
@@ -163,6 +169,7 @@ def _build(root: str, loader: str) -> None:
     """Copy the interpreter, its loader and libraries, the modules km can import, and
     the kontain package into ``root``; compile them."""
     import compileall
+    import shutil
     import sysconfig
 
     from kontain.oci import elfdeps
@@ -201,6 +208,8 @@ def _build(root: str, loader: str) -> None:
             shutil.copyfile(path, os.path.join(libs, name))
     except elfdeps.DepsError as e:
         raise OSError(str(e)) from None
+    with open(os.path.join(root, "LOADER"), "w") as f:
+        f.write(os.path.basename(loader) + "\n")
     with open(os.path.join(root, "km"), "w") as f:
         f.write("# km in a container (kontain/oci/runtime.py; krun mounts this directory)\n"
                 "from kontain.oci import entry\n\nentry.main()\n")
@@ -229,6 +238,8 @@ def _stdlib_modules() -> dict[str, str]:
 def _check(runtime: Runtime) -> None:
     """Run the runtime's own interpreter on it, as a container will (every lazily
     imported module of km included), and write km's start-up bundle (kontain/bundle.py)."""
+    import subprocess
+
     code = ("import kontain.lazy, kontain.bundle as b; kontain.lazy.preload(); import kontain.oci.entry; "
             + "".join(f"import {name}; " for name in _dependencies()) + "b.write(b.start_up_modules())")
     argv = runtime.command(runtime.root)[:-1] + ["-c", code]
