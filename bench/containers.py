@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Containers side by side: `podman run --rm --runtime R IMAGE /hello` with crun, krun
-(registered as kontain) and gVisor's runsc (ptrace platform), interleaved round by
-round; and the memory of one idle container under each (PSS of conmon and everything
-under it: the container's processes, and runsc's sandbox and gofer).  --write puts both
-tables in docs/performance.md.
+"""Containers side by side: `podman run --rm --runtime R IMAGE /hello` and `... PYTHON-IMAGE
+python3 -c 'import json'` with crun, krun (registered as kontain) and gVisor's runsc
+(ptrace platform), interleaved round by round; and the memory of one idle container under
+each (PSS of conmon and everything under it: the container's processes, and runsc's
+sandbox and gofer).  --write puts the table in docs/performance.md.
 
     python3 bench/containers.py [--rounds N] [--write]
 
@@ -28,7 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests" / "oci"))
 
+import kit  # noqa: E402
 from bench import write_doc  # noqa: E402
 
 from kt import KM, build, installed  # noqa: E402
@@ -59,6 +61,9 @@ def main() -> int:
                 subprocess.run([*KM, "image", "-t", f"localhost/{name}", "-o", f"{tmp}/{name}.tar", str(program)],
                                check=True, capture_output=True)
                 subprocess.run([*podman, "load", "-i", f"{tmp}/{name}.tar"], check=True, capture_output=True)
+            root = kit.python_rootfs(Path(tmp) / "python", bytecode=True)
+            subprocess.run(["tar", "-C", str(root), "-cf", f"{tmp}/python.tar", "."], check=True)
+            subprocess.run([*podman, "import", f"{tmp}/python.tar", "localhost/python"], check=True, capture_output=True)
             times = start_times(podman, runtimes, args.rounds)
             memory = {r: idle_memory(podman, r) for r in runtimes}
             subprocess.run([*podman, "rm", "--all", "--force"], capture_output=True)
@@ -74,23 +79,32 @@ def main() -> int:
     return 0
 
 
-def start_times(podman: list[str], runtimes: list[str], rounds: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {r: [] for r in runtimes}
-    for r in runtimes:  # once each first: the km runtime is assembled, caches are warm
-        run_hello(podman, r)
+CASES = {  # name: (image and command, what its output holds)
+    "hello": (["localhost/hello", "/hello"], "hello"),
+    "python": (["localhost/python", "python3", "-c", "import json; print(json.dumps([1]))"], "[1]"),
+}
+
+
+def start_times(podman: list[str], runtimes: list[str], rounds: int) -> dict[tuple[str, str], list[float]]:
+    times: dict[tuple[str, str], list[float]] = {(c, r): [] for c in CASES for r in runtimes}
+    for c in CASES:
+        for r in runtimes:  # once each first: the km runtime is assembled, caches are warm
+            run_case(podman, r, c)
     for n in range(rounds):
-        for r in runtimes:
-            times[r].append(run_hello(podman, r))
+        for c in CASES:
+            for r in runtimes:
+                times[c, r].append(run_case(podman, r, c))
         print(f"round {n + 1}/{rounds} done", file=sys.stderr)
     return times
 
 
-def run_hello(podman: list[str], runtime: str) -> float:
-    argv = [*podman, "run", "--rm", *RUNTIMES[runtime], *COMMON, "localhost/hello", "/hello"]
+def run_case(podman: list[str], runtime: str, case: str) -> float:
+    command, expected = CASES[case]
+    argv = [*podman, "run", "--rm", *RUNTIMES[runtime], *COMMON, *command]
     t0 = time.perf_counter()
     r = subprocess.run(argv, capture_output=True, text=True)
     dt = time.perf_counter() - t0
-    if r.returncode != 0 or "hello" not in r.stdout:
+    if r.returncode != 0 or expected not in r.stdout:
         raise RuntimeError(f"{' '.join(argv)}: {r.returncode} {r.stderr[-500:]}")
     return dt
 
@@ -133,10 +147,15 @@ def pss(pid: int) -> int:
 
 
 def render(runtimes, times, memory, rounds) -> str:
-    med = {r: statistics.median(times[r]) for r in runtimes}
-    lines = ["| runtime | podman run --rm IMAGE /hello (ms) | / crun | idle container, PSS (MiB) |", "|---|---|---|---|"]
+    med = {k: statistics.median(v) for k, v in times.items()}
+    lines = ["| runtime | podman run --rm IMAGE /hello (ms) | / crun | / runsc | python3 -c 'import json' (ms) "
+             "| / crun | / runsc | idle container, PSS (MiB) |", "|---|---|---|---|---|---|---|---|"]
     for r in runtimes:
-        lines.append(f"| {r} | {med[r] * 1e3:.0f} | {med[r] / med['crun']:.2f} | {memory[r]:.1f} |")
+        row = [r]
+        for c in CASES:
+            row += [f"{med[c, r] * 1e3:.0f}", f"{med[c, r] / med[c, 'crun']:.2f}",
+                    f"{med[c, r] / med[c, 'runsc']:.2f}" if (c, "runsc") in med else "-"]
+        lines.append("| " + " | ".join(row) + f" | {memory[r]:.1f} |")
     info = (f"{time.strftime('%Y-%m-%d')}, {platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs, "
             f"podman {podman_version()}, median of {rounds} interleaved rounds, wall-clock time of the whole command")
     return info + "\n\n" + "\n".join(lines)
