@@ -430,3 +430,19 @@ def test_a_bind_mount(runtimes, tmp):
                   mounts=kit.BASE_CONFIG["mounts"] + [mount])
         return out, (shared / "out").read_text()
     same(each(runtimes, case), "bind mount")
+
+
+def test_preserved_descriptors(runtimes, tmp, rootfs):
+    """--preserve-fds N: the runtime's descriptors 3..N+2 reach the program (socket
+    activation, podman's --preserve-fds); krun's own configuration file lies above them."""
+    (tmp / "three").write_text("on descriptor 3\n")
+    (tmp / "four").write_text("on descriptor 4\n")
+
+    def case(rt):
+        b = kit.bundle(tmp / f"pf-{rt.name}", ["sh", "-c", "cat <&3; cat <&4; ls /proc/self/fd; cat <&5"], rootfs)
+        r = subprocess.run(["sh", "-c", 'exec "$@" 3<"$D/three" 4<"$D/four" 5</dev/null', "sh", *rt.command, "run",
+                            "--preserve-fds", "2", "--bundle", str(b), "pf"], capture_output=True, text=True,
+                           env={**os.environ, "D": str(tmp)}, timeout=kit.TIMEOUT)
+        return r.returncode, r.stdout, r.stderr.replace("krun: ", "")
+    code, out, err = same(each(runtimes, case), "preserved descriptors")
+    assert (code, out.split("\n")) == (1, ["on descriptor 3", "on descriptor 4", *"012345", ""])  # (5: ls's own)
