@@ -350,6 +350,28 @@ def test_hooks(runtimes, tmp, rootfs):
     assert len(r[1]) == 4
 
 
+@pytest.mark.parametrize("stage", ["prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+                                   "poststop"])
+@pytest.mark.parametrize("reads", [True, False])
+def test_a_failing_hook(runtimes, tmp, rootfs, stage, reads):
+    """A hook that fails, reading the state on its stdin or not: what each verb answers
+    and where the container ends, as crun.  (crun 1.8 dies of SIGPIPE in delete when a
+    poststop hook reads nothing, and so it does under krun: krun execs crun with the
+    signal dispositions the engine gave it, not the ones Python's start-up set.)"""
+    script = ("cat >/dev/null; " if reads else "") + "echo failing >&2; exit 3"
+
+    def case(rt):
+        b = kit.bundle(tmp / f"fh-{rt.name}", ["true"], rootfs,
+                       hooks={stage: [{"path": "/bin/sh", "args": ["sh", "-c", script]}]})
+        codes = [rt("create", "--bundle", b, "fh").returncode, rt.status("fh")]
+        codes.append(rt("start", "fh").returncode)
+        kit.wait_for(lambda: rt.status("fh") != "running", what="the program's end")  # (gone, created or stopped)
+        codes.append(rt.status("fh"))
+        codes += [rt("delete", "--force", "fh").returncode, rt.status("fh")]
+        return codes
+    same(each(runtimes, case), f"a failing {stage} hook")
+
+
 # -- exec -----------------------------------------------------------------------------------
 
 def test_exec(runtimes, tmp, rootfs):

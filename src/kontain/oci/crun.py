@@ -38,6 +38,10 @@ def path() -> str:
 def execute(argv: list[str]) -> NoReturn:
     """Become crun with ``argv`` (its arguments)."""
     crun = path()
+    import _signal
+
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):  # (ignored by Python's start-up, not by the engine: crun
+        _signal.signal(sig, _signal.SIG_DFL)       # would inherit that, and live past a hook that reads nothing)
     try:
         os.execv(crun, [crun, *argv])
     except OSError as e:
