@@ -110,3 +110,48 @@ def test_the_cri_runtime_kontain_is_configured(containerd):
     assert f'BinaryName = "{kit.KRUN[0]}"' in section
     plugins = containerd.ctr("plugins", "ls").stdout
     assert any(line.split()[1:2] == ["cri"] and line.split()[-1] == "ok" for line in plugins.splitlines()[1:])
+
+
+DEBIAN_CONFIG = """version = 2
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "/usr/lib/cni"
+      conf_dir = "/etc/cni/net.d"
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "/var/lib/containerd/opt"
+"""  # (Debian 12's /etc/containerd/config.toml, as the package ships it)
+
+
+@pytest.mark.parametrize("base", ["debian", "default"])
+def test_the_installer_adds_the_runtime_to_containerds_configuration(tmp_path, base):
+    """deploy/kubernetes/install.sh's edit of /etc/containerd/config.toml (the DaemonSet's
+    installer): on Debian's configuration and on `containerd config default`'s, once even
+    when run twice, and containerd then has the runtime `kontain` and a CRI plugin that loads."""
+    config = tmp_path / "config.toml"
+    if base == "debian":
+        config.write_text(DEBIAN_CONFIG)
+    else:
+        config.write_text(subprocess.run(["containerd", "config", "default"], capture_output=True, text=True,
+                                         check=True).stdout)
+    for _ in range(2):
+        subprocess.run(["sh", str(kit.SNIPPET.parent / "install.sh"), "--configure", str(config)], check=True)
+    assert config.read_text().count("runtimes.kontain]") == config.read_text().count("runtimes.runc]") == 1
+    dump = subprocess.run(["containerd", "--config", str(config), "config", "dump"], capture_output=True, text=True)
+    assert dump.returncode == 0, dump.stderr
+    assert 'BinaryName = "/opt/kontain/bin/krun"' in dump.stdout.split("runtimes.kontain.options]", 1)[1]
+    address = str(tmp_path / "containerd.sock")
+    with open(tmp_path / "containerd.log", "w") as log:
+        daemon = subprocess.Popen(["containerd", "--config", str(config), "--root", str(tmp_path / "root"), "--state",
+                                   str(tmp_path / "state"), "--address", address], stdout=log, stderr=log)
+    try:
+        def plugins():
+            r = subprocess.run(["ctr", "--address", address, "plugins", "ls"], capture_output=True, text=True)
+            return r.stdout if r.returncode == 0 else ""
+        kit.wait_for(plugins, what="containerd")
+        cri = [line.split() for line in plugins().splitlines() if line.split()[1:2] == ["cri"]]
+        assert cri and cri[0][-1] == "ok", (tmp_path / "containerd.log").read_text()[-2000:]
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=kit.TIMEOUT)
