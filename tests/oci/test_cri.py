@@ -44,7 +44,12 @@ def pod(service, root, handler: str, command: list[str]):
     try:
         info = service.PodSandboxStatus(api.PodSandboxStatusRequest(pod_sandbox_id=sandbox, verbose=True)).info
         pid = json.loads(info["info"])["pid"]
-        sandbox_is_km = os.readlink(f"/proc/{pid}/exe").endswith("/.kontain/lib/ld-linux-x86-64.so.2")
+
+        def exe():
+            return os.readlink(f"/proc/{pid}/exe")
+        # (started: the runtime's init execs the sandbox's program a moment later)
+        kit.wait_for(lambda: "runc" not in exe() and "crun" not in exe(), what="the sandbox's program")
+        sandbox_is_km = exe().endswith("/.kontain/lib/ld-linux-x86-64.so.2")
         container = api.ContainerConfig(
             metadata=api.ContainerMetadata(name="main"), image=api.ImageSpec(image="localhost/kt-busybox:latest"),
             command=command, log_path="main.log", linux=api.LinuxContainerConfig(
