@@ -293,8 +293,9 @@ class Process:
             tid = self.timers.target(int.from_bytes(info[16:20], "little", signed=True))
             task = self.tasks.get(tid) if tid else None
         with self.lock:
-            if self.actions.ignored(sig) and not self._held(sig, task):
-                return 0  # discarded now, as Linux does for an ignored signal
+            discarded = self.actions.ignored(sig) or (self.actions.handler(sig) == S.SIG_DFL and signals.namespace_init())
+            if discarded and not self._held(sig, task):
+                return 0  # discarded now, as Linux does for an ignored signal (or one a namespace's init has no handler for)
             if info[8:12] == _SI_TIMER:  # a timer's signal pending already takes this one as an overrun
                 info = self.timers.arrived(info)
                 if info is None:

@@ -385,8 +385,8 @@ class ProcFs:
             b"VmLib": b"%8d kB" % 0,
             # the monitor's own confinement (kontain/confine.py) is not the program's
             b"NoNewPrivs": b"%d" % p.confinement.no_new_privs,
-            b"Seccomp": b"0",
-            b"Seccomp_filters": b"0",
+            b"Seccomp": b"%d" % p.confinement.inherited_seccomp[0],
+            b"Seccomp_filters": b"%d" % p.confinement.inherited_seccomp[1],
         }
         lines = host.split(b"\n")
         for i, line in enumerate(lines):
