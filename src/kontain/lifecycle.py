@@ -133,4 +133,6 @@ def report_timings(proc, started: tuple[float, float] | None) -> None:
     lines += [f"km: timings: {name:<8} +{(t - t0) * 1e3:8.2f} ms" for name, t in marks[1:]]
     if proc.poller is not None:
         lines.append(f"km: timings: {proc.poller.served} system calls served by polling, without an exit")
+    if proc.rewriter is not None:
+        lines.append(f"km: timings: {proc.rewriter.report()}")
     os.write(2, ("\n".join(lines) + "\n").encode())

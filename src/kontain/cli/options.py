@@ -30,6 +30,10 @@ options:
                          that make many calls it can serve), always (from the first
                          call, never backing off: for tests and measurements), off
       --no-poll          the same as --poll off: every system call exits to the monitor
+      --rewrite          (PVM only, the default) rewrite the program's `syscall` sites
+                         that can be proven safe into jumps to km's stub, so that their
+                         calls no longer trap (see the user guide)
+      --no-rewrite       leave the program's code as it is
       --pause-check N    pause the running program N times at arbitrary moments, reading
                          every thread's registers, and resume it (a check of what
                          debuggers and snapshots rely on; says how it went, on stderr)
@@ -84,6 +88,9 @@ def _env_file(path: str) -> list[str]:
     return out
 
 
+REWRITE_DEFAULT = True  # syscall sites rewritten (kernel/rewrite.py) unless --no-rewrite
+
+
 class Options:
     def __init__(self) -> None:
         self.env: list[str] = []
@@ -95,6 +102,7 @@ class Options:
         self.vdso = True
         self.poll = "auto"  # the polling tier: auto, always, off
         self.pause_check = 0
+        self.rewrite = REWRITE_DEFAULT
         self.program = ""
         self.args: list[str] = []
 
@@ -149,6 +157,10 @@ def parse(argv: list[str], out=None) -> Options | int:
             o.vdso = False
         elif name == "--no-poll":
             o.poll = "off"
+        elif name == "--rewrite":
+            o.rewrite = True
+        elif name == "--no-rewrite":
+            o.rewrite = False
         elif name == "--pause-check":
             v = value()
             if not v.isdigit():
@@ -184,4 +196,5 @@ def spec(o: Options, environ=None) -> Spec:
     kvm = environ.get(b"KM_KVM_DEVICE")
     return Spec(o.program, [os.fsencode(a) for a in o.args], _environment(o, environ), memory=o.memory, core=o.core,
                 timings=o.timings, vdso=o.vdso, poll=o.poll, strace=o.strace, pause_check=o.pause_check,
+                rewrite=o.rewrite,
                 kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")

@@ -112,7 +112,7 @@ def write(process, task, sig: int, info: bytes, ctx, path: str, limit: int | Non
     at most ``limit`` bytes of it (RLIMIT_CORE: Linux stops there)."""
     regs = dict(ctx.regs)
     regs.update(eflags=ctx.rflags, orig_rax=0xFFFFFFFFFFFFFFFF, cs=_USER_CS, ss=_USER_SS,
-                fs_base=task.segment_base("fs"), gs_base=task.segment_base("gs"))
+                fs_base=task.segment_base("fs"), gs_base=task.user_segment_base("gs"))
     pid = os.getpid()
     ppid, pgrp, sid = os.getppid(), os.getpgrp(), os.getsid(0)
     pend = task.pending.mask | task.shared.mask
@@ -150,7 +150,7 @@ def write(process, task, sig: int, info: bytes, ctx, path: str, limit: int | Non
         for start, size, off in placed:
             if limit is not None and off >= limit:
                 break
-            _copy(process.mem, fd, start, size, off)
+            _copy(process.mem, fd, start, size, off, process.rewriter)
         os.ftruncate(fd, offset if limit is None else min(offset, limit))
     finally:
         os.close(fd)
@@ -159,9 +159,10 @@ def write(process, task, sig: int, info: bytes, ctx, path: str, limit: int | Non
 _ZERO = bytes(CHUNK)
 
 
-def _copy(mem, fd: int, start: int, size: int, off: int) -> None:
+def _copy(mem, fd: int, start: int, size: int, off: int, rewriter=None) -> None:
     """Guest memory [start, start+size) to the file at ``off``, leaving zero pages as
-    holes; pages that cannot be read (a file mapping past its end) stay holes too."""
+    holes; pages that cannot be read (a file mapping past its end) stay holes too.
+    Rewritten syscall sites are written as they were (``rewriter``, kernel/rewrite.py)."""
     done = 0
     while done < size:
         n = min(CHUNK, size - done)
@@ -169,6 +170,8 @@ def _copy(mem, fd: int, start: int, size: int, off: int) -> None:
             chunk = mem.read(start + done, n)
         except Exception:
             chunk = b"".join(_page_or_zero(mem, start + done + i) for i in range(0, n, PAGE))
+        if rewriter is not None:
+            chunk = rewriter.original(start + done, chunk)
         if chunk != _ZERO[:n]:
             for i in range(0, n, PAGE):
                 page = chunk[i:i + PAGE]

@@ -68,3 +68,38 @@ def _register_names(iced) -> dict[int, str]:
     return {r.RAX: "rax", r.RBX: "rbx", r.RCX: "rcx", r.RDX: "rdx", r.RSI: "rsi", r.RDI: "rdi", r.RSP: "rsp",
             r.RBP: "rbp", r.R8: "r8", r.R9: "r9", r.R10: "r10", r.R11: "r11", r.R12: "r12", r.R13: "r13",
             r.R14: "r14", r.R15: "r15"}
+
+
+def mov_eax_before_syscall(code: bytes, ip: int, site: int) -> int | None:
+    """Decoding ``code`` (at guest address ``ip``, a known instruction boundary: a
+    function's start) forward: if an instruction starts at ``site``, is
+    `mov $imm32,%eax` (b8 imm32, 5 bytes) and the next is `syscall`, return imm32; else
+    None (undecodable bytes on the way, ``site`` inside an instruction, another form, no
+    iced-x86).  The syscall-site rewriter patches only what this proves
+    (kernel/rewrite.py)."""
+    iced = _iced()
+    if iced is None or not ip <= site < ip + len(code) - 6:
+        return None
+    decoder = iced.Decoder(64, code[:site - ip + 7], ip=ip)
+    invalid = iced.Code.INVALID
+    ins = iced.Instruction()
+    while decoder.can_decode:
+        decoder.decode_out(ins)
+        if ins.code == invalid:
+            return None
+        if ins.ip == site:
+            if ins.code != iced.Code.MOV_R32_IMM32 or ins.op0_register != iced.Register.EAX or ins.len != 5:
+                return None
+            if code[site - ip] != 0xB8 or not decoder.can_decode:
+                return None
+            decoder.decode_out(ins)
+            if ins.code != iced.Code.SYSCALL or ins.ip != site + 5 or ins.len != 2:
+                return None
+            return ins_imm(code, site - ip)
+        if ins.ip > site:
+            return None
+    return None
+
+
+def ins_imm(code: bytes, at: int) -> int:
+    return int.from_bytes(code[at + 1:at + 5], "little")
