@@ -74,13 +74,13 @@ def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float,
         say(f"out of memory: {e}")
         return 1
     proc.report = report  # before the run: another thread may end the process (Process.finish)
+    if spec.timings:
+        proc.at_end = lambda: report_timings(proc, started)
     if spec.pause_check:
         import _thread
 
         _thread.start_new_thread(pause_check, (proc, spec.pause_check))
     end = proc.run()
-    if spec.timings:
-        report_timings(proc, started)
     proc.finish(end)
     return end.status
 

@@ -86,6 +86,7 @@ class Process:
         self.sys_gpa, self.sys_size = L.SYS_BASE, L.SYS_SIZE
         self.next_vcpu_id = 1
         self.report = None  # see finish
+        self.at_end = None  # called as the program ends, by whichever thread ends it (km --timings)
 
     def _mark(self, what: str) -> None:
         if self.spec.timings:
@@ -276,6 +277,8 @@ class Process:
         the others wait for it to."""
         if not _ending.acquire(False):
             _ending.acquire()  # another thread is ending the process: never returns
+        if self.at_end is not None and not self.forked:
+            self.at_end()  # (km --timings: whichever thread ends the program)
         if end.signal and end.message and end.signal not in (S.SIGPIPE, S.SIGINT) and not self.forked:
             say(end.message)
         if self.report is not None:
