@@ -33,12 +33,13 @@ from kt import KM, build, build_go  # noqa: E402
 RUNNERS = {
     "native": [],
     "km": KM,
+    "km-norw": KM + ["--no-rewrite"],  # km without syscall-site rewriting (kernel/rewrite.py)
     "km-srv": [],  # km's native client of a warm km server (km --serve), started by the bench
     "qemu": ["qemu-x86_64"],
     "runsc": ["runsc", "--platform=ptrace", "--network=none", "--ignore-cgroups", "do"],
 }
 PEERS = ("qemu", "runsc")
-OTHERS: list[str] = []  # other kms given with --km
+OTHERS: list[str] = ["km-norw"]  # other kms (and --km ones), each compared with km
 
 
 def rows(tmp: str) -> dict[str, tuple[list[str], int]]:
@@ -59,7 +60,7 @@ def rows(tmp: str) -> dict[str, tuple[list[str], int]]:
 
 
 def available(runner: str) -> bool:
-    if runner in ("native", "km", "km-srv"):
+    if runner in ("native", "km", "km-norw", "km-srv"):
         return True
     return shutil.which(RUNNERS[runner][0]) is not None
 

@@ -172,6 +172,8 @@ class Rewriter:
 
     # -- the change ------------------------------------------------------------------------
     def _patch(self, site: int):
+        if site in self.patched:  # (another thread that trapped there at the same time did it)
+            return self.patched[site][1]
         nr = self._examine(site)
         if nr is None:
             return None
@@ -245,7 +247,8 @@ class Rewriter:
             if site + 5 > start:
                 revert.append(site)
             i += 1
-        pages = [pg[0] for pg in self.pages if pg[0] < end and start < pg[0] + _PAGE]
+        # (trampoline pages refuse mprotect and mremap: only an unmap or a replacement takes one)
+        pages = [] if keeps else [pg[0] for pg in self.pages if pg[0] < end and start < pg[0] + _PAGE]
         if pages:
             revert += [s for s, (_o, at) in self.patched.items() if (at & ~(_PAGE - 1)) in pages]
         if revert:
