@@ -6,8 +6,10 @@ jump into the stub costs nothing.  So a hot site of the program's code of the fo
     mov $nr,%eax        b8 imm32     <- becomes  jmp rel32 (e9, 5 bytes) to a trampoline
     syscall             0f 05        <- stays: a jump that lands here still works
 
-is rewritten once it has trapped HOT times: its trampoline (arch/x86_64/trampoline.py)
-sets RAX, RCX and R11 as `syscall` would and enters this vCPU's stub through
+is rewritten once it has trapped HOT times (so is any other single instruction of 5 to
+17 bytes right before a `syscall` that does the same wherever it runs, such as glibc's
+``mov 0x8(%rsp),%r9`` in syscall()): its trampoline (arch/x86_64/trampoline.py) runs the
+instruction, sets RCX and R11 as `syscall` would and enters this vCPU's stub through
 ``jmp *%gs:GS_ENTRY`` (km owns the GS base while rewriting is on: the program's is 0,
 and a program that sets its own makes km give up, ``gs_taken``).  The polled path and
 the exit path are the same as for `syscall`; a call that must run again (a signal, a
@@ -16,13 +18,15 @@ the number.
 
 What is proven before a byte changes (``_examine``):
 
-* the 7 bytes are ``b8 imm32 0f 05`` in guest memory and in the file;
+* the bytes in guest memory are the file's;
 * they lie in a private, read-only, executable mapping of a file (never MAP_SHARED:
   writing would write the file), in a range the program never made writable or moved;
 * decoding forward with iced-x86 from a known instruction boundary (the start of the
   function that holds the site, from the file's symbols or its .eh_frame_hdr table,
-  loader/funcstarts.py) reaches the site at an instruction boundary, and that
-  instruction is the 5-byte `mov` whose successor is the `syscall`.
+  loader/funcstarts.py) reaches the `syscall` at an instruction boundary, and the one
+  instruction before it is 5 to 17 bytes long and position-independent (no other
+  instruction boundary lies under the jump: nothing can branch, return or sigreturn
+  into it).
 
 Anything else keeps the slow path, and the verdict is remembered (``seen``).  iced-x86
 is imported only when a site turns hot (15-25 ms): a short program never pays it.
@@ -51,6 +55,7 @@ MAX_SEEN = 1 << 16  # sites remembered at most (a program calling the stub from 
 MAX_FROZEN = 1024  # code ranges made writable or moved, remembered at most (then no more rewriting)
 MAX_FUNCTION = 1 << 18  # bytes decoded at most from a function's start to its site
 REACH = (1 << 31) - 2 * L.PAGE
+SYSCALL = b"\x0f\x05"
 REFUSED = -1
 PATCHED = -2
 NAME = "[km-syscalls]"
@@ -67,6 +72,8 @@ class Rewriter:
         self.seen: dict[int, int] = {}  # return address (site + 7) -> traps so far, REFUSED or PATCHED
         self.patched: dict[int, tuple[bytes, int]] = {}  # site -> (its original 5 bytes, trampoline)
         self._sorted: list[int] = []  # the patched sites, sorted
+        self.tramps: dict[int, tuple[int, int, int]] = {}  # trampoline -> (site, its instruction's length, syscall)
+        self.by_syscall: dict[int, int] = {}  # a rewritten site's `syscall` -> its trampoline
         self.pages: list[list[int]] = []  # [start, trampolines used] of each trampoline page
         self.frozen: list[tuple[int, int]] = []  # ranges made writable or moved: never patched again
         self.files: dict[tuple, object] = {}  # (dev, ino, size, mtime) -> FunctionStarts or None
@@ -91,10 +98,10 @@ class Rewriter:
             if n or len(self.seen) < MAX_SEEN:
                 self.seen[ret] = n + 1
             return
-        self.seen[ret] = REFUSED if self._rewrite(task, ret - T.SITE_LEN) is None else PATCHED
+        self.seen[ret] = REFUSED if self._rewrite(task, ret - 2) is None else PATCHED
 
-    def _rewrite(self, task, site: int):
-        if not (self.enabled and self.owns_gs) or not self._quick(site):
+    def _rewrite(self, task, syscall_at: int):
+        if not (self.enabled and self.owns_gs) or not self._quick(syscall_at):
             self.refused += 1
             return None
         p = self.p
@@ -102,7 +109,7 @@ class Rewriter:
         if not alone and not p.pause_others(task):
             return None
         try:
-            done = self._patch(site)
+            done = self._patch(syscall_at)
         finally:
             if not alone:
                 p.resume_others(task)
@@ -111,30 +118,31 @@ class Rewriter:
         return done
 
     # -- proof -----------------------------------------------------------------------------
-    def _quick(self, site: int) -> bool:
-        """The checks that need no decoding: the bytes and the mapping."""
+    def _quick(self, syscall_at: int) -> bool:
+        """The checks that need no decoding: a `syscall` there, and the mapping."""
         mm = self.p.mm
-        if not L.MMAP_MIN <= site < mm.window - T.SITE_LEN:
+        lo = syscall_at - T.MOST
+        if not L.MMAP_MIN <= lo or syscall_at + 2 > mm.window:
             return False
-        v = mm.find(site)
-        if v is None or v.end < site + T.SITE_LEN or v.anonymous or v.shared or not v.prot & F.PROT_EXEC or \
-                v.prot & F.PROT_WRITE or not v.ino or type(v).__name__ != "Vma":
+        v = mm.find(syscall_at)
+        if v is None or v.start > syscall_at - 5 or v.end < syscall_at + 2 or v.anonymous or v.shared or \
+                not v.prot & F.PROT_EXEC or v.prot & F.PROT_WRITE or not v.ino or type(v).__name__ != "Vma":
             return False
-        if any(s < site + T.SITE_LEN and site < e for s, e in self.frozen):
+        if any(s < syscall_at + 2 and lo < e for s, e in self.frozen):
             return False
         try:
-            code = self.p.mem.read(site, T.SITE_LEN)
+            return self.p.mem.read(syscall_at, 2) == SYSCALL
         except GuestError:
             return False
-        return code[0] == 0xB8 and code[5:] == b"\x0f\x05"
 
-    def _examine(self, site: int) -> int | None:
-        """The syscall number at ``site`` if rewriting it is proven safe (module doc)."""
+    def _examine(self, syscall_at: int) -> tuple[int, bytes] | None:
+        """(site, its instruction's bytes) if rewriting the instruction before the
+        `syscall` at ``syscall_at`` is proven safe (module doc)."""
         from kontain.arch.x86_64 import decode
         from kontain.loader import funcstarts
 
-        v = self.p.mm.find(site)
-        if v is None or not self._quick(site):
+        v = self.p.mm.find(syscall_at)
+        if v is None or not self._quick(syscall_at):
             return None
         try:
             fd = os.open(v.name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -150,7 +158,7 @@ class Rewriter:
                 starts = self.files[key] = funcstarts.read(fd)
             if starts is None:
                 return None
-            offset = v.offset + (site - v.start)
+            offset = v.offset + (syscall_at - v.start)
             vaddr = starts.to_vaddr(offset)
             if vaddr is None:
                 return None
@@ -158,35 +166,48 @@ class Rewriter:
             if fstart is None:
                 return None
             foff = starts.to_offset(fstart)
-            if foff is None or foff > offset or foff < v.offset or offset - foff > MAX_FUNCTION:
+            if foff is None or foff > offset - 5 or foff < v.offset or offset - foff > MAX_FUNCTION:
                 return None
-            code = os.pread(fd, offset - foff + T.SITE_LEN, foff)
+            code = os.pread(fd, offset - foff + 2, foff)
         except OSError:
             return None
         finally:
             os.close(fd)
-        here = site - (offset - foff)  # the function's start in the program's memory
-        if len(code) != offset - foff + T.SITE_LEN or self.p.mem.read(site, T.SITE_LEN) != code[-T.SITE_LEN:]:
+        here = syscall_at - (offset - foff)  # the function's start in the program's memory
+        if len(code) != offset - foff + 2:
             return None
-        return decode.mov_eax_before_syscall(code, here, site)
+        site = decode.displaced_before_syscall(code, here, syscall_at, 5, T.MOST)
+        if site is None or site < v.start:
+            return None
+        insn = code[site - here:syscall_at - here]
+        try:
+            if self.p.mem.read(site, len(insn) + 2) != insn + SYSCALL:
+                return None  # (the program's memory is not the file's here)
+        except GuestError:
+            return None
+        return site, insn
 
     # -- the change ------------------------------------------------------------------------
-    def _patch(self, site: int):
-        if site in self.patched:  # (another thread that trapped there at the same time did it)
-            return self.patched[site][1]
-        nr = self._examine(site)
-        if nr is None:
+    def _patch(self, syscall_at: int):
+        done = self.by_syscall.get(syscall_at)
+        if done is not None:  # (another thread that trapped there at the same time did it)
+            return done
+        found = self._examine(syscall_at)
+        if found is None:
             return None
+        site, insn = found
         at = self._trampoline(site)
         if at is None:
             return None
         jmp = T.jump(site, at)
         mem = self.p.mem
-        mem.write(at, T.code(at, site, nr))  # (km's host mapping of its page is writable)
+        mem.write(at, T.code(at, insn, syscall_at))  # (km's host mapping of its page is writable)
         original = mem.read(site, 5)
         if not self._poke(site, jmp):
             return None
         self.patched[site] = (original, at)
+        self.tramps[at] = (site, len(insn), syscall_at)
+        self.by_syscall[syscall_at] = at
         bisect.insort(self._sorted, site)
         self.sites += 1
         return at
@@ -210,7 +231,8 @@ class Rewriter:
     def _trampoline(self, site: int) -> int | None:
         """A free trampoline within reach of ``site``: in a page km has, or a new one."""
         for page in self.pages:
-            if page[1] < _PAGE // T.SIZE and T.reaches(site, page[0] + page[1] * T.SIZE):
+            if page[1] < _PAGE // T.SIZE and T.reaches(site, page[0] + page[1] * T.SIZE) and \
+                    T.reaches(site, page[0] + _PAGE):
                 at = page[0] + page[1] * T.SIZE
                 page[1] += 1
                 return at
@@ -241,7 +263,7 @@ class Rewriter:
         if not self.patched:
             return
         revert = []
-        i = bisect.bisect_left(self._sorted, start - T.SITE_LEN)
+        i = bisect.bisect_left(self._sorted, start - 5)
         while i < len(self._sorted) and self._sorted[i] < end:
             site = self._sorted[i]
             if site + 5 > start:
@@ -264,9 +286,11 @@ class Rewriter:
         paused = alone or p.pause_others(task)
         try:
             for site, write in sites.items():
-                original, _at = self.patched.pop(site)
+                original, at = self.patched.pop(site)
                 self._sorted.remove(site)
-                self.seen[site + T.SITE_LEN] = REFUSED
+                _site, _n, syscall_at = self.tramps.pop(at)
+                del self.by_syscall[syscall_at]
+                self.seen[syscall_at + 2] = REFUSED
                 if write:
                     self._poke(site, original)
         finally:
@@ -294,22 +318,30 @@ class Rewriter:
         return data if out is None else bytes(out)
 
     def settle(self, task) -> bool:
-        """A thread stopped inside a trampoline goes back to its site (the `jmp`), where
-        the registers the trampoline changed (RAX, RCX, R11) are dead: a signal handler
-        then sees the program's own code address.  True if it was in one."""
+        """A thread stopped inside a trampoline goes back to the program's code: before
+        the site's instruction ran, to the site; after, to the `syscall` with RAX the
+        number (trampoline.resume_point): a signal handler sees the program's own code
+        address, and the call is made as the program made it.  True if it was in one."""
         from kontain.kvm import abi as k
 
         q = task.q
         rip = q[k.RIP]
         at = rip - rip % T.SIZE
-        if not any(pg[0] <= rip < pg[0] + _PAGE for pg in self.pages):
+        where = self.tramps.get(at)
+        if where is None:
             return False
-        for site, (_orig, tramp) in self.patched.items():
-            if tramp == at:
-                q[k.RIP] = site
-                task.vcpu.mark_regs_dirty()
-                return True
-        return False
+        site, n, syscall_at = where
+        point = T.resume_point(rip - at, n)
+        if point is None:
+            return False
+        if point[0] == "site":
+            q[k.RIP] = site
+        else:
+            if point[1]:
+                q[k.RAX] = q[k.R11]
+            q[k.RIP] = syscall_at
+        task.vcpu.mark_regs_dirty()
+        return True
 
     # -- GS ----------------------------------------------------------------------------------
     def gs_taken(self, task) -> None:

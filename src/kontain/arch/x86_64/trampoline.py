@@ -1,25 +1,28 @@
 """The machine code of one rewritten syscall site's trampoline (kernel/rewrite.py).
 
-A site ``mov $nr,%eax; syscall`` (b8 imm32 0f 05) gets its `mov` replaced by
-``jmp rel32`` (e9 rel32, the same 5 bytes) to a trampoline that does what `syscall`
-would have done on the way into km's stub, without the instruction itself:
+A site is the one instruction right before a `syscall` (5 to 17 bytes; most often
+``mov $nr,%eax``, b8 imm32, or glibc's ``mov 0x8(%rsp),%r9`` in syscall()): its first 5
+bytes become ``jmp rel32`` to a trampoline that runs that instruction, then does what
+`syscall` would have done on the way into km's stub, without the instruction itself:
 
+    <the site's instruction>      position-independent (decode.displaced_before_syscall)
+    mov    %rax,%r11              the number, kept
     lahf                          AH = SF ZF AF PF CF (flags unchanged)
     seto   %al                    AL = OF
     movzbl %ah,%ecx
     movzbl %al,%eax
     rorx   $21,%eax,%eax          OF to bit 11 (BMI2: no flags changed)
     lea    0x200(%rcx,%rax),%ecx  + IF (bit 1 came with lahf)
+    mov    %r11,%rax              the number back
     mov    %rcx,%r11              R11 = RFLAGS, as `syscall` leaves it (DF, AC, TF: 0)
-    mov    $nr,%eax               the site's own `mov`
-    lea    site+7(%rip),%rcx      RCX = the return address, as `syscall` leaves it
+    lea    ret(%rip),%rcx         RCX = the return address (after the `syscall`)
     jmp    *%gs:GS_ENTRY          this vCPU's stub (layout.GS_ENTRY)
 
-No instruction changes the flags, none touches memory but the GS-relative load (no
-stack: nothing is written below RSP, Go's small stacks and the red zone are safe), and
-it clobbers only RAX, RCX and R11, which `syscall` clobbers too.  So a thread stopped
-anywhere inside may be moved back to the site (``settle``): at that point RAX is about to
-be set and RCX and R11 are dead.
+No instruction of km's changes the flags or touches memory but the GS-relative load (no
+stack: nothing is written below RSP, so Go's small stacks and the red zone are safe),
+and they clobber only RAX's upper bits meanwhile, RCX and R11, which `syscall` clobbers
+too.  So a thread stopped inside may be moved (``resume_point``): before the site's
+instruction back to the site, after it to the `syscall` itself, with RAX the number.
 """
 
 from __future__ import annotations
@@ -28,25 +31,27 @@ import struct
 
 from kontain.arch.x86_64 import layout as L
 
-SIZE = 64  # bytes per trampoline (46 used)
-SITE_LEN = 7  # mov (5) + syscall (2)
+SIZE = 64  # bytes per trampoline
+MOST = 17  # the longest site instruction that fits
 JMP = 0xE9
 
-_HEAD = bytes.fromhex("9f0f90c00fb6cc0fb6c0c4e37bf0c0158d8c010002000049 89cb".replace(" ", ""))
-_MOV_AT = len(_HEAD)  # b8 imm32
-_LEA_AT = _MOV_AT + 5  # 48 8d 0d rel32
-_JMP_AT = _LEA_AT + 7  # 65 ff 24 25 disp32
-USED = _JMP_AT + 8
+_SAVE = bytes.fromhex("4989c3")  # mov %rax,%r11
+_FLAGS = bytes.fromhex("9f0f90c00fb6cc0fb6c0c4e37bf0c0158d8c0100020000")
+_TAIL = bytes.fromhex("4c89d84989cb")  # mov %r11,%rax; mov %rcx,%r11
+_LEA = bytes.fromhex("488d0d")  # lea rel32(%rip),%rcx
+_JMP_GS = bytes.fromhex("65ff2425")  # jmp *%gs:disp32
+_REST = len(_SAVE) + len(_FLAGS) + len(_TAIL) + len(_LEA) + 4 + len(_JMP_GS) + 4
+assert MOST + _REST <= SIZE
 
 
-def code(at: int, site: int, nr: int) -> bytes:
-    """The trampoline at guest address ``at`` for the site at ``site`` (its `mov`)."""
-    ret = site + SITE_LEN
-    rel = ret - (at + _JMP_AT)
-    if not -(1 << 31) <= rel < 1 << 31:
+def code(at: int, insn: bytes, syscall_at: int) -> bytes:
+    """The trampoline at guest address ``at`` for the site instruction ``insn`` (its
+    bytes) followed by the `syscall` at ``syscall_at``."""
+    lea_end = at + len(insn) + len(_SAVE) + len(_FLAGS) + len(_TAIL) + len(_LEA) + 4
+    rel = syscall_at + 2 - lea_end
+    if not -(1 << 31) <= rel < 1 << 31 or len(insn) > MOST:
         raise ValueError("trampoline out of reach of its site")
-    out = _HEAD + b"\xb8" + struct.pack("<I", nr) + b"\x48\x8d\x0d" + struct.pack("<i", rel) + \
-        b"\x65\xff\x24\x25" + struct.pack("<i", L.GS_ENTRY)
+    out = insn + _SAVE + _FLAGS + _TAIL + _LEA + struct.pack("<i", rel) + _JMP_GS + struct.pack("<i", L.GS_ENTRY)
     return out + b"\xcc" * (SIZE - len(out))
 
 
@@ -59,4 +64,21 @@ def jump(site: int, at: int) -> bytes | None:
 
 
 def reaches(site: int, at: int) -> bool:
-    return jump(site, at) is not None and -(1 << 31) <= site + SITE_LEN - (at + _JMP_AT) < 1 << 31
+    """Can a site at ``site`` use a trampoline at ``at`` (its jump there, the
+    trampoline's lea back)?"""
+    return jump(site, at) is not None and abs(site - at) < (1 << 31) - 2 * SIZE
+
+
+def resume_point(off: int, insn_len: int) -> tuple[str, bool] | None:
+    """Where a thread stopped ``off`` bytes into a trampoline resumes as if it had never
+    left the program's code: ("site", _) before the site's instruction ran, ("syscall",
+    restore) after it (``restore``: RAX is in R11 at that moment); None past the end."""
+    if off == 0:
+        return "site", False
+    saved = insn_len + len(_SAVE)  # from here RAX is clobbered, the number in R11 ...
+    back = saved + len(_FLAGS) + 3  # ... until `mov %r11,%rax` has run
+    if off < insn_len:
+        return None  # (not an instruction boundary: a single instruction)
+    if off < insn_len + _REST:
+        return "syscall", saved <= off < back
+    return None
