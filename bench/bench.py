@@ -49,6 +49,8 @@ def rows(tmp: str) -> dict[str, tuple[list[str], int]]:
         "hello (glibc)": ([str(build("hello", "glibc"))], 3),
         "compute": ([str(build("compute")), "400000000"], 1),
         "getppid x200k": ([str(build("syscall_loop")), "200000"], 1),
+        # (glibc's syscall() site can be rewritten, musl's cannot: docs/ARCHITECTURE.md)
+        "getppid x200k (glibc)": ([str(build("syscall_loop", "glibc")), "200000"], 1),
         "file I/O 64 MiB": ([str(build("fileio")), f"{tmp}/kt-bench-io.bin", "64", "64"], 1),
         "mmap churn 2000x16p": ([str(build("mmap_churn")), "2000", "16"], 1),
         "touch 256 MiB": ([str(build("touch")), "256"], 1),

@@ -39,6 +39,16 @@ def test_calls_as_native_with_sites_rewritten(variant):
     assert sites > 0 and polled > 1000, r.err  # (the poller answers rewritten sites too)
 
 
+def test_other_instruction_before_syscall():
+    """glibc's syscall(3): the instruction before its `syscall` is `mov 0x8(%rsp),%r9`,
+    which the trampoline runs in its place."""
+    argv = [_prog("glibc"), "raw", "3000"]
+    compare(argv)
+    r = km("--timings", *argv)
+    sites, polled, exited = _rewritten(r.err)
+    assert sites >= 2 and polled + exited > 5000, r.err
+
+
 @pytest.mark.parametrize("variant", STATIC)
 def test_no_rewrite(variant):
     r = km("--timings", "--no-rewrite", _prog(variant), "code", "200")

@@ -10,6 +10,7 @@
  *                            compared with native: under km the site reads as a jmp);
  *                            then SIGSEGV if asked (km --core: the core file shows b8)
  *   rewrite gs N             N calls, GS base read and set (arch_prctl), N calls more
+ *   rewrite raw N            N calls through syscall(3)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -174,6 +175,12 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "threads") && argc > 3) return threads((int)n, atol(argv[3]));
     if (!strcmp(argv[1], "forkexec")) return forkexec(n, argv[0]);
     if (!strcmp(argv[1], "gs")) return gs(n);
+    if (!strcmp(argv[1], "raw")) {  /* syscall(): glibc's site is `mov 0x8(%rsp),%r9` */
+        long ok = 0;
+        for (long i = 0; i < n; i++) ok += syscall(SYS_getppid) == getppid();
+        printf("raw: %ld\n", ok);
+        return 0;
+    }
     if (!strcmp(argv[1], "code")) {
         show("before");
         long ok = 0;
