@@ -444,6 +444,13 @@ class Process:
                 self.changed.wait()
             return list(self.tasks.values())
 
+    def read_memory(self, addr: int, length: int) -> bytes:
+        """The program's memory as its own code had it: what a debugger, a snapshot or a
+        core file reads (rewritten syscall sites show their original bytes,
+        kernel/rewrite.py).  GuestError (EFAULT) where nothing is mapped."""
+        data = self.mem.read(addr, length)
+        return self.rewriter.original(addr, data) if self.rewriter is not None else data
+
     def pause_others(self, me: Task) -> bool:
         """pause_all from a program thread (``me``, in a call: its registers are final
         for the time being): every other thread stopped at a safe point, for changes no
