@@ -130,3 +130,16 @@ def test_dynamic_python3():
     r = km("--timings", *argv)
     sites, polled, exited = _rewritten(r.err)
     assert sites > 0 and polled + exited > 2000, r.err
+
+
+def test_busybox():
+    """Debian's busybox: static and stripped, function starts from its .eh_frame section."""
+    import shutil
+
+    bb = shutil.which("busybox")
+    if bb is None:
+        pytest.skip("busybox is not installed")
+    argv = [bb, "sh", "-c", "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo $i >/dev/null; done; echo $i"]
+    compare(argv)
+    r = km("--timings", *argv)
+    assert _rewritten(r.err)[0] > 0, r.err

@@ -112,3 +112,21 @@ def test_function_starts_of_junk(tmp_path):
         assert funcstarts.read(fd) is None or isinstance(funcstarts.read(fd), funcstarts.FunctionStarts)
     finally:
         os.close(fd)
+
+
+def test_function_starts_of_a_stripped_program_from_eh_frame(tmp_path):
+    """Stripped, and linked without .eh_frame_hdr: the .eh_frame section's FDEs."""
+    src = tmp_path / "p.c"
+    src.write_text("#include <unistd.h>\nint main(void) { return getppid() < 0; }\n")
+    exe, stripped = tmp_path / "p", tmp_path / "s"
+    subprocess.run(["gcc", "-static", "-O2", "-Wl,--no-eh-frame-hdr", "-o", str(exe), str(src)], check=True)
+    subprocess.run(["strip", "-o", str(stripped), str(exe)], check=True)
+    nm = subprocess.run(["nm", str(exe)], check=True, capture_output=True, text=True).stdout
+    main = next(int(line.split()[0], 16) for line in nm.splitlines() if line.endswith(" T main"))
+    fd = os.open(stripped, os.O_RDONLY)
+    try:
+        starts = funcstarts.read(fd)
+    finally:
+        os.close(fd)
+    assert main in starts.starts
+    assert starts.ends[starts.starts.index(main)] > main  # (an FDE has its size)
