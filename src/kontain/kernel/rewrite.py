@@ -69,7 +69,7 @@ class Rewriter:
         self.p = process
         self.owns_gs = True  # False once the program set its own GS base
         self.enabled = True  # False: no more sites are rewritten
-        self.seen: dict[int, int] = {}  # return address (site + 7) -> traps so far, REFUSED or PATCHED
+        self.seen: dict[int, int] = {}  # return address (after the syscall) -> traps so far, REFUSED or PATCHED
         self.patched: dict[int, tuple[bytes, int]] = {}  # site -> (its original 5 bytes, trampoline)
         self._sorted: list[int] = []  # the patched sites, sorted
         self.tramps: dict[int, tuple[int, int, int]] = {}  # trampoline -> (site, its instruction's length, syscall)
@@ -290,9 +290,11 @@ class Rewriter:
                 self._sorted.remove(site)
                 _site, _n, syscall_at = self.tramps.pop(at)
                 del self.by_syscall[syscall_at]
-                self.seen[syscall_at + 2] = REFUSED
                 if write:
+                    self.seen[syscall_at + 2] = REFUSED  # (never again here)
                     self._poke(site, original)
+                else:
+                    self.seen.pop(syscall_at + 2, None)  # (the code is gone: what comes there is new)
         finally:
             if not alone and paused:
                 p.resume_others(task)
