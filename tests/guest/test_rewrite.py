@@ -88,6 +88,19 @@ def test_program_setting_gs(variant):
     compare([_prog(variant), "gs", "200"])
 
 
+@pytest.mark.parametrize("variant", STATIC)
+def test_code_made_writable_gets_its_bytes_back(variant):
+    """mprotect(PROT_WRITE) over rewritten code: the original bytes come back first."""
+    compare([_prog(variant), "writable", "200"])
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_trampoline_page_unmapped(variant):
+    """The program unmaps km's trampoline page ([km-syscalls] in its maps): the sites
+    that jump there get their bytes back first."""
+    compare([_prog(variant), "unmap", "200"])
+
+
 def test_code_bytes_and_core_file(tmp_path):
     """The program reading its own code at a rewritten site sees the jump (documented:
     docs/known-issues.md); its core file shows the original bytes."""

@@ -11,6 +11,8 @@
  *                            then SIGSEGV if asked (km --core: the core file shows b8)
  *   rewrite gs N             N calls, GS base read and set (arch_prctl), N calls more
  *   rewrite raw N            N calls through syscall(3)
+ *   rewrite writable N       N calls, getppid's code made writable: its bytes, N calls more
+ *   rewrite unmap N          N calls, km's trampoline page unmapped (if any), N calls more
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +24,7 @@
 #include <string.h>
 #define ARCH_SET_GS 0x1001
 #define ARCH_GET_GS 0x1004
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -164,6 +167,35 @@ static int gs(long n) {
     return 0;
 }
 
+/* getppid's code made writable (and executable) after its site was rewritten: the
+   program must then read its original bytes, and the calls still work */
+static int writable(long n) {
+    long ok = 0;
+    for (long i = 0; i < n; i++) ok += getppid() > 0;
+    unsigned long page = (unsigned long)(void *)getppid & ~4095UL;
+    if (mprotect((void *)page, 8192, PROT_READ | PROT_WRITE | PROT_EXEC) != 0) return 1;
+    const unsigned char *p = (const unsigned char *)(void *)getppid;
+    printf("first byte now %02x\n", p[0]);
+    for (long i = 0; i < n; i++) ok += getppid() > 0;
+    printf("writable: %ld\n", ok);
+    return 0;
+}
+
+/* whatever mapping km keeps its trampolines in goes away (munmap): the calls still work */
+static int unmap(long n) {
+    long ok = 0;
+    for (long i = 0; i < n; i++) ok += getppid() > 0;
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    unsigned long lo, hi;
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "[km-syscalls]") && sscanf(line, "%lx-%lx", &lo, &hi) == 2) munmap((void *)lo, hi - lo);
+    if (f) fclose(f);
+    for (long i = 0; i < n; i++) ok += getppid() > 0;
+    printf("unmapped: %ld\n", ok);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) return 2;
     long n = atol(argv[2]);
@@ -175,6 +207,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "threads") && argc > 3) return threads((int)n, atol(argv[3]));
     if (!strcmp(argv[1], "forkexec")) return forkexec(n, argv[0]);
     if (!strcmp(argv[1], "gs")) return gs(n);
+    if (!strcmp(argv[1], "writable")) return writable(n);
+    if (!strcmp(argv[1], "unmap")) return unmap(n);
     if (!strcmp(argv[1], "raw")) {  /* syscall(): glibc's site is `mov 0x8(%rsp),%r9` */
         long ok = 0;
         for (long i = 0; i < n; i++) ok += syscall(SYS_getppid) == getppid();
