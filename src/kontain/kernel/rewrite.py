@@ -42,6 +42,7 @@ reading its own code sees the jump (docs/known-issues.md).
 
 from __future__ import annotations
 
+import _thread
 import bisect
 import os
 
@@ -68,6 +69,7 @@ class Rewriter:
     def __init__(self, process) -> None:
         self.p = process
         self.owns_gs = True  # False once the program set its own GS base
+        self.lock = _thread.allocate_lock()  # handing out trampolines
         self.enabled = True  # False: no more sites are rewritten
         self.seen: dict[int, int] = {}  # return address (after the syscall) -> traps so far, REFUSED or PATCHED
         self.patched: dict[int, tuple[bytes, int]] = {}  # site -> (its original 5 bytes, trampoline)
@@ -101,7 +103,18 @@ class Rewriter:
         self.seen[ret] = REFUSED if self._rewrite(task, ret - 2) is None else PATCHED
 
     def _rewrite(self, task, syscall_at: int):
-        if not (self.enabled and self.owns_gs) or not self._quick(syscall_at):
+        # The proof (the file opened and read) and the trampoline (a page mapped) come
+        # first, while this thread still counts as running: a pause_all meanwhile (a
+        # snapshot, --pause-check) waits for it, and sees no descriptor or mapping come
+        # and go.  Only the write itself happens with the other threads paused.
+        found = None
+        if self.enabled and self.owns_gs and self._quick(syscall_at):
+            found = self._examine(syscall_at)
+        at = None
+        if found is not None:
+            with self.lock:
+                at = self._trampoline(found[0])
+        if at is None:
             self.refused += 1
             return None
         p = self.p
@@ -109,7 +122,7 @@ class Rewriter:
         if not alone and not p.pause_others(task):
             return None
         try:
-            done = self._patch(syscall_at)
+            done = self._patch(syscall_at, found[0], found[1], at)
         finally:
             if not alone:
                 p.resume_others(task)
@@ -188,19 +201,18 @@ class Rewriter:
         return site, insn
 
     # -- the change ------------------------------------------------------------------------
-    def _patch(self, syscall_at: int):
+    def _patch(self, syscall_at: int, site: int, insn: bytes, at: int):
+        """With the other threads paused: the trampoline at ``at``, then the jump."""
         done = self.by_syscall.get(syscall_at)
         if done is not None:  # (another thread that trapped there at the same time did it)
             return done
-        found = self._examine(syscall_at)
-        if found is None:
-            return None
-        site, insn = found
-        at = self._trampoline(site)
-        if at is None:
+        mem = self.p.mem
+        try:
+            if not self._quick(syscall_at) or mem.read(site, len(insn) + 2) != insn + SYSCALL:
+                return None  # (changed meanwhile)
+        except GuestError:
             return None
         jmp = T.jump(site, at)
-        mem = self.p.mem
         mem.write(at, T.code(at, insn, syscall_at))  # (km's host mapping of its page is writable)
         original = mem.read(site, 5)
         if not self._poke(site, jmp):
