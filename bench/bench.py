@@ -33,12 +33,13 @@ from kt import KM, build, build_go  # noqa: E402
 RUNNERS = {
     "native": [],
     "km": KM,
+    "km-norw": KM + ["--no-rewrite"],  # km without syscall-site rewriting (kernel/rewrite.py)
     "km-srv": [],  # km's native client of a warm km server (km --serve), started by the bench
     "qemu": ["qemu-x86_64"],
     "runsc": ["runsc", "--platform=ptrace", "--network=none", "--ignore-cgroups", "do"],
 }
 PEERS = ("qemu", "runsc")
-OTHERS: list[str] = []  # other kms given with --km
+OTHERS: list[str] = ["km-norw"]  # other kms (and --km ones), each compared with km
 
 
 def rows(tmp: str) -> dict[str, tuple[list[str], int]]:
@@ -48,6 +49,8 @@ def rows(tmp: str) -> dict[str, tuple[list[str], int]]:
         "hello (glibc)": ([str(build("hello", "glibc"))], 3),
         "compute": ([str(build("compute")), "400000000"], 1),
         "getppid x200k": ([str(build("syscall_loop")), "200000"], 1),
+        # (glibc's syscall() site can be rewritten, musl's cannot: docs/ARCHITECTURE.md)
+        "getppid x200k (glibc)": ([str(build("syscall_loop", "glibc")), "200000"], 1),
         "file I/O 64 MiB": ([str(build("fileio")), f"{tmp}/kt-bench-io.bin", "64", "64"], 1),
         "mmap churn 2000x16p": ([str(build("mmap_churn")), "2000", "16"], 1),
         "touch 256 MiB": ([str(build("touch")), "256"], 1),
@@ -59,7 +62,7 @@ def rows(tmp: str) -> dict[str, tuple[list[str], int]]:
 
 
 def available(runner: str) -> bool:
-    if runner in ("native", "km", "km-srv"):
+    if runner in ("native", "km", "km-norw", "km-srv"):
         return True
     return shutil.which(RUNNERS[runner][0]) is not None
 

@@ -45,6 +45,7 @@ MODULES = (
     "kontain.kernel.gdbstub",
     "kontain.loader.elf",
     "kontain.arch.x86_64.decode",  # (iced-x86 itself is not preloaded: see the module)
+    "kontain.loader.funcstarts",  # (the syscall-site rewriter, once a site is hot)
     "kontain.lifecycle",
 )
 

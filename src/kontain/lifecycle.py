@@ -74,6 +74,8 @@ def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float,
         say(f"out of memory: {e}")
         return 1
     proc.report = report  # before the run: another thread may end the process (Process.finish)
+    if spec.timings:
+        proc.at_end = lambda: report_timings(proc, started)
     if spec.gdb:
         from kontain.kernel import gdbstub
 
@@ -89,8 +91,6 @@ def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float,
 
         _thread.start_new_thread(pause_check, (proc, spec.pause_check))
     end = proc.run()
-    if spec.timings:
-        report_timings(proc, started)
     proc.finish(end)
     return end.status
 
@@ -143,4 +143,6 @@ def report_timings(proc, started: tuple[float, float] | None) -> None:
     lines += [f"km: timings: {name:<8} +{(t - t0) * 1e3:8.2f} ms" for name, t in marks[1:]]
     if proc.poller is not None:
         lines.append(f"km: timings: {proc.poller.served} system calls served by polling, without an exit")
+    if proc.rewriter is not None:
+        lines.append(f"km: timings: {proc.rewriter.report()}")
     os.write(2, ("\n".join(lines) + "\n").encode())

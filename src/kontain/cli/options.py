@@ -39,6 +39,10 @@ options:
       --gdb-fork-wait    with --gdb or --gdb-listen: a child the program forks waits,
                          before its first instruction, for a gdb of its own on a
                          free port (km prints it)
+      --rewrite          (PVM only, the default) rewrite the program's `syscall` sites
+                         that can be proven safe into jumps to km's stub, so that their
+                         calls no longer trap (see the user guide)
+      --no-rewrite       leave the program's code as it is
       --pause-check N    pause the running program N times at arbitrary moments, reading
                          every thread's registers, and resume it (a check of what
                          debuggers and snapshots rely on; says how it went, on stderr)
@@ -93,6 +97,9 @@ def _env_file(path: str) -> list[str]:
     return out
 
 
+REWRITE_DEFAULT = True  # syscall sites rewritten (kernel/rewrite.py) unless --no-rewrite
+
+
 class Options:
     def __init__(self) -> None:
         self.env: list[str] = []
@@ -107,6 +114,7 @@ class Options:
         self.gdb = 0
         self.gdb_wait = True
         self.gdb_fork_wait = False
+        self.rewrite = REWRITE_DEFAULT
         self.program = ""
         self.args: list[str] = []
 
@@ -161,6 +169,10 @@ def parse(argv: list[str], out=None) -> Options | int:
             o.vdso = False
         elif name == "--no-poll":
             o.poll = "off"
+        elif name == "--rewrite":
+            o.rewrite = True
+        elif name == "--no-rewrite":
+            o.rewrite = False
         elif name == "--pause-check":
             v = value()
             if not v.isdigit():
@@ -224,4 +236,5 @@ def spec(o: Options, environ=None) -> Spec:
     return Spec(o.program, [os.fsencode(a) for a in o.args], _environment(o, environ), memory=o.memory, core=o.core,
                 timings=o.timings, vdso=o.vdso, poll="off" if o.gdb else o.poll, strace=o.strace,
                 pause_check=o.pause_check, gdb=o.gdb, gdb_wait=o.gdb_wait, gdb_fork_wait=o.gdb_fork_wait,
+                rewrite=o.rewrite and not o.gdb,
                 kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")

@@ -12,7 +12,7 @@ ELF core writer writes for a single thread:
 
 Every thread is in the file (an NT_PRSTATUS and NT_FPREGSET each), the one that received
 the fatal signal first, as Linux orders them: the others are stopped first
-(``Process.pause_others``), each wherever it was (``Task.user_context``).  ``gdb
+(``Process.stop_others``), each wherever it was (``Task.user_context``).  ``gdb
 PROGRAM core.PID`` then shows the backtrace, registers and variables as for a native
 core, and ``info threads`` every thread.
 """
@@ -149,7 +149,7 @@ def write(process, task, sig: int, info: bytes, ctx, path: str, limit: int | Non
         for start, size, off in placed:
             if limit is not None and off >= limit:
                 break
-            _copy(process.mem, fd, start, size, off)
+            _copy(process.mem, fd, start, size, off, process.rewriter)
         os.ftruncate(fd, offset if limit is None else min(offset, limit))
     finally:
         os.close(fd)
@@ -159,7 +159,7 @@ def _thread_status(task, ctx, sig: int, ppid: int, pgrp: int, sid: int) -> bytes
     """One thread's NT_PRSTATUS (pr_pid: its thread id, as Linux writes it)."""
     regs = dict(ctx.regs)
     regs.update(eflags=ctx.rflags, orig_rax=0xFFFFFFFFFFFFFFFF, cs=_USER_CS, ss=_USER_SS,
-                fs_base=task.segment_base("fs"), gs_base=task.segment_base("gs"))
+                fs_base=task.segment_base("fs"), gs_base=task.user_segment_base("gs"))
     pend = task.pending.mask | task.shared.mask
     return _note(NT_PRSTATUS, prstatus(sig, task.tid, ppid, pgrp, sid, regs, pend, task.sigmask))
 
@@ -174,9 +174,10 @@ def _fpregs(task) -> bytes:
 _ZERO = bytes(CHUNK)
 
 
-def _copy(mem, fd: int, start: int, size: int, off: int) -> None:
+def _copy(mem, fd: int, start: int, size: int, off: int, rewriter=None) -> None:
     """Guest memory [start, start+size) to the file at ``off``, leaving zero pages as
-    holes; pages that cannot be read (a file mapping past its end) stay holes too."""
+    holes; pages that cannot be read (a file mapping past its end) stay holes too.
+    Rewritten syscall sites are written as they were (``rewriter``, kernel/rewrite.py)."""
     done = 0
     while done < size:
         n = min(CHUNK, size - done)
@@ -184,6 +185,8 @@ def _copy(mem, fd: int, start: int, size: int, off: int) -> None:
             chunk = mem.read(start + done, n)
         except Exception:
             chunk = b"".join(_page_or_zero(mem, start + done + i) for i in range(0, n, PAGE))
+        if rewriter is not None:
+            chunk = rewriter.original(start + done, chunk)
         if chunk != _ZERO[:n]:
             for i in range(0, n, PAGE):
                 page = chunk[i:i + PAGE]

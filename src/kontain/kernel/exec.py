@@ -61,17 +61,20 @@ def execve(p, task, path: str, argv_addr: int, envp_addr: int, comm: bytes, nofo
         fork.execed(p)  # (the parent's setpgid of it is EACCES from now on)
     for v in list(p.mm):
         p.mm.unmap_range(v.start, v.end)
+    if p.rewriter is not None:
+        p.rewriter.reset()  # (before the GS base below: the new program's is km's again)
     _close_on_exec(p, keep=prog.fd)
     p.actions.reset_for_exec()
     p.confinement.dumpable = 1  # as execve makes it (SUID_DUMP_USER)
     p.timers.delete_all()
     task.altstack = (0, S.SS_DISABLE, 0)
     task.saved_mask = None
+    task.gs_own = False
     p.name = path
     entry, sp = p._load(prog.path, prog.argv, envp, prog.fd, prog.head, prog.size, opener=lambda path: _open(p, path),
                         comm=comm)
     vcpu = task.vcpu
-    vcpu.set_sregs(cpu.user_sregs(vcpu.get_sregs(), vcpu.id))  # FS and GS bases 0; user mode
+    vcpu.set_sregs(cpu.user_sregs(vcpu.get_sregs(), vcpu.id, p.gs_base(vcpu.id)))  # FS 0, GS 0 or km's; user mode
     vcpu.set_xsave(p.init_xsave)
     cpu.enter(vcpu, entry, sp)
     task.stop = DIRECT  # registers are final: not a syscall's result

@@ -220,7 +220,7 @@ def _become_child(p, parent: Task, regs: list[int], sregs: bytearray, xsave: byt
     p.mm.lock = _thread.RLock()  # another thread may have held it at the fork
     if p.poller is not None:
         p.poller.reset()  # the poller thread did not come along
-    vcpu.set_sregs(cpu.child_sregs(sregs, 0))
+    vcpu.set_sregs(cpu.child_sregs(sregs, 0, p.gs_base(0)))
     vcpu.set_xsave(xsave)
     hostcode.inherit_tsc(vcpu, parent.vcpu)
     cq = vcpu.q

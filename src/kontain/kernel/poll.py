@@ -41,7 +41,7 @@ from kontain.kvm import abi as k
 
 # a slot's fields (arch/x86_64/layout.py) as indices of its u32 view, then of its signed u64 view
 STATE, ON = L.SLOT_STATE // 4, L.SLOT_ON // 4
-NR, ARG0, RESULT = L.SLOT_NR // 8, L.SLOT_ARGS // 8, L.SLOT_RESULT // 8
+NR, ARG0, RESULT, RCX = L.SLOT_NR // 8, L.SLOT_ARGS // 8, L.SLOT_RESULT // 8, L.SLOT_RCX // 8
 IDLE, POSTED, TAKEN, DONE, DONE_EXIT, DECLINED = (L.SLOT_IDLE, L.SLOT_POSTED, L.SLOT_TAKEN, L.SLOT_DONE,
                                                   L.SLOT_DONE_EXIT, L.SLOT_DECLINED)
 
@@ -376,6 +376,9 @@ class Poller:
         slot.last = time.monotonic_ns()
         slot.good += 1
         slot.recent += 1
+        rw = self.p.rewriter
+        if rw is not None and rw.seen.get(slot.q[RCX]) == -2:  # (rewrite.PATCHED)
+            rw.polled += 1
         if slot.good > 4096:
             slot.backoff = BACKOFF_MIN_NS  # it works here: a later failure backs off briefly
         self.served += 1
@@ -424,7 +427,7 @@ class Poller:
             state = IDLE  # declined: on its way to the exit
         else:
             done = True  # DONE_EXIT: the result is in the slot
-        q[k.RFLAGS] = q[k.R11]
+        q[k.RFLAGS] = q[k.R11] & 0x8D5 | q[k.RFLAGS] & ~0x8D5  # (dispatch.ARITH)
         if done:
             res = sq[RESULT]
             q[k.RAX] = res

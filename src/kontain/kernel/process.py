@@ -29,6 +29,7 @@ from kontain.confine import Confinement
 from kontain.errors import ForkedChild, GuestError, ProcessExit, messages_fd, messages_to, say
 from kontain.kernel import signals
 from kontain.kernel.fdtable import FdTable
+from kontain.kernel.rewrite import Rewriter
 from kontain.kernel.runstate import GONE, PAUSED, RUNNING, Condition
 from kontain.kernel.task import Task, ThreadExit
 from kontain.kernel.timers import Timers
@@ -63,8 +64,10 @@ class Process:
         self.lock = _thread.allocate_lock()  # guards tasks, pending sets, the vCPU pool, the run states
         self.changed = Condition(self.lock)  # a thread paused, resumed or went (kernel/runstate.py)
         self.pause_requests = 0
+        self.pausing_others = False  # a thread's pause_others is under way
         self.shared_pending = signals.Pending()
         self.poller = None  # kernel/poll.py, once the platform is known
+        self.rewriter = None  # kernel/rewrite.py: syscall sites that jump to the stub (PVM, unless --no-rewrite)
         self.idle_vcpus: list = []  # vCPUs of exited threads, for the next ones (KVM never frees a vCPU)
         self.ending: list[int] = []  # host threads (idents) of the last threads that ended, maybe on their way out
         self.timers = Timers()  # POSIX timers (timer_create)
@@ -84,6 +87,7 @@ class Process:
         self.next_vcpu_id = 1
         self.report = None  # see finish
         self.gdb = None  # the gdb stub (kernel/gdbstub.py), with --gdb or --gdb-listen
+        self.at_end = None  # called as the program ends, by whichever thread ends it (km --timings)
 
     def _mark(self, what: str) -> None:
         if self.spec.timings:
@@ -131,6 +135,10 @@ class Process:
             self.poller = self.syscalls.poller(self)
             self.sys.install_poll_stubs(self.poller.map)
             vcpu.set_msrs([(k.MSR_LSTAR, self.lstar(0))])
+        if self.platform.user_stub and self.spec.rewrite:
+            self.rewriter = Rewriter(self)
+            cpu.set_segment_base(self.user_sregs, "gs", self.gs_base(0))
+            vcpu.set_sregs(self.user_sregs)
         self.xstate_size = sigframe.xstate_size(self.cpuid, self.xcr0)
         self.init_xsave = _init_xsave(self.kvm.xsave_size)
         self.vcpu0 = vcpu
@@ -185,7 +193,7 @@ class Process:
         self.vm.set_memory_region(self.sys.SLOT, 0, self.sys_gpa, self.sys_size, self.sys.host)
         self.slots.rebind(self.vm.set_memory_region)
         vcpu = self.vcpu0 = self.vm.create_vcpu(0)
-        cpu.init_vcpu(vcpu, self.cpuid, self.xcr0, self.platform.fmask, self.lstar(0))
+        cpu.init_vcpu(vcpu, self.cpuid, self.xcr0, self.platform.fmask, self.lstar(0), self.gs_base(0))
         return vcpu
 
     def _create_vm(self) -> None:
@@ -243,7 +251,8 @@ class Process:
             (F.AT_GID, os.getgid()),
             (F.AT_EGID, os.getegid()),
             (F.AT_SECURE, 0),
-            (F.AT_HWCAP2, host.get(F.AT_HWCAP2, 0)),
+            # (HWCAP2_FSGSBASE off while km owns GS: a program then sets GS with arch_prctl, kernel/rewrite.py)
+            (F.AT_HWCAP2, host.get(F.AT_HWCAP2, 0) & ~(2 if self.rewriter is not None else 0)),
         ]
 
     def run(self) -> ProcessExit:
@@ -272,6 +281,8 @@ class Process:
         the others wait for it to."""
         if not _ending.acquire(False):
             _ending.acquire()  # another thread is ending the process: never returns
+        if self.at_end is not None and not self.forked:
+            self.at_end()  # (km --timings: whichever thread ends the program)
         if end.signal and end.message and end.signal not in (S.SIGPIPE, S.SIGINT) and not self.forked:
             say(end.message)
         if self.gdb is not None:
@@ -397,7 +408,7 @@ class Process:
             # as Linux when it cannot make a thread
             raise GuestError(EAGAIN) from None
         self.sys.init_vcpu_page(vcpu_id)
-        cpu.init_vcpu(vcpu, self.cpuid, self.xcr0, self.platform.fmask, self.lstar(vcpu_id))
+        cpu.init_vcpu(vcpu, self.cpuid, self.xcr0, self.platform.fmask, self.lstar(vcpu_id), self.gs_base(vcpu_id))
         return vcpu
 
     def lstar(self, vcpu_id: int) -> int:
@@ -405,6 +416,17 @@ class Process:
         if self.poller is not None and vcpu_id < L.POLL_VCPUS:
             return L.poll_stub(vcpu_id) + guest_code.POLL_ENTRY
         return L.STUB + guest_code.SYSCALL_ENTRY
+
+    def gs_base(self, vcpu_id: int) -> int | None:
+        """vCPU ``vcpu_id``'s GS base while km owns it (rewritten syscall sites enter the
+        stub through ``jmp *%gs:GS_ENTRY``, layout.py): its poll stub copy, or the plain
+        stub; None when the program's own GS base stands (no rewriting, or the program
+        set GS itself: kernel/rewrite.py gave up then)."""
+        if self.rewriter is None or not self.rewriter.owns_gs:
+            return None
+        if self.poller is not None and vcpu_id < L.POLL_VCPUS:
+            return L.poll_stub(vcpu_id)
+        return L.STUB
 
     def retire_vcpu(self, task: Task) -> None:
         """``task`` ended: its vCPU waits for the next thread (call with the lock held)."""
@@ -429,7 +451,7 @@ class Process:
                 self.changed.wait()
             return list(self.tasks.values())
 
-    def pause_others(self, task: Task) -> list[Task]:
+    def stop_others(self, task: Task) -> list[Task]:
         """From a program thread (``task``, which is about to end the process: a core
         file): every other thread stopped at a safe point, for good; returns them."""
         with self.lock:
@@ -443,6 +465,52 @@ class Process:
                 self.changed.wait()
             task.state = RUNNING
             return [t for t in self.tasks.values() if t is not task]
+
+    def read_memory(self, addr: int, length: int) -> bytes:
+        """The program's memory as its own code had it: what a debugger, a snapshot or a
+        core file reads (rewritten syscall sites show their original bytes,
+        kernel/rewrite.py).  GuestError (EFAULT) where nothing is mapped."""
+        data = self.mem.read(addr, length)
+        return self.rewriter.original(addr, data) if self.rewriter is not None else data
+
+    def pause_others(self, me: Task) -> bool:
+        """pause_all from a program thread (``me``, in a call: its registers are final
+        for the time being): every other thread stopped at a safe point, for changes no
+        vCPU may watch half-done (kernel/rewrite.py patching code).  One such section at a
+        time; False (nothing paused) when an exec ends the threads meanwhile."""
+        with self.lock:
+            me.state = PAUSED
+            self.changed.notify_all()
+            while self.pausing_others and not self.zap:
+                self.changed.wait()
+            if self.zap:
+                me.state = RUNNING
+                return False
+            self.pausing_others = True
+            self.pause_requests += 1
+            others = [t for t in self.tasks.values() if t is not me]
+        for t in others:
+            self.kick(t)
+        with self.lock:
+            while not self.zap and any(t.state == RUNNING for t in self.tasks.values() if t is not me):
+                self.changed.wait()
+            if self.zap:
+                self._end_pause_others()
+                me.state = RUNNING
+                return False
+        return True
+
+    def resume_others(self, me: Task) -> None:
+        with self.lock:
+            self._end_pause_others()
+            while self.pause_requests and not self.zap:  # (someone else's pause: still PAUSED)
+                self.changed.wait()
+            me.state = RUNNING
+
+    def _end_pause_others(self) -> None:
+        self.pause_requests -= 1
+        self.pausing_others = False
+        self.changed.notify_all()
 
     def resume_all(self) -> None:
         with self.lock:
@@ -504,7 +572,7 @@ class Process:
         if stack:
             cq[k.RSP] = stack
         vcpu.mark_regs_dirty()
-        sregs = cpu.child_sregs(parent.vcpu.get_sregs(), vcpu.id)
+        sregs = cpu.child_sregs(parent.vcpu.get_sregs(), vcpu.id, self.gs_base(vcpu.id))
         if flags & F.CLONE_SETTLS:
             cpu.set_segment_base(sregs, "fs", tls)
         vcpu.set_sregs(sregs)
@@ -514,6 +582,7 @@ class Process:
         task.altstack = (0, S.SS_DISABLE, 0)  # a thread sharing the memory: none (Linux's sas_ss_reset)
         task.sigmask = parent.sigmask
         task.creds = parent.creds  # (its host thread is the parent's child: the same credentials)
+        task.gs_own = parent.gs_own
         task.on_syscall = self.syscalls.dispatcher(task)
         started = _thread.allocate_lock()
         started.acquire()

@@ -70,6 +70,7 @@ class Task:
         self.clear_child_tid = 0
         self.robust_list = (0, 0)
         self.altstack = (0, 0, 0)  # (sp, flags as sigaltstack set them, size): none, size 0
+        self.gs_own = False  # the program set this thread's GS base (else, with rewriting, km owns it)
         self.state = RUNNING  # kernel/runstate.py
         # this thread's host credentials, when it changed them (None: the ones km
         # started with); monitor threads act for it only with the same (kernel/poll.py)
@@ -99,6 +100,12 @@ class Task:
 
     def segment_base(self, seg: str) -> int:
         return cpu.segment_field(self.vcpu.get_sregs(), seg, "base")
+
+    def user_segment_base(self, seg: str) -> int:
+        """FS or GS base as the program knows it: GS is 0 while km owns it (kernel/rewrite.py)."""
+        if seg == "gs" and not self.gs_own and self.process.rewriter is not None:
+            return 0
+        return self.segment_base(seg)
 
     @property
     def rip(self) -> int:
@@ -166,7 +173,8 @@ class Task:
         addresses the kernel keeps for it, and its credentials as last seen."""
         return {"tid": self.tid, "vcpu": self.vcpu.save(), "stop": self.stop, "sigmask": self.sigmask,
                 "saved_mask": self.saved_mask, "pending": self.pending.save(), "altstack": self.altstack,
-                "robust_list": self.robust_list, "clear_child_tid": self.clear_child_tid, "creds": self.creds}
+                "robust_list": self.robust_list, "clear_child_tid": self.clear_child_tid, "creds": self.creds,
+                "gs_own": self.gs_own}
 
     def restore(self, state: dict) -> None:
         """Take ``save()``'s data back (the process's timers first: Process.restore)."""
@@ -177,6 +185,7 @@ class Task:
         self.pending.restore(state["pending"], self.process.timers)
         self.altstack, self.robust_list = state["altstack"], state["robust_list"]
         self.clear_child_tid, self.creds = state["clear_child_tid"], state["creds"]
+        self.gs_own = state.get("gs_own", False)
 
     # -- signals -------------------------------------------------------------------------
     def has_signals(self) -> int:
@@ -516,6 +525,9 @@ class Task:
         poller = self.process.poller
         if poller is not None:
             poller.settle(self)  # inside the poll stub: to before the call or after it (kernel/poll.py)
+        rw = self.process.rewriter
+        if rw is not None and rw.pages:
+            rw.settle(self)  # inside a trampoline: back to its site (kernel/rewrite.py)
         self.kicked = False
         self.checkpoint()
         if self.has_signals():
@@ -564,7 +576,7 @@ class Task:
             path, limit = (f"core.{os.getpid()}", None) if p.spec.core else coredump.native_path(p, sig)
             if path is not None:
                 ctx = ctx or self.context()
-                others = [(t, t.user_context()) for t in p.pause_others(self)]  # every thread, stopped
+                others = [(t, t.user_context()) for t in p.stop_others(self)]  # every thread, stopped
                 try:
                     coredump.write(p, self, sig, info or siginfo(sig, S.SI_KERNEL), ctx, path, limit=limit,
                                    others=others)

@@ -549,6 +549,19 @@ class AddressSpace:
         self._replace(vma.start, vma.end, [vma])
         self.slots.add(vma.start, vma.end, True, hva)
 
+    @_locked
+    def map_km(self, start: int, size: int, name: str) -> None:
+        """A page of km's own code in the program's address space (kernel/rewrite.py's
+        trampolines): read+exec for the program, writable only through km's host mapping;
+        VM_SPECIAL, so that mprotect and mremap refuse it as they refuse the vDSO."""
+        end = start + size
+        if not self.is_free(start, end):
+            raise GuestError(ENOMEM)
+        self._host_anon(start, end, F.PROT_READ | F.PROT_WRITE, False)
+        self._replace(start, end, [Vma(start, end, F.PROT_READ | F.PROT_EXEC,
+                                       F.MAP_PRIVATE | F.MAP_ANONYMOUS | VM_SPECIAL, name)])
+        self.slots.set_access(start, end, "ro")
+
     def _refuse_special(self, start: int, end: int, errno: int) -> None:
         if any(v.flags & VM_SPECIAL for v in self.overlapping(start, end)):
             raise GuestError(errno)

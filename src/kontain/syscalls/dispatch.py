@@ -20,6 +20,7 @@ from kontain.kvm import abi as k
 from kontain.syscalls import table
 
 RAX, RDI, RSI, RDX, R10, R8, R9 = k.RAX, k.RDI, k.RSI, k.RDX, k.R10, k.R8, k.R9
+ARITH = 0x8D5  # CF PF AF ZF SF OF: the flags the poll stub changes (and gives back from R11)
 DIRTY, SYNC_REGS = k.Q_DIRTY_REGS, k.KVM_SYNC_X86_REGS
 
 
@@ -69,6 +70,9 @@ def _make_plain(task):
     q = task.q
     pending = task.pending
     shared = task.shared
+    rw = task.process.rewriter
+    if rw is not None:
+        return _make_rewriting(task, rw)
 
     def on_syscall() -> None:
         nr = q[RAX] & 0xFFFFFFFF
@@ -79,6 +83,28 @@ def _make_plain(task):
         # rt_sigreturn (stop != SYSCALL), a debugger stepping over the call (kernel/gdbstub.py)
         if res == -4 or res == -513 or res == -32 or res == -27 or (pending.mask | shared.mask) & ~task.sigmask or \
                 task.stop or task.gdb_step_syscall:
+            finish(task, nr, res, (q[RDI], q[RSI], q[RDX], q[R10], q[R8], q[R9]))
+
+    return on_syscall
+
+
+def _make_rewriting(task, rw):
+    """``on_syscall`` while syscall sites are rewritten (kernel/rewrite.py): each exit
+    first tells the rewriter where it came from (a site may turn hot and be rewritten)."""
+    q = task.q
+    pending = task.pending
+    shared = task.shared
+    trap = rw.trap
+    RCX = k.RCX
+
+    def on_syscall() -> None:
+        trap(task, q[RCX])
+        nr = q[RAX] & 0xFFFFFFFF
+        res = invoke(task, nr, q[RDI], q[RSI], q[RDX], q[R10], q[R8], q[R9])
+        q[RAX] = res
+        q[DIRTY] = SYNC_REGS
+        if res == -4 or res == -513 or res == -32 or res == -27 or (pending.mask | shared.mask) & ~task.sigmask or \
+                task.stop:
             finish(task, nr, res, (q[RDI], q[RSI], q[RDX], q[R10], q[R8], q[R9]))
 
     return on_syscall
@@ -99,7 +125,8 @@ def _make_polled(task, plain, poller, slot):
     sq = slot.q
 
     def on_syscall() -> None:
-        q[RFLAGS] = q[R11]
+        # (the arithmetic flags: a rewritten site's R11 has no DF, AC..., which the stub never changes)
+        q[RFLAGS] = q[R11] & ARITH | q[RFLAGS] & ~ARITH
         if q[RIP] == done_exit:
             slot.u32[STATE] = IDLE
             q[DIRTY] = SYNC_REGS

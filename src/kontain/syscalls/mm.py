@@ -76,8 +76,21 @@ def munlockall(t, *_):
     return 0
 
 
+def _changing(t, start: int, length: int, keeps: bool) -> None:
+    """Tell the syscall-site rewriter (kernel/rewrite.py) that [start, start+length) is
+    about to be unmapped or replaced (``keeps`` False), or made writable or moved."""
+    rw = t.process.rewriter
+    if rw is not None and (rw.patched or keeps):
+        start = u64(start) & ~(PAGE - 1)
+        end = start + ((u64(length) + PAGE - 1) & ~(PAGE - 1))
+        if start < end <= t.mm.window:
+            rw.changing(t, start, end, keeps=keeps)
+
+
 def mmap(t, addr, length, prot, flags, fd, offset):
     flags = s32(flags)
+    if flags & F.MAP_FIXED:
+        _changing(t, addr, length, False)
     if flags & F.MAP_ANONYMOUS:
         r = t.mm.mmap(u64(addr), u64(length), s32(prot), flags, fd, u64(offset))
     else:
@@ -112,16 +125,22 @@ def _lock_new(t, addr: int, length: int) -> None:
 
 
 def munmap(t, addr, length, *_):
+    _changing(t, addr, length, False)
     t.mm.munmap(u64(addr), u64(length))
     return 0
 
 
 def mprotect(t, addr, length, prot, *_):
+    if s32(prot) & F.PROT_WRITE:
+        _changing(t, addr, length, True)
     t.mm.mprotect(u64(addr), u64(length), s32(prot))
     return 0
 
 
 def mremap(t, old, old_len, new_len, flags, new_addr, *_):
+    _changing(t, old, old_len, True)
+    if s32(flags) & F.MREMAP_FIXED:
+        _changing(t, new_addr, new_len, False)
     return t.mm.mremap(u64(old), u64(old_len), u64(new_len), s32(flags), u64(new_addr))
 
 

@@ -71,10 +71,15 @@ def arch_prctl(t, code, addr, *_):
         addr = u64(addr)
         if addr >= _CANONICAL_LIMIT:
             raise GuestError(EPERM)
+        if code == F.ARCH_SET_GS:
+            rw = t.process.rewriter
+            if rw is not None and rw.owns_gs:
+                rw.gs_taken(t)  # (its trampolines find the stub through GS: kernel/rewrite.py)
+            t.gs_own = True
         t.set_segment_base("fs" if code == F.ARCH_SET_FS else "gs", addr)
         return 0
     if code in (F.ARCH_GET_FS, F.ARCH_GET_GS):
-        t.mem.write_u64(addr, t.segment_base("fs" if code == F.ARCH_GET_FS else "gs"))
+        t.mem.write_u64(addr, t.user_segment_base("fs" if code == F.ARCH_GET_FS else "gs"))
         return 0
     if code == F.ARCH_GET_CPUID:
         return 1  # CPUID is not faulting

@@ -130,6 +130,7 @@ class SystemRegion:
         put(L.IDT, idt)
         put(L.HANDLERS, guest_code.HANDLERS)
         put(L.STUB, guest_code.STUB)
+        put(L.STUB + L.GS_ENTRY, struct.pack("<Q", L.STUB + guest_code.SYSCALL_ENTRY))  # (see gs_base)
 
     def install_poll_stubs(self, pollable: bytes) -> None:
         """One copy of the poll stub per polled vCPU, with the map of the syscalls the
@@ -138,6 +139,7 @@ class SystemRegion:
         code[guest_code.POLL_MAP:guest_code.POLL_MAP + 64] = pollable
         for i in range(L.POLL_VCPUS):
             self._put(L.poll_stub(i), bytes(code))
+            self._put(L.poll_stub(i) + L.GS_ENTRY, struct.pack("<Q", L.poll_stub(i) + guest_code.POLL_ENTRY))
         self.clear_poll_slots()
 
     def clear_poll_slots(self) -> None:
@@ -188,9 +190,10 @@ def _segment(selector: int, type_: int, dpl: int, *, code64: bool = False, s: in
     return k.segment.pack(base, limit, selector, type_, 1, dpl, db, s, 1 if code64 else 0, g, 0, 0, 0)
 
 
-def user_sregs(template: bytearray, vcpu_id: int) -> bytearray:
+def user_sregs(template: bytearray, vcpu_id: int, gs: int | None = 0) -> bytearray:
     """The sregs of a vCPU running user code (from KVM_GET_SREGS's ``template``, whose
-    CR4.TSD, the thread's TSC mode, is kept)."""
+    CR4.TSD, the thread's TSC mode, is kept); FS base 0, GS base ``gs`` (km's own, see
+    layout.GS_ENTRY, when syscall sites are rewritten; else 0 as Linux starts a program)."""
     s = bytearray(template)
     off = k.sregs.offsets
     tsd = struct.unpack_from("<Q", s, off["cr4"])[0] & CR4_TSD
@@ -202,6 +205,7 @@ def user_sregs(template: bytearray, vcpu_id: int) -> bytearray:
     ldt = k.segment.pack(0, 0xFFFF, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0)
     for name, seg in (("cs", cs), ("ds", ds), ("es", ds), ("ss", ds), ("fs", null), ("gs", null), ("tr", tr), ("ldt", ldt)):
         s[off[name]:off[name] + 24] = seg
+    set_segment_base(s, "gs", gs or 0)
     s[off["gdt"]:off["gdt"] + 16] = k.dtable.pack(L.GDT, 10 * 8 - 1, 0, 0, 0)
     s[off["idt"]:off["idt"] + 16] = k.dtable.pack(L.IDT, L.IDT_VECTORS * 16 - 1, 0, 0, 0)
     for name, value in (("cr0", CR0), ("cr3", L.PML4), ("cr4", CR4 | tsd), ("efer", EFER)):
@@ -209,12 +213,13 @@ def user_sregs(template: bytearray, vcpu_id: int) -> bytearray:
     return s
 
 
-def child_sregs(parent: bytearray, vcpu_id: int) -> bytearray:
-    """User-mode sregs for a new thread or a forked child: the parent's FS and GS bases,
-    everything else as at start (a parent stopped in the stub may be at CPL0)."""
+def child_sregs(parent: bytearray, vcpu_id: int, gs: int | None = None) -> bytearray:
+    """User-mode sregs for a new thread or a forked child: the parent's FS and GS bases
+    (GS: ``gs`` instead, when km owns it), everything else as at start (a parent stopped
+    in the stub may be at CPL0)."""
     s = user_sregs(parent, vcpu_id)
-    for seg in ("fs", "gs"):
-        set_segment_base(s, seg, segment_field(parent, seg, "base"))
+    set_segment_base(s, "fs", segment_field(parent, "fs", "base"))
+    set_segment_base(s, "gs", segment_field(parent, "gs", "base") if gs is None else gs)
     return s
 
 
@@ -231,9 +236,10 @@ def sreg(sregs: bytes, name: str) -> int:
     return struct.unpack_from("<Q", sregs, k.sregs.offsets[name])[0]
 
 
-def init_vcpu(vcpu: Vcpu, cpuid: list[tuple[int, ...]], xcr0: int, fmask: int, lstar: int = 0) -> bytearray:
+def init_vcpu(vcpu: Vcpu, cpuid: list[tuple[int, ...]], xcr0: int, fmask: int, lstar: int = 0,
+              gs: int | None = 0) -> bytearray:
     """Put a fresh vCPU in 64-bit user mode; returns its user-mode sregs.  ``lstar``:
-    where `syscall` goes (default: the plain stub)."""
+    where `syscall` goes (default: the plain stub); ``gs``: its GS base (user_sregs)."""
     entries = []
     for e in cpuid:
         if e[0] == 1:  # initial APIC id = vCPU id
@@ -241,7 +247,7 @@ def init_vcpu(vcpu: Vcpu, cpuid: list[tuple[int, ...]], xcr0: int, fmask: int, l
         entries.append(e)
     vcpu.set_cpuid2(entries)
     vcpu.set_xcr0(xcr0)
-    sregs = user_sregs(vcpu.get_sregs(), vcpu.id)
+    sregs = user_sregs(vcpu.get_sregs(), vcpu.id, gs)
     vcpu.set_sregs(sregs)
     vcpu.set_msrs([
         (k.MSR_STAR, STAR),

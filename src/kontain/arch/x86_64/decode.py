@@ -68,3 +68,35 @@ def _register_names(iced) -> dict[int, str]:
     return {r.RAX: "rax", r.RBX: "rbx", r.RCX: "rcx", r.RDX: "rdx", r.RSI: "rsi", r.RDI: "rdi", r.RSP: "rsp",
             r.RBP: "rbp", r.R8: "r8", r.R9: "r9", r.R10: "r10", r.R11: "r11", r.R12: "r12", r.R13: "r13",
             r.R14: "r14", r.R15: "r15"}
+
+
+
+
+def displaced_before_syscall(code: bytes, ip: int, syscall_at: int, least: int = 5, most: int = 17) -> int | None:
+    """Where the instruction right before the `syscall` at ``syscall_at`` starts, if a
+    jump may replace it: decoding ``code`` (at guest address ``ip``, a known instruction
+    boundary: a function's start) forward reaches the `syscall` at an instruction
+    boundary, and the instruction before it is one of ``least`` to ``most`` bytes that
+    does the same wherever it runs (no RIP-relative operand, no GS segment, which km
+    owns then, no control flow).  A single instruction: no other instruction boundary
+    lies under the jump, so no branch, return address or signal frame can point inside
+    it.  None when that cannot be proven (or no iced-x86).  kernel/rewrite.py copies the
+    instruction into the site's trampoline and jumps there instead."""
+    iced = _iced()
+    if iced is None or not ip <= syscall_at < ip + len(code) - 1:
+        return None
+    decoder = iced.Decoder(64, code[:syscall_at - ip + 2], ip=ip)
+    ins = iced.Instruction()
+    last = None  # (start, displaceable) of the instruction before the current one
+    while decoder.can_decode:
+        decoder.decode_out(ins)
+        if ins.code == iced.Code.INVALID or ins.ip > syscall_at:
+            return None
+        if ins.ip == syscall_at:
+            if ins.code != iced.Code.SYSCALL or last is None or not last[1]:
+                return None
+            return last[0] if least <= syscall_at - last[0] <= most else None
+        last = (ins.ip, ins.flow_control == iced.FlowControl.NEXT and not ins.is_ip_rel_memory_operand and
+                ins.memory_segment != iced.Register.GS and ins.segment_prefix != iced.Register.GS and
+                ins.ip + ins.len == syscall_at)
+    return None

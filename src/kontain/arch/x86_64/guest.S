@@ -128,7 +128,8 @@ exc_common:
  *                    let the vCPU's own thread run it)
  *   +4  on     u32   while a monitor thread polls this slot: the number of rounds to
  *                    spin before giving up (the monitor writes it; 0: off)
- *   +8  nr, +16..+63 rdi rsi rdx r10 r8 r9, +64 result, +72 rflags (r11 at entry)
+ *   +8  nr, +16..+63 rdi rsi rdx r10 r8 r9, +64 result, +72 rflags (r11 at entry),
+ *   +80 the return address (rcx at entry)
  *
  * A call the poller may serve (poll_map, written by the monitor into this read-only
  * page: calls that never block and need no registers) is posted to the slot; the stub
@@ -148,6 +149,7 @@ exc_common:
         .equ S_ARGS, S_STATE + 16
         .equ S_RESULT, S_STATE + 64
         .equ S_FLAGS, S_STATE + 72
+        .equ S_RCX, S_STATE + 80
         .equ ST_IDLE, 0                 /* the slot's states */
         .equ ST_POSTED, 1
         .equ ST_DONE, 3
@@ -171,6 +173,7 @@ poll_entry:
         movq    %r8, S_ARGS+32(%rip)
         movq    %r9, S_ARGS+40(%rip)
         movq    %r11, S_FLAGS(%rip)
+        movq    %rcx, S_RCX(%rip)       /* the return address (which site: km --timings) */
         movl    $ST_POSTED, S_STATE(%rip) /* posted (x86 keeps stores in order) */
 poll_posted:
         movl    S_ON(%rip), %eax        /* the spin budget (the monitor's choice) */

@@ -1,0 +1,375 @@
+"""Syscall sites that jump instead of trapping (PVM only; ``--no-rewrite`` turns it off).
+
+On PVM a CPL3 `syscall` costs tens of microseconds before km's stub runs at all, while a
+jump into the stub costs nothing.  So a hot site of the program's code of the form
+
+    mov $nr,%eax        b8 imm32     <- becomes  jmp rel32 (e9, 5 bytes) to a trampoline
+    syscall             0f 05        <- stays: a jump that lands here still works
+
+is rewritten once it has trapped HOT times (so is any other single instruction of 5 to
+17 bytes right before a `syscall` that does the same wherever it runs, such as glibc's
+``mov 0x8(%rsp),%r9`` in syscall()): its trampoline (arch/x86_64/trampoline.py) runs the
+instruction, sets RCX and R11 as `syscall` would and enters this vCPU's stub through
+``jmp *%gs:GS_ENTRY`` (km owns the GS base while rewriting is on: the program's is 0,
+and a program that sets its own makes km give up, ``gs_taken``).  The polled path and
+the exit path are the same as for `syscall`; a call that must run again (a signal, a
+restart) runs again from the original `syscall`, which RCX - 2 still points at, with RAX
+the number.
+
+What is proven before a byte changes (``_examine``):
+
+* the bytes in guest memory are the file's;
+* they lie in a private, read-only, executable mapping of a file (never MAP_SHARED:
+  writing would write the file), in a range the program never made writable or moved;
+* decoding forward with iced-x86 from a known instruction boundary (the start of the
+  function that holds the site, from the file's symbols or its .eh_frame_hdr table,
+  loader/funcstarts.py) reaches the `syscall` at an instruction boundary, and the one
+  instruction before it is 5 to 17 bytes long and position-independent (no other
+  instruction boundary lies under the jump: nothing can branch, return or sigreturn
+  into it).
+
+Anything else keeps the slow path, and the verdict is remembered (``seen``).  iced-x86
+is imported only when a site turns hot (15-25 ms): a short program never pays it.
+
+Other vCPUs must not execute code while it changes: km pauses them (``Process.pause_others``)
+around the write, which goes through km's own host mapping of the page (a private copy
+of the file's page once written).  Trampolines live in pages km maps into the program's
+address space near the sites ("[km-syscalls]", read+exec for the program).
+
+The original bytes stay known (``original``): core files show them.  The program itself
+reading its own code sees the jump (docs/known-issues.md).
+"""
+
+from __future__ import annotations
+
+import _thread
+import bisect
+import os
+
+from kontain.abi import flags as F
+from kontain.arch.x86_64 import layout as L
+from kontain.arch.x86_64 import trampoline as T
+from kontain.errors import GuestError
+
+HOT = 8  # traps of a site before it is examined
+MAX_SEEN = 1 << 16  # sites remembered at most (a program calling the stub from everywhere)
+MAX_FROZEN = 1024  # code ranges made writable or moved, remembered at most (then no more rewriting)
+MAX_FUNCTION = 1 << 18  # bytes decoded at most from a function's start to its site
+REACH = (1 << 31) - 2 * L.PAGE
+SYSCALL = b"\x0f\x05"
+REFUSED = -1
+PATCHED = -2
+NAME = "[km-syscalls]"
+_PAGE = L.PAGE
+
+
+class Rewriter:
+    """The rewritten sites of one process (its address space)."""
+
+    def __init__(self, process) -> None:
+        self.p = process
+        self.owns_gs = True  # False once the program set its own GS base
+        self.lock = _thread.allocate_lock()  # handing out trampolines
+        self.enabled = True  # False: no more sites are rewritten
+        self.seen: dict[int, int] = {}  # return address (after the syscall) -> traps so far, REFUSED or PATCHED
+        self.patched: dict[int, tuple[bytes, int]] = {}  # site -> (its original 5 bytes, trampoline)
+        self._sorted: list[int] = []  # the patched sites, sorted
+        self.tramps: dict[int, tuple[int, int, int]] = {}  # trampoline -> (site, its instruction's length, syscall)
+        self.by_syscall: dict[int, int] = {}  # a rewritten site's `syscall` -> its trampoline
+        self.pages: list[list[int]] = []  # [start, trampolines used] of each trampoline page
+        self.frozen: list[tuple[int, int]] = []  # ranges made writable or moved: never patched again
+        self.files: dict[tuple, object] = {}  # (dev, ino, size, mtime) -> FunctionStarts or None
+        self.sites = 0  # sites rewritten
+        self.refused = 0
+        self.trapped = 0  # calls by `syscall` at sites not rewritten
+        self.exited = 0  # calls by a rewritten site that exited to km
+        self.polled = 0  # calls by a rewritten site the poller answered (kernel/poll.py)
+
+    # -- the exit path (syscalls/dispatch.py) ------------------------------------------------
+    def trap(self, task, ret: int) -> None:
+        """A call exited with return address ``ret`` (RCX) that is not rewritten."""
+        n = self.seen.get(ret, 0)
+        if n < 0:
+            if n == PATCHED:
+                self.exited += 1
+            else:
+                self.trapped += 1
+            return
+        self.trapped += 1
+        if n + 1 < HOT:
+            if n or len(self.seen) < MAX_SEEN:
+                self.seen[ret] = n + 1
+            return
+        self.seen[ret] = REFUSED if self._rewrite(task, ret - 2) is None else PATCHED
+
+    def _rewrite(self, task, syscall_at: int):
+        # The proof (the file opened and read) and the trampoline (a page mapped) come
+        # first, while this thread still counts as running: a pause_all meanwhile (a
+        # snapshot, --pause-check) waits for it, and sees no descriptor or mapping come
+        # and go.  Only the write itself happens with the other threads paused.
+        found = None
+        if self.enabled and self.owns_gs and self._quick(syscall_at):
+            found = self._examine(syscall_at)
+        at = None
+        if found is not None:
+            with self.lock:
+                at = self._trampoline(found[0])
+        if at is None:
+            self.refused += 1
+            return None
+        p = self.p
+        alone = len(p.tasks) == 1 and not p.pause_requests
+        if not alone and not p.pause_others(task):
+            return None
+        try:
+            done = self._patch(syscall_at, found[0], found[1], at)
+        finally:
+            if not alone:
+                p.resume_others(task)
+        if done is None:
+            self.refused += 1
+        return done
+
+    # -- proof -----------------------------------------------------------------------------
+    def _quick(self, syscall_at: int) -> bool:
+        """The checks that need no decoding: a `syscall` there, and the mapping."""
+        mm = self.p.mm
+        lo = syscall_at - T.MOST
+        if not L.MMAP_MIN <= lo or syscall_at + 2 > mm.window:
+            return False
+        v = mm.find(syscall_at)
+        if v is None or v.start > syscall_at - 5 or v.end < syscall_at + 2 or v.anonymous or v.shared or \
+                not v.prot & F.PROT_EXEC or v.prot & F.PROT_WRITE or not v.ino or type(v).__name__ != "Vma":
+            return False
+        if any(s < syscall_at + 2 and lo < e for s, e in self.frozen):
+            return False
+        try:
+            return self.p.mem.read(syscall_at, 2) == SYSCALL
+        except GuestError:
+            return False
+
+    def _examine(self, syscall_at: int) -> tuple[int, bytes] | None:
+        """(site, its instruction's bytes) if rewriting the instruction before the
+        `syscall` at ``syscall_at`` is proven safe (module doc)."""
+        from kontain.arch.x86_64 import decode
+        from kontain.loader import funcstarts
+
+        v = self.p.mm.find(syscall_at)
+        if v is None or not self._quick(syscall_at):
+            return None
+        try:
+            fd = os.open(v.name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except (OSError, ValueError):
+            return None
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != (v.dev, v.ino) or not (st.st_mode & 0o170000) == 0o100000:
+                return None
+            key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            starts = self.files.get(key, False)
+            if starts is False:
+                starts = self.files[key] = funcstarts.read(fd)
+            if starts is None:
+                return None
+            offset = v.offset + (syscall_at - v.start)
+            vaddr = starts.to_vaddr(offset)
+            if vaddr is None:
+                return None
+            fstart = starts.containing(vaddr, MAX_FUNCTION)
+            if fstart is None:
+                return None
+            foff = starts.to_offset(fstart)
+            if foff is None or foff > offset - 5 or foff < v.offset or offset - foff > MAX_FUNCTION:
+                return None
+            code = os.pread(fd, offset - foff + 2, foff)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        here = syscall_at - (offset - foff)  # the function's start in the program's memory
+        if len(code) != offset - foff + 2:
+            return None
+        site = decode.displaced_before_syscall(code, here, syscall_at, 5, T.MOST)
+        if site is None or site < v.start:
+            return None
+        insn = code[site - here:syscall_at - here]
+        try:
+            if self.p.mem.read(site, len(insn) + 2) != insn + SYSCALL:
+                return None  # (the program's memory is not the file's here)
+        except GuestError:
+            return None
+        return site, insn
+
+    # -- the change ------------------------------------------------------------------------
+    def _patch(self, syscall_at: int, site: int, insn: bytes, at: int):
+        """With the other threads paused: the trampoline at ``at``, then the jump."""
+        done = self.by_syscall.get(syscall_at)
+        if done is not None:  # (another thread that trapped there at the same time did it)
+            return done
+        mem = self.p.mem
+        try:
+            if not self._quick(syscall_at) or mem.read(site, len(insn) + 2) != insn + SYSCALL:
+                return None  # (changed meanwhile)
+        except GuestError:
+            return None
+        jmp = T.jump(site, at)
+        mem.write(at, T.code(at, insn, syscall_at))  # (km's host mapping of its page is writable)
+        original = mem.read(site, 5)
+        if not self._poke(site, jmp):
+            return None
+        self.patched[site] = (original, at)
+        self.tramps[at] = (site, len(insn), syscall_at)
+        self.by_syscall[syscall_at] = at
+        bisect.insort(self._sorted, site)
+        self.sites += 1
+        return at
+
+    def _poke(self, addr: int, data: bytes) -> bool:
+        """Write ``data`` over read-only code through km's host mapping: made writable for
+        the moment (a private mapping: the page becomes km's private copy)."""
+        from kontain import native
+
+        base = self.p.mem.base
+        lo = addr & ~(_PAGE - 1)
+        hi = (addr + len(data) + _PAGE - 1) & ~(_PAGE - 1)
+        if native.mprotect(base + lo, hi - lo, F.PROT_READ | F.PROT_WRITE) < 0:
+            return False
+        try:
+            self.p.mem.write(addr, data)
+        finally:
+            native.mprotect(base + lo, hi - lo, F.PROT_READ)
+        return True
+
+    def _trampoline(self, site: int) -> int | None:
+        """A free trampoline within reach of ``site``: in a page km has, or a new one."""
+        for page in self.pages:
+            if page[1] < _PAGE // T.SIZE and T.reaches(site, page[0] + page[1] * T.SIZE) and \
+                    T.reaches(site, page[0] + _PAGE):
+                at = page[0] + page[1] * T.SIZE
+                page[1] += 1
+                return at
+        mm = self.p.mm
+        try:
+            start = mm.find_free(_PAGE, top=site & ~(_PAGE - 1), bottom=max(site - REACH, 0))
+            if not T.reaches(site, start):
+                start = mm.find_free(_PAGE, top=min(site + REACH, mm.window), bottom=site)
+            if not T.reaches(site, start):
+                return None
+            mm.map_km(start, _PAGE, NAME)
+        except GuestError:
+            return None
+        self.pages.append([start, 1])
+        return start
+
+    # -- what changes the code's mappings (syscalls/mm.py calls it before the change) ----------
+    def changing(self, task, start: int, end: int, *, keeps: bool) -> None:
+        """[start, end) is about to be unmapped, replaced, made writable or moved.  Sites
+        there are given their original bytes back first if the memory stays (``keeps``:
+        made writable, moved) and the range is never patched again; sites whose
+        trampoline page goes are put back too."""
+        if keeps and any(v.prot & F.PROT_EXEC for v in self.p.mm.overlapping(start, end)):
+            if len(self.frozen) < MAX_FROZEN:
+                self.frozen.append((start, end))
+            else:
+                self.enabled = False  # (too many to remember: no more sites are rewritten)
+        if not self.patched:
+            return
+        revert = []
+        i = bisect.bisect_left(self._sorted, start - 5)
+        while i < len(self._sorted) and self._sorted[i] < end:
+            site = self._sorted[i]
+            if site + 5 > start:
+                revert.append(site)
+            i += 1
+        # (trampoline pages refuse mprotect and mremap: only an unmap or a replacement takes one)
+        pages = [] if keeps else [pg[0] for pg in self.pages if pg[0] < end and start < pg[0] + _PAGE]
+        if pages:
+            revert += [s for s, (_o, at) in self.patched.items() if (at & ~(_PAGE - 1)) in pages]
+        if revert:
+            # (memory that goes needs nothing written back)
+            self._revert(task, {s: keeps or not start <= s < end for s in revert})
+        self.pages = [pg for pg in self.pages if pg[0] not in pages]
+
+    def _revert(self, task, sites: dict[int, bool]) -> None:
+        """Forget ``sites``, writing back the original bytes of those marked True, with
+        the other threads paused; none is rewritten again."""
+        p = self.p
+        alone = len(p.tasks) == 1 and not p.pause_requests
+        paused = alone or p.pause_others(task)
+        try:
+            for site, write in sites.items():
+                original, at = self.patched.pop(site)
+                self._sorted.remove(site)
+                _site, _n, syscall_at = self.tramps.pop(at)
+                del self.by_syscall[syscall_at]
+                if write:
+                    self.seen[syscall_at + 2] = REFUSED  # (never again here)
+                    self._poke(site, original)
+                else:
+                    self.seen.pop(syscall_at + 2, None)  # (the code is gone: what comes there is new)
+        finally:
+            if not alone and paused:
+                p.resume_others(task)
+
+    # -- what the program is shown ---------------------------------------------------------
+    def original(self, addr: int, data: bytes) -> bytes:
+        """``data``, guest memory read at ``addr``, with every rewritten site in it shown
+        as it was (core files; a debugger's memory reads)."""
+        if not self._sorted:
+            return data
+        i = bisect.bisect_left(self._sorted, addr - 4)
+        out = None
+        end = addr + len(data)
+        while i < len(self._sorted) and self._sorted[i] < end:
+            site = self._sorted[i]
+            orig = self.patched[site][0]
+            for j in range(5):
+                if addr <= site + j < end:
+                    if out is None:
+                        out = bytearray(data)
+                    out[site + j - addr] = orig[j]
+            i += 1
+        return data if out is None else bytes(out)
+
+    def settle(self, task) -> bool:
+        """A thread stopped inside a trampoline goes back to the program's code: before
+        the site's instruction ran, to the site; after, to the `syscall` with RAX the
+        number (trampoline.resume_point): a signal handler sees the program's own code
+        address, and the call is made as the program made it.  True if it was in one."""
+        from kontain.kvm import abi as k
+
+        q = task.q
+        rip = q[k.RIP]
+        at = rip - rip % T.SIZE
+        where = self.tramps.get(at)
+        if where is None:
+            return False
+        site, n, syscall_at = where
+        point = T.resume_point(rip - at, n)
+        if point is None:
+            return False
+        if point[0] == "site":
+            q[k.RIP] = site
+        else:
+            if point[1]:
+                q[k.RAX] = q[k.R11]
+            q[k.RIP] = syscall_at
+        task.vcpu.mark_regs_dirty()
+        return True
+
+    # -- GS ----------------------------------------------------------------------------------
+    def gs_taken(self, task) -> None:
+        """The program sets its own GS base (arch_prctl): trampolines could no longer find
+        the stub on that thread, so every site gets its original bytes back and no more
+        are rewritten (the threads still inside a trampoline keep km's GS and finish)."""
+        self.owns_gs = False
+        if self.patched:
+            self._revert(task, dict.fromkeys(self.patched, True))
+
+    def reset(self) -> None:
+        """exec: a new program in an empty address space."""
+        self.__init__(self.p)
+
+    def report(self) -> str:
+        return (f"{self.sites} syscall sites rewritten ({self.refused} refused); calls: {self.trapped} trapped, "
+                f"{self.polled} rewritten and polled, {self.exited} rewritten and exited")

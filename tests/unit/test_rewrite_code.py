@@ -1,0 +1,132 @@
+"""The pieces of the syscall-site rewriter that need no guest: the trampoline's machine
+code, the proof that an instruction may be displaced, and function starts from ELF files."""
+
+import os
+import subprocess
+
+import iced_x86 as iced
+import pytest
+
+from kontain.arch.x86_64 import decode
+from kontain.arch.x86_64 import layout as L
+from kontain.arch.x86_64 import trampoline as T
+from kontain.loader import funcstarts
+
+
+def _disasm(code: bytes, ip: int) -> list[str]:
+    fmt = iced.Formatter(iced.FormatterSyntax.GAS)
+    out = []
+    for ins in iced.Decoder(64, code, ip=ip):
+        if ins.code == iced.Code.INT3:
+            break
+        out.append(fmt.format(ins))
+    return out
+
+
+def test_trampoline_code():
+    site, at = 0x401000, 0x400000
+    code = T.code(at, bytes.fromhex("b86e000000"), site + 5)
+    assert len(code) == T.SIZE
+    text = _disasm(code, at)
+    assert text[0] == "mov $0x6E,%eax"
+    assert text[1] == "mov %rax,%r11"
+    assert "lahf" in text and "rorx $0x15,%eax,%eax" in text
+    assert text[-4:-2] == ["mov %r11,%rax", "mov %rcx,%r11"]
+    insns = [i for i in iced.Decoder(64, code, ip=at) if i.code != iced.Code.INT3]
+    lea, jmp = insns[-2], insns[-1]
+    assert text[-2].startswith("lea") and lea.is_ip_rel_memory_operand
+    assert lea.ip_rel_memory_address == site + 7  # the return address: after the syscall
+    assert jmp.flow_control == iced.FlowControl.INDIRECT_BRANCH and jmp.memory_segment == iced.Register.GS
+    assert jmp.memory_displacement == L.GS_ENTRY
+    # nothing in it but the site's own instruction changes the flags or touches memory
+    info = iced.InstructionInfoFactory()
+    for ins in iced.Decoder(64, code[5:], ip=at + 5):
+        if ins.code == iced.Code.INT3:
+            break
+        assert ins.rflags_modified == 0, ins
+        used = info.info(ins).used_memory()
+        assert not used or ins.flow_control == iced.FlowControl.INDIRECT_BRANCH
+
+
+def test_jump_and_reach():
+    assert T.jump(0x1000, 0x2000) == bytes.fromhex("e9fb0f0000")
+    assert T.jump(0, 1 << 32) is None
+    assert not T.reaches(0x1000, 0x1000 + (1 << 31))
+
+
+def test_resume_points():
+    n = 5
+    assert T.resume_point(0, n) == ("site", False)
+    assert T.resume_point(n, n) == ("syscall", False)  # the instruction ran, RAX intact
+    assert T.resume_point(n + 3, n) == ("syscall", True)  # RAX clobbered, the number in R11
+    end = len(T.code(0x1000, bytes(n), 0x2000).rstrip(b"\xcc"))
+    assert T.resume_point(end - 1, n)[0] == "syscall"
+    assert T.resume_point(end, n) is None
+
+
+@pytest.mark.parametrize("before, ok", [
+    ("b86e000000", True),  # mov $110,%eax
+    ("4c8b4c2408", True),  # mov 0x8(%rsp),%r9 (glibc's syscall())
+    ("4889f8", False),  # mov %rdi,%rax: too short
+    ("488d0500000000", False),  # lea (%rip): position-dependent
+    ("65488b042500000000", False),  # mov %gs:0,%rax: GS is km's
+    ("e900000000", False),  # a jump
+])
+def test_displaced_instruction(before, ok):
+    insn = bytes.fromhex(before)
+    code = b"\x90" + insn + b"\x0f\x05\xc3"
+    got = decode.displaced_before_syscall(code, 0x1000, 0x1001 + len(insn))
+    assert got == (0x1001 if ok else None)
+
+
+def test_not_at_an_instruction_boundary():
+    # b8 0f 05 00 00 (mov $0x50f,%eax) hides the bytes 0f 05: no syscall there
+    code = bytes.fromhex("b80f0500000f05")
+    assert decode.displaced_before_syscall(code, 0x1000, 0x1001) is None
+    assert decode.displaced_before_syscall(code, 0x1000, 0x1005) == 0x1000
+
+
+def test_function_starts_of_a_static_program(tmp_path):
+    src = tmp_path / "p.c"
+    src.write_text("#include <unistd.h>\nint main(void) { return getppid() < 0; }\n")
+    exe = tmp_path / "p"
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(exe), str(src)], check=True)
+    nm = subprocess.run(["nm", str(exe)], check=True, capture_output=True, text=True).stdout
+    getppid = next(int(line.split()[0], 16) for line in nm.splitlines() if line.endswith(" getppid"))
+    fd = os.open(exe, os.O_RDONLY)
+    try:
+        starts = funcstarts.read(fd)
+    finally:
+        os.close(fd)
+    assert getppid in starts.starts
+    assert starts.containing(getppid + 5, 1 << 16) == getppid
+    off = starts.to_offset(getppid)
+    assert starts.to_vaddr(off) == getppid
+
+
+def test_function_starts_of_junk(tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"\x7fELF" + os.urandom(4000))
+    fd = os.open(bad, os.O_RDONLY)
+    try:
+        assert funcstarts.read(fd) is None or isinstance(funcstarts.read(fd), funcstarts.FunctionStarts)
+    finally:
+        os.close(fd)
+
+
+def test_function_starts_of_a_stripped_program_from_eh_frame(tmp_path):
+    """Stripped, and linked without .eh_frame_hdr: the .eh_frame section's FDEs."""
+    src = tmp_path / "p.c"
+    src.write_text("#include <unistd.h>\nint main(void) { return getppid() < 0; }\n")
+    exe, stripped = tmp_path / "p", tmp_path / "s"
+    subprocess.run(["gcc", "-static", "-O2", "-Wl,--no-eh-frame-hdr", "-o", str(exe), str(src)], check=True)
+    subprocess.run(["strip", "-o", str(stripped), str(exe)], check=True)
+    nm = subprocess.run(["nm", str(exe)], check=True, capture_output=True, text=True).stdout
+    main = next(int(line.split()[0], 16) for line in nm.splitlines() if line.endswith(" T main"))
+    fd = os.open(stripped, os.O_RDONLY)
+    try:
+        starts = funcstarts.read(fd)
+    finally:
+        os.close(fd)
+    assert main in starts.starts
+    assert starts.ends[starts.starts.index(main)] > main  # (an FDE has its size)
