@@ -12,6 +12,9 @@ from kt import KM, STATIC, build, build_go, compare, km, kvm_platform, run
 
 PY = "/usr/bin/python3"
 pytestmark = pytest.mark.skipif(kvm_platform() != "pvm", reason="syscall sites are rewritten on PVM only")
+# sites rewritten from the first hot one on (by default only after 1000 trapped calls, which
+# these short programs do not all make)
+EAGER = ("--rewrite-after", "0")
 
 
 def _prog(variant):
@@ -30,15 +33,15 @@ def test_calls_as_native_with_sites_rewritten(variant):
     """getppid, write, pread, lseek many times: the same answers; sites rewritten, and
     most calls went through them."""
     argv = [_prog(variant), "calls", "3000"]
-    compare(argv)
-    r = km("--timings", *argv)
+    compare(argv, km_options=EAGER)
+    r = km("--timings", *EAGER, *argv)
     sites, polled, exited = _rewritten(r.err)
     assert sites > 0 and polled + exited > 3000, r.err
     # with --poll always the poller may answer a site from its first call, and a site is
     # rewritten only once it has trapped (docs/known-issues.md): whether it has depends on
     # when the poller thread got a CPU.  Where it was, the poller answers it too.
-    compare(argv, km_options=("--poll", "always"))
-    r = km("--timings", "--poll", "always", *argv)
+    compare(argv, km_options=EAGER + ("--poll", "always"))
+    r = km("--timings", *EAGER, "--poll", "always", *argv)
     sites, polled, exited = _rewritten(r.err)
     assert r.returncode == 0 and (sites == 0 or polled + exited > 1000), r.err
 
@@ -47,15 +50,15 @@ def test_other_instruction_before_syscall():
     """glibc's syscall(3): the instruction before its `syscall` is `mov 0x8(%rsp),%r9`,
     which the trampoline runs in its place."""
     argv = [_prog("glibc"), "raw", "3000"]
-    compare(argv)
-    r = km("--timings", *argv)
+    compare(argv, km_options=EAGER)
+    r = km("--timings", *EAGER, *argv)
     sites, polled, exited = _rewritten(r.err)
     assert sites >= 2 and polled + exited > 5000, r.err
 
 
 @pytest.mark.parametrize("variant", STATIC)
 def test_no_rewrite(variant):
-    r = km("--timings", "--no-rewrite", _prog(variant), "code", "200")
+    r = km("--timings", *EAGER, "--no-rewrite", _prog(variant), "code", "200")
     assert "rewritten" not in r.err
     before, after = re.findall(r"(?:before|after):(.*)", r.text)
     assert before == after
@@ -68,41 +71,41 @@ def test_signals_during_rewritten_calls(variant, restart):
     SA_RESTART: every write's result is legal (EINTR only without SA_RESTART) and the
     reader gets exactly what was written: an interrupted call runs again from its
     original `syscall` with the right number."""
-    compare([_prog(variant), "signals", "300", restart])
+    compare([_prog(variant), "signals", "300", restart], km_options=EAGER)
 
 
 @pytest.mark.parametrize("variant", STATIC)
 def test_threads_hammering_a_site_while_it_is_patched(variant):
     argv = [_prog(variant), "threads", "4", "20000"]
-    compare(argv)
-    r = km("--timings", *argv)
+    compare(argv, km_options=EAGER)
+    r = km("--timings", *EAGER, *argv)
     assert _rewritten(r.err)[0] > 0, r.err
 
 
 @pytest.mark.parametrize("variant", STATIC)
 def test_fork_and_exec(variant):
     """The child inherits the rewritten code and its trampolines; exec starts afresh."""
-    compare([_prog(variant), "forkexec", "2000"])
+    compare([_prog(variant), "forkexec", "2000"], km_options=EAGER)
 
 
 @pytest.mark.parametrize("variant", STATIC)
 def test_program_setting_gs(variant):
     """GS base 0 as the program sees it; a program setting its own makes km put the
     sites back (its trampolines find the stub through GS)."""
-    compare([_prog(variant), "gs", "200"])
+    compare([_prog(variant), "gs", "200"], km_options=EAGER)
 
 
 @pytest.mark.parametrize("variant", STATIC)
 def test_code_made_writable_gets_its_bytes_back(variant):
     """mprotect(PROT_WRITE) over rewritten code: the original bytes come back first."""
-    compare([_prog(variant), "writable", "200"])
+    compare([_prog(variant), "writable", "200"], km_options=EAGER)
 
 
 @pytest.mark.parametrize("variant", STATIC)
 def test_trampoline_page_unmapped(variant):
     """The program unmaps km's trampoline page ([km-syscalls] in its maps): the sites
     that jump there get their bytes back first."""
-    compare([_prog(variant), "unmap", "200"])
+    compare([_prog(variant), "unmap", "200"], km_options=EAGER)
 
 
 def test_code_bytes_and_core_file(tmp_path):
@@ -110,7 +113,7 @@ def test_code_bytes_and_core_file(tmp_path):
     docs/known-issues.md); its core file shows the original bytes."""
     prog = _prog("glibc")
     native = run([prog, "code", "200"])
-    r = run(KM + ["--core", str(prog), "code", "200", "core"], cwd=tmp_path, env={**os.environ, "SHOW_ADDRESS": "1"})
+    r = run(KM + [*EAGER, "--core", str(prog), "code", "200", "core"], cwd=tmp_path, env={**os.environ, "SHOW_ADDRESS": "1"})
     assert r.returncode == -11 or r.returncode == 128 + 11, r.err
     before, after = re.findall(r"(?:before|after):(.*)", r.text)
     assert before == re.findall(r"before:(.*)", native.text)[0]
@@ -135,16 +138,16 @@ def test_go_program():
     """Go's runtime calls (futex, write1, nanosleep...) take the number as an immediate."""
     go = build_go()
     for mode in ("goroutines", "timers"):
-        compare([go, mode])
-    r = km("--timings", go, "goroutines")
+        compare([go, mode], km_options=EAGER)
+    r = km("--timings", *EAGER, go, "goroutines")
     assert _rewritten(r.err)[0] > 0, r.err
 
 
 def test_dynamic_python3():
     """Debian's python3 (libc.so.6, sites found through its .eh_frame_hdr and .dynsym)."""
     argv = [PY, "-c", "import os\nfor i in range(3000): os.getppid()\nprint('ok', os.getppid() == os.getppid())"]
-    compare(argv)
-    r = km("--timings", *argv)
+    compare(argv, km_options=EAGER)
+    r = km("--timings", *EAGER, *argv)
     sites, polled, exited = _rewritten(r.err)
     assert sites > 0 and polled + exited > 2000, r.err
 
@@ -157,6 +160,16 @@ def test_busybox():
     if bb is None:
         pytest.skip("busybox is not installed")
     argv = [bb, "sh", "-c", "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo $i >/dev/null; done; echo $i"]
-    compare(argv)
-    r = km("--timings", *argv)
+    compare(argv, km_options=EAGER)
+    r = km("--timings", *EAGER, *argv)
     assert _rewritten(r.err)[0] > 0, r.err
+
+
+def test_short_programs_are_left_alone():
+    """By default no site is rewritten before 1000 trapped calls: python3 -c 'import json'
+    (~600 calls) keeps its code and never imports the decoder, a loop of calls does not."""
+    r = km("--timings", PY, "-c", "import json")
+    assert r.returncode == 0 and _rewritten(r.err)[0] == 0, r.err
+    r = km("--timings", _prog("glibc"), "calls", "3000")
+    sites, polled, exited = _rewritten(r.err)
+    assert r.returncode == 0 and sites > 0 and polled + exited > 3000, r.err

@@ -43,6 +43,8 @@ options:
                          that can be proven safe into jumps to km's stub, so that their
                          calls no longer trap (see the user guide)
       --no-rewrite       leave the program's code as it is
+      --rewrite-after N  rewrite sites only once the program has made N calls that
+                         trapped (default 1000: short programs do not pay for it)
       --pause-check N    pause the running program N times at arbitrary moments, reading
                          every thread's registers, and resume it (a check of what
                          debuggers and snapshots rely on; says how it went, on stderr)
@@ -98,6 +100,7 @@ def _env_file(path: str) -> list[str]:
 
 
 REWRITE_DEFAULT = True  # syscall sites rewritten (kernel/rewrite.py) unless --no-rewrite
+REWRITE_AFTER = 1000  # trapped calls before any site is rewritten (kernel/rewrite.py's WARMUP)
 
 
 class Options:
@@ -115,6 +118,7 @@ class Options:
         self.gdb_wait = True
         self.gdb_fork_wait = False
         self.rewrite = REWRITE_DEFAULT
+        self.rewrite_after = REWRITE_AFTER
         self.program = ""
         self.args: list[str] = []
 
@@ -173,6 +177,11 @@ def parse(argv: list[str], out=None) -> Options | int:
             o.rewrite = True
         elif name == "--no-rewrite":
             o.rewrite = False
+        elif name == "--rewrite-after":
+            v = value()
+            if not v.isdigit() or len(v) > 12:
+                raise UsageError(f"--rewrite-after {v}: expected a number of calls")
+            o.rewrite_after = int(v)
         elif name == "--pause-check":
             v = value()
             if not v.isdigit():
@@ -236,5 +245,5 @@ def spec(o: Options, environ=None) -> Spec:
     return Spec(o.program, [os.fsencode(a) for a in o.args], _environment(o, environ), memory=o.memory, core=o.core,
                 timings=o.timings, vdso=o.vdso, poll="off" if o.gdb else o.poll, strace=o.strace,
                 pause_check=o.pause_check, gdb=o.gdb, gdb_wait=o.gdb_wait, gdb_fork_wait=o.gdb_fork_wait,
-                rewrite=o.rewrite and not o.gdb,
+                rewrite=o.rewrite and not o.gdb, rewrite_after=o.rewrite_after,
                 kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")
