@@ -134,3 +134,44 @@ def report_timings(proc, started: tuple[float, float] | None) -> None:
     if proc.poller is not None:
         lines.append(f"km: timings: {proc.poller.served} system calls served by polling, without an exit")
     os.write(2, ("\n".join(lines) + "\n").encode())
+
+
+def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
+           started: tuple[float, float] | None = None) -> int:
+    """``km resume FILE`` (and ``km FILE`` for a snapshot): run the program of a
+    snapshot file (kernel/snapshot.py) from where it was taken, to its end."""
+    from kontain.arch.x86_64.layout import WINDOW_LIMIT
+    from kontain.kernel import snapfile, snapshot
+    from kontain.vcpu import VcpuRunner
+
+    snap = None
+    try:
+        snap = snapfile.read(path)
+        head = snapshot._need(snap.state, "head", dict)
+        poll, window = head.get("poll"), head.get("window")
+        if poll not in ("auto", "always", "off") or type(window) is not int or not 0 < window <= WINDOW_LIMIT \
+                or window % (1 << 30):
+            raise snapfile.SnapshotError(f"{path}: not a km snapshot, or a damaged one (bad VM settings)")
+        spec = Spec(path, [], [], poll=poll, window=window, timings=timings, kvm_device=kvm_device)
+        proc = prepare(spec)
+        snapshot.check_host(proc, snap, path)
+        task = snapshot.restore(proc, snap, path)
+        proc.runner = VcpuRunner(task.vcpu, task)
+    except KmError as e:
+        say(str(e))
+        return e.status
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError, AttributeError) as e:
+        say(f"{path}: not a km snapshot, or a damaged one ({type(e).__name__}: {e})")
+        return 126
+    except MemoryError as e:
+        say(f"out of memory: {e}")
+        return 1
+    finally:
+        if snap is not None:
+            os.close(snap.fd)  # (the memory is mapped: the mappings keep the file)
+    proc._mark("resumed")
+    end = proc.run()
+    if timings:
+        report_timings(proc, started)
+    proc.finish(end)
+    return end.status

@@ -70,6 +70,7 @@ class Task:
         self.robust_list = (0, 0)
         self.altstack = (0, 0, 0)  # (sp, flags as sigaltstack set them, size): none, size 0
         self.state = RUNNING  # kernel/runstate.py
+        self.mid_call = False  # parked inside a call that waits in km (Process.wait_for)
         # this thread's host credentials, when it changed them (None: the ones km
         # started with); monitor threads act for it only with the same (kernel/poll.py)
         self.creds: tuple | None = None
