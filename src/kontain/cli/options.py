@@ -12,6 +12,8 @@ from kontain.spec import Spec
 
 USAGE = """\
 usage: km [OPTIONS] PROGRAM [ARGS...]
+       km FILE | km resume FILE          resume a snapshot
+       km snapshot PID [-o FILE] [--leave-running] | km snapshot --info FILE
 
 Run PROGRAM, an unmodified x86-64 Linux executable, in its own KVM virtual machine.
 PROGRAM is looked up in PATH when it has no slash.  stdin, stdout, stderr, the working
@@ -33,6 +35,10 @@ options:
       --pause-check N    pause the running program N times at arbitrary moments, reading
                          every thread's registers, and resume it (a check of what
                          debuggers and snapshots rely on; says how it went, on stderr)
+      --snapshot-on-listen FILE
+                         snapshot the program to FILE when it first listens on a
+                         socket (a server, warm), then end it (resume: km FILE)
+      --leave-running    with --snapshot-on-listen: the program goes on after it
       --serve PATH       be a km server on the Unix socket PATH: with KM_SERVER=PATH in
                          its environment, km hands its program to the server, which
                          starts it without a Python start-up (see the user guide)
@@ -95,6 +101,8 @@ class Options:
         self.vdso = True
         self.poll = "auto"  # the polling tier: auto, always, off
         self.pause_check = 0
+        self.snapshot_on_listen = ""
+        self.leave_running = False
         self.program = ""
         self.args: list[str] = []
 
@@ -154,6 +162,10 @@ def parse(argv: list[str], out=None) -> Options | int:
             if not v.isdigit():
                 raise UsageError(f"--pause-check {v}: expected a number of pauses")
             o.pause_check = int(v)
+        elif name == "--snapshot-on-listen":
+            o.snapshot_on_listen = os.path.abspath(value())
+        elif name == "--leave-running":
+            o.leave_running = True
         elif name == "--poll":
             o.poll = value()
             if o.poll not in ("auto", "always", "off"):
@@ -184,4 +196,5 @@ def spec(o: Options, environ=None) -> Spec:
     kvm = environ.get(b"KM_KVM_DEVICE")
     return Spec(o.program, [os.fsencode(a) for a in o.args], _environment(o, environ), memory=o.memory, core=o.core,
                 timings=o.timings, vdso=o.vdso, poll=o.poll, strace=o.strace, pause_check=o.pause_check,
+                snapshot_on_listen=o.snapshot_on_listen, leave_running=o.leave_running,
                 kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")

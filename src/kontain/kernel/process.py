@@ -284,6 +284,12 @@ class Process:
         0, or -EAGAIN when the signal queue is full (signals.Pending.add)."""
         if sig == signals.SIG_KICK or not 1 <= sig <= S.NSIG:
             return 0
+        if sig == S.SIGURG and info[8:12] == _SI_QUEUE and task is None:  # `km snapshot PID`?
+            from kontain.kernel import snapshot
+
+            if snapshot.is_request(info):
+                _thread.start_new_thread(snapshot.serve_request, (self,))
+                return 0
         if task is None and self.timers.targets and info[8:12] == _SI_TIMER:  # SIGEV_THREAD_ID?
             tid = self.timers.target(int.from_bytes(info[16:20], "little", signed=True))
             task = self.tasks.get(tid) if tid else None
@@ -672,6 +678,7 @@ class Process:
 
 _ending = _thread.allocate_lock()  # held by the thread that ends km (Process.finish)
 _SI_TIMER = S.SI_TIMER.to_bytes(4, "little", signed=True)  # si_code of a POSIX timer signal
+_SI_QUEUE = (-1).to_bytes(4, "little", signed=True)  # si_code of sigqueue
 ENDING_KEPT = 64  # ending threads remembered (older ones are long gone)
 
 ADDR_NO_RANDOMIZE = 0x0040000

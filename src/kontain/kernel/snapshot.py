@@ -85,9 +85,10 @@ def unpause(p, caller) -> None:
         p.changed.notify_all()
 
 
-def take(p, path: str, caller=None) -> int:
+def take(p, path: str, caller=None, result: int = 1) -> int:
     """Write the paused program ``p`` to ``path``; returns the file's size.  Refused
-    (nothing written) when it holds what cannot be resumed."""
+    (nothing written) when it holds what cannot be resumed.  ``caller``: the program
+    thread asking, whose call answers ``result`` in a resumed run."""
     _refusals(p)
     files, pipes_data = _describe_fds(p)
     try:
@@ -98,7 +99,7 @@ def take(p, path: str, caller=None) -> int:
             t["vcpu_id"] = task.vcpu.id
             regs = bytearray(t["vcpu"]["regs"])
             if task is caller:
-                struct.pack_into("<q", regs, _RAX, 1)  # the call's answer after a resume
+                struct.pack_into("<q", regs, _RAX, result)  # the call's answer after a resume
             elif task.mid_call:
                 # parked inside a call that waits in km: make it again after the resume
                 nr = task.q[k.RAX] & 0xFFFFFFFF
@@ -197,6 +198,8 @@ def _describe_fds(p) -> tuple[dict, list]:
             ends[flags & os.O_ACCMODE != os.O_RDONLY].append(fd)
             files[fd] = {"kind": "pipe", "ino": st.st_ino, "flags": flags, "cloexec": cloexec,
                          "write": flags & os.O_ACCMODE != os.O_RDONLY}
+        elif stat.S_ISSOCK(mode) and _listening(fd):
+            files[fd] = dict(_listener(fd, target), flags=flags, cloexec=cloexec)
         elif stat.S_ISSOCK(mode):
             raise Refused(f"snapshot: descriptor {fd} is a socket ({target}), which a snapshot cannot take along "
                           "yet (connections cannot be resumed)")
@@ -214,6 +217,30 @@ def _describe_fds(p) -> tuple[dict, list]:
         for fd in readers + writers:
             files[fd]["data"] = data if fd == readers[0] else b""
     return files, saved
+
+
+def _listening(fd: int) -> bool:
+    buf = bytearray(4)
+    size = bytearray(struct.pack("<I", 4))
+    r = native.syscall(55, fd, 1, 30, native.address_of(buf), native.address_of(size))  # SO_ACCEPTCONN
+    return r == 0 and buf != bytes(4)
+
+
+def _listener(fd: int, target: str) -> dict:
+    """A listening TCP socket, as a resume binds one again (its queue of connections
+    not accepted yet is not taken along)."""
+    import socket
+
+    s = socket.socket(fileno=os.dup(fd))
+    try:
+        family, typ, proto = s.family, s.type, s.proto
+        if family not in (socket.AF_INET, socket.AF_INET6) or typ != socket.SOCK_STREAM:
+            raise Refused(f"snapshot: descriptor {fd} is a listening socket other than TCP ({target}), which a "
+                          "snapshot cannot take along yet")
+        addr = s.getsockname()
+    finally:
+        s.close()
+    return {"kind": "listener", "family": int(family), "proto": proto, "addr": list(addr[:2])}
 
 
 def _drain(fd: int) -> bytes:
@@ -525,6 +552,8 @@ def _restore_fds(p, files: dict, path: str) -> None:
             fcntl.fcntl(new, fcntl.F_SETFL, f["flags"] & (os.O_NONBLOCK | os.O_APPEND | os.O_DIRECT))
             if f.get("data"):
                 _put_back(w, f["data"])
+        elif f.get("kind") == "listener":
+            new = _listen_again(f, fd, path)
         else:
             raise SnapshotError(f"{path}: descriptor {fd} is of an unknown kind")
         if new != fd:
@@ -546,6 +575,30 @@ def _above(fd: int, floor: int) -> int:
     os.close(fd)
     if new < 0:
         raise SnapshotError(f"no descriptor left for the monitor ({os.strerror(-new)})")
+    return new
+
+
+def _listen_again(f: dict, fd: int, path: str) -> int:
+    """A listening socket bound again to its address, with SO_REUSEPORT: several
+    resumes of one snapshot listen at once, and the host shares the connections out."""
+    import fcntl
+    import socket
+
+    family, addr = f["family"], f["addr"]
+    if family not in (socket.AF_INET, socket.AF_INET6) or type(addr) is not list or len(addr) != 2:
+        raise SnapshotError(f"{path}: descriptor {fd}: a bad listening socket")
+    s = socket.socket(family, socket.SOCK_STREAM, f["proto"])
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind(tuple(addr))
+        s.listen(socket.SOMAXCONN)
+    except (OSError, TypeError, OverflowError) as e:
+        s.close()
+        raise SnapshotError(f"{path}: descriptor {fd} listened on {addr[0]} port {addr[1]}, which cannot be "
+                            f"listened on again ({getattr(e, 'strerror', None) or e})") from None
+    new = s.detach()
+    fcntl.fcntl(new, fcntl.F_SETFL, f["flags"] & os.O_NONBLOCK)
     return new
 
 
@@ -624,3 +677,100 @@ def _max_vcpus() -> int:
     from kontain.arch.x86_64 import layout as L
 
     return L.MAX_VCPUS
+
+
+# -- from outside: km snapshot PID (cli/snapctl.py) -----------------------------------
+#
+# The channel only the program's user can reach: ``km snapshot PID`` makes a Unix
+# socket in a directory of that user's, mode 0700 ($XDG_RUNTIME_DIR/kontain, else
+# /tmp/kontain-UID), named for the pid, and sends the km the signal REQUEST_SIGNAL with
+# si_code SI_QUEUE and REQUEST_VALUE (sending a signal needs the same user already).
+# That km, seeing it in its signal thread (Process.post, never the program's), checks
+# the directory (its own, 0700, not a link) and connects; each side checks the other's
+# credentials (SO_PEERCRED: the same uid, and the pid asked for).  The request is one
+# line, "PATH\0LEAVE_RUNNING"; the answer "ok SIZE" or "no WHY".  A km that gets no
+# such socket ignores the signal; any other process ignores SIGURG by default.
+REQUEST_SIGNAL = 23  # SIGURG
+REQUEST_VALUE = 0x4B4D534E4150  # "KMSNAP"
+
+
+def channel_dir() -> str:
+    """The user's own directory for the channel (made 0700 if missing); SnapshotError
+    when it is not safe (another owner, open to others, a symbolic link)."""
+    base = os.environ.get("XDG_RUNTIME_DIR", "")
+    uid = os.getuid()
+    if base and os.path.isdir(base) and os.stat(base).st_uid == uid:
+        d = os.path.join(base, "kontain")
+    else:
+        d = f"/tmp/kontain-{uid}"
+    try:
+        os.mkdir(d, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise KmError(f"snapshot: cannot make {d} ({e.strerror})") from None
+    st = os.lstat(d)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o077:
+        raise KmError(f"snapshot: {d} is not a directory of this user's only (mode 0700): remove it")
+    return d
+
+
+def channel_path(pid: int) -> str:
+    return os.path.join(channel_dir(), f"snap-{pid}.sock")
+
+
+def is_request(info: bytes) -> bool:
+    """Is this siginfo of REQUEST_SIGNAL a `km snapshot` request?"""
+    return struct.unpack_from("<i", info, 8)[0] == -1 and struct.unpack_from("<Q", info, 24)[0] == REQUEST_VALUE
+
+
+def serve_request(p) -> None:
+    """In a monitor thread of the km asked (Process.post): connect, take the request,
+    snapshot the program, answer; then the program goes on or ends."""
+    import socket
+
+    from kontain.errors import ProcessExit, say
+    from kontain.kernel import signals
+
+    signals.block_forwarded()
+    try:  # (the monitor's own descriptor: above the program's range)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock = socket.socket(fileno=_above(sock.detach(), p.fds.floor))
+    except (OSError, SnapshotError):
+        return
+    try:
+        sock.settimeout(5)
+        sock.connect(channel_path(os.getpid()))
+        cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        if struct.unpack("<iII", cred)[1] != os.getuid():
+            return
+        data = b""
+        while not data.endswith(b"\n") and len(data) < 8192:
+            chunk = sock.recv(8192)
+            if not chunk:
+                return
+            data += chunk
+        path, leave = data[:-1].split(b"\0")
+    except (OSError, ValueError, KmError):
+        sock.close()
+        return
+    ok = False
+    p.pause_all()
+    try:
+        size = take(p, os.fsdecode(path))
+        answer, ok = f"ok {size}", True
+    except KmError as e:
+        answer = f"no {e}"
+    except OSError as e:
+        answer = f"no {os.fsdecode(path)}: {e.strerror}"
+    finally:
+        if leave == b"1" or not ok:
+            p.resume_all()
+    try:
+        sock.sendall(answer.encode("utf-8", "surrogateescape").replace(b"\n", b" ") + b"\n")
+    except OSError:
+        pass
+    sock.close()
+    if ok and leave != b"1":
+        say(f"snapshot: the program ended, snapshotted to {os.fsdecode(path)}")
+        p.finish(ProcessExit(status=0))

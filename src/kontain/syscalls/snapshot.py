@@ -44,3 +44,26 @@ def km_snapshot(t, path_addr: int, flags: int) -> int:
     if flags & KM_SNAPSHOT_EXIT:
         raise ProcessExit(status=0)
     return 0
+
+
+def on_listen(t) -> None:
+    """--snapshot-on-listen FILE: the program's first successful listen; the snapshot's
+    resumed runs see listen return 0.  Then the program ends, or goes on
+    (--leave-running).  A refusal is said once and the program goes on."""
+    from kontain.kernel import snapshot
+
+    p = t.process
+    path, p.spec.snapshot_on_listen = p.spec.snapshot_on_listen, ""  # (once)
+    snapshot.pause(p, t)
+    try:
+        snapshot.take(p, path, caller=t, result=0)
+    except KmError as e:
+        say(str(e) if isinstance(e, snapshot.Refused) else f"snapshot: {e}")
+        return
+    except OSError as e:
+        say(f"snapshot: {path}: {e.strerror}")
+        return
+    finally:
+        snapshot.unpause(p, t)
+    if not p.spec.leave_running:
+        raise ProcessExit(status=0)

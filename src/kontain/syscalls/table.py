@@ -164,7 +164,7 @@ TABLE: tuple[Entry, ...] = (
     Entry(47, "recvmsg", net.recvmsg, FULL),
     Entry(48, "shutdown", PASS, FULL, args="f i"),
     Entry(49, "bind", PASS, FULL, args="f b2 x"),
-    Entry(50, "listen", PASS, FULL, args="f i"),
+    Entry(50, "listen", net.listen, FULL, args="f i"),
     Entry(51, "getsockname", PASS, FULL, args="f p128 p4"),
     Entry(52, "getpeername", PASS, FULL, args="f p128 p4"),
     Entry(53, "socketpair", net.socketpair, FULL),
