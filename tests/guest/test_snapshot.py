@@ -160,3 +160,118 @@ def test_gdb_opens_a_snapshot(tmp_path):
     assert r.returncode == 0, r.err
     assert "main" in r.text, r.text + r.err
     assert r.text.count("Thread") + r.text.count("LWP") >= 8, r.text  # every thread is in it
+
+
+PYTHON = "/usr/bin/python3"
+SRC = str(os.path.join(os.path.dirname(__file__), "..", "..", "src"))
+HEAVY = ("import asyncio, email.mime.multipart, http.server, json, decimal, sqlite3, ssl, xml.etree.ElementTree, "
+         "urllib.request, argparse, logging, unittest\n")
+
+
+def test_python_snapshots_itself_after_heavy_imports(tmp_path):
+    """CPython (Debian's dynamic python3) imports a heavy set of modules and snapshots
+    itself with kontain.guest.snapshot(); every resume (three at once) goes on from there."""
+    script = tmp_path / "warm.py"
+    script.write_text(HEAVY + f"import sys\nsys.path.insert(0, {SRC!r})\nfrom kontain.guest import snapshot\n"
+                      "resumed = snapshot(sys.argv[1], exit=True)\n"
+                      "print('resumed' if resumed else 'original', json.dumps({'d': str(decimal.Decimal(1) / 7)}),"
+                      " sqlite3.connect(':memory:').execute('select 6*7').fetchone()[0])\n")
+    snap = tmp_path / "py.snap"
+    first = km(PYTHON, script, snap)
+    assert first.returncode == 0 and first.stdout == b"", first.err
+    procs = [subprocess.Popen(KM + [str(snap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert (p.returncode, out) == (0, b'resumed {"d": "0.1428571428571428571428571429"} 42\n'), err.decode()
+    natively = run([PYTHON, "-c", f"import sys; sys.path.insert(0, {SRC!r})\nfrom kontain.guest import snapshot\n"
+                    "try:\n    snapshot()\nexcept OSError as e:\n    print(e.errno)"])
+    assert natively.stdout == b"38\n"  # ENOSYS outside km
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+SERVER = """import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def _get(port: int, path: str, tries: int = 200) -> bytes:
+    """GET, waiting for the server to listen (a resumed one listens before it runs)."""
+    import http.client
+    import time
+
+    for _ in range(tries):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", path)
+            return c.getresponse().read()
+        except ConnectionRefusedError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+def test_a_python_http_server_snapshotted_on_listen_serves_from_several_resumes(tmp_path):
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    port = _free_port()
+    snap = tmp_path / "server.snap"
+    first = km("--snapshot-on-listen", snap, PYTHON, script, port)
+    assert first.returncode == 0 and snap.exists(), first.err
+    procs = [subprocess.Popen(KM + [str(snap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    try:
+        for i in range(6):  # (the host shares the connections among the copies: SO_REUSEPORT)
+            assert _get(port, f"/{i}") == b'{"path": "/%d"}' % i
+    finally:
+        for p in procs:
+            p.terminate()
+            p.communicate(timeout=60)
+
+
+def test_km_snapshot_pid_from_outside(tmp_path):
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    port = _free_port()
+    server = subprocess.Popen(KM + [PYTHON, str(script), str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert _get(port, "/before") == b'{"path": "/before"}'
+        kept = tmp_path / "kept.snap"
+        r = km("snapshot", server.pid, "-o", kept, "--leave-running")
+        assert r.returncode == 0 and kept.exists(), r.err
+        assert _get(port, "/still") == b'{"path": "/still"}'  # it goes on
+        last = tmp_path / "last.snap"
+        r = km("snapshot", server.pid, "-o", last)
+        assert r.returncode == 0 and last.exists(), r.err
+        assert server.wait(timeout=60) == 0  # and then it ended
+        info = km("snapshot", "--info", last)
+        assert info.returncode == 0 and "server.py" in info.text and "threads: 1" in info.text, info.err
+    finally:
+        server.kill()
+        server.communicate()
+    resumed = subprocess.Popen(KM + [str(last)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert _get(port, "/resumed") == b'{"path": "/resumed"}'
+    finally:
+        resumed.terminate()
+        resumed.communicate(timeout=60)
+    native = subprocess.Popen(["sleep", "30"])
+    try:
+        r = km("snapshot", native.pid)  # not a km: it ignores the request (SIGURG)
+        assert r.returncode == 1 and "did not answer" in r.err and native.poll() is None
+    finally:
+        native.kill()
+        native.wait()

@@ -168,6 +168,8 @@ def _worker(listener, taken_w: int) -> int:
         return 1
     try:
         req = Request(*received)
+        if req.argv[:1] in ([b"resume"], [b"snapshot"]):  # (km's own commands: started directly)
+            raise ValueError(req.argv[0])
         o = options.parse([os.fsdecode(a) for a in req.argv], out=_Discard())  # --help: the client's own
         spec = options.spec(o, req.env) if isinstance(o, options.Options) else None
     except (IndexError, ValueError, options.UsageError):

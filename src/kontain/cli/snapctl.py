@@ -45,8 +45,12 @@ def info(path: str) -> int:
         mem = sum(filesz for _s, _e, _o, filesz, _f in snap.loads)
         lines.append(f"memory: {len(snap.loads)} mappings, {mem >> 20} MiB in the file ({snap.size >> 20} MiB file)")
         for fd, f in sorted(state["fds"].items()):
-            what = os.fsdecode(f["path"]) + f" at offset {f['offset']}" if f["kind"] == "file" else \
-                f"a pipe ({'write' if f['write'] else 'read'} end)"
+            if f["kind"] == "file":
+                what = f"{os.fsdecode(f['path'])} at offset {f['offset']}"
+            elif f["kind"] == "listener":
+                what = f"a socket listening on {f['addr'][0]} port {f['addr'][1]}"
+            else:
+                what = f"a pipe ({'write' if f['write'] else 'read'} end)"
             lines.append(f"descriptor {fd}: {what}")
     except (KeyError, TypeError, ValueError) as e:
         _say(f"{path}: not a km snapshot, or a damaged one ({e})")
