@@ -283,7 +283,8 @@ def read(path: str) -> Snapshot:
 
 
 def _read(path: str, fd: int) -> Snapshot:
-    bad = lambda why: SnapshotError(f"{path}: not a km snapshot, or a damaged one ({why})")  # noqa: E731
+    bad = lambda why: SnapshotError(f"{path}: an ELF core dump that is not a km snapshot, or a damaged "  # noqa: E731
+                                    f"snapshot ({why})")
     size = os.fstat(fd).st_size
     head = os.pread(fd, EHDR.size, 0)
     if len(head) < EHDR.size:

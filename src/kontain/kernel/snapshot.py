@@ -36,6 +36,7 @@ import struct
 from kontain import native
 from kontain.abi import flags as F
 from kontain.arch.x86_64 import cpu
+from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError, KmError
 from kontain.kernel import snapfile
 from kontain.kernel.runstate import PAUSED, RUNNING
@@ -47,6 +48,7 @@ from kontain.memory.mm import VM_SPECIAL, ShmVma, access_of
 _RAX = 8 * k.REG_NAMES.index("rax")
 _RCX = 8 * k.REG_NAMES.index("rcx")
 _FIONREAD = 0x541B
+_TSS_END = L.TSS_SIZE + L.IO_BITMAP_BYTES + 1
 _HOST_RLIMITS = (F.RLIMIT_CPU, F.RLIMIT_FSIZE, F.RLIMIT_STACK, F.RLIMIT_CORE, F.RLIMIT_NPROC,
                  F.RLIMIT_MEMLOCK, F.RLIMIT_MSGQUEUE, F.RLIMIT_NICE, F.RLIMIT_RTPRIO, F.RLIMIT_RTTIME,
                  F.RLIMIT_SIGPENDING, F.RLIMIT_LOCKS, F.RLIMIT_RSS)
@@ -108,6 +110,10 @@ def take(p, path: str, caller=None, result: int = 1) -> int:
                 if t["saved_mask"] is not None:
                     t["sigmask"], t["saved_mask"] = t["saved_mask"], None
             t["vcpu"]["regs"] = bytes(regs)
+            # the vCPU's exception stack (an exception or iret frame of a thread stopped in
+            # km's code at CPL0): its page past the TSS, which a resume builds itself
+            page = L.vcpu_page(task.vcpu.id) - L.SYS_BASE
+            t["stack"] = bytes(p.sys.buf[page + _TSS_END:page + L.VCPU_PAGE])
         if caller is not None:  # the asking thread first: gdb's current thread
             tasks.sort(key=lambda t: t["tid"] != caller.tid)
         del state["slots"]  # (host addresses: a resume registers the slots from the VMAs)
@@ -659,6 +665,12 @@ def _restore_threads(p, tasks: list, path: str):
         else:
             task = Task(p, vcpu, tid)
         try:
+            vstate = t["vcpu"]
+            t = dict(t, vcpu=dict(vstate, sregs=_sane_sregs(vstate, vid, path)))
+            stack = t.get("stack")
+            if type(stack) is bytes and len(stack) == L.VCPU_PAGE - _TSS_END:
+                page = L.vcpu_page(vid) - L.SYS_BASE
+                p.sys.buf[page + _TSS_END:page + L.VCPU_PAGE] = stack
             task.restore(t)
         except (KeyError, TypeError, ValueError, KmError) as e:
             raise SnapshotError(f"{path}: a thread's state cannot be restored ({e})") from None
@@ -673,9 +685,29 @@ def _restore_threads(p, tasks: list, path: str):
     return main
 
 
-def _max_vcpus() -> int:
-    from kontain.arch.x86_64 import layout as L
+def _sane_sregs(vcpu: dict, vid: int, path: str) -> bytes:
+    """A thread's system registers as km builds them (segments, GDT, IDT, TSS, control
+    registers: nothing of the file's), with the file's FS and GS bases; and the file's
+    CPL0 code and stack segments only for a thread stopped in km's own code (hardware
+    KVM's syscall stub, an exception vector)."""
+    saved = bytearray(vcpu["sregs"])
+    clean = cpu.child_sregs(saved, vid)
+    off = k.sregs.offsets
+    names = k.segment.names
+    cs = k.segment.unpack_from(saved, off["cs"])
+    if cs[names.index("dpl")] != 0:
+        return bytes(clean)
+    rip = struct.unpack_from("<Q", vcpu["regs"], 8 * k.REG_NAMES.index("rip"))[0]
+    ss = k.segment.unpack_from(saved, off["ss"])
+    if cs[names.index("selector")] != L.KERNEL_CS or ss[names.index("selector")] not in (0, L.KERNEL_DS) or \
+            not L.HANDLERS <= rip < L.VCPU_AREA or cs[names.index("base")] or ss[names.index("base")]:
+        raise SnapshotError(f"{path}: a thread in kernel mode outside km's own code")
+    for seg in ("cs", "ss"):
+        clean[off[seg]:off[seg] + 24] = saved[off[seg]:off[seg] + 24]
+    return bytes(clean)
 
+
+def _max_vcpus() -> int:
     return L.MAX_VCPUS
 
 
