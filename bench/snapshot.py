@@ -74,10 +74,24 @@ def python_rows(tmp: str, rounds: int) -> list[tuple[str, float]]:
         "km SNAPSHOT, resumed (to the same output)": lambda: first_line(KM + [str(snap)]),
         "km SNAPSHOT, resumed, program exits at once (whole command)": lambda: whole(KM + [str(snap_exit)]),
     }
+    server = subprocess.Popen(KM + ["--serve", f"{tmp}/km.sock"], stderr=subprocess.DEVNULL)
+    client = Path(tmp, "km")  # the server's native client (cli/kmc.c)
+    for _ in range(200):
+        if client.exists() and Path(tmp, "km.sock").exists():
+            break
+        time.sleep(0.05)
+    if client.exists():
+        runs["km server's client: SNAPSHOT resumed (to the same output)"] = lambda: first_line([str(client), str(snap)])
+        runs["km server's client: SNAPSHOT resumed, program exits at once (whole command)"] = \
+            lambda: whole([str(client), str(snap_exit)])
     times: dict[str, list[float]] = {k: [] for k in runs}
-    for _ in range(rounds):
-        for name, f in runs.items():
-            times[name].append(f())
+    try:
+        for _ in range(rounds):
+            for name, f in runs.items():
+                times[name].append(f())
+    finally:
+        server.terminate()
+        server.wait()
     return [(name, statistics.median(v)) for name, v in times.items()]
 
 

@@ -59,6 +59,8 @@ def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float,
     (perf_counter, process_time) at km's first line, for --timings."""
     from kontain.loader.exec import resolve
 
+    if prepared is not None and _snapshot_file(spec.program):  # km FILE through a km server
+        return resume(spec.program, prepared=prepared, report=report)
     try:
         prog = resolve(spec.program, spec.args)
         if prepared is None:
@@ -136,10 +138,23 @@ def report_timings(proc, started: tuple[float, float] | None) -> None:
     os.write(2, ("\n".join(lines) + "\n").encode())
 
 
+def _snapshot_file(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(18)
+    except OSError:
+        return False
+    from kontain.kernel import snapfile
+
+    return snapfile.is_snapshot(head)
+
+
 def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
-           started: tuple[float, float] | None = None) -> int:
+           started: tuple[float, float] | None = None, prepared=None, report=None) -> int:
     """``km resume FILE`` (and ``km FILE`` for a snapshot): run the program of a
-    snapshot file (kernel/snapshot.py) from where it was taken, to its end."""
+    snapshot file (kernel/snapshot.py) from where it was taken, to its end.
+    ``prepared``, ``report``: as for run_program (a km server's worker: its VM must fit
+    the snapshot's, which the server checked before taking the client)."""
     from kontain.arch.x86_64.layout import WINDOW_LIMIT
     from kontain.kernel import snapfile, snapshot
     from kontain.vcpu import VcpuRunner
@@ -153,7 +168,13 @@ def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
                 or window % (1 << 30):
             raise snapfile.SnapshotError(f"{path}: not a km snapshot, or a damaged one (bad VM settings)")
         spec = Spec(path, [], [], poll=poll, window=window, timings=timings, kvm_device=kvm_device)
-        proc = prepare(spec)
+        if prepared is None:
+            proc = prepare(spec)
+        else:
+            if not spec.fits(prepared.spec):
+                raise snapfile.SnapshotError(f"{path}: taken with other VM options than this km server's")
+            proc = prepared
+            proc.take(spec)
         snapshot.check_host(proc, snap, path)
         task = snapshot.restore(proc, snap, path)
         proc.runner = VcpuRunner(task.vcpu, task)
@@ -170,6 +191,7 @@ def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
         if snap is not None:
             os.close(snap.fd)  # (the memory is mapped: the mappings keep the file)
     proc._mark("resumed")
+    proc.report = report
     end = proc.run()
     if timings:
         report_timings(proc, started)

@@ -275,3 +275,34 @@ def test_km_snapshot_pid_from_outside(tmp_path):
     finally:
         native.kill()
         native.wait()
+
+
+def test_resume_through_a_km_server(tmp_path):
+    """km FILE through a km server's client (native, and km with KM_SERVER): the resume
+    runs in a warm worker (the program's parent is the server)."""
+    import time
+
+    script = tmp_path / "warm.py"
+    script.write_text(f"import sys, os, json\nsys.path.insert(0, {SRC!r})\nfrom kontain.guest import snapshot\n"
+                      "snapshot(sys.argv[1], exit=True)\nprint(json.dumps({'parent': os.getppid()}))\n")
+    snap = tmp_path / "py.snap"
+    assert km(PYTHON, script, snap).returncode == 0
+    prog = program("snapshot")
+    native = run([prog])
+    csnap = tmp_path / "c.snap"
+    first = snapshot_and_exit(prog, csnap)
+    sock, client = tmp_path / "km.sock", tmp_path / "km"
+    server = subprocess.Popen(KM + ["--serve", str(sock)], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not (sock.exists() and client.exists()):
+            assert server.poll() is None and time.monotonic() < deadline, "km --serve did not start"
+            time.sleep(0.05)
+        for runner in ([str(client)], ["env", f"KM_SERVER={sock}"] + KM):
+            r = run(runner + [snap])
+            assert (r.returncode, r.stdout) == (0, b'{"parent": %d}\n' % server.pid), r.err
+            r = run(runner + [csnap])
+            assert (r.returncode, first.stdout + r.stdout) == (0, native.stdout), r.err
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
