@@ -306,3 +306,23 @@ def test_resume_through_a_km_server(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_go_http_server_snapshotted_on_listen_serves_from_several_resumes(tmp_path):
+    """Go's runtime: many threads, an epoll set and an eventfd (taken along through
+    /proc/self/fdinfo), a listening socket."""
+    from kt import build_go
+
+    prog = build_go()
+    port = _free_port()
+    snap = tmp_path / "go.snap"
+    first = km("--snapshot-on-listen", snap, prog, "serve-on", port)
+    assert first.returncode == 0 and snap.exists(), first.err
+    procs = [subprocess.Popen(KM + [str(snap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    try:
+        for i in range(6):
+            assert _get(port, f"/x{i}") == b"hello x%d from go" % i
+    finally:
+        for p in procs:
+            p.terminate()
+            p.communicate(timeout=60)

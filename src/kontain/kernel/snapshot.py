@@ -4,7 +4,8 @@ Taking one (``take``): every thread is paused at a safe point (kernel/runstate.p
 thread that asked (the in-guest call, ``KM_SNAPSHOT``) is in its handler, so it is
 marked paused itself.  What cannot come back is refused first, with one line that says
 which thing and why (``Refused``): a descriptor that is not a regular file, a directory,
-a character device, a pipe with both ends in the program, or a listening socket; System V
+a character device, a pipe with both ends in the program, a listening socket, an epoll set
+(its watched descriptors, events and data, from /proc/self/fdinfo) or an eventfd; System V
 shared memory; POSIX timers; changed credentials; live children.  Then
 ``Process.save()`` gives every component's state, adjusted so that it can run again in
 another VM:
@@ -204,13 +205,20 @@ def _describe_fds(p) -> tuple[dict, list]:
             ends[flags & os.O_ACCMODE != os.O_RDONLY].append(fd)
             files[fd] = {"kind": "pipe", "ino": st.st_ino, "flags": flags, "cloexec": cloexec,
                          "write": flags & os.O_ACCMODE != os.O_RDONLY}
+        elif target in ("anon_inode:[eventpoll]", "anon_inode:[eventfd]"):
+            files[fd] = dict(_anon(fd, target), flags=flags, cloexec=cloexec, ino=st.st_ino)
         elif stat.S_ISSOCK(mode) and _listening(fd):
-            files[fd] = dict(_listener(fd, target), flags=flags, cloexec=cloexec)
+            files[fd] = dict(_listener(fd, target), flags=flags, cloexec=cloexec, ino=st.st_ino)
         elif stat.S_ISSOCK(mode):
             raise Refused(f"snapshot: descriptor {fd} is a socket ({target}), which a snapshot cannot take along "
                           "yet (connections cannot be resumed)")
         else:
             raise Refused(f"snapshot: descriptor {fd} ({target}) is of a kind a snapshot cannot take along")
+    for fd, f in files.items():  # an epoll set's descriptors must be the program's own, open
+        for tfd, _events, _data, ino in f.get("watch", ()):
+            if files.get(tfd, {}).get("ino") != ino and not (tfd <= 2 and _same_inode(tfd, ino)):
+                raise Refused(f"snapshot: descriptor {fd} is an epoll set watching a file that is no longer open "
+                              f"as descriptor {tfd}, which a resume cannot watch again")
     for readers, writers in pipes.values():
         if not readers or not writers:
             fd = (readers or writers)[0]
@@ -223,6 +231,36 @@ def _describe_fds(p) -> tuple[dict, list]:
         for fd in readers + writers:
             files[fd]["data"] = data if fd == readers[0] else b""
     return files, saved
+
+
+def _fdinfo(fd: int) -> list[str]:
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        return f.read().splitlines()
+
+
+def _anon(fd: int, target: str) -> dict:
+    """An epoll set (each watched descriptor, its events and data: the kernel lists them
+    in fdinfo) or an eventfd (its count and mode)."""
+    lines = _fdinfo(fd)
+    if target == "anon_inode:[eventfd]":
+        info = dict(line.split(":", 1) for line in lines if ":" in line)
+        return {"kind": "eventfd", "count": int(info["eventfd-count"].strip(), 16),
+                "semaphore": info.get("eventfd-semaphore", "0").strip() == "1"}
+    watch = []
+    for line in lines:
+        if line.startswith("tfd:"):
+            words = line.split()
+            tfd, events, data = int(words[1]), int(words[3], 16), int(words[5], 16)
+            ino = int(words[7].split(":")[1], 16)
+            watch.append((tfd, events, data, ino))
+    return {"kind": "epoll", "watch": watch}
+
+
+def _same_inode(fd: int, ino: int) -> bool:
+    try:
+        return os.fstat(fd).st_ino == ino
+    except OSError:
+        return False
 
 
 def _listening(fd: int) -> bool:
@@ -544,6 +582,7 @@ def _restore_fds(p, files: dict, path: str) -> None:
             except OSError:
                 pass
     pipes: dict[int, tuple[int, int]] = {}
+    epolls: list[tuple[int, dict]] = []  # (made last: they watch the others)
     for fd, f in sorted(files.items()):
         if type(fd) is not int or not 2 < fd < p.fds.floor or type(f) is not dict:
             raise SnapshotError(f"{path}: descriptor {fd} is beyond this km's limit (RLIMIT_NOFILE)")
@@ -560,20 +599,53 @@ def _restore_fds(p, files: dict, path: str) -> None:
                 _put_back(w, f["data"])
         elif f.get("kind") == "listener":
             new = _listen_again(f, fd, path)
+        elif f.get("kind") == "eventfd":
+            count = f["count"]
+            if type(count) is not int or not 0 <= count < 1 << 64 - 1:
+                raise SnapshotError(f"{path}: descriptor {fd}: a bad eventfd")
+            new = os.eventfd(count, (os.EFD_SEMAPHORE if f.get("semaphore") else 0) |
+                             (f["flags"] & os.O_NONBLOCK and os.EFD_NONBLOCK))
+        elif f.get("kind") == "epoll":
+            epolls.append((fd, f))
+            continue
         else:
             raise SnapshotError(f"{path}: descriptor {fd} is of an unknown kind")
-        if new != fd:
-            os.dup2(new, fd, inheritable=True)
-            os.close(new)
-        os.set_inheritable(fd, True)
-        if f.get("cloexec"):
-            fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
-        else:
-            fcntl.fcntl(fd, fcntl.F_SETFD, 0)
+        _place(new, fd, f)
     for r, w in pipes.values():
         os.close(r)
         os.close(w)
+    for fd, f in epolls:
+        _place(_epoll_again(f, fd, path), fd, f)
     p.fds.seen(max(files, default=2))
+
+
+def _place(new: int, fd: int, f: dict) -> None:
+    """Descriptor ``new`` becomes the program's ``fd``, close-on-exec as it was."""
+    import fcntl
+
+    if new != fd:
+        os.dup2(new, fd, inheritable=True)
+        os.close(new)
+    fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC if f.get("cloexec") else 0)
+
+
+def _epoll_again(f: dict, fd: int, path: str) -> int:
+    """An epoll set made again, watching the same descriptors (restored already) with the
+    same events and data.  One of 0-2 (the resuming km's own now) that epoll cannot
+    watch (a regular file) is left out."""
+    ep = native.syscall(291, os.O_CLOEXEC)  # epoll_create1
+    if ep < 0:
+        raise SnapshotError(f"{path}: descriptor {fd}: no epoll ({os.strerror(-ep)})")
+    for tfd, events, data, _ino in f["watch"]:
+        if type(tfd) is not int or not 0 <= tfd < 1 << 31:
+            raise SnapshotError(f"{path}: descriptor {fd}: a bad epoll set")
+        ev = bytearray(struct.pack("<IQ", events & 0xFFFFFFFF, data & 0xFFFFFFFFFFFFFFFF))
+        r = native.syscall(233, ep, 1, tfd, native.address_of(ev))  # epoll_ctl(EPOLL_CTL_ADD)
+        if r < 0 and not (tfd <= 2 and r == -1):  # (EPERM: a file epoll does not watch)
+            os.close(ep)
+            raise SnapshotError(f"{path}: descriptor {fd}: cannot watch descriptor {tfd} again "
+                                f"({os.strerror(-r)})")
+    return ep
 
 
 def _above(fd: int, floor: int) -> int:
