@@ -86,6 +86,16 @@ def test_what_cannot_be_taken_along_is_refused_and_the_program_goes_on(tmp_path)
     assert len(lines) == 1 and "descriptor" in lines[0] and "socket" in lines[0], r.err
     assert "snapshot call: -95" in r.err  # EOPNOTSUPP
     assert not (tmp_path / "snap").exists()
+    rd, wr = os.pipe()  # a pipe whose other end is km's caller's
+    try:
+        p = subprocess.run(KM + [str(prog), str(tmp_path / "snap"), "stay"], pass_fds=[wr], capture_output=True,
+                           timeout=120)
+    finally:
+        os.close(rd)
+        os.close(wr)
+    assert (p.returncode, p.stdout) == (native.returncode, native.stdout), p.stderr
+    assert f"descriptor {wr} is a pipe whose other end is outside the program" in p.stderr.decode()
+    assert not (tmp_path / "snap").exists()
 
 
 def _one_line_126(r):
