@@ -134,6 +134,77 @@ def test_damaged_and_truncated_files_get_one_line_and_126(tmp_path):
     _one_line_126(km("resume", bad))
 
 
+def rewrite(src, dst, change) -> None:
+    """A copy of snapshot ``src`` at ``dst`` whose km state ``change(state)`` changed (the
+    file rebuilt around it: notes, then the same memory)."""
+    from kontain.kernel import snapfile
+
+    s = snapfile.read(str(src))
+    try:
+        change(s.state)
+        notes = b"".join(snapfile.note(kind, desc, name) for name, kind, desc in s.notes
+                         if kind != snapfile.NT_KM_STATE)
+        notes += snapfile.state_note(s.state)
+        segments = []
+        for start, end, off, filesz, flags in s.loads:
+            read = (lambda a, n, start=start, off=off: os.pread(s.fd, n, off + a - start)) if filesz else None
+            segments.append(snapfile.Segment(start, end, flags, read))
+        snapfile.write(str(dst), notes, segments)
+    finally:
+        os.close(s.fd)
+
+
+def _set(path: tuple, value):
+    def change(state):
+        d = state
+        for key in path[:-1]:
+            d = d[key]
+        d[path[-1]] = value(d[path[-1]]) if callable(value) else value
+    return change
+
+
+HOSTILE_STATES = {
+    "registers of the wrong size": (("process", "tasks", 0, "vcpu", "regs"), b"x"),
+    "no threads": (("process", "tasks"), []),
+    "a vCPU number past KVM's": (("process", "tasks", 0, "vcpu_id"), 60000),
+    "a thread id that is no number": (("process", "tasks", 0, "tid"), "1"),
+    "arguments that are no strings": (("process", "program", "argv"), [1, 2]),
+    "a mapping moved": (("process", "mm", "vmas", 0), lambda v: (v[0], (v[1][0] + 1,) + v[1][1:])),
+    "a mapping of another kind": (("process", "mm", "vmas", 0), lambda v: ("ShmVma", v[1])),
+    "a descriptor of an unknown kind": (("process", "fds", 3), {"kind": "bogus"}),
+    "a descriptor of a file that is gone": (("process", "fds", 3, "path"), b"/nonexistent/file"),
+    "a descriptor number out of range": (("process", "fds"), lambda d: {**d, -5: d[3]}),
+    "a signal table too short": (("process", "actions"), lambda a: a[:10]),
+    "a siginfo of the wrong size": (("process", "shared_pending", "infos"), {10: [(b"x", False)]}),
+    "another poll mode": (("head", "poll"), "bogus"),
+    "a window of no size": (("head", "window"), 0),
+    "a working directory that is gone": (("extra", "cwd"), b"/nonexistent/dir"),
+    "credentials": (("process", "tasks", 0, "creds"), (0, 0, 0)),
+    "random system registers": (("process", "tasks", 0, "vcpu", "sregs"), lambda b: bytes(len(b))),
+    "a kernel-mode thread anywhere": (("process", "tasks", 0, "vcpu", "sregs"),
+                                      lambda b: b[:16] + b"\0" + b[17:]),  # (CS.dpl 0)
+    "a huge limit": (("extra", "host_rlimits", 0), (1 << 70, 1 << 70)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_STATES))
+def test_a_hostile_state_gets_one_line_or_runs_as_the_guest_it_is(tmp_path, name):
+    """A file whose km state was written by someone else: one line and 126 for what km
+    cannot take, or the program runs (a guest may do what it wants with itself); never
+    a traceback, never km's internal error."""
+    prog = program("snapshot")
+    snap = tmp_path / "snap"
+    snapshot_and_exit(prog, snap)
+    where, value = HOSTILE_STATES[name]
+    bad = tmp_path / "bad"
+    rewrite(snap, bad, _set(where, value))
+    r = km("resume", bad)
+    assert "Traceback" not in r.err and "internal error" not in r.err, r.err
+    if r.returncode == 126:
+        _one_line_126(r)
+    assert r.returncode != 0 or name in ("random system registers",), r.err
+
+
 def test_a_snapshot_from_another_cpu_is_refused(tmp_path):
     """The CPUID is part of the state: a changed one (another CPU model) is refused."""
     prog = program("snapshot")

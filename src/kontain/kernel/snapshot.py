@@ -441,11 +441,103 @@ def _need(d, key, typ):
     return d[key]
 
 
+# -- what km's state must look like (every value of the file is checked before use) -----
+_U64 = ("int", 0, (1 << 64) - 1)
+_S64 = ("int", -(1 << 63), (1 << 63) - 1)
+_PENDING = {"mask": _U64, "infos": ("dict", ("int", 1, 64), ("list", ("tuple", ("bytes", 128), bool)))}
+_TASK = {
+    "tid": ("int", 1, (1 << 30) - 1), "vcpu_id": ("int", 0, (1 << 16) - 1),
+    "vcpu": {"regs": bytes, "sregs": bytes, "xsave": bytes}, "stop": ("int", 0, 2), "sigmask": _U64,
+    "saved_mask": ("opt", _U64), "pending": _PENDING, "altstack": ("tuple", _U64, ("int", 0, 0xFFFFFFFF), _U64),
+    "robust_list": ("tuple", _U64, _U64), "clear_child_tid": _U64, "creds": ("opt", "never"),
+}
+_VMA = ("tuple", ("str", 3), ("tuple", _U64, _U64, ("int", 0, 0xFF), _U64, str, _U64, _U64, _U64))
+_STATE = {
+    "head": {"poll": str, "window": _U64, "uid": int},
+    "process": {
+        "program": {"path": str, "name": str, "argv": ("list", bytes), "envp": ("list", bytes),
+                    "personality": ("int", 0, 0xFFFFFFFF), "rlimits": ("dict", ("int", 0, 15), ("tuple", _U64, _U64)),
+                    "stack_info": ("tuple", _U64, _U64, _U64, _U64, _U64)},
+        "tasks": ("list", _TASK),
+        "mm": {"vmas": ("list", _VMA), "brk": ("tuple", _U64, _U64), "mmap_top": _U64, "committed": _U64,
+               "limit": ("opt", _U64), "lock_future": _S64},
+        "actions": ("list", ("tuple", _U64, _U64, _U64, _U64)),
+        "shared_pending": _PENDING,
+        "timers": {"targets": ("dict", int, int), "overruns": ("dict", int, int)},
+        "fds": ("dict", ("int", 3, (1 << 31) - 1), dict),
+    },
+    "extra": {"exe_path": bytes, "auxv": bytes, "cwd": bytes, "umask": ("int", 0, 0o777),
+              "host_rlimits": ("dict", ("int", 0, 15), ("tuple", _S64, _S64)),
+              "loads": ("list", ("tuple", _U64, _U64, str)), "mmap_top": _U64},
+}
+
+
+def check_state(state, path: str) -> None:
+    """km's state has the shape and the ranges a resume expects: SnapshotError otherwise
+    (the file is untrusted: a value of the wrong type or size must not reach KVM, the
+    host or a later handler)."""
+    problem = _check(state, _STATE, "state")
+    if problem:
+        raise SnapshotError(f"{path}: not a km snapshot, or a damaged one ({problem})")
+    for t in state["process"]["tasks"]:
+        if any(x not in t for x in _TASK):
+            raise SnapshotError(f"{path}: not a km snapshot, or a damaged one (a thread's state is incomplete)")
+    if state["process"]["timers"]["targets"]:
+        raise SnapshotError(f"{path}: a snapshot with POSIX timers (km never writes one)")
+
+
+def _check(value, schema, where: str) -> str:
+    """'' when ``value`` fits ``schema``, else what does not."""
+    if isinstance(schema, dict):
+        if type(value) is not dict:
+            return f"{where} is not a table"
+        for key, sub in schema.items():
+            if key not in value:
+                if isinstance(sub, tuple) and sub[0] == "opt":
+                    continue
+                return f"{where} has no {key}"
+            problem = _check(value[key], sub, f"{where}.{key}")
+            if problem:
+                return problem
+        return ""
+    if schema in (int, bytes, str, bool, dict):
+        return "" if type(value) is schema else f"{where} is not {schema.__name__}"
+    kind = schema[0]
+    if kind == "never":
+        return f"{where} is set"
+    if kind == "opt":
+        return "" if value is None else _check(value, schema[1], where)
+    if kind == "int":
+        return "" if type(value) is int and schema[1] <= value <= schema[2] else f"{where} is out of range"
+    if kind in ("bytes", "str"):
+        return "" if type(value).__name__ == kind and len(value) <= schema[1] * 4096 and \
+            (kind == "str" or len(value) == schema[1]) else f"{where} has the wrong size"
+    if kind == "list":
+        if type(value) is not list:
+            return f"{where} is not a list"
+        return next((p for p in (_check(x, schema[1], f"{where}[{i}]") for i, x in enumerate(value)) if p), "")
+    if kind == "tuple":
+        if type(value) is not tuple or len(value) != len(schema) - 1:
+            return f"{where} is not a tuple of {len(schema) - 1}"
+        return next((p for p in (_check(x, s, f"{where}[{i}]") for i, (x, s) in enumerate(zip(value, schema[1:])))
+                     if p), "")
+    if kind == "dict":
+        if type(value) is not dict:
+            return f"{where} is not a table"
+        for key, sub in value.items():
+            problem = _check(key, schema[1], f"{where} key") or _check(sub, schema[2], f"{where}[{key!r}]")
+            if problem:
+                return problem
+        return ""
+    return f"{where}: unknown schema"
+
+
 def restore(p, snap, path: str):
     """Put the program of ``snap`` into the prepared process ``p``; returns its main
     thread, ready to run (the others run already, or wait for it: Process.run)."""
     from kontain.memory import vdso
 
+    check_state(snap.state, path)
     snap.fd = _above(snap.fd, p.fds.floor)  # (the program's descriptors go below)
     state, extra = _need(snap.state, "process", dict), _need(snap.state, "extra", dict)
     mm_state = _need(state, "mm", dict)
