@@ -44,7 +44,10 @@ MODULES = (
     "kontain.kernel.coredump",
     "kontain.kernel.poll",
     "kontain.kernel.snapshot",
+    "kontain.cli.snapctl",
     "kontain.kernel.snapfile",
+    "kontain.kernel.snapfds",
+    "kontain.kernel.resume",
     "kontain.loader.elf",
     "kontain.arch.x86_64.decode",  # (iced-x86 itself is not preloaded: see the module)
     "kontain.lifecycle",

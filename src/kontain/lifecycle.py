@@ -156,13 +156,14 @@ def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
     ``prepared``, ``report``: as for run_program (a km server's worker: its VM must fit
     the snapshot's, which the server checked before taking the client)."""
     from kontain.arch.x86_64.layout import WINDOW_LIMIT
-    from kontain.kernel import snapfile, snapshot
+    from kontain.kernel import resume as resuming
+    from kontain.kernel import snapfile
     from kontain.vcpu import VcpuRunner
 
     snap = None
     try:
         snap = snapfile.read(path)
-        head = snapshot._need(snap.state, "head", dict)
+        head = resuming.need(snap.state, "head", dict)
         poll, window = head.get("poll"), head.get("window")
         if poll not in ("auto", "always", "off") or type(window) is not int or not 0 < window <= WINDOW_LIMIT \
                 or window % (1 << 30):
@@ -175,8 +176,8 @@ def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
                 raise snapfile.SnapshotError(f"{path}: taken with other VM options than this km server's")
             proc = prepared
             proc.take(spec)
-        snapshot.check_host(proc, snap, path)
-        task = snapshot.restore(proc, snap, path)
+        resuming.check_host(proc, snap, path)
+        task = resuming.restore(proc, snap, path)
         proc.runner = VcpuRunner(task.vcpu, task)
     except KmError as e:
         say(str(e))

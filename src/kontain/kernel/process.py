@@ -345,7 +345,9 @@ class Process:
                         return False
                     ts_buf = bytearray(struct.pack("<qq", left // 10**9, left % 10**9))
                     ts = native.address_of(ts_buf)
-                native.syscall(128, native.address_of(kick_set), 0, ts, 8)  # rt_sigtimedwait
+                if not task.kicked:  # (a kick that came before SIG_KICK was blocked here was taken
+                    # by its handler: only the flag says so, and the wait would miss it)
+                    native.syscall(128, native.address_of(kick_set), 0, ts, 8)  # rt_sigtimedwait
                 task.kicked = False
                 task.vcpu.set_immediate_exit(False)
                 task.mid_call = True  # (a snapshot makes the call again: kernel/snapshot.py)

@@ -52,6 +52,24 @@ class SnapshotError(KmError):
         super().__init__(message, status)
 
 
+class Refused(KmError):
+    """The program has something a snapshot cannot keep (one line: what and why)."""
+
+
+def cpu_model(cpuid: list) -> list[tuple]:
+    """KVM's supported CPUID as a snapshot compares it: the entries, without the APIC
+    ids of the host CPU that answered (leaf 1 EBX[31:24], leaves 0xB and 0x1F EDX)."""
+    out = []
+    for e in cpuid:
+        e = tuple(e)  # (function, index, flags, eax, ebx, ecx, edx, ...)
+        if e[0] == 1:
+            e = e[:4] + (e[4] & 0x00FFFFFF,) + e[5:]
+        elif e[0] in (0xB, 0x1F):
+            e = e[:6] + (0,) + e[7:]
+        out.append(e)
+    return out
+
+
 # -- the self-describing encoding ------------------------------------------------------
 def encode(obj) -> bytes:
     out = bytearray()
