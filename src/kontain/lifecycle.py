@@ -185,6 +185,9 @@ def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
     except (KeyError, TypeError, ValueError, IndexError, OverflowError, AttributeError) as e:
         say(f"{path}: not a km snapshot, or a damaged one ({type(e).__name__}: {e})")
         return 126
+    except OSError as e:  # (a value of the file the host refused: an offset, a descriptor...)
+        say(f"{path}: cannot be resumed ({e.strerror or e})")
+        return 126
     except MemoryError as e:
         say(f"out of memory: {e}")
         return 1

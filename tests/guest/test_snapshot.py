@@ -184,6 +184,8 @@ HOSTILE_STATES = {
     "a kernel-mode thread anywhere": (("process", "tasks", 0, "vcpu", "sregs"),
                                       lambda b: b[:16] + b"\0" + b[17:]),  # (CS.dpl 0)
     "a huge limit": (("extra", "host_rlimits", 0), (1 << 70, 1 << 70)),
+    "a negative file offset": (("process", "fds", 3, "offset"), -4096),
+    "a descriptor's flags that are no number": (("process", "fds", 3, "flags"), "x"),
 }
 
 
