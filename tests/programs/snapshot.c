@@ -15,7 +15,10 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 #include "kontain.h"
 
@@ -57,6 +60,12 @@ int main(int argc, char **argv)
     strcpy(brk0, "on the brk heap");
     int mfd = open("/etc/hostname", O_RDONLY);
     char *mapped = mfd >= 0 ? mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, mfd, 0) : MAP_FAILED;
+    int tfd = timerfd_create(CLOCK_MONOTONIC, 0);  /* armed across the snapshot */
+    struct itimerspec its = {.it_value = {0, 200 * 1000 * 1000}};
+    timerfd_settime(tfd, 0, &its, NULL);
+    int efd = eventfd(2, 0), ep = epoll_create1(0);  /* an epoll set watching an eventfd */
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0x4b4d};
+    epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev);
     double a = 1.0, b = 2.0;
     for (int step = 0; step < 10; step++) {
         a = work(step, a);
@@ -79,6 +88,12 @@ int main(int argc, char **argv)
     printf("file: %.4s%.4s pipe: %s signal: %d usr2 blocked: %d umask: %03o heap: %lu brk: %s mapped: %d\n",
            head, rest, q, (int)got, sigismember(&m, SIGUSR2), (unsigned)um, sum, brk0,
            mapped != MAP_FAILED && mapped[0] != 0);
+    unsigned long long ticks = 0, count = 0;
+    struct epoll_event got_ev = {0};
+    int n = epoll_wait(ep, &got_ev, 1, 1000);
+    if (read(efd, &count, 8) != 8 || read(tfd, &ticks, 8) != 8) return 8;
+    printf("epoll: %d %llx eventfd: %llu timerfd: %s\n", n, (unsigned long long)got_ev.data.u64, count,
+           ticks >= 1 ? "fired" : "not");
     if (sock >= 0) close(sock);
     return 0;
 }

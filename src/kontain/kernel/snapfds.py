@@ -8,7 +8,8 @@ descriptors described as a resume makes it again, and made again.
 * listening TCP sockets: bound again to their address with SO_REUSEPORT (several resumes
   listen at once);
 * epoll sets: each watched descriptor with its events and data, as /proc/self/fdinfo
-  lists them (made last, over the others); eventfds: their count and mode.
+  lists them (made last, over the others); eventfds: their count and mode; timerfds:
+  their clock, the time left and the interval.
 
 Anything else is refused at snapshot time (``Refused``: which descriptor, and why).
 Descriptors 0-2 are the resuming km's own.
@@ -61,7 +62,7 @@ def describe(p) -> tuple[dict, list]:
             ends[flags & os.O_ACCMODE != os.O_RDONLY].append(fd)
             files[fd] = {"kind": "pipe", "ino": st.st_ino, "flags": flags, "cloexec": cloexec,
                          "write": flags & os.O_ACCMODE != os.O_RDONLY}
-        elif target in ("anon_inode:[eventpoll]", "anon_inode:[eventfd]"):
+        elif target in ("anon_inode:[eventpoll]", "anon_inode:[eventfd]", "anon_inode:[timerfd]"):
             files[fd] = dict(_anon(fd, target), flags=flags, cloexec=cloexec, ino=st.st_ino)
         elif stat.S_ISSOCK(mode) and _listening(fd):
             files[fd] = dict(_listener(fd, target), flags=flags, cloexec=cloexec, ino=st.st_ino)
@@ -98,6 +99,16 @@ def _anon(fd: int, target: str) -> dict:
     """An epoll set (each watched descriptor, its events and data: the kernel lists them
     in fdinfo) or an eventfd (its count and mode)."""
     lines = _fdinfo(fd)
+    if target == "anon_inode:[timerfd]":
+        info = dict(line.split(":", 1) for line in lines if ":" in line)
+        clock = int(info["clockid"])
+        if clock not in (0, 1, 7):  # CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME
+            raise Refused(f"snapshot: descriptor {fd} is a timerfd of clock {clock}, which a snapshot cannot "
+                          "take along")
+        value = tuple(int(x) for x in info["it_value"].strip(" ()").split(","))
+        interval = tuple(int(x) for x in info["it_interval"].strip(" ()").split(","))
+        return {"kind": "timerfd", "clock": clock, "ticks": int(info["ticks"]), "value": value,
+                "interval": interval}
     if target == "anon_inode:[eventfd]":
         info = dict(line.split(":", 1) for line in lines if ":" in line)
         return {"kind": "eventfd", "count": int(info["eventfd-count"].strip(), 16),
@@ -220,6 +231,8 @@ def restore(p, files: dict, path: str) -> None:
                 raise SnapshotError(f"{path}: descriptor {fd}: a bad eventfd")
             new = os.eventfd(count, (os.EFD_SEMAPHORE if f.get("semaphore") else 0) |
                              (f["flags"] & os.O_NONBLOCK and os.EFD_NONBLOCK))
+        elif f.get("kind") == "timerfd":
+            new = _timerfd_again(f, fd, path)
         elif f.get("kind") == "epoll":
             epolls.append((fd, f))
             continue
@@ -232,6 +245,27 @@ def restore(p, files: dict, path: str) -> None:
     for fd, f in epolls:
         _place(_epoll_again(f, fd, path), fd, f)
     p.fds.seen(max(files, default=2))
+
+
+def _timerfd_again(f: dict, fd: int, path: str) -> int:
+    """A timerfd armed again with the time it had left (relative: the resume's clock
+    goes on from now) and its interval.  Expirations not read yet come back as one, due
+    at once (the count is the kernel's alone)."""
+    clock, value, interval, ticks = f["clock"], f["value"], f["interval"], f["ticks"]
+    if clock not in (0, 1, 7) or type(ticks) is not int or not all(
+            type(t) is tuple and len(t) == 2 and all(type(x) is int and 0 <= x < 1 << 62 for x in t)
+            for t in (value, interval)):
+        raise SnapshotError(f"{path}: descriptor {fd}: a bad timerfd")
+    new = native.syscall(283, clock, os.O_NONBLOCK & f["flags"])  # timerfd_create
+    if new < 0:
+        raise SnapshotError(f"{path}: descriptor {fd}: no timerfd ({os.strerror(-new)})")
+    if ticks > 0:
+        value = (0, 1)
+    spec = bytearray(struct.pack("<qqqq", interval[0], interval[1], value[0], value[1]))
+    if value != (0, 0) and native.syscall(286, new, 0, native.address_of(spec), 0) < 0:  # timerfd_settime
+        os.close(new)
+        raise SnapshotError(f"{path}: descriptor {fd}: cannot arm its timerfd again")
+    return new
 
 
 def _place(new: int, fd: int, f: dict) -> None:
