@@ -48,6 +48,7 @@ MODULES = (
     "kontain.kernel.snapfile",
     "kontain.kernel.snapfds",
     "kontain.kernel.resume",
+    "kontain.kernel.gdbstub",
     "kontain.loader.elf",
     "kontain.arch.x86_64.decode",  # (iced-x86 itself is not preloaded: see the module)
     "kontain.lifecycle",

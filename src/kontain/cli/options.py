@@ -12,6 +12,7 @@ from kontain.spec import Spec
 
 USAGE = """\
 usage: km [OPTIONS] PROGRAM [ARGS...]
+       km image [-t NAME] -o IMAGE.tar PROGRAM [ARGS...]   (a minimal OCI image: see km image --help)
        km FILE | km resume FILE          resume a snapshot
        km snapshot PID [-o FILE] [--leave-running] | km snapshot --info FILE
 
@@ -32,6 +33,14 @@ options:
                          that make many calls it can serve), always (from the first
                          call, never backing off: for tests and measurements), off
       --no-poll          the same as --poll off: every system call exits to the monitor
+      --gdb PORT         debug the program with gdb: km listens on 127.0.0.1:PORT and
+                         the program waits before its first instruction for
+                         gdb -ex 'target remote :PORT' (see docs/debugging.md)
+      --gdb-listen PORT  the same, but the program runs at once and gdb may attach
+                         (and detach) whenever it likes
+      --gdb-fork-wait    with --gdb or --gdb-listen: a child the program forks waits,
+                         before its first instruction, for a gdb of its own on a
+                         free port (km prints it)
       --pause-check N    pause the running program N times at arbitrary moments, reading
                          every thread's registers, and resume it (a check of what
                          debuggers and snapshots rely on; says how it went, on stderr)
@@ -101,6 +110,9 @@ class Options:
         self.vdso = True
         self.poll = "auto"  # the polling tier: auto, always, off
         self.pause_check = 0
+        self.gdb = 0
+        self.gdb_wait = True
+        self.gdb_fork_wait = False
         self.snapshot_on_listen = ""
         self.leave_running = False
         self.program = ""
@@ -166,6 +178,13 @@ def parse(argv: list[str], out=None) -> Options | int:
             o.snapshot_on_listen = os.path.abspath(value())
         elif name == "--leave-running":
             o.leave_running = True
+        elif name in ("--gdb", "--gdb-listen"):
+            v = value()
+            if not v.isdigit() or not 0 <= int(v) < 65536:
+                raise UsageError(f"{name} {v}: expected a TCP port (1-65535, or 0 for any free one)")
+            o.gdb, o.gdb_wait = int(v) or -1, name == "--gdb"  # (-1: any free port)
+        elif name == "--gdb-fork-wait":
+            o.gdb_fork_wait = True
         elif name == "--poll":
             o.poll = value()
             if o.poll not in ("auto", "always", "off"):
@@ -173,6 +192,8 @@ def parse(argv: list[str], out=None) -> Options | int:
         else:
             raise UsageError(f"unknown option {a} (see km --help)")
         i += 1
+    if o.gdb_fork_wait and not o.gdb:
+        raise UsageError("--gdb-fork-wait needs --gdb PORT or --gdb-listen PORT")
     if i >= len(argv):
         raise UsageError("no program to run (usage: km [OPTIONS] PROGRAM [ARGS...])")
     o.program = argv[i]
@@ -188,13 +209,32 @@ def _environment(o: Options, environ) -> list[bytes]:
     return [k + b"=" + v for k, v in env.items()]
 
 
+def given_environ() -> dict[bytes, bytes]:
+    """This process's environment as it was given: os.environb less the LC_CTYPE the
+    interpreter's start-up may have added itself (PEP 538 coerces the C and POSIX locales,
+    which is what most containers have, LANG unset).  The program must get the environment
+    km was given, and /proc/self/environ holds that one."""
+    env = dict(os.environb)
+    if env.get(b"LC_CTYPE") == b"C.UTF-8" and _coerced_locale():
+        del env[b"LC_CTYPE"]
+    return env
+
+
+def _coerced_locale() -> bool:
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            return not any(e.startswith(b"LC_CTYPE=") for e in f.read().split(b"\0"))
+    except OSError:
+        return False
 
 
 def spec(o: Options, environ=None) -> Spec:
-    """What to run: the options ``o`` in an environment ``environ`` (os.environb's)."""
-    environ = os.environb if environ is None else environ
+    """What to run: the options ``o`` in an environment ``environ`` (by default this
+    process's, as it was given: ``given_environ``)."""
+    environ = given_environ() if environ is None else environ
     kvm = environ.get(b"KM_KVM_DEVICE")
     return Spec(o.program, [os.fsencode(a) for a in o.args], _environment(o, environ), memory=o.memory, core=o.core,
-                timings=o.timings, vdso=o.vdso, poll=o.poll, strace=o.strace, pause_check=o.pause_check,
+                timings=o.timings, vdso=o.vdso, poll="off" if o.gdb else o.poll, strace=o.strace,
+                pause_check=o.pause_check, gdb=o.gdb, gdb_wait=o.gdb_wait, gdb_fork_wait=o.gdb_fork_wait,
                 snapshot_on_listen=o.snapshot_on_listen, leave_running=o.leave_running,
                 kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")
