@@ -33,6 +33,7 @@ MODULES = (
     "kontain.syscalls.sysinfo",
     "kontain.syscalls.timer",
     "kontain.syscalls.strace",
+    "kontain.syscalls.snapshot",
     # the process model's rarer paths
     "kontain.kernel.exec",
     "kontain.kernel.fork",
@@ -42,6 +43,11 @@ MODULES = (
     "kontain.kernel.jobctl",
     "kontain.kernel.coredump",
     "kontain.kernel.poll",
+    "kontain.kernel.snapshot",
+    "kontain.cli.snapctl",
+    "kontain.kernel.snapfile",
+    "kontain.kernel.snapfds",
+    "kontain.kernel.resume",
     "kontain.kernel.gdbstub",
     "kontain.loader.elf",
     "kontain.arch.x86_64.decode",  # (iced-x86 itself is not preloaded: see the module)

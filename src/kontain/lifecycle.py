@@ -59,6 +59,8 @@ def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float,
     (perf_counter, process_time) at km's first line, for --timings."""
     from kontain.loader.exec import resolve
 
+    if prepared is not None and _snapshot_file(spec.program):  # km FILE through a km server
+        return resume(spec.program, prepared=prepared, report=report)
     try:
         prog = resolve(spec.program, spec.args)
         if prepared is None:
@@ -146,3 +148,68 @@ def report_timings(proc, started: tuple[float, float] | None) -> None:
     if proc.rewriter is not None:
         lines.append(f"km: timings: {proc.rewriter.report()}")
     os.write(2, ("\n".join(lines) + "\n").encode())
+
+
+def _snapshot_file(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(18)
+    except OSError:
+        return False
+    from kontain.kernel import snapfile
+
+    return snapfile.is_snapshot(head)
+
+
+def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
+           started: tuple[float, float] | None = None, prepared=None, report=None) -> int:
+    """``km resume FILE`` (and ``km FILE`` for a snapshot): run the program of a
+    snapshot file (kernel/snapshot.py) from where it was taken, to its end.
+    ``prepared``, ``report``: as for run_program (a km server's worker: its VM must fit
+    the snapshot's, which the server checked before taking the client)."""
+    from kontain.arch.x86_64.layout import WINDOW_LIMIT
+    from kontain.kernel import resume as resuming
+    from kontain.kernel import snapfile
+    from kontain.vcpu import VcpuRunner
+
+    snap = None
+    try:
+        snap = snapfile.read(path)
+        head = resuming.need(snap.state, "head", dict)
+        poll, window = head.get("poll"), head.get("window")
+        if poll not in ("auto", "always", "off") or type(window) is not int or not 0 < window <= WINDOW_LIMIT \
+                or window % (1 << 30):
+            raise snapfile.SnapshotError(f"{path}: not a km snapshot, or a damaged one (bad VM settings)")
+        spec = Spec(path, [], [], poll=poll, window=window, timings=timings, kvm_device=kvm_device)
+        if prepared is None:
+            proc = prepare(spec)
+        else:
+            if not spec.fits(prepared.spec):
+                raise snapfile.SnapshotError(f"{path}: taken with other VM options than this km server's")
+            proc = prepared
+            proc.take(spec)
+        resuming.check_host(proc, snap, path)
+        task = resuming.restore(proc, snap, path)
+        proc.runner = VcpuRunner(task.vcpu, task)
+    except KmError as e:
+        say(str(e))
+        return e.status
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError, AttributeError) as e:
+        say(f"{path}: not a km snapshot, or a damaged one ({type(e).__name__}: {e})")
+        return 126
+    except OSError as e:  # (a value of the file the host refused: an offset, a descriptor...)
+        say(f"{path}: cannot be resumed ({e.strerror or e})")
+        return 126
+    except MemoryError as e:
+        say(f"out of memory: {e}")
+        return 1
+    finally:
+        if snap is not None:
+            os.close(snap.fd)  # (the memory is mapped: the mappings keep the file)
+    proc._mark("resumed")
+    proc.report = report
+    end = proc.run()
+    if timings:
+        report_timings(proc, started)
+    proc.finish(end)
+    return end.status

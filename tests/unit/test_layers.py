@@ -8,7 +8,8 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "kontain"
 
 # lowest first; a module may import its own layer and the ones before it
 LAYERS = [
-    {"native", "errors", "lazy"},  # the door to C, errors, the list of what is imported late (by name)
+    # the door to C, errors, the list of what is imported late (by name); what programs import (guest/)
+    {"native", "errors", "lazy", "guest"},
     {"abi"},
     {"kvm"},
     {"memory"},

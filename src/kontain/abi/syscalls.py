@@ -488,3 +488,11 @@ NORESTART = 0x02  # never restarted after a signal handler, whatever SA_RESTART 
 SIGPIPE = 0x04  # its EPIPE raises SIGPIPE in the calling thread
 NEWFD = 0x08  # a pass-through whose result is a new descriptor of the program's
 BLOCKS = 0x10  # a pass-through that may wait for something (native.blocking)
+
+# km's own system call, outside Linux's range (natively ENOSYS): snapshot the calling
+# program (kernel/snapshot.py; the C header src/kontain/guest/kontain.h and
+# kontain.guest.snapshot() document it for programs).  rdi: the file's path (NUL-ended)
+# or 0 for km's default; rsi: flags, KM_SNAPSHOT_EXIT to end the program once written.
+# Returns 0 in the run that took it, 1 in each run resumed from it, -errno on failure.
+KM_SNAPSHOT = 0x4B4D00
+KM_SNAPSHOT_EXIT = 1

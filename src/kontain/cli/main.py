@@ -33,6 +33,15 @@ def main(argv: list[str] | None = None, started: tuple[float, float] | None = No
         from kontain.cli import server
 
         return server.serve(args[1])
+    if args[:1] == ["resume"]:
+        if len(args) != 2:
+            _say("resume needs the snapshot's path (km resume FILE)")
+            return 2
+        return _resume(args[1], started)
+    if args[:1] == ["snapshot"]:
+        from kontain.cli import snapctl
+
+        return snapctl.main(args[1:])
     try:
         o = options.parse(args)
     except options.UsageError as e:
@@ -40,9 +49,38 @@ def main(argv: list[str] | None = None, started: tuple[float, float] | None = No
         return e.status
     if isinstance(o, int):
         return o
+    if _is_snapshot(o.program):  # km FILE: a snapshot is resumed
+        if len(o.args) > 1:
+            _say(f"{o.program} is a snapshot: it takes no arguments (km resume FILE)")
+            return 2
+        return _resume(o.program, started, timings=o.timings)
     from kontain import lifecycle
 
     return lifecycle.run_program(options.spec(o), started=started)
+
+
+def _is_snapshot(program: str) -> bool:
+    """Is ``program`` (as named, in the working directory or with a path) an ELF core
+    file?  Those are km's snapshots or core dumps, never programs."""
+    try:
+        fd = os.open(program, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        head = os.read(fd, 18)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return len(head) >= 18 and head[:4] == b"\x7fELF" and head[16:18] == b"\x04\x00"
+
+
+def _resume(path: str, started, timings: bool = False) -> int:
+    from kontain import lifecycle
+
+    kvm = os.environb.get(b"KM_KVM_DEVICE")
+    return lifecycle.resume(path, timings=timings, started=started,
+                            kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")
 
 
 def entry() -> None:

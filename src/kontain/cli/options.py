@@ -13,6 +13,8 @@ from kontain.spec import Spec
 USAGE = """\
 usage: km [OPTIONS] PROGRAM [ARGS...]
        km image [-t NAME] -o IMAGE.tar PROGRAM [ARGS...]   (a minimal OCI image: see km image --help)
+       km FILE | km resume FILE          resume a snapshot
+       km snapshot PID [-o FILE] [--leave-running] | km snapshot --info FILE
 
 Run PROGRAM, an unmodified x86-64 Linux executable, in its own KVM virtual machine.
 PROGRAM is looked up in PATH when it has no slash.  stdin, stdout, stderr, the working
@@ -48,6 +50,10 @@ options:
       --pause-check N    pause the running program N times at arbitrary moments, reading
                          every thread's registers, and resume it (a check of what
                          debuggers and snapshots rely on; says how it went, on stderr)
+      --snapshot-on-listen FILE
+                         snapshot the program to FILE when it first listens on a
+                         socket (a server, warm), then end it (resume: km FILE)
+      --leave-running    with --snapshot-on-listen: the program goes on after it
       --serve PATH       be a km server on the Unix socket PATH: with KM_SERVER=PATH in
                          its environment, km hands its program to the server, which
                          starts it without a Python start-up (see the user guide)
@@ -119,6 +125,8 @@ class Options:
         self.gdb_fork_wait = False
         self.rewrite = REWRITE_DEFAULT
         self.rewrite_after = REWRITE_AFTER
+        self.snapshot_on_listen = ""
+        self.leave_running = False
         self.program = ""
         self.args: list[str] = []
 
@@ -187,6 +195,10 @@ def parse(argv: list[str], out=None) -> Options | int:
             if not v.isdigit():
                 raise UsageError(f"--pause-check {v}: expected a number of pauses")
             o.pause_check = int(v)
+        elif name == "--snapshot-on-listen":
+            o.snapshot_on_listen = os.path.abspath(value())
+        elif name == "--leave-running":
+            o.leave_running = True
         elif name in ("--gdb", "--gdb-listen"):
             v = value()
             if not v.isdigit() or not 0 <= int(v) < 65536:
@@ -246,4 +258,5 @@ def spec(o: Options, environ=None) -> Spec:
                 timings=o.timings, vdso=o.vdso, poll="off" if o.gdb else o.poll, strace=o.strace,
                 pause_check=o.pause_check, gdb=o.gdb, gdb_wait=o.gdb_wait, gdb_fork_wait=o.gdb_fork_wait,
                 rewrite=o.rewrite and not o.gdb, rewrite_after=o.rewrite_after,
+                snapshot_on_listen=o.snapshot_on_listen, leave_running=o.leave_running,
                 kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")

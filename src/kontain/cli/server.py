@@ -120,6 +120,28 @@ def build_client(socket_path: str) -> str | None:
     return None
 
 
+def _snapshot_spec(spec):
+    """When the client's program is a snapshot file (km FILE): the spec of the VM it
+    needs (lifecycle.resume), for Spec.fits; None otherwise, or when the file is not one
+    km can read (the resume then says why, as a direct one would)."""
+    from kontain.cli.main import _is_snapshot
+
+    if spec is None or not _is_snapshot(spec.program):
+        return None
+    from kontain.kernel import snapfile
+    from kontain.spec import Spec
+
+    try:
+        snap = snapfile.read(spec.program)
+    except snapfile.SnapshotError:
+        return None
+    os.close(snap.fd)
+    head = snap.state.get("head")
+    if type(head) is not dict:
+        return None
+    return Spec(spec.program, poll=head.get("poll"), window=head.get("window"), kvm_device=spec.kvm_device)
+
+
 def _spawn(listener, taken_w: int) -> int:
     server = os.getpid()
     pid = os.fork()
@@ -168,6 +190,8 @@ def _worker(listener, taken_w: int) -> int:
         return 1
     try:
         req = Request(*received)
+        if req.argv[:1] in ([b"resume"], [b"snapshot"]):  # (km's own commands: started directly)
+            raise ValueError(req.argv[0])
         o = options.parse([os.fsdecode(a) for a in req.argv], out=_Discard())  # --help: the client's own
         spec = options.spec(o, req.env) if isinstance(o, options.Options) else None
     except (IndexError, ValueError, options.UsageError):
@@ -180,6 +204,10 @@ def _worker(listener, taken_w: int) -> int:
         sock.sendall(b"no " + why.encode() + b"\n")
         return 0
     sock = _socket.socket(fileno=req.adopt(sock.detach(), proc.fds))
+    snapshot = _snapshot_spec(spec)  # km FILE: a snapshot, resumed in this worker's VM
+    if snapshot is not None and not snapshot.fits(proc.spec):
+        sock.sendall(b"no a snapshot taken with other options\n")
+        return 0
     me = os.getpid()
     sock.sendall(b"ok %d\n" % me)
 

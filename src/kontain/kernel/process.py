@@ -65,6 +65,7 @@ class Process:
         self.changed = Condition(self.lock)  # a thread paused, resumed or went (kernel/runstate.py)
         self.pause_requests = 0
         self.pausing_others = False  # a thread's pause_others is under way
+        self.exiting = 0  # threads ending (Process.exit_thread): a pause waits for them to be gone
         self.shared_pending = signals.Pending()
         self.poller = None  # kernel/poll.py, once the platform is known
         self.rewriter = None  # kernel/rewrite.py: syscall sites that jump to the stub (PVM, unless --no-rewrite)
@@ -300,6 +301,12 @@ class Process:
         0, or -EAGAIN when the signal queue is full (signals.Pending.add)."""
         if sig == signals.SIG_KICK or not 1 <= sig <= S.NSIG:
             return 0
+        if sig == S.SIGURG and info[8:12] == _SI_QUEUE and task is None:  # `km snapshot PID`?
+            from kontain.kernel import snapshot
+
+            if snapshot.is_request(info):
+                _thread.start_new_thread(snapshot.serve_request, (self,))
+                return 0
         if task is None and self.timers.targets and info[8:12] == _SI_TIMER:  # SIGEV_THREAD_ID?
             tid = self.timers.target(int.from_bytes(info[16:20], "little", signed=True))
             task = self.tasks.get(tid) if tid else None
@@ -367,10 +374,16 @@ class Process:
                         return False
                     ts_buf = bytearray(struct.pack("<qq", left // 10**9, left % 10**9))
                     ts = native.address_of(ts_buf)
-                native.syscall(128, native.address_of(kick_set), 0, ts, 8)  # rt_sigtimedwait
+                if not task.kicked:  # (a kick that came before SIG_KICK was blocked here was taken
+                    # by its handler: only the flag says so, and the wait would miss it)
+                    native.syscall(128, native.address_of(kick_set), 0, ts, 8)  # rt_sigtimedwait
                 task.kicked = False
                 task.vcpu.set_immediate_exit(False)
-                task.checkpoint()  # (parked here, in the call, when the program is paused)
+                task.mid_call = True  # (a snapshot makes the call again: kernel/snapshot.py)
+                try:
+                    task.checkpoint()  # (parked here, in the call, when the program is paused)
+                finally:
+                    task.mid_call = False
             return True
         finally:
             signals.block_kick(False)
@@ -447,7 +460,7 @@ class Process:
         for t in others:
             self.kick(t)
         with self.lock:
-            while any(t.state == RUNNING for t in self.tasks.values()):
+            while self.exiting or any(t.state == RUNNING for t in self.tasks.values()):
                 self.changed.wait()
             return list(self.tasks.values())
 
@@ -584,17 +597,7 @@ class Process:
         task.creds = parent.creds  # (its host thread is the parent's child: the same credentials)
         task.gs_own = parent.gs_own
         task.on_syscall = self.syscalls.dispatcher(task)
-        started = _thread.allocate_lock()
-        started.acquire()
-        go = _thread.allocate_lock()
-        go.acquire()
-        try:
-            _thread.start_new_thread(self._thread_main, (task, started, go))
-        except RuntimeError:  # no host thread (RLIMIT_NPROC, memory): EAGAIN, as Linux's clone
-            with self.lock:
-                self.idle_vcpus.append(vcpu)
-            raise GuestError(EAGAIN) from None
-        started.acquire()  # the host thread knows its tid now
+        go = self._host_thread(task)
         try:
             if flags & F.CLONE_PARENT_SETTID:
                 self.mem.write(ptid, struct.pack("<i", task.tid))
@@ -609,9 +612,33 @@ class Process:
         go.release()
         return task.tid
 
+    def _host_thread(self, task: Task):
+        """Start the host thread that will run ``task``; returns once the thread knows
+        its tid (task.tid), the lock that lets it go."""
+        started = _thread.allocate_lock()
+        started.acquire()
+        go = _thread.allocate_lock()
+        go.acquire()
+        try:
+            _thread.start_new_thread(self._thread_main, (task, started, go))
+        except RuntimeError:  # no host thread (RLIMIT_NPROC, memory): EAGAIN, as Linux's clone
+            with self.lock:
+                self.idle_vcpus.append(task.vcpu)
+            raise GuestError(EAGAIN) from None
+        started.acquire()  # the host thread knows its tid now
+        return go
+
+    def start_thread(self, task: Task) -> None:
+        """A restored thread (kernel/snapshot.py): its host thread, running at once."""
+        go = self._host_thread(task)
+        with self.lock:
+            self.tasks[task.tid] = task
+        go.release()
+
     def _thread_main(self, task: Task, started, go) -> None:
         signals.block_forwarded()
-        task.tid = native.syscall(186)  # gettid: guest tid = host tid
+        if not task.tid:  # (a thread resumed from a snapshot keeps the id the program knows it by)
+            task.tid = native.syscall(186)  # gettid: guest tid = host tid
         task.ident = _thread.get_ident()
         started.release()
         go.acquire()
@@ -643,6 +670,7 @@ class Process:
         self.lock = _thread.allocate_lock()
         self.changed = Condition(self.lock)
         self.pause_requests = 0
+        self.exiting = 0
         self.shared_pending = signals.Pending()
         self.tasks = {}
         self.ending = []
@@ -746,13 +774,19 @@ class Process:
             else:
                 last = False
                 del self.tasks[task.tid]
+                self.exiting += 1
         if last:
             raise ProcessExit(status=status & 0xFF)
-        task.exit_thread()
-        vcpu = task.vcpu
-        vcpu.set_immediate_exit(False)
-        with self.lock:
-            self.retire_vcpu(task)
+        try:
+            # (a pause waits for this: the program's memory changes here, the
+            # clear-child-tid word that musl's thread list lock is)
+            task.exit_thread()
+            vcpu = task.vcpu
+            vcpu.set_immediate_exit(False)
+        finally:
+            with self.lock:
+                self.exiting -= 1
+                self.retire_vcpu(task)
         raise ThreadExit()
 
     def describe_death(self, sig: int, code: int | None, addr: int | None) -> str:
@@ -761,6 +795,7 @@ class Process:
 
 _ending = _thread.allocate_lock()  # held by the thread that ends km (Process.finish)
 _SI_TIMER = S.SI_TIMER.to_bytes(4, "little", signed=True)  # si_code of a POSIX timer signal
+_SI_QUEUE = (-1).to_bytes(4, "little", signed=True)  # si_code of sigqueue
 _CLD_KILLED, _CLD_DUMPED = S.CLD_KILLED.to_bytes(4, "little"), S.CLD_DUMPED.to_bytes(4, "little")
 ENDING_KEPT = 64  # ending threads remembered (older ones are long gone)
 

@@ -72,6 +72,7 @@ class Task:
         self.altstack = (0, 0, 0)  # (sp, flags as sigaltstack set them, size): none, size 0
         self.gs_own = False  # the program set this thread's GS base (else, with rewriting, km owns it)
         self.state = RUNNING  # kernel/runstate.py
+        self.mid_call = False  # parked inside a call that waits in km (Process.wait_for)
         # this thread's host credentials, when it changed them (None: the ones km
         # started with); monitor threads act for it only with the same (kernel/poll.py)
         self.creds: tuple | None = None

@@ -54,6 +54,7 @@ def max_map_count() -> int:
         except (OSError, ValueError):
             _MAX_MAP_COUNT.append(65530)  # Linux's default
     return _MAX_MAP_COUNT[0]
+_ZEROING = (4, 24)  # MADV_DONTNEED, MADV_DONTNEED_LOCKED: private anonymous pages read as zeros after
 HUGE = 2 << 20  # mappings at least this big get transparent huge pages on the host
 _HOST_PASS = F.MAP_NORESERVE | F.MAP_POPULATE | F.MAP_LOCKED | F.MAP_HUGETLB | (0x3F << 26)  # + huge page size
 _RESERVE_FLAGS = F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_NORESERVE | F.MAP_FIXED
@@ -199,6 +200,10 @@ class AddressSpace:
         self.brk_end = 0
         self.lock_future = -1  # mlockall(MCL_FUTURE): the mlock2 flags new mappings get (syscalls/mm.py)
         self.attaches = 0  # shmat calls so far: each attachment's ShmVma.attach
+        # resumed from a snapshot (kernel/snapshot.py): private anonymous memory is a
+        # private mapping of the snapshot file, where MADV_DONTNEED would bring the
+        # file's pages back, not zeros
+        self.restored = False
         # Linux's total_vm and data_vm, what RLIMIT_AS and RLIMIT_DATA bound (``_may_expand``):
         # bytes of every mapping but the stack, of the private writable ones, and of the stack
         self.other_vm = self.data_vm = self.stack_vm = 0
@@ -787,6 +792,9 @@ class AddressSpace:
         else:
             for v in self.overlapping(addr, end):
                 s, e = max(v.start, addr), min(v.end, end)
+                if self.restored and advice in _ZEROING and v.anonymous and not v.shared:
+                    self._host_anon(s, e, v.prot, False)  # (zeros, as Linux's DONTNEED gives)
+                    continue
                 r = native.madvise(self.mem.base + s, e - s, advice)
                 if r < 0:
                     raise GuestError(-r)

@@ -12,7 +12,7 @@ import os
 
 from kontain.abi.errno import ENOSYS, EPIPE
 from kontain.abi.flags import MSG_NOSIGNAL
-from kontain.abi.syscalls import SIGPIPE
+from kontain.abi.syscalls import KM_SNAPSHOT, SIGPIPE
 from kontain.arch.x86_64 import guest_code as G
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError, OwnThread, messages_fd, say
@@ -42,6 +42,10 @@ def invoke(task, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int, a5: int) 
     (from a vCPU's exit, --strace, or the polling tier's thread)."""
     h = _HANDLERS[nr] if 0 <= nr < _N else None
     if h is None:
+        if nr == KM_SNAPSHOT:  # km's own call (abi/syscalls.py)
+            from kontain.syscalls.snapshot import km_snapshot
+
+            return km_snapshot(task, a0, a1)
         return -ENOSYS
     try:
         return h(task, a0, a1, a2, a3, a4, a5)

@@ -233,3 +233,14 @@ def getsockopt(t, fd, level, optname, optval, optlen, *_):
     # the kernel writes at most *optlen bytes (capped by the option's size) at optval
     fd = t.fds.check(fd)
     return native.syscall(SYS_getsockopt, fd, s32(level), s32(optname), ptr(t, optval), ptr(t, optlen, 4))
+
+
+def listen(t, fd, backlog, *_):
+    """listen(2), passed through; with --snapshot-on-listen the program's first listen
+    (a server ready for its clients) is when km snapshots it (syscalls/snapshot.py)."""
+    r = native.syscall(50, t.fds.check(fd), s32(backlog))
+    if r == 0 and t.process.spec.snapshot_on_listen:
+        from kontain.syscalls.snapshot import on_listen
+
+        on_listen(t)
+    return r

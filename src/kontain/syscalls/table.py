@@ -33,7 +33,7 @@ checks every row against the ABI and the kinds against the handlers.
 
 from __future__ import annotations
 
-from kontain.abi.syscalls import BLOCKS, MAX_NR, NAMES, NEWFD, NORESTART, POLL, SIGPIPE
+from kontain.abi.syscalls import BLOCKS, KM_SNAPSHOT, MAX_NR, NAMES, NEWFD, NORESTART, POLL, SIGPIPE
 from kontain.syscalls.common import passthrough
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~3 ms)
@@ -164,7 +164,8 @@ TABLE: tuple[Entry, ...] = (
     Entry(47, "recvmsg", net.recvmsg, FULL),
     Entry(48, "shutdown", PASS, FULL, args="f i"),
     Entry(49, "bind", PASS, FULL, args="f b2 x"),
-    Entry(50, "listen", PASS, FULL, args="f i"),
+    Entry(50, "listen", net.listen, FULL, "with --snapshot-on-listen, the first one snapshots the program",
+          args="f i"),
     Entry(51, "getsockname", PASS, FULL, args="f p128 p4"),
     Entry(52, "getpeername", PASS, FULL, args="f p128 p4"),
     Entry(53, "socketpair", net.socketpair, FULL),
@@ -458,6 +459,17 @@ def compat_markdown() -> str:
     ]
     for e in rows:
         lines.append(f"| {e.nr} | {e.name} | {e.level} | {e.note} |")
+    lines += [
+        "",
+        "km's own system call, outside Linux's range (natively it fails with ENOSYS):",
+        "",
+        "| nr | name | what it does |",
+        "|---:|---|---|",
+        f"| {KM_SNAPSHOT:#x} | km_snapshot | snapshot the calling program to a file (rdi: its path or NULL for "
+        "./kmsnap.PID; rsi: 1 to end the program once written); returns 0, and 1 in each run resumed from the "
+        "file; EOPNOTSUPP when the program holds what a snapshot cannot take along (user guide, Snapshots; "
+        "`src/kontain/guest/kontain.h`) |",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -178,6 +178,19 @@ func server() {
 	fmt.Println("served", served)
 }
 
+// serveOn: an HTTP server on the given port, until killed (snapshotted when it listens:
+// tests/guest/test_snapshot.py)
+func serveOn(port string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		fmt.Println("listen:", err)
+		os.Exit(1)
+	}
+	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello %s from go", r.URL.Path[1:])
+	}))
+}
+
 func client(url string) {
 	r, err := http.Get(url)
 	if err != nil {
@@ -362,6 +375,8 @@ func main() {
 		notifyStop()
 	case "server":
 		server()
+	case "serve-on":
+		serveOn(os.Args[2])
 	case "client":
 		client(os.Args[2])
 	case "panic":

@@ -1,0 +1,146 @@
+"""``km snapshot``: snapshots from outside the program.
+
+    km snapshot --info FILE                       what a snapshot file holds
+    km snapshot PID [-o FILE] [--leave-running]   snapshot the program km runs as PID
+"""
+
+from __future__ import annotations
+
+import os
+
+USAGE = "usage: km snapshot PID [-o FILE] [--leave-running] | km snapshot --info FILE"
+
+
+def _say(text: str) -> None:
+    os.write(2, f"km: {text}\n".encode("utf-8", "surrogateescape"))
+
+
+def main(args: list[str]) -> int:
+    if args[:1] == ["--info"]:
+        if len(args) != 2:
+            _say(USAGE)
+            return 2
+        return info(args[1])
+    return take(args)
+
+
+def info(path: str) -> int:
+    """What a snapshot holds: the program, its threads, mappings and descriptors."""
+    from kontain.errors import KmError
+    from kontain.kernel import snapfile
+
+    try:
+        snap = snapfile.read(path)
+    except KmError as e:
+        _say(str(e))
+        return e.status
+    os.close(snap.fd)
+    try:
+        state, head = snap.state["process"], snap.state["head"]
+        program = state["program"]
+        lines = [f"snapshot of {os.fsdecode(program['path'])} (format {snapfile.VERSION}, taken under Linux "
+                 f"{head['kernel']})",
+                 "arguments: " + " ".join(os.fsdecode(a) for a in program["argv"]),
+                 f"threads: {len(state['tasks'])} (ids {', '.join(str(t['tid']) for t in state['tasks'])})"]
+        mem = sum(filesz for _s, _e, _o, filesz, _f in snap.loads)
+        lines.append(f"memory: {len(snap.loads)} mappings, {mem >> 20} MiB in the file ({snap.size >> 20} MiB file)")
+        for fd, f in sorted(state["fds"].items()):
+            if f["kind"] == "file":
+                what = f"{os.fsdecode(f['path'])} at offset {f['offset']}"
+            elif f["kind"] == "listener":
+                what = f"a socket listening on {f['addr'][0]} port {f['addr'][1]}"
+            else:
+                what = f"a pipe ({'write' if f['write'] else 'read'} end)"
+            lines.append(f"descriptor {fd}: {what}")
+    except (KeyError, TypeError, ValueError) as e:
+        _say(f"{path}: not a km snapshot, or a damaged one ({e})")
+        return 126
+    os.write(1, ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
+    return 0
+
+
+def take(args: list[str]) -> int:
+    """km snapshot PID [-o FILE] [--leave-running]: ask the km running as PID (the
+    channel: kernel/snapshot.py) to snapshot its program to FILE (./kmsnap.PID)."""
+    import socket
+    import struct
+
+    from kontain import native
+    from kontain.errors import KmError
+    from kontain.kernel import snapshot
+
+    pid, path, leave = None, None, False
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-o", "--output") and i + 1 < len(args):
+            path = args[i + 1]
+            i += 1
+        elif a == "--leave-running":
+            leave = True
+        elif a.isdigit() and pid is None:
+            pid = int(a)
+        else:
+            _say(USAGE)
+            return 2
+        i += 1
+    if pid is None or pid <= 0:
+        _say(USAGE)
+        return 2
+    path = os.path.abspath(path or snapshot.default_path(pid))
+    try:
+        where = snapshot.channel_path(pid)
+    except KmError as e:
+        _say(str(e))
+        return 1
+    try:
+        os.unlink(where)
+    except OSError:
+        pass
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        listener.bind(where)
+        os.chmod(where, 0o600)
+        listener.listen(1)
+        listener.settimeout(TIMEOUT)
+        info = bytearray(128)  # siginfo: SI_QUEUE, this process, this user, the request's value
+        struct.pack_into("<iiiiIIQ", info, 0, snapshot.REQUEST_SIGNAL, 0, -1, 0, os.getpid(), os.getuid(),
+                         snapshot.REQUEST_VALUE)
+        r = native.syscall(129, pid, snapshot.REQUEST_SIGNAL, native.address_of(info))  # rt_sigqueueinfo
+        if r < 0:
+            _say(f"snapshot: process {pid}: {os.strerror(-r)}")
+            return 1
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            _say(f"snapshot: process {pid} did not answer (is it a km? `km snapshot` asks a km, which runs the "
+                 "program)")
+            return 1
+        with conn:
+            cred = struct.unpack("<iII", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+            if cred[0] != pid or cred[1] != os.getuid():
+                _say(f"snapshot: the answer came from another process ({cred[0]}), not {pid}")
+                return 1
+            conn.settimeout(None)  # (writing a big program takes what it takes)
+            conn.sendall(os.fsencode(path) + b"\0" + (b"1" if leave else b"0") + b"\n")
+            answer = b""
+            while not answer.endswith(b"\n"):
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+    finally:
+        listener.close()
+        try:
+            os.unlink(where)
+        except OSError:
+            pass
+    text = answer.decode("utf-8", "surrogateescape").strip()
+    if text.startswith("ok "):
+        os.write(1, f"{path}: {int(text[3:]) >> 20} MiB\n".encode("utf-8", "surrogateescape"))
+        return 0
+    _say(text[3:] if text.startswith("no ") else f"snapshot: process {pid} ended before answering")
+    return 1
+
+
+TIMEOUT = 5  # seconds a km has to answer

@@ -1,0 +1,411 @@
+"""Snapshots (kernel/snapshot.py, kernel/snapfile.py): programs snapshot themselves
+mid-work through km's own call (kontain.h), and each run resumed from the file
+finishes the work with the same output as an uninterrupted native run; several resumes
+of one file at once; what cannot be taken along is refused with one line; damaged
+files get one line and status 126; gdb opens a snapshot."""
+
+import os
+import struct
+import subprocess
+
+import pytest
+
+from kt import KM, STATIC, build, km, run
+
+INCLUDE = ("-I", str(os.path.join(os.path.dirname(__file__), "..", "..", "src", "kontain", "guest")))
+
+
+def program(name: str, variant: str = "musl"):
+    extra = INCLUDE + (("-lpthread",) if name == "snapthreads" else ())
+    return build(name, variant, extra)
+
+
+def snapshot_and_exit(prog, path, *args):
+    """Run ``prog`` under km until it snapshots itself to ``path`` and ends."""
+    r = km(prog, path, "exit", *args)
+    assert r.returncode == 0 and os.path.exists(path), r.err
+    assert "snapshot call" not in r.err  # (the call does not return in the run that ended there)
+    return r
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_a_program_snapshotted_mid_work_finishes_as_if_never_stopped(tmp_path, variant):
+    prog = program("snapshot", variant)
+    native = run([prog])
+    snap = tmp_path / "snap"
+    first = snapshot_and_exit(prog, snap)
+    resumed = km(snap)  # km FILE: recognised as a snapshot
+    assert resumed.returncode == 0, resumed.err
+    assert first.stdout + resumed.stdout == native.stdout
+    assert "snapshot call: 1" in resumed.err  # the call answers 1 in a resumed run
+    again = km("resume", snap)
+    assert (again.returncode, first.stdout + again.stdout) == (0, native.stdout), again.err
+
+
+def test_the_original_run_goes_on_and_so_do_its_resumes(tmp_path):
+    prog = program("snapshot")
+    native = run([prog])
+    snap = tmp_path / "snap"
+    first = km(prog, snap, "stay")
+    assert (first.returncode, first.stdout) == (native.returncode, native.stdout), first.err
+    assert "snapshot call: 0" in first.err
+    resumed = km("resume", snap)  # (its unflushed output was in memory: all of it again)
+    assert (resumed.returncode, resumed.stdout) == (0, native.stdout), resumed.err
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_threads_snapshotted_mid_work_finish_as_if_never_stopped(tmp_path, variant):
+    """Workers computing, a thread in a futex wait, one blocked in read, one asleep."""
+    prog = program("snapthreads", variant)
+    native = run([prog])
+    for i in range(3):
+        snap = tmp_path / f"snap{i}"
+        first = snapshot_and_exit(prog, snap)
+        resumed = km(snap)
+        assert resumed.returncode == 0, resumed.err
+        assert first.stdout + resumed.stdout == native.stdout
+
+
+def test_several_resumes_of_one_file_at_once(tmp_path):
+    prog = program("snapthreads")
+    native = run([prog])
+    snap = tmp_path / "snap"
+    snapshot_and_exit(prog, snap)
+    procs = [subprocess.Popen(KM + [str(snap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(5)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert (p.returncode, out) == (0, native.stdout), err.decode()
+
+
+def test_what_cannot_be_taken_along_is_refused_and_the_program_goes_on(tmp_path):
+    prog = program("snapshot")
+    native = run([prog, tmp_path / "x", "stay", "socket"])
+    r = km(prog, tmp_path / "snap", "stay", "socket")
+    assert (r.returncode, r.stdout) == (native.returncode, native.stdout), r.err
+    lines = [line for line in r.err.splitlines() if line.startswith("km:")]
+    assert len(lines) == 1 and "descriptor" in lines[0] and "socket" in lines[0], r.err
+    assert "snapshot call: -95" in r.err  # EOPNOTSUPP
+    assert not (tmp_path / "snap").exists()
+    rd, wr = os.pipe()  # a pipe whose other end is km's caller's
+    try:
+        p = subprocess.run(KM + [str(prog), str(tmp_path / "snap"), "stay"], pass_fds=[wr], capture_output=True,
+                           timeout=120)
+    finally:
+        os.close(rd)
+        os.close(wr)
+    assert (p.returncode, p.stdout) == (native.returncode, native.stdout), p.stderr
+    assert f"descriptor {wr} is a pipe whose other end is outside the program" in p.stderr.decode()
+    assert not (tmp_path / "snap").exists()
+
+
+def _one_line_126(r):
+    lines = r.err.strip().splitlines()
+    assert r.returncode == 126 and len(lines) == 1 and lines[0].startswith("km: "), r.err
+    assert "Traceback" not in r.err
+
+
+def test_damaged_and_truncated_files_get_one_line_and_126(tmp_path):
+    prog = program("snapshot")
+    snap = tmp_path / "snap"
+    snapshot_and_exit(prog, snap)
+    data = snap.read_bytes()
+    bad = tmp_path / "bad"
+    # truncated: inside the headers, inside the notes, inside the memory
+    phoff = struct.unpack_from("<Q", data, 32)[0]
+    note_off, note_size = struct.unpack_from("<QQ", data, phoff + 8)[0], struct.unpack_from("<Q", data, phoff + 32)[0]
+    for size in (20, 64, phoff + 30, note_off + note_size // 2, len(data) // 2):
+        bad.write_bytes(data[:size])
+        _one_line_126(km("resume", bad))
+    # km's note damaged here and there
+    km_note = data.find(b"KMSNAP")
+    for where in (km_note, km_note + 6, km_note + 9, km_note + 40, km_note + 300, note_off + note_size - 20):
+        damaged = bytearray(data[:note_off + note_size])
+        for i in range(where, min(where + 8, len(damaged))):
+            damaged[i] ^= 0xA5
+        bad.write_bytes(bytes(damaged) + data[note_off + note_size:])
+        r = km("resume", bad)
+        assert r.returncode != 0
+        if r.returncode == 126:
+            _one_line_126(r)
+        else:  # (a change km cannot tell from a real state: the program ran, from changed registers)
+            assert "Traceback" not in r.err and "internal error" not in r.err, r.err
+    # an ELF core file that is not a snapshot
+    bad.write_bytes(data[:64] + bytes(64))
+    _one_line_126(km("resume", bad))
+
+
+def rewrite(src, dst, change) -> None:
+    """A copy of snapshot ``src`` at ``dst`` whose km state ``change(state)`` changed (the
+    file rebuilt around it: notes, then the same memory)."""
+    from kontain.kernel import snapfile
+
+    s = snapfile.read(str(src))
+    try:
+        change(s.state)
+        notes = b"".join(snapfile.note(kind, desc, name) for name, kind, desc in s.notes
+                         if kind != snapfile.NT_KM_STATE)
+        notes += snapfile.state_note(s.state)
+        segments = []
+        for start, end, off, filesz, flags in s.loads:
+            read = (lambda a, n, start=start, off=off: os.pread(s.fd, n, off + a - start)) if filesz else None
+            segments.append(snapfile.Segment(start, end, flags, read))
+        snapfile.write(str(dst), notes, segments)
+    finally:
+        os.close(s.fd)
+
+
+def _set(path: tuple, value):
+    def change(state):
+        d = state
+        for key in path[:-1]:
+            d = d[key]
+        d[path[-1]] = value(d[path[-1]]) if callable(value) else value
+    return change
+
+
+HOSTILE_STATES = {
+    "registers of the wrong size": (("process", "tasks", 0, "vcpu", "regs"), b"x"),
+    "no threads": (("process", "tasks"), []),
+    "a vCPU number past KVM's": (("process", "tasks", 0, "vcpu_id"), 60000),
+    "a thread id that is no number": (("process", "tasks", 0, "tid"), "1"),
+    "arguments that are no strings": (("process", "program", "argv"), [1, 2]),
+    "a mapping moved": (("process", "mm", "vmas", 0), lambda v: (v[0], (v[1][0] + 1,) + v[1][1:])),
+    "a mapping of another kind": (("process", "mm", "vmas", 0), lambda v: ("ShmVma", v[1])),
+    "a descriptor of an unknown kind": (("process", "fds", 3), {"kind": "bogus"}),
+    "a descriptor of a file that is gone": (("process", "fds", 3, "path"), b"/nonexistent/file"),
+    "a descriptor number out of range": (("process", "fds"), lambda d: {**d, -5: d[3]}),
+    "a signal table too short": (("process", "actions"), lambda a: a[:10]),
+    "a siginfo of the wrong size": (("process", "shared_pending", "infos"), {10: [(b"x", False)]}),
+    "another poll mode": (("head", "poll"), "bogus"),
+    "a window of no size": (("head", "window"), 0),
+    "a working directory that is gone": (("extra", "cwd"), b"/nonexistent/dir"),
+    "credentials": (("process", "tasks", 0, "creds"), (0, 0, 0)),
+    "random system registers": (("process", "tasks", 0, "vcpu", "sregs"), lambda b: bytes(len(b))),
+    "a kernel-mode thread anywhere": (("process", "tasks", 0, "vcpu", "sregs"),
+                                      lambda b: b[:16] + b"\0" + b[17:]),  # (CS.dpl 0)
+    "a huge limit": (("extra", "host_rlimits", 0), (1 << 70, 1 << 70)),
+    "a negative file offset": (("process", "fds", 3, "offset"), -4096),
+    "a descriptor's flags that are no number": (("process", "fds", 3, "flags"), "x"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_STATES))
+def test_a_hostile_state_gets_one_line_or_runs_as_the_guest_it_is(tmp_path, name):
+    """A file whose km state was written by someone else: one line and 126 for what km
+    cannot take, or the program runs (a guest may do what it wants with itself); never
+    a traceback, never km's internal error."""
+    prog = program("snapshot")
+    snap = tmp_path / "snap"
+    snapshot_and_exit(prog, snap)
+    where, value = HOSTILE_STATES[name]
+    bad = tmp_path / "bad"
+    rewrite(snap, bad, _set(where, value))
+    r = km("resume", bad)
+    assert "Traceback" not in r.err and "internal error" not in r.err, r.err
+    if r.returncode == 126:
+        _one_line_126(r)
+    assert r.returncode != 0 or name in ("random system registers",), r.err
+
+
+def test_a_snapshot_from_another_cpu_is_refused(tmp_path):
+    """The CPUID is part of the state: a changed one (another CPU model) is refused."""
+    prog = program("snapshot")
+    snap = tmp_path / "snap"
+    snapshot_and_exit(prog, snap)
+    data = bytearray(snap.read_bytes())
+    from kontain.kernel import snapfile  # (rewrite the state with another CPUID)
+
+    s = snapfile.read(str(snap))
+    os.close(s.fd)
+    state = s.state
+    e = list(state["head"]["cpuid"][0])
+    e[3] ^= 1
+    state["head"]["cpuid"][0] = tuple(e)
+    phoff = struct.unpack_from("<Q", data, 32)[0]
+    note_off, note_size = struct.unpack_from("<Q", data, phoff + 8)[0], struct.unpack_from("<Q", data, phoff + 32)[0]
+    notes = snapfile.parse_notes(bytes(data[note_off:note_off + note_size]))
+    rebuilt = b"".join(snapfile.note(kind, desc, name) for name, kind, desc in notes if kind != snapfile.NT_KM_STATE)
+    rebuilt += snapfile.state_note(state)
+    assert note_off + len(rebuilt) <= struct.unpack_from("<Q", data, phoff + 56 + 8)[0]  # (room before memory)
+    data[note_off:note_off + len(rebuilt)] = rebuilt
+    struct.pack_into("<QQ", data, phoff + 32, len(rebuilt), len(rebuilt))
+    snap.write_bytes(bytes(data))
+    r = km(snap)
+    _one_line_126(r)
+    assert "CPU" in r.err
+
+
+def test_gdb_opens_a_snapshot(tmp_path):
+    prog = program("snapthreads", "glibc")
+    snap = tmp_path / "snap"
+    snapshot_and_exit(prog, snap)
+    r = run(["gdb", "-batch", "-nx", prog, snap, "-ex", "bt", "-ex", "info threads"], timeout=120)
+    assert r.returncode == 0, r.err
+    assert "main" in r.text, r.text + r.err
+    assert r.text.count("Thread") + r.text.count("LWP") >= 8, r.text  # every thread is in it
+
+
+PYTHON = "/usr/bin/python3"
+SRC = str(os.path.join(os.path.dirname(__file__), "..", "..", "src"))
+HEAVY = ("import asyncio, email.mime.multipart, http.server, json, decimal, sqlite3, ssl, xml.etree.ElementTree, "
+         "urllib.request, argparse, logging, unittest\n")
+
+
+def test_python_snapshots_itself_after_heavy_imports(tmp_path):
+    """CPython (Debian's dynamic python3) imports a heavy set of modules and snapshots
+    itself with kontain.guest.snapshot(); every resume (three at once) goes on from there."""
+    script = tmp_path / "warm.py"
+    script.write_text(HEAVY + f"import sys\nsys.path.insert(0, {SRC!r})\nfrom kontain.guest import snapshot\n"
+                      "resumed = snapshot(sys.argv[1], exit=True)\n"
+                      "print('resumed' if resumed else 'original', json.dumps({'d': str(decimal.Decimal(1) / 7)}),"
+                      " sqlite3.connect(':memory:').execute('select 6*7').fetchone()[0])\n")
+    snap = tmp_path / "py.snap"
+    first = km(PYTHON, script, snap)
+    assert first.returncode == 0 and first.stdout == b"", first.err
+    procs = [subprocess.Popen(KM + [str(snap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert (p.returncode, out) == (0, b'resumed {"d": "0.1428571428571428571428571429"} 42\n'), err.decode()
+    natively = run([PYTHON, "-c", f"import sys; sys.path.insert(0, {SRC!r})\nfrom kontain.guest import snapshot\n"
+                    "try:\n    snapshot()\nexcept OSError as e:\n    print(e.errno)"])
+    assert natively.stdout == b"38\n"  # ENOSYS outside km
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+SERVER = """import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def _get(port: int, path: str, tries: int = 200) -> bytes:
+    """GET, waiting for the server to listen (a resumed one listens before it runs)."""
+    import http.client
+    import time
+
+    for _ in range(tries):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", path)
+            return c.getresponse().read()
+        except ConnectionRefusedError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+def test_a_python_http_server_snapshotted_on_listen_serves_from_several_resumes(tmp_path):
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    port = _free_port()
+    snap = tmp_path / "server.snap"
+    first = km("--snapshot-on-listen", snap, PYTHON, script, port)
+    assert first.returncode == 0 and snap.exists(), first.err
+    procs = [subprocess.Popen(KM + [str(snap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    try:
+        for i in range(6):  # (the host shares the connections among the copies: SO_REUSEPORT)
+            assert _get(port, f"/{i}") == b'{"path": "/%d"}' % i
+    finally:
+        for p in procs:
+            p.terminate()
+            p.communicate(timeout=60)
+
+
+def test_km_snapshot_pid_from_outside(tmp_path):
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    port = _free_port()
+    server = subprocess.Popen(KM + [PYTHON, str(script), str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert _get(port, "/before") == b'{"path": "/before"}'
+        kept = tmp_path / "kept.snap"
+        r = km("snapshot", server.pid, "-o", kept, "--leave-running")
+        assert r.returncode == 0 and kept.exists(), r.err
+        assert _get(port, "/still") == b'{"path": "/still"}'  # it goes on
+        last = tmp_path / "last.snap"
+        r = km("snapshot", server.pid, "-o", last)
+        assert r.returncode == 0 and last.exists(), r.err
+        assert server.wait(timeout=60) == 0  # and then it ended
+        info = km("snapshot", "--info", last)
+        assert info.returncode == 0 and "server.py" in info.text and "threads: 1" in info.text, info.err
+    finally:
+        server.kill()
+        server.communicate()
+    resumed = subprocess.Popen(KM + [str(last)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert _get(port, "/resumed") == b'{"path": "/resumed"}'
+    finally:
+        resumed.terminate()
+        resumed.communicate(timeout=60)
+    native = subprocess.Popen(["sleep", "30"])
+    try:
+        r = km("snapshot", native.pid)  # not a km: it ignores the request (SIGURG)
+        assert r.returncode == 1 and "did not answer" in r.err and native.poll() is None
+    finally:
+        native.kill()
+        native.wait()
+
+
+def test_resume_through_a_km_server(tmp_path):
+    """km FILE through a km server's client (native, and km with KM_SERVER): the resume
+    runs in a warm worker (the program's parent is the server)."""
+    import time
+
+    script = tmp_path / "warm.py"
+    script.write_text(f"import sys, os, json\nsys.path.insert(0, {SRC!r})\nfrom kontain.guest import snapshot\n"
+                      "snapshot(sys.argv[1], exit=True)\nprint(json.dumps({'parent': os.getppid()}))\n")
+    snap = tmp_path / "py.snap"
+    assert km(PYTHON, script, snap).returncode == 0
+    prog = program("snapshot")
+    native = run([prog])
+    csnap = tmp_path / "c.snap"
+    first = snapshot_and_exit(prog, csnap)
+    sock, client = tmp_path / "km.sock", tmp_path / "km"
+    server = subprocess.Popen(KM + ["--serve", str(sock)], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not (sock.exists() and client.exists()):
+            assert server.poll() is None and time.monotonic() < deadline, "km --serve did not start"
+            time.sleep(0.05)
+        for runner in ([str(client)], ["env", f"KM_SERVER={sock}"] + KM):
+            r = run(runner + [snap])
+            assert (r.returncode, r.stdout) == (0, b'{"parent": %d}\n' % server.pid), r.err
+            r = run(runner + [csnap])
+            assert (r.returncode, first.stdout + r.stdout) == (0, native.stdout), r.err
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_go_http_server_snapshotted_on_listen_serves_from_several_resumes(tmp_path):
+    """Go's runtime: many threads, an epoll set and an eventfd (taken along through
+    /proc/self/fdinfo), a listening socket."""
+    from kt import build_go
+
+    prog = build_go()
+    port = _free_port()
+    snap = tmp_path / "go.snap"
+    first = km("--snapshot-on-listen", snap, prog, "serve-on", port)
+    assert first.returncode == 0 and snap.exists(), first.err
+    procs = [subprocess.Popen(KM + [str(snap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    try:
+        for i in range(6):
+            assert _get(port, f"/x{i}") == b"hello x%d from go" % i
+    finally:
+        for p in procs:
+            p.terminate()
+            p.communicate(timeout=60)
