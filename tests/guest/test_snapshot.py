@@ -5,12 +5,13 @@ of one file at once; what cannot be taken along is refused with one line; damage
 files get one line and status 126; gdb opens a snapshot."""
 
 import os
+import re
 import struct
 import subprocess
 
 import pytest
 
-from kt import KM, STATIC, build, km, run
+from kt import KM, STATIC, build, km, kvm_platform, run
 
 INCLUDE = ("-I", str(os.path.join(os.path.dirname(__file__), "..", "..", "src", "kontain", "guest")))
 
@@ -409,3 +410,24 @@ def test_a_go_http_server_snapshotted_on_listen_serves_from_several_resumes(tmp_
         for p in procs:
             p.terminate()
             p.communicate(timeout=60)
+
+
+def test_snapshot_of_rewritten_code(tmp_path):
+    """A program whose hot syscall sites km rewrote (kernel/rewrite.py; PVM) is saved as
+    it had its code: the snapshot's memory holds the original bytes and no trampoline
+    page, and a resume runs on (and may rewrite its sites anew)."""
+    script = tmp_path / "hot.py"
+    script.write_text(f"import os, sys\nsys.path.insert(0, {SRC!r})\nfrom kontain.guest import snapshot\n"
+                      "for i in range(3000): os.getppid()\n"
+                      "resumed = snapshot(sys.argv[1], exit=True)\n"
+                      "for i in range(3000): os.getppid()\n"
+                      "print('resumed' if resumed else 'original', os.getppid() == os.getppid())\n")
+    snap = tmp_path / "hot.snap"
+    first = km("--timings", "--rewrite-after", "0", PYTHON, script, snap)
+    assert first.returncode == 0 and first.stdout == b"", first.err
+    if kvm_platform() == "pvm":
+        assert re.search(r"[1-9]\d* syscall sites rewritten", first.err), first.err
+    info = km("snapshot", "--info", snap)
+    assert b"[km-syscalls]" not in info.stdout + info.stderr, info.text
+    again = km(snap)
+    assert (again.returncode, again.stdout) == (0, b"resumed True\n"), again.err

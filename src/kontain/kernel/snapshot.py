@@ -32,7 +32,7 @@ from kontain import native
 from kontain.abi import flags as F
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError, KmError
-from kontain.kernel import snapfds, snapfile
+from kontain.kernel import rewrite, snapfds, snapfile
 from kontain.kernel.runstate import PAUSED, RUNNING
 from kontain.kernel.snapfile import PF_R, PF_W, PF_X, Refused, Segment, SnapshotError
 from kontain.kvm import abi as k
@@ -84,7 +84,13 @@ def take(p, path: str, caller=None, result: int = 1) -> int:
     _refusals(p)
     files, pipes_data = snapfds.describe(p)
     try:
+        if p.rewriter is not None:  # threads inside a trampoline go back to the program's code
+            for task in p.tasks.values():
+                p.rewriter.settle(task)
         state = p.save()
+        # rewritten syscall sites are saved as the program had them, and km's trampoline
+        # pages not at all: a resume starts with no site rewritten (kernel/rewrite.py)
+        state["mm"]["vmas"] = [v for v in state["mm"]["vmas"] if v[1][4] != rewrite.NAME]
         tasks = state["tasks"]
         for t in tasks:
             task = p.tasks[t["tid"]]
@@ -150,6 +156,8 @@ def _segments(p) -> tuple[list[Segment], list, list]:
     the file mappings for NT_FILE."""
     segments, loads, files = [], [], []
     for v in p.mm:
+        if v.name == rewrite.NAME:
+            continue  # (km's trampolines: not the program's)
         flags = (PF_R if v.prot & 1 else 0) | (PF_W if v.prot & 2 else 0) | (PF_X if v.prot & 4 else 0)
         if v.flags & VM_SPECIAL:
             kind, read = "special", None
@@ -169,6 +177,7 @@ def _reader(p, prot: int):
     when the program's protection leaves the host mapping without access."""
     mem = p.mem
     hostprot = prot & ~F.PROT_EXEC
+    rewriter = p.rewriter
 
     def read(addr: int, n: int) -> bytes:
         opened = not hostprot & (F.PROT_READ | F.PROT_WRITE)
@@ -176,9 +185,10 @@ def _reader(p, prot: int):
             native.syscall(10, mem.base + addr, n, F.PROT_READ)  # mprotect
         try:
             try:
-                return mem.read(addr, n)
+                data = mem.read(addr, n)
             except GuestError:  # (a file mapping past its file's end: those pages are holes)
-                return b"".join(_page_or_zero(mem, a) for a in range(addr, addr + n, snapfile.PAGE))
+                data = b"".join(_page_or_zero(mem, a) for a in range(addr, addr + n, snapfile.PAGE))
+            return rewriter.original(addr, data) if rewriter is not None else data
         finally:
             if opened:
                 native.syscall(10, mem.base + addr, n, hostprot)
