@@ -147,7 +147,9 @@ def test_dynamic_python3():
     """Debian's python3 (libc.so.6, sites found through its .eh_frame_hdr and .dynsym)."""
     argv = [PY, "-c", "import os\nfor i in range(3000): os.getppid()\nprint('ok', os.getppid() == os.getppid())"]
     compare(argv, km_options=EAGER)
-    r = km("--timings", *EAGER, *argv)
+    # (--no-poll: with the polling tier on, the getppid site may be answered by the poller
+    # before it traps 8 times, and then it is never rewritten: known-issues)
+    r = km("--timings", "--no-poll", *EAGER, *argv)
     sites, polled, exited = _rewritten(r.err)
     assert sites > 0 and polled + exited > 2000, r.err
 

@@ -100,11 +100,17 @@ class Rewriter:
                 self.trapped += 1
             return
         self.trapped += 1
-        if n + 1 < HOT or self.trapped < self.p.spec.rewrite_after:
+        if n + 1 < HOT or self.trapped < self.p.spec.rewrite_after and self._calls() < self.p.spec.rewrite_after:
             if n or len(self.seen) < MAX_SEEN:
                 self.seen[ret] = min(n + 1, HOT)
             return
         self.seen[ret] = REFUSED if self._rewrite(task, ret - 2) is None else PATCHED
+
+    def _calls(self) -> int:
+        """The program's calls so far, trapped or answered by the poller (the warm-up's
+        measure: a program the poller serves may trap only rarely)."""
+        poller = self.p.poller
+        return self.trapped + (poller.served if poller is not None else 0)
 
     def _rewrite(self, task, syscall_at: int):
         # The proof (the file opened and read) and the trampoline (a page mapped) come
