@@ -431,3 +431,41 @@ def test_snapshot_of_rewritten_code(tmp_path):
     assert b"[km-syscalls]" not in info.stdout + info.stderr, info.text
     again = km(snap)
     assert (again.returncode, again.stdout) == (0, b"resumed True\n"), again.err
+
+
+DUMPED = """import socket, sys, threading, time
+s = socket.socket()  # (which a snapshot refuses to take along, a core file does not)
+for _ in range(2):
+    threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+print("ready", flush=True)
+print("after", sys.stdin.readline().strip(), flush=True)
+"""
+
+
+def test_km_dump_pid_writes_a_core_of_a_running_program(tmp_path):
+    """km dump PID: the core file of a running program, every thread in it, while the
+    program goes on (issue 14); gdb opens it; a process that is not a km does not answer."""
+    script = tmp_path / "dumped.py"
+    script.write_text(DUMPED)
+    prog = subprocess.Popen(KM + [PYTHON, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        assert prog.stdout.readline() == b"ready\n"
+        core = tmp_path / "core.dumped"
+        r = km("dump", prog.pid, "-o", core)
+        assert r.returncode == 0 and core.exists(), r.err
+        out, err = prog.communicate(b"the dump\n", timeout=60)
+        assert (prog.returncode, out) == (0, b"after the dump\n"), err
+    finally:
+        prog.kill()
+    g = run(["gdb", "-batch", "-nx", "-ex", "info threads", PYTHON, str(core)])
+    assert len(re.findall(r"^\*?\s*\d+\s+Thread ", g.text, re.M)) == 3, g.text + g.err
+    assert "read" in g.text and "clock_nanosleep" in g.text, g.text
+    native = subprocess.Popen(["sleep", "30"])
+    try:
+        r = km("dump", native.pid, "-o", tmp_path / "never")
+        assert r.returncode == 1 and "did not answer" in r.err and native.poll() is None
+    finally:
+        native.kill()
+        native.wait()
+    assert km("dump").returncode == 2 and km("dump", "x").returncode == 2

@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None, started: tuple[float, float] | None = No
         from kontain.cli import snapctl
 
         return snapctl.main(args[1:])
+    if args[:1] == ["dump"]:  # (a program named dump: km ./dump)
+        from kontain.cli import snapctl
+
+        return snapctl.take(args[1:], dump=True)
     try:
         o = options.parse(args)
     except options.UsageError as e:

@@ -15,6 +15,7 @@ usage: km [OPTIONS] PROGRAM [ARGS...]
        km image [-t NAME] -o IMAGE.tar PROGRAM [ARGS...]   (a minimal OCI image: see km image --help)
        km FILE | km resume FILE          resume a snapshot
        km snapshot PID [-o FILE] [--leave-running] | km snapshot --info FILE
+       km dump PID [-o FILE]              the core file of a running program (every thread)
 
 Run PROGRAM, an unmodified x86-64 Linux executable, in its own KVM virtual machine.
 PROGRAM is looked up in PATH when it has no slash.  stdin, stdout, stderr, the working

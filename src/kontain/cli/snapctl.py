@@ -1,7 +1,8 @@
-"""``km snapshot``: snapshots from outside the program.
+"""``km snapshot`` and ``km dump``: snapshots and core files from outside the program.
 
     km snapshot --info FILE                       what a snapshot file holds
     km snapshot PID [-o FILE] [--leave-running]   snapshot the program km runs as PID
+    km dump PID [-o FILE]                         its core file (every thread), while it runs on
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 
 USAGE = "usage: km snapshot PID [-o FILE] [--leave-running] | km snapshot --info FILE"
+DUMP_USAGE = "usage: km dump PID [-o FILE]"
 
 
 def _say(text: str) -> None:
@@ -59,9 +61,11 @@ def info(path: str) -> int:
     return 0
 
 
-def take(args: list[str]) -> int:
+def take(args: list[str], *, dump: bool = False) -> int:
     """km snapshot PID [-o FILE] [--leave-running]: ask the km running as PID (the
-    channel: kernel/snapshot.py) to snapshot its program to FILE (./kmsnap.PID)."""
+    channel: kernel/snapshot.py) to snapshot its program to FILE (./kmsnap.PID).  With
+    ``dump`` (km dump PID [-o FILE]): its core file instead (./core.PID), which nothing in
+    the program refuses, and the program runs on."""
     import socket
     import struct
 
@@ -69,6 +73,8 @@ def take(args: list[str]) -> int:
     from kontain.errors import KmError
     from kontain.kernel import snapshot
 
+    usage = DUMP_USAGE if dump else USAGE
+    what = "dump" if dump else "snapshot"
     pid, path, leave = None, None, False
     i = 0
     while i < len(args):
@@ -76,18 +82,19 @@ def take(args: list[str]) -> int:
         if a in ("-o", "--output") and i + 1 < len(args):
             path = args[i + 1]
             i += 1
-        elif a == "--leave-running":
+        elif a == "--leave-running" and not dump:
             leave = True
-        elif a.isdigit() and pid is None:
+        elif a.isdigit() and len(a) < 10 and pid is None:
             pid = int(a)
         else:
-            _say(USAGE)
+            _say(usage)
             return 2
         i += 1
     if pid is None or pid <= 0:
-        _say(USAGE)
+        _say(usage)
         return 2
-    path = os.path.abspath(path or snapshot.default_path(pid))
+    path = os.path.abspath(path or (f"core.{pid}" if dump else snapshot.default_path(pid)))
+    mode = snapshot.MODE_CORE if dump else snapshot.MODE_LEAVE if leave else snapshot.MODE_END
     try:
         where = snapshot.channel_path(pid)
     except KmError as e:
@@ -108,21 +115,21 @@ def take(args: list[str]) -> int:
                          snapshot.REQUEST_VALUE)
         r = native.syscall(129, pid, snapshot.REQUEST_SIGNAL, native.address_of(info))  # rt_sigqueueinfo
         if r < 0:
-            _say(f"snapshot: process {pid}: {os.strerror(-r)}")
+            _say(f"{what}: process {pid}: {os.strerror(-r)}")
             return 1
         try:
             conn, _ = listener.accept()
         except TimeoutError:
-            _say(f"snapshot: process {pid} did not answer (is it a km? `km snapshot` asks a km, which runs the "
+            _say(f"{what}: process {pid} did not answer (is it a km? `km {what}` asks a km, which runs the "
                  "program)")
             return 1
         with conn:
             cred = struct.unpack("<iII", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
             if cred[0] != pid or cred[1] != os.getuid():
-                _say(f"snapshot: the answer came from another process ({cred[0]}), not {pid}")
+                _say(f"{what}: the answer came from another process ({cred[0]}), not {pid}")
                 return 1
             conn.settimeout(None)  # (writing a big program takes what it takes)
-            conn.sendall(os.fsencode(path) + b"\0" + (b"1" if leave else b"0") + b"\n")
+            conn.sendall(os.fsencode(path) + b"\0" + mode + b"\n")
             answer = b""
             while not answer.endswith(b"\n"):
                 chunk = conn.recv(4096)
@@ -139,7 +146,7 @@ def take(args: list[str]) -> int:
     if text.startswith("ok "):
         os.write(1, f"{path}: {int(text[3:]) >> 20} MiB\n".encode("utf-8", "surrogateescape"))
         return 0
-    _say(text[3:] if text.startswith("no ") else f"snapshot: process {pid} ended before answering")
+    _say(text[3:] if text.startswith("no ") else f"{what}: process {pid} ended before answering")
     return 1
 
 

@@ -133,6 +133,25 @@ def take(p, path: str, caller=None, result: int = 1) -> int:
         snapfds.put_back_all(pipes_data)
 
 
+def dump_core(p, path: str) -> int:
+    """km dump: the paused program's core file at ``path`` (every thread, each where it
+    stopped; no signal), as gdb's gcore writes one; returns its size.  Unlike a snapshot,
+    nothing in the program refuses it."""
+    from kontain.abi.signals import SIGINFO_SIZE
+    from kontain.kernel import coredump
+
+    tasks = sorted(p.tasks.values(), key=lambda t: t.tid != os.getpid())  # the main thread first
+    if not tasks:
+        raise KmError("dump: the program has no thread left")
+    if p.rewriter is not None:
+        for t in tasks:
+            p.rewriter.settle(t)
+    first = tasks[0]
+    coredump.write(p, first, 0, bytes(SIGINFO_SIZE), first.user_context(), path,
+                   others=[(t, t.user_context()) for t in tasks[1:]])
+    return os.stat(path).st_size
+
+
 def _refusals(p) -> None:
     if any(isinstance(v, ShmVma) for v in p.mm):
         raise Refused("snapshot: the program has System V shared memory attached (shmat), which a snapshot "
@@ -254,10 +273,13 @@ def _getrlimit(r: int) -> tuple[int, int]:
 # That km, seeing it in its signal thread (Process.post, never the program's), checks
 # the directory (its own, 0700, not a link) and connects; each side checks the other's
 # credentials (SO_PEERCRED: the same uid, and the pid asked for).  The request is one
-# line, "PATH\0LEAVE_RUNNING"; the answer "ok SIZE" or "no WHY".  A km that gets no
+# line, "PATH\0MODE" (MODE_*); the answer "ok SIZE" or "no WHY".  A km that gets no
 # such socket ignores the signal; any other process ignores SIGURG by default.
 REQUEST_SIGNAL = 23  # SIGURG
 REQUEST_VALUE = 0x4B4D534E4150  # "KMSNAP"
+# the request's second field: end the program after its snapshot, leave it running, or
+# write its core file (km dump) and leave it running
+MODE_END, MODE_LEAVE, MODE_CORE = b"0", b"1", b"core"
 
 
 def channel_dir() -> str:
@@ -321,22 +343,25 @@ def serve_request(p) -> None:
         sock.close()
         return
     ok = False
+    if leave not in (MODE_END, MODE_LEAVE, MODE_CORE):
+        sock.close()
+        return
     p.pause_all()
     try:
-        size = take(p, os.fsdecode(path))
+        size = dump_core(p, os.fsdecode(path)) if leave == MODE_CORE else take(p, os.fsdecode(path))
         answer, ok = f"ok {size}", True
     except KmError as e:
         answer = f"no {e}"
     except OSError as e:
         answer = f"no {os.fsdecode(path)}: {e.strerror}"
     finally:
-        if leave == b"1" or not ok:
+        if leave != MODE_END or not ok:
             p.resume_all()
     try:
         sock.sendall(answer.encode("utf-8", "surrogateescape").replace(b"\n", b" ") + b"\n")
     except OSError:
         pass
     sock.close()
-    if ok and leave != b"1":
+    if ok and leave == MODE_END:
         say(f"snapshot: the program ended, snapshotted to {os.fsdecode(path)}")
         p.finish(ProcessExit(status=0))
