@@ -249,8 +249,16 @@ def execveat(t, dfd, path, argv, envp, flags, *_):
     return _exec(t, target, argv, envp)
 
 
+def _register(value: int) -> int:
+    """A 64-bit value as a vCPU register holds it (signed): the child's stack pointer is
+    whatever the program passed, a kernel address or a non-canonical one included; the
+    child faults when it uses it, as on Linux."""
+    value = u64(value)
+    return value - (1 << 64) if value >> 63 else value
+
+
 def clone(t, flags, stack, ptid, ctid, tls, *_):
-    return _clone(t, u64(flags), u64(stack), u64(ptid), u64(ctid), u64(tls))
+    return _clone(t, u64(flags), _register(stack), u64(ptid), u64(ctid), u64(tls))
 
 
 CLONE_ARGS_SIZE_VER0 = 64

@@ -1,0 +1,18 @@
+"""What the system call fuzzer (tests/programs/fuzz.c, test_fuzz.py) found: one small
+program per bug (tests/programs/fuzz_found.c CASE), run natively and under km."""
+
+from kt import build, compare
+
+
+def found(case: str, **kw):
+    native, guest = compare([build("fuzz_found"), case], **kw)
+    assert "internal error" not in guest.err and "Traceback" not in guest.err, guest.err
+    return native, guest
+
+def test_clone_stack_is_only_a_register():
+    """clone's stack argument is the child's RSP, whatever it is (a kernel or non-canonical
+    address: the child faults when it uses it).  km stored it in a signed register slot
+    and failed with an internal error, in the child of a fork, which then went on as a
+    second copy of the parent."""
+    native, _ = found("clone-stack")
+    assert native.text.count("child exited 7") == 8 and native.text.count("ended") == 4, native.text

@@ -1,0 +1,76 @@
+/* What the system call fuzzer (fuzz.c) found, one small case per bug:
+ *
+ *     fuzz_found CASE
+ *
+ * Each case prints what it saw, so that tests/guest/test_fuzz.py can compare a km run
+ * with a native one. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#define FUTEX_WAIT 0
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* clone/clone3 whose child exits at once, in assembly (it needs no stack) */
+long forkcall(long nr, long a0, long a1, long a2, long a3, long a4);
+__asm__(".text\n.globl forkcall\nforkcall:\n"
+        "  mov %rdi, %rax\n  mov %rsi, %rdi\n  mov %rdx, %rsi\n  mov %rcx, %rdx\n"
+        "  mov %r8, %r10\n  mov %r9, %r8\n  syscall\n  test %rax, %rax\n  jnz 1f\n"
+        "  mov $60, %eax\n  mov $7, %edi\n  syscall\n  ud2\n1:\n  ret\n");
+
+static void report_child(const char *what, long r) {
+    if (r < 0) {
+        printf("%s: %s\n", what, strerror((int)-r));
+        return;
+    }
+    int status;
+    if (waitpid((pid_t)r, &status, __WALL) != r) {
+        printf("%s: child, but no wait: %s\n", what, strerror(errno));
+        return;
+    }
+    printf("%s: child %s %d\n", what, WIFEXITED(status) ? "exited" : "killed by",
+           WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+}
+
+/* clone's stack argument is only a register value for the child: a kernel or
+ * non-canonical address is the child's problem (it faults when it uses it) */
+static int clone_stack(void) {
+    static const uint64_t stacks[] = {0xffffffffff600000ULL, 0x8000000000000000ULL, 0x800000000000ULL, ~0ULL};
+    for (unsigned i = 0; i < sizeof stacks / sizeof stacks[0]; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "fork, stack %#llx", (unsigned long long)stacks[i]);
+        report_child(what, forkcall(SYS_clone, SIGCHLD, (long)stacks[i], 0, 0, 0));
+        snprintf(what, sizeof what, "vfork, stack %#llx", (unsigned long long)stacks[i]);
+        report_child(what, forkcall(SYS_clone, CLONE_VM | CLONE_VFORK | SIGCHLD, (long)stacks[i], 0, 0, 0));
+        /* a thread: its tid word is cleared (and woken) when it ends */
+        static volatile int tid;
+        tid = -1;
+        long r = forkcall(SYS_clone, CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
+                          CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID, (long)stacks[i], 0, (long)&tid, 0);
+        if (r > 0)
+            while (tid != 0) syscall(SYS_futex, &tid, FUTEX_WAIT, tid, NULL, NULL, 0);
+        printf("thread, stack %#llx: %s\n", (unsigned long long)stacks[i], r > 0 ? "ended" : strerror((int)-r));
+    }
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(void);
+} cases[] = {
+    {"clone-stack", clone_stack},
+};
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    for (unsigned i = 0; argc == 2 && i < sizeof cases / sizeof cases[0]; i++)
+        if (!strcmp(argv[1], cases[i].name)) return cases[i].fn();
+    fprintf(stderr, "usage: fuzz_found CASE\n");
+    return 2;
+}
