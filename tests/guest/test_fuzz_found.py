@@ -16,3 +16,9 @@ def test_clone_stack_is_only_a_register():
     second copy of the parent."""
     native, _ = found("clone-stack")
     assert native.text.count("child exited 7") == 8 and native.text.count("ended") == 4, native.text
+
+def test_clone3_checks_its_stack_and_exit_signal():
+    """clone3 refuses a stack without a size, a size without a stack, a range outside user
+    space, and an exit signal that is not one (EINVAL), before anything else."""
+    native, _ = found("clone3-stack")
+    assert native.text.count("Invalid argument") == 9, native.text

@@ -38,6 +38,10 @@ static void report_child(const char *what, long r) {
            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 }
 
+struct clone_args_ {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
 /* clone's stack argument is only a register value for the child: a kernel or
  * non-canonical address is the child's problem (it faults when it uses it) */
 static int clone_stack(void) {
@@ -60,11 +64,36 @@ static int clone_stack(void) {
     return 0;
 }
 
+/* clone3 checks its stack (stack_size without stack, stack without stack_size, a range
+ * past the user address space) before anything else */
+static int clone3_stack(void) {
+    static const uint64_t cases[][2] = {
+        {0, 4096}, {0x10000, 0}, {0xffffffffffff0000ULL, 0x20000}, {0x7ffffffff000ULL, 4096},
+        {0xffffffffff600000ULL, 4096}, {0x8000000000000000ULL, 8}, {0x1000, 4096},
+    };
+    for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct clone_args_ ca = {.exit_signal = SIGCHLD, .stack = cases[i][0], .stack_size = cases[i][1]};
+        char what[80];
+        snprintf(what, sizeof what, "clone3, stack %#llx size %#llx", (unsigned long long)cases[i][0],
+                 (unsigned long long)cases[i][1]);
+        report_child(what, forkcall(SYS_clone3, (long)&ca, sizeof ca, 0, 0, 0));
+    }
+    static const uint64_t signals[] = {0, SIGCHLD, 65, 0x100 | SIGCHLD, ~0ULL};
+    for (unsigned i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+        struct clone_args_ ca = {.exit_signal = signals[i]};
+        char what[80];
+        snprintf(what, sizeof what, "clone3, exit signal %#llx", (unsigned long long)signals[i]);
+        report_child(what, forkcall(SYS_clone3, (long)&ca, sizeof ca, 0, 0, 0));
+    }
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
 } cases[] = {
     {"clone-stack", clone_stack},
+    {"clone3-stack", clone3_stack},
 };
 
 int main(int argc, char **argv) {

@@ -13,6 +13,7 @@ from kontain.abi.errno import E2BIG, EINTR, EINVAL, ENODEV, ENOSYS, EPERM, ESRCH
 from kontain.abi.signals import SIGINFO_SIZE, siginfo
 from kontain.abi.structs import clone_args, robust_list_head
 from kontain.errors import GuestError, ProcessExit
+from kontain.memory.window import USER_LIMIT
 from kontain.syscalls.common import passthrough, s32, u32, u64
 
 SYS_kill, SYS_prctl, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo = 62, 157, 200, 234, 129, 297
@@ -274,7 +275,13 @@ def clone3(t, uargs, size, *_):
     a = dict(zip(clone_args.names, clone_args.unpack(raw[:clone_args.size])))
     if a["set_tid"] or a["set_tid_size"] or a["cgroup"]:
         raise GuestError(EINVAL)
-    stack = a["stack"] + a["stack_size"] if a["stack"] else 0
+    # as Linux's clone3_stack_valid: both or neither, and a range of user addresses
+    stack, size = a["stack"], a["stack_size"]
+    if bool(stack) != bool(size) or stack and (stack + size > USER_LIMIT):
+        raise GuestError(EINVAL)
+    stack = stack + size if stack else 0
+    if a["exit_signal"] & ~F.CSIGNAL or a["exit_signal"] > S.NSIG:
+        raise GuestError(EINVAL)
     return _clone(t, a["flags"] | (a["exit_signal"] & F.CSIGNAL), stack, a["parent_tid"], a["child_tid"], a["tls"])
 
 
