@@ -22,3 +22,9 @@ def test_clone3_checks_its_stack_and_exit_signal():
     space, and an exit signal that is not one (EINVAL), before anything else."""
     native, _ = found("clone3-stack")
     assert native.text.count("Invalid argument") == 9, native.text
+
+def test_altstack_autodisarm():
+    """SS_AUTODISARM is bit 31 of ss_flags: km packed it as a signed int and died with a
+    traceback at the next signal."""
+    native, _ = found("altstack-autodisarm")
+    assert "flags back: 0x80000000" in native.text and "handled again 10" in native.text, native.text

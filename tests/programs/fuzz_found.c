@@ -88,12 +88,42 @@ static int clone3_stack(void) {
     return 0;
 }
 
+static volatile int handled;
+static void on_usr1(int sig) {
+    stack_t ss;
+    sigaltstack(NULL, &ss);
+    handled = sig;
+    printf("handler: on the alternate stack %d, flags %#x\n", (char *)&ss < (char *)ss.ss_sp + ss.ss_size, ss.ss_flags);
+}
+
+/* SS_AUTODISARM (1 << 31) in ss_flags: a valid flag, reported back by sigaltstack and
+ * in the signal frame */
+static int altstack_autodisarm(void) {
+    static char stack[64 * 1024];
+    stack_t ss = {.ss_sp = stack, .ss_size = sizeof stack, .ss_flags = SS_AUTODISARM}, old;
+    printf("sigaltstack: %d\n", sigaltstack(&ss, NULL));
+    sigaltstack(NULL, &old);
+    printf("flags back: %#x\n", old.ss_flags);
+    struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = SA_ONSTACK};
+    sigaction(SIGUSR1, &sa, NULL);
+    raise(SIGUSR1);
+    printf("handled %d\n", handled);
+    sigaltstack(NULL, &old);
+    printf("after: flags %#x\n", old.ss_flags);
+    sa.sa_flags = 0;
+    sigaction(SIGUSR1, &sa, NULL);
+    raise(SIGUSR1);
+    printf("handled again %d\n", handled);
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
 } cases[] = {
     {"clone-stack", clone_stack},
     {"clone3-stack", clone3_stack},
+    {"altstack-autodisarm", altstack_autodisarm},
 };
 
 int main(int argc, char **argv) {

@@ -73,7 +73,8 @@ utsname = CStruct(
 )
 # the kernel's struct sigaction (not libc's): handler, flags, restorer, one 64-bit mask
 k_sigaction = CStruct("struct kernel_sigaction", [("handler", "Q"), ("flags", "Q"), ("restorer", "Q"), ("mask", "Q")])
-stack_t = CStruct("stack_t", [("ss_sp", "Q"), ("ss_flags", "i"), ("ss_size", "Q")], "signal.h")
+# ss_flags is a bit mask, SS_AUTODISARM its bit 31: unsigned, so that it packs
+stack_t = CStruct("stack_t", [("ss_sp", "Q"), ("ss_flags", "I"), ("ss_size", "Q")], "signal.h")
 pollfd = CStruct("struct pollfd", [("fd", "i"), ("events", "h"), ("revents", "h")], "poll.h")
 winsize = CStruct("struct winsize", [("ws_row", "H"), ("ws_col", "H"), ("ws_xpixel", "H"), ("ws_ypixel", "H")], "sys/ioctl.h")
 robust_list_head = CStruct("struct robust_list_head", [("list", "Q"), ("futex_offset", "q"), ("list_op_pending", "Q")],
