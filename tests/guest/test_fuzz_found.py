@@ -28,3 +28,11 @@ def test_altstack_autodisarm():
     traceback at the next signal."""
     native, _ = found("altstack-autodisarm")
     assert "flags back: 0x80000000" in native.text and "handled again 10" in native.text, native.text
+
+
+def test_signalfd_takes_no_descriptor_of_the_program():
+    """While a signalfd had a signal pending, km held a connection to it at the lowest
+    free descriptor: the program's next file got another number than on Linux, and a
+    program that closed that descriptor made km fail with internal errors (EBADF)."""
+    native, _ = found("signalfd-fds")
+    assert "next descriptor: signalfd + 1" in native.text and native.text.count("signal 10") == 2, native.text

@@ -6,6 +6,7 @@
  * with a native one. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #define FUTEX_WAIT 0
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -117,6 +119,31 @@ static int altstack_autodisarm(void) {
     return 0;
 }
 
+/* a signalfd with a signal pending takes no descriptor of the program's: km kept one
+ * of its own (the connection that makes the file readable) at the lowest free number,
+ * where the program could close it, and then failed with internal errors */
+static int signalfd_fds(void) {
+    sigset_t m;
+    sigemptyset(&m);
+    sigaddset(&m, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &m, NULL);
+    int sfd = signalfd(-1, &m, 0);
+    raise(SIGUSR1);
+    int fd = open("/dev/null", O_RDONLY);
+    printf("next descriptor: signalfd + %d\n", fd - sfd);
+    int closed = 0;
+    for (int i = sfd + 1; i < 64; i++) /* none of them is the program's */
+        if (i != fd && close(i) == 0) closed++;
+    printf("closed %d others\n", closed);
+    struct signalfd_siginfo si;
+    for (int round = 0; round < 2; round++) {
+        ssize_t n = read(sfd, &si, sizeof si);
+        printf("read %zd: signal %u\n", n, n > 0 ? si.ssi_signo : 0);
+        raise(SIGUSR1);
+    }
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -124,6 +151,7 @@ static const struct {
     {"clone-stack", clone_stack},
     {"clone3-stack", clone3_stack},
     {"altstack-autodisarm", altstack_autodisarm},
+    {"signalfd-fds", signalfd_fds},
 };
 
 int main(int argc, char **argv) {

@@ -36,20 +36,28 @@ SIGINFO_RECORD = signalfd_siginfo.size  # 128
 class SignalFile:
     """One signalfd: its mask and the monitor's handles on its socket."""
 
-    __slots__ = ("ino", "mask", "listener", "peer", "address")
+    __slots__ = ("ino", "mask", "listener", "peer", "address", "floor")
 
-    def __init__(self, ino: int, mask: int, listener: int, address: bytes):
+    def __init__(self, ino: int, mask: int, listener: int, address: bytes, floor: int):
         self.ino = ino
         self.mask = mask
         self.listener = listener  # the monitor's own descriptor of the listening socket
         self.peer = -1  # the monitor's pending connection while the file is readable
         self.address = address
+        self.floor = floor  # the monitor's descriptors live from here up (kernel/fdtable.py)
 
     def ready(self, on: bool) -> None:
         if on and self.peer < 0:
             s = native.syscall(41, _AF_UNIX, _SOCK_STREAM | _SOCK_NONBLOCK | _SOCK_CLOEXEC, 0)  # socket
             if s < 0:
                 return
+            # out of the program's range: there it would take the number of the program's
+            # next descriptor, and the program could close it or put another file there
+            high = native.dup_at_least(s, self.floor)
+            os.close(s)
+            if high < 0:
+                return
+            s = high
             addr = bytearray(self.address)
             if native.syscall(42, s, native.address_of(addr), len(addr)) < 0:  # connect
                 os.close(s)
@@ -105,7 +113,7 @@ class SignalFds:
             return listener
         n = struct.unpack("<I", size)[0]
         ino = os.fstat(fd).st_ino
-        self.files[ino] = SignalFile(ino, mask, listener, bytes(named[:n]))
+        self.files[ino] = SignalFile(ino, mask, listener, bytes(named[:n]), p.fds.floor)
         self.update()
         return fd
 
