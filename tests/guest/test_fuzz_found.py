@@ -36,3 +36,13 @@ def test_signalfd_takes_no_descriptor_of_the_program():
     program that closed that descriptor made km fail with internal errors (EBADF)."""
     native, _ = found("signalfd-fds")
     assert "next descriptor: signalfd + 1" in native.text and native.text.count("signal 10") == 2, native.text
+
+
+def test_masked_waits_keep_the_host_mask():
+    """ppoll, pselect6, epoll_pwait and epoll_pwait2 gave the program's signal mask to
+    km's own host thread: a signal the program handles (its interval timer's SIGALRM)
+    then took its default action on km, which died by SIGALRM.  The mask is now the
+    program's alone: what it lets through ends the call (at once if already pending),
+    what it blocks stays pending until the old mask is back."""
+    native, _ = found("masked-waits")
+    assert native.text.count("handled yes") == 4 and native.text.count("handled 0 during, 1 after") == 4, native.text

@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #define FUTEX_WAIT 0
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -144,6 +146,69 @@ static int signalfd_fds(void) {
     return 0;
 }
 
+/* ppoll, pselect6, epoll_pwait and epoll_pwait2 with a signal mask: the mask is the
+ * program's, for the duration of the call.  km gave it to its own host thread, where a
+ * signal the program handles (SIGALRM of its own interval timer) took its default
+ * action on km: km died by SIGALRM.  A pending signal the mask lets through ends the
+ * call at once; one it blocks does not; the old mask is back after the call. */
+static volatile int alarms, usr1s;
+static void on_alarm(int sig) { (void)sig; alarms++; }
+static void on_usr1_count(int sig) { (void)sig; usr1s++; }
+
+static long masked_wait(int which, const sigset_t *mask) {
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    static int ep = -1;
+    if (ep < 0) ep = epoll_create1(0);
+    struct epoll_event ev;
+    struct { const sigset_t *ss; size_t len; } pmask = {mask, 8};
+    switch (which) {
+    case 0: return syscall(SYS_ppoll, NULL, 0, &ts, mask, 8);
+    case 1: return syscall(SYS_pselect6, 0, NULL, NULL, NULL, &ts, &pmask);
+    case 2: return syscall(SYS_epoll_pwait, ep, &ev, 1, 200, mask, 8);
+    default: return syscall(SYS_epoll_pwait2, ep, &ev, 1, &ts, mask, 8);
+    }
+}
+
+static int masked_waits(void) {
+    static const char *const names[] = {"ppoll", "pselect6", "epoll_pwait", "epoll_pwait2"};
+    struct sigaction sa = {.sa_handler = on_alarm};
+    sigaction(SIGALRM, &sa, NULL);
+    sa.sa_handler = on_usr1_count;
+    sigaction(SIGUSR1, &sa, NULL);
+    sigset_t none, usr1, old;
+    sigemptyset(&none);
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    for (int which = 0; which < 4; which++) {
+        /* its own timer's signal, handled, while the mask is empty: EINTR */
+        struct itimerval it = {{0, 2000}, {0, 2000}}, off = {{0, 0}, {0, 0}};
+        alarms = 0;
+        setitimer(ITIMER_REAL, &it, NULL);
+        long r = masked_wait(which, &none);
+        int e = errno;
+        setitimer(ITIMER_REAL, &off, NULL);
+        printf("%s, empty mask, a timer running: %ld %s, handled %s\n", names[which], r, r < 0 ? strerror(e) : "",
+               alarms ? "yes" : "no");
+        /* SIGUSR1 blocked, pending: the mask lets it through, EINTR at once, then the old mask */
+        sigprocmask(SIG_BLOCK, &usr1, NULL);
+        raise(SIGUSR1);
+        usr1s = 0;
+        r = masked_wait(which, &none);
+        e = errno;
+        sigprocmask(SIG_SETMASK, NULL, &old);
+        printf("%s, pending signal let through: %ld %s, handled %d, blocked again %d\n", names[which], r,
+               r < 0 ? strerror(e) : "", usr1s, sigismember(&old, SIGUSR1));
+        /* the mask blocks it: the call times out, the signal stays pending, handled after */
+        raise(SIGUSR1);
+        usr1s = 0;
+        r = masked_wait(which, &usr1);
+        int during = usr1s;
+        sigprocmask(SIG_UNBLOCK, &usr1, NULL);
+        printf("%s, pending signal the mask blocks: %ld, handled %d during, %d after\n", names[which], r, during, usr1s);
+    }
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -152,6 +217,7 @@ static const struct {
     {"clone3-stack", clone3_stack},
     {"altstack-autodisarm", altstack_autodisarm},
     {"signalfd-fds", signalfd_fds},
+    {"masked-waits", masked_waits},
 };
 
 int main(int argc, char **argv) {

@@ -16,8 +16,9 @@ import os
 import struct
 
 from kontain import native
-from kontain.abi.errno import EFAULT, EINVAL, EMFILE
+from kontain.abi.errno import EFAULT, EINTR, EINVAL, EMFILE
 from kontain.abi.flags import AT_FDCWD
+from kontain.abi.signals import UNBLOCKABLE
 from kontain.errors import GuestError
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~3 ms)
@@ -149,4 +150,39 @@ def fd_pair(t, nr: int, before: tuple[int, ...], after: tuple[int, ...], addr: i
             r = -EFAULT
     for fd in pair:
         os.close(fd)
+    return r
+
+
+SIGSET_SIZE = 8
+
+
+def sigmask_arg(t, addr: int, size: int) -> int | None:
+    """The signal mask argument of ppoll, pselect6, epoll_pwait(2): None for NULL."""
+    if not addr:
+        return None
+    if u64(size) != SIGSET_SIZE:
+        raise GuestError(EINVAL)
+    return struct.unpack("<Q", t.mem.read(addr, SIGSET_SIZE))[0]
+
+
+def with_sigmask(t, mask: int | None, call: Callable[[], int]) -> int:
+    """Make a host call that waits (``call``, with no mask of its own) under the program's
+    signal mask ``mask``, as ppoll, pselect6 and epoll_pwait do on Linux.
+
+    The mask is the guest thread's, kept by the monitor, never given to the host thread:
+    there every signal but the kick stays blocked (the signal thread takes them), or a
+    signal the program handles would take its default action on km.  So the thread's
+    mask becomes ``mask`` (the old one saved, as rt_sigsuspend does): a signal it lets
+    through kicks the call (EINTR), the handler runs under it and rt_sigreturn puts the
+    old one back; one pending already ends the call at once.  Any other end puts the
+    old mask back now.  (A restarted call finds the old mask saved already.)"""
+    if mask is None:
+        return call()
+    if t.saved_mask is None:
+        t.saved_mask = t.sigmask
+    t.sigmask = mask & ~UNBLOCKABLE
+    r = -EINTR if t.has_signals() else call()
+    if r != -EINTR:
+        t.sigmask = t.saved_mask
+        t.saved_mask = None
     return r

@@ -14,10 +14,9 @@ from kontain import native
 from kontain.abi.errno import EBADF, EINVAL
 from kontain.abi.flags import POLLNVAL
 from kontain.errors import GuestError
-from kontain.syscalls.common import ptr, s32, u64
+from kontain.syscalls.common import ptr, s32, sigmask_arg, u64, with_sigmask
 
 SYS_poll, SYS_select, SYS_pselect6, SYS_ppoll = 7, 23, 270, 271
-SIGSET_SIZE = 8
 
 
 def _poll_common(t, fds_addr, nfds, call) -> int:
@@ -53,25 +52,11 @@ def poll(t, fds_addr, nfds, timeout, *_):
     return _poll_common(t, fds_addr, nfds, lambda a, n: native.syscall(SYS_poll, a, n, s32(timeout)))
 
 
-def _sigmask_copy(t, mask_addr, size) -> bytearray | None:
-    """A host copy of a guest sigset argument (ppoll, pselect6); keep it referenced
-    until the host call returns."""
-    if not mask_addr:
-        return None
-    if u64(size) != SIGSET_SIZE:
-        raise GuestError(EINVAL)
-    return bytearray(t.mem.read(mask_addr, SIGSET_SIZE))
-
-
-def _address(buf: bytearray | None) -> int:
-    return native.address_of(buf) if buf is not None else 0
-
-
 def ppoll(t, fds_addr, nfds, tsp, sigmask, sigsetsize, *_):
     ts = ptr(t, tsp, 16)
-    mask = _sigmask_copy(t, sigmask, sigsetsize)
+    mask = sigmask_arg(t, sigmask, sigsetsize)  # the program's, not the host thread's (common.with_sigmask)
     return _poll_common(t, fds_addr, nfds,
-                        lambda a, n: native.syscall(SYS_ppoll, a, n, ts, _address(mask), SIGSET_SIZE))
+                        lambda a, n: with_sigmask(t, mask, lambda: native.syscall(SYS_ppoll, a, n, ts, 0, 0)))
 
 
 def _fdset_copies(t, nfds: int, sets: tuple[int, int, int]) -> tuple[list[bytearray | None], int]:
@@ -113,10 +98,9 @@ def select(t, nfds, r_addr, w_addr, e_addr, tv, *_):
 
 def pselect6(t, nfds, r_addr, w_addr, e_addr, tsp, sig):
     ts = ptr(t, tsp, 16)
-    mask = pair = None
-    if sig:  # a pointer to {sigset pointer, size}: both are the guest's, both get copied
+    mask = None
+    if sig:  # a pointer to {sigset pointer, size}
         mask_addr, size = struct.unpack("<QQ", t.mem.read(sig, 16))
-        mask = _sigmask_copy(t, mask_addr, size)
-        pair = bytearray(struct.pack("<QQ", _address(mask), SIGSET_SIZE))
+        mask = sigmask_arg(t, mask_addr, size)
     return _select_common(t, nfds, r_addr, w_addr, e_addr,
-                          lambda n, r, w, e: native.syscall(SYS_pselect6, n, r, w, e, ts, _address(pair)))
+                          lambda n, r, w, e: with_sigmask(t, mask, lambda: native.syscall(SYS_pselect6, n, r, w, e, ts, 0)))
