@@ -1,12 +1,22 @@
 """What the system call fuzzer (tests/programs/fuzz.c, test_fuzz.py) found: one small
 program per bug (tests/programs/fuzz_found.c CASE), run natively and under km."""
 
-from kt import build, compare
+from kt import KM, as_user, build, compare, run
 
 
 def found(case: str, **kw):
     native, guest = compare([build("fuzz_found"), case], **kw)
     assert "internal error" not in guest.err and "Traceback" not in guest.err, guest.err
+    return native, guest
+
+
+def found_as_user(case: str):
+    """``found`` for a case that needs a user without privileges (root bypasses limits)."""
+    program = build("fuzz_found")
+    native, guest = run(as_user([program, case])), run(as_user(KM + [program, case]))
+    assert "internal error" not in guest.err and "Traceback" not in guest.err, guest.err
+    assert (guest.returncode, guest.text) == (native.returncode, native.text), \
+        f"natively ({native.returncode}):\n{native.text}\nunder km ({guest.returncode}):\n{guest.text}"
     return native, guest
 
 def test_clone_stack_is_only_a_register():
@@ -46,3 +56,11 @@ def test_masked_waits_keep_the_host_mask():
     what it blocks stays pending until the old mask is back."""
     native, _ = found("masked-waits")
     assert native.text.count("handled yes") == 4 and native.text.count("handled 0 during, 1 after") == 4, native.text
+
+
+def test_fork_fails_with_the_hosts_errno():
+    """With RLIMIT_NPROC at 0 fork, vfork and clone fail with EAGAIN: km's own fork failed
+    the same way, and the BlockingIOError came out as an internal error (ENOSYS)."""
+    native, _ = found_as_user("nproc-fork")
+    assert native.text.count("Resource temporarily unavailable") == 3, native.text
+

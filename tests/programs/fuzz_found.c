@@ -15,6 +15,7 @@
 #include <string.h>
 #define FUTEX_WAIT 0
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/time.h>
 #include <sys/syscall.h>
@@ -209,6 +210,31 @@ static int masked_waits(void) {
     return 0;
 }
 
+/* RLIMIT_NPROC at 0 (for a user without privileges): fork, vfork and clone fail with
+ * EAGAIN.  km's own fork failed the same way and came out as an internal error. */
+static int nproc_fork(void) {
+    struct rlimit none = {0, 0};
+    printf("setrlimit: %d\n", setrlimit(RLIMIT_NPROC, &none));
+    report_child("fork", forkcall(SYS_fork, 0, 0, 0, 0, 0));
+    report_child("vfork", forkcall(SYS_vfork, 0, 0, 0, 0, 0));
+    report_child("clone", forkcall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
+    return 0;
+}
+
+/* the same for a thread: clone(CLONE_THREAD) fails with EAGAIN */
+static int nproc_thread(void) {
+    struct rlimit none = {0, 0};
+    printf("setrlimit: %d\n", setrlimit(RLIMIT_NPROC, &none));
+    static char stack[64 * 1024];
+    static volatile int tid = -1;
+    long r = forkcall(SYS_clone, CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
+                      CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID, (long)(stack + sizeof stack), 0, (long)&tid, 0);
+    if (r > 0)
+        while (tid != 0) syscall(SYS_futex, &tid, FUTEX_WAIT, tid, NULL, NULL, 0);
+    printf("thread: %s\n", r > 0 ? "ended" : strerror((int)-r));
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -218,6 +244,8 @@ static const struct {
     {"altstack-autodisarm", altstack_autodisarm},
     {"signalfd-fds", signalfd_fds},
     {"masked-waits", masked_waits},
+    {"nproc-fork", nproc_fork},
+    {"nproc-thread", nproc_thread},
 };
 
 int main(int argc, char **argv) {

@@ -35,10 +35,18 @@ def fork(p, parent: Task, flags: int, stack: int, ptid: int, ctid: int) -> int:
     xsave = parent.vcpu.get_xsave()
     vfork = bool(flags & F.CLONE_VFORK)
     rfd = wfd = -1
-    if vfork:
-        rfd, wfd = os.pipe2(os.O_CLOEXEC)
-        rfd, wfd = _above(p, rfd), _above(p, wfd)
-    pid = os.fork()
+    try:
+        if vfork:
+            rfd, wfd = os.pipe2(os.O_CLOEXEC)
+            rfd, wfd = _above(p, rfd), _above(p, wfd)
+            if min(rfd, wfd) < 0:
+                raise OSError(-min(rfd, wfd), "no descriptor above the program's")
+        pid = os.fork()
+    except OSError as e:  # the host's limits are the program's (RLIMIT_NPROC: EAGAIN), and so is the error
+        for fd in (rfd, wfd):
+            if fd >= 0:
+                os.close(fd)
+        raise GuestError(e.errno) from None
     if pid == 0:
         if vfork:
             os.close(rfd)
