@@ -1,6 +1,8 @@
 """What the system call fuzzer (tests/programs/fuzz.c, test_fuzz.py) found: one small
 program per bug (tests/programs/fuzz_found.c CASE), run natively and under km."""
 
+import pytest
+
 from kt import KM, as_user, build, compare, run
 
 
@@ -64,3 +66,10 @@ def test_fork_fails_with_the_hosts_errno():
     native, _ = found_as_user("nproc-fork")
     assert native.text.count("Resource temporarily unavailable") == 3, native.text
 
+
+@pytest.mark.xfail(strict=True, reason="kernel/process.py clone_thread: a host thread that cannot start "
+                   "(RuntimeError) is an internal error (ENOSYS), not EAGAIN, and its vCPU is lost")
+def test_thread_fails_with_eagain():
+    """With RLIMIT_NPROC at 0 a thread cannot be made either: EAGAIN."""
+    native, _ = found_as_user("nproc-thread")
+    assert "thread: Resource temporarily unavailable" in native.text, native.text
