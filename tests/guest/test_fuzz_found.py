@@ -73,3 +73,11 @@ def test_thread_fails_with_eagain():
     """With RLIMIT_NPROC at 0 a thread cannot be made either: EAGAIN."""
     native, _ = found_as_user("nproc-thread")
     assert "thread: Resource temporarily unavailable" in native.text, native.text
+
+
+def test_signals_32_and_33_reach_the_program():
+    """glibc's pthread_create unblocks signals 32 and 33 (its own) in the thread that
+    creates a thread: km's threads had them unblocked at their default action, and the
+    program's kill(0, 32) ended km (killed by signal 32) instead of reaching its handler."""
+    native, _ = found("signal-32-33")
+    assert native.text == "signal 32 handled: yes, signal 33 handled: yes\n", native.text

@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/time.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -235,6 +236,37 @@ static int nproc_thread(void) {
     return 0;
 }
 
+/* signals 32 and 33 (the C library's own, for a glibc program): the program may handle
+ * them.  glibc's pthread_create unblocks them in the thread that creates a thread, so
+ * km's threads had them unblocked at their default action: sent to the program's process
+ * group, they ended km. */
+void restorer32(void);
+__asm__(".text\nrestorer32:\n  mov $15, %eax\n  syscall\n  ud2\n");
+static volatile int got32, got33;
+static void on_32_33(int sig) { if (sig == 32) got32++; else got33++; }
+
+static int signal_32_33(void) {
+    struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } act = {on_32_33, 0x04000000, restorer32, 0};
+    for (int sig = 32; sig <= 33; sig++) syscall(SYS_rt_sigaction, sig, &act, NULL, 8);
+    setsid(); /* its own process group: kill(0, ...) reaches only itself */
+    /* a thread, so that km's thread that made it is one glibc touched */
+    static char stack[64 * 1024];
+    static volatile int tid = -1;
+    long r = forkcall(SYS_clone, CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
+                      CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID, (long)(stack + sizeof stack), 0, (long)&tid, 0);
+    if (r > 0)
+        while (tid != 0) syscall(SYS_futex, &tid, FUTEX_WAIT, tid, NULL, NULL, 0);
+    for (int round = 0; round < 20; round++) {
+        kill(0, 32);
+        kill(0, 33);
+        kill(getpid(), 32);
+    }
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    printf("signal 32 handled: %s, signal 33 handled: %s\n", got32 ? "yes" : "no", got33 ? "yes" : "no");
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -246,6 +278,7 @@ static const struct {
     {"masked-waits", masked_waits},
     {"nproc-fork", nproc_fork},
     {"nproc-thread", nproc_thread},
+    {"signal-32-33", signal_32_33},
 };
 
 int main(int argc, char **argv) {

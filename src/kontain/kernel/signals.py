@@ -154,6 +154,7 @@ class HostSignals:
 
     def install(self) -> None:
         """Call in the main thread before any other thread exists: threads inherit the mask."""
+        keep_mask_across_thread_starts()
         _host.signal(SIG_KICK, _kicked)
         # broken pipes and file size limits: the monitor raises SIGPIPE/SIGXFSZ for the
         # program itself when a write fails with EPIPE/EFBIG
@@ -263,6 +264,26 @@ def block_forwarded() -> None:
     the C library's sigprocmask refuses 32 and 33.)"""
     mask = bytearray(struct.pack("<Q", _FORWARDED_MASK))
     native.syscall(14, 0, native.address_of(mask), 0, SIGSET_SIZE)  # rt_sigprocmask(SIG_BLOCK)
+
+
+_start_new_thread = _thread.start_new_thread
+
+
+def _start_thread(function, args, kwargs=None):
+    """``_thread.start_new_thread`` for km: glibc's pthread_create gives the thread that
+    creates a thread its signal mask back without 32 and 33, which it reserves for
+    itself.  There they are at their default action (to end km), and the kernel may
+    pick that thread for a 32 or 33 sent to the process: the program's kill(0, 32) ended
+    km instead of reaching the program's handler.  So they are blocked again at once."""
+    ident = _start_new_thread(function, args, kwargs) if kwargs else _start_new_thread(function, args)
+    block_forwarded()
+    return ident
+
+
+def keep_mask_across_thread_starts() -> None:
+    """Make every thread start in km (the signal thread, vCPU threads, the poller) go
+    through ``_start_thread``."""
+    _thread.start_new_thread = _start_thread
 
 
 def _kicked(signum, frame) -> None:
