@@ -81,3 +81,11 @@ def test_signals_32_and_33_reach_the_program():
     program's kill(0, 32) ended km (killed by signal 32) instead of reaching its handler."""
     native, _ = found("signal-32-33")
     assert native.text == "signal 32 handled: yes, signal 33 handled: yes\n", native.text
+
+
+def test_select_reads_the_sets_only_as_far_as_the_descriptor_table():
+    """select and pselect6 read nfds bits of each set: 256 MiB for INT_MAX, which failed
+    with EFAULT past the program's buffer, or with MemoryError (an internal error).
+    Linux reads as far as its descriptor table goes."""
+    native, _ = found("select-huge-nfds")
+    assert native.text.count(": 1 \n") == 6, native.text

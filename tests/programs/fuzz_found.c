@@ -16,6 +16,7 @@
 #define FUTEX_WAIT 0
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/signalfd.h>
 #include <sys/time.h>
 #include <time.h>
@@ -267,6 +268,27 @@ static int signal_32_33(void) {
     return 0;
 }
 
+/* select and pselect6 with nfds far above any descriptor: Linux reads the sets only
+ * as far as its descriptor table goes.  km read nfds bits of each (256 MiB for INT_MAX):
+ * EFAULT, or a MemoryError (an internal error) when that much could not be had. */
+static int select_huge_nfds(void) {
+    fd_set *r = malloc(sizeof *r);
+    static const int nfds[] = {0x7fffffff, 1 << 20, 65536};
+    for (unsigned i = 0; i < sizeof nfds / sizeof nfds[0]; i++) {
+        FD_ZERO(r);
+        FD_SET(1, r);
+        struct timeval tv = {0, 0};
+        long n = syscall(SYS_select, nfds[i], NULL, r, NULL, &tv);
+        printf("select(%#x): %ld %s\n", nfds[i], n, n < 0 ? strerror(errno) : "");
+        struct timespec ts = {0, 0};
+        FD_ZERO(r);
+        FD_SET(1, r);
+        n = syscall(SYS_pselect6, nfds[i], NULL, r, NULL, &ts, NULL);
+        printf("pselect6(%#x): %ld %s\n", nfds[i], n, n < 0 ? strerror(errno) : "");
+    }
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -279,6 +301,7 @@ static const struct {
     {"nproc-fork", nproc_fork},
     {"nproc-thread", nproc_thread},
     {"signal-32-33", signal_32_33},
+    {"select-huge-nfds", select_huge_nfds},
 };
 
 int main(int argc, char **argv) {

@@ -8,6 +8,7 @@ descriptor above the limit.  The copy is what the host sees, then results go bac
 
 from __future__ import annotations
 
+import os
 import struct
 
 from kontain import native
@@ -59,9 +60,26 @@ def ppoll(t, fds_addr, nfds, tsp, sigmask, sigsetsize, *_):
                         lambda a, n: with_sigmask(t, mask, lambda: native.syscall(SYS_ppoll, a, n, ts, 0, 0)))
 
 
+def _table_size(t) -> int:
+    """What Linux's select takes as the end of the descriptor table (fdt->max_fds) for
+    the program: 64 at first, then 128 times a power of two, enough for its highest
+    descriptor (the host's table also holds the monitor's, at the floor and above)."""
+    try:
+        highest = max((fd for fd in map(int, os.listdir("/proc/self/fd")) if fd < t.fds.floor), default=0)
+    except OSError:
+        return t.fds.floor
+    if highest < 64:
+        return 64
+    return 128 << ((highest // 128).bit_length())
+
+
 def _fdset_copies(t, nfds: int, sets: tuple[int, int, int]) -> tuple[list[bytearray | None], int]:
     if nfds < 0:
         raise GuestError(EINVAL)
+    # as Linux, the sets are read only as far as the descriptor table goes, however
+    # large nfds is (it was read whole: 256 MiB for INT_MAX, EFAULT or MemoryError)
+    if nfds > 64:
+        nfds = min(nfds, _table_size(t))
     floor = t.fds.floor
     size = (nfds + 63) // 64 * 8
     copies: list[bytearray | None] = []
@@ -71,7 +89,7 @@ def _fdset_copies(t, nfds: int, sets: tuple[int, int, int]) -> tuple[list[bytear
             continue
         buf = bytearray(t.mem.read(addr, size))
         # bits at or above the floor name monitor descriptors: the guest has no such fd
-        for fd in range(floor, min(nfds, floor + 1024)):
+        for fd in range(floor, nfds):
             if buf[fd >> 3] >> (fd & 7) & 1:
                 raise GuestError(EBADF)
         copies.append(buf)
