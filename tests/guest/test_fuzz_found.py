@@ -89,3 +89,11 @@ def test_select_reads_the_sets_only_as_far_as_the_descriptor_table():
     Linux reads as far as its descriptor table goes."""
     native, _ = found("select-huge-nfds")
     assert native.text.count(": 1 \n") == 6, native.text
+
+
+def test_sigpending_limit_is_the_programs():
+    """RLIMIT_SIGPENDING went to km's own process, where at 0 it stopped the real-time
+    signal that interrupts a vCPU thread's blocking call: a read of an empty pipe was
+    never interrupted by the program's SIGALRM, and km hung."""
+    native, _ = found("sigpending-zero", timeout=60)
+    assert "Interrupted system call, handled yes" in native.text, native.text

@@ -289,6 +289,30 @@ static int select_huge_nfds(void) {
     return 0;
 }
 
+/* RLIMIT_SIGPENDING at 0 limits the signals a program can queue, not the ones the kernel
+ * sends it (its interval timer's SIGALRM).  km gave the limit to its own process, where
+ * it stopped the signal km interrupts a blocking call with: the program's read of an
+ * empty pipe was never interrupted, km hung. */
+static int sigpending_zero(void) {
+    struct rlimit none = {0, 0}, got;
+    printf("setrlimit: %d\n", setrlimit(RLIMIT_SIGPENDING, &none));
+    getrlimit(RLIMIT_SIGPENDING, &got);
+    printf("getrlimit: %llu %llu\n", (unsigned long long)got.rlim_cur, (unsigned long long)got.rlim_max);
+    struct sigaction sa = {.sa_handler = on_alarm};
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 10000}, {0, 10000}}, off = {{0, 0}, {0, 0}};
+    int p[2];
+    pipe(p);
+    alarms = 0;
+    setitimer(ITIMER_REAL, &it, NULL);
+    char c;
+    long r = read(p[0], &c, 1);
+    int e = errno;
+    setitimer(ITIMER_REAL, &off, NULL);
+    printf("read of an empty pipe: %ld %s, handled %s\n", r, r < 0 ? strerror(e) : "", alarms ? "yes" : "no");
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -302,6 +326,7 @@ static const struct {
     {"nproc-thread", nproc_thread},
     {"signal-32-33", signal_32_33},
     {"select-huge-nfds", select_huge_nfds},
+    {"sigpending-zero", sigpending_zero},
 };
 
 int main(int argc, char **argv) {

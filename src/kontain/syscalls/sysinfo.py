@@ -14,15 +14,21 @@ from kontain.syscalls.common import ptr, s32, u32
 
 SYS_getrlimit, SYS_setrlimit, SYS_prlimit64 = 97, 160, 302
 # Kept by the monitor: NOFILE (the monitor's descriptors live above the guest's limit),
-# AS and DATA (the host process holds the guest window and the monitor's own memory).
-EMULATED = (F.RLIMIT_NOFILE, F.RLIMIT_AS, F.RLIMIT_DATA)
+# AS and DATA (the host process holds the guest window and the monitor's own memory),
+# SIGPENDING (the host's limit would stop the real-time signal that interrupts a vCPU
+# thread's blocking call: at 0, a program's blocking read was never interrupted).
+EMULATED = (F.RLIMIT_NOFILE, F.RLIMIT_AS, F.RLIMIT_DATA, F.RLIMIT_SIGPENDING)
 INF = F.RLIM_INFINITY
 
 
 def _get(t, resource: int) -> tuple[int, int]:
     if resource == F.RLIMIT_NOFILE:
         return t.fds.soft, t.fds.hard
-    return t.process.rlimits.get(resource, (INF, INF))
+    if resource not in t.process.rlimits:  # what km was given, and the program inherited
+        import resource as host
+
+        return tuple(v if v != host.RLIM_INFINITY else INF for v in host.getrlimit(resource))
+    return t.process.rlimits[resource]
 
 
 def _set(t, resource: int, soft: int, hard: int) -> None:
