@@ -313,6 +313,26 @@ static int sigpending_zero(void) {
     return 0;
 }
 
+/* RLIMIT_FSIZE limits the files a program writes, not what it reads from /proc: km
+ * writes the /proc/self files it makes up into a memfd, which failed with EFBIG under
+ * a small limit (an internal error, and the memfd left open). */
+static int fsize_proc(void) {
+    struct rlimit small = {0, 0};
+    signal(SIGXFSZ, SIG_IGN);
+    printf("setrlimit: %d\n", setrlimit(RLIMIT_FSIZE, &small));
+    static const char *const files[] = {"/proc/self/maps", "/proc/self/auxv", "/proc/self/cmdline"};
+    for (unsigned i = 0; i < sizeof files / sizeof files[0]; i++) {
+        int fd = open(files[i], O_RDONLY);
+        char buf[4096];
+        long n = fd < 0 ? -1 : read(fd, buf, sizeof buf);
+        printf("%s: %s\n", files[i], fd < 0 ? strerror(errno) : n > 8 ? "read" : "empty");
+        if (fd >= 0) close(fd);
+    }
+    int fd = open("/dev/null", O_RDONLY);
+    printf("next descriptor: %d\n", fd);
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -327,6 +347,7 @@ static const struct {
     {"signal-32-33", signal_32_33},
     {"select-huge-nfds", select_huge_nfds},
     {"sigpending-zero", sigpending_zero},
+    {"fsize-proc", fsize_proc},
 };
 
 int main(int argc, char **argv) {
