@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""The long form of the system call fuzzer (``make fuzz``; tests/guest/test_fuzz.py is
+the short one): many seeds of tests/programs/fuzz.c, as user nobody, natively and under
+km, two at a time, then a summary of every seed where km did something wrong.
+
+    python tools/fuzz.py [--seeds 200] [--first 1] [--calls 20000] [--jobs 2] [--timeout 1200] [--out DIR]
+
+The stderr of both runs of each failing seed is kept in --out (a new temporary
+directory by default), for the traceback or the internal error's line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import kt  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, default=200, help="how many seeds (default 200)")
+    ap.add_argument("--first", type=int, default=1, help="the first seed (default 1)")
+    ap.add_argument("--calls", type=int, default=20000, help="calls per seed (default 20000)")
+    ap.add_argument("--jobs", type=int, default=2, help="seeds run at a time (default 2)")
+    ap.add_argument("--timeout", type=float, default=1200, help="seconds before a km run counts as hung (default 1200)")
+    ap.add_argument("--out", type=Path, help="where to keep the stderr of failing seeds (default: a new temporary directory)")
+    a = ap.parse_args()
+    out = a.out or Path(tempfile.mkdtemp(prefix="km-fuzz-"))
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = range(a.first, a.first + a.seeds)
+    kt.build("fuzz")
+    print(f"fuzz: seeds {seeds.start}..{seeds.stop - 1}, {a.calls} calls each, {a.jobs} at a time; failures kept in {out}",
+          flush=True)
+    start = time.monotonic()
+    failed: list[kt.FuzzVerdict] = []
+    bad_fuzzer: list[kt.FuzzVerdict] = []
+
+    def one(seed: int) -> kt.FuzzVerdict:
+        with tempfile.TemporaryDirectory(prefix=f"km-fuzz-{seed}-") as tmp:
+            return kt.fuzz_seed(seed, a.calls, Path(tmp), a.timeout)
+
+    done = 0
+    with ThreadPoolExecutor(a.jobs) as pool:
+        for v in pool.map(one, seeds):
+            done += 1
+            status = "ok"
+            if v.problems or v.fuzzer_problems:
+                (failed if v.problems else bad_fuzzer).append(v)
+                status = "; ".join(v.problems + v.fuzzer_problems)
+                (out / f"seed-{v.seed}.native.err").write_bytes(v.native.stderr)
+                (out / f"seed-{v.seed}.km.err").write_bytes(v.guest.stderr)
+            print(f"fuzz: [{done}/{len(seeds)}] seed {v.seed}: native {v.native.seconds:.1f} s, "
+                  f"km {v.guest.seconds:.1f} s: {status}", flush=True)
+    minutes = (time.monotonic() - start) / 60
+    print(f"\nfuzz: {len(seeds)} seeds x {a.calls} calls in {minutes:.1f} min: "
+          f"{len(failed)} where km failed, {len(bad_fuzzer)} where the fuzzer's own native run failed")
+    for v in failed + bad_fuzzer:
+        print(f"  seed {v.seed}: " + "; ".join(v.problems + v.fuzzer_problems))
+        print(f"    reproduce: {v.reproduce}")
+    if failed or bad_fuzzer:
+        print(f"  (their stderr: {out}/seed-N.native.err, seed-N.km.err)")
+    return 1 if failed or bad_fuzzer else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
