@@ -105,3 +105,12 @@ def test_proc_files_ignore_the_file_size_limit():
     """RLIMIT_FSIZE limits the files a program writes, not what it reads from /proc."""
     native, _ = found("fsize-proc")
     assert native.text.count(": read") == 3 and "next descriptor: 3" in native.text, native.text
+
+
+def test_signalfd_readiness_from_two_threads():
+    """A signalfd's readiness was updated by the signal thread (the program's timer) and
+    by the vCPU thread (its own kill) at once: both closed the same connection, and the
+    second got EBADF (an internal error in kill, tgkill, or delivering a signal), or
+    could have closed a file of the program's that had just been given that number."""
+    native, _ = found("signalfd-race")
+    assert native.text.endswith("SIGUSR1 yes, SIGUSR2 yes, SIGALRM yes\n"), native.text

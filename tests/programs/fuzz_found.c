@@ -333,6 +333,43 @@ static int fsize_proc(void) {
     return 0;
 }
 
+/* A signalfd watches signals that the program also handles, sent both by itself and by
+ * its interval timer: km updated the signalfd's readiness from two threads at once (the
+ * vCPU thread and the signal thread), and both could close the same descriptor (EBADF,
+ * an internal error, or a descriptor of another file closed). */
+static volatile int usr2s;
+static void on_usr2(int sig) { (void)sig; usr2s++; }
+
+static int signalfd_race(void) {
+    struct sigaction sa = {.sa_handler = on_alarm};
+    sigaction(SIGALRM, &sa, NULL);
+    sa.sa_handler = on_usr1_count;
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_handler = on_usr2;
+    sigaction(SIGUSR2, &sa, NULL);
+    sigset_t m;
+    sigemptyset(&m);
+    sigaddset(&m, SIGUSR2);
+    int sfd = signalfd(-1, &m, SFD_NONBLOCK);
+    struct itimerval it = {{0, 500}, {0, 500}}, off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    long rounds = 0;
+    do {
+        kill(getpid(), SIGUSR2); /* pending a moment: the signalfd is readable */
+        kill(getpid(), SIGUSR1); /* and no longer */
+        rounds++;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) < 3000000000L);
+    setitimer(ITIMER_REAL, &off, NULL);
+    int fd = open("/dev/null", O_RDONLY);
+    printf("signalfd %d, then descriptor %d; handled SIGUSR1 %s, SIGUSR2 %s, SIGALRM %s\n", sfd, fd,
+           usr1s ? "yes" : "no", usr2s ? "yes" : "no", alarms ? "yes" : "no");
+    (void)rounds;
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -348,6 +385,7 @@ static const struct {
     {"select-huge-nfds", select_huge_nfds},
     {"sigpending-zero", sigpending_zero},
     {"fsize-proc", fsize_proc},
+    {"signalfd-race", signalfd_race},
 };
 
 int main(int argc, char **argv) {

@@ -18,6 +18,7 @@ write, readv and the socket calls on it fail as on a listening socket.
 
 from __future__ import annotations
 
+import _thread
 import os
 import struct
 
@@ -86,6 +87,10 @@ class SignalFds:
     def __init__(self, process) -> None:
         self.process = process
         self.files: dict[int, SignalFile] = {}
+        # Readiness changes come from any thread (a signal posted by the signal thread, or
+        # by a vCPU thread's kill): one at a time, or two could close the same
+        # connection, the second one getting EBADF or closing a file just given that number.
+        self._lock = _thread.allocate_lock()
 
     # -- signalfd4 -----------------------------------------------------------------------
     def create(self, mask: int, cloexec: bool, nonblock: bool) -> int:
@@ -140,8 +145,9 @@ class SignalFds:
                         alive.add(int(link[8:-1]))
         except OSError:
             return
-        for ino in [i for i in self.files if i not in alive]:
-            self.files.pop(ino).close()
+        with self._lock:
+            for ino in [i for i in self.files if i not in alive]:
+                self.files.pop(ino).close()
 
     # -- readiness -------------------------------------------------------------------------
     def pending(self) -> int:
@@ -154,9 +160,10 @@ class SignalFds:
 
     def update(self) -> None:
         """Make each signalfd readable exactly while one of its signals is pending."""
-        pending = self.pending()
-        for f in list(self.files.values()):
-            f.ready(bool(pending & f.mask))
+        with self._lock:
+            pending = self.pending()
+            for f in list(self.files.values()):
+                f.ready(bool(pending & f.mask))
 
     # -- read --------------------------------------------------------------------------------
     def read(self, t, f: SignalFile, fd: int, buf: int, count: int) -> int:
