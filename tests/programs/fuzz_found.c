@@ -15,6 +15,7 @@
 #include <string.h>
 #define FUTEX_WAIT 0
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/signalfd.h>
@@ -370,6 +371,23 @@ static int signalfd_race(void) {
     return 0;
 }
 
+/* mlockall(MCL_FUTURE) locks the program's future mappings.  km passed it to its own
+ * process, where it locked every later allocation of km's too: the stack of the host
+ * thread for a new guest thread failed past RLIMIT_MEMLOCK, an internal error in clone. */
+static int mlockall_future(void) {
+    printf("mlockall: %d\n", mlockall(MCL_FUTURE));
+    static char stack[64 * 1024];
+    static volatile int tid = -1;
+    long r = forkcall(SYS_clone, CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
+                      CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID, (long)(stack + sizeof stack), 0, (long)&tid, 0);
+    if (r > 0)
+        while (tid != 0) syscall(SYS_futex, &tid, FUTEX_WAIT, tid, NULL, NULL, 0);
+    printf("thread: %s\n", r > 0 ? "ended" : strerror((int)-r));
+    printf("munlockall: %d\n", munlockall());
+    printf("mlockall(MCL_ONFAULT): %d\n", mlockall(MCL_ONFAULT) ? errno : 0);
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -386,6 +404,7 @@ static const struct {
     {"sigpending-zero", sigpending_zero},
     {"fsize-proc", fsize_proc},
     {"signalfd-race", signalfd_race},
+    {"mlockall-future", mlockall_future},
 };
 
 int main(int argc, char **argv) {

@@ -6,13 +6,16 @@ registers and check the descriptor of a file mapping.
 
 from __future__ import annotations
 
+import os
+
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.errno import EINVAL, ENOMEM
+from kontain.abi.errno import EINVAL, ENOMEM, EPERM
 from kontain.errors import GuestError
 from kontain.syscalls.common import s32, u64
 
-SYS_msync, SYS_mincore, SYS_mlock, SYS_munlock, SYS_mlock2 = 26, 27, 149, 150, 325
+SYS_msync, SYS_mincore, SYS_mlock, SYS_munlock, SYS_mlock2, SYS_mlockall = 26, 27, 149, 150, 325, 151
+MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = F.MCL_CURRENT, F.MCL_FUTURE, F.MCL_ONFAULT
 PAGE = F.PAGE_SIZE
 
 
@@ -86,3 +89,22 @@ def munlock(t, addr, length, *_):
 
 def mlock2(t, addr, length, flags, *_):
     return _lock(SYS_mlock2, t, addr, length, s32(flags))
+
+
+def mlockall(t, flags, *_):
+    """MCL_CURRENT goes to the host (locking the monitor's memory along with the
+    program's: for a user without CAP_IPC_LOCK that is more than RLIMIT_MEMLOCK, and
+    fails with ENOMEM as the program's own would, mostly).  MCL_FUTURE is checked and
+    accepted but not given to the host: there it would lock every allocation km makes
+    from then on, a thread's stack, the interpreter's memory, and those fail once they
+    pass RLIMIT_MEMLOCK (a guest thread could not be made: an internal error in clone)."""
+    flags = s32(flags)
+    if not flags or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) or flags == MCL_ONFAULT:
+        raise GuestError(EINVAL)
+    if flags & MCL_CURRENT:
+        return native.syscall(SYS_mlockall, flags & (MCL_CURRENT | MCL_ONFAULT))
+    import resource
+
+    if resource.getrlimit(resource.RLIMIT_MEMLOCK)[0] == 0 and os.geteuid() != 0:
+        raise GuestError(EPERM)  # as Linux's can_do_mlock (CAP_IPC_LOCK: root, here)
+    return 0
