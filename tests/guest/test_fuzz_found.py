@@ -122,3 +122,11 @@ def test_mlockall_future_leaves_km_its_memory():
     (an internal error in clone, ENOSYS)."""
     native, _ = found_as_user("mlockall-future")
     assert "thread: ended" in native.text, native.text
+
+
+def test_execve_of_a_fifo_is_refused(tmp):
+    """execve of a FIFO or a socket fails with EACCES on Linux, which runs nothing but
+    regular files.  km opened the file to read its header, and the open of a FIFO waited
+    for a writer: km hung (the fuzzer's random name happened to be a FIFO it had made)."""
+    native, _ = found("exec-fifo", cwd=tmp, timeout=60)
+    assert native.text.count("Permission denied") == 4, native.text

@@ -19,6 +19,9 @@
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/time.h>
 #include <time.h>
 #include <sys/syscall.h>
@@ -388,6 +391,28 @@ static int mlockall_future(void) {
     return 0;
 }
 
+/* execve of a FIFO (or a socket): Linux refuses anything but a regular file, EACCES.
+ * km opened it to read its header, and the open of a FIFO waited for a writer: km hung
+ * (found by the fuzzer, whose random path names a FIFO it made). */
+static int exec_fifo(void) {
+    unlink("fifo-x");
+    mknod("fifo-x", S_IFIFO | 0755, 0);
+    unlink("sock-x");
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un un = {.sun_family = AF_UNIX, .sun_path = "sock-x"};
+    bind(s, (struct sockaddr *)&un, sizeof un);
+    chmod("sock-x", 0755);
+    static const char *const paths[] = {"fifo-x", "./fifo-x", "sock-x", "/dev/null"};
+    for (unsigned i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        char *argv[] = {(char *)paths[i], NULL};
+        int r = execve(paths[i], argv, argv + 1);
+        printf("execve %s: %d %s\n", paths[i], r, strerror(errno));
+    }
+    unlink("fifo-x");
+    unlink("sock-x");
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -405,6 +430,7 @@ static const struct {
     {"fsize-proc", fsize_proc},
     {"signalfd-race", signalfd_race},
     {"mlockall-future", mlockall_future},
+    {"exec-fifo", exec_fifo},
 };
 
 int main(int argc, char **argv) {

@@ -12,6 +12,7 @@ import os
 import struct
 
 from kontain.abi import flags as F
+from kontain.abi.errno import ENXIO
 from kontain.errors import GuestError
 from kontain.loader import elf
 from kontain.memory.mm import AddressSpace, page_up
@@ -45,7 +46,10 @@ class Loaded:
 def open_program(path: str) -> tuple[int, bytes, int]:
     """Open a program file: (fd, first bytes, size).  Raises ExecError like execve's errors."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO's open would wait for a writer (forever, EINTR being retried),
+        # where Linux refuses to execute anything but a regular file at once (EACCES);
+        # O_NOCTTY: a terminal's would make it km's controlling terminal
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:
         raise ExecError("no such file or directory", 2, 127) from None
     except PermissionError:
@@ -53,6 +57,8 @@ def open_program(path: str) -> tuple[int, bytes, int]:
     except IsADirectoryError:
         raise ExecError("is a directory", 21, 126) from None
     except OSError as e:
+        if e.errno == ENXIO:  # a socket, or a device with nothing behind it: not a regular file
+            raise ExecError("not a regular file", 13, 126) from None
         raise ExecError(e.strerror or str(e), e.errno or 8, 126) from None
     try:
         st = os.fstat(fd)
