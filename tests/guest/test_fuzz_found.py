@@ -130,3 +130,12 @@ def test_execve_of_a_fifo_is_refused(tmp):
     for a writer: km hung (the fuzzer's random name happened to be a FIFO it had made)."""
     native, _ = found("exec-fifo", cwd=tmp, timeout=60)
     assert native.text.count("Permission denied") == 4, native.text
+
+
+def test_signalfd_survives_a_program_that_closes_what_it_never_opened():
+    """The signal thread's transient socket() and accept4() descriptors of a signalfd
+    are made in the program's range (the lowest free number): a program that closed
+    numbers it never opened could close one first, and km's own close then failed with
+    EBADF (an internal error delivering a signal)."""
+    native, _ = found("signalfd-close-race")
+    assert native.text == "handled SIGUSR2 yes, SIGALRM yes\n", native.text

@@ -413,6 +413,33 @@ static int exec_fifo(void) {
     return 0;
 }
 
+/* The same, while the program closes descriptors it does not have (as the fuzzer does):
+ * the signal thread's transient socket() or accept4() descriptor, at the lowest free
+ * number, could be closed by the program first; km's own close then failed (EBADF). */
+static int signalfd_close_race(void) {
+    struct sigaction sa = {.sa_handler = on_alarm};
+    sigaction(SIGALRM, &sa, NULL);
+    sa.sa_handler = on_usr2;
+    sigaction(SIGUSR2, &sa, NULL);
+    sigset_t m;
+    sigemptyset(&m);
+    sigaddset(&m, SIGUSR2);
+    int sfd = signalfd(-1, &m, SFD_NONBLOCK);
+    struct itimerval it = {{0, 300}, {0, 300}}, off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+        kill(getpid(), SIGUSR2);
+        for (int round = 0; round < 20; round++)
+            for (int fd = sfd + 1; fd < sfd + 4; fd++) close(fd);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) < 3000000000L);
+    setitimer(ITIMER_REAL, &off, NULL);
+    printf("handled SIGUSR2 %s, SIGALRM %s\n", usr2s ? "yes" : "no", alarms ? "yes" : "no");
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -431,6 +458,7 @@ static const struct {
     {"signalfd-race", signalfd_race},
     {"mlockall-future", mlockall_future},
     {"exec-fifo", exec_fifo},
+    {"signalfd-close-race", signalfd_close_race},
 };
 
 int main(int argc, char **argv) {

@@ -48,6 +48,12 @@ class SignalFile:
         self.floor = floor  # the monitor's descriptors live from here up (kernel/fdtable.py)
 
     def ready(self, on: bool) -> None:
+        # socket() and accept4() make a descriptor at the lowest free number, in the
+        # program's range, and this may run in the signal thread while a thread of the
+        # program closes descriptors: such a transient one is moved or closed at once, and
+        # with the raw close, whose EBADF (the program closed it first) is nothing to
+        # report.  (What cannot be helped: a program that closes numbers it never opened
+        # may see them taken for that moment, as by any other thread of its own.)
         if on and self.peer < 0:
             s = native.syscall(41, _AF_UNIX, _SOCK_STREAM | _SOCK_NONBLOCK | _SOCK_CLOEXEC, 0)  # socket
             if s < 0:
@@ -55,15 +61,14 @@ class SignalFile:
             # out of the program's range: there it would take the number of the program's
             # next descriptor, and the program could close it or put another file there
             high = native.dup_at_least(s, self.floor)
-            os.close(s)
+            native.syscall(3, s)  # close
             if high < 0:
                 return
-            s = high
             addr = bytearray(self.address)
-            if native.syscall(42, s, native.address_of(addr), len(addr)) < 0:  # connect
-                os.close(s)
+            if native.syscall(42, high, native.address_of(addr), len(addr)) < 0:  # connect
+                os.close(high)
                 return
-            self.peer = s
+            self.peer = high
         elif not on and self.peer >= 0:
             os.close(self.peer)
             self.peer = -1
@@ -74,7 +79,7 @@ class SignalFile:
                 c = native.syscall(288, self.listener, 0, 0, _SOCK_CLOEXEC)  # accept4
                 if c < 0:
                     break
-                os.close(c)
+                native.syscall(3, c)  # close
 
     def close(self) -> None:
         self.ready(False)
