@@ -303,9 +303,10 @@ def _first_line(err: bytes, marker: str) -> str:
     return ""
 
 
-def fuzz_seed(seed: int, calls: int, workdir: Path, timeout: float) -> FuzzVerdict:
-    """Run the fuzzer for ``seed`` natively, then under km; ``timeout`` bounds the km run."""
-    program = build("fuzz")
+def fuzz_seed(seed: int, calls: int, workdir: Path, timeout: float, program: Path | None = None) -> FuzzVerdict:
+    """Run the fuzzer (``program``, default: built now) for ``seed`` natively, then under
+    km; ``timeout`` bounds the km run."""
+    program = program or build("fuzz")
     ends = {}
     for name, runner in (("native", []), ("km", KM)):
         scratch = user_dir(workdir) / f"{name}-{seed}"

@@ -11,6 +11,7 @@ directory by default), for the traceback or the internal error's line."""
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -33,8 +34,11 @@ def main() -> int:
     a = ap.parse_args()
     out = a.out or Path(tempfile.mkdtemp(prefix="km-fuzz-"))
     out.mkdir(parents=True, exist_ok=True)
+    out.chmod(0o755)  # user nobody runs the program copied there
     seeds = range(a.first, a.first + a.seeds)
-    kt.build("fuzz")
+    program = out / "fuzz"  # a copy: the run's program even if its source changes meanwhile
+    shutil.copy2(kt.build("fuzz"), program)
+    program.chmod(0o755)
     print(f"fuzz: seeds {seeds.start}..{seeds.stop - 1}, {a.calls} calls each, {a.jobs} at a time; failures kept in {out}",
           flush=True)
     start = time.monotonic()
@@ -43,7 +47,7 @@ def main() -> int:
 
     def one(seed: int) -> kt.FuzzVerdict:
         with tempfile.TemporaryDirectory(prefix=f"km-fuzz-{seed}-") as tmp:
-            return kt.fuzz_seed(seed, a.calls, Path(tmp), a.timeout)
+            return kt.fuzz_seed(seed, a.calls, Path(tmp), a.timeout, program)
 
     done = 0
     with ThreadPoolExecutor(a.jobs) as pool:
