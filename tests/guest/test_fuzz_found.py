@@ -139,3 +139,11 @@ def test_signalfd_survives_a_program_that_closes_what_it_never_opened():
     EBADF (an internal error delivering a signal)."""
     native, _ = found("signalfd-close-race")
     assert native.text == "handled SIGUSR2 yes, SIGALRM yes\n", native.text
+
+
+def test_writes_past_the_file_size_limit_raise_sigxfsz(tmp):
+    """Past RLIMIT_FSIZE, write, truncate and the like fail with EFBIG and Linux sends
+    SIGXFSZ, which ends a program that does not handle it.  The host sent it to km's
+    thread, where it is ignored: the program never got it, and went on."""
+    native, _ = found("fsize-sigxfsz", cwd=tmp)
+    assert "SIGXFSZ 3" in native.text and "child killed by 25" in native.text, native.text

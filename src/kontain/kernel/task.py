@@ -19,7 +19,7 @@ import struct
 
 from kontain import native
 from kontain.abi import signals as S
-from kontain.abi.errno import EINTR, EPIPE
+from kontain.abi.errno import EFBIG, EINTR, EPIPE
 from kontain.abi.signals import siginfo
 from kontain.abi.structs import SIGCONTEXT_REGS
 from kontain.arch.x86_64 import cpu, guest_code, sigframe
@@ -41,6 +41,9 @@ NEVER_RESTART = {7, 23, 34, 35, 130, 128, 230, 232, 270, 271, 281, 441}
 # pwritev, sendmmsg, pwritev2
 EPIPE_RAISES = {1, 18, 20, 40, 44, 46, 275, 278, 296, 307, 328}
 MSG_NOSIGNAL = 0x4000
+# calls whose EFBIG past RLIMIT_FSIZE comes with SIGXFSZ (generic_write_checks, inode_newsize_ok): write,
+# pwrite64, writev, sendfile, truncate, ftruncate, splice, fallocate, pwritev, copy_file_range, pwritev2
+EFBIG_RAISES = {1, 18, 20, 40, 76, 77, 275, 285, 296, 326, 328}
 
 
 class ThreadExit(BaseException):
@@ -204,6 +207,9 @@ class Task:
         self.kicked = False
         if res == -EPIPE and nr in EPIPE_RAISES and not (nr in (44, 46, 307) and self._nosignal(nr)):
             self.signal_self(S.SIGPIPE, siginfo(S.SIGPIPE, S.SI_USER, pid=os.getpid(), uid=os.getuid()))
+        elif res == -EFBIG and nr in EFBIG_RAISES and _fsize_limited():
+            # the host sent SIGXFSZ to km's thread, where it is ignored: the program's is raised here
+            self.signal_self(S.SIGXFSZ, siginfo(S.SIGXFSZ, S.SI_USER, pid=os.getpid(), uid=os.getuid()))
         sig, info = self.next_signal() if self.has_signals() else (0, None)
         if interrupted:
             if not sig:
@@ -441,6 +447,14 @@ class Task:
         self.mem.write(uaddr, struct.pack("<I", (val & FUTEX_WAITERS) | FUTEX_OWNER_DIED))
         if val & FUTEX_WAITERS:
             native.syscall(SYS_futex, self.mem.host(uaddr, 4), FUTEX_WAKE, 1, 0, 0, 0)
+
+
+def _fsize_limited() -> bool:
+    """EFBIG comes with SIGXFSZ when RLIMIT_FSIZE (the program's: it is not emulated) is
+    what was exceeded; without one, only the file system's own limit can say EFBIG."""
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY
 
 
 def _s64(v: int) -> int:

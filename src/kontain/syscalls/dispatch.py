@@ -51,8 +51,8 @@ def _make_plain(task):
                 res = internal_error(nr, e)
         q[RAX] = res
         q[DIRTY] = SYNC_REGS
-        # EINTR (a kick), EPIPE (SIGPIPE), pending signals, or rt_sigreturn (stop != SYSCALL)
-        if res == -4 or res == -32 or (pending.mask | shared.mask) & ~task.sigmask or task.stop:
+        # EINTR (a kick), EPIPE (SIGPIPE), EFBIG (SIGXFSZ), pending signals, or rt_sigreturn (stop != SYSCALL)
+        if res == -4 or res == -32 or res == -27 or (pending.mask | shared.mask) & ~task.sigmask or task.stop:
             task.after_syscall(nr, res)
 
     return on_syscall
@@ -124,7 +124,7 @@ def _make_tracing(task, out=sys.stderr):
         note = "" if h is not None else " (not supported by km)"
         out.write(f"[{task.tid}] {strace.format_call(task, nr, args, res)}{note}\n")
         out.flush()
-        if res == -4 or res == -32 or task.has_signals() or task.stop:
+        if res == -4 or res == -32 or res == -27 or task.has_signals() or task.stop:
             task.after_syscall(nr, res)
 
     return on_syscall
