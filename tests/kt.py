@@ -334,6 +334,7 @@ def fuzz_seed(seed: int, calls: int, workdir: Path, timeout: float, program: Pat
         fuzzer_problems.append(f"the native run ended with {native.describe()}: the fuzzer must end with 0")
     if native.leaked:
         fuzzer_problems.append(f"the native run left {len(native.leaked)} process(es) running")
-    reproduce = (f"as user nobody, each in an empty directory of its own: {program} {seed} {calls} DIR (natively), "
-                 f"{' '.join(KM)} {program} {seed} {calls} DIR (under km); add -t to either to print every call")
+    command = " ".join(as_user(KM + [program, "-t", str(seed), str(calls), "DIR"]))
+    reproduce = (f"{command} 2>&1 >/dev/null | cat >trace.km  (DIR: an empty directory user nobody can write "
+                 f"in; the same without km, in another one, for the native trace; -t prints every call)")
     return FuzzVerdict(seed, calls, native, guest, problems, fuzzer_problems, reproduce)
