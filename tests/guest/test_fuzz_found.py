@@ -147,3 +147,10 @@ def test_writes_past_the_file_size_limit_raise_sigxfsz(tmp):
     thread, where it is ignored: the program never got it, and went on."""
     native, _ = found("fsize-sigxfsz", cwd=tmp)
     assert "SIGXFSZ 3" in native.text and "child killed by 25" in native.text, native.text
+
+
+def test_dirfd_is_ignored_for_an_absolute_path():
+    """The *at calls ignore their directory descriptor for an absolute path: km refused
+    any number in its own range with EBADF first (openat(100000, "/dev/null") failed)."""
+    native, _ = found("dirfd-absolute")
+    assert native.text.count("opened") == 3 and native.text.count("): -1 Bad file descriptor") == 3, native.text

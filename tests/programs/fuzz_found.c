@@ -473,6 +473,25 @@ static int fsize_sigxfsz(void) {
     return 0;
 }
 
+/* A directory descriptor is not looked at for an absolute path: openat(100000, "/x")
+ * opens /x.  km refused a descriptor number in its own range (EBADF), open or not. */
+static int dirfd_absolute(void) {
+    static const int dirfds[] = {100000, 0x7fffffff, 65535};
+    for (unsigned i = 0; i < sizeof dirfds / sizeof dirfds[0]; i++) {
+        int fd = openat(dirfds[i], "/dev/null", O_RDONLY);
+        printf("openat(%d, \"/dev/null\"): %s\n", dirfds[i], fd >= 0 ? "opened" : strerror(errno));
+        if (fd >= 0) close(fd);
+        struct stat st;
+        int r = fstatat(dirfds[i], "/", &st, 0);
+        printf("fstatat(%d, \"/\"): %d %s\n", dirfds[i], r, r < 0 ? strerror(errno) : "");
+        r = fchmodat(dirfds[i], "/proc/self/comm", 0644, 0);
+        printf("fchmodat(%d, \"/proc/self/comm\"): %d %s\n", dirfds[i], r, r < 0 ? strerror(errno) : "");
+        r = mkdirat(dirfds[i], "relative", 0755);
+        printf("mkdirat(%d, \"relative\"): %d %s\n", dirfds[i], r, r < 0 ? strerror(errno) : "");
+    }
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -493,6 +512,7 @@ static const struct {
     {"exec-fifo", exec_fifo},
     {"signalfd-close-race", signalfd_close_race},
     {"fsize-sigxfsz", fsize_sigxfsz},
+    {"dirfd-absolute", dirfd_absolute},
 };
 
 int main(int argc, char **argv) {

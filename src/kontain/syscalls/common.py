@@ -46,11 +46,14 @@ def u64(x: int) -> int:
 
 
 def dirfd(t, fd: int) -> int:
-    """An ``int dirfd`` argument: AT_FDCWD, or a guest descriptor."""
+    """An ``int dirfd`` argument: AT_FDCWD, or a guest descriptor.  One in the monitor's
+    range is, for the guest, not open: the host gets -1, which it ignores for an
+    absolute path (as Linux ignores any dirfd then) and refuses for a relative one
+    (EBADF); refusing it here made openat(100000, "/dev/null") fail."""
     fd = s32(fd)
     if fd == AT_FDCWD or fd < 0:
         return fd
-    return t.fds.check(fd)
+    return fd if t.fds.allowed(fd) else -1
 
 
 def ptr(t, addr: int, size: int = 1) -> int:
