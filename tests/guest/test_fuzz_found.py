@@ -154,3 +154,11 @@ def test_dirfd_is_ignored_for_an_absolute_path():
     any number in its own range with EBADF first (openat(100000, "/dev/null") failed)."""
     native, _ = found("dirfd-absolute")
     assert native.text.count("opened") == 3 and native.text.count("): -1 Bad file descriptor") == 3, native.text
+
+
+def test_argument_checks_in_linux_order():
+    """clone takes CLONE_IO, CLONE_SYSVSEM and CLONE_DETACHED for a new process (km said
+    EINVAL); clone3 says E2BIG past a page (km: EINVAL); mlock2 checks its flags before
+    its range (km: ENOMEM).  Found comparing the fuzzer's native and km traces."""
+    native, _ = found("flag-checks")
+    assert native.text.count("child exited 7") == 3 and native.text.count("Argument list too long") == 2, native.text

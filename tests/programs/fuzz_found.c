@@ -492,6 +492,28 @@ static int dirfd_absolute(void) {
     return 0;
 }
 
+/* Argument checks in Linux's order (compared call by call, native against km):
+ * clone takes CLONE_IO, CLONE_SYSVSEM and CLONE_DETACHED for a new process (km said
+ * EINVAL); clone3 says E2BIG for a size past a page (km: EINVAL); mlock2 checks its
+ * flags before its range (km: ENOMEM first). */
+static int flag_checks(void) {
+    static const struct { const char *name; long flags; } clones[] = {
+        {"CLONE_IO", 0x80000000L}, {"CLONE_SYSVSEM", CLONE_SYSVSEM}, {"CLONE_DETACHED", 0x400000L},
+    };
+    for (unsigned i = 0; i < sizeof clones / sizeof clones[0]; i++)
+        report_child(clones[i].name, forkcall(SYS_clone, clones[i].flags | SIGCHLD, 0, 0, 0, 0));
+    struct clone_args_ ca = {.exit_signal = SIGCHLD};
+    static const unsigned long sizes[] = {4097, 0x804e09081ea6c22cUL, 63};
+    for (unsigned i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "clone3, size %#lx", sizes[i]);
+        report_child(what, forkcall(SYS_clone3, (long)&ca, (long)sizes[i], 0, 0, 0));
+    }
+    long r = syscall(SYS_mlock2, (void *)0x1000, 0xbe88e4ec7c9021b1UL, 55);
+    printf("mlock2 with bad flags, unmapped: %ld %s\n", r, strerror(errno));
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -513,6 +535,7 @@ static const struct {
     {"signalfd-close-race", signalfd_close_race},
     {"fsize-sigxfsz", fsize_sigxfsz},
     {"dirfd-absolute", dirfd_absolute},
+    {"flag-checks", flag_checks},
 };
 
 int main(int argc, char **argv) {

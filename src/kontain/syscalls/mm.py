@@ -88,6 +88,8 @@ def munlock(t, addr, length, *_):
 
 
 def mlock2(t, addr, length, flags, *_):
+    if u64(flags) & ~F.MLOCK_ONFAULT & 0xFFFFFFFF:
+        raise GuestError(EINVAL)  # as Linux, the flags before the range
     return _lock(SYS_mlock2, t, addr, length, s32(flags))
 
 

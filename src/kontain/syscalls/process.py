@@ -187,8 +187,11 @@ _THREAD_FLAGS = F.CLONE_VM | F.CLONE_FS | F.CLONE_FILES | F.CLONE_SIGHAND | F.CL
 _NEEDED = F.CLONE_VM | F.CLONE_SIGHAND | F.CLONE_THREAD
 
 
+# (CLONE_IO: the child's I/O context, nothing to share between two km processes;
+# CLONE_SYSVSEM: SysV semaphores, which km does not have; CLONE_DETACHED: ignored by Linux)
 _FORK_FLAGS = F.CSIGNAL | F.CLONE_VFORK | F.CLONE_VM | F.CLONE_PARENT_SETTID | F.CLONE_CHILD_SETTID | \
-    F.CLONE_CHILD_CLEARTID | F.CLONE_SETTLS | F.CLONE_FS | F.CLONE_PTRACE | F.CLONE_UNTRACED
+    F.CLONE_CHILD_CLEARTID | F.CLONE_SETTLS | F.CLONE_FS | F.CLONE_PTRACE | F.CLONE_UNTRACED | F.CLONE_IO | \
+    F.CLONE_SYSVSEM | F.CLONE_DETACHED
 
 
 def _clone(t, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
@@ -267,7 +270,9 @@ CLONE_ARGS_SIZE_VER0 = 64
 
 def clone3(t, uargs, size, *_):
     size = u64(size)
-    if size < CLONE_ARGS_SIZE_VER0 or size > 4096:
+    if size > 4096:
+        raise GuestError(E2BIG)  # as Linux: past a page, E2BIG (not EINVAL)
+    if size < CLONE_ARGS_SIZE_VER0:
         raise GuestError(EINVAL)
     raw = t.mem.read(uargs, size).ljust(clone_args.size, b"\0")
     if any(raw[clone_args.size:]):
