@@ -162,3 +162,11 @@ def test_argument_checks_in_linux_order():
     its range (km: ENOMEM).  Found comparing the fuzzer's native and km traces."""
     native, _ = found("flag-checks")
     assert native.text.count("child exited 7") == 3 and native.text.count("Argument list too long") == 2, native.text
+
+
+def test_descriptor_errors_come_before_iovec_and_msghdr_errors():
+    """Linux looks at the descriptor (not open, not writable, not seekable, not a socket)
+    and the flags before it reads an iovec or a msghdr; km read those first and said
+    EFAULT or EINVAL where Linux says EBADF, EINVAL, ESPIPE or ENOTSOCK."""
+    native, _ = found("fd-errors-first")
+    assert "Bad address" not in native.text and native.text.count("Not a socket") == 4, native.text

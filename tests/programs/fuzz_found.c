@@ -21,6 +21,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/time.h>
 #include <time.h>
@@ -514,6 +515,31 @@ static int flag_checks(void) {
     return 0;
 }
 
+/* Linux looks at the descriptor (not open, not writable, not seekable, not a socket)
+ * before it reads an iovec or a msghdr; km read those first and said EFAULT or EINVAL
+ * where Linux says EBADF, EINVAL, ESPIPE or ENOTSOCK (compared call by call). */
+static int fd_errors_first(void) {
+    int ep = epoll_create1(0), p[2], file = open("/dev/null", O_RDWR);
+    pipe(p);
+    struct iovec huge[2] = {{NULL, ~0UL >> 1}, {NULL, ~0UL >> 1}};
+    void *bad = (void *)0xffff800000000000UL;
+    long r;
+#define SHOW(what, call) (r = (call), printf("%-40s %ld %s\n", what, r, r < 0 ? strerror(errno) : ""))
+    SHOW("writev(epoll fd, bad iov)", writev(ep, bad, 8));
+    SHOW("writev(closed fd, huge iov)", writev(1000, huge, 2));
+    SHOW("readv(closed fd, bad iov)", readv(1000, bad, 1));
+    SHOW("preadv(pipe, bad iov)", preadv(p[0], bad, 2, 512));
+    SHOW("pwritev(pipe, huge iov)", pwritev(p[1], huge, 2, 0));
+    struct msghdr m = {.msg_control = (void *)1, .msg_controllen = (1 << 20) + 1};
+    SHOW("sendmsg(file, huge control)", syscall(SYS_sendmsg, file, &m, 0));
+    SHOW("sendmsg(closed fd, bad msghdr)", syscall(SYS_sendmsg, 1000, bad, 0));
+    SHOW("recvmsg(file, bad msghdr)", syscall(SYS_recvmsg, file, bad, 0));
+    SHOW("sendmsg(file, MSG_CMSG_COMPAT, bad)", syscall(SYS_sendmsg, file, bad, 0x80000000));
+    SHOW("sendmmsg(file, bad vector)", syscall(SYS_sendmmsg, file, bad, 8, 0));
+    SHOW("recvmmsg(file, bad vector)", syscall(SYS_recvmmsg, file, bad, 2, 0, NULL));
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -536,6 +562,7 @@ static const struct {
     {"fsize-sigxfsz", fsize_sigxfsz},
     {"dirfd-absolute", dirfd_absolute},
     {"flag-checks", flag_checks},
+    {"fd-errors-first", fd_errors_first},
 };
 
 int main(int argc, char **argv) {

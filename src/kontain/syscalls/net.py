@@ -11,10 +11,11 @@ under its RLIMIT_NOFILE, or they are closed and MSG_CTRUNC is set, as Linux does
 from __future__ import annotations
 
 import os
+import stat
 import struct
 
 from kontain import native
-from kontain.abi.errno import EBADF, EINVAL, EMSGSIZE
+from kontain.abi.errno import EBADF, EINVAL, EMSGSIZE, ENOTSOCK
 from kontain.errors import GuestError
 from kontain.syscalls.common import buffer, fd_pair, ptr, s32, u32
 from kontain.syscalls.rw import UIO_MAXIOV, host_iovec
@@ -22,7 +23,7 @@ from kontain.syscalls.rw import UIO_MAXIOV, host_iovec
 SYS_sendmsg, SYS_recvmsg, SYS_socketpair, SYS_recvmmsg, SYS_sendmmsg = 46, 47, 53, 299, 307
 SYS_accept, SYS_accept4, SYS_recvfrom, SYS_getsockopt = 43, 288, 45, 55
 SOL_SOCKET, SCM_RIGHTS = 1, 1
-MSG_CTRUNC = 0x8
+MSG_CTRUNC, MSG_CMSG_COMPAT = 0x8, 0x80000000
 SOCKADDR_MAX = 128  # sizeof(struct sockaddr_storage): the kernel never writes more
 CONTROL_MAX = 1 << 20
 MSGHDR = struct.Struct("<QI4xQQQQi4x")  # name, namelen, iov, iovlen, control, controllen, flags
@@ -116,25 +117,50 @@ class _HostMsg:
         t.mem.write(guest_hdr, bytes(hdr))
 
 
+def _socket_errors_first(fd: int, flags: int) -> None:
+    """Linux checks the flags (MSG_CMSG_COMPAT is not for 64-bit programs) and the
+    descriptor before it reads a msghdr: when the copy of one failed, those errors win."""
+    if flags & MSG_CMSG_COMPAT:
+        raise GuestError(EINVAL)
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        raise GuestError(EBADF) from None
+    if not stat.S_ISSOCK(mode):
+        raise GuestError(ENOTSOCK)
+
+
+def _host_msg(t, fd: int, msg: int, flags: int, sending: bool) -> _HostMsg:
+    try:
+        return _HostMsg(t, t.mem.read(msg, MSGHDR.size), sending)
+    except GuestError:
+        _socket_errors_first(fd, flags)
+        raise
+
+
 def sendmsg(t, fd, msg, flags, *_):
     fd = t.fds.check(fd)
-    m = _HostMsg(t, t.mem.read(msg, MSGHDR.size), sending=True)
+    m = _host_msg(t, fd, msg, u32(flags), sending=True)
     return native.syscall(SYS_sendmsg, fd, m.address, s32(flags))
 
 
 def recvmsg(t, fd, msg, flags, *_):
     fd = t.fds.check(fd)
-    m = _HostMsg(t, t.mem.read(msg, MSGHDR.size), sending=False)
+    m = _host_msg(t, fd, msg, u32(flags), sending=False)
     r = native.syscall(SYS_recvmsg, fd, m.address, s32(flags))
     if r >= 0:
         m.finish_receive(t, msg)
     return r
 
 
-def _mmsg(t, vec: int, vlen: int, sending: bool) -> tuple[list[_HostMsg], bytearray, int]:
+def _mmsg(t, fd: int, flags: int, vec: int, vlen: int, sending: bool) -> tuple[list[_HostMsg], bytearray, int]:
     vlen = min(u32(vlen), UIO_MAXIOV)
-    raw = t.mem.read(vec, MMSGHDR_SIZE * vlen) if vlen else b""
-    msgs = [_HostMsg(t, raw[i * MMSGHDR_SIZE:i * MMSGHDR_SIZE + MSGHDR.size], sending) for i in range(vlen)]
+    try:
+        raw = t.mem.read(vec, MMSGHDR_SIZE * vlen) if vlen else b""
+        msgs = [_HostMsg(t, raw[i * MMSGHDR_SIZE:i * MMSGHDR_SIZE + MSGHDR.size], sending) for i in range(vlen)]
+    except GuestError:
+        _socket_errors_first(fd, flags)
+        raise
     arr = bytearray(b"".join(bytes(m.buf) + bytes(8) for m in msgs))
     return msgs, arr, vlen
 
@@ -150,7 +176,7 @@ def _mmsg_finish(t, vec: int, msgs: list[_HostMsg], arr: bytearray, count: int, 
 
 def sendmmsg(t, fd, vec, vlen, flags, *_):
     fd = t.fds.check(fd)
-    msgs, arr, n = _mmsg(t, vec, vlen, sending=True)
+    msgs, arr, n = _mmsg(t, fd, u32(flags), vec, vlen, sending=True)
     r = native.syscall(SYS_sendmmsg, fd, native.address_of(arr) if n else 0, n, s32(flags))
     if r > 0:
         _mmsg_finish(t, vec, msgs, arr, r, receiving=False)
@@ -159,7 +185,7 @@ def sendmmsg(t, fd, vec, vlen, flags, *_):
 
 def recvmmsg(t, fd, vec, vlen, flags, timeout, *_):
     fd = t.fds.check(fd)
-    msgs, arr, n = _mmsg(t, vec, vlen, sending=False)
+    msgs, arr, n = _mmsg(t, fd, u32(flags), vec, vlen, sending=False)
     r = native.syscall(SYS_recvmmsg, fd, native.address_of(arr) if n else 0, n, s32(flags), ptr(t, timeout, 16))
     if r > 0:
         _mmsg_finish(t, vec, msgs, arr, r, receiving=True)

@@ -92,7 +92,16 @@ def host_iovec(t, addr: int, count: int) -> tuple[bytearray, int]:
 
 def _vec_call(nr: int, t, fd, iov, count, *rest) -> int:
     fd = t.fds.check(fd)
-    hv, n = host_iovec(t, iov, count)
+    try:
+        hv, n = host_iovec(t, iov, count)
+    except GuestError:
+        # Linux looks at the descriptor (not open, not readable or writable, not
+        # seekable for preadv) before the iovec: the host says what it says with none,
+        # which reads or writes nothing
+        r = native.syscall(nr, fd, 0, 0, *rest)
+        if r < 0:
+            return r
+        raise
     return native.syscall(nr, fd, native.address_of(hv), n, *rest)
 
 
