@@ -170,3 +170,11 @@ def test_descriptor_errors_come_before_iovec_and_msghdr_errors():
     EFAULT or EINVAL where Linux says EBADF, EINVAL, ESPIPE or ENOTSOCK."""
     native, _ = found("fd-errors-first")
     assert "Bad address" not in native.text and native.text.count("Not a socket") == 4, native.text
+
+
+def test_execve_opens_the_program_before_reading_argv():
+    """execve opens the program before it reads argv and envp: a missing or unrunnable
+    program is ENOENT or EACCES even with a bad argv (km read argv first: EFAULT), and a
+    directory is EACCES (km: EISDIR)."""
+    native, _ = found("exec-order")
+    assert native.text.count("Permission denied") == 3 and "No such file" in native.text, native.text

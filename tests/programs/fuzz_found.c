@@ -540,6 +540,18 @@ static int fd_errors_first(void) {
     return 0;
 }
 
+/* execve opens the program before it reads argv and envp: a missing or unrunnable
+ * program is ENOENT or EACCES even with a bad argv (km read argv first: EFAULT). */
+static int exec_order(void) {
+    char **bad = (char **)0xffff800000000000UL;
+    static const char *const paths[] = {"no-such-program", "/", "/dev/null", "/etc/passwd"};
+    for (unsigned i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        int r = execve(paths[i], bad, bad);
+        printf("execve(%s, bad argv): %d %s\n", paths[i], r, strerror(errno));
+    }
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -563,6 +575,7 @@ static const struct {
     {"dirfd-absolute", dirfd_absolute},
     {"flag-checks", flag_checks},
     {"fd-errors-first", fd_errors_first},
+    {"exec-order", exec_order},
 };
 
 int main(int argc, char **argv) {

@@ -63,7 +63,7 @@ def open_program(path: str) -> tuple[int, bytes, int]:
     try:
         st = os.fstat(fd)
         if (st.st_mode & 0o170000) == 0o040000:
-            raise ExecError("is a directory", 21, 126)
+            raise ExecError("is a directory", 13, 126)  # execve says EACCES (EISDIR is for writing)
         if (st.st_mode & 0o170000) != 0o100000:
             raise ExecError("not a regular file", 13, 126)
         if not os.access(path, os.X_OK):

@@ -217,6 +217,16 @@ def vfork(t, *_):
 
 
 def _exec(t, path: str, argv_addr: int, envp_addr: int) -> int:
+    # Linux opens the program before it reads argv and envp: a missing or unrunnable
+    # program is ENOENT or EACCES even when argv is a bad pointer (the headers, ENOEXEC,
+    # come after argv, in Process.execve)
+    from kontain.loader.load import ExecError, open_program
+
+    try:
+        fd, _head, _size = open_program(path)
+    except ExecError as e:
+        raise GuestError(e.errno) from None
+    os.close(fd)
     argv = t.mem.cstr_array(argv_addr)
     envp = t.mem.cstr_array(envp_addr)
     if not argv:
