@@ -1437,8 +1437,10 @@ static void putarg(u64 v) {
     };
     for (unsigned i = 0; i < sizeof rg / sizeof rg[0]; i++) {
         u64 b = (u64)*rg[i].at;
-        if (v >= b && v < b + rg[i].size) {
+        if (v >= b && v <= b + rg[i].size && (v < b + rg[i].size || rg[i].at == &K_)) { /* (K's end: a stack top) */
             if (rg[i].at == &P_) {
+                for (unsigned k = 0; k < NPATHS; k++) /* as written, "PID" and all: the same in every run */
+                    if (v == (u64)paths[k]) { puts_("\""); puts_(path_list[k]); puts_("\""); return; }
                 puts_("\"");
                 const char *s = (const char *)v;
                 int n = 0;
@@ -1454,7 +1456,10 @@ static void putarg(u64 v) {
         }
     }
     if (v >= (u64)ro_area && v < (u64)ro_area + RO_SIZE) { puts_("R+"); putu(v - (u64)ro_area, 16); return; }
-    if (heap0 && v >= heap0 - (1 << 20) && v < heap0 + (32 << 20)) { puts_("H"); if (v >= heap0) { puts_("+"); putu(v - heap0, 16); } else { puts_("-"); putu(heap0 - v, 16); } return; }
+    static const u64 heap_offsets[] = {0, 1, PG, 1 << 20, 16 << 20};
+    for (unsigned i = 0; heap0 && i < sizeof heap_offsets / sizeof heap_offsets[0]; i++) /* the values brk gets */
+        if (v == heap0 + heap_offsets[i]) { puts_("H+"); putu(heap_offsets[i], 16); return; }
+    if (heap0 && v == heap0 - PG) { puts_("H-0x1000"); return; }
     if (vdso && v >= vdso && v < vdso + 4 * PG) { puts_("V+"); putu(v - vdso, 16); return; }
     if (v == self_pid) { puts_("PID"); return; }
     if (v == (u64)-(s64)self_pid) { puts_("-PID"); return; }
