@@ -178,3 +178,10 @@ def test_execve_opens_the_program_before_reading_argv():
     directory is EACCES (km: EISDIR)."""
     native, _ = found("exec-order")
     assert native.text.count("Permission denied") == 3 and "No such file" in native.text, native.text
+
+
+def test_offsets_before_descriptors_and_descriptors_before_whence():
+    """pread64, pwrite64, preadv and pwritev refuse a negative offset (EINVAL) before
+    they look at the descriptor (km: EBADF first); lseek is the other way round."""
+    native, _ = found("offsets-first")
+    assert native.text.count("Invalid argument") == 4 and "Bad file descriptor" in native.text, native.text

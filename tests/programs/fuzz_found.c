@@ -29,6 +29,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define SHOW(what, call) (r = (call), printf("%-40s %ld %s\n", what, r, r < 0 ? strerror(errno) : ""))
+
 /* clone/clone3 whose child exits at once, in assembly (it needs no stack) */
 long forkcall(long nr, long a0, long a1, long a2, long a3, long a4);
 __asm__(".text\n.globl forkcall\nforkcall:\n"
@@ -524,7 +526,6 @@ static int fd_errors_first(void) {
     struct iovec huge[2] = {{NULL, ~0UL >> 1}, {NULL, ~0UL >> 1}};
     void *bad = (void *)0xffff800000000000UL;
     long r;
-#define SHOW(what, call) (r = (call), printf("%-40s %ld %s\n", what, r, r < 0 ? strerror(errno) : ""))
     SHOW("writev(epoll fd, bad iov)", writev(ep, bad, 8));
     SHOW("writev(closed fd, huge iov)", writev(1000, huge, 2));
     SHOW("readv(closed fd, bad iov)", readv(1000, bad, 1));
@@ -552,6 +553,21 @@ static int exec_order(void) {
     return 0;
 }
 
+/* Offsets and whence before descriptors: pread64 and friends refuse a negative offset
+ * (EINVAL) before they look at the descriptor (km: EBADF first); lseek looks at the
+ * descriptor before whence (km: EINVAL first). */
+static int offsets_first(void) {
+    char buf[16];
+    struct iovec v = {buf, sizeof buf};
+    long r;
+    SHOW("pread64(-1, offset -4096)", syscall(SYS_pread64, -1, buf, 16, -4096L));
+    SHOW("pwrite64(100000, offset -1)", syscall(SYS_pwrite64, 100000, buf, 16, -1L));
+    SHOW("preadv(-1, offset -2)", syscall(SYS_preadv, -1, &v, 1, -2L, 0));
+    SHOW("pwritev(-1, offset -2)", syscall(SYS_pwritev, -1, &v, 1, -2L, 0));
+    SHOW("lseek(1000, 0, whence 5)", syscall(SYS_lseek, 1000, 0, 5));
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -576,6 +592,7 @@ static const struct {
     {"flag-checks", flag_checks},
     {"fd-errors-first", fd_errors_first},
     {"exec-order", exec_order},
+    {"offsets-first", offsets_first},
 };
 
 int main(int argc, char **argv) {

@@ -11,10 +11,10 @@ from __future__ import annotations
 import struct
 
 from kontain import native
-from kontain.abi.errno import EINVAL, EIO
+from kontain.abi.errno import EBADF, EINVAL, EIO
 from kontain.abi.flags import SEEK_HOLE
 from kontain.errors import GuestError
-from kontain.syscalls.common import MAX_RW_COUNT, buffer, ptr, s32, u32
+from kontain.syscalls.common import MAX_RW_COUNT, buffer, ptr, s32, u32, u64
 
 UIO_MAXIOV = 1024
 _sc3 = native.sc3
@@ -47,13 +47,22 @@ def write(t, fd, buf, count, *_):
     return _ret(_sc3(SYS_write, fd, host, n))
 
 
+def _offset(offset: int, current_ok: bool = False) -> None:
+    """Linux refuses a negative offset (EINVAL) before it looks at the descriptor; -1 is
+    the current position for preadv2 and pwritev2."""
+    if offset >> 63 and not (current_ok and offset == 0xFFFFFFFFFFFFFFFF):
+        raise GuestError(EINVAL)
+
+
 def pread64(t, fd, buf, count, offset, *_):
+    _offset(u64(offset))
     fd = t.fds.check(fd)
     host, n = buffer(t, buf, count)
     return _ret(_sc4(SYS_pread64, fd, host, n, offset))
 
 
 def pwrite64(t, fd, buf, count, offset, *_):
+    _offset(u64(offset))
     fd = t.fds.check(fd)
     host, n = buffer(t, buf, count)
     return _ret(_sc4(SYS_pwrite64, fd, host, n, offset))
@@ -63,6 +72,8 @@ def lseek(t, fd, offset, whence, *_):
     fd = t.fds.check(fd)
     whence &= 0xFFFFFFFF
     if whence > SEEK_HOLE:
+        if native.syscall(72, fd, 1, 0) < 0:  # fcntl(F_GETFD): Linux looks at the descriptor first
+            raise GuestError(EBADF)
         raise GuestError(EINVAL)
     return _ret(_sc3(SYS_lseek, fd, offset, whence))
 
@@ -114,18 +125,22 @@ def writev(t, fd, iov, count, *_):
 
 
 def preadv(t, fd, iov, count, pos_l, pos_h, *_):
+    _offset(u64(pos_l))  # (on x86-64 the offset is pos_l whole)
     return _vec_call(SYS_preadv, t, fd, iov, count, pos_l, pos_h)
 
 
 def pwritev(t, fd, iov, count, pos_l, pos_h, *_):
+    _offset(u64(pos_l))
     return _vec_call(SYS_pwritev, t, fd, iov, count, pos_l, pos_h)
 
 
 def preadv2(t, fd, iov, count, pos_l, pos_h, flags):
+    _offset(u64(pos_l), current_ok=True)
     return _vec_call(SYS_preadv2, t, fd, iov, count, pos_l, pos_h, s32(flags))
 
 
 def pwritev2(t, fd, iov, count, pos_l, pos_h, flags):
+    _offset(u64(pos_l), current_ok=True)
     return _vec_call(SYS_pwritev2, t, fd, iov, count, pos_l, pos_h, s32(flags))
 
 
