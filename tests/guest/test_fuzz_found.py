@@ -185,3 +185,17 @@ def test_offsets_before_descriptors_and_descriptors_before_whence():
     they look at the descriptor (km: EBADF first); lseek is the other way round."""
     native, _ = found("offsets-first")
     assert native.text.count("Invalid argument") == 4 and "Bad file descriptor" in native.text, native.text
+
+
+def test_socketpair_writes_its_descriptors_first():
+    """socketpair writes its two descriptor numbers before it makes the sockets: a bad
+    address is EFAULT whatever the family (km: EAFNOSUPPORT or EOPNOTSUPP first)."""
+    native, _ = found("socketpair-efault")
+    assert native.text.count("Bad address") == 3, native.text
+
+
+def test_msghdr_negative_namelen():
+    """A msghdr's negative msg_namelen is EINVAL before a msg_iovlen over UIO_MAXIOV is
+    EMSGSIZE."""
+    native, _ = found("msghdr-namelen")
+    assert native.text.count("Invalid argument") == 2, native.text

@@ -568,6 +568,31 @@ static int offsets_first(void) {
     return 0;
 }
 
+/* socketpair writes its two descriptor numbers before it makes the sockets: a bad
+ * address is EFAULT whatever the family (km: EAFNOSUPPORT, EOPNOTSUPP first). */
+static int socketpair_efault(void) {
+    long r;
+    int *bad = (int *)0xffff800000000000UL;
+    SHOW("socketpair(AF_INET6, bad sv)", syscall(SYS_socketpair, AF_INET6, SOCK_STREAM, 0, bad));
+    SHOW("socketpair(AF_UNSPEC, bad sv)", syscall(SYS_socketpair, AF_UNSPEC, SOCK_STREAM, 0, bad));
+    SHOW("socketpair(AF_UNIX, read-only sv)", syscall(SYS_socketpair, AF_UNIX, SOCK_STREAM, 0, (void *)socketpair_efault));
+    int sv[2];
+    SHOW("socketpair(AF_INET6, good sv)", syscall(SYS_socketpair, AF_INET6, SOCK_STREAM, 0, sv));
+    return 0;
+}
+
+/* A msghdr's negative msg_namelen is EINVAL before its msg_iovlen is EMSGSIZE. */
+static int msghdr_namelen(void) {
+    long r;
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
+    char name[16];
+    struct msghdr m = {.msg_name = name, .msg_namelen = (socklen_t)-1, .msg_iovlen = 2000};
+    SHOW("recvmsg(namelen -1, iovlen 2000)", syscall(SYS_recvmsg, sv[0], &m, MSG_DONTWAIT));
+    SHOW("sendmsg(namelen -1, iovlen 2000)", syscall(SYS_sendmsg, sv[0], &m, 0));
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -593,6 +618,8 @@ static const struct {
     {"fd-errors-first", fd_errors_first},
     {"exec-order", exec_order},
     {"offsets-first", offsets_first},
+    {"socketpair-efault", socketpair_efault},
+    {"msghdr-namelen", msghdr_namelen},
 };
 
 int main(int argc, char **argv) {

@@ -77,6 +77,8 @@ class _HostMsg:
 
     def __init__(self, t, raw: bytes, sending: bool):
         name, namelen, iov, iovlen, control, controllen, _flags = MSGHDR.unpack(raw)
+        if name and namelen & 0x80000000:
+            raise GuestError(EINVAL)  # msg_namelen is an int: negative is EINVAL, before the iovec count
         if iovlen > UIO_MAXIOV:
             raise GuestError(EMSGSIZE)
         hv, n = host_iovec(t, iov, iovlen)
@@ -192,7 +194,15 @@ def recvmmsg(t, fd, vec, vlen, flags, timeout, *_):
     return r
 
 
+_SOCK_TYPE_MASK, _SOCK_CLOEXEC, _SOCK_NONBLOCK = 0xF, 0o2000000, 0o4000
+
+
 def socketpair(t, domain, typ, protocol, sv, *_):
+    # Linux writes the two descriptor numbers to sv before it makes the sockets: after
+    # the flags, a bad sv is EFAULT whatever the family or protocol
+    if s32(typ) & ~(_SOCK_TYPE_MASK | _SOCK_CLOEXEC | _SOCK_NONBLOCK):
+        raise GuestError(EINVAL)
+    t.mem.write(sv, t.mem.read(sv, 8))
     return fd_pair(t, SYS_socketpair, (s32(domain), s32(typ), s32(protocol)), (), sv)
 
 
