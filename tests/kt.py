@@ -119,6 +119,20 @@ def compare(argv: list, *, km_options: tuple[str, ...] = (), stderr: bool = Fals
     asked).  Returns both results."""
     native = run(argv, **kw)
     guest = run((runner or KM) + list(km_options) + [str(a) for a in argv], **kw)
+    _same(argv, native, guest, stderr)
+    return native, guest
+
+
+def compare_as_user(argv: list, **kw) -> tuple[Result, Result]:
+    """``compare`` for user nobody (``as_user``): the program natively, and km running
+    it, each started as that user."""
+    native = run(as_user(argv), **kw)
+    guest = run(as_user(KM + [str(a) for a in argv]), **kw)
+    _same(as_user(argv), native, guest, False)
+    return native, guest
+
+
+def _same(argv: list, native: Result, guest: Result, stderr: bool) -> None:
     where = " ".join(str(a) for a in argv)
     if guest.returncode != native.returncode or guest.stdout != native.stdout:
         raise AssertionError(
@@ -127,7 +141,6 @@ def compare(argv: list, *, km_options: tuple[str, ...] = (), stderr: bool = Fals
             f"{_diff(native.text, guest.text)}\nkm stderr:\n{guest.err[-3000:]}")
     if stderr and guest.stderr != native.stderr:
         raise AssertionError(f"stderr differs for: {where}\n{_diff(native.err, guest.err)}")
-    return native, guest
 
 
 def _diff(a: str, b: str) -> str:

@@ -21,9 +21,12 @@ MODULES = (
     "kontain.syscalls.futex",
     "kontain.syscalls.identity",
     "kontain.syscalls.ioctl",
+    "kontain.syscalls.ipc",
     "kontain.syscalls.mm",
     "kontain.syscalls.net",
+    "kontain.syscalls.ns",
     "kontain.syscalls.poll",
+    "kontain.syscalls.prio",
     "kontain.syscalls.process",
     "kontain.syscalls.rw",
     "kontain.syscalls.signal",
@@ -34,11 +37,14 @@ MODULES = (
     "kontain.kernel.exec",
     "kontain.kernel.fork",
     "kontain.kernel.procfs",
+    "kontain.kernel.paths",
     "kontain.kernel.signalfd",
     "kontain.kernel.jobctl",
     "kontain.kernel.coredump",
     "kontain.kernel.poll",
     "kontain.loader.elf",
+    "kontain.arch.x86_64.decode",  # (iced-x86 itself is not preloaded: see the module)
+    "kontain.lifecycle",
 )
 
 

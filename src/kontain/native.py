@@ -97,6 +97,18 @@ def syscall(nr: int, *args: int) -> int:
     return r
 
 
+def capable(cap: int) -> bool:
+    """Has the calling thread capability ``cap`` in its effective set?  (Linux's
+    capable(), for a call km answers itself: the host thread's credentials are the
+    program thread's.)"""
+    head = bytearray((0x20080522).to_bytes(8, "little"))  # _LINUX_CAPABILITY_VERSION_3, pid 0
+    data = bytearray(24)
+    if syscall(125, address_of(head), address_of(data)) != 0:  # capget
+        return False
+    word = int.from_bytes(data[12 * (cap // 32):12 * (cap // 32) + 4], "little")  # that half's effective set
+    return bool(word >> (cap % 32) & 1)
+
+
 def dup_at_least(fd: int, lowest: int) -> int:
     """fcntl(F_DUPFD_CLOEXEC): a close-on-exec copy of ``fd`` at ``lowest`` or above (how
     km keeps its own descriptors out of the guest's range); -errno on failure."""
@@ -161,6 +173,44 @@ def mprotect(addr: int, length: int, prot: int) -> int:
 def madvise(addr: int, length: int, advice: int) -> int:
     r = _madvise(addr, length, advice)
     return -get_errno() if r == -1 else r
+
+
+class _PyFunc(_ctypes.CFuncPtr):
+    """A C function called with the GIL held (ctypes's PYFUNCTYPE)."""
+
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_PYTHONAPI
+    _restype_ = c_long
+
+
+def python_api(name: str) -> int:
+    """The address of a function of the Python interpreter's C API."""
+    return _ctypes.dlsym(_libc._handle, name)
+
+
+def python_call(name: str) -> _PyFunc:
+    """``name()``, a void function of the C API, callable with the GIL held."""
+    f = _PyFunc(python_api(name))
+    f.restype = None
+    f.argtypes = ()
+    return f
+
+
+def machine_code(code: bytes, restype: type, *argtypes: type, keep_gil: bool = False) -> _CFunc:
+    """A C function made of ``code`` (position-independent x86-64 machine code), in pages
+    of its own that are never writable again.  Like every foreign call here, a call
+    releases the GIL for its whole length, unless ``keep_gil``."""
+    size = (len(code) + 4095) & ~4095
+    addr = mmap(0, size, 3, 0x22)  # PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS
+    if addr < 0:
+        raise OSError(-addr, "mmap")
+    buffer_at(addr, len(code))[:] = code
+    r = mprotect(addr, size, 5)  # PROT_READ|PROT_EXEC
+    if r < 0:
+        raise OSError(-r, "mprotect")
+    f = (_PyFunc if keep_gil else _CFunc)(addr)
+    f.restype = restype
+    f.argtypes = argtypes
+    return f
 
 
 # -- memory by address -------------------------------------------------------------
@@ -290,3 +340,68 @@ def cas32(addr: int, expected: int, new: int) -> int:
         f.argtypes = (c_ulong, c_uint, c_uint)
         _cas32_fn = f
     return _cas32_fn(addr, expected, new)
+
+
+# -- interruptible host calls ------------------------------------------------------
+#
+# A vCPU thread is made to look at a new signal by a kick (kernel/signals.py): a flag
+# byte of its own is set, then SIG_KICK is sent to it.  A blocking host call must not
+# miss a kick that lands just before it starts: ``blocking`` makes the call through the
+# machine code below, which reads the flag right before `syscall`, and the handler of
+# SIG_KICK moves a thread interrupted between that read and the `syscall` instruction
+# to the same exit.  Either way the call is not made and returns -ERESTARTNOINTR, which
+# the monitor turns into a restart of the guest's call once the signal is delivered; a
+# kick during the call interrupts it (EINTR), one after it finds the flag set.  So no
+# kick needs repeating, and none is lost (glibc and musl cancel threads the same way).
+#
+#   blocking_call(flag, nr, a1..a6):      kick_handler(sig, info, uc):
+#     mov %rsi,%rax; mov %rdi,%r11          mov 168(%rdx),%rax     (uc_mcontext.rip)
+#     mov %rdx,%rdi; mov %rcx,%rsi          lea window(%rip),%rcx; cmp %rcx,%rax; jb 1f
+#     mov %r8,%rdx;  mov %r9,%r10           lea after(%rip),%rcx;  cmp %rcx,%rax; jae 1f
+#     mov 8(%rsp),%r8; mov 16(%rsp),%r9     lea not_made(%rip),%rcx; mov %rcx,168(%rdx)
+#   window: cmpb $0,(%r11); jne not_made  1: ret
+#     syscall                             restorer:
+#   after: ret                              mov $15,%eax; syscall   (rt_sigreturn)
+#   not_made: mov $-513,%rax; ret
+_CODE = bytes.fromhex(
+    "4889f04989fb4889d74889ce4c89c24d89ca4c8b4424084c8b4c241041803b007503"
+    "0f05c348c7c0fffdffffc3488b82a8000000488d0de1ffffff4839c8721a488d0ddd"
+    "ffffff4839c8730e488d0dd2ffffff48898aa8000000c3b80f0000000f05")
+KICK_HANDLER, KICK_RESTORER = 0x2D, 0x5B  # offsets in _CODE
+UC_RIP = 168  # offsetof(struct ucontext, uc_mcontext.rip), what kick_handler moves
+ERESTARTNOINTR = 513  # what a call not made returns (negated)
+_code = mmap(0, 4096, 3, 0x22)  # PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS
+_src = _char_array(len(_CODE)).from_buffer_copy(_CODE)
+memmove(_code, _ctypes.addressof(_src), len(_CODE))
+del _src
+mprotect(_code, 4096, 5)  # PROT_READ|PROT_EXEC
+
+
+class _RawFunc(_ctypes.CFuncPtr):
+    _flags_ = _ctypes.FUNCFLAG_CDECL
+    _restype_ = c_long
+
+
+def _raw(n: int) -> _RawFunc:
+    f = _RawFunc(_code)
+    f.restype = c_long
+    f.argtypes = (c_ulong,) + (c_long,) * (n + 1)
+    return f
+
+
+_bc = [_raw(n) for n in range(7)]
+
+
+def blocking(flag: int, nr: int, *args: int) -> int:
+    """Host system call ``nr`` that may block, made unless the byte at ``flag`` (the
+    calling task's kick flag) is set: the result, -errno, or -ERESTARTNOINTR when a
+    kick came first and the call was not made."""
+    return _bc[len(args)](flag, nr, *args)
+
+
+def install_kick_handler(sig: int) -> None:
+    """SIG_KICK's action: kick_handler above, with its own rt_sigreturn (no SA_RESTART:
+    a kicked host call fails with EINTR)."""
+    fields = (_code + KICK_HANDLER, 0x04000004, _code + KICK_RESTORER, 0)  # flags: SA_SIGINFO | SA_RESTORER
+    act = bytearray(b"".join(v.to_bytes(8, "little") for v in fields))  # struct kernel_sigaction
+    syscall(13, sig, address_of(act), 0, 8)  # rt_sigaction

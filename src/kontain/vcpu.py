@@ -54,14 +54,13 @@ class VcpuRunner:
     def run(self) -> None:
         vcpu = self.vcpu
         q = vcpu.q
-        run = vcpu.run
         h = self.handler
         on_syscall = h.on_syscall
         reason_i = k.Q_EXIT_REASON
         union_i = k.Q_EXIT_UNION
         exit_io = k.KVM_EXIT_IO
         while True:
-            r = run()
+            r = vcpu.run()  # (looked up each time: a syscall may change how, Vcpu.run_through)
             if r == 0:
                 reason = q[reason_i] & 0xFFFFFFFF
                 if reason == exit_io:

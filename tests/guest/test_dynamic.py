@@ -183,7 +183,8 @@ def _default_signals():
 def test_python_sigint_raises_keyboardinterrupt(tmp_path):
     # (short sleeps in a loop: CPython itself misses a SIGINT that lands between its
     # last signal check and a long sleep's syscall, natively or not)
-    script = "import time, sys\nprint('ready', flush=True)\ntry:\n    for _ in range(600): time.sleep(0.05)\n" \
+    # (and 'ready' inside the try: the SIGINT may land while print returns)
+    script = "import time, sys\ntry:\n    print('ready', flush=True)\n    for _ in range(600): time.sleep(0.05)\n" \
              "except KeyboardInterrupt:\n    print('interrupted', flush=True)\n    sys.exit(5)\n"
     p = subprocess.Popen(KM + [PY, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          preexec_fn=_default_signals)

@@ -82,6 +82,48 @@ def test_core_file_of_abort(tmp_path):
     assert "abort" in out and "main" in out, out
 
 
-def test_no_core_file_without_the_option(tmp_path):
-    r = run(KM + [str(build("faults")), "null-read"], cwd=tmp_path)
+def _core_limit(limit):
+    def set_limit():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (limit, limit))
+    return set_limit
+
+
+def test_no_core_file_when_rlimit_core_is_zero(tmp_path):
+    import subprocess
+
+    r = subprocess.run(KM + [str(build("faults")), "null-read"], cwd=tmp_path, capture_output=True,
+                       preexec_fn=_core_limit(0))
     assert r.returncode == -SIGSEGV and not list(tmp_path.glob("core*"))
+
+
+def test_a_core_file_where_linux_writes_one(tmp_path):
+    """With RLIMIT_CORE unlimited, abort() leaves a core file where core_pattern says
+    (a file of the same name natively and under km; none natively when cores go to a
+    program, and then none under km either), and gdb opens km's."""
+    import resource
+    import subprocess
+
+    prog = build("faults", "glibc")
+    dirs = {}
+    for who, argv in (("native", [str(prog), "abort"]), ("km", KM + [str(prog), "abort"])):
+        d = tmp_path / who
+        d.mkdir()
+        r = subprocess.run(argv, cwd=d, capture_output=True, preexec_fn=_core_limit(resource.RLIM_INFINITY))
+        assert r.returncode == -SIGABRT, r.stderr
+        dirs[who] = sorted(p.name.replace(str(r.returncode), "") for p in d.iterdir())
+    native_cores = [n for n in dirs["native"] if n.startswith("core")]
+    km_cores = [n for n in dirs["km"] if n.startswith("core")]
+    assert len(native_cores) == len(km_cores), dirs
+    if km_cores:
+        out = _gdb(prog, tmp_path / "km" / next(p.name for p in (tmp_path / "km").iterdir()), "bt")
+        assert "abort" in out and "main" in out, out
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_sigbus_cases_and_their_addresses(variant, tmp):
+    """SIGBUS past the end of a mapped file, with si_addr (which KVM does not report: km
+    decodes the instruction), and madvise/mprotect on such pages."""
+    native, _ = compare([build("sigbus", variant), str(tmp / "f")])
+    assert "sig=7 si_addr=+4096" in native.text

@@ -67,8 +67,6 @@ def test_fork_fails_with_the_hosts_errno():
     assert native.text.count("Resource temporarily unavailable") == 3, native.text
 
 
-@pytest.mark.xfail(strict=True, reason="kernel/process.py clone_thread: a host thread that cannot start "
-                   "(RuntimeError) is an internal error (ENOSYS), not EAGAIN, and its vCPU is lost")
 def test_thread_fails_with_eagain():
     """With RLIMIT_NPROC at 0 a thread cannot be made either: EAGAIN."""
     native, _ = found_as_user("nproc-thread")

@@ -18,7 +18,7 @@ def gotest():
 
 
 @pytest.mark.parametrize("mode", ["hello", "goroutines", "timers", "gc", "preempt", "self-signal", "panic", "nil", "exit", "exec",
-                                  "self-exec"])
+                                  "self-exec", "notify-stop", "pdeathsig-credential"])
 def test_go(gotest, mode):
     compare([gotest, mode])
 

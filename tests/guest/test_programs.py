@@ -34,6 +34,13 @@ def test_files(variant, tmp):
     compare([build("files", variant), str(tmp / "dir")])
 
 
+@pytest.mark.parametrize("variant", STATIC)
+def test_fcntl_notifications_and_queries(variant, tmp):
+    """F_NOTIFY and O_ASYNC signals with their si_fd, F_CREATED_QUERY, F_DUPFD_QUERY."""
+    native, _ = compare([build("fnotify", variant), str(tmp / "d")])
+    assert "F_CREATED_QUERY, a new file: 1" in native.text and "no signal" not in native.text
+
+
 @pytest.mark.parametrize("variant", ALL)
 def test_memory(variant, tmp):
     native, guest = compare([build("memory", variant), str(tmp / "map.bin")])

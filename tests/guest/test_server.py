@@ -6,6 +6,7 @@ start; a worker that loses its client."""
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -182,3 +183,85 @@ def test_an_end_that_comes_with_the_ok_is_not_a_refusal(server, tmp, kind):
     t.join(timeout=30)
     listener.close()
     assert (r.returncode, r.text) == (7, ""), r.err
+
+
+def test_the_server_refuses_a_directory_others_can_write(tmp):
+    d = tmp / "open"
+    d.mkdir()
+    d.chmod(0o777)
+    r = run(KM + ["--serve", str(d / "km.sock")], timeout=30)
+    assert r.returncode == 1 and "others may write" in r.err, r.err
+
+
+_LISTENER = """
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(1)
+print("listening", flush=True)
+c, _ = s.accept()
+head, anc, _, _ = c.recvmsg(8, socket.CMSG_SPACE(4 * 256))
+print("descriptors received:", sum(len(d) // 4 for _, _, d in anc), flush=True)
+"""
+
+
+@pytest.mark.parametrize("kind", ["native", "python"])
+def test_a_client_gives_nothing_to_another_users_socket(server, tmp, kind):
+    """KM_SERVER naming a socket another user listens on: the client hands it none of
+    its descriptors and starts the program itself."""
+    from kt import as_user, user_dir
+
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (a listener of another user)", pytrace=False)
+    _, client = server
+    d = user_dir(tmp)
+    sock = d / "other.sock"
+    listener = subprocess.Popen(as_user([sys.executable, "-c", _LISTENER, str(sock)]), stdout=subprocess.PIPE,
+                                text=True)
+    try:
+        assert listener.stdout.readline() == "listening\n"
+        argv = [str(client)] if kind == "native" else KM
+        r = run(argv + [str(build("hello"))], env={**os.environ, "KM_SERVER": str(sock)})
+        assert (r.returncode, r.text) == (0, "hello from a kontain guest\n"), r.err
+    finally:
+        listener.kill()
+        out, _ = listener.communicate(timeout=10)
+    assert "descriptors received: " not in out or "descriptors received: 0" in out, out
+
+
+def test_a_request_from_another_user_is_not_read(tmp):
+    """A worker answers a client of another user before reading its request: nothing of
+    it is parsed (an --env-file naming a FIFO would hang a worker that read it)."""
+    import socket
+
+    from kt import as_user, user_dir
+
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (a server of another user)", pytrace=False)
+    d = user_dir(tmp) / "srv"
+    d.mkdir(mode=0o700)
+    os.chown(d, 65534, 65534)
+    fifo = d / "fifo"
+    os.mkfifo(fifo)
+    os.chown(fifo, 65534, 65534)
+    sock = d / "km.sock"
+    srv = subprocess.Popen(as_user(KM + ["--serve", str(sock)]), stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            assert srv.poll() is None and time.monotonic() < deadline, srv.stderr.read()
+            time.sleep(0.05)
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(30)
+        c.connect(str(sock))
+        # a well-formed request (cli/client.py situation()): arguments, no environment,
+        # umask, mask, ignored, cwd, namespaces, groups, cpus, limits, descriptors, cloexec, cwd?
+        fields = [b"km-request-1", b"3", b"--env-file", str(fifo).encode(), b"/bin/true", b"0",
+                  b"18", b"0", b"0", b"/", b"", b"", b"0", b"", b"", b"", b"0"]
+        payload = b"\0".join(fields)
+        c.sendall(len(payload).to_bytes(8, "little") + payload)
+        reply = c.recv(64)
+        c.close()
+    finally:
+        srv.terminate()
+        srv.wait(timeout=10)
+    assert reply == b"no another user\n", reply

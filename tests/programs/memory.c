@@ -11,6 +11,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
 #define SAY(what, cond) printf("%-40s %s\n", what, (cond) ? "ok" : "FAILED")
 #define ERR(what, expr) do { errno = 0; long r_ = (long)(expr); printf("%-40s %ld %s\n", what, r_ == -1 ? -1L : 0L, errno ? strerror(errno) : ""); } while (0)
 
@@ -99,6 +103,18 @@ int main(int argc, char **argv) {
     pm[0] = 'W';
     memset(rb, 0, sizeof rb);
     SAY("private write stays private", pread(fd, rb, 1, 0) == 1 && rb[0] == 'w' && pm[0] == 'W');
+    /* mremap DONTUNMAP is always a move, and the old range stays mapped: empty for private
+     * anonymous memory, the same pages for a shared mapping.  (By syscall: glibc's mremap
+     * passes junk as the new address, which Linux checks as a hint.) */
+    char *d = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    strcpy(d, "moved");
+    char *d2 = (char *)syscall(SYS_mremap, d, 2 * pg, 2 * pg, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0);
+    SAY("mremap DONTUNMAP of private anonymous", d2 != MAP_FAILED && d2 != d && !strcmp(d2, "moved") && d[0] == 0);
+    char *m2 = (char *)syscall(SYS_mremap, m, 2 * pg, 2 * pg, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0);
+    SAY("mremap DONTUNMAP of a shared file", m2 != MAP_FAILED && m2 != m && (m2[0] = 'X') && m[0] == 'X');
+    ERR("mremap DONTUNMAP, unaligned hint", syscall(SYS_mremap, d2, 2 * pg, 2 * pg, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 12345));
+    ERR("mremap DONTUNMAP, hint overlapping", syscall(SYS_mremap, d2, 2 * pg, 2 * pg, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, d2 + pg));
+    munmap(d, 2 * pg); munmap(d2, 2 * pg); munmap(m2, 2 * pg);
     char *off = mmap(NULL, pg, PROT_READ, MAP_PRIVATE, fd, pg);
     SAY("mmap at file offset", off != MAP_FAILED && !memcmp(off, "file contents", 13));
     ERR("mmap unaligned offset", mmap(NULL, pg, PROT_READ, MAP_PRIVATE, fd, 100) == MAP_FAILED ? -1 : 0);
@@ -110,6 +126,11 @@ int main(int argc, char **argv) {
     char *rom = mmap(NULL, pg, PROT_READ, MAP_SHARED, ro, 0);
     ERR("mprotect RW of read-only shared file", mprotect(rom, pg, PROT_READ | PROT_WRITE));
     close(ro);
+    /* MAP_SHARED_VALIDATE: MAP_SYNC only where the file offers it (DAX: not here) */
+    ERR("mmap SHARED_VALIDATE|MAP_SYNC", mmap(NULL, pg, PROT_READ, 0x03 | 0x80000, fd, 0) == MAP_FAILED ? -1 : 0);
+    char *sv = mmap(NULL, pg, PROT_READ, 0x03, fd, 0);
+    SAY("mmap SHARED_VALIDATE", sv != MAP_FAILED && !memcmp(sv + 1, "ritten", 6));
+    munmap(sv, pg);
     munmap(m, 2 * pg); munmap(pm, 2 * pg); munmap(off, pg); munmap(rom, pg);
     close(fd);
     unlink(path);
@@ -122,5 +143,26 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 300; i += 2) munmap(maps[i], pg * (1 + i % 4));
     for (int i = 1; i < 300; i += 2) ok &= ((char *)maps[i])[0] == (char)i;
     SAY("300 mappings, half unmapped", ok);
+    /* msync and mincore over a range with a hole: ENOMEM (the pages before it reported) */
+    char *h = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    h[0] = 1;
+    munmap(h + 2 * pg, pg);
+    ERR("msync over a hole", msync(h, 4 * pg, MS_SYNC));
+    ERR("msync of unmapped memory", msync(h + 2 * pg, pg, MS_SYNC));
+    ERR("msync MS_SYNC|MS_ASYNC", msync(h, pg, MS_SYNC | MS_ASYNC));
+    unsigned char hv[4] = {9, 9, 9, 9};
+    ERR("mincore over a hole", mincore(h, 4 * pg, hv));
+    printf("%-40s %d %d %d\n", "mincore before the hole", hv[0] & 1, hv[1] == 9 ? 9 : 0, hv[2]);
+    ERR("mincore of unmapped memory", mincore(h + 2 * pg, pg, hv));
+    munmap(h, 4 * pg);
+    /* MAP_GROWSDOWN grows down when touched below, as far as the guard gap allows */
+    char *area = mmap(NULL, 2048 * pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(area, 2048 * pg);
+    char *g = mmap(area + 2040 * pg, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN | MAP_FIXED,
+                   -1, 0);
+    g[-1] = 'g';
+    g[-3 * (int)pg] = 'h';
+    SAY("MAP_GROWSDOWN grows", g[-1] == 'g' && g[-3 * (int)pg] == 'h' && g[-2 * (int)pg] == 0);
+    munmap(g - 3 * pg, 7 * pg);
     return 0;
 }

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kontain.cli.main import Options, UsageError, _size, parse
+from kontain.cli.options import Options, UsageError, _size, parse
 
 
 def test_program_and_args():

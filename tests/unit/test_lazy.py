@@ -63,7 +63,7 @@ def test_preload_imports_everything():
 def test_start_up_imports_no_family_it_does_not_need():
     """Importing the start-up path leaves the families (sockets, epoll, ...) for later."""
     loaded = _start_up_modules()
-    for family in ("net", "epoll", "poll", "signal", "futex", "sysinfo", "strace", "fs", "mm", "rw"):
+    for family in ("net", "epoll", "poll", "signal", "futex", "sysinfo", "strace", "fs", "mm", "rw", "ipc"):
         assert f"kontain.syscalls.{family}" not in loaded
     for module in ("kontain.kernel.fork", "kontain.kernel.exec", "kontain.kernel.signalfd", "kontain.kernel.procfs"):
         assert module not in loaded

@@ -208,3 +208,100 @@ def test_a_forked_child_forgets_parked_slots(space):
     space.rec = child
     assert [(g, s) for g, s, _ in child.slots.values()] == [(keep, 4 * PAGE)]
     check_slots(space)
+
+
+# -- System V shared memory (real host segments; the memslots are recorded) ----------
+@pytest.fixture
+def segment():
+    """A host segment of 4 pages, removed at the end (it lives on while attached)."""
+    from kontain import native
+    from kontain.abi.syscalls import NR
+
+    shmid = native.syscall(NR["shmget"], F.IPC_PRIVATE, 4 * PAGE, F.IPC_CREAT | 0o600)
+    assert shmid >= 0
+    yield shmid
+    native.syscall(NR["shmctl"], shmid, F.IPC_RMID, 0)
+
+
+def nattch(shmid: int) -> int:
+    from kontain import native
+    from kontain.abi.structs import shmid64_ds
+    from kontain.abi.syscalls import NR
+
+    buf = bytearray(shmid64_ds.size)
+    assert native.syscall(NR["shmctl"], shmid, F.IPC_STAT, native.address_of(buf)) == 0
+    return shmid64_ds.unpack(buf)[shmid64_ds.names.index("shm_nattch")]
+
+
+def host_perms(space, addr: int) -> str:
+    """The host's mapping at guest address ``addr``: perms and name from /proc/self/maps."""
+    hva = space.mem.base + addr
+    with open("/proc/self/maps") as f:
+        for line in f:
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            if lo <= hva < hi:
+                return " ".join(line.split()[1:2] + line.split()[5:])
+    return ""
+
+
+def test_shmat_puts_the_segment_in_the_window(space, segment):
+    from kontain import native
+
+    a = space.shmat(segment, 0, 0)
+    assert a == 3 * GIB - 4 * PAGE and nattch(segment) == 1
+    v = space.find(a)
+    assert (v.start, v.end, v.prot, v.ino) == (a, a + 4 * PAGE, RW, segment) and v.name == "/SYSV00000000 (deleted)"
+    assert host_perms(space, a) == "rw-s /SYSV00000000 (deleted)"
+    check_slots(space)
+    b = space.shmat(segment, 0, F.SHM_RDONLY)  # a second attachment sees the first one's writes
+    assert native.write_mem(space.mem.base + a + 5, b"shared") == 0
+    assert native.read_mem(space.mem.base + b + 5, 6) == b"shared" and nattch(segment) == 2
+    assert space.find(b).prot == F.PROT_READ
+    check_slots(space)  # (read-only slot for SHM_RDONLY)
+    space.shmdt(a)
+    space.shmdt(b)
+    assert nattch(segment) == 0 and not list(space)
+    assert host_perms(space, a) == "---p"  # the reservation is back: no hole in the window
+    check_slots(space)
+
+
+def test_shmdt_finds_every_piece_of_the_attachment(space, segment):
+    a = space.shmat(segment, 0, 0)
+    space.mprotect(a + PAGE, PAGE, F.PROT_READ)
+    space.munmap(a + 2 * PAGE, PAGE)
+    assert [(v.start - a, v.offset) for v in space] == [(0, 0), (PAGE, PAGE), (3 * PAGE, 3 * PAGE)]
+    assert nattch(segment) == 3  # the host counts the pieces, as Linux counts the guest's
+    space.mprotect(a + PAGE, PAGE, RW)
+    assert len(list(space)) == 3  # pieces of an attachment are not merged again
+    with pytest.raises(GuestError) as e:
+        space.shmdt(a + PAGE)  # not where the segment starts
+    assert e.value.errno == 22
+    space.shmdt(a)
+    assert not list(space) and nattch(segment) == 0
+    check_slots(space)
+
+
+def test_shmat_where(space, segment):
+    fixed = 0x40000000
+    assert space.shmat(segment, fixed + 5, F.SHM_RND) == fixed
+    for addr, flags, errno in ((fixed, 0, 22), (fixed + 5, 0, 22), (0, F.SHM_REMAP, 22), (5, F.SHM_RND | F.SHM_REMAP, 22),
+                               (4 * GIB - PAGE, 0, 12), (0x1000, 0, 1), ((1 << 64) - PAGE, 0, 22)):
+        with pytest.raises(GuestError) as e:
+            space.shmat(segment, addr, flags)
+        assert e.value.errno == errno, (hex(addr), flags)
+    assert nattch(segment) == 1  # failed attempts left nothing attached
+    assert space.shmat(segment, fixed + PAGE, F.SHM_REMAP) == fixed + PAGE
+    assert [(v.start - fixed, v.end - fixed) for v in space] == [(0, PAGE), (PAGE, 5 * PAGE)]
+    assert nattch(segment) == 2
+    check_slots(space)
+
+
+def test_shm_counts_against_the_memory_limit(space, segment):
+    space.limit = 6 * PAGE
+    space.mmap(0, 3 * PAGE, RW, ANON, -1, 0)
+    with pytest.raises(GuestError) as e:
+        space.shmat(segment, 0, 0)
+    assert e.value.errno == 12 and nattch(segment) == 0
+    space.limit = 8 * PAGE
+    space.shmat(segment, 0, 0)
+    assert space.committed == 7 * PAGE

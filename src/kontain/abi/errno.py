@@ -52,6 +52,7 @@ from errno import (  # noqa: F401  (re-exported)
     ESPIPE,
     ESRCH,
     ETIMEDOUT,
+    ETXTBSY,
     EXDEV,
 )
 

@@ -73,7 +73,6 @@ utsname = CStruct(
 )
 # the kernel's struct sigaction (not libc's): handler, flags, restorer, one 64-bit mask
 k_sigaction = CStruct("struct kernel_sigaction", [("handler", "Q"), ("flags", "Q"), ("restorer", "Q"), ("mask", "Q")])
-# ss_flags is a bit mask, SS_AUTODISARM its bit 31: unsigned, so that it packs
 stack_t = CStruct("stack_t", [("ss_sp", "Q"), ("ss_flags", "I"), ("ss_size", "Q")], "signal.h")
 pollfd = CStruct("struct pollfd", [("fd", "i"), ("events", "h"), ("revents", "h")], "poll.h")
 winsize = CStruct("struct winsize", [("ws_row", "H"), ("ws_col", "H"), ("ws_xpixel", "H"), ("ws_ypixel", "H")], "sys/ioctl.h")
@@ -131,10 +130,68 @@ clone_args = CStruct(
      ("stack_size", "Q"), ("tls", "Q"), ("set_tid", "Q"), ("set_tid_size", "Q"), ("cgroup", "Q")],
     "linux/sched.h",
 )
+# the times, then the counters (longs)
+rusage = CStruct("struct rusage", [("ru_utime", "16s"), ("ru_stime", "16s"), ("ru_maxrss", "q"), ("ru_ixrss", "q"),
+                                   ("ru_idrss", "q"), ("ru_isrss", "q"), ("ru_minflt", "q"), ("ru_majflt", "q"),
+                                   ("ru_nswap", "q"), ("ru_inblock", "q"), ("ru_oublock", "q"), ("ru_msgsnd", "q"),
+                                   ("ru_msgrcv", "q"), ("ru_nsignals", "q"), ("ru_nvcsw", "q"), ("ru_nivcsw", "q")],
+                 "sys/resource.h")
+flock = CStruct("struct flock", [("l_type", "h"), ("l_whence", "h"), ("l_start", "q"), ("l_len", "q"), ("l_pid", "i")],
+                "fcntl.h")
+# PR_SET_MM_MAP's argument (PR_SET_MM_MAP_SIZE tells its size)
+prctl_mm_map = CStruct(
+    "struct prctl_mm_map",
+    [("start_code", "Q"), ("end_code", "Q"), ("start_data", "Q"), ("end_data", "Q"), ("start_brk", "Q"), ("brk", "Q"),
+     ("start_stack", "Q"), ("arg_start", "Q"), ("arg_end", "Q"), ("env_start", "Q"), ("env_end", "Q"), ("auxv", "Q"),
+     ("auxv_size", "I"), ("exe_fd", "I")],
+    "linux/prctl.h",
+)
 # struct sigevent: value, signo, notify, then a union whose first member is the thread id
 sigevent = CStruct("struct sigevent", [("sigev_value", "Q"), ("sigev_signo", "i"), ("sigev_notify", "i"),
                                        ("sigev_notify_thread_id", "i"), ("_pad", "44s")], "signal.h")
 
+# -- System V IPC: the kernel's 64-bit layouts (<asm/ipcbuf.h>, <asm/shmbuf.h>, <asm/sembuf.h>,
+# <asm/msgbuf.h>), which x86-64's C libraries use as they are (glibc's names in the layout test)
+ipc64_perm = CStruct(
+    "struct ipc_perm",
+    [("key", "i"), ("uid", "I"), ("gid", "I"), ("cuid", "I"), ("cgid", "I"), ("mode", "I"), ("seq", "H"),
+     ("__pad2", "H"), ("__unused1", "Q"), ("__unused2", "Q")],
+    "sys/ipc.h",
+)
+shmid64_ds = CStruct(
+    "struct shmid_ds",
+    [("shm_perm", f"{ipc64_perm.size}s"), ("shm_segsz", "Q"), ("shm_atime", "q"), ("shm_dtime", "q"),
+     ("shm_ctime", "q"), ("shm_cpid", "i"), ("shm_lpid", "i"), ("shm_nattch", "Q"), ("__unused4", "Q"),
+     ("__unused5", "Q")],
+    "sys/shm.h",
+)
+semid64_ds = CStruct(
+    "struct semid_ds",
+    [("sem_perm", f"{ipc64_perm.size}s"), ("sem_otime", "q"), ("__unused1", "Q"), ("sem_ctime", "q"),
+     ("__unused2", "Q"), ("sem_nsems", "Q"), ("__unused3", "Q"), ("__unused4", "Q")],
+    "sys/sem.h",
+)
+msqid64_ds = CStruct(
+    "struct msqid_ds",
+    [("msg_perm", f"{ipc64_perm.size}s"), ("msg_stime", "q"), ("msg_rtime", "q"), ("msg_ctime", "q"),
+     ("msg_cbytes", "Q"), ("msg_qnum", "Q"), ("msg_qbytes", "Q"), ("msg_lspid", "i"), ("msg_lrpid", "i"),
+     ("__unused4", "Q"), ("__unused5", "Q")],
+    "sys/msg.h",
+)
+# what IPC_INFO and SHM_INFO, SEM_INFO, MSG_INFO write
+shminfo64 = CStruct("struct shminfo", [("shmmax", "Q"), ("shmmin", "Q"), ("shmmni", "Q"), ("shmseg", "Q"),
+                                       ("shmall", "Q"), ("__unused", "4Q")], "sys/shm.h")
+shm_info = CStruct("struct shm_info", [("used_ids", "i"), ("shm_tot", "Q"), ("shm_rss", "Q"), ("shm_swp", "Q"),
+                                       ("swap_attempts", "Q"), ("swap_successes", "Q")], "sys/shm.h")
+seminfo = CStruct("struct seminfo", [(n, "i") for n in ("semmap", "semmni", "semmns", "semmnu", "semmsl", "semopm",
+                                                         "semume", "semusz", "semvmx", "semaem")], "sys/sem.h")
+msginfo = CStruct("struct msginfo", [("msgpool", "i"), ("msgmap", "i"), ("msgmax", "i"), ("msgmnb", "i"),
+                                     ("msgmni", "i"), ("msgssz", "i"), ("msgtql", "i"), ("msgseg", "H")], "sys/msg.h")
+sembuf = CStruct("struct sembuf", [("sem_num", "H"), ("sem_op", "h"), ("sem_flg", "h")], "sys/sem.h")
+MSGBUF_MTEXT = 8  # struct msgbuf { long mtype; char mtext[]; }: the text follows the type
+
 # Layouts compared against the C compiler by the unit tests.
 ALL = [timespec, timeval, iovec, rlimit, stat, utsname, stack_t, pollfd, winsize, robust_list_head, sysinfo, itimerval, tms,
-       itimerspec, sigcontext, ucontext, fpx_sw_bytes, signalfd_siginfo, clone_args, sigevent]
+       itimerspec, sigcontext, ucontext, fpx_sw_bytes, signalfd_siginfo, clone_args, sigevent, ipc64_perm, shmid64_ds,
+       semid64_ds, msqid64_ds, shminfo64, shm_info, seminfo, msginfo, sembuf,
+       prctl_mm_map, flock, rusage]

@@ -115,7 +115,11 @@ def run(path: str) -> None:
     try:
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         sock.connect(path)
+        cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
     except OSError:
+        return
+    if int.from_bytes(cred[4:8], "little") != os.getuid():
+        sock.close()  # not a server of this user's: it gets none of this process's descriptors
         return
     fields, fds, cwd_fd = situation(sock.fileno())
     passed = fds + ([cwd_fd] if cwd_fd >= 0 else [])

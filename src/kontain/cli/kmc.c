@@ -101,6 +101,13 @@ int main(int argc, char **argv) {
     if (sock < 0 || strlen(path) >= sizeof addr.sun_path) direct();
     strcpy(addr.sun_path, path);
     if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0) direct();
+    /* a server of this user's only: it gets every descriptor of this process */
+    struct ucred peer;
+    socklen_t plen = sizeof peer;
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0 || peer.uid != getuid()) {
+        close(sock);
+        direct();
+    }
 
     /* descriptors: every open one but the socket, then the working directory */
     int fds[MAX_FDS + 1], nfds = 0;

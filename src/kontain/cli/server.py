@@ -37,15 +37,26 @@ RESERVE_CONN = 128  # the connection's place among the monitor's descriptors (ke
 def serve(path: str) -> int:
     """Listen on ``path`` until killed."""
     from kontain import lazy
+    from kontain.confine import Confinement
 
     lazy.preload()
     from kontain.kernel import process  # noqa: F401  (for the workers)
 
+    # the server confines itself as a km does (not dumpable, a Landlock domain, the
+    # monitor's seccomp filter); each worker enters a Landlock domain below it
+    Confinement().start()
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        if os.stat(directory).st_uid != os.getuid():
+        st = os.stat(directory)
+        if st.st_uid != os.getuid():
             sys.stderr.write(f"km: --serve {path}: {directory} belongs to another user (use a directory of your own)\n")
+            return 1
+        if st.st_mode & 0o022:
+            # another user could replace the socket with one of their own, and clients
+            # would hand their descriptors to it
+            sys.stderr.write(f"km: --serve {path}: others may write in {directory} (use a directory only you "
+                             "can write, e.g. chmod 700)\n")
             return 1
         try:
             os.unlink(path)
@@ -129,11 +140,11 @@ def _worker(listener, taken_w: int) -> int:
     """Build a VM, wait for a client, become it, run its program, report the end."""
     native.reset_pid()  # process_vm_* name this process, not the server
     _signal.signal(_SIGCHLD, _signal.SIG_DFL)
-    from kontain.cli import main
-    from kontain.kernel.process import Config, Process
+    from kontain import lifecycle
+    from kontain.cli import options
+    from kontain.spec import Spec
 
-    proc = Process(Config(), "", [], [])
-    proc.prepare()
+    proc = lifecycle.prepare(Spec())
     while True:
         try:
             conn, _ = listener._accept()
@@ -145,22 +156,26 @@ def _worker(listener, taken_w: int) -> int:
     listener.close()
     os.close(taken_w)
     sock = _socket.socket(fileno=conn)
+    # who it is, before anything of the request is read: a client of another user gets
+    # nothing parsed, no file opened on its behalf (--env-file) with the server's rights
+    cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+    uid, gid = int.from_bytes(cred[4:8], "little"), int.from_bytes(cred[8:12], "little")
+    if (uid, gid) != (os.getuid(), os.getgid()):
+        sock.sendall(b"no another user\n")
+        return 0
     received = _receive(sock)
     if received is None:
         return 1
     try:
         req = Request(*received)
-        o = main.parse([os.fsdecode(a) for a in req.argv], out=_Discard())  # --help: the client's own
-    except (IndexError, ValueError, main.UsageError):
-        req = o = None  # malformed, or a usage error that the client's direct start reports
-    cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
-    uid, gid = int.from_bytes(cred[4:8], "little"), int.from_bytes(cred[8:12], "little")
-    if (uid, gid) != (os.getuid(), os.getgid()):
-        why = "another user"
-    elif req is None or not isinstance(o, main.Options):
+        o = options.parse([os.fsdecode(a) for a in req.argv], out=_Discard())  # --help: the client's own
+        spec = options.spec(o, req.env) if isinstance(o, options.Options) else None
+    except (IndexError, ValueError, options.UsageError):
+        req = spec = None  # malformed, or a usage error that the client's direct start reports
+    if req is None or spec is None:
         why = "a request to start directly"  # --help, --version, a usage error
     else:
-        why = req.refusal(proc.fds.floor) or ("" if main.fits_prepared(o, req.env) else "options")
+        why = req.refusal(proc.fds.floor) or ("" if spec.fits(proc.spec) else "options")
     if why:
         sock.sendall(b"no " + why.encode() + b"\n")
         return 0
@@ -180,7 +195,7 @@ def _worker(listener, taken_w: int) -> int:
     proc.inherited = (req.mask & ~(1 << 8 | 1 << 18), [s for s in range(1, 65) if req.ignored >> (s - 1) & 1])
     proc.rlimits = {r: req.rlimit(r) for r in proc.rlimits}
     try:
-        status = main.run(o, prepared=proc, report=report)
+        status = lifecycle.run_program(spec, prepared=proc, report=report)
     except Exception as e:  # a bug in km: as a direct km would, end with status 1
         os.write(2, f"km: internal error: {type(e).__name__}: {e} (please report it)\n".encode())
         status = 1
@@ -230,6 +245,26 @@ def _receive(sock) -> tuple[list[bytes], list[int]] | None:
     return b"".join(chunks).split(b"\0"), fds
 
 
+_U64 = (1 << 64) - 1
+_RLIMITS = 16  # RLIM_NLIMITS: client.situation() sends every limit
+
+
+def _number(field: bytes, top: int) -> int:
+    """A field that must be a number in [0, top] (ValueError otherwise)."""
+    n = int(field)
+    if not 0 <= n <= top:
+        raise ValueError("a number out of range")
+    return n
+
+
+def _limit(pair: bytes) -> tuple[int, int]:
+    """``soft:hard``, each -1 (RLIM_INFINITY), -2 (the client could not say) or a limit."""
+    soft, hard = (int(x) for x in pair.split(b":"))  # (ValueError: not two numbers)
+    if not (-2 <= soft <= _U64 and -2 <= hard <= _U64):
+        raise ValueError("a limit out of range")
+    return soft, hard
+
+
 class Request:
     """A client's situation, as client.situation() wrote it."""
 
@@ -242,10 +277,13 @@ class Request:
         self.env = dict(e.split(b"=", 1) for e in fields[3 + n:3 + n + m] if b"=" in e)
         (umask, mask, ignored, self.cwd, self.ns, self.groups, cpus, limits, numbers, cloexec,
          has_cwd) = fields[3 + n + m:3 + n + m + 11]
-        self.umask, self.mask, self.ignored = int(umask), int(mask), int(ignored)
-        self.cpus = [int(c) for c in cpus.split(b",") if c]
-        self.limits = [tuple(int(x) for x in pair.split(b":")) for pair in limits.split()]
-        self.numbers = [int(x) for x in numbers.split(b",") if x]
+        self.umask, self.mask, self.ignored = _number(umask, 0o7777), _number(mask, _U64), _number(ignored, _U64)
+        self.ns, self.groups = self.ns.decode("ascii"), self.groups.decode("ascii")  # (UnicodeDecodeError: a ValueError)
+        self.cpus = [_number(c, 1 << 20) for c in cpus.split(b",") if c]
+        self.limits = [_limit(pair) for pair in limits.split()]
+        if len(self.limits) != _RLIMITS:
+            raise ValueError("limits")
+        self.numbers = [_number(x, 1 << 30) for x in numbers.split(b",") if x]
         self.cloexec = [x == b"1" for x in cloexec.split(b",") if x]
         self.fds = fds[:len(self.numbers)]
         self.cwd_fd = fds[len(self.numbers)] if has_cwd == b"1" and len(fds) > len(self.numbers) else -1
@@ -261,9 +299,9 @@ class Request:
     def refusal(self, floor: int) -> str:
         """Why a worker whose descriptors start at ``floor`` cannot be the client ('' when
         it can)."""
-        if self.ns.decode() != ",".join(str(client.ns_id(n)) for n in client.NAMESPACES):
+        if self.ns != ",".join(str(client.ns_id(n)) for n in client.NAMESPACES):
             return "other namespaces"
-        if self.groups.decode() != ",".join(map(str, os.getgroups())):
+        if self.groups != ",".join(map(str, os.getgroups())):
             return "other groups"
         import resource
 
@@ -299,8 +337,10 @@ class Request:
                 os.close(fd)
         for r, (soft, hard) in enumerate(self.limits):
             # (NOFILE: the same, or refused; AS and DATA: the monitor's own window would
-            # not fit, and the program's view of them is Process.rlimits, see _worker)
-            if soft != -2 and r not in (resource.RLIMIT_NOFILE, resource.RLIMIT_AS, resource.RLIMIT_DATA):
+            # not fit; SIGPENDING: it would bound km's own kicks; the program's view of
+            # them is Process.rlimits, see _worker)
+            if soft != -2 and r not in (resource.RLIMIT_NOFILE, resource.RLIMIT_AS, resource.RLIMIT_DATA,
+                                        resource.RLIMIT_SIGPENDING):
                 try:
                     resource.setrlimit(r, (soft, hard))
                 except (ValueError, OSError):

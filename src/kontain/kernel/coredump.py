@@ -56,8 +56,60 @@ def prpsinfo(pid: int, ppid: int, pgrp: int, sid: int, uid: int, gid: int, name:
                        name[:15], args[:79])
 
 
-def write(process, task, sig: int, info: bytes, ctx, path: str) -> None:
-    """Write the core file of ``process`` killed by ``sig`` in ``task`` (context ``ctx``)."""
+def native_path(process, sig: int) -> tuple[str | None, int | None]:
+    """Where Linux would write this program's core, and how much of it (RLIMIT_CORE):
+    (None, None) when it would write none (RLIMIT_CORE 0, the program made itself not
+    dumpable, or core_pattern pipes cores to a program, which km does not run)."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_CORE)[0]
+    if soft == 0 or not process.confinement.dumpable:
+        return None, None
+    try:
+        with open("/proc/sys/kernel/core_pattern", "rb") as f:
+            pattern = f.read().strip() or b"core"
+        with open("/proc/sys/kernel/core_uses_pid", "rb") as f:
+            uses_pid = f.read().strip() == b"1"
+    except OSError:
+        pattern, uses_pid = b"core", False
+    if pattern.startswith(b"|"):
+        return None, None
+    path = expand_pattern(pattern, process, sig, uses_pid)
+    return os.fsdecode(path), None if soft == resource.RLIM_INFINITY else soft
+
+
+def expand_pattern(pattern: bytes, process, sig: int, uses_pid: bool) -> bytes:
+    """core_pattern's specifiers, as Linux's format_corename expands them."""
+    import socket
+    import time
+
+    pid = os.getpid()
+    name = os.path.basename(process.path.encode() if isinstance(process.path, str) else process.path)[:15]
+    values = {b"%": b"%", b"p": b"%d" % pid, b"P": b"%d" % pid, b"i": b"%d" % pid, b"I": b"%d" % pid,
+              b"u": b"%d" % os.getuid(), b"g": b"%d" % os.getgid(), b"s": b"%d" % sig,
+              b"t": b"%d" % int(time.time()), b"h": socket.gethostname().encode(), b"e": name.replace(b"/", b"!"),
+              b"E": process.exe_path.replace(b"/", b"!"), b"d": b"%d" % process.confinement.dumpable}
+    out = bytearray()
+    i = 0
+    seen_pid = False
+    while i < len(pattern):
+        c = pattern[i:i + 1]
+        if c == b"%" and i + 1 < len(pattern):
+            spec = pattern[i + 1:i + 2]
+            seen_pid |= spec == b"p"
+            out += values.get(spec, b"")
+            i += 2
+        else:
+            out += c
+            i += 1
+    if uses_pid and not seen_pid:
+        out += b".%d" % pid
+    return bytes(out)
+
+
+def write(process, task, sig: int, info: bytes, ctx, path: str, limit: int | None = None) -> None:
+    """Write the core file of ``process`` killed by ``sig`` in ``task`` (context ``ctx``);
+    at most ``limit`` bytes of it (RLIMIT_CORE: Linux stops there)."""
     regs = dict(ctx.regs)
     regs.update(eflags=ctx.rflags, orig_rax=0xFFFFFFFFFFFFFFFF, cs=_USER_CS, ss=_USER_SS,
                 fs_base=task.segment_base("fs"), gs_base=task.segment_base("gs"))
@@ -91,12 +143,15 @@ def write(process, task, sig: int, info: bytes, ctx, path: str) -> None:
             offset += size
     ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
     ehdr = _EHDR.pack(ident, ET_CORE, EM_X86_64, 1, 0, phoff, 0, 0, _EHDR.size, _PHDR.size, len(phdrs), 64, 0, 0)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    # (no symlink followed, as Linux's core writer)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         os.pwrite(fd, ehdr + b"".join(phdrs) + notes, 0)
         for start, size, off in placed:
+            if limit is not None and off >= limit:
+                break
             _copy(process.mem, fd, start, size, off)
-        os.ftruncate(fd, offset)
+        os.ftruncate(fd, offset if limit is None else min(offset, limit))
     finally:
         os.close(fd)
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 
 from kontain import native
+from kontain.abi import flags as F
 from kontain.abi import signals as S
+from kontain.abi.errno import E2BIG
 from kontain.arch.x86_64 import cpu
 from kontain.errors import GuestError
 from kontain.kernel.task import DIRECT
@@ -21,13 +23,29 @@ from kontain.loader.exec import resolve_exec
 from kontain.loader.load import ExecError
 
 FD_CLOEXEC = 1
+MAX_ARG_STRLEN = 32 * 4096  # Linux's limit on one argument or environment string
+ARG_MAX = 32 * 4096
 
 
-def execve(p, task, path: str, argv: list[bytes], envp: list[bytes]) -> None:
+def execve(p, task, path: str, argv_addr: int, envp_addr: int, comm: bytes, nofollow: bool = False) -> None:
+    """``argv_addr`` and ``envp_addr``: the program's NULL-terminated string arrays;
+    ``comm``: the name the thread takes (the base name of the file as the program named
+    it); ``nofollow``: a symlink is not followed (ELOOP), execveat's AT_SYMLINK_NOFOLLOW."""
+    # As Linux: the file first (ENOENT, EACCES...), then the strings (EFAULT, E2BIG)
     try:
-        prog = resolve_exec(path, argv, p.config.window)
+        prog = resolve_exec(path, [_ARGV0], p.spec.window, opener=lambda path: _open(p, path),
+                            first_opener=(lambda path: _open(p, path, F.O_NOFOLLOW)) if nofollow else None)
     except ExecError as e:
         raise GuestError(e.errno) from None
+    try:
+        argv, envp = exec_strings(task.mem, argv_addr, envp_addr, _stack_limit())
+    except GuestError:
+        os.close(prog.fd)
+        raise
+    if not argv:
+        argv = [b""]  # as Linux since 5.18: an empty argv gets an empty argv[0]
+    # after `#!` lines, the interpreters and the script's path come first, then argv[1:]
+    prog.argv = argv if prog.argv == [_ARGV0] else prog.argv + argv[1:]
     # -- the point of no return ---------------------------------------------------------
     if len(p.tasks) > 1:
         p.zap_threads(task)
@@ -37,20 +55,88 @@ def execve(p, task, path: str, argv: list[bytes], envp: list[bytes]) -> None:
     if p.vfork_fd >= 0:
         os.close(p.vfork_fd)
         p.vfork_fd = -1
+    if p.parent_link:
+        from kontain.kernel import fork
+
+        fork.execed(p)  # (the parent's setpgid of it is EACCES from now on)
     for v in list(p.mm):
         p.mm.unmap_range(v.start, v.end)
     _close_on_exec(p, keep=prog.fd)
     p.actions.reset_for_exec()
+    p.confinement.dumpable = 1  # as execve makes it (SUID_DUMP_USER)
     p.timers.delete_all()
     task.altstack = (0, S.SS_DISABLE, 0)
     task.saved_mask = None
-    entry, sp = p._load(prog.path, prog.argv, envp, prog.fd, prog.head, prog.size)
     p.name = path
+    entry, sp = p._load(prog.path, prog.argv, envp, prog.fd, prog.head, prog.size, opener=lambda path: _open(p, path),
+                        comm=comm)
     vcpu = task.vcpu
     vcpu.set_sregs(cpu.user_sregs(vcpu.get_sregs(), vcpu.id))  # FS and GS bases 0; user mode
     vcpu.set_xsave(p.init_xsave)
     cpu.enter(vcpu, entry, sp)
     task.stop = DIRECT  # registers are final: not a syscall's result
+
+
+_ARGV0 = object()  # argv[0] before the program's strings are read (resolve_exec may replace it)
+
+
+def _stack_limit() -> int:
+    """How much argument and environment strings (and their pointers) execve accepts:
+    Linux's bprm_stack_limits, a quarter of RLIMIT_STACK, at most 6 MiB (3/4 of
+    _STK_LIM), at least ARG_MAX (128 KiB)."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    limit = 6 << 20 if soft == resource.RLIM_INFINITY else min(6 << 20, soft // 4)
+    return max(limit, ARG_MAX)
+
+
+def exec_strings(mem, argv_addr: int, envp_addr: int, limit: int) -> tuple[list[bytes], list[bytes]]:
+    """argv and envp of an execve, read as Linux reads them (copy_strings): the pointer
+    arrays first, then each string, every one at most MAX_ARG_STRLEN and all of them,
+    with their pointers, within ``limit`` (E2BIG otherwise), so that no program makes
+    km copy more than Linux would."""
+    argv_ptrs = _pointers(mem, argv_addr, limit)
+    envp_ptrs = _pointers(mem, envp_addr, limit)
+    left = limit - 8 * (max(len(argv_ptrs), 1) + len(envp_ptrs))
+    if left <= 0:
+        raise GuestError(E2BIG)
+    out = []
+    for ptrs in (envp_ptrs, argv_ptrs):
+        strings = []
+        for ptr in ptrs:
+            s = mem.cstr(ptr, MAX_ARG_STRLEN + 1, E2BIG)
+            left -= len(s) + 1
+            if len(s) + 1 > MAX_ARG_STRLEN or left < 0:
+                raise GuestError(E2BIG)
+            strings.append(s)
+        out.append(strings)
+    envp, argv = out
+    return argv, envp
+
+
+def _pointers(mem, addr: int, limit: int) -> list[int]:
+    """A NULL-terminated pointer array: E2BIG as soon as its pointers alone would not fit."""
+    out: list[int] = []
+    if addr == 0:
+        return out
+    while True:
+        chunk = mem.read(addr + 8 * len(out), 8)  # (one at a time: the array may end at a page's end)
+        p = int.from_bytes(chunk, "little")
+        if p == 0:
+            return out
+        out.append(p)
+        if 8 * len(out) >= limit:
+            raise GuestError(E2BIG)
+
+
+def _open(p, path: str, flags: int = 0) -> int:
+    """The program's exec opens its file (and interpreter) as its open would
+    (kernel/paths.py): never a file of the monitor's."""
+    buf = bytearray(os.fsencode(path) + b"\0")
+    # O_NONBLOCK, O_NOCTTY: a FIFO is refused at once, no terminal is taken (loader/load.py)
+    how = F.O_RDONLY | F.O_CLOEXEC | F.O_LARGEFILE | F.O_NONBLOCK | F.O_NOCTTY | flags
+    return p.opener.open(F.AT_FDCWD, native.address_of(buf), how, 0)
 
 
 def _close_on_exec(p, keep: int) -> None:

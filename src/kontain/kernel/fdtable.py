@@ -13,10 +13,12 @@ from __future__ import annotations
 import os
 import resource
 
+from kontain import native
 from kontain.abi.errno import EBADF, EINVAL, EMFILE, EPERM
-from kontain.errors import GuestError
+from kontain.abi.flags import CAP_SYS_RESOURCE
+from kontain.errors import GuestError, KmError
 
-RESERVE = 256  # descriptors kept for the monitor
+RESERVE = 1056  # descriptors kept for the monitor: one per vCPU (layout.MAX_VCPUS) and a few
 _TABLE_CAP = 1 << 16  # the monitor's fds never go higher: the kernel sizes fd tables by the highest fd
 _EBADF = GuestError(EBADF)
 
@@ -27,8 +29,9 @@ class FdTable:
     def __init__(self) -> None:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         top = min(hard if hard != resource.RLIM_INFINITY else _TABLE_CAP, _TABLE_CAP)
-        reserve = min(RESERVE, max(top // 8, 16))
+        reserve = min(RESERVE, max(top // 8, 16))  # (a small RLIMIT_NOFILE: fewer threads, EAGAIN past them)
         self.floor = top - reserve  # first monitor fd; the guest's hard limit
+        self._high = -1  # one past the highest descriptor the program has had (-1: not looked yet)
         self.soft = min(soft, self.floor)
         self.hard = self.floor
         if soft < top:
@@ -54,6 +57,8 @@ class FdTable:
         if fd >= self.soft:
             os.close(fd)
             return -EMFILE
+        if fd >= self._high:
+            self._high = fd + 1
         return fd
 
     def dup_target(self, fd: int) -> int:
@@ -61,12 +66,68 @@ class FdTable:
         fd &= 0xFFFFFFFF
         if fd >= self.soft:
             raise GuestError(EBADF)
+        if fd >= self._high:
+            self._high = fd + 1
         return fd
+
+    def seen(self, fd: int) -> None:
+        """The program has descriptor ``fd`` now (received, or made two at a time)."""
+        if fd >= self._high:
+            self._high = fd + 1
+
+    def table_size(self) -> int:
+        """How many descriptors Linux's table would have room for, given the highest the
+        program has had (fs/file.c alloc_fdtable: 64, then 128 times a power of two):
+        select looks at no more bits than that, and neither does km."""
+        if self._high < 0:  # the first time: what km was started with
+            try:
+                self._high = max((int(n) + 1 for n in os.listdir("/proc/self/fd") if int(n) < self.floor), default=0)
+            except OSError:
+                self._high = self.floor
+        high = max(self._high, 1) - 1
+        if high < 64:
+            return 64
+        return min(128 * (1 << (high // 128).bit_length()), self.floor)
+
+    def save(self) -> dict:
+        """The table as plain data: its limits, and which file each of the program's
+        descriptors is (device, inode, its open flags), for ``restore`` to check."""
+        return {"floor": self.floor, "high": self._high, "limits": (self.soft, self.hard), "open": _describe(self.floor)}
+
+    def restore(self, state: dict) -> None:
+        """Take ``save()``'s data back.  The descriptors are the host's and stay open
+        meanwhile: each must still be the file it was (KmError otherwise: a restore over
+        a table that changed would hand the program other files under the same numbers)."""
+        if state["floor"] != self.floor:
+            raise KmError(f"restore: the descriptor floor was {state['floor']}, it is {self.floor} now")
+        now = _describe(self.floor)
+        for fd, what in state["open"].items():
+            if now.get(fd) != what:
+                raise KmError(f"restore: descriptor {fd} is not the file it was when saved")
+        self._high = state["high"]
+        self.soft, self.hard = state["limits"]
 
     def set_nofile(self, soft: int, hard: int) -> None:
         """setrlimit(RLIMIT_NOFILE) for the guest."""
         if soft > hard:
             raise GuestError(EINVAL)
-        if hard > self.hard:
-            raise GuestError(EPERM)
+        if hard > self.floor or hard > self.hard and not native.capable(CAP_SYS_RESOURCE):
+            raise GuestError(EPERM)  # (the floor is the program's nr_open)
         self.soft, self.hard = soft, hard
+
+
+def _describe(floor: int) -> dict[int, tuple[int, int, int]]:
+    """Each open descriptor below ``floor``: (device, inode, open flags)."""
+    import fcntl
+
+    out = {}
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= floor:
+            continue
+        try:
+            st = os.fstat(fd)
+            out[fd] = (st.st_dev, st.st_ino, fcntl.fcntl(fd, fcntl.F_GETFL))
+        except OSError:
+            continue  # (the listing's own descriptor)
+    return out

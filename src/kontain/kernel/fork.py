@@ -11,6 +11,16 @@ vfork (CLONE_VFORK) is a fork whose parent waits until the child execs or exits:
 child holds the write end of a pipe that its exec or exit closes.  The child does not
 share the parent's memory, which only matters to programs that do more than exec or
 exit in a vfork child (POSIX leaves that undefined).
+
+The host's fork is os.fork, unless the program asked for what only the host's clone
+gives: an exit signal other than SIGCHLD (the parent is told of the child's end by that
+signal, and only its __WALL and __WCLONE waits see the child) or CLONE_PARENT (the
+child's parent is the caller's).  The host kernel then keeps Linux's rules for the
+program, since the guest's parent and child are the host's.  That clone is made as
+os.fork makes fork() (arch/x86_64/hostcode.py), but without glibc's fork, which takes
+its allocator's locks first: it waits for the threads that are ending, the one kind of
+km thread that runs the C library without the GIL (guest threads' host calls use no
+lock of it), and then mends glibc's record of the thread's id.
 """
 
 from __future__ import annotations
@@ -18,16 +28,19 @@ from __future__ import annotations
 import _thread
 import os
 import struct
+import time
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.arch.x86_64 import cpu
+from kontain.abi import signals as S
+from kontain.abi.errno import EAGAIN
+from kontain.arch.x86_64 import cpu, hostcode
 from kontain.errors import ForkedChild, GuestError
 from kontain.kernel.task import Task
 from kontain.kvm import abi as k
 
 
-def fork(p, parent: Task, flags: int, stack: int, ptid: int, ctid: int) -> int:
+def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, ctid: int) -> int:
     """The parent's side: returns the child's pid.  In the child, raises ForkedChild."""
     q = parent.q
     regs = [q[i] for i in range(k.Q_REGS, k.Q_REGS + 18)]
@@ -35,24 +48,32 @@ def fork(p, parent: Task, flags: int, stack: int, ptid: int, ctid: int) -> int:
     xsave = parent.vcpu.get_xsave()
     vfork = bool(flags & F.CLONE_VFORK)
     rfd = wfd = -1
+    link = _new_link(p)
     try:
         if vfork:
             rfd, wfd = os.pipe2(os.O_CLOEXEC)
             rfd, wfd = _above(p, rfd), _above(p, wfd)
-            if min(rfd, wfd) < 0:
-                raise OSError(-min(rfd, wfd), "no descriptor above the program's")
-        pid = os.fork()
-    except OSError as e:  # the host's limits are the program's (RLIMIT_NPROC: EAGAIN), and so is the error
+        with p.mm.lock:  # as Linux's fork holds mmap_lock: no mapping is half made in the child
+            pid = _host_fork(p, flags, exit_signal)  # (a shmat's attachment outside the window, a VMA list mid-change)
+    except OSError as e:  # no process (RLIMIT_NPROC: EAGAIN; memory: ENOMEM), as Linux's fork
         for fd in (rfd, wfd):
             if fd >= 0:
                 os.close(fd)
-        raise GuestError(e.errno) from None
+        if link:
+            native.munmap(link, LINK_SIZE)
+        raise GuestError(e.errno or EAGAIN) from None
     if pid == 0:
         if vfork:
             os.close(rfd)
+        if p.vfork_fd >= 0:  # this process is a vfork child: its parent waits for it, not for its children
+            os.close(p.vfork_fd)
+            p.vfork_fd = -1
+        _links_in_child(p, link)
         task = _become_child(p, parent, regs, sregs, xsave, flags, stack, ctid)
         p.vfork_fd = wfd
         raise ForkedChild(task)
+    if link:
+        p.children[pid] = link
     if flags & F.CLONE_PARENT_SETTID:
         try:
             p.mem.write(ptid, struct.pack("<i", pid))
@@ -65,10 +86,112 @@ def fork(p, parent: Task, flags: int, stack: int, ptid: int, ctid: int) -> int:
     return pid
 
 
+def _host_fork(p, flags: int, exit_signal: int) -> int:
+    if exit_signal == S.SIGCHLD and not flags & F.CLONE_PARENT:
+        return os.fork()
+    offset = _tid_offset()
+    if offset is None:  # (a C library km does not know: the exit signal is SIGCHLD)
+        return os.fork()
+    global _cloner
+    if _cloner is None:
+        _cloner = (native.python_call("PyOS_BeforeFork"), native.python_call("PyOS_AfterFork_Parent"),
+                   native.machine_code(hostcode.CLONE, native.c_long, native.c_ulong, native.c_ulong, keep_gil=True),
+                   native.python_api("PyOS_AfterFork_Child"))
+    before, after_parent, clone, after_child = _cloner
+    _settle(p, offset)
+    before()
+    pid = clone(exit_signal | flags & F.CLONE_PARENT, after_child)
+    if pid == 0:
+        # glibc's own record of the thread's id (pthread_kill uses it) is still the
+        # parent thread's: the child's kicks must reach this one
+        native.buffer_at(_thread.get_ident() + offset, 4)[:] = struct.pack("<i", native.syscall(SYS_gettid))
+        return 0
+    after_parent()
+    if pid < 0:
+        raise OSError(-pid, os.strerror(-pid))
+    return pid
+
+
+_cloner = None  # what _host_fork calls, made at its first use
+_TID: list[int | None] = []
+SYS_gettid = 186
+SETTLE_NS = 200_000_000
+
+
+def _tid_offset() -> int | None:
+    """Where glibc's struct pthread (at pthread_self(), Python's thread ident) keeps the
+    thread's id: found by looking for it, once."""
+    if not _TID:
+        tid = struct.pack("<i", native.syscall(SYS_gettid))
+        data = native.read_mem(_thread.get_ident(), 2048)
+        found = [i for i in range(0, len(data) - 3, 4) if data[i:i + 4] == tid] if isinstance(data, bytes) else []
+        _TID.append(found[0] if len(found) == 1 else None)
+    return _TID[0]
+
+
+def _settle(p, offset: int) -> None:
+    """Wait (briefly) until the host threads of ended guest threads are gone: one might
+    hold a lock of the C library's allocator, which the child would find held forever.
+    The kernel zeroes a thread's id word when it is gone (CLONE_CHILD_CLEARTID)."""
+    deadline = time.monotonic_ns() + SETTLE_NS
+    for ident in list(p.ending):
+        while time.monotonic_ns() < deadline:
+            word = native.read_mem(ident + offset, 4)
+            if not isinstance(word, bytes) or word == b"\0\0\0\0":
+                break
+            time.sleep(0.0002)
+    p.ending.clear()
+
+
+# -- what a parent knows of its child ------------------------------------------------
+#
+# Linux's setpgid refuses (EACCES) to move a child that has exec'd; the host never sees a
+# km exec.  So each child gets a page shared with its parent only (made before the fork,
+# unmapped by the child's own children), where its exec leaves a mark.
+LINK_SIZE = 4096
+EXECED = 0  # the byte that says so
+MAX_LINKS = 4096  # children remembered (one mapping each); past it, older gone ones are let go
+
+
+def _new_link(p) -> int:
+    if len(p.children) >= MAX_LINKS // 2:
+        for pid in list(p.children):
+            if native.syscall(62, pid, 0) == -3:  # kill(pid, 0): ESRCH, gone (and reaped)
+                native.munmap(p.children.pop(pid), LINK_SIZE)
+        if len(p.children) >= MAX_LINKS:
+            return 0
+    addr = native.mmap(0, LINK_SIZE, F.PROT_READ | F.PROT_WRITE, F.MAP_SHARED | F.MAP_ANONYMOUS)
+    return addr if addr > 0 else 0
+
+
+def _links_in_child(p, link: int) -> None:
+    """The child: its parent's other children are not its own, nor is its parent's page."""
+    for addr in p.children.values():
+        native.munmap(addr, LINK_SIZE)
+    p.children = {}
+    if p.parent_link:
+        native.munmap(p.parent_link, LINK_SIZE)
+    p.parent_link = link
+
+
+def child_execed(p, pid: int) -> bool:
+    """Has the program's child ``pid`` exec'd since it was forked?"""
+    link = p.children.get(pid)
+    return bool(link) and native.buffer_at(link, LINK_SIZE)[EXECED] == 1
+
+
+def execed(p) -> None:
+    """This process execs: its parent's page says so."""
+    if p.parent_link:
+        native.buffer_at(p.parent_link, LINK_SIZE)[EXECED] = 1
+
+
 def _above(p, fd: int) -> int:
     """A monitor descriptor belongs above the guest's range."""
     new = native.dup_at_least(fd, p.fds.floor)
     os.close(fd)
+    if new < 0:
+        raise OSError(-new, os.strerror(-new))
     return new
 
 
@@ -76,22 +199,15 @@ def _become_child(p, parent: Task, regs: list[int], sregs: bytearray, xsave: byt
                   ctid: int) -> Task:
     """In the child: a new VM over the inherited memory, and the forking thread again."""
     native.reset_pid()
-    old_vcpus = [t.vcpu for t in p.tasks.values()] + list(p.idle_vcpus)
-    for vcpu in old_vcpus:
-        native.munmap(vcpu.run_addr, vcpu.run_size)
-        os.close(vcpu.fd)
-    p.vm.close()
-    p._create_vm()
-    p.vm.set_memory_region(p.sys.SLOT, 0, p.sys_gpa, p.sys_size, p.sys.host)
-    p.slots.rebind(p.vm.set_memory_region)
+    vcpu = p.new_vm()
     p.reset_after_fork()
+    p.confinement.forked()  # (before the child has a second thread)
     p.mm.lock = _thread.RLock()  # another thread may have held it at the fork
     if p.poller is not None:
         p.poller.reset()  # the poller thread did not come along
-    vcpu = p.vm.create_vcpu(0)
-    cpu.init_vcpu(vcpu, p.cpuid, p.xcr0, p.platform.fmask, p.lstar(0))
     vcpu.set_sregs(cpu.child_sregs(sregs, 0))
     vcpu.set_xsave(xsave)
+    hostcode.inherit_tsc(vcpu, parent.vcpu)
     cq = vcpu.q
     for i, v in enumerate(regs):
         cq[k.Q_REGS + i] = v
@@ -105,6 +221,9 @@ def _become_child(p, parent: Task, regs: list[int], sregs: bytearray, xsave: byt
     task = Task(p, vcpu, pid, _thread.get_ident())
     task.sigmask = parent.sigmask
     task.altstack = parent.altstack
+    if flags & F.CLONE_CLEAR_SIGHAND:
+        p.actions.reset_for_exec()  # caught signals back to SIG_DFL, ignored ones stay ignored
+    task.creds = parent.creds
     if flags & F.CLONE_CHILD_SETTID:
         try:
             p.mem.write(ctid, struct.pack("<i", pid))

@@ -33,16 +33,17 @@ import sys
 import time
 
 from kontain import native
-from kontain.abi.errno import ENOSYS
+from kontain.abi.errno import EFBIG, ENOSYS
 from kontain.arch.x86_64 import guest_code as G
 from kontain.arch.x86_64 import layout as L
-from kontain.errors import GuestError
+from kontain.errors import OwnThread, ProcessExit
 from kontain.kvm import abi as k
 
-# slot fields: u32 view, then signed u64 view
-STATE, ON = 0, 1
-NR, ARG0, RESULT = 1, 2, 8
-IDLE, POSTED, TAKEN, DONE, DONE_EXIT, DECLINED = 0, 1, 2, 3, 4, 5
+# a slot's fields (arch/x86_64/layout.py) as indices of its u32 view, then of its signed u64 view
+STATE, ON = L.SLOT_STATE // 4, L.SLOT_ON // 4
+NR, ARG0, RESULT = L.SLOT_NR // 8, L.SLOT_ARGS // 8, L.SLOT_RESULT // 8
+IDLE, POSTED, TAKEN, DONE, DONE_EXIT, DECLINED = (L.SLOT_IDLE, L.SLOT_POSTED, L.SLOT_TAKEN, L.SLOT_DONE,
+                                                  L.SLOT_DONE_EXIT, L.SLOT_DECLINED)
 
 MISSES = 8  # pollable calls that exited while the slot was on: look again whether it pays; it does
 # not if, since it was switched on, at least 32 exited and more than half as many as were answered
@@ -50,7 +51,7 @@ WARMUP_NS = 5_000_000  # (the first 5 ms do not count: the poller may be waking 
 BURST = 64  # pollable exits in a row ...
 BURST_NS = 64 * 400_000  # ... within this time (>2.5k calls/s) switch the slot on
 SPIN = 20_000  # pause rounds the stub waits for an answer (~14 ns each here: ~0.3 ms)
-SPIN_EAGER = 100_000  # with --poll always (the stub's cap, guest.S POLL_SPIN_MAX)
+SPIN_EAGER = L.POLL_SPIN_MAX  # with --poll always: as long as the stub spins at all
 BACKOFF_MIN_NS, BACKOFF_MAX_NS = 50_000_000, 2_000_000_000  # a slot that did not pay stays off, doubling
 DECLINES = 8  # a call declined this often on a vCPU is no longer posted there ...
 RETRY_NS = 1_000_000_000  # ... for this long
@@ -58,21 +59,6 @@ IDLE_NS = 3_000_000  # no request for this long: every slot off, the poller slee
 SWITCH_INTERVAL = 20e-6  # seconds: the longest a vCPU thread waits for the GIL while the poller runs
 
 _S_IFMT, _S_IFREG = 0o170000, 0o100000
-
-
-def _pollable(handlers: list) -> list[int]:
-    """The syscalls the poller may run (they never block, and need no registers)."""
-    # Not here, because the host would answer for the poller's thread rather than the
-    # program's: sched_yield, getrusage (RUSAGE_THREAD), sched_getaffinity, getcpu; and
-    # clock_gettime/clock_getres only for clocks that are not per-thread (_serve).
-    # Reads and writes (0, 1, 17-20) only of regular files (_run).
-    plain = (0, 1, 4, 5, 6, 8, 9, 10, 11, 12, 17, 18, 19, 20, 21, 28, 39, 63, 79, 89, 95, 96, 97, 99, 100, 102,
-             104, 107, 108, 110, 111, 118, 120, 121, 124, 201, 217, 228, 229, 262, 267, 269, 318, 332, 439)
-    return [nr for nr in plain if handlers[nr] is not None] + [186]  # gettid: _gettid
-
-
-def _gettid(t, *_) -> int:
-    return t.tid  # the program's thread (= its vCPU thread's host tid), not the poller's
 
 
 # clocks a thread may read from another thread with the same answer (not THREAD_CPUTIME)
@@ -104,19 +90,19 @@ class Slot:
 class Poller:
     """The slots of one process and the thread that serves them."""
 
-    def __init__(self, process) -> None:
-        from kontain.syscalls import table
-
+    def __init__(self, process, invoke, pollable: list[int]) -> None:
+        """``invoke(task, nr, *args)`` calls a handler (syscalls/dispatch.py); ``pollable``:
+        the calls the syscall table marks POLL (never blocking, needing no register)."""
         self.p = process
         # --poll always: every slot on from the first pollable call, never backed off,
         # however many there are, and a longer spin (tests and measurements: the tier's
         # behaviour then does not depend on the machine's load)
-        self.eager = process.config.poll == "always"
+        self.eager = process.spec.poll == "always"
         self.burst = 1 if self.eager else BURST
         # the syscall table itself, whose entries become the functions once their family
         # is imported (syscalls/table.py, Deferred)
-        self.handlers = table.HANDLERS
-        pollable = _pollable(self.handlers)
+        self.invoke = invoke
+        # (reads and writes only of regular files, per-thread clocks not at all: _run)
         self.pollable = [False] * 512
         for nr in pollable:
             self.pollable[nr] = True
@@ -131,10 +117,17 @@ class Poller:
         except OSError:
             cpus = os.cpu_count() or 1
         self.max_active = max(1, cpus - 1)
-        self._wake = _thread.allocate_lock()
+        self._wake = _thread.allocate_lock()  # released to wake the current poller thread
         self._wake.acquire()
         self._sleeping = False
         self._started = False
+        # The poller thread acts with its own host credentials, which are those of the
+        # vCPU thread that started it; it serves only threads whose credentials are
+        # the same (Task.creds: None for km's own at start).  A thread that changes its
+        # credentials starts a new poller thread, which takes over (``creds_changed``).
+        self.creds = None
+        self._gen = 0  # the current poller thread's generation; an older one ends
+        self._running = _thread.allocate_lock()  # held by the poller thread that runs
         self.serving: Slot | None = None  # the slot whose call the poller is running
         self.served = 0  # calls answered without an exit (km --timings reports it)
         self._stat = bytearray(144)
@@ -170,8 +163,28 @@ class Poller:
         self._sleeping = False
         self._wake = _thread.allocate_lock()
         self._wake.acquire()
+        self._running = _thread.allocate_lock()
         self.lock = _thread.allocate_lock()
         self.p.sys.clear_poll_slots()
+
+    def creds_changed(self, task) -> None:
+        """``task``'s thread (the calling one) has new credentials: unless the poller has
+        the same, a new poller thread, started from here so that it has exactly these,
+        takes over; the old one ends (and serves meanwhile only the threads whose
+        credentials are its own)."""
+        if not self._started or task.creds == self.creds:
+            return
+        with self.lock:
+            self._gen += 1
+            old_wake, sleeping = self._wake, self._sleeping
+            self._wake = _thread.allocate_lock()
+            self._wake.acquire()
+            self._sleeping = False
+            self.creds = task.creds
+            gen, wake = self._gen, self._wake
+        _thread.start_new_thread(self._loop, (gen, wake, task.creds))
+        if sleeping:
+            old_wake.release()  # (it sees that it is not the current one, and ends)
 
     def consider(self, slot: Slot) -> None:
         """BURST pollable exits of one thread happened: switch its slot on if fast."""
@@ -204,11 +217,15 @@ class Poller:
             self.active[vid] = slot
             wake = self._sleeping
             self._sleeping = False
-        if not self._started:
+            start = not self._started
             self._started = True
-            _thread.start_new_thread(self._loop, ())
+            if start:  # the poller thread starts from this vCPU thread, with its credentials
+                self.creds = slot.task.creds
+            gen, wake_lock, creds = self._gen, self._wake, self.creds
+        if start:
+            _thread.start_new_thread(self._loop, (gen, wake_lock, creds))
         elif wake:
-            self._wake.release()
+            wake_lock.release()
 
     def _back_off(self, slot: Slot, now: int) -> None:
         with self.lock:
@@ -233,24 +250,34 @@ class Poller:
         return False
 
     # -- the poller thread ------------------------------------------------------------
-    def _loop(self) -> None:
+    def _loop(self, gen: int, wake, creds) -> None:
         from kontain.kernel import signals
 
         signals.block_forwarded()
         signals.block_kick(True)
         native.name_thread(b"km-poller")
+        self._running.acquire()  # (after the previous poller thread has ended)
+        try:
+            self._poll(gen, wake, creds)
+        finally:
+            self._running.release()
+
+    def _poll(self, gen: int, wake, creds) -> None:
         default_interval = sys.getswitchinterval()
-        while True:
+        while self._gen == gen:
             # The poller gives up the GIL every round, but takes it back at once: a vCPU
             # thread waiting for it would wait out the switch interval (5 ms) meanwhile.
             sys.setswitchinterval(SWITCH_INTERVAL)
             idle_since = time.monotonic_ns()
             rounds = 0
-            while self.active:
+            while self.active and self._gen == gen:
                 served = False
                 for slot in list(self.active.values()):
                     if slot.u32[STATE] == POSTED:
-                        self._serve(slot)
+                        if slot.task.creds is creds or slot.task.creds == creds:
+                            self._serve(slot)
+                        elif native.cas32(slot.addr, POSTED, DECLINED) == POSTED:
+                            pass  # another thread's credentials: its own thread makes the call
                         served = True
                 rounds += 1
                 if served:
@@ -260,16 +287,19 @@ class Poller:
                     now = time.monotonic_ns()
                     if not idle_since:
                         idle_since = now
-                    elif now - idle_since > IDLE_NS and self._all_off():
+                    elif now - idle_since > IDLE_NS and self._all_off(gen):
                         break
                 native.syscall(24)  # sched_yield: lets the GIL go to the vCPU threads
             sys.setswitchinterval(default_interval)
-            self._wake.acquire()
+            if self._gen == gen:
+                wake.acquire()
 
-    def _all_off(self) -> bool:
+    def _all_off(self, gen: int) -> bool:
         """Switch every slot off and go to sleep, unless one is waiting for an answer.
         (Under the lock: ``consider`` sees either the poller awake or the sleep.)"""
         with self.lock:
+            if self._gen != gen:
+                return True  # another poller thread took over: this one ends
             if any(slot.u32[STATE] == POSTED for slot in self.active.values()):
                 return False
             for slot in self.active.values():
@@ -297,7 +327,6 @@ class Poller:
         if not (0 <= nr < 512 and self.pollable[nr]):
             res = -ENOSYS  # the stub posts only what its map allows: a scribbled slot
         else:
-            h = _gettid if nr == 186 else self.handlers[nr]
             a0 = q[ARG0]
             if (nr == 228 or nr == 229) and a0 not in _SHARED_CLOCKS:
                 self._decline(slot, nr)
@@ -311,13 +340,12 @@ class Poller:
                     self._decline(slot, nr)
                     return
             try:
-                res = h(task, a0, q[ARG0 + 1], q[ARG0 + 2], q[ARG0 + 3], q[ARG0 + 4], q[ARG0 + 5])
-            except GuestError as e:
-                res = -e.errno
-            except Exception as e:  # a bug in a handler must not take the poller down
-                from kontain.syscalls.dispatch import internal_error
-
-                res = internal_error(nr, e)
+                res = self.invoke(task, nr, a0, q[ARG0 + 1], q[ARG0 + 2], q[ARG0 + 3], q[ARG0 + 4], q[ARG0 + 5])
+            except OwnThread:  # its answer depends on the asking thread: the vCPU's thread asks
+                self._decline(slot, nr)
+                return
+            except ProcessExit as end:  # a bug in km (dispatch.internal_error): the program ends, from here
+                self.p.finish(end)
         self._answer(slot, res)
 
     def _decline(self, slot: Slot, nr: int) -> None:
@@ -341,6 +369,8 @@ class Poller:
     def _answer(self, slot: Slot, res: int) -> None:
         slot.q[RESULT] = res
         task = slot.task
+        if res == -EFBIG:  # past RLIMIT_FSIZE: the host's SIGXFSZ came to this thread (Task.take_xfsz)
+            task.take_xfsz()
         exit_wanted = self.p.zap or task.has_signals() or task.kicked
         slot.u32[STATE] = DONE_EXIT if exit_wanted else DONE
         slot.last = time.monotonic_ns()

@@ -23,77 +23,73 @@ from kontain import native
 from kontain.abi import flags as F
 from kontain.abi import signals as S
 from kontain.abi.errno import EAGAIN
-from kontain.arch.x86_64 import cpu, guest_code, platform, sigframe
+from kontain.arch.x86_64 import cpu, guest_code, hostcode, platform, sigframe
 from kontain.arch.x86_64 import layout as L
-from kontain.errors import ForkedChild, GuestError, ProcessExit
+from kontain.confine import Confinement
+from kontain.errors import ForkedChild, GuestError, ProcessExit, messages_fd, messages_to, say
 from kontain.kernel import signals
 from kontain.kernel.fdtable import FdTable
+from kontain.kernel.runstate import GONE, RUNNING, Condition
 from kontain.kernel.task import Task, ThreadExit
+from kontain.kernel.timers import Timers
 from kontain.kvm import abi as k
-from kontain.kvm.api import Kvm
-from kontain.loader import load
+from kontain.kvm.api import Kvm, KvmError
+from kontain.loader import load, textbusy
 from kontain.memory import vdso
 from kontain.memory.mm import AddressSpace
 from kontain.memory.slots import SlotMap
 from kontain.memory.window import GuestMemory
-from kontain.syscalls import dispatch
-from kontain.syscalls.timer import Timers
 from kontain.vcpu import VcpuRunner
-
-
-class Config:
-    """What the user chose on km's command line."""
-
-    def __init__(self, *, window: int = L.DEFAULT_WINDOW, memory: int | None = None, strace: bool = False,
-                 core: bool = False, timings: bool = False, kvm_device: str = "/dev/kvm", vdso: bool = True,
-                 poll: str = "auto"):
-        self.window = window  # guest address space
-        self.memory = memory  # cap on accessible guest memory (--memory)
-        self.strace = strace
-        self.core = core  # leave a core file when the program dies of a core-dumping signal
-        self.timings = timings
-        self.kvm_device = kvm_device
-        self.vdso = vdso  # share the host's vDSO (clock_gettime without an exit)
-        self.poll = poll  # the polling tier (kernel/poll.py), where the platform has it: auto, always, off
 
 
 class Process:
     """The guest process this km runs."""
 
-    def __init__(self, config: Config, path: str, argv: list[bytes], envp: list[bytes]):
-        self.config = config
-        self.path = path
-        self.name = path
-        self.argv = argv
-        self.envp = envp
+    def __init__(self, spec, syscalls):
+        """``spec``: what to run and how (kontain/spec.py); ``syscalls``: what serves the
+        program's system calls, from the layer above (kontain/lifecycle.py): its
+        ``dispatcher(task)`` and ``poller(process)``."""
+        self.spec = spec
+        self.syscalls = syscalls
+        self.path = spec.program
+        self.name = spec.program
+        self.argv: list[bytes] = []
+        self.envp: list[bytes] = []
         self.timings: list[tuple[str, float]] = []
         self.personality = F.PER_LINUX
         self.actions = signals.SignalActions()
-        self.rlimits: dict[int, tuple[int, int]] = {r: _host_rlimit(r) for r in (F.RLIMIT_AS, F.RLIMIT_DATA)}
+        # the limits km keeps for the program (syscalls/sysinfo.py EMULATED, NOFILE aside)
+        self.rlimits: dict[int, tuple[int, int]] = {r: _host_rlimit(r) for r in
+                                                    (F.RLIMIT_AS, F.RLIMIT_DATA, F.RLIMIT_SIGPENDING)}
+        signals.QUEUED.process = self
         self.tasks: dict[int, Task] = {}
-        self.lock = _thread.allocate_lock()  # guards tasks, pending sets and the vCPU pool
+        self.lock = _thread.allocate_lock()  # guards tasks, pending sets, the vCPU pool, the run states
+        self.changed = Condition(self.lock)  # a thread paused, resumed or went (kernel/runstate.py)
+        self.pause_requests = 0
         self.shared_pending = signals.Pending()
         self.poller = None  # kernel/poll.py, once the platform is known
         self.idle_vcpus: list = []  # vCPUs of exited threads, for the next ones (KVM never frees a vCPU)
-        self.unacked: set[Task] = set()  # kicked tasks that have not noticed yet
+        self.ending: list[int] = []  # host threads (idents) of the last threads that ended, maybe on their way out
         self.timers = Timers()  # POSIX timers (timer_create)
         self._signalfds = None  # kernel/signalfd.py, at the first signalfd
         self._procfs = None  # kernel/procfs.py, at the first look at /proc
+        self._opener = None  # kernel/paths.py, at the first open
+        self.procfd = -1  # the monitor's own descriptor of /proc (kernel/paths.py)
+        self.stack_info = (0, 0, 0, 0, 0)  # start_stack, arg_start, arg_end, env_start, env_end
+        self.confinement = Confinement()
         self.zap = False  # exec: every other thread must end
         self.forked = False  # a child of a fork of this km
         self.vfork_fd = -1  # a vfork child: its parent waits until this closes
+        self.running = 0  # the program's file, mapped and locked as running (loader/textbusy.py)
+        self.children: dict[int, int] = {}  # pid -> the page shared with it (kernel/fork.py)
+        self.parent_link = 0  # the page shared with the parent, for a forked child
         self.sys_gpa, self.sys_size = L.SYS_BASE, L.SYS_SIZE
         self.next_vcpu_id = 1
         self.report = None  # see finish
 
     def _mark(self, what: str) -> None:
-        if self.config.timings:
+        if self.spec.timings:
             self.timings.append((what, time.perf_counter()))
-
-    def start(self, exe_fd: int | None = None, head: bytes | None = None, size: int = 0) -> Task:
-        """Build the VM and load the program; returns the main thread, ready to run."""
-        self.prepare()
-        return self.launch(exe_fd, head, size)
 
     def prepare(self) -> None:
         """The part of the start that does not depend on the program: the VM, its memory,
@@ -104,19 +100,22 @@ class Process:
         # thread exists: growing the table of a multi-threaded process waits for an RCU
         # grace period (~8 ms here), of a single-threaded one it does not
         self.fds = FdTable()
-        self.kvm = Kvm(self.config.kvm_device, fd_floor=self.fds.floor)
+        self.kvm = Kvm(self.spec.kvm_device, fd_floor=self.fds.floor)
+        self.procfd = _open_procfs(self.fds.floor)
+        self.keep_messages()
+        self.confinement.start()  # before km has a second thread (kontain/confine.py)
         # the signal mask and ignored signals the program starts with, before km changes them
         # (a server's worker replaces them with its client's)
         self.inherited = signals.inherited_state()
-        self.host_signals = signals.HostSignals(self.post, self._rekick)
+        self.host_signals = signals.HostSignals(self.post, self.fds.floor)
         self.host_signals.install()
         self._create_vm()
         self._mark("vm")
-        self.mem = GuestMemory(self.config.window)
-        self.sys = cpu.SystemRegion(self.vm, self.config.window)
+        self.mem = GuestMemory(self.spec.window)
+        self.sys = cpu.SystemRegion(self.vm, self.spec.window)
         nslots = self.kvm.check_extension(k.KVM_CAP_NR_MEMSLOTS) or 509
         self.slots = SlotMap(self.vm.set_memory_region, self.mem.base, first=1, limit=nslots)
-        self.mm = AddressSpace(self.mem, self.slots, mmap_top=0, mmap_min=L.MMAP_MIN, limit=self.config.memory)
+        self.mm = AddressSpace(self.mem, self.slots, mmap_top=0, mmap_min=L.MMAP_MIN, limit=self.spec.memory)
         self._mark("memory")
         self.cpuid = self.kvm.supported_cpuid()
         self.xcr0 = cpu.xcr0_from_cpuid(self.cpuid)
@@ -129,10 +128,8 @@ class Process:
             vcpu.set_sregs(self.user_sregs)
             vcpu.set_msrs([(k.MSR_SYSCALL_MASK, self.platform.fmask)])
         self.sys.patch_stub(guest_code.SYSCALL_RETURN, self.platform.stub_return)
-        if self.platform.user_stub and self.config.poll != "off" and not self.config.strace:
-            from kontain.kernel.poll import Poller
-
-            self.poller = Poller(self)
+        if self.platform.user_stub and self.spec.poll != "off" and not self.spec.strace:
+            self.poller = self.syscalls.poller(self)
             self.sys.install_poll_stubs(self.poller.map)
             vcpu.set_msrs([(k.MSR_LSTAR, self.lstar(0))])
         self.xstate_size = sigframe.xstate_size(self.cpuid, self.xcr0)
@@ -140,19 +137,30 @@ class Process:
         self.vcpu0 = vcpu
         self._mark("probe")
 
-    def take(self, path: str, argv: list[bytes], envp: list[bytes], *, memory: int | None, core: bool,
-             timings: bool, vdso: bool) -> None:
-        """A prepared process (a km server's worker) takes on a client's program and the
-        options a prepared VM can serve (cli/main.fits_prepared)."""
-        self.path, self.argv, self.envp = path, argv, envp
-        self.config.core, self.config.timings, self.config.vdso = core, timings, vdso
-        self.config.memory = self.mm.limit = memory
+    def keep_messages(self) -> None:
+        """km's messages go to its stderr as it is now, through a descriptor of the
+        monitor's own: the program may close or redirect its descriptor 2."""
+        fd = native.dup_at_least(2, self.fds.floor)
+        if fd >= 0:
+            old = messages_fd()
+            messages_to(fd)
+            if old != 2:
+                os.close(old)
+
+    def take(self, spec) -> None:
+        """A prepared process (a km server's worker) takes on a client's spec, which
+        fits the VM it has (Spec.fits)."""
+        self.keep_messages()  # (the client's stderr now)
+        self.spec = spec
+        self.path = self.name = spec.program
+        self.mm.limit = spec.memory
         self.timings = []
         self._mark("start")  # (the VM was built before the client came)
 
-    def launch(self, exe_fd: int | None = None, head: bytes | None = None, size: int = 0) -> Task:
-        """Load the program into the prepared VM; returns the main thread, ready to run."""
-        entry, sp = self._load(self.path, self.argv, self.envp, exe_fd, head, size)
+    def launch(self, prog) -> Task:
+        """Load ``prog`` (loader/exec.py: the program's file, opened, and its argv) into
+        the prepared VM, with the spec's environment; returns the main thread, ready."""
+        entry, sp = self._load(prog.path, prog.argv, list(self.spec.env), prog.fd, prog.head, prog.size)
         self._mark("load")
         vcpu = self.vcpu0
         task = Task(self, vcpu, os.getpid(), _thread.get_ident())
@@ -161,9 +169,25 @@ class Process:
         self.tasks[task.tid] = task
         self.main_task = task
         cpu.enter(vcpu, entry, sp)
-        task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace, poller=self.poller)
+        task.on_syscall = self.syscalls.dispatcher(task)
         self.runner = VcpuRunner(vcpu, task)
         return task
+
+    def new_vm(self):
+        """A new VM over the memory this process has already, as a forked child needs (a
+        VM belongs to the process that made it) and a restore will: the old VM and its
+        vCPUs closed, the system region and every memslot registered again, vCPU 0 made
+        and set up as at the start; returns it (the threads are the caller's to make)."""
+        for vcpu in [t.vcpu for t in self.tasks.values()] + self.idle_vcpus:
+            vcpu.close()
+        self.idle_vcpus, self.next_vcpu_id = [], 1
+        self.vm.close()
+        self._create_vm()
+        self.vm.set_memory_region(self.sys.SLOT, 0, self.sys_gpa, self.sys_size, self.sys.host)
+        self.slots.rebind(self.vm.set_memory_region)
+        vcpu = self.vcpu0 = self.vm.create_vcpu(0)
+        cpu.init_vcpu(vcpu, self.cpuid, self.xcr0, self.platform.fmask, self.lstar(0))
+        return vcpu
 
     def _create_vm(self) -> None:
         self.vm = self.kvm.create_vm()
@@ -172,24 +196,32 @@ class Process:
             self.vm.enable_cap(k.KVM_CAP_DISABLE_QUIRKS2, k.KVM_X86_QUIRK_SLOT_ZAP_ALL)
 
     def _load(self, path: str, argv: list[bytes], envp: list[bytes], fd: int | None, head: bytes | None,
-              size: int) -> tuple[int, int]:
-        """Load a program into the (empty) address space: (entry, initial stack pointer)."""
-        self.layout = L.Layout(self.config.window, _randomizer())
+              size: int, opener=None, comm: bytes | None = None) -> tuple[int, int]:
+        """Load a program into the (empty) address space: (entry, initial stack pointer).
+        ``opener``: how its interpreter is opened (the program's own exec: as its opens).
+        ``comm``: the thread's new name (Linux's: the base name of the file as it was
+        named, not of the ELF file a script or a symlink led to)."""
+        self.layout = L.Layout(self.spec.window, _randomizer())
         self.mm.mmap_top = self.layout.mmap_top
-        loaded = load.load_program(self.mm, path, pie_base=self.layout.pie_base, fd=fd, head=head, size=size)
+        running = textbusy.hold(fd, self.fds.floor) if fd is not None else 0  # (the file is not for writing now)
+        loaded = load.load_program(self.mm, path, pie_base=self.layout.pie_base, fd=fd, head=head, size=size,
+                                   opener=opener)
         self.mm.set_brk_start(loaded.brk + self.layout.brk_offset)
         top = self.layout.stack_top
         self.mm.mmap(top - L.STACK_MAX, L.STACK_MAX, F.PROT_READ | F.PROT_WRITE,
                      F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_FIXED, -1, 0, name="[stack]")
-        vdso_addr = vdso.map_into(self.mm) if self.config.vdso and self.platform.user_stub else None
+        vdso_addr = vdso.map_into(self.mm) if self.spec.vdso and self.platform.user_stub else None
         auxv = ([(F.AT_SYSINFO_EHDR, vdso_addr)] if vdso_addr else []) + self._auxv(loaded)
         sp = load.build_stack(self.mm, top, argv, envp, os.fsencode(path), auxv, os.urandom(16))
         self.path, self.argv, self.envp = path, argv, envp
+        textbusy.release(self.running)  # the program it replaces (a forked child may still run it)
+        self.running = running
         self.exe_path = os.fsencode(os.path.realpath(path))  # what /proc/self/exe names
         self.exe_path_buf = bytearray(self.exe_path + b"\0")
         self.auxv_bytes = load.read_auxv(self.mm, sp, len(argv), len(envp))
+        self.stack_info = _stack_info(self.mm.mem, sp, argv, envp)
         self._procfs = None  # a new program: a new /proc/self
-        _name_process(os.path.basename(path), argv)
+        _name_process(comm if comm is not None else os.fsencode(os.path.basename(self.name)), argv)
         return loaded.entry, sp
 
     def _auxv(self, loaded: load.Loaded) -> list[tuple[int, int]]:
@@ -234,9 +266,13 @@ class Process:
     def finish(self, end: ProcessExit) -> None:
         """End km the way the program ended (never returns).  ``self.report``, if set, is
         told how, last (a km server's worker tells its client, which then ends the same
-        way, cli/server.py)."""
+        way, cli/server.py).  Any thread may call it, and several at once (two threads
+        dying together, one exit_group against a fatal signal): the first one ends km,
+        the others wait for it to."""
+        if not _ending.acquire(False):
+            _ending.acquire()  # another thread is ending the process: never returns
         if end.signal and end.message and end.signal not in (S.SIGPIPE, S.SIGINT) and not self.forked:
-            os.write(2, f"km: {end.message}\n".encode("utf-8", "surrogateescape"))
+            say(end.message)
         if self.report is not None:
             self.report(end)
         if end.signal:
@@ -244,29 +280,42 @@ class Process:
         os._exit(end.status)
 
     # -- signals -----------------------------------------------------------------------
-    def post(self, sig: int, info: bytes, task: Task | None = None) -> None:
+    def post(self, sig: int, info: bytes, task: Task | None = None) -> int:
         """A signal for the program: to ``task`` (thread-directed), or to the process,
-        which gives it to a thread that does not block it.  Called from any thread."""
+        which gives it to a thread that does not block it.  Called from any thread.
+        0, or -EAGAIN when the signal queue is full (signals.Pending.add)."""
         if sig == signals.SIG_KICK or not 1 <= sig <= S.NSIG:
-            return
+            return 0
         if task is None and self.timers.targets and info[8:12] == _SI_TIMER:  # SIGEV_THREAD_ID?
             tid = self.timers.target(int.from_bytes(info[16:20], "little", signed=True))
             task = self.tasks.get(tid) if tid else None
         with self.lock:
-            blocked_everywhere = all(t.sigmask & signals.sigbit(sig) for t in self.tasks.values())
-            if self.actions.ignored(sig) and not (task.sigmask if task else blocked_everywhere) & signals.sigbit(sig):
-                return  # discarded now, as Linux does for an ignored signal nobody blocks
+            if self.actions.ignored(sig) and not self._held(sig, task):
+                return 0  # discarded now, as Linux does for an ignored signal
+            if info[8:12] == _SI_TIMER:  # a timer's signal pending already takes this one as an overrun
+                info = self.timers.arrived(info)
+                if info is None:
+                    return 0
+            if not (task.pending if task is not None else self.shared_pending).add(sig, info):
+                return -EAGAIN
             if task is not None:
-                task.pending.add(sig, info)
                 target = task
             else:
-                self.shared_pending.add(sig, info)
                 bit = signals.sigbit(sig)  # to a thread that takes it: unblocked, or waited for
                 target = next((t for t in self.tasks.values() if not t.sigmask & bit or t.waiting & bit), None)
         if self._signalfds is not None and self._signalfds.files:
             self._signalfds.update()
         if target is not None and target.ident != _thread.get_ident():
             self.kick(target)
+        return 0
+
+    def _held(self, sig: int, task: Task | None) -> bool:
+        """Is ``sig``, ignored, kept pending all the same?  Linux's sig_ignored: yes when
+        the thread it is sent to blocks it (a process-directed one: the thread group's
+        leader, which kill() names), for sigwaitinfo may take it."""
+        if task is None:
+            task = self.tasks.get(self.main_task.tid) or next(iter(self.tasks.values()), None)
+        return task is not None and bool(task.sigmask & signals.sigbit(sig))
 
     def background_read(self, task: Task, fd: int) -> int:
         """A read of ``fd`` failed with EIO on the host (kernel/jobctl.py)."""
@@ -295,7 +344,7 @@ class Process:
                 native.syscall(128, native.address_of(kick_set), 0, ts, 8)  # rt_sigtimedwait
                 task.kicked = False
                 task.vcpu.set_immediate_exit(False)
-                task.check_zapped()
+                task.checkpoint()  # (parked here, in the call, when the program is paused)
             return True
         finally:
             signals.block_kick(False)
@@ -308,23 +357,14 @@ class Process:
 
     def kick(self, task: Task) -> None:
         """Make ``task`` look at its signals now: out of KVM_RUN, or out of a host call.
-        The signal thread repeats the kick until the task notices (HostSignals)."""
+        The flags first, then the signal: see kernel/signals.py."""
         task.kicked = True
         task.vcpu.set_immediate_exit(True)
         signals.kick(task.ident)
-        with self.lock:
-            self.unacked.add(task)
-        self.host_signals.wake()
 
-    def _rekick(self) -> bool:
-        with self.lock:
-            for t in list(self.unacked):
-                if not t.kicked or t.tid not in self.tasks:
-                    self.unacked.discard(t)
-            left = list(self.unacked)
-        for t in left:
-            signals.kick(t.ident)
-        return bool(left)
+    def thread_idents(self):
+        """The host thread ids (pthread idents) of the program's threads."""
+        return {t.ident for t in self.tasks.values()}
 
     # -- threads -------------------------------------------------------------------------
     def _vcpu(self):
@@ -335,7 +375,12 @@ class Process:
             if vcpu_id >= L.MAX_VCPUS:
                 raise GuestError(EAGAIN)
             self.next_vcpu_id += 1
-        vcpu = self.vm.create_vcpu(vcpu_id)
+        try:
+            vcpu = self.vm.create_vcpu(vcpu_id)
+        except KvmError:
+            # no descriptor left above the program's (RLIMIT_NOFILE), or KVM's own limit:
+            # as Linux when it cannot make a thread
+            raise GuestError(EAGAIN) from None
         self.sys.init_vcpu_page(vcpu_id)
         cpu.init_vcpu(vcpu, self.cpuid, self.xcr0, self.platform.fmask, self.lstar(vcpu_id))
         return vcpu
@@ -351,6 +396,68 @@ class Process:
         if self.poller is not None:
             self.poller.detach(task)
         self.idle_vcpus.append(task.vcpu)
+        task.state = GONE
+        self.changed.notify_all()  # (an exec or a pause waiting for the others)
+
+    # -- run states (kernel/runstate.py) ---------------------------------------------------
+    def pause_all(self) -> list[Task]:
+        """Stop every thread of the program at a safe point (from a monitor thread, never a
+        program thread); returns them, PAUSED: their registers, memory and state may be
+        read and changed until ``resume_all``."""
+        with self.lock:
+            self.pause_requests += 1
+            others = list(self.tasks.values())
+        for t in others:
+            self.kick(t)
+        with self.lock:
+            while any(t.state == RUNNING for t in self.tasks.values()):
+                self.changed.wait()
+            return list(self.tasks.values())
+
+    def resume_all(self) -> None:
+        with self.lock:
+            self.pause_requests -= 1
+            self.changed.notify_all()
+
+    # -- save / restore (Firecracker's Persist: each component's state as plain data) -----
+    def save(self) -> dict:
+        """The program's state as km keeps it, while it is paused (``pause_all``): every
+        thread (registers, FPU, signal state), the address space and its memory slots,
+        signal actions and the process's pending signals, timers, the descriptor table,
+        and what the program was started as.  Not the guest's memory itself: that is a
+        snapshot's to write."""
+        with self.lock:
+            if any(t.state == RUNNING for t in self.tasks.values()):
+                raise RuntimeError("Process.save of a program that is not paused")
+            return {
+                "program": {"path": self.path, "name": self.name, "argv": list(self.argv), "envp": list(self.envp),
+                            "personality": self.personality, "rlimits": dict(self.rlimits),
+                            "stack_info": self.stack_info},
+                "tasks": [t.save() for t in self.tasks.values()],
+                "mm": self.mm.save(), "slots": self.slots.save(), "actions": self.actions.save(),
+                "shared_pending": self.shared_pending.save(), "timers": self.timers.save(), "fds": self.fds.save(),
+            }
+
+    def restore(self, state: dict) -> None:
+        """Take ``save()``'s data back into this paused program: the same threads, the
+        same mappings in place (a restore into a new VM builds those first)."""
+        with self.lock:
+            saved = {t["tid"]: t for t in state["tasks"]}
+            if saved.keys() != self.tasks.keys():
+                raise RuntimeError("Process.restore: the threads are not the ones saved")
+            self.fds.restore(state["fds"])
+            self.slots.restore(state["slots"])
+            self.mm.restore(state["mm"])
+            self.actions.restore(state["actions"])
+            self.timers.restore(state["timers"])
+            self.shared_pending.restore(state["shared_pending"], self.timers)
+            for tid, t in self.tasks.items():
+                t.restore(saved[tid])
+            program = state["program"]
+            self.path, self.name = program["path"], program["name"]
+            self.argv, self.envp = list(program["argv"]), list(program["envp"])
+            self.personality, self.rlimits = program["personality"], dict(program["rlimits"])
+            self.stack_info = program["stack_info"]
 
     def clone_thread(self, parent: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
         """A new guest thread on a vCPU of its own, run by a host thread of its own; it
@@ -370,14 +477,22 @@ class Process:
             cpu.set_segment_base(sregs, "fs", tls)
         vcpu.set_sregs(sregs)
         vcpu.set_xsave(parent.vcpu.get_xsave())
+        hostcode.inherit_tsc(vcpu, parent.vcpu)
         task = Task(self, vcpu, 0)
+        task.altstack = (0, S.SS_DISABLE, 0)  # a thread sharing the memory: none (Linux's sas_ss_reset)
         task.sigmask = parent.sigmask
-        task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace, poller=self.poller)
+        task.creds = parent.creds  # (its host thread is the parent's child: the same credentials)
+        task.on_syscall = self.syscalls.dispatcher(task)
         started = _thread.allocate_lock()
         started.acquire()
         go = _thread.allocate_lock()
         go.acquire()
-        _thread.start_new_thread(self._thread_main, (task, started, go))
+        try:
+            _thread.start_new_thread(self._thread_main, (task, started, go))
+        except RuntimeError:  # no host thread (RLIMIT_NPROC, memory): EAGAIN, as Linux's clone
+            with self.lock:
+                self.idle_vcpus.append(vcpu)
+            raise GuestError(EAGAIN) from None
         started.acquire()  # the host thread knows its tid now
         try:
             if flags & F.CLONE_PARENT_SETTID:
@@ -400,10 +515,16 @@ class Process:
         started.release()
         go.acquire()
         runner = VcpuRunner(task.vcpu, task)
+        first = True
         while True:
             try:
+                if first:  # an exec or a pause that began while it was being made
+                    first = False
+                    task.checkpoint()
                 runner.run()
             except ThreadExit:
+                self.ending.append(task.ident)  # (kernel/fork.py may wait for it to be gone)
+                del self.ending[:-ENDING_KEPT]
                 return
             except ProcessExit as end:
                 self.finish(end)
@@ -411,7 +532,7 @@ class Process:
                 runner = VcpuRunner(child.task.vcpu, child.task)
                 continue
             except BaseException as e:  # a monitor bug in a thread must not leave the program hanging
-                os.write(2, f"km: internal error in thread {task.tid}: {e!r}\n".encode())
+                say(f"internal error in thread {task.tid}: {e!r} (please report it)")
                 os._exit(70)
 
     # -- processes --------------------------------------------------------------------
@@ -419,21 +540,22 @@ class Process:
         """In a forked child: only the forking thread exists; no lock is held, no signal
         pending, no kick outstanding, no vCPU to reuse."""
         self.lock = _thread.allocate_lock()
+        self.changed = Condition(self.lock)
+        self.pause_requests = 0
         self.shared_pending = signals.Pending()
         self.tasks = {}
-        self.idle_vcpus = []
-        self.next_vcpu_id = 1
-        self.unacked = set()
+        self.ending = []
         self.timers = Timers()  # a child has no timers
         self.zap = False
         self._procfs = None  # /proc/<pid> is the child's now
+        self._opener = None
 
     def adopt_forked(self, task: Task) -> None:
         self.forked = True  # its parent is a guest program: it, not km, reports how this one ends
         self.tasks = {task.tid: task}
         self.main_task = task
-        task.on_syscall = dispatch.make_dispatcher(task, strace=self.config.strace, poller=self.poller)
-        self.host_signals = signals.HostSignals(self.post, self._rekick)
+        task.on_syscall = self.syscalls.dispatcher(task)
+        self.host_signals = signals.HostSignals(self.post, self.fds.floor)
         self.host_signals.install()
 
     def wait_for_fd(self, task: Task, fd: int) -> None:
@@ -441,16 +563,16 @@ class Process:
         child's exec or exit closes the pipe."""
         buf = bytearray(1)
         while native.syscall(0, fd, native.address_of(buf), 1) not in (0, -9):
-            pass
+            task.checkpoint()  # (a kick: a pause or an exec elsewhere)
         task.kicked = False
         task.vcpu.set_immediate_exit(False)
 
-    def execve(self, task: Task, path: str, argv: list[bytes], envp: list[bytes]) -> None:
+    def execve(self, task: Task, path: str, argv: int, envp: int, comm: bytes, nofollow: bool = False) -> None:
         from kontain.kernel import exec as exec_
 
-        exec_.execve(self, task, path, argv, envp)
+        exec_.execve(self, task, path, argv, envp, comm, nofollow)
 
-    def fork(self, task: Task, flags: int, stack: int, ptid: int, ctid: int) -> int:
+    def fork(self, task: Task, flags: int, exit_signal: int, stack: int, ptid: int, ctid: int) -> int:
         # A process that forks tends to fork again (shells, servers, build tools), and
         # every child would import on its own what the parent had not: import it all
         # once here, and let the children inherit it (kontain/lazy.py)
@@ -459,17 +581,26 @@ class Process:
         lazy.preload()
         from kontain.kernel import fork as fork_
 
-        return fork_.fork(self, task, flags, stack, ptid, ctid)
+        return fork_.fork(self, task, flags, exit_signal, stack, ptid, ctid)
 
     # imported at first use (kontain/lazy.py): many programs never look at either
     @property
     def procfs(self):
-        """/proc/self as this program sees it (kernel/procfs.py)."""
+        """/proc as this program sees it (kernel/procfs.py)."""
         if self._procfs is None:
-            from kontain.kernel.procfs import ProcSelf
+            from kontain.kernel.procfs import ProcFs
 
-            self._procfs = ProcSelf(self)
+            self._procfs = ProcFs(self, self.procfd)
         return self._procfs
+
+    @property
+    def opener(self):
+        """How this program's paths are opened (kernel/paths.py)."""
+        if self._opener is None:
+            from kontain.kernel.paths import Opener
+
+            self._opener = Opener(self)
+        return self._opener
 
     @property
     def signalfds(self):
@@ -481,16 +612,19 @@ class Process:
         return self._signalfds
 
     def zap_threads(self, task: Task) -> None:
-        """exec: every thread but ``task`` ends (Linux's de_thread)."""
-        self.zapper = task
-        self.zap = True
-        for t in list(self.tasks.values()):
-            if t is not task:
-                self.kick(t)
-        deadline = time.monotonic() + 5
-        while len(self.tasks) > 1 and time.monotonic() < deadline:
-            time.sleep(0.001)
-        self.zap = False
+        """exec: every thread but ``task`` ends (Linux's de_thread), each at its next safe
+        point (kernel/runstate.py), a thread being made meanwhile before it starts."""
+        with self.lock:
+            self.zapper = task
+            self.zap = True
+            self.changed.notify_all()  # (paused threads end too)
+            others = [t for t in self.tasks.values() if t is not task]
+        for t in others:
+            self.kick(t)
+        with self.lock:
+            while len(self.tasks) > 1:
+                self.changed.wait()
+            self.zap = False
 
     def exit_thread(self, task: Task, status: int) -> None:
         """exit(2): the thread ends; the last one ends the process with its status."""
@@ -513,7 +647,9 @@ class Process:
         return f"{self.name}: killed by {signals.describe(sig, code, addr)}"
 
 
+_ending = _thread.allocate_lock()  # held by the thread that ends km (Process.finish)
 _SI_TIMER = S.SI_TIMER.to_bytes(4, "little", signed=True)  # si_code of a POSIX timer signal
+ENDING_KEPT = 64  # ending threads remembered (older ones are long gone)
 
 ADDR_NO_RANDOMIZE = 0x0040000
 
@@ -526,11 +662,11 @@ def _randomizer():
     return lambda limit: int.from_bytes(os.urandom(4), "little") % (limit // L.PAGE) * L.PAGE
 
 
-def _name_process(name: str, argv: list[bytes]) -> None:
+def _name_process(name: bytes, argv: list[bytes]) -> None:
     """ps, top and /proc/<pid>/comm show the program, not python: the thread's name, and
     as much of the program's argv as fits in km's own argv area (what /proc/<pid>/cmdline
     reads, for `ps aux`)."""
-    buf = bytearray(os.fsencode(name)[:15] + b"\0")
+    buf = bytearray(name[:F.TASK_COMM_LEN - 1] + b"\0")
     native.syscall(157, 15, native.address_of(buf), 0, 0, 0)  # prctl(PR_SET_NAME)
     try:
         with open("/proc/self/stat", "rb") as f:
@@ -540,6 +676,32 @@ def _name_process(name: str, argv: list[bytes]) -> None:
         return
     cmdline = b"".join(a + b"\0" for a in argv)[:end - start]
     native.write_mem(start, cmdline.ljust(end - start, b"\0"))
+
+
+def _open_procfs(floor: int) -> int:
+    """The monitor's own descriptor of /proc (above the program's range): it reopens and
+    identifies what the program opens (kernel/paths.py, kernel/procfs.py) even after the
+    program moved its root where there is no /proc.  -1 when there is no /proc."""
+    try:
+        fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return -1
+    high = native.dup_at_least(fd, floor)
+    os.close(fd)
+    return high
+
+
+def _stack_info(mem, sp: int, argv: list[bytes], envp: list[bytes]) -> tuple[int, int, int, int, int]:
+    """Where the initial stack and the argument and environment strings are (fields 28
+    and 48-51 of /proc/self/stat)."""
+    try:
+        arg_start = mem.read_u64(sp + 8) if argv else 0
+        env_start = mem.read_u64(sp + 8 * (len(argv) + 2)) if envp else 0
+    except GuestError:
+        return sp, 0, 0, 0, 0
+    arg_end = arg_start + sum(len(a) + 1 for a in argv)
+    env_end = env_start + sum(len(e) + 1 for e in envp)
+    return sp, arg_start, arg_end, env_start, env_end
 
 
 def _init_xsave(size: int) -> bytearray:

@@ -10,10 +10,13 @@ after a syscall, after a fault, or when a thread is kicked out of KVM_RUN.
 Signals from outside reach km as host signals.  Every host thread of km blocks them; one
 monitor thread collects them with rt_sigtimedwait and posts them to the program
 (``HostSignals``).  A thread that must notice a signal now (blocked in a host call, or
-running guest code) is kicked: ``immediate_exit`` is set on its vCPU and SIG_KICK (the
-last real-time signal, reserved for km) interrupts whatever it is doing.  The signals a
-monitor fault raises (SIGSEGV, SIGBUS, ...) keep their default action: a crash of km
-itself is not the program's to catch.
+running guest code) is kicked: its flag and ``immediate_exit`` on its vCPU are set, and
+SIG_KICK (the last real-time signal, reserved for km) interrupts whatever it is doing.
+A kick is never lost and never repeated: KVM_RUN does not start with immediate_exit
+set, and a blocking host call does not start with the flag set (native.blocking).  SIGSEGV,
+SIGBUS, SIGILL, SIGFPE and SIGTRAP sent from outside are forwarded like the others:
+blocking them costs km nothing, because a fault of km itself forces its signal through
+a blocked mask (the kernel's force_sig_fault unblocks it and takes the default action).
 
 A program that dies of a signal makes km print one line and then end by the same signal,
 so that its parent sees exactly what the program's parent would (128+n in a shell).
@@ -27,23 +30,24 @@ import os
 import resource
 import struct
 import sys
-import time
 
 from kontain import native
+from kontain.abi import flags as F
 from kontain.abi import signals as S
 from kontain.abi.errno import EINVAL
 from kontain.abi.signals import siginfo
 from kontain.abi.structs import SIGINFO_SIZE, k_sigaction
-from kontain.errors import GuestError
+from kontain.abi.syscalls import NR
+from kontain.errors import GuestError, say
+from kontain.kernel.timers import TimerInfo
 
 SIGSET_SIZE = 8
 SIG_KICK = S.SIGRTMAX  # reserved for the monitor
 # synchronous signals first, as Linux's next_signal picks them
 SYNCHRONOUS = (1 << (S.SIGSEGV - 1)) | (1 << (S.SIGBUS - 1)) | (1 << (S.SIGILL - 1)) | (1 << (S.SIGTRAP - 1)) | \
     (1 << (S.SIGFPE - 1)) | (1 << (S.SIGSYS - 1))
-# host signals that stay with their default action in km: the monitor's own faults
-HOST_FAULTS = (S.SIGSEGV, S.SIGBUS, S.SIGILL, S.SIGFPE, S.SIGTRAP)
-FORWARDED = [s for s in range(1, S.NSIG) if s not in (S.SIGKILL, S.SIGSTOP, *HOST_FAULTS)]
+# every signal but SIGKILL, SIGSTOP and SIG_KICK reaches the program through the signal thread
+FORWARDED = [s for s in range(1, S.NSIG) if s not in (S.SIGKILL, S.SIGSTOP, SIG_KICK)]
 _FORWARDED_MASK = sum(1 << (s - 1) for s in FORWARDED)
 
 
@@ -88,6 +92,15 @@ class SignalActions:
             self._table[sig] = (S.SIG_IGN if handler == S.SIG_IGN else S.SIG_DFL, 0, 0, 0)
         mirror_sigchld(self._table[S.SIGCHLD][0], 0)
 
+    def save(self) -> list[tuple[int, int, int, int]]:
+        return list(self._table)
+
+    def restore(self, state: list[tuple[int, int, int, int]]) -> None:
+        if len(state) != S.NSIG + 1:
+            raise ValueError("a signal action table of the wrong size")
+        self._table = [tuple(a) for a in state]  # type: ignore[misc]
+        mirror_sigchld(self._table[S.SIGCHLD][0], self._table[S.SIGCHLD][1])
+
     @staticmethod
     def read(mem, addr: int) -> tuple[int, int, int, int]:
         return k_sigaction.unpack(mem.read(addr, k_sigaction.size))
@@ -95,6 +108,52 @@ class SignalActions:
     @staticmethod
     def pack(action: tuple[int, int, int, int]) -> bytes:
         return k_sigaction.pack(*action)
+
+
+# km's own bound on the siginfos one process keeps queued, whatever RLIMIT_SIGPENDING
+# says (Linux lets kill() and the kernel pass that limit; km's memory is not the guest's
+# to fill).  Past it a signal is queued as when Linux's allocation fails: see Pending.add.
+QUEUE_MAX = 1 << 16
+
+
+class _Queued:
+    """How many siginfos the process holds queued (its pending sets together), as
+    Linux's per-user sigpending count that RLIMIT_SIGPENDING limits.  km counts one
+    process's signals only: each guest process is a km of its own.  Guarded by the
+    process lock, like the pending sets."""
+
+    count = 0
+    process = None  # the Process: its RLIMIT_SIGPENDING is the monitor's record (syscalls/sysinfo.py)
+
+    def take(self, override: bool) -> bool:
+        """Room for one more siginfo (Linux's __sigqueue_alloc)?  ``override``: the
+        signal may pass RLIMIT_SIGPENDING (a standard signal from kill() or the kernel).
+        The limit is the program's, which km keeps rather than give to its host process:
+        there it would also bound SIG_KICK, the real-time signal that interrupts a
+        blocking host call (at 0, a program's blocked read was never interrupted)."""
+        limit = QUEUE_MAX
+        if not override:
+            soft = self.process.rlimits[F.RLIMIT_SIGPENDING][0] if self.process else \
+                resource.getrlimit(resource.RLIMIT_SIGPENDING)[0]
+            if 0 <= soft < limit:
+                limit = soft
+        if self.count >= limit:
+            return False
+        self.count += 1
+        return True
+
+
+QUEUED = _Queued()
+
+
+def _counted(info: bytes) -> bool:
+    """A POSIX timer's siginfo is the timer's own, never allocated or counted (Linux
+    preallocates it with the timer)."""
+    return info[8:12] != _SI_TIMER
+
+
+_SI_TIMER = S.SI_TIMER.to_bytes(4, "little", signed=True)
+_SI_USER = S.SI_USER.to_bytes(4, "little", signed=True)
 
 
 class Pending:
@@ -107,15 +166,37 @@ class Pending:
         self.mask = 0
         self.infos: dict[int, list[bytes]] = {}
 
-    def add(self, sig: int, info: bytes) -> None:
-        q = self.infos.setdefault(sig, [])
-        if sig >= S.SIGRTMIN or not q:
-            q.append(info)
-        self.mask |= sigbit(sig)
+    def add(self, sig: int, info: bytes) -> bool:
+        """Make ``sig`` pending with ``info``, as Linux's __send_signal_locked: False when
+        the sender must fail with EAGAIN (a real-time signal finding no room for its
+        siginfo, unless kill() sent it).  A signal that finds no room otherwise is
+        pending without its siginfo, as on Linux when the allocation fails."""
+        bit = sigbit(sig)
+        if sig < S.SIGRTMIN and self.mask & bit:
+            return True  # a standard signal pending already: one signal (legacy_queue)
+        if type(info) is TimerInfo:
+            info.where = self
+        if not _counted(info) or QUEUED.take(sig < S.SIGRTMIN and int.from_bytes(info[8:12], "little",
+                                                                                 signed=True) >= 0):
+            self.infos.setdefault(sig, []).append(info)
+        elif sig >= S.SIGRTMIN and info[8:12] != _SI_USER:
+            return False
+        self.mask |= bit
+        return True
 
     def take(self, sig: int) -> bytes:
+        """The siginfo of the next ``sig`` (Linux's collect_signal: a signal pending
+        without one gets SI_USER, no sender); the bit stays while more are queued."""
         q = self.infos.get(sig)
-        info = q.pop(0) if q else siginfo(sig, S.SI_KERNEL)
+        if q:
+            info = q.pop(0)
+            if type(info) is TimerInfo:
+                info.timer.taken(info)
+                info = bytes(info)
+            elif _counted(info):
+                QUEUED.count -= 1
+        else:
+            info = siginfo(sig, S.SI_USER)
         if not q:
             self.mask &= ~sigbit(sig)
             self.infos.pop(sig, None)
@@ -123,7 +204,48 @@ class Pending:
 
     def discard(self, sig: int) -> None:
         self.mask &= ~sigbit(sig)
-        self.infos.pop(sig, None)
+        for info in self.infos.pop(sig, ()):
+            if type(info) is TimerInfo:
+                info.timer.queued = None
+            elif _counted(info):
+                QUEUED.count -= 1
+
+    def save(self) -> dict:
+        """The set as plain data: a timer's siginfo is marked, for ``restore`` to give it
+        back to its timer."""
+        return {"mask": self.mask,
+                "infos": {sig: [(bytes(i), type(i) is TimerInfo) for i in q] for sig, q in self.infos.items()}}
+
+    def restore(self, state: dict, timers) -> None:
+        """Take ``save()``'s data back; ``timers`` (kernel/timers.py) are the process's,
+        restored already: a timer's pending siginfo is its own again.  The process's
+        count of queued siginfos follows."""
+        self.discard_all()
+        self.mask = state["mask"]
+        for sig, q in state["infos"].items():
+            infos = self.infos[sig] = []
+            for data, is_timer in q:
+                if is_timer:
+                    info = timers.pending_again(data, self)
+                else:
+                    info = bytes(data)
+                    if _counted(info):
+                        QUEUED.count += 1
+                infos.append(info)
+
+    def discard_all(self) -> None:
+        for sig in list(self.infos):
+            self.discard(sig)
+        self.mask = 0
+
+    def drop(self, sig: int, info: TimerInfo) -> None:
+        """A timer's pending siginfo goes (the timer was set again, or deleted)."""
+        q = self.infos.get(sig, [])
+        if info in q:
+            q.remove(info)
+        if not q:
+            self.mask &= ~sigbit(sig)
+            self.infos.pop(sig, None)
 
 
 def pick(ready: int) -> int:
@@ -137,25 +259,32 @@ class HostSignals:
     """km's own host signal handling: everything forwarded to the program through one
     monitor thread, SIG_KICK to interrupt a vCPU thread.
 
-    A kick can arrive while its target runs monitor code just before a blocking host
-    call; the call would then not see it and block.  So a kick is repeated every
-    millisecond until the target acknowledges it (``Task.kicked`` goes back to False):
-    the signal thread keeps the list (``rekick``)."""
+    The signal thread waits on a signalfd of the forwarded signals, which becomes
+    readable without taking anything, and then takes every pending one with
+    rt_sigtimedwait and posts it (``collect``), all under a lock.  So another thread
+    that takes the lock and collects too knows that every host signal sent to km
+    before that moment is the program's now: a wait that reports a child delivers its
+    SIGCHLD (``child_reported``), and a signal that another process has sent is pending
+    when the program looks (``sync``), as on Linux when kill() has returned."""
 
-    REKICK_NS = 1_000_000
-
-    def __init__(self, post, rekick) -> None:
-        self._post = post  # post(sig, siginfo bytes), called in the signal thread
-        self._rekick = rekick  # () -> bool: resend kicks not acknowledged; True if any is left
+    def __init__(self, post, fd_floor: int) -> None:
+        self._post = post  # post(sig, siginfo bytes)
+        self._floor = fd_floor  # km's own descriptors go at or above it
         self.ident = 0
         self.tid = 0
-        self._lock = _thread.allocate_lock()
-        self._children: dict[int, int] = {}  # pid -> SIGCHLDs forwarded and not yet waited for
+        self._lock = _thread.allocate_lock()  # held from a host signal's dequeue to its post
+        self._started = _thread.allocate_lock()  # held until the signal thread knows its tid
+        self._started.acquire()
+        self._mask = bytearray(struct.pack("<Q", _FORWARDED_MASK))
+        self._info = bytearray(SIGINFO_SIZE)
 
     def install(self) -> None:
-        """Call in the main thread before any other thread exists: threads inherit the mask."""
+        """Call in the main thread before any other thread exists: threads inherit the mask.
+        (Also in a forked child, whose pending sets start empty: so does its count.)"""
+        global _signalfd
+        QUEUED.count = 0
         keep_mask_across_thread_starts()
-        _host.signal(SIG_KICK, _kicked)
+        native.install_kick_handler(SIG_KICK)
         # broken pipes and file size limits: the monitor raises SIGPIPE/SIGXFSZ for the
         # program itself when a write fails with EPIPE/EFBIG
         _host.signal(S.SIGPIPE, _host.SIG_IGN)
@@ -164,66 +293,60 @@ class HostSignals:
         # (rt_sigprocmask directly: glibc's sigset functions refuse 32 and 33, which
         # it reserves for itself, but a program may use them)
         block_forwarded()
-        _thread.start_new_thread(self._loop, ())
+        if _signalfd >= 0:
+            os.close(_signalfd)  # a forked child's copy of its parent's
+        fd = native.syscall(NR["signalfd4"], -1, native.address_of(self._mask), SIGSET_SIZE,
+                            _SFD_CLOEXEC | _SFD_NONBLOCK)
+        _signalfd = native.dup_at_least(fd, self._floor)
+        os.close(fd)
+        _thread.start_new_thread(self._loop, (_signalfd,))
 
-    def _loop(self) -> None:
+    def _loop(self, fd: int) -> None:
         block_forwarded()
         native.name_thread(b"km-signals")
         self.ident = _thread.get_ident()
-        self.tid = native.syscall(186)  # gettid: timers aim SIGEV_THREAD_ID signals here
-        block_kick(True)  # here SIG_KICK only wakes this thread up (``wake``)
-        mask = bytearray(struct.pack("<Q", sum(sigbit(s) for s in FORWARDED) | sigbit(SIG_KICK)))
-        info = bytearray(SIGINFO_SIZE)
-        ts = bytearray(struct.pack("<qq", 0, self.REKICK_NS))
-        maddr, iaddr, taddr = native.address_of(mask), native.address_of(info), native.address_of(ts)
-        pending_kicks = False
+        self.tid = native.syscall(NR["gettid"])  # timers aim SIGEV_THREAD_ID signals here
+        self._started.release()
+        pfd = bytearray(struct.pack("<ihh", fd, _POLLIN, 0))
         while True:
-            sig = native.syscall(128, maddr, iaddr, taddr if pending_kicks else 0, SIGSET_SIZE)  # rt_sigtimedwait
+            native.syscall(NR["poll"], native.address_of(pfd), 1, -1)  # readable: a signal is pending
             try:
-                if sig > 0 and sig != SIG_KICK:
-                    self._forward(sig, info)
-                pending_kicks = self._rekick()
+                self.collect()
             except BaseException as e:  # the signal thread must survive anything
-                os.write(2, f"km: internal error delivering signal {sig}: {e!r}\n".encode())
+                say(f"internal error delivering a signal: {e!r} (please report it)")
+
+    def signal_thread_tid(self) -> int:
+        """The signal thread's tid, once it has one (it has just been started)."""
+        with self._started:
+            return self.tid
+
+    def collect(self) -> None:
+        """Post to the program every forwarded signal the host holds for km (those sent
+        to the process, and to the calling thread)."""
+        with self._lock:
+            info = self._info
+            while True:
+                sig = native.syscall(NR["rt_sigtimedwait"], native.address_of(self._mask), native.address_of(info),
+                                     native.address_of(_NO_WAIT), SIGSET_SIZE)
+                if sig <= 0:
+                    return
+                self._post(sig, bytes(info))
 
     def child_reported(self, pid: int) -> None:
-        """A wait just reported child ``pid``: make sure its SIGCHLD has been posted.
+        """A wait just reported child ``pid``: its SIGCHLD must be the program's now.
 
         On Linux the SIGCHLD is queued before the child can be waited for, and it is
-        delivered on the way out of the wait that reaps it.  Here the signal thread
-        forwards it, and could do so late enough to interrupt the program's next
-        blocking call.  So the waiting thread takes the signal itself if it is still
-        pending, or waits (briefly) for the signal thread to have posted it.  Two exits
-        close together can share one SIGCHLD, hence the bound on the wait."""
-        mask = bytearray(struct.pack("<Q", sigbit(S.SIGCHLD)))
-        info = bytearray(SIGINFO_SIZE)
-        zero = bytearray(16)
-        got = native.syscall(128, native.address_of(mask), native.address_of(info), native.address_of(zero),
-                             SIGSET_SIZE)  # rt_sigtimedwait, no waiting
-        if got == S.SIGCHLD:
-            self._forward(got, info)
-        for _ in range(20):
-            with self._lock:
-                n = self._children.pop(pid, 0)
-                if n > 1:
-                    self._children[pid] = n - 1
-            if n:
-                return
-            time.sleep(0.0001)  # lets the signal thread run
+        delivered on the way out of the wait that reaps it.  Here the host's SIGCHLD was
+        queued for km before the wait saw the child: collecting takes it if it is still
+        on the host, and waits for the signal thread if that has it in hand."""
+        self.collect()
 
-    def _forward(self, sig: int, info: bytearray) -> None:
-        self._post(sig, bytes(info))
-        if sig == S.SIGCHLD:
-            pid = int.from_bytes(info[16:20], "little", signed=True)
-            with self._lock:
-                self._children[pid] = self._children.get(pid, 0) + 1
-                if len(self._children) > 4096:  # children nobody waits for
-                    self._children.clear()
+    sync = collect  # a signal another process sent is pending in the program from here on
 
-    def wake(self) -> None:
-        """Make the signal thread look at the kicks to repeat."""
-        if self.ident and self.ident != _thread.get_ident():
-            kick(self.ident)
+
+_signalfd = -1  # km's signalfd of the forwarded signals (the signal thread polls it)
+_SFD_CLOEXEC, _SFD_NONBLOCK, _POLLIN = 0o2000000, 0o4000, 1
+_NO_WAIT = bytearray(16)  # a zero timespec
 
 
 def inherited_state() -> tuple[int, list[int]]:
@@ -286,15 +409,13 @@ def keep_mask_across_thread_starts() -> None:
     _thread.start_new_thread = _start_thread
 
 
-def _kicked(signum, frame) -> None:
-    """SIG_KICK's handler: it exists only so that the signal interrupts KVM_RUN and host calls."""
-
-
 def block_kick(on: bool) -> None:
     _host.pthread_sigmask(_host.SIG_BLOCK if on else _host.SIG_UNBLOCK, [SIG_KICK])
 
 
 def kick(ident: int) -> None:
+    """SIG_KICK to host thread ``ident``: out of KVM_RUN, or out of a host call (its
+    handler is native.install_kick_handler's; the kicker sets the task's flag first)."""
     try:
         _host.pthread_kill(ident, SIG_KICK)
     except (ProcessLookupError, OSError):
@@ -356,7 +477,10 @@ def die_by_signal(sig: int) -> None:
     except (ValueError, OSError):
         pass
     if sig not in (S.SIGKILL, S.SIGSTOP):
-        _host.signal(sig, _host.SIG_DFL)
+        # rt_sigaction itself: any thread of the program may be the one that dies, and
+        # CPython's signal.signal works only in the main thread
+        dfl = bytearray(k_sigaction.pack(S.SIG_DFL, 0, 0, 0))
+        native.syscall(NR["rt_sigaction"], sig, native.address_of(dfl), 0, SIGSET_SIZE)
         _host.pthread_sigmask(_host.SIG_UNBLOCK, [sig])
     # to this thread: a process-directed signal could be taken by the signal thread
     native.syscall(234, os.getpid(), native.syscall(186), sig)  # tgkill(getpid(), gettid(), sig)

@@ -18,14 +18,17 @@ import os
 import struct
 
 from kontain import native
+from kontain.abi import flags as F
 from kontain.abi import signals as S
-from kontain.abi.errno import EFBIG, EINTR, EPIPE
-from kontain.abi.signals import siginfo
+from kontain.abi.errno import EFBIG, EINTR, EINVAL, ENOMEM, EPERM, EPIPE, ERESTARTNOINTR
+from kontain.abi.signals import SIGINFO_SIZE, siginfo
 from kontain.abi.structs import SIGCONTEXT_REGS
+from kontain.abi.syscalls import NORESTART, NR, SIGPIPE
 from kontain.arch.x86_64 import cpu, guest_code, sigframe
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError, ProcessExit
 from kontain.kernel import faults
+from kontain.kernel.runstate import PAUSED, RUNNING
 from kontain.kernel.signals import Pending, pick, sigbit, stop_by_signal
 from kontain.kvm import abi as k
 
@@ -35,15 +38,8 @@ FUTEX_WAITERS, FUTEX_OWNER_DIED, FUTEX_TID_MASK = 0x80000000, 0x40000000, 0x3FFF
 ROBUST_LIST_LIMIT = 2048
 # sigcontext register name -> index in the vCPU's synced registers
 _Q = {name: getattr(k, name.upper()) for name in SIGCONTEXT_REGS}
-# Syscalls Linux never restarts after a handler ran, whatever SA_RESTART says (signal(7))
-NEVER_RESTART = {7, 23, 34, 35, 130, 128, 230, 232, 270, 271, 281, 441}
-# writes whose EPIPE raises SIGPIPE: write, pwrite64, writev, sendfile, sendto, sendmsg, splice, vmsplice,
-# pwritev, sendmmsg, pwritev2
-EPIPE_RAISES = {1, 18, 20, 40, 44, 46, 275, 278, 296, 307, 328}
-MSG_NOSIGNAL = 0x4000
-# calls whose EFBIG past RLIMIT_FSIZE comes with SIGXFSZ (generic_write_checks, inode_newsize_ok): write,
-# pwrite64, writev, sendfile, truncate, ftruncate, splice, fallocate, pwritev, copy_file_range, pwritev2
-EFBIG_RAISES = {1, 18, 20, 40, 76, 77, 275, 285, 296, 326, 328}
+_XFSZ_SET = bytearray(struct.pack("<Q", 1 << (S.SIGXFSZ - 1)))
+_NO_WAIT = bytearray(16)  # a zero timespec
 
 
 class ThreadExit(BaseException):
@@ -65,14 +61,29 @@ class Task:
         self.sigmask = 0
         self.pending = Pending()  # signals sent to this thread
         self.shared = process.shared_pending  # signals sent to the process
-        self.saved_mask: int | None = None  # rt_sigsuspend's mask, restored by sigreturn
-        self.kicked = False
+        self.saved_mask: int | None = None  # the mask before sigsuspend's or ppoll's: the handler's frame gets it
+        self.kick_flag = bytearray(1)  # set by a kick until the thread notices: no blocking host call starts
+        self.kick_addr = native.address_of(self.kick_flag)  # (native.blocking reads it)
         self.waiting = 0  # signals this thread waits for while blocking them (sigtimedwait, signalfd)
         self.stop = SYSCALL
         self.clear_child_tid = 0
         self.robust_list = (0, 0)
-        self.altstack = (0, S.SS_DISABLE, 0)
+        self.altstack = (0, 0, 0)  # (sp, flags as sigaltstack set them, size): none, size 0
+        self.state = RUNNING  # kernel/runstate.py
+        # this thread's host credentials, when it changed them (None: the ones km
+        # started with); monitor threads act for it only with the same (kernel/poll.py)
+        self.creds: tuple | None = None
         self.on_syscall = None  # set by the dispatcher
+
+    @property
+    def kicked(self) -> bool:
+        """Kicked, and not noticed yet (Process.kick; cleared where the thread looks at
+        its signals)."""
+        return self.kick_flag[0] != 0
+
+    @kicked.setter
+    def kicked(self, on: bool) -> None:
+        self.kick_flag[0] = on
 
     # -- registers outside the synced set (slow path) --------------------------------
     def fs_base(self) -> int:
@@ -111,14 +122,14 @@ class Task:
         if self.stop == EXCEPTION:
             for name, i in _Q.items():
                 if name not in ("rsp", "rip"):
-                    q[i] = _s64(regs[name])
+                    q[i] = s64(regs[name])
             self.process.sys.write_exception_frame(q[k.RSP], regs["rip"], ctx.rflags, regs["rsp"])
         elif self.stop == SYSCALL and not self.process.platform.user_stub:
             self._resume_from_cpl0(ctx, full)
         else:
             for name, i in _Q.items():
-                q[i] = _s64(regs[name])
-            q[k.RFLAGS] = _s64(ctx.rflags)
+                q[i] = s64(regs[name])
+            q[k.RFLAGS] = s64(ctx.rflags)
         self.vcpu.mark_regs_dirty()
 
     def _resume_from_cpl0(self, ctx: sigframe.Context, full: bool) -> None:
@@ -127,24 +138,42 @@ class Task:
         q = self.q
         regs = ctx.regs
         for name, i in _Q.items():
-            q[i] = _s64(regs[name])
+            q[i] = s64(regs[name])
         if full:
             top = L.vcpu_page(self.vcpu.id) + L.VCPU_PAGE - 5 * 8
             self.process.sys.write_iret_frame(top, regs["rip"], ctx.rflags, regs["rsp"])
             q[k.RSP] = top
             q[k.RIP] = L.STUB + guest_code.IRET_PATH
         else:
-            q[k.RCX] = _s64(regs["rip"])
-            q[k.R11] = _s64(ctx.rflags)
+            q[k.RCX] = s64(regs["rip"])
+            q[k.R11] = s64(ctx.rflags)
             q[k.RIP] = L.STUB + guest_code.SYSCALL_RETURN
+
+    # -- save / restore (a PAUSED thread: kernel/runstate.py) ------------------------------
+    def save(self) -> dict:
+        """The thread as plain data: its vCPU, where it stopped, its signal state, the
+        addresses the kernel keeps for it, and its credentials as last seen."""
+        return {"tid": self.tid, "vcpu": self.vcpu.save(), "stop": self.stop, "sigmask": self.sigmask,
+                "saved_mask": self.saved_mask, "pending": self.pending.save(), "altstack": self.altstack,
+                "robust_list": self.robust_list, "clear_child_tid": self.clear_child_tid, "creds": self.creds}
+
+    def restore(self, state: dict) -> None:
+        """Take ``save()``'s data back (the process's timers first: Process.restore)."""
+        if state["tid"] != self.tid:
+            raise ValueError(f"thread {state['tid']}'s state given to thread {self.tid}")
+        self.vcpu.restore(state["vcpu"])
+        self.stop, self.sigmask, self.saved_mask = state["stop"], state["sigmask"], state["saved_mask"]
+        self.pending.restore(state["pending"], self.process.timers)
+        self.altstack, self.robust_list = state["altstack"], state["robust_list"]
+        self.clear_child_tid, self.creds = state["clear_child_tid"], state["creds"]
 
     # -- signals -------------------------------------------------------------------------
     def has_signals(self) -> int:
         return (self.pending.mask | self.shared.mask) & ~self.sigmask
 
-    def signal_self(self, sig: int, info: bytes | None = None) -> None:
-        """A signal aimed at this thread (tkill, a fault, SIGPIPE)."""
-        self.process.post(sig, info or siginfo(sig, S.SI_TKILL, pid=os.getpid(), uid=os.getuid()), task=self)
+    def signal_self(self, sig: int, info: bytes | None = None) -> int:
+        """A signal aimed at this thread (tkill, a fault, SIGPIPE); 0 or -EAGAIN."""
+        return self.process.post(sig, info or siginfo(sig, S.SI_TKILL, pid=os.getpid(), uid=os.getuid()), task=self)
 
     def next_signal(self) -> tuple[int, bytes | None]:
         """Take the next signal to deliver to a handler; default actions that end or stop
@@ -186,7 +215,22 @@ class Task:
             self.vcpu.set_immediate_exit(False)
             raise ThreadExit()
 
-    def after_syscall(self, nr: int, res: int) -> None:
+    def checkpoint(self) -> None:
+        """A safe point (kernel/runstate.py): end here if another thread is exec'ing,
+        wait here while the program is paused."""
+        p = self.process
+        if p.zap:
+            self.check_zapped()
+        if p.pause_requests:
+            with p.lock:
+                self.state = PAUSED
+                p.changed.notify_all()
+                while p.pause_requests and not p.zap:
+                    p.changed.wait()
+                self.state = RUNNING
+            self.check_zapped()
+
+    def after_syscall(self, nr: int, res: int, flags: int = 0) -> None:
         """On the way back to user mode: a host call a kick interrupted is restarted or
         fails with EINTR (as SA_RESTART and the call say), then a signal is delivered."""
         if self.process.zap:
@@ -199,29 +243,46 @@ class Task:
                     self.deliver_pending()
                 finally:
                     self.stop = SYSCALL
+            if self.process.pause_requests:
+                self.checkpoint()
             return
         # Only SIG_KICK reaches a vCPU thread (forwarded signals are blocked there), so an
-        # EINTR from a host call is a kick.  A repeated kick can land after the task
-        # acknowledged the first one; with no signal to deliver the call just restarts.
-        interrupted = res == -EINTR
+        # EINTR from a host call is a kick; ERESTARTNOINTR is a call that would wait and
+        # that a kick kept from starting (native.blocking): the same to the program, as on
+        # Linux a signal pending when a call would sleep interrupts it.  A kick that finds
+        # nothing to deliver (a stale one): the call restarts.
+        interrupted = res == -EINTR or res == -ERESTARTNOINTR
+        if res == -ERESTARTNOINTR:
+            self.q[k.RAX] = -EINTR
         self.kicked = False
-        if res == -EPIPE and nr in EPIPE_RAISES and not (nr in (44, 46, 307) and self._nosignal(nr)):
+        self.vcpu.set_immediate_exit(False)
+        if res == -EPIPE and flags & SIGPIPE:  # (the dispatcher left the flag out for MSG_NOSIGNAL)
             self.signal_self(S.SIGPIPE, siginfo(S.SIGPIPE, S.SI_USER, pid=os.getpid(), uid=os.getuid()))
-        elif res == -EFBIG and nr in EFBIG_RAISES and _fsize_limited():
-            # the host sent SIGXFSZ to km's thread, where it is ignored: the program's is raised here
-            self.signal_self(S.SIGXFSZ, siginfo(S.SIGXFSZ, S.SI_USER, pid=os.getpid(), uid=os.getuid()))
+        elif res == -EFBIG:
+            self.take_xfsz()
         sig, info = self.next_signal() if self.has_signals() else (0, None)
         if interrupted:
             if not sig:
                 self._restart(nr)
-            elif self.process.actions.get(sig)[1] & S.SA_RESTART and nr not in NEVER_RESTART:
+            elif self.process.actions.get(sig)[1] & S.SA_RESTART and not flags & NORESTART:
                 self._restart(nr)
         if sig:
             self.deliver(sig, info, self.context())
+        elif self.saved_mask is not None:  # sigsuspend's or ppoll's mask, and no handler to run
+            self.sigmask, self.saved_mask = self.saved_mask, None
+        if self.process.pause_requests:
+            self.checkpoint()  # (registers final: the call's result, a restart, or a handler)
 
-    def _nosignal(self, nr: int) -> bool:
-        flags = self.q[k.RDX] if nr == 46 else self.q[k.R10]  # sendmsg's flags are its 3rd argument
-        return bool(flags & MSG_NOSIGNAL)
+    def take_xfsz(self) -> None:
+        """A call failed with EFBIG: if it went past RLIMIT_FSIZE, the host sent SIGXFSZ
+        to the calling host thread (send_sig to current), where it waits, blocked (a
+        blocked signal is queued even while ignored).  Take it and give it to this
+        thread, with the host's siginfo.  (Called in the thread that made the host
+        call: this task's, or the poller's for a polled write.)"""
+        info = bytearray(SIGINFO_SIZE)
+        if native.syscall(NR["rt_sigtimedwait"], native.address_of(_XFSZ_SET), native.address_of(info),
+                          native.address_of(_NO_WAIT), 8) == S.SIGXFSZ:
+            self.signal_self(S.SIGXFSZ, bytes(info))
 
     def _restart(self, nr: int) -> None:
         """Make the `syscall` instruction run again (it is 2 bytes before the return address)."""
@@ -229,27 +290,55 @@ class Task:
         self.q[k.RAX] = nr
         self.vcpu.mark_regs_dirty()
 
+    def on_altstack(self, sp: int) -> bool:
+        """Linux's on_sig_stack: is ``sp`` on the alternate signal stack?  Never with
+        SS_AUTODISARM (a stack pointer corrupted near its end must not stop delivery)."""
+        ss_sp, ss_flags, ss_size = self.altstack
+        return not ss_flags & S.SS_AUTODISARM and _within(sp, ss_sp, ss_size)
+
+    def altstack_flags(self, sp: int) -> int:
+        """sigaltstack's old ss_flags (Linux's sas_ss_flags, and the flag bits as set)."""
+        _ss_sp, ss_flags, ss_size = self.altstack
+        mode = S.SS_DISABLE if not ss_size else S.SS_ONSTACK if self.on_altstack(sp) else 0
+        return mode | ss_flags & S.SS_AUTODISARM
+
+    def set_altstack(self, ss_sp: int, ss_flags: int, ss_size: int, sp: int) -> int:
+        """sigaltstack's new stack, also rt_sigreturn's (Linux's do_sigaltstack): 0 or -errno.
+        The flags are kept as given: a signal frame saves them so."""
+        if self.on_altstack(sp):
+            return -EPERM
+        ss_flags &= 0xFFFFFFFF
+        mode = ss_flags & ~S.SS_AUTODISARM
+        if mode not in (0, S.SS_ONSTACK, S.SS_DISABLE):
+            return -EINVAL
+        if mode == S.SS_DISABLE:
+            ss_sp = ss_size = 0
+        elif ss_size < S.MINSIGSTKSZ:
+            return -ENOMEM
+        self.altstack = (ss_sp, ss_flags, ss_size)
+        return 0
+
     def deliver(self, sig: int, info: bytes, ctx: sigframe.Context) -> None:
-        """Set up Linux's signal frame and enter the handler (handle_signal)."""
+        """Set up Linux's signal frame and enter the handler (handle_signal, get_sigframe)."""
         p = self.process
         handler, flags, restorer, sa_mask = p.actions.get(sig)
-        sp = ctx.regs["rsp"]
+        sp = ctx.regs["rsp"] & 0xFFFFFFFFFFFFFFFF
         alt_sp, alt_flags, alt_size = self.altstack
-        enabled = not alt_flags & S.SS_DISABLE and alt_size
-        on_alt = bool(enabled) and alt_sp < sp <= alt_sp + alt_size
-        if flags & S.SA_ONSTACK and enabled and not on_alt:
+        nested = self.on_altstack(sp)
+        sp_top = sp - sigframe.RED_ZONE
+        entering = bool(flags & S.SA_ONSTACK and alt_size and not self.on_altstack(sp_top))
+        if entering:
             sp_top = alt_sp + alt_size
-        else:
-            sp_top = sp - sigframe.RED_ZONE
         if not flags & S.SA_RESTORER:
             self._bad_frame()
+        frame, _fp = sigframe.frame_location(sp_top, p.xstate_size)
+        if (nested or entering) and not _within(frame, alt_sp, alt_size):
+            self._bad_frame()  # it would overflow the alternate stack
         old_mask = self.saved_mask if self.saved_mask is not None else self.sigmask
         self.saved_mask = None
-        uc_stack = (alt_sp, (S.SS_ONSTACK if on_alt else (S.SS_DISABLE if not enabled else 0)) | (alt_flags & S.SS_AUTODISARM),
-                    alt_size)
         frame, blob = sigframe.build(ctx, sig_mask=old_mask, info=info, restorer=restorer, sp_top=sp_top,
                                      xsave=self.vcpu.get_xsave(), xsize=p.xstate_size, xfeatures=p.xcr0,
-                                     altstack=uc_stack)
+                                     altstack=self.altstack)
         try:
             self.mem.write(frame, blob)
         except GuestError:
@@ -257,8 +346,8 @@ class Task:
         if alt_flags & S.SS_AUTODISARM:
             self.altstack = (0, S.SS_DISABLE, 0)
         self.sigmask = (self.sigmask | sa_mask | (0 if flags & S.SA_NODEFER else sigbit(sig))) & ~S.UNBLOCKABLE
-        if flags & S.SA_RESETHAND:
-            p.actions.set(sig, (S.SIG_DFL, flags & ~S.SA_SIGINFO, restorer, sa_mask))
+        if flags & S.SA_RESETHAND:  # only the handler goes back to SIG_DFL (Linux's get_signal)
+            p.actions.set(sig, (S.SIG_DFL, flags, restorer, sa_mask))
         regs = dict(ctx.regs, rdi=sig, rsi=frame + sigframe.INFO_OFFSET, rdx=frame + sigframe.UC_OFFSET, rax=0,
                     rsp=frame, rip=handler)
         self.resume(sigframe.Context(regs, sigframe.entry_rflags(ctx.rflags)), full=False)
@@ -271,28 +360,22 @@ class Task:
     def sigreturn(self) -> int:
         """rt_sigreturn: everything back as the frame says; returns the restored RAX."""
         p = self.process
-        frame = (self.q[k.RSP] & 0xFFFFFFFFFFFFFFFF) - 8
+        sp = self.q[k.RSP] & 0xFFFFFFFFFFFFFFFF
         try:
-            r = sigframe.parse(self.mem.read(frame + sigframe.UC_OFFSET, sigframe.UC_SIZE),
+            r = sigframe.parse(self.mem.read(sp - 8 + sigframe.UC_OFFSET, sigframe.UC_SIZE),
                                self.q[k.R11] & 0xFFFFFFFFFFFFFFFF)
+            area = p.init_xsave
             if r.fpstate:
-                area = sigframe.xsave_from_frame(self.mem.read(r.fpstate, p.xstate_size + sigframe.MAGIC2_SIZE),
-                                                 p.xstate_size, p.xcr0)
-                if area is None or self.vcpu.set_xsave(bytearray(area.ljust(len(p.init_xsave), b"\0"))) < 0:
-                    self._bad_frame()
-            else:
-                self.vcpu.set_xsave(p.init_xsave)
+                area = sigframe.xsave_from_frame(self.mem.read, r.fpstate, p.xstate_size, p.xcr0, p.init_xsave)
+            if area is None or self.vcpu.set_xsave(bytearray(area)) < 0:
+                self._bad_frame()
         except GuestError:
             self._bad_frame()
         self.sigmask = r.mask & ~S.UNBLOCKABLE
-        ss_sp, ss_flags, ss_size = r.altstack
-        if not ss_flags & S.SS_DISABLE and ss_size >= S.MINSIGSTKSZ:
-            self.altstack = (ss_sp, ss_flags & S.SS_AUTODISARM, ss_size)
-        elif ss_flags & S.SS_DISABLE:
-            self.altstack = (0, S.SS_DISABLE, 0)
+        self.set_altstack(*r.altstack, sp)  # (its errors are ignored, as Linux's restore_altstack does)
         self.resume(r.ctx, full=True)
         self.stop = DIRECT  # registers are final: nothing may treat this as a syscall result
-        return _s64(r.ctx.regs["rax"])
+        return s64(r.ctx.regs["rax"])
 
     # -- exits other than syscalls (the vCPU loop's ExitHandler) ----------------------
     def on_exception(self, frame_rsp: int) -> None:
@@ -316,6 +399,16 @@ class Task:
     def on_mmio(self, gpa: int, is_write: bool) -> None:
         """An access to guest memory without a memslot: a hole, or a write to read-only."""
         vma = self.mm.find(gpa) if 0 <= gpa < self.mem.size else None
+        if vma is None and 0 <= gpa < self.mem.size and \
+                self.mm.grow_down(gpa, F.PROT_WRITE if is_write else F.PROT_READ):
+            # the access is KVM's to complete on the next entry, now against memory
+            _gpa, length, _w = self.vcpu.mmio_exit()
+            data = self.vcpu.mmio_data(length)
+            if is_write:
+                self.mem.write(gpa, bytes(data))
+            else:
+                data[:] = self.mem.read(gpa, len(data))
+            return
         self.stop = DIRECT
         ctx = self.context()
         ctx.trapno, ctx.err, ctx.cr2 = faults.PAGE_FAULT, (6 if is_write else 4) | (1 if vma else 0), gpa
@@ -351,9 +444,31 @@ class Task:
                 return
         self.stop = DIRECT
         try:
-            self.fault(S.SIGBUS, S.BUS_ADRERR, None, self.context())
+            ctx = self.context()
+            self.fault(S.SIGBUS, S.BUS_ADRERR, self._bus_address(ctx), ctx)
         finally:
             self.stop = SYSCALL
+
+    def _bus_address(self, ctx: sigframe.Context) -> int | None:
+        """Where the instruction at RIP touched memory the host cannot give (KVM does not
+        say): the first of its memory operands that km cannot read either."""
+        from kontain.arch.x86_64 import decode
+
+        rip = ctx.regs["rip"]
+        code = b""
+        try:
+            code = self.mem.read(rip, min(15, L.PAGE - rip % L.PAGE))
+            code += self.mem.read(rip + len(code), 15 - len(code))  # (across a page boundary)
+        except GuestError:
+            if not code:
+                return None
+        sregs = self.vcpu.get_sregs()
+        addrs = decode.memory_operands(code, rip, ctx.regs, cpu.segment_field(sregs, "fs", "base"),
+                                       cpu.segment_field(sregs, "gs", "base"))
+        for addr in addrs:
+            if 0 <= addr < self.mem.size and isinstance(native.read_mem(self.mem.base + addr, 1), int):
+                return addr  # (read_mem's errno: the host could not read it either)
+        return addrs[0] if addrs else None
 
     def on_interrupt(self) -> None:
         """Out of KVM_RUN because of a kick: signals to deliver, or the process ends."""
@@ -363,12 +478,14 @@ class Task:
         if self.q[k.RIP] == L.STUB + guest_code.SYSCALL_ENTRY:
             # between `syscall` and the exit to the monitor: on Linux the call would run
             # with the signal pending (interrupted if it blocks), so let it reach the
-            # monitor; the kick stays unacknowledged and is repeated while it blocks
+            # monitor; the kick stays noticed-not (``kicked``): a blocking call does not
+            # start, and the signal is delivered on the way out
             return
         poller = self.process.poller
         if poller is not None:
             poller.settle(self)  # inside the poll stub: to before the call or after it (kernel/poll.py)
         self.kicked = False
+        self.checkpoint()
         if self.has_signals():
             self.stop = DIRECT
             try:
@@ -396,20 +513,30 @@ class Task:
         self.deliver(sig, siginfo(sig, code, addr=addr or 0), ctx)
 
     def die(self, sig: int, message: str, info: bytes | None = None, ctx: sigframe.Context | None = None) -> None:
-        """The program ends by ``sig``'s default action, taken in this thread; with
-        ``km --core`` and a signal whose default is to dump core, the program's core file
-        is written first (kernel/coredump.py)."""
-        if self.process.config.core and S.default_action(sig) == S.CORE:
+        """The program ends by ``sig``'s default action, taken in this thread.  For a
+        signal whose default is to dump core, the program's core file is written first
+        (kernel/coredump.py): with ``km --core`` as core.PID, else where Linux would
+        write it (core_pattern) when the program's RLIMIT_CORE allows one."""
+        if S.default_action(sig) == S.CORE:
             from kontain.kernel import coredump
 
-            path = f"core.{os.getpid()}"
-            try:
-                coredump.write(self.process, self, sig, info or siginfo(sig, S.SI_KERNEL), ctx or self.context(),
-                               path)
-                message += f" (core dumped to {path})"
-            except (OSError, GuestError) as e:
-                message += f" (no core file: {e})"
+            p = self.process
+            path, limit = (f"core.{os.getpid()}", None) if p.spec.core else coredump.native_path(p, sig)
+            if path is not None:
+                try:
+                    coredump.write(p, self, sig, info or siginfo(sig, S.SI_KERNEL), ctx or self.context(), path,
+                                   limit=limit)
+                    message += f" (core dumped to {path})"
+                except (OSError, GuestError) as e:
+                    message += f" (no core file: {e})"
         raise ProcessExit(signal=sig, message=message)
+
+    def credentials_changed(self) -> None:
+        """This thread (the calling one) changed its host credentials (syscalls/identity.py)."""
+        p = self.process
+        self.creds = p.procfs.thread_credentials(self.tid)
+        if p.poller is not None:
+            p.poller.creds_changed(self)
 
     # -- thread exit ---------------------------------------------------------------------
     def exit_thread(self) -> None:
@@ -449,14 +576,12 @@ class Task:
             native.syscall(SYS_futex, self.mem.host(uaddr, 4), FUTEX_WAKE, 1, 0, 0, 0)
 
 
-def _fsize_limited() -> bool:
-    """EFBIG comes with SIGXFSZ when RLIMIT_FSIZE (the program's: it is not emulated) is
-    what was exceeded; without one, only the file system's own limit can say EFBIG."""
-    import resource
-
-    return resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY
-
-
-def _s64(v: int) -> int:
+def s64(v: int) -> int:
+    """A 64-bit value as a vCPU register holds it in the synced register view (signed)."""
     v &= 0xFFFFFFFFFFFFFFFF
     return v - (1 << 64) if v >> 63 else v
+
+
+def _within(sp: int, ss_sp: int, ss_size: int) -> bool:
+    """Linux's __on_sig_stack: ``sp`` in (ss_sp, ss_sp + ss_size], unsigned."""
+    return sp > ss_sp and sp - ss_sp <= ss_size

@@ -9,14 +9,15 @@ from __future__ import annotations
 import os
 import struct
 
-from kontain import hostcache, native
+from kontain import native
 from kontain.abi.errno import EINTR
+from kontain.errors import KmError
 from kontain.kvm import abi as k
 
 _O_CLOEXEC = os.O_CLOEXEC
 
 
-class KvmError(Exception):
+class KvmError(KmError):
     """A failure of /dev/kvm itself; the message is one line for the user."""
 
 
@@ -56,9 +57,9 @@ class Kvm:
         """Move a monitor descriptor above the guest's descriptor range (see kernel.fdtable)."""
         if fd >= self.fd_floor:
             return fd
-        new = _check(native.dup_at_least(fd, self.fd_floor), "fcntl(F_DUPFD_CLOEXEC)")
-        os.close(fd)
-        return new
+        new = native.dup_at_least(fd, self.fd_floor)
+        os.close(fd)  # (whatever happens: never left in the program's range)
+        return _check(new, "fcntl(F_DUPFD_CLOEXEC)")
 
     def check_extension(self, cap: int) -> int:
         r = native.ioctl(self.fd, k.KVM_CHECK_EXTENSION, cap)
@@ -77,14 +78,13 @@ class Kvm:
         return self._mmap_size
 
     def supported_cpuid(self) -> list[tuple[int, ...]]:
-        """KVM_GET_SUPPORTED_CPUID as a list of kvm_cpuid_entry2 tuples (cached for this
-        boot: KVM runs CPUID for every leaf, ~1 ms in a nested VM)."""
-        buf = hostcache.read(f"cpuid-{hostcache.boot_id()}.bin", self._get_supported_cpuid, prune="cpuid-")
+        """KVM_GET_SUPPORTED_CPUID as a list of kvm_cpuid_entry2 tuples.  Asked at every
+        start (~0.4 ms here, 1.5% of a start): a cache file would save that much, but
+        would be km's own state in a place the program sees (a user's ~/.cache was one)
+        and may write."""
+        buf = self._get_supported_cpuid()
         nent = k.cpuid2_header.unpack_from(buf, 0)[0]
         size = k.cpuid_entry2.size
-        if len(buf) < 8 + nent * size:
-            buf = self._get_supported_cpuid()
-            nent = k.cpuid2_header.unpack_from(buf, 0)[0]
         return [k.cpuid_entry2.unpack_from(buf, 8 + i * size) for i in range(nent)]
 
     def _get_supported_cpuid(self) -> bytes:
@@ -155,11 +155,23 @@ class Vcpu:
         self.page = native.buffer_at(addr, size)
         self.q = self.page.cast("q")
         self.q[k.Q_VALID_REGS] = k.KVM_SYNC_X86_REGS
+        self.run_fn = None  # see run_through
 
     # -- running -------------------------------------------------------------------
     def run(self) -> int:
         """KVM_RUN: 0, or -errno (-EINTR when a signal or immediate_exit stopped it)."""
         return native.ioctl(self.fd, k.KVM_RUN, 0)
+
+    def run_through(self, fn) -> None:
+        """From now on ``run`` makes KVM_RUN through ``fn(fd, request)``, which returns
+        0 or -errno (a function of the monitor's own machine code around the ioctl,
+        arch/x86_64/hostcode.py); with None, the plain ioctl again."""
+        self.run_fn = fn
+        if fn is None:
+            self.__dict__.pop("run", None)
+        else:
+            fd = self.fd
+            self.run = lambda: fn(fd, k.KVM_RUN)
 
     @property
     def exit_reason(self) -> int:
@@ -182,6 +194,10 @@ class Vcpu:
         """(guest physical address, length, is_write) of a KVM_EXIT_MMIO."""
         gpa, _data, length, is_write = struct.unpack_from("=Q8sIB", self.page, k.RUN_EXIT_UNION)
         return gpa, length, bool(is_write)
+
+    def mmio_data(self, length: int) -> memoryview:
+        """The data of a KVM_EXIT_MMIO (a write's, or where a read's answer goes)."""
+        return self.page[k.RUN_EXIT_UNION + 8:k.RUN_EXIT_UNION + 8 + min(length, 8)]
 
     def internal_error(self) -> tuple[int, list[int]]:
         """(suberror, data) of a KVM_EXIT_INTERNAL_ERROR."""
@@ -255,6 +271,22 @@ class Vcpu:
         buf = bytearray(k.fpu.size)
         _check(_ioctl_buf(self.fd, k.KVM_GET_FPU, buf), "KVM_GET_FPU")
         return buf
+
+    # -- save / restore (a paused vCPU: out of KVM_RUN, not to enter it meanwhile) --------
+    def save(self) -> dict[str, bytes]:
+        """The vCPU's state as plain data: general registers (the synced copy, final at a
+        safe point), system registers, and the XSAVE area."""
+        regs = bytes(self.page[8 * k.Q_REGS:8 * (k.Q_REGS + len(k.REG_NAMES))])
+        return {"regs": regs, "sregs": bytes(self.get_sregs()), "xsave": bytes(self.get_xsave())}
+
+    def restore(self, state: dict[str, bytes]) -> None:
+        regs = state["regs"]
+        self.page[8 * k.Q_REGS:8 * k.Q_REGS + len(regs)] = regs
+        self.mark_regs_dirty()
+        self.set_sregs(bytearray(state["sregs"]))
+        r = self.set_xsave(bytearray(state["xsave"]))
+        if r < 0:
+            raise KvmError(f"KVM_SET_XSAVE: {os.strerror(-r)}")
 
     def close(self) -> None:
         native.munmap(self.run_addr, self.run_size)

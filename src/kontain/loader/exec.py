@@ -43,13 +43,56 @@ def search_path(name: str) -> str:
 
 
 def _parse_shebang(head: bytes) -> tuple[str, bytes | None]:
-    line = head[2:SHEBANG_MAX].split(b"\n", 1)[0].strip(b" \t")
-    if not line:
+    """The interpreter and its one optional argument, as Linux's binfmt_script reads the
+    line: from the first SHEBANG_MAX bytes (NUL-padded past the file's end), separated by
+    spaces and tabs only (a CR stays in); a NUL ends the name and the argument; a line
+    the buffer does not end is cut before its last byte, and an interpreter name it may
+    have cut is ENOEXEC."""
+    buf = head[:SHEBANG_MAX].ljust(SHEBANG_MAX, b"\0")
+    end = buf.find(b"\n")
+    if end < 0:
+        last = SHEBANG_MAX - 1
+        first = _non_blank(buf, 2, last)
+        if first is None or _terminator(buf, first, last) is None:
+            raise ExecError("the #! line has no interpreter, or one too long", 8)
+        end = last
+    while buf[end - 1] in b" \t":
+        end -= 1
+    name = _non_blank(buf, 2, end)
+    if name is None or name == end:
         raise ExecError("empty #! line", 8)
-    parts = line.split(None, 1)
-    interp = parts[0]
-    arg = parts[1].strip(b" \t") if len(parts) > 1 else None
-    return os.fsdecode(interp), arg
+    sep = _terminator(buf, name, end)
+    if sep == name:  # a NUL first: an empty name, which Linux's open of it refuses so
+        raise ExecError("the #! line names no interpreter", 13)
+    arg = None
+    if sep is not None and buf[sep] != 0:
+        start = _non_blank(buf, sep, end)
+        arg = buf[start:end].split(b"\0", 1)[0]
+    return os.fsdecode(buf[name:end if sep is None else sep]), arg
+
+
+def _non_blank(buf: bytes, i: int, end: int) -> int | None:
+    """The first byte in [i, end) that is neither a space nor a tab."""
+    while i < end:
+        if buf[i] not in b" \t":
+            return i
+        i += 1
+    return None
+
+
+def _terminator(buf: bytes, i: int, end: int) -> int | None:
+    """The first space, tab or NUL in [i, end)."""
+    while i < end:
+        if buf[i] in b" \t\0":
+            return i
+        i += 1
+    return None
+
+
+def _script_argv(interp: str, arg: bytes | None, path: str, argv: list[bytes]) -> list[bytes]:
+    """argv[0] is replaced by the interpreter, then its argument (an empty one too), then
+    the script's path."""
+    return [os.fsencode(interp)] + ([arg] if arg is not None else []) + [os.fsencode(path)] + argv[1:]
 
 
 def resolve(program: str, argv: list[bytes]) -> Program:
@@ -61,32 +104,33 @@ def resolve(program: str, argv: list[bytes]) -> Program:
             return Program(path, argv, fd, head, size)
         os.close(fd)
         interp, arg = _parse_shebang(head)
-        # argv[0] is replaced by the interpreter, then its argument, then the script path
-        argv = [os.fsencode(interp)] + ([arg] if arg else []) + [os.fsencode(path)] + argv[1:]
+        argv = _script_argv(interp, arg, path, argv)
         path = interp
     raise ExecError("too many levels of #! interpreters", 40)
 
 
-def resolve_exec(path: str, argv: list[bytes], window: int) -> Program:
+def resolve_exec(path: str, argv: list[bytes], window: int, opener=None, first_opener=None) -> Program:
     """execve's view of ``path`` (no PATH search; errors are errno values, as execve
-    returns them): the ELF to load, its headers validated, and argv after any `#!`."""
+    returns them): the ELF to load, its headers validated, and argv after any `#!`.
+    ``first_opener``: how the file itself is opened, if not as the rest
+    (execveat's AT_SYMLINK_NOFOLLOW)."""
     from kontain.loader import elf
 
     if not path:
         raise ExecError("no such file or directory", 2)
     argv = list(argv)
-    for _ in range(MAX_SCRIPT_DEPTH + 1):
-        fd, head, size = open_program(path)
+    for depth in range(MAX_SCRIPT_DEPTH + 1):
+        fd, head, size = open_program(path, first_opener if depth == 0 and first_opener else opener)
         if head.startswith(b"#!"):
             os.close(fd)
             interp, arg = _parse_shebang(head)
-            argv = [os.fsencode(interp)] + ([arg] if arg else []) + [os.fsencode(path)] + argv[1:]
+            argv = _script_argv(interp, arg, path, argv)
             path = interp
             continue
         try:
             image = elf.parse(head, size, window=window)
             if image.interp is not None:
-                ifd, _ihead, _isize = open_program(image.interp)
+                ifd, _ihead, _isize = open_program(image.interp, opener)
                 os.close(ifd)
         except elf.ElfError as e:
             os.close(fd)

@@ -12,21 +12,22 @@ import os
 import struct
 
 from kontain.abi import flags as F
-from kontain.abi.errno import ENXIO
-from kontain.errors import GuestError
-from kontain.loader import elf
+from kontain.abi.errno import ENXIO, ETXTBSY
+from kontain.errors import GuestError, KmError
+from kontain.loader import elf, textbusy
 from kontain.memory.mm import AddressSpace, page_up
 
 HEADER_READ = 64 * 1024  # enough for the ELF header, program headers and PT_INTERP
 
 
-class ExecError(Exception):
+class ExecError(KmError):
     """The program cannot be started: ``errno`` for exec, ``str()`` for km's message."""
 
+    about_program = True
+
     def __init__(self, message: str, errno: int, status: int = 126):
-        super().__init__(message)
+        super().__init__(message, status)
         self.errno = errno
-        self.status = status
 
 
 class Loaded:
@@ -43,19 +44,26 @@ class Loaded:
         self.brk = brk  # first address after the program (the heap starts here)
 
 
-def open_program(path: str) -> tuple[int, bytes, int]:
-    """Open a program file: (fd, first bytes, size).  Raises ExecError like execve's errors."""
+def open_program(path: str, opener=None) -> tuple[int, bytes, int]:
+    """Open a program file: (fd, first bytes, size).  Raises ExecError like execve's errors.
+    ``opener(path) -> fd or -errno`` opens it (the program's own exec: kernel/paths.py)."""
     try:
         # O_NONBLOCK: a FIFO's open would wait for a writer (forever, EINTR being retried),
         # where Linux refuses to execute anything but a regular file at once (EACCES);
-        # O_NOCTTY: a terminal's would make it km's controlling terminal
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+        # O_NOCTTY: a terminal's would make it km's controlling terminal.  (``opener``
+        # gets the same flags: kernel/exec.py.)
+        if opener is None:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+        else:
+            fd = opener(path)
+            if fd < 0:
+                raise OSError(-fd, os.strerror(-fd))
     except FileNotFoundError:
         raise ExecError("no such file or directory", 2, 127) from None
     except PermissionError:
         raise ExecError("permission denied", 13, 126) from None
     except IsADirectoryError:
-        raise ExecError("is a directory", 21, 126) from None
+        raise ExecError("is a directory", 13, 126) from None  # (EACCES: execve's errno for a directory)
     except OSError as e:
         if e.errno == ENXIO:  # a socket, or a device with nothing behind it: not a regular file
             raise ExecError("not a regular file", 13, 126) from None
@@ -63,11 +71,13 @@ def open_program(path: str) -> tuple[int, bytes, int]:
     try:
         st = os.fstat(fd)
         if (st.st_mode & 0o170000) == 0o040000:
-            raise ExecError("is a directory", 13, 126)  # execve says EACCES (EISDIR is for writing)
+            raise ExecError("is a directory", 13, 126)
         if (st.st_mode & 0o170000) != 0o100000:
             raise ExecError("not a regular file", 13, 126)
         if not os.access(path, os.X_OK):
             raise ExecError("permission denied (not executable)", 13, 126)
+        if textbusy.open_for_writing(fd):
+            raise ExecError("text file busy (open for writing)", ETXTBSY, 126)
         head = os.pread(fd, HEADER_READ, 0)
     except BaseException:
         os.close(fd)
@@ -115,10 +125,10 @@ def load_image(mm: AddressSpace, image: elf.ElfImage, fd: int, path: str, *, bas
 
 
 def load_program(mm: AddressSpace, path: str, *, pie_base: int, fd: int | None = None,
-                 head: bytes | None = None, size: int = 0, read_interp=None) -> Loaded:
+                 head: bytes | None = None, size: int = 0, opener=None) -> Loaded:
     """Load the program at ``path`` (and its interpreter) into ``mm``."""
     if fd is None:
-        fd, head, size = open_program(path)
+        fd, head, size = open_program(path, opener)
     try:
         try:
             image = elf.parse(head, size, window=mm.window)
@@ -132,7 +142,7 @@ def load_program(mm: AddressSpace, path: str, *, pie_base: int, fd: int | None =
     entry = image.entry + bias
     base = 0
     if image.interp is not None:
-        ifd, ihead, isize = open_program(image.interp)
+        ifd, ihead, isize = open_program(image.interp, opener)
         try:
             try:
                 iimage = elf.parse(ihead, isize, window=mm.window)

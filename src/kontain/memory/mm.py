@@ -22,6 +22,8 @@ import os
 from kontain import native
 from kontain.abi import flags as F
 from kontain.abi.errno import EACCES, EEXIST, EFAULT, EINVAL, ENOMEM, EPERM
+from kontain.abi.structs import ipc64_perm, shmid64_ds
+from kontain.abi.syscalls import NR
 from kontain.errors import GuestError
 from kontain.memory.slots import SlotMap
 from kontain.memory.window import GuestMemory
@@ -38,11 +40,26 @@ _MAP_TYPES = (F.MAP_SHARED, F.MAP_PRIVATE, F.MAP_SHARED_VALIDATE)
 # ~2 us (KVM prefetches the shadow entries).  Small ones are nearly always touched whole
 # (malloc arenas, buffers); at most this much is populated for nothing.
 POPULATE_MAX = 256 << 10
+
+
+_MAX_MAP_COUNT: list[int] = []
+
+
+def max_map_count() -> int:
+    """vm.max_map_count (read once, when a program first has many mappings)."""
+    if not _MAX_MAP_COUNT:
+        try:
+            with open("/proc/sys/vm/max_map_count", "rb") as f:
+                _MAX_MAP_COUNT.append(int(f.read()))
+        except (OSError, ValueError):
+            _MAX_MAP_COUNT.append(65530)  # Linux's default
+    return _MAX_MAP_COUNT[0]
 HUGE = 2 << 20  # mappings at least this big get transparent huge pages on the host
 _HOST_PASS = F.MAP_NORESERVE | F.MAP_POPULATE | F.MAP_LOCKED | F.MAP_HUGETLB | (0x3F << 26)  # + huge page size
 _RESERVE_FLAGS = F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_NORESERVE | F.MAP_FIXED
 _MREMAP_FLAGS = F.MREMAP_MAYMOVE | F.MREMAP_FIXED | F.MREMAP_DONTUNMAP
 _PROT_ALL = F.PROT_READ | F.PROT_WRITE | F.PROT_EXEC
+_SYS_mremap, _SYS_shmat, _SYS_shmdt, _SYS_shmctl = NR["mremap"], NR["shmat"], NR["shmdt"], NR["shmctl"]
 
 
 def page_up(n: int) -> int:
@@ -57,6 +74,31 @@ def _file_identity(fd: int) -> tuple[int, int, str]:
     except OSError:
         return 0, 0, ""
     return st.st_dev, st.st_ino, path
+
+
+def _shm_identity(hva: int, shmid: int) -> tuple[int, int, int, str]:
+    """(size, device, inode, name) of the host's attachment of segment ``shmid`` at
+    ``hva``, for /proc/self/maps and shmdt: as the host's own /proc/self/maps shows it
+    (the name keeps the key the segment was created with, even after IPC_RMID made the
+    key IPC_PRIVATE); without /proc (after a guest's chroot), from IPC_STAT."""
+    prefix = b"%x-" % hva
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            for line in f:
+                if line.startswith(prefix):
+                    span, _perms, _offset, dev, ino, name = line.split(maxsplit=5)
+                    lo, hi = (int(x, 16) for x in span.split(b"-"))
+                    major, minor = (int(x, 16) for x in dev.split(b":"))
+                    return hi - lo, os.makedev(major, minor), int(ino), name.rstrip(b"\n").decode(errors="surrogateescape")
+    except (OSError, ValueError):
+        pass
+    buf = bytearray(shmid64_ds.size)
+    r = native.syscall(_SYS_shmctl, shmid, F.IPC_STAT, native.address_of(buf))
+    if r < 0:
+        raise GuestError(-r)
+    key = ipc64_perm.unpack_from(buf)[0] & 0xFFFFFFFF
+    segsz = shmid64_ds.unpack(buf)[shmid64_ds.names.index("shm_segsz")]
+    return page_up(segsz), 0, shmid, f"/SYSV{key:08x} (deleted)"
 
 
 def access_of(prot: int) -> str:
@@ -101,6 +143,31 @@ class Vma:
         return f"Vma({self.start:#x}-{self.end:#x} prot={self.prot} flags={self.flags:#x} {self.name!r})"
 
 
+class ShmVma(Vma):
+    """An attachment of a System V shared memory segment (shmat): Linux's shm VMA.
+
+    It is the segment's memory, shared with every process that attached it (the host's
+    own attachment, at base + start), shown in /proc/self/maps as the segment's file
+    ("/SYSV<key> (deleted)", its inode the shmid).  munmap and mprotect may cut it into
+    pieces as they cut any mapping; shmdt then finds the pieces as Linux does, by their
+    offset into the segment, so each piece keeps the segment's size and which shmat it
+    came from (Linux compares the VMA's file, one per shmat).  Pieces are not merged
+    again: Linux does not merge shm VMAs where that would remove one (their close
+    operation counts attachments), which is every case but rare mremap ones."""
+
+    __slots__ = ("segsz", "attach")
+
+    def __init__(self, start: int, end: int, prot: int, name: str, offset: int, dev: int, ino: int, segsz: int,
+                 attach: int):
+        super().__init__(start, end, prot, F.MAP_SHARED, name, offset, dev, ino)
+        self.segsz = segsz  # page-rounded size of the segment
+        self.attach = attach  # which shmat of this address space
+
+    def piece(self, start: int, end: int) -> ShmVma:
+        return ShmVma(start, end, self.prot, self.name, self.offset + (start - self.start), self.dev, self.ino,
+                      self.segsz, self.attach)
+
+
 def _locked(method):
     """Run ``method`` under the address space's lock (Linux's mmap_lock): the vCPU threads
     and the poller (kernel/poll.py) change the mappings and the memslots concurrently,
@@ -130,6 +197,31 @@ class AddressSpace:
         self._vmas: list[Vma] = []
         self.brk_start = 0
         self.brk_end = 0
+        self.lock_future = -1  # mlockall(MCL_FUTURE): the mlock2 flags new mappings get (syscalls/mm.py)
+        self.attaches = 0  # shmat calls so far: each attachment's ShmVma.attach
+
+    # -- save / restore (the bookkeeping; memory itself and its slots are the caller's) --
+    def save(self) -> dict:
+        """What the address space knows, as plain data (a snapshot, a test)."""
+        vmas = [(type(v).__name__, tuple(getattr(v, a) for a in _vma_fields(type(v)))) for v in self._vmas]
+        return {"vmas": vmas, "brk": (self.brk_start, self.brk_end), "mmap_top": self.mmap_top,
+                "committed": self.committed, "limit": self.limit, "lock_future": self.lock_future}
+
+    def restore(self, state: dict) -> None:
+        """Take ``save()``'s data back: the mappings it describes must be in place."""
+        kinds = {"Vma": Vma, "ShmVma": ShmVma}
+        vmas = []
+        for kind, values in state["vmas"]:
+            cls = kinds[kind]
+            v = cls.__new__(cls)
+            for a, value in zip(_vma_fields(cls), values):
+                setattr(v, a, value)
+            vmas.append(v)
+        self._vmas = vmas
+        self._starts = [v.start for v in vmas]
+        self.brk_start, self.brk_end = state["brk"]
+        self.mmap_top, self.committed = state["mmap_top"], state["committed"]
+        self.limit, self.lock_future = state["limit"], state["lock_future"]
 
     # -- the VMA list ----------------------------------------------------------------
     def __iter__(self) -> Iterator[Vma]:
@@ -161,16 +253,27 @@ class AddressSpace:
 
     def covered(self, start: int, end: int) -> bool:
         """True when [start, end) has no unmapped page."""
+        return self.first_gap(start, end) is None
+
+    def first_gap(self, start: int, end: int) -> int | None:
+        """The first address in [start, end) that no mapping covers, or None."""
         pos = start
         for v in self.overlapping(start, end):
             if v.start > pos:
-                return False
+                return pos
             pos = v.end
-        return pos >= end
+        return pos if pos < end else None
 
     @staticmethod
     def _cost(v: Vma) -> int:
         return v.end - v.start if v.prot else 0
+
+    def room(self) -> None:
+        """ENOMEM when a change could take the mappings past vm.max_map_count (a change
+        splits at most one mapping into three), as Linux: no program grows km's list of
+        mappings past what Linux would keep."""
+        if len(self._vmas) + 2 > 1024 and len(self._vmas) + 2 > max_map_count():
+            raise GuestError(ENOMEM)
 
     def _replace(self, start: int, end: int, new: list[Vma]) -> list[Vma]:
         """Cut [start, end) out of the VMA list, put ``new`` (inside it) there, and
@@ -201,6 +304,8 @@ class AddressSpace:
         mappings are each their own object.)"""
         if a.end != b.start or a.prot != b.prot or a.flags != b.flags or a.name != b.name or a.ino != b.ino:
             return False
+        if isinstance(a, ShmVma) or isinstance(b, ShmVma):
+            return False
         if a.anonymous:
             return not a.shared
         return b.offset == a.offset + (a.end - a.start)
@@ -216,6 +321,11 @@ class AddressSpace:
                 hi -= 1
             else:
                 k += 1
+
+    def _growth(self, start: int, end: int, prot: int) -> int:
+        """How much more accessible memory a new mapping of [start, end) makes."""
+        return (end - start if prot else 0) - sum(self._cost(v.piece(max(v.start, start), min(v.end, end)))
+                                                  for v in self.overlapping(start, end))
 
     def _check_limit(self, extra: int) -> None:
         if self.limit is not None and extra > 0 and self.committed + extra > self.limit:
@@ -271,6 +381,7 @@ class AddressSpace:
         size = page_up(length)
         if size == 0 or size > self.window:
             raise GuestError(ENOMEM)
+        self.room()
         anonymous = bool(flags & F.MAP_ANONYMOUS)
         fixed = flags & (F.MAP_FIXED | F.MAP_FIXED_NOREPLACE)
         if fixed:
@@ -292,8 +403,7 @@ class AddressSpace:
             else:
                 start = self.find_free(size)
         end = start + size
-        self._check_limit((size if prot else 0) - sum(self._cost(v.piece(max(v.start, start), min(v.end, end)))
-                                                      for v in self.overlapping(start, end)))
+        self._check_limit(self._growth(start, end, prot))
         shared = (flags & F.MAP_TYPE) != F.MAP_PRIVATE
         dev = ino = 0
         if anonymous:
@@ -301,7 +411,7 @@ class AddressSpace:
             # sparsely; Linux too leaves MAP_STACK mappings without them since 6.7)
             huge = not shared and not flags & (F.MAP_STACK | F.MAP_GROWSDOWN) and name != "[stack]"
             self._host_anon(start, end, prot, shared, flags & _HOST_PASS, huge)
-            vflags = (F.MAP_SHARED if shared else F.MAP_PRIVATE) | F.MAP_ANONYMOUS
+            vflags = (F.MAP_SHARED if shared else F.MAP_PRIVATE) | F.MAP_ANONYMOUS | flags & F.MAP_GROWSDOWN
             if shared:
                 name = name or "/dev/zero (deleted)"
         else:
@@ -318,13 +428,54 @@ class AddressSpace:
         """Map the program's file at [start, start+size): map it anywhere first (so a
         failure leaves the window untouched), then move it into place atomically."""
         hflags = (flags & (F.MAP_TYPE | _HOST_PASS)) & ~F.MAP_FIXED
+        if flags & F.MAP_TYPE == F.MAP_SHARED_VALIDATE:
+            # the host checks every flag for this file as Linux does (MAP_SYNC only on DAX,
+            # unknown ones EOPNOTSUPP); the placement flags are km's
+            hflags |= flags & ~(F.MAP_FIXED | F.MAP_FIXED_NOREPLACE | F.MAP_32BIT | F.MAP_GROWSDOWN)
         tmp = native.mmap(0, size, prot & ~F.PROT_EXEC, hflags, fd, offset)
         if tmp < 0:
             raise GuestError(-tmp)
-        r = native.syscall(25, tmp, size, size, F.MREMAP_MAYMOVE | F.MREMAP_FIXED, self.mem.base + start)  # mremap
-        if r < 0:
+        try:
+            self._move_in(tmp, size, start)
+        except GuestError:
             native.munmap(tmp, size)
+            raise
+
+    def _move_in(self, hva: int, size: int, start: int) -> None:
+        """Move a host mapping made outside the window to [start, start+size), replacing
+        what was there (the reservation or a mapping) at once."""
+        r = native.syscall(_SYS_mremap, hva, size, size, F.MREMAP_MAYMOVE | F.MREMAP_FIXED, self.mem.base + start)
+        if r < 0:
             raise GuestError(-r)
+
+    @_locked
+    def grow_down(self, addr: int, prot: int) -> bool:
+        """A fault at ``addr`` below a MAP_GROWSDOWN mapping that allows ``prot``: the
+        mapping grows down to its page, as Linux's expand_downwards does it (never within
+        stack_guard_gap of an accessible mapping below, nor past RLIMIT_STACK or the
+        memory limit).  True when it grew: the access can be completed."""
+        i = bisect.bisect_right(self._starts, addr)
+        if i >= len(self._vmas):
+            return False
+        v = self._vmas[i]
+        start = addr & ~(PAGE - 1)
+        if not v.flags & F.MAP_GROWSDOWN or v.prot & prot != prot or start < self.mmap_min:
+            return False
+        if i > 0:
+            prev = self._vmas[i - 1]
+            if prev.end > start or not prev.flags & F.MAP_GROWSDOWN and prev.prot and start - prev.end < STACK_GUARD_GAP:
+                return False
+        soft = _stack_limit()
+        if soft >= 0 and v.end - start > soft:
+            return False
+        try:
+            self._check_limit(v.start - start)
+        except GuestError:
+            return False
+        self._host_anon(start, v.start, v.prot, v.shared)
+        self._replace(start, v.start, [Vma(start, v.start, v.prot, v.flags, v.name)])
+        self.slots.set_access(start, v.start, access_of(v.prot))
+        return True
 
     @_locked
     def munmap(self, addr: int, length: int) -> None:
@@ -333,6 +484,7 @@ class AddressSpace:
         size = page_up(length)
         if addr + size > self.window or size == 0:
             raise GuestError(EINVAL)
+        self.room()
         self.unmap_range(addr, addr + size)
 
     def map_special(self, vma: Vma, hva: int) -> None:
@@ -354,6 +506,7 @@ class AddressSpace:
 
     @_locked
     def mprotect(self, addr: int, length: int, prot: int) -> None:
+        self.room()
         if addr & (PAGE - 1) or prot & ~(_PROT_ALL | F.PROT_GROWSDOWN | F.PROT_GROWSUP):
             raise GuestError(EINVAL)
         if prot & F.PROT_GROWSDOWN and prot & F.PROT_GROWSUP:
@@ -387,6 +540,7 @@ class AddressSpace:
 
     @_locked
     def mremap(self, old: int, old_len: int, new_len: int, flags: int, new_addr: int) -> int:
+        self.room()
         if old & (PAGE - 1) or flags & ~_MREMAP_FLAGS:
             raise GuestError(EINVAL)
         if flags & F.MREMAP_FIXED and not flags & F.MREMAP_MAYMOVE:
@@ -406,6 +560,11 @@ class AddressSpace:
                 raise GuestError(EINVAL)
             self.unmap_range(new_addr, new_addr + new_len)
             return self._move(v, old, old_len, new_len, new_addr, keep_old=bool(flags & F.MREMAP_DONTUNMAP))
+        if flags & F.MREMAP_DONTUNMAP:  # always a move; new_addr is a hint, checked as if it were fixed
+            if new_addr & (PAGE - 1) or new_addr < old + old_len and old < new_addr + new_len:
+                raise GuestError(EINVAL)
+            new = new_addr if new_addr and self.is_free(new_addr, new_addr + new_len) else self.find_free(new_len)
+            return self._move(v, old, old_len, new_len, new, keep_old=True)
         if new_len <= old_len:
             self.unmap_range(old + new_len, old + old_len)
             return old
@@ -423,35 +582,115 @@ class AddressSpace:
         return self._move(v, old, old_len, new_len, self.find_free(new_len), keep_old=False)
 
     def _move(self, v: Vma, old: int, old_len: int, new_len: int, new: int, *, keep_old: bool) -> int:
-        self._check_limit((new_len - old_len) if v.prot else 0)
+        """Move [old, old+old_len) of ``v`` to ``new`` (new_len long).  With ``keep_old``
+        (MREMAP_DONTUNMAP, same length) the host leaves the old range mapped as Linux
+        does: empty for private anonymous memory, the same pages for a shared mapping
+        (a file, a shm segment), the file again for a private file mapping."""
+        self._check_limit((new_len if keep_old else new_len - old_len) if v.prot else 0)
         base = self.mem.base
         private_anon = v.anonymous and not v.shared
-        if private_anon:
-            # move the pages, leaving the old range mapped (empty); then grow in place
-            r = native.syscall(25, base + old, old_len, old_len,
+        if private_anon or keep_old:
+            # move the pages, leaving the old range mapped (empty, or the same pages for a
+            # shared mapping); then grow in place
+            r = native.syscall(_SYS_mremap, base + old, old_len, old_len,
                                F.MREMAP_MAYMOVE | F.MREMAP_FIXED | F.MREMAP_DONTUNMAP, base + new)
             if r < 0:
                 raise GuestError(-r)
             if new_len > old_len:
                 self._host_anon(new + old_len, new + new_len, v.prot, False)
         else:
-            r = native.syscall(25, base + old, old_len, new_len, F.MREMAP_MAYMOVE | F.MREMAP_FIXED, base + new)
+            r = native.syscall(_SYS_mremap, base + old, old_len, new_len, F.MREMAP_MAYMOVE | F.MREMAP_FIXED, base + new)
             if r < 0:
                 raise GuestError(-r)
         moved = v.piece(old, old + old_len)
         moved.start, moved.end = new, new + new_len
-        if keep_old:
-            fresh = v.piece(old, old + old_len)
-            if not private_anon:  # (for private anonymous memory DONTUNMAP left it mapped, empty)
-                self._host_anon(old, old + old_len, v.prot, v.shared)
-            self._replace(old, old + old_len, [fresh])
-        else:
+        if not keep_old:  # (else the old range stays as it is)
             self._reserve(old, old + old_len)
             self._replace(old, old + old_len, [])
             self.slots.remove(old, old + old_len)
         self._replace(new, new + new_len, [moved])
         self.slots.set_access(new, new + new_len, access_of(v.prot))
         return new
+
+    # -- System V shared memory ----------------------------------------------------------
+    @_locked
+    def shmat(self, shmid: int, addr: int, flags: int) -> int:
+        """shmat(2): attach segment ``shmid`` at ``addr`` (0: where Linux would choose)
+        and return the address.
+
+        The host attaches the segment first, anywhere outside the window: so the host
+        makes every check on the segment (permissions, a removed id) in Linux's order,
+        and a failure leaves the window untouched.  mremap then moves the attachment
+        into place, replacing the reservation (or, with SHM_REMAP, what was mapped
+        there) atomically, as _host_file does for files.  From then on the host's
+        mapping is the guest's: fork, munmap, mprotect, exec and exit change it as
+        they change the guest's, so the segment's attachment count (shm_nattch) is
+        what Linux would count."""
+        if shmid < 0:
+            raise GuestError(EINVAL)
+        fixed = addr != 0
+        if addr & (F.SHMLBA - 1):
+            if not flags & F.SHM_RND:
+                raise GuestError(EINVAL)
+            addr &= ~(F.SHMLBA - 1)
+            if addr == 0 and flags & F.SHM_REMAP:
+                raise GuestError(EINVAL)
+        elif not fixed and flags & F.SHM_REMAP:
+            raise GuestError(EINVAL)
+        tmp = native.syscall(_SYS_shmat, shmid, 0, flags & (F.SHM_RDONLY | F.SHM_EXEC))
+        if tmp < 0:
+            raise GuestError(-tmp)
+        prot = F.PROT_READ | (0 if flags & F.SHM_RDONLY else F.PROT_WRITE) | (F.PROT_EXEC if flags & F.SHM_EXEC else 0)
+        try:
+            size, dev, ino, name = _shm_identity(tmp, shmid)
+            if not fixed:
+                start = self.find_free(size)
+            else:  # do_shmat's checks, then do_mmap's (the window stands for TASK_SIZE)
+                if addr + size >= 1 << 64 or not flags & F.SHM_REMAP and self.overlapping(addr, addr + size):
+                    raise GuestError(EINVAL)
+                if addr + size > self.window:
+                    raise GuestError(ENOMEM)
+                if addr < self.mmap_min:
+                    raise GuestError(EPERM)
+                start = addr
+            self.room()
+            self._check_limit(self._growth(start, start + size, prot))
+            if prot & F.PROT_EXEC:
+                native.mprotect(tmp, size, prot & ~F.PROT_EXEC)  # the host never executes guest memory
+            self._move_in(tmp, size, start)
+        except BaseException:
+            native.syscall(_SYS_shmdt, tmp)
+            raise
+        self.attaches += 1
+        self._replace(start, start + size, [ShmVma(start, start + size, prot, name, 0, dev, ino, size, self.attaches)])
+        self.slots.set_access(start, start + size, access_of(prot))
+        return start
+
+    @_locked
+    def shmdt(self, addr: int) -> None:
+        """shmdt(2), as Linux's ksys_shmdt: the first attachment piece at or after
+        ``addr`` whose offset in its segment is its distance from ``addr`` goes, then
+        the other pieces of the same shmat within the segment's size from ``addr``
+        (what munmap and mprotect left of it).  Each goes back to the reservation: the
+        host's attachment ends with it."""
+        if addr & (PAGE - 1):
+            raise GuestError(EINVAL)
+        vmas = self._vmas
+        i = self._index_from(addr)
+        while i < len(vmas) and not (isinstance(vmas[i], ShmVma) and vmas[i].start - addr == vmas[i].offset):
+            i += 1
+        if i == len(vmas):
+            raise GuestError(EINVAL)
+        first = vmas[i]
+        doomed = [first]
+        for j in range(i + 1, len(vmas)):
+            v = vmas[j]
+            if v.end - addr > first.segsz:
+                break
+            if isinstance(v, ShmVma) and v.attach == first.attach and v.start - addr == v.offset:
+                doomed.append(v)
+        for v in doomed:
+            self.unmap_range(v.start, v.end)
 
     @_locked
     def madvise(self, addr: int, length: int, advice: int) -> None:
@@ -504,3 +743,22 @@ class AddressSpace:
             self.unmap_range(new_top, old_top)
         self.brk_end = new
         return new
+
+
+STACK_GUARD_GAP = 256 * PAGE  # Linux's stack_guard_gap
+
+
+def _stack_limit() -> int:
+    """RLIMIT_STACK's soft limit (-1: none)."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    return -1 if soft == resource.RLIM_INFINITY else soft
+
+
+def _vma_fields(cls) -> tuple[str, ...]:
+    """Every attribute of a VMA class, its bases' first."""
+    out: tuple[str, ...] = ()
+    for c in reversed(cls.__mro__):
+        out += tuple(getattr(c, "__slots__", ()))
+    return out

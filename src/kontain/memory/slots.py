@@ -59,6 +59,30 @@ class SlotMap:
     def __iter__(self):
         return (slot for slot in self._slots if self._parked.get(slot[0]) != slot)
 
+    def save(self) -> dict:
+        """The slots as plain data (host addresses absolute: a restore in another process
+        maps the window at the same place first)."""
+        return {"slots": list(self._slots), "free": list(self._free), "next": self._next,
+                "parked": list(self._parked)}
+
+    def restore(self, state: dict) -> None:
+        """Take ``save()``'s data back, and make KVM's slots match it: the slots that
+        differ are deleted, then the saved ones registered (none, when nothing changed)."""
+        slots = [tuple(x) for x in state["slots"]]
+        now = {x[3]: x for x in self._slots}
+        then = {x[3]: x for x in slots}
+        for sid, (start, _end, _flags, _sid, _hva) in now.items():
+            if then.get(sid) != now[sid]:
+                self._set(sid, 0, start, 0, 0)
+        for sid, (start, end, flags, _sid, hva) in then.items():
+            if now.get(sid) != then[sid]:
+                self._set(sid, flags, start, end - start, hva)
+        self._slots = sorted(slots)  # type: ignore[arg-type]
+        self._starts = [x[0] for x in self._slots]
+        self._free, self._next = list(state["free"]), state["next"]
+        by_start = {x[0]: x for x in self._slots}
+        self._parked = {start: by_start[start] for start in state["parked"]}
+
     def _new_id(self) -> int:
         if self._free:
             return self._free.pop()

@@ -91,9 +91,9 @@ class GuestMemory:
     def write_u64(self, addr: int, value: int) -> None:
         self.write(addr, _U64.pack(value & 0xFFFFFFFFFFFFFFFF))
 
-    def cstr(self, addr: int, limit: int = PATH_MAX) -> bytes:
+    def cstr(self, addr: int, limit: int = PATH_MAX, too_long: int = ENAMETOOLONG) -> bytes:
         """A NUL-terminated string of at most ``limit`` bytes with its NUL (like the
-        kernel's strncpy_from_user): EFAULT on a bad page before the NUL, ENAMETOOLONG
+        kernel's strncpy_from_user): EFAULT on a bad page before the NUL, ``too_long``
         when there is no NUL within ``limit``."""
         out = b""
         while len(out) < limit:
@@ -103,16 +103,4 @@ class GuestMemory:
             if nul >= 0:
                 return out + data[:nul]
             out += data
-        raise GuestError(ENAMETOOLONG)
-
-    def cstr_array(self, addr: int, limit: int = 1 << 16) -> list[bytes]:
-        """A NULL-terminated array of string pointers (argv, envp)."""
-        out = []
-        if addr == 0:
-            return out
-        while len(out) < limit:
-            p = self.read_u64(addr + 8 * len(out))
-            if p == 0:
-                return out
-            out.append(self.cstr(p, 128 * 1024))
-        raise GuestError(7)  # E2BIG
+        raise GuestError(too_long)

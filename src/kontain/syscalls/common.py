@@ -16,9 +16,7 @@ import os
 import struct
 
 from kontain import native
-from kontain.abi.errno import EFAULT, EINTR, EINVAL, EMFILE
-from kontain.abi.flags import AT_FDCWD
-from kontain.abi.signals import UNBLOCKABLE
+from kontain.abi.errno import EFAULT, EINTR, EINVAL, EMFILE, ERESTARTNOINTR
 from kontain.errors import GuestError
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~3 ms)
@@ -46,14 +44,13 @@ def u64(x: int) -> int:
 
 
 def dirfd(t, fd: int) -> int:
-    """An ``int dirfd`` argument: AT_FDCWD, or a guest descriptor.  One in the monitor's
-    range is, for the guest, not open: the host gets -1, which it ignores for an
-    absolute path (as Linux ignores any dirfd then) and refuses for a relative one
-    (EBADF); refusing it here made openat(100000, "/dev/null") fail."""
+    """An ``int dirfd`` argument: AT_FDCWD, or a guest descriptor.  One of the monitor's
+    is, for the program, not open: the host gets -1 instead, which it ignores for an
+    absolute path and refuses with EBADF otherwise, as Linux does with a closed one."""
     fd = s32(fd)
-    if fd == AT_FDCWD or fd < 0:
+    if fd < 0 or t.fds.allowed(fd):
         return fd
-    return fd if t.fds.allowed(fd) else -1
+    return -1
 
 
 def ptr(t, addr: int, size: int = 1) -> int:
@@ -81,52 +78,74 @@ def buffer(t, addr: int, length: int) -> tuple[int, int]:
 
 # -- pass-through -----------------------------------------------------------------
 #
-# Argument kinds:
-#   "v"  a value, as it is            "i"  an int (sign-extended from 32 bits)
-#   "f"  a descriptor                 "d"  a directory descriptor (AT_FDCWD allowed)
-#   "s"  a path string                "p<N>" a pointer to N bytes, or NULL
-#   "b<i>" a buffer whose length is argument i
-# Result kinds: "" a value; "fd" a new descriptor for the guest.
+# Argument kinds (the syscall table's ``args``, syscalls/table.py, says what each means):
+# i and h (an int), f (a descriptor), a (a directory descriptor), s (a path), pN (a pointer
+# to N bytes or NULL), bI/BI (a buffer whose length is argument I), and values passed as
+# they are: d u x o m P M S A I F g.  Result: "fd" when the call makes a descriptor.
+_VALUES = frozenset("duxomPMSAIFg")
 
 
 def _convert(kind: str) -> Callable:
-    if kind == "v":
+    if kind in _VALUES:
         return lambda t, a, args: a
-    if kind == "i":
+    if kind in ("i", "h"):
         return lambda t, a, args: s32(a)
     if kind == "f":
         return lambda t, a, args: t.fds.check(a)
-    if kind == "d":
+    if kind == "a":
         return lambda t, a, args: dirfd(t, a)
     if kind == "s":
         return lambda t, a, args: path(t, a)
-    if kind.startswith("p"):
+    if kind[0] == "p" and kind[1:].isdigit():
         size = int(kind[1:])
         return lambda t, a, args: ptr(t, a, size)
-    if kind.startswith("b"):
+    if kind[0] in "bB" and kind[1:].isdigit():
         index = int(kind[1:])
         return lambda t, a, args: buffer(t, a, args[index])[0] if a else 0
-    raise ValueError(f"unknown argument kind {kind!r}")
+    raise ValueError(f"argument kind {kind!r} cannot be passed through (a pointer needs its size)")
 
 
-def passthrough(nr: int, kinds: str, result: str = "") -> Handler:
+def passthrough(nr: int, kinds: str, result: str = "", blocking: bool = False) -> Handler:
     """A handler that checks and translates its arguments and makes the host call.
 
     ``kinds`` is a space-separated list of argument kinds (see above).  The argument
     converters are built on the first call: km builds ~150 of these handlers at start-up
-    and a program uses a handful."""
-    sc = native.syscall
-    convs: list[Callable] = []
+    and a program uses a handful.  ``blocking``: the call may wait (nanosleep, wait4,
+    flock...), so it goes through native.blocking, and a kick (a signal) that comes
+    before it starts makes it fail as one that comes while it waits (EINTR, or a
+    restart)."""
+    sc = native.blocking if blocking else native.syscall
+    convs: list[Callable] | None = None
 
     def call(t, *args: int) -> int:
-        if not convs and kinds:
-            convs.extend(_convert(k) for k in kinds.split())
-        r = sc(nr, *[c(t, a, args) for c, a in zip(convs, args)])
+        nonlocal convs
+        cs = convs
+        if cs is None:  # (two threads may build it at once: each its own whole list)
+            cs = convs = [_convert(k) for k in kinds.split()]
+        host = [c(t, a, args) for c, a in zip(cs, args)]
+        r = sc(t.kick_addr, nr, *host) if blocking else sc(nr, *host)
         if result == "fd" and r >= 0:
             return t.fds.new(r)
         return r
 
     return call
+
+
+def io_call(t, fd: int, events: int, nr: int, *args: int) -> int:
+    """A read or write of ``fd`` (host descriptor, first argument of call ``nr``) that may
+    wait: through native.blocking.  When a kick kept it from starting, it is made after
+    all if ``fd`` is ready (Linux fails with EINTR only a call that would wait; regular
+    files are always ready), else it fails with EINTR (restarted as SA_RESTART says)."""
+    r = native.blocking(t.kick_addr, nr, fd, *args)
+    if r == -ERESTARTNOINTR:
+        pfd = bytearray(struct.pack("<ihh", fd, events, 0))
+        if native.syscall(SYS_poll, native.address_of(pfd), 1, 0) > 0:
+            return native.syscall(nr, fd, *args)
+        return -EINTR
+    return r
+
+
+POLLIN, POLLOUT, SYS_poll = 1, 4, 7
 
 
 def check_flags(flags: int, allowed: int) -> None:
@@ -148,44 +167,10 @@ def fd_pair(t, nr: int, before: tuple[int, ...], after: tuple[int, ...], addr: i
     else:
         try:
             t.mem.write(addr, bytes(buf))
+            t.fds.seen(max(pair))
             return 0
         except GuestError:
             r = -EFAULT
     for fd in pair:
         os.close(fd)
-    return r
-
-
-SIGSET_SIZE = 8
-
-
-def sigmask_arg(t, addr: int, size: int) -> int | None:
-    """The signal mask argument of ppoll, pselect6, epoll_pwait(2): None for NULL."""
-    if not addr:
-        return None
-    if u64(size) != SIGSET_SIZE:
-        raise GuestError(EINVAL)
-    return struct.unpack("<Q", t.mem.read(addr, SIGSET_SIZE))[0]
-
-
-def with_sigmask(t, mask: int | None, call: Callable[[], int]) -> int:
-    """Make a host call that waits (``call``, with no mask of its own) under the program's
-    signal mask ``mask``, as ppoll, pselect6 and epoll_pwait do on Linux.
-
-    The mask is the guest thread's, kept by the monitor, never given to the host thread:
-    there every signal but the kick stays blocked (the signal thread takes them), or a
-    signal the program handles would take its default action on km.  So the thread's
-    mask becomes ``mask`` (the old one saved, as rt_sigsuspend does): a signal it lets
-    through kicks the call (EINTR), the handler runs under it and rt_sigreturn puts the
-    old one back; one pending already ends the call at once.  Any other end puts the
-    old mask back now.  (A restarted call finds the old mask saved already.)"""
-    if mask is None:
-        return call()
-    if t.saved_mask is None:
-        t.saved_mask = t.sigmask
-    t.sigmask = mask & ~UNBLOCKABLE
-    r = -EINTR if t.has_signals() else call()
-    if r != -EINTR:
-        t.sigmask = t.saved_mask
-        t.saved_mask = None
     return r

@@ -8,12 +8,14 @@ without a handler get ENOSYS.  With ``--strace`` a tracing variant prints every 
 
 from __future__ import annotations
 
-import sys
+import os
 
-from kontain.abi.errno import ENOSYS
+from kontain.abi.errno import ENOSYS, EPIPE
+from kontain.abi.flags import MSG_NOSIGNAL
+from kontain.abi.syscalls import SIGPIPE
 from kontain.arch.x86_64 import guest_code as G
 from kontain.arch.x86_64 import layout as L
-from kontain.errors import GuestError
+from kontain.errors import GuestError, OwnThread, messages_fd, say
 from kontain.kvm import abi as k
 from kontain.syscalls import table
 
@@ -30,30 +32,54 @@ def make_dispatcher(task, *, strace: bool = False, poller=None):
     return _make_plain(task)
 
 
+_HANDLERS, _FLAGS, _MSG_FLAGS_ARG = table.HANDLERS, table.FLAGS, table.MSG_FLAGS_ARG
+_N = len(_HANDLERS)
+
+
+def invoke(task, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
+    """Call ``nr``'s handler: its result, or -errno.  The one place a handler is called
+    (from a vCPU's exit, --strace, or the polling tier's thread)."""
+    h = _HANDLERS[nr] if 0 <= nr < _N else None
+    if h is None:
+        return -ENOSYS
+    try:
+        return h(task, a0, a1, a2, a3, a4, a5)
+    except GuestError as e:
+        return -e.errno
+    except OwnThread:
+        raise  # (the poller gives the call back to the thread that made it)
+    except Exception as e:  # a bug in km: loud, and the program stops
+        internal_error(nr, e)
+        raise  # (not reached: internal_error raises)
+
+
+def finish(task, nr: int, res: int, args) -> None:
+    """After the call, on the way back to the program: a kick's EINTR, SIGPIPE, SIGXFSZ,
+    signals to deliver (Task.after_syscall), as the call's row says (restart, SIGPIPE
+    unless its MSG_* flags say MSG_NOSIGNAL)."""
+    flags = _FLAGS[nr] if 0 <= nr < _N else 0
+    if flags & SIGPIPE and res == -EPIPE:
+        i = _MSG_FLAGS_ARG[nr]
+        if i >= 0 and args[i] & MSG_NOSIGNAL:
+            flags &= ~SIGPIPE
+    task.after_syscall(nr, res, flags)
+
+
 def _make_plain(task):
     q = task.q
-    handlers = table.HANDLERS
-    n = len(handlers)
     pending = task.pending
     shared = task.shared
 
     def on_syscall() -> None:
         nr = q[RAX] & 0xFFFFFFFF
-        h = handlers[nr] if nr < n else None
-        if h is None:
-            res = -ENOSYS
-        else:
-            try:
-                res = h(task, q[RDI], q[RSI], q[RDX], q[R10], q[R8], q[R9])
-            except GuestError as e:
-                res = -e.errno
-            except Exception as e:  # a bug in a handler must not take the monitor down
-                res = internal_error(nr, e)
+        res = invoke(task, nr, q[RDI], q[RSI], q[RDX], q[R10], q[R8], q[R9])
         q[RAX] = res
         q[DIRTY] = SYNC_REGS
-        # EINTR (a kick), EPIPE (SIGPIPE), EFBIG (SIGXFSZ), pending signals, or rt_sigreturn (stop != SYSCALL)
-        if res == -4 or res == -32 or res == -27 or (pending.mask | shared.mask) & ~task.sigmask or task.stop:
-            task.after_syscall(nr, res)
+        # EINTR or ERESTARTNOINTR (a kick), EPIPE (SIGPIPE), EFBIG (SIGXFSZ), pending signals, or
+        # rt_sigreturn (stop != SYSCALL)
+        if res == -4 or res == -513 or res == -32 or res == -27 or (pending.mask | shared.mask) & ~task.sigmask or \
+                task.stop:
+            finish(task, nr, res, (q[RDI], q[RSI], q[RDX], q[R10], q[R8], q[R9]))
 
     return on_syscall
 
@@ -67,16 +93,17 @@ def _make_polled(task, plain, poller, slot):
     done_exit = L.poll_stub(task.vcpu.id) + G.POLL_DONE_RETURN  # RIP at the exit after an answered call
     pollable = poller.pollable
     RIP, RFLAGS, R11 = k.RIP, k.RFLAGS, k.R11
-    from kontain.kernel.poll import IDLE, MISSES, NR, ON, STATE
+    from kontain.kernel.poll import ARG0, IDLE, MISSES, NR, ON, STATE
 
     burst = poller.burst
+    sq = slot.q
 
     def on_syscall() -> None:
         q[RFLAGS] = q[R11]
         if q[RIP] == done_exit:
             slot.u32[STATE] = IDLE
             q[DIRTY] = SYNC_REGS
-            task.after_syscall(slot.q[NR], q[RAX])
+            finish(task, sq[NR], q[RAX], tuple(sq[ARG0 + i] for i in range(6)))
             return
         nr = q[RAX]
         if 0 <= nr < 512 and pollable[nr] and nr not in slot.cleared:
@@ -89,42 +116,52 @@ def _make_polled(task, plain, poller, slot):
     return on_syscall
 
 
-def internal_error(nr: int, e: Exception) -> int:
-    name = table.name(nr)
-    sys.stderr.write(f"km: internal error in {name}: {type(e).__name__}: {e} (please report it)\n")
-    return -ENOSYS
+INTERNAL_ERROR = 70  # km's exit status when it stops a program because of its own bug (EX_SOFTWARE)
 
 
-def _make_tracing(task, out=sys.stderr):
+def internal_error(nr: int, e: Exception) -> None:
+    """A bug in km serving call ``nr``: say so, and end the program (raises ProcessExit).
+    Going on would hand the program a made-up answer from a monitor in an unknown state;
+    a bug must be loud (and a test must fail), never a silent errno."""
+    from kontain.errors import ProcessExit
+
+    where = ""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        where = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 2)[-1]}:{tb.tb_lineno}"
+    say(f"internal error in {table.name(nr)}: {type(e).__name__}: {e}{where} (please report it)")
+    raise ProcessExit(status=INTERNAL_ERROR)
+
+
+def _trace_line(text: str) -> None:
+    """One --strace line, on km's stderr (which the program cannot close: errors.say)."""
+    data = (text + "\n").encode("utf-8", "surrogateescape")
+    try:
+        os.write(messages_fd(), data)
+    except OSError:
+        pass
+
+
+def _make_tracing(task, out=_trace_line):
     from kontain.syscalls import strace
 
     q = task.q
-    handlers = table.HANDLERS
-    n = len(handlers)
 
     def on_syscall() -> None:
         nr = q[RAX] & 0xFFFFFFFF
         args = (q[RDI], q[RSI], q[RDX], q[R10], q[R8], q[R9])
-        h = handlers[nr] if nr < n else None
-        if h is None:
-            res = -ENOSYS
-        else:
-            try:
-                res = h(task, *args)
-            except GuestError as e:
-                res = -e.errno
-            except Exception as e:
-                res = internal_error(nr, e)
-            except BaseException:
-                out.write(f"[{task.tid}] {strace.format_call(task, nr, args, None)}\n")
-                out.flush()
-                raise
+        try:
+            res = invoke(task, nr, *args)
+        except BaseException:
+            out(f"[{task.tid}] {strace.format_call(task, nr, args, None)}")  # (the call did not return)
+            raise
         q[RAX] = res
         q[DIRTY] = SYNC_REGS
-        note = "" if h is not None else " (not supported by km)"
-        out.write(f"[{task.tid}] {strace.format_call(task, nr, args, res)}{note}\n")
-        out.flush()
-        if res == -4 or res == -32 or res == -27 or task.has_signals() or task.stop:
-            task.after_syscall(nr, res)
+        note = "" if 0 <= nr < _N and _HANDLERS[nr] is not None else " (not supported by km)"
+        out(f"[{task.tid}] {strace.format_call(task, nr, args, res)}{note}")
+        if res == -4 or res == -513 or res == -32 or res == -27 or task.has_signals() or task.stop:
+            finish(task, nr, res, args)
 
     return on_syscall

@@ -2,7 +2,7 @@
 
 All pass through: the program's descriptors are host descriptors.  What needs care is
 that the program can only watch its own descriptors (never the monitor's), and the
-signal mask of epoll_pwait, which is the program's like ppoll's (common.with_sigmask).
+signal mask of epoll_pwait, which the monitor applies (syscalls.signal.with_sigmask).
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ from __future__ import annotations
 from kontain import native
 from kontain.abi.errno import EINVAL
 from kontain.errors import GuestError
-from kontain.syscalls.common import ptr, s32, sigmask_arg, with_sigmask
+from kontain.syscalls.common import ptr, s32, u64
+from kontain.syscalls.signal import with_sigmask
 
 SYS_epoll_ctl, SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_pwait2 = 233, 232, 281, 441
 EPOLL_EVENT_SIZE = 12  # struct epoll_event is packed on x86-64
 EP_MAX_EVENTS = 0x7FFFFFFF // EPOLL_EVENT_SIZE
+SIGSET_SIZE = 8
 
 
 def epoll_ctl(t, epfd, op, fd, event, *_):
@@ -31,18 +33,35 @@ def _events(t, events, maxevents) -> tuple[int, int]:
 def epoll_wait(t, epfd, events, maxevents, timeout, *_):
     epfd = t.fds.check(epfd)
     host, n = _events(t, events, maxevents)
-    return native.syscall(SYS_epoll_wait, epfd, host, n, s32(timeout))
+    return with_sigmask(t, None, lambda: native.blocking(t.kick_addr, SYS_epoll_wait, epfd, host, n, s32(timeout)),
+                        lambda: native.syscall(SYS_epoll_wait, epfd, host, n, 0))
+
+
+def _mask(t, sigmask, size) -> bytearray | None:
+    if not sigmask:
+        return None
+    if u64(size) != SIGSET_SIZE:
+        raise GuestError(EINVAL)
+    return bytearray(t.mem.read(sigmask, SIGSET_SIZE))
 
 
 def epoll_pwait(t, epfd, events, maxevents, timeout, sigmask, sigsetsize):
     epfd = t.fds.check(epfd)
     host, n = _events(t, events, maxevents)
-    mask = sigmask_arg(t, sigmask, sigsetsize)
-    return with_sigmask(t, mask, lambda: native.syscall(SYS_epoll_pwait, epfd, host, n, s32(timeout), 0, 0))
+    mask = _mask(t, sigmask, sigsetsize)
+    return with_sigmask(t, mask,
+                        lambda: native.blocking(t.kick_addr, SYS_epoll_pwait, epfd, host, n, s32(timeout), 0, SIGSET_SIZE),
+                        lambda: native.syscall(SYS_epoll_pwait, epfd, host, n, 0, 0, SIGSET_SIZE))
+
+
+_ZERO_TS = bytearray(16)
 
 
 def epoll_pwait2(t, epfd, events, maxevents, timeout, sigmask, sigsetsize):
     epfd = t.fds.check(epfd)
     host, n = _events(t, events, maxevents)
-    mask = sigmask_arg(t, sigmask, sigsetsize)
-    return with_sigmask(t, mask, lambda: native.syscall(SYS_epoll_pwait2, epfd, host, n, ptr(t, timeout, 16), 0, 0))
+    mask = _mask(t, sigmask, sigsetsize)
+    ts = ptr(t, timeout, 16)
+    return with_sigmask(t, mask, lambda: native.blocking(t.kick_addr, SYS_epoll_pwait2, epfd, host, n, ts, 0, SIGSET_SIZE),
+                        lambda: native.syscall(SYS_epoll_pwait2, epfd, host, n, native.address_of(_ZERO_TS), 0,
+                                               SIGSET_SIZE))

@@ -18,6 +18,7 @@ FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI, FUTEX_WAIT_BITSET, FUTEX_WAKE_
 FUTEX_WAIT_REQUEUE_PI, FUTEX_CMP_REQUEUE_PI, FUTEX_LOCK_PI2 = 11, 12, 13
 _CMD_MASK = 0x7F  # without FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME
 _TIMEOUT = {FUTEX_WAIT, FUTEX_LOCK_PI, FUTEX_WAIT_BITSET, FUTEX_WAIT_REQUEUE_PI, FUTEX_LOCK_PI2}
+_WAITS = {FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_LOCK_PI, FUTEX_LOCK_PI2, FUTEX_WAIT_REQUEUE_PI}
 _UADDR2 = {FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP, FUTEX_WAIT_REQUEUE_PI, FUTEX_CMP_REQUEUE_PI}
 
 
@@ -28,4 +29,6 @@ def futex(t, uaddr, op, val, timeout, uaddr2, val3):
     word = t.mem.host(uaddr, 4)
     arg4 = ptr(t, timeout, 16) if cmd in _TIMEOUT else timeout
     arg5 = t.mem.host(uaddr2, 4) if cmd in _UADDR2 else 0
+    if cmd in _WAITS:  # a kick before the wait starts: EINTR (a spurious wake-up to the C library)
+        return native.blocking(t.kick_addr, SYS_futex, word, op, val, arg4, arg5, val3)
     return native.syscall(SYS_futex, word, op, val, arg4, arg5, val3)

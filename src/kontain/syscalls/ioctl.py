@@ -1,7 +1,7 @@
 """ioctl: only requests known to be safe pass through, with their argument checked.
 
 An ioctl argument can be a pointer to anything, so the monitor must know each request
-it lets through: terminals, FIONREAD and friends.  Everything else fails with ENOTTY
+it lets through: terminals, FIONREAD and friends, a timerfd's TFD_IOC_SET_TICKS.  Everything else fails with ENOTTY
 (and shows in --strace), as for a descriptor that does not support the request.
 Network interfaces can be looked at (the SIOCGIF* getters), never changed.
 """
@@ -33,7 +33,7 @@ REQUESTS: dict[int, int] = {
     F.TIOCSETD: _INT, F.FIGETBSZ: _INT, F.TIOCGLCKTRMIOS: _TERMIOS, F.TIOCSLCKTRMIOS: _TERMIOS,
     F.TIOCSCTTY: VALUE, F.TIOCNOTTY: NONE, F.TIOCEXCL: NONE, F.TIOCNXCL: NONE,
     F.TIOCSBRK: NONE, F.TIOCCBRK: NONE, F.FIOCLEX: NONE, F.FIONCLEX: NONE,
-    F.TIOCSTI: 1, F.FIOQSIZE: 8, F.BLKGETSIZE64: 8,
+    F.TIOCSTI: 1, F.FIOQSIZE: 8, F.BLKGETSIZE64: 8, F.TFD_IOC_SET_TICKS: 8,
     F.SIOCGIFNAME: F.IFREQ_SIZE, F.SIOCGIFFLAGS: F.IFREQ_SIZE, F.SIOCGIFADDR: F.IFREQ_SIZE,
     F.SIOCGIFDSTADDR: F.IFREQ_SIZE, F.SIOCGIFBRDADDR: F.IFREQ_SIZE, F.SIOCGIFNETMASK: F.IFREQ_SIZE,
     F.SIOCGIFMETRIC: F.IFREQ_SIZE, F.SIOCGIFMTU: F.IFREQ_SIZE, F.SIOCGIFHWADDR: F.IFREQ_SIZE,

@@ -6,28 +6,97 @@ registers and check the descriptor of a file mapping.
 
 from __future__ import annotations
 
-import os
+import struct
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.errno import EINVAL, ENOMEM, EPERM
+from kontain.abi.errno import EAGAIN, EINVAL, ENODEV, ENOMEM
 from kontain.errors import GuestError
+from kontain.kvm import abi as k
+from kontain.memory.mm import VM_SPECIAL
 from kontain.syscalls.common import s32, u64
 
-SYS_msync, SYS_mincore, SYS_mlock, SYS_munlock, SYS_mlock2, SYS_mlockall = 26, 27, 149, 150, 325, 151
-MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = F.MCL_CURRENT, F.MCL_FUTURE, F.MCL_ONFAULT
+SYS_msync, SYS_mincore, SYS_mlock, SYS_munlock, SYS_mlock2 = 26, 27, 149, 150, 325
+STACK_LOCK_BELOW = 128 << 10
 PAGE = F.PAGE_SIZE
 
 
 def brk(t, addr, *_):
-    return t.mm.brk(u64(addr))
+    mm = t.mm
+    old = mm.brk_end
+    new = mm.brk(u64(addr))
+    if mm.lock_future >= 0 and new > old:
+        start, end = (old + PAGE - 1) & ~(PAGE - 1), (new + PAGE - 1) & ~(PAGE - 1)
+        if end > start and native.syscall(SYS_mlock2, t.mem.base + start, end - start, mm.lock_future) < 0:
+            return mm.brk(old)  # (it cannot be locked: the break stays)
+    return new
+
+
+def mlockall(t, flags, *_):
+    """Locks the program's memory (every mapping of its window on the host), never the
+    monitor's; MCL_FUTURE locks what it maps later (``_lock_new``)."""
+    flags = s32(flags)
+    if not flags or flags & ~(F.MCL_CURRENT | F.MCL_FUTURE | F.MCL_ONFAULT) or flags == F.MCL_ONFAULT:
+        raise GuestError(EINVAL)
+    how = F.MLOCK_ONFAULT if flags & F.MCL_ONFAULT else 0
+    t.mm.lock_future = how if flags & F.MCL_FUTURE else -1
+    if flags & F.MCL_CURRENT:
+        with t.mm.lock:
+            for v in list(t.mm):
+                if v.flags & VM_SPECIAL:
+                    continue  # the host's vDSO pages: Linux leaves VM_SPECIAL mappings unlocked too
+                start = v.start
+                if v.name == "[stack]":
+                    # km maps the whole 8 MiB stack at once; Linux's grows as it is used,
+                    # and locks what it has: the part in use, and a little below
+                    start = max(v.start, (t.q[k.RSP] & ~(PAGE - 1)) - STACK_LOCK_BELOW)
+                r = native.syscall(SYS_mlock2, t.mem.base + start, v.end - start, how)
+                if r < 0:
+                    return r
+    return 0
+
+
+def munlockall(t, *_):
+    t.mm.lock_future = -1
+    with t.mm.lock:
+        for v in list(t.mm):
+            native.syscall(SYS_munlock, t.mem.base + v.start, v.end - v.start)
+    return 0
 
 
 def mmap(t, addr, length, prot, flags, fd, offset):
     flags = s32(flags)
-    if not flags & F.MAP_ANONYMOUS:
-        fd = t.fds.check(fd)
-    return t.mm.mmap(u64(addr), u64(length), s32(prot), flags, fd, u64(offset))
+    if flags & F.MAP_ANONYMOUS:
+        r = t.mm.mmap(u64(addr), u64(length), s32(prot), flags, fd, u64(offset))
+    else:
+        # the file is looked at and mapped through a descriptor of the monitor's: the
+        # program cannot swap what its number refers to in between
+        own = native.dup_at_least(t.fds.check(fd), t.fds.floor)
+        if own < 0:
+            return own
+        try:
+            if _anon_inode(own):
+                raise GuestError(ENODEV)  # nothing the program may map (KVM's vCPUs and VM among them)
+            r = t.mm.mmap(u64(addr), u64(length), s32(prot), flags, own, u64(offset))
+        finally:
+            native.syscall(3, own)  # close
+    if t.mm.lock_future >= 0:
+        _lock_new(t, r, u64(length))
+    return r
+
+
+def _anon_inode(fd: int) -> bool:
+    st = bytearray(144)
+    return native.syscall(5, fd, native.address_of(st)) == 0 and \
+        struct.unpack_from("<I", st, 24)[0] & 0o170000 == 0  # fstat: no file type (eventfd, KVM...)
+
+
+def _lock_new(t, addr: int, length: int) -> None:
+    """mlockall(MCL_FUTURE): a new mapping is locked, or undone (EAGAIN, as Linux)."""
+    size = (length + PAGE - 1) & ~(PAGE - 1)
+    if native.syscall(SYS_mlock2, t.mem.base + addr, size, t.mm.lock_future) < 0:
+        t.mm.munmap(addr, size)
+        raise GuestError(EAGAIN)
 
 
 def munmap(t, addr, length, *_):
@@ -61,14 +130,26 @@ def _range(t, addr: int, length: int) -> tuple[int, int]:
 
 
 def msync(t, addr, length, flags, *_):
+    """The host checks the flags and syncs; a range with unmapped pages then fails with
+    ENOMEM, as Linux's, which syncs the mapped parts first (the host's reservation
+    around the program's mappings is no mapping of the program's)."""
     host, size = _range(t, addr, length)
-    return native.syscall(SYS_msync, host, size, s32(flags))
+    r = native.syscall(SYS_msync, host, size, s32(flags))
+    if r == 0 and t.mm.first_gap(u64(addr), u64(addr) + size) is not None:
+        return -ENOMEM
+    return r
 
 
 def mincore(t, addr, length, vec, *_):
+    """As Linux: the pages before the first unmapped one are reported, then ENOMEM."""
     host, size = _range(t, addr, length)
-    out = t.mem.host(vec, size // PAGE)
-    return native.syscall(SYS_mincore, host, size, out)
+    gap = t.mm.first_gap(u64(addr), u64(addr) + size)
+    if gap is not None:
+        size = gap - u64(addr)
+        if size == 0:
+            return -ENOMEM
+    r = native.syscall(SYS_mincore, host, size, t.mem.host(vec, size // PAGE))
+    return -ENOMEM if r == 0 and gap is not None else r
 
 
 def _lock(nr: int, t, addr, length, *rest) -> int:
@@ -91,22 +172,3 @@ def mlock2(t, addr, length, flags, *_):
     if u64(flags) & ~F.MLOCK_ONFAULT & 0xFFFFFFFF:
         raise GuestError(EINVAL)  # as Linux, the flags before the range
     return _lock(SYS_mlock2, t, addr, length, s32(flags))
-
-
-def mlockall(t, flags, *_):
-    """MCL_CURRENT goes to the host (locking the monitor's memory along with the
-    program's: for a user without CAP_IPC_LOCK that is more than RLIMIT_MEMLOCK, and
-    fails with ENOMEM as the program's own would, mostly).  MCL_FUTURE is checked and
-    accepted but not given to the host: there it would lock every allocation km makes
-    from then on, a thread's stack, the interpreter's memory, and those fail once they
-    pass RLIMIT_MEMLOCK (a guest thread could not be made: an internal error in clone)."""
-    flags = s32(flags)
-    if not flags or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) or flags == MCL_ONFAULT:
-        raise GuestError(EINVAL)
-    if flags & MCL_CURRENT:
-        return native.syscall(SYS_mlockall, flags & (MCL_CURRENT | MCL_ONFAULT))
-    import resource
-
-    if resource.getrlimit(resource.RLIMIT_MEMLOCK)[0] == 0 and os.geteuid() != 0:
-        raise GuestError(EPERM)  # as Linux's can_do_mlock (CAP_IPC_LOCK: root, here)
-    return 0

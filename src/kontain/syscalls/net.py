@@ -15,9 +15,9 @@ import stat
 import struct
 
 from kontain import native
-from kontain.abi.errno import EBADF, EINVAL, EMSGSIZE, ENOTSOCK
+from kontain.abi.errno import EBADF, EFAULT, EINVAL, EMSGSIZE, ENOBUFS, ENOTSOCK
 from kontain.errors import GuestError
-from kontain.syscalls.common import buffer, fd_pair, ptr, s32, u32
+from kontain.syscalls.common import POLLIN, POLLOUT, buffer, fd_pair, io_call, ptr, s32, u32
 from kontain.syscalls.rw import UIO_MAXIOV, host_iovec
 
 SYS_sendmsg, SYS_recvmsg, SYS_socketpair, SYS_recvmmsg, SYS_sendmmsg = 46, 47, 53, 299, 307
@@ -25,7 +25,7 @@ SYS_accept, SYS_accept4, SYS_recvfrom, SYS_getsockopt = 43, 288, 45, 55
 SOL_SOCKET, SCM_RIGHTS = 1, 1
 MSG_CTRUNC, MSG_CMSG_COMPAT = 0x8, 0x80000000
 SOCKADDR_MAX = 128  # sizeof(struct sockaddr_storage): the kernel never writes more
-CONTROL_MAX = 1 << 20
+RECV_CONTROL_MAX = 4096  # more control data than one message carries (SCM_RIGHTS: 253 descriptors, 1 KiB)
 MSGHDR = struct.Struct("<QI4xQQQQi4x")  # name, namelen, iov, iovlen, control, controllen, flags
 MMSGHDR_SIZE = MSGHDR.size + 8  # struct mmsghdr: msghdr, unsigned msg_len (+ padding)
 CMSGHDR = struct.Struct("<Qii")  # cmsg_len, cmsg_level, cmsg_type
@@ -33,6 +33,20 @@ CMSGHDR = struct.Struct("<Qii")  # cmsg_len, cmsg_level, cmsg_type
 
 def _cmsg_align(n: int) -> int:
     return (n + 7) & ~7
+
+
+_OPTMEM = []
+
+
+def _optmem_max() -> int:
+    """net.core.optmem_max: the most control data the host accepts in one message."""
+    if not _OPTMEM:
+        try:
+            with open("/proc/sys/net/core/optmem_max", "rb") as f:
+                _OPTMEM.append(int(f.read()))
+        except (OSError, ValueError):
+            _OPTMEM.append(20480)  # the kernel's default
+    return _OPTMEM[0]
 
 
 def _check_rights(t, control: bytes) -> None:
@@ -66,6 +80,8 @@ def _accept_rights(t, control: bytearray, used: int) -> tuple[int, bool]:
                 for fd in fds:
                     os.close(fd)
                 return pos, True
+            for fd in fds:
+                t.fds.seen(fd)
         pos += _cmsg_align(length)
     return used, truncated
 
@@ -85,17 +101,24 @@ class _HostMsg:
         self.keep = [hv]
         self.name_addr = name
         self.control_addr = control
-        self.control_len = min(controllen, CONTROL_MAX)
         self.control = None
         host_control = 0
+        if sending:
+            # Linux copies the control data into a kernel buffer of at most optmem_max
+            # bytes (ENOBUFS past it): so does km, never more
+            self.control_len = controllen
+            if controllen > min(_optmem_max(), 0x7FFFFFFF):
+                raise GuestError(ENOBUFS)
+        else:
+            # Linux writes what it has straight to the program's buffer; km gives it
+            # one as large as any message's control data can be
+            self.control_len = min(controllen, RECV_CONTROL_MAX)
         if control and controllen:
-            if controllen > CONTROL_MAX:
-                raise GuestError(EINVAL if sending else EMSGSIZE)
             if sending:
                 self.control = bytearray(t.mem.read(control, controllen))
                 _check_rights(t, self.control)
             else:
-                self.control = bytearray(controllen)
+                self.control = bytearray(self.control_len)
             host_control = native.address_of(self.control)
         self.buf = bytearray(MSGHDR.pack(ptr(t, name, min(u32(namelen), SOCKADDR_MAX)) if name else 0, namelen,
                                          native.address_of(hv), n, host_control, self.control_len if host_control else 0, 0))
@@ -143,13 +166,13 @@ def _host_msg(t, fd: int, msg: int, flags: int, sending: bool) -> _HostMsg:
 def sendmsg(t, fd, msg, flags, *_):
     fd = t.fds.check(fd)
     m = _host_msg(t, fd, msg, u32(flags), sending=True)
-    return native.syscall(SYS_sendmsg, fd, m.address, s32(flags))
+    return io_call(t, fd, POLLOUT, SYS_sendmsg, m.address, s32(flags))
 
 
 def recvmsg(t, fd, msg, flags, *_):
     fd = t.fds.check(fd)
     m = _host_msg(t, fd, msg, u32(flags), sending=False)
-    r = native.syscall(SYS_recvmsg, fd, m.address, s32(flags))
+    r = io_call(t, fd, POLLIN, SYS_recvmsg, m.address, s32(flags))
     if r >= 0:
         m.finish_receive(t, msg)
     return r
@@ -177,18 +200,37 @@ def _mmsg_finish(t, vec: int, msgs: list[_HostMsg], arr: bytearray, count: int, 
 
 
 def sendmmsg(t, fd, vec, vlen, flags, *_):
+    """One message at a time, as Linux's loop does (so that km never holds more than one
+    message's copies): stops at the first error, which it returns only if nothing was
+    sent."""
     fd = t.fds.check(fd)
-    msgs, arr, n = _mmsg(t, fd, u32(flags), vec, vlen, sending=True)
-    r = native.syscall(SYS_sendmmsg, fd, native.address_of(arr) if n else 0, n, s32(flags))
-    if r > 0:
-        _mmsg_finish(t, vec, msgs, arr, r, receiving=False)
-    return r
+    vlen = min(u32(vlen), UIO_MAXIOV)
+    if not vlen:
+        _socket_errors_first(fd, u32(flags))  # (Linux looks at the descriptor first, even for no message)
+        return 0
+    flags = s32(flags)
+    sent = 0
+    for i in range(vlen):
+        hdr = vec + i * MMSGHDR_SIZE
+        try:
+            m = _host_msg(t, fd, hdr, u32(flags), sending=True)
+            r = io_call(t, fd, POLLOUT, SYS_sendmsg, m.address, flags)
+        except GuestError as e:
+            r = -e.errno
+        if r < 0:
+            return sent if sent else r
+        try:
+            t.mem.write(hdr + MSGHDR.size, struct.pack("<I", r))  # msg_len
+        except GuestError:
+            return sent if sent else -EFAULT
+        sent += 1
+    return sent
 
 
 def recvmmsg(t, fd, vec, vlen, flags, timeout, *_):
     fd = t.fds.check(fd)
     msgs, arr, n = _mmsg(t, fd, u32(flags), vec, vlen, sending=False)
-    r = native.syscall(SYS_recvmmsg, fd, native.address_of(arr) if n else 0, n, s32(flags), ptr(t, timeout, 16))
+    r = io_call(t, fd, POLLIN, SYS_recvmmsg, native.address_of(arr) if n else 0, n, s32(flags), ptr(t, timeout, 16))
     if r > 0:
         _mmsg_finish(t, vec, msgs, arr, r, receiving=True)
     return r
@@ -208,7 +250,7 @@ def socketpair(t, domain, typ, protocol, sv, *_):
 
 def _accept(t, nr: int, fd, addr, addrlen, *flags) -> int:
     fd = t.fds.check(fd)
-    r = native.syscall(nr, fd, ptr(t, addr, SOCKADDR_MAX), ptr(t, addrlen, 4), *flags)
+    r = io_call(t, fd, POLLIN, nr, ptr(t, addr, SOCKADDR_MAX), ptr(t, addrlen, 4), *flags)
     return t.fds.new(r) if r >= 0 else r
 
 
@@ -223,7 +265,7 @@ def accept4(t, fd, addr, addrlen, flags, *_):
 def recvfrom(t, fd, buf, length, flags, addr, addrlen):
     fd = t.fds.check(fd)
     host, n = buffer(t, buf, length)
-    return native.syscall(SYS_recvfrom, fd, host, n, s32(flags), ptr(t, addr, SOCKADDR_MAX), ptr(t, addrlen, 4))
+    return io_call(t, fd, POLLIN, SYS_recvfrom, host, n, s32(flags), ptr(t, addr, SOCKADDR_MAX), ptr(t, addrlen, 4))
 
 
 def getsockopt(t, fd, level, optname, optval, optlen, *_):

@@ -8,16 +8,17 @@ descriptor above the limit.  The copy is what the host sees, then results go bac
 
 from __future__ import annotations
 
-import os
 import struct
 
 from kontain import native
-from kontain.abi.errno import EBADF, EINVAL
+from kontain.abi.errno import EINVAL
 from kontain.abi.flags import POLLNVAL
 from kontain.errors import GuestError
-from kontain.syscalls.common import ptr, s32, sigmask_arg, u64, with_sigmask
+from kontain.syscalls.common import ptr, s32, u64
+from kontain.syscalls.signal import with_sigmask
 
 SYS_poll, SYS_select, SYS_pselect6, SYS_ppoll = 7, 23, 270, 271
+SIGSET_SIZE = 8
 
 
 def _poll_common(t, fds_addr, nfds, call) -> int:
@@ -50,50 +51,51 @@ def _poll_common(t, fds_addr, nfds, call) -> int:
 
 
 def poll(t, fds_addr, nfds, timeout, *_):
-    return _poll_common(t, fds_addr, nfds, lambda a, n: native.syscall(SYS_poll, a, n, s32(timeout)))
+    def call(timeout: int, flag: int) -> int:
+        return _poll_common(t, fds_addr, nfds, lambda a, n: native.blocking(flag, SYS_poll, a, n, timeout))
+
+    return with_sigmask(t, None, lambda: call(s32(timeout), t.kick_addr), lambda: call(0, _NEVER))
+
+
+def _sigmask_copy(t, mask_addr, size) -> bytearray | None:
+    """The guest's sigset argument of ppoll or pselect6 (checked: the size must be 8)."""
+    if not mask_addr:
+        return None
+    if u64(size) != SIGSET_SIZE:
+        raise GuestError(EINVAL)
+    return bytearray(t.mem.read(mask_addr, SIGSET_SIZE))
+
+
+_ZERO_TS = bytearray(16)  # a zero timeout: "poll now" (syscalls.signal.with_sigmask)
+_NEVER_FLAG = bytearray(1)  # a kick flag never set: a call that cannot block is made kicked or not
+_NEVER = native.address_of(_NEVER_FLAG)
 
 
 def ppoll(t, fds_addr, nfds, tsp, sigmask, sigsetsize, *_):
     ts = ptr(t, tsp, 16)
-    mask = sigmask_arg(t, sigmask, sigsetsize)  # the program's, not the host thread's (common.with_sigmask)
-    return _poll_common(t, fds_addr, nfds,
-                        lambda a, n: with_sigmask(t, mask, lambda: native.syscall(SYS_ppoll, a, n, ts, 0, 0)))
+    mask = _sigmask_copy(t, sigmask, sigsetsize)
 
+    def call(timeout: int, flag: int) -> int:
+        return _poll_common(t, fds_addr, nfds, lambda a, n: native.blocking(flag, SYS_ppoll, a, n, timeout, 0, SIGSET_SIZE))
 
-def _table_size(t) -> int:
-    """What Linux's select takes as the end of the descriptor table (fdt->max_fds) for
-    the program: 64 at first, then 128 times a power of two, enough for its highest
-    descriptor (the host's table also holds the monitor's, at the floor and above)."""
-    try:
-        highest = max((fd for fd in map(int, os.listdir("/proc/self/fd")) if fd < t.fds.floor), default=0)
-    except OSError:
-        return t.fds.floor
-    if highest < 64:
-        return 64
-    return 128 << ((highest // 128).bit_length())
+    return with_sigmask(t, mask, lambda: call(ts, t.kick_addr), lambda: call(native.address_of(_ZERO_TS), _NEVER))
 
 
 def _fdset_copies(t, nfds: int, sets: tuple[int, int, int]) -> tuple[list[bytearray | None], int]:
+    """Copies of the sets, as many bits as the program's descriptor table has: Linux
+    caps nfds at its table's size and ignores the bits past it (FdTable.table_size),
+    so no nfds makes km copy more than that."""
     if nfds < 0:
         raise GuestError(EINVAL)
-    # as Linux, the sets are read only as far as the descriptor table goes, however
-    # large nfds is (it was read whole: 256 MiB for INT_MAX, EFAULT or MemoryError)
-    if nfds > 64:
-        nfds = min(nfds, _table_size(t))
-    floor = t.fds.floor
+    nfds = min(nfds, t.fds.table_size())
     size = (nfds + 63) // 64 * 8
     copies: list[bytearray | None] = []
     for addr in sets:
         if not addr or size == 0:
             copies.append(None)
             continue
-        buf = bytearray(t.mem.read(addr, size))
-        # bits at or above the floor name monitor descriptors: the guest has no such fd
-        for fd in range(floor, nfds):
-            if buf[fd >> 3] >> (fd & 7) & 1:
-                raise GuestError(EBADF)
-        copies.append(buf)
-    return copies, min(nfds, floor)
+        copies.append(bytearray(t.mem.read(addr, size)))
+    return copies, nfds
 
 
 def _select_common(t, nfds, r_addr, w_addr, e_addr, call) -> int:
@@ -110,15 +112,22 @@ def _select_common(t, nfds, r_addr, w_addr, e_addr, call) -> int:
 
 def select(t, nfds, r_addr, w_addr, e_addr, tv, *_):
     tvp = ptr(t, tv, 16)
-    return _select_common(t, nfds, r_addr, w_addr, e_addr,
-                          lambda n, r, w, e: native.syscall(SYS_select, n, r, w, e, tvp))
+    def call(tv: int, flag: int) -> int:
+        return _select_common(t, nfds, r_addr, w_addr, e_addr,
+                              lambda n, r, w, e: native.blocking(flag, SYS_select, n, r, w, e, tv))
+
+    return with_sigmask(t, None, lambda: call(tvp, t.kick_addr), lambda: call(native.address_of(_ZERO_TS), _NEVER))
 
 
 def pselect6(t, nfds, r_addr, w_addr, e_addr, tsp, sig):
     ts = ptr(t, tsp, 16)
     mask = None
-    if sig:  # a pointer to {sigset pointer, size}
+    if sig:  # a pointer to {sigset pointer, size}: both are the guest's
         mask_addr, size = struct.unpack("<QQ", t.mem.read(sig, 16))
-        mask = sigmask_arg(t, mask_addr, size)
-    return _select_common(t, nfds, r_addr, w_addr, e_addr,
-                          lambda n, r, w, e: with_sigmask(t, mask, lambda: native.syscall(SYS_pselect6, n, r, w, e, ts, 0)))
+        mask = _sigmask_copy(t, mask_addr, size)
+
+    def call(timeout: int, flag: int) -> int:
+        return _select_common(t, nfds, r_addr, w_addr, e_addr,
+                              lambda n, r, w, e: native.blocking(flag, SYS_pselect6, n, r, w, e, timeout, 0))
+
+    return with_sigmask(t, mask, lambda: call(ts, t.kick_addr), lambda: call(native.address_of(_ZERO_TS), _NEVER))

@@ -12,12 +12,11 @@ import struct
 
 from kontain import native
 from kontain.abi.errno import EBADF, EINVAL, EIO
-from kontain.abi.flags import SEEK_HOLE
+from kontain.abi.flags import F_GETFL, O_ACCMODE, O_PATH, O_WRONLY, SEEK_HOLE
 from kontain.errors import GuestError
-from kontain.syscalls.common import MAX_RW_COUNT, buffer, ptr, s32, u32, u64
+from kontain.syscalls.common import MAX_RW_COUNT, POLLIN, POLLOUT, buffer, io_call, passthrough, ptr, s32, u32, u64
 
 UIO_MAXIOV = 1024
-_sc3 = native.sc3
 _sc4 = native.sc4
 _errno = native.get_errno
 SYS_read, SYS_write, SYS_pread64, SYS_pwrite64, SYS_readv, SYS_writev = 0, 1, 17, 18, 19, 20
@@ -31,7 +30,7 @@ def _ret(r: int) -> int:
 def read(t, fd, buf, count, *_):
     fd = t.fds.check(fd)
     host, n = buffer(t, buf, count)
-    r = _ret(_sc3(SYS_read, fd, host, n))
+    r = io_call(t, fd, POLLIN, SYS_read, host, n)
     if r == -EINVAL and t.process.signalfds.files:  # a listening socket: a signalfd? (kernel/signalfd.py)
         f = t.process.signalfds.find(fd)
         if f is not None:
@@ -44,7 +43,7 @@ def read(t, fd, buf, count, *_):
 def write(t, fd, buf, count, *_):
     fd = t.fds.check(fd)
     host, n = buffer(t, buf, count)
-    return _ret(_sc3(SYS_write, fd, host, n))
+    return io_call(t, fd, POLLOUT, SYS_write, host, n)
 
 
 def _offset(offset: int, current_ok: bool = False) -> None:
@@ -75,7 +74,7 @@ def lseek(t, fd, offset, whence, *_):
         if native.syscall(72, fd, 1, 0) < 0:  # fcntl(F_GETFD): Linux looks at the descriptor first
             raise GuestError(EBADF)
         raise GuestError(EINVAL)
-    return _ret(_sc3(SYS_lseek, fd, offset, whence))
+    return native.syscall3(SYS_lseek, fd, offset, whence)
 
 
 def host_iovec(t, addr: int, count: int) -> tuple[bytearray, int]:
@@ -101,7 +100,7 @@ def host_iovec(t, addr: int, count: int) -> tuple[bytearray, int]:
     return bytearray(struct.pack(f"<{2 * count}Q", *out)), count
 
 
-def _vec_call(nr: int, t, fd, iov, count, *rest) -> int:
+def _vec_call(nr: int, t, fd, iov, count, *rest, events: int = 0) -> int:
     fd = t.fds.check(fd)
     try:
         hv, n = host_iovec(t, iov, count)
@@ -113,15 +112,17 @@ def _vec_call(nr: int, t, fd, iov, count, *rest) -> int:
         if r < 0:
             return r
         raise
+    if events:
+        return io_call(t, fd, events, nr, native.address_of(hv), n, *rest)
     return native.syscall(nr, fd, native.address_of(hv), n, *rest)
 
 
 def readv(t, fd, iov, count, *_):
-    return _vec_call(SYS_readv, t, fd, iov, count)
+    return _vec_call(SYS_readv, t, fd, iov, count, events=POLLIN)
 
 
 def writev(t, fd, iov, count, *_):
-    return _vec_call(SYS_writev, t, fd, iov, count)
+    return _vec_call(SYS_writev, t, fd, iov, count, events=POLLOUT)
 
 
 def preadv(t, fd, iov, count, pos_l, pos_h, *_):
@@ -147,11 +148,29 @@ def pwritev2(t, fd, iov, count, pos_l, pos_h, flags):
 def sendfile(t, out_fd, in_fd, offset, count, *_):
     out_fd = t.fds.check(out_fd)
     in_fd = t.fds.check(in_fd)
-    return _ret(_sc4(SYS_sendfile, out_fd, in_fd, ptr(t, offset, 8), count))
+    return io_call(t, out_fd, POLLOUT, SYS_sendfile, in_fd, ptr(t, offset, 8), count)
 
 
 SYS_vmsplice = 278
 
 
 def vmsplice(t, fd, iov, count, flags, *_):
-    return _vec_call(SYS_vmsplice, t, fd, iov, count, u32(flags))
+    return _vec_call(SYS_vmsplice, t, fd, iov, count, u32(flags), events=POLLOUT)
+
+
+
+SYS_splice, SYS_fcntl = 275, 72
+SPLICE_F_ALL = 0xF  # MOVE, NONBLOCK, MORE, GIFT
+_splice = passthrough(SYS_splice, "f p8 f p8 u x", blocking=True)
+
+
+def splice(t, fd_in, off_in, fd_out, off_out, length, flags, *_):
+    """splice; into a signalfd EINVAL, as on Linux, where km's signalfd, a listening
+    socket underneath (kernel/signalfd.py), would wait for data."""
+    if length and not u32(flags) & ~SPLICE_F_ALL and t.process.signalfds.files and \
+            t.process.signalfds.find(t.fds.check(fd_out)) is not None:
+        mode = native.syscall(SYS_fcntl, t.fds.check(fd_in), F_GETFL, 0)
+        if mode < 0 or mode & O_PATH or mode & O_ACCMODE == O_WRONLY:
+            raise GuestError(EBADF)  # (Linux looks at the descriptors' modes first)
+        raise GuestError(EINVAL)
+    return _splice(t, fd_in, off_in, fd_out, off_out, length, flags)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 
 from kontain.abi import signals as S
-from kontain.abi.errno import EAGAIN, EBADF, EINTR, EINVAL, ENOMEM, EPERM
+from kontain.abi.errno import EAGAIN, EBADF, EINTR, EINVAL, ERESTARTNOINTR
 from kontain.abi.structs import stack_t
 from kontain.errors import GuestError
 from kontain.kvm import abi as k
@@ -57,6 +57,8 @@ def rt_sigprocmask(t, how, set_addr, oset, sigsetsize, *_):
         mask = old
     if oset:
         t.mem.write(oset, struct.pack("<Q", old))
+    if old & ~mask:
+        t.process.host_signals.sync()  # what another process has sent is pending: unblocked, it runs now
     t.sigmask = mask & ~S.UNBLOCKABLE  # newly unblocked pending signals: delivered on the way out
     return 0
 
@@ -65,34 +67,21 @@ def rt_sigpending(t, set_addr, sigsetsize, *_):
     size = u64(sigsetsize)
     if size > SIGSET_SIZE:
         raise GuestError(EINVAL)
+    t.process.host_signals.sync()  # what another process has sent is pending, as on Linux once kill returned
     t.mem.write(set_addr, struct.pack("<Q", (t.pending.mask | t.shared.mask) & t.sigmask)[:size])
     return 0
 
 
 def sigaltstack(t, ss, old_ss, *_):
-    sp, flags, size = t.altstack
     rsp = t.q[k.RSP] & 0xFFFFFFFFFFFFFFFF
-    on_stack = not flags & S.SS_DISABLE and size and sp < rsp <= sp + size
-    if on_stack:
-        flags = S.SS_ONSTACK | (flags & S.SS_AUTODISARM)
-    if ss and on_stack:
-        raise GuestError(EPERM)
+    sp, _flags, size = t.altstack
+    old = stack_t.pack(sp, t.altstack_flags(rsp), size)
     if ss:
-        nsp, nflags, nsize = stack_t.unpack(t.mem.read(ss, stack_t.size))
-        nflags &= 0xFFFFFFFF
-        mode = nflags & ~S.SS_AUTODISARM
-        if mode not in (0, S.SS_ONSTACK, S.SS_DISABLE):
-            raise GuestError(EINVAL)
-        if mode == S.SS_DISABLE:
-            new = (0, S.SS_DISABLE, 0)
-        else:
-            if nsize < S.MINSIGSTKSZ:
-                raise GuestError(ENOMEM)
-            new = (nsp, nflags & S.SS_AUTODISARM, nsize)
+        err = t.set_altstack(*stack_t.unpack(t.mem.read(ss, stack_t.size)), rsp)
+        if err:
+            return err
     if old_ss:
-        t.mem.write(old_ss, stack_t.pack(sp, flags, size))
-    if ss:
-        t.altstack = new
+        t.mem.write(old_ss, old)
     return 0
 
 
@@ -113,7 +102,40 @@ def _wait_handled(t) -> None:
                 (t.pending if t.pending.mask & (1 << (sig - 1)) else t.shared).discard(sig)
         return False
 
+    t.process.host_signals.sync()
     t.process.wait_for(t, ready)
+
+
+def with_sigmask(t, mask: bytes | None, wait, poll_now) -> int:
+    """ppoll, pselect6, epoll_pwait and epoll_pwait2 with a signal mask: as Linux's
+    set_user_sigmask and restore_saved_sigmask_unless.  The mask is the guest's, so it
+    is the monitor's to apply (the host call gets none: km's threads keep their own).
+    ``wait()`` makes the host call (native.blocking: not made once the thread is
+    kicked); ``poll_now()`` makes it with a zero timeout, kicked or not, for when a
+    signal the mask lets through is pending (the call then reports ready descriptors,
+    or EINTR).  Interrupted by such a signal, the call fails with
+    EINTR and the old mask stays saved, for the handler's frame (as sigsuspend); in
+    every other case the old mask is back before the call returns."""
+    if mask is None:  # (poll, select, epoll_wait: a kick before the wait, what is ready or EINTR)
+        r = wait()
+        if r == -ERESTARTNOINTR:
+            r = poll_now()
+            return -EINTR if r == 0 else r
+        return r
+    old = t.sigmask
+    t.saved_mask = old
+    t.sigmask = struct.unpack("<Q", mask[:SIGSET_SIZE])[0] & ~S.UNBLOCKABLE
+    try:
+        r = -ERESTARTNOINTR if t.has_signals() else wait()
+        if r in (-EINTR, -ERESTARTNOINTR) and t.has_signals():
+            r = poll_now()  # a signal it lets through: what is ready is reported, else EINTR
+            if r == 0:
+                return -EINTR  # delivered on the way out: Task.after_syscall
+    except BaseException:
+        t.sigmask, t.saved_mask = old, None
+        raise
+    t.sigmask, t.saved_mask = old, None
+    return r
 
 
 def rt_sigsuspend(t, mask_addr, sigsetsize, *_):
@@ -146,6 +168,7 @@ def rt_sigtimedwait(t, set_addr, info_addr, timeout, sigsetsize, *_):
     def ready() -> bool:
         return bool((t.pending.mask | t.shared.mask) & wanted) or bool(t.has_signals() & ~wanted)
 
+    p.host_signals.sync()
     t.waiting = wanted  # (as Linux's real_blocked: a signal in ``wanted`` comes to this thread)
     try:
         if not p.wait_for(t, ready, timeout_ns):

@@ -13,30 +13,9 @@ from kontain.abi import flags as F
 from kontain.abi.signals import name as signal_name
 from kontain.abi.syscalls import NAMES
 from kontain.errors import GuestError
+from kontain.syscalls.table import ARGS
 
-# argument formats: d int, u unsigned, x hex, f fd, a dirfd, s path, b buffer in (shown
-# before), B buffer out (shown after, length = result), o open flags, m octal mode,
-# P prot, M mmap flags, p pointer, S signal number, -: stop
-SIGNATURES: dict[str, str] = {
-    "read": "f B u", "write": "f b u", "open": "s o m", "close": "f", "stat": "s p", "fstat": "f p",
-    "lstat": "s p", "poll": "p u d", "lseek": "f d d", "mmap": "p u P M f x", "mprotect": "p u P",
-    "munmap": "p u", "brk": "p", "rt_sigaction": "S p p u", "rt_sigprocmask": "d p p u", "ioctl": "f I p",
-    "pread64": "f B u d", "pwrite64": "f b u d", "readv": "f p d", "writev": "f p d", "access": "s o",
-    "pipe": "p", "pipe2": "p o", "dup": "f", "dup2": "f f", "dup3": "f f o", "nanosleep": "p p",
-    "getpid": "", "exit": "d", "exit_group": "d", "kill": "d S", "uname": "p", "fcntl": "f F x",
-    "getdents64": "f p u", "getcwd": "p u", "chdir": "s", "fchdir": "f", "rename": "s s", "mkdir": "s m",
-    "rmdir": "s", "unlink": "s", "readlink": "s p u", "chmod": "s m", "umask": "m", "getrlimit": "d p",
-    "setrlimit": "d p", "prlimit64": "d d p p", "arch_prctl": "A p", "set_tid_address": "p",
-    "set_robust_list": "p u", "openat": "a s o m", "newfstatat": "a s p x", "readlinkat": "a s p u",
-    "unlinkat": "a s x", "mkdirat": "a s m", "faccessat": "a s o", "faccessat2": "a s o x",
-    "clock_gettime": "d p", "gettimeofday": "p p", "getrandom": "p u x", "mremap": "p u u x p",
-    "madvise": "p u d", "statx": "a s x x p", "tgkill": "d d S", "tkill": "d S", "futex": "p d d p p d",
-    "prctl": "d x x x x", "sigaltstack": "p p", "gettid": "", "getuid": "", "geteuid": "", "getgid": "",
-    "getegid": "", "getppid": "", "sched_getaffinity": "d u p", "sched_yield": "", "rseq": "p u x x",
-    "clock_nanosleep": "d x p p", "select": "d p p p p", "pselect6": "d p p p p p", "ppoll": "p u p p u",
-    "sendfile": "f f p u", "ftruncate": "f d", "truncate": "s d", "fsync": "f", "close_range": "f f x",
-    "sysinfo": "p", "times": "p", "getrusage": "d p", "wait4": "d p x p", "memfd_create": "s x",
-}
+# Each call's argument kinds are its row's ``args`` in the syscall table (syscalls/table.py).
 _OPEN_FLAGS = [(F.O_WRONLY, "O_WRONLY"), (F.O_RDWR, "O_RDWR"), (F.O_CREAT, "O_CREAT"), (F.O_EXCL, "O_EXCL"),
                (F.O_NOCTTY, "O_NOCTTY"), (F.O_TRUNC, "O_TRUNC"), (F.O_APPEND, "O_APPEND"),
                (F.O_NONBLOCK, "O_NONBLOCK"), (F.O_DIRECTORY, "O_DIRECTORY"), (F.O_NOFOLLOW, "O_NOFOLLOW"),
@@ -88,9 +67,13 @@ def _char(b: int) -> str:
 
 def _arg(t, kind: str, v: int, nr_args: tuple[int, ...], res: int | None) -> str:
     u = v & 0xFFFFFFFFFFFFFFFF
-    if kind in ("d", "f"):
+    if kind in ("i", "f"):
         x = v & 0xFFFFFFFF
         return str(x - (1 << 32) if x & 0x80000000 else x)
+    if kind == "d":
+        return str(u - (1 << 64) if u >> 63 else u)
+    if kind == "h":
+        return hex(v & 0xFFFFFFFF)
     if kind == "a":
         x = v & 0xFFFFFFFF
         x = x - (1 << 32) if x & 0x80000000 else x
@@ -99,9 +82,9 @@ def _arg(t, kind: str, v: int, nr_args: tuple[int, ...], res: int | None) -> str
         return str(u)
     if kind == "s":
         return _str(t, u)
-    if kind == "b":
-        return _str(t, u, nr_args[2])
-    if kind == "B":
+    if kind[0] == "b" and kind[1:].isdigit():
+        return _str(t, u, nr_args[int(kind[1:])])
+    if kind[0] == "B" and kind[1:].isdigit():
         return _str(t, u, res) if res is not None and res >= 0 else hex(u)
     if kind == "o":
         v &= 0xFFFFFFFF
@@ -115,7 +98,7 @@ def _arg(t, kind: str, v: int, nr_args: tuple[int, ...], res: int | None) -> str
         return _flags(v & 0xFFFFFFFF, _MAP)
     if kind == "S":
         return signal_name(v & 0xFFFFFFFF)
-    if kind == "p":
+    if kind[0] == "p":
         return "NULL" if u == 0 else hex(u)
     if kind in _NAMED:
         return _NAMED[kind].get(u & 0xFFFFFFFF, hex(u))
@@ -124,7 +107,7 @@ def _arg(t, kind: str, v: int, nr_args: tuple[int, ...], res: int | None) -> str
 
 def _sig(nr: int) -> tuple[str, list[str]]:
     if 0 <= nr < len(NAMES) and NAMES[nr]:
-        return NAMES[nr], SIGNATURES.get(NAMES[nr], "x x x").split()
+        return NAMES[nr], (ARGS[nr] or "x x x").split()
     return f"syscall_{nr:#x}", []
 
 
@@ -136,5 +119,5 @@ def format_call(t, nr: int, args: tuple[int, ...], res: int | None) -> str:
         return f"{name}({shown}) = ?"
     if -4096 < res < 0:
         return f"{name}({shown}) = -1 {E.name(-res)} ({os.strerror(-res)})"
-    value = hex(res & 0xFFFFFFFFFFFFFFFF) if name in ("mmap", "brk", "mremap") else str(res)
+    value = hex(res & 0xFFFFFFFFFFFFFFFF) if name in ("mmap", "brk", "mremap", "shmat") else str(res)
     return f"{name}({shown}) = {value}"

@@ -3,46 +3,36 @@
 The guest's timers are km's own host timers (km makes none of its own, so the timer ids
 the host hands out are the guest's).  A timer signal reaches km like any other signal and
 the signal thread forwards it with the host's siginfo (SI_TIMER, si_timerid, si_overrun,
-si_value), which is exactly what the program would have received.
+si_value).
 
-Two things need the monitor: SIGEV_THREAD_ID names a guest thread, whose host thread
-keeps every forwarded signal blocked, so the host timer is aimed at the signal thread and
-the monitor redirects its signals to the guest thread (``Timers.target``); and execve
-deletes the timers, which the host does not do for an exec that happens in place.
+What needs the monitor:
+
+- overruns.  The host counts an overrun when the timer expires while its signal is still
+  pending on the host, which km's signal thread never leaves it for long; the program's
+  signal is pending in km.  So km does what Linux does with the timer's one siginfo: while
+  it is pending in the program, a later expiration adds to its si_overrun instead of
+  queueing another (``Timers.arrived``); when it is taken, that count is what
+  timer_getoverrun reports (``Timer.taken``); timer_settime starts the count again and,
+  as Linux since 6.13, drops a signal of the old setting that is still pending.
+- SIGEV_THREAD_ID names a guest thread, whose host thread keeps every forwarded signal
+  blocked, so the host timer is aimed at the signal thread and the monitor redirects its
+  signals to the guest thread (``Timers.target``).
+- execve deletes the timers, which the host does not do for an exec that happens in place.
 """
 
 from __future__ import annotations
-
-import time
 
 from kontain import native
 from kontain.abi import signals as S
 from kontain.abi.errno import EINVAL
 from kontain.abi.structs import sigevent
 from kontain.errors import GuestError
+from kontain.kernel.timers import Timer
 from kontain.syscalls.common import passthrough, ptr, s32
 
 SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4
-# signals a timer cannot carry: km's kick, and the faults km keeps for its own crashes
-_REFUSED = (S.SIGRTMAX, S.SIGSEGV, S.SIGBUS, S.SIGILL, S.SIGFPE, S.SIGTRAP)
-
-
-class Timers:
-    """The process's timers: host timer id -> guest thread to signal (0: the process)."""
-
-    __slots__ = ("targets",)
-
-    def __init__(self) -> None:
-        self.targets: dict[int, int] = {}
-
-    def target(self, timerid: int) -> int:
-        return self.targets.get(timerid, 0)
-
-    def delete_all(self) -> None:
-        """execve: the program's timers go away."""
-        for timerid in self.targets:
-            native.syscall(226, timerid)  # timer_delete
-        self.targets.clear()
+# the signal a timer cannot carry: km's kick
+_REFUSED = (S.SIGRTMAX,)
 
 
 def timer_create(t, clockid, sevp, timerid_ptr, *_):
@@ -55,26 +45,47 @@ def timer_create(t, clockid, sevp, timerid_ptr, *_):
         if notify not in (SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD_ID):
             raise GuestError(EINVAL)  # (SIGEV_THREAD is the C library's business)
         if notify != SIGEV_NONE and (signo < 1 or signo > S.NSIG or signo in _REFUSED):
-            raise GuestError(EINVAL)  # see known-issues.md for the refused ones
+            raise GuestError(EINVAL)  # see known-issues.md for the refused one
         if notify == SIGEV_THREAD_ID:
             if tid not in p.tasks:
                 raise GuestError(EINVAL)
-            while not p.host_signals.tid:  # (the signal thread is just starting)
-                time.sleep(0.0001)
-            target, tid = tid, p.host_signals.tid  # the host timer signals the signal thread
+            target, tid = tid, p.host_signals.signal_thread_tid()  # the host timer signals the signal thread
         host_ev = bytearray(sigevent.pack(value, signo, notify, tid, b""))
     r = native.syscall(222, s32(clockid), native.address_of(host_ev) if host_ev else 0, ptr(t, timerid_ptr, 4))
     if r == 0:
         timerid = int.from_bytes(t.mem.read(timerid_ptr, 4), "little", signed=True)
         p.timers.targets[timerid] = target
+        p.timers.timers[timerid] = Timer()
     return r
 
 
 _timer_delete = passthrough(226, "i")
+_timer_settime = passthrough(223, "i i p32 p32")
+_timer_getoverrun = passthrough(225, "i")
 
 
 def timer_delete(t, timerid, *_):
     r = _timer_delete(t, timerid)
     if r == 0:
-        t.process.timers.targets.pop(s32(timerid), None)
+        p = t.process
+        p.timers.targets.pop(s32(timerid), None)
+        with p.lock:
+            timer = p.timers.timers.pop(s32(timerid), None)
+            if timer is not None:
+                timer.drop()
     return r
+
+
+def timer_settime(t, timerid, flags, new, old, *_):
+    r = _timer_settime(t, timerid, flags, new, old)
+    timer = t.process.timers.timers.get(s32(timerid))
+    if r == 0 and timer is not None:
+        with t.process.lock:
+            timer.drop()
+    return r
+
+
+def timer_getoverrun(t, timerid, *_):
+    r = _timer_getoverrun(t, timerid)  # (EINVAL for a timer that does not exist)
+    timer = t.process.timers.timers.get(s32(timerid))
+    return timer.overrun_last if r >= 0 and timer is not None else r

@@ -2,6 +2,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -212,8 +213,133 @@ func selfExec() {
 	fmt.Printf("child said %q; exit: %v\n", out, err)
 }
 
+// notifyStop is Go's os/signal TestAtomicStop: a child stops delivery (signal.Stop)
+// while a SIGINT it sent itself is on its way; the child must either get it on its
+// channel or die of it, never lose it or hang.  The parent runs the child ten times and
+// says whether every run ended one of those two ways.
+func notifyStop() {
+	if os.Getenv("KT_GO_ATOMIC_STOP") == "1" {
+		for i := 0; i < 10; i++ {
+			cs := make(chan os.Signal, 1)
+			signal.Notify(cs, syscall.SIGINT)
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				signal.Stop(cs)
+			}()
+			syscall.Kill(syscall.Getpid(), syscall.SIGINT)
+			select {
+			case <-cs:
+			case <-time.After(60 * time.Second):
+				fmt.Println("lost signal on try", i)
+			}
+			wg.Wait()
+		}
+		os.Exit(0)
+	}
+	// SIGINT caught here, so that the child does not start with it ignored
+	cs := make(chan os.Signal, 1)
+	signal.Notify(cs, syscall.SIGINT)
+	defer signal.Stop(cs)
+	self, _ := os.Executable()
+	good := 0
+	for i := 0; i < 10; i++ {
+		cmd := exec.Command(self, "notify-stop")
+		cmd.Env = append(os.Environ(), "KT_GO_ATOMIC_STOP=1")
+		out, err := cmd.CombinedOutput()
+		if err == nil && len(out) == 0 {
+			good++
+		} else if ee, ok := err.(*exec.ExitError); ok {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGINT {
+				good++
+			}
+		}
+		if good != i+1 {
+			fmt.Printf("run %d: %v %q\n", i, err, out)
+		}
+	}
+	fmt.Println("notify-stop: runs that got the signal or died of it:", good)
+}
+
+// A command run as another user with a parent-death signal (Go's SysProcAttr{Pdeathsig,
+// Credential}, as Go's own TestDeathSignalSetuid does it): it starts, and gets the signal
+// when its parent dies.  Run as root.
+func pdeathsigCredential() {
+	cmd := exec.Command("/bin/busybox", "id", "-u")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL,
+		Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.Output()
+	fmt.Printf("id -u as nobody with a parent-death signal: %q %v\n", out, err)
+	dir, err := os.MkdirTemp("", "kt-pdeathsig")
+	if err != nil {
+		fmt.Println("tempdir:", err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0755)
+	self, _ := os.Executable()
+	copyPath := dir + "/gotest"
+	if data, err := os.ReadFile(self); err != nil || os.WriteFile(copyPath, data, 0755) != nil {
+		fmt.Println("copy:", err)
+		return
+	}
+	parent := exec.Command(copyPath, "pdeathsig-parent")
+	stdin, _ := parent.StdinPipe()
+	stdout, _ := parent.StdoutPipe()
+	parent.Stderr = os.Stderr
+	if err := parent.Start(); err != nil {
+		fmt.Println("start:", err)
+		return
+	}
+	r := bufio.NewReader(stdout)
+	line, _ := r.ReadString('\n')
+	fmt.Printf("the child says %q\n", line)
+	if line == "start\n" {
+		parent.Process.Signal(syscall.SIGTERM)
+		line, _ = r.ReadString('\n')
+		fmt.Printf("after its parent died it says %q\n", line)
+	}
+	stdin.Close()
+	parent.Wait()
+}
+
+func pdeathsigParent() {
+	cmd := exec.Command(os.Args[0], "pdeathsig-child")
+	cmd.Stdin = os.Stdin
+	cmd.Stdout = os.Stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGUSR1,
+		Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if err := cmd.Start(); err != nil {
+		fmt.Println("start as nobody:", err)
+		os.Exit(1)
+	}
+	cmd.Wait()
+}
+
+func pdeathsigChild() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGUSR1)
+	go func() {
+		<-c
+		fmt.Println("ok")
+		os.Exit(0)
+	}()
+	fmt.Println("start")
+	buf := make([]byte, 32)
+	os.Stdin.Read(buf)
+	fmt.Println("not ok")
+	os.Exit(1)
+}
+
 func main() {
 	switch os.Args[1] {
+	case "pdeathsig-credential":
+		pdeathsigCredential()
+	case "pdeathsig-parent":
+		pdeathsigParent()
+	case "pdeathsig-child":
+		pdeathsigChild()
 	case "hello":
 		fmt.Println("hello from go")
 	case "exec":
@@ -232,6 +358,8 @@ func main() {
 		signals()
 	case "self-signal":
 		selfSignal()
+	case "notify-stop":
+		notifyStop()
 	case "server":
 		server()
 	case "client":

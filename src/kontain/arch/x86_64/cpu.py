@@ -26,6 +26,7 @@ CR0_PE, CR0_MP, CR0_ET, CR0_NE, CR0_WP, CR0_AM, CR0_PG = 1, 2, 0x10, 0x20, 0x100
 CR0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG
 CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT, CR4_FSGSBASE, CR4_OSXSAVE = 0x20, 0x200, 0x400, 0x10000, 0x40000
 CR4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_FSGSBASE | CR4_OSXSAVE
+CR4_TSD = 0x4  # RDTSC at CPL3 faults: the thread's PR_SET_TSC (arch/x86_64/hostcode.py)
 EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE = 0x1, 0x100, 0x400, 0x800
 EFER = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE
 STAR = (L.USER_CS32 << 48) | (L.KERNEL_CS << 32)
@@ -188,9 +189,11 @@ def _segment(selector: int, type_: int, dpl: int, *, code64: bool = False, s: in
 
 
 def user_sregs(template: bytearray, vcpu_id: int) -> bytearray:
-    """The sregs of a vCPU running user code (from KVM_GET_SREGS's ``template``)."""
+    """The sregs of a vCPU running user code (from KVM_GET_SREGS's ``template``, whose
+    CR4.TSD, the thread's TSC mode, is kept)."""
     s = bytearray(template)
     off = k.sregs.offsets
+    tsd = struct.unpack_from("<Q", s, off["cr4"])[0] & CR4_TSD
     cs = _segment(L.USER_CS, 11, 3, code64=True)
     ds = _segment(L.USER_DS, 3, 3)
     null = _segment(0, 3, 3)
@@ -201,7 +204,7 @@ def user_sregs(template: bytearray, vcpu_id: int) -> bytearray:
         s[off[name]:off[name] + 24] = seg
     s[off["gdt"]:off["gdt"] + 16] = k.dtable.pack(L.GDT, 10 * 8 - 1, 0, 0, 0)
     s[off["idt"]:off["idt"] + 16] = k.dtable.pack(L.IDT, L.IDT_VECTORS * 16 - 1, 0, 0, 0)
-    for name, value in (("cr0", CR0), ("cr3", L.PML4), ("cr4", CR4), ("efer", EFER)):
+    for name, value in (("cr0", CR0), ("cr3", L.PML4), ("cr4", CR4 | tsd), ("efer", EFER)):
         struct.pack_into("<Q", s, off[name], value)
     return s
 
@@ -234,7 +237,7 @@ def init_vcpu(vcpu: Vcpu, cpuid: list[tuple[int, ...]], xcr0: int, fmask: int, l
     entries = []
     for e in cpuid:
         if e[0] == 1:  # initial APIC id = vCPU id
-            e = e[:4] + (((e[4] & 0x00FFFFFF) | (vcpu.id << 24)),) + e[5:]
+            e = e[:4] + (((e[4] & 0x00FFFFFF) | ((vcpu.id & 0xFF) << 24)),) + e[5:]  # (8 bits of it)
         entries.append(e)
     vcpu.set_cpuid2(entries)
     vcpu.set_xcr0(xcr0)

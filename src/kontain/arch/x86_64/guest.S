@@ -148,6 +148,10 @@ exc_common:
         .equ S_ARGS, S_STATE + 16
         .equ S_RESULT, S_STATE + 64
         .equ S_FLAGS, S_STATE + 72
+        .equ ST_IDLE, 0                 /* the slot's states */
+        .equ ST_POSTED, 1
+        .equ ST_DONE, 3
+        .equ ST_DONE_EXIT, 4
 
         .section .poll, "ax"
         .globl poll_entry, poll_posted, poll_withdrawn, poll_exit, poll_done, poll_declined, poll_done_exit
@@ -167,23 +171,23 @@ poll_entry:
         movq    %r8, S_ARGS+32(%rip)
         movq    %r9, S_ARGS+40(%rip)
         movq    %r11, S_FLAGS(%rip)
-        movl    $1, S_STATE(%rip)       /* posted (x86 keeps stores in order) */
+        movl    $ST_POSTED, S_STATE(%rip) /* posted (x86 keeps stores in order) */
 poll_posted:
         movl    S_ON(%rip), %eax        /* the spin budget (the monitor's choice) */
         cmpl    $POLL_SPIN_MAX, %eax    /* (bounded, should the program scribble on it) */
         jbe     1f
         movl    $POLL_SPIN_MAX, %eax
-1:      cmpl    $3, S_STATE(%rip)
+1:      cmpl    $ST_DONE, S_STATE(%rip)
         jae     poll_done
         pause
         decl    %eax
         jnz     1b
-        movl    $1, %eax                /* too long: take it back unless it was taken */
+        movl    $ST_POSTED, %eax        /* too long: take it back unless it was taken */
         xorl    %edx, %edx
         lock cmpxchgl %edx, S_STATE(%rip)
         movq    S_ARGS+16(%rip), %rdx
         je      poll_withdrawn
-2:      cmpl    $3, S_STATE(%rip)       /* taken: the answer is near */
+2:      cmpl    $ST_DONE, S_STATE(%rip)       /* taken: the answer is near */
         jae     poll_done
         pause
         jmp     2b
@@ -193,7 +197,7 @@ poll_exit:
         out     %al, $SYS_PORT          /* as syscall_entry; the monitor sets RFLAGS = R11 */
         jmp     *%rcx
 poll_done:
-        cmpl    $4, S_STATE(%rip)
+        cmpl    $ST_DONE_EXIT, S_STATE(%rip)
         je      poll_done_exit
         ja      poll_declined
         movl    S_FLAGS(%rip), %eax
@@ -206,10 +210,10 @@ poll_done:
 4:      movb    %al, %ah
         sahf                            /* SF ZF AF PF CF; mov changes no flag from here */
         movq    S_RESULT(%rip), %rax
-        movl    $0, S_STATE(%rip)
+        movl    $ST_IDLE, S_STATE(%rip)
         jmp     *%rcx
 poll_declined:                          /* 5: the poller will not run it (it could block) */
-        movl    $0, S_STATE(%rip)
+        movl    $ST_IDLE, S_STATE(%rip)
         jmp     poll_withdrawn
 poll_done_exit:
         movq    S_RESULT(%rip), %rax

@@ -44,6 +44,11 @@ POLL_COPY = 0x200
 POLL_VCPUS = 32  # vCPUs past these use the plain stub (syscall_entry)
 POLL_DISTANCE = 0x4000  # as in guest.S
 POLL_SLOTS = POLL_STUBS + POLL_DISTANCE
+# one slot (guest.S's S_* and ST_*; kernel/poll.py reads and writes it): byte offsets ...
+SLOT_STATE, SLOT_ON, SLOT_NR, SLOT_ARGS, SLOT_RESULT, SLOT_FLAGS, SLOT_SIZE = 0, 4, 8, 16, 64, 72, 80
+# ... and the states of its state word: the stub treats any state past DONE_EXIT as declined
+SLOT_IDLE, SLOT_POSTED, SLOT_TAKEN, SLOT_DONE, SLOT_DONE_EXIT, SLOT_DECLINED = 0, 1, 2, 3, 4, 5
+POLL_SPIN_MAX = 100_000  # the most pause rounds the stub spins, whatever its slot says
 VCPU_AREA = SYS_BASE + 0x20000  # one page per vCPU: its TSS, and its exception stack
 VCPU_PAGE = PAGE
 SYS_MAPPED = 0x40_0000  # the part of the system region with guest-virtual mappings

@@ -69,10 +69,14 @@ def xstate_size(cpuid: list[tuple[int, ...]], xcr0: int) -> int:
 
 
 def frame_location(sp_top: int, xsize: int) -> tuple[int, int]:
-    """(frame address, fpstate address) below ``sp_top``."""
-    fp = (sp_top - (xsize + MAGIC2_SIZE)) & ~63
-    frame = ((fp - FRAME_SIZE + 8) & ~15) - 8
+    """(frame address, fpstate address) below ``sp_top``, as Linux's unsigned arithmetic
+    has them (a stack pointer near 0 wraps to an address no copy reaches: SIGSEGV)."""
+    fp = ((sp_top - (xsize + MAGIC2_SIZE)) & ~63) & _M64
+    frame = (((fp - FRAME_SIZE + 8) & ~15) - 8) & _M64
     return frame, fp
+
+
+_M64 = (1 << 64) - 1
 
 
 def build(ctx: Context, *, sig_mask: int, info: bytes, restorer: int, sp_top: int, xsave: bytes, xsize: int,
@@ -113,18 +117,37 @@ def parse(uc_bytes: bytes, current_rflags: int) -> Restored:
     return Restored(Context(regs, rflags), mask, stack_t.unpack(stack), fpstate)
 
 
-def xsave_from_frame(legacy_and_more: bytes, xsize: int, supported: int) -> bytes | None:
-    """The XSAVE area to load from a frame's fpstate bytes (``xsize`` + magic2 long), or
-    None when the software bytes or the header are not what delivery wrote (a frame the
-    program corrupted: Linux then kills it with SIGSEGV)."""
-    magic1, extended, feats, size, *_pad = fpx_sw_bytes.unpack_from(legacy_and_more, FXSAVE_SW_BYTES)
-    if magic1 != FP_XSTATE_MAGIC1 or size != xsize or extended != xsize + MAGIC2_SIZE:
+def xsave_from_frame(read, fp: int, xsize: int, xcr0: int, init: bytes) -> bytes | None:
+    """The XSAVE area rt_sigreturn loads from the fpstate at ``fp`` (``read(addr, n)``
+    reads the program's memory, raising GuestError where it cannot), as Linux's
+    fpu__restore_sig does it: None where XRSTOR or FXRSTOR would fault (the program
+    then dies of SIGSEGV).  The software bytes choose: when they are not what delivery
+    writes (magic1, sizes, magic2 at the end), only the FP and SSE registers come from
+    the frame (FXRSTOR); otherwise the features they name (``xfeatures``) do, as XRSTOR
+    with that mask.  Every other feature starts again from its initial state."""
+    if fp % 16:
+        return None  # FXRSTOR's alignment (XRSTOR's, 64, below)
+    legacy = read(fp, LEGACY_SIZE)
+    magic1, extended, feats, size, *_pad = fpx_sw_bytes.unpack_from(legacy, FXSAVE_SW_BYTES)
+    full = magic1 == FP_XSTATE_MAGIC1 and LEGACY_SIZE + 64 <= size <= min(xsize, extended)
+    if full:
+        full = struct.unpack("<I", read(fp + size, MAGIC2_SIZE))[0] == FP_XSTATE_MAGIC2
+    area = bytearray(init)
+    if not full:
+        area[:FXSAVE_FIELDS] = legacy[:FXSAVE_FIELDS]
+        struct.pack_into("<Q", area, XSAVE_HEADER, _FPSSE)  # (XSTATE_BV: x87 and SSE loaded)
+        return bytes(area)
+    if fp % 64:
         return None
-    if struct.unpack_from("<I", legacy_and_more, xsize)[0] != FP_XSTATE_MAGIC2:
-        return None
-    area = bytearray(legacy_and_more[:xsize])
-    xstate_bv, xcomp_bv = struct.unpack_from("<QQ", area, XSAVE_HEADER)
-    if xcomp_bv or xstate_bv & ~supported or any(area[XSAVE_HEADER + 16:XSAVE_HEADER + 64]):
-        return None
+    data = read(fp, xsize)
+    xstate_bv, xcomp_bv = struct.unpack_from("<QQ", data, XSAVE_HEADER)
+    if xcomp_bv or xstate_bv & ~xcr0 or any(data[XSAVE_HEADER + 16:XSAVE_HEADER + 64]):
+        return None  # XRSTOR's #GP: a compacted or reserved header, a feature XCR0 lacks
+    area[:xsize] = data
     area[FXSAVE_SW_BYTES:LEGACY_SIZE] = bytes(LEGACY_SIZE - FXSAVE_SW_BYTES)
+    struct.pack_into("<Q", area, XSAVE_HEADER, xstate_bv & feats & xcr0)  # the rest: initial
     return bytes(area)
+
+
+FXSAVE_FIELDS = 416  # what FXRSTOR loads: the x87 state, MXCSR and XMM0-15
+_FPSSE = 3

@@ -1,0 +1,165 @@
+"""Machine code the monitor runs on the host (not in the guest): functions that must
+make several calls without returning to Python in between.
+
+``RUN_NOTSC``: KVM_RUN with the time-stamp counter disabled for the calling host thread
+while the guest runs.  A program's prctl(PR_SET_TSC, PR_TSC_SIGSEGV) makes its RDTSC
+fault; on PVM the guest's CPL3 code runs with the host's CR4, whose TSD bit Linux sets
+for a thread that disabled its TSC, so the guest's RDTSC raises #GP (the program's
+SIGSEGV, as natively).  But km's own code on that thread must keep its TSC: the vDSO's
+clock_gettime, which CPython calls when it waits for the GIL, executes RDTSC, and a
+fault there would kill km.  So the thread disables its TSC only around KVM_RUN, in one
+call that Python does not interrupt: prctl(PR_SET_TSC, PR_TSC_SIGSEGV), ioctl(KVM_RUN),
+prctl(PR_SET_TSC, PR_TSC_ENABLE).  The result is the ioctl's, as the kernel returns it
+(``-errno`` on failure).
+
+``CLONE``: the host's clone with flags os.fork cannot give (an exit signal other than
+SIGCHLD, CLONE_PARENT: kernel/fork.py), made as os.fork makes fork(): with the GIL held,
+and in the child CPython's PyOS_AfterFork_Child, passed as the second argument, called
+before any Python code runs there (the interpreter could otherwise give the GIL to a
+thread that the child does not have, and wait for it forever).  Returns the child's pid
+in the parent, 0 in the child, -errno.
+
+The bytes are committed (km needs no assembler at run time); tests/unit/test_hostcode.py
+assembles each ``*_SOURCE`` again and checks that they are what it says.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from kontain.arch.x86_64 import cpu
+from kontain.kvm import abi as k
+
+RUN_NOTSC_SOURCE = """
+    push %rbx
+    push %r12
+    push %r13
+    mov %rdi, %r12          # fd
+    mov %rsi, %r13          # request
+    mov $157, %eax          # prctl(PR_SET_TSC, PR_TSC_SIGSEGV, 0, 0, 0)
+    mov $26, %edi
+    mov $2, %esi
+    xor %edx, %edx
+    xor %r10d, %r10d
+    xor %r8d, %r8d
+    syscall
+    mov %r12, %rdi          # ioctl(fd, request, 0)
+    mov %r13, %rsi
+    xor %edx, %edx
+    mov $16, %eax
+    syscall
+    mov %rax, %rbx
+    mov $157, %eax          # prctl(PR_SET_TSC, PR_TSC_ENABLE, 0, 0, 0)
+    mov $26, %edi
+    mov $1, %esi
+    xor %edx, %edx
+    xor %r10d, %r10d
+    xor %r8d, %r8d
+    syscall
+    mov %rbx, %rax
+    pop %r13
+    pop %r12
+    pop %rbx
+    ret
+"""
+
+RUN_NOTSC = bytes.fromhex(
+    "5341544155"
+    "4989fc"
+    "4989f5"
+    "b89d000000"
+    "bf1a000000"
+    "be02000000"
+    "31d2"
+    "4531d2"
+    "4531c0"
+    "0f05"
+    "4c89e7"
+    "4c89ee"
+    "31d2"
+    "b810000000"
+    "0f05"
+    "4889c3"
+    "b89d000000"
+    "bf1a000000"
+    "be01000000"
+    "31d2"
+    "4531d2"
+    "4531c0"
+    "0f05"
+    "4889d8"
+    "415d"
+    "415c"
+    "5b"
+    "c3"
+)
+
+CLONE_SOURCE = """
+    push %rbx
+    mov %rsi, %rbx          # after_child
+    mov $56, %eax           # clone(flags, 0, 0, 0, 0)
+    xor %esi, %esi
+    xor %edx, %edx
+    xor %r10d, %r10d
+    xor %r8d, %r8d
+    syscall
+    test %rax, %rax
+    jnz 1f
+    call *%rbx              # the child: after_child()
+    xor %eax, %eax
+1:  pop %rbx
+    ret
+"""
+
+CLONE = bytes.fromhex(
+    "53"
+    "4889f3"
+    "b838000000"
+    "31f6"
+    "31d2"
+    "4531d2"
+    "4531c0"
+    "0f05"
+    "4885c0"
+    "7504"
+    "ffd3"
+    "31c0"
+    "5b"
+    "c3"
+)
+
+SOURCES = {"RUN_NOTSC": (RUN_NOTSC_SOURCE, RUN_NOTSC), "CLONE": (CLONE_SOURCE, CLONE)}
+
+_run_notsc = None  # RUN_NOTSC as a function, made at the first PR_SET_TSC
+
+
+def set_tsc(vcpu, sigsegv: bool) -> None:
+    """PR_SET_TSC for the guest thread that runs on ``vcpu``: PR_TSC_SIGSEGV (its RDTSC
+    faults) or PR_TSC_ENABLE.  The guest's CR4.TSD says so, which hardware KVM obeys
+    and PVM looks at when the host's CR4.TSD, set around KVM_RUN, made the instruction
+    trap to it (without the host's bit PVM never sees RDTSC; without the guest's it
+    emulates it)."""
+    global _run_notsc
+    if sigsegv and _run_notsc is None:
+        from kontain import native
+
+        _run_notsc = native.machine_code(RUN_NOTSC, native.c_long, native.c_long, native.c_ulong)
+    sregs = vcpu.get_sregs()
+    off = k.sregs.offsets["cr4"]
+    cr4 = struct.unpack_from("<Q", sregs, off)[0]
+    struct.pack_into("<Q", sregs, off, cr4 | cpu.CR4_TSD if sigsegv else cr4 & ~cpu.CR4_TSD)
+    vcpu.set_sregs(sregs)
+    vcpu.run_through(_run_notsc if sigsegv else None)
+
+
+def tsc_sigsegv(vcpu) -> bool:
+    """PR_GET_TSC: is RDTSC disabled for the guest thread on ``vcpu``?"""
+    return vcpu.run_fn is not None and vcpu.run_fn is _run_notsc
+
+
+def inherit_tsc(vcpu, parent_vcpu) -> None:
+    """A new thread or a forked child keeps its creator's TSC mode (Linux copies the
+    thread flag; the guest's CR4 came with the parent's sregs, cpu.child_sregs); a
+    reused vCPU forgets its previous thread's."""
+    if tsc_sigsegv(parent_vcpu) != tsc_sigsegv(vcpu):
+        vcpu.run_through(parent_vcpu.run_fn)

@@ -1,0 +1,187 @@
+"""km's options, parsed by hand: argparse costs ~4 ms to import, and km starts on every
+container start.  ``spec`` turns them into what lifecycle.run_program runs (kontain/spec.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from kontain import __version__
+from kontain.errors import KmError
+from kontain.spec import Spec
+
+USAGE = """\
+usage: km [OPTIONS] PROGRAM [ARGS...]
+
+Run PROGRAM, an unmodified x86-64 Linux executable, in its own KVM virtual machine.
+PROGRAM is looked up in PATH when it has no slash.  stdin, stdout, stderr, the working
+directory and the environment are km's; km's exit status is the program's.
+
+options:
+  -e, --env NAME=VALUE   set NAME in the program's environment (repeatable)
+      --env-file FILE    read NAME=VALUE lines from FILE (# starts a comment)
+      --clear-env        start the program with an empty environment
+      --memory SIZE      cap the memory the program can map (e.g. 512M, 2G)
+      --strace           print every system call, decoded, on stderr
+      --core             write the program's core file (core.PID) if it dies of SIGSEGV & co.
+      --timings          print where start-up time went, on stderr
+      --no-vdso          do not share the host's vDSO (every clock_gettime is a syscall)
+      --poll MODE        the polling tier (PVM only): auto (the default: on for threads
+                         that make many calls it can serve), always (from the first
+                         call, never backing off: for tests and measurements), off
+      --no-poll          the same as --poll off: every system call exits to the monitor
+      --pause-check N    pause the running program N times at arbitrary moments, reading
+                         every thread's registers, and resume it (a check of what
+                         debuggers and snapshots rely on; says how it went, on stderr)
+      --serve PATH       be a km server on the Unix socket PATH: with KM_SERVER=PATH in
+                         its environment, km hands its program to the server, which
+                         starts it without a Python start-up (see the user guide)
+  -h, --help             show this help and exit
+  -V, --version          show the version and exit
+
+exit status: the program's; 126 if it cannot be executed, 127 if it is not found,
+128+n (by dying of signal n, like the program) if the program is killed by signal n.
+"""
+
+
+class UsageError(KmError):
+    """A command line km cannot run (status 2)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, 2)
+
+
+def _size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().removesuffix("b").removesuffix("i")
+    mult = 1
+    if t and t[-1] in units:
+        mult = units[t[-1]]
+        t = t[:-1]
+    try:
+        value = int(float(t) * mult)
+    except ValueError:
+        raise UsageError(f"bad size {text!r} (use a number with K, M or G)") from None
+    if value <= 0:
+        raise UsageError(f"bad size {text!r}")
+    return value
+
+
+def _env_file(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise UsageError(f"--env-file {path}: {e.strerror}") from None
+    out = []
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise UsageError(f"--env-file {path}:{n}: expected NAME=VALUE")
+        out.append(line)
+    return out
+
+
+class Options:
+    def __init__(self) -> None:
+        self.env: list[str] = []
+        self.clear_env = False
+        self.memory: int | None = None
+        self.strace = False
+        self.core = False
+        self.timings = False
+        self.vdso = True
+        self.poll = "auto"  # the polling tier: auto, always, off
+        self.pause_check = 0
+        self.program = ""
+        self.args: list[str] = []
+
+
+def parse(argv: list[str], out=None) -> Options | int:
+    """Options, or an exit status when there is nothing to run (--help, written to
+    ``out``, by default stdout)."""
+    o = Options()
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            i += 1
+            break
+        if not a.startswith("-") or a == "-":
+            break
+
+        def value(a: str = a) -> str:
+            nonlocal i
+            if "=" in a and a.startswith("--"):
+                return a.split("=", 1)[1]
+            if i + 1 >= len(argv):
+                raise UsageError(f"option {a} needs a value")
+            i += 1
+            return argv[i]
+
+        name = a.split("=", 1)[0] if a.startswith("--") else a
+        if name in ("-h", "--help"):
+            (out or sys.stdout).write(USAGE)
+            return 0
+        if name in ("-V", "--version"):
+            (out or sys.stdout).write(f"km (kontain) {__version__}\n")
+            return 0
+        if name in ("-e", "--env"):
+            v = value()
+            if "=" not in v:
+                raise UsageError(f"{a} {v}: expected NAME=VALUE")
+            o.env.append(v)
+        elif name == "--env-file":
+            o.env.extend(_env_file(value()))
+        elif name == "--clear-env":
+            o.clear_env = True
+        elif name == "--memory":
+            o.memory = _size(value())
+        elif name == "--strace":
+            o.strace = True
+        elif name == "--core":
+            o.core = True
+        elif name == "--timings":
+            o.timings = True
+        elif name == "--no-vdso":
+            o.vdso = False
+        elif name == "--no-poll":
+            o.poll = "off"
+        elif name == "--pause-check":
+            v = value()
+            if not v.isdigit():
+                raise UsageError(f"--pause-check {v}: expected a number of pauses")
+            o.pause_check = int(v)
+        elif name == "--poll":
+            o.poll = value()
+            if o.poll not in ("auto", "always", "off"):
+                raise UsageError(f"--poll {o.poll}: expected auto, always or off")
+        else:
+            raise UsageError(f"unknown option {a} (see km --help)")
+        i += 1
+    if i >= len(argv):
+        raise UsageError("no program to run (usage: km [OPTIONS] PROGRAM [ARGS...])")
+    o.program = argv[i]
+    o.args = argv[i:]
+    return o
+
+
+def _environment(o: Options, environ) -> list[bytes]:
+    env: dict[bytes, bytes] = {} if o.clear_env else dict(environ)
+    for item in o.env:
+        k, v = item.split("=", 1)
+        env[os.fsencode(k)] = os.fsencode(v)
+    return [k + b"=" + v for k, v in env.items()]
+
+
+
+
+def spec(o: Options, environ=None) -> Spec:
+    """What to run: the options ``o`` in an environment ``environ`` (os.environb's)."""
+    environ = os.environb if environ is None else environ
+    kvm = environ.get(b"KM_KVM_DEVICE")
+    return Spec(o.program, [os.fsencode(a) for a in o.args], _environment(o, environ), memory=o.memory, core=o.core,
+                timings=o.timings, vdso=o.vdso, poll=o.poll, strace=o.strace, pause_check=o.pause_check,
+                kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")

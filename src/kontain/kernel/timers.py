@@ -1,0 +1,114 @@
+"""The process's POSIX timers, as the monitor keeps them (the calls are syscalls/timer.py).
+
+The guest's timers are km's own host timers.  What the monitor keeps about each: its
+signal while it is pending in the program (Linux's one preallocated siginfo, whose
+si_overrun counts the expirations meanwhile: ``Timers.arrived``), the overrun count of
+the last one taken (timer_getoverrun), and the guest thread a SIGEV_THREAD_ID timer
+signals (the host timer is aimed at km's signal thread, which redirects it).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from kontain import native
+
+DELAYTIMER_MAX = 0x7FFFFFFF  # overruns are counted up to INT_MAX
+
+
+class TimerInfo(bytearray):
+    """A POSIX timer's siginfo while it is pending: the timer's one (Linux preallocates
+    it), so expirations meanwhile add to its si_overrun instead of queueing more.  The
+    pending sets (kernel/signals.py, Pending) tell ``timer`` when it is taken and
+    record in ``where`` which of them holds it, for a timer_settime or timer_delete
+    that drops it."""
+
+    timer: Timer | None = None
+    where = None
+
+
+class Timer:
+    """One timer's signal state: its siginfo while pending in the program, and the
+    overrun count of the last one taken (timer_getoverrun)."""
+
+    __slots__ = ("queued", "overrun_last")
+
+    def __init__(self) -> None:
+        self.queued: TimerInfo | None = None
+        self.overrun_last = 0
+
+    def taken(self, info: TimerInfo) -> None:
+        """Its signal was delivered or taken (Pending.take): later ones queue again."""
+        self.queued = None
+        self.overrun_last = struct.unpack_from("<i", info, 20)[0]
+
+    def drop(self) -> None:
+        """timer_settime or timer_delete: a signal of the old setting never arrives."""
+        q = self.queued
+        if q is not None and q.where is not None:
+            q.where.drop(struct.unpack_from("<i", q, 0)[0], q)
+        self.queued = None
+        self.overrun_last = 0
+
+
+class Timers:
+    """The process's timers: host timer id -> guest thread to signal (0: the process),
+    and each timer's signal state."""
+
+    __slots__ = ("targets", "timers")
+
+    def __init__(self) -> None:
+        self.targets: dict[int, int] = {}
+        self.timers: dict[int, Timer] = {}
+
+    def target(self, timerid: int) -> int:
+        return self.targets.get(timerid, 0)
+
+    def arrived(self, info: bytes) -> bytes | None:
+        """A timer's signal from the host (called with the process lock held): the
+        siginfo to make pending, or None when the timer's signal is pending already
+        (this expiration, and the host's own overruns, become its overruns)."""
+        timerid, overrun = struct.unpack_from("<ii", info, 16)
+        timer = self.timers.get(timerid)
+        if timer is None:
+            return info  # not a timer of this program's (sent with rt_sigqueueinfo)
+        q = timer.queued
+        if q is not None:
+            total = struct.unpack_from("<i", q, 20)[0] + 1 + max(overrun, 0)
+            struct.pack_into("<i", q, 20, min(total, DELAYTIMER_MAX))
+            return None
+        q = timer.queued = TimerInfo(info)
+        q.timer = timer
+        return q
+
+    def save(self) -> dict:
+        """The bookkeeping as plain data (the host timers themselves are km's: they go on;
+        a timer's pending signal is saved with the pending set that holds it)."""
+        return {"targets": dict(self.targets), "overruns": {t: v.overrun_last for t, v in self.timers.items()}}
+
+    def restore(self, state: dict) -> None:
+        """Take ``save()``'s data back, before the pending sets (Pending.restore)."""
+        self.targets = dict(state["targets"])
+        self.timers = {}
+        for timerid, overrun in state["overruns"].items():
+            timer = self.timers[timerid] = Timer()
+            timer.overrun_last = overrun
+
+    def pending_again(self, data: bytes, where) -> bytes:
+        """A timer's siginfo as a restored pending set holds it again: the timer's own
+        (a plain siginfo when the timer is gone)."""
+        timer = self.timers.get(struct.unpack_from("<i", data, 16)[0])
+        if timer is None:
+            return bytes(data)
+        q = TimerInfo(data)
+        q.timer, q.where = timer, where
+        timer.queued = q
+        return q
+
+    def delete_all(self) -> None:
+        """execve: the program's timers go away."""
+        for timerid in self.targets:
+            native.syscall(226, timerid)  # timer_delete
+            self.timers[timerid].drop()
+        self.targets.clear()
+        self.timers.clear()

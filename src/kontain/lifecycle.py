@@ -1,0 +1,136 @@
+"""The life of a guest process, in one place.
+
+Every caller drives a VM through these steps, and through nothing else: km's command
+line (cli/main.py), a km server's workers (cli/server.py), and later snapshots, the gdb
+stub and krun.  (fork and exec are steps of a running process: kernel/fork.py builds a
+new VM over the memory it inherits, kernel/exec.py loads a new program into the same VM.)
+
+::
+
+    Spec ──prepare──▶ Process ──launch──▶ main Task ──run──▶ ProcessExit ──finish──▶ km ends as the program did
+    (spec.py)        (the VM, its memory,    (the program,          │
+                      vCPU 0, the probe:       its stack)            ├─ Process.pause_all / resume_all
+                      a server's worker                              │  (every vCPU parked at a boundary)
+                      does it ahead)                                 └─ save / restore of each component
+
+The syscall layer is wired in here (``Syscalls``): the process model (kernel/) knows
+nothing of the table or the dispatcher, it asks this object for a task's dispatcher and
+for the polling tier.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from kontain.errors import KmError, say
+from kontain.kernel.process import Process
+from kontain.spec import Spec
+from kontain.syscalls import dispatch, table
+
+
+class Syscalls:
+    """What serves the program's system calls (syscalls/), for the process model."""
+
+    def __init__(self, spec: Spec):
+        self.strace = spec.strace
+
+    def dispatcher(self, task):
+        return dispatch.make_dispatcher(task, strace=self.strace, poller=task.process.poller)
+
+    def poller(self, process):
+        from kontain.kernel.poll import Poller
+
+        return Poller(process, dispatch.invoke, table.POLLABLE)
+
+
+def prepare(spec: Spec):
+    """A process with its VM built (no program yet): what a server's worker keeps ready."""
+    p = Process(spec, Syscalls(spec))
+    p.prepare()
+    return p
+
+
+def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float, float] | None = None) -> int:
+    """Run what ``spec`` says to its end; returns km's exit status (when the program
+    dies of a signal, km dies of it instead).  ``prepared``: a process whose VM is built
+    (``prepare``) for a spec this one fits.  ``report``: told how the program ended,
+    before km ends the same way (a server's worker tells its client).  ``started``:
+    (perf_counter, process_time) at km's first line, for --timings."""
+    from kontain.loader.exec import resolve
+
+    try:
+        prog = resolve(spec.program, spec.args)
+        if prepared is None:
+            proc = prepare(spec)
+        else:
+            proc = prepared
+            proc.take(spec)
+        proc.launch(prog)
+    except KmError as e:  # the program cannot be run (ExecError), /dev/kvm (KvmError)...
+        say(f"{spec.program}: {e}" if e.about_program else str(e))
+        return e.status
+    except MemoryError as e:
+        say(f"out of memory: {e}")
+        return 1
+    proc.report = report  # before the run: another thread may end the process (Process.finish)
+    if spec.pause_check:
+        import _thread
+
+        _thread.start_new_thread(pause_check, (proc, spec.pause_check))
+    end = proc.run()
+    if spec.timings:
+        report_timings(proc, started)
+    proc.finish(end)
+    return end.status
+
+
+def pause_check(proc, count: int) -> None:
+    """--pause-check: pause the program ``count`` times at arbitrary moments (0-2 ms
+    apart), save its whole state (Process.save: every thread's registers, general, system
+    and FPU, and the rest) and restore it while it is paused, resume it; then say how it
+    went (a check of Process.pause_all, save and restore, which debuggers and snapshots
+    rely on: the program must not notice)."""
+    import random
+
+    from kontain import native
+    from kontain.kernel import signals
+    from kontain.kvm import abi as k
+
+    rip_at = 8 * k.REG_NAMES.index("rip")
+    signals.block_forwarded()
+    native.name_thread(b"km-pausecheck")
+    threads = odd = 0
+    for _ in range(count):
+        time.sleep(random.random() * 0.002)
+        tasks = proc.pause_all()
+        try:
+            state = proc.save()
+            for t in state["tasks"]:
+                rip = int.from_bytes(t["vcpu"]["regs"][rip_at:rip_at + 8], "little")
+                # every parked thread is in user mode or in km's own guest code
+                odd += not (rip < proc.mem.size or rip >= proc.sys_gpa)
+            proc.restore(state)
+            odd += proc.save() != state  # the round trip changes nothing
+            threads += len(tasks)
+        finally:
+            proc.resume_all()
+    say(f"pause check: paused the program {count} times, {threads} threads read, {odd} odd")
+
+
+def report_timings(proc, started: tuple[float, float] | None) -> None:
+    """Where start-up time went, each step's end relative to km's first line (or, run
+    as ``python -m kontain``, to the start of the VM's preparation)."""
+    marks = proc.timings + [("exit", time.perf_counter())]
+    lines = []
+    if started is not None:
+        t0 = started[0]
+        lines.append(f"km: timings: the interpreter's start-up took {started[1] * 1e3:.2f} ms of CPU before km's "
+                     "first line")
+        lines.append(f"km: timings: {'imports':<8} +{(marks[0][1] - t0) * 1e3:8.2f} ms")
+    else:
+        t0 = marks[0][1]
+    lines += [f"km: timings: {name:<8} +{(t - t0) * 1e3:8.2f} ms" for name, t in marks[1:]]
+    if proc.poller is not None:
+        lines.append(f"km: timings: {proc.poller.served} system calls served by polling, without an exit")
+    os.write(2, ("\n".join(lines) + "\n").encode())

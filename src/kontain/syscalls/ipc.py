@@ -1,0 +1,134 @@
+"""System V IPC: shared memory segments, semaphore sets and message queues.
+
+The host kernel's IPC namespace is the store.  Every km process shares it, so unrelated
+guest processes (and native ones) see the same segments, sets and queues by key and id,
+as processes do on Linux; a guest pid is a host pid, so the pids the kernel records
+(shm_cpid, sempid, msg_lspid...) are the guest's; and the host kernel undoes a process's
+SEM_UNDO adjustments when its km exits, as Linux does when the process exits.
+
+So every call passes through once its pointers are checked: each becomes a host address
+inside the window (memory/window.py), for as many bytes as the host kernel may copy
+there.  The *ctl calls take a buffer whose size, and whether it is a pointer at all
+(semctl's argument is a union), depends on the command: a command km does not know
+fails with EINVAL without reaching the host (as this kernel fails an unknown one), so
+that no command can ever hand the host an unchecked guest address.
+
+shmat and shmdt change the address space: memory/mm.py attaches the segment inside the
+window (AddressSpace.shmat) and detaches it (AddressSpace.shmdt).
+"""
+
+from __future__ import annotations
+
+from kontain import native
+from kontain.abi import flags as F
+from kontain.abi import structs as S
+from kontain.abi.errno import EINVAL
+from kontain.abi.syscalls import NR
+from kontain.errors import GuestError
+from kontain.syscalls.common import MAX_RW_COUNT, ptr, s32, u32, u64
+from kontain.syscalls.mm import _lock_new as lock_new  # mlockall(MCL_FUTURE) locks attachments as it locks mmaps
+
+_SYS_shmctl, _SYS_semop, _SYS_semtimedop, _SYS_semctl = NR["shmctl"], NR["semop"], NR["semtimedop"], NR["semctl"]
+_SYS_msgsnd, _SYS_msgrcv, _SYS_msgctl = NR["msgsnd"], NR["msgrcv"], NR["msgctl"]
+_INT_MAX = 0x7FFFFFFF
+# GETALL and SETALL copy an unsigned short per semaphore, and the kernel makes no set of
+# INT_MAX / sizeof(struct sem) semaphores or more (sizeof(struct sem) is at least 8)
+_SEM_ARRAY_MAX = _INT_MAX // 8 * 2
+_VALUE = -1  # semctl's argument is a value, not a pointer (SETVAL)
+
+# command -> bytes the host reads or writes at the argument (0: the argument is unused)
+_SHMCTL = {
+    F.IPC_RMID: 0, F.SHM_LOCK: 0, F.SHM_UNLOCK: 0,
+    F.IPC_SET: S.shmid64_ds.size, F.IPC_STAT: S.shmid64_ds.size, F.SHM_STAT: S.shmid64_ds.size,
+    F.SHM_STAT_ANY: S.shmid64_ds.size, F.IPC_INFO: S.shminfo64.size, F.SHM_INFO: S.shm_info.size,
+}
+_SEMCTL = {
+    F.IPC_RMID: 0, F.GETPID: 0, F.GETVAL: 0, F.GETNCNT: 0, F.GETZCNT: 0, F.SETVAL: _VALUE,
+    F.IPC_SET: S.semid64_ds.size, F.IPC_STAT: S.semid64_ds.size, F.SEM_STAT: S.semid64_ds.size,
+    F.SEM_STAT_ANY: S.semid64_ds.size, F.IPC_INFO: S.seminfo.size, F.SEM_INFO: S.seminfo.size,
+    F.GETALL: _SEM_ARRAY_MAX, F.SETALL: _SEM_ARRAY_MAX,
+}
+_MSGCTL = {
+    F.IPC_RMID: 0,
+    F.IPC_SET: S.msqid64_ds.size, F.IPC_STAT: S.msqid64_ds.size, F.MSG_STAT: S.msqid64_ds.size,
+    F.MSG_STAT_ANY: S.msqid64_ds.size, F.IPC_INFO: S.msginfo.size, F.MSG_INFO: S.msginfo.size,
+}
+
+
+def _ctl(nr: int, sizes: dict[int, int], t, ident: int, cmd: int, arg: int, *before: int) -> int:
+    """A *ctl call: ``arg`` checked and translated as ``cmd`` uses it."""
+    cmd = s32(cmd)
+    size = sizes.get(cmd)
+    if size is None:
+        raise GuestError(EINVAL)
+    if size == _VALUE:
+        host_arg = arg
+    elif size:
+        host_arg = ptr(t, arg, size)
+    else:
+        host_arg = 0  # unused by the command: the host gets no guest address
+    return native.syscall(nr, s32(ident), *before, cmd, host_arg)
+
+
+# -- shared memory ---------------------------------------------------------------------
+
+def shmat(t, shmid, addr, flags, *_):
+    start = t.mm.shmat(s32(shmid), u64(addr), s32(flags))
+    v = t.mm.find(start) if t.mm.lock_future >= 0 else None
+    if v is not None:  # (None: another thread unmapped it already)
+        lock_new(t, start, v.end - start)
+    return start
+
+
+def shmdt(t, addr, *_):
+    t.mm.shmdt(u64(addr))
+    return 0
+
+
+def shmctl(t, shmid, cmd, buf, *_):
+    return _ctl(_SYS_shmctl, _SHMCTL, t, shmid, cmd, buf)
+
+
+# -- semaphores ------------------------------------------------------------------------
+
+def semctl(t, semid, semnum, cmd, arg, *_):
+    return _ctl(_SYS_semctl, _SEMCTL, t, semid, cmd, arg, s32(semnum))
+
+
+def _sops(t, addr: int, nsops: int) -> int:
+    """The host address of ``nsops`` struct sembuf.  The kernel refuses more than semopm
+    of them (E2BIG) before it reads any; a count whose array could reach past the guard
+    (only if semopm were raised past 350 million) gets NULL: E2BIG or EFAULT."""
+    size = u32(nsops) * S.sembuf.size
+    return t.mem.host(addr, size) if size <= MAX_RW_COUNT else 0
+
+
+def semop(t, semid, sops, nsops, *_):
+    return native.blocking(t.kick_addr, _SYS_semop, s32(semid), _sops(t, sops, nsops), u32(nsops))  # may wait
+
+
+def semtimedop(t, semid, sops, nsops, timeout, *_):
+    return native.blocking(t.kick_addr, _SYS_semtimedop, s32(semid), _sops(t, sops, nsops), u32(nsops),
+                           ptr(t, timeout, S.timespec.size))
+
+
+# -- message queues --------------------------------------------------------------------
+
+def _msgbuf(t, addr: int, msgsz: int) -> int:
+    """The host address of a struct msgbuf of ``msgsz`` text bytes.  The kernel copies
+    the type and at most msgmax (an int) text bytes, whatever msgsz says: msgsnd refuses
+    more (EINVAL), msgrcv copies only the message."""
+    return t.mem.host(addr, S.MSGBUF_MTEXT + min(u64(msgsz), _INT_MAX))
+
+
+def msgsnd(t, msqid, msgp, msgsz, msgflg, *_):
+    return native.blocking(t.kick_addr, _SYS_msgsnd, s32(msqid), _msgbuf(t, msgp, msgsz), u64(msgsz), s32(msgflg))
+
+
+def msgrcv(t, msqid, msgp, msgsz, msgtyp, msgflg, *_):
+    return native.blocking(t.kick_addr, _SYS_msgrcv, s32(msqid), _msgbuf(t, msgp, msgsz), u64(msgsz), msgtyp,
+                           s32(msgflg))
+
+
+def msgctl(t, msqid, cmd, buf, *_):
+    return _ctl(_SYS_msgctl, _MSGCTL, t, msqid, cmd, buf)

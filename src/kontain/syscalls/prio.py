@@ -1,0 +1,108 @@
+"""setpriority and getpriority of a process group or a user.
+
+Linux applies them to every thread of every process of the group (of the user), and
+answers with the last thread it could not change (EPERM: another user's; EACCES: a nice
+value it may not lower), or for getpriority with the highest priority of them all.  A
+km process has threads of its own besides the program's (the signal thread, the
+poller...), with the credentials and nice value km started with: the host would count
+them.  So km goes over the threads itself, in Linux's order (the group's processes
+newest first, a user's oldest first; each one's threads in order), leaving out km's
+own (of this process: those that are not the program's; of another km: those it named
+km-...), and changes each one with PRIO_PROCESS, which is one thread on Linux.  A
+process of one thread only, the program's, gets the host's own answer.
+"""
+
+from __future__ import annotations
+
+from kontain import native
+from kontain.abi.errno import EINVAL, ESRCH
+from kontain.errors import GuestError
+from kontain.syscalls.common import s32
+
+SYS_getpriority, SYS_setpriority = 140, 141
+PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
+MONITOR_THREAD = b"km-"  # how km names its own threads (native.name_thread)
+
+
+def setpriority(t, which, who, prio, *_):
+    which, who, prio = s32(which), s32(who), s32(prio)
+    if which == PRIO_PROCESS:
+        if who and not t.process.procfs.task_known(who):
+            raise GuestError(ESRCH)  # (km's own threads do not exist for the program)
+        return native.syscall(SYS_setpriority, which, who, prio)
+    threads = _threads(t, which, who)
+    error = -ESRCH
+    for tid in threads:
+        r = native.syscall(SYS_setpriority, PRIO_PROCESS, tid, prio)
+        if r == 0:
+            error = 0 if error == -ESRCH else error
+        elif r != -ESRCH:
+            error = r
+    if error != -ESRCH:
+        for tid in _monitor_threads(t):  # (km's own follow, where they may)
+            native.syscall(SYS_setpriority, PRIO_PROCESS, tid, prio)
+    return error
+
+
+def getpriority(t, which, who, *_):
+    which, who = s32(which), s32(who)
+    if which == PRIO_PROCESS:
+        if who and not t.process.procfs.task_known(who):
+            raise GuestError(ESRCH)
+        return native.syscall(SYS_getpriority, which, who)
+    best = -ESRCH
+    for tid in _threads(t, which, who):
+        r = native.syscall(SYS_getpriority, PRIO_PROCESS, tid)
+        if r > best:
+            best = r  # (the host's answer is 20 - nice: larger is higher priority)
+    return best
+
+
+def _threads(t, which: int, who: int) -> list[int]:
+    """The program-visible threads Linux would go over, in its order."""
+    if which == PRIO_PGRP:
+        pgrp = who or native.syscall(121, 0)  # getpgid
+        match = lambda stat, status: _stat_field(stat, 5) == pgrp  # noqa: E731
+        newest_first = True
+    elif which == PRIO_USER:
+        uid = who if who else native.syscall(102)  # getuid
+        match = lambda stat, status: _uid(status) == uid  # noqa: E731
+        newest_first = False
+    else:
+        raise GuestError(EINVAL)
+    procfs = t.process.procfs
+    own = procfs.pid
+    pids = sorted((int(n) for n in procfs.names(b".") if n.isdigit()), reverse=newest_first)
+    out = []
+    for pid in pids:
+        stat = procfs.read(b"%d/stat" % pid)
+        if not stat or not match(stat, procfs.read(b"%d/status" % pid) if which == PRIO_USER else b""):
+            continue
+        if pid == own:
+            out += sorted(t.process.tasks)
+            continue
+        for name in sorted(procfs.names(b"%d/task" % pid), key=lambda n: int(n) if n.isdigit() else 0):
+            if name.isdigit() and not procfs.read(b"%d/task/%s/comm" % (pid, name)).startswith(MONITOR_THREAD):
+                out.append(int(name))
+    return out
+
+
+def _monitor_threads(t) -> list[int]:
+    procfs = t.process.procfs
+    return [int(n) for n in procfs.names(b"self/task") if n.isdigit() and int(n) not in t.process.tasks]
+
+
+def _stat_field(stat: bytes, field: int) -> int:
+    """Field ``field`` (as proc(5) numbers them) of a /proc/PID/stat line."""
+    rest = stat.rpartition(b")")[2].split()
+    try:
+        return int(rest[field - 3])
+    except (IndexError, ValueError):
+        return -1
+
+
+def _uid(status: bytes) -> int:
+    for line in status.split(b"\n"):
+        if line.startswith(b"Uid:"):
+            return int(line.split()[1])
+    return -1

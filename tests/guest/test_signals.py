@@ -1,0 +1,39 @@
+"""Signal behaviours found different from Linux by third-party suites (LTP, Go's tests,
+busybox) run natively and under km: each mode of sigcases.c is one behaviour, run
+natively and under km with both C libraries (same output, same end)."""
+
+import pytest
+
+from kt import STATIC, build, compare
+
+MODES = [
+    "thread-segv",  # a thread other than the main one dies of SIGSEGV: km ends by it too
+    "thread-abort",  # ... of SIGABRT (abort() in a thread)
+    "resethand",  # SA_RESETHAND puts the handler back to SIG_DFL and keeps the flags (SA_SIGINFO)
+    "held-from-parent",  # every catchable signal from another process, held and released (SIGILL too)
+    # a temporary mask: in force during the wait, the old one saved in the handler's frame
+    "ppoll-mask", "pselect-mask", "epoll-pwait-mask", "epoll-pwait2-mask",
+    "xfsz",  # past RLIMIT_FSIZE: EFBIG and SIGXFSZ (write, pwrite, pwritev, ftruncate, fallocate)
+    "xfsz-default",  # ... whose default action ends the program
+    "timer-overrun-rt", "timer-overrun",  # one signal pending per POSIX timer, later expirations its overruns
+    "sigtimedwait",  # LTP's sigwaitinfo01 cases, signals sent by other processes
+    "popen",  # popen's child signals its parent: during the read, during pclose's wait, in sigsuspend
+    "raise-race",  # raise() in four threads at once, kill() of the process among them
+    "pending-after-kill",  # a signal from another process is pending once kill() has returned there
+    "sigchld-after-wait",  # a reaped child's SIGCHLD is pending when the wait returns (blocked, ignored by default)
+    "rt-queue",  # RLIMIT_SIGPENDING: sigqueue, tgkill, rt_(tg)sigqueueinfo fail with EAGAIN; kill loses the siginfo
+]
+
+
+@pytest.mark.parametrize("variant", STATIC)
+@pytest.mark.parametrize("mode", MODES)
+def test_signal_case(mode, variant):
+    compare([build("sigcases", variant, ("-lpthread",)), mode], timeout=60)
+
+
+def test_busybox_timeout():
+    """busybox timeout vforks a child that forks the watcher and exits: the parent goes
+    on when the child exits (the watcher, which kills it at the deadline, must not hold
+    it back), runs the command and exits with its status."""
+    compare(["/bin/busybox", "sh", "-c", "timeout 20 true; echo $?; timeout 20 sh -c 'exit 3'; echo $?"], timeout=60)
+

@@ -1,0 +1,84 @@
+/* fcntl's notifications and queries: F_NOTIFY with F_SETSIG (a directory's changes as a
+ * real-time signal carrying the descriptor), O_ASYNC with F_SETOWN (SIGIO, then F_SETSIG's
+ * signal with si_fd and si_band), F_CREATED_QUERY (did this open create the file?) and
+ * F_DUPFD_QUERY (are two descriptors one open file?).  The signals are blocked and
+ * waited for (no sleep decides anything).  Argument: a directory to create and use. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#ifndef F_CREATED_QUERY
+#define F_CREATED_QUERY (1024 + 4)
+#endif
+#ifndef F_DUPFD_QUERY
+#define F_DUPFD_QUERY (1024 + 3)
+#endif
+
+static siginfo_t wait_for(int sig) {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, sig);
+    struct timespec limit = {60, 0};  /* a hang guard only */
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (sigtimedwait(&s, &si, &limit) < 0) printf("no signal %d: %s\n", sig, strerror(errno));
+    return si;
+}
+
+int main(int argc, char **argv) {
+    const char *dir = argc > 1 ? argv[1] : "/tmp/kt-fnotify";
+    char path[512];
+    mkdir(dir, 0700);
+    int rt = SIGRTMIN + 1;
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, rt);
+    sigaddset(&s, SIGIO);
+    sigprocmask(SIG_BLOCK, &s, NULL);
+    snprintf(path, sizeof path, "%s/created", dir);
+    unlink(path);
+    int fd = open(path, O_CREAT | O_RDWR, 0600);
+    printf("F_CREATED_QUERY, a new file: %d\n", fcntl(fd, F_CREATED_QUERY, 0));
+    int again = open(path, O_CREAT | O_RDWR, 0600);
+    printf("F_CREATED_QUERY, the file again: %d\n", fcntl(again, F_CREATED_QUERY, 0));
+    int excl = open(path, O_CREAT | O_EXCL | O_RDWR, 0600);
+    printf("O_EXCL on it: %d %s\n", excl, excl < 0 ? strerror(errno) : "");
+    int d2 = dup(fd);
+    int same = fcntl(fd, F_DUPFD_QUERY, d2);
+    printf("F_DUPFD_QUERY, a dup: %d, another open: %d\n", same, fcntl(fd, F_DUPFD_QUERY, again));
+    int q = fcntl(fd, F_DUPFD_QUERY, 100000);
+    printf("F_DUPFD_QUERY, no such descriptor: %d %s\n", q, q < 0 ? strerror(errno) : "");
+    close(fd); close(again); close(d2); unlink(path);
+
+    int d = open(dir, O_RDONLY | O_DIRECTORY);
+    int set = fcntl(d, F_SETSIG, rt);
+    printf("F_SETSIG: %d, F_GETSIG is it: %d\n", set, fcntl(d, F_GETSIG) == rt);
+    printf("F_NOTIFY: %d\n", fcntl(d, F_NOTIFY, DN_CREATE | DN_MULTISHOT));
+    snprintf(path, sizeof path, "%s/new", dir);
+    close(open(path, O_CREAT | O_WRONLY, 0600));
+    siginfo_t si = wait_for(rt);
+    printf("dnotify: the signal %d, si_fd is the directory %d\n", si.si_signo == rt, si.si_fd == d);
+    unlink(path);
+    close(d);
+    rmdir(dir);
+
+    int p[2];
+    pipe(p);
+    set = fcntl(p[0], F_SETOWN, getpid());
+    printf("F_SETOWN: %d, F_GETOWN is us: %d\n", set, fcntl(p[0], F_GETOWN) == getpid());
+    printf("O_ASYNC: %d\n", fcntl(p[0], F_SETFL, O_ASYNC | O_NONBLOCK));
+    write(p[1], "x", 1);
+    si = wait_for(SIGIO);
+    printf("SIGIO: %d code %d\n", si.si_signo, si.si_code);
+    fcntl(p[0], F_SETSIG, rt);
+    write(p[1], "y", 1);
+    si = wait_for(rt);
+    printf("F_SETSIG's signal: %d code %d band %#lx si_fd is the pipe %d\n", si.si_signo == rt, si.si_code,
+           (unsigned long)si.si_band, si.si_fd == p[0]);
+    return 0;
+}

@@ -1,0 +1,37 @@
+"""The signal queue's bound (kernel/signals.py): what km keeps queued whatever
+RLIMIT_SIGPENDING says, checked on the pending sets themselves (filling it through a
+guest takes 65536 exits)."""
+
+import resource
+
+from kontain.abi import signals as S
+from kontain.abi.signals import siginfo
+from kontain.kernel import signals
+
+
+def test_queue_bounded_even_when_the_limit_is_not(monkeypatch):
+    monkeypatch.setattr(resource, "getrlimit", lambda r: (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    monkeypatch.setattr(signals.QUEUED, "count", 0)
+    p = signals.Pending()
+    rt = S.SIGRTMIN + 1
+    queued = signals.QUEUE_MAX
+    for i in range(queued):
+        assert p.add(rt, siginfo(rt, S.SI_QUEUE, value=i))
+    assert not p.add(rt, siginfo(rt, S.SI_QUEUE))  # sigqueue: EAGAIN
+    assert not p.add(rt, siginfo(rt, S.SI_TKILL))  # tgkill: EAGAIN
+    assert p.add(rt, siginfo(rt, S.SI_USER))  # kill: pending without its siginfo
+    assert p.add(S.SIGUSR1, siginfo(S.SIGUSR1, S.SI_QUEUE))  # a standard signal: the same
+    assert p.take(S.SIGUSR1)[8:12] == b"\0\0\0\0"  # SI_USER, no sender
+    assert sum(len(q) for q in p.infos.values()) == queued == signals.QUEUED.count
+    assert p.take(rt) == siginfo(rt, S.SI_QUEUE, value=0)
+    assert p.add(rt, siginfo(rt, S.SI_QUEUE))  # room for one again
+    p.discard(rt)
+    assert signals.QUEUED.count == 0 and not p.mask
+
+
+def test_timer_signals_are_not_counted(monkeypatch):
+    monkeypatch.setattr(signals.QUEUED, "count", signals.QUEUE_MAX)
+    p = signals.Pending()
+    rt = S.SIGRTMIN + 2
+    assert p.add(rt, siginfo(rt, S.SI_TIMER))
+    assert p.infos[rt] and signals.QUEUED.count == signals.QUEUE_MAX
