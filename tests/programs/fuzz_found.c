@@ -230,17 +230,28 @@ static int nproc_fork(void) {
     return 0;
 }
 
-/* the same for a thread: clone(CLONE_THREAD) fails with EAGAIN */
-static int nproc_thread(void) {
-    struct rlimit none = {0, 0};
-    printf("setrlimit: %d\n", setrlimit(RLIMIT_NPROC, &none));
+/* a thread that exits at once (forkcall), waited for through CLONE_CHILD_CLEARTID;
+ * clone's result */
+static long one_thread(void) {
     static char stack[64 * 1024];
     static volatile int tid = -1;
     long r = forkcall(SYS_clone, CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
                       CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID, (long)(stack + sizeof stack), 0, (long)&tid, 0);
     if (r > 0)
         while (tid != 0) syscall(SYS_futex, &tid, FUTEX_WAIT, tid, NULL, NULL, 0);
+    return r;
+}
+
+static void report_thread(void) {
+    long r = one_thread();
     printf("thread: %s\n", r > 0 ? "ended" : strerror((int)-r));
+}
+
+/* the same for a thread: clone(CLONE_THREAD) fails with EAGAIN */
+static int nproc_thread(void) {
+    struct rlimit none = {0, 0};
+    printf("setrlimit: %d\n", setrlimit(RLIMIT_NPROC, &none));
+    report_thread();
     return 0;
 }
 
@@ -258,12 +269,7 @@ static int signal_32_33(void) {
     for (int sig = 32; sig <= 33; sig++) syscall(SYS_rt_sigaction, sig, &act, NULL, 8);
     setsid(); /* its own process group: kill(0, ...) reaches only itself */
     /* a thread, so that km's thread that made it is one glibc touched */
-    static char stack[64 * 1024];
-    static volatile int tid = -1;
-    long r = forkcall(SYS_clone, CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
-                      CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID, (long)(stack + sizeof stack), 0, (long)&tid, 0);
-    if (r > 0)
-        while (tid != 0) syscall(SYS_futex, &tid, FUTEX_WAIT, tid, NULL, NULL, 0);
+    one_thread();
     for (int round = 0; round < 20; round++) {
         kill(0, 32);
         kill(0, 33);
@@ -347,33 +353,42 @@ static int fsize_proc(void) {
 static volatile int usr2s;
 static void on_usr2(int sig) { (void)sig; usr2s++; }
 
-static int signalfd_race(void) {
+/* SIGALRM from an interval timer of ``interval_us`` and SIGUSR2 handled, a signalfd of
+ * SIGUSR2 made, then ``round(sfd)`` run again and again for 3 s; returns the signalfd */
+static int signalfd_storm(long interval_us, void (*round)(int sfd)) {
     struct sigaction sa = {.sa_handler = on_alarm};
     sigaction(SIGALRM, &sa, NULL);
-    sa.sa_handler = on_usr1_count;
-    sigaction(SIGUSR1, &sa, NULL);
     sa.sa_handler = on_usr2;
     sigaction(SIGUSR2, &sa, NULL);
     sigset_t m;
     sigemptyset(&m);
     sigaddset(&m, SIGUSR2);
     int sfd = signalfd(-1, &m, SFD_NONBLOCK);
-    struct itimerval it = {{0, 500}, {0, 500}}, off = {{0, 0}, {0, 0}};
+    struct itimerval it = {{0, interval_us}, {0, interval_us}}, off = {{0, 0}, {0, 0}};
     setitimer(ITIMER_REAL, &it, NULL);
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    long rounds = 0;
     do {
-        kill(getpid(), SIGUSR2); /* pending a moment: the signalfd is readable */
-        kill(getpid(), SIGUSR1); /* and no longer */
-        rounds++;
+        round(sfd);
         clock_gettime(CLOCK_MONOTONIC, &now);
     } while ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) < 3000000000L);
     setitimer(ITIMER_REAL, &off, NULL);
+    return sfd;
+}
+
+static void pending_a_moment(int sfd) {
+    (void)sfd;
+    kill(getpid(), SIGUSR2); /* pending a moment: the signalfd is readable */
+    kill(getpid(), SIGUSR1); /* and no longer */
+}
+
+static int signalfd_race(void) {
+    struct sigaction sa = {.sa_handler = on_usr1_count};
+    sigaction(SIGUSR1, &sa, NULL);
+    int sfd = signalfd_storm(500, pending_a_moment);
     int fd = open("/dev/null", O_RDONLY);
     printf("signalfd %d, then descriptor %d; handled SIGUSR1 %s, SIGUSR2 %s, SIGALRM %s\n", sfd, fd,
            usr1s ? "yes" : "no", usr2s ? "yes" : "no", alarms ? "yes" : "no");
-    (void)rounds;
     return 0;
 }
 
@@ -382,13 +397,7 @@ static int signalfd_race(void) {
  * thread for a new guest thread failed past RLIMIT_MEMLOCK, an internal error in clone. */
 static int mlockall_future(void) {
     printf("mlockall: %d\n", mlockall(MCL_FUTURE));
-    static char stack[64 * 1024];
-    static volatile int tid = -1;
-    long r = forkcall(SYS_clone, CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
-                      CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID, (long)(stack + sizeof stack), 0, (long)&tid, 0);
-    if (r > 0)
-        while (tid != 0) syscall(SYS_futex, &tid, FUTEX_WAIT, tid, NULL, NULL, 0);
-    printf("thread: %s\n", r > 0 ? "ended" : strerror((int)-r));
+    report_thread();
     printf("munlockall: %d\n", munlockall());
     printf("mlockall(MCL_ONFAULT): %d\n", mlockall(MCL_ONFAULT) ? errno : 0);
     return 0;
@@ -419,26 +428,14 @@ static int exec_fifo(void) {
 /* The same, while the program closes descriptors it does not have (as the fuzzer does):
  * the signal thread's transient socket() or accept4() descriptor, at the lowest free
  * number, could be closed by the program first; km's own close then failed (EBADF). */
+static void closing_others(int sfd) {
+    kill(getpid(), SIGUSR2);
+    for (int round = 0; round < 20; round++)
+        for (int fd = sfd + 1; fd < sfd + 4; fd++) close(fd);
+}
+
 static int signalfd_close_race(void) {
-    struct sigaction sa = {.sa_handler = on_alarm};
-    sigaction(SIGALRM, &sa, NULL);
-    sa.sa_handler = on_usr2;
-    sigaction(SIGUSR2, &sa, NULL);
-    sigset_t m;
-    sigemptyset(&m);
-    sigaddset(&m, SIGUSR2);
-    int sfd = signalfd(-1, &m, SFD_NONBLOCK);
-    struct itimerval it = {{0, 300}, {0, 300}}, off = {{0, 0}, {0, 0}};
-    setitimer(ITIMER_REAL, &it, NULL);
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    do {
-        kill(getpid(), SIGUSR2);
-        for (int round = 0; round < 20; round++)
-            for (int fd = sfd + 1; fd < sfd + 4; fd++) close(fd);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-    } while ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) < 3000000000L);
-    setitimer(ITIMER_REAL, &off, NULL);
+    signalfd_storm(300, closing_others);
     printf("handled SIGUSR2 %s, SIGALRM %s\n", usr2s ? "yes" : "no", alarms ? "yes" : "no");
     return 0;
 }
