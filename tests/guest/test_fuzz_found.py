@@ -197,3 +197,14 @@ def test_msghdr_negative_namelen():
     EMSGSIZE."""
     native, _ = found("msghdr-namelen")
     assert native.text.count("Invalid argument") == 2, native.text
+
+
+def test_more_checks_in_linux_order():
+    """A descriptor km hands on to the kernel that is not open is EBADF where Linux looks
+    at it (inotify_add_watch(-1, mask 0): EINVAL, km said EBADF); getrlimit(NULL) is
+    EFAULT (km: 0); rt_sigqueueinfo checks its siginfo first (E2BIG, km: EINVAL or
+    success) and a handler never sees bytes past the kernel's part of a known one;
+    setgroups says EPERM before a bad size's EINVAL.  Found comparing the traces."""
+    native, _ = found_as_user("checks-in-order")
+    assert native.text.count("Argument list too long") == 3 and "clear tail: 1\nrt" in native.text, native.text
+    assert "getrlimit(RLIMIT_STACK, NULL)            -1 Bad address" in native.text, native.text

@@ -590,6 +590,64 @@ static int msghdr_namelen(void) {
     return 0;
 }
 
+/* Descriptor arguments km handed on to the kernel: a descriptor that is not open (-1,
+ * or one in km's own range) is EBADF only where Linux looks at it, after what it checks
+ * first (inotify_add_watch's mask).  And three calls whose first checks km made in
+ * another order: getrlimit's resource before its pointer (NULL is EFAULT), the siginfo
+ * of rt_sigqueueinfo before anything (E2BIG for an unknown si_code with bytes past the
+ * kernel's part, which a known one never carries to the handler), setgroups' permission
+ * before its size. */
+static volatile int queued_tail_zero = -1;
+static void on_queued(int sig, siginfo_t *si, void *ctx) {
+    (void)sig; (void)ctx;
+    const unsigned char *b = (const unsigned char *)si;
+    queued_tail_zero = 1;
+    for (int i = 48; i < 128; i++)
+        if (b[i]) queued_tail_zero = 0;
+}
+
+static int checks_in_order(void) {
+    long r;
+    SHOW("inotify_add_watch(-1, mask 0)", syscall(SYS_inotify_add_watch, -1, "/", 0));
+    SHOW("inotify_add_watch(1 << 30, mask 0)", syscall(SYS_inotify_add_watch, 1 << 30, "/", 0));
+    SHOW("getrlimit(RLIMIT_NOFILE, NULL)", syscall(SYS_getrlimit, RLIMIT_NOFILE, NULL));
+    SHOW("getrlimit(RLIMIT_STACK, NULL)", syscall(SYS_getrlimit, RLIMIT_STACK, NULL));
+    SHOW("getrlimit(100, NULL)", syscall(SYS_getrlimit, 100, NULL));
+    SHOW("setgroups(100000, NULL)", syscall(SYS_setgroups, 100000, NULL));
+    struct sigaction sa = {.sa_sigaction = on_queued, .sa_flags = SA_SIGINFO};
+    sigaction(SIGUSR1, &sa, NULL);
+    unsigned char info[128];
+    memset(info, 0, sizeof info);
+    int code = -8; /* no layout the kernel knows */
+    memcpy(info + 8, &code, 4);
+    info[100] = 1;
+    SHOW("rt_sigqueueinfo(self, unknown code, tail set)", syscall(SYS_rt_sigqueueinfo, getpid(), SIGUSR1, info));
+    SHOW("rt_sigqueueinfo(self, 1000, unknown code, tail set)", syscall(SYS_rt_sigqueueinfo, getpid(), 1000, info));
+    SHOW("rt_tgsigqueueinfo(self, 0, unknown code, tail set)",
+         syscall(SYS_rt_tgsigqueueinfo, getpid(), 0, SIGUSR1, info));
+    info[100] = 0;
+    SHOW("rt_sigqueueinfo(self, unknown code, tail clear)", syscall(SYS_rt_sigqueueinfo, getpid(), SIGUSR1, info));
+    printf("handler saw a clear tail: %d\n", queued_tail_zero);
+    code = SI_QUEUE;
+    memcpy(info + 8, &code, 4);
+    info[100] = 1;
+    queued_tail_zero = -1;
+    SHOW("rt_sigqueueinfo(self, SI_QUEUE, tail set)", syscall(SYS_rt_sigqueueinfo, getpid(), SIGUSR1, info));
+    printf("handler saw a clear tail: %d\n", queued_tail_zero);
+    SHOW("rt_sigqueueinfo(self, 1000, SI_QUEUE)", syscall(SYS_rt_sigqueueinfo, getpid(), 1000, info));
+    SHOW("rt_sigqueueinfo(self, 0, SI_QUEUE)", syscall(SYS_rt_sigqueueinfo, getpid(), 0, info));
+    SHOW("rt_sigqueueinfo(1, 0, SI_QUEUE)", syscall(SYS_rt_sigqueueinfo, 1, 0, info));
+    SHOW("rt_tgsigqueueinfo(self, 0x7ffffff0, SI_QUEUE)",
+         syscall(SYS_rt_tgsigqueueinfo, getpid(), 0x7ffffff0, SIGUSR1, info));
+    SHOW("rt_tgsigqueueinfo(self, self, 1000, SI_QUEUE)",
+         syscall(SYS_rt_tgsigqueueinfo, getpid(), syscall(SYS_gettid), 1000, info));
+    code = SI_TKILL;
+    memcpy(info + 8, &code, 4);
+    SHOW("rt_tgsigqueueinfo(self, 0x7ffffff0, SI_TKILL)",
+         syscall(SYS_rt_tgsigqueueinfo, getpid(), 0x7ffffff0, SIGUSR1, info));
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -617,6 +675,7 @@ static const struct {
     {"offsets-first", offsets_first},
     {"socketpair-efault", socketpair_efault},
     {"msghdr-namelen", msghdr_namelen},
+    {"checks-in-order", checks_in_order},
 };
 
 int main(int argc, char **argv) {

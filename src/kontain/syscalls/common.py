@@ -91,7 +91,7 @@ def _convert(kind: str) -> Callable:
     if kind in ("i", "h"):
         return lambda t, a, args: s32(a)
     if kind == "f":
-        return lambda t, a, args: t.fds.check(a)
+        return lambda t, a, args: t.fds.host(a)
     if kind == "a":
         return lambda t, a, args: dirfd(t, a)
     if kind == "s":

@@ -242,33 +242,58 @@ def tgkill(t, tgid, tid, sig, *_):
     return native.syscall(SYS_tgkill, tgid, tid, sig)
 
 
-def _queued_info(t, sig: int, uinfo: int, to_self: bool) -> bytes:
-    info = bytearray(t.mem.read(uinfo, SIGINFO_SIZE))
+def _known_layout(sig: int, code: int) -> bool:
+    """Linux's known_siginfo_layout: does the kernel know what a siginfo with this signal
+    and si_code holds?  (``sig`` as unsigned: a bad one has no codes of its own.)"""
+    if code == S.SI_KERNEL:
+        return True
+    if code > 0:
+        return code <= S.SIG_CODE_LIMITS.get(sig & 0xFFFFFFFF, S.NSIGPOLL)
+    return code >= S.SI_DETHREAD or code == S.SI_ASYNCNL
+
+
+def _queued_info(t, sig: int, uinfo: int) -> tuple[bytes, int]:
+    """The program's siginfo as Linux's copy_siginfo_from_user takes it, before anything
+    else is looked at (EFAULT, then E2BIG for a layout it does not know with something in
+    the part past the kernel's own): (the siginfo as it is sent, its si_code)."""
+    info = bytearray(t.mem.read(uinfo, S.KERNEL_SIGINFO_SIZE))
     code = struct.unpack_from("<i", info, 8)[0]
-    if code >= 0 and not to_self:
-        raise GuestError(EPERM)  # only the kernel may send positive codes to others
+    if _known_layout(sig, code):
+        info += bytes(SIGINFO_SIZE - S.KERNEL_SIGINFO_SIZE)  # (the kernel never keeps the rest)
+    else:
+        rest = t.mem.read(uinfo + S.KERNEL_SIGINFO_SIZE, SIGINFO_SIZE - S.KERNEL_SIGINFO_SIZE)
+        if any(rest):
+            raise GuestError(E2BIG)
+        info += rest
     struct.pack_into("<i", info, 0, sig)
-    return bytes(info)
+    return bytes(info), code
 
 
 def rt_sigqueueinfo(t, tgid, sig, uinfo, *_):
+    """As Linux: the siginfo first, then who may send it, the target, the signal."""
     tgid, sig = s32(tgid), s32(sig)
-    if sig <= 0 or sig > S.NSIG:
+    info, code = _queued_info(t, sig, uinfo)
+    if tgid != os.getpid():  # the host checks the rest, in its order, on the same siginfo
+        return native.syscall(SYS_rt_sigqueueinfo, tgid, sig, native.address_of(bytearray(info)))
+    if not 0 <= sig <= S.NSIG:
         raise GuestError(EINVAL)
-    if tgid == os.getpid():
-        return t.process.post(sig, _queued_info(t, sig, uinfo, True))
-    info = bytearray(_queued_info(t, sig, uinfo, False))
-    return native.syscall(SYS_rt_sigqueueinfo, tgid, sig, native.address_of(info))
+    return t.process.post(sig, info) if sig else 0
 
 
 def rt_tgsigqueueinfo(t, tgid, tid, sig, uinfo, *_):
     tgid, tid, sig = s32(tgid), s32(tid), s32(sig)
-    if sig <= 0 or sig > S.NSIG or tid <= 0:
+    info, code = _queued_info(t, sig, uinfo)
+    if tgid != os.getpid():
+        return native.syscall(SYS_rt_tgsigqueueinfo, tgid, tid, sig, native.address_of(bytearray(info)))
+    if tid <= 0 or tgid <= 0:
         raise GuestError(EINVAL)
-    if tgid == os.getpid():
-        return _to_thread(t, tid, sig, _queued_info(t, sig, uinfo, True))
-    info = bytearray(_queued_info(t, sig, uinfo, False))
-    return native.syscall(SYS_rt_tgsigqueueinfo, tgid, tid, sig, native.address_of(info))
+    if (code >= 0 or code == S.SI_TKILL) and tid != t.tid:
+        raise GuestError(EPERM)  # only the kernel sends these to another thread
+    if tid not in t.process.tasks:
+        raise GuestError(ESRCH)
+    if not 0 <= sig <= S.NSIG:
+        raise GuestError(EINVAL)
+    return _to_thread(t, tid, sig, info)
 
 
 # -- clone -------------------------------------------------------------------------

@@ -55,6 +55,11 @@ def prlimit64(t, pid, resource, new, old, *_):
 
 
 def getrlimit(t, resource, rlim, *_):
+    """As Linux: a bad resource is EINVAL, then the limit is written (EFAULT, for NULL too)."""
+    if u32(resource) >= F.RLIM_NLIMITS:
+        raise GuestError(EINVAL)
+    if not rlim:
+        raise GuestError(EFAULT)
     return prlimit64(t, 0, resource, 0, rlim)
 
 
