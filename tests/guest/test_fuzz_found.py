@@ -208,3 +208,15 @@ def test_more_checks_in_linux_order():
     native, _ = found_as_user("checks-in-order")
     assert native.text.count("Argument list too long") == 3 and "clear tail: 1\nrt" in native.text, native.text
     assert "getrlimit(RLIMIT_STACK, NULL)            -1 Bad address" in native.text, native.text
+
+
+def test_closed_descriptors_where_linux_looks_at_them():
+    """A descriptor that is not open, one the program never had or one of km's own (just
+    above the hard RLIMIT_NOFILE it started with), is EBADF exactly where Linux looks at
+    descriptors: after epoll_ctl's event, epoll_pwait's mask, epoll_pwait2's and
+    recvmmsg's timeout, sendfile's offset and vmsplice's flags, before epoll_wait's
+    maxevents.  And mmap takes prot bits it does not know, as Linux does (km: EINVAL).
+    Found comparing the fuzzer's traces once its descriptors reached km's range."""
+    native, _ = found_as_user("closed-fds-in-order")
+    assert native.text.count("Bad file descriptor") == 3 * 5 and "prot with unknown bits): mapped" in native.text, \
+        native.text

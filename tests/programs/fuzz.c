@@ -280,7 +280,13 @@ static const int32_t fds[] = {
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
     23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 35, 40, 64, 255, 1023, 1024, 65535, 100000, 0x7fffffff, -1, -100, (int32_t)0x80000000,
 };
+/* descriptors from the hard RLIMIT_NOFILE it started with up: not open natively; under
+ * km, the monitor's own (kernel/fdtable.py keeps them there: /dev/kvm, the VM, the
+ * vCPUs, its signalfd...), which the program must find exactly as closed */
+static u64 nofile0;
+static const u32 above_nofile[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 16, 64, 255, 1024, 1055};
 static u64 fd(void) {
+    if (one_in(10)) return nofile0 + PICK(above_nofile);
     u64 v = (u64)(s64)PICK(fds);
     if (one_in(16)) v = (v & 0xffffffff) | (rnd() << 32); /* an int argument: the high half is noise */
     return v;
@@ -1461,6 +1467,8 @@ static void putarg(u64 v) {
         if (v == heap0 + heap_offsets[i]) { puts_("H+"); putu(heap_offsets[i], 16); return; }
     if (heap0 && v == heap0 - PG) { puts_("H-0x1000"); return; }
     if (vdso && v >= vdso && v < vdso + 4 * PG) { puts_("V+"); putu(v - vdso, 16); return; }
+    for (unsigned i = 0; i < sizeof above_nofile / sizeof above_nofile[0]; i++) /* fd()'s, the same in every run */
+        if (v == nofile0 + above_nofile[i]) { puts_("NOFILE+"); putu(above_nofile[i], 10); return; }
     if (v == self_pid) { puts_("PID"); return; }
     if (v == (u64)-(s64)self_pid) { puts_("-PID"); return; }
     if (v == (u64)on_signal) { puts_("handler"); return; }
@@ -1662,7 +1670,9 @@ int main(int argc, char **argv) {
     sc0(SYS_setsid);
     sc2(SYS_dup2, 2, LOG_FD);
     if (sc2(SYS_getcwd, scratch_dir, sizeof scratch_dir) < 0) die(2, "getcwd");
-    struct rlimit fsize = {1 << 20, 1 << 20}, nofile = {LOG_FD + 12, LOG_FD + 12}, core = {0, 0};
+    struct rlimit fsize = {1 << 20, 1 << 20}, nofile = {LOG_FD + 12, LOG_FD + 12}, core = {0, 0}, old;
+    sc2(SYS_getrlimit, RLIMIT_NOFILE, &old);
+    nofile0 = old.rlim_max < 0x7fff0000 ? old.rlim_max : 0x7fff0000;
     sc2(SYS_setrlimit, RLIMIT_FSIZE, &fsize);
     sc2(SYS_setrlimit, RLIMIT_NOFILE, &nofile);
     sc2(SYS_setrlimit, RLIMIT_CORE, &core);

@@ -648,6 +648,48 @@ static int checks_in_order(void) {
     return 0;
 }
 
+/* Descriptors that are not open (one never opened, or one in km's own range, above the
+ * hard RLIMIT_NOFILE the program started with) in calls that look at something else
+ * first: km refused the descriptor (EBADF) before it, or looked at the other thing
+ * first where Linux looks at the descriptor first.  And mmap ignores prot bits it does
+ * not know (mprotect refuses them). */
+static int closed_fds_in_order(void) {
+    long r;
+    struct rlimit nofile;
+    getrlimit(RLIMIT_NOFILE, &nofile);
+    long fds[] = {300, (long)nofile.rlim_max + 1, (long)nofile.rlim_max + 5};
+    const char *names[] = {"closed", "past the hard limit + 1", "past the hard limit + 5"};
+    char *bad = (char *)0xdead00000000UL;
+    struct timespec wrong = {0, 2000000000L};
+    struct epoll_event ev[2];
+    sigset_t none;
+    sigemptyset(&none);
+    for (int i = 0; i < 3; i++) {
+        long fd = fds[i];
+        printf("-- %s\n", names[i]);
+        SHOW("epoll_ctl(fd, ADD, fd, bad event)", syscall(SYS_epoll_ctl, fd, EPOLL_CTL_ADD, fd, bad));
+        SHOW("epoll_wait(fd, maxevents -1)", syscall(SYS_epoll_wait, fd, ev, -1, 0));
+        SHOW("epoll_pwait(fd, sigsetsize 16)", syscall(SYS_epoll_pwait, fd, ev, 2, 0, &none, 16));
+        SHOW("epoll_pwait(fd, bad mask)", syscall(SYS_epoll_pwait, fd, ev, -1, 0, bad, 8));
+        SHOW("epoll_pwait2(fd, nsec 2e9)", syscall(SYS_epoll_pwait2, fd, ev, 2, &wrong, NULL, 8));
+        SHOW("epoll_pwait2(fd, bad timeout)", syscall(SYS_epoll_pwait2, fd, ev, 2, bad, NULL, 8));
+        SHOW("recvmmsg(fd, MSG_CMSG_COMPAT)", syscall(SYS_recvmmsg, fd, bad, 1, 0x80000000, NULL));
+        SHOW("recvmmsg(fd, bad timeout)", syscall(SYS_recvmmsg, fd, bad, 1, 0, bad));
+        SHOW("recvmmsg(fd, nsec 2e9)", syscall(SYS_recvmmsg, fd, bad, 1, 0, &wrong));
+        SHOW("sendfile(fd, fd, bad offset)", syscall(SYS_sendfile, fd, fd, bad, 10));
+        SHOW("sendfile(1, fd, NULL)", syscall(SYS_sendfile, 1, fd, NULL, 10));
+        SHOW("vmsplice(fd, bad iov, flags ~0)", syscall(SYS_vmsplice, fd, bad, 1, ~0U));
+        SHOW("inotify_add_watch(fd, mask 0)", syscall(SYS_inotify_add_watch, fd, "/", 0));
+        SHOW("close(fd)", syscall(SYS_close, fd));
+        SHOW("fcntl(fd, F_GETFD)", syscall(SYS_fcntl, fd, F_GETFD));
+        SHOW("mmap(fd, MAP_SHARED)", syscall(SYS_mmap, 0, 4096, PROT_READ, MAP_SHARED, fd, 0));
+    }
+    r = syscall(SYS_mmap, 0, 8192, PROT_READ | PROT_WRITE | 0x100000 | 0x8000, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    printf("mmap(prot with unknown bits): %s\n", r > 0 ? "mapped" : strerror(errno));
+    if (r > 0) SHOW("mprotect(prot with unknown bits)", syscall(SYS_mprotect, r, 4096, PROT_READ | 0x100000));
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -676,6 +718,7 @@ static const struct {
     {"socketpair-efault", socketpair_efault},
     {"msghdr-namelen", msghdr_namelen},
     {"checks-in-order", checks_in_order},
+    {"closed-fds-in-order", closed_fds_in_order},
 };
 
 int main(int argc, char **argv) {

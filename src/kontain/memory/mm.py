@@ -376,8 +376,7 @@ class AddressSpace:
         """The mmap(2) system call; returns the address."""
         if length == 0 or offset & (PAGE - 1) or (flags & F.MAP_TYPE) not in _MAP_TYPES:
             raise GuestError(EINVAL)
-        if prot & ~(_PROT_ALL | F.PROT_GROWSDOWN | F.PROT_GROWSUP):
-            raise GuestError(EINVAL)
+        prot &= _PROT_ALL  # (Linux's mmap ignores other bits; mprotect is the one that refuses them)
         size = page_up(length)
         if size == 0 or size > self.window:
             raise GuestError(ENOMEM)

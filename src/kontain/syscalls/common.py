@@ -18,6 +18,7 @@ import struct
 from kontain import native
 from kontain.abi.errno import EFAULT, EINTR, EINVAL, EMFILE, ERESTARTNOINTR
 from kontain.errors import GuestError
+from kontain.memory.window import NONCANONICAL, USER_LIMIT
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~3 ms)
 
@@ -69,9 +70,13 @@ def path(t, addr: int) -> int:
 
 
 def buffer(t, addr: int, length: int) -> tuple[int, int]:
-    """(host address, length) of a byte buffer, length capped as Linux caps it."""
+    """(host address, length) of a byte buffer, length capped as Linux caps it.  Linux
+    checks the whole range first (access_ok: EFAULT past the user address space, before
+    a read waits for data): such a range gets an address the host refuses the same way."""
     length = u64(length)
     if length > MAX_RW_COUNT:
+        if u64(addr) + length > USER_LIMIT:
+            return NONCANONICAL | (addr & 0xFFF), MAX_RW_COUNT
         length = MAX_RW_COUNT
     return t.mem.host(addr, length), length
 
@@ -124,6 +129,8 @@ def passthrough(nr: int, kinds: str, result: str = "", blocking: bool = False) -
             cs = convs = [_convert(k) for k in kinds.split()]
         host = [c(t, a, args) for c, a in zip(cs, args)]
         r = sc(t.kick_addr, nr, *host) if blocking else sc(nr, *host)
+        if r == -ERESTARTNOINTR and kinds[:1] == "f" and not_open(host[0]):
+            r = native.syscall(nr, *host)  # (a call on a closed descriptor never waits: EBADF, not EINTR)
         if result == "fd" and r >= 0:
             return t.fds.new(r)
         return r
@@ -146,6 +153,23 @@ def io_call(t, fd: int, events: int, nr: int, *args: int) -> int:
 
 
 POLLIN, POLLOUT, SYS_poll = 1, 4, 7
+SYS_fcntl, F_GETFD = 72, 1
+
+
+def timeout_arg(t, addr: int) -> None:
+    """A call's ``struct timespec`` timeout that Linux reads and checks before anything
+    else (epoll_pwait2, recvmmsg): EFAULT, then EINVAL unless 0 <= tv_nsec < 10**9 and
+    tv_sec >= 0.  The host gets the pointer all the same."""
+    if addr:
+        sec, nsec = struct.unpack("<qq", t.mem.read(addr, 16))
+        if sec < 0 or not 0 <= nsec < 1_000_000_000:
+            raise GuestError(EINVAL)
+
+
+def not_open(fd: int) -> bool:
+    """Is host descriptor ``fd`` (one of the program's range, or fdtable.NEVER_OPEN) not
+    open?  For the calls whose descriptor Linux looks at before an argument km checks."""
+    return native.syscall(SYS_fcntl, fd, F_GETFD, 0) < 0
 
 
 def check_flags(flags: int, allowed: int) -> None:

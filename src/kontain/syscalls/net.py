@@ -17,7 +17,7 @@ import struct
 from kontain import native
 from kontain.abi.errno import EBADF, EFAULT, EINVAL, EMSGSIZE, ENOBUFS, ENOTSOCK
 from kontain.errors import GuestError
-from kontain.syscalls.common import POLLIN, POLLOUT, buffer, fd_pair, io_call, ptr, s32, u32
+from kontain.syscalls.common import POLLIN, POLLOUT, buffer, fd_pair, io_call, ptr, s32, timeout_arg, u32
 from kontain.syscalls.rw import UIO_MAXIOV, host_iovec
 
 SYS_sendmsg, SYS_recvmsg, SYS_socketpair, SYS_recvmmsg, SYS_sendmmsg = 46, 47, 53, 299, 307
@@ -228,6 +228,9 @@ def sendmmsg(t, fd, vec, vlen, flags, *_):
 
 
 def recvmmsg(t, fd, vec, vlen, flags, timeout, *_):
+    if u32(flags) & MSG_CMSG_COMPAT:
+        raise GuestError(EINVAL)  # (Linux: the flags, the timeout, then the descriptor)
+    timeout_arg(t, timeout)
     fd = t.fds.check(fd)
     msgs, arr, n = _mmsg(t, fd, u32(flags), vec, vlen, sending=False)
     r = io_call(t, fd, POLLIN, SYS_recvmmsg, native.address_of(arr) if n else 0, n, s32(flags), ptr(t, timeout, 16))

@@ -101,7 +101,7 @@ def host_iovec(t, addr: int, count: int) -> tuple[bytearray, int]:
 
 
 def _vec_call(nr: int, t, fd, iov, count, *rest, events: int = 0) -> int:
-    fd = t.fds.check(fd)
+    fd = t.fds.host(fd)  # (the host says EBADF where Linux does: vmsplice's flags come first)
     try:
         hv, n = host_iovec(t, iov, count)
     except GuestError:
@@ -146,9 +146,9 @@ def pwritev2(t, fd, iov, count, pos_l, pos_h, flags):
 
 
 def sendfile(t, out_fd, in_fd, offset, count, *_):
-    out_fd = t.fds.check(out_fd)
-    in_fd = t.fds.check(in_fd)
-    return io_call(t, out_fd, POLLOUT, SYS_sendfile, in_fd, ptr(t, offset, 8), count)
+    """The host makes every check, in Linux's order (the offset is read first, then the
+    input descriptor is looked at, then the output one)."""
+    return io_call(t, t.fds.host(out_fd), POLLOUT, SYS_sendfile, t.fds.host(in_fd), ptr(t, offset, 8), count)
 
 
 SYS_vmsplice = 278
