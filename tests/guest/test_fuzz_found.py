@@ -220,3 +220,11 @@ def test_closed_descriptors_where_linux_looks_at_them():
     native, _ = found_as_user("closed-fds-in-order")
     assert native.text.count("Bad file descriptor") == 3 * 5 and "prot with unknown bits): mapped" in native.text, \
         native.text
+
+
+def test_timeouts_come_first():
+    """select, pselect6 and ppoll read and check their timeout before nfds, the mask or
+    the descriptors (km: EINVAL or EFAULT for those first); an ioctl request km does not
+    serve on a descriptor that is not open is EBADF (km: ENOTTY)."""
+    native, _ = found("timeouts-first")
+    assert native.text.count("Bad address") == 3 and native.text.count("Bad file descriptor") == 2, native.text

@@ -690,6 +690,29 @@ static int closed_fds_in_order(void) {
     return 0;
 }
 
+/* select, pselect6 and ppoll read and check their timeout before anything else (km
+ * looked at nfds or the descriptors first), and an ioctl km does not know of a
+ * descriptor that is not open is EBADF, not ENOTTY. */
+static int timeouts_first(void) {
+    long r;
+    char *bad = (char *)0xdead00000000UL;
+    struct timeval tv_neg = {0, -1}, tv_carry = {-1, 2000000}, tv_neg_carry = {1, -2000000};
+    struct timespec ts_wrong = {0, 2000000000L}, ts_neg = {-1, 0};
+    SHOW("select(-1, bad timeout)", syscall(SYS_select, -1, NULL, NULL, NULL, bad));
+    SHOW("select(-1, usec -1)", syscall(SYS_select, -1, NULL, NULL, NULL, &tv_neg));
+    SHOW("select(-1, {-1, 2000000})", syscall(SYS_select, -1, NULL, NULL, NULL, &tv_carry));
+    SHOW("select(-1, {1, -2000000})", syscall(SYS_select, -1, NULL, NULL, NULL, &tv_neg_carry));
+    SHOW("pselect6(-1, bad timeout)", syscall(SYS_pselect6, -1, NULL, NULL, NULL, bad, NULL));
+    SHOW("pselect6(-1, nsec 2e9)", syscall(SYS_pselect6, -1, NULL, NULL, NULL, &ts_wrong, NULL));
+    SHOW("pselect6(1, bad set, sec -1)", syscall(SYS_pselect6, 1, bad, NULL, NULL, &ts_neg, NULL));
+    SHOW("ppoll(bad fds, bad timeout)", syscall(SYS_ppoll, bad, 1, bad, NULL, 8));
+    SHOW("ppoll(bad fds, nsec 2e9)", syscall(SYS_ppoll, bad, 1, &ts_wrong, NULL, 8));
+    SHOW("ppoll(bad fds, nsec 2e9, sigsetsize 4)", syscall(SYS_ppoll, bad, 1, &ts_wrong, bad, 4));
+    SHOW("ioctl(300, 14)", syscall(SYS_ioctl, 300, 14, NULL));
+    SHOW("ioctl(1 << 30, 14)", syscall(SYS_ioctl, 1 << 30, 14, NULL));
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -719,6 +742,7 @@ static const struct {
     {"msghdr-namelen", msghdr_namelen},
     {"checks-in-order", checks_in_order},
     {"closed-fds-in-order", closed_fds_in_order},
+    {"timeouts-first", timeouts_first},
 };
 
 int main(int argc, char **argv) {

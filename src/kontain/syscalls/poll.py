@@ -14,7 +14,7 @@ from kontain import native
 from kontain.abi.errno import EINVAL
 from kontain.abi.flags import POLLNVAL
 from kontain.errors import GuestError
-from kontain.syscalls.common import ptr, s32, u64
+from kontain.syscalls.common import ptr, s32, timeout_arg, u64
 from kontain.syscalls.signal import with_sigmask
 
 SYS_poll, SYS_select, SYS_pselect6, SYS_ppoll = 7, 23, 270, 271
@@ -72,6 +72,7 @@ _NEVER = native.address_of(_NEVER_FLAG)
 
 
 def ppoll(t, fds_addr, nfds, tsp, sigmask, sigsetsize, *_):
+    timeout_arg(t, tsp)  # (Linux: the timeout, the mask, then the descriptors)
     ts = ptr(t, tsp, 16)
     mask = _sigmask_copy(t, sigmask, sigsetsize)
 
@@ -110,7 +111,18 @@ def _select_common(t, nfds, r_addr, w_addr, e_addr, call) -> int:
     return r
 
 
+def _timeval_arg(t, addr: int) -> None:
+    """select's timeout, read and checked before anything else, as Linux's kern_select
+    (EFAULT, then EINVAL for a time before zero: C's division and remainder)."""
+    if addr:
+        sec, usec = struct.unpack("<qq", t.mem.read(addr, 16))
+        carry = -(-usec // 1_000_000) if usec < 0 else usec // 1_000_000
+        if sec + carry < 0 or usec - carry * 1_000_000 < 0:
+            raise GuestError(EINVAL)
+
+
 def select(t, nfds, r_addr, w_addr, e_addr, tv, *_):
+    _timeval_arg(t, tv)
     tvp = ptr(t, tv, 16)
     def call(tv: int, flag: int) -> int:
         return _select_common(t, nfds, r_addr, w_addr, e_addr,
@@ -120,6 +132,7 @@ def select(t, nfds, r_addr, w_addr, e_addr, tv, *_):
 
 
 def pselect6(t, nfds, r_addr, w_addr, e_addr, tsp, sig):
+    timeout_arg(t, tsp)  # (Linux: the timeout, the mask, then nfds and the sets)
     ts = ptr(t, tsp, 16)
     mask = None
     if sig:  # a pointer to {sigset pointer, size}: both are the guest's
