@@ -26,7 +26,7 @@
  *     blocked;
  *   - calls that could end it, stop it, hang it past signals, leak system-wide objects,
  *     or escape its directory are left out (exit, rt_sigreturn, ptrace, seccomp, rseq
- *     with a valid length, SysV IPC, message queues, keys, io_uring_setup, bpf,
+ *     with a valid length, SysV IPC objects but private ones, message queues, keys, io_uring_setup, bpf,
  *     userfaultfd, ...).
  * Nothing here names what it guards against in words a log scan would take for a
  * monitor failure.
@@ -173,6 +173,7 @@ struct prepared {
     u64 pages[4];
     int32_t ints[8];
     u64 mountattr[4];
+    int16_t sops[12];    /* struct sembuf[4]: sem_num, sem_op, sem_flg */
 };
 #define TS ((struct prepared *)T_)
 
@@ -539,6 +540,11 @@ static void fill_structs(void) {
     for (int i = 0; i < 4; i++) p->pages[i] = buf();
     for (int i = 0; i < 8; i++) p->ints[i] = (int32_t)anyint();
     for (int i = 0; i < 4; i++) p->mountattr[i] = bits();
+    for (int i = 0; i < 4; i++) {
+        p->sops[3 * i] = (int16_t)(one_in(4) ? rnd() : below(3));                                  /* sem_num */
+        p->sops[3 * i + 1] = (int16_t)(one_in(4) ? rnd() : PICK(((const s64[]){-1, 0, 1, 2, -2, 32767})));
+        p->sops[3 * i + 2] = (int16_t)(one_in(3) ? 0x800 /* IPC_NOWAIT */ : PICK(((const s64[]){0, 0x1000 /* SEM_UNDO */, 0x1800, -1})));
+    }
 }
 
 /* clone flags that leave no child running and nothing shared that could hurt it */
@@ -589,12 +595,35 @@ static u64 clone_flags(int *needs_stack) {
 /* ---- the calls ------------------------------------------------------------------------- */
 
 /* after-effects to undo */
-enum { R_SIGACT = 1, R_MASK = 2, R_TIMER = 4, R_ARCH = 8, R_MMAP = 16, R_MREMAP = 32, R_FORK = 64 };
+enum { R_SIGACT = 1, R_MASK = 2, R_TIMER = 4, R_ARCH = 8, R_MMAP = 16, R_MREMAP = 32, R_FORK = 64, R_IPC = 128,
+       R_SHMAT = 256 };
+
+/* System V IPC: private objects only (key IPC_PRIVATE: never another program's), each
+ * kept in a slot the PRNG picks (its id is a value, not a decision) and removed at the
+ * next clean-up and at the end; an attachment outside M_ is detached at once. */
+enum { IPC_SHM, IPC_SEM, IPC_MSG, IPC_SLOTS = 4 };
+static long ipc_ids[3][IPC_SLOTS] = {{-1, -1, -1, -1}, {-1, -1, -1, -1}, {-1, -1, -1, -1}};
+static const char *const ipc_names[3] = {"SHM#", "SEM#", "MSG#"};
+static u64 ipc_id(int kind) {
+    if (one_in(6)) return PICK(((const u64[]){0, 1, ~0ULL, 0x7fffffff, 0x80000000ULL, 65536, 1ULL << 32}));
+    return (u64)ipc_ids[kind][below(IPC_SLOTS)];
+}
+static void ipc_remove(int kind, int slot) {
+    static const long rmid[3] = {31 /* shmctl */, 66 /* semctl */, 71 /* msgctl */};
+    if (ipc_ids[kind][slot] >= 0)
+        sc6(rmid[kind], ipc_ids[kind][slot], 0, 0, 0, 0, 0); /* IPC_RMID (semctl: semnum 0, then IPC_RMID) */
+    ipc_ids[kind][slot] = -1;
+}
+static void ipc_remove_all(void) {
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < IPC_SLOTS; i++) ipc_remove(k, i);
+}
 
 struct call {
     long nr;
     u64 a[6];
     int post;
+    int ipc_kind, ipc_slot; /* R_IPC: where the new object's id goes */
     const char *name;
 };
 
@@ -896,6 +925,17 @@ static int gen_call(struct call *c, int which) {
     CALL(462, "mseal", "")
     CALL(453, "map_shadow_stack", "")
     CALL(67, "shmdt", "")
+    CALL(29, "shmget", "")
+    CALL(30, "shmat", "")
+    CALL(31, "shmctl", "")
+    CALL(64, "semget", "")
+    CALL(65, "semop", "")
+    CALL(220, "semtimedop", "")
+    CALL(66, "semctl", "")
+    CALL(68, "msgget", "")
+    CALL(69, "msgsnd", "")
+    CALL(70, "msgrcv", "")
+    CALL(71, "msgctl", "")
     CALL(237, "mbind", "bliCiu")
     CALL(238, "set_mempolicy", "iCi")
     CALL(239, "get_mempolicy", "bbibu")
@@ -1136,6 +1176,73 @@ static int gen_call(struct call *c, int which) {
         break;
     case 67: /* shmdt */
         a[0] = m_addr(&room); break;
+    case 29: case 64: case 68: { /* shmget, semget, msgget: a new private object */
+        int kind = c->nr == 29 ? IPC_SHM : c->nr == 64 ? IPC_SEM : IPC_MSG;
+        a[0] = 0; /* IPC_PRIVATE */
+        if (kind == IPC_SHM)
+            a[1] = PICK(((const u64[]){0, 1, PG, 5 * PG, 1 << 20, 1ULL << 40, ~0ULL, PG + 1}));
+        else if (kind == IPC_SEM)
+            a[1] = PICK(((const u64[]){0, 1, 2, 3, 250, 32000, 32001, ~0ULL}));
+        u64 mode = one_in(3) ? rnd() & 0777 : PICK(((const u64[]){0600, 0644, 0, 0777, 0400}));
+        u64 extra = PICK(((const u64[]){0, 0, 01000 /* IPC_CREAT */, 02000 /* IPC_EXCL */, 04000 /* SHM_HUGETLB */,
+                                         010000 /* SHM_NORESERVE */}));
+        a[kind == IPC_MSG ? 1 : 2] = mode | extra | (one_in(8) ? rnd() & 0xffffffff : 0);
+        c->post = R_IPC;
+        c->ipc_kind = kind;
+        c->ipc_slot = (int)below(IPC_SLOTS);
+        break;
+    }
+    case 30: { /* shmat: where the kernel likes, into M_ (SHM_REMAP only there), or anywhere else not mapped */
+        a[0] = ipc_id(IPC_SHM);
+        u64 flags = PICK(((const u64[]){0, 010000 /* SHM_RDONLY */, 020000 /* SHM_RND */, 040000 /* SHM_REMAP */,
+                                         0100000 /* SHM_EXEC */, 050000}));
+        if (one_in(8)) flags |= rnd() & 0xffffffff;
+        switch (below(4)) {
+        case 0: a[1] = 0; break;
+        case 1: a[1] = m_addr_(&room, 1) + (one_in(4) ? below(PG) : 0); break;
+        case 2: a[1] = hostile(); flags &= ~040000ULL; break;
+        default: a[1] = buf(); flags &= ~040000ULL; break;
+        }
+        a[2] = flags;
+        c->post = R_SHMAT;
+        break;
+    }
+    case 31: case 66: case 71: { /* shmctl, semctl, msgctl */
+        int kind = c->nr == 31 ? IPC_SHM : c->nr == 66 ? IPC_SEM : IPC_MSG;
+        static const u64 cmds[3][12] = {
+            {0, 1, 2, 3, 11, 12, 13, 14, 15, 0x102, 16, 1000},                 /* IPC_*, SHM_LOCK.. SHM_STAT_ANY */
+            {0, 1, 2, 3, 11, 12, 13, 14, 15, 16, 17, 19},                      /* IPC_*, GETPID.. SETALL, SEM_INFO */
+            {0, 1, 2, 3, 11, 12, 13, 0x102, 14, 1000, 2, 2},                   /* IPC_*, MSG_STAT.. MSG_STAT_ANY */
+        };
+        a[0] = ipc_id(kind);
+        if (kind == IPC_SEM) {
+            a[1] = one_in(4) ? anyint() : below(3);
+            a[2] = one_in(8) ? junk() : PICK(cmds[kind]);
+            a[3] = one_in(3) ? anyint() : buf();
+        } else {
+            a[1] = one_in(8) ? junk() : PICK(cmds[kind]);
+            a[2] = buf();
+        }
+        break;
+    }
+    case 65: case 220: /* semop, semtimedop: waits end with the interval timer's signal */
+        a[0] = ipc_id(IPC_SEM);
+        a[1] = sptr(TS->sops);
+        a[2] = one_in(4) ? anyint() : PICK(((const u64[]){0, 1, 2, 4, 500, 501}));
+        a[3] = c->nr == 220 ? arg('t') : 0;
+        break;
+    case 69: case 70: /* msgsnd, msgrcv */
+        a[0] = ipc_id(IPC_MSG);
+        a[1] = buf();
+        a[2] = one_in(4) ? len() : PICK(((const u64[]){0, 1, 8, 100, 8192, 8193, 65536}));
+        if (c->nr == 70) {
+            a[3] = one_in(3) ? anyint() : below(4);
+            a[4] = PICK(((const u64[]){0, 04000 /* IPC_NOWAIT */, 010000 /* MSG_NOERROR */, 020000 /* MSG_EXCEPT */,
+                                        040000 /* MSG_COPY */, 044000, 014000})) | (one_in(8) ? bits() : 0);
+        } else {
+            a[3] = PICK(((const u64[]){0, 04000, 04000})) | (one_in(8) ? bits() : 0);
+        }
+        break;
     case 25: { /* mremap: the old range in M_; a fixed target in M_; a moved mapping is unmapped after */
         a[0] = m_addr(&room);
         a[1] = one_in(6) ? 0 : m_len(room);
@@ -1469,6 +1576,9 @@ static void putarg(u64 v) {
     if (vdso && v >= vdso && v < vdso + 4 * PG) { puts_("V+"); putu(v - vdso, 16); return; }
     for (unsigned i = 0; i < sizeof above_nofile / sizeof above_nofile[0]; i++) /* fd()'s, the same in every run */
         if (v == nofile0 + above_nofile[i]) { puts_("NOFILE+"); putu(above_nofile[i], 10); return; }
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < IPC_SLOTS; i++)
+            if (ipc_ids[k][i] >= 32768 && v == (u64)ipc_ids[k][i]) { /* (not the first ids: small numbers abound) */ puts_(ipc_names[k]); putu((u64)i, 10); return; }
     if (v == self_pid) { puts_("PID"); return; }
     if (v == (u64)-(s64)self_pid) { puts_("-PID"); return; }
     if (v == (u64)on_signal) { puts_("handler"); return; }
@@ -1638,6 +1748,7 @@ static void cleanup(void) {
     }
     sc1(SYS_umask, 022);
     for (int i = 0; i < 16; i++) sc1(SYS_timer_delete, i);
+    ipc_remove_all();
     open_fds();
     build_m();
 }
@@ -1731,10 +1842,17 @@ int main(int argc, char **argv) {
         if (c.post & R_TIMER) arm_timer();
         if (c.post & R_MMAP) sc2(SYS_munmap, r, c.a[1]);
         if (c.post & R_MREMAP) sc2(SYS_munmap, r, c.a[2]);
+        if (c.post & R_IPC) { /* the slot's object goes; a failure's -errno is an id no object has */
+            ipc_remove(c.ipc_kind, c.ipc_slot);
+            ipc_ids[c.ipc_kind][c.ipc_slot] = r;
+        }
+        if ((c.post & R_SHMAT) && r > 0 && !((u64)r >= (u64)M_ && (u64)r < (u64)M_ + M_SIZE))
+            sc1(SYS_shmdt, r);
         if (tracing) {
             puts_("  = "); putarg((u64)r); puts_("\n"); flush();
         }
     }
+    ipc_remove_all();
     for (int k = 0; k < RO_SIZE; k++)
         if (ro_area[k] != 0xcc) die(3, "its read-only bytes were written");
     if (progress) { puts_("fuzz: done\n"); flush(); }
