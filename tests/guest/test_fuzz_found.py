@@ -228,3 +228,12 @@ def test_timeouts_come_first():
     serve on a descriptor that is not open is EBADF (km: ENOTTY)."""
     native, _ = found("timeouts-first")
     assert native.text.count("Bad address") == 3 and native.text.count("Bad file descriptor") == 2, native.text
+
+
+def test_ipc_calls_a_signal_kept_from_starting_are_eintr_only_if_they_would_wait():
+    """semop, msgsnd and msgrcv that a signal kept from starting failed with EINTR under
+    km; Linux does so only with a call that would wait (a bad id is EINVAL, a semop up or
+    a msgrcv with a message there is done).  And the vDSO is a buffer system calls can
+    read, as on Linux (km: EFAULT)."""
+    native, _ = found("ipc-not-interrupted")
+    assert ", other 0\n" in native.text and "write(pipe, vdso, 4)                     4" in native.text, native.text
