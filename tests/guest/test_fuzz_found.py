@@ -237,3 +237,10 @@ def test_ipc_calls_a_signal_kept_from_starting_are_eintr_only_if_they_would_wait
     read, as on Linux (km: EFAULT)."""
     native, _ = found("ipc-not-interrupted")
     assert ", other 0\n" in native.text and "write(pipe, vdso, 4)                     4" in native.text, native.text
+
+
+def test_timer_create_looks_at_the_clock_first():
+    """timer_create says what is wrong with the clock (EINVAL, EOPNOTSUPP) before what is
+    wrong with the sigevent; km refused a sigevent it does not serve first (EINVAL)."""
+    native, _ = found("timer-clock-first")
+    assert native.text.count(" supported\n") == 4, native.text

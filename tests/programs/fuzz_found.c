@@ -757,6 +757,23 @@ static int ipc_not_interrupted(void) {
     return 0;
 }
 
+/* timer_create looks at the clock (EINVAL, EOPNOTSUPP) before the sigevent; km
+ * refused a sigevent it does not serve (EINVAL) first. */
+static int timer_clock_first(void) {
+    long r;
+    timer_t id;
+    struct sigevent bad = {.sigev_notify = 99}, big = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = 1000};
+    static const int clocks[] = {CLOCK_REALTIME, CLOCK_MONOTONIC_RAW, CLOCK_MONOTONIC_COARSE, 10, 100, -1};
+    for (unsigned i = 0; i < sizeof clocks / sizeof clocks[0]; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "timer_create(%d, notify 99)", clocks[i]);
+        SHOW(what, syscall(SYS_timer_create, clocks[i], &bad, &id));
+        snprintf(what, sizeof what, "timer_create(%d, signal 1000)", clocks[i]);
+        SHOW(what, syscall(SYS_timer_create, clocks[i], &big, &id));
+    }
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -788,6 +805,7 @@ static const struct {
     {"closed-fds-in-order", closed_fds_in_order},
     {"timeouts-first", timeouts_first},
     {"ipc-not-interrupted", ipc_not_interrupted},
+    {"timer-clock-first", timer_clock_first},
 };
 
 int main(int argc, char **argv) {
