@@ -6,6 +6,8 @@ in docs/performance.md.
 
     python3 bench/bench.py [--rounds N] [--only ROW,...] [--runners native,km,...] [--write]
     python3 bench/bench.py --pss [--write]     km's memory (PSS), the guest's and the monitor's
+    python3 bench/bench.py --km before=../old/.venv/bin/km --runners native,km,before
+                                               another km (an older checkout) side by side
 
 Timings on a shared 2-vCPU cloud VM are noisy: read the ratios, not the milliseconds.
 """
@@ -36,6 +38,7 @@ RUNNERS = {
     "runsc": ["runsc", "--platform=ptrace", "--network=none", "--ignore-cgroups", "do"],
 }
 PEERS = ("qemu", "runsc")
+OTHERS: list[str] = []  # other kms given with --km
 
 
 def rows(tmp: str) -> dict[str, tuple[list[str], int]]:
@@ -76,6 +79,8 @@ def main() -> int:
     ap.add_argument("--only", default="")
     ap.add_argument("--runners", default=",".join(RUNNERS))
     ap.add_argument("--write", action="store_true", help="update docs/performance.md")
+    ap.add_argument("--km", action="append", default=[], metavar="NAME=PATH",
+                    help="another km to run side by side as runner NAME (a checkout's .venv/bin/km)")
     ap.add_argument("--pss", action="store_true", help="only km's memory: PSS of a hello-sized and a 1 GiB program")
     args = ap.parse_args()
     if args.pss:
@@ -84,11 +89,45 @@ def main() -> int:
         if args.write:
             write_doc(text, "pss")
         return 0
+    for extra in args.km:
+        name, _, path = extra.partition("=")
+        RUNNERS[name] = [path]
+        OTHERS.append(name)
     runners = [r for r in args.runners.split(",") if r]
     missing = [r for r in runners if not available(r)]
     for r in missing:
         print(f"bench: {r} is not installed (make deps-bench); skipping it", file=sys.stderr)
     runners = [r for r in runners if r not in missing]
+    devnull = os.stat("/dev/null")
+    try:
+        times, table = measure(args, runners)
+    finally:
+        if "runsc" in runners:
+            mend_devnull(devnull)
+    text = render(table, runners, times, args.rounds)
+    print(text)
+    if args.write:
+        write_doc(text)
+    return 0
+
+
+def mend_devnull(before: os.stat_result) -> None:
+    """`runsc do` gives the host's /dev/null to the sandbox's user (nobody) on this host, and
+    it stays so (then only root and nobody may write it): put back what it was."""
+    now = os.stat("/dev/null")
+    if (now.st_uid, now.st_gid, now.st_mode) == (before.st_uid, before.st_gid, before.st_mode):
+        return
+    print(f"bench: runsc changed /dev/null ({now.st_uid}:{now.st_gid} {now.st_mode & 0o7777:o}); "
+          f"putting back {before.st_uid}:{before.st_gid} {before.st_mode & 0o7777:o}", file=sys.stderr)
+    try:
+        os.chown("/dev/null", before.st_uid, before.st_gid)
+        os.chmod("/dev/null", before.st_mode & 0o7777)
+    except OSError as e:
+        print(f"bench: cannot: {e} (as root: chown root:root /dev/null; chmod 666 /dev/null)", file=sys.stderr)
+
+
+def measure(args, runners: list[str]):
+    """Every row under every runner, interleaved; returns (times, table)."""
     with tempfile.TemporaryDirectory(prefix="kt-bench-") as tmp:
         server = start_server(tmp) if "km-srv" in runners else None
         table = rows(tmp)
@@ -97,20 +136,21 @@ def main() -> int:
         times: dict[tuple[str, str], list[float]] = {}
         for argv, _ in table.values():  # warm the page cache and the build
             time_once(argv)
+        turn = 0
         for rnd in range(args.rounds):
             for name, (argv, weight) in table.items():
                 for _ in range(weight):
-                    for runner in runners:
+                    # each runner goes first in turn: the first run after another workload pays
+                    # for what that one left behind (the host compacting memory for huge pages
+                    # cost the first of two touch 256 MiB runs 5x here)
+                    turn += 1
+                    for runner in runners[turn % len(runners):] + runners[:turn % len(runners)]:
                         times.setdefault((name, runner), []).append(time_once(RUNNERS[runner] + argv))
             print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
         if server is not None:
             server.terminate()
             server.wait()
-    text = render(table, runners, times, args.rounds)
-    print(text)
-    if args.write:
-        write_doc(text)
-    return 0
+    return times, table
 
 
 def start_server(tmp: str) -> subprocess.Popen:
@@ -131,7 +171,8 @@ def render(table, runners, times, rounds) -> str:
     med = {k: statistics.median(v) for k, v in times.items()}
     head = "| workload | " + " | ".join(f"{r} (ms)" for r in runners)
     ratios = [r for r in runners if r != "native"] if "native" in runners else []
-    cross = [(m, p) for m in runners if m.startswith("km") for p in runners if p in PEERS]
+    cross = [(m, p) for m in runners if m not in PEERS and m != "native" for p in runners if p in PEERS]
+    cross += [("km", o) for o in runners if o in OTHERS and "km" in runners]  # --km: this checkout against another
     head += "".join(f" | {r}/native" for r in ratios) + "".join(f" | {m}/{p}" for m, p in cross)
     lines = [head + " |", "|" + "---|" * (head.count("|"))]
     for name in table:

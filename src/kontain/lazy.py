@@ -42,6 +42,7 @@ MODULES = (
     "kontain.kernel.jobctl",
     "kontain.kernel.coredump",
     "kontain.kernel.poll",
+    "kontain.kernel.gdbstub",
     "kontain.loader.elf",
     "kontain.arch.x86_64.decode",  # (iced-x86 itself is not preloaded: see the module)
     "kontain.lifecycle",

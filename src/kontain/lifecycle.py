@@ -74,6 +74,16 @@ def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float,
         say(f"out of memory: {e}")
         return 1
     proc.report = report  # before the run: another thread may end the process (Process.finish)
+    if spec.gdb:
+        from kontain.kernel import gdbstub
+
+        try:
+            stub = gdbstub.start(proc, max(spec.gdb, 0), wait=spec.gdb_wait)
+        except OSError as e:
+            say(f"{e} (choose another port)")
+            return 1
+        if spec.gdb_wait:
+            stub.initial(proc.main_task)  # stopped before the first instruction until gdb continues it
     if spec.pause_check:
         import _thread
 

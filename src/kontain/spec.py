@@ -14,12 +14,13 @@ from kontain.arch.x86_64.layout import DEFAULT_WINDOW
 
 class Spec:
     __slots__ = ("program", "args", "env", "memory", "core", "timings", "vdso", "poll", "strace", "kvm_device",
-                 "window", "pause_check")
+                 "window", "pause_check", "gdb", "gdb_wait",
+                 "gdb_fork_wait")
 
     def __init__(self, program: str = "", args: list[bytes] | tuple = (), env: list[bytes] | tuple = (), *,
                  memory: int | None = None, core: bool = False, timings: bool = False, vdso: bool = True,
                  poll: str = "auto", strace: bool = False, kvm_device: str = "/dev/kvm", window: int = DEFAULT_WINDOW,
-                 pause_check: int = 0):
+                 pause_check: int = 0, gdb: int = 0, gdb_wait: bool = True, gdb_fork_wait: bool = False):
         self.program = program  # as the user named it (looked up in PATH by lifecycle.run_program)
         self.args = list(args)  # argv, argv[0] included
         self.env = list(env)  # NAME=VALUE
@@ -28,6 +29,9 @@ class Spec:
         self.timings = timings
         self.vdso = vdso  # share the host's vDSO (clock_gettime without an exit)
         self.pause_check = pause_check  # --pause-check N (lifecycle.pause_check)
+        self.gdb = gdb  # --gdb / --gdb-listen PORT: the gdb stub's TCP port (kernel/gdbstub.py); 0 none, -1 any
+        self.gdb_wait = gdb_wait  # --gdb: stopped before the first instruction until gdb comes
+        self.gdb_fork_wait = gdb_fork_wait  # --gdb-fork-wait: a forked child waits for a gdb of its own
         # how the VM is built
         self.poll = poll  # the polling tier (kernel/poll.py), where the platform has it: auto, always, off
         self.strace = strace

@@ -90,13 +90,22 @@ def test_execveat(variant, tmp):
 
 
 @pytest.mark.parametrize("variant", STATIC)
-@pytest.mark.parametrize("what", ["maxrss", "robust", "setpgid", "priority", "splice"])
+@pytest.mark.parametrize("what", ["maxrss", "robust", "setpgid", "priority", "splice", "timerfd", "keepcaps", "epipe"])
 def test_answers(variant, what):
     """ru_maxrss is the program's (the monitor's memory left out); get_robust_list of
     another process; setpgid of a child that has exec'd (EACCES); setpriority and
     getpriority of a process group; splice into a signalfd or a /proc file and a
-    timerfd's TFD_IOC_SET_TICKS, which hung."""
+    timerfd's TFD_IOC_SET_TICKS, which hung; timerfd_settime's past absolute times and
+    cancel-on-set rules; PR_SET_KEEPCAPS across setresuid; a child writing into a pipe
+    nobody reads, 20 times each way (Go's TestStdPipe hung in one run of two)."""
     _as_root_and_user([build("answers", variant, ("-lpthread",)), what])
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_openat2_magic_links(variant, tmp):
+    """openat2's RESOLVE_NO_MAGICLINKS and RESOLVE_NO_SYMLINKS refuse /proc/self/exe (which
+    km otherwise opens as the program) and the other magic links with ELOOP."""
+    _as_root_and_user([build("answers", variant, ("-lpthread",)), "magiclinks"], tmp)
 
 
 def test_km_leaves_nothing_in_home(tmp):
@@ -107,3 +116,12 @@ def test_km_leaves_nothing_in_home(tmp):
     home.mkdir()
     native, guest = compare(["/bin/busybox", "find", home], env={"HOME": str(home), "PATH": "/usr/bin:/bin"})
     assert guest.text == f"{home}\n"
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_locked_and_shared_memory(variant, tmp):
+    """mlock, mlock2 and munlock over holes (the pages before one done, then ENOMEM),
+    wrapping ranges, bad flags, VmLck and Locked:, RLIMIT_MEMLOCK (EPERM at 0, ENOMEM
+    past it, root exempt), mlockall; the maps columns of shared and private mappings;
+    MAP_SHARED_VALIDATE and MAP_GROWSDOWN where Linux refuses them."""
+    _as_root_and_user([build("memlock", variant)], tmp)

@@ -1,9 +1,12 @@
 /* Answers of calls that third-party suites compare with Linux: ru_maxrss (the program's,
  * not its monitor's), get_robust_list of another task, setpgid of a child that has
  * exec'd (EACCES), setpriority and getpriority of a process group, splice into a
- * signalfd or a /proc file and a timerfd's TFD_IOC_SET_TICKS (which used to hang).  One
- * line per check; run as root and as an unprivileged user.
- *   answers maxrss|robust|setpgid|priority|splice */
+ * signalfd or a /proc file and a timerfd's TFD_IOC_SET_TICKS (which used to hang), timerfd
+ * settings (past absolute times, cancel-on-set's rules), openat2's RESOLVE_NO_MAGICLINKS,
+ * PR_SET_KEEPCAPS across a change of user, and a child writing into a pipe nobody reads
+ * (EPIPE or SIGPIPE, exec'd or not, 20 times over).  One line per check; run as root and
+ * as an unprivileged user.
+ *   answers maxrss|robust|setpgid|priority|splice|timerfd|magiclinks|keepcaps|epipe */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -14,12 +17,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* (musl's headers have no linux/ ones: the kernel's structures as the ABI gives them) */
+struct open_how { unsigned long long flags, mode, resolve; };
+#define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_NO_SYMLINKS 0x04
+struct cap_header { unsigned version; int pid; };
+struct cap_data { unsigned effective, permitted, inheritable; };
+#define CAP_VERSION_3 0x20080522
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
 
 #define MIB (1L << 20)
 #define TOUCHED (64 * MIB)
@@ -174,8 +189,150 @@ static void hangs(void) {
     sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
+static void timerfds(void) {
+    alarm(10); /* a hang is a failure, not a stuck test */
+    int tfd = timerfd_create(CLOCK_MONOTONIC, 0);
+    struct itimerspec its = {0}, old;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    its.it_value.tv_sec = now.tv_sec - 5; /* absolute, in the past: expires at once */
+    SHOW("timerfd_settime absolute in the past", timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL));
+    uint64_t n = 0;
+    SHOW("then a read (8 bytes)", read(tfd, &n, sizeof n));
+    printf("%-56s %llu\n", "expirations", (unsigned long long)n);
+    its.it_value.tv_sec = 0, its.it_value.tv_nsec = 0;
+    SHOW("timerfd_settime 0: disarmed", timerfd_settime(tfd, 0, &its, &old));
+    SHOW("timerfd_settime bad flags", timerfd_settime(tfd, 8, &its, NULL));
+    its.it_value.tv_nsec = 1000000000;
+    SHOW("timerfd_settime nsec out of range", timerfd_settime(tfd, 0, &its, NULL));
+    its.it_value.tv_nsec = 0, its.it_value.tv_sec = 100;
+    SHOW("cancel-on-set of a monotonic timer", timerfd_settime(tfd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its,
+                                                              NULL));
+    SHOW("timerfd_settime bad pointer", timerfd_settime(tfd, 0, (void *)8, NULL));
+    SHOW("timerfd_gettime bad pointer", timerfd_gettime(tfd, (void *)8));
+    close(tfd);
+    tfd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK);
+    clock_gettime(CLOCK_REALTIME, &now);
+    its.it_value.tv_sec = now.tv_sec + 100;
+    SHOW("cancel-on-set of a realtime timer", timerfd_settime(tfd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its,
+                                                             NULL));
+    SHOW("a read before it expires (nonblocking)", read(tfd, &n, sizeof n));
+    SHOW("cancel-on-set without ABSTIME", timerfd_settime(tfd, TFD_TIMER_CANCEL_ON_SET, &its, NULL));
+    close(tfd);
+    alarm(0);
+}
+
+static long open2(const char *path, unsigned long long resolve) {
+    struct open_how how = {.flags = O_RDONLY, .resolve = resolve};
+    long fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    return -errno;
+}
+
+static void magiclinks(const char *dir) {
+    char link[4096];
+    snprintf(link, sizeof link, "%s/to-cwd", dir);
+    symlink("/proc/self/cwd", link);
+    const char *paths[] = {"/proc/self/exe", "/proc/self/fd/0", "/proc/self/cwd", "/proc/self/root/etc/hostname",
+                           "/proc/self", "/proc/thread-self/exe", link, "/etc/hostname"};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        const char *name = paths[i] == link ? "a symlink to /proc/self/cwd" : paths[i];
+        printf("%-40s plain %ld  no-magiclinks %ld  no-symlinks %ld\n", name, open2(paths[i], 0),
+               open2(paths[i], RESOLVE_NO_MAGICLINKS), open2(paths[i], RESOLVE_NO_SYMLINKS));
+    }
+    unlink(link);
+}
+
+/* the effective and permitted sets' low words */
+static void show_caps(const char *when) {
+    struct cap_header h = {CAP_VERSION_3, 0};
+    struct cap_data d[2];
+    syscall(SYS_capget, &h, d);
+    /* (less CAP_SYS_PTRACE, which a km running as root gives up for itself: docs/security.md) */
+    unsigned mask = ~(1u << 19);
+    printf("%-40s effective %08x permitted %08x keepcaps %d\n", when, d[0].effective & mask, d[0].permitted & mask,
+           prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0));
+}
+
+static void keepcaps(void) {
+    SHOW("PR_GET_KEEPCAPS", prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0));
+    SHOW("PR_SET_KEEPCAPS 1", prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0));
+    SHOW("PR_GET_KEEPCAPS", prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0));
+    SHOW("PR_GET_SECUREBITS", prctl(PR_GET_SECUREBITS, 0, 0, 0, 0));
+    SHOW("PR_SET_KEEPCAPS with more arguments", prctl(PR_SET_KEEPCAPS, 1, 1, 0, 0));
+    for (int keep = 0; keep < 2; keep++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            prctl(PR_SET_KEEPCAPS, keep, 0, 0, 0);
+            show_caps(keep ? "before setresuid (kept)" : "before setresuid");
+            long r = ret(setresuid(65534, 65534, 65534));
+            printf("%-40s %ld\n", "setresuid to nobody", r);
+            show_caps(keep ? "after it (kept)" : "after it");
+            SHOW("PR_SET_KEEPCAPS 0 again", prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0));
+            _exit(0);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+    }
+}
+
+/* a child writes into a pipe whose read end is closed: SIGPIPE at its default kills it,
+ * ignored it gets EPIPE; directly, through stdout, or after exec */
+static void epipe_child(int fd, int ignore) {
+    if (ignore)
+        signal(SIGPIPE, SIG_IGN);
+    else
+        signal(SIGPIPE, SIG_DFL);
+    long r = write(fd, "x", 1);
+    _exit(r < 0 && errno == EPIPE ? 32 : 33);
+}
+
+static void epipe(const char *self) {
+    int counts[6][4] = {{0}};
+    for (int round = 0; round < 20; round++)
+        for (int how = 0; how < 6; how++) {
+            int p[2];
+            pipe(p);
+            close(p[0]);
+            pid_t pid = fork();
+            if (pid == 0) {
+                int ignore = how & 1;
+                if (how >= 4) { /* exec'd: the new program writes to its stdout */
+                    dup2(p[1], 1);
+                    char *args[] = {(char *)self, "epipe-writer", ignore ? "1" : "0", NULL};
+                    execv(self, args);
+                    _exit(34);
+                }
+                if (how >= 2) {
+                    dup2(p[1], 1);
+                    epipe_child(1, ignore);
+                }
+                epipe_child(p[1], ignore);
+            }
+            close(p[1]);
+            int st;
+            waitpid(pid, &st, 0);
+            if (WIFSIGNALED(st) && WTERMSIG(st) == SIGPIPE)
+                counts[how][0]++;
+            else if (WIFEXITED(st) && WEXITSTATUS(st) == 32)
+                counts[how][1]++;
+            else
+                counts[how][2]++;
+        }
+    const char *names[] = {"a pipe", "a pipe, SIGPIPE ignored", "stdout", "stdout, SIGPIPE ignored",
+                           "stdout after exec", "stdout after exec, SIGPIPE ignored"};
+    for (int how = 0; how < 6; how++)
+        printf("write to %-40s SIGPIPE %d EPIPE %d other %d\n", names[how], counts[how][0], counts[how][1],
+               counts[how][2]);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc > 2 && !strcmp(argv[1], "epipe-writer"))
+        epipe_child(1, atoi(argv[2]));
     int unprivileged = geteuid() != 0;
     const char *what = argc > 1 ? argv[1] : "";
     if (!strcmp(what, "maxrss")) maxrss();
@@ -183,6 +340,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(what, "setpgid")) process_groups();
     else if (!strcmp(what, "priority")) priorities(unprivileged);
     else if (!strcmp(what, "splice")) hangs();
+    else if (!strcmp(what, "timerfd")) timerfds();
+    else if (!strcmp(what, "magiclinks")) magiclinks(argc > 2 ? argv[2] : "/tmp");
+    else if (!strcmp(what, "keepcaps")) keepcaps();
+    else if (!strcmp(what, "epipe")) epipe(argv[0]);
     else return 2;
     return 0;
 }

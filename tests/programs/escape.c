@@ -273,7 +273,7 @@ static int drop(const char *dir) {
     char secret[512];
     snprintf(secret, sizeof secret, "%s/secret", dir);
     long before = 0;
-    for (int i = 0; i < 3000; i++) {  /* (calls the polling tier serves: it is running, as root) */
+    for (int i = 0; i < 1000; i++) {  /* (calls the polling tier serves: it is running, as root) */
         struct stat st;
         before += stat(secret, &st) == 0;
     }
@@ -283,7 +283,7 @@ static int drop(const char *dir) {
         return 1;
     }
     long seen = 0, uid0 = 0;
-    for (int i = 0; i < 3000; i++) {
+    for (int i = 0; i < 1000; i++) {
         struct stat st;
         seen += stat(secret, &st) == 0;
         seen += access(secret, R_OK) == 0;

@@ -73,6 +73,7 @@ NSIGPOLL = 6
 # the part of a siginfo the kernel keeps (struct kernel_siginfo): the rest is the
 # "expansion", which a siginfo with a layout the kernel knows never carries
 KERNEL_SIGINFO_SIZE = 48
+CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
 
 
 SIGINFO_SIZE = 128

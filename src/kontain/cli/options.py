@@ -30,6 +30,14 @@ options:
                          that make many calls it can serve), always (from the first
                          call, never backing off: for tests and measurements), off
       --no-poll          the same as --poll off: every system call exits to the monitor
+      --gdb PORT         debug the program with gdb: km listens on 127.0.0.1:PORT and
+                         the program waits before its first instruction for
+                         gdb -ex 'target remote :PORT' (see docs/debugging.md)
+      --gdb-listen PORT  the same, but the program runs at once and gdb may attach
+                         (and detach) whenever it likes
+      --gdb-fork-wait    with --gdb or --gdb-listen: a child the program forks waits,
+                         before its first instruction, for a gdb of its own on a
+                         free port (km prints it)
       --pause-check N    pause the running program N times at arbitrary moments, reading
                          every thread's registers, and resume it (a check of what
                          debuggers and snapshots rely on; says how it went, on stderr)
@@ -95,6 +103,9 @@ class Options:
         self.vdso = True
         self.poll = "auto"  # the polling tier: auto, always, off
         self.pause_check = 0
+        self.gdb = 0
+        self.gdb_wait = True
+        self.gdb_fork_wait = False
         self.program = ""
         self.args: list[str] = []
 
@@ -154,6 +165,13 @@ def parse(argv: list[str], out=None) -> Options | int:
             if not v.isdigit():
                 raise UsageError(f"--pause-check {v}: expected a number of pauses")
             o.pause_check = int(v)
+        elif name in ("--gdb", "--gdb-listen"):
+            v = value()
+            if not v.isdigit() or not 0 <= int(v) < 65536:
+                raise UsageError(f"{name} {v}: expected a TCP port (1-65535, or 0 for any free one)")
+            o.gdb, o.gdb_wait = int(v) or -1, name == "--gdb"  # (-1: any free port)
+        elif name == "--gdb-fork-wait":
+            o.gdb_fork_wait = True
         elif name == "--poll":
             o.poll = value()
             if o.poll not in ("auto", "always", "off"):
@@ -161,6 +179,8 @@ def parse(argv: list[str], out=None) -> Options | int:
         else:
             raise UsageError(f"unknown option {a} (see km --help)")
         i += 1
+    if o.gdb_fork_wait and not o.gdb:
+        raise UsageError("--gdb-fork-wait needs --gdb PORT or --gdb-listen PORT")
     if i >= len(argv):
         raise UsageError("no program to run (usage: km [OPTIONS] PROGRAM [ARGS...])")
     o.program = argv[i]
@@ -183,5 +203,6 @@ def spec(o: Options, environ=None) -> Spec:
     environ = os.environb if environ is None else environ
     kvm = environ.get(b"KM_KVM_DEVICE")
     return Spec(o.program, [os.fsencode(a) for a in o.args], _environment(o, environ), memory=o.memory, core=o.core,
-                timings=o.timings, vdso=o.vdso, poll=o.poll, strace=o.strace, pause_check=o.pause_check,
+                timings=o.timings, vdso=o.vdso, poll="off" if o.gdb else o.poll, strace=o.strace,
+                pause_check=o.pause_check, gdb=o.gdb, gdb_wait=o.gdb_wait, gdb_fork_wait=o.gdb_fork_wait,
                 kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")

@@ -10,9 +10,11 @@ ELF core writer writes for a single thread:
 - one PT_LOAD per mapping of the guest, its readable contents in the file (all-zero
   pages left as holes, so a sparse heap costs no disk).
 
-Only the thread that received the fatal signal is in the file: the others are running
-on their own vCPUs at that moment (see known-issues.md).  ``gdb PROGRAM core.PID``
-then shows the backtrace, registers and variables as for a native core.
+Every thread is in the file (an NT_PRSTATUS and NT_FPREGSET each), the one that received
+the fatal signal first, as Linux orders them: the others are stopped first
+(``Process.pause_others``), each wherever it was (``Task.user_context``).  ``gdb
+PROGRAM core.PID`` then shows the backtrace, registers and variables as for a native
+core, and ``info threads`` every thread.
 """
 
 from __future__ import annotations
@@ -107,25 +109,22 @@ def expand_pattern(pattern: bytes, process, sig: int, uses_pid: bool) -> bytes:
     return bytes(out)
 
 
-def write(process, task, sig: int, info: bytes, ctx, path: str, limit: int | None = None) -> None:
+def write(process, task, sig: int, info: bytes, ctx, path: str, limit: int | None = None,
+          others: list | None = None) -> None:
     """Write the core file of ``process`` killed by ``sig`` in ``task`` (context ``ctx``);
-    at most ``limit`` bytes of it (RLIMIT_CORE: Linux stops there)."""
-    regs = dict(ctx.regs)
-    regs.update(eflags=ctx.rflags, orig_rax=0xFFFFFFFFFFFFFFFF, cs=_USER_CS, ss=_USER_SS,
-                fs_base=task.segment_base("fs"), gs_base=task.segment_base("gs"))
+    at most ``limit`` bytes of it (RLIMIT_CORE: Linux stops there).  ``others``: the
+    other threads, stopped, with their contexts ((task, ctx) pairs)."""
     pid = os.getpid()
     ppid, pgrp, sid = os.getppid(), os.getpgrp(), os.getsid(0)
-    pend = task.pending.mask | task.shared.mask
-    notes = _note(NT_PRSTATUS, prstatus(sig, pid, ppid, pgrp, sid, regs, pend, task.sigmask))
+    notes = _thread_status(task, ctx, sig, ppid, pgrp, sid)
     argv = process.argv
     notes += _note(NT_PRPSINFO, prpsinfo(pid, ppid, pgrp, sid, os.getuid(), os.getgid(),
                                          os.path.basename(argv[0]) if argv else b"", b" ".join(argv)))
     notes += _note(NT_SIGINFO, info)
     notes += _note(NT_AUXV, process.auxv_bytes)
-    try:
-        notes += _note(NT_FPREGSET, bytes(task.vcpu.get_xsave()[:512]))
-    except Exception:  # (the registers above are what matters most)
-        pass
+    notes += _fpregs(task)
+    for t, t_ctx in others or ():
+        notes += _thread_status(t, t_ctx, sig, ppid, pgrp, sid) + _fpregs(t)
     vmas = [v for v in process.mm if not v.name.startswith("[vvar")]
     phoff = _EHDR.size
     offset = phoff + _PHDR.size * (1 + len(vmas))
@@ -154,6 +153,22 @@ def write(process, task, sig: int, info: bytes, ctx, path: str, limit: int | Non
         os.ftruncate(fd, offset if limit is None else min(offset, limit))
     finally:
         os.close(fd)
+
+
+def _thread_status(task, ctx, sig: int, ppid: int, pgrp: int, sid: int) -> bytes:
+    """One thread's NT_PRSTATUS (pr_pid: its thread id, as Linux writes it)."""
+    regs = dict(ctx.regs)
+    regs.update(eflags=ctx.rflags, orig_rax=0xFFFFFFFFFFFFFFFF, cs=_USER_CS, ss=_USER_SS,
+                fs_base=task.segment_base("fs"), gs_base=task.segment_base("gs"))
+    pend = task.pending.mask | task.shared.mask
+    return _note(NT_PRSTATUS, prstatus(sig, task.tid, ppid, pgrp, sid, regs, pend, task.sigmask))
+
+
+def _fpregs(task) -> bytes:
+    try:
+        return _note(NT_FPREGSET, bytes(task.vcpu.get_xsave()[:512]))
+    except Exception:  # (the general registers are what matters most)
+        return b""
 
 
 _ZERO = bytes(CHUNK)

@@ -150,6 +150,7 @@ def _settle(p, offset: int) -> None:
 # unmapped by the child's own children), where its exec leaves a mark.
 LINK_SIZE = 4096
 EXECED = 0  # the byte that says so
+CORE_DUMPED = 1  # the child's end by a signal wrote a core file: its parent's wait says so (WCOREDUMP)
 MAX_LINKS = 4096  # children remembered (one mapping each); past it, older gone ones are let go
 
 
@@ -184,6 +185,20 @@ def execed(p) -> None:
     """This process execs: its parent's page says so."""
     if p.parent_link:
         native.buffer_at(p.parent_link, LINK_SIZE)[EXECED] = 1
+
+
+def dumped_core(p) -> None:
+    """This process wrote its core file and is about to die of the signal: its parent's
+    page says so, for the core bit the host cannot give (km itself dies without a core,
+    kernel/signals.die_by_signal)."""
+    if p.parent_link:
+        native.buffer_at(p.parent_link, LINK_SIZE)[CORE_DUMPED] = 1
+
+
+def child_dumped_core(p, pid: int) -> bool:
+    """Did the program's child ``pid`` write a core file as it died?"""
+    link = p.children.get(pid)
+    return bool(link) and native.buffer_at(link, LINK_SIZE)[CORE_DUMPED] == 1
 
 
 def _above(p, fd: int) -> int:

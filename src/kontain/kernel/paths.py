@@ -41,7 +41,7 @@ from kontain.loader import textbusy
 SYS_openat, SYS_openat2, SYS_newfstatat, SYS_readlinkat = 257, 437, 262, 267
 RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x01, 0x02, 0x04
 RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_CACHED = 0x08, 0x10, 0x20
-_NO_MAGIC = RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT  # each forbids them
+NO_MAGIC = RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT  # each forbids them
 O_FASYNC = 0o20000
 VALID_OPEN_FLAGS = (F.O_ACCMODE | F.O_CREAT | F.O_EXCL | F.O_NOCTTY | F.O_TRUNC | F.O_APPEND | F.O_NONBLOCK |
                     F.O_DSYNC | O_FASYNC | F.O_DIRECT | F.O_LARGEFILE | F.O_DIRECTORY | F.O_NOFOLLOW | F.O_NOATIME |
@@ -99,7 +99,7 @@ class Opener:
         """open/openat/openat2 for the program: a descriptor in its range, or -errno.
         ``path`` is a host address (the guest's string, checked by the caller, or km's).
         The program's own RLIMIT_NOFILE is the caller's business (FdTable.new)."""
-        magic_ok = not resolve & _NO_MAGIC
+        magic_ok = not resolve & NO_MAGIC
         if flags & _O_TMPFILE_BIT or flags & F.O_CREAT and flags & F.O_EXCL:
             return self._new_file(dirfd, path, flags, mode, resolve, magic_ok)
         links = 0

@@ -29,7 +29,7 @@ from kontain.confine import Confinement
 from kontain.errors import ForkedChild, GuestError, ProcessExit, messages_fd, messages_to, say
 from kontain.kernel import signals
 from kontain.kernel.fdtable import FdTable
-from kontain.kernel.runstate import GONE, RUNNING, Condition
+from kontain.kernel.runstate import GONE, PAUSED, RUNNING, Condition
 from kontain.kernel.task import Task, ThreadExit
 from kontain.kernel.timers import Timers
 from kontain.kvm import abi as k
@@ -86,6 +86,7 @@ class Process:
         self.sys_gpa, self.sys_size = L.SYS_BASE, L.SYS_SIZE
         self.next_vcpu_id = 1
         self.report = None  # see finish
+        self.gdb = None  # the gdb stub (kernel/gdbstub.py), with --gdb or --gdb-listen
 
     def _mark(self, what: str) -> None:
         if self.spec.timings:
@@ -107,7 +108,7 @@ class Process:
         # the signal mask and ignored signals the program starts with, before km changes them
         # (a server's worker replaces them with its client's)
         self.inherited = signals.inherited_state()
-        self.host_signals = signals.HostSignals(self.post, self.fds.floor)
+        self.host_signals = signals.HostSignals(self.post_host, self.fds.floor)
         self.host_signals.install()
         self._create_vm()
         self._mark("vm")
@@ -273,6 +274,8 @@ class Process:
             _ending.acquire()  # another thread is ending the process: never returns
         if end.signal and end.message and end.signal not in (S.SIGPIPE, S.SIGINT) and not self.forked:
             say(end.message)
+        if self.gdb is not None:
+            self.gdb.exit(end)  # (gdb is told how it ended: W or X)
         if self.report is not None:
             self.report(end)
         if end.signal:
@@ -308,6 +311,17 @@ class Process:
         if target is not None and target.ident != _thread.get_ident():
             self.kick(target)
         return 0
+
+    def post_host(self, sig: int, info: bytes) -> int:
+        """A signal the host gave km for the program (the signal thread's ``post``).  A
+        child's SIGCHLD says CLD_DUMPED where the child wrote its core file: its km died
+        without one (kernel/fork.py keeps the mark)."""
+        if sig == S.SIGCHLD and info[8:12] == _CLD_KILLED and self.children:
+            from kontain.kernel import fork
+
+            if fork.child_dumped_core(self, int.from_bytes(info[16:20], "little")):
+                info = info[:8] + _CLD_DUMPED + info[12:]
+        return self.post(sig, info)
 
     def _held(self, sig: int, task: Task | None) -> bool:
         """Is ``sig``, ignored, kept pending all the same?  Linux's sig_ignored: yes when
@@ -413,6 +427,21 @@ class Process:
             while any(t.state == RUNNING for t in self.tasks.values()):
                 self.changed.wait()
             return list(self.tasks.values())
+
+    def pause_others(self, task: Task) -> list[Task]:
+        """From a program thread (``task``, which is about to end the process: a core
+        file): every other thread stopped at a safe point, for good; returns them."""
+        with self.lock:
+            task.state = PAUSED  # (so that two threads doing this at once do not wait for each other)
+            self.pause_requests += 1
+            others = [t for t in self.tasks.values() if t is not task]
+        for t in others:
+            self.kick(t)
+        with self.lock:
+            while any(t.state == RUNNING for t in self.tasks.values() if t is not task):
+                self.changed.wait()
+            task.state = RUNNING
+            return [t for t in self.tasks.values() if t is not task]
 
     def resume_all(self) -> None:
         with self.lock:
@@ -551,12 +580,18 @@ class Process:
         self._opener = None
 
     def adopt_forked(self, task: Task) -> None:
+        stub = self.gdb
+        if stub is not None:  # gdb stays with the parent; the child runs free, or waits for a gdb of its own
+            stub.forked_child()
+            self.gdb = None
         self.forked = True  # its parent is a guest program: it, not km, reports how this one ends
         self.tasks = {task.tid: task}
         self.main_task = task
         task.on_syscall = self.syscalls.dispatcher(task)
-        self.host_signals = signals.HostSignals(self.post, self.fds.floor)
+        self.host_signals = signals.HostSignals(self.post_host, self.fds.floor)
         self.host_signals.install()
+        if stub is not None and self.spec.gdb_fork_wait:
+            stub.child_waits(task)
 
     def wait_for_fd(self, task: Task, fd: int) -> None:
         """vfork: the parent waits, unkillable but by SIGKILL, as on Linux, until the
@@ -571,6 +606,8 @@ class Process:
         from kontain.kernel import exec as exec_
 
         exec_.execve(self, task, path, argv, envp, comm, nofollow)
+        if self.gdb is not None:
+            self.gdb.execed(task)  # (kernel/gdbstub.py: gdb loads the new program)
 
     def fork(self, task: Task, flags: int, exit_signal: int, stack: int, ptid: int, ctid: int) -> int:
         # A process that forks tends to fork again (shells, servers, build tools), and
@@ -581,7 +618,10 @@ class Process:
         lazy.preload()
         from kontain.kernel import fork as fork_
 
-        return fork_.fork(self, task, flags, exit_signal, stack, ptid, ctid)
+        pid = fork_.fork(self, task, flags, exit_signal, stack, ptid, ctid)
+        if self.gdb is not None and not flags & F.CLONE_VFORK:
+            self.gdb.forked(task, pid)  # (kernel/gdbstub.py: catch fork)
+        return pid
 
     # imported at first use (kontain/lazy.py): many programs never look at either
     @property
@@ -649,6 +689,7 @@ class Process:
 
 _ending = _thread.allocate_lock()  # held by the thread that ends km (Process.finish)
 _SI_TIMER = S.SI_TIMER.to_bytes(4, "little", signed=True)  # si_code of a POSIX timer signal
+_CLD_KILLED, _CLD_DUMPED = S.CLD_KILLED.to_bytes(4, "little"), S.CLD_DUMPED.to_bytes(4, "little")
 ENDING_KEPT = 64  # ending threads remembered (older ones are long gone)
 
 ADDR_NO_RANDOMIZE = 0x0040000

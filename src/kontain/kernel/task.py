@@ -33,6 +33,7 @@ from kontain.kernel.signals import Pending, pick, sigbit, stop_by_signal
 from kontain.kvm import abi as k
 
 SYSCALL, EXCEPTION, DIRECT = 0, 1, 2
+IN_KM = 3  # (user_view) paused inside km's own guest code, between exits: user registers not at hand
 SYS_futex, FUTEX_WAKE = 202, 1
 FUTEX_WAITERS, FUTEX_OWNER_DIED, FUTEX_TID_MASK = 0x80000000, 0x40000000, 0x3FFFFFFF
 ROBUST_LIST_LIMIT = 2048
@@ -74,6 +75,8 @@ class Task:
         # started with); monitor threads act for it only with the same (kernel/poll.py)
         self.creds: tuple | None = None
         self.on_syscall = None  # set by the dispatcher
+        self.gdb_step = False  # gdb single-steps this thread (TF set: kernel/gdbstub.py)
+        self.gdb_step_syscall = False  # ... over a system call: stop on the way back from it
 
     @property
     def kicked(self) -> bool:
@@ -149,6 +152,14 @@ class Task:
             q[k.R11] = s64(ctx.rflags)
             q[k.RIP] = L.STUB + guest_code.SYSCALL_RETURN
 
+    def user_context(self) -> sigframe.Context:
+        """The user registers of this thread, paused anywhere (``user_view``)."""
+        saved, self.stop = self.stop, user_view(self)
+        try:
+            return self.context()
+        finally:
+            self.stop = saved
+
     # -- save / restore (a PAUSED thread: kernel/runstate.py) ------------------------------
     def save(self) -> dict:
         """The thread as plain data: its vCPU, where it stopped, its signal state, the
@@ -187,6 +198,17 @@ class Task:
                 sig = pick(ready)
                 src = self.pending if self.pending.mask & sigbit(sig) else self.shared
                 info = src.take(sig)
+                gdb = self.process.gdb
+                if gdb is not None and gdb.wants(sig):  # the debugger sees it first (kernel/gdbstub.py)
+                    self.process.lock.release()
+                    try:
+                        sig = gdb.report(self, sig, user_view(self))
+                    finally:
+                        self.process.lock.acquire()
+                    if not sig:
+                        continue
+                    if info is None or int.from_bytes(info[:4], "little") != sig:
+                        info = siginfo(sig, S.SI_USER, pid=os.getpid(), uid=os.getuid())
                 handler = actions.handler(sig)
                 if handler == S.SIG_IGN:
                     continue
@@ -198,7 +220,8 @@ class Task:
                 if action == S.STOP:
                     stop_by_signal(sig)  # km stops; SIGCONT resumes it
                     continue
-                self.die(sig, f"{self.process.name}: killed by {S.name(sig)}", info)
+                break  # its default action ends the program: outside the lock (die may stop the others)
+        self.die(sig, f"{self.process.name}: killed by {S.name(sig)}", info)
 
     def deliver_pending(self) -> None:
         sig, info = self.next_signal()
@@ -243,6 +266,8 @@ class Task:
                     self.deliver_pending()
                 finally:
                     self.stop = SYSCALL
+            if self.gdb_step_syscall:
+                self.process.gdb.syscall_step_done(self)
             if self.process.pause_requests:
                 self.checkpoint()
             return
@@ -270,6 +295,8 @@ class Task:
             self.deliver(sig, info, self.context())
         elif self.saved_mask is not None:  # sigsuspend's or ppoll's mask, and no handler to run
             self.sigmask, self.saved_mask = self.saved_mask, None
+        if self.gdb_step_syscall:
+            self.process.gdb.syscall_step_done(self)
         if self.process.pause_requests:
             self.checkpoint()  # (registers final: the call's result, a restart, or a handler)
 
@@ -380,6 +407,8 @@ class Task:
     # -- exits other than syscalls (the vCPU loop's ExitHandler) ----------------------
     def on_exception(self, frame_rsp: int) -> None:
         vector, error, rip, _cs, _rflags, _rsp, _ss = self.process.sys.exception_frame(frame_rsp)
+        if vector in (1, 3) and self.process.gdb is not None and self.process.gdb.trap(self, vector):
+            return  # gdb's breakpoint or single step
         cr2 = cpu.sreg(self.vcpu.get_sregs(), "cr2") if vector == faults.PAGE_FAULT else None
         sig, code, addr = faults.from_vector(vector, error, rip, cr2)
         if vector == 19:
@@ -398,6 +427,9 @@ class Task:
 
     def on_mmio(self, gpa: int, is_write: bool) -> None:
         """An access to guest memory without a memslot: a hole, or a write to read-only."""
+        gdb = self.process.gdb
+        if gdb is not None and gdb.watched and gdb.watch_access(self, gpa, is_write):
+            return  # a page gdb watches (kernel/gdbstub.py)
         vma = self.mm.find(gpa) if 0 <= gpa < self.mem.size else None
         if vma is None and 0 <= gpa < self.mem.size and \
                 self.mm.grow_down(gpa, F.PROT_WRITE if is_write else F.PROT_READ):
@@ -507,6 +539,14 @@ class Task:
         """A synchronous signal from the CPU (Linux's force_sig_fault): delivered to a
         handler if there is one and it is not blocked; otherwise the default action,
         even for an ignored or blocked signal."""
+        gdb = self.process.gdb
+        if gdb is not None and gdb.wants(sig):  # the debugger sees it first; it may suppress it
+            new = gdb.report(self, sig, self.stop, ctx, dirty=True)
+            if not new:
+                return  # (the instruction runs again, as on Linux)
+            if new != sig:
+                self.signal_self(new)
+                return
         handler = self.process.actions.handler(sig)
         if handler in (S.SIG_DFL, S.SIG_IGN) or self.sigmask & sigbit(sig):
             self.die(sig, self.process.describe_death(sig, code, addr), siginfo(sig, code, addr=addr or 0), ctx)
@@ -523,10 +563,16 @@ class Task:
             p = self.process
             path, limit = (f"core.{os.getpid()}", None) if p.spec.core else coredump.native_path(p, sig)
             if path is not None:
+                ctx = ctx or self.context()
+                others = [(t, t.user_context()) for t in p.pause_others(self)]  # every thread, stopped
                 try:
-                    coredump.write(p, self, sig, info or siginfo(sig, S.SI_KERNEL), ctx or self.context(), path,
-                                   limit=limit)
+                    coredump.write(p, self, sig, info or siginfo(sig, S.SI_KERNEL), ctx, path, limit=limit,
+                                   others=others)
                     message += f" (core dumped to {path})"
+                    if p.parent_link:
+                        from kontain.kernel import fork
+
+                        fork.dumped_core(p)
                 except (OSError, GuestError) as e:
                     message += f" (no core file: {e})"
         raise ProcessExit(signal=sig, message=message)
@@ -574,6 +620,31 @@ class Task:
         self.mem.write(uaddr, struct.pack("<I", (val & FUTEX_WAITERS) | FUTEX_OWNER_DIED))
         if val & FUTEX_WAITERS:
             native.syscall(SYS_futex, self.mem.host(uaddr, 4), FUTEX_WAKE, 1, 0, 0, 0)
+
+
+def user_view(task: Task) -> int:
+    """Where a stopped thread's user registers are, judged by where its vCPU stopped: at
+    an exception vector's exit (the iret frame: EXCEPTION), at a syscall stub's exit (RIP
+    and RFLAGS in RCX and R11: SYSCALL), or at a user instruction (DIRECT).  A thread
+    kicked while KVM ran km's own code (an exception being delivered) is IN_KM: its
+    registers are read as they are, and nothing may be written.  For a debugger or a core
+    file looking at a thread paused anywhere (kernel/runstate.py)."""
+    rip = task.q[k.RIP] & 0xFFFFFFFFFFFFFFFF
+    if rip < L.SYS_BASE:
+        return DIRECT
+    if rip == _EXCEPTION_EXIT:
+        return EXCEPTION
+    if rip == _SYSCALL_EXIT:
+        return SYSCALL
+    if L.POLL_STUBS <= rip < L.POLL_STUBS + L.POLL_VCPUS * L.POLL_COPY and \
+            (rip - L.POLL_STUBS) % L.POLL_COPY in _POLL_EXITS:
+        return SYSCALL
+    return IN_KM
+
+
+_EXCEPTION_EXIT = L.HANDLERS + guest_code.EXC_COMMON + 2  # after exc_common's `out`
+_SYSCALL_EXIT = L.STUB + guest_code.SYSCALL_RETURN  # after syscall_entry's `out`
+_POLL_EXITS = (guest_code.POLL_EXIT + 2, guest_code.POLL_DONE_RETURN)  # after the poll stub's two `out`s
 
 
 def s64(v: int) -> int:

@@ -377,6 +377,14 @@ class AddressSpace:
         if length == 0 or offset & (PAGE - 1) or (flags & F.MAP_TYPE) not in _MAP_TYPES:
             raise GuestError(EINVAL)
         prot &= _PROT_ALL  # (Linux's mmap ignores other bits; mprotect is the one that refuses them)
+        if flags & F.MAP_ANONYMOUS:
+            # Linux's do_mmap: an anonymous mapping is MAP_SHARED or MAP_PRIVATE (no
+            # validation of flags), and only a private one may grow down
+            if flags & F.MAP_TYPE == F.MAP_SHARED_VALIDATE or flags & F.MAP_TYPE != F.MAP_PRIVATE and \
+                    flags & F.MAP_GROWSDOWN:
+                raise GuestError(EINVAL)
+        elif flags & F.MAP_GROWSDOWN:
+            raise GuestError(EINVAL)  # (nor does a file mapping)
         size = page_up(length)
         if size == 0 or size > self.window:
             raise GuestError(ENOMEM)

@@ -76,9 +76,9 @@ def _make_plain(task):
         q[RAX] = res
         q[DIRTY] = SYNC_REGS
         # EINTR or ERESTARTNOINTR (a kick), EPIPE (SIGPIPE), EFBIG (SIGXFSZ), pending signals, or
-        # rt_sigreturn (stop != SYSCALL)
+        # rt_sigreturn (stop != SYSCALL), a debugger stepping over the call (kernel/gdbstub.py)
         if res == -4 or res == -513 or res == -32 or res == -27 or (pending.mask | shared.mask) & ~task.sigmask or \
-                task.stop:
+                task.stop or task.gdb_step_syscall:
             finish(task, nr, res, (q[RDI], q[RSI], q[RDX], q[R10], q[R8], q[R9]))
 
     return on_syscall
@@ -161,7 +161,8 @@ def _make_tracing(task, out=_trace_line):
         q[DIRTY] = SYNC_REGS
         note = "" if 0 <= nr < _N and _HANDLERS[nr] is not None else " (not supported by km)"
         out(f"[{task.tid}] {strace.format_call(task, nr, args, res)}{note}")
-        if res == -4 or res == -513 or res == -32 or res == -27 or task.has_signals() or task.stop:
+        if res == -4 or res == -513 or res == -32 or res == -27 or task.has_signals() or task.stop or \
+                task.gdb_step_syscall:
             finish(task, nr, res, args)
 
     return on_syscall

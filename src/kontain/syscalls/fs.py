@@ -58,7 +58,10 @@ def _proc_path(t, addr: int, follow: bool = True) -> int:
 
 def _open(t, dfd: int, pathname: int, flags: int, mode: int, resolve: int = 0) -> int:
     """Every open of a path (kernel/paths.py says how the monitor stays out of reach)."""
-    r = t.process.opener.open(dirfd(t, dfd), _proc_path(t, pathname, not flags & F.O_NOFOLLOW), flags, mode, resolve)
+    # (/proc/self/exe is the program only where the open follows magic links: with
+    # RESOLVE_NO_MAGICLINKS & co. it stays the link, which the host refuses with ELOOP)
+    follow = not flags & F.O_NOFOLLOW and not resolve & paths.NO_MAGIC
+    r = t.process.opener.open(dirfd(t, dfd), _proc_path(t, pathname, follow), flags, mode, resolve)
     return t.fds.new(r) if r >= 0 else r
 
 

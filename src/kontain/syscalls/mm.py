@@ -10,13 +10,16 @@ import struct
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.errno import EAGAIN, EINVAL, ENODEV, ENOMEM
+from kontain.abi.errno import EAGAIN, EINVAL, ENODEV, ENOMEM, EPERM
 from kontain.errors import GuestError
 from kontain.kvm import abi as k
 from kontain.memory.mm import VM_SPECIAL
 from kontain.syscalls.common import s32, u64
 
 SYS_msync, SYS_mincore, SYS_mlock, SYS_munlock, SYS_mlock2 = 26, 27, 149, 150, 325
+MLOCK_ONFAULT = 1
+CAP_IPC_LOCK = 14
+_U64 = (1 << 64) - 1
 STACK_LOCK_BELOW = 128 << 10
 PAGE = F.PAGE_SIZE
 
@@ -38,22 +41,31 @@ def mlockall(t, flags, *_):
     flags = s32(flags)
     if not flags or flags & ~(F.MCL_CURRENT | F.MCL_FUTURE | F.MCL_ONFAULT) or flags == F.MCL_ONFAULT:
         raise GuestError(EINVAL)
-    how = F.MLOCK_ONFAULT if flags & F.MCL_ONFAULT else 0
-    t.mm.lock_future = how if flags & F.MCL_FUTURE else -1
-    if flags & F.MCL_CURRENT:
-        with t.mm.lock:
-            for v in list(t.mm):
-                if v.flags & VM_SPECIAL:
-                    continue  # the host's vDSO pages: Linux leaves VM_SPECIAL mappings unlocked too
-                start = v.start
-                if v.name == "[stack]":
-                    # km maps the whole 8 MiB stack at once; Linux's grows as it is used,
-                    # and locks what it has: the part in use, and a little below
-                    start = max(v.start, (t.q[k.RSP] & ~(PAGE - 1)) - STACK_LOCK_BELOW)
-                r = native.syscall(SYS_mlock2, t.mem.base + start, v.end - start, how)
-                if r < 0:
-                    return r
+    how = MLOCK_ONFAULT if flags & F.MCL_ONFAULT else 0
+    # Linux's checks first (the host's would see one mapping at a time): the right to
+    # lock, and all of the program's memory within RLIMIT_MEMLOCK for MCL_CURRENT
+    with t.mm.lock:
+        ranges = [] if not flags & F.MCL_CURRENT else \
+            [(_lock_start(t, v), v.end) for v in t.mm if not v.flags & VM_SPECIAL]
+        refused = _may_lock(sum(end - start for start, end in ranges))
+        if refused:
+            return refused
+        t.mm.lock_future = how if flags & F.MCL_FUTURE else -1
+        for start, end in ranges:
+            # each is locked; a failure to fault one in (PROT_NONE) is ignored, as
+            # Linux's mlockall ignores its populate's
+            native.syscall(SYS_mlock2, t.mem.base + start, end - start, how)
     return 0
+
+
+def _lock_start(t, v) -> int:
+    """Where mlockall locks a mapping from: its start, but for the stack, which km maps
+    whole (8 MiB) at once where Linux's grows as it is used, the part in use and a little
+    below, as much as Linux has.  (The host's vDSO pages, VM_SPECIAL, are left out by the
+    caller: Linux leaves them unlocked too.)"""
+    if v.name == "[stack]":
+        return max(v.start, (t.q[k.RSP] & ~(PAGE - 1)) - STACK_LOCK_BELOW)
+    return v.start
 
 
 def munlockall(t, *_):
@@ -153,11 +165,41 @@ def mincore(t, addr, length, vec, *_):
 
 
 def _lock(nr: int, t, addr, length, *rest) -> int:
+    """mlock, munlock and mlock2 as Linux's do_mlock: flags, then (to lock) the caller's
+    right and RLIMIT_MEMLOCK, then the range.  Over a range with a hole the mappings
+    before the hole are done and the call fails with ENOMEM; the host would see one
+    range there (km's reservation fills the program's holes), so km finds the hole."""
     addr, length = u64(addr), u64(length)
+    if nr == SYS_mlock2 and rest[0] & ~MLOCK_ONFAULT & 0xFFFFFFFF:
+        return -EINVAL
     start = addr & ~(PAGE - 1)
-    if not t.mem.contains(start, length + (addr - start)):
-        raise GuestError(ENOMEM)
-    return native.syscall(nr, t.mem.base + addr, length, *rest)
+    size = (length + (addr - start) + PAGE - 1) & ~(PAGE - 1) & _U64  # (PAGE_ALIGN wraps as the kernel's)
+    end = start + size
+    gap = None if end > 1 << 64 else t.mm.first_gap(start, end) if t.mem.contains(start, size) else start
+    if gap is None and end <= 1 << 64:
+        return native.syscall(nr, t.mem.base + start, size, *rest)
+    if nr != SYS_munlock:
+        refused = _may_lock(size)
+        if refused:
+            return refused
+    if end > 1 << 64:
+        return -EINVAL
+    if gap > start:
+        native.syscall(nr, t.mem.base + start, gap - start, *rest)
+    return -ENOMEM
+
+
+def _may_lock(size: int) -> int:
+    """Linux's can_do_mlock and RLIMIT_MEMLOCK check for ``size`` bytes more: 0, or the
+    error (what the host would answer, asked for a range it must not see)."""
+    if native.capable(CAP_IPC_LOCK):
+        return 0
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
+    if soft == 0:
+        return -EPERM
+    return -ENOMEM if soft != resource.RLIM_INFINITY and size > soft else 0
 
 
 def mlock(t, addr, length, *_):
@@ -169,6 +211,4 @@ def munlock(t, addr, length, *_):
 
 
 def mlock2(t, addr, length, flags, *_):
-    if u64(flags) & ~F.MLOCK_ONFAULT & 0xFFFFFFFF:
-        raise GuestError(EINVAL)  # as Linux, the flags before the range
     return _lock(SYS_mlock2, t, addr, length, s32(flags))

@@ -531,10 +531,25 @@ def wait4(t, pid, status, options, rusage, *_):
         again = _wait4_now(t, pid, status, options | F.WNOHANG, rusage)
         r = again if again > 0 else r
     if r > 0:
+        if status:
+            _core_bit(t, r, status)
         if rusage:
             _program_maxrss(t, rusage)
         t.process.host_signals.child_reported(r)
     return r
+
+
+def _core_bit(t, pid: int, status: int) -> None:
+    """WCOREDUMP for a child that wrote its core file: its km died without one."""
+    value = int.from_bytes(t.mem.read(status, 4), "little")
+    if value & 0x7F not in (0, 0x7F) and not value & 0x80 and _dumped_core(t, pid):
+        t.mem.write(status, (value | 0x80).to_bytes(4, "little"))
+
+
+def _dumped_core(t, pid: int) -> bool:
+    from kontain.kernel import fork as forking  # (this module's fork is the system call)
+
+    return forking.child_dumped_core(t.process, pid)
 
 
 def _program_maxrss(t, rusage: int) -> None:
@@ -557,7 +572,10 @@ def waitid(t, idtype, id_, infop, options, rusage, *_):
         found = again == 0 and t.mem.read(infop, 4) != b"\0\0\0\0"
         r = 0 if found else r
     if found:
+        pid = int.from_bytes(t.mem.read(infop + 16, 4), "little")
+        if int.from_bytes(t.mem.read(infop + 8, 4), "little") == S.CLD_KILLED and _dumped_core(t, pid):
+            t.mem.write(infop + 8, S.CLD_DUMPED.to_bytes(4, "little"))
         if rusage:
             _program_maxrss(t, rusage)
-        t.process.host_signals.child_reported(int.from_bytes(t.mem.read(infop + 16, 4), "little"))
+        t.process.host_signals.child_reported(pid)
     return r

@@ -9,6 +9,15 @@ to MSR_LSTAR *without* a ring change, so the stub is user code and returns with
 Everything platform-specific lives behind :class:`Platform`: the stub's return
 instruction, MSR_SYSCALL_MASK, and how the monitor makes a vCPU that is stopped in the
 stub continue somewhere else.
+
+Debugging (kernel/gdbstub.py) needs nothing from here, by choice: on PVM,
+KVM_SET_GUEST_DEBUG does not intercept the program's code (USE_SW_BP and SINGLESTEP are
+reflected into the guest, hardware breakpoints are not offered, the guest's own debug
+registers never fire: tools/probe_guest_debug.py), so the stub uses what both platforms
+deliver alike, `int3` and RFLAGS.TF raising #BP/#DB through the guest IDT into km's
+exception path, and watchpoints by memslot (read-only or absent slots exit with the
+address on both).  Should debug registers be used where they work (hardware KVM),
+whether they do is this module's to probe.
 """
 
 from __future__ import annotations
