@@ -244,3 +244,14 @@ def test_timer_create_looks_at_the_clock_first():
     wrong with the sigevent; km refused a sigevent it does not serve first (EINVAL)."""
     native, _ = found("timer-clock-first")
     assert native.text.count(" supported\n") == 4, native.text
+
+
+def test_more_first_checks_in_linux_order():
+    """rt_sigaction reads the new action before it looks at the signal (EFAULT first) and
+    keeps the change when writing the old one fails (km undid it); kill of a bad signal
+    to no process is ESRCH (km: EINVAL); execveat reads its path, signalfd4 its mask,
+    pselect6 its mask pair before their other checks; sched_setaffinity's length is an
+    unsigned int (km, checking a u64 range, said EFAULT for a high half)."""
+    native, _ = found("more-orders")
+    assert native.text.count("Bad address") == 6 and "set all the same: 1" in native.text, native.text
+    assert "0xfffffff8): its mask's size" in native.text and "No such process" in native.text, native.text

@@ -774,6 +774,43 @@ static int timer_clock_first(void) {
     return 0;
 }
 
+/* More first checks in Linux's order, from the traces: rt_sigaction reads the new
+ * action before it looks at the signal, and an EFAULT writing the old one leaves the
+ * change made; kill of a bad signal to no process is ESRCH; execveat reads its path
+ * before its flags; signalfd4 its mask before its flags; pselect6 its {mask, size} pair
+ * before its timeout.  And sched_setaffinity's length is an unsigned int: km, checking
+ * a whole u64 range against the address space, said EFAULT for a high half. */
+static void on_usr1_plain(int sig) { (void)sig; }
+
+static int more_orders(void) {
+    long r;
+    char *bad = (char *)0xdead00000000UL;
+    struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } act = {on_usr1_plain, 0, 0, 0}, old;
+    SHOW("rt_sigaction(-1, bad act)", syscall(SYS_rt_sigaction, -1, bad, NULL, 8));
+    SHOW("rt_sigaction(SIGKILL, bad act)", syscall(SYS_rt_sigaction, SIGKILL, bad, NULL, 8));
+    SHOW("rt_sigaction(SIGUSR1, act, bad oact)", syscall(SYS_rt_sigaction, SIGUSR1, &act, bad, 8));
+    syscall(SYS_rt_sigaction, SIGUSR1, NULL, &old, 8);
+    printf("SIGUSR1's handler set all the same: %d\n", old.handler == (void *)on_usr1_plain);
+    SHOW("kill(0x7fffffff, -1)", syscall(SYS_kill, 0x7fffffff, -1));
+    SHOW("kill(self, -1)", syscall(SYS_kill, getpid(), -1));
+    SHOW("execveat(bad path, flags ~0)", syscall(SYS_execveat, AT_FDCWD, bad, NULL, NULL, ~0));
+    SHOW("execveat(\"\", flags 0x10)", syscall(SYS_execveat, AT_FDCWD, "", NULL, NULL, 0x10));
+    SHOW("signalfd4(-1, bad mask, flags ~0)", syscall(SYS_signalfd4, -1, bad, 8, ~0));
+    struct timespec wrong = {0, 2000000000L};
+    SHOW("pselect6(0, nsec 2e9, bad pair)", syscall(SYS_pselect6, 0, NULL, NULL, NULL, &wrong, bad));
+    /* (at 64 GiB - 64 KiB: under km the top of its window, which a length of 2 GiB passes) */
+    unsigned char *mask = mmap((void *)0xFFFFF0000UL, 8192, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    memset(mask, 0xff, 8192);
+    SHOW("sched_setaffinity(0, 0xffffffff, mask)", syscall(SYS_sched_setaffinity, 0, 0xffffffffUL, mask));
+    /* (an unsigned int: the kernel never sees the high half) */
+    SHOW("sched_setaffinity(0, 0x40000000ffffffff)", syscall(SYS_sched_setaffinity, 0, 0x40000000ffffffffUL, mask));
+    r = syscall(SYS_sched_getaffinity, 0, 0xfffffff8UL, mask);
+    printf("sched_getaffinity(0, 0xfffffff8): %s\n", r > 0 ? "its mask's size" : strerror(errno));
+    SHOW("sched_getaffinity(0, 0xffffffff)", syscall(SYS_sched_getaffinity, 0, 0xffffffffUL, mask));
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -806,6 +843,7 @@ static const struct {
     {"timeouts-first", timeouts_first},
     {"ipc-not-interrupted", ipc_not_interrupted},
     {"timer-clock-first", timer_clock_first},
+    {"more-orders", more_orders},
 };
 
 int main(int argc, char **argv) {

@@ -18,7 +18,6 @@ import struct
 from kontain import native
 from kontain.abi.errno import EFAULT, EINTR, EINVAL, EMFILE, ERESTARTNOINTR
 from kontain.errors import GuestError
-from kontain.memory.window import NONCANONICAL, USER_LIMIT
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~3 ms)
 
@@ -70,13 +69,11 @@ def path(t, addr: int) -> int:
 
 
 def buffer(t, addr: int, length: int) -> tuple[int, int]:
-    """(host address, length) of a byte buffer, length capped as Linux caps it.  Linux
-    checks the whole range first (access_ok: EFAULT past the user address space, before
-    a read waits for data): such a range gets an address the host refuses the same way."""
+    """(host address, length) of a byte buffer, length capped as Linux caps it.  (No
+    check of the whole range: many calls' lengths are ints the kernel cuts to 32 bits,
+    or copy less than their length says.)"""
     length = u64(length)
     if length > MAX_RW_COUNT:
-        if u64(addr) + length > USER_LIMIT:
-            return NONCANONICAL | (addr & 0xFFF), MAX_RW_COUNT
         length = MAX_RW_COUNT
     return t.mem.host(addr, length), length
 

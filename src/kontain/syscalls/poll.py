@@ -132,12 +132,11 @@ def select(t, nfds, r_addr, w_addr, e_addr, tv, *_):
 
 
 def pselect6(t, nfds, r_addr, w_addr, e_addr, tsp, sig):
-    timeout_arg(t, tsp)  # (Linux: the timeout, the mask, then nfds and the sets)
+    # Linux: the {sigset pointer, size} pair, the timeout, the mask, then nfds and the sets
+    pair = struct.unpack("<QQ", t.mem.read(sig, 16)) if sig else None
+    timeout_arg(t, tsp)
     ts = ptr(t, tsp, 16)
-    mask = None
-    if sig:  # a pointer to {sigset pointer, size}: both are the guest's
-        mask_addr, size = struct.unpack("<QQ", t.mem.read(sig, 16))
-        mask = _sigmask_copy(t, mask_addr, size)
+    mask = _sigmask_copy(t, *pair) if pair else None
 
     def call(timeout: int, flag: int) -> int:
         return _select_common(t, nfds, r_addr, w_addr, e_addr,

@@ -206,12 +206,13 @@ def rseq(t, *_):
 
 def kill(t, pid, sig, *_):
     pid, sig = s32(pid), s32(sig)
-    if sig < 0 or sig > S.NSIG:
-        raise GuestError(EINVAL)
     if pid == os.getpid():
+        if sig < 0 or sig > S.NSIG:
+            raise GuestError(EINVAL)
         return t.process.post(sig, siginfo(sig, S.SI_USER, pid=os.getpid(), uid=os.getuid())) if sig else 0
     # 0, -1 and -pgrp include this process: the host delivers to km, which posts the
-    # signal to the program through its signal thread
+    # signal to the program through its signal thread.  (A bad signal number the host
+    # refuses too, after looking for the target: ESRCH first, as Linux.)
     return native.syscall(SYS_kill, pid, sig)
 
 
@@ -403,11 +404,11 @@ AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW = F.AT_EMPTY_PATH, F.AT_SYMLINK_NOFOLLOW
 
 def execveat(t, dfd, path, argv, envp, flags, *_):
     dfd, flags = s32(dfd), s32(flags)
-    if flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW):
-        raise GuestError(EINVAL)
-    name = t.mem.cstr(path)
+    name = t.mem.cstr(path)  # (Linux: the path first, then the flags)
     if not name and not flags & AT_EMPTY_PATH:
         raise GuestError(ENOENT)
+    if flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW):
+        raise GuestError(EINVAL)
     if not name:  # fexecve: the descriptor itself, named by its file
         fd = _open_fd(t, dfd)
         return _exec(t, f"/proc/self/fd/{fd}", argv, envp, _file_name(t, fd))
