@@ -255,3 +255,11 @@ def test_more_first_checks_in_linux_order():
     native, _ = found("more-orders")
     assert native.text.count("Bad address") == 6 and "set all the same: 1" in native.text, native.text
     assert "0xfffffff8): its mask's size" in native.text and "No such process" in native.text, native.text
+
+
+def test_mprotect_and_poll_look_at_what_linux_looks_at():
+    """mprotect of a zero length succeeds whatever the protection says, PROT_SEM is a bit
+    it takes, a wrapping length is ENOMEM (km: EINVAL, or 0); poll's and ppoll's nfds
+    is an unsigned int (km: EINVAL for a high half)."""
+    native, _ = found("mprotect-poll-order")
+    assert native.text.count(" 0 \n") == 4 and "Out of memory" in native.text, native.text  # (musl's ENOMEM)

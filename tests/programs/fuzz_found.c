@@ -811,6 +811,22 @@ static int more_orders(void) {
     return 0;
 }
 
+/* mprotect's checks in Linux's order (a zero length is done before the protection's
+ * bits are looked at; PROT_SEM is a bit it takes; a length that wraps is ENOMEM), and
+ * poll's nfds is an unsigned int (km took all 64 bits: EINVAL). */
+static int mprotect_poll_order(void) {
+    long r;
+    char *p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    SHOW("mprotect(p, 0, prot 0xc2a07252)", syscall(SYS_mprotect, p, 0, 0xc2a07252));
+    SHOW("mprotect(p, 4096, PROT_READ | PROT_SEM)", syscall(SYS_mprotect, p, 4096, PROT_READ | 0x8));
+    SHOW("mprotect(p, 4096, prot 0x10)", syscall(SYS_mprotect, p, 4096, 0x10));
+    SHOW("mprotect(p, ~0, PROT_READ)", syscall(SYS_mprotect, p, ~0UL, PROT_READ));
+    SHOW("mprotect(p + 1, 0, prot 0x10)", syscall(SYS_mprotect, p + 1, 0, 0x10));
+    SHOW("poll(NULL, 1 << 32, 0)", syscall(SYS_poll, NULL, 1UL << 32, 0));
+    SHOW("ppoll(NULL, 1 << 32, zero)", syscall(SYS_ppoll, NULL, 1UL << 32, &(struct timespec){0, 0}, NULL, 8));
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -844,6 +860,7 @@ static const struct {
     {"ipc-not-interrupted", ipc_not_interrupted},
     {"timer-clock-first", timer_clock_first},
     {"more-orders", more_orders},
+    {"mprotect-poll-order", mprotect_poll_order},
 };
 
 int main(int argc, char **argv) {

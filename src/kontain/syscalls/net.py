@@ -252,7 +252,7 @@ def socketpair(t, domain, typ, protocol, sv, *_):
 
 
 def _accept(t, nr: int, fd, addr, addrlen, *flags) -> int:
-    fd = t.fds.check(fd)
+    fd = t.fds.host(fd)  # (the host says EBADF where Linux does: accept4's flags come first)
     r = io_call(t, fd, POLLIN, nr, ptr(t, addr, SOCKADDR_MAX), ptr(t, addrlen, 4), *flags)
     return t.fds.new(r) if r >= 0 else r
 

@@ -14,7 +14,7 @@ from kontain import native
 from kontain.abi.errno import EINVAL
 from kontain.abi.flags import POLLNVAL
 from kontain.errors import GuestError
-from kontain.syscalls.common import ptr, s32, timeout_arg, u64
+from kontain.syscalls.common import ptr, s32, timeout_arg, u32, u64
 from kontain.syscalls.signal import with_sigmask
 
 SYS_poll, SYS_select, SYS_pselect6, SYS_ppoll = 7, 23, 270, 271
@@ -22,7 +22,7 @@ SIGSET_SIZE = 8
 
 
 def _poll_common(t, fds_addr, nfds, call) -> int:
-    nfds = u64(nfds)
+    nfds = u32(nfds)  # (an unsigned int: the high half is not looked at)
     if nfds > t.fds.soft:
         raise GuestError(EINVAL)
     if nfds == 0:
