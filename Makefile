@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 KM := $(VENV)/bin/km
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit guest lint compat bench deps deps-bench clean guest-code bytecode fuzz
+.PHONY: demo test unit guest lint compat bench bench-containers deps deps-bench clean guest-code bytecode fuzz
 
 DEMO_HELLO := tests/programs/build/demo/hello
 
@@ -63,6 +63,9 @@ guest-code:
 
 bench: deps deps-bench $(STAMP) bytecode
 	$(PY) bench/bench.py
+
+bench-containers: deps deps-bench $(STAMP) bytecode
+	$(PY) bench/containers.py
 
 deps:
 	@tools/install-deps.sh test

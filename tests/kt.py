@@ -56,16 +56,19 @@ def kvm_platform() -> str:
     return "pvm" if os.path.exists("/sys/module/kvm_pvm") else "hardware"
 
 
-def km_command() -> list[str]:
-    """km as the user has it: the script beside this Python (a venv's bin), else on
-    PATH, else ``python -m kontain`` from the source tree."""
-    beside = Path(sys.executable).parent / "km"
+def installed(name: str) -> list[str] | None:
+    """A command of this package (km, krun) as the user has it: the script beside this
+    Python (a venv's bin), else on PATH."""
+    beside = Path(sys.executable).parent / name
     if beside.exists():
         return [str(beside)]
-    found = shutil.which("km")
-    if found:
-        return [found]
-    return [sys.executable, "-m", "kontain"]
+    found = shutil.which(name)
+    return [found] if found else None
+
+
+def km_command() -> list[str]:
+    """km as the user has it, else ``python -m kontain`` from the source tree."""
+    return installed("km") or [sys.executable, "-m", "kontain"]
 
 
 KM = km_command()
@@ -141,6 +144,17 @@ def _same(argv: list, native: Result, guest: Result, stderr: bool) -> None:
             f"{_diff(native.text, guest.text)}\nkm stderr:\n{guest.err[-3000:]}")
     if stderr and guest.stderr != native.stderr:
         raise AssertionError(f"stderr differs for: {where}\n{_diff(native.err, guest.err)}")
+
+
+def wait_for(predicate, timeout: float = TIMEOUT, what: str = "a condition") -> None:
+    """Wait until ``predicate()`` is true: tests wait for conditions, never for a time."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
 
 
 def _diff(a: str, b: str) -> str:

@@ -3,7 +3,7 @@
 # Usage: tools/install-deps.sh test|bench
 set -euo pipefail
 case "${1:-test}" in
-  test)  pkgs=(gcc make binutils musl-tools busybox-static python3-venv golang-go sqlite3 libpython3.11-testsuite gdb) ;;
+  test)  pkgs=(gcc make binutils musl-tools busybox-static python3-venv golang-go sqlite3 libpython3.11-testsuite gdb crun runc podman containerd debootstrap iptables) ;;  # (iptables: podman -p, netavark's port forwarding)
   bench) pkgs=(qemu-user hyperfine runsc) ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac

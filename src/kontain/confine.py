@@ -30,7 +30,7 @@ from kontain import native
 
 SYS_prctl, SYS_capget, SYS_capset, SYS_seccomp = 157, 125, 126, 317
 SYS_landlock_create_ruleset, SYS_landlock_add_rule, SYS_landlock_restrict_self = 444, 445, 446
-PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 4, 24, 38
+PR_SET_DUMPABLE, PR_GET_SECCOMP, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 4, 21, 24, 38
 CAP_SYS_PTRACE = 19
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 LANDLOCK_CREATE_RULESET_VERSION = 1
@@ -46,12 +46,15 @@ class Confinement:
         self.dumpable = 1  # the program's PR_GET_DUMPABLE (the host's is 0)
         self.no_new_privs = 0  # the program's PR_GET_NO_NEW_PRIVS (the host's is 1 under Landlock)
         self.seccomp = False  # the monitor's filter is in force
+        self.inherited_seccomp = (0, 0)  # the program's PR_GET_SECCOMP and filter count: the container's, as given
 
     def start(self) -> None:
         """At start-up, in the only thread.  Every step is best effort: a kernel without
         Landlock still gets the rest (``km --timings`` and docs/security.md say which
         layers a host has)."""
         self.no_new_privs = native.syscall(SYS_prctl, 39, 0, 0, 0, 0) == 1  # PR_GET_NO_NEW_PRIVS, as given
+        if not _FILTERED and native.syscall(SYS_prctl, PR_GET_SECCOMP, 0, 0, 0, 0) == 2:
+            self.inherited_seccomp = (2, _filter_count())  # a container's profile (krun): it filters the program too
         native.syscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0)
         _drop_ptrace()
         self.landlock = _landlock_domain()
@@ -132,6 +135,18 @@ def install_filter(program: bytes) -> bool:
     code = bytearray(program)
     fprog = bytearray(struct.pack("<HxxxxxxQ", len(code) // 8, native.address_of(code)))
     return native.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, native.address_of(fprog)) == 0
+
+
+def _filter_count() -> int:
+    """How many seccomp filters this thread has (before km adds its own)."""
+    try:
+        with open("/proc/thread-self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Seccomp_filters:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 1
 
 
 def _drop_ptrace() -> None:

@@ -1,8 +1,10 @@
 """km's options and conventions, end to end."""
 
 import os
+import signal
+import subprocess
 
-from kt import build, km, run
+from kt import KM, build, km, run, wait_for
 
 
 def test_help_and_version():
@@ -76,3 +78,39 @@ def test_strace_marks_unsupported_calls():
 def test_working_directory(tmp_path):
     r = km("/bin/busybox", "pwd", cwd=tmp_path)
     assert r.text.strip() == str(tmp_path)
+
+
+def test_environment_is_exactly_kms():
+    """Python sets LC_CTYPE=C.UTF-8 when started in the C locale (PEP 538): the program
+    must not get it (nor any other variable km was not given)."""
+    r = run(["env", "-i", *KM, "/bin/busybox", "env"])
+    assert r.returncode == 0 and r.text == "", r.text
+    r = run(["env", "-i", "LC_CTYPE=C.UTF-8", *KM, "/bin/busybox", "env"])
+    assert r.text == "LC_CTYPE=C.UTF-8\n"
+
+
+def test_first_process_of_a_pid_namespace(tmp_path):
+    """As a namespace's first process (a container's, under krun) the program ignores
+    the signals it has no handler for, as Linux's init does; handled ones arrive, and
+    SIGKILL from outside ends it."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    p = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", *KM, build("pid1")],
+                         env={**os.environ, "MARKS": str(marks)})
+    try:
+        wait_for(lambda: (marks / "ready").exists())
+        km_pid = _child_of(p.pid)  # (unshare forks km into the new namespace)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGWINCH):
+            os.kill(km_pid, sig)
+        wait_for(lambda: (marks / "winch").exists())  # (the highest number: the others came first)
+        assert p.poll() is None
+        os.kill(km_pid, signal.SIGKILL)
+        assert p.wait(timeout=60) != 0  # (unshare says 1 for a child killed)
+    finally:
+        p.kill()
+        p.wait()
+
+
+def _child_of(pid: int) -> int:
+    wait_for(lambda: open(f"/proc/{pid}/task/{pid}/children").read().split())
+    return int(open(f"/proc/{pid}/task/{pid}/children").read().split()[0])

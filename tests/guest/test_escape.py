@@ -132,6 +132,26 @@ def test_the_monitor_confines_itself_and_the_program_does_not_see_it(tmp):
     assert not int(host["CapEff"], 16) & (1 << 19)  # CAP_SYS_PTRACE
 
 
+def _under_a_filter():
+    """In the child, before exec: a seccomp filter that allows everything (a container's
+    profile, as crun installs it)."""
+    from kontain import confine
+
+    confine.install_filter(bytes.fromhex("0600000000" "00ff7f"))  # ret SECCOMP_RET_ALLOW
+
+
+def test_a_filter_km_is_started_under_is_the_programs_too(tmp):
+    """A container's seccomp profile filters km's host calls, which are the program's: the
+    program sees it (Seccomp: 2, its filter count) as natively, and not km's own."""
+    script = "grep -E '^(NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status"
+    native = subprocess.run(["/bin/busybox", "sh", "-c", script], capture_output=True, text=True,
+                            preexec_fn=_under_a_filter)
+    guest = subprocess.run(KM + ["/bin/busybox", "sh", "-c", script], capture_output=True, text=True,
+                           preexec_fn=_under_a_filter)
+    assert native.stdout == "NoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t1\n"
+    assert guest.stdout == native.stdout, guest.stderr
+
+
 def test_calls_after_dropping_root_when_km_itself_is_root_only(tmp):
     """km installed where only root may read it: a program that drops to nobody then
     makes calls of every family (some km imports only at first use: ioctl, writev,

@@ -125,3 +125,11 @@ def test_locked_and_shared_memory(variant, tmp):
     past it, root exempt), mlockall; the maps columns of shared and private mappings;
     MAP_SHARED_VALIDATE and MAP_GROWSDOWN where Linux refuses them."""
     _as_root_and_user([build("memlock", variant)], tmp)
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_address_space_limits(variant):
+    """RLIMIT_AS bounds every mapping (PROT_NONE and shared too), RLIMIT_DATA the private
+    writable ones and the break, as Linux's may_expand_vm: mmap, mremap, MAP_FIXED over
+    itself, mprotect to writable, brk, and a soft limit of 0 left to the hard one."""
+    _as_root_and_user([build("rlimits", variant)])

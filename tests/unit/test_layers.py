@@ -18,7 +18,7 @@ LAYERS = [
     {"kernel"},
     {"syscalls"},
     {"lifecycle"},
-    {"cli", "bundle", "__main__", "__init__"},
+    {"cli", "oci", "bundle", "__main__", "__init__"},  # (oci: krun and km image; cli starts km image, oci km)
 ]
 
 

@@ -57,7 +57,12 @@ def situation(own: int) -> tuple[list[bytes], list[int], int]:
     except OSError:
         cwd = b""
     ns = ",".join(str(ns_id(n)) for n in NAMESPACES)
-    env = [k + b"=" + v for k, v in os.environb.items()]
+    environ = os.environb
+    if environ.get(b"LC_CTYPE") == b"C.UTF-8":  # perhaps the interpreter's own (PEP 538), not the program's
+        from kontain.cli.options import given_environ
+
+        environ = given_environ()
+    env = [k + b"=" + v for k, v in environ.items()]
     argv = [os.fsencode(a) for a in sys.argv[1:]]
     fields = [VERSION, str(len(argv)).encode(), *argv, str(len(env)).encode(), *env,
               str(umask).encode(), str(mask).encode(), str(ignored).encode(), cwd,

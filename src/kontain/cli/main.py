@@ -22,6 +22,10 @@ def main(argv: list[str] | None = None, started: tuple[float, float] | None = No
     """km's command line.  ``started``: (perf_counter, process_time) at the launcher's
     first line, so that --timings can say what the interpreter and km's imports took."""
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["image"]:  # (a program named image: km ./image, or km -- image)
+        from kontain.oci import image
+
+        return image.main(args[1:])
     if args[:1] == ["--serve"]:
         if len(args) != 2:
             _say("--serve needs the socket's path (km --serve PATH)")

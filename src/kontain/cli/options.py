@@ -12,6 +12,7 @@ from kontain.spec import Spec
 
 USAGE = """\
 usage: km [OPTIONS] PROGRAM [ARGS...]
+       km image [-t NAME] -o IMAGE.tar PROGRAM [ARGS...]   (a minimal OCI image: see km image --help)
 
 Run PROGRAM, an unmodified x86-64 Linux executable, in its own KVM virtual machine.
 PROGRAM is looked up in PATH when it has no slash.  stdin, stdout, stderr, the working
@@ -196,11 +197,29 @@ def _environment(o: Options, environ) -> list[bytes]:
     return [k + b"=" + v for k, v in env.items()]
 
 
+def given_environ() -> dict[bytes, bytes]:
+    """This process's environment as it was given: os.environb less the LC_CTYPE the
+    interpreter's start-up may have added itself (PEP 538 coerces the C and POSIX locales,
+    which is what most containers have, LANG unset).  The program must get the environment
+    km was given, and /proc/self/environ holds that one."""
+    env = dict(os.environb)
+    if env.get(b"LC_CTYPE") == b"C.UTF-8" and _coerced_locale():
+        del env[b"LC_CTYPE"]
+    return env
+
+
+def _coerced_locale() -> bool:
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            return not any(e.startswith(b"LC_CTYPE=") for e in f.read().split(b"\0"))
+    except OSError:
+        return False
 
 
 def spec(o: Options, environ=None) -> Spec:
-    """What to run: the options ``o`` in an environment ``environ`` (os.environb's)."""
-    environ = os.environb if environ is None else environ
+    """What to run: the options ``o`` in an environment ``environ`` (by default this
+    process's, as it was given: ``given_environ``)."""
+    environ = given_environ() if environ is None else environ
     kvm = environ.get(b"KM_KVM_DEVICE")
     return Spec(o.program, [os.fsencode(a) for a in o.args], _environment(o, environ), memory=o.memory, core=o.core,
                 timings=o.timings, vdso=o.vdso, poll="off" if o.gdb else o.poll, strace=o.strace,

@@ -193,7 +193,7 @@ def _worker(listener, taken_w: int) -> int:
 
     _thread.start_new_thread(_watch, (sock,))
     proc.inherited = (req.mask & ~(1 << 8 | 1 << 18), [s for s in range(1, 65) if req.ignored >> (s - 1) & 1])
-    proc.rlimits = {r: req.rlimit(r) for r in proc.rlimits}
+    proc.rlimits.update({r: req.rlimit(r) for r in proc.rlimits})  # (in place: the address space holds it)
     try:
         status = lifecycle.run_program(spec, prepared=proc, report=report)
     except Exception as e:  # a bug in km: as a direct km would, end with status 1

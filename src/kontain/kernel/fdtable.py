@@ -24,14 +24,20 @@ _EBADF = GuestError(EBADF)
 NEVER_OPEN = 0x7FFFFFFF  # above the highest fs.nr_open allows (and not -1, which some calls take as "none")
 
 
+def guest_limit(top: int) -> int:
+    """The guest's RLIMIT_NOFILE hard limit when km's is ``top`` (at most 2^16): what is
+    left below the monitor's reserve.  (krun raises a container's limit by the reserve,
+    kontain/oci/config.py, so that its program sees the limit it was given.)"""
+    return top - min(RESERVE, max(top // 8, 16))  # (a small RLIMIT_NOFILE: fewer threads, EAGAIN past them)
+
+
 class FdTable:
     """The guest's view of the descriptor space of this process."""
 
     def __init__(self) -> None:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         top = min(hard if hard != resource.RLIM_INFINITY else _TABLE_CAP, _TABLE_CAP)
-        reserve = min(RESERVE, max(top // 8, 16))  # (a small RLIMIT_NOFILE: fewer threads, EAGAIN past them)
-        self.floor = top - reserve  # first monitor fd; the guest's hard limit
+        self.floor = guest_limit(top)  # first monitor fd; the guest's hard limit
         self._high = -1  # one past the highest descriptor the program has had (-1: not looked yet)
         self.soft = min(soft, self.floor)
         self.hard = self.floor

@@ -117,6 +117,7 @@ class Process:
         nslots = self.kvm.check_extension(k.KVM_CAP_NR_MEMSLOTS) or 509
         self.slots = SlotMap(self.vm.set_memory_region, self.mem.base, first=1, limit=nslots)
         self.mm = AddressSpace(self.mem, self.slots, mmap_top=0, mmap_min=L.MMAP_MIN, limit=self.spec.memory)
+        self.mm.rlimits = self.rlimits  # (RLIMIT_AS and RLIMIT_DATA: the same dict, changed in place)
         self._mark("memory")
         self.cpuid = self.kvm.supported_cpuid()
         self.xcr0 = cpu.xcr0_from_cpuid(self.cpuid)
@@ -214,6 +215,8 @@ class Process:
         vdso_addr = vdso.map_into(self.mm) if self.spec.vdso and self.platform.user_stub else None
         auxv = ([(F.AT_SYSINFO_EHDR, vdso_addr)] if vdso_addr else []) + self._auxv(loaded)
         sp = load.build_stack(self.mm, top, argv, envp, os.fsencode(path), auxv, os.urandom(16))
+        # the stack as Linux's counts at exec: what the arguments take, and 128 KiB below
+        self.mm.stack_counted = ((top - sp + F.PAGE_SIZE - 1) & ~(F.PAGE_SIZE - 1)) + (128 << 10)
         self.path, self.argv, self.envp = path, argv, envp
         textbusy.release(self.running)  # the program it replaces (a forked child may still run it)
         self.running = running
@@ -293,8 +296,9 @@ class Process:
             tid = self.timers.target(int.from_bytes(info[16:20], "little", signed=True))
             task = self.tasks.get(tid) if tid else None
         with self.lock:
-            if self.actions.ignored(sig) and not self._held(sig, task):
-                return 0  # discarded now, as Linux does for an ignored signal
+            discarded = self.actions.ignored(sig) or (self.actions.handler(sig) == S.SIG_DFL and signals.namespace_init())
+            if discarded and not self._held(sig, task):
+                return 0  # discarded now, as Linux does for an ignored signal (or one a namespace's init has no handler for)
             if info[8:12] == _SI_TIMER:  # a timer's signal pending already takes this one as an overrun
                 info = self.timers.arrived(info)
                 if info is None:
@@ -485,7 +489,9 @@ class Process:
             program = state["program"]
             self.path, self.name = program["path"], program["name"]
             self.argv, self.envp = list(program["argv"]), list(program["envp"])
-            self.personality, self.rlimits = program["personality"], dict(program["rlimits"])
+            self.personality = program["personality"]
+            self.rlimits.clear()  # (in place: the address space holds the same dict)
+            self.rlimits.update(program["rlimits"])
             self.stack_info = program["stack_info"]
 
     def clone_thread(self, parent: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:

@@ -350,19 +350,13 @@ class ProcFs:
         return b""
 
     def _sizes(self) -> dict[str, int]:
-        """The program's memory as Linux's task_mem counts it, in bytes."""
-        size = data = stack = exe = 0
+        """The program's memory as Linux's task_mem counts it, in bytes: the address
+        space's total_vm and data_vm (what RLIMIT_AS and RLIMIT_DATA bound), the stack as
+        large as Linux's would be."""
+        mm = self.process.mm
         exe_name = os.fsdecode(self.process.exe_path)
-        for v in self.process.mm:
-            n = v.end - v.start
-            size += n
-            if v.name == "[stack]":
-                stack += n
-            elif v.prot & F.PROT_WRITE and not v.shared:
-                data += n
-            if v.name == exe_name and v.prot & F.PROT_EXEC:
-                exe += n
-        return {"size": size, "data": data, "stack": stack, "exe": exe}
+        exe = sum(v.end - v.start for v in mm if v.name == exe_name and v.prot & F.PROT_EXEC)
+        return {"size": mm.total_vm, "data": mm.data_vm, "stack": min(mm.stack_vm, mm.stack_counted), "exe": exe}
 
     def status(self, host: bytes, tid: int) -> bytes:
         p = self.process
@@ -391,8 +385,8 @@ class ProcFs:
             b"VmLib": b"%8d kB" % 0,
             # the monitor's own confinement (kontain/confine.py) is not the program's
             b"NoNewPrivs": b"%d" % p.confinement.no_new_privs,
-            b"Seccomp": b"0",
-            b"Seccomp_filters": b"0",
+            b"Seccomp": b"%d" % p.confinement.inherited_seccomp[0],
+            b"Seccomp_filters": b"%d" % p.confinement.inherited_seccomp[1],
         }
         lines = host.split(b"\n")
         for i, line in enumerate(lines):

@@ -437,6 +437,13 @@ _BUS_CODES = {S.BUS_ADRALN: "misaligned address", S.BUS_ADRERR: "nonexistent phy
 _ILL_CODES = {S.ILL_ILLOPC: "illegal opcode", S.ILL_ILLOPN: "illegal operand", S.ILL_PRVOPC: "privileged opcode"}
 
 
+def namespace_init() -> bool:
+    """Is this process the first of its pid namespace (a container's, under krun)?  Linux
+    then discards every signal it has no handler for (SIGNAL_UNKILLABLE), but the CPU's
+    faults; SIGKILL and SIGSTOP from an ancestor namespace reach km itself."""
+    return os.getpid() == 1
+
+
 def describe(sig: int, code: int | None = None, addr: int | None = None) -> str:
     """'SIGSEGV at 0x10 (address not mapped)' and the like, for km's last line."""
     text = S.name(sig)

@@ -29,7 +29,7 @@ from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError, ProcessExit
 from kontain.kernel import faults
 from kontain.kernel.runstate import PAUSED, RUNNING
-from kontain.kernel.signals import Pending, pick, sigbit, stop_by_signal
+from kontain.kernel.signals import Pending, namespace_init, pick, sigbit, stop_by_signal
 from kontain.kvm import abi as k
 
 SYSCALL, EXCEPTION, DIRECT = 0, 1, 2
@@ -215,7 +215,7 @@ class Task:
                 if handler != S.SIG_DFL:
                     return sig, info
                 action = S.default_action(sig)
-                if action in (S.IGNORE, S.CONT):
+                if action in (S.IGNORE, S.CONT) or namespace_init():
                     continue
                 if action == S.STOP:
                     stop_by_signal(sig)  # km stops; SIGCONT resumes it

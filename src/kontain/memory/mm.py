@@ -200,13 +200,19 @@ class AddressSpace:
         self.brk_end = 0
         self.lock_future = -1  # mlockall(MCL_FUTURE): the mlock2 flags new mappings get (syscalls/mm.py)
         self.attaches = 0  # shmat calls so far: each attachment's ShmVma.attach
+        # Linux's total_vm and data_vm, what RLIMIT_AS and RLIMIT_DATA bound (``_may_expand``):
+        # bytes of every mapping but the stack, of the private writable ones, and of the stack
+        self.other_vm = self.data_vm = self.stack_vm = 0
+        self.stack_counted = STACK_COUNTED  # the stack as large as Linux's would be (Process sets it)
+        self.rlimits: dict[int, tuple[int, int]] = {}  # the program's (Process.rlimits, the same dict)
 
     # -- save / restore (the bookkeeping; memory itself and its slots are the caller's) --
     def save(self) -> dict:
         """What the address space knows, as plain data (a snapshot, a test)."""
         vmas = [(type(v).__name__, tuple(getattr(v, a) for a in _vma_fields(type(v)))) for v in self._vmas]
         return {"vmas": vmas, "brk": (self.brk_start, self.brk_end), "mmap_top": self.mmap_top,
-                "committed": self.committed, "limit": self.limit, "lock_future": self.lock_future}
+                "committed": self.committed, "limit": self.limit, "lock_future": self.lock_future,
+                "stack_counted": self.stack_counted}
 
     def restore(self, state: dict) -> None:
         """Take ``save()``'s data back: the mappings it describes must be in place."""
@@ -220,9 +226,12 @@ class AddressSpace:
             vmas.append(v)
         self._vmas = vmas
         self._starts = [v.start for v in vmas]
+        self.other_vm = self.data_vm = self.stack_vm = 0
+        self._account(vmas, 1)
         self.brk_start, self.brk_end = state["brk"]
         self.mmap_top, self.committed = state["mmap_top"], state["committed"]
         self.limit, self.lock_future = state["limit"], state["lock_future"]
+        self.stack_counted = state.get("stack_counted", STACK_COUNTED)
 
     # -- the VMA list ----------------------------------------------------------------
     def __iter__(self) -> Iterator[Vma]:
@@ -295,8 +304,44 @@ class AddressSpace:
         self._vmas[i:j] = merged
         self._starts[i:j] = [v.start for v in merged]
         self.committed += sum(self._cost(v) for v in new) - sum(self._cost(v) for v in removed)
+        self._account(new, 1)
+        self._account(removed, -1)
         self._merge(max(i - 1, 0), i + len(merged) + 1)
         return removed
+
+    def _account(self, vmas: list[Vma], sign: int) -> None:
+        for v in vmas:
+            n = (v.end - v.start) * sign
+            if v.name == "[stack]":
+                self.stack_vm += n
+            else:
+                self.other_vm += n
+                if _is_data(v.prot, v.flags):
+                    self.data_vm += n
+
+    @property
+    def total_vm(self) -> int:
+        """Linux's total_vm in bytes: km maps the whole stack at once, Linux's grows (it
+        counts as large as Linux's would be)."""
+        return self.other_vm + min(self.stack_vm, self.stack_counted)
+
+    def _may_expand(self, total: int, data: int) -> None:
+        """Linux's may_expand_vm: ENOMEM past RLIMIT_AS (all the mappings) or RLIMIT_DATA
+        (the private writable ones; a soft limit of 0 lets the hard one decide)."""
+        lims = self.rlimits
+        if total > 0 and F.RLIMIT_AS in lims:
+            soft = lims[F.RLIMIT_AS][0]
+            if soft < F.RLIM_INFINITY and (self.total_vm + total) // PAGE > soft // PAGE:
+                raise GuestError(ENOMEM)
+        if data > 0 and F.RLIMIT_DATA in lims:
+            soft, hard = lims[F.RLIMIT_DATA]
+            pages = (self.data_vm + data) // PAGE
+            if soft < F.RLIM_INFINITY and pages > soft // PAGE and not (soft == 0 and pages <= hard // PAGE):
+                raise GuestError(ENOMEM)
+
+    def _mapped(self, start: int, end: int) -> int:
+        """Bytes of [start, end) that are mapped now."""
+        return sum(min(v.end, end) - max(v.start, start) for v in self.overlapping(start, end))
 
     @staticmethod
     def _mergeable(a: Vma, b: Vma) -> bool:
@@ -412,6 +457,9 @@ class AddressSpace:
                 start = self.find_free(size)
         end = start + size
         self._check_limit(self._growth(start, end, prot))
+        if name != "[stack]":  # (km's own mapping of the program's stack)
+            more = size - self._mapped(start, end)
+            self._may_expand(more, more if _is_data(prot, flags) else 0)
         shared = (flags & F.MAP_TYPE) != F.MAP_PRIVATE
         dev = ino = 0
         if anonymous:
@@ -478,6 +526,7 @@ class AddressSpace:
             return False
         try:
             self._check_limit(v.start - start)
+            self._may_expand(v.start - start, 0)  # (a stack: not data)
         except GuestError:
             return False
         self._host_anon(start, v.start, v.prot, v.shared)
@@ -538,6 +587,8 @@ class AddressSpace:
             s, e = max(v.start, addr), min(v.end, end)
             if v.prot != prot:
                 self._check_limit((e - s) if (prot and not v.prot) else 0)
+                if v.name != "[stack]" and _is_data(prot, v.flags) and not _is_data(v.prot, v.flags):
+                    self._may_expand(0, e - s)  # (it becomes data: mprotect_fixup's check)
                 r = native.mprotect(self.mem.base + s, e - s, prot & ~F.PROT_EXEC)
                 if r < 0:
                     raise GuestError(EACCES if r == -EACCES else -r)
@@ -583,6 +634,7 @@ class AddressSpace:
         grow_end = old + new_len
         if grow_end <= self.window and self.is_free(old + old_len, grow_end) and v.anonymous and not v.shared:
             self._check_limit((new_len - old_len) if v.prot else 0)
+            self._may_expand(new_len - old_len, (new_len - old_len) if _is_data(v.prot, v.flags) else 0)
             self._host_anon(old + old_len, grow_end, v.prot, False)
             ext = v.piece(old + old_len, old + old_len)
             ext.end = grow_end
@@ -599,6 +651,8 @@ class AddressSpace:
         does: empty for private anonymous memory, the same pages for a shared mapping
         (a file, a shm segment), the file again for a private file mapping."""
         self._check_limit((new_len if keep_old else new_len - old_len) if v.prot else 0)
+        more = new_len if keep_old else new_len - old_len
+        self._may_expand(more, more if _is_data(v.prot, v.flags) else 0)
         base = self.mem.base
         private_anon = v.anonymous and not v.shared
         if private_anon or keep_old:
@@ -667,6 +721,7 @@ class AddressSpace:
                 start = addr
             self.room()
             self._check_limit(self._growth(start, start + size, prot))
+            self._may_expand(size - self._mapped(start, start + size), 0)  # (shared: not data)
             if prot & F.PROT_EXEC:
                 native.mprotect(tmp, size, prot & ~F.PROT_EXEC)  # the host never executes guest memory
             self._move_in(tmp, size, start)
@@ -745,6 +800,7 @@ class AddressSpace:
                 return cur
             try:
                 self._check_limit(new_top - old_top)
+                self._may_expand(new_top - old_top, new_top - old_top)
                 self._host_anon(old_top, new_top, F.PROT_READ | F.PROT_WRITE, False, huge=True)
             except GuestError:
                 return cur
@@ -758,6 +814,12 @@ class AddressSpace:
 
 
 STACK_GUARD_GAP = 256 * PAGE  # Linux's stack_guard_gap
+STACK_COUNTED = 132 << 10  # Linux's stack at exec (128 KiB below the arguments), until Process says more
+
+
+def _is_data(prot: int, flags: int) -> bool:
+    """Linux's is_data_mapping: private and writable, not a stack."""
+    return bool(prot & F.PROT_WRITE) and flags & F.MAP_TYPE == F.MAP_PRIVATE and not flags & F.MAP_GROWSDOWN
 
 
 def _stack_limit() -> int:

@@ -143,7 +143,7 @@ def prctl(t, option, arg2, arg3, arg4, arg5, *_):
     if option == F.PR_SET_VMA:
         return _set_vma(t, u64(arg2), u64(arg3), u64(arg4), u64(arg5))
     if option == F.PR_GET_SECCOMP:
-        return 0
+        return c.inherited_seccomp[0]  # (a container's profile filters the program's calls too; km's own does not)
     # PR_SET_SECCOMP and the rest: a seccomp filter would bind the monitor itself
     raise GuestError(EINVAL)
 

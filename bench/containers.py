@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Containers side by side: `podman run --rm --runtime R IMAGE /hello` and `... PYTHON-IMAGE
+python3 -c 'import json'` with crun, krun (registered as kontain) and gVisor's runsc
+(ptrace platform), interleaved round by round; and the memory of one idle container under
+each (PSS of conmon and everything under it: the container's processes, and runsc's
+sandbox and gofer).  --write puts the table in docs/performance.md.
+
+    python3 bench/containers.py [--rounds N] [--write]
+
+Needs root, podman, crun and /dev/kvm (make deps); runsc from make deps-bench.  Podman
+runs with a storage of its own, no network (runsc's ptrace platform wants none), and the
+limits this host allows (see tests/oci/test_podman.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests" / "oci"))
+
+import kit  # noqa: E402
+from bench import write_doc  # noqa: E402
+
+from kt import KM, build, installed  # noqa: E402
+
+DROP_IN = Path("/etc/containers/containers.conf.d/kontain.conf")
+COMMON = ["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
+RUNTIMES = {
+    "crun": ["--runtime", "crun"],
+    "kontain": ["--runtime", "kontain"],
+    "runsc": ["--runtime", "runsc", "--runtime-flag", "platform=ptrace", "--runtime-flag", "ignore-cgroups",
+              "--runtime-flag", "network=none"],
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--write", action="store_true")
+    args = ap.parse_args()
+    runtimes = [r for r in RUNTIMES if r != "runsc" or shutil.which("runsc")]
+    saved = DROP_IN.read_text() if DROP_IN.exists() else None
+    DROP_IN.parent.mkdir(parents=True, exist_ok=True)
+    DROP_IN.write_text(f'[engine.runtimes]\nkontain = ["{installed("krun")[0]}"]\nrunsc = ["{shutil.which("runsc")}"]\n')
+    try:
+        with tempfile.TemporaryDirectory(prefix="kt-bench-") as tmp:
+            podman = ["podman", "--root", f"{tmp}/storage", "--runroot", f"{tmp}/run"]
+            for name, program in (("hello", build("hello")), ("busybox", "/bin/busybox")):
+                subprocess.run([*KM, "image", "-t", f"localhost/{name}", "-o", f"{tmp}/{name}.tar", str(program)],
+                               check=True, capture_output=True)
+                subprocess.run([*podman, "load", "-i", f"{tmp}/{name}.tar"], check=True, capture_output=True)
+            root = kit.python_rootfs(Path(tmp) / "python", bytecode=True)
+            subprocess.run(["tar", "-C", str(root), "-cf", f"{tmp}/python.tar", "."], check=True)
+            subprocess.run([*podman, "import", f"{tmp}/python.tar", "localhost/python"], check=True, capture_output=True)
+            times = start_times(podman, runtimes, args.rounds)
+            memory = {r: idle_memory(podman, r) for r in runtimes}
+            subprocess.run([*podman, "rm", "--all", "--force"], capture_output=True)
+    finally:
+        if saved is None:
+            DROP_IN.unlink(missing_ok=True)
+        else:
+            DROP_IN.write_text(saved)
+    text = render(runtimes, times, memory, args.rounds)
+    print(text)
+    if args.write:
+        write_doc(text, "containers")
+    return 0
+
+
+CASES = {  # name: (image and command, what its output holds)
+    "hello": (["localhost/hello", "/hello"], "hello"),
+    "python": (["localhost/python", "python3", "-c", "import json; print(json.dumps([1]))"], "[1]"),
+}
+
+
+def start_times(podman: list[str], runtimes: list[str], rounds: int) -> dict[tuple[str, str], list[float]]:
+    times: dict[tuple[str, str], list[float]] = {(c, r): [] for c in CASES for r in runtimes}
+    for c in CASES:
+        for r in runtimes:  # once each first: the km runtime is assembled, caches are warm
+            run_case(podman, r, c)
+    for n in range(rounds):
+        for c in CASES:
+            for r in runtimes:
+                times[c, r].append(run_case(podman, r, c))
+        print(f"round {n + 1}/{rounds} done", file=sys.stderr)
+    return times
+
+
+def run_case(podman: list[str], runtime: str, case: str) -> float:
+    command, expected = CASES[case]
+    argv = [*podman, "run", "--rm", *RUNTIMES[runtime], *COMMON, *command]
+    t0 = time.perf_counter()
+    r = subprocess.run(argv, capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0 or expected not in r.stdout:
+        raise RuntimeError(f"{' '.join(argv)}: {r.returncode} {r.stderr[-500:]}")
+    return dt
+
+
+def idle_memory(podman: list[str], runtime: str) -> float:
+    """MiB of PSS of one container sleeping: conmon and all below it."""
+    cid = subprocess.run([*podman, "run", "-d", *RUNTIMES[runtime], *COMMON, "localhost/busybox", "/busybox",
+                          "sleep", "1000"], check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        conmon = int(subprocess.run([*podman, "inspect", "--format", "{{.State.ConmonPid}}", cid], check=True,
+                                    capture_output=True, text=True).stdout)
+        deadline = time.monotonic() + 60
+        while len(tree(conmon)) < 2 and time.monotonic() < deadline:  # (the container's process is there)
+            time.sleep(0.1)
+        time.sleep(2)  # (idle: let start-up settle; a measurement, not a test)
+        return sum(pss(p) for p in tree(conmon)) / 1024
+    finally:
+        subprocess.run([*podman, "rm", "-f", cid], capture_output=True)
+
+
+def tree(pid: int) -> list[int]:
+    out = [pid]
+    for p in out:
+        for task in os.listdir(f"/proc/{p}/task"):
+            try:
+                out += [int(c) for c in Path(f"/proc/{p}/task/{task}/children").read_text().split()]
+            except OSError:
+                pass
+    return out
+
+
+def pss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def render(runtimes, times, memory, rounds) -> str:
+    med = {k: statistics.median(v) for k, v in times.items()}
+    lines = ["| runtime | podman run --rm IMAGE /hello (ms) | / crun | / runsc | python3 -c 'import json' (ms) "
+             "| / crun | / runsc | idle container, PSS (MiB) |", "|---|---|---|---|---|---|---|---|"]
+    for r in runtimes:
+        row = [r]
+        for c in CASES:
+            row += [f"{med[c, r] * 1e3:.0f}", f"{med[c, r] / med[c, 'crun']:.2f}",
+                    f"{med[c, r] / med[c, 'runsc']:.2f}" if (c, "runsc") in med else "-"]
+        lines.append("| " + " | ".join(row) + f" | {memory[r]:.1f} |")
+    info = (f"{time.strftime('%Y-%m-%d')}, {platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs, "
+            f"podman {podman_version()}, median of {rounds} interleaved rounds, wall-clock time of the whole command")
+    return info + "\n\n" + "\n".join(lines)
+
+
+def podman_version() -> str:
+    return subprocess.run(["podman", "--version"], capture_output=True, text=True).stdout.split()[-1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
