@@ -233,10 +233,27 @@ def test_timeouts_come_first():
 def test_ipc_calls_a_signal_kept_from_starting_are_eintr_only_if_they_would_wait():
     """semop, msgsnd and msgrcv that a signal kept from starting failed with EINTR under
     km; Linux does so only with a call that would wait (a bad id is EINVAL, a semop up or
-    a msgrcv with a message there is done).  And the vDSO is a buffer system calls can
-    read, as on Linux (km: EFAULT)."""
+    a msgrcv with a message there is done)."""
     native, _ = found("ipc-not-interrupted")
-    assert ", other 0\n" in native.text and "write(pipe, vdso, 4)                     4" in native.text, native.text
+    assert ", other 0\n" in native.text, native.text
+
+
+def test_vdso_as_a_buffer_and_arch_map_vdso():
+    """The vDSO is a buffer system calls can read, as on Linux (km: EFAULT: the host
+    reads km's window, where the vDSO's memslots had nothing), and ARCH_MAP_VDSO_* is
+    EEXIST while one is mapped (km: EINVAL)."""
+    program = build("fuzz_found")
+    if "no vdso" in run(KM + [program, "vdso-calls"]).text:
+        pytest.skip("km gives programs no vDSO on this platform")
+    native, _ = found("vdso-calls")
+    assert "write(pipe, vdso, 4)                     4" in native.text and "File exists" in native.text, native.text
+
+
+def test_waitid_options_before_the_pidfd():
+    """waitid checks its options and its id's sign before a P_PIDFD descriptor, also one
+    of km's own range (km: EBADF first)."""
+    native, _ = found_as_user("waitid-order")
+    assert native.text.count("Invalid argument") == 4 and "Bad file descriptor" in native.text, native.text
 
 
 def test_timer_create_looks_at_the_clock_first():

@@ -748,12 +748,39 @@ static int ipc_not_interrupted(void) {
     msgctl(q, IPC_RMID, NULL);
     printf("semop bad id EINVAL %d, semop up %d, msgsnd bad id EINVAL %d, msgrcv with a message %d, other %d\n",
            bad_semop, semop_up, bad_msgsnd, msgrcv_there, other);
+    return 0;
+}
+
+/* The vDSO as a buffer, and CRIU's ARCH_MAP_VDSO_* while one is mapped (EEXIST; km:
+ * EINVAL).  (A km without a vDSO for its programs, on hardware KVM, says so.) */
+static int vdso_calls(void) {
     char *vdso = (char *)getauxval(AT_SYSINFO_EHDR);
+    if (!vdso) {
+        printf("no vdso\n");
+        return 0;
+    }
     int p[2];
     pipe(p);
     long r;
     SHOW("write(pipe, vdso, 4)", syscall(SYS_write, p[1], vdso, 4));
     SHOW("msgsnd(-1, vdso)", syscall(SYS_msgsnd, -1, vdso + 0x100, 1, 0));
+    SHOW("arch_prctl(ARCH_MAP_VDSO_64)", syscall(SYS_arch_prctl, 0x2003, 0x100000));
+    SHOW("arch_prctl(ARCH_MAP_VDSO_32)", syscall(SYS_arch_prctl, 0x2002, 0x100000));
+    return 0;
+}
+
+/* waitid looks at its options and its id's sign before a P_PIDFD's descriptor (km:
+ * EBADF first). */
+static int waitid_order(void) {
+    long r;
+    struct rlimit nofile;
+    getrlimit(RLIMIT_NOFILE, &nofile);
+    siginfo_t si;
+    SHOW("waitid(P_PIDFD, 300, options 0)", syscall(SYS_waitid, P_PIDFD, 300, &si, 0, NULL));
+    SHOW("waitid(P_PIDFD, hard limit + 1, options 0)", syscall(SYS_waitid, P_PIDFD, nofile.rlim_max + 1, &si, 0, NULL));
+    SHOW("waitid(P_PIDFD, hard limit + 1, WEXITED)", syscall(SYS_waitid, P_PIDFD, nofile.rlim_max + 1, &si, WEXITED, NULL));
+    SHOW("waitid(P_PIDFD, -1, WEXITED)", syscall(SYS_waitid, P_PIDFD, -1, &si, WEXITED, NULL));
+    SHOW("waitid(5, 1, WEXITED)", syscall(SYS_waitid, 5, 1, &si, WEXITED, NULL));
     return 0;
 }
 
@@ -858,6 +885,8 @@ static const struct {
     {"closed-fds-in-order", closed_fds_in_order},
     {"timeouts-first", timeouts_first},
     {"ipc-not-interrupted", ipc_not_interrupted},
+    {"vdso-calls", vdso_calls},
+    {"waitid-order", waitid_order},
     {"timer-clock-first", timer_clock_first},
     {"more-orders", more_orders},
     {"mprotect-poll-order", mprotect_poll_order},

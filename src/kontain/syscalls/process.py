@@ -84,6 +84,12 @@ def arch_prctl(t, code, addr, *_):
     if code in (F.ARCH_GET_XCOMP_SUPP, F.ARCH_GET_XCOMP_PERM):
         t.mem.write_u64(addr, t.process.xcr0)
         return 0
+    if code in (F.ARCH_MAP_VDSO_X32, F.ARCH_MAP_VDSO_32, F.ARCH_MAP_VDSO_64) and \
+            any(v.name == "[vdso]" for v in t.mm):
+        # (CRIU's: map a vDSO, refused while one is mapped.  km's host process has one
+        # too: the host's answer, EEXIST or EINVAL for an image its kernel lacks, is
+        # Linux's for the program's, and maps nothing)
+        return native.syscall(158, code, 0)
     raise GuestError(EINVAL)
 
 
@@ -564,8 +570,10 @@ P_PIDFD = 3
 
 
 def waitid(t, idtype, id_, infop, options, rusage, *_):
-    if s32(idtype) == P_PIDFD:
-        t.fds.check(id_)  # (a pidfd is a descriptor: never one of the monitor's)
+    if s32(idtype) == P_PIDFD and s32(id_) >= 0:
+        # a pidfd is a descriptor: one of the monitor's is, for the program, not open; the
+        # host says EBADF after the options and the id's sign, as Linux
+        id_ = t.fds.host(id_)
     r = _waitid(t, idtype, id_, infop, options, rusage)
     found = infop and r == 0 and t.mem.read(infop, 4) != b"\0\0\0\0"  # si_signo is set for a child
     if r in (-EINTR, -ERESTARTNOINTR) and not options & F.WNOHANG and infop:
