@@ -781,6 +781,10 @@ static int waitid_order(void) {
     SHOW("waitid(P_PIDFD, hard limit + 1, WEXITED)", syscall(SYS_waitid, P_PIDFD, nofile.rlim_max + 1, &si, WEXITED, NULL));
     SHOW("waitid(P_PIDFD, -1, WEXITED)", syscall(SYS_waitid, P_PIDFD, -1, &si, WEXITED, NULL));
     SHOW("waitid(5, 1, WEXITED)", syscall(SYS_waitid, 5, 1, &si, WEXITED, NULL));
+    /* recvfrom and sendto check their buffer (access_ok) before the descriptor */
+    char *kernel = (char *)0xffffffff81000000UL;
+    SHOW("recvfrom(hard limit + 1, kernel address)", syscall(SYS_recvfrom, nofile.rlim_max + 1, kernel, 100, 0, NULL, NULL));
+    SHOW("sendto(hard limit + 1, kernel address)", syscall(SYS_sendto, nofile.rlim_max + 1, kernel, 100, 0, NULL, 0));
     return 0;
 }
 
