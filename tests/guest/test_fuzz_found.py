@@ -233,9 +233,15 @@ def test_timeouts_come_first():
 def test_ipc_calls_a_signal_kept_from_starting_are_eintr_only_if_they_would_wait():
     """semop, msgsnd and msgrcv that a signal kept from starting failed with EINTR under
     km; Linux does so only with a call that would wait (a bad id is EINVAL, a semop up or
-    a msgrcv with a message there is done)."""
-    native, _ = found("ipc-not-interrupted")
-    assert ", other 0\n" in native.text, native.text
+    a msgrcv with a message there is done).  km failed ~250 of these 12000 calls before;
+    one in a run of the full suite still failed once (known-issues.md), so km may have
+    a few where the native run has none."""
+    program = build("fuzz_found")
+    native, guest = run([program, "ipc-not-interrupted"]), run(KM + [program, "ipc-not-interrupted"])
+    assert "internal error" not in guest.err and "Traceback" not in guest.err, guest.err
+    counts = [dict(part.rsplit(" ", 1) for part in r.text.strip().split(", ")) for r in (native, guest)]
+    assert counts[0]["other"] == "0" and counts[0]["semop up"] == "3000", native.text
+    assert int(counts[1]["other"]) <= 3 and counts[1]["semop bad id EINVAL"] == "3000", guest.text
 
 
 def test_vdso_as_a_buffer_and_arch_map_vdso():
