@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 KM := $(VENV)/bin/km
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit guest lint compat bench bench-containers deps deps-bench clean guest-code bytecode
+.PHONY: demo test unit guest lint compat bench bench-containers deps deps-bench clean guest-code bytecode fuzz
 
 DEMO_HELLO := tests/programs/build/demo/hello
 
@@ -41,6 +41,16 @@ unit: $(STAMP)
 
 guest: deps $(STAMP)
 	$(PY) -m pytest -q tests/guest
+
+# The long form of the system call fuzzer (tests/guest/test_fuzz.py is the short one):
+# FUZZ_SEEDS seeds from FUZZ_FIRST, FUZZ_CALLS calls each, natively and under km as user
+# nobody, FUZZ_JOBS at a time; a summary of every seed where km failed at the end.
+FUZZ_SEEDS ?= 200
+FUZZ_CALLS ?= 20000
+FUZZ_FIRST ?= 1
+FUZZ_JOBS ?= 2
+fuzz: deps $(STAMP) bytecode
+	$(PY) tools/fuzz.py --seeds $(FUZZ_SEEDS) --calls $(FUZZ_CALLS) --first $(FUZZ_FIRST) --jobs $(FUZZ_JOBS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench tools

@@ -216,3 +216,152 @@ def user_dir(tmp: Path) -> Path:
             if parent.stat().st_mode & 0o001 == 0:
                 os.chmod(parent, parent.stat().st_mode | 0o001)  # let nobody through to it
     return d
+
+
+# -- the system call fuzzer (tests/programs/fuzz.c) -----------------------------------------
+#
+# ``fuzz SEED NCALLS DIR`` issues random system calls with hostile arguments; its fate
+# (exit status or death signal) depends on the seed alone.  ``fuzz_seed`` runs it as user
+# nobody natively and under km, each in a scratch directory and a session of its own,
+# and says everything km did wrong: an internal error or a traceback, a hang, an end
+# other than the native one, processes left behind.  test_fuzz.py runs a few seeds;
+# tools/fuzz.py (``make fuzz``) runs many.
+
+FUZZ_NATIVE_TIMEOUT = 120  # the native run of 20k calls takes about a second
+
+
+@dataclass
+class FuzzEnd:
+    """How one run of the fuzzer ended."""
+
+    returncode: int | None  # None: it did not end within its timeout (and was killed)
+    stderr: bytes
+    leaked: list[int]  # processes of its session still running after it ended (killed since)
+    seconds: float
+
+    def describe(self) -> str:
+        if self.returncode is None:
+            return "no end (killed after its timeout)"
+        if self.returncode < 0:
+            import signal
+
+            try:
+                return f"killed by {signal.Signals(-self.returncode).name}"
+            except ValueError:
+                return f"killed by signal {-self.returncode}"
+        return f"exit status {self.returncode}"
+
+
+@dataclass
+class FuzzVerdict:
+    seed: int
+    calls: int
+    native: FuzzEnd
+    guest: FuzzEnd
+    problems: list[str]  # what km did wrong; empty: nothing
+    fuzzer_problems: list[str]  # what the fuzzer itself did wrong (its native run)
+    reproduce: str
+
+
+def _session_members(sid: int) -> list[int]:
+    """Live (not zombie) processes of session ``sid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != b"Z" and int(fields[4]) == sid:
+            found.append(int(entry))
+    return found
+
+
+def _kill_all(pids: list[int]) -> None:
+    import signal
+
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def run_session(argv: list[str], cwd: str | os.PathLike, timeout: float) -> FuzzEnd:
+    """Run ``argv`` as the leader of a new session (stdin /dev/null, stdout and stderr
+    pipes); past ``timeout`` kill the whole session.  What is left of the session after
+    the leader ended, it is given a few seconds, then killed and reported."""
+    import time
+
+    start = time.monotonic()
+    p = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, cwd=cwd, start_new_session=True)
+    try:
+        _, err = p.communicate(timeout=timeout)
+        returncode: int | None = p.returncode
+    except subprocess.TimeoutExpired:
+        _kill_all(_session_members(p.pid) + [p.pid])
+        _, err = p.communicate()
+        returncode = None
+    seconds = time.monotonic() - start
+    leaked: list[int] = []
+    deadline = time.monotonic() + 5
+    while True:
+        left = _session_members(p.pid)
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if left:
+        leaked = left
+        _kill_all(left)
+    return FuzzEnd(returncode, err, leaked, seconds)
+
+
+def _first_line(err: bytes, marker: str) -> str:
+    """The first line of ``err`` with ``marker``, from km's "km:" on (the program writes
+    to the same stderr, not always whole lines)."""
+    for line in err.decode(errors="replace").splitlines():
+        at = line.find(marker)
+        if at >= 0:
+            start = line.rfind("km:", 0, at)
+            return line[start if start >= 0 else at:].strip()[:300]
+    return ""
+
+
+def fuzz_seed(seed: int, calls: int, workdir: Path, timeout: float, program: Path | None = None) -> FuzzVerdict:
+    """Run the fuzzer (``program``, default: built now) for ``seed`` natively, then under
+    km; ``timeout`` bounds the km run."""
+    program = program or build("fuzz")
+    ends = {}
+    for name, runner in (("native", []), ("km", KM)):
+        scratch = user_dir(workdir) / f"{name}-{seed}"
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        scratch.mkdir()
+        if os.geteuid() == 0:
+            os.chown(scratch, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+        argv = as_user(runner + [program, str(seed), str(calls), scratch])
+        ends[name] = run_session(argv, scratch, FUZZ_NATIVE_TIMEOUT if name == "native" else timeout)
+    native, guest = ends["native"], ends["km"]
+    problems = []
+    for marker in ("internal error", "Traceback"):
+        line = _first_line(guest.stderr, marker)
+        if line and not _first_line(native.stderr, marker):
+            problems.append(f"km printed {marker!r}: {line}")
+    if guest.returncode is None:
+        problems.append(f"km hung: {guest.describe()} after {guest.seconds:.0f} s")
+    elif native.returncode is not None and guest.returncode != native.returncode:
+        problems.append(f"ends differ: natively {native.describe()}, under km {guest.describe()}")
+    if guest.leaked:
+        problems.append(f"km left {len(guest.leaked)} process(es) running after the program ended")
+    fuzzer_problems = []
+    if native.returncode != 0:
+        fuzzer_problems.append(f"the native run ended with {native.describe()}: the fuzzer must end with 0")
+    if native.leaked:
+        fuzzer_problems.append(f"the native run left {len(native.leaked)} process(es) running")
+    command = " ".join(as_user(KM + [program, "-t", str(seed), str(calls), "DIR"]))
+    reproduce = (f"{command} 2>&1 >/dev/null | cat >trace.km  (DIR: an empty directory user nobody can write "
+                 f"in; the same without km, in another one, for the native trace; -t prints every call)")
+    return FuzzVerdict(seed, calls, native, guest, problems, fuzzer_problems, reproduce)

@@ -35,6 +35,7 @@ from errno import (  # noqa: F401  (re-exported)
     ENOENT,
     ENOEXEC,
     ENOMEM,
+    ENOMSG,
     ENOSPC,
     ENOSYS,
     ENOTCONN,

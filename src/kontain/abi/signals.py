@@ -65,6 +65,14 @@ BUS_ADRALN, BUS_ADRERR, BUS_OBJERR = 1, 2, 3
 ILL_ILLOPC, ILL_ILLOPN, ILL_PRVOPC = 1, 2, 5
 FPE_INTDIV, FPE_INTOVF, FPE_FLTDIV, FPE_FLTOVF, FPE_FLTUND, FPE_FLTRES, FPE_FLTINV = 1, 2, 3, 4, 5, 6, 7
 TRAP_BRKPT, TRAP_TRACE = 1, 2
+SI_DETHREAD, SI_ASYNCNL = -7, -60
+# how many positive si_codes each signal with codes of its own has (<asm-generic/siginfo.h>
+# NSIGILL...; NSIGSEGV is 10 since Linux 6.6's SEGV_CPERR); every other signal has NSIGPOLL
+SIG_CODE_LIMITS = {SIGILL: 11, SIGFPE: 15, SIGSEGV: 10, SIGBUS: 5, SIGTRAP: 6, SIGCHLD: 6, SIGIO: 6, SIGSYS: 2}
+NSIGPOLL = 6
+# the part of a siginfo the kernel keeps (struct kernel_siginfo): the rest is the
+# "expansion", which a siginfo with a layout the kernel knows never carries
+KERNEL_SIGINFO_SIZE = 48
 CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
 
 

@@ -365,8 +365,10 @@ class Request:
                 os.close(fd)
         for r, (soft, hard) in enumerate(self.limits):
             # (NOFILE: the same, or refused; AS and DATA: the monitor's own window would
-            # not fit, and the program's view of them is Process.rlimits, see _worker)
-            if soft != -2 and r not in (resource.RLIMIT_NOFILE, resource.RLIMIT_AS, resource.RLIMIT_DATA):
+            # not fit; SIGPENDING: it would bound km's own kicks; the program's view of
+            # them is Process.rlimits, see _worker)
+            if soft != -2 and r not in (resource.RLIMIT_NOFILE, resource.RLIMIT_AS, resource.RLIMIT_DATA,
+                                        resource.RLIMIT_SIGPENDING):
                 try:
                     resource.setrlimit(r, (soft, hard))
                 except (ValueError, OSError):

@@ -137,7 +137,9 @@ def _open(p, path: str, flags: int = 0) -> int:
     """The program's exec opens its file (and interpreter) as its open would
     (kernel/paths.py): never a file of the monitor's."""
     buf = bytearray(os.fsencode(path) + b"\0")
-    return p.opener.open(F.AT_FDCWD, native.address_of(buf), F.O_RDONLY | F.O_CLOEXEC | F.O_LARGEFILE | flags, 0)
+    # O_NONBLOCK, O_NOCTTY: a FIFO is refused at once, no terminal is taken (loader/load.py)
+    how = F.O_RDONLY | F.O_CLOEXEC | F.O_LARGEFILE | F.O_NONBLOCK | F.O_NOCTTY | flags
+    return p.opener.open(F.AT_FDCWD, native.address_of(buf), how, 0)
 
 
 def _close_on_exec(p, keep: int) -> None:

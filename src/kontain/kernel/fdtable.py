@@ -21,6 +21,7 @@ from kontain.errors import GuestError, KmError
 RESERVE = 1056  # descriptors kept for the monitor: one per vCPU (layout.MAX_VCPUS) and a few
 _TABLE_CAP = 1 << 16  # the monitor's fds never go higher: the kernel sizes fd tables by the highest fd
 _EBADF = GuestError(EBADF)
+NEVER_OPEN = 0x7FFFFFFF  # above the highest fs.nr_open allows (and not -1, which some calls take as "none")
 
 
 def guest_limit(top: int) -> int:
@@ -53,6 +54,14 @@ class FdTable:
         if fd >= self.floor:
             raise _EBADF
         return fd
+
+    def host(self, fd: int) -> int:
+        """``fd`` for a host call that only hands it on: one of the monitor's becomes a
+        number no process can have open, so the host kernel says EBADF at the point where
+        Linux looks at the descriptor, after whatever it checks first (``check`` refuses
+        at once, before the call's other arguments)."""
+        fd &= 0xFFFFFFFF
+        return fd if fd < self.floor else NEVER_OPEN
 
     def allowed(self, fd: int) -> bool:
         return 0 <= fd < self.floor

@@ -59,7 +59,10 @@ class Process:
         self.timings: list[tuple[str, float]] = []
         self.personality = F.PER_LINUX
         self.actions = signals.SignalActions()
-        self.rlimits: dict[int, tuple[int, int]] = {r: _host_rlimit(r) for r in (F.RLIMIT_AS, F.RLIMIT_DATA)}
+        # the limits km keeps for the program (syscalls/sysinfo.py EMULATED, NOFILE aside)
+        self.rlimits: dict[int, tuple[int, int]] = {r: _host_rlimit(r) for r in
+                                                    (F.RLIMIT_AS, F.RLIMIT_DATA, F.RLIMIT_SIGPENDING)}
+        signals.QUEUED.process = self
         self.tasks: dict[int, Task] = {}
         self.lock = _thread.allocate_lock()  # guards tasks, pending sets, the vCPU pool, the run states
         self.changed = Condition(self.lock)  # a thread paused, resumed or went (kernel/runstate.py)

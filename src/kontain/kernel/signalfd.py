@@ -18,6 +18,7 @@ write, readv and the socket calls on it fail as on a listening socket.
 
 from __future__ import annotations
 
+import _thread
 import os
 import struct
 
@@ -39,28 +40,35 @@ class SignalFile:
     __slots__ = ("ino", "mask", "listener", "peer", "address", "floor")
 
     def __init__(self, ino: int, mask: int, listener: int, address: bytes, floor: int):
-        self.floor = floor  # the monitor's descriptors live at and above it
         self.ino = ino
         self.mask = mask
         self.listener = listener  # the monitor's own descriptor of the listening socket
         self.peer = -1  # the monitor's pending connection while the file is readable
         self.address = address
+        self.floor = floor  # the monitor's descriptors live from here up (kernel/fdtable.py)
 
     def ready(self, on: bool) -> None:
+        # socket() and accept4() make a descriptor at the lowest free number, in the
+        # program's range, and this may run in the signal thread while a thread of the
+        # program closes descriptors: such a transient one is moved or closed at once, and
+        # with the raw close, whose EBADF (the program closed it first) is nothing to
+        # report.  (What cannot be helped: a program that closes numbers it never opened
+        # may see them taken for that moment, as by any other thread of its own.)
         if on and self.peer < 0:
             s = native.syscall(41, _AF_UNIX, _SOCK_STREAM | _SOCK_NONBLOCK | _SOCK_CLOEXEC, 0)  # socket
             if s < 0:
                 return
-            high = native.dup_at_least(s, self.floor)  # the monitor's, out of the program's range
-            os.close(s)
+            # out of the program's range: there it would take the number of the program's
+            # next descriptor, and the program could close it or put another file there
+            high = native.dup_at_least(s, self.floor)
+            native.syscall(3, s)  # close
             if high < 0:
                 return
-            s = high
             addr = bytearray(self.address)
-            if native.syscall(42, s, native.address_of(addr), len(addr)) < 0:  # connect
-                os.close(s)
+            if native.syscall(42, high, native.address_of(addr), len(addr)) < 0:  # connect
+                os.close(high)
                 return
-            self.peer = s
+            self.peer = high
         elif not on and self.peer >= 0:
             os.close(self.peer)
             self.peer = -1
@@ -71,7 +79,7 @@ class SignalFile:
                 c = native.syscall(288, self.listener, 0, 0, _SOCK_CLOEXEC)  # accept4
                 if c < 0:
                     break
-                os.close(c)
+                native.syscall(3, c)  # close
 
     def close(self) -> None:
         self.ready(False)
@@ -84,6 +92,10 @@ class SignalFds:
     def __init__(self, process) -> None:
         self.process = process
         self.files: dict[int, SignalFile] = {}
+        # Readiness changes come from any thread (a signal posted by the signal thread, or
+        # by a vCPU thread's kill): one at a time, or two could close the same
+        # connection, the second one getting EBADF or closing a file just given that number.
+        self._lock = _thread.allocate_lock()
 
     # -- signalfd4 -----------------------------------------------------------------------
     def create(self, mask: int, cloexec: bool, nonblock: bool) -> int:
@@ -138,8 +150,9 @@ class SignalFds:
                         alive.add(int(link[8:-1]))
         except OSError:
             return
-        for ino in [i for i in self.files if i not in alive]:
-            self.files.pop(ino).close()
+        with self._lock:
+            for ino in [i for i in self.files if i not in alive]:
+                self.files.pop(ino).close()
 
     # -- readiness -------------------------------------------------------------------------
     def pending(self) -> int:
@@ -152,9 +165,10 @@ class SignalFds:
 
     def update(self) -> None:
         """Make each signalfd readable exactly while one of its signals is pending."""
-        pending = self.pending()
-        for f in list(self.files.values()):
-            f.ready(bool(pending & f.mask))
+        with self._lock:
+            pending = self.pending()
+            for f in list(self.files.values()):
+                f.ready(bool(pending & f.mask))
 
     # -- read --------------------------------------------------------------------------------
     def read(self, t, f: SignalFile, fd: int, buf: int, count: int) -> int:

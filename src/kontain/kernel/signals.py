@@ -32,6 +32,7 @@ import struct
 import sys
 
 from kontain import native
+from kontain.abi import flags as F
 from kontain.abi import signals as S
 from kontain.abi.errno import EINVAL
 from kontain.abi.signals import siginfo
@@ -122,13 +123,18 @@ class _Queued:
     process lock, like the pending sets."""
 
     count = 0
+    process = None  # the Process: its RLIMIT_SIGPENDING is the monitor's record (syscalls/sysinfo.py)
 
     def take(self, override: bool) -> bool:
         """Room for one more siginfo (Linux's __sigqueue_alloc)?  ``override``: the
-        signal may pass RLIMIT_SIGPENDING (a standard signal from kill() or the kernel)."""
+        signal may pass RLIMIT_SIGPENDING (a standard signal from kill() or the kernel).
+        The limit is the program's, which km keeps rather than give to its host process:
+        there it would also bound SIG_KICK, the real-time signal that interrupts a
+        blocking host call (at 0, a program's blocked read was never interrupted)."""
         limit = QUEUE_MAX
         if not override:
-            soft = resource.getrlimit(resource.RLIMIT_SIGPENDING)[0]
+            soft = self.process.rlimits[F.RLIMIT_SIGPENDING][0] if self.process else \
+                resource.getrlimit(resource.RLIMIT_SIGPENDING)[0]
             if 0 <= soft < limit:
                 limit = soft
         if self.count >= limit:
@@ -277,6 +283,7 @@ class HostSignals:
         (Also in a forked child, whose pending sets start empty: so does its count.)"""
         global _signalfd
         QUEUED.count = 0
+        keep_mask_across_thread_starts()
         native.install_kick_handler(SIG_KICK)
         # broken pipes and file size limits: the monitor raises SIGPIPE/SIGXFSZ for the
         # program itself when a write fails with EPIPE/EFBIG
@@ -380,6 +387,26 @@ def block_forwarded() -> None:
     the C library's sigprocmask refuses 32 and 33.)"""
     mask = bytearray(struct.pack("<Q", _FORWARDED_MASK))
     native.syscall(14, 0, native.address_of(mask), 0, SIGSET_SIZE)  # rt_sigprocmask(SIG_BLOCK)
+
+
+_start_new_thread = _thread.start_new_thread
+
+
+def _start_thread(function, args, kwargs=None):
+    """``_thread.start_new_thread`` for km: glibc's pthread_create gives the thread that
+    creates a thread its signal mask back without 32 and 33, which it reserves for
+    itself.  There they are at their default action (to end km), and the kernel may
+    pick that thread for a 32 or 33 sent to the process: the program's kill(0, 32) ended
+    km instead of reaching the program's handler.  So they are blocked again at once."""
+    ident = _start_new_thread(function, args, kwargs) if kwargs else _start_new_thread(function, args)
+    block_forwarded()
+    return ident
+
+
+def keep_mask_across_thread_starts() -> None:
+    """Make every thread start in km (the signal thread, vCPU threads, the poller) go
+    through ``_start_thread``."""
+    _thread.start_new_thread = _start_thread
 
 
 def block_kick(on: bool) -> None:

@@ -133,14 +133,14 @@ class Task:
         if self.stop == EXCEPTION:
             for name, i in _Q.items():
                 if name not in ("rsp", "rip"):
-                    q[i] = _s64(regs[name])
+                    q[i] = s64(regs[name])
             self.process.sys.write_exception_frame(q[k.RSP], regs["rip"], ctx.rflags, regs["rsp"])
         elif self.stop == SYSCALL and not self.process.platform.user_stub:
             self._resume_from_cpl0(ctx, full)
         else:
             for name, i in _Q.items():
-                q[i] = _s64(regs[name])
-            q[k.RFLAGS] = _s64(ctx.rflags)
+                q[i] = s64(regs[name])
+            q[k.RFLAGS] = s64(ctx.rflags)
         self.vcpu.mark_regs_dirty()
 
     def _resume_from_cpl0(self, ctx: sigframe.Context, full: bool) -> None:
@@ -149,15 +149,15 @@ class Task:
         q = self.q
         regs = ctx.regs
         for name, i in _Q.items():
-            q[i] = _s64(regs[name])
+            q[i] = s64(regs[name])
         if full:
             top = L.vcpu_page(self.vcpu.id) + L.VCPU_PAGE - 5 * 8
             self.process.sys.write_iret_frame(top, regs["rip"], ctx.rflags, regs["rsp"])
             q[k.RSP] = top
             q[k.RIP] = L.STUB + guest_code.IRET_PATH
         else:
-            q[k.RCX] = _s64(regs["rip"])
-            q[k.R11] = _s64(ctx.rflags)
+            q[k.RCX] = s64(regs["rip"])
+            q[k.R11] = s64(ctx.rflags)
             q[k.RIP] = L.STUB + guest_code.SYSCALL_RETURN
 
     def user_context(self) -> sigframe.Context:
@@ -412,7 +412,7 @@ class Task:
         self.set_altstack(*r.altstack, sp)  # (its errors are ignored, as Linux's restore_altstack does)
         self.resume(r.ctx, full=True)
         self.stop = DIRECT  # registers are final: nothing may treat this as a syscall result
-        return _s64(r.ctx.regs["rax"])
+        return s64(r.ctx.regs["rax"])
 
     # -- exits other than syscalls (the vCPU loop's ExitHandler) ----------------------
     def on_exception(self, frame_rsp: int) -> None:
@@ -660,7 +660,8 @@ _SYSCALL_EXIT = L.STUB + guest_code.SYSCALL_RETURN  # after syscall_entry's `out
 _POLL_EXITS = (guest_code.POLL_EXIT + 2, guest_code.POLL_DONE_RETURN)  # after the poll stub's two `out`s
 
 
-def _s64(v: int) -> int:
+def s64(v: int) -> int:
+    """A 64-bit value as a vCPU register holds it in the synced register view (signed)."""
     v &= 0xFFFFFFFFFFFFFFFF
     return v - (1 << 64) if v >> 63 else v
 

@@ -12,7 +12,7 @@ import os
 import struct
 
 from kontain.abi import flags as F
-from kontain.abi.errno import ETXTBSY
+from kontain.abi.errno import ENXIO, ETXTBSY
 from kontain.errors import GuestError, KmError
 from kontain.loader import elf, textbusy
 from kontain.memory.mm import AddressSpace, page_up
@@ -48,8 +48,12 @@ def open_program(path: str, opener=None) -> tuple[int, bytes, int]:
     """Open a program file: (fd, first bytes, size).  Raises ExecError like execve's errors.
     ``opener(path) -> fd or -errno`` opens it (the program's own exec: kernel/paths.py)."""
     try:
+        # O_NONBLOCK: a FIFO's open would wait for a writer (forever, EINTR being retried),
+        # where Linux refuses to execute anything but a regular file at once (EACCES);
+        # O_NOCTTY: a terminal's would make it km's controlling terminal.  (``opener``
+        # gets the same flags: kernel/exec.py.)
         if opener is None:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
         else:
             fd = opener(path)
             if fd < 0:
@@ -61,6 +65,8 @@ def open_program(path: str, opener=None) -> tuple[int, bytes, int]:
     except IsADirectoryError:
         raise ExecError("is a directory", 13, 126) from None  # (EACCES: execve's errno for a directory)
     except OSError as e:
+        if e.errno == ENXIO:  # a socket, or a device with nothing behind it: not a regular file
+            raise ExecError("not a regular file", 13, 126) from None
         raise ExecError(e.strerror or str(e), e.errno or 8, 126) from None
     try:
         st = os.fstat(fd)

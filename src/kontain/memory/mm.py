@@ -60,6 +60,7 @@ _HOST_PASS = F.MAP_NORESERVE | F.MAP_POPULATE | F.MAP_LOCKED | F.MAP_HUGETLB | (
 _RESERVE_FLAGS = F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_NORESERVE | F.MAP_FIXED
 _MREMAP_FLAGS = F.MREMAP_MAYMOVE | F.MREMAP_FIXED | F.MREMAP_DONTUNMAP
 _PROT_ALL = F.PROT_READ | F.PROT_WRITE | F.PROT_EXEC
+_U64 = (1 << 64) - 1
 _SYS_mremap, _SYS_shmat, _SYS_shmdt, _SYS_shmctl = NR["mremap"], NR["shmat"], NR["shmdt"], NR["shmctl"]
 
 
@@ -426,8 +427,7 @@ class AddressSpace:
         """The mmap(2) system call; returns the address."""
         if length == 0 or offset & (PAGE - 1) or (flags & F.MAP_TYPE) not in _MAP_TYPES:
             raise GuestError(EINVAL)
-        if prot & ~(_PROT_ALL | F.PROT_GROWSDOWN | F.PROT_GROWSUP):
-            raise GuestError(EINVAL)
+        prot &= _PROT_ALL  # (Linux's mmap ignores other bits; mprotect is the one that refuses them)
         if flags & F.MAP_ANONYMOUS:
             # Linux's do_mmap: an anonymous mapping is MAP_SHARED or MAP_PRIVATE (no
             # validation of flags), and only a private one may grow down
@@ -582,16 +582,20 @@ class AddressSpace:
     @_locked
     def mprotect(self, addr: int, length: int, prot: int) -> None:
         self.room()
-        if addr & (PAGE - 1) or prot & ~(_PROT_ALL | F.PROT_GROWSDOWN | F.PROT_GROWSUP):
+        # Linux's order: both grows flags, the alignment, a zero length (done), a range
+        # that wraps (ENOMEM), then the protection's bits (PROT_SEM is allowed)
+        if prot & F.PROT_GROWSDOWN and prot & F.PROT_GROWSUP or addr & (PAGE - 1):
             raise GuestError(EINVAL)
-        if prot & F.PROT_GROWSDOWN and prot & F.PROT_GROWSUP:
+        if length == 0:
+            return
+        size = page_up(length) & _U64  # (PAGE_ALIGN wraps as the kernel's)
+        end = addr + size
+        if end <= addr or end > _U64:
+            raise GuestError(ENOMEM)
+        if prot & ~(_PROT_ALL | F.PROT_SEM | F.PROT_GROWSDOWN | F.PROT_GROWSUP):
             raise GuestError(EINVAL)
         prot &= _PROT_ALL
-        size = page_up(length)
-        if size == 0:
-            return
-        end = addr + size
-        if end > self.window or end < addr:
+        if end > self.window:
             raise GuestError(ENOMEM)
         self._refuse_special(addr, end, EACCES)
         pos = addr

@@ -12,6 +12,7 @@ guest, which km serves like any other.
 
 from __future__ import annotations
 
+from kontain import native
 from kontain.abi import flags as F
 from kontain.memory.mm import VM_SPECIAL, AddressSpace, Vma
 
@@ -52,4 +53,20 @@ def map_into(mm: AddressSpace) -> int | None:
     delta = start - parts[0][1]
     for name, lo, hi, prot in parts:
         mm.map_special(Vma(lo + delta, hi + delta, prot, F.MAP_PRIVATE | F.MAP_ANONYMOUS | VM_SPECIAL, name), hva=lo)
+    name, lo, hi, _prot = parts[-1]
+    _host_copy(mm, lo + delta, lo, hi - lo)
     return parts[-1][1] + delta
+
+
+def _host_copy(mm: AddressSpace, start: int, hva: int, size: int) -> None:
+    """The host kernel reads the program's memory in the window (base + address), and
+    there the vDSO's memslots have nothing: a system call given an address in the vDSO
+    failed with EFAULT (on Linux, write(fd, vdso, n) works; the fuzzer found it).  So the
+    window gets a read-only copy of the [vdso] image, which never changes.  ([vvar]'s pages
+    are data the kernel keeps current: a system call given one still fails with EFAULT,
+    docs/known-issues.md.)"""
+    base = mm.mem.base + start
+    if native.mmap(base, size, F.PROT_READ | F.PROT_WRITE, F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_FIXED) < 0:
+        return  # (the reservation stays: EFAULT, as before)
+    native.memmove(base, hva, size)  # (km's own [vdso], always readable)
+    native.mprotect(base, size, F.PROT_READ)

@@ -8,9 +8,9 @@ signal mask of epoll_pwait, which the monitor applies (syscalls.signal.with_sigm
 from __future__ import annotations
 
 from kontain import native
-from kontain.abi.errno import EINVAL
+from kontain.abi.errno import EBADF, EINVAL
 from kontain.errors import GuestError
-from kontain.syscalls.common import ptr, s32, u64
+from kontain.syscalls.common import not_open, ptr, s32, timeout_arg, u64
 from kontain.syscalls.signal import with_sigmask
 
 SYS_epoll_ctl, SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_pwait2 = 233, 232, 281, 441
@@ -20,19 +20,24 @@ SIGSET_SIZE = 8
 
 
 def epoll_ctl(t, epfd, op, fd, event, *_):
-    return native.syscall(SYS_epoll_ctl, t.fds.check(epfd), s32(op), t.fds.check(fd), ptr(t, event, EPOLL_EVENT_SIZE))
+    """The host makes every check, in Linux's order (the event is read before the
+    descriptors are looked at)."""
+    return native.syscall(SYS_epoll_ctl, t.fds.host(epfd), s32(op), t.fds.host(fd), ptr(t, event, EPOLL_EVENT_SIZE))
 
 
-def _events(t, events, maxevents) -> tuple[int, int]:
+def _events(t, epfd, events, maxevents) -> tuple[int, int, int]:
+    """(epfd, events, maxevents) for the host.  Linux (since 6.x) looks at the descriptor
+    before maxevents: a bad count on a closed descriptor is EBADF (looked at only then:
+    epoll_wait is a hot call)."""
+    epfd = t.fds.check(epfd)
     n = s32(maxevents)
     if n <= 0 or n > EP_MAX_EVENTS:
-        raise GuestError(EINVAL)
-    return ptr(t, events, n * EPOLL_EVENT_SIZE), n
+        raise GuestError(EBADF if not_open(epfd) else EINVAL)
+    return epfd, ptr(t, events, n * EPOLL_EVENT_SIZE), n
 
 
 def epoll_wait(t, epfd, events, maxevents, timeout, *_):
-    epfd = t.fds.check(epfd)
-    host, n = _events(t, events, maxevents)
+    epfd, host, n = _events(t, epfd, events, maxevents)
     return with_sigmask(t, None, lambda: native.blocking(t.kick_addr, SYS_epoll_wait, epfd, host, n, s32(timeout)),
                         lambda: native.syscall(SYS_epoll_wait, epfd, host, n, 0))
 
@@ -46,9 +51,8 @@ def _mask(t, sigmask, size) -> bytearray | None:
 
 
 def epoll_pwait(t, epfd, events, maxevents, timeout, sigmask, sigsetsize):
-    epfd = t.fds.check(epfd)
-    host, n = _events(t, events, maxevents)
-    mask = _mask(t, sigmask, sigsetsize)
+    mask = _mask(t, sigmask, sigsetsize)  # (Linux sets the mask first)
+    epfd, host, n = _events(t, epfd, events, maxevents)
     return with_sigmask(t, mask,
                         lambda: native.blocking(t.kick_addr, SYS_epoll_pwait, epfd, host, n, s32(timeout), 0, SIGSET_SIZE),
                         lambda: native.syscall(SYS_epoll_pwait, epfd, host, n, 0, 0, SIGSET_SIZE))
@@ -58,9 +62,9 @@ _ZERO_TS = bytearray(16)
 
 
 def epoll_pwait2(t, epfd, events, maxevents, timeout, sigmask, sigsetsize):
-    epfd = t.fds.check(epfd)
-    host, n = _events(t, events, maxevents)
+    timeout_arg(t, timeout)  # (Linux: the timeout, the mask, then the descriptor)
     mask = _mask(t, sigmask, sigsetsize)
+    epfd, host, n = _events(t, epfd, events, maxevents)
     ts = ptr(t, timeout, 16)
     return with_sigmask(t, mask, lambda: native.blocking(t.kick_addr, SYS_epoll_pwait2, epfd, host, n, ts, 0, SIGSET_SIZE),
                         lambda: native.syscall(SYS_epoll_pwait2, epfd, host, n, native.address_of(_ZERO_TS), 0,

@@ -12,9 +12,9 @@ import struct
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.errno import ENOTTY
+from kontain.abi.errno import EBADF, ENOTTY
 from kontain.errors import GuestError
-from kontain.syscalls.common import ptr, u32
+from kontain.syscalls.common import not_open, ptr, u32
 
 SYS_ioctl = 16
 _TERMIOS, _TERMIOS2, _INT = 36, 44, 4
@@ -49,7 +49,7 @@ def ioctl(t, fd, request, arg, *_):
     if size is None:
         if request == F.SIOCGIFCONF:
             return _ifconf(t, fd, arg)
-        raise GuestError(ENOTTY)
+        raise GuestError(EBADF if not_open(fd) else ENOTTY)  # (Linux looks at the descriptor first)
     if size == NONE:
         arg = 0
     elif size != VALUE:

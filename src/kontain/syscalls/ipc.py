@@ -22,7 +22,7 @@ from __future__ import annotations
 from kontain import native
 from kontain.abi import flags as F
 from kontain.abi import structs as S
-from kontain.abi.errno import EINVAL
+from kontain.abi.errno import EAGAIN, EINVAL, ENOMSG, ERESTARTNOINTR
 from kontain.abi.syscalls import NR
 from kontain.errors import GuestError
 from kontain.syscalls.common import MAX_RW_COUNT, ptr, s32, u32, u64
@@ -103,13 +103,39 @@ def _sops(t, addr: int, nsops: int) -> int:
     return t.mem.host(addr, size) if size <= MAX_RW_COUNT else 0
 
 
+# A call that may wait, kept from starting by a signal (native.blocking's ERESTARTNOINTR),
+# fails with EINTR on Linux only if it would have waited: otherwise it has its result
+# (an error in its arguments, or done at once).  So it is made again without waiting
+# (IPC_NOWAIT), and only "it would wait" (EAGAIN; ENOMSG for msgrcv) becomes the EINTR.
+_SEMBUF_FLG = S.sembuf.offsets["sem_flg"]
+
+
+def _semop(t, nr: int, semid, sops, nsops, *rest) -> int:
+    semid, n, host_sops = s32(semid), u32(nsops), _sops(t, sops, nsops)
+    r = native.blocking(t.kick_addr, nr, semid, host_sops, n, *rest)  # may wait
+    if r != -ERESTARTNOINTR:
+        return r
+    try:
+        raw = bytearray(t.mem.read(sops, n * S.sembuf.size)) if 0 < n <= 4096 else None
+    except GuestError:
+        raw = None
+    if raw is None:  # EINVAL, E2BIG or EFAULT: the host says which, at once
+        return native.syscall(nr, semid, host_sops, n, *rest)
+    waits = False
+    for at in range(_SEMBUF_FLG, len(raw), S.sembuf.size):
+        flg = int.from_bytes(raw[at:at + 2], "little")
+        waits |= not flg & F.IPC_NOWAIT
+        raw[at:at + 2] = (flg | F.IPC_NOWAIT).to_bytes(2, "little")
+    r = native.syscall(nr, semid, native.address_of(raw), n, *rest)
+    return -ERESTARTNOINTR if r == -EAGAIN and waits else r
+
+
 def semop(t, semid, sops, nsops, *_):
-    return native.blocking(t.kick_addr, _SYS_semop, s32(semid), _sops(t, sops, nsops), u32(nsops))  # may wait
+    return _semop(t, _SYS_semop, semid, sops, nsops)
 
 
 def semtimedop(t, semid, sops, nsops, timeout, *_):
-    return native.blocking(t.kick_addr, _SYS_semtimedop, s32(semid), _sops(t, sops, nsops), u32(nsops),
-                           ptr(t, timeout, S.timespec.size))
+    return _semop(t, _SYS_semtimedop, semid, sops, nsops, ptr(t, timeout, S.timespec.size))
 
 
 # -- message queues --------------------------------------------------------------------
@@ -121,13 +147,22 @@ def _msgbuf(t, addr: int, msgsz: int) -> int:
     return t.mem.host(addr, S.MSGBUF_MTEXT + min(u64(msgsz), _INT_MAX))
 
 
+def _msg_call(t, nr: int, would_wait: int, args: tuple, flags: int) -> int:
+    r = native.blocking(t.kick_addr, nr, *args, flags)  # may wait
+    if r != -ERESTARTNOINTR:
+        return r
+    if flags & F.MSG_COPY:  # (without IPC_NOWAIT: EINVAL at once; with it the call never waits)
+        return native.syscall(nr, *args, flags)
+    r = native.syscall(nr, *args, flags | F.IPC_NOWAIT)  # (see _semop)
+    return -ERESTARTNOINTR if r == -would_wait and not flags & F.IPC_NOWAIT else r
+
+
 def msgsnd(t, msqid, msgp, msgsz, msgflg, *_):
-    return native.blocking(t.kick_addr, _SYS_msgsnd, s32(msqid), _msgbuf(t, msgp, msgsz), u64(msgsz), s32(msgflg))
+    return _msg_call(t, _SYS_msgsnd, EAGAIN, (s32(msqid), _msgbuf(t, msgp, msgsz), u64(msgsz)), s32(msgflg))
 
 
 def msgrcv(t, msqid, msgp, msgsz, msgtyp, msgflg, *_):
-    return native.blocking(t.kick_addr, _SYS_msgrcv, s32(msqid), _msgbuf(t, msgp, msgsz), u64(msgsz), msgtyp,
-                           s32(msgflg))
+    return _msg_call(t, _SYS_msgrcv, ENOMSG, (s32(msqid), _msgbuf(t, msgp, msgsz), u64(msgsz), msgtyp), s32(msgflg))
 
 
 def msgctl(t, msqid, cmd, buf, *_):

@@ -11,18 +11,19 @@ under its RLIMIT_NOFILE, or they are closed and MSG_CTRUNC is set, as Linux does
 from __future__ import annotations
 
 import os
+import stat
 import struct
 
 from kontain import native
-from kontain.abi.errno import EBADF, EFAULT, EMSGSIZE, ENOBUFS
+from kontain.abi.errno import EBADF, EFAULT, EINVAL, EMSGSIZE, ENOBUFS, ENOTSOCK
 from kontain.errors import GuestError
-from kontain.syscalls.common import POLLIN, POLLOUT, buffer, fd_pair, io_call, ptr, s32, u32
+from kontain.syscalls.common import POLLIN, POLLOUT, buffer, fd_pair, io_call, ptr, s32, timeout_arg, u32
 from kontain.syscalls.rw import UIO_MAXIOV, host_iovec
 
 SYS_sendmsg, SYS_recvmsg, SYS_socketpair, SYS_recvmmsg, SYS_sendmmsg = 46, 47, 53, 299, 307
 SYS_accept, SYS_accept4, SYS_recvfrom, SYS_getsockopt = 43, 288, 45, 55
 SOL_SOCKET, SCM_RIGHTS = 1, 1
-MSG_CTRUNC = 0x8
+MSG_CTRUNC, MSG_CMSG_COMPAT = 0x8, 0x80000000
 SOCKADDR_MAX = 128  # sizeof(struct sockaddr_storage): the kernel never writes more
 RECV_CONTROL_MAX = 4096  # more control data than one message carries (SCM_RIGHTS: 253 descriptors, 1 KiB)
 MSGHDR = struct.Struct("<QI4xQQQQi4x")  # name, namelen, iov, iovlen, control, controllen, flags
@@ -92,6 +93,8 @@ class _HostMsg:
 
     def __init__(self, t, raw: bytes, sending: bool):
         name, namelen, iov, iovlen, control, controllen, _flags = MSGHDR.unpack(raw)
+        if name and namelen & 0x80000000:
+            raise GuestError(EINVAL)  # msg_namelen is an int: negative is EINVAL, before the iovec count
         if iovlen > UIO_MAXIOV:
             raise GuestError(EMSGSIZE)
         hv, n = host_iovec(t, iov, iovlen)
@@ -139,25 +142,50 @@ class _HostMsg:
         t.mem.write(guest_hdr, bytes(hdr))
 
 
+def _socket_errors_first(fd: int, flags: int) -> None:
+    """Linux checks the flags (MSG_CMSG_COMPAT is not for 64-bit programs) and the
+    descriptor before it reads a msghdr: when the copy of one failed, those errors win."""
+    if flags & MSG_CMSG_COMPAT:
+        raise GuestError(EINVAL)
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        raise GuestError(EBADF) from None
+    if not stat.S_ISSOCK(mode):
+        raise GuestError(ENOTSOCK)
+
+
+def _host_msg(t, fd: int, msg: int, flags: int, sending: bool) -> _HostMsg:
+    try:
+        return _HostMsg(t, t.mem.read(msg, MSGHDR.size), sending)
+    except GuestError:
+        _socket_errors_first(fd, flags)
+        raise
+
+
 def sendmsg(t, fd, msg, flags, *_):
     fd = t.fds.check(fd)
-    m = _HostMsg(t, t.mem.read(msg, MSGHDR.size), sending=True)
+    m = _host_msg(t, fd, msg, u32(flags), sending=True)
     return io_call(t, fd, POLLOUT, SYS_sendmsg, m.address, s32(flags))
 
 
 def recvmsg(t, fd, msg, flags, *_):
     fd = t.fds.check(fd)
-    m = _HostMsg(t, t.mem.read(msg, MSGHDR.size), sending=False)
+    m = _host_msg(t, fd, msg, u32(flags), sending=False)
     r = io_call(t, fd, POLLIN, SYS_recvmsg, m.address, s32(flags))
     if r >= 0:
         m.finish_receive(t, msg)
     return r
 
 
-def _mmsg(t, vec: int, vlen: int, sending: bool) -> tuple[list[_HostMsg], bytearray, int]:
+def _mmsg(t, fd: int, flags: int, vec: int, vlen: int, sending: bool) -> tuple[list[_HostMsg], bytearray, int]:
     vlen = min(u32(vlen), UIO_MAXIOV)
-    raw = t.mem.read(vec, MMSGHDR_SIZE * vlen) if vlen else b""
-    msgs = [_HostMsg(t, raw[i * MMSGHDR_SIZE:i * MMSGHDR_SIZE + MSGHDR.size], sending) for i in range(vlen)]
+    try:
+        raw = t.mem.read(vec, MMSGHDR_SIZE * vlen) if vlen else b""
+        msgs = [_HostMsg(t, raw[i * MMSGHDR_SIZE:i * MMSGHDR_SIZE + MSGHDR.size], sending) for i in range(vlen)]
+    except GuestError:
+        _socket_errors_first(fd, flags)
+        raise
     arr = bytearray(b"".join(bytes(m.buf) + bytes(8) for m in msgs))
     return msgs, arr, vlen
 
@@ -177,12 +205,15 @@ def sendmmsg(t, fd, vec, vlen, flags, *_):
     sent."""
     fd = t.fds.check(fd)
     vlen = min(u32(vlen), UIO_MAXIOV)
+    if not vlen:
+        _socket_errors_first(fd, u32(flags))  # (Linux looks at the descriptor first, even for no message)
+        return 0
     flags = s32(flags)
     sent = 0
     for i in range(vlen):
         hdr = vec + i * MMSGHDR_SIZE
         try:
-            m = _HostMsg(t, t.mem.read(hdr, MSGHDR.size), sending=True)
+            m = _host_msg(t, fd, hdr, u32(flags), sending=True)
             r = io_call(t, fd, POLLOUT, SYS_sendmsg, m.address, flags)
         except GuestError as e:
             r = -e.errno
@@ -197,20 +228,31 @@ def sendmmsg(t, fd, vec, vlen, flags, *_):
 
 
 def recvmmsg(t, fd, vec, vlen, flags, timeout, *_):
+    if u32(flags) & MSG_CMSG_COMPAT:
+        raise GuestError(EINVAL)  # (Linux: the flags, the timeout, then the descriptor)
+    timeout_arg(t, timeout)
     fd = t.fds.check(fd)
-    msgs, arr, n = _mmsg(t, vec, vlen, sending=False)
+    msgs, arr, n = _mmsg(t, fd, u32(flags), vec, vlen, sending=False)
     r = io_call(t, fd, POLLIN, SYS_recvmmsg, native.address_of(arr) if n else 0, n, s32(flags), ptr(t, timeout, 16))
     if r > 0:
         _mmsg_finish(t, vec, msgs, arr, r, receiving=True)
     return r
 
 
+_SOCK_TYPE_MASK, _SOCK_CLOEXEC, _SOCK_NONBLOCK = 0xF, 0o2000000, 0o4000
+
+
 def socketpair(t, domain, typ, protocol, sv, *_):
+    # Linux writes the two descriptor numbers to sv before it makes the sockets: after
+    # the flags, a bad sv is EFAULT whatever the family or protocol
+    if s32(typ) & ~(_SOCK_TYPE_MASK | _SOCK_CLOEXEC | _SOCK_NONBLOCK):
+        raise GuestError(EINVAL)
+    t.mem.write(sv, t.mem.read(sv, 8))
     return fd_pair(t, SYS_socketpair, (s32(domain), s32(typ), s32(protocol)), (), sv)
 
 
 def _accept(t, nr: int, fd, addr, addrlen, *flags) -> int:
-    fd = t.fds.check(fd)
+    fd = t.fds.host(fd)  # (the host says EBADF where Linux does: accept4's flags come first)
     r = io_call(t, fd, POLLIN, nr, ptr(t, addr, SOCKADDR_MAX), ptr(t, addrlen, 4), *flags)
     return t.fds.new(r) if r >= 0 else r
 
@@ -224,7 +266,7 @@ def accept4(t, fd, addr, addrlen, flags, *_):
 
 
 def recvfrom(t, fd, buf, length, flags, addr, addrlen):
-    fd = t.fds.check(fd)
+    fd = t.fds.host(fd)  # (the host says EBADF where Linux does: after the buffer's access_ok)
     host, n = buffer(t, buf, length)
     return io_call(t, fd, POLLIN, SYS_recvfrom, host, n, s32(flags), ptr(t, addr, SOCKADDR_MAX), ptr(t, addrlen, 4))
 

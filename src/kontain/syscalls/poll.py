@@ -14,7 +14,7 @@ from kontain import native
 from kontain.abi.errno import EINVAL
 from kontain.abi.flags import POLLNVAL
 from kontain.errors import GuestError
-from kontain.syscalls.common import ptr, s32, u64
+from kontain.syscalls.common import ptr, s32, timeout_arg, u32, u64
 from kontain.syscalls.signal import with_sigmask
 
 SYS_poll, SYS_select, SYS_pselect6, SYS_ppoll = 7, 23, 270, 271
@@ -22,7 +22,7 @@ SIGSET_SIZE = 8
 
 
 def _poll_common(t, fds_addr, nfds, call) -> int:
-    nfds = u64(nfds)
+    nfds = u32(nfds)  # (an unsigned int: the high half is not looked at)
     if nfds > t.fds.soft:
         raise GuestError(EINVAL)
     if nfds == 0:
@@ -72,6 +72,7 @@ _NEVER = native.address_of(_NEVER_FLAG)
 
 
 def ppoll(t, fds_addr, nfds, tsp, sigmask, sigsetsize, *_):
+    timeout_arg(t, tsp)  # (Linux: the timeout, the mask, then the descriptors)
     ts = ptr(t, tsp, 16)
     mask = _sigmask_copy(t, sigmask, sigsetsize)
 
@@ -110,7 +111,18 @@ def _select_common(t, nfds, r_addr, w_addr, e_addr, call) -> int:
     return r
 
 
+def _timeval_arg(t, addr: int) -> None:
+    """select's timeout, read and checked before anything else, as Linux's kern_select
+    (EFAULT, then EINVAL for a time before zero: C's division and remainder)."""
+    if addr:
+        sec, usec = struct.unpack("<qq", t.mem.read(addr, 16))
+        carry = -(-usec // 1_000_000) if usec < 0 else usec // 1_000_000
+        if sec + carry < 0 or usec - carry * 1_000_000 < 0:
+            raise GuestError(EINVAL)
+
+
 def select(t, nfds, r_addr, w_addr, e_addr, tv, *_):
+    _timeval_arg(t, tv)
     tvp = ptr(t, tv, 16)
     def call(tv: int, flag: int) -> int:
         return _select_common(t, nfds, r_addr, w_addr, e_addr,
@@ -120,11 +132,11 @@ def select(t, nfds, r_addr, w_addr, e_addr, tv, *_):
 
 
 def pselect6(t, nfds, r_addr, w_addr, e_addr, tsp, sig):
+    # Linux: the {sigset pointer, size} pair, the timeout, the mask, then nfds and the sets
+    pair = struct.unpack("<QQ", t.mem.read(sig, 16)) if sig else None
+    timeout_arg(t, tsp)
     ts = ptr(t, tsp, 16)
-    mask = None
-    if sig:  # a pointer to {sigset pointer, size}: both are the guest's
-        mask_addr, size = struct.unpack("<QQ", t.mem.read(sig, 16))
-        mask = _sigmask_copy(t, mask_addr, size)
+    mask = _sigmask_copy(t, *pair) if pair else None
 
     def call(timeout: int, flag: int) -> int:
         return _select_common(t, nfds, r_addr, w_addr, e_addr,

@@ -14,6 +14,7 @@ from kontain.abi.signals import SIGINFO_SIZE, siginfo
 from kontain.abi.structs import clone_args, prctl_mm_map, robust_list_head
 from kontain.arch.x86_64 import hostcode
 from kontain.errors import GuestError, ProcessExit
+from kontain.memory.window import USER_LIMIT
 from kontain.syscalls.common import passthrough, s32, u32, u64
 
 SYS_kill, SYS_prctl, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo = 62, 157, 200, 234, 129, 297
@@ -88,6 +89,12 @@ def arch_prctl(t, code, addr, *_):
     if code in (F.ARCH_GET_XCOMP_SUPP, F.ARCH_GET_XCOMP_PERM):
         t.mem.write_u64(addr, t.process.xcr0)
         return 0
+    if code in (F.ARCH_MAP_VDSO_X32, F.ARCH_MAP_VDSO_32, F.ARCH_MAP_VDSO_64) and \
+            any(v.name == "[vdso]" for v in t.mm):
+        # (CRIU's: map a vDSO, refused while one is mapped.  km's host process has one
+        # too: the host's answer, EEXIST or EINVAL for an image its kernel lacks, is
+        # Linux's for the program's, and maps nothing)
+        return native.syscall(158, code, 0)
     raise GuestError(EINVAL)
 
 
@@ -210,12 +217,13 @@ def rseq(t, *_):
 
 def kill(t, pid, sig, *_):
     pid, sig = s32(pid), s32(sig)
-    if sig < 0 or sig > S.NSIG:
-        raise GuestError(EINVAL)
     if pid == os.getpid():
+        if sig < 0 or sig > S.NSIG:
+            raise GuestError(EINVAL)
         return t.process.post(sig, siginfo(sig, S.SI_USER, pid=os.getpid(), uid=os.getuid())) if sig else 0
     # 0, -1 and -pgrp include this process: the host delivers to km, which posts the
-    # signal to the program through its signal thread
+    # signal to the program through its signal thread.  (A bad signal number the host
+    # refuses too, after looking for the target: ESRCH first, as Linux.)
     return native.syscall(SYS_kill, pid, sig)
 
 
@@ -246,33 +254,58 @@ def tgkill(t, tgid, tid, sig, *_):
     return native.syscall(SYS_tgkill, tgid, tid, sig)
 
 
-def _queued_info(t, sig: int, uinfo: int, to_self: bool) -> bytes:
-    info = bytearray(t.mem.read(uinfo, SIGINFO_SIZE))
+def _known_layout(sig: int, code: int) -> bool:
+    """Linux's known_siginfo_layout: does the kernel know what a siginfo with this signal
+    and si_code holds?  (``sig`` as unsigned: a bad one has no codes of its own.)"""
+    if code == S.SI_KERNEL:
+        return True
+    if code > 0:
+        return code <= S.SIG_CODE_LIMITS.get(sig & 0xFFFFFFFF, S.NSIGPOLL)
+    return code >= S.SI_DETHREAD or code == S.SI_ASYNCNL
+
+
+def _queued_info(t, sig: int, uinfo: int) -> tuple[bytes, int]:
+    """The program's siginfo as Linux's copy_siginfo_from_user takes it, before anything
+    else is looked at (EFAULT, then E2BIG for a layout it does not know with something in
+    the part past the kernel's own): (the siginfo as it is sent, its si_code)."""
+    info = bytearray(t.mem.read(uinfo, S.KERNEL_SIGINFO_SIZE))
     code = struct.unpack_from("<i", info, 8)[0]
-    if code >= 0 and not to_self:
-        raise GuestError(EPERM)  # only the kernel may send positive codes to others
+    if _known_layout(sig, code):
+        info += bytes(SIGINFO_SIZE - S.KERNEL_SIGINFO_SIZE)  # (the kernel never keeps the rest)
+    else:
+        rest = t.mem.read(uinfo + S.KERNEL_SIGINFO_SIZE, SIGINFO_SIZE - S.KERNEL_SIGINFO_SIZE)
+        if any(rest):
+            raise GuestError(E2BIG)
+        info += rest
     struct.pack_into("<i", info, 0, sig)
-    return bytes(info)
+    return bytes(info), code
 
 
 def rt_sigqueueinfo(t, tgid, sig, uinfo, *_):
+    """As Linux: the siginfo first, then who may send it, the target, the signal."""
     tgid, sig = s32(tgid), s32(sig)
-    if sig <= 0 or sig > S.NSIG:
+    info, code = _queued_info(t, sig, uinfo)
+    if tgid != os.getpid():  # the host checks the rest, in its order, on the same siginfo
+        return native.syscall(SYS_rt_sigqueueinfo, tgid, sig, native.address_of(bytearray(info)))
+    if not 0 <= sig <= S.NSIG:
         raise GuestError(EINVAL)
-    if tgid == os.getpid():
-        return t.process.post(sig, _queued_info(t, sig, uinfo, True))
-    info = bytearray(_queued_info(t, sig, uinfo, False))
-    return native.syscall(SYS_rt_sigqueueinfo, tgid, sig, native.address_of(info))
+    return t.process.post(sig, info) if sig else 0
 
 
 def rt_tgsigqueueinfo(t, tgid, tid, sig, uinfo, *_):
     tgid, tid, sig = s32(tgid), s32(tid), s32(sig)
-    if sig <= 0 or sig > S.NSIG or tid <= 0:
+    info, code = _queued_info(t, sig, uinfo)
+    if tgid != os.getpid():
+        return native.syscall(SYS_rt_tgsigqueueinfo, tgid, tid, sig, native.address_of(bytearray(info)))
+    if tid <= 0 or tgid <= 0:
         raise GuestError(EINVAL)
-    if tgid == os.getpid():
-        return _to_thread(t, tid, sig, _queued_info(t, sig, uinfo, True))
-    info = bytearray(_queued_info(t, sig, uinfo, False))
-    return native.syscall(SYS_rt_tgsigqueueinfo, tgid, tid, sig, native.address_of(info))
+    if (code >= 0 or code == S.SI_TKILL) and tid != t.tid:
+        raise GuestError(EPERM)  # only the kernel sends these to another thread
+    if tid not in t.process.tasks:
+        raise GuestError(ESRCH)
+    if not 0 <= sig <= S.NSIG:
+        raise GuestError(EINVAL)
+    return _to_thread(t, tid, sig, info)
 
 
 # -- clone -------------------------------------------------------------------------
@@ -382,11 +415,11 @@ AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW = F.AT_EMPTY_PATH, F.AT_SYMLINK_NOFOLLOW
 
 def execveat(t, dfd, path, argv, envp, flags, *_):
     dfd, flags = s32(dfd), s32(flags)
-    if flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW):
-        raise GuestError(EINVAL)
-    name = t.mem.cstr(path)
+    name = t.mem.cstr(path)  # (Linux: the path first, then the flags)
     if not name and not flags & AT_EMPTY_PATH:
         raise GuestError(ENOENT)
+    if flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW):
+        raise GuestError(EINVAL)
     if not name:  # fexecve: the descriptor itself, named by its file
         fd = _open_fd(t, dfd)
         return _exec(t, f"/proc/self/fd/{fd}", argv, envp, _file_name(t, fd))
@@ -418,8 +451,13 @@ _DELETED = b" (deleted)"
 
 
 def clone(t, flags, stack, ptid, ctid, tls, *_):
+    """The stack argument is the child's RSP, whatever the program passed (a kernel or
+    non-canonical address included: the child faults when it uses it, as on Linux), so it
+    goes to the register view as a signed value."""
+    from kontain.kernel.task import s64
+
     flags = u32(flags)  # (the upper half is not looked at; the low byte is the exit signal)
-    return _clone(t, flags & ~F.CSIGNAL, flags & F.CSIGNAL, u64(stack), u64(ptid), u64(ctid), u64(tls), pidfd=u64(ptid))
+    return _clone(t, flags & ~F.CSIGNAL, flags & F.CSIGNAL, s64(stack), u64(ptid), u64(ctid), u64(tls), pidfd=u64(ptid))
 
 
 CLONE_ARGS_SIZE_VER0, CLONE_ARGS_SIZE_VER2 = 64, 88
@@ -452,7 +490,7 @@ def clone3(t, uargs, size, *_):
     if flags & ~_CLONE3_FLAGS or flags & (F.CLONE_DETACHED | (F.CSIGNAL & ~F.CLONE_NEWTIME)) or \
             flags & (F.CLONE_SIGHAND | F.CLONE_CLEAR_SIGHAND) == F.CLONE_SIGHAND | F.CLONE_CLEAR_SIGHAND or \
             flags & (F.CLONE_THREAD | F.CLONE_PARENT) and exit_signal or \
-            bool(stack) != bool(stack_size) or stack + stack_size > _CANONICAL_LIMIT:
+            bool(stack) != bool(stack_size) or stack + stack_size > USER_LIMIT:  # (access_ok: TASK_SIZE_MAX)
         raise GuestError(EINVAL)
     return _clone(t, flags, exit_signal, stack + stack_size if stack else 0, a["parent_tid"], a["child_tid"], a["tls"],
                   pidfd=a["pidfd"], set_tid=set_tid, cgroup=s32(a["cgroup"]))
@@ -537,8 +575,10 @@ P_PIDFD = 3
 
 
 def waitid(t, idtype, id_, infop, options, rusage, *_):
-    if s32(idtype) == P_PIDFD:
-        t.fds.check(id_)  # (a pidfd is a descriptor: never one of the monitor's)
+    if s32(idtype) == P_PIDFD and s32(id_) >= 0:
+        # a pidfd is a descriptor: one of the monitor's is, for the program, not open; the
+        # host says EBADF after the options and the id's sign, as Linux
+        id_ = t.fds.host(id_)
     r = _waitid(t, idtype, id_, infop, options, rusage)
     found = infop and r == 0 and t.mem.read(infop, 4) != b"\0\0\0\0"  # si_signo is set for a child
     if r in (-EINTR, -ERESTARTNOINTR) and not options & F.WNOHANG and infop:

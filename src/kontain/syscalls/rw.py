@@ -14,7 +14,7 @@ from kontain import native
 from kontain.abi.errno import EBADF, EINVAL, EIO
 from kontain.abi.flags import F_GETFL, O_ACCMODE, O_PATH, O_WRONLY, SEEK_HOLE
 from kontain.errors import GuestError
-from kontain.syscalls.common import MAX_RW_COUNT, POLLIN, POLLOUT, buffer, io_call, passthrough, ptr, s32, u32
+from kontain.syscalls.common import MAX_RW_COUNT, POLLIN, POLLOUT, buffer, io_call, passthrough, ptr, s32, u32, u64
 
 UIO_MAXIOV = 1024
 _sc4 = native.sc4
@@ -46,13 +46,22 @@ def write(t, fd, buf, count, *_):
     return io_call(t, fd, POLLOUT, SYS_write, host, n)
 
 
+def _offset(offset: int, current_ok: bool = False) -> None:
+    """Linux refuses a negative offset (EINVAL) before it looks at the descriptor; -1 is
+    the current position for preadv2 and pwritev2."""
+    if offset >> 63 and not (current_ok and offset == 0xFFFFFFFFFFFFFFFF):
+        raise GuestError(EINVAL)
+
+
 def pread64(t, fd, buf, count, offset, *_):
+    _offset(u64(offset))
     fd = t.fds.check(fd)
     host, n = buffer(t, buf, count)
     return _ret(_sc4(SYS_pread64, fd, host, n, offset))
 
 
 def pwrite64(t, fd, buf, count, offset, *_):
+    _offset(u64(offset))
     fd = t.fds.check(fd)
     host, n = buffer(t, buf, count)
     return _ret(_sc4(SYS_pwrite64, fd, host, n, offset))
@@ -62,6 +71,8 @@ def lseek(t, fd, offset, whence, *_):
     fd = t.fds.check(fd)
     whence &= 0xFFFFFFFF
     if whence > SEEK_HOLE:
+        if native.syscall(72, fd, 1, 0) < 0:  # fcntl(F_GETFD): Linux looks at the descriptor first
+            raise GuestError(EBADF)
         raise GuestError(EINVAL)
     return native.syscall3(SYS_lseek, fd, offset, whence)
 
@@ -90,8 +101,17 @@ def host_iovec(t, addr: int, count: int) -> tuple[bytearray, int]:
 
 
 def _vec_call(nr: int, t, fd, iov, count, *rest, events: int = 0) -> int:
-    fd = t.fds.check(fd)
-    hv, n = host_iovec(t, iov, count)
+    fd = t.fds.host(fd)  # (the host says EBADF where Linux does: vmsplice's flags come first)
+    try:
+        hv, n = host_iovec(t, iov, count)
+    except GuestError:
+        # Linux looks at the descriptor (not open, not readable or writable, not
+        # seekable for preadv) before the iovec: the host says what it says with none,
+        # which reads or writes nothing
+        r = native.syscall(nr, fd, 0, 0, *rest)
+        if r < 0:
+            return r
+        raise
     if events:
         return io_call(t, fd, events, nr, native.address_of(hv), n, *rest)
     return native.syscall(nr, fd, native.address_of(hv), n, *rest)
@@ -106,25 +126,29 @@ def writev(t, fd, iov, count, *_):
 
 
 def preadv(t, fd, iov, count, pos_l, pos_h, *_):
+    _offset(u64(pos_l))  # (on x86-64 the offset is pos_l whole)
     return _vec_call(SYS_preadv, t, fd, iov, count, pos_l, pos_h)
 
 
 def pwritev(t, fd, iov, count, pos_l, pos_h, *_):
+    _offset(u64(pos_l))
     return _vec_call(SYS_pwritev, t, fd, iov, count, pos_l, pos_h)
 
 
 def preadv2(t, fd, iov, count, pos_l, pos_h, flags):
+    _offset(u64(pos_l), current_ok=True)
     return _vec_call(SYS_preadv2, t, fd, iov, count, pos_l, pos_h, s32(flags))
 
 
 def pwritev2(t, fd, iov, count, pos_l, pos_h, flags):
+    _offset(u64(pos_l), current_ok=True)
     return _vec_call(SYS_pwritev2, t, fd, iov, count, pos_l, pos_h, s32(flags))
 
 
 def sendfile(t, out_fd, in_fd, offset, count, *_):
-    out_fd = t.fds.check(out_fd)
-    in_fd = t.fds.check(in_fd)
-    return io_call(t, out_fd, POLLOUT, SYS_sendfile, in_fd, ptr(t, offset, 8), count)
+    """The host makes every check, in Linux's order (the offset is read first, then the
+    input descriptor is looked at, then the output one)."""
+    return io_call(t, t.fds.host(out_fd), POLLOUT, SYS_sendfile, t.fds.host(in_fd), ptr(t, offset, 8), count)
 
 
 SYS_vmsplice = 278

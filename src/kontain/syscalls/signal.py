@@ -16,12 +16,14 @@ SIGSET_SIZE = 8
 
 
 def rt_sigaction(t, sig, act, oact, sigsetsize, *_):
+    """As Linux: the size, the new action read (EFAULT), the signal (EINVAL), the change,
+    then the old action written; an EFAULT there leaves the change made."""
     sig = s32(sig)
-    if u64(sigsetsize) != SIGSET_SIZE or sig < 1 or sig > S.NSIG:
+    if u64(sigsetsize) != SIGSET_SIZE:
         raise GuestError(EINVAL)
     actions = t.process.actions
     new = actions.read(t.mem, act) if act else None
-    if new is not None and sig in (S.SIGKILL, S.SIGSTOP):
+    if sig < 1 or sig > S.NSIG or new is not None and sig in (S.SIGKILL, S.SIGSTOP):
         raise GuestError(EINVAL)
     old = actions.get(sig)
     if new is not None:
@@ -29,12 +31,7 @@ def rt_sigaction(t, sig, act, oact, sigsetsize, *_):
         if actions.ignored(sig):
             t.process.discard_pending(sig)  # as Linux: an ignored signal does not stay pending
     if oact:
-        try:
-            t.mem.write(oact, actions.pack(old))
-        except GuestError:
-            if new is not None:
-                actions.set(sig, old)
-            raise
+        t.mem.write(oact, actions.pack(old))
     return 0
 
 
@@ -192,9 +189,11 @@ _SFD_CLOEXEC, _SFD_NONBLOCK = 0o2000000, 0o4000
 
 def signalfd4(t, fd, mask_addr, sizemask, flags, *_):
     flags = s32(flags)
-    if u64(sizemask) != SIGSET_SIZE or flags & ~(_SFD_CLOEXEC | _SFD_NONBLOCK):
+    if u64(sizemask) != SIGSET_SIZE:
         raise GuestError(EINVAL)
-    mask = struct.unpack("<Q", t.mem.read(mask_addr, 8))[0] & ~S.UNBLOCKABLE
+    mask = struct.unpack("<Q", t.mem.read(mask_addr, 8))[0] & ~S.UNBLOCKABLE  # (Linux: the mask, then the flags)
+    if flags & ~(_SFD_CLOEXEC | _SFD_NONBLOCK):
+        raise GuestError(EINVAL)
     sfds = t.process.signalfds
     fd = s32(fd)
     if fd == -1:

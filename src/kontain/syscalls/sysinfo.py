@@ -15,8 +15,10 @@ from kontain.syscalls.common import ptr, s32, u32
 
 SYS_getrlimit, SYS_setrlimit, SYS_prlimit64 = 97, 160, 302
 # Kept by the monitor: NOFILE (the monitor's descriptors live above the guest's limit),
-# AS and DATA (the host process holds the guest window and the monitor's own memory).
-EMULATED = (F.RLIMIT_NOFILE, F.RLIMIT_AS, F.RLIMIT_DATA)
+# AS and DATA (the host process holds the guest window and the monitor's own memory),
+# SIGPENDING (the host's would also bound the real-time signal that interrupts a vCPU
+# thread's blocking call: kernel/signals.py _Queued, which enforces the program's).
+EMULATED = (F.RLIMIT_NOFILE, F.RLIMIT_AS, F.RLIMIT_DATA, F.RLIMIT_SIGPENDING)
 INF = F.RLIM_INFINITY
 
 
@@ -53,6 +55,11 @@ def prlimit64(t, pid, resource, new, old, *_):
 
 
 def getrlimit(t, resource, rlim, *_):
+    """As Linux: a bad resource is EINVAL, then the limit is written (EFAULT, for NULL too)."""
+    if u32(resource) >= F.RLIM_NLIMITS:
+        raise GuestError(EINVAL)
+    if not rlim:
+        raise GuestError(EFAULT)
     return prlimit64(t, 0, resource, 0, rlim)
 
 
