@@ -240,7 +240,8 @@ def restore(p, snap, path: str):
     p.path, p.name = program["path"], program["name"]
     p.argv, p.envp = list(program["argv"]), list(program["envp"])
     p.personality = program["personality"]
-    p.rlimits = dict(program["rlimits"])
+    p.rlimits.clear()  # (in place: the address space holds the same dict)
+    p.rlimits.update(program["rlimits"])
     p.stack_info = tuple(program["stack_info"])
     p.exe_path = need(extra, "exe_path", bytes)
     p.exe_path_buf = bytearray(p.exe_path + b"\0")
