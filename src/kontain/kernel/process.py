@@ -700,8 +700,12 @@ class Process:
         """vfork: the parent waits, unkillable but by SIGKILL, as on Linux, until the
         child's exec or exit closes the pipe."""
         buf = bytearray(1)
-        while native.syscall(0, fd, native.address_of(buf), 1) not in (0, -9):
+        # (through native.blocking: a kick that comes just before the read is not lost, so
+        # a pause, a snapshot or gdb never waits for the child instead)
+        while native.blocking(task.kick_addr, 0, fd, native.address_of(buf), 1) not in (0, -9):
             task.checkpoint()  # (a kick: a pause or an exec elsewhere)
+            task.kicked = False  # (a signal's: it stays pending, for after the wait, as on Linux)
+            task.vcpu.set_immediate_exit(False)
         task.kicked = False
         task.vcpu.set_immediate_exit(False)
 
