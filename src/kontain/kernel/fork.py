@@ -60,7 +60,7 @@ def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, c
             if fd >= 0:
                 os.close(fd)
         if link:
-            native.munmap(link, LINK_SIZE)
+            _free_link(p, link)
         raise GuestError(e.errno or EAGAIN) from None
     if pid == 0:
         if vfork:
@@ -145,34 +145,50 @@ def _settle(p, offset: int) -> None:
 
 # -- what a parent knows of its child ------------------------------------------------
 #
-# Linux's setpgid refuses (EACCES) to move a child that has exec'd; the host never sees a
-# km exec.  So each child gets a page shared with its parent only (made before the fork,
-# unmapped by the child's own children), where its exec leaves a mark.
-LINK_SIZE = 4096
+# Linux's setpgid refuses (EACCES) to move a child that has exec'd, and a parent's wait
+# sees whether its child dumped core; the host sees neither of a km.  So each child has a
+# record in a region its parent shares with its children (made at the first fork), where
+# its exec and its core leave a mark.
+LINK_SIZE = 64  # one child's record in its parent's region of them
 EXECED = 0  # the byte that says so
 CORE_DUMPED = 1  # the child's end by a signal wrote a core file: its parent's wait says so (WCOREDUMP)
-MAX_LINKS = 4096  # children remembered (one mapping each); past it, older gone ones are let go
+MAX_LINKS = 4096  # children remembered (one record each); past it, older gone ones are let go
 
 
 def _new_link(p) -> int:
-    if len(p.children) >= MAX_LINKS // 2:
+    """A zeroed record for the next child, in the region of them this process maps once
+    (MAP_SHARED, inherited by the children: a fork costs no mapping, and a child has
+    nothing to unmap of its siblings'); 0 when none is left."""
+    if not p.link_region:
+        addr = native.mmap(0, MAX_LINKS * LINK_SIZE, F.PROT_READ | F.PROT_WRITE, F.MAP_SHARED | F.MAP_ANONYMOUS)
+        if addr <= 0:
+            return 0
+        p.link_region, p.link_free = addr, [addr + i * LINK_SIZE for i in range(MAX_LINKS - 1, -1, -1)]
+    if not p.link_free:
         for pid in list(p.children):
             if native.syscall(62, pid, 0) == -3:  # kill(pid, 0): ESRCH, gone (and reaped)
-                native.munmap(p.children.pop(pid), LINK_SIZE)
-        if len(p.children) >= MAX_LINKS:
+                p.link_free.append(p.children.pop(pid))
+        if not p.link_free:
             return 0
-    addr = native.mmap(0, LINK_SIZE, F.PROT_READ | F.PROT_WRITE, F.MAP_SHARED | F.MAP_ANONYMOUS)
-    return addr if addr > 0 else 0
+    link = p.link_free.pop()
+    native.buffer_at(link, LINK_SIZE)[:] = bytes(LINK_SIZE)
+    return link
+
+
+def _free_link(p, link: int) -> None:
+    """A record given back (its fork failed)."""
+    p.link_free.append(link)
 
 
 def _links_in_child(p, link: int) -> None:
-    """The child: its parent's other children are not its own, nor is its parent's page."""
-    for addr in p.children.values():
-        native.munmap(addr, LINK_SIZE)
+    """The child: its record in its parent's region is ``link``; its parent's other
+    children are not its own, and its own children get a region of their own (the
+    parent's stays mapped: the child's record is in it; the grandparent's goes)."""
     p.children = {}
-    if p.parent_link:
-        native.munmap(p.parent_link, LINK_SIZE)
-    p.parent_link = link
+    if p.parent_link and p.parent_region and p.parent_region != p.link_region:
+        native.munmap(p.parent_region, MAX_LINKS * LINK_SIZE)
+    p.parent_link, p.parent_region = link, p.link_region
+    p.link_region, p.link_free = 0, []
 
 
 def child_execed(p, pid: int) -> bool:

@@ -85,8 +85,11 @@ class Process:
         self.forked = False  # a child of a fork of this km
         self.vfork_fd = -1  # a vfork child: its parent waits until this closes
         self.running = 0  # the program's file, mapped and locked as running (loader/textbusy.py)
-        self.children: dict[int, int] = {}  # pid -> the page shared with it (kernel/fork.py)
-        self.parent_link = 0  # the page shared with the parent, for a forked child
+        self.children: dict[int, int] = {}  # pid -> its record in link_region (kernel/fork.py)
+        self.link_region = 0  # the shared region of this process's children's records
+        self.link_free: list[int] = []  # records of it not in use
+        self.parent_link = 0  # this process's record in its parent's region, for a forked child
+        self.parent_region = 0  # that region
         self.sys_gpa, self.sys_size = L.SYS_BASE, L.SYS_SIZE
         self.next_vcpu_id = 1
         self.report = None  # see finish
