@@ -54,7 +54,13 @@ def test_run(containerd, options, image, command):
     def case(rt):
         r = containerd.run(rt, "--rm", *options, f"localhost/kt-{image}:latest", f"c-{rt}", *command)
         return r.returncode, r.stdout, "executable file `/nonexist` not found" in r.stderr
-    same(each(case), "ctr run")
+    results = each(case)
+    if results["crun"] != results["krun"]:
+        # ctr run (containerd 1.6) may end its copy of the task's stdout before the last write
+        # of a container that exits at once (seen once under crun, on a fully loaded machine,
+        # the final "done" lost): a real difference is there again on a second run
+        results = each(case)
+    same(results, "ctr run")
 
 
 def test_exec_ps_kill_delete(containerd):
