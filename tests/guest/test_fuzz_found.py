@@ -97,8 +97,6 @@ def test_sigpending_limit_is_the_programs():
     assert "Interrupted system call, handled yes" in native.text, native.text
 
 
-@pytest.mark.xfail(strict=True, reason="kernel/procfs.py open_generated writes the made-up /proc/self file "
-                   "into a memfd under the program's RLIMIT_FSIZE: EFBIG, an internal error, the memfd left open")
 def test_proc_files_ignore_the_file_size_limit():
     """RLIMIT_FSIZE limits the files a program writes, not what it reads from /proc."""
     native, _ = found("fsize-proc")

@@ -38,7 +38,7 @@ import time
 from kontain import native
 from kontain.abi import flags as F
 from kontain.abi import signals as S
-from kontain.abi.errno import EACCES, ENOENT
+from kontain.abi.errno import EACCES, EAGAIN, EFBIG, ENOENT
 
 PROC_SUPER_MAGIC = 0x9FA0
 _SYS_fstatfs, _SYS_statx, _SYS_readlinkat, _SYS_memfd_create, _SYS_pread64 = 138, 332, 267, 319, 17
@@ -309,24 +309,57 @@ class ProcFs:
         open's O_CLOEXEC and O_NONBLOCK."""
         data = self.content(verdict.name, verdict.tid)
         label = bytearray(b"proc-" + verdict.name + b"\0")
-        fd = native.syscall(_SYS_memfd_create, native.address_of(label), _MFD_CLOEXEC)
-        if fd < 0:
-            return fd
-        try:
-            high = native.dup_at_least(fd, self.process.fds.floor)
-        finally:
-            os.close(fd)
+        high = self._above(native.syscall(_SYS_memfd_create, native.address_of(label), _MFD_CLOEXEC))
         if high < 0:
             return high
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(high, view):]
-            name = bytearray(b"self/fd/%d\0" % high)
-            return native.syscall(257, self.procfd, native.address_of(name),
-                                  os.O_RDONLY | flags & (os.O_CLOEXEC | os.O_NONBLOCK))  # openat
+            try:
+                _write_all(high, data)
+            except OSError as e:
+                if e.errno != EFBIG:
+                    return -e.errno
+                # the program's RLIMIT_FSIZE, which is the host's, bounds the memfd too;
+                # Linux's /proc files know no such limit: a pipe holds the text instead
+                # (not seekable: docs/known-issues.md)
+                return self._piped(data, flags)
+            return self._reopen(high, flags)
         finally:
             os.close(high)
+
+    def _above(self, fd: int) -> int:
+        """``fd`` moved above the program's descriptors (or -errno)."""
+        if fd < 0:
+            return fd
+        try:
+            return native.dup_at_least(fd, self.process.fds.floor)
+        finally:
+            os.close(fd)
+
+    def _reopen(self, high: int, flags: int) -> int:
+        """A read-only descriptor of the program's, opened anew on km's ``high``."""
+        name = bytearray(b"self/fd/%d\0" % high)
+        return native.syscall(257, self.procfd, native.address_of(name),
+                              os.O_RDONLY | flags & (os.O_CLOEXEC | os.O_NONBLOCK))  # openat
+
+    def _piped(self, data: bytes, flags: int) -> int:
+        """``data`` in a pipe the program reads (reopened while its write end is open, so
+        the open does not wait for a writer, then the write end closed: EOF after it)."""
+        r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        r, w = self._above(r), self._above(w)
+        try:
+            if r < 0 or w < 0:
+                return r if r < 0 else w
+            if len(data) > 65536:
+                native.syscall(72, w, _F_SETPIPE_SZ, len(data))  # fcntl (a failure shows below)
+            try:
+                _write_all(w, data)
+            except OSError as e:  # (more than a pipe holds)
+                return -(EFBIG if e.errno == EAGAIN else e.errno)
+            return self._reopen(r, flags)
+        finally:
+            for fd in (r, w):
+                if fd >= 0:
+                    os.close(fd)
 
     def content(self, name: bytes, tid: int) -> bytes:
         p = self.process
@@ -725,3 +758,12 @@ def _procfs_devs(procfd: int) -> list[int]:
         if major.isdigit() and minor.isdigit():
             devs.append(os.makedev(int(major), int(minor)))
     return devs
+
+
+_F_SETPIPE_SZ = 1031
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
