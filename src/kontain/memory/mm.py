@@ -344,6 +344,11 @@ class AddressSpace:
             if soft < F.RLIM_INFINITY and pages > soft // PAGE and not (soft == 0 and pages <= hard // PAGE):
                 raise GuestError(ENOMEM)
 
+    def _bounded(self) -> bool:
+        """Is RLIMIT_AS or RLIMIT_DATA finite?  (Mostly not: then no mmap counts what it replaces.)"""
+        lims = self.rlimits
+        return any(lims.get(r, _NO_LIMIT)[0] < F.RLIM_INFINITY for r in (F.RLIMIT_AS, F.RLIMIT_DATA))
+
     def _mapped(self, start: int, end: int) -> int:
         """Bytes of [start, end) that are mapped now."""
         return sum(min(v.end, end) - max(v.start, start) for v in self.overlapping(start, end))
@@ -462,7 +467,7 @@ class AddressSpace:
                 start = self.find_free(size)
         end = start + size
         self._check_limit(self._growth(start, end, prot))
-        if name != "[stack]":  # (km's own mapping of the program's stack)
+        if name != "[stack]" and self._bounded():  # (km's own mapping of the program's stack)
             more = size - self._mapped(start, end)
             self._may_expand(more, more if _is_data(prot, flags) else 0)
         shared = (flags & F.MAP_TYPE) != F.MAP_PRIVATE
@@ -739,7 +744,8 @@ class AddressSpace:
                 start = addr
             self.room()
             self._check_limit(self._growth(start, start + size, prot))
-            self._may_expand(size - self._mapped(start, start + size), 0)  # (shared: not data)
+            if self._bounded():
+                self._may_expand(size - self._mapped(start, start + size), 0)  # (shared: not data)
             if prot & F.PROT_EXEC:
                 native.mprotect(tmp, size, prot & ~F.PROT_EXEC)  # the host never executes guest memory
             self._move_in(tmp, size, start)
@@ -835,6 +841,7 @@ class AddressSpace:
 
 
 STACK_GUARD_GAP = 256 * PAGE  # Linux's stack_guard_gap
+_NO_LIMIT = (F.RLIM_INFINITY, F.RLIM_INFINITY)
 STACK_COUNTED = 132 << 10  # Linux's stack at exec (128 KiB below the arguments), until Process says more
 
 
