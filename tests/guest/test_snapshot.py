@@ -316,10 +316,17 @@ def test_a_python_http_server_snapshotted_on_listen_serves_from_several_resumes(
     snap = tmp_path / "server.snap"
     first = km("--snapshot-on-listen", snap, PYTHON, script, port)
     assert first.returncode == 0 and snap.exists(), first.err
+    _three_resumes_answer(snap, port, lambda i: (f"/{i}", b'{"path": "/%d"}' % i))
+
+
+def _three_resumes_answer(snap, port: int, request) -> None:
+    """Three resumes of a server's snapshot at once answer six requests (``request(i)``:
+    the path and the answer), shared among them by the host (SO_REUSEPORT)."""
     procs = [subprocess.Popen(KM + [str(snap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
     try:
-        for i in range(6):  # (the host shares the connections among the copies: SO_REUSEPORT)
-            assert _get(port, f"/{i}") == b'{"path": "/%d"}' % i
+        for i in range(6):
+            path, answer = request(i)
+            assert _get(port, path) == answer
     finally:
         for p in procs:
             p.terminate()
@@ -402,14 +409,7 @@ def test_a_go_http_server_snapshotted_on_listen_serves_from_several_resumes(tmp_
     snap = tmp_path / "go.snap"
     first = km("--snapshot-on-listen", snap, prog, "serve-on", port)
     assert first.returncode == 0 and snap.exists(), first.err
-    procs = [subprocess.Popen(KM + [str(snap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
-    try:
-        for i in range(6):
-            assert _get(port, f"/x{i}") == b"hello x%d from go" % i
-    finally:
-        for p in procs:
-            p.terminate()
-            p.communicate(timeout=60)
+    _three_resumes_answer(snap, port, lambda i: (f"/x{i}", b"hello x%d from go" % i))
 
 
 def test_snapshot_of_rewritten_code(tmp_path):
