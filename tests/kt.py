@@ -202,6 +202,8 @@ def as_user(argv: list) -> list[str]:
         os.chmod("/dev/kvm", stat.S_IMODE(st.st_mode) | 0o060)
     if os.geteuid() != 0 and os.geteuid() != UNPRIVILEGED_UID:
         raise RuntimeError("running as user nobody needs the tests to run as root")
+    if os.geteuid() == 0:
+        _let_nobody_through(ROOT)  # (km and its venv are in the checkout, maybe below a 0700 directory)
     return ["setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}", f"--groups={gid}",
             "--inh-caps=-all", "--"] + [str(a) for a in argv]
 
@@ -212,10 +214,17 @@ def user_dir(tmp: Path) -> Path:
     d.mkdir(exist_ok=True)
     if os.geteuid() == 0:
         os.chown(d, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
-        for parent in (d.parent, *d.parent.parents):
-            if parent.stat().st_mode & 0o001 == 0:
-                os.chmod(parent, parent.stat().st_mode | 0o001)  # let nobody through to it
+        _let_nobody_through(d.parent)
     return d
+
+
+def _let_nobody_through(path: Path) -> None:
+    """Search permission for others on ``path`` and every directory above it (a clone in
+    `mktemp -d`, or under /root, is 0700): user nobody may pass, not list."""
+    for d in (path, *path.parents):
+        mode = d.stat().st_mode
+        if mode & 0o001 == 0:
+            os.chmod(d, mode | 0o001)
 
 
 # -- the system call fuzzer (tests/programs/fuzz.c) -----------------------------------------
