@@ -99,6 +99,76 @@ def test_what_cannot_be_taken_along_is_refused_and_the_program_goes_on(tmp_path)
     assert not (tmp_path / "snap").exists()
 
 
+@pytest.mark.parametrize("variant", STATIC)
+@pytest.mark.parametrize("mode", ["exit", "stay"])
+def test_socketpairs_come_back_with_their_queued_messages_and_shutdowns(tmp_path, variant, mode):
+    """Stream, datagram (an empty one too) and seqpacket socketpairs with messages queued
+    both ways, ends shut down, one whose peer was closed, a dup and an epoll set watching
+    one: the original run (the messages are peeked, never taken out) and the resumed one
+    print what an uninterrupted native run prints."""
+    prog = program("snapsock", variant)
+    native = run([prog])
+    snap = tmp_path / "snap"
+    first = km(prog, snap, mode)
+    assert first.returncode == 0 and snap.exists(), first.err
+    if mode == "stay":
+        assert first.stdout == native.stdout
+    for _ in range(2):
+        resumed = km(snap)
+        assert resumed.returncode == 0 and "snapshot call: 1" in resumed.err, resumed.err
+        assert (first.stdout if mode == "exit" else b"") + resumed.stdout == native.stdout
+    info = km("snapshot", "--info", snap)
+    assert "a seqpacket socketpair's end 1 (16 bytes queued)" in info.text, info.text
+
+
+def test_a_socket_connected_outside_the_program_is_refused(tmp_path):
+    """One end of a socketpair whose other end is km's caller's."""
+    import socket
+
+    prog = program("snapshot")
+    native = run([prog])
+    mine, theirs = socket.socketpair()
+    try:
+        p = subprocess.run(KM + [str(prog), str(tmp_path / "snap"), "stay"], pass_fds=[theirs.fileno()],
+                           capture_output=True, timeout=120)
+    finally:
+        mine.close()
+        theirs.close()
+    assert (p.returncode, p.stdout) == (native.returncode, native.stdout), p.stderr
+    assert b"is a Unix socket connected outside the program" in p.stderr
+    assert not (tmp_path / "snap").exists()
+
+
+ASYNC_SERVER = """import asyncio, json, sys
+async def answer(reader, writer):
+    request = await reader.readuntil(b"\\r\\n\\r\\n")
+    body = json.dumps({"async": request.split()[1].decode()}).encode()
+    writer.write(b"HTTP/1.0 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body) + body)
+    await writer.drain()
+    writer.close()
+async def main():
+    await asyncio.sleep(0)  # a warm loop: its self-pipe (a socketpair) and epoll set in use
+    asyncio.get_running_loop().call_soon_threadsafe(sys.stderr.write, "warm\\n")
+    server = await asyncio.start_server(answer, "127.0.0.1", int(sys.argv[1]))
+    async with server:
+        await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+def test_an_asyncio_server_snapshotted_on_listen_serves_from_several_resumes(tmp_path):
+    """asyncio's event loop holds a socketpair (its self-pipe) and an epoll set."""
+    script = tmp_path / "aserver.py"
+    script.write_text(ASYNC_SERVER)
+    port = _free_port()
+    snap = tmp_path / "aserver.snap"
+    first = km("--snapshot-on-listen", snap, PYTHON, script, port)
+    assert first.returncode == 0 and snap.exists(), first.err
+    info = km("snapshot", "--info", snap)
+    assert "a stream socketpair's end" in info.text, info.text
+    _three_resumes_answer(snap, port, lambda i: (f"/a{i}", b'{"async": "/a%d"}' % i))
+
+
 def _one_line_126(r):
     lines = r.err.strip().splitlines()
     assert r.returncode == 126 and len(lines) == 1 and lines[0].startswith("km: "), r.err

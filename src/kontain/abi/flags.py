@@ -182,3 +182,13 @@ POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10,
 # wait4 options
 WNOHANG, WUNTRACED, WCONTINUED = 1, 2, 8
 MSG_NOSIGNAL = 0x4000
+
+# <linux/socket.h>, <asm-generic/socket.h>: what snapshots read of a Unix socket
+AF_UNIX = 1
+SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET = 1, 2, 5
+SO_TYPE, SO_DOMAIN, SO_PEEK_OFF = 3, 39, 42
+MSG_CMSG_CLOEXEC = 0x40000000
+# <linux/netlink.h>, <linux/sock_diag.h>, <linux/unix_diag.h>: which socket is whose peer
+NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST = 4, 20, 1
+UDIAG_SHOW_NAME, UDIAG_SHOW_PEER = 0x1, 0x4
+UNIX_DIAG_NAME, UNIX_DIAG_PEER, UNIX_DIAG_SHUTDOWN = 0, 2, 6

@@ -51,8 +51,14 @@ def info(path: str) -> int:
                 what = f"{os.fsdecode(f['path'])} at offset {f['offset']}"
             elif f["kind"] == "listener":
                 what = f"a socket listening on {f['addr'][0]} port {f['addr'][1]}"
-            else:
+            elif f["kind"] == "pipe":
                 what = f"a pipe ({'write' if f['write'] else 'read'} end)"
+            elif f["kind"] == "unix":
+                kind = {1: "stream", 2: "datagram", 5: "seqpacket"}.get(f["type"], "?")
+                what = (f"a {kind} socketpair's end {f['end']} ({sum(map(len, f['data']))} bytes queued"
+                        f"{', its peer closed' if f['lone'] else ''})")
+            else:
+                what = {"epoll": "an epoll set", "eventfd": "an eventfd", "timerfd": "a timerfd"}.get(f["kind"], "?")
             lines.append(f"descriptor {fd}: {what}")
     except (KeyError, TypeError, ValueError) as e:
         _say(f"{path}: not a km snapshot, or a damaged one ({e})")

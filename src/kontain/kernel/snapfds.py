@@ -7,6 +7,8 @@ descriptors described as a resume makes it again, and made again.
   out while the program is paused and put back at once);
 * listening TCP sockets: bound again to their address with SO_REUSEPORT (several resumes
   listen at once);
+* socketpairs with both ends in the program (kernel/snapsock.py): made again with the
+  messages queued at each end and their shutdown state;
 * epoll sets: each watched descriptor with its events and data, as /proc/self/fdinfo
   lists them (made last, over the others); eventfds: their count and mode; timerfds:
   their clock, the time left and the interval.
@@ -22,6 +24,8 @@ import stat
 import struct
 
 from kontain import native
+from kontain.abi import flags as F
+from kontain.kernel import snapsock
 from kontain.kernel.snapfile import Refused, SnapshotError
 
 _FIONREAD = 0x541B
@@ -66,6 +70,9 @@ def describe(p) -> tuple[dict, list]:
             files[fd] = dict(_anon(fd, target), flags=flags, cloexec=cloexec, ino=st.st_ino)
         elif stat.S_ISSOCK(mode) and _listening(fd):
             files[fd] = dict(_listener(fd, target), flags=flags, cloexec=cloexec, ino=st.st_ino)
+        elif stat.S_ISSOCK(mode) and _sockopt(fd, F.SO_DOMAIN) == F.AF_UNIX:
+            files[fd] = {"kind": "unix", "type": _sockopt(fd, F.SO_TYPE), "ino": st.st_ino, "flags": flags,
+                         "cloexec": cloexec}
         elif stat.S_ISSOCK(mode):
             raise Refused(f"snapshot: descriptor {fd} is a socket ({target}), which a snapshot cannot take along "
                           "yet (connections cannot be resumed)")
@@ -81,6 +88,7 @@ def describe(p) -> tuple[dict, list]:
             fd = (readers or writers)[0]
             raise Refused(f"snapshot: descriptor {fd} is a pipe whose other end is outside the program, which a "
                           "resume cannot connect again")
+    snapsock.describe(files, p.fds.floor)
     saved = []
     for readers, writers in pipes.values():
         data = _drain(readers[0])
@@ -131,10 +139,15 @@ def _same_inode(fd: int, ino: int) -> bool:
 
 
 def _listening(fd: int) -> bool:
+    return bool(_sockopt(fd, 30))  # SO_ACCEPTCONN
+
+
+def _sockopt(fd: int, opt: int) -> int:
+    """A SOL_SOCKET option's int value (-1 when the kernel has none)."""
     buf = bytearray(4)
     size = bytearray(struct.pack("<I", 4))
-    r = native.syscall(55, fd, 1, 30, native.address_of(buf), native.address_of(size))  # SO_ACCEPTCONN
-    return r == 0 and buf != bytes(4)
+    r = native.syscall(55, fd, 1, opt, native.address_of(buf), native.address_of(size))  # getsockopt
+    return int.from_bytes(buf, "little", signed=True) if r == 0 else -1
 
 
 def _listener(fd: int, target: str) -> dict:
@@ -209,6 +222,8 @@ def restore(p, files: dict, path: str) -> None:
                 pass
     pipes: dict[int, tuple[int, int]] = {}
     epolls: list[tuple[int, dict]] = []  # (made last: they watch the others)
+    unix = {fd: f for fd, f in files.items() if type(f) is dict and f.get("kind") == "unix"}
+    socketpairs = snapsock.restore(unix, path, p.fds.floor) if unix else {}
     for fd, f in sorted(files.items()):
         if type(fd) is not int or not 2 < fd < p.fds.floor or type(f) is not dict:
             raise SnapshotError(f"{path}: descriptor {fd} is beyond this km's limit (RLIMIT_NOFILE)")
@@ -225,6 +240,9 @@ def restore(p, files: dict, path: str) -> None:
                 _put_back(w, f["data"])
         elif f.get("kind") == "listener":
             new = _listen_again(f, fd, path)
+        elif f.get("kind") == "unix":
+            new = socketpairs.pop(fd)
+            fcntl.fcntl(new, fcntl.F_SETFL, f["flags"] & os.O_NONBLOCK)
         elif f.get("kind") == "eventfd":
             count = f["count"]
             if type(count) is not int or not 0 <= count < 1 << 64 - 1:
