@@ -169,6 +169,39 @@ def test_an_asyncio_server_snapshotted_on_listen_serves_from_several_resumes(tmp
     _three_resumes_answer(snap, port, lambda i: (f"/a{i}", b'{"async": "/a%d"}' % i))
 
 
+@pytest.mark.parametrize("variant", STATIC)
+@pytest.mark.parametrize("mode", ["exit", "stay"])
+def test_timers_and_signalfds_come_back(tmp_path, variant, mode):
+    """setitimer's three timers, POSIX timers (signalling, aimed at a thread, silent,
+    disarmed: their ids still work, their sigevents and intervals are kept, they fire), a
+    signalfd with its signal pending; the resumed runs print what a native run prints."""
+    prog = program("snaptimers", variant)
+    native = run([prog])
+    snap = tmp_path / "snap"
+    first = km(prog, snap, mode)
+    assert first.returncode == 0 and snap.exists(), first.err
+    if mode == "stay":
+        assert first.stdout == native.stdout
+    procs = [subprocess.Popen(KM + [str(snap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and b"snapshot call: 1" in err, err.decode()
+        assert (first.stdout if mode == "exit" else b"") + out == native.stdout
+    info = km("snapshot", "--info", snap)
+    assert "a signalfd" in info.text, info.text
+
+
+def test_a_timer_on_a_thread_clock_is_refused_and_the_program_goes_on(tmp_path):
+    prog = program("snaptimers")
+    native = run([prog, tmp_path / "x", "stay", "threadclock"])
+    r = km(prog, tmp_path / "snap", "stay", "threadclock")
+    assert (r.returncode, r.stdout) == (native.returncode, native.stdout), r.err
+    lines = [line for line in r.err.splitlines() if line.startswith("km:")]
+    assert len(lines) == 1 and "POSIX timer" in lines[0] and "thread's CPU time" in lines[0], r.err
+    assert "snapshot call: -95" in r.err
+    assert not (tmp_path / "snap").exists()
+
+
 def _one_line_126(r):
     lines = r.err.strip().splitlines()
     assert r.returncode == 126 and len(lines) == 1 and lines[0].startswith("km: "), r.err

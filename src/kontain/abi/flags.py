@@ -66,6 +66,10 @@ PR_CAP_AMBIENT = 47
 PR_GET_TIMERSLACK, PR_SET_TIMERSLACK = 30, 29
 PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS = 38, 39
 PR_SET_THP_DISABLE, PR_GET_THP_DISABLE = 41, 42
+# <linux/prctl.h> (recent kernels; EINVAL before): timer_create takes the id it is given (CRIU, km's resumes)
+PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OFF, PR_TIMER_CREATE_RESTORE_IDS_ON = 77, 0, 1
+# <linux/time.h>: the clocks a snapshot's timers may use (re-armed with the time they had left)
+CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_BOOTTIME, CLOCK_TAI = 0, 1, 2, 7, 11
 PR_GET_TSC, PR_SET_TSC = 25, 26
 PR_TSC_ENABLE, PR_TSC_SIGSEGV = 1, 2
 PR_SET_MM = 35

@@ -58,7 +58,8 @@ def info(path: str) -> int:
                 what = (f"a {kind} socketpair's end {f['end']} ({sum(map(len, f['data']))} bytes queued"
                         f"{', its peer closed' if f['lone'] else ''})")
             else:
-                what = {"epoll": "an epoll set", "eventfd": "an eventfd", "timerfd": "a timerfd"}.get(f["kind"], "?")
+                what = {"epoll": "an epoll set", "eventfd": "an eventfd", "timerfd": "a timerfd",
+                        "signalfd": "a signalfd"}.get(f["kind"], "?")
             lines.append(f"descriptor {fd}: {what}")
     except (KeyError, TypeError, ValueError) as e:
         _say(f"{path}: not a km snapshot, or a damaged one ({e})")

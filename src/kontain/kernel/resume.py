@@ -106,8 +106,6 @@ def check_state(state, path: str) -> None:
     for t in state["process"]["tasks"]:
         if any(x not in t for x in _TASK):
             raise SnapshotError(f"{path}: not a km snapshot, or a damaged one (a thread's state is incomplete)")
-    if state["process"]["timers"]["targets"]:
-        raise SnapshotError(f"{path}: a snapshot with POSIX timers (km never writes one)")
 
 
 def _check(value, schema, where: str) -> str:
@@ -249,10 +247,17 @@ def restore(p, snap, path: str):
     p.actions.restore(need(state, "actions", list))
     p.timers.restore(need(state, "timers", dict))
     p.shared_pending.restore(need(state, "shared_pending", dict), p.timers)
+    from kontain.kernel import snaptimers
+
+    tids = {t.get("tid") for t in need(state, "tasks", list) if type(t) is dict}
+    snaptimers.restore(p, extra.get("timers"), tids, path)
     from kontain.kernel.process import _name_process
 
     _name_process(os.fsencode(os.path.basename(p.name)), p.argv)
-    return _restore_threads(p, need(state, "tasks", list), path)
+    main = _restore_threads(p, need(state, "tasks", list), path)
+    if p._signalfds is not None:
+        p._signalfds.update()  # (readable while a signal of its mask is pending: restored now)
+    return main
 
 
 def _map_shared_file(p, start, end, hostprot, vflags, name, offset, dev, ino, path) -> None:

@@ -9,6 +9,7 @@ descriptors described as a resume makes it again, and made again.
   listen at once);
 * socketpairs with both ends in the program (kernel/snapsock.py): made again with the
   messages queued at each end and their shutdown state;
+* signalfds (km's own, kernel/signalfd.py): their mask;
 * epoll sets: each watched descriptor with its events and data, as /proc/self/fdinfo
   lists them (made last, over the others); eventfds: their count and mode; timerfds:
   their clock, the time left and the interval.
@@ -51,7 +52,11 @@ def describe(p) -> tuple[dict, list]:
         except OSError:
             continue  # (the listing's own descriptor)
         mode = st.st_mode
-        if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISCHR(mode):
+        signalfd = p._signalfds.files.get(st.st_ino) if p._signalfds is not None else None
+        if signalfd is not None:  # (km's: a listening Unix socket, kernel/signalfd.py)
+            files[fd] = {"kind": "signalfd", "mask": signalfd.mask, "ino": st.st_ino, "flags": flags,
+                         "cloexec": cloexec}
+        elif stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISCHR(mode):
             if not target.startswith("/") or target.endswith(" (deleted)"):
                 raise Refused(f"snapshot: descriptor {fd} is a file without a path ({target}), which a resume "
                               "cannot open again")
@@ -224,6 +229,7 @@ def restore(p, files: dict, path: str) -> None:
     epolls: list[tuple[int, dict]] = []  # (made last: they watch the others)
     unix = {fd: f for fd, f in files.items() if type(f) is dict and f.get("kind") == "unix"}
     socketpairs = snapsock.restore(unix, path, p.fds.floor) if unix else {}
+    signalfds: dict[int, int] = {}  # saved inode -> the new signalfd's first descriptor
     for fd, f in sorted(files.items()):
         if type(fd) is not int or not 2 < fd < p.fds.floor or type(f) is not dict:
             raise SnapshotError(f"{path}: descriptor {fd} is beyond this km's limit (RLIMIT_NOFILE)")
@@ -251,6 +257,8 @@ def restore(p, files: dict, path: str) -> None:
                              (f["flags"] & os.O_NONBLOCK and os.EFD_NONBLOCK))
         elif f.get("kind") == "timerfd":
             new = _timerfd_again(f, fd, path)
+        elif f.get("kind") == "signalfd":
+            new = _signalfd_again(p, f, fd, path, signalfds)
         elif f.get("kind") == "epoll":
             epolls.append((fd, f))
             continue
@@ -283,6 +291,22 @@ def _timerfd_again(f: dict, fd: int, path: str) -> int:
     if value != (0, 0) and native.syscall(286, new, 0, native.address_of(spec), 0) < 0:  # timerfd_settime
         os.close(new)
         raise SnapshotError(f"{path}: descriptor {fd}: cannot arm its timerfd again")
+    return new
+
+
+def _signalfd_again(p, f: dict, fd: int, path: str, made: dict[int, int]) -> int:
+    """A signalfd made again with its mask (km's, kernel/signalfd.py: which signals are
+    pending is the signal state's, restored after); another descriptor of the same one
+    is a duplicate of the first."""
+    mask, ino = f.get("mask"), f.get("ino")
+    if type(mask) is not int or not 0 <= mask < 1 << 64:
+        raise SnapshotError(f"{path}: descriptor {fd}: a bad signalfd")
+    if ino in made:
+        return os.dup(made[ino])
+    new = p.signalfds.create(mask, bool(f.get("cloexec")), bool(f["flags"] & os.O_NONBLOCK))
+    if new < 0:
+        raise SnapshotError(f"{path}: descriptor {fd}: no signalfd ({os.strerror(-new)})")
+    made[ino] = fd
     return new
 
 

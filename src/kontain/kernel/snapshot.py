@@ -4,9 +4,10 @@ Taking one (``take``): every thread is paused at a safe point (kernel/runstate.p
 thread that asked (the in-guest call, ``KM_SNAPSHOT``) is in its handler, so it is
 marked paused itself.  What cannot come back is refused first, with one line that says
 which thing and why (``Refused``): a descriptor that is not a regular file, a directory,
-a character device, a pipe with both ends in the program, a listening socket, an epoll set
-(its watched descriptors, events and data, from /proc/self/fdinfo) or an eventfd; System V
-shared memory; POSIX timers; changed credentials; live children.  Then
+a character device, a pipe or a socketpair with both ends in the program, a listening socket, an epoll set
+(its watched descriptors, events and data, from /proc/self/fdinfo), an eventfd, a timerfd or
+a signalfd; a POSIX timer on a clock a resume cannot count (kernel/snaptimers.py); System V
+shared memory; changed credentials; live children.  Then
 ``Process.save()`` gives every component's state, adjusted so that it can run again in
 another VM:
 
@@ -32,7 +33,7 @@ from kontain import native
 from kontain.abi import flags as F
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError, KmError
-from kontain.kernel import rewrite, snapfds, snapfile
+from kontain.kernel import rewrite, snapfds, snapfile, snaptimers
 from kontain.kernel.runstate import PAUSED, RUNNING
 from kontain.kernel.snapfile import PF_R, PF_W, PF_X, Refused, Segment, SnapshotError
 from kontain.kvm import abi as k
@@ -82,6 +83,7 @@ def take(p, path: str, caller=None, result: int = 1) -> int:
     (nothing written) when it holds what cannot be resumed.  ``caller``: the program
     thread asking, whose call answers ``result`` in a resumed run."""
     _refusals(p)
+    timers = snaptimers.describe(p)
     files, pipes_data = snapfds.describe(p)
     try:
         if p.rewriter is not None:  # threads inside a trampoline go back to the program's code
@@ -124,7 +126,7 @@ def take(p, path: str, caller=None, result: int = 1) -> int:
         extra = {
             "exe_path": p.exe_path, "auxv": bytes(p.auxv_bytes), "cwd": os.getcwdb(), "umask": _umask(),
             "host_rlimits": {r: _getrlimit(r) for r in _HOST_RLIMITS}, "loads": loads, "pipes": pipes_data,
-            "caller": caller.tid if caller is not None else 0, "mmap_top": p.mm.mmap_top,
+            "caller": caller.tid if caller is not None else 0, "mmap_top": p.mm.mmap_top, "timers": timers,
         }
         notes = _gdb_notes(p, caller, mapped_files)
         notes += snapfile.state_note({"head": head, "process": state, "extra": extra})
@@ -156,12 +158,8 @@ def _refusals(p) -> None:
     if any(isinstance(v, ShmVma) for v in p.mm):
         raise Refused("snapshot: the program has System V shared memory attached (shmat), which a snapshot "
                       "cannot take along")
-    if p.timers.targets:
-        raise Refused("snapshot: the program has POSIX timers (timer_create), which a snapshot cannot keep")
     if any(t.creds is not None for t in p.tasks.values()):
         raise Refused("snapshot: the program changed its credentials (setuid & co.), which a resume cannot")
-    if p._signalfds is not None and p._signalfds.files:
-        raise Refused("snapshot: the program has a signalfd, which a snapshot cannot keep yet")
     for pid in p.children:
         if native.syscall(62, pid, 0) != -3:  # kill(pid, 0): not ESRCH
             raise Refused(f"snapshot: the program has a child process ({pid}), which a resume would not have")

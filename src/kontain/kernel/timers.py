@@ -29,13 +29,17 @@ class TimerInfo(bytearray):
 
 class Timer:
     """One timer's signal state: its siginfo while pending in the program, and the
-    overrun count of the last one taken (timer_getoverrun)."""
+    overrun count of the last one taken (timer_getoverrun); and how it was made (its
+    clock, and its sigevent as the program gave it: value, signal, notification, target
+    thread; None for a NULL one), which a snapshot needs to make it again."""
 
-    __slots__ = ("queued", "overrun_last")
+    __slots__ = ("queued", "overrun_last", "clock", "event")
 
-    def __init__(self) -> None:
+    def __init__(self, clock: int = 0, event: tuple | None = None) -> None:
         self.queued: TimerInfo | None = None
         self.overrun_last = 0
+        self.clock = clock
+        self.event = event
 
     def taken(self, info: TimerInfo) -> None:
         """Its signal was delivered or taken (Pending.take): later ones queue again."""
@@ -84,14 +88,16 @@ class Timers:
     def save(self) -> dict:
         """The bookkeeping as plain data (the host timers themselves are km's: they go on;
         a timer's pending signal is saved with the pending set that holds it)."""
-        return {"targets": dict(self.targets), "overruns": {t: v.overrun_last for t, v in self.timers.items()}}
+        return {"targets": dict(self.targets), "overruns": {t: v.overrun_last for t, v in self.timers.items()},
+                "made": {t: (v.clock, v.event) for t, v in self.timers.items()}}
 
     def restore(self, state: dict) -> None:
         """Take ``save()``'s data back, before the pending sets (Pending.restore)."""
         self.targets = dict(state["targets"])
         self.timers = {}
+        made = state.get("made") or {}
         for timerid, overrun in state["overruns"].items():
-            timer = self.timers[timerid] = Timer()
+            timer = self.timers[timerid] = Timer(*made.get(timerid, (0, None)))
             timer.overrun_last = overrun
 
     def pending_again(self, data: bytes, where) -> bytes:

@@ -37,7 +37,7 @@ _REFUSED = (S.SIGRTMAX,)
 
 def timer_create(t, clockid, sevp, timerid_ptr, *_):
     p = t.process
-    host_ev = None
+    host_ev = event = None
     target = 0
     if sevp:  # (NULL: SIGEV_SIGNAL with SIGALRM and the timer id as value, as the host does)
         value, signo, notify, tid, _ = sigevent.unpack(t.mem.read(sevp, sigevent.size))
@@ -51,11 +51,12 @@ def timer_create(t, clockid, sevp, timerid_ptr, *_):
                 raise GuestError(_clock_first(clockid))
             target, tid = tid, p.host_signals.signal_thread_tid()  # the host timer signals the signal thread
         host_ev = bytearray(sigevent.pack(value, signo, notify, tid, b""))
+        event = (value, signo, notify, target)
     r = native.syscall(222, s32(clockid), native.address_of(host_ev) if host_ev else 0, ptr(t, timerid_ptr, 4))
     if r == 0:
         timerid = int.from_bytes(t.mem.read(timerid_ptr, 4), "little", signed=True)
         p.timers.targets[timerid] = target
-        p.timers.timers[timerid] = Timer()
+        p.timers.timers[timerid] = Timer(s32(clockid), event)
     return r
 
 
