@@ -47,6 +47,8 @@ MODULES = (
     "kontain.cli.snapctl",
     "kontain.kernel.snapfile",
     "kontain.kernel.snapfds",
+    "kontain.kernel.snapsock",
+    "kontain.kernel.snaptimers",
     "kontain.kernel.resume",
     "kontain.kernel.gdbstub",
     "kontain.loader.elf",

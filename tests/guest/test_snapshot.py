@@ -502,6 +502,57 @@ def test_resume_through_a_km_server(tmp_path):
         server.wait(timeout=30)
 
 
+def _serve(tmp_path, *extra):
+    """A km server on tmp_path/km.sock; (its process, its native client)."""
+    import time
+
+    sock, client = tmp_path / "km.sock", tmp_path / "km"
+    server = subprocess.Popen(KM + ["--serve", str(sock), *map(str, extra)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not (sock.exists() and client.exists()):
+        assert server.poll() is None and time.monotonic() < deadline, "km --serve did not start"
+        time.sleep(0.05)
+    return server, client
+
+
+def test_a_server_warm_for_a_snapshot_resumes_it_and_starts_others_directly(tmp_path):
+    """km --serve PATH --warm FILE: workers with FILE's memory mapped before a client
+    comes; km FILE resumes in one (its parent is the server), several at once; another
+    program, or FILE changed since, starts directly; a file that is not a snapshot is
+    refused at once with one line."""
+    script = tmp_path / "warm.py"
+    script.write_text(f"import sys, os, json\nsys.path.insert(0, {SRC!r})\nfrom kontain.guest import snapshot\n"
+                      "snapshot(sys.argv[1], exit=True)\nprint(json.dumps({'parent': os.getppid()}))\n")
+    snap = tmp_path / "py.snap"
+    assert km(PYTHON, script, snap).returncode == 0
+    server, client = _serve(tmp_path, "--warm", snap)
+    try:
+        expected = b'{"parent": %d}\n' % server.pid
+        for runner in ([str(client)], ["env", f"KM_SERVER={tmp_path / 'km.sock'}"] + KM):
+            r = run(runner + [snap])
+            assert (r.returncode, r.stdout) == (0, expected), r.err
+        procs = [subprocess.Popen([str(client), str(snap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for _ in range(3)]
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert (p.returncode, out) == (0, expected), err.decode()
+        r = run([str(client), "--timings", snap])  # the phases of a warm resume: no memory mapped then
+        assert r.returncode == 0 and "km: timings: fds" in r.err and "km: timings: memory" not in r.err, r.err
+        other = run([str(client), "/bin/echo", "direct"])  # (not the warm snapshot: km starts directly)
+        assert (other.returncode, other.stdout) == (0, b"direct\n"), other.err
+        copy = tmp_path / "copy.snap"
+        copy.write_bytes(snap.read_bytes())
+        r = run([str(client), copy])  # another file: resumed by a direct km (its parent is the client)
+        assert r.returncode == 0 and r.stdout != expected and b"parent" in r.stdout, r.err
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    bad = subprocess.run(KM + ["--serve", str(tmp_path / "b.sock"), "--warm", str(script)], capture_output=True,
+                         timeout=60)
+    lines = bad.stderr.decode().strip().splitlines()
+    assert bad.returncode == 1 and len(lines) == 1 and lines[0].startswith("km: --serve --warm"), bad.stderr
+
+
 def test_a_go_http_server_snapshotted_on_listen_serves_from_several_resumes(tmp_path):
     """Go's runtime: many threads, an epoll set and an eventfd (taken along through
     /proc/self/fdinfo), a listening socket."""

@@ -27,12 +27,12 @@ def main(argv: list[str] | None = None, started: tuple[float, float] | None = No
 
         return image.main(args[1:])
     if args[:1] == ["--serve"]:
-        if len(args) != 2:
-            _say("--serve needs the socket's path (km --serve PATH)")
+        if len(args) not in (2, 4) or len(args) == 4 and args[2] != "--warm":
+            _say("--serve needs the socket's path (km --serve PATH [--warm SNAPSHOT])")
             return 2
         from kontain.cli import server
 
-        return server.serve(args[1])
+        return server.serve(args[1], warm=args[3] if len(args) == 4 else None)
     if args[:1] == ["resume"]:
         if len(args) != 2:
             _say("resume needs the snapshot's path (km resume FILE)")

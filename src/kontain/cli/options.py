@@ -58,6 +58,10 @@ options:
       --serve PATH       be a km server on the Unix socket PATH: with KM_SERVER=PATH in
                          its environment, km hands its program to the server, which
                          starts it without a Python start-up (see the user guide)
+      --serve PATH --warm SNAPSHOT
+                         the same, with workers that have SNAPSHOT's memory mapped
+                         before a client comes: km SNAPSHOT resumes fastest (other
+                         programs start directly)
   -h, --help             show this help and exit
   -V, --version          show the version and exit
 

@@ -34,8 +34,9 @@ _PR_SET_PDEATHSIG = 1
 RESERVE_CONN = 128  # the connection's place among the monitor's descriptors (kernel/fdtable.py)
 
 
-def serve(path: str) -> int:
-    """Listen on ``path`` until killed."""
+def serve(path: str, warm: str | None = None) -> int:
+    """Listen on ``path`` until killed.  ``warm``: a snapshot file whose memory each
+    worker maps before it has a client (``_Warm``)."""
     from kontain import lazy
     from kontain.confine import Confinement
 
@@ -44,6 +45,12 @@ def serve(path: str) -> int:
 
     # the server confines itself as a km does (not dumpable, a Landlock domain, the
     # monitor's seccomp filter); each worker enters a Landlock domain below it
+    if warm is not None:
+        warm = os.path.abspath(warm)
+        problem = _Warm.check(warm)
+        if problem:
+            sys.stderr.write(f"km: --serve --warm {warm}: {problem}\n")
+            return 1
     Confinement().start()
     directory = os.path.dirname(os.path.abspath(path))
     try:
@@ -82,7 +89,7 @@ def serve(path: str) -> int:
     waiting: set[int] = set()
     while True:
         while len(waiting) < POOL:
-            waiting.add(_spawn(listener, taken_w))
+            waiting.add(_spawn(listener, taken_w, warm))
         ready, _, _ = select.select([taken_r], [], [], 1.0)
         if ready:
             for pid in os.read(taken_r, 4096).split():
@@ -122,8 +129,9 @@ def build_client(socket_path: str) -> str | None:
 
 def _snapshot_spec(spec):
     """When the client's program is a snapshot file (km FILE): the spec of the VM it
-    needs (lifecycle.resume), for Spec.fits; None otherwise, or when the file is not one
-    km can read (the resume then says why, as a direct one would)."""
+    needs (lifecycle.resume), for Spec.fits, and the file as read (the resume goes on
+    from it, without reading it again); None otherwise, or when the file is not one km
+    can read (the resume then says why, as a direct one would)."""
     from kontain.cli.main import _is_snapshot
 
     if spec is None or not _is_snapshot(spec.program):
@@ -135,14 +143,72 @@ def _snapshot_spec(spec):
         snap = snapfile.read(spec.program)
     except snapfile.SnapshotError:
         return None
-    os.close(snap.fd)
+    head = snap.state.get("head")
+    if type(head) is not dict:
+        os.close(snap.fd)
+        return None
+    return Spec(spec.program, poll=head.get("poll"), window=head.get("window"), kvm_device=spec.kvm_device), snap
+
+
+class _Warm:
+    """A worker's warm snapshot (``km --serve PATH --warm FILE``): read, checked and its
+    memory mapped with its VMAs and memslots (resume.restore_memory) before a client
+    comes, so that a client's ``km FILE`` only adds what the client gives the program
+    (descriptors, directory, limits) and the program's threads.  The file must be the
+    same one then (device, inode, size, modification time); a worker warm for it serves
+    nothing else (the client starts directly)."""
+
+    def __init__(self, proc, path: str):
+        from kontain.kernel import resume, snapfile
+
+        self.path = path
+        self.snap = snapfile.read(path)
+        st = os.fstat(self.snap.fd)
+        self.identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        resume.check_host(proc, self.snap, path)
+        resume.restore_memory(proc, self.snap, path)
+        self.spec = _snapshot_spec_of(path, self.snap)
+
+    @staticmethod
+    def check(path: str) -> str:
+        """Why ``path`` cannot be a server's warm snapshot ('' when it can)."""
+        from kontain.kernel import snapfile
+        from kontain.spec import Spec
+
+        try:
+            snap = snapfile.read(path)
+        except snapfile.SnapshotError as e:
+            return str(e)
+        os.close(snap.fd)
+        spec = _snapshot_spec_of(path, snap)
+        if spec is None or not spec.fits(Spec()):
+            return "taken with other VM options than a km server's (--poll, --window)"
+        return ""
+
+    def take(self, spec):
+        """(its Spec, the file) when the client's program is this snapshot, else None."""
+        if spec is None:
+            return None
+        try:
+            st = os.stat(spec.program)
+        except OSError:
+            return None
+        if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != self.identity:
+            return None
+        self.snap.warm = True
+        return self.spec, self.snap
+
+
+def _snapshot_spec_of(path: str, snap):
+    from kontain.spec import Spec
+
     head = snap.state.get("head")
     if type(head) is not dict:
         return None
-    return Spec(spec.program, poll=head.get("poll"), window=head.get("window"), kvm_device=spec.kvm_device)
+    return Spec(path, poll=head.get("poll"), window=head.get("window"))
 
 
-def _spawn(listener, taken_w: int) -> int:
+def _spawn(listener, taken_w: int, warm: str | None) -> int:
     server = os.getpid()
     pid = os.fork()
     if pid:
@@ -152,21 +218,31 @@ def _spawn(listener, taken_w: int) -> int:
         os._exit(0)
     status = 1
     try:
-        status = _worker(listener, taken_w)
+        status = _worker(listener, taken_w, warm)
     except BaseException as e:  # a worker never gets back into the server's loop
         os.write(2, f"km: server worker: {e!r}\n".encode())
     os._exit(status)
 
 
-def _worker(listener, taken_w: int) -> int:
-    """Build a VM, wait for a client, become it, run its program, report the end."""
+def _worker(listener, taken_w: int, warm: str | None = None) -> int:
+    """Build a VM (with a warm snapshot's memory), wait for a client, become it, run its
+    program, report the end."""
     native.reset_pid()  # process_vm_* name this process, not the server
     _signal.signal(_SIGCHLD, _signal.SIG_DFL)
     from kontain import lifecycle
     from kontain.cli import options
     from kontain.spec import Spec
 
+    from kontain.errors import KmError
+
     proc = lifecycle.prepare(Spec())
+    warmed = None
+    if warm is not None:
+        try:
+            warmed = _Warm(proc, warm)
+        except (KmError, OSError, KeyError, TypeError, ValueError) as e:  # (changed since the server checked it)
+            os.write(2, f"km: server worker: {warm} cannot be kept warm ({e}); this worker is a plain one\n".encode())
+            proc = lifecycle.prepare(Spec())
     while True:
         try:
             conn, _ = listener._accept()
@@ -204,8 +280,14 @@ def _worker(listener, taken_w: int) -> int:
         sock.sendall(b"no " + why.encode() + b"\n")
         return 0
     sock = _socket.socket(fileno=req.adopt(sock.detach(), proc.fds))
-    snapshot = _snapshot_spec(spec)  # km FILE: a snapshot, resumed in this worker's VM
-    if snapshot is not None and not snapshot.fits(proc.spec):
+    if warmed is not None:  # (its VM holds the warm snapshot's memory: that snapshot only)
+        snapshot = warmed.take(spec)
+        if snapshot is None:
+            sock.sendall(b"no a km server warm for another snapshot\n")
+            return 0
+    else:
+        snapshot = _snapshot_spec(spec)  # km FILE: a snapshot, resumed in this worker's VM
+    if snapshot is not None and not snapshot[0].fits(proc.spec):
         sock.sendall(b"no a snapshot taken with other options\n")
         return 0
     me = os.getpid()
@@ -223,7 +305,8 @@ def _worker(listener, taken_w: int) -> int:
     proc.inherited = (req.mask & ~(1 << 8 | 1 << 18), [s for s in range(1, 65) if req.ignored >> (s - 1) & 1])
     proc.rlimits.update({r: req.rlimit(r) for r in proc.rlimits})  # (in place: the address space holds it)
     try:
-        status = lifecycle.run_program(spec, prepared=proc, report=report)
+        status = lifecycle.run_program(spec, prepared=proc, report=report,
+                                       snapshot=snapshot[1] if snapshot is not None else None)
     except Exception as e:  # a bug in km: as a direct km would, end with status 1
         os.write(2, f"km: internal error: {type(e).__name__}: {e} (please report it)\n".encode())
         status = 1

@@ -157,9 +157,18 @@ def _check(value, schema, where: str) -> str:
 def restore(p, snap, path: str):
     """Put the program of ``snap`` into the prepared process ``p``; returns its main
     thread, ready to run (the others run already, or wait for it: Process.run)."""
+    restore_memory(p, snap, path)
+    return restore_process(p, snap, path)
+
+
+def restore_memory(p, snap, path: str) -> None:
+    """The first half of ``restore``, which needs nothing of whoever resumes: km's state
+    checked, the memory mapped, the VMAs and memslots.  (A km server's worker warm for a
+    snapshot, cli/server.py, does it before its client comes.)"""
     from kontain.memory import vdso
 
     check_state(snap.state, path)
+    p._mark("checked")
     snap.fd = snapfds.above(snap.fd, p.fds.floor)  # (the program's descriptors go below)
     state, extra = need(snap.state, "process", dict), need(snap.state, "extra", dict)
     mm_state = need(state, "mm", dict)
@@ -198,6 +207,7 @@ def restore(p, snap, path: str):
                     raise SnapshotError(f"{path}: cannot map its memory ({os.strerror(-r)})")
         else:
             raise SnapshotError(f"{path}: a mapping of an unknown kind")
+    p._mark("mapped")
     specials = [(v[1], ld) for v, ld in zip(vmas, loads) if ld[2] == "special"]
     if specials:
         host = vdso.host_layout()
@@ -209,6 +219,7 @@ def restore(p, snap, path: str):
 
         for (name, lo, _hi, prot), (_n, s, e) in zip(host, saved):
             p.mm.map_special(Vma(s, e, prot, F.MAP_PRIVATE | F.MAP_ANONYMOUS | VM_SPECIAL, name), hva=lo)
+    p._mark("vdso")
     try:
         p.mm.restore(mm_state)
     except (KeyError, TypeError, ValueError) as e:
@@ -218,8 +229,17 @@ def restore(p, snap, path: str):
     for v in p.mm:
         if not v.flags & VM_SPECIAL:
             p.slots.set_access(v.start, v.end, access_of(v.prot))
+    p._mark("memory")
+
+
+def restore_process(p, snap, path: str):
+    """The second half of ``restore`` (after ``restore_memory``): what the resuming
+    process gives the program (its descriptors, directory, limits) and the program's
+    own state, then its threads; returns the main thread."""
+    state, extra = need(snap.state, "process", dict), need(snap.state, "extra", dict)
     # descriptors, directory, limits
     snapfds.restore(p, need(state, "fds", dict), path)
+    p._mark("fds")
     try:
         os.chdir(need(extra, "cwd", bytes))
     except OSError as e:
@@ -254,6 +274,7 @@ def restore(p, snap, path: str):
     from kontain.kernel.process import _name_process
 
     _name_process(os.fsencode(os.path.basename(p.name)), p.argv)
+    p._mark("state")
     main = _restore_threads(p, need(state, "tasks", list), path)
     if p._signalfds is not None:
         p._signalfds.update()  # (readable while a signal of its mask is pending: restored now)
