@@ -231,9 +231,8 @@ def _worker(listener, taken_w: int, warm: str | None = None) -> int:
     _signal.signal(_SIGCHLD, _signal.SIG_DFL)
     from kontain import lifecycle
     from kontain.cli import options
-    from kontain.spec import Spec
-
     from kontain.errors import KmError
+    from kontain.spec import Spec
 
     proc = lifecycle.prepare(Spec())
     warmed = None
