@@ -5,7 +5,11 @@
    the first output after the imports) against a resume of a snapshot taken right
    there (command to the same output), and the same cold start natively; and a resume
    whose program ends at its first instruction after the resume (os._exit), which is
-   what km's own resume costs.
+   what km's own resume costs.  Through a km server, side by side: a plain worker (it
+   reads the file and maps its memory once the client comes) and a worker warm for the
+   snapshot (``km --serve PATH --warm FILE``: mapped before), each also timed from the
+   command to the program's first instruction (the moment km lets the vCPUs run, as
+   ``--timings`` reports it on CLOCK_MONOTONIC).
 2. A program with 500 MiB of data: how long the snapshot takes, the file's size on
    disk, and the memory (PSS, summed) of 10 resumes running at once, each having read
    all of its memory, against one.
@@ -50,6 +54,28 @@ def first_line(argv: list[str]) -> float:
     return t
 
 
+def to_first_instruction(argv: list[str]) -> float:
+    """Seconds from the command to the moment the resumed program ran (km --timings)."""
+    import re
+
+    t0 = time.perf_counter()
+    r = subprocess.run(argv[:1] + ["--timings"] + argv[1:], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    m = re.search(r"ran from CLOCK_MONOTONIC ([0-9.]+) s", r.stderr)
+    if r.returncode or not m:
+        raise RuntimeError(f"{argv}: status {r.returncode}, {r.stderr.strip()[-300:]}")
+    return float(m.group(1)) - t0
+
+
+def _server(sock: str, *extra: str):
+    server = subprocess.Popen(KM + ["--serve", sock, *extra], stderr=subprocess.DEVNULL)
+    client = Path(os.path.dirname(sock), "km")  # the server's native client (cli/kmc.c)
+    for _ in range(200):
+        if client.exists() and Path(sock).exists():
+            break
+        time.sleep(0.05)
+    return server, client
+
+
 def whole(argv: list[str]) -> float:
     t0 = time.perf_counter()
     r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
@@ -74,16 +100,27 @@ def python_rows(tmp: str, rounds: int) -> list[tuple[str, float]]:
         "km SNAPSHOT, resumed (to the same output)": lambda: first_line(KM + [str(snap)]),
         "km SNAPSHOT, resumed, program exits at once (whole command)": lambda: whole(KM + [str(snap_exit)]),
     }
-    server = subprocess.Popen(KM + ["--serve", f"{tmp}/km.sock"], stderr=subprocess.DEVNULL)
-    client = Path(tmp, "km")  # the server's native client (cli/kmc.c)
-    for _ in range(200):
-        if client.exists() and Path(tmp, "km.sock").exists():
-            break
-        time.sleep(0.05)
-    if client.exists():
-        runs["km server's client: SNAPSHOT resumed (to the same output)"] = lambda: first_line([str(client), str(snap)])
-        runs["km server's client: SNAPSHOT resumed, program exits at once (whole command)"] = \
-            lambda: whole([str(client), str(snap_exit)])
+    servers = []
+    for d in ("plain", "warm", "warm-exit"):
+        os.mkdir(Path(tmp, d))
+    plain, client = _server(f"{tmp}/plain/km.sock")
+    warm, wclient = _server(f"{tmp}/warm/km.sock", "--warm", str(snap))
+    warm_exit, weclient = _server(f"{tmp}/warm-exit/km.sock", "--warm", str(snap_exit))
+    servers = [plain, warm, warm_exit]
+    c, w, we = str(client), str(wclient), str(weclient)
+    runs.update({
+        "km server's client, plain worker: SNAPSHOT resumed (to the same output)": lambda: first_line([c, str(snap)]),
+        "km server's client, plain worker: SNAPSHOT resumed, program exits at once (whole command)":
+            lambda: whole([c, str(snap_exit)]),
+        "km server's client, plain worker: to the program's first instruction after the resume":
+            lambda: to_first_instruction([c, str(snap_exit)]),
+        "km server's client, warm worker (--warm): SNAPSHOT resumed (to the same output)":
+            lambda: first_line([w, str(snap)]),
+        "km server's client, warm worker (--warm): SNAPSHOT resumed, program exits at once (whole command)":
+            lambda: whole([we, str(snap_exit)]),
+        "km server's client, warm worker (--warm): to the program's first instruction after the resume":
+            lambda: to_first_instruction([we, str(snap_exit)]),
+    })
     times: dict[str, list[float]] = {k: [] for k in runs}
     try:
         for _ in range(rounds):
@@ -91,8 +128,9 @@ def python_rows(tmp: str, rounds: int) -> list[tuple[str, float]]:
                 time.sleep(0.3)  # (the server's workers ready again, as between a user's commands)
                 times[name].append(f())
     finally:
-        server.terminate()
-        server.wait()
+        for server in servers:
+            server.terminate()
+            server.wait()
     return [(name, statistics.median(v)) for name, v in times.items()]
 
 

@@ -188,7 +188,8 @@ def test_timers_and_signalfds_come_back(tmp_path, variant, mode):
         assert p.returncode == 0 and b"snapshot call: 1" in err, err.decode()
         assert (first.stdout if mode == "exit" else b"") + out == native.stdout
     info = km("snapshot", "--info", snap)
-    assert "a signalfd" in info.text, info.text
+    assert "a signalfd" in info.text and "timers: 4 POSIX timers; armed: ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF" \
+        in info.text, info.text
 
 
 def test_a_timer_on_a_thread_clock_is_refused_and_the_program_goes_on(tmp_path):

@@ -46,6 +46,11 @@ def info(path: str) -> int:
                  f"threads: {len(state['tasks'])} (ids {', '.join(str(t['tid']) for t in state['tasks'])})"]
         mem = sum(filesz for _s, _e, _o, filesz, _f in snap.loads)
         lines.append(f"memory: {len(snap.loads)} mappings, {mem >> 20} MiB in the file ({snap.size >> 20} MiB file)")
+        timers = snap.state["extra"].get("timers")
+        if timers:
+            armed = [name for name, (_i, value) in zip(("ITIMER_REAL", "ITIMER_VIRTUAL", "ITIMER_PROF"),
+                                                      timers["itimers"]) if value]
+            lines.append(f"timers: {len(timers['posix'])} POSIX timers; armed: {', '.join(armed) or 'no interval timer'}")
         for fd, f in sorted(state["fds"].items()):
             if f["kind"] == "file":
                 what = f"{os.fsdecode(f['path'])} at offset {f['offset']}"

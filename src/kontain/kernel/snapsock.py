@@ -168,7 +168,7 @@ def restore(socks: dict, path: str, floor: int) -> dict[int, int]:
     and shutdown state; returns fd -> a new descriptor (above ``floor``) for its end."""
     import socket
 
-    pairs: dict[int, list] = {}  # pair -> [type, [end 0 socket, end 1 socket], {end: entry}]
+    pairs: dict[int, tuple[int, dict]] = {}  # pair -> (type, {end: its entry with the queued data})
     for fd, f in socks.items():
         typ, pair, end = f.get("type"), f.get("pair"), f.get("end")
         data, shutdown, bufs = f.get("data"), f.get("shutdown"), f.get("bufs")
@@ -177,26 +177,26 @@ def restore(socks: dict, path: str, floor: int) -> dict[int, int]:
                 sum(map(len, data)) > _MAX_QUEUED or shutdown not in (0, 1, 2, 3) or \
                 not (type(bufs) is tuple and len(bufs) == 2 and all(type(b) is int and 0 < b < 1 << 30 for b in bufs)):
             raise SnapshotError(f"{path}: descriptor {fd}: a bad socketpair")
-        entry = pairs.setdefault(pair, [typ, None, {}])
-        if entry[0] != typ:
+        known, ends = pairs.setdefault(pair, (typ, {}))
+        if known != typ:
             raise SnapshotError(f"{path}: descriptor {fd}: a bad socketpair")
-        if data or end not in entry[2]:
-            entry[2][end] = f
+        if data or end not in ends:
+            ends[end] = f
     made: dict[int, list] = {}
-    for pair, (typ, _none, ends) in pairs.items():
+    for pair, (typ, ends) in pairs.items():
         try:
             a, b = socket.socketpair(socket.AF_UNIX, typ | socket.SOCK_CLOEXEC)
         except OSError as e:
             raise SnapshotError(f"{path}: no socketpair ({e.strerror})") from None
         socks_ = [a, b]
         try:
-            for end, f in ends.items():
-                me, other = socks_[end], socks_[1 - end]
+            for end, f in ends.items():  # (the sizes it had: what was queued fits again; the kernel doubles them)
                 snd, rcv = f["bufs"]
-                me.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, max(rcv // 2, 1))
-                other.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, max(snd // 2, 1, rcv // 2))
+                socks_[end].setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, max(snd // 2, 1))
+                socks_[end].setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, max(rcv // 2, 1))
+            for end, f in ends.items():  # each end's messages, sent to it by the other end
                 for message in f["data"]:
-                    if other.send(message, socket.MSG_DONTWAIT) != len(message):
+                    if socks_[1 - end].send(message, socket.MSG_DONTWAIT) != len(message):
                         raise BlockingIOError
             for end, f in ends.items():
                 how = {1: socket.SHUT_RD, 2: socket.SHUT_WR, 3: socket.SHUT_RDWR}.get(f["shutdown"])
