@@ -167,12 +167,15 @@ def _snapshot_file(path: str) -> bool:
 
 
 def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
-           started: tuple[float, float] | None = None, prepared=None, report=None, snap=None) -> int:
+           started: tuple[float, float] | None = None, prepared=None, report=None, snap=None,
+           scale_to_zero: bool = False) -> int:
     """``km resume FILE`` (and ``km FILE`` for a snapshot): run the program of a
     snapshot file (kernel/snapshot.py) from where it was taken, to its end.
     ``prepared``, ``report``: as for run_program (a km server's worker: its VM must fit
     the snapshot's, which the server checked before taking the client); ``snap``: the
-    file, read already (snapfile.read)."""
+    file, read already (snapfile.read).  ``scale_to_zero``: the program's listening
+    sockets first, alone, and the rest (the VM too) once a connection comes to one of
+    them (kernel/snapfds.py ``listen_first``)."""
     from kontain.arch.x86_64.layout import WINDOW_LIMIT
     from kontain.kernel import resume as resuming
     from kontain.kernel import snapfile
@@ -189,7 +192,12 @@ def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
                 or window % (1 << 30):
             raise snapfile.SnapshotError(f"{path}: not a km snapshot, or a damaged one (bad VM settings)")
         spec = Spec(path, [], [], poll=poll, window=window, timings=timings, kvm_device=kvm_device)
-        if prepared is None:
+        if scale_to_zero:
+            from kontain.kernel import snapfds
+
+            resuming.check_state(snap.state, path)
+            snapfds.listen_first(snap, path)
+            began = time.perf_counter()  # (--timings: from the first connection)
             proc = prepare(spec)
         else:
             if not spec.fits(prepared.spec):

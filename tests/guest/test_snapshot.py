@@ -423,6 +423,39 @@ def test_a_python_http_server_snapshotted_on_listen_serves_from_several_resumes(
     _three_resumes_answer(snap, port, lambda i: (f"/{i}", b'{"path": "/%d"}' % i))
 
 
+def test_scale_to_zero_listens_first_and_resumes_at_the_first_connection(tmp_path):
+    """km resume --scale-to-zero: the server's listening socket comes back alone (no VM,
+    no guest memory: km holds no KVM descriptor), and the program is resumed when a
+    connection comes, which it then answers, as it does the next ones."""
+    import time
+
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    port = _free_port()
+    snap = tmp_path / "server.snap"
+    assert km("--snapshot-on-listen", snap, PYTHON, script, port).returncode == 0
+    p = subprocess.Popen(KM + ["resume", "--scale-to-zero", str(snap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # its listening socket, and nothing of KVM
+            links = [os.readlink(f"/proc/{p.pid}/fd/{n}") for n in os.listdir(f"/proc/{p.pid}/fd")]
+            if any(link.startswith("socket:") for link in links):
+                break
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr.read().decode()
+            time.sleep(0.05)
+        time.sleep(0.3)
+        links = [os.readlink(f"/proc/{p.pid}/fd/{n}") for n in os.listdir(f"/proc/{p.pid}/fd")]
+        assert not any("kvm" in link for link in links), links
+        assert _get(port, "/first") == b'{"path": "/first"}'
+        assert any("kvm" in os.readlink(f"/proc/{p.pid}/fd/{n}") for n in os.listdir(f"/proc/{p.pid}/fd"))
+        assert _get(port, "/second") == b'{"path": "/second"}'
+    finally:
+        p.terminate()
+        p.communicate(timeout=60)
+    usage = km("resume", "--scale-to-zero")
+    assert usage.returncode == 2 and "km resume [--scale-to-zero] FILE" in usage.err
+
+
 def _three_resumes_answer(snap, port: int, request) -> None:
     """Three resumes of a server's snapshot at once answer six requests (``request(i)``:
     the path and the answer), shared among them by the host (SO_REUSEPORT)."""

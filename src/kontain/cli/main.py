@@ -34,10 +34,11 @@ def main(argv: list[str] | None = None, started: tuple[float, float] | None = No
 
         return server.serve(args[1], warm=args[3] if len(args) == 4 else None)
     if args[:1] == ["resume"]:
-        if len(args) != 2:
-            _say("resume needs the snapshot's path (km resume FILE)")
+        lazy = args[1:2] == ["--scale-to-zero"]
+        if len(args) != 2 + lazy:
+            _say("resume needs the snapshot's path (km resume [--scale-to-zero] FILE)")
             return 2
-        return _resume(args[1], started)
+        return _resume(args[-1], started, scale_to_zero=lazy)
     if args[:1] == ["snapshot"]:
         from kontain.cli import snapctl
 
@@ -79,11 +80,11 @@ def _is_snapshot(program: str) -> bool:
     return len(head) >= 18 and head[:4] == b"\x7fELF" and head[16:18] == b"\x04\x00"
 
 
-def _resume(path: str, started, timings: bool = False) -> int:
+def _resume(path: str, started, timings: bool = False, scale_to_zero: bool = False) -> int:
     from kontain import lifecycle
 
     kvm = os.environb.get(b"KM_KVM_DEVICE")
-    return lifecycle.resume(path, timings=timings, started=started,
+    return lifecycle.resume(path, timings=timings, started=started, scale_to_zero=scale_to_zero,
                             kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")
 
 

@@ -62,6 +62,9 @@ options:
                          the same, with workers that have SNAPSHOT's memory mapped
                          before a client comes: km SNAPSHOT resumes fastest (other
                          programs start directly)
+  km resume [--scale-to-zero] FILE
+                         resume a snapshot; --scale-to-zero: its listening sockets
+                         first, the program when the first connection comes
   -h, --help             show this help and exit
   -V, --version          show the version and exit
 

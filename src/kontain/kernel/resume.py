@@ -238,7 +238,7 @@ def restore_process(p, snap, path: str):
     own state, then its threads; returns the main thread."""
     state, extra = need(snap.state, "process", dict), need(snap.state, "extra", dict)
     # descriptors, directory, limits
-    snapfds.restore(p, need(state, "fds", dict), path)
+    snapfds.restore(p, need(state, "fds", dict), path, getattr(snap, "listening", None))
     p._mark("fds")
     try:
         os.chdir(need(extra, "cwd", bytes))

@@ -214,11 +214,13 @@ def _put_back(fd: int, data: bytes) -> None:
             return
 
 
-def restore(p, files: dict, path: str) -> None:
+def restore(p, files: dict, path: str, listening: dict | None = None) -> None:
     """The program's descriptors at their numbers, each checked; the resuming km's own
-    0-2 stay; anything else it inherited below the floor is closed (not the program's)."""
+    0-2 stay; anything else it inherited below the floor is closed (not the program's).
+    ``listening``: the listening sockets ``listen_first`` made already (number -> inode)."""
     import fcntl
 
+    listening = listening or {}
     for fd in [int(n) for n in os.listdir("/proc/self/fd")]:
         if 2 < fd < p.fds.floor and fd not in files:
             try:
@@ -244,6 +246,8 @@ def restore(p, files: dict, path: str) -> None:
             fcntl.fcntl(new, fcntl.F_SETFL, f["flags"] & (os.O_NONBLOCK | os.O_APPEND | os.O_DIRECT))
             if f.get("data"):
                 _put_back(w, f["data"])
+        elif f.get("kind") == "listener" and listening.get(fd) is not None and _same_inode(fd, listening[fd]):
+            new = fd  # (made first by listen_first, a connection waiting in it)
         elif f.get("kind") == "listener":
             new = _listen_again(f, fd, path)
         elif f.get("kind") == "unix":
@@ -369,6 +373,38 @@ def _listen_again(f: dict, fd: int, path: str) -> int:
     new = s.detach()
     fcntl.fcntl(new, fcntl.F_SETFL, f["flags"] & os.O_NONBLOCK)
     return new
+
+
+def listen_first(snap, path: str) -> None:
+    """``km resume --scale-to-zero``: the program's listening sockets made again at their
+    numbers, alone (no VM, no memory yet), and a wait until a connection comes to one of
+    them; ``restore`` then keeps them (``snap.listening``: number -> inode), so the
+    connection waiting in one is the program's.  With none, the resume goes on at once."""
+    import select
+
+    files = snap.state["process"]["fds"]
+    listeners = {fd: f for fd, f in files.items() if type(f) is dict and f.get("kind") == "listener"}
+    if not listeners:
+        return
+    snap.fd = above(snap.fd, max(listeners) + 1)  # (the file's own descriptor out of their way)
+    made = {}
+    for fd, f in sorted(listeners.items()):
+        if native.syscall(72, fd, 1, 0) >= 0:  # fcntl(F_GETFD): the number is km's now; bound at the resume
+            continue
+        new = _listen_again(f, fd, path)
+        _place(new, fd, f)
+        made[fd] = os.fstat(fd).st_ino
+    snap.listening = made
+    if not made:
+        return
+    poll = select.poll()
+    for fd in made:
+        poll.register(fd, select.POLLIN)
+    try:
+        while not poll.poll():
+            pass
+    except KeyboardInterrupt:  # (^C while nothing ran yet: as the program would end by SIGINT)
+        raise SystemExit(130) from None
 
 
 def _reopen(f: dict, fd: int, path: str) -> int:
