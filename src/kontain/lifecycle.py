@@ -198,6 +198,7 @@ def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
             resuming.check_state(snap.state, path)
             snapfds.listen_first(snap, path)
             began = time.perf_counter()  # (--timings: from the first connection)
+        if prepared is None:
             proc = prepare(spec)
         else:
             if not spec.fits(prepared.spec):
