@@ -68,6 +68,7 @@ PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS = 38, 39
 PR_SET_THP_DISABLE, PR_GET_THP_DISABLE = 41, 42
 # <linux/prctl.h> (recent kernels; EINVAL before): timer_create takes the id it is given (CRIU, km's resumes)
 PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OFF, PR_TIMER_CREATE_RESTORE_IDS_ON = 77, 0, 1
+PR_TIMER_CREATE_RESTORE_IDS_GET = 2
 # <linux/time.h>: the clocks a snapshot's timers may use (re-armed with the time they had left)
 CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_BOOTTIME, CLOCK_TAI = 0, 1, 2, 7, 11
 PR_GET_TSC, PR_SET_TSC = 25, 26

@@ -11,7 +11,8 @@ time).  A timer's signal that is pending is part of the signal state (its siginf
 overruns included), saved already.
 
 Refused at snapshot time: a POSIX timer on a clock a resume cannot arm again the same way
-(a thread's CPU time, another process's, the alarm clocks).
+(a thread's CPU time, another process's, the alarm clocks), and POSIX timers on a kernel
+without PR_TIMER_CREATE_RESTORE_IDS (its resumes could not give them their ids back).
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def describe(p) -> dict:
         isec, iusec, vsec, vusec = struct.unpack("<4q", buf)
         itimers.append((isec * 1_000_000 + iusec, vsec * 1_000_000 + vusec))
     posix = {}
+    if p.timers.timers and native.syscall(157, F.PR_TIMER_CREATE_RESTORE_IDS, F.PR_TIMER_CREATE_RESTORE_IDS_GET,
+                                          0, 0, 0) < 0:
+        raise Refused("snapshot: the program has POSIX timers, and this kernel cannot make them again under their "
+                      "ids (no prctl PR_TIMER_CREATE_RESTORE_IDS)")
     for timerid, timer in sorted(p.timers.timers.items()):
         if timer.clock not in _CLOCKS:
             what = _CLOCK_NAMES.get(timer.clock, f"clock {timer.clock}")
