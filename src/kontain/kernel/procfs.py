@@ -558,11 +558,13 @@ class ProcFs:
 
     def thread_credentials(self, tid: int) -> tuple[bytes, ...]:
         """Everything that decides what a host thread may do, from its status: ids,
-        groups, the five capability sets, no_new_privs, seccomp."""
+        groups, the five capability sets, no_new_privs, seccomp; and the namespaces a
+        thread can have of its own (syscalls/ns.py), from their links."""
         keys = (b"Uid", b"Gid", b"Groups", b"CapInh", b"CapPrm", b"CapEff", b"CapBnd", b"CapAmb", b"NoNewPrivs",
                 b"Seccomp")
         lines = dict(line.partition(b":")[::2] for line in self._host(b"%d/status" % tid).split(b"\n"))
-        return tuple(lines.get(k, b"").strip() for k in keys)
+        ids = tuple(lines.get(k, b"").strip() for k in keys)
+        return ids + tuple(self._readlink(b"%d/ns/%s" % (tid, ns)) or b"" for ns in (b"net", b"uts", b"ipc"))
 
     # -- listings --------------------------------------------------------------------------------
     def listing(self, fd: int) -> bytes | None:

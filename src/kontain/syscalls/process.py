@@ -318,7 +318,7 @@ _NEEDED = F.CLONE_VM | F.CLONE_SIGHAND | F.CLONE_THREAD
 # ignored; CLONE_FILES is refused (docs/known-issues.md)
 _FORK_FLAGS = F.CLONE_VFORK | F.CLONE_VM | F.CLONE_PARENT_SETTID | F.CLONE_CHILD_SETTID | F.CLONE_CHILD_CLEARTID | \
     F.CLONE_SETTLS | F.CLONE_FS | F.CLONE_PTRACE | F.CLONE_UNTRACED | F.CLONE_PARENT | F.CLONE_PIDFD | \
-    F.CLONE_SYSVSEM | F.CLONE_IO | F.CLONE_DETACHED | F.CLONE_CLEAR_SIGHAND
+    F.CLONE_SYSVSEM | F.CLONE_IO | F.CLONE_DETACHED | F.CLONE_CLEAR_SIGHAND | F.CLONE_NEW_SERVED
 SYS_pidfd_open, SYS_fstat = 434, 5
 PID_MAX_LIMIT = 4 * 1024 * 1024  # (Linux's: no pid is above it, whatever pid_max says)
 
@@ -340,8 +340,8 @@ def _clone(t, flags: int, exit_signal: int, stack: int, ptid: int, ctid: int, tl
         raise GuestError(EINVAL)
     if flags & F.CLONE_PIDFD and flags & (F.CLONE_DETACHED | F.CLONE_THREAD):
         raise GuestError(EINVAL)  # (a thread's pidfd, Linux 6.9's: not served)
-    if flags & F.CLONE_NEW_ANY:
-        raise GuestError(EPERM)  # namespaces: as for a caller without CAP_SYS_ADMIN (syscalls/ns.py)
+    if flags & F.CLONE_NEW_ANY and (flags & F.CLONE_THREAD or flags & F.CLONE_NEW_ANY & ~F.CLONE_NEW_SERVED):
+        raise GuestError(EPERM)  # namespaces km does not serve: as for a caller without CAP_SYS_ADMIN (syscalls/ns.py)
     for tid in set_tid:
         if tid < 1 or tid >= PID_MAX_LIMIT:
             raise GuestError(EINVAL)
