@@ -109,14 +109,17 @@ def test_execveat(variant, tmp):
 
 
 @pytest.mark.parametrize("variant", STATIC)
-@pytest.mark.parametrize("what", ["maxrss", "robust", "setpgid", "priority", "splice", "timerfd", "keepcaps", "epipe"])
+@pytest.mark.parametrize("what", ["maxrss", "robust", "setpgid", "priority", "splice", "timerfd", "keepcaps", "epipe",
+                                  "pidfd"])
 def test_answers(variant, what):
     """ru_maxrss is the program's (the monitor's memory left out); get_robust_list of
     another process; setpgid of a child that has exec'd (EACCES); setpriority and
     getpriority of a process group; splice into a signalfd or a /proc file and a
     timerfd's TFD_IOC_SET_TICKS, which hung; timerfd_settime's past absolute times and
     cancel-on-set rules; PR_SET_KEEPCAPS across setresuid; a child writing into a pipe
-    nobody reads, 20 times each way (Go's TestStdPipe hung in one run of two)."""
+    nobody reads, 20 times each way (Go's TestStdPipe hung in one run of two);
+    pidfd_send_signal to the process itself, handled before it returns (CPython's
+    test_signal)."""
     _as_root_and_user([build("answers", variant, ("-lpthread",)), what])
 
 

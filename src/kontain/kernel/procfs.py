@@ -163,6 +163,19 @@ class ProcFs:
             known = self._devs.setdefault(dev, False)
         return known
 
+    def names_self(self, fd: int) -> bool:
+        """Does ``fd`` (a pidfd, or a /proc/<pid> directory, which pidfd_send_signal
+        takes too) name this process?"""
+        if self.on_procfs(fd):
+            placed = self.place(fd)
+            return placed is not None and placed[1] == [b"%d" % self.pid]
+        if self._readlink(b"self/fd/%d" % fd) != b"anon_inode:[pidfd]":
+            return False
+        for line in self._host(b"%d/fdinfo/%d" % (self.pid, fd)).split(b"\n"):
+            if line.startswith(b"Pid:"):
+                return _number(line[4:].strip()) == self.pid
+        return False
+
     def ours(self, n: int) -> bool:
         """Is ``n`` this process or one of its host threads (the program's or km's)?"""
         if n == self.pid:

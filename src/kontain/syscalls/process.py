@@ -14,11 +14,13 @@ from kontain.abi.signals import SIGINFO_SIZE, siginfo
 from kontain.abi.structs import clone_args, prctl_mm_map, robust_list_head
 from kontain.arch.x86_64 import hostcode
 from kontain.errors import GuestError, ProcessExit
+from kontain.kernel.fdtable import NEVER_OPEN
 from kontain.memory.window import USER_LIMIT
 from kontain.syscalls.common import passthrough, s32, u32, u64
 
 SYS_kill, SYS_prctl, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo = 62, 157, 200, 234, 129, 297
-SYS_capget, SYS_readlinkat, SYS_fcntl = 125, 267, 72
+SYS_capget, SYS_readlinkat, SYS_fcntl, SYS_pidfd_send_signal = 125, 267, 72, 424
+PIDFD_SIGNAL_PROCESS_GROUP = 4  # <linux/pidfd.h>
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _CANONICAL_LIMIT = 1 << 47
 
@@ -225,6 +227,30 @@ def kill(t, pid, sig, *_):
     # signal to the program through its signal thread.  (A bad signal number the host
     # refuses too, after looking for the target: ESRCH first, as Linux.)
     return native.syscall(SYS_kill, pid, sig)
+
+
+def pidfd_send_signal(t, fd, sig, uinfo, flags, *_):
+    """A signal to this process itself is posted here, as kill's, so that it is handled
+    before the call returns, as on Linux (the host would deliver it to km, whose signal
+    thread posts it a moment later).  Any other target the host serves."""
+    host, sig = t.fds.host(fd), s32(sig)
+    if host == NEVER_OPEN or not t.process.procfs.names_self(host):
+        return _pidfd_send_signal(t, fd, sig, uinfo, flags)
+    r = native.syscall(SYS_pidfd_send_signal, host, 0, 0, flags)  # the host's checks of the flags (its version's)
+    if r < 0 or u32(flags) & PIDFD_SIGNAL_PROCESS_GROUP:
+        return r if r < 0 else _pidfd_send_signal(t, fd, sig, uinfo, flags)  # (a process group: km's too)
+    if uinfo:
+        info, _code = _queued_info(t, sig, uinfo)
+        if struct.unpack("<i", t.mem.read(uinfo, 4))[0] != sig:
+            raise GuestError(EINVAL)  # (any si_code: a process may send itself what it likes)
+    else:
+        info = siginfo(sig, S.SI_USER, pid=os.getpid(), uid=os.getuid())
+    if not 0 <= sig <= S.NSIG:
+        raise GuestError(EINVAL)
+    return t.process.post(sig, info) if sig else 0
+
+
+_pidfd_send_signal = passthrough(SYS_pidfd_send_signal, "f i p128 x")
 
 
 def _to_thread(t, tid: int, sig: int, info: bytes | None = None) -> int:

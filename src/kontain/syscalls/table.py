@@ -394,7 +394,8 @@ TABLE: tuple[Entry, ...] = (
     Entry(328, "pwritev2", rw.pwritev2, FULL, flags=SIGPIPE),
     Entry(332, "statx", fs.statx, FULL, args="a s x x p", flags=POLL),
     Entry(334, "rseq", process.rseq, PARTIAL, "ENOSYS: C libraries then do without", args="p u x x"),
-    Entry(424, "pidfd_send_signal", PASS, FULL, args="f i p128 x"),
+    Entry(424, "pidfd_send_signal", process.pidfd_send_signal, FULL, "to this process itself: handled before "
+          "the call returns", args="f i p128 x"),
     Entry(434, "pidfd_open", process.pidfd_open, PARTIAL, "PIDFD_THREAD is EINVAL", args="i x"),
     Entry(435, "clone3", process.clone3, PARTIAL, "as clone; set_tid and CLONE_INTO_CGROUP are EPERM", args="p u"),
     Entry(436, "close_range", fs.close_range, FULL, args="f f x"),
