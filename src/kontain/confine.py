@@ -36,6 +36,7 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 LANDLOCK_CREATE_RULESET_VERSION = 1
 LANDLOCK_RULE_PATH_BENEATH = 1
 LANDLOCK_ACCESS_FS_MAKE_BLOCK = 1 << 11
+LANDLOCK_ACCESS_FS_REFER = 1 << 13  # (ABI 2)
 
 
 class Confinement:
@@ -179,11 +180,16 @@ def _drop_ptrace() -> None:
 
 def _landlock_domain() -> int:
     """Enter a new Landlock domain that restricts no file access; returns the ABI
-    version, or 0 when this kernel has no Landlock (or refuses a domain here)."""
+    version, or 0 when this kernel has no Landlock (or refuses a domain here).
+
+    Every domain restricts moving a file to another directory (rename, link: EXDEV)
+    unless it handles LANDLOCK_ACCESS_FS_REFER and grants it, which ABI 1 cannot: on
+    such a kernel km enters no domain (programs rename across directories)."""
     abi = native.syscall(SYS_landlock_create_ruleset, 0, 0, LANDLOCK_CREATE_RULESET_VERSION)
-    if abi < 1:
+    if abi < 2:
         return 0
-    attr = bytearray(struct.pack("<Q", LANDLOCK_ACCESS_FS_MAKE_BLOCK))
+    handled = LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_REFER
+    attr = bytearray(struct.pack("<Q", handled))
     ruleset = native.syscall(SYS_landlock_create_ruleset, native.address_of(attr), len(attr), 0)
     if ruleset < 0:
         return 0
@@ -195,7 +201,7 @@ def _landlock_domain() -> int:
         try:
             # everything the domain handles is allowed beneath /: no file access is
             # restricted, but the domain exists (and with it the ptrace scope)
-            rule = bytearray(struct.pack("<Qi", LANDLOCK_ACCESS_FS_MAKE_BLOCK, root))
+            rule = bytearray(struct.pack("<Qi", handled, root))
             if native.syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, native.address_of(rule), 0):
                 return 0
         finally:
