@@ -72,6 +72,8 @@ def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, c
         _links_in_child(p, link)
         task = _become_child(p, parent, regs, sregs, xsave, flags, stack, ctid)
         p.vfork_fd = wfd
+        if flags & F.CLONE_NEW_SERVED:
+            task.credentials_changed()  # (new namespaces: as a thread that unshared them)
         raise ForkedChild(task)
     if link:
         p.children[pid] = link
