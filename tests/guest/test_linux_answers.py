@@ -163,3 +163,13 @@ def test_fork_without_memory(variant):
     natively (it was an internal error of km's fork), and the program goes on."""
     _, guest = compare([build("forkmem", variant)])
     assert "mapped 2 of 2" in guest.text and "internal error" not in guest.err
+
+
+@pytest.mark.parametrize("variant", STATIC)
+@pytest.mark.parametrize("what", ["exit", "exec"])
+def test_thread_group_leader_ends_first(variant, what):
+    """The main thread's pthread_exit leaves the others running (km's main thread went
+    on with the ended thread's vCPU, and the process ended early); an exec from a thread
+    of a child forked by a thread other than the main one (Go's TestExec: the child's
+    first thread, the host's leader, ended, and took km's view of its memory with it)."""
+    compare([build("leader", variant, ("-lpthread",)), what])
