@@ -156,9 +156,11 @@ def _check(value, schema, where: str) -> str:
     return f"{where}: unknown schema"
 
 
-def restore(p, snap, path: str):
+def restore(p, snap, path: str, image_files: bool = False):
     """Put the program of ``snap`` into the prepared process ``p``; returns its main
-    thread, ready to run (the others run already, or wait for it: Process.run)."""
+    thread, ready to run (the others run already, or wait for it: Process.run).
+    ``image_files``: the files it re-opens or maps are a container image's copies (km
+    image, oci/snapimage.py), other inodes: checked by size and time only."""
     from kontain.memory import vdso
 
     check_state(snap.state, path)
@@ -186,7 +188,8 @@ def restore(p, snap, path: str):
         if how == "special":
             continue
         if how == "file":
-            _map_shared_file(p, start, end, hostprot, vflags, name, voffset, dev, ino, path)
+            _map_shared_file(p, start, end, hostprot, vflags, name, voffset, (dev, ino) if not image_files else None,
+                             path)
         elif how == "memory":
             if filesz != end - start:
                 raise SnapshotError(f"{path}: the memory of {start:#x} is not in the file")
@@ -221,7 +224,7 @@ def restore(p, snap, path: str):
         if not v.flags & VM_SPECIAL:
             p.slots.set_access(v.start, v.end, access_of(v.prot))
     # descriptors, directory, limits
-    snapfds.restore(p, need(state, "fds", dict), path)
+    snapfds.restore(p, need(state, "fds", dict), path, image_files)
     try:
         os.chdir(need(extra, "cwd", bytes))
     except OSError as e:
@@ -255,7 +258,9 @@ def restore(p, snap, path: str):
     return _restore_threads(p, need(state, "tasks", list), path)
 
 
-def _map_shared_file(p, start, end, hostprot, vflags, name, offset, dev, ino, path) -> None:
+def _map_shared_file(p, start, end, hostprot, vflags, name, offset, inode, path) -> None:
+    """``inode``: (device, inode) the file must be, None for an image's copy (km image
+    carries only read-only ones, checked unchanged when it made the image)."""
     try:
         fd = os.open(name, os.O_RDWR if hostprot & F.PROT_WRITE else os.O_RDONLY)
     except OSError as e:
@@ -263,7 +268,8 @@ def _map_shared_file(p, start, end, hostprot, vflags, name, offset, dev, ino, pa
                             f"({e.strerror})") from None
     try:
         st = os.fstat(fd)
-        if (st.st_dev, st.st_ino) != (dev, ino):
+        if inode is not None and (st.st_dev, st.st_ino) != inode or \
+                inode is None and (hostprot & F.PROT_WRITE or st.st_size <= offset):
             raise SnapshotError(f"{path}: {name}, which the program maps shared, is another file now")
         r = native.mmap(p.mem.base + start, end - start, hostprot, F.MAP_SHARED | F.MAP_FIXED, fd, offset)
         if r < 0:

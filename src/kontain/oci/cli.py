@@ -205,7 +205,9 @@ class Krun:
         programs.check(programs.View.of_config(cfg, bundle), cfg.get("process") or {})
         rt = runtime.ensure()
         dest = config.mount_point(cfg)
-        command = rt.command(dest)
+        # (--image-files: a snapshot the container resumes, from km image SNAPSHOT, finds the
+        # files it re-opens as the image's copies, other inodes: oci/snapimage.py)
+        command = [*rt.command(dest), "--image-files"]
         config.container(cfg, command, rt.root, dest)
         cfg["annotations"][config.ANNOTATION] = json.dumps(command)
         memfile = crun.memory_file(cfg, _first_free(o))
