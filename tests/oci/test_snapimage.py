@@ -129,3 +129,26 @@ def test_changed_file_is_refused(app, tmp):
     assert r.stderr.count("\n") == 1 and not (tmp / "x.tar").exists()
     r = run([*KM, "image", "-o", str(tmp / "x.tar"), str(snap), "arg"])
     assert r.returncode == 1 and "takes no arguments" in r.stderr
+
+
+def test_image_files_option(app, tmp):
+    """--image-files (what krun gives km): a file the snapshot re-opens may be another
+    inode with the same size and modification time (an image's copy); without it the
+    resume refuses that, and with it a changed size or time is still refused."""
+    copy = tmp / "app"
+    shutil.copytree(app, copy)
+    snap = copy / "warm.snap"
+    r = subprocess.run(["prlimit", "--nproc=4096:4096", *KM, "/usr/bin/python3", "warm.py"], cwd=copy,
+                       env={**os.environ, "SNAP": str(snap)}, stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=kit.TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    data = copy / "data.txt"
+    shutil.copy2(data, tmp / "other")  # (same size and time, another inode)
+    os.replace(tmp / "other", data)
+    plain = run(["prlimit", "--nproc=4096:4096", *KM, str(snap)], stdin=subprocess.DEVNULL)
+    assert plain.returncode == 126 and "data.txt, which has changed since the snapshot" in plain.stderr, plain.stderr
+    moved = run(["prlimit", "--nproc=4096:4096", *KM, "--image-files", str(snap)], stdin=subprocess.DEVNULL)
+    assert moved.returncode == 0 and '"rest": "line two\\nline three\\n"' in moved.stdout, moved.stderr
+    os.utime(data, ns=(0, os.stat(data).st_mtime_ns + 1))
+    touched = run(["prlimit", "--nproc=4096:4096", *KM, "--image-files", str(snap)], stdin=subprocess.DEVNULL)
+    assert touched.returncode == 126 and "has changed since the snapshot" in touched.stderr, touched.stderr
