@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "oci"))
 
 import kit  # noqa: E402
-from bench import write_doc  # noqa: E402
+from bench import mend_devnull, write_doc  # noqa: E402
 
 from kt import KM, build, installed  # noqa: E402
 
@@ -67,20 +67,24 @@ def main() -> int:
     args = ap.parse_args()
     runtimes = [r for r in RUNTIMES if (r != "runsc" or shutil.which("runsc"))
                 and (r != "kontain-py" or RUNTIMES["kontain"] != RUNTIMES["kontain-py"])]
-    with tempfile.TemporaryDirectory(prefix="kt-bench-") as tmp:
-        podman = ["podman", "--root", f"{tmp}/storage", "--runroot", f"{tmp}/run"]
-        for name, program in (("hello", build("hello")), ("busybox", "/bin/busybox")):
-            subprocess.run([*KM, "image", "-t", f"localhost/{name}", "-o", f"{tmp}/{name}.tar", str(program)],
-                           check=True, capture_output=True)
-            subprocess.run([*podman, "load", "-i", f"{tmp}/{name}.tar"], check=True, capture_output=True)
-        root = kit.python_rootfs(Path(tmp) / "python", bytecode=True)
-        subprocess.run(["tar", "-C", str(root), "-cf", f"{tmp}/python.tar", "."], check=True)
-        subprocess.run([*podman, "import", f"{tmp}/python.tar", "localhost/python"], check=True, capture_output=True)
-        warm_images(podman, Path(tmp), root)
-        times = start_times(podman, runtimes, args.rounds)
-        memory = {r: idle_memory(podman, r) for r in runtimes if r != "kontain-py"}  # (krun leaves nothing)
-        subprocess.run([*podman, "rm", "--all", "--force"], capture_output=True)
-        subprocess.run([*podman, "system", "reset", "--force"], capture_output=True)
+    devnull = os.stat("/dev/null")  # (runsc may give it to nobody: bench.py's mend_devnull)
+    try:
+        with tempfile.TemporaryDirectory(prefix="kt-bench-") as tmp:
+            podman = ["podman", "--root", f"{tmp}/storage", "--runroot", f"{tmp}/run"]
+            for name, program in (("hello", build("hello")), ("busybox", "/bin/busybox")):
+                subprocess.run([*KM, "image", "-t", f"localhost/{name}", "-o", f"{tmp}/{name}.tar", str(program)],
+                               check=True, capture_output=True)
+                subprocess.run([*podman, "load", "-i", f"{tmp}/{name}.tar"], check=True, capture_output=True)
+            root = kit.python_rootfs(Path(tmp) / "python", bytecode=True)
+            subprocess.run(["tar", "-C", str(root), "-cf", f"{tmp}/python.tar", "."], check=True)
+            subprocess.run([*podman, "import", f"{tmp}/python.tar", "localhost/python"], check=True, capture_output=True)
+            warm_images(podman, Path(tmp), root)
+            times = start_times(podman, runtimes, args.rounds)
+            memory = {r: idle_memory(podman, r) for r in runtimes if r != "kontain-py"}  # (krun leaves nothing)
+            subprocess.run([*podman, "rm", "--all", "--force"], capture_output=True)
+            subprocess.run([*podman, "system", "reset", "--force"], capture_output=True)
+    finally:
+        mend_devnull(devnull)
     text = render(runtimes, times, memory, args.rounds)
     print(text)
     if args.write:
