@@ -71,18 +71,20 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="kt-bench-") as tmp:
             podman = ["podman", "--root", f"{tmp}/storage", "--runroot", f"{tmp}/run"]
-            for name, program in (("hello", build("hello")), ("busybox", "/bin/busybox")):
-                subprocess.run([*KM, "image", "-t", f"localhost/{name}", "-o", f"{tmp}/{name}.tar", str(program)],
-                               check=True, capture_output=True)
-                subprocess.run([*podman, "load", "-i", f"{tmp}/{name}.tar"], check=True, capture_output=True)
-            root = kit.python_rootfs(Path(tmp) / "python", bytecode=True)
-            subprocess.run(["tar", "-C", str(root), "-cf", f"{tmp}/python.tar", "."], check=True)
-            subprocess.run([*podman, "import", f"{tmp}/python.tar", "localhost/python"], check=True, capture_output=True)
-            warm_images(podman, Path(tmp), root)
-            times = start_times(podman, runtimes, args.rounds)
-            memory = {r: idle_memory(podman, r) for r in runtimes if r != "kontain-py"}  # (krun leaves nothing)
-            subprocess.run([*podman, "rm", "--all", "--force"], capture_output=True)
-            subprocess.run([*podman, "system", "reset", "--force"], capture_output=True)
+            try:
+                for name, program in (("hello", build("hello")), ("busybox", "/bin/busybox")):
+                    subprocess.run([*KM, "image", "-t", f"localhost/{name}", "-o", f"{tmp}/{name}.tar", str(program)],
+                                   check=True, capture_output=True)
+                    must([*podman, "load", "-i", f"{tmp}/{name}.tar"])
+                root = kit.python_rootfs(Path(tmp) / "python", bytecode=True)
+                subprocess.run(["tar", "-C", str(root), "-cf", f"{tmp}/python.tar", "."], check=True)
+                must([*podman, "import", f"{tmp}/python.tar", "localhost/python"])
+                warm_images(podman, Path(tmp), root)
+                times = start_times(podman, runtimes, args.rounds)
+                memory = {r: idle_memory(podman, r) for r in runtimes if r != "kontain-py"}  # (krun leaves nothing)
+            finally:  # (the storage's layers unmounted, or the directory cannot go)
+                subprocess.run([*podman, "rm", "--all", "--force"], capture_output=True)
+                subprocess.run([*podman, "system", "reset", "--force"], capture_output=True)
     finally:
         mend_devnull(devnull)
     text = render(runtimes, times, memory, args.rounds)
@@ -113,19 +115,23 @@ def warm_images(podman: list[str], tmp: Path, python_root: Path) -> None:
     (app / "warm.py").write_text(WARM)
     shutil.copy(GUEST, app / "kguest.py")
     snap = tmp / "warm.snap"
-    subprocess.run(["prlimit", "--nproc=4096:4096", "--nofile=1024:1024", *KM, "/usr/bin/python3", "warm.py"],
-                   cwd=app, env={**os.environ, "SNAP": str(snap)}, stdin=subprocess.DEVNULL, check=True,
-                   capture_output=True)
-    subprocess.run([*KM, "image", "-t", "localhost/warm-snapshot", "-o", f"{tmp}/warm.tar", str(snap)], check=True,
-                   capture_output=True)
-    subprocess.run([*podman, "load", "-i", f"{tmp}/warm.tar"], check=True, capture_output=True)
+    must(["prlimit", "--nproc=4096:4096", "--nofile=1024:1024", *KM, "/usr/bin/python3", "warm.py"], cwd=app,
+         env={**os.environ, "SNAP": str(snap)}, stdin=subprocess.DEVNULL)
+    must([*KM, "image", "-t", "localhost/warm-snapshot", "-o", f"{tmp}/warm.tar", str(snap)])
+    must([*podman, "load", "-i", f"{tmp}/warm.tar"])
     shutil.copytree(app, python_root / str(app).lstrip("/"))
     subprocess.run(["tar", "-C", str(python_root), "-cf", f"{tmp}/python-warm.tar", "."], check=True)
-    subprocess.run([*podman, "import", "--change", f"WORKDIR={app}", f"{tmp}/python-warm.tar",
-                    "localhost/python-warm"], check=True, capture_output=True)
+    must([*podman, "import", "--change", f"WORKDIR={app}", f"{tmp}/python-warm.tar", "localhost/python-warm"])
     expected = subprocess.run(["/usr/bin/python3", "warm.py"], cwd=app, capture_output=True, text=True).stdout
     for name in WARM_CASES:
         CASES[name] = (WARM_CASES[name][1], expected.strip())
+
+
+def must(argv: list[str], **kw) -> None:
+    """Run ``argv``; its error output in the exception when it fails."""
+    r = subprocess.run(argv, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, argv))}: status {r.returncode}: {r.stderr[-1000:]}")
 
 
 def start_times(podman: list[str], runtimes: list[str], rounds: int) -> dict[tuple[str, str], list[float]]:
