@@ -162,7 +162,7 @@ def _snapshot_file(path: str) -> bool:
 
 
 def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
-           started: tuple[float, float] | None = None, prepared=None, report=None) -> int:
+           started: tuple[float, float] | None = None, prepared=None, report=None, image_files: bool = False) -> int:
     """``km resume FILE`` (and ``km FILE`` for a snapshot): run the program of a
     snapshot file (kernel/snapshot.py) from where it was taken, to its end.
     ``prepared``, ``report``: as for run_program (a km server's worker: its VM must fit
@@ -189,7 +189,7 @@ def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
             proc = prepared
             proc.take(spec)
         resuming.check_host(proc, snap, path)
-        task = resuming.restore(proc, snap, path)
+        task = resuming.restore(proc, snap, path, image_files=image_files)
         proc.runner = VcpuRunner(task.vcpu, task)
     except KmError as e:
         say(str(e))
