@@ -81,10 +81,12 @@ $(STAMP): pyproject.toml
 
 # Byte-compile the sources: an editable install has no .pyc files, and with
 # PYTHONDONTWRITEBYTECODE set Python would recompile every module on every km start.
-# Then the bundle of km's start-up modules (src/kontain/bundle.py).
+# Then the bundle of km's start-up modules (src/kontain/bundle.py), and krun-native
+# (src/kontain/oci/launcher.c: crun's verbs without a Python start).
 bytecode: $(STAMP)
 	@$(PY) -m compileall -q src
 	@$(PY) -m kontain.bundle >/dev/null
+	@$(VENV)/bin/krun launcher >/dev/null || echo "no krun-native (no C compiler?): engines run the Python krun, slower to start"
 
 clean:
 	rm -rf $(VENV) tests/programs/build build dist src/*.egg-info

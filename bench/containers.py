@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """Containers side by side: `podman run --rm --runtime R IMAGE /hello` and `... PYTHON-IMAGE
-python3 -c 'import json'` with crun, krun (registered as kontain) and gVisor's runsc
-(ptrace platform), interleaved round by round; and the memory of one idle container under
+python3 -c 'import json'` with crun, krun (kontain: krun-native when it is built, and
+kontain-py, the Python krun alone, to show what the launcher saves) and gVisor's runsc
+(ptrace platform), interleaved round by round; the memory of one idle container under
 each (PSS of conmon and everything under it: the container's processes, and runsc's
-sandbox and gofer).  --write puts the table in docs/performance.md.
+sandbox and gofer); and a Python program warmed with heavy imports, started cold (crun,
+kontain) against resumed from its snapshot (an image made by km image SNAPSHOT, kontain).
+--write puts the tables in docs/performance.md.
 
     python3 bench/containers.py [--rounds N] [--write]
 
 Needs root, podman, crun and /dev/kvm (make deps); runsc from make deps-bench.  Podman
 runs with a storage of its own, no network (runsc's ptrace platform wants none), and the
-limits this host allows (see tests/oci/test_podman.py).
+limits this host allows (see tests/oci/test_podman.py).  The runtimes are named to podman
+by path (nothing is registered in /etc/containers).
 """
 
 from __future__ import annotations
@@ -31,18 +35,29 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "oci"))
 
 import kit  # noqa: E402
-from bench import write_doc  # noqa: E402
+from bench import mend_devnull, write_doc  # noqa: E402
 
 from kt import KM, build, installed  # noqa: E402
 
-DROP_IN = Path("/etc/containers/containers.conf.d/kontain.conf")
 COMMON = ["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
+KONTAIN = (installed("krun-native") or installed("krun"))[0]
 RUNTIMES = {
     "crun": ["--runtime", "crun"],
-    "kontain": ["--runtime", "kontain"],
-    "runsc": ["--runtime", "runsc", "--runtime-flag", "platform=ptrace", "--runtime-flag", "ignore-cgroups",
-              "--runtime-flag", "network=none"],
+    "kontain": ["--runtime", KONTAIN],
+    "kontain-py": ["--runtime", installed("krun")[0]],
+    "runsc": ["--runtime", str(shutil.which("runsc")), "--runtime-flag", "platform=ptrace", "--runtime-flag",
+              "ignore-cgroups", "--runtime-flag", "network=none"],
 }
+GUEST = ROOT / "src" / "kontain" / "guest" / "__init__.py"
+WARM = """\
+import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import json, decimal, email.parser, http.client, xml.dom.minidom, argparse, logging, asyncio, unittest
+if os.environ.get("SNAP"):
+    import kguest
+    kguest.snapshot(os.environ["SNAP"], exit=True)
+print(json.dumps({"seventh": str(decimal.Decimal(1) / 7), "modules": len(sys.modules) > 100}))
+"""
 
 
 def main() -> int:
@@ -50,28 +65,28 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
-    runtimes = [r for r in RUNTIMES if r != "runsc" or shutil.which("runsc")]
-    saved = DROP_IN.read_text() if DROP_IN.exists() else None
-    DROP_IN.parent.mkdir(parents=True, exist_ok=True)
-    DROP_IN.write_text(f'[engine.runtimes]\nkontain = ["{installed("krun")[0]}"]\nrunsc = ["{shutil.which("runsc")}"]\n')
+    runtimes = [r for r in RUNTIMES if (r != "runsc" or shutil.which("runsc"))
+                and (r != "kontain-py" or RUNTIMES["kontain"] != RUNTIMES["kontain-py"])]
+    devnull = os.stat("/dev/null")  # (runsc may give it to nobody: bench.py's mend_devnull)
     try:
         with tempfile.TemporaryDirectory(prefix="kt-bench-") as tmp:
             podman = ["podman", "--root", f"{tmp}/storage", "--runroot", f"{tmp}/run"]
-            for name, program in (("hello", build("hello")), ("busybox", "/bin/busybox")):
-                subprocess.run([*KM, "image", "-t", f"localhost/{name}", "-o", f"{tmp}/{name}.tar", str(program)],
-                               check=True, capture_output=True)
-                subprocess.run([*podman, "load", "-i", f"{tmp}/{name}.tar"], check=True, capture_output=True)
-            root = kit.python_rootfs(Path(tmp) / "python", bytecode=True)
-            subprocess.run(["tar", "-C", str(root), "-cf", f"{tmp}/python.tar", "."], check=True)
-            subprocess.run([*podman, "import", f"{tmp}/python.tar", "localhost/python"], check=True, capture_output=True)
-            times = start_times(podman, runtimes, args.rounds)
-            memory = {r: idle_memory(podman, r) for r in runtimes}
-            subprocess.run([*podman, "rm", "--all", "--force"], capture_output=True)
+            try:
+                for name, program in (("hello", build("hello")), ("busybox", "/bin/busybox")):
+                    subprocess.run([*KM, "image", "-t", f"localhost/{name}", "-o", f"{tmp}/{name}.tar", str(program)],
+                                   check=True, capture_output=True)
+                    must([*podman, "load", "-i", f"{tmp}/{name}.tar"])
+                root = kit.python_rootfs(Path(tmp) / "python", bytecode=True)
+                subprocess.run(["tar", "-C", str(root), "-cf", f"{tmp}/python.tar", "."], check=True)
+                must([*podman, "import", f"{tmp}/python.tar", "localhost/python"])
+                warm_images(podman, Path(tmp), root)
+                times = start_times(podman, runtimes, args.rounds)
+                memory = {r: idle_memory(podman, r) for r in runtimes if r != "kontain-py"}  # (krun leaves nothing)
+            finally:  # (the storage's layers unmounted, or the directory cannot go)
+                subprocess.run([*podman, "rm", "--all", "--force"], capture_output=True)
+                subprocess.run([*podman, "system", "reset", "--force"], capture_output=True)
     finally:
-        if saved is None:
-            DROP_IN.unlink(missing_ok=True)
-        else:
-            DROP_IN.write_text(saved)
+        mend_devnull(devnull)
     text = render(runtimes, times, memory, args.rounds)
     print(text)
     if args.write:
@@ -85,15 +100,49 @@ CASES = {  # name: (image and command, what its output holds)
 }
 
 
+WARM_CASES = {  # the warm program: (runtime, image and command), cold and resumed
+    "cold, crun": ("crun", ["localhost/python-warm", "python3", "warm.py"]),
+    "cold, kontain": ("kontain", ["localhost/python-warm", "python3", "warm.py"]),
+    "resumed, kontain": ("kontain", ["localhost/warm-snapshot"]),
+}
+
+
+def warm_images(podman: list[str], tmp: Path, python_root: Path) -> None:
+    """The warm program in the Python image (cold), and its snapshot as an image (km
+    image SNAPSHOT), taken on this host under km with the container's limits."""
+    app = tmp / "app"
+    app.mkdir()
+    (app / "warm.py").write_text(WARM)
+    shutil.copy(GUEST, app / "kguest.py")
+    snap = tmp / "warm.snap"
+    must(["prlimit", "--nproc=4096:4096", "--nofile=1024:1024", *KM, "/usr/bin/python3", "warm.py"], cwd=app,
+         env={**os.environ, "SNAP": str(snap)}, stdin=subprocess.DEVNULL)
+    must([*KM, "image", "-t", "localhost/warm-snapshot", "-o", f"{tmp}/warm.tar", str(snap)])
+    must([*podman, "load", "-i", f"{tmp}/warm.tar"])
+    shutil.copytree(app, python_root / str(app).lstrip("/"))
+    subprocess.run(["tar", "-C", str(python_root), "-cf", f"{tmp}/python-warm.tar", "."], check=True)
+    must([*podman, "import", "--change", f"WORKDIR={app}", f"{tmp}/python-warm.tar", "localhost/python-warm"])
+    expected = subprocess.run(["/usr/bin/python3", "warm.py"], cwd=app, capture_output=True, text=True).stdout
+    for name in WARM_CASES:
+        CASES[name] = (WARM_CASES[name][1], expected.strip())
+
+
+def must(argv: list[str], **kw) -> None:
+    """Run ``argv``; its error output in the exception when it fails."""
+    r = subprocess.run(argv, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, argv))}: status {r.returncode}: {r.stderr[-1000:]}")
+
+
 def start_times(podman: list[str], runtimes: list[str], rounds: int) -> dict[tuple[str, str], list[float]]:
-    times: dict[tuple[str, str], list[float]] = {(c, r): [] for c in CASES for r in runtimes}
-    for c in CASES:
-        for r in runtimes:  # once each first: the km runtime is assembled, caches are warm
-            run_case(podman, r, c)
+    plan = [(c, r) for c in CASES if c not in WARM_CASES for r in runtimes]
+    plan += [(c, r) for c, (r, _) in WARM_CASES.items()]
+    times: dict[tuple[str, str], list[float]] = {k: [] for k in plan}
+    for c, r in plan:  # once each first: the km runtime is assembled, caches are warm
+        run_case(podman, r, c)
     for n in range(rounds):
-        for c in CASES:
-            for r in runtimes:
-                times[c, r].append(run_case(podman, r, c))
+        for c, r in plan:
+            times[c, r].append(run_case(podman, r, c))
         print(f"round {n + 1}/{rounds} done", file=sys.stderr)
     return times
 
@@ -148,17 +197,20 @@ def pss(pid: int) -> int:
 
 def render(runtimes, times, memory, rounds) -> str:
     med = {k: statistics.median(v) for k, v in times.items()}
+    warm = ["| warm Python program (heavy imports) | podman run --rm (ms) | / cold under crun |", "|---|---|---|"]
+    for c, (r, _) in WARM_CASES.items():
+        warm.append(f"| {c} | {med[c, r] * 1e3:.0f} | {med[c, r] / med['cold, crun', 'crun']:.2f} |")
     lines = ["| runtime | podman run --rm IMAGE /hello (ms) | / crun | / runsc | python3 -c 'import json' (ms) "
              "| / crun | / runsc | idle container, PSS (MiB) |", "|---|---|---|---|---|---|---|---|"]
     for r in runtimes:
         row = [r]
-        for c in CASES:
+        for c in ("hello", "python"):
             row += [f"{med[c, r] * 1e3:.0f}", f"{med[c, r] / med[c, 'crun']:.2f}",
                     f"{med[c, r] / med[c, 'runsc']:.2f}" if (c, "runsc") in med else "-"]
-        lines.append("| " + " | ".join(row) + f" | {memory[r]:.1f} |")
+        lines.append("| " + " | ".join(row) + (f" | {memory[r]:.1f} |" if r in memory else " | (as kontain) |"))
     info = (f"{time.strftime('%Y-%m-%d')}, {platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs, "
             f"podman {podman_version()}, median of {rounds} interleaved rounds, wall-clock time of the whole command")
-    return info + "\n\n" + "\n".join(lines)
+    return info + "\n\n" + "\n".join(lines) + "\n\n" + "\n".join(warm)
 
 
 def podman_version() -> str:

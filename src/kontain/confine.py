@@ -36,6 +36,7 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 LANDLOCK_CREATE_RULESET_VERSION = 1
 LANDLOCK_RULE_PATH_BENEATH = 1
 LANDLOCK_ACCESS_FS_MAKE_BLOCK = 1 << 11
+LANDLOCK_ACCESS_FS_REFER = 1 << 13  # (ABI 2)
 
 
 class Confinement:
@@ -77,36 +78,40 @@ class Confinement:
 # km's place could use against the host kernel (module loading, mounts, namespaces,
 # io_uring and bpf, userfaultfd, keyrings, another process's descriptors and memory).
 # The program gets ENOSYS for most of them from the syscall table; mount, umount2,
-# pivot_root, setns and unshare km answers itself (syscalls/ns.py: EPERM, as for an
-# unprivileged caller), never passing them to the host (tests/unit/test_confine.py
-# checks that no handler does); unshare is allowed for CLONE_FILES alone, which km's
-# /proc reader uses (kernel/procfs.py).
+# pivot_root km answers itself (syscalls/ns.py: EPERM, as for an unprivileged caller),
+# never passing them to the host (tests/unit/test_confine.py checks that no handler
+# does).  unshare is allowed for CLONE_FILES, which km's /proc reader uses
+# (kernel/procfs.py), and for the namespaces km serves through the host
+# (NS_SERVED: network, UTS, IPC, which the host makes per thread); setns only for
+# those types, named.
 DENIED = ("ptrace", "syslog", "uselib", "sysfs", "vhangup", "modify_ldt", "pivot_root", "_sysctl", "acct", "mount",
           "umount2", "swapon", "swapoff", "reboot", "iopl", "ioperm", "init_module", "delete_module", "quotactl",
           "nfsservctl", "lookup_dcookie", "mbind", "set_mempolicy", "get_mempolicy", "kexec_load", "add_key",
           "request_key", "keyctl", "migrate_pages", "move_pages", "perf_event_open", "fanotify_init", "fanotify_mark",
-          "name_to_handle_at", "open_by_handle_at", "setns", "kcmp", "finit_module", "kexec_file_load", "bpf",
+          "name_to_handle_at", "open_by_handle_at", "kcmp", "finit_module", "kexec_file_load", "bpf",
           "userfaultfd", "pkey_mprotect", "io_uring_setup", "io_uring_enter", "io_uring_register", "open_tree",
           "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "pidfd_getfd", "process_madvise", "mount_setattr",
           "quotactl_fd", "open_tree_attr")
 CLONE_FILES = 0x400
+NS_SERVED = 0x40000000 | 0x04000000 | 0x08000000  # CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWIPC
 _FILTERED: list[bool] = []  # the filter is installed in this process (and so in what it forks)
 AUDIT_ARCH_X86_64 = 0xC000003E
 _X32_BIT = 0x40000000
 SECCOMP_SET_MODE_FILTER, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 1, 0x7FFF0000, 0x00050000
 _ENOSYS = 38
-# classic BPF: ld [k], jeq k, jge k, ret k
-_LD_W_ABS, _JEQ_K, _JGE_K, _RET_K = 0x20, 0x15, 0x35, 0x06
-_SECCOMP_DATA_NR, _SECCOMP_DATA_ARCH, _SECCOMP_DATA_ARG0 = 0, 4, 16
+# classic BPF: ld [k], jeq k, jge k, jset k, ret k
+_LD_W_ABS, _JEQ_K, _JGE_K, _JSET_K, _RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
+_SECCOMP_DATA_NR, _SECCOMP_DATA_ARCH, _SECCOMP_DATA_ARG0, _SECCOMP_DATA_ARG1 = 0, 4, 16, 24
 
 
 def monitor_filter() -> bytes:
     """The filter's BPF program: allow everything but ``DENIED`` (ENOSYS), unshare
-    other than of the descriptor table (ENOSYS), and any other ABI than x86-64's."""
+    other than of the descriptor table and the namespaces km serves, setns other than
+    into one of those (ENOSYS), and any other ABI than x86-64's.  (Flags are checked in
+    their low 32 bits: Linux refuses the others with EINVAL.)"""
     from kontain.abi.syscalls import NR
 
     denied = sorted({NR[name] for name in DENIED if name in NR})
-    unshare = NR["unshare"]
     insns: list[tuple[int, int, int, int]] = []
     errno = SECCOMP_RET_ERRNO | _ENOSYS
     # (a jump's offsets count the instructions after it; the two returns are at the end)
@@ -118,10 +123,14 @@ def monitor_filter() -> bytes:
     insns.append((_JGE_K, 0, 1, _X32_BIT))
     insns.append((_RET_K, 0, 0, errno))
     for i, nr in enumerate(denied):
-        insns.append((_JEQ_K, n - i + 2, 0, nr))  # to "ret errno" past the unshare check
-    insns.append((_JEQ_K, 0, 3, unshare))  # unshare: only CLONE_FILES
+        insns.append((_JEQ_K, n - i + 6, 0, nr))  # to "ret errno" past the two checks below
+    insns.append((_JEQ_K, 0, 2, NR["unshare"]))  # unshare: CLONE_FILES and served namespaces only
     insns.append((_LD_W_ABS, 0, 0, _SECCOMP_DATA_ARG0))
-    insns.append((_JEQ_K, 1, 0, CLONE_FILES))
+    insns.append((_JSET_K, 4, 5, ~(CLONE_FILES | NS_SERVED) & 0xFFFFFFFF))
+    insns.append((_JEQ_K, 0, 4, NR["setns"]))  # setns: into served namespaces, named
+    insns.append((_LD_W_ABS, 0, 0, _SECCOMP_DATA_ARG1))
+    insns.append((_JEQ_K, 1, 0, 0))
+    insns.append((_JSET_K, 0, 1, ~NS_SERVED & 0xFFFFFFFF))
     insns.append((_RET_K, 0, 0, errno))
     insns.append((_RET_K, 0, 0, SECCOMP_RET_ALLOW))
     return b"".join(struct.pack("<HBBI", *insn) for insn in insns)
@@ -171,11 +180,16 @@ def _drop_ptrace() -> None:
 
 def _landlock_domain() -> int:
     """Enter a new Landlock domain that restricts no file access; returns the ABI
-    version, or 0 when this kernel has no Landlock (or refuses a domain here)."""
+    version, or 0 when this kernel has no Landlock (or refuses a domain here).
+
+    Every domain restricts moving a file to another directory (rename, link: EXDEV)
+    unless it handles LANDLOCK_ACCESS_FS_REFER and grants it, which ABI 1 cannot: on
+    such a kernel km enters no domain (programs rename across directories)."""
     abi = native.syscall(SYS_landlock_create_ruleset, 0, 0, LANDLOCK_CREATE_RULESET_VERSION)
-    if abi < 1:
+    if abi < 2:
         return 0
-    attr = bytearray(struct.pack("<Q", LANDLOCK_ACCESS_FS_MAKE_BLOCK))
+    handled = LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_REFER
+    attr = bytearray(struct.pack("<Q", handled))
     ruleset = native.syscall(SYS_landlock_create_ruleset, native.address_of(attr), len(attr), 0)
     if ruleset < 0:
         return 0
@@ -187,7 +201,7 @@ def _landlock_domain() -> int:
         try:
             # everything the domain handles is allowed beneath /: no file access is
             # restricted, but the domain exists (and with it the ptrace scope)
-            rule = bytearray(struct.pack("<Qi", LANDLOCK_ACCESS_FS_MAKE_BLOCK, root))
+            rule = bytearray(struct.pack("<Qi", handled, root))
             if native.syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, native.address_of(rule), 0):
                 return 0
         finally:

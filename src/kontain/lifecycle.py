@@ -168,7 +168,7 @@ def _snapshot_file(path: str) -> bool:
 
 def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
            started: tuple[float, float] | None = None, prepared=None, report=None, snap=None,
-           scale_to_zero: bool = False) -> int:
+           scale_to_zero: bool = False, image_files: bool = False) -> int:
     """``km resume FILE`` (and ``km FILE`` for a snapshot): run the program of a
     snapshot file (kernel/snapshot.py) from where it was taken, to its end.
     ``prepared``, ``report``: as for run_program (a km server's worker: its VM must fit
@@ -208,10 +208,10 @@ def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
         if timings:  # (the file was read before the process took the spec: first in its timings)
             proc.timings[:0] = [("resume", began), ("read", read)]
         if getattr(snap, "warm", False):  # (a km server's warm worker: its memory is in place)
-            task = resuming.restore_process(proc, snap, path)
+            task = resuming.restore_process(proc, snap, path, image_files)
         else:
             resuming.check_host(proc, snap, path)
-            task = resuming.restore(proc, snap, path)
+            task = resuming.restore(proc, snap, path, image_files=image_files)
         proc.runner = VcpuRunner(task.vcpu, task)
     except KmError as e:
         say(str(e))

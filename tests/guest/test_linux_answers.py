@@ -2,6 +2,8 @@
 Linux's: each program prints what every call returned, and runs natively and under km,
 as root and, where privileges change the answers, as an unprivileged user."""
 
+import re
+
 import pytest
 
 from kt import STATIC, build, compare, compare_as_user, km, user_dir
@@ -52,10 +54,27 @@ def test_namespaces_and_mounts(variant, tmp):
     prog = build("namespaces", variant, ("-lpthread",))
     d = user_dir(tmp)
     native, _ = compare_as_user([prog, d])
-    # km never passes them to the host: as root it answers as for an unprivileged caller
-    assert km(prog, d).stdout == native.stdout
+    # as root, km makes the network, UTS and IPC namespaces (test_served_namespaces) and
+    # answers the others as for an unprivileged caller: it never mounts
+    served = re.compile(r"CLONE_NEW(UTS|IPC|NET),|setns (net|uts|ipc),|pidfd, CLONE_NEWNET")
+    as_root = km(prog, d).text.splitlines()
+    for want, got in zip(native.text.splitlines(), as_root, strict=True):
+        if served.search(want) and want.endswith(" -1"):
+            assert got == want[:-2] + "0", got
+        else:
+            assert got == want
     # with two threads, km cannot give one a table of its own (docs/known-issues.md)
     assert km(prog, "tables").text.count(" -22\n") == 4
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_served_namespaces(variant):
+    """Network, UTS and IPC namespaces, made by unshare and clone, left by setns, one
+    thread of two in its own, as root; EPERM for each as user nobody.  The polling tier
+    answers a thread in its own namespaces from a thread in the same ones."""
+    prog = build("ns_served", variant, ("-lpthread",))
+    _as_root_and_user([prog])
+    compare([prog], km_options=("--poll", "always"))
 
 
 @pytest.mark.parametrize("variant", STATIC)
@@ -90,14 +109,17 @@ def test_execveat(variant, tmp):
 
 
 @pytest.mark.parametrize("variant", STATIC)
-@pytest.mark.parametrize("what", ["maxrss", "robust", "setpgid", "priority", "splice", "timerfd", "keepcaps", "epipe"])
+@pytest.mark.parametrize("what", ["maxrss", "robust", "setpgid", "priority", "splice", "timerfd", "keepcaps", "epipe",
+                                  "pidfd"])
 def test_answers(variant, what):
     """ru_maxrss is the program's (the monitor's memory left out); get_robust_list of
     another process; setpgid of a child that has exec'd (EACCES); setpriority and
     getpriority of a process group; splice into a signalfd or a /proc file and a
     timerfd's TFD_IOC_SET_TICKS, which hung; timerfd_settime's past absolute times and
     cancel-on-set rules; PR_SET_KEEPCAPS across setresuid; a child writing into a pipe
-    nobody reads, 20 times each way (Go's TestStdPipe hung in one run of two)."""
+    nobody reads, 20 times each way (Go's TestStdPipe hung in one run of two);
+    pidfd_send_signal to the process itself, handled before it returns (CPython's
+    test_signal)."""
     _as_root_and_user([build("answers", variant, ("-lpthread",)), what])
 
 
@@ -133,3 +155,21 @@ def test_address_space_limits(variant):
     writable ones and the break, as Linux's may_expand_vm: mmap, mremap, MAP_FIXED over
     itself, mprotect to writable, brk, and a soft limit of 0 left to the hard one."""
     _as_root_and_user([build("rlimits", variant)])
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_fork_without_memory(variant):
+    """A fork whose copy the host will not commit fails with ENOMEM for the program, as
+    natively (it was an internal error of km's fork), and the program goes on."""
+    _, guest = compare([build("forkmem", variant)])
+    assert "mapped 2 of 2" in guest.text and "internal error" not in guest.err
+
+
+@pytest.mark.parametrize("variant", STATIC)
+@pytest.mark.parametrize("what", ["exit", "exec"])
+def test_thread_group_leader_ends_first(variant, what):
+    """The main thread's pthread_exit leaves the others running (km's main thread went
+    on with the ended thread's vCPU, and the process ended early); an exec from a thread
+    of a child forked by a thread other than the main one (Go's TestExec: the child's
+    first thread, the host's leader, ended, and took km's view of its memory with it)."""
+    compare([build("leader", variant, ("-lpthread",)), what])

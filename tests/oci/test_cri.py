@@ -35,7 +35,7 @@ def cri(tmp_path_factory):
 
 def pod(service, root, handler: str, command: list[str]):
     """Run a pod with one container under ``handler``; (exit code, log lines, whether the
-    sandbox's process is km)."""
+    sandbox's process's executable)."""
     logs = root / f"logs-{handler}"
     meta = api.PodSandboxMetadata(name=f"kt-{handler}", uid=f"uid-{handler}", namespace="default", attempt=0)
     config = api.PodSandboxConfig(metadata=meta, log_directory=str(logs), linux=api.LinuxPodSandboxConfig(
@@ -47,9 +47,10 @@ def pod(service, root, handler: str, command: list[str]):
 
         def exe():
             return os.readlink(f"/proc/{pid}/exe")
-        # (started: the runtime's init execs the sandbox's program a moment later)
-        kit.wait_for(lambda: "runc" not in exe() and "crun" not in exe(), what="the sandbox's program")
-        sandbox_is_km = exe().endswith("/.kontain/lib/ld-linux-x86-64.so.2")
+        # (started: the runtime's init execs the sandbox's program a moment later; until then its
+        # executable is the runtime's, shown as "/" once it has entered the container's root)
+        kit.wait_for(lambda: exe() != "/" and "runc" not in exe() and "crun" not in exe(), what="the sandbox's program")
+        sandbox_exe = exe()
         container = api.ContainerConfig(
             metadata=api.ContainerMetadata(name="main"), image=api.ImageSpec(image="localhost/kt-busybox:latest"),
             command=command, log_path="main.log", linux=api.LinuxContainerConfig(
@@ -63,7 +64,7 @@ def pod(service, root, handler: str, command: list[str]):
             return service.ContainerStatus(api.ContainerStatusRequest(container_id=cid)).status
         kit.wait_for(lambda: status().state == api.CONTAINER_EXITED, what="the container's end")
         lines = [line.split(" ", 3)[3] for line in (logs / "main.log").read_text().splitlines()]
-        return status().exit_code, lines, sandbox_is_km
+        return status().exit_code, lines, sandbox_exe
     finally:
         service.StopPodSandbox(api.StopPodSandboxRequest(pod_sandbox_id=sandbox))
         service.RemovePodSandbox(api.RemovePodSandboxRequest(pod_sandbox_id=sandbox))
@@ -75,4 +76,5 @@ def test_a_pod_with_the_runtime_class_kontain(cri):
     runc = pod(service, root, "runc", command)
     kontain = pod(service, root, "kontain", command)
     assert kontain[:2] == runc[:2] == (3, ["hello from the pod", "Seccomp:\t2"])
-    assert kontain[2] and not runc[2]  # the sandbox, too, runs under km with kontain
+    km = "/.kontain/lib/ld-linux-x86-64.so.2"  # the sandbox, too, runs under km with kontain
+    assert kontain[2].endswith(km) and not runc[2].endswith(km), (kontain[2], runc[2])

@@ -328,14 +328,17 @@ def test_console_socket(runtimes, tmp, rootfs):
 
 
 def test_hooks(runtimes, tmp, rootfs):
-    """Every hook runs, with the state on its stdin; one that does not read it is fine."""
+    """Every hook runs, with the state on its stdin; one that does not read it is fine.
+    (It waits until the state is there, without reading it: one that ends before crun
+    writes makes crun 1.8 die of SIGPIPE, under either runtime, known-issues.md.)"""
     def case(rt):
         d = tmp / f"hooks-{rt.name}"
         d.mkdir()
         def hook(name):
             return {"path": "/bin/sh", "args": ["sh", "-c", f"cat > {d}/{name}.json"]}
         hooks = {k: [hook(k)] for k in ("prestart", "createRuntime", "poststart", "poststop")}
-        hooks["poststart"].append({"path": "/bin/true", "args": ["true"]})
+        hooks["poststart"].append({"path": sys.executable, "args": [
+            "python3", "-c", "import select; select.select([0], [], [])"]})
         hooks["createContainer"] = [{"path": "/bin/true"}]
         b = kit.bundle(tmp / f"hb-{rt.name}", ["true"], rootfs, hooks=hooks)
         codes = [rt("create", "--bundle", b, "h").returncode, rt("start", "h").returncode]

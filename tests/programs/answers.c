@@ -4,9 +4,10 @@
  * signalfd or a /proc file and a timerfd's TFD_IOC_SET_TICKS (which used to hang), timerfd
  * settings (past absolute times, cancel-on-set's rules), openat2's RESOLVE_NO_MAGICLINKS,
  * PR_SET_KEEPCAPS across a change of user, and a child writing into a pipe nobody reads
- * (EPIPE or SIGPIPE, exec'd or not, 20 times over).  One line per check; run as root and
- * as an unprivileged user.
- *   answers maxrss|robust|setpgid|priority|splice|timerfd|magiclinks|keepcaps|epipe */
+ * (EPIPE or SIGPIPE, exec'd or not, 20 times over), pidfd_send_signal to the process
+ * itself (handled before the call returns, as kill's).  One line per check; run as root
+ * and as an unprivileged user.
+ *   answers maxrss|robust|setpgid|priority|splice|timerfd|magiclinks|keepcaps|epipe|pidfd */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -329,6 +330,64 @@ static void epipe(const char *self) {
                counts[how][2]);
 }
 
+static volatile sig_atomic_t caught, caught_code, caught_value;
+
+static void on_usr1(int sig, siginfo_t *si, void *ctx) {
+    (void)ctx;
+    caught = sig;
+    caught_code = si->si_code;
+    caught_value = si->si_value.sival_int;
+}
+
+/* CPython's test_signal: a SIGINT sent to itself through a /proc/PID descriptor must be
+ * raised before pidfd_send_signal returns */
+static void pidfd_signals(void) {
+    struct sigaction sa = {.sa_sigaction = on_usr1, .sa_flags = SA_SIGINFO};
+    sigaction(SIGUSR1, &sa, NULL);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d", getpid());
+    int fds[2] = {(int)syscall(434, getpid(), 0), open(path, O_DIRECTORY)};  /* pidfd_open; /proc/PID */
+    const char *names[] = {"a pidfd", "a /proc/PID directory"};
+    for (int i = 0; i < 2; i++) {
+        caught = caught_code = caught_value = 0;
+        long r = syscall(424, fds[i], SIGUSR1, NULL, 0);
+        int at_return = caught;
+        printf("%s: SIGUSR1 %ld, handled at return %d, si_code %d\n", names[i], r < 0 ? -errno : r,
+               at_return == SIGUSR1, caught_code);
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        si.si_signo = SIGUSR1;
+        si.si_code = SI_QUEUE;
+        si.si_value.sival_int = 42 + i;
+        caught = 0;
+        r = syscall(424, fds[i], SIGUSR1, &si, 0);
+        printf("%s: with a siginfo %ld, handled at return %d, si_code %d, value %d\n", names[i],
+               r < 0 ? -errno : r, caught == SIGUSR1, caught_code, caught_value);
+        si.si_code = SI_KERNEL;
+        caught = 0;
+        r = syscall(424, fds[i], SIGUSR1, &si, 0);
+        printf("%s: an SI_KERNEL siginfo to itself %ld, handled %d\n", names[i], r < 0 ? -errno : r,
+               caught == SIGUSR1);
+        r = syscall(424, fds[i], SIGUSR2, &si, 0);
+        printf("%s: a siginfo of another signal %ld\n", names[i], r < 0 ? -errno : r);
+        r = syscall(424, fds[i], SIGUSR1, (void *)8, 0);
+        printf("%s: a bad siginfo pointer %ld\n", names[i], r < 0 ? -errno : r);
+        printf("%s: signal 0 %ld\n", names[i], syscall(424, fds[i], 0, NULL, 0) < 0 ? -errno : 0L);
+        printf("%s: signal 99 %ld\n", names[i], syscall(424, fds[i], 99, NULL, 0) < 0 ? -errno : 0L);
+        printf("%s: flags 8 %ld\n", names[i], syscall(424, fds[i], SIGUSR1, NULL, 8) < 0 ? -errno : 0L);
+        printf("%s: flags 3 %ld\n", names[i], syscall(424, fds[i], SIGUSR1, NULL, 3) < 0 ? -errno : 0L);
+    }
+    int null = open("/dev/null", O_RDONLY);
+    printf("/dev/null: %ld\n", syscall(424, null, SIGUSR1, NULL, 0) < 0 ? -errno : 0L);
+    printf("a closed descriptor: %ld\n", syscall(424, 999, SIGUSR1, NULL, 0) < 0 ? -errno : 0L);
+    pid_t child = fork();
+    if (child == 0) { pause(); _exit(0); }
+    int cfd = (int)syscall(434, child, 0), status;
+    printf("a child's pidfd, SIGTERM: %ld\n", syscall(424, cfd, SIGTERM, NULL, 0) < 0 ? -errno : 0L);
+    waitpid(child, &status, 0);
+    printf("the child: signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc > 2 && !strcmp(argv[1], "epipe-writer"))
@@ -344,6 +403,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(what, "magiclinks")) magiclinks(argc > 2 ? argv[2] : "/tmp");
     else if (!strcmp(what, "keepcaps")) keepcaps();
     else if (!strcmp(what, "epipe")) epipe(argv[0]);
+    else if (!strcmp(what, "pidfd")) pidfd_signals();
     else return 2;
     return 0;
 }

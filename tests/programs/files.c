@@ -71,6 +71,14 @@ int main(int argc, char **argv) {
     CHECK("access a", access("a.txt", F_OK));
     CHECK("link", link("b.txt", "c.txt"));
     CHECK("mkdir sub", mkdir("sub", 0700));
+    /* into another directory and back (a Landlock domain of ABI 1 refuses it: EXDEV) */
+    CHECK("link into sub", link("b.txt", "sub/d.txt"));
+    CHECK("rename into sub", rename("c.txt", "sub/e.txt"));
+    CHECK("renameat2 exchange", syscall(SYS_renameat2, AT_FDCWD, "sub/e.txt", AT_FDCWD, "link", 2));
+    CHECK("rename out of sub", rename("sub/e.txt", "c.txt"));
+    CHECK("rename back", rename("link", "sub/e.txt"));
+    CHECK("rename out again", rename("sub/e.txt", "link"));
+    CHECK("unlink sub/d.txt", unlink("sub/d.txt"));
     CHECK("openat O_DIRECTORY", (fd = open(".", O_RDONLY | O_DIRECTORY)) >= 0);
     char *names[16]; int n = 0;
     char dbuf[4096];

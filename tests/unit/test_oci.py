@@ -7,7 +7,7 @@ import resource
 
 import pytest
 
-from kontain.kernel.fdtable import guest_limit
+from kontain.kernel.fdreserve import guest_limit
 from kontain.oci import KrunError, cli, config, features, programs
 from kontain.oci.log import Log
 

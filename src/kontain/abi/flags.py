@@ -124,6 +124,9 @@ CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_IO = 0x10000000, 0x20000000, 0x
 CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP = 1 << 32, 1 << 33
 CLONE_NEW_ANY = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUSER | CLONE_NEWPID | \
     CLONE_NEWCGROUP | CLONE_NEWTIME  # (each namespace's flag, as unshare and setns take them)
+# the namespaces km serves (syscalls/ns.py): a multi-threaded host process can give one
+# thread its own of these
+CLONE_NEW_SERVED = CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC
 
 PIDFD_NONBLOCK = O_NONBLOCK  # <linux/pidfd.h>
 

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None, started: tuple[float, float] | None = No
         if len(o.args) > 1:
             _say(f"{o.program} is a snapshot: it takes no arguments (km resume FILE)")
             return 2
-        return _resume(o.program, started, timings=o.timings)
+        return _resume(o.program, started, timings=o.timings, image_files=o.image_files)
     from kontain import lifecycle
 
     return lifecycle.run_program(options.spec(o), started=started)
@@ -80,12 +80,13 @@ def _is_snapshot(program: str) -> bool:
     return len(head) >= 18 and head[:4] == b"\x7fELF" and head[16:18] == b"\x04\x00"
 
 
-def _resume(path: str, started, timings: bool = False, scale_to_zero: bool = False) -> int:
+def _resume(path: str, started, timings: bool = False, image_files: bool = False,
+            scale_to_zero: bool = False) -> int:
     from kontain import lifecycle
 
     kvm = os.environb.get(b"KM_KVM_DEVICE")
     return lifecycle.resume(path, timings=timings, started=started, scale_to_zero=scale_to_zero,
-                            kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")
+                            kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm", image_files=image_files)
 
 
 def entry() -> None:

@@ -55,6 +55,9 @@ options:
                          snapshot the program to FILE when it first listens on a
                          socket (a server, warm), then end it (resume: km FILE)
       --leave-running    with --snapshot-on-listen: the program goes on after it
+      --image-files      resuming a snapshot: the files it re-opens or maps are copies
+                         (a container image's, made by km image), checked by size and
+                         modification time rather than inode (krun passes it)
       --serve PATH       be a km server on the Unix socket PATH: with KM_SERVER=PATH in
                          its environment, km hands its program to the server, which
                          starts it without a Python start-up (see the user guide)
@@ -135,6 +138,7 @@ class Options:
         self.rewrite_after = REWRITE_AFTER
         self.snapshot_on_listen = ""
         self.leave_running = False
+        self.image_files = False
         self.program = ""
         self.args: list[str] = []
 
@@ -207,6 +211,8 @@ def parse(argv: list[str], out=None) -> Options | int:
             o.snapshot_on_listen = os.path.abspath(value())
         elif name == "--leave-running":
             o.leave_running = True
+        elif name == "--image-files":
+            o.image_files = True
         elif name in ("--gdb", "--gdb-listen"):
             v = value()
             if not v.isdigit() or not 0 <= int(v) < 65536:

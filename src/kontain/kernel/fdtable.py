@@ -17,18 +17,11 @@ from kontain import native
 from kontain.abi.errno import EBADF, EINVAL, EMFILE, EPERM
 from kontain.abi.flags import CAP_SYS_RESOURCE
 from kontain.errors import GuestError, KmError
+from kontain.kernel.fdreserve import guest_limit
 
-RESERVE = 1056  # descriptors kept for the monitor: one per vCPU (layout.MAX_VCPUS) and a few
 _TABLE_CAP = 1 << 16  # the monitor's fds never go higher: the kernel sizes fd tables by the highest fd
 _EBADF = GuestError(EBADF)
 NEVER_OPEN = 0x7FFFFFFF  # above the highest fs.nr_open allows (and not -1, which some calls take as "none")
-
-
-def guest_limit(top: int) -> int:
-    """The guest's RLIMIT_NOFILE hard limit when km's is ``top`` (at most 2^16): what is
-    left below the monitor's reserve.  (krun raises a container's limit by the reserve,
-    kontain/oci/config.py, so that its program sees the limit it was given.)"""
-    return top - min(RESERVE, max(top // 8, 16))  # (a small RLIMIT_NOFILE: fewer threads, EAGAIN past them)
 
 
 class FdTable:

@@ -14,8 +14,9 @@ exit in a vfork child (POSIX leaves that undefined).
 
 The host's fork is os.fork, unless the program asked for what only the host's clone
 gives: an exit signal other than SIGCHLD (the parent is told of the child's end by that
-signal, and only its __WALL and __WCLONE waits see the child) or CLONE_PARENT (the
-child's parent is the caller's).  The host kernel then keeps Linux's rules for the
+signal, and only its __WALL and __WCLONE waits see the child), CLONE_PARENT (the
+child's parent is the caller's) or new network, UTS or IPC namespaces (the host makes
+them, and checks the caller's privilege: syscalls/ns.py).  The host kernel then keeps Linux's rules for the
 program, since the guest's parent and child are the host's.  That clone is made as
 os.fork makes fork() (arch/x86_64/hostcode.py), but without glibc's fork, which takes
 its allocator's locks first: it waits for the threads that are ending, the one kind of
@@ -33,7 +34,7 @@ import time
 from kontain import native
 from kontain.abi import flags as F
 from kontain.abi import signals as S
-from kontain.abi.errno import EAGAIN
+from kontain.abi.errno import EAGAIN, EPERM
 from kontain.arch.x86_64 import cpu, hostcode
 from kontain.errors import ForkedChild, GuestError
 from kontain.kernel.task import Task
@@ -71,6 +72,8 @@ def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, c
         _links_in_child(p, link)
         task = _become_child(p, parent, regs, sregs, xsave, flags, stack, ctid)
         p.vfork_fd = wfd
+        if flags & F.CLONE_NEW_SERVED:
+            task.credentials_changed()  # (new namespaces: as a thread that unshared them)
         raise ForkedChild(task)
     if link:
         p.children[pid] = link
@@ -87,10 +90,13 @@ def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, c
 
 
 def _host_fork(p, flags: int, exit_signal: int) -> int:
-    if exit_signal == S.SIGCHLD and not flags & F.CLONE_PARENT:
+    host_flags = flags & (F.CLONE_PARENT | F.CLONE_NEW_SERVED)
+    if exit_signal == S.SIGCHLD and not host_flags:
         return os.fork()
     offset = _tid_offset()
-    if offset is None:  # (a C library km does not know: the exit signal is SIGCHLD)
+    if offset is None:  # (a C library km does not know: the exit signal is SIGCHLD, no namespace)
+        if flags & F.CLONE_NEW_SERVED:
+            raise OSError(EPERM, "namespaces need the host's clone")
         return os.fork()
     global _cloner
     if _cloner is None:
@@ -100,7 +106,7 @@ def _host_fork(p, flags: int, exit_signal: int) -> int:
     before, after_parent, clone, after_child = _cloner
     _settle(p, offset)
     before()
-    pid = clone(exit_signal | flags & F.CLONE_PARENT, after_child)
+    pid = clone(exit_signal | host_flags, after_child)
     if pid == 0:
         # glibc's own record of the thread's id (pthread_kill uses it) is still the
         # parent thread's: the child's kicks must reach this one

@@ -277,8 +277,7 @@ class Process:
             except ThreadExit:
                 # the main thread of the program is gone, the others go on: km's main
                 # thread waits until one of them ends the process
-                _thread.allocate_lock().acquire()
-                _thread.allocate_lock().acquire()
+                _stay()
 
     def finish(self, end: ProcessExit) -> None:
         """End km the way the program ended (never returns).  ``self.report``, if set, is
@@ -657,6 +656,8 @@ class Process:
                     task.checkpoint()
                 runner.run()
             except ThreadExit:
+                if native.syscall(186) == os.getpid():  # gettid: the host's thread group leader (this
+                    _stay()  # thread forked, and is its child's): as km's main thread
                 self.ending.append(task.ident)  # (kernel/fork.py may wait for it to be gone)
                 del self.ending[:-ENDING_KEPT]
                 return
@@ -804,6 +805,15 @@ class Process:
 
 
 _ending = _thread.allocate_lock()  # held by the thread that ends km (Process.finish)
+
+
+def _stay() -> None:
+    """The host thread group's leader never ends before the process: once it has, the
+    host shows no /proc/<pid>/maps and process_vm_readv/writev of the pid (km's guest
+    memory copies, native.read_mem) fail, as when the program's other threads exec."""
+    never = _thread.allocate_lock()
+    never.acquire()
+    never.acquire()
 _SI_TIMER = S.SI_TIMER.to_bytes(4, "little", signed=True)  # si_code of a POSIX timer signal
 _SI_QUEUE = (-1).to_bytes(4, "little", signed=True)  # si_code of sigqueue
 _CLD_KILLED, _CLD_DUMPED = S.CLD_KILLED.to_bytes(4, "little"), S.CLD_DUMPED.to_bytes(4, "little")

@@ -163,6 +163,19 @@ class ProcFs:
             known = self._devs.setdefault(dev, False)
         return known
 
+    def names_self(self, fd: int) -> bool:
+        """Does ``fd`` (a pidfd, or a /proc/<pid> directory, which pidfd_send_signal
+        takes too) name this process?"""
+        if self.on_procfs(fd):
+            placed = self.place(fd)
+            return placed is not None and placed[1] == [b"%d" % self.pid]
+        if self._readlink(b"self/fd/%d" % fd) != b"anon_inode:[pidfd]":
+            return False
+        for line in self._host(b"%d/fdinfo/%d" % (self.pid, fd)).split(b"\n"):
+            if line.startswith(b"Pid:"):
+                return _number(line[4:].strip()) == self.pid
+        return False
+
     def ours(self, n: int) -> bool:
         """Is ``n`` this process or one of its host threads (the program's or km's)?"""
         if n == self.pid:
@@ -558,11 +571,13 @@ class ProcFs:
 
     def thread_credentials(self, tid: int) -> tuple[bytes, ...]:
         """Everything that decides what a host thread may do, from its status: ids,
-        groups, the five capability sets, no_new_privs, seccomp."""
+        groups, the five capability sets, no_new_privs, seccomp; and the namespaces a
+        thread can have of its own (syscalls/ns.py), from their links."""
         keys = (b"Uid", b"Gid", b"Groups", b"CapInh", b"CapPrm", b"CapEff", b"CapBnd", b"CapAmb", b"NoNewPrivs",
                 b"Seccomp")
         lines = dict(line.partition(b":")[::2] for line in self._host(b"%d/status" % tid).split(b"\n"))
-        return tuple(lines.get(k, b"").strip() for k in keys)
+        ids = tuple(lines.get(k, b"").strip() for k in keys)
+        return ids + tuple(self._readlink(b"%d/ns/%s" % (tid, ns)) or b"" for ns in (b"net", b"uts", b"ipc"))
 
     # -- listings --------------------------------------------------------------------------------
     def listing(self, fd: int) -> bytes | None:

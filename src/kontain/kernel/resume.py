@@ -30,6 +30,16 @@ from kontain.kernel.task import Task
 from kontain.kvm import abi as k
 from kontain.memory.mm import VM_SPECIAL, access_of
 
+# How much of a snapshot's memory a resume maps in up front (MAP_POPULATE: the host's page
+# tables filled from the page cache, still copy-on-write and shared between resumes).  Each
+# page the program then touches first costs a host page fault inside KVM's fault handling
+# otherwise: ~40 us on the PVM host of docs/performance.md, 0.38 s of a warm Python's 0.41 s
+# after its resume (~9000 pages), against ~0.06 s when populated; bench/snapshot.py's heavy
+# imports, resumed to their first output: 360 -> 146 ms.  The price is paid by a program that
+# touches little after its resume (~0.8 ms a MiB populated: 132 -> 179 ms for one that exits
+# at once), so past the budget memory is left to fault in as touched.
+POPULATE_BUDGET = 128 << 20
+
 
 def check_host(p, snap, path: str) -> None:
     """Refuse a snapshot this machine cannot run exactly: another CPU model or feature
@@ -154,14 +164,16 @@ def _check(value, schema, where: str) -> str:
     return f"{where}: unknown schema"
 
 
-def restore(p, snap, path: str):
+def restore(p, snap, path: str, image_files: bool = False):
     """Put the program of ``snap`` into the prepared process ``p``; returns its main
-    thread, ready to run (the others run already, or wait for it: Process.run)."""
-    restore_memory(p, snap, path)
-    return restore_process(p, snap, path)
+    thread, ready to run (the others run already, or wait for it: Process.run).
+    ``image_files``: the files it re-opens or maps are a container image's copies (km
+    image, oci/snapimage.py), other inodes: checked by size and time only."""
+    restore_memory(p, snap, path, image_files)
+    return restore_process(p, snap, path, image_files)
 
 
-def restore_memory(p, snap, path: str) -> None:
+def restore_memory(p, snap, path: str, image_files: bool = False) -> None:
     """The first half of ``restore``, which needs nothing of whoever resumes: km's state
     checked, the memory mapped, the VMAs and memslots.  (A km server's worker warm for a
     snapshot, cli/server.py, does it before its client comes.)"""
@@ -179,6 +191,7 @@ def restore_memory(p, snap, path: str) -> None:
     # memory
     window = p.mem.size
     prev_end = 0
+    populate = POPULATE_BUDGET
     for (kind, values), load, (start, end, offset, filesz, _fl) in zip(vmas, loads, snap.loads):
         if type(values) is not tuple or len(values) < 8 or not (type(load) is tuple and len(load) == 3):
             raise SnapshotError(f"{path}: a bad mapping in km's state")
@@ -193,7 +206,8 @@ def restore_memory(p, snap, path: str) -> None:
         if how == "special":
             continue
         if how == "file":
-            _map_shared_file(p, start, end, hostprot, vflags, name, voffset, dev, ino, path)
+            _map_shared_file(p, start, end, hostprot, vflags, name, voffset, (dev, ino) if not image_files else None,
+                             path)
         elif how == "memory":
             if filesz != end - start:
                 raise SnapshotError(f"{path}: the memory of {start:#x} is not in the file")
@@ -201,8 +215,10 @@ def restore_memory(p, snap, path: str) -> None:
             if shared:  # (shared with the program's future children: its own memory, not the file's)
                 _copy_into_shared(p, start, end, hostprot, snap.fd, offset)
             else:
-                r = native.mmap(p.mem.base + start, end - start, hostprot, F.MAP_PRIVATE | F.MAP_FIXED, snap.fd,
-                                offset)
+                extra_flags = F.MAP_POPULATE if end - start <= populate else 0
+                populate -= end - start if extra_flags else 0
+                r = native.mmap(p.mem.base + start, end - start, hostprot, F.MAP_PRIVATE | F.MAP_FIXED | extra_flags,
+                                snap.fd, offset)
                 if r < 0:
                     raise SnapshotError(f"{path}: cannot map its memory ({os.strerror(-r)})")
         else:
@@ -232,13 +248,13 @@ def restore_memory(p, snap, path: str) -> None:
     p._mark("memory")
 
 
-def restore_process(p, snap, path: str):
+def restore_process(p, snap, path: str, image_files: bool = False):
     """The second half of ``restore`` (after ``restore_memory``): what the resuming
     process gives the program (its descriptors, directory, limits) and the program's
     own state, then its threads; returns the main thread."""
     state, extra = need(snap.state, "process", dict), need(snap.state, "extra", dict)
     # descriptors, directory, limits
-    snapfds.restore(p, need(state, "fds", dict), path, getattr(snap, "listening", None))
+    snapfds.restore(p, need(state, "fds", dict), path, image_files, getattr(snap, "listening", None))
     p._mark("fds")
     try:
         os.chdir(need(extra, "cwd", bytes))
@@ -281,7 +297,9 @@ def restore_process(p, snap, path: str):
     return main
 
 
-def _map_shared_file(p, start, end, hostprot, vflags, name, offset, dev, ino, path) -> None:
+def _map_shared_file(p, start, end, hostprot, vflags, name, offset, inode, path) -> None:
+    """``inode``: (device, inode) the file must be, None for an image's copy (km image
+    carries only read-only ones, checked unchanged when it made the image)."""
     try:
         fd = os.open(name, os.O_RDWR if hostprot & F.PROT_WRITE else os.O_RDONLY)
     except OSError as e:
@@ -289,7 +307,8 @@ def _map_shared_file(p, start, end, hostprot, vflags, name, offset, dev, ino, pa
                             f"({e.strerror})") from None
     try:
         st = os.fstat(fd)
-        if (st.st_dev, st.st_ino) != (dev, ino):
+        if inode is not None and (st.st_dev, st.st_ino) != inode or \
+                inode is None and (hostprot & F.PROT_WRITE or st.st_size <= offset):
             raise SnapshotError(f"{path}: {name}, which the program maps shared, is another file now")
         r = native.mmap(p.mem.base + start, end - start, hostprot, F.MAP_SHARED | F.MAP_FIXED, fd, offset)
         if r < 0:

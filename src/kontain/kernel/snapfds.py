@@ -214,9 +214,10 @@ def _put_back(fd: int, data: bytes) -> None:
             return
 
 
-def restore(p, files: dict, path: str, listening: dict | None = None) -> None:
+def restore(p, files: dict, path: str, image_files: bool = False, listening: dict | None = None) -> None:
     """The program's descriptors at their numbers, each checked; the resuming km's own
     0-2 stay; anything else it inherited below the floor is closed (not the program's).
+    ``image_files``: files are a container image's copies (resume.restore).
     ``listening``: the listening sockets ``listen_first`` made already (number -> inode)."""
     import fcntl
 
@@ -236,7 +237,7 @@ def restore(p, files: dict, path: str, listening: dict | None = None) -> None:
         if type(fd) is not int or not 2 < fd < p.fds.floor or type(f) is not dict:
             raise SnapshotError(f"{path}: descriptor {fd} is beyond this km's limit (RLIMIT_NOFILE)")
         if f.get("kind") == "file":
-            new = _reopen(f, fd, path)
+            new = _reopen(f, fd, path, image_files)
         elif f.get("kind") == "pipe":
             ino = f["ino"]
             if ino not in pipes:  # (made above the program's range: its numbers are placed one by one)
@@ -407,7 +408,7 @@ def listen_first(snap, path: str) -> None:
         raise SystemExit(130) from None
 
 
-def _reopen(f: dict, fd: int, path: str) -> int:
+def _reopen(f: dict, fd: int, path: str, image_files: bool = False) -> int:
     name = f["path"]
     flags = f["flags"] & ~(os.O_CREAT | os.O_TRUNC | os.O_EXCL)
     try:
@@ -416,8 +417,11 @@ def _reopen(f: dict, fd: int, path: str) -> int:
         raise SnapshotError(f"{path}: descriptor {fd} was {os.fsdecode(name)}, which cannot be opened again "
                             f"({e.strerror})") from None
     st = os.fstat(new)
-    changed = (st.st_dev, st.st_ino) != (f["dev"], f["ino"]) or stat.S_ISREG(st.st_mode) and \
-        (st.st_size, st.st_mtime_ns) != (f["size"], f["mtime"])
+    if image_files:  # (a copy: another inode; a regular file keeps its size and time, a directory its kind)
+        changed = stat.S_IFMT(st.st_mode) != stat.S_IFMT(f.get("mode", 0)) and not stat.S_ISCHR(st.st_mode)
+    else:
+        changed = (st.st_dev, st.st_ino) != (f["dev"], f["ino"])
+    changed = changed or stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) != (f["size"], f["mtime"])
     if changed:
         os.close(new)
         raise SnapshotError(f"{path}: descriptor {fd} was {os.fsdecode(name)}, which has changed since the "

@@ -41,6 +41,8 @@ commands:
   ps ID        the container's processes (--format json)
   list         the containers (--format json, -q)
   pause ID, resume ID, update ID, spec, features
+  launcher [-o PATH]  build krun-native beside krun: the same runtime, without a
+               Python start for the verbs crun answers (register it instead of krun)
 
 global options:
   --root DIR            where container state is kept (default: /run/krun)
@@ -160,6 +162,10 @@ class Krun:
             return self.create()
         if c == "exec":
             return self.exec()
+        if c == "launcher":  # (krun's own: builds krun-native, oci/launcher.py)
+            from kontain.oci import launcher
+
+            return launcher.main(self.args)
         if c == "features":
             from kontain.oci import features
 
@@ -178,9 +184,8 @@ class Krun:
 
     def create(self) -> int:
         """create and run: the bundle's configuration under km, through crun."""
-        import json
-
         from kontain.oci import config, crun, programs, runtime
+        from kontain.oci import fastjson as json
 
         o = Options(self.command, self.args)
         if len(o.positional) != 1:
@@ -200,7 +205,9 @@ class Krun:
         programs.check(programs.View.of_config(cfg, bundle), cfg.get("process") or {})
         rt = runtime.ensure()
         dest = config.mount_point(cfg)
-        command = rt.command(dest)
+        # (--image-files: a snapshot the container resumes, from km image SNAPSHOT, finds the
+        # files it re-opens as the image's copies, other inodes: oci/snapimage.py)
+        command = [*rt.command(dest), "--image-files"]
         config.container(cfg, command, rt.root, dest)
         cfg["annotations"][config.ANNOTATION] = json.dumps(command)
         memfile = crun.memory_file(cfg, _first_free(o))
@@ -209,9 +216,8 @@ class Krun:
 
     def exec(self) -> int:
         """A process added to a running krun container: under km too."""
-        import json
-
         from kontain.oci import config, crun, programs
+        from kontain.oci import fastjson as json
 
         o = Options("exec", self.args)
         if not o.positional:

@@ -123,10 +123,10 @@ def exec_arguments(args: list[str], command: list[str]) -> list[str]:
 
 def nofile_hard(hard: int) -> int:
     """RLIMIT_NOFILE's hard limit for km's process so that the program sees ``hard``:
-    km keeps the top of the descriptor table for itself (kernel/fdtable.py).  Raised only
+    km keeps the top of the descriptor table for itself (kernel/fdreserve.py).  Raised only
     as far as crun, which sets it from krun's own process, may: to krun's hard limit,
     or anywhere with CAP_SYS_RESOURCE."""
-    from kontain.kernel.fdtable import guest_limit
+    from kontain.kernel.fdreserve import guest_limit
 
     top = hard
     while guest_limit(top) < hard and top < 1 << 16:

@@ -13,9 +13,11 @@ clean up.
 from __future__ import annotations
 
 import os
-from typing import NoReturn
 
 from kontain.oci import KrunError
+
+if False:  # (typing costs krun milliseconds at every start: for type checkers only)
+    from typing import NoReturn
 
 CANDIDATES = ("/usr/bin/crun", "/usr/local/bin/crun", "/usr/sbin/crun", "/bin/crun")
 
@@ -51,7 +53,7 @@ def execute(argv: list[str]) -> NoReturn:
 def memory_file(data: dict, lowest: int) -> str:
     """``data`` as JSON in a memory file inherited by crun, at descriptor ``lowest`` or
     above (below it are the descriptors crun passes on to the container); its path."""
-    import json
+    from kontain.oci import fastjson as json
 
     fd = os.memfd_create("krun-config", 0)
     os.write(fd, json.dumps(data).encode())
@@ -68,7 +70,7 @@ def stored_config(root: str, container_id: str) -> dict | None:
     None if there is none."""
     if "/" in container_id or container_id in ("", ".", ".."):
         return None
-    import json
+    from kontain.oci import fastjson as json
 
     try:
         with open(os.path.join(root, container_id, "config.json")) as f:
@@ -82,7 +84,7 @@ def init_pid(root: str, container_id: str) -> int:
     same pid and start time); 0 otherwise."""
     if "/" in container_id or container_id in ("", ".", ".."):
         return 0
-    import json
+    from kontain.oci import fastjson as json
 
     try:
         with open(os.path.join(root, container_id, "status")) as f:

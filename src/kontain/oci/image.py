@@ -32,10 +32,13 @@ import tarfile
 
 USAGE = """\
 usage: km image [-t NAME] [--at PATH] -o IMAGE.tar PROGRAM [ARGS...]
+       km image [-t NAME] [--at PATH] -o IMAGE.tar SNAPSHOT
 
 Write a minimal OCI image (a tar for podman load, docker load or ctr images import)
 holding PROGRAM and what it needs to load (its interpreter and shared libraries, none
-for a static program).  ENTRYPOINT is PROGRAM, CMD the ARGS.
+for a static program).  ENTRYPOINT is PROGRAM, CMD the ARGS.  From a km snapshot file:
+an image that resumes it under krun (the snapshot, its working directory and the files
+it re-opens).
 
 options:
   -o, --output FILE   the image file to write
@@ -89,14 +92,25 @@ def _main(argv: list[str]) -> int:
     if not output:
         raise ImageError("no output file (-o IMAGE.tar)")
     program, args = argv[i], argv[i + 1:]
-    path = _find(program)
+    from kontain.cli.main import _is_snapshot
+
+    snapshot = os.path.isfile(program) and _is_snapshot(program)  # (a km snapshot: an image that resumes it)
+    path = os.path.abspath(program) if snapshot else _find(program)
     base = os.path.basename(path)
     at = at or "/" + base
     if not at.startswith("/"):
         raise ImageError(f"--at {at}: expected an absolute path in the image")
     name = tag or f"localhost/{base.lower()}:latest"
-    files = contents(path, at)
-    write(output, files, name, [at], args)
+    if snapshot:
+        if args:
+            raise ImageError(f"{program} is a snapshot: it takes no arguments")
+        from kontain.oci import snapimage
+
+        files, workdir = snapimage.contents(path, at)
+        write(output, files, name, [at], [], workdir=workdir, snapshot=True)
+    else:
+        files = contents(path, at)
+        write(output, files, name, [at], args)
     os.write(1, f"{output}: {name} ({len(files)} files)\n".encode())
     return 0
 
@@ -130,20 +144,29 @@ def contents(program: str, at: str) -> dict[str, str]:
     return files
 
 
-def _layer(files: dict[str, str]) -> bytes:
-    """The image's one layer: an uncompressed tar, reproducible (sorted, no times, root's)."""
+def _layer(files: dict[str, str | None], snapshot: str | None = None) -> bytes:
+    """The image's one layer: an uncompressed tar, reproducible (sorted, no times, root's).
+    ``files``' None values are directories.  In a snapshot's image (``snapshot``: its path
+    in the image) the files the snapshot re-opens keep their modification time, which the
+    resume checks, and the snapshot itself is executable (the container's program)."""
     buf = io.BytesIO()
-    dirs = sorted({p for path in files for p in _parents(path)})
+    dirs = sorted({p for path in files for p in _parents(path)} | {p for p, h in files.items() if h is None})
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for d in dirs:
             info = tarfile.TarInfo(d.lstrip("/"))
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
             tar.addfile(info)
-        for path in sorted(files):
+        for path in sorted(p for p, h in files.items() if h is not None):
             host = os.path.realpath(files[path])
             st = os.stat(host)
             info = tarfile.TarInfo(path.lstrip("/"))
             info.size, info.mode, info.mtime = st.st_size, st.st_mode & 0o7777 | 0o444, 0
+            if snapshot is not None:
+                if path == snapshot:
+                    info.mode = 0o755
+                else:  # (to the nanosecond: a PAX record)
+                    info.mtime = st.st_mtime_ns // 10**9
+                    info.pax_headers = {"mtime": f"{st.st_mtime_ns // 10**9}.{st.st_mtime_ns % 10**9:09d}"}
             with open(host, "rb") as f:
                 tar.addfile(info, f)
     return buf.getvalue()
@@ -164,10 +187,11 @@ def _blob(data: bytes) -> tuple[str, bytes]:
     return "sha256:" + hashlib.sha256(data).hexdigest(), data
 
 
-def write(output: str, files: dict[str, str], name: str, entrypoint: list[str], cmd: list[str]) -> None:
+def write(output: str, files: dict[str, str | None], name: str, entrypoint: list[str], cmd: list[str],
+          workdir: str = "/", snapshot: bool = False) -> None:
     """Write the image of ``files`` as an OCI layout tar (with Docker's manifest.json)."""
-    layer = _layer(files)
-    newest = max(int(os.stat(os.path.realpath(f)).st_mtime) for f in files.values())  # (reproducible)
+    layer = _layer(files, entrypoint[0] if snapshot else None)
+    newest = max(int(os.stat(os.path.realpath(f)).st_mtime) for f in files.values() if f)  # (reproducible)
     created = _stamp(int(os.environ.get("SOURCE_DATE_EPOCH", newest)))
     diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
     layer_digest, layer_gz = _blob(gzip.compress(layer, mtime=0))
@@ -175,8 +199,8 @@ def write(output: str, files: dict[str, str], name: str, entrypoint: list[str], 
         "created": created,
         "architecture": "amd64",
         "os": "linux",
-        "config": {"Entrypoint": entrypoint, "Cmd": cmd or None, "Env": [PATH_ENV], "WorkingDir": "/",
-                   "Labels": {"io.kontain.image": "km image"}},
+        "config": {"Entrypoint": entrypoint, "Cmd": cmd or None, "Env": [PATH_ENV], "WorkingDir": workdir,
+                   "Labels": {"io.kontain.image": "km image snapshot" if snapshot else "km image"}},
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created": created, "created_by": f"km image {entrypoint[0]}"}],
     }

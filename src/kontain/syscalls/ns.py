@@ -1,14 +1,23 @@
 """Namespaces and mounts: unshare, setns, mount, umount2, pivot_root.
 
-km's host process always has several threads (the signal thread, the vCPUs), and the
-host kernel refuses namespaces to a multi-threaded process; a mount would be the
-monitor's too.  So km serves these calls itself and never passes them to the host (its
-seccomp filter refuses them there, kontain/confine.py): it checks the arguments as Linux
-does, in Linux's order (EINVAL, EFAULT, EBADF, the path's lookup), then answers as Linux
-answers a caller without CAP_SYS_ADMIN: EPERM.  unshare of what a single-threaded process
-does not share (its descriptor table, its file-system context, its System V semaphore
-undo list) changes nothing, as on Linux; with more threads km cannot give one thread a
-table of its own, and says EINVAL.
+Network, UTS and IPC namespaces the host keeps per thread, and every call that depends
+on them (socket, uname, sethostname, the System V calls) km makes on the program
+thread's own host thread.  So unshare and setns of those pass through on the calling
+thread: the host kernel checks the privilege (CAP_SYS_ADMIN) and the limits, and only
+that thread, and what it forks or starts after, is in the new namespace, as on Linux.
+A thread that changed namespace changes its "credentials" for the polling tier too
+(Task.credentials_changed): no monitor thread in other namespaces serves its calls.
+
+The other namespaces (mount, pid, user, cgroup, time) the host gives only to a whole
+single-threaded process, and km's host process always has several threads (the signal
+thread, the vCPUs); a mount would be the monitor's.  So km answers those itself and
+never passes them to the host (its seccomp filter refuses them there,
+kontain/confine.py): it checks the arguments as Linux does, in Linux's order (EINVAL,
+EFAULT, EBADF, the path's lookup), then answers as Linux answers a caller without
+CAP_SYS_ADMIN: EPERM.  unshare of what a single-threaded process does not share (its
+descriptor table, its file-system context, its System V semaphore undo list) changes
+nothing, as on Linux; with more threads km cannot give one thread a table of its own,
+and says EINVAL.
 """
 
 from __future__ import annotations
@@ -22,7 +31,8 @@ from kontain.errors import GuestError
 from kontain.syscalls import fs
 from kontain.syscalls.common import s32, u64
 
-SYS_ioctl, SYS_fstatfs, SYS_newfstatat, SYS_readlinkat = 16, 138, 262, 267
+SYS_ioctl, SYS_fstatfs, SYS_newfstatat, SYS_readlinkat, SYS_unshare, SYS_setns = 16, 138, 262, 267, 272, 308
+SERVED = F.CLONE_NEW_SERVED
 _UNSHARE_FLAGS = F.CLONE_THREAD | F.CLONE_FS | F.CLONE_SIGHAND | F.CLONE_VM | F.CLONE_FILES | F.CLONE_SYSVSEM | \
     F.CLONE_NEW_ANY
 _THREAD_GROUP = F.CLONE_THREAD | F.CLONE_SIGHAND | F.CLONE_VM
@@ -48,11 +58,21 @@ def unshare(t, flags, *_):
     threads = len(t.process.tasks)
     if flags & _THREAD_GROUP and threads > 1:
         raise GuestError(EINVAL)
-    if flags & F.CLONE_NEW_ANY:
+    if flags & F.CLONE_NEW_ANY & ~SERVED:
         raise _EPERM
+    if flags & SERVED:
+        _enter(t, native.syscall(SYS_unshare, flags & SERVED))
     if flags & _PER_PROCESS and threads > 1:
         raise GuestError(EINVAL)  # km cannot give one thread a table of its own
     return 0
+
+
+def _enter(t, r: int) -> None:
+    """After the host's unshare or setns on this thread: its error, or the thread's
+    new namespaces recorded."""
+    if r < 0:
+        raise GuestError(-r)
+    t.credentials_changed()
 
 
 def setns(t, fd, nstype, *_):
@@ -69,7 +89,10 @@ def setns(t, fd, nstype, *_):
         raise GuestError(EINVAL)
     if nstype & F.CLONE_NEWUSER and (len(t.process.tasks) > 1 or _own_user_ns(t, fd, kind)):
         raise GuestError(EINVAL)  # a thread of many, or the namespace it is in: no gain
-    raise _EPERM
+    if nstype & ~SERVED:
+        raise _EPERM
+    _enter(t, native.syscall(SYS_setns, fd, nstype))
+    return 0
 
 
 def _ns_type(fd: int) -> int:

@@ -14,11 +14,13 @@ from kontain.abi.signals import SIGINFO_SIZE, siginfo
 from kontain.abi.structs import clone_args, prctl_mm_map, robust_list_head
 from kontain.arch.x86_64 import hostcode
 from kontain.errors import GuestError, ProcessExit
+from kontain.kernel.fdtable import NEVER_OPEN
 from kontain.memory.window import USER_LIMIT
 from kontain.syscalls.common import passthrough, s32, u32, u64
 
 SYS_kill, SYS_prctl, SYS_tkill, SYS_tgkill, SYS_rt_sigqueueinfo, SYS_rt_tgsigqueueinfo = 62, 157, 200, 234, 129, 297
-SYS_capget, SYS_readlinkat, SYS_fcntl = 125, 267, 72
+SYS_capget, SYS_readlinkat, SYS_fcntl, SYS_pidfd_send_signal = 125, 267, 72, 424
+PIDFD_SIGNAL_PROCESS_GROUP = 4  # <linux/pidfd.h>
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _CANONICAL_LIMIT = 1 << 47
 
@@ -227,6 +229,30 @@ def kill(t, pid, sig, *_):
     return native.syscall(SYS_kill, pid, sig)
 
 
+def pidfd_send_signal(t, fd, sig, uinfo, flags, *_):
+    """A signal to this process itself is posted here, as kill's, so that it is handled
+    before the call returns, as on Linux (the host would deliver it to km, whose signal
+    thread posts it a moment later).  Any other target the host serves."""
+    host, sig = t.fds.host(fd), s32(sig)
+    if host == NEVER_OPEN or not t.process.procfs.names_self(host):
+        return _pidfd_send_signal(t, fd, sig, uinfo, flags)
+    r = native.syscall(SYS_pidfd_send_signal, host, 0, 0, flags)  # the host's checks of the flags (its version's)
+    if r < 0 or u32(flags) & PIDFD_SIGNAL_PROCESS_GROUP:
+        return r if r < 0 else _pidfd_send_signal(t, fd, sig, uinfo, flags)  # (a process group: km's too)
+    if uinfo:
+        info, _code = _queued_info(t, sig, uinfo)
+        if struct.unpack("<i", t.mem.read(uinfo, 4))[0] != sig:
+            raise GuestError(EINVAL)  # (any si_code: a process may send itself what it likes)
+    else:
+        info = siginfo(sig, S.SI_USER, pid=os.getpid(), uid=os.getuid())
+    if not 0 <= sig <= S.NSIG:
+        raise GuestError(EINVAL)
+    return t.process.post(sig, info) if sig else 0
+
+
+_pidfd_send_signal = passthrough(SYS_pidfd_send_signal, "f i p128 x")
+
+
 def _to_thread(t, tid: int, sig: int, info: bytes | None = None) -> int:
     target = t.process.tasks.get(tid)
     if target is None:
@@ -318,7 +344,7 @@ _NEEDED = F.CLONE_VM | F.CLONE_SIGHAND | F.CLONE_THREAD
 # ignored; CLONE_FILES is refused (docs/known-issues.md)
 _FORK_FLAGS = F.CLONE_VFORK | F.CLONE_VM | F.CLONE_PARENT_SETTID | F.CLONE_CHILD_SETTID | F.CLONE_CHILD_CLEARTID | \
     F.CLONE_SETTLS | F.CLONE_FS | F.CLONE_PTRACE | F.CLONE_UNTRACED | F.CLONE_PARENT | F.CLONE_PIDFD | \
-    F.CLONE_SYSVSEM | F.CLONE_IO | F.CLONE_DETACHED | F.CLONE_CLEAR_SIGHAND
+    F.CLONE_SYSVSEM | F.CLONE_IO | F.CLONE_DETACHED | F.CLONE_CLEAR_SIGHAND | F.CLONE_NEW_SERVED
 SYS_pidfd_open, SYS_fstat = 434, 5
 PID_MAX_LIMIT = 4 * 1024 * 1024  # (Linux's: no pid is above it, whatever pid_max says)
 
@@ -340,8 +366,8 @@ def _clone(t, flags: int, exit_signal: int, stack: int, ptid: int, ctid: int, tl
         raise GuestError(EINVAL)
     if flags & F.CLONE_PIDFD and flags & (F.CLONE_DETACHED | F.CLONE_THREAD):
         raise GuestError(EINVAL)  # (a thread's pidfd, Linux 6.9's: not served)
-    if flags & F.CLONE_NEW_ANY:
-        raise GuestError(EPERM)  # namespaces: as for a caller without CAP_SYS_ADMIN (syscalls/ns.py)
+    if flags & F.CLONE_NEW_ANY and (flags & F.CLONE_THREAD or flags & F.CLONE_NEW_ANY & ~F.CLONE_NEW_SERVED):
+        raise GuestError(EPERM)  # namespaces km does not serve: as for a caller without CAP_SYS_ADMIN (syscalls/ns.py)
     for tid in set_tid:
         if tid < 1 or tid >= PID_MAX_LIMIT:
             raise GuestError(EINVAL)

@@ -172,8 +172,8 @@ TABLE: tuple[Entry, ...] = (
     Entry(54, "setsockopt", PASS, FULL, args="f i i b4 x"),
     Entry(55, "getsockopt", net.getsockopt, FULL),
     Entry(56, "clone", process.clone, PARTIAL,
-          "a new process: CLONE_VM needs CLONE_VFORK, CLONE_FILES is EINVAL; new namespaces and CLONE_PIDFD for a thread "
-          "are EPERM and EINVAL"),
+          "a new process: CLONE_VM needs CLONE_VFORK, CLONE_FILES is EINVAL; new network, UTS, IPC namespaces made "
+          "by the host, others EPERM; CLONE_PIDFD for a thread EINVAL"),
     Entry(57, "fork", process.fork, FULL),
     Entry(58, "vfork", process.vfork, PARTIAL, "the child has a copy of the parent's memory, not the memory itself"),
     Entry(59, "execve", process.execve, FULL),
@@ -344,8 +344,8 @@ TABLE: tuple[Entry, ...] = (
     Entry(270, "pselect6", poll.pselect6, FULL, args="d p p p p p", flags=NORESTART),
     Entry(271, "ppoll", poll.ppoll, FULL, args="p u p p u", flags=NORESTART),
     Entry(272, "unshare", ns.unshare, PARTIAL,
-          "namespaces EPERM, as for a caller without CAP_SYS_ADMIN; CLONE_FILES, CLONE_FS, CLONE_SYSVSEM EINVAL "
-          "with more than one thread", args="x"),
+          "network, UTS, IPC namespaces made by the host for the thread; others EPERM, as for a caller without "
+          "CAP_SYS_ADMIN; CLONE_FILES, CLONE_FS, CLONE_SYSVSEM EINVAL with more than one thread", args="x"),
     Entry(273, "set_robust_list", process.set_robust_list, FULL, args="p u"),
     Entry(274, "get_robust_list", process.get_robust_list, FULL),
     Entry(275, "splice", rw.splice, FULL, args="f p f p u x", flags=SIGPIPE),
@@ -377,7 +377,8 @@ TABLE: tuple[Entry, ...] = (
     Entry(305, "clock_adjtime", PASS, FULL, args="i p208"),
     Entry(306, "syncfs", PASS, FULL, args="f"),
     Entry(307, "sendmmsg", net.sendmmsg, FULL, args="f p u g", flags=SIGPIPE),
-    Entry(308, "setns", ns.setns, PARTIAL, "arguments checked, then EPERM, as for a caller without CAP_SYS_ADMIN",
+    Entry(308, "setns", ns.setns, PARTIAL, "into network, UTS, IPC namespaces by the host; others: arguments "
+          "checked, then EPERM, as for a caller without CAP_SYS_ADMIN",
           args="f x"),
     Entry(309, "getcpu", PASS, FULL, args="p4 p4 x"),
     Entry(314, "sched_setattr", PASS, FULL, args="i p56 x"),
@@ -393,7 +394,8 @@ TABLE: tuple[Entry, ...] = (
     Entry(328, "pwritev2", rw.pwritev2, FULL, flags=SIGPIPE),
     Entry(332, "statx", fs.statx, FULL, args="a s x x p", flags=POLL),
     Entry(334, "rseq", process.rseq, PARTIAL, "ENOSYS: C libraries then do without", args="p u x x"),
-    Entry(424, "pidfd_send_signal", PASS, FULL, args="f i p128 x"),
+    Entry(424, "pidfd_send_signal", process.pidfd_send_signal, FULL, "to this process itself: handled before "
+          "the call returns", args="f i p128 x"),
     Entry(434, "pidfd_open", process.pidfd_open, PARTIAL, "PIDFD_THREAD is EINVAL", args="i x"),
     Entry(435, "clone3", process.clone3, PARTIAL, "as clone; set_tid and CLONE_INTO_CGROUP are EPERM", args="p u"),
     Entry(436, "close_range", fs.close_range, FULL, args="f f x"),

@@ -1,0 +1,153 @@
+/* krun-native: krun's verbs that go to crun unchanged, without starting Python.
+
+   A container engine runs its runtime three or more times per container (podman:
+   create, start, delete), and each run of the Python krun costs an interpreter start
+   (~17 ms here) before it hands the verb to crun.  Most verbs (start, state, kill,
+   delete, ps, list, pause, resume, update, spec, checkpoint, restore) reach crun as they
+   came, only with krun's state directory as crun's --root: this program does exactly
+   that, and runs the Python krun (KRUN_PYTHON KRUN_SCRIPT, baked in when it is built by
+   `krun launcher`) for everything else: create, run, exec, features, help, version,
+   --debug, an option it does not know, and crun not found (the Python krun then says
+   what to do).  What it passes on must stay what oci/cli.py passes on.
+
+   Built with: cc -O2 -DKRUN_PYTHON='"..."' -DKRUN_SCRIPT='"..."' launcher.c */
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef KRUN_PYTHON
+#error "KRUN_PYTHON: the Python that runs krun"
+#endif
+#ifndef KRUN_SCRIPT
+#error "KRUN_SCRIPT: the krun script"
+#endif
+
+static const char *const global_value[] = {"--root", "--log", "--log-format", "--criu", "--cgroup-manager",
+                                           "--rootless", NULL};
+static const char *const global_flag[] = {"--debug", "--systemd-cgroup", NULL};
+static const char *const passed[] = {"start", "state", "kill", "delete", "ps", "list", "spec", "pause",
+                                     "resume", "update", "checkpoint", "restore", NULL};
+static const char *const candidates[] = {"/usr/bin/crun", "/usr/local/bin/crun", "/usr/sbin/crun", "/bin/crun",
+                                         NULL};
+
+static int among(const char *s, size_t n, const char *const *list) {
+    for (; *list; list++)
+        if (strlen(*list) == n && strncmp(s, *list, n) == 0)
+            return 1;
+    return 0;
+}
+
+static void python(char **argv) {
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    char **args = calloc(argc + 2, sizeof(char *));
+    if (args == NULL)
+        _exit(1);
+    args[0] = KRUN_PYTHON;
+    args[1] = KRUN_SCRIPT;
+    for (int i = 1; i < argc; i++)
+        args[i + 1] = argv[i];
+    execv(KRUN_PYTHON, args);
+    dprintf(2, "krun: cannot run %s (rebuild the launcher: krun launcher -o %s)\n", KRUN_PYTHON, argv[0]);
+    _exit(1);
+}
+
+/* crun's path as oci/crun.py finds it: $KRUN_CRUN, PATH, then where packages put it;
+   NULL when there is none (the Python krun reports that). */
+static char *find_crun(void) {
+    static char buf[4096];
+    const char *chosen = getenv("KRUN_CRUN");
+    if (chosen && *chosen)
+        return (char *)chosen;
+    const char *path = getenv("PATH");
+    while (path && *path) {
+        const char *end = strchr(path, ':');
+        size_t n = end ? (size_t)(end - path) : strlen(path);
+        if (n > 0 && n + 6 < sizeof buf) {
+            memcpy(buf, path, n);
+            memcpy(buf + n, "/crun", 6);
+            if (access(buf, X_OK) == 0)
+                return buf;
+        }
+        path = end ? end + 1 : NULL;
+    }
+    for (const char *const *c = candidates; *c; c++)
+        if (access(*c, X_OK) == 0)
+            return (char *)*c;
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    char **out = calloc(argc + 3, sizeof(char *));
+    if (out == NULL)
+        return 1;
+    int n = 1; /* out[0]: crun; out[1]: --root=... */
+    const char *root = NULL;
+    int i = 1;
+    for (; argv[i] && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        const char *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        if (among(a, len, global_value)) {
+            const char *value = eq ? eq + 1 : argv[i + 1];
+            if (value == NULL)
+                python(argv);
+            if (!eq)
+                i++;
+            if (len == 6 && strncmp(a, "--root", 6) == 0) {
+                root = value;
+                continue;
+            }
+            if (len == 6 && strncmp(a, "--criu", 6) == 0)
+                continue;
+            char *opt = malloc(len + strlen(value) + 2);
+            if (opt == NULL)
+                return 1;
+            sprintf(opt, "%.*s=%s", (int)len, a, value);
+            out[++n] = opt;
+        } else if (among(a, len, global_flag) && !eq) {
+            if (strcmp(a, "--debug") == 0)
+                python(argv); /* (krun logs what it runs) */
+            out[++n] = (char *)a;
+        } else {
+            python(argv); /* --help, --version, or an error to report */
+        }
+    }
+    if (argv[i] == NULL || !among(argv[i], strlen(argv[i]), passed))
+        python(argv);
+    char *crun = find_crun();
+    if (crun == NULL)
+        python(argv);
+    char rootbuf[4096];
+    if (root == NULL || *root == '\0') {
+        if (geteuid() == 0) {
+            root = "/run/krun";
+        } else {
+            const char *xdg = getenv("XDG_RUNTIME_DIR");
+            if (xdg && *xdg)
+                snprintf(rootbuf, sizeof rootbuf, "%s/krun", xdg);
+            else
+                snprintf(rootbuf, sizeof rootbuf, "/run/user/%u/krun", (unsigned)geteuid());
+            root = rootbuf;
+        }
+    }
+    char *rootopt = malloc(strlen(root) + 8);
+    if (rootopt == NULL)
+        return 1;
+    sprintf(rootopt, "--root=%s", root);
+    out[0] = crun;
+    out[1] = rootopt;
+    for (; argv[i]; i++)
+        out[++n] = argv[i];
+    out[n + 1] = NULL;
+    signal(SIGPIPE, SIG_DFL); /* (as oci/crun.py: what crun inherits is the engine's, and the default) */
+    signal(SIGXFSZ, SIG_DFL);
+    execv(crun, out);
+    python(argv); /* (crun cannot run: the Python krun says why, in the engine's log) */
+    return 1;
+}

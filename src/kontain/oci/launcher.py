@@ -1,0 +1,81 @@
+"""``krun launcher``: builds krun-native, the launcher that skips Python for crun's verbs.
+
+An engine runs its runtime several times per container (podman: create, start, delete),
+and most of those runs only pass the verb on to crun; each one still paid a Python start
+(docs/performance.md).  launcher.c does them natively and runs this krun for the rest.
+It is optional: pip installs no compiler output, so ``krun launcher`` (``make`` runs it,
+and so does deploy/kubernetes/install.sh) compiles it with the host's C compiler, baking
+in this Python and this krun script; without a compiler the Python krun is registered
+instead and does everything itself, only slower to start.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from kontain.oci import KrunError
+
+NAME = "krun-native"
+
+
+def default_output() -> str:
+    """Beside the krun script that runs this (a venv's bin/, or where pip put it)."""
+    return os.path.join(os.path.dirname(_script()), NAME)
+
+
+def _script() -> str:
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if not script or not os.path.isfile(script):
+        raise KrunError("cannot tell where the krun script is (run `krun launcher` as installed)")
+    return script
+
+
+def _c_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def build(output: str | None = None) -> str:
+    """Compile launcher.c into ``output`` (atomically: an engine may be running the old
+    one); its path."""
+    import shutil
+    import subprocess
+
+    output = os.path.abspath(output or default_output())
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise KrunError("no C compiler (apt-get install gcc), so no krun-native: register krun itself", 2)
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.c")
+    defines = [f"-DKRUN_PYTHON={_c_string(sys.executable)}", f"-DKRUN_SCRIPT={_c_string(_script())}"]
+    tmp = f"{output}.{os.getpid()}.tmp"
+    try:
+        try:
+            r = subprocess.run([cc, "-O2", "-Wall", *defines, "-o", tmp, source], capture_output=True, text=True)
+        except OSError as e:
+            raise KrunError(f"cannot run the C compiler {cc}: {e.strerror} (set CC, or register krun itself)", 2) from None
+        if r.returncode != 0:
+            raise KrunError(f"{cc} failed on {source}: {r.stderr.strip().splitlines()[-1:] or r.returncode}")
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, output)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return output
+
+
+def main(args: list[str]) -> int:
+    """krun launcher [-o PATH]"""
+    output = None
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-o", "--output") and i + 1 < len(args):
+            output = args[i + 1]
+            i += 2
+        elif a.startswith("--output="):
+            output = a.partition("=")[2]
+            i += 1
+        else:
+            raise KrunError(f"launcher: unexpected argument {a} (usage: krun launcher [-o PATH])", 1)
+    sys.stdout.write(build(output) + "\n")
+    return 0
