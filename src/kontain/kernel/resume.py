@@ -30,8 +30,10 @@ from kontain.kernel.task import Task
 from kontain.kvm import abi as k
 from kontain.memory.mm import VM_SPECIAL, access_of
 
-# How much of a snapshot's memory a resume maps in up front (MAP_POPULATE: the host's page
-# tables filled from the page cache, still copy-on-write and shared between resumes).  Each
+# How much of a snapshot's memory a resume maps in up front (MADV_POPULATE_READ: the host's
+# page tables filled from the page cache, read-only, so still copy-on-write and shared between
+# resumes; MAP_POPULATE would write-fault a writable private mapping, a private copy of every
+# page for each resume).  Each
 # page the program then touches first costs a host page fault inside KVM's fault handling
 # otherwise: ~40 us on the PVM host of docs/performance.md, 0.38 s of a warm Python's 0.41 s
 # after its resume (~9000 pages), against ~0.06 s when populated; bench/snapshot.py's heavy
@@ -39,6 +41,7 @@ from kontain.memory.mm import VM_SPECIAL, access_of
 # touches little after its resume (~0.8 ms a MiB populated: 132 -> 179 ms for one that exits
 # at once), so past the budget memory is left to fault in as touched.
 POPULATE_BUDGET = 128 << 20
+SYS_madvise = 28
 
 
 def check_host(p, snap, path: str) -> None:
@@ -215,12 +218,13 @@ def restore_memory(p, snap, path: str, image_files: bool = False) -> None:
             if shared:  # (shared with the program's future children: its own memory, not the file's)
                 _copy_into_shared(p, start, end, hostprot, snap.fd, offset)
             else:
-                extra_flags = F.MAP_POPULATE if end - start <= populate else 0
-                populate -= end - start if extra_flags else 0
-                r = native.mmap(p.mem.base + start, end - start, hostprot, F.MAP_PRIVATE | F.MAP_FIXED | extra_flags,
-                                snap.fd, offset)
+                r = native.mmap(p.mem.base + start, end - start, hostprot, F.MAP_PRIVATE | F.MAP_FIXED, snap.fd,
+                                offset)
                 if r < 0:
                     raise SnapshotError(f"{path}: cannot map its memory ({os.strerror(-r)})")
+                if end - start <= populate:
+                    populate -= end - start
+                    native.syscall(SYS_madvise, p.mem.base + start, end - start, F.MADV_POPULATE_READ)
         else:
             raise SnapshotError(f"{path}: a mapping of an unknown kind")
     p._mark("mapped")
