@@ -159,7 +159,8 @@ def _refusals(p) -> None:
         raise Refused("snapshot: the program has System V shared memory attached (shmat), which a snapshot "
                       "cannot take along")
     if any(t.creds is not None for t in p.tasks.values()):
-        raise Refused("snapshot: the program changed its credentials (setuid & co.), which a resume cannot")
+        raise Refused("snapshot: the program changed its credentials or namespaces (setuid, unshare & co.), which a "
+                      "resume cannot")
     for pid in p.children:
         if native.syscall(62, pid, 0) != -3:  # kill(pid, 0): not ESRCH
             raise Refused(f"snapshot: the program has a child process ({pid}), which a resume would not have")
