@@ -372,13 +372,13 @@ class Poller:
         if res == -EFBIG:  # past RLIMIT_FSIZE: the host's SIGXFSZ came to this thread (Task.take_xfsz)
             task.take_xfsz()
         exit_wanted = self.p.zap or task.has_signals() or task.kicked
+        rw = self.p.rewriter
+        if rw is not None and rw.answered(slot.q[RCX]):
+            exit_wanted = True  # a hot site: the vCPU's thread rewrites it at that exit (dispatch)
         slot.u32[STATE] = DONE_EXIT if exit_wanted else DONE
         slot.last = time.monotonic_ns()
         slot.good += 1
         slot.recent += 1
-        rw = self.p.rewriter
-        if rw is not None and rw.seen.get(slot.q[RCX]) == -2:  # (rewrite.PATCHED)
-            rw.polled += 1
         if slot.good > 4096:
             slot.backoff = BACKOFF_MIN_NS  # it works here: a later failure backs off briefly
         self.served += 1

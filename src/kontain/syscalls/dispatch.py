@@ -127,6 +127,7 @@ def _make_polled(task, plain, poller, slot):
 
     burst = poller.burst
     sq = slot.q
+    rw = task.process.rewriter
 
     def on_syscall() -> None:
         # (the arithmetic flags: a rewritten site's R11 has no DF, AC..., which the stub never changes)
@@ -134,6 +135,8 @@ def _make_polled(task, plain, poller, slot):
         if q[RIP] == done_exit:
             slot.u32[STATE] = IDLE
             q[DIRTY] = SYNC_REGS
+            if rw is not None:
+                rw.hot(task, q[k.RCX])  # a polled site turned hot (Rewriter.answered)
             finish(task, sq[NR], q[RAX], tuple(sq[ARG0 + i] for i in range(6)))
             return
         nr = q[RAX]
