@@ -144,7 +144,10 @@ def report_timings(proc, started: tuple[float, float] | None) -> None:
         t0 = marks[0][1]
     lines += [f"km: timings: {name:<8} +{(t - t0) * 1e3:8.2f} ms" for name, t in marks[1:]]
     if proc.poller is not None:
-        lines.append(f"km: timings: {proc.poller.served} system calls served by polling, without an exit")
+        poller = proc.poller
+        lines.append(f"km: timings: {poller.served} system calls served by polling, without an exit")
+        lines.append(f"km: timings: polling: slots switched on {poller.switched_on} times, backed off "
+                     f"{poller.backed_off} times; the poller parked {poller.parked} times")
     if proc.rewriter is not None:
         lines.append(f"km: timings: {proc.rewriter.report()}")
     os.write(2, ("\n".join(lines) + "\n").encode())

@@ -2,6 +2,7 @@
 same stdout, same exit status."""
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -255,6 +256,30 @@ def test_polling_tier_is_used():
     if kvm_platform() == "pvm":
         served = [line for line in r.err.splitlines() if "served by polling" in line]
         assert served and int(served[0].split()[2]) > 1000, r.err
+
+
+def _polling(err: str) -> tuple[int, int, int, int]:
+    """(served, switched on, backed off, parked) from km --timings."""
+    m = re.search(r"(\d+) system calls served by polling.*\n.*switched on (\d+) times, backed off (\d+) times; "
+                  r"the poller parked (\d+) times", err)
+    assert m, err
+    return int(m[1]), int(m[2]), int(m[3]), int(m[4])
+
+
+def test_polling_tier_switches_on_by_count():
+    """With the default (--poll auto) the tier switches on after a count of pollable
+    calls, whatever the machine's load makes each one cost; while the polled thread
+    sleeps (in a call that exits), the poller parks instead of spinning, and the slot
+    stays on for the next round."""
+    from kt import km, kvm_platform
+
+    prog = build("polled", "musl", ("-lpthread",))
+    compare([prog, "blocks"])
+    r = km("--timings", "--no-rewrite", prog, "blocks")
+    assert r.returncode == 0 and "FAILED" not in r.text, r.err
+    if kvm_platform() == "pvm":
+        _served, on, _off, parked = _polling(r.err)
+        assert on >= 1 and parked >= 1, r.err
 
 
 def test_polling_tier_survives_scribbling():

@@ -4,6 +4,8 @@
  *   threads   four threads, each in a loop of calls of its own, with reads of a file
  *   scribble  (km only) junk written into the program's own poll slots while it runs
  *   stuck     (km only) its own slot pinned at "taken" forever: it hangs, until killed
+ *   blocks    rounds of 2000 calls, each round followed by a 50 ms sleep (the tier on, its
+ *             thread away in a call that blocks: km's poller parks meanwhile)
  * Prints what it checked; the exit status is 0 unless a check failed. */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -171,6 +173,18 @@ static void stuck(void) {
     for (;;) syscall(SYS_getppid);
 }
 
+static void blocks(void) {
+    pid_t pp = getppid();
+    long ok = 0;
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < 2000; i++) ok += syscall(SYS_getppid) == pp;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK("getppid", ok == 8000);
+    printf("blocks: %ld calls\n", ok);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     const char *mode = argc > 1 ? argv[1] : "flags";
@@ -179,5 +193,6 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "threads")) threads(argc > 2 ? argv[2] : "/tmp");
     else if (!strcmp(mode, "scribble")) scribble();
     else if (!strcmp(mode, "stuck")) stuck();
+    else if (!strcmp(mode, "blocks")) blocks();
     return failed;
 }

@@ -126,6 +126,7 @@ def _make_polled(task, plain, poller, slot):
     from kontain.kernel.poll import ARG0, IDLE, MISSES, NR, ON, STATE
 
     burst = poller.burst
+    back = poller.back
     sq = slot.q
     rw = task.process.rewriter
 
@@ -143,9 +144,22 @@ def _make_polled(task, plain, poller, slot):
         if 0 <= nr < 512 and pollable[nr] and nr not in slot.cleared:
             slot.count += 1
             if slot.count >= burst or slot.count >= MISSES and slot.u32[ON]:
-                slot.count = 0
+                slot.count = slot.others = 0
                 poller.consider(slot)
-        plain()
+            plain()
+            return
+        slot.others += 1
+        if slot.others >= burst:  # (the thread's calls are mostly ones that exit anyway)
+            slot.count = slot.others = 0
+        if not slot.u32[ON]:
+            plain()
+            return
+        # a call that may block: the poller need not spin for this thread meanwhile
+        slot.away = True
+        try:
+            plain()
+        finally:
+            back(slot)
 
     return on_syscall
 
