@@ -61,6 +61,10 @@ def execve(p, task, path: str, argv_addr: int, envp_addr: int, comm: bytes, nofo
         fork.execed(p)  # (the parent's setpgid of it is EACCES from now on)
     for v in list(p.mm):
         p.mm.unmap_range(v.start, v.end)
+    if p.forked:
+        import gc
+
+        gc.unfreeze()  # (frozen at the fork, kernel/fork.py: the old program's cycles may go now)
     if p.rewriter is not None:
         p.rewriter.reset()  # (before the GS base below: the new program's is km's again)
     _close_on_exec(p, keep=prog.fd)
