@@ -147,7 +147,7 @@ def report_timings(proc, started: tuple[float, float] | None) -> None:
         poller = proc.poller
         lines.append(f"km: timings: {poller.served} system calls served by polling, without an exit")
         lines.append(f"km: timings: polling: slots switched on {poller.switched_on} times, backed off "
-                     f"{poller.backed_off} times; the poller parked {poller.parked} times")
+                     f"{poller.backed_off} times; the poller parked {poller.parked} times, slept idle {poller.idled} times")
     if proc.rewriter is not None:
         lines.append(f"km: timings: {proc.rewriter.report()}")
     os.write(2, ("\n".join(lines) + "\n").encode())

@@ -55,7 +55,7 @@ SPIN = 20_000  # pause rounds the stub waits for an answer (~14 ns each here: ~0
 SPIN_EAGER = L.POLL_SPIN_MAX  # with --poll always: as long as the stub spins at all
 # a slot that did not pay stays off for this many of its thread's pollable exits, doubling
 BACKOFF_MIN, BACKOFF_MAX = 4 * BURST, 256 * BURST
-PARK_ROUNDS = 64  # poller rounds with every polled thread away before the poller parks
+PARK_ROUNDS = 32  # poller rounds with every polled thread away before the poller parks
 DECLINES = 8  # a call declined this often on a vCPU is no longer posted there ...
 RETRY_NS = 1_000_000_000  # ... for this long
 IDLE_NS = 3_000_000  # no request for this long: every slot off, the poller sleeps
@@ -134,7 +134,7 @@ class Poller:
         self._running = _thread.allocate_lock()  # held by the poller thread that runs
         self.serving: Slot | None = None  # the slot whose call the poller is running
         self.served = 0  # calls answered without an exit (km --timings reports it)
-        self.switched_on = self.backed_off = self.parked = 0  # (km --timings too)
+        self.switched_on = self.backed_off = self.parked = self.idled = 0  # (km --timings too)
         self._stat = bytearray(144)
         self._stat_addr = native.address_of(self._stat)
 
@@ -274,15 +274,17 @@ class Poller:
     def _room(self, now: int) -> bool:
         """Is there a CPU for one more spinning slot?  Slots that spin beyond the CPUs
         there are take them from the poller and from each other (four threads on two
-        CPUs ran 3x slower polled than not); a slot idle for IDLE_NS, or whose thread
-        is away in a call, gives way."""
+        CPUs ran 3x slower polled than not); a slot idle for IDLE_NS gives way.  (Not a
+        slot whose thread is away in a call: with four threads taking turns, slots handed
+        to each other at every exit ran a test 9x slower.)"""
         if len(self.active) < self.max_active:
             return True
         for vid, other in list(self.active.items()):
-            if other.away or now - other.last > IDLE_NS:  # (a thread that blocks holds no CPU)
+            if now - other.last > IDLE_NS:
                 with self.lock:
                     other.u32[ON] = 0
                     self.active.pop(vid, None)
+                other.banned = BACKOFF_MIN  # (or threads taking turns hand the CPU on at every count)
                 return True
         return False
 
@@ -352,6 +354,7 @@ class Poller:
                 slot.u32[ON] = 0
             self.active.clear()
             self._sleeping = True
+            self.idled += 1
             return True
 
     def _serve(self, slot: Slot) -> None:
@@ -381,8 +384,10 @@ class Poller:
                 kind = self._kind(a0)
                 if kind != _S_IFREG:
                     # pipes, sockets, terminals, devices may block: the vCPU's own thread does
-                    # it.  (Sockets were tried with MSG_DONTWAIT: a request/response exchange
-                    # between two threads then ran 1.5x slower, three busy threads on two CPUs.)
+                    # it.  (Socket writes were tried with MSG_DONTWAIT: a request/response
+                    # exchange between two threads then ran 1.5x slower, three busy threads on
+                    # two CPUs; with the poller parked while both threads wait in their reads,
+                    # and woken as one comes back, 6-9x slower with --poll always.)
                     self._decline(slot, nr)
                     return
             try:

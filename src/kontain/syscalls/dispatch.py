@@ -146,15 +146,15 @@ def _make_polled(task, plain, poller, slot):
             if slot.count >= burst or slot.count >= MISSES and slot.u32[ON]:
                 slot.count = slot.others = 0
                 poller.consider(slot)
-            plain()
-            return
-        slot.others += 1
-        if slot.others >= burst:  # (the thread's calls are mostly ones that exit anyway)
-            slot.count = slot.others = 0
+        else:
+            slot.others += 1
+            if slot.others >= burst:  # (the thread's calls are mostly ones that exit anyway)
+                slot.count = slot.others = 0
         if not slot.u32[ON]:
             plain()
             return
-        # a call that may block: the poller need not spin for this thread meanwhile
+        # a call that exits (it may block: a read the poller declined...): the poller
+        # need not spin for this thread meanwhile
         slot.away = True
         try:
             plain()
