@@ -149,7 +149,10 @@ def report_timings(proc, started: tuple[float, float] | None) -> None:
     if run:  # (CLOCK_MONOTONIC, as another process's perf_counter: bench/snapshot.py measures from its command)
         lines.append(f"km: timings: the program ran from CLOCK_MONOTONIC {run[0]:.6f} s")
     if proc.poller is not None:
-        lines.append(f"km: timings: {proc.poller.served} system calls served by polling, without an exit")
+        poller = proc.poller
+        lines.append(f"km: timings: {poller.served} system calls served by polling, without an exit")
+        lines.append(f"km: timings: polling: slots switched on {poller.switched_on} times, backed off "
+                     f"{poller.backed_off} times; the poller parked {poller.parked} times, slept idle {poller.idled} times")
     if proc.rewriter is not None:
         lines.append(f"km: timings: {proc.rewriter.report()}")
     os.write(2, ("\n".join(lines) + "\n").encode())

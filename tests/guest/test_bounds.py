@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from kt import KM, as_user, build, run, user_dir
+from kt import KM, STATIC, as_user, build, compare, run, user_dir
 
 CAP_MIB = 64
 # km's own memory, apart from the program's (docs/security.md): about 14 MiB at start,
@@ -44,6 +44,12 @@ def test_execve_with_huge_arguments(tmp, target):
     looked at first), E2BIG for a real one; km never copies more than Linux would."""
     out = _both(tmp, "argv", target)
     assert ("No such file" if target == "/nonexistent" else "Argument list too long") in out
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_execve_pointer_arrays_at_a_page_end(variant):
+    """argv and envp arrays whose NULL ends a page with a hole after it: read as they are."""
+    compare([build("exec_edge", variant)])
 
 
 def test_sendmmsg_with_huge_control_data(tmp):

@@ -4,6 +4,10 @@
  *   threads   four threads, each in a loop of calls of its own, with reads of a file
  *   scribble  (km only) junk written into the program's own poll slots while it runs
  *   stuck     (km only) its own slot pinned at "taken" forever: it hangs, until killed
+ *   handoff   a thread sleeps 20 ms, makes 3000 calls and ends; then the main thread makes
+ *             20000 (km: its slot must be served although the other's was the last one on)
+ *   blocks    rounds of 2000 calls, each round followed by a 50 ms sleep (the tier on, its
+ *             thread away in a call that blocks: km's poller parks meanwhile)
  * Prints what it checked; the exit status is 0 unless a check failed. */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -171,6 +175,40 @@ static void stuck(void) {
     for (;;) syscall(SYS_getppid);
 }
 
+static void *handoff_thread(void *arg) {
+    (void)arg;
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    pid_t pp = getppid();
+    long ok = 0;
+    for (int i = 0; i < 3000; i++) ok += syscall(SYS_getppid) == pp;
+    return (void *)ok;
+}
+
+static void handoff(void) {
+    pthread_t t;
+    void *ok;
+    pthread_create(&t, NULL, handoff_thread, NULL);
+    pthread_join(t, &ok);
+    pid_t pp = getppid();
+    long mine = 0;
+    for (int i = 0; i < 20000; i++) mine += syscall(SYS_getppid) == pp;
+    CHECK("getppid", (long)ok == 3000 && mine == 20000);
+    printf("handoff: %ld and %ld calls\n", (long)ok, mine);
+}
+
+static void blocks(void) {
+    pid_t pp = getppid();
+    long ok = 0;
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < 2000; i++) ok += syscall(SYS_getppid) == pp;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK("getppid", ok == 8000);
+    printf("blocks: %ld calls\n", ok);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     const char *mode = argc > 1 ? argv[1] : "flags";
@@ -179,5 +217,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "threads")) threads(argc > 2 ? argv[2] : "/tmp");
     else if (!strcmp(mode, "scribble")) scribble();
     else if (!strcmp(mode, "stuck")) stuck();
+    else if (!strcmp(mode, "blocks")) blocks();
+    else if (!strcmp(mode, "handoff")) handoff();
     return failed;
 }

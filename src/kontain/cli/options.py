@@ -117,7 +117,7 @@ def _env_file(path: str) -> list[str]:
 
 
 REWRITE_DEFAULT = True  # syscall sites rewritten (kernel/rewrite.py) unless --no-rewrite
-REWRITE_AFTER = 1000  # trapped calls before any site is rewritten (kernel/rewrite.py's WARMUP)
+REWRITE_AFTER = 1000  # calls (trapped or polled) before any site is rewritten (kernel/rewrite.py's WARMUP)
 
 
 class Options:

@@ -8,10 +8,13 @@ the call to its vCPU's slot and spins, and a monitor thread here polls the slots
 answers.  Every other call, and any call the poller declines, exits with `out` as
 before.
 
-Adaptive, so that no core burns for nothing: a vCPU's slot is switched on only when its
-thread has made many pollable calls in a short time (``consider``, from the
-dispatcher), and the poller switches every slot off and sleeps once no request came for
-IDLE_NS.  The stub spins a bounded time, then takes its request back and exits.
+Adaptive, so that no core burns for nothing: a vCPU's slot is switched on when its
+thread has made BURST pollable calls before as many others (``consider``, from the
+dispatcher: counted calls, never the clock, so that whether the tier is used does not
+depend on how loaded the machine is); the poller parks while every thread it polls is
+in a call that exits (which may block: ``away``), and switches every slot off and sleeps
+once no request came for IDLE_NS.  The stub spins a bounded time, then takes its request
+back and exits.
 
 The guest can write its slot at will; it then only lies to itself: the poller re-checks
 the number (the stub's map is a hint), takes a request with an atomic
@@ -47,12 +50,12 @@ IDLE, POSTED, TAKEN, DONE, DONE_EXIT, DECLINED = (L.SLOT_IDLE, L.SLOT_POSTED, L.
 
 MISSES = 8  # pollable calls that exited while the slot was on: look again whether it pays; it does
 # not if, since it was switched on, at least 32 exited and more than half as many as were answered
-WARMUP_NS = 5_000_000  # (the first 5 ms do not count: the poller may be waking up)
-BURST = 64  # pollable exits in a row ...
-BURST_NS = 64 * 400_000  # ... within this time (>2.5k calls/s) switch the slot on
+BURST = 64  # pollable exits before as many other exits switch the slot on
 SPIN = 20_000  # pause rounds the stub waits for an answer (~14 ns each here: ~0.3 ms)
 SPIN_EAGER = L.POLL_SPIN_MAX  # with --poll always: as long as the stub spins at all
-BACKOFF_MIN_NS, BACKOFF_MAX_NS = 50_000_000, 2_000_000_000  # a slot that did not pay stays off, doubling
+# a slot that did not pay stays off for this many of its thread's pollable exits, doubling
+BACKOFF_MIN, BACKOFF_MAX = 4 * BURST, 256 * BURST
+PARK_ROUNDS = 32  # poller rounds with every polled thread away before the poller parks
 DECLINES = 8  # a call declined this often on a vCPU is no longer posted there ...
 RETRY_NS = 1_000_000_000  # ... for this long
 IDLE_NS = 3_000_000  # no request for this long: every slot off, the poller sleeps
@@ -66,15 +69,16 @@ _SHARED_CLOCKS = frozenset((0, 1, 2, 4, 5, 6, 7, 8, 9, 11))
 
 
 class Slot:
-    __slots__ = ("task", "addr", "u32", "q", "count", "t0", "last", "declines", "cleared", "banned", "backoff",
-                 "good", "recent", "misses", "on_since")
+    __slots__ = ("task", "addr", "u32", "q", "count", "others", "last", "declines", "cleared", "banned",
+                 "backoff", "good", "recent", "misses", "on_since", "away")
 
     def __init__(self, task, addr: int, view: memoryview):
         self.task = task
         self.addr = addr  # of the state word, for cas32
         self.last = 0  # when the poller last answered it
-        self.banned = 0  # not to be switched on before this time (it did not pay)
-        self.backoff = BACKOFF_MIN_NS
+        self.banned = 0  # pollable exits to go before it may be switched on again (it did not pay)
+        self.backoff = BACKOFF_MIN
+        self.away = False  # its thread is in a call that exited (it may block): nothing to poll
         self.good = 0  # calls answered since it was last switched off for not paying
         self.recent = 0  # calls answered since it was switched on
         self.misses = 0  # pollable calls that exited meanwhile
@@ -83,8 +87,8 @@ class Slot:
         self.cleared: dict[int, int] = {}  # syscall -> when its bit was cleared in this vCPU's map
         self.u32 = view.cast("I")
         self.q = view.cast("q")
-        self.count = 0
-        self.t0 = 0
+        self.count = 0  # pollable exits since the last look (``consider``)
+        self.others = 0  # other exits meanwhile
 
 
 class Poller:
@@ -130,6 +134,7 @@ class Poller:
         self._running = _thread.allocate_lock()  # held by the poller thread that runs
         self.serving: Slot | None = None  # the slot whose call the poller is running
         self.served = 0  # calls answered without an exit (km --timings reports it)
+        self.switched_on = self.backed_off = self.parked = self.idled = 0  # (km --timings too)
         self._stat = bytearray(144)
         self._stat_addr = native.address_of(self._stat)
 
@@ -187,7 +192,10 @@ class Poller:
             old_wake.release()  # (it sees that it is not the current one, and ends)
 
     def consider(self, slot: Slot) -> None:
-        """BURST pollable exits of one thread happened: switch its slot on if fast."""
+        """``burst`` pollable exits of one thread happened before as many other exits
+        (or MISSES while its slot was on): switch its slot on, unless it is banned or
+        no CPU is free for it.  Counted, not timed: a loaded machine makes every exit
+        slower, which must not decide whether the tier is used."""
         now = time.monotonic_ns()
         vid = slot.task.vcpu.id
         if self.eager:
@@ -198,20 +206,22 @@ class Poller:
             # answered few meanwhile it answers too late (the stub gave up), e.g. with
             # more busy threads than CPUs: the exits are cheaper then
             slot.misses += MISSES
-            if slot.misses >= 4 * MISSES and 2 * slot.misses > slot.recent and now - slot.on_since > WARMUP_NS:
-                self._back_off(slot, now)
-        elif now - slot.t0 < BURST_NS and now >= slot.banned and self._room(now):
+            if slot.misses >= 4 * MISSES and 2 * slot.misses > slot.recent:
+                self._back_off(slot)
+        elif slot.banned > 0:
+            slot.banned -= BURST
+        elif self._room(now):
             self._switch_on(slot, vid, now, SPIN)
         if slot.cleared:
             for nr, when in list(slot.cleared.items()):
                 if now - when > RETRY_NS:  # worth another try
                     del slot.cleared[nr]
                     self._map_bit(vid, nr, True)
-        slot.t0 = now
 
     def _switch_on(self, slot: Slot, vid: int, now: int, spin: int) -> None:
         slot.last = slot.on_since = now
         slot.recent = slot.misses = 0
+        self.switched_on += 1
         with self.lock:
             slot.u32[ON] = spin
             self.active[vid] = slot
@@ -227,18 +237,46 @@ class Poller:
         elif wake:
             wake_lock.release()
 
-    def _back_off(self, slot: Slot, now: int) -> None:
+    def _back_off(self, slot: Slot) -> None:
         with self.lock:
             slot.u32[ON] = 0
             self.active.pop(slot.task.vcpu.id, None)
-        slot.banned = now + slot.backoff
-        slot.backoff = min(slot.backoff * 2, BACKOFF_MAX_NS)
+        slot.banned = slot.backoff
+        slot.backoff = min(slot.backoff * 2, BACKOFF_MAX)
         slot.good = 0
+        self.backed_off += 1
+
+    # -- threads in calls that exit -----------------------------------------------------------
+    def back(self, slot: Slot) -> None:
+        """``slot``'s thread is back from a call that exited (dispatch, which set
+        ``slot.away`` for it): wake the poller if it parked meanwhile."""
+        slot.away = False
+        if self._sleeping and slot.u32[ON]:
+            with self.lock:
+                wake = self._sleeping and self.active.get(slot.task.vcpu.id) is slot
+                if wake:
+                    self._sleeping = False
+                    self._wake.release()
+
+    def _park(self, gen: int) -> bool:
+        """Every polled thread is away (in a call that may block): sleep, slots left on,
+        until one comes back (``back``) or another is switched on.  Under the lock, as
+        ``back`` looks: it sees either a slot away or the poller asleep."""
+        with self.lock:
+            if self._gen != gen:
+                return True
+            if not self.active or not all(s.away and s.u32[STATE] != POSTED for s in self.active.values()):
+                return False
+            self._sleeping = True
+            self.parked += 1
+            return True
 
     def _room(self, now: int) -> bool:
         """Is there a CPU for one more spinning slot?  Slots that spin beyond the CPUs
         there are take them from the poller and from each other (four threads on two
-        CPUs ran 3x slower polled than not); a slot idle for IDLE_NS gives way."""
+        CPUs ran 3x slower polled than not); a slot idle for IDLE_NS gives way.  (Not a
+        slot whose thread is away in a call: with four threads taking turns, slots handed
+        to each other at every exit ran a test 9x slower.)"""
         if len(self.active) < self.max_active:
             return True
         for vid, other in list(self.active.items()):
@@ -246,6 +284,7 @@ class Poller:
                 with self.lock:
                     other.u32[ON] = 0
                     self.active.pop(vid, None)
+                other.banned = BACKOFF_MIN  # (or threads taking turns hand the CPU on at every count)
                 return True
         return False
 
@@ -269,9 +308,10 @@ class Poller:
             # thread waiting for it would wait out the switch interval (5 ms) meanwhile.
             sys.setswitchinterval(SWITCH_INTERVAL)
             idle_since = time.monotonic_ns()
-            rounds = 0
+            rounds = away = 0
             while self.active and self._gen == gen:
                 served = False
+                here = False  # a polled thread is running the program's code
                 for slot in list(self.active.values()):
                     if slot.u32[STATE] == POSTED:
                         if slot.task.creds is creds or slot.task.creds == creds:
@@ -279,7 +319,15 @@ class Poller:
                         elif native.cas32(slot.addr, POSTED, DECLINED) == POSTED:
                             pass  # another thread's credentials: its own thread makes the call
                         served = True
+                    elif not slot.away:
+                        here = True
                 rounds += 1
+                if served or here:
+                    away = 0
+                else:
+                    away += 1
+                    if away >= PARK_ROUNDS and self._park(gen):
+                        break  # (woken by ``back`` or a switch-on: polls again)
                 if served:
                     rounds = 0
                     idle_since = 0
@@ -291,8 +339,16 @@ class Poller:
                         break
                 native.syscall(24)  # sched_yield: lets the GIL go to the vCPU threads
             sys.setswitchinterval(default_interval)
+            # Asleep only as ``_switch_on`` and ``back`` can see it (``_sleeping``, under the
+            # lock): a loop that ended because its last slot was backed off, given way or
+            # detached went to sleep unseen before, and no switch-on woke it again: the tier
+            # stayed off for the rest of the run (50k getppid: 5.3 s against 1.3 s)
+            with self.lock:
+                if not self._sleeping and not self.active:
+                    self._sleeping = True
+                sleep = self._sleeping
             if self._gen == gen:
-                wake.acquire()
+                wake.acquire(sleep)  # (not asleep: only takes a wake-up already given)
 
     def _all_off(self, gen: int) -> bool:
         """Switch every slot off and go to sleep, unless one is waiting for an answer.
@@ -306,6 +362,7 @@ class Poller:
                 slot.u32[ON] = 0
             self.active.clear()
             self._sleeping = True
+            self.idled += 1
             return True
 
     def _serve(self, slot: Slot) -> None:
@@ -335,8 +392,10 @@ class Poller:
                 kind = self._kind(a0)
                 if kind != _S_IFREG:
                     # pipes, sockets, terminals, devices may block: the vCPU's own thread does
-                    # it.  (Sockets were tried with MSG_DONTWAIT: a request/response exchange
-                    # between two threads then ran 1.5x slower, three busy threads on two CPUs.)
+                    # it.  (Socket writes were tried with MSG_DONTWAIT: a request/response
+                    # exchange between two threads then ran 1.5x slower, three busy threads on
+                    # two CPUs; with the poller parked while both threads wait in their reads,
+                    # and woken as one comes back, 6-9x slower with --poll always.)
                     self._decline(slot, nr)
                     return
             try:
@@ -372,15 +431,15 @@ class Poller:
         if res == -EFBIG:  # past RLIMIT_FSIZE: the host's SIGXFSZ came to this thread (Task.take_xfsz)
             task.take_xfsz()
         exit_wanted = self.p.zap or task.has_signals() or task.kicked
+        rw = self.p.rewriter
+        if rw is not None and rw.answered(slot.q[RCX]):
+            exit_wanted = True  # a hot site: the vCPU's thread rewrites it at that exit (dispatch)
         slot.u32[STATE] = DONE_EXIT if exit_wanted else DONE
         slot.last = time.monotonic_ns()
         slot.good += 1
         slot.recent += 1
-        rw = self.p.rewriter
-        if rw is not None and rw.seen.get(slot.q[RCX]) == -2:  # (rewrite.PATCHED)
-            rw.polled += 1
         if slot.good > 4096:
-            slot.backoff = BACKOFF_MIN_NS  # it works here: a later failure backs off briefly
+            slot.backoff = BACKOFF_MIN  # it works here: a later failure backs off briefly
         self.served += 1
 
     def _kind(self, fd: int) -> int:

@@ -830,18 +830,25 @@ def _randomizer():
     return lambda limit: int.from_bytes(os.urandom(4), "little") % (limit // L.PAGE) * L.PAGE
 
 
+_ARGS_AREA: list = []  # (start, end) of km's own argv area, or None: read once
+
+
 def _name_process(name: bytes, argv: list[bytes]) -> None:
     """ps, top and /proc/<pid>/comm show the program, not python: the thread's name, and
     as much of the program's argv as fits in km's own argv area (what /proc/<pid>/cmdline
     reads, for `ps aux`)."""
     buf = bytearray(name[:F.TASK_COMM_LEN - 1] + b"\0")
     native.syscall(157, 15, native.address_of(buf), 0, 0, 0)  # prctl(PR_SET_NAME)
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48 and 49)
-    except (OSError, IndexError, ValueError):
+    if not _ARGS_AREA:  # (once: km's argv area stays where it is, and a fork's child has its parent's)
+        try:
+            with open("/proc/self/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            _ARGS_AREA.append((int(fields[45]), int(fields[46])))  # arg_start, arg_end (fields 48 and 49)
+        except (OSError, IndexError, ValueError):
+            _ARGS_AREA.append(None)
+    if _ARGS_AREA[0] is None:
         return
+    start, end = _ARGS_AREA[0]
     cmdline = b"".join(a + b"\0" for a in argv)[:end - start]
     native.write_mem(start, cmdline.ljust(end - start, b"\0"))
 
@@ -889,8 +896,17 @@ def _host_rlimit(resource: int) -> tuple[int, int]:
     return (inf if soft == r.RLIM_INFINITY else soft, inf if hard == r.RLIM_INFINITY else hard)
 
 
+_AUXV: list = []  # host_auxv's answer, once (a fork's child has its parent's)
+
+
 def host_auxv() -> dict[int, int]:
     """km's own auxiliary vector: the same CPU and kernel, so the same hardware caps."""
+    if not _AUXV:
+        _AUXV.append(_read_auxv())
+    return _AUXV[0]
+
+
+def _read_auxv() -> dict[int, int]:
     import struct
 
     try:

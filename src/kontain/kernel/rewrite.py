@@ -6,8 +6,8 @@ jump into the stub costs nothing.  So a hot site of the program's code of the fo
     mov $nr,%eax        b8 imm32     <- becomes  jmp rel32 (e9, 5 bytes) to a trampoline
     syscall             0f 05        <- stays: a jump that lands here still works
 
-is rewritten once it has trapped HOT times (so is any other single instruction of 5 to
-17 bytes right before a `syscall` that does the same wherever it runs, such as glibc's
+is rewritten once it has been called HOT times, trapped or polled (so is any other
+single instruction of 5 to 17 bytes right before a `syscall` that does the same wherever it runs, such as glibc's
 ``mov 0x8(%rsp),%r9`` in syscall()): its trampoline (arch/x86_64/trampoline.py) runs the
 instruction, sets RCX and R11 as `syscall` would and enters this vCPU's stub through
 ``jmp *%gs:GS_ENTRY`` (km owns the GS base while rewriting is on: the program's is 0,
@@ -52,7 +52,7 @@ from kontain.arch.x86_64 import trampoline as T
 from kontain.errors import GuestError
 
 HOT = 8  # traps of a site before it is examined
-# No site is examined before the program has made Spec.rewrite_after trapped calls (km
+# No site is examined before the program has made Spec.rewrite_after calls, trapped or polled (km
 # --rewrite-after, 1000 by default): proving and patching cost ~20-30 ms (iced-x86's import,
 # the files read), about what 1000 calls save (the `syscall` redirect, ~25 us each here);
 # python3 -c 'import json' (~600 calls) was 6% slower with every hot site rewritten.
@@ -105,6 +105,30 @@ class Rewriter:
                 self.seen[ret] = min(n + 1, HOT)
             return
         self.seen[ret] = REFUSED if self._rewrite(task, ret - 2) is None else PATCHED
+
+    def answered(self, ret: int) -> bool:
+        """The poller answered a call from return address ``ret`` (the slot's RCX, which the
+        program could have scribbled on: it only decides what is examined, never what is
+        patched).  Called on the poller's thread.  Sites the poller answers from their first
+        call never trap, so they are counted here as ``trap`` counts trapped ones; True once
+        such a site is hot: the poller then makes the stub exit after this answer, and the
+        vCPU's own thread examines the site there (``hot``), as the write needs it."""
+        n = self.seen.get(ret, 0)
+        if n < 0:
+            if n == PATCHED:
+                self.polled += 1
+            return False
+        if n + 1 < HOT or self._calls() < self.p.spec.rewrite_after:
+            if n or len(self.seen) < MAX_SEEN:
+                self.seen[ret] = min(n + 1, HOT)
+            return False
+        return self.enabled and self.owns_gs
+
+    def hot(self, task, ret: int) -> None:
+        """On the vCPU's thread, after a polled call from ``ret`` that ``answered`` found hot."""
+        n = self.seen.get(ret, 0)
+        if n >= HOT:
+            self.seen[ret] = REFUSED if self._rewrite(task, ret - 2) is None else PATCHED
 
     def _calls(self) -> int:
         """The program's calls so far, trapped or answered by the poller (the warm-up's

@@ -19,9 +19,18 @@ from kontain.memory.mm import VM_SPECIAL, AddressSpace, Vma
 PARTS = ("[vvar]", "[vvar_vclock]", "[vdso]")
 
 
+_LAYOUT: list = []  # host_layout's answer, once: a process's vDSO never moves, and a fork's child has its parent's
+
+
 def host_layout() -> list[tuple[str, int, int, int]] | None:
     """[(name, start, end, prot)] of the host's vDSO mappings in this process, contiguous
     and ending with [vdso]; None if it is not laid out that way."""
+    if not _LAYOUT:
+        _LAYOUT.append(_read_layout())
+    return _LAYOUT[0]
+
+
+def _read_layout() -> list[tuple[str, int, int, int]] | None:
     parts = []
     try:
         with open("/proc/self/maps") as f:

@@ -126,7 +126,9 @@ def _make_polled(task, plain, poller, slot):
     from kontain.kernel.poll import ARG0, IDLE, MISSES, NR, ON, STATE
 
     burst = poller.burst
+    back = poller.back
     sq = slot.q
+    rw = task.process.rewriter
 
     def on_syscall() -> None:
         # (the arithmetic flags: a rewritten site's R11 has no DF, AC..., which the stub never changes)
@@ -134,15 +136,30 @@ def _make_polled(task, plain, poller, slot):
         if q[RIP] == done_exit:
             slot.u32[STATE] = IDLE
             q[DIRTY] = SYNC_REGS
+            if rw is not None:
+                rw.hot(task, q[k.RCX])  # a polled site turned hot (Rewriter.answered)
             finish(task, sq[NR], q[RAX], tuple(sq[ARG0 + i] for i in range(6)))
             return
         nr = q[RAX]
         if 0 <= nr < 512 and pollable[nr] and nr not in slot.cleared:
             slot.count += 1
             if slot.count >= burst or slot.count >= MISSES and slot.u32[ON]:
-                slot.count = 0
+                slot.count = slot.others = 0
                 poller.consider(slot)
-        plain()
+        else:
+            slot.others += 1
+            if slot.others >= burst:  # (the thread's calls are mostly ones that exit anyway)
+                slot.count = slot.others = 0
+        if not slot.u32[ON]:
+            plain()
+            return
+        # a call that exits (it may block: a read the poller declined...): the poller
+        # need not spin for this thread meanwhile
+        slot.away = True
+        try:
+            plain()
+        finally:
+            back(slot)
 
     return on_syscall
 
