@@ -158,12 +158,7 @@ asyncio.run(main())
 
 def test_an_asyncio_server_snapshotted_on_listen_serves_from_several_resumes(tmp_path):
     """asyncio's event loop holds a socketpair (its self-pipe) and an epoll set."""
-    script = tmp_path / "aserver.py"
-    script.write_text(ASYNC_SERVER)
-    port = _free_port()
-    snap = tmp_path / "aserver.snap"
-    first = km("--snapshot-on-listen", snap, PYTHON, script, port)
-    assert first.returncode == 0 and snap.exists(), first.err
+    snap, port = _python_server_snapshot(tmp_path, "aserver", ASYNC_SERVER)
     info = km("snapshot", "--info", snap)
     assert "a stream socketpair's end" in info.text, info.text
     _three_resumes_answer(snap, port, lambda i: (f"/a{i}", b'{"async": "/a%d"}' % i))
@@ -413,13 +408,20 @@ def _get(port: int, path: str, tries: int = 200) -> bytes:
     raise AssertionError(f"nothing listens on port {port}")
 
 
-def test_a_python_http_server_snapshotted_on_listen_serves_from_several_resumes(tmp_path):
-    script = tmp_path / "server.py"
-    script.write_text(SERVER)
+def _python_server_snapshot(tmp_path, name: str, source: str):
+    """A Python server (``source``, given its port) snapshotted by --snapshot-on-listen:
+    (the snapshot, the port)."""
+    script = tmp_path / f"{name}.py"
+    script.write_text(source)
     port = _free_port()
-    snap = tmp_path / "server.snap"
+    snap = tmp_path / f"{name}.snap"
     first = km("--snapshot-on-listen", snap, PYTHON, script, port)
     assert first.returncode == 0 and snap.exists(), first.err
+    return snap, port
+
+
+def test_a_python_http_server_snapshotted_on_listen_serves_from_several_resumes(tmp_path):
+    snap, port = _python_server_snapshot(tmp_path, "server", SERVER)
     _three_resumes_answer(snap, port, lambda i: (f"/{i}", b'{"path": "/%d"}' % i))
 
 

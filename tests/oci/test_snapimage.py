@@ -113,8 +113,9 @@ def test_image_contents(app, tmp):
     assert not [n for n in members if n.endswith(("python3", ".py")) or "libc.so" in n], sorted(members)
 
 
-def test_changed_file_is_refused(app, tmp):
-    """A file the snapshot re-opens that changed since: km image says so (the resume would)."""
+def _warm_copy(app, tmp):
+    """A copy of the app directory and a snapshot of its warm program taken there:
+    (the copy, the snapshot)."""
     copy = tmp / "app"
     shutil.copytree(app, copy)
     snap = copy / "warm.snap"
@@ -122,6 +123,12 @@ def test_changed_file_is_refused(app, tmp):
                        env={**os.environ, "SNAP": str(snap)}, stdin=subprocess.DEVNULL, capture_output=True,
                        text=True, timeout=kit.TIMEOUT)
     assert r.returncode == 0, r.stderr
+    return copy, snap
+
+
+def test_changed_file_is_refused(app, tmp):
+    """A file the snapshot re-opens that changed since: km image says so (the resume would)."""
+    copy, snap = _warm_copy(app, tmp)
     with open(copy / "data.txt", "a") as f:
         f.write("more\n")
     r = run([*KM, "image", "-o", str(tmp / "x.tar"), str(snap)])
@@ -135,13 +142,7 @@ def test_image_files_option(app, tmp):
     """--image-files (what krun gives km): a file the snapshot re-opens may be another
     inode with the same size and modification time (an image's copy); without it the
     resume refuses that, and with it a changed size or time is still refused."""
-    copy = tmp / "app"
-    shutil.copytree(app, copy)
-    snap = copy / "warm.snap"
-    r = subprocess.run(["prlimit", "--nproc=4096:4096", *KM, "/usr/bin/python3", "warm.py"], cwd=copy,
-                       env={**os.environ, "SNAP": str(snap)}, stdin=subprocess.DEVNULL, capture_output=True,
-                       text=True, timeout=kit.TIMEOUT)
-    assert r.returncode == 0, r.stderr
+    copy, snap = _warm_copy(app, tmp)
     data = copy / "data.txt"
     shutil.copy2(data, tmp / "other")  # (same size and time, another inode)
     os.replace(tmp / "other", data)
