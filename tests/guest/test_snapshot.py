@@ -99,6 +99,19 @@ def test_what_cannot_be_taken_along_is_refused_and_the_program_goes_on(tmp_path)
     assert not (tmp_path / "snap").exists()
 
 
+def _first_run(name: str, variant: str, tmp_path, mode: str):
+    """Program ``name`` natively, then under km snapshotting itself (``mode``: exit at the
+    snapshot, or stay and finish as natively): (native, first km run, the snapshot)."""
+    prog = program(name, variant)
+    native = run([prog])
+    snap = tmp_path / "snap"
+    first = km(prog, snap, mode)
+    assert first.returncode == 0 and snap.exists(), first.err
+    if mode == "stay":
+        assert first.stdout == native.stdout
+    return native, first, snap
+
+
 @pytest.mark.parametrize("variant", STATIC)
 @pytest.mark.parametrize("mode", ["exit", "stay"])
 def test_socketpairs_come_back_with_their_queued_messages_and_shutdowns(tmp_path, variant, mode):
@@ -106,13 +119,7 @@ def test_socketpairs_come_back_with_their_queued_messages_and_shutdowns(tmp_path
     both ways, ends shut down, one whose peer was closed, a dup and an epoll set watching
     one: the original run (the messages are peeked, never taken out) and the resumed one
     print what an uninterrupted native run prints."""
-    prog = program("snapsock", variant)
-    native = run([prog])
-    snap = tmp_path / "snap"
-    first = km(prog, snap, mode)
-    assert first.returncode == 0 and snap.exists(), first.err
-    if mode == "stay":
-        assert first.stdout == native.stdout
+    native, first, snap = _first_run("snapsock", variant, tmp_path, mode)
     for _ in range(2):
         resumed = km(snap)
         assert resumed.returncode == 0 and "snapshot call: 1" in resumed.err, resumed.err
@@ -170,13 +177,7 @@ def test_timers_and_signalfds_come_back(tmp_path, variant, mode):
     """setitimer's three timers, POSIX timers (signalling, aimed at a thread, silent,
     disarmed: their ids still work, their sigevents and intervals are kept, they fire), a
     signalfd with its signal pending; the resumed runs print what a native run prints."""
-    prog = program("snaptimers", variant)
-    native = run([prog])
-    snap = tmp_path / "snap"
-    first = km(prog, snap, mode)
-    assert first.returncode == 0 and snap.exists(), first.err
-    if mode == "stay":
-        assert first.stdout == native.stdout
+    native, first, snap = _first_run("snaptimers", variant, tmp_path, mode)
     procs = [subprocess.Popen(KM + [str(snap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     for p in procs:
         out, err = p.communicate(timeout=120)
