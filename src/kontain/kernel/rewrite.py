@@ -122,7 +122,10 @@ class Rewriter:
             if n or len(self.seen) < MAX_SEEN:
                 self.seen[ret] = min(n + 1, HOT)
             return False
-        return self.enabled and self.owns_gs
+        if not (self.enabled and self.owns_gs):
+            return False
+        self.seen[ret] = HOT  # (what ``hot`` looks for: a site that reached HOT - 1 here had not)
+        return True
 
     def hot(self, task, ret: int) -> None:
         """On the vCPU's thread, after a polled call from ``ret`` that ``answered`` found hot."""
