@@ -146,6 +146,16 @@ def _same(argv: list, native: Result, guest: Result, stderr: bool) -> None:
         raise AssertionError(f"stderr differs for: {where}\n{_diff(native.err, guest.err)}")
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on now (the kernel's pick), for a test's server: a fixed
+    number may be held by another test run on the same machine."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def wait_for(predicate, timeout: float = TIMEOUT, what: str = "a condition") -> None:
     """Wait until ``predicate()`` is true: tests wait for conditions, never for a time."""
     import time

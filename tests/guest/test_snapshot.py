@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from kt import KM, STATIC, build, km, kvm_platform, run
+from kt import KM, STATIC, build, free_port, km, kvm_platform, run
 
 INCLUDE = ("-I", str(os.path.join(os.path.dirname(__file__), "..", "..", "src", "kontain", "guest")))
 
@@ -372,14 +372,6 @@ def test_python_snapshots_itself_after_heavy_imports(tmp_path):
     assert natively.stdout == b"38\n"  # ENOSYS outside km
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 SERVER = """import http.server, json, sys
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -414,7 +406,7 @@ def _python_server_snapshot(tmp_path, name: str, source: str):
     (the snapshot, the port)."""
     script = tmp_path / f"{name}.py"
     script.write_text(source)
-    port = _free_port()
+    port = free_port()
     snap = tmp_path / f"{name}.snap"
     first = km("--snapshot-on-listen", snap, PYTHON, script, port)
     assert first.returncode == 0 and snap.exists(), first.err
@@ -434,7 +426,7 @@ def test_scale_to_zero_listens_first_and_resumes_at_the_first_connection(tmp_pat
 
     script = tmp_path / "server.py"
     script.write_text(SERVER)
-    port = _free_port()
+    port = free_port()
     snap = tmp_path / "server.snap"
     assert km("--snapshot-on-listen", snap, PYTHON, script, port).returncode == 0
     p = subprocess.Popen(KM + ["resume", "--scale-to-zero", str(snap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -476,7 +468,7 @@ def _three_resumes_answer(snap, port: int, request) -> None:
 def test_km_snapshot_pid_from_outside(tmp_path):
     script = tmp_path / "server.py"
     script.write_text(SERVER)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(KM + [PYTHON, str(script), str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert _get(port, "/before") == b'{"path": "/before"}'
@@ -596,7 +588,7 @@ def test_a_go_http_server_snapshotted_on_listen_serves_from_several_resumes(tmp_
     from kt import build_go
 
     prog = build_go()
-    port = _free_port()
+    port = free_port()
     snap = tmp_path / "go.snap"
     first = km("--snapshot-on-listen", snap, prog, "serve-on", port)
     assert first.returncode == 0 and snap.exists(), first.err

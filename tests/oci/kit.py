@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kt import installed, wait_for  # noqa: F401  (kit.wait_for)
+from kt import free_port, installed, wait_for  # noqa: F401  (kit.free_port, kit.wait_for)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TIMEOUT = 120
