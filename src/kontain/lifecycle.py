@@ -34,6 +34,8 @@ class Syscalls:
 
     def __init__(self, spec: Spec):
         self.strace = spec.strace
+        for nr, errno in spec.deny:
+            table.deny(nr, errno)
 
     def dispatcher(self, task):
         return dispatch.make_dispatcher(task, strace=self.strace, poller=task.process.poller)

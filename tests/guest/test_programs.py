@@ -326,6 +326,23 @@ def test_polling_tier_survives_scribbling():
         assert r.text == "survived\n"
 
 
+@pytest.mark.parametrize("poll", ["auto", "always"])
+def test_deny_gives_the_program_a_verdict(poll):
+    """km --deny NAME=ERRNO|kill (what krun passes for a container's seccomp profile):
+    the program's calls of NAME fail so, or end it by SIGSYS; other calls are served."""
+    import signal
+
+    from kt import km
+
+    prog = build("denied", "glibc", ("-lpthread",))
+    r = km("--poll", poll, "--deny", "openat2=13", "--deny", "clone3=1", prog)
+    assert (r.returncode, r.text) == (0, "openat2: Permission denied\nfaccessat2: ok\nclone3 of size 0: Operation "
+                                         "not permitted\npthread_create: Operation not permitted\n"), r.err
+    r = km("--poll", poll, "--deny", "faccessat2=kill", prog)
+    assert r.returncode == -signal.SIGSYS and r.text == "openat2: ok\n", (r.returncode, r.text, r.err)
+    assert "killed by SIGSYS" in r.err
+
+
 def test_polling_tier_wedged_slot_still_killable():
     """A program that pins its own slot at "taken" hangs itself, but km still ends at
     once when it is killed."""

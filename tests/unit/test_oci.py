@@ -56,24 +56,45 @@ def test_the_container_gets_kvm_the_runtime_and_km():
     assert cfg["linux"]["resources"]["devices"][-1]["allow"] is True
     assert cfg["mounts"][-1] == {"destination": "/dev/.kontain", "type": "bind", "source": "/var/cache/kontain/runtime-x",
                                  "options": ["rbind", "ro", "nosuid", "nodev"]}
-    assert cfg["annotations"][config.ANNOTATION] == "/dev/.kontain"
+    assert json.loads(cfg["annotations"][config.ANNOTATION]) == COMMAND  # (for krun exec)
 
 
 def test_the_seccomp_profile_allows_what_km_needs_for_itself():
     """containerd's default profile allows process_vm_readv/writev only with
-    CAP_SYS_PTRACE; every other rule stays as it was."""
+    CAP_SYS_PTRACE, older ones deny openat2, clone3 and faccessat2: km gets them (the
+    last two as ENOSYS, for the C library's fallbacks), the program gets the profile's
+    verdict through km --deny; every other rule stays as it was."""
     deny = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
         {"names": ["read", "process_vm_readv"], "action": "SCMP_ACT_ALLOW"},
-        {"names": ["process_vm_writev"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+        {"names": ["process_vm_writev", "faccessat2"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
         {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]}
-    rules = config.seccomp(deny)["syscalls"]
-    assert rules == [{"names": ["read"], "action": "SCMP_ACT_ALLOW"},
-                     {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
-                      "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
-                     {"names": ["process_vm_readv", "process_vm_writev"], "action": "SCMP_ACT_ALLOW"}]
-    allow = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "process_vm_readv"],
-                                                               "action": "SCMP_ACT_ERRNO"}]}
-    assert config.seccomp(allow)["syscalls"] == [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+    assert config.seccomp(deny) == ["--deny", "openat2=1", "--deny", "clone3=1", "--deny", "faccessat2=13"]
+    assert deny["syscalls"] == [
+        {"names": ["read", "process_vm_readv"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+        {"names": ["process_vm_writev", "openat2"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["clone3", "faccessat2"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]
+    allow = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "process_vm_readv"], "action": "SCMP_ACT_ERRNO"},
+        {"names": ["clone3"], "action": "SCMP_ACT_KILL_PROCESS"}]}
+    assert config.seccomp(allow) == ["--deny", "clone3=kill"]
+    assert allow["syscalls"] == [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"},
+                                 {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]
+    by_args = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["clone3", "openat2", "faccessat2", "process_vm_readv", "process_vm_writev"],
+         "action": "SCMP_ACT_ALLOW", "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_GE"}]}]}
+    unchanged = json.loads(json.dumps(by_args))
+    assert config.seccomp(by_args) == [] and by_args == unchanged
+
+
+def test_km_deny_gives_the_program_the_profiles_verdict():
+    from kontain.cli import options
+
+    o = options.parse(["--deny", "clone3=1", "--deny=openat2=kill", "prog"])
+    assert o.deny == [(435, 1), (437, 0)]
+    for bad in ("clone3", "clone3=", "nosuchcall=1", "clone3=x", "clone3=0", "clone3=99999"):
+        with pytest.raises(options.UsageError):
+            options.parse(["--deny", bad, "prog"])
 
 
 def test_without_a_dev_of_its_own_the_runtime_goes_to_the_root():

@@ -58,6 +58,9 @@ options:
       --image-files      resuming a snapshot: the files it re-opens or maps are copies
                          (a container image's, made by km image), checked by size and
                          modification time rather than inode (krun passes it)
+      --deny NAME=ERRNO  the program's NAME system calls fail with ERRNO (a number), or
+                         with NAME=kill end it by SIGSYS: a container's seccomp verdict
+                         on a call km itself needs from the host (krun passes it)
       --serve PATH       be a km server on the Unix socket PATH: with KM_SERVER=PATH in
                          its environment, km hands its program to the server, which
                          starts it without a Python start-up (see the user guide)
@@ -139,6 +142,7 @@ class Options:
         self.snapshot_on_listen = ""
         self.leave_running = False
         self.image_files = False
+        self.deny: list[tuple[int, int]] = []  # --deny: (syscall number, errno; 0: SIGSYS)
         self.program = ""
         self.args: list[str] = []
 
@@ -213,6 +217,8 @@ def parse(argv: list[str], out=None) -> Options | int:
             o.leave_running = True
         elif name == "--image-files":
             o.image_files = True
+        elif name == "--deny":
+            o.deny.append(_denial(value()))
         elif name in ("--gdb", "--gdb-listen"):
             v = value()
             if not v.isdigit() or not 0 <= int(v) < 65536:
@@ -234,6 +240,16 @@ def parse(argv: list[str], out=None) -> Options | int:
     o.program = argv[i]
     o.args = argv[i:]
     return o
+
+
+def _denial(text: str) -> tuple[int, int]:
+    """--deny NAME=ERRNO or NAME=kill: (the call's number, the errno; 0 for kill)."""
+    from kontain.abi.syscalls import NAMES
+
+    call, _, verdict = text.partition("=")
+    if call not in NAMES or not (verdict == "kill" or verdict.isdigit() and 0 < int(verdict) < 4096):
+        raise UsageError(f"--deny {text}: expected NAME=ERRNO or NAME=kill, NAME a system call")
+    return NAMES.index(call), 0 if verdict == "kill" else int(verdict)
 
 
 def _environment(o: Options, environ) -> list[bytes]:
@@ -272,5 +288,5 @@ def spec(o: Options, environ=None) -> Spec:
                 timings=o.timings, vdso=o.vdso, poll="off" if o.gdb else o.poll, strace=o.strace,
                 pause_check=o.pause_check, gdb=o.gdb, gdb_wait=o.gdb_wait, gdb_fork_wait=o.gdb_fork_wait,
                 rewrite=o.rewrite and not o.gdb, rewrite_after=o.rewrite_after,
-                snapshot_on_listen=o.snapshot_on_listen, leave_running=o.leave_running,
+                snapshot_on_listen=o.snapshot_on_listen, leave_running=o.leave_running, deny=tuple(o.deny),
                 kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")

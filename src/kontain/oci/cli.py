@@ -209,7 +209,6 @@ class Krun:
         # files it re-opens as the image's copies, other inodes: oci/snapimage.py)
         command = [*rt.command(dest), "--image-files"]
         config.container(cfg, command, rt.root, dest)
-        cfg["annotations"][config.ANNOTATION] = json.dumps(command)
         memfile = crun.memory_file(cfg, _first_free(o))
         self.handover([*o.argv(without=("--config", "-f")), f"--config={memfile}", *o.positional])
         return 1

@@ -33,7 +33,12 @@ ANNOTATION = "io.kontain.km"
 DEST = "/dev/.kontain"
 DEST_NO_DEV = "/.kontain"
 KVM = "/dev/kvm"
-KM_CALLS = ("process_vm_readv", "process_vm_writev")  # what km itself needs of a seccomp profile (``seccomp``)
+ALLOW, ENOSYS = "SCMP_ACT_ALLOW", "ENOSYS"
+# what km itself needs of the host that a seccomp profile may deny, and what the host
+# answers km instead (``seccomp``)
+KM_NEEDS = {"process_vm_readv": ALLOW, "process_vm_writev": ALLOW, "openat2": ALLOW, "clone3": ENOSYS,
+            "faccessat2": ENOSYS}
+KM_SERVES = ("openat2", "clone3", "faccessat2")  # those of them the program may call too (km's syscall table)
 
 
 def container(config: dict, command: list[str], runtime_root: str, dest: str) -> dict:
@@ -50,35 +55,78 @@ def container(config: dict, command: list[str], runtime_root: str, dest: str) ->
     rules.append({"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"})
     config.setdefault("mounts", []).append({"destination": dest, "type": "bind", "source": runtime_root,
                                             "options": ["rbind", "ro", "nosuid", "nodev"]})
-    config.setdefault("annotations", {})[ANNOTATION] = dest
     if linux.get("seccomp"):
-        seccomp(linux["seccomp"])
+        command = [*command, *seccomp(linux["seccomp"])]
     if "process" in config:
         config["process"] = process(config["process"], command)
+    from kontain.oci import fastjson
+
+    # (krun exec reads it back: the command for the container's other processes)
+    config.setdefault("annotations", {})[ANNOTATION] = fastjson.dumps(command)
     return config
 
 
-def seccomp(profile: dict) -> dict:
-    """The container's seccomp profile, with what km needs for its own work allowed
-    (changed in place and returned).
+def seccomp(profile: dict) -> list[str]:
+    """The container's seccomp profile, with what km needs of the host for its own work
+    let through (changed in place); returns km's ``--deny`` options, which give the
+    program the profile's own verdict on those calls.
 
     The profile filters km's host calls, which are what the program's calls become; km
-    needs a few of its own besides.  The ones a common profile denies are
-    process_vm_readv and process_vm_writev, which km uses on itself for every copy to
-    and from guest memory (they fail with EFAULT instead of crashing km; containerd's default
-    profile allows them only with CAP_SYS_PTRACE).  Allowing them adds
-    nothing the program can use: its own calls of them are ENOSYS (km's syscall table has
-    none), and code running in km's place still meets km's Landlock domain, which
-    refuses ptrace-class access to any process outside km's tree (docs/security.md)."""
+    needs a few of its own besides (KM_NEEDS), which older or stricter profiles deny:
+    process_vm_readv/writev (every copy to and from guest memory; containerd's default
+    profile allows them only with CAP_SYS_PTRACE), openat2 (every path km opens for the
+    program, with RESOLVE_NO_MAGICLINKS), and clone3 and faccessat2, which the C library
+    under km's Python tries first and replaces by clone and faccessat only when they are
+    ENOSYS (an EPERM from the profile left km unable to start a thread: "can't start new
+    thread").  Each such call that the profile denies outright is let through (the first
+    two) or made ENOSYS (the last two, as Docker's own profile does for clone3, so that
+    clone's namespace flags stay filtered), and the program meets the profile's answer
+    from km instead (km --deny).  A call the profile decides by its arguments is left as
+    it is.  Letting process_vm_readv/writev through adds nothing the program can use: km
+    has no such calls for it (ENOSYS), and code running in km's place still meets km's
+    Landlock domain, which refuses ptrace-class access outside km's tree."""
+    default = profile.get("defaultAction")
+    changed: dict[str, str] = {}  # name -> the host's answer to km (ALLOW, or ENOSYS)
+    options: list[str] = []
+    for name, host in KM_NEEDS.items():
+        verdict = _verdict(profile, name)
+        if verdict is None:
+            continue
+        changed[name] = host
+        if name in KM_SERVES:
+            options += ["--deny", f"{name}={verdict}"]
+    if not changed:
+        return options
     rules = []
     for rule in profile.get("syscalls") or []:
-        names = [n for n in rule.get("names", []) if n not in KM_CALLS]
+        names = [n for n in rule.get("names", []) if n not in changed]
         if names or not rule.get("names"):
             rules.append(dict(rule, names=names) if rule.get("names") else rule)
-    if profile.get("defaultAction") != "SCMP_ACT_ALLOW":
-        rules.append({"names": list(KM_CALLS), "action": "SCMP_ACT_ALLOW"})
+    allow = [n for n, host in changed.items() if host == ALLOW]
+    if allow and default != ALLOW:
+        rules.append({"names": allow, "action": ALLOW})
+    enosys = [n for n, host in changed.items() if host == ENOSYS]
+    if enosys:
+        rules.append({"names": enosys, "action": "SCMP_ACT_ERRNO", "errnoRet": 38})
     profile["syscalls"] = rules
-    return profile
+    return options
+
+
+def _verdict(profile: dict, name: str) -> str | None:
+    """What ``profile`` does to every call of ``name``, as km --deny's value (an errno, or
+    kill): None when it lets the call through or decides by the call's arguments."""
+    rules = [r for r in profile.get("syscalls") or [] if name in (r.get("names") or [])]
+    if any(r.get("args") for r in rules):
+        return None
+    rule = rules[0] if rules else {"action": profile.get("defaultAction"), "errnoRet": profile.get("defaultErrnoRet")}
+    action = rule.get("action")
+    if action == "SCMP_ACT_ERRNO":
+        return str(rule.get("errnoRet") or 1)  # (EPERM unless the profile says)
+    if action == "SCMP_ACT_TRACE":
+        return "38"  # (no tracer: ENOSYS, as seccomp(2) says)
+    if action in ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP"):
+        return "kill"
+    return None  # ALLOW, LOG, NOTIFY (a supervisor decides: left to it)
 
 
 def mount_point(config: dict) -> str:

@@ -429,6 +429,33 @@ for _nr, _name, _handler, _level, _note, _args, _flags in TABLE:
         MSG_FLAGS_ARG[_nr] = _args.split().index("g")
 
 
+def deny(nr: int, errno: int) -> None:
+    """Call ``nr`` fails with ``errno`` from now on, or (0) ends the program by SIGSYS:
+    km --deny, what a container's seccomp profile says of a call that krun lets km itself
+    make on the host (oci/config.py's seccomp), so that the program still meets the
+    profile's verdict.  The polling tier leaves it to the calling thread (it may end it)."""
+    HANDLERS[nr] = _Refused(errno)
+    if nr in POLLABLE:
+        POLLABLE.remove(nr)
+
+
+class _Refused:
+    """The handler of a call km --deny refuses."""
+
+    __slots__ = ("errno",)
+
+    def __init__(self, errno: int):
+        self.errno = errno
+
+    def __call__(self, t, *_) -> int:
+        if self.errno:
+            return -self.errno
+        from kontain.abi import signals as S
+
+        t.die(S.SIGSYS, f"{t.process.name}: killed by SIGSYS (a call the container's seccomp profile forbids)")
+        return 0  # (not reached: die raises)
+
+
 def name(nr: int) -> str:
     return NAMES[nr] if 0 <= nr <= MAX_NR and NAMES[nr] else f"syscall_{nr}"
 
