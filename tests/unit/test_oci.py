@@ -56,7 +56,14 @@ def test_the_container_gets_kvm_the_runtime_and_km():
     assert cfg["linux"]["resources"]["devices"][-1]["allow"] is True
     assert cfg["mounts"][-1] == {"destination": "/dev/.kontain", "type": "bind", "source": "/var/cache/kontain/runtime-x",
                                  "options": ["rbind", "ro", "nosuid", "nodev"]}
-    assert json.loads(cfg["annotations"][config.ANNOTATION]) == COMMAND  # (for krun exec)
+    assert "annotations" not in cfg  # (the container's state and its hooks show the configuration's own)
+    assert config.km_command(cfg) == COMMAND  # (krun exec's)
+    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"],
+                                                                                "action": "SCMP_ACT_ALLOW"}]}
+    cfg["process"]["args"] = ["true"]
+    config.container(cfg, COMMAND, "/var/cache/kontain/runtime-x", dest)
+    assert config.km_command(cfg) == [*COMMAND, "--deny", "openat2=1", "--deny", "clone3=1", "--deny", "faccessat2=1"]
+    assert config.km_command({"process": {"args": ["sh", "--", "x"]}}) is None
 
 
 def test_the_seccomp_profile_allows_what_km_needs_for_itself():

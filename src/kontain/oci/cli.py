@@ -223,10 +223,9 @@ class Krun:
             raise KrunError("exec: no container id", 1)
         cid = o.positional[0]
         stored = crun.stored_config(self.root, cid)
-        annotation = ((stored or {}).get("annotations") or {}).get(config.ANNOTATION)
-        if annotation is None:  # not a krun container (or none): crun says what it is
+        command = config.km_command(stored)
+        if command is None:  # not a krun container (or none): crun says what it is
             self.handover(self.args)
-        command = json.loads(annotation)
         pid = crun.init_pid(self.root, cid)  # (0 when it is not running: crun says so)
         view = programs.View(f"/proc/{pid}/root") if pid else None
         process_file = o.get("--process", "-p")

@@ -9,7 +9,9 @@ copy, and hands crun the copy (oci/cli.py).  For a container (``container``):
   /dev, a tmpfs crun makes for every container, so the image's own root is never
   written (a read-only root, ``podman diff`` and committed images see nothing of km);
   at ``/.kontain`` for the rare configuration without its own /dev;
-* the annotation ``io.kontain.km`` records km's command line, for ``exec``;
+* nothing else: no annotation (the container's state, and its hooks' stdin, must show the
+  configuration's own), so ``exec`` reads km's command line back from the first
+  process's arguments (``km_command``);
 * the seccomp profile, if any, allows what km needs for itself (``seccomp``);
 * the process is wrapped (``process``).
 
@@ -29,7 +31,6 @@ import resource
 
 from kontain.oci import KrunError
 
-ANNOTATION = "io.kontain.km"
 DEST = "/dev/.kontain"
 DEST_NO_DEV = "/.kontain"
 KVM = "/dev/kvm"
@@ -59,11 +60,28 @@ def container(config: dict, command: list[str], runtime_root: str, dest: str) ->
         command = [*command, *seccomp(linux["seccomp"])]
     if "process" in config:
         config["process"] = process(config["process"], command)
-    from kontain.oci import fastjson
-
-    # (krun exec reads it back: the command for the container's other processes)
-    config.setdefault("annotations", {})[ANNOTATION] = fastjson.dumps(command)
     return config
+
+
+def km_command(config: dict) -> list[str] | None:
+    """km's command line in a krun container's configuration (as crun stored it), for the
+    processes krun exec adds; None for a container krun did not make.  Read back from the
+    first process's arguments (km's command and options, "--", the program's), less that
+    process's own -e options (``process``)."""
+    args = ((config or {}).get("process") or {}).get("args") or []
+    km = f"{mount_point(config)}/km"
+    if km not in args or "--" not in args[args.index(km):]:
+        return None
+    start = args.index(km) + 1
+    end = args.index("--", start)
+    out, i = args[:start], start
+    while i < end:
+        if args[i] == "-e":
+            i += 2
+            continue
+        out.append(args[i])
+        i += 1
+    return out
 
 
 def seccomp(profile: dict) -> list[str]:
