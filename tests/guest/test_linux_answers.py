@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from kt import STATIC, build, compare, compare_as_user, km, user_dir
+from kt import KM, STATIC, build, compare, compare_as_user, km, run, user_dir
 
 
 def _as_root_and_user(argv: list, tmp=None, **kw) -> None:
@@ -155,6 +155,40 @@ def test_address_space_limits(variant):
     writable ones and the break, as Linux's may_expand_vm: mmap, mremap, MAP_FIXED over
     itself, mprotect to writable, brk, and a soft limit of 0 left to the hard one."""
     _as_root_and_user([build("rlimits", variant)])
+
+
+@pytest.mark.parametrize("hard", ["unlimited", str(1 << 40)])
+def test_an_inherited_address_space_limit(hard):
+    """A program started under `ulimit -v` (prlimit here): km's own process needs far
+    more address space than the program (the guest window), so it lifts its own soft
+    limit to the hard one and holds the program to the limit it was given."""
+    prog = build("rlimits", "musl")
+    limit = ["prlimit", f"--as={256 << 20}:{hard}", "--"]
+    native, guest = run(limit + [str(prog), "inherited"]), run(limit + KM + [str(prog), "inherited"])
+    assert (guest.returncode, guest.stdout) == (native.returncode, native.stdout), guest.err
+    assert b"mmap   64 MiB: mapped" in native.stdout and b"mmap  256 MiB: mapped" not in native.stdout
+
+
+def test_a_huge_stack_limit_with_a_data_limit():
+    """RLIMIT_STACK 9 GiB and RLIMIT_DATA 5 GiB (runtime-tools' process_rlimits): the C
+    library sizes a thread's stack by RLIMIT_STACK, and RLIMIT_DATA refused such a stack
+    for km's own signal thread ("can't start new thread"); km's threads have a fixed one."""
+    limit = ["prlimit", f"--stack={9 << 30}", f"--data={5 << 30}", "--"]
+    for prog in (build("hello", "musl"), build("threads", "glibc", ("-lpthread",))):  # (whose threads fail so)
+        native, guest = run(limit + [str(prog)]), run(limit + KM + [str(prog)])
+        assert (guest.returncode, guest.stdout) == (native.returncode, native.stdout), guest.err
+
+
+def test_an_address_space_limit_too_small_for_km():
+    """A hard RLIMIT_AS below what km's process needs: one line that says what to do
+    (krun passes a container's limit to km with --rlimit instead)."""
+    prog = build("rlimits", "musl")
+    r = run(["prlimit", f"--as={256 << 20}:{2 << 30}", "--"] + KM + [str(prog), "inherited"])
+    assert r.returncode == 1 and r.stdout == b"", r.err
+    assert b"RLIMIT_AS is 2048 MiB" in r.stderr and b"ulimit -Hv unlimited" in r.stderr
+    ok = run(KM + ["--rlimit", f"AS={256 << 20}:{2 << 30}", str(prog), "inherited"])
+    native = run(["prlimit", f"--as={256 << 20}:{2 << 30}", "--", str(prog), "inherited"])
+    assert (ok.returncode, ok.stdout) == (native.returncode, native.stdout), ok.err
 
 
 @pytest.mark.parametrize("variant", STATIC)

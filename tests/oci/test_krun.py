@@ -72,6 +72,14 @@ def test_user_groups_cwd_env(runtimes, tmp):
         process__env=["PATH=/bin", "GREETING=hi there", "LD_PRELOAD=/no/such.so"])), "user, groups, cwd, env")
 
 
+def test_an_address_space_limit(runtimes, tmp):
+    """process.rlimits' RLIMIT_AS is the program's (km holds it to the limit); km's own
+    process could not start under it (runtime-tools' process_rlimits caught it)."""
+    script = "ulimit -v; ulimit -Hv; head -c 300000000 /dev/zero | wc -c"
+    limits = [{"type": "RLIMIT_AS", "soft": 1 << 30, "hard": 2 << 30}]
+    same(each(runtimes, lambda rt: run(rt, tmp, ["sh", "-c", script], process__rlimits=limits)), "RLIMIT_AS")
+
+
 def test_no_new_privileges_off(runtimes, tmp):
     same(each(runtimes, lambda rt: run(rt, tmp, ["sh", "-c", "grep NoNewPrivs /proc/self/status"],
                                        process__noNewPrivileges=False)), "NoNewPrivs")

@@ -56,8 +56,25 @@ static void unfill(void)
         munmap(maps[--nmaps], MIB);
 }
 
-int main(void)
+/* "inherited": the RLIMIT_AS the program was started with (by prlimit, a shell's ulimit -v,
+ * a container), and what it bounds */
+static int inherited(void)
 {
+    struct rlimit rl;
+    getrlimit(RLIMIT_AS, &rl);
+    printf("RLIMIT_AS %ld MiB, hard %s\n", (long)(rl.rlim_cur >> 20),
+           rl.rlim_max == RLIM_INFINITY ? "unlimited" : "finite");
+    for (long mib = 64; mib <= 1024; mib *= 4) {
+        void *m = mmap(NULL, mib * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        printf("mmap %4ld MiB: %s\n", mib, m == MAP_FAILED ? strerror(errno) : "mapped");
+        if (m != MAP_FAILED) munmap(m, mib * MIB);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "inherited")) return inherited();
     setvbuf(stdout, NULL, _IONBF, 0);
     const int rw = PROT_READ | PROT_WRITE, priv = MAP_PRIVATE | MAP_ANONYMOUS;
     /* (once first: km makes a /proc file's text when it is opened, Linux when it is read,

@@ -118,6 +118,20 @@ def test_the_program_sees_the_descriptor_limit_it_was_given():
     assert proc["rlimits"][0]["soft"] == 64 and guest_limit(proc["rlimits"][0]["hard"]) == 64
 
 
+def test_the_address_space_limit_goes_to_km():
+    """RLIMIT_AS bounds the program (km --rlimit), not km's process, which needs room for
+    the guest window: crun sets krun's own limit."""
+    proc = config.process({"args": ["x"], "rlimits": [{"type": "RLIMIT_AS", "hard": 2 << 30, "soft": 1 << 30}]},
+                          COMMAND)
+    assert proc["args"] == [*COMMAND, "--rlimit", f"AS={1 << 30}:{2 << 30}", "--", "x"]
+    own = resource.getrlimit(resource.RLIMIT_AS)[1]
+    own = (1 << 64) - 1 if own == resource.RLIM_INFINITY else own
+    assert proc["rlimits"] == [{"type": "RLIMIT_AS", "hard": own, "soft": own}]
+    assert config.km_command({"process": proc, "mounts": []}) is None  # (COMMAND's km is under /dev/.kontain)
+    proc["args"][len(COMMAND) - 1] = "/.kontain/km"
+    assert config.km_command({"process": proc, "mounts": []}) == [*COMMAND[:-1], "/.kontain/km"]
+
+
 def test_a_process_without_arguments_is_left_to_crun():
     assert config.process({"args": []}, COMMAND) == {"args": []}
 

@@ -58,6 +58,9 @@ options:
       --image-files      resuming a snapshot: the files it re-opens or maps are copies
                          (a container image's, made by km image), checked by size and
                          modification time rather than inode (krun passes it)
+      --rlimit AS=SOFT:HARD
+                         the program's RLIMIT_AS (or DATA) instead of km's own (bytes, or
+                         unlimited): km holds the program to it (krun passes it)
       --deny NAME=ERRNO  the program's NAME system calls fail with ERRNO (a number), or
                          with NAME=kill end it by SIGSYS: a container's seccomp verdict
                          on a call km itself needs from the host (krun passes it)
@@ -143,6 +146,7 @@ class Options:
         self.leave_running = False
         self.image_files = False
         self.deny: list[tuple[int, int]] = []  # --deny: (syscall number, errno; 0: SIGSYS)
+        self.rlimits: dict[int, tuple[int, int]] = {}  # --rlimit: the program's limits instead of km's
         self.program = ""
         self.args: list[str] = []
 
@@ -219,6 +223,8 @@ def parse(argv: list[str], out=None) -> Options | int:
             o.image_files = True
         elif name == "--deny":
             o.deny.append(_denial(value()))
+        elif name == "--rlimit":
+            o.rlimits.update([_rlimit(value())])
         elif name in ("--gdb", "--gdb-listen"):
             v = value()
             if not v.isdigit() or not 0 <= int(v) < 65536:
@@ -250,6 +256,22 @@ def _denial(text: str) -> tuple[int, int]:
     if call not in NAMES or not (verdict == "kill" or verdict.isdigit() and 0 < int(verdict) < 4096):
         raise UsageError(f"--deny {text}: expected NAME=ERRNO or NAME=kill, NAME a system call")
     return NAMES.index(call), 0 if verdict == "kill" else int(verdict)
+
+
+RLIMITS = {"AS": 9, "DATA": 2}  # the limits km keeps for the program and --rlimit sets (syscalls/sysinfo.py)
+
+
+def _rlimit(text: str) -> tuple[int, tuple[int, int]]:
+    """--rlimit AS=SOFT:HARD (bytes, or unlimited): (resource, (soft, hard))."""
+    name, _, values = text.partition("=")
+    soft, _, hard = values.partition(":")
+    try:
+        limits = [(1 << 64) - 1 if v == "unlimited" else int(v) for v in (soft, hard)]
+    except ValueError:
+        limits = []
+    if name not in RLIMITS or len(limits) != 2 or not 0 <= limits[0] <= limits[1] < 1 << 64:
+        raise UsageError(f"--rlimit {text}: expected AS=SOFT:HARD or DATA=SOFT:HARD (bytes, or unlimited)")
+    return RLIMITS[name], (limits[0], limits[1])
 
 
 def _environment(o: Options, environ) -> list[bytes]:
@@ -289,4 +311,4 @@ def spec(o: Options, environ=None) -> Spec:
                 pause_check=o.pause_check, gdb=o.gdb, gdb_wait=o.gdb_wait, gdb_fork_wait=o.gdb_fork_wait,
                 rewrite=o.rewrite and not o.gdb, rewrite_after=o.rewrite_after,
                 snapshot_on_listen=o.snapshot_on_listen, leave_running=o.leave_running, deny=tuple(o.deny),
-                kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")
+                rlimits=o.rlimits, kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")

@@ -62,6 +62,7 @@ class Process:
         # the limits km keeps for the program (syscalls/sysinfo.py EMULATED, NOFILE aside)
         self.rlimits: dict[int, tuple[int, int]] = {r: _host_rlimit(r) for r in
                                                     (F.RLIMIT_AS, F.RLIMIT_DATA, F.RLIMIT_SIGPENDING)}
+        self.rlimits.update(spec.rlimits)  # km --rlimit (what krun passes: oci/config.py)
         signals.QUEUED.process = self
         self.tasks: dict[int, Task] = {}
         self.lock = _thread.allocate_lock()  # guards tasks, pending sets, the vCPU pool, the run states
@@ -120,6 +121,7 @@ class Process:
         self.host_signals.install()
         self._create_vm()
         self._mark("vm")
+        _lift_address_space_limit()
         self.mem = GuestMemory(self.spec.window)
         self.sys = cpu.SystemRegion(self.vm, self.spec.window)
         nslots = self.kvm.check_extension(k.KVM_CAP_NR_MEMSLOTS) or 509
@@ -886,6 +888,21 @@ def _init_xsave(size: int) -> bytearray:
     struct.pack_into("<II", buf, 24, 0x1F80, 0xFFFF)
     struct.pack_into("<Q", buf, 512, 0x3)  # XSTATE_BV: x87 and SSE as written here
     return buf
+
+
+def _lift_address_space_limit() -> None:
+    """RLIMIT_AS bounds the program, which km holds to it (self.rlimits, syscalls/sysinfo.py);
+    km's own process holds the whole guest window and its guard (~70 GiB of reserved
+    address space): its soft limit goes up to the hard one, or km could not start under a
+    `ulimit -v` at all."""
+    import resource as r
+
+    soft, hard = r.getrlimit(r.RLIMIT_AS)
+    if soft != hard:
+        try:
+            r.setrlimit(r.RLIMIT_AS, (hard, hard))
+        except (ValueError, OSError):
+            pass
 
 
 def _host_rlimit(resource: int) -> tuple[int, int]:

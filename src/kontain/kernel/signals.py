@@ -284,6 +284,10 @@ class HostSignals:
         global _signalfd
         QUEUED.count = 0
         keep_mask_across_thread_starts()
+        # km's threads get a fixed stack, not one as large as RLIMIT_STACK says (the C
+        # library's default): a container's 9 GiB RLIMIT_STACK with a 5 GiB RLIMIT_DATA
+        # left km unable to start its signal thread
+        _thread.stack_size(THREAD_STACK)
         native.install_kick_handler(SIG_KICK)
         # broken pipes and file size limits: the monitor raises SIGPIPE/SIGXFSZ for the
         # program itself when a write fails with EPIPE/EFBIG
@@ -390,6 +394,9 @@ def block_forwarded() -> None:
 
 
 _start_new_thread = _thread.start_new_thread
+
+
+THREAD_STACK = 8 << 20  # each km thread's host stack (the program's threads run on their own, in the VM)
 
 
 def _start_thread(function, args, kwargs=None):

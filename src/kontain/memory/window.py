@@ -38,6 +38,17 @@ _U64 = struct.Struct("<Q")
 _EFAULT = GuestError(EFAULT)
 
 
+def _as_limit() -> str:
+    """Why a reservation failed, when RLIMIT_AS is the reason: what to do about it."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    if hard == resource.RLIM_INFINITY:
+        return ""
+    return (f" (RLIMIT_AS is {hard >> 20} MiB: km holds the program to its RLIMIT_AS itself, but its own "
+            "process needs the room; raise the hard limit, e.g. ulimit -Hv unlimited, or use km --rlimit AS=SOFT:HARD)")
+
+
 class GuestMemory:
     """A reserved host range that backs guest addresses ``[0, size)``."""
 
@@ -45,7 +56,7 @@ class GuestMemory:
         total = size + GUARD + _ALIGN
         raw = native.mmap(0, total, _PROT_NONE, _MAP_PRIVATE_ANON_NORESERVE)
         if raw < 0:
-            raise MemoryError(f"cannot reserve {size >> 30} GiB of address space for the guest")
+            raise MemoryError(f"cannot reserve {size >> 30} GiB of address space for the guest{_as_limit()}")
         base = (raw + _ALIGN - 1) & ~(_ALIGN - 1)
         # give back the alignment slack on both sides
         if base > raw:

@@ -21,7 +21,8 @@ reads (LD_PRELOAD, LD_LIBRARY_PATH, ...) move from the environment to km's ``-e`
 options, so that they reach the program and not the interpreter that runs km; and
 RLIMIT_NOFILE's hard limit is raised by what km keeps for its own descriptors above the
 program's (kernel/fdtable.py), where crun will be allowed to, so that the program sees
-the limit it was given.
+the limit it was given; RLIMIT_AS goes to km's --rlimit (km holds the program to it, and
+its own process needs room for the guest window), crun setting krun's own.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def km_command(config: dict) -> list[str] | None:
     """km's command line in a krun container's configuration (as crun stored it), for the
     processes krun exec adds; None for a container krun did not make.  Read back from the
     first process's arguments (km's command and options, "--", the program's), less that
-    process's own -e options (``process``)."""
+    process's own -e and --rlimit options (``process``)."""
     args = ((config or {}).get("process") or {}).get("args") or []
     km = f"{mount_point(config)}/km"
     if km not in args or "--" not in args[args.index(km):]:
@@ -76,7 +77,7 @@ def km_command(config: dict) -> list[str] | None:
     end = args.index("--", start)
     out, i = args[:start], start
     while i < end:
-        if args[i] == "-e":
+        if args[i] in ("-e", "--rlimit"):  # (that process's own)
             i += 2
             continue
         out.append(args[i])
@@ -158,13 +159,23 @@ def mount_point(config: dict) -> str:
 def process(proc: dict, command: list[str]) -> dict:
     """A process object (config.json's ``process``, or exec's process.json) whose
     program runs under km; changed in place and returned."""
-    if proc.get("args"):
-        proc["args"] = [*command, *km_env_options(proc), "--", *proc["args"]]
-    rlimits = proc.get("rlimits") or []
-    for r in rlimits:
+    own: list[str] = []
+    for r in proc.get("rlimits") or []:
         if r.get("type") == "RLIMIT_NOFILE":
             r["hard"] = nofile_hard(r.get("hard", 0))
+        elif r.get("type") == "RLIMIT_AS" and proc.get("args"):
+            # km holds the program to it; km's own process needs room for the guest window
+            own += ["--rlimit", f"AS={r.get('soft', 0)}:{r.get('hard', 0)}"]
+            r["soft"] = r["hard"] = _own_limit(resource.RLIMIT_AS)
+    if proc.get("args"):
+        proc["args"] = [*command, *own, *km_env_options(proc), "--", *proc["args"]]
     return proc
+
+
+def _own_limit(which: int) -> int:
+    """krun's own hard limit (as high as crun may set it without CAP_SYS_RESOURCE)."""
+    hard = resource.getrlimit(which)[1]
+    return (1 << 64) - 1 if hard == resource.RLIM_INFINITY else hard
 
 
 def km_env_options(proc: dict) -> list[str]:
