@@ -52,7 +52,8 @@ MISSES = 8  # pollable calls that exited while the slot was on: look again wheth
 # not if, since it was switched on, at least 32 exited and more than half as many as were answered
 BURST = 64  # pollable exits before as many other exits switch the slot on
 SPIN = 20_000  # pause rounds the stub waits for an answer (~14 ns each here: ~0.3 ms)
-SPIN_EAGER = L.POLL_SPIN_MAX  # with --poll always: as long as the stub spins at all
+SPIN_EAGER = L.POLL_SPIN_MAX  # with --poll always: as long as the stub spins at all ...
+SPIN_FLOOR = 20_000  # ... unless calls time out: then down to about an exit's cost (``consider``)
 # a slot that did not pay stays off for this many of its thread's pollable exits, doubling
 BACKOFF_MIN, BACKOFF_MAX = 4 * BURST, 256 * BURST
 PARK_ROUNDS = 32  # poller rounds with every polled thread away before the poller parks
@@ -133,7 +134,8 @@ class Poller:
         self._gen = 0  # the current poller thread's generation; an older one ends
         self._running = _thread.allocate_lock()  # held by the poller thread that runs
         self.serving: Slot | None = None  # the slot whose call the poller is running
-        self.served = 0  # calls answered without an exit (km --timings reports it)
+        self.served = 0  # calls answered without an exit (km --timings reports it) ...
+        self.by_vcpu: dict[int, int] = {}  # ... and on which vCPU (thread)
         self.switched_on = self.backed_off = self.parked = self.idled = 0  # (km --timings too)
         self._stat = bytearray(144)
         self._stat_addr = native.address_of(self._stat)
@@ -201,6 +203,12 @@ class Poller:
         if self.eager:
             if self.active.get(vid) is not slot:
                 self._switch_on(slot, vid, now, SPIN_EAGER)
+            else:
+                # MISSES calls exited with the slot on: the stub gave up waiting, the poller
+                # is not keeping up (more busy threads than CPUs: the spin itself takes the
+                # CPU the poller needs, and a long one made each call cost milliseconds).
+                # Spin shorter; answers lengthen it again (_answer).  The slot stays on.
+                slot.u32[ON] = max(SPIN_FLOOR, slot.u32[ON] >> 1)
         elif self.active.get(vid) is slot:
             # MISSES calls the poller could serve exited although the slot was on; if it
             # answered few meanwhile it answers too late (the stub gave up), e.g. with
@@ -435,12 +443,16 @@ class Poller:
         if rw is not None and rw.answered(slot.q[RCX]):
             exit_wanted = True  # a hot site: the vCPU's thread rewrites it at that exit (dispatch)
         slot.u32[STATE] = DONE_EXIT if exit_wanted else DONE
+        if self.eager and slot.u32[ON] < SPIN_EAGER:
+            slot.u32[ON] = min(SPIN_EAGER, slot.u32[ON] << 1)
         slot.last = time.monotonic_ns()
         slot.good += 1
         slot.recent += 1
         if slot.good > 4096:
             slot.backoff = BACKOFF_MIN  # it works here: a later failure backs off briefly
         self.served += 1
+        vid = task.vcpu.id
+        self.by_vcpu[vid] = self.by_vcpu.get(vid, 0) + 1
 
     def _kind(self, fd: int) -> int:
         fd &= 0xFFFFFFFF
