@@ -34,9 +34,11 @@ _PR_SET_PDEATHSIG = 1
 RESERVE_CONN = 128  # the connection's place among the monitor's descriptors (kernel/fdtable.py)
 
 
-def serve(path: str, warm: str | None = None) -> int:
+def serve(path: str, warm: str | None = None, ready: int | None = None) -> int:
     """Listen on ``path`` until killed.  ``warm``: a snapshot file whose memory each
-    worker maps before it has a client (``_Warm``)."""
+    worker maps before it has a client (``_Warm``).  ``ready``: a descriptor to write
+    "ready" on once clients can connect, then close (the user's server, started by the
+    native km front end, which is its client: no client is built next to the socket)."""
     from kontain import lazy
     from kontain.confine import Confinement
 
@@ -79,7 +81,13 @@ def serve(path: str, warm: str | None = None) -> int:
     except OSError as e:
         sys.stderr.write(f"km: --serve {path}: {e.strerror}\n")
         return 1
-    native_client = build_client(os.path.abspath(path))
+    if ready is not None:
+        try:
+            os.write(ready, b"ready\n")
+            os.close(ready)
+        except OSError:
+            pass  # (the km that started it is gone: serve all the same)
+    native_client = build_client(os.path.abspath(path)) if ready is None else None
     _signal.signal(_SIGCHLD, _signal.SIG_IGN)  # the kernel reaps the workers
     _signal.signal(_SIGINT, _signal.SIG_DFL)  # ^C ends the server (its waiting workers with it)
     taken_r, taken_w = os.pipe2(os.O_CLOEXEC)
@@ -104,27 +112,16 @@ def serve(path: str, warm: str | None = None) -> int:
 def build_client(socket_path: str) -> str | None:
     """Compile the native client (kmc.c) next to the socket, with this km's paths baked
     in; None when there is no C compiler (KM_SERVER with the Python km still works)."""
-    import shutil
-    import subprocess
+    from kontain.cli import front
 
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        return None
-    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kmc.c")
     out = os.path.join(os.path.dirname(socket_path), "km")
-
-    def c_string(text: str) -> str:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
     script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else "km"
-    defines = [f"-DKM_PYTHON={c_string(sys.executable)}", f"-DKM_SCRIPT={c_string(script)}",
-               f"-DKM_SOCKET={c_string(socket_path)}"]
-    for static in (["-static"], []):
-        r = subprocess.run([cc, "-O2", *static, *defines, "-o", out + ".tmp", source], capture_output=True)
-        if r.returncode == 0:
-            os.rename(out + ".tmp", out)
-            return out
-    return None
+    try:
+        front.compile_kmc(out, [f"-DKM_PYTHON={front.c_string(sys.executable)}",
+                                f"-DKM_SCRIPT={front.c_string(script)}", f"-DKM_SOCKET={front.c_string(socket_path)}"])
+    except front.BuildError:
+        return None
+    return out
 
 
 def _snapshot_spec(spec):
