@@ -26,7 +26,7 @@ import select
 import sys
 
 from kontain import native
-from kontain.cli import client
+from kontain.cli import client, front
 
 POOL = 2  # workers waiting with a VM built: one client at a time gets no wait, two at once neither
 _SIGCHLD, _SIGKILL, _SIGINT = 17, 9, 2
@@ -112,8 +112,6 @@ def serve(path: str, warm: str | None = None, ready: int | None = None) -> int:
 def build_client(socket_path: str) -> str | None:
     """Compile the native client (kmc.c) next to the socket, with this km's paths baked
     in; None when there is no C compiler (KM_SERVER with the Python km still works)."""
-    from kontain.cli import front
-
     out = os.path.join(os.path.dirname(socket_path), "km")
     script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else "km"
     try:
