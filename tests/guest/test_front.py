@@ -262,3 +262,16 @@ def test_server_commands(user):
     assert not (user.config / "kontain" / "server").exists()
     compare([build("hello")], env=user.env)
     assert user.pid() is None and user.starts() == 1
+
+
+def test_other_namespaces_and_options_start_directly(user):
+    assert user.server("on").returncode == 0
+    compare([build("hello")], env=user.env)
+    pid = user.pid()
+    parent = ["/bin/busybox", "sh", "-c", "echo $PPID"]
+    assert int(user.km(*parent).text) == pid  # (served)
+    r = run(["unshare", "--net"] + KM + parent, env=user.env)
+    assert r.returncode == 0 and int(r.text) != pid, r.err
+    r = user.km("--strace", *parent)
+    assert r.returncode == 0 and int(r.text) != pid and "exit_group" in r.err
+    assert user.starts() == 1
