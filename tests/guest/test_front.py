@@ -275,3 +275,16 @@ def test_other_namespaces_and_options_start_directly(user):
     r = user.km("--strace", *parent)
     assert r.returncode == 0 and int(r.text) != pid and "exit_group" in r.err
     assert user.starts() == 1
+
+
+def test_building_the_front_end(tmp_path):
+    """km --native builds a front end wherever -o says (it execs the km-python beside the
+    km that built it); without a C compiler it says so in one line, and km stays as it was."""
+    out = tmp_path / "km"
+    r = run(KM_PYTHON + ["--native", "-o", out], env={**os.environ, "CC": "/nonexistent/cc"})
+    assert r.returncode == 2 and r.err.count("\n") == 1 and r.err.startswith("km: --native: ") and not out.exists()
+    r = run(KM_PYTHON + ["--native", "-o", out])
+    assert r.returncode == 0 and r.text == f"{out}\n", r.err
+    compare([build("hello")], runner=[str(out)], env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "none")})
+    r = run(KM_PYTHON + ["--native", "surplus"])
+    assert r.returncode == 2 and r.err.startswith("km: --native")
