@@ -285,6 +285,7 @@ def test_building_the_front_end(tmp_path):
     assert r.returncode == 2 and r.err.count("\n") == 1 and r.err.startswith("km: --native: ") and not out.exists()
     r = run(KM_PYTHON + ["--native", "-o", out])
     assert r.returncode == 0 and r.text == f"{out}\n", r.err
-    compare([build("hello")], runner=[str(out)], env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "none")})
+    alone = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "none"), "XDG_RUNTIME_DIR": str(tmp_path)}
+    compare([build("hello")], runner=[str(out)], env=alone)
     r = run(KM_PYTHON + ["--native", "surplus"])
     assert r.returncode == 2 and r.err.startswith("km: --native")
