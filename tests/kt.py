@@ -79,6 +79,10 @@ def build(name: str, variant: str = "musl", extra: tuple[str, ...] = ()) -> Path
     """Compile tests/programs/<name>.c with ``variant``'s toolchain (cached by mtime)."""
     src = PROGRAMS / f"{name}.c"
     out = BUILD / variant / name
+    if extra:  # (its own place: a build with other flags is another program, test_faults' -g crash)
+        import hashlib
+
+        out = BUILD / variant / hashlib.sha1("\0".join(extra).encode()).hexdigest()[:8] / name
     if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
