@@ -289,3 +289,14 @@ def test_building_the_front_end(tmp_path):
     compare([build("hello")], runner=[str(out)], env=alone)
     r = run(KM_PYTHON + ["--native", "surplus"])
     assert r.returncode == 2 and r.err.startswith("km: --native")
+
+
+def test_a_first_run_with_stdio_closed(user, tmp_path):
+    """The km that starts the server has no stdin or stdout: the server still gets its
+    "ready" pipe (not a descriptor that stdio's set-up took over), and serves that km."""
+    out = tmp_path / "ran"
+    assert user.server("on").returncode == 0
+    program = " ".join(KM + ["/bin/busybox", "sh", "-c", f"'echo $PPID >> {out}'"])
+    r = run(["/bin/sh", "-c", f"exec <&- >&-; {program}"], env=user.env)
+    assert r.returncode == 0, r.err
+    assert out.read_text().split() == [str(user.pid())] and user.starts() == 1

@@ -192,9 +192,11 @@ static int start_server(const char *dir, const char *path) {
         if (fork() != 0) _exit(0);
         setsid();
         if (chdir("/") != 0) _exit(1);
+        /* (the pipe out of the way first: with stdio closed here it could be 0-2, or 3 and close-on-exec) */
+        int w = fcntl(ready[1], F_DUPFD, 10);
         int null = open("/dev/null", O_RDWR), err = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
-        if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(err >= 0 ? err : null, 2) < 0 ||
-            dup2(ready[1], 3) < 0)
+        if (w < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(err >= 0 ? err : null, 2) < 0 ||
+            dup2(w, 3) < 0)
             _exit(1);
         if (syscall(SYS_close_range, 4u, ~0u, 0u) != 0)
             for (int fd = 4; fd < 1024; fd++) close(fd);
