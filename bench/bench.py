@@ -91,7 +91,7 @@ def main() -> int:
     ap.add_argument("--typed", action="store_true", help="only `km hello` as typed (the native front end, the user's server)")
     args = ap.parse_args()
     if args.typed:
-        text = typed_table(args.rounds * 3)
+        text = typed_table(args.rounds * 3, [o for o in args.only.split(",") if o])
         print(text)
         if args.write:
             write_doc(text, "typed")
@@ -198,13 +198,14 @@ def render(table, runners, times, rounds) -> str:
     return info + "\n\n" + "\n".join(lines)
 
 
-def typed_table(rounds: int) -> str:
+def typed_table(rounds: int, only: list[str]) -> str:
     """`km hello` as a user types it (km on PATH: the native front end, cli/kmc.c), in a
     runtime and configuration directory of the bench's own: with no server and no opt-in
     (it execs the Python km), its first run once opted in (it starts the user's server,
     stopped again, untimed, before each such run), and warm runs (the server running);
     the Python km itself (what km was before the front end), qemu-x86_64 and native
-    alongside, interleaved round by round."""
+    alongside, interleaved round by round.  ``only``: the runners whose names contain one of
+    these (native is always there: the ratios' base)."""
     hello = str(build("hello"))
     with tempfile.TemporaryDirectory(prefix="kt-bench-") as tmp:
         run_dir = Path(tmp) / "run"
@@ -222,20 +223,21 @@ def typed_table(rounds: int) -> str:
         def first() -> None:
             server("stop")
 
-        def warm() -> None:
-            if subprocess.run(KM + ["--server", "status"], env=on, capture_output=True).returncode != 0:
-                time_once(KM + [hello], env=on)
-
+        # (warm runs find the server the previous first run or warm-up started: a status
+        # check before each would cost the server a worker, rebuilt during the timed run)
         runners = {  # name: (argv, environment, what to do untimed before)
             "native": ([hello], off, None),
             "qemu-x86_64": (["qemu-x86_64", hello], off, None),
             "km-python (the Python km)": (KM_PYTHON + [hello], off, None),
             "km, no server (not opted in)": (KM + [hello], off, None),
             "km, first run (starts the server)": (KM + [hello], on, first),
-            "km, warm (server running)": (KM + [hello], on, warm),
+            "km, warm (server running)": (KM + [hello], on, None),
         }
         if shutil.which("qemu-x86_64") is None:
             del runners["qemu-x86_64"]
+        for name in list(runners):
+            if only and name != "native" and not any(o in name for o in only):
+                del runners[name]
         names = list(runners)
         times: dict[str, list[float]] = {n: [] for n in names}
         try:
@@ -249,6 +251,11 @@ def typed_table(rounds: int) -> str:
                     if before:
                         before()
                     times[name].append(time_once(argv, env=env))
+            log = run_dir / "kontain" / "server.log"
+            started = log.read_text().count("km: serving on") if log.exists() else 0
+            firsts = sum(1 for n in names if "first run" in n) * (rounds + 1)
+            if started != firsts + ("km, warm (server running)" in names and not firsts):
+                raise RuntimeError(f"{started} servers started for {firsts} first runs: see {log}")
         finally:
             server("off")
     med = {n: statistics.median(v) for n, v in times.items()}

@@ -300,3 +300,21 @@ def test_a_first_run_with_stdio_closed(user, tmp_path):
     r = run(["/bin/sh", "-c", f"exec <&- >&-; {program}"], env=user.env)
     assert r.returncode == 0, r.err
     assert out.read_text().split() == [str(user.pid())] and user.starts() == 1
+
+
+def test_the_output_ends_with_km(user):
+    """When km (served) has ended, its output is at its end: the worker closed the
+    program's descriptors before it reported the end (a shell's $(km ...) waited for the
+    worker's teardown before)."""
+    assert user.server("on").returncode == 0
+    compare([build("hello")], env=user.env)
+    for _ in range(5):
+        p = subprocess.Popen(KM + [str(build("hello"))], env=user.env, stdout=subprocess.PIPE)
+        assert p.wait(timeout=60) == 0
+        os.set_blocking(p.stdout.fileno(), False)
+        out = b""
+        while chunk := os.read(p.stdout.fileno(), 4096):  # (BlockingIOError: someone still holds it)
+            out += chunk
+        p.stdout.close()
+        assert out == HELLO.encode()
+    assert user.starts() == 1
