@@ -318,3 +318,30 @@ def test_the_output_ends_with_km(user):
         p.stdout.close()
         assert out == HELLO.encode()
     assert user.starts() == 1
+
+
+def test_a_server_whose_workers_cannot_start_ends(tmp):
+    """Opted in, but /dev/kvm not for this user: the server's first worker cannot build
+    its VM, so the server ends, and km starts directly and says why (it waited forever
+    for a worker before)."""
+    from kt import UNPRIVILEGED_UID, as_user, user_dir
+
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (km run by a user without /dev/kvm)", pytrace=False)
+    as_user([])  # (lets user nobody through to km)
+    if os.stat("/dev/kvm").st_mode & 0o006:
+        pytest.fail("/dev/kvm is open to every user here: this test needs it for group kvm only (chmod o-rw /dev/kvm)",
+                    pytrace=False)
+    home = user_dir(tmp)
+    (home / "run").mkdir(mode=0o700)
+    os.chown(home / "run", UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "XDG_RUNTIME_DIR": str(home / "run")}
+    without_kvm = ["setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}", "--clear-groups",
+                   "--inh-caps=-all", "--"]
+    assert run(without_kvm + KM + ["--server", "on"], env=env, cwd=home).returncode == 0
+    r = run(without_kvm + KM + ["/bin/busybox", "true"], env=env, cwd=home)
+    assert r.returncode == 1 and r.err.startswith("km: /dev/kvm: permission denied"), r.err
+    log = (home / "run" / "kontain" / "server.log").read_text()
+    assert "the server ends" in log
+    r = run(without_kvm + KM + ["--server", "status"], env=env, cwd=home)
+    assert r.returncode == 3 and "not running" in r.text

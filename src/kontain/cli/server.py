@@ -94,19 +94,35 @@ def serve(path: str, warm: str | None = None, ready: int | None = None) -> int:
     how = f"{native_client} PROGRAM, or " if native_client else ""
     sys.stderr.write(f"km: serving on {path} (run programs with {how}KM_SERVER={path} km PROGRAM)\n")
     sys.stderr.flush()
-    waiting: set[int] = set()
+    waiting: dict[int, int | None] = {}  # worker -> its pidfd (None: ended already)
     while True:
         while len(waiting) < POOL:
-            waiting.add(_spawn(listener, taken_w, warm))
-        ready, _, _ = select.select([taken_r], [], [], 1.0)
-        if ready:
-            for pid in os.read(taken_r, 4096).split():
-                waiting.discard(int(pid))
-        for pid in list(waiting):  # a worker that died before it took a client
+            pid = _spawn(listener, taken_w, warm)
             try:
-                os.kill(pid, 0)
+                waiting[pid] = os.pidfd_open(pid)
             except ProcessLookupError:
-                waiting.discard(pid)
+                waiting[pid] = None
+        pidfds = [fd for fd in waiting.values() if fd is not None]
+        ready = [] if None in waiting.values() else select.select([taken_r, *pidfds], [], [])[0]
+        ended = [pid for pid, fd in waiting.items() if fd is None or fd in ready]
+        if taken_r in ready or ended:  # (a worker that takes a client says so before anything else)
+            while select.select([taken_r], [], [], 0)[0]:
+                for pid in os.read(taken_r, 4096).split():
+                    _forget(waiting, int(pid))
+        if any(pid in waiting for pid in ended):
+            # A worker that ended before it took a client could not build its VM (no
+            # /dev/kvm for this user now, say): so would the next.  The server ends rather
+            # than take requests no worker will answer; the clients waiting start directly
+            # (the connection closes before any "ok"), and the user sees km's own error.
+            sys.stderr.write("km: server: a worker ended before it took a client (its error is above); "
+                             "the server ends, km starts programs directly\n")
+            return 1
+
+
+def _forget(waiting: dict[int, int | None], pid: int) -> None:
+    fd = waiting.pop(pid, None)
+    if fd is not None:
+        os.close(fd)
 
 
 def build_client(socket_path: str) -> str | None:
