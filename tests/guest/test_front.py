@@ -158,11 +158,19 @@ def test_a_stale_socket(user):
 @pytest.mark.parametrize("opted_in", [True, False])
 def test_a_killed_server_leaves_the_next_run_working(user, opted_in):
     assert user.server("on").returncode == 0
-    compare([build("hello")], env=user.env)
-    pid = user.pid()
+    # the worker that ran it, and the server (asked here rather than by km --server status,
+    # which would cost the server a worker: a fork of it under way when it is killed)
+    worker, pid = map(int, user.km("/bin/busybox", "sh", "-c", "echo $$ $PPID").text.split())
     if not opted_in:
         os.unlink(user.config / "kontain" / "server")
-    workers = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+    def children() -> list[int]:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+    # (two waiting workers, neither the one that ran the shell: its replacement is there,
+    # no fork of the server's under way)
+    wait_for(lambda: len(children()) == 2 and worker not in children(), what="two waiting workers")
+    workers = children()
     os.kill(pid, signal.SIGKILL)
     for p in [pid, *workers]:  # (its waiting workers die with it, and with them the listener)
         _ended(p)
