@@ -82,10 +82,12 @@ $(STAMP): pyproject.toml
 # Byte-compile the sources: an editable install has no .pyc files, and with
 # PYTHONDONTWRITEBYTECODE set Python would recompile every module on every km start.
 # Then the bundle of km's start-up modules (src/kontain/bundle.py), and krun-native
-# (src/kontain/oci/launcher.c: crun's verbs without a Python start).
+# (src/kontain/oci/launcher.c: crun's verbs without a Python start), and the native km
+# front end over the km script (src/kontain/cli/front.py: the user's server, else km-python).
 bytecode: $(STAMP)
 	@$(PY) -m compileall -q src
 	@$(PY) -m kontain.bundle >/dev/null
+	@$(VENV)/bin/km-python --native >/dev/null || echo "no native km (no C compiler?): km is the Python one, slower to start"
 	@$(VENV)/bin/krun launcher >/dev/null || echo "no krun-native (no C compiler?): engines run the Python krun, slower to start"
 
 clean:

@@ -8,6 +8,9 @@ in docs/performance.md.
     python3 bench/bench.py --pss [--write]     km's memory (PSS), the guest's and the monitor's
     python3 bench/bench.py --km before=../old/.venv/bin/km --runners native,km,before
                                                another km (an older checkout) side by side
+    python3 bench/bench.py --typed [--write]    `km hello` as a user types it: the native front end
+                                               with no server, its first run (starting the user's
+                                               server) and warm runs, against qemu-x86_64 and native
 
 Timings on a shared 2-vCPU cloud VM are noisy: read the ratios, not the milliseconds.
 """
@@ -28,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from kt import KM, build, build_go  # noqa: E402
+from kt import KM, KM_PYTHON, build, build_go  # noqa: E402
 
 RUNNERS = {
     "native": [],
@@ -67,9 +70,9 @@ def available(runner: str) -> bool:
     return shutil.which(RUNNERS[runner][0]) is not None
 
 
-def time_once(argv: list[str]) -> float:
+def time_once(argv: list[str], env: dict[str, str] | None = None) -> float:
     t0 = time.perf_counter()
-    r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     dt = time.perf_counter() - t0
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({r.returncode}): {r.stderr.decode()[-500:]}")
@@ -85,7 +88,14 @@ def main() -> int:
     ap.add_argument("--km", action="append", default=[], metavar="NAME=PATH",
                     help="another km to run side by side as runner NAME (a checkout's .venv/bin/km)")
     ap.add_argument("--pss", action="store_true", help="only km's memory: PSS of a hello-sized and a 1 GiB program")
+    ap.add_argument("--typed", action="store_true", help="only `km hello` as typed (the native front end, the user's server)")
     args = ap.parse_args()
+    if args.typed:
+        text = typed_table(args.rounds * 3, [o for o in args.only.split(",") if o])
+        print(text)
+        if args.write:
+            write_doc(text, "typed")
+        return 0
     if args.pss:
         text = pss_table()
         print(text)
@@ -185,6 +195,78 @@ def render(table, runners, times, rounds) -> str:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     info = (f"{time.strftime('%Y-%m-%d')}, {platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs, "
             f"median of {rounds} interleaved rounds (hello: {3 * rounds}), wall-clock time of the whole command")
+    return info + "\n\n" + "\n".join(lines)
+
+
+def typed_table(rounds: int, only: list[str]) -> str:
+    """`km hello` as a user types it (km on PATH: the native front end, cli/kmc.c), in a
+    runtime and configuration directory of the bench's own: with no server and no opt-in
+    (it execs the Python km), its first run once opted in (it starts the user's server,
+    stopped again, untimed, before each such run), and warm runs (the server running);
+    the Python km itself (what km was before the front end), qemu-x86_64 and native
+    alongside, interleaved round by round.  ``only``: the runners whose names contain one of
+    these (native is always there: the ratios' base)."""
+    hello = str(build("hello"))
+    with tempfile.TemporaryDirectory(prefix="kt-bench-") as tmp:
+        run_dir = Path(tmp) / "run"
+        run_dir.mkdir(mode=0o700)
+        off = {**os.environ, "XDG_RUNTIME_DIR": str(Path(tmp) / "none"), "XDG_CONFIG_HOME": str(Path(tmp) / "none")}
+        on = {**os.environ, "XDG_RUNTIME_DIR": str(run_dir), "XDG_CONFIG_HOME": str(Path(tmp) / "config")}
+        for env in (off, on):
+            env.pop("KM_SERVER", None)
+        if subprocess.run(KM + ["--server", "on"], env=on, capture_output=True).returncode != 0:
+            raise RuntimeError("km --server on failed: km is not the native front end (make bytecode)")
+
+        def server(what: str) -> None:
+            subprocess.run(KM + ["--server", what], env=on, capture_output=True)
+
+        def first() -> None:
+            server("stop")
+
+        # (warm runs find the server the previous first run or warm-up started: a status
+        # check before each would cost the server a worker, rebuilt during the timed run)
+        runners = {  # name: (argv, environment, what to do untimed before)
+            "native": ([hello], off, None),
+            "qemu-x86_64": (["qemu-x86_64", hello], off, None),
+            "km-python (the Python km)": (KM_PYTHON + [hello], off, None),
+            "km, no server (not opted in)": (KM + [hello], off, None),
+            "km, first run (starts the server)": (KM + [hello], on, first),
+            "km, warm (server running)": (KM + [hello], on, None),
+        }
+        if shutil.which("qemu-x86_64") is None:
+            del runners["qemu-x86_64"]
+        for name in list(runners):
+            if only and name != "native" and not any(o in name for o in only):
+                del runners[name]
+        names = list(runners)
+        times: dict[str, list[float]] = {n: [] for n in names}
+        try:
+            for argv, env, before in runners.values():  # the page cache, the build
+                if before:
+                    before()
+                time_once(argv, env=env)
+            for rnd in range(rounds):
+                for name in names[rnd % len(names):] + names[:rnd % len(names)]:
+                    argv, env, before = runners[name]
+                    if before:
+                        before()
+                    times[name].append(time_once(argv, env=env))
+            log = run_dir / "kontain" / "server.log"
+            started = log.read_text().count("km: serving on") if log.exists() else 0
+            firsts = sum(1 for n in names if "first run" in n) * (rounds + 1)
+            if started != firsts + ("km, warm (server running)" in names and not firsts):
+                raise RuntimeError(f"{started} servers started for {firsts} first runs: see {log}")
+        finally:
+            server("off")
+    med = {n: statistics.median(v) for n, v in times.items()}
+    q = med.get("qemu-x86_64")
+    lines = ["| `km hello` as typed | median (ms) | /native" + (" | /qemu-x86_64 |" if q else " |"),
+             "|---|---|---|" + ("---|" if q else "")]
+    for n in names:
+        cells = [f"{med[n] * 1e3:.1f}", f"{med[n] / med['native']:.2f}"] + ([f"{med[n] / q:.2f}"] if q else [])
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    info = (f"{time.strftime('%Y-%m-%d')}, {platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs, "
+            f"load {os.getloadavg()[0]:.1f}, median of {rounds} interleaved rounds, wall-clock time of the whole command")
     return info + "\n\n" + "\n".join(lines)
 
 

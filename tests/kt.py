@@ -71,13 +71,18 @@ def km_command() -> list[str]:
     return installed("km") or [sys.executable, "-m", "kontain"]
 
 
-KM = km_command()
+KM = km_command()  # the native km front end where `make bytecode` built it (cli/front.py)
+KM_PYTHON = installed("km-python") or KM  # the Python km itself
 
 
 def build(name: str, variant: str = "musl", extra: tuple[str, ...] = ()) -> Path:
     """Compile tests/programs/<name>.c with ``variant``'s toolchain (cached by mtime)."""
     src = PROGRAMS / f"{name}.c"
     out = BUILD / variant / name
+    if extra:  # (its own place: a build with other flags is another program, test_faults' -g crash)
+        import hashlib
+
+        out = BUILD / variant / hashlib.sha1("\0".join(extra).encode()).hexdigest()[:8] / name
     if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -214,6 +219,7 @@ def as_user(argv: list) -> list[str]:
         raise RuntimeError("running as user nobody needs the tests to run as root")
     if os.geteuid() == 0:
         _let_nobody_through(ROOT)  # (km and its venv are in the checkout, maybe below a 0700 directory)
+        _let_nobody_through(Path(os.path.realpath(sys.executable)).parent)  # (the venv's Python: maybe in /root)
     return ["setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}", f"--groups={gid}",
             "--inh-caps=-all", "--"] + [str(a) for a in argv]
 

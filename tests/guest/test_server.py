@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from kt import KM, build, compare, run
+from kt import KM_PYTHON, build, compare, run
 
 
 class _Server(tuple):
@@ -22,7 +22,7 @@ class _Server(tuple):
 def server(tmp_path_factory):
     d = tmp_path_factory.mktemp("server")
     sock = d / "km.sock"
-    proc = subprocess.Popen(KM + ["--serve", str(sock)], stderr=subprocess.PIPE)
+    proc = subprocess.Popen(KM_PYTHON + ["--serve", str(sock)], stderr=subprocess.PIPE)
     client = d / "km"
     deadline = time.monotonic() + 30
     while not (sock.exists() and client.exists()):
@@ -42,7 +42,7 @@ def runner(request, server):
     sock, client = server
     if request.param == "native":
         return [str(client)]
-    return ["env", f"KM_SERVER={sock}"] + KM
+    return ["env", f"KM_SERVER={sock}"] + KM_PYTHON
 
 
 def test_programs_as_natively(runner, tmp):
@@ -178,7 +178,7 @@ def test_an_end_that_comes_with_the_ok_is_not_a_refusal(server, tmp, kind):
 
     t = threading.Thread(target=fake_worker)
     t.start()
-    argv = [str(client)] if kind == "native" else KM
+    argv = [str(client)] if kind == "native" else KM_PYTHON
     r = run(argv + [str(build("hello"))], env={**os.environ, "KM_SERVER": path})
     t.join(timeout=30)
     listener.close()
@@ -189,7 +189,7 @@ def test_the_server_refuses_a_directory_others_can_write(tmp):
     d = tmp / "open"
     d.mkdir()
     d.chmod(0o777)
-    r = run(KM + ["--serve", str(d / "km.sock")], timeout=30)
+    r = run(KM_PYTHON + ["--serve", str(d / "km.sock")], timeout=30)
     assert r.returncode == 1 and "others may write" in r.err, r.err
 
 
@@ -219,7 +219,7 @@ def test_a_client_gives_nothing_to_another_users_socket(server, tmp, kind):
                                 text=True)
     try:
         assert listener.stdout.readline() == "listening\n"
-        argv = [str(client)] if kind == "native" else KM
+        argv = [str(client)] if kind == "native" else KM_PYTHON
         r = run(argv + [str(build("hello"))], env={**os.environ, "KM_SERVER": str(sock)})
         assert (r.returncode, r.text) == (0, "hello from a kontain guest\n"), r.err
     finally:
@@ -244,7 +244,7 @@ def test_a_request_from_another_user_is_not_read(tmp):
     os.mkfifo(fifo)
     os.chown(fifo, 65534, 65534)
     sock = d / "km.sock"
-    srv = subprocess.Popen(as_user(KM + ["--serve", str(sock)]), stderr=subprocess.PIPE)
+    srv = subprocess.Popen(as_user(KM_PYTHON + ["--serve", str(sock)]), stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
         while not sock.exists():

@@ -1,7 +1,14 @@
-/* km's native client for server mode: the same request as cli/client.py, without a
- * Python start-up.  `km --serve SOCKET` compiles it next to its socket (with the paths
- * of the Python km baked in, for a direct start when the server cannot take the
- * program) and the user runs it as km.
+/* km's native client for server mode, and the native km front end.
+ *
+ * As the client `km --serve SOCKET` compiles next to its socket (KM_SOCKET baked in), it
+ * sends the program to that server.  As the front end (KM_FRONT, built by `km --native`
+ * over the venv's or pip's bin/km) it is the km the user types: it sends the program to
+ * the user's own server when one runs (cli/userserver.py says where its socket is),
+ * starts that server first when the user opted in once (`km --server on`), and otherwise
+ * execs the Python km (KM_PYTHON KM_SCRIPT) at once, which is then a plain direct km.
+ * Whenever a server cannot take the program, the Python km starts it directly; that
+ * happens only when the server said no, or closed the connection before its "ok": a
+ * worker says "ok" before it starts anything, so a program is never started twice.
  *
  * It sends the server its whole situation (arguments, environment, every open
  * descriptor, the working directory, umask, signal mask and ignored signals, resource
@@ -16,10 +23,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef KM_PYTHON
@@ -65,11 +75,12 @@ static void direct(void) {
     int n = 0;
     while (argv0[n]) n++;
     char **args = calloc((size_t)n + 3, sizeof *args);
+    if (!args) _exit(125);
     args[0] = KM_PYTHON;
     args[1] = KM_SCRIPT;
     for (int i = 1; i < n; i++) args[i + 1] = argv0[i];
     execv(KM_PYTHON, args);
-    fprintf(stderr, "km: %s: %s (the km server's client cannot start km itself)\n", KM_PYTHON, strerror(errno));
+    fprintf(stderr, "km: cannot run %s: %s (reinstall kontain, then run km --native)\n", KM_PYTHON, strerror(errno));
     _exit(126);
 }
 
@@ -92,22 +103,150 @@ static int line(int fd, char *out, size_t size) {
     return (int)n;
 }
 
+/* A connection to the server at `path`, or -1: none listens there, or it is not this
+ * user's (it would get every descriptor of this process). */
+static int server_at(const char *path) {
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path) return -1;
+    strcpy(addr.sun_path, path);
+    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) return -1;
+    struct ucred peer;
+    socklen_t plen = sizeof peer;
+    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0 || peer.uid != getuid()) {
+        close(sock);
+        return -1;
+    }
+    return sock;
+}
+
+#ifdef KM_FRONT
+/* km's own commands (and no program at all): the Python km, without asking a server */
+static int own_command(const char *a) {
+    static const char *const own[] = {"image", "resume", "snapshot", "dump", "--serve", "--server", "--native",
+                                      "--help", "-h", "--version", NULL};
+    for (int i = 0; own[i]; i++)
+        if (strcmp(a, own[i]) == 0) return 1;
+    return 0;
+}
+
+static int owned_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == getuid();
+}
+
+/* The user's server directory, as cli/userserver.py runtime_dir() finds it: in
+ * $XDG_RUNTIME_DIR (when it is the user's), else /run/user/UID, else /tmp/kontain-UID. */
+static void runtime_dir(char *out, size_t size) {
+    const char *x = getenv("XDG_RUNTIME_DIR");
+    char run[64];
+    snprintf(run, sizeof run, "/run/user/%u", (unsigned)getuid());
+    if (x && x[0] == '/' && owned_dir(x))
+        snprintf(out, size, "%s/kontain", x);
+    else if (owned_dir(run))
+        snprintf(out, size, "%s/kontain", run);
+    else
+        snprintf(out, size, "/tmp/kontain-%u", (unsigned)getuid());
+}
+
+/* Did the user opt in (`km --server on`: cli/userserver.py opt_in_file())? */
+static int opted_in(void) {
+    const char *c = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    char path[4096];
+    if (c && c[0] == '/')
+        snprintf(path, sizeof path, "%s/kontain/server", c);
+    else if (home && home[0] == '/')
+        snprintf(path, sizeof path, "%s/.config/kontain/server", home);
+    else
+        return 0;
+    return access(path, F_OK) == 0;
+}
+
+/* Start the user's server in the background and connect to it; -1 when that fails (km
+ * then starts directly).  Under a lock in the server's directory: of two km starting at
+ * once, the second waits, then finds the first one's server. */
+static int start_server(const char *dir, const char *path) {
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
+    struct stat st;
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077)) return -1;
+    char lock[4200], log[4200];
+    snprintf(lock, sizeof lock, "%s/km.lock", dir);
+    snprintf(log, sizeof log, "%s/server.log", dir);
+    int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (lfd < 0) return -1;
+    while (flock(lfd, LOCK_EX) != 0)
+        if (errno != EINTR) {
+            close(lfd);
+            return -1;
+        }
+    int sock = server_at(path); /* started meanwhile by another km */
+    int ready[2];
+    if (sock >= 0 || pipe2(ready, O_CLOEXEC) != 0) {
+        close(lfd);
+        return sock;
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        /* a daemon: a session of its own, no descriptor of the program's, default signals */
+        if (fork() != 0) _exit(0);
+        setsid();
+        if (chdir("/") != 0) _exit(1);
+        /* (the pipe out of the way first: with stdio closed here it could be 0-2, or 3 and close-on-exec) */
+        int w = fcntl(ready[1], F_DUPFD, 10);
+        int null = open("/dev/null", O_RDWR), err = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
+        if (w < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(err >= 0 ? err : null, 2) < 0 ||
+            dup2(w, 3) < 0)
+            _exit(1);
+        if (syscall(SYS_close_range, 4u, ~0u, 0u) != 0)
+            for (int fd = 4; fd < 1024; fd++) close(fd);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int s = 1; s < 65; s++)
+            if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
+        execl(KM_PYTHON, KM_PYTHON, KM_SCRIPT, "--serve", path, "--ready", "3", (char *)NULL);
+        _exit(127);
+    }
+    close(ready[1]);
+    char word[16] = "";
+    size_t got = 0;
+    while (child > 0 && got < sizeof word - 1) { /* "ready", or the end of a server that failed */
+        ssize_t r = read(ready[0], word + got, sizeof word - 1 - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(ready[0]);
+    if (child > 0)
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+        }
+    if (strncmp(word, "ready", 5) == 0) sock = server_at(path);
+    close(lfd);
+    return sock;
+}
+#endif
+
 int main(int argc, char **argv) {
     argv0 = argv;
     const char *path = getenv("KM_SERVER");
-    if (!path || !*path) path = KM_SOCKET;
-    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (sock < 0 || strlen(path) >= sizeof addr.sun_path) direct();
-    strcpy(addr.sun_path, path);
-    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0) direct();
-    /* a server of this user's only: it gets every descriptor of this process */
-    struct ucred peer;
-    socklen_t plen = sizeof peer;
-    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0 || peer.uid != getuid()) {
-        close(sock);
-        direct();
+    int sock = -1;
+#ifdef KM_FRONT
+    if (argc < 2 || own_command(argv[1])) direct();
+    if (path && *path)
+        sock = server_at(path); /* the server the user named */
+    else {
+        char dir[4096], at[4200];
+        runtime_dir(dir, sizeof dir);
+        snprintf(at, sizeof at, "%s/km.sock", dir);
+        sock = server_at(at);
+        if (sock < 0 && opted_in()) sock = start_server(dir, at);
     }
+#else
+    if (!path || !*path) path = KM_SOCKET;
+    sock = server_at(path);
+#endif
+    if (sock < 0) direct();
 
     /* descriptors: every open one but the socket, then the working directory */
     int fds[MAX_FDS + 1], nfds = 0;
@@ -216,11 +355,11 @@ int main(int argc, char **argv) {
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
     memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
-    ssize_t sent = sendmsg(sock, &msg, 0);
+    ssize_t sent = sendmsg(sock, &msg, MSG_NOSIGNAL); /* a server gone: EPIPE, not SIGPIPE */
     size_t total = 8 + len;
     while (sent > 0 && (size_t)sent < total) { /* the rest of a large request */
         size_t off = (size_t)sent - 8;
-        ssize_t r = write(sock, buf + off, len - off);
+        ssize_t r = send(sock, buf + off, len - off, MSG_NOSIGNAL);
         if (r <= 0) break;
         sent += r;
     }

@@ -27,12 +27,15 @@ def main(argv: list[str] | None = None, started: tuple[float, float] | None = No
 
         return image.main(args[1:])
     if args[:1] == ["--serve"]:
-        if len(args) not in (2, 4) or len(args) == 4 and args[2] != "--warm":
-            _say("--serve needs the socket's path (km --serve PATH [--warm SNAPSHOT])")
-            return 2
-        from kontain.cli import server
+        return _serve(args[1:])
+    if args[:1] == ["--server"]:  # the user's own server (cli/userserver.py)
+        from kontain.cli import userserver
 
-        return server.serve(args[1], warm=args[3] if len(args) == 4 else None)
+        return userserver.main(args[1:])
+    if args[:1] == ["--native"]:  # build the native front end (cli/front.py)
+        from kontain.cli import front
+
+        return front.main(args[1:])
     if args[:1] == ["resume"]:
         lazy = args[1:2] == ["--scale-to-zero"]
         if len(args) != 2 + lazy:
@@ -62,6 +65,21 @@ def main(argv: list[str] | None = None, started: tuple[float, float] | None = No
     from kontain import lifecycle
 
     return lifecycle.run_program(options.spec(o), started=started)
+
+
+def _serve(args: list[str]) -> int:
+    """km --serve PATH [--warm SNAPSHOT] [--ready FD] (--ready: for the front end that
+    starts the user's server, cli/kmc.c)."""
+    path, rest = (args[0], args[1:]) if args and not args[0].startswith("-") else (None, args)
+    named = dict(zip(rest[::2], rest[1::2]))
+    if path is None or len(rest) % 2 or not set(named) <= {"--warm", "--ready"} or len(named) != len(rest) // 2 \
+            or not named.get("--ready", "0").isdigit():
+        _say("--serve needs the socket's path (km --serve PATH [--warm SNAPSHOT])")
+        return 2
+    from kontain.cli import server
+
+    ready = int(named["--ready"]) if "--ready" in named else None
+    return server.serve(path, warm=named.get("--warm"), ready=ready)
 
 
 def _is_snapshot(program: str) -> bool:

@@ -26,7 +26,7 @@ import select
 import sys
 
 from kontain import native
-from kontain.cli import client
+from kontain.cli import client, front
 
 POOL = 2  # workers waiting with a VM built: one client at a time gets no wait, two at once neither
 _SIGCHLD, _SIGKILL, _SIGINT = 17, 9, 2
@@ -34,9 +34,11 @@ _PR_SET_PDEATHSIG = 1
 RESERVE_CONN = 128  # the connection's place among the monitor's descriptors (kernel/fdtable.py)
 
 
-def serve(path: str, warm: str | None = None) -> int:
+def serve(path: str, warm: str | None = None, ready: int | None = None) -> int:
     """Listen on ``path`` until killed.  ``warm``: a snapshot file whose memory each
-    worker maps before it has a client (``_Warm``)."""
+    worker maps before it has a client (``_Warm``).  ``ready``: a descriptor to write
+    "ready" on once clients can connect, then close (the user's server, started by the
+    native km front end, which is its client: no client is built next to the socket)."""
     from kontain import lazy
     from kontain.confine import Confinement
 
@@ -79,52 +81,61 @@ def serve(path: str, warm: str | None = None) -> int:
     except OSError as e:
         sys.stderr.write(f"km: --serve {path}: {e.strerror}\n")
         return 1
-    native_client = build_client(os.path.abspath(path))
+    if ready is not None:
+        try:
+            os.write(ready, b"ready\n")
+            os.close(ready)
+        except OSError:
+            pass  # (the km that started it is gone: serve all the same)
+    native_client = build_client(os.path.abspath(path)) if ready is None else None
     _signal.signal(_SIGCHLD, _signal.SIG_IGN)  # the kernel reaps the workers
     _signal.signal(_SIGINT, _signal.SIG_DFL)  # ^C ends the server (its waiting workers with it)
     taken_r, taken_w = os.pipe2(os.O_CLOEXEC)
     how = f"{native_client} PROGRAM, or " if native_client else ""
     sys.stderr.write(f"km: serving on {path} (run programs with {how}KM_SERVER={path} km PROGRAM)\n")
     sys.stderr.flush()
-    waiting: set[int] = set()
+    waiting: dict[int, int | None] = {}  # worker -> its pidfd (None: ended already)
     while True:
         while len(waiting) < POOL:
-            waiting.add(_spawn(listener, taken_w, warm))
-        ready, _, _ = select.select([taken_r], [], [], 1.0)
-        if ready:
-            for pid in os.read(taken_r, 4096).split():
-                waiting.discard(int(pid))
-        for pid in list(waiting):  # a worker that died before it took a client
+            pid = _spawn(listener, taken_w, warm)
             try:
-                os.kill(pid, 0)
+                waiting[pid] = os.pidfd_open(pid)
             except ProcessLookupError:
-                waiting.discard(pid)
+                waiting[pid] = None
+        pidfds = [fd for fd in waiting.values() if fd is not None]
+        ready = [] if None in waiting.values() else select.select([taken_r, *pidfds], [], [])[0]
+        ended = [pid for pid, fd in waiting.items() if fd is None or fd in ready]
+        if taken_r in ready or ended:  # (a worker that takes a client says so before anything else)
+            while select.select([taken_r], [], [], 0)[0]:
+                for pid in os.read(taken_r, 4096).split():
+                    _forget(waiting, int(pid))
+        if any(pid in waiting for pid in ended):
+            # A worker that ended before it took a client could not build its VM (no
+            # /dev/kvm for this user now, say): so would the next.  The server ends rather
+            # than take requests no worker will answer; the clients waiting start directly
+            # (the connection closes before any "ok"), and the user sees km's own error.
+            sys.stderr.write("km: server: a worker ended before it took a client (its error is above); "
+                             "the server ends, km starts programs directly\n")
+            return 1
+
+
+def _forget(waiting: dict[int, int | None], pid: int) -> None:
+    fd = waiting.pop(pid, None)
+    if fd is not None:
+        os.close(fd)
 
 
 def build_client(socket_path: str) -> str | None:
     """Compile the native client (kmc.c) next to the socket, with this km's paths baked
     in; None when there is no C compiler (KM_SERVER with the Python km still works)."""
-    import shutil
-    import subprocess
-
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        return None
-    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kmc.c")
     out = os.path.join(os.path.dirname(socket_path), "km")
-
-    def c_string(text: str) -> str:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
     script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else "km"
-    defines = [f"-DKM_PYTHON={c_string(sys.executable)}", f"-DKM_SCRIPT={c_string(script)}",
-               f"-DKM_SOCKET={c_string(socket_path)}"]
-    for static in (["-static"], []):
-        r = subprocess.run([cc, "-O2", *static, *defines, "-o", out + ".tmp", source], capture_output=True)
-        if r.returncode == 0:
-            os.rename(out + ".tmp", out)
-            return out
-    return None
+    try:
+        front.compile_kmc(out, [f"-DKM_PYTHON={front.c_string(sys.executable)}",
+                                f"-DKM_SCRIPT={front.c_string(script)}", f"-DKM_SOCKET={front.c_string(socket_path)}"])
+    except front.BuildError:
+        return None
+    return out
 
 
 def _snapshot_spec(spec):
@@ -294,6 +305,12 @@ def _worker(listener, taken_w: int, warm: str | None = None) -> int:
 
     def report(end) -> None:
         if os.getpid() == me:  # not from a forked child of the program
+            # The program's descriptors (the client's pipes among them) closed first, as
+            # Linux closes an exiting process's files before its parent learns of the end:
+            # else whoever reads the client's output to its end (a shell's $(km ...), a
+            # pipe) waited, after the client had ended, for this worker's exit to tear down
+            # its VM (~10 ms).  (The connection is above the floor, kept.)
+            os.closerange(0, proc.fds.floor)
             word = b"signal %d\n" % end.signal if end.signal else b"exit %d\n" % end.status
             try:
                 sock.sendall(word)
