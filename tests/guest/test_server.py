@@ -247,12 +247,15 @@ def test_a_request_from_another_user_is_not_read(tmp):
     srv = subprocess.Popen(as_user(KM_PYTHON + ["--serve", str(sock)]), stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
-        while not sock.exists():
-            assert srv.poll() is None and time.monotonic() < deadline, srv.stderr.read()
-            time.sleep(0.05)
         c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         c.settimeout(30)
-        c.connect(str(sock))
+        while True:  # (the socket's file exists from its bind, a moment before it listens)
+            try:
+                c.connect(str(sock))
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                assert srv.poll() is None and time.monotonic() < deadline, srv.stderr.read()
+                time.sleep(0.05)
         # a well-formed request (cli/client.py situation()): arguments, no environment,
         # umask, mask, ignored, cwd, namespaces, groups, cpus, limits, descriptors, cloexec, cwd?
         fields = [b"km-request-1", b"3", b"--env-file", str(fifo).encode(), b"/bin/true", b"0",
