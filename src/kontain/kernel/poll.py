@@ -251,7 +251,12 @@ class Poller:
         """``slot``'s thread is back from a call that exited (dispatch, which set
         ``slot.away`` for it): wake the poller if it parked meanwhile."""
         slot.away = False
-        if self._sleeping and slot.u32[ON]:
+        if slot.u32[ON]:
+            # Under the lock even when the poller looks awake: ``_park`` decides to sleep
+            # under it, from ``away``.  Looking at ``_sleeping`` first, without the lock,
+            # could miss a poller that had seen this thread away and not yet said it
+            # sleeps: it slept then while this thread's next calls spun to their end in
+            # the stub, until some other thread came back.
             with self.lock:
                 wake = self._sleeping and self.active.get(slot.task.vcpu.id) is slot
                 if wake:
