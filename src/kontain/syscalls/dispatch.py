@@ -141,7 +141,12 @@ def _make_polled(task, plain, poller, slot):
             finish(task, sq[NR], q[RAX], tuple(sq[ARG0 + i] for i in range(6)))
             return
         nr = q[RAX]
-        if 0 <= nr < 512 and pollable[nr] and nr not in slot.cleared:
+        declined = slot.declined  # the poller handed it on (it would block): not a call it missed
+        if declined:
+            slot.declined = False
+        elif nr in RW and not poller.regular(q[RDI]):
+            declined = True  # a read or write of a socket, pipe...: the poller would hand it on
+        if not declined and 0 <= nr < 512 and pollable[nr] and nr not in slot.cleared:
             slot.count += 1
             if slot.count >= burst or slot.count >= MISSES and slot.u32[ON]:
                 slot.count = slot.others = 0
@@ -163,6 +168,9 @@ def _make_polled(task, plain, poller, slot):
 
     return on_syscall
 
+
+# read, write, pread64, pwrite64, readv, writev: pollable only for a regular file (kernel/poll.py)
+RW = frozenset((0, 1, 17, 18, 19, 20))
 
 INTERNAL_ERROR = 70  # km's exit status when it stops a program because of its own bug (EX_SOFTWARE)
 
