@@ -60,6 +60,22 @@ def execve(p, task, path: str, argv_addr: int, envp_addr: int, comm: bytes, nofo
         from kontain.kernel import fork
 
         fork.execed(p)  # (the parent's setpgid of it is EACCES from now on)
+    # the old program's slots go and the new one's come in one batch (memory/slots.py):
+    # registered at its end, neighbours merged, so fewer KVM slot changes
+    p.slots.begin_batch()
+    try:
+        entry, sp = _replace_program(p, task, prog, path, envp, comm)
+    finally:
+        p.slots.end_batch()
+    vcpu = task.vcpu
+    vcpu.set_sregs(cpu.user_sregs(vcpu.get_sregs(), vcpu.id, p.gs_base(vcpu.id)))  # FS 0, GS 0 or km's; user mode
+    vcpu.set_xsave(p.init_xsave)
+    cpu.enter(vcpu, entry, sp)
+    task.stop = DIRECT  # registers are final: not a syscall's result
+
+
+def _replace_program(p, task, prog, path: str, envp: list[bytes], comm: bytes) -> tuple[int, int]:
+    """The old program out, the new one in: (entry, stack pointer)."""
     for v in list(p.mm):
         p.mm.unmap_range(v.start, v.end)
     if p.forked:
@@ -76,13 +92,8 @@ def execve(p, task, path: str, argv_addr: int, envp_addr: int, comm: bytes, nofo
     task.saved_mask = None
     task.gs_own = False
     p.name = path
-    entry, sp = p._load(prog.path, prog.argv, envp, prog.fd, prog.head, prog.size, opener=lambda path: _open(p, path),
-                        comm=comm)
-    vcpu = task.vcpu
-    vcpu.set_sregs(cpu.user_sregs(vcpu.get_sregs(), vcpu.id, p.gs_base(vcpu.id)))  # FS 0, GS 0 or km's; user mode
-    vcpu.set_xsave(p.init_xsave)
-    cpu.enter(vcpu, entry, sp)
-    task.stop = DIRECT  # registers are final: not a syscall's result
+    return p._load(prog.path, prog.argv, envp, prog.fd, prog.head, prog.size, opener=lambda path: _open(p, path),
+                   comm=comm)
 
 
 _ARGV0 = object()  # argv[0] before the program's strings are read (resolve_exec may replace it)
