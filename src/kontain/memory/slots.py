@@ -175,7 +175,7 @@ class SlotMap:
         """Register every slot again with a new VM (a forked child's), neighbours merged
         (see the module's docstring); parked ones are forgotten instead (a child that
         execs at once, as most do, would not reuse them)."""
-        for start, _end, _flags, sid, _hva in list(self._parked.values()):
+        for start, _end, _flags, _sid, _hva in list(self._parked.values()):
             i = bisect.bisect_left(self._starts, start)
             del self._starts[i], self._slots[i]
         self._parked.clear()
