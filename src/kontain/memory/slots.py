@@ -5,13 +5,13 @@ address (the SIGSEGV and its si_addr); a write to a ``KVM_MEM_READONLY`` slot ex
 same way with ``is_write`` set.  So memslots carry the guest's page protections, not the
 page tables, which are static (PVM never sees edits to live page tables).
 
-Slots are a partition of the accessible parts of the window that is only ever split,
-never merged: each mapping operation creates slots for exactly what it mapped, and
-removing or re-protecting part of a slot recreates only the pieces that remain.  A slot
-costs KVM metadata in proportion to its size, so merging neighbours would make every
-later change inside the merged slot pay for all of it.
+Slots are a partition of the accessible parts of the window that is split as mappings
+change, never merged afterwards: each mapping operation creates slots for exactly what it
+mapped, and removing or re-protecting part of a slot recreates only the pieces that
+remain.  A slot costs KVM metadata in proportion to its size, so merging neighbours would
+make every later change inside the merged slot pay for all of it.
 
-Two exceptions, where many slots are made at once and a KVM_SET_USER_MEMORY_REGION costs
+Merged at the start only, in two places where many slots are made at once and a KVM_SET_USER_MEMORY_REGION costs
 more than any later split of them (each waits for KVM's SRCU readers: 10-20 us on a quiet
 host, 0.7-1.5 ms on this loaded 2-CPU one, where they were ~60% of a fork+exec child's
 time): a *batch* (``begin_batch``: exec emptying the address space and loading the next
