@@ -286,6 +286,19 @@ def test_polling_tier_switches_on_by_count():
         assert served > 0 and parked + idled >= 4, r.err
 
 
+def test_socket_io_does_not_switch_polling_on():
+    """Reads and writes of sockets (which the poller hands back to the vCPU's thread: they
+    may block) do not count towards switching the tier on: the TCP echo, nothing but
+    such calls, used to switch its slot on and back off ~10 times a run."""
+    from kt import km, kvm_platform
+
+    prog = build("echo", "musl", ("-lpthread",))
+    r = km("--timings", prog, "2000", "64")
+    assert r.returncode == 0 and r.text == "2000 of 2000 echoed\n", r.err
+    if kvm_platform() == "pvm":
+        assert _polling(r.err)[1:3] == (0, 0), r.err
+
+
 def test_poller_wakes_after_its_last_slot_went():
     """The only slot on ends with its thread, then another thread's slot is switched on:
     the poller serves it.  (A poller whose last slot went, by a thread's end or a back-off,

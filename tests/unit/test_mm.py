@@ -210,6 +210,63 @@ def test_a_forked_child_forgets_parked_slots(space):
     check_slots(space)
 
 
+def test_a_batch_registers_neighbours_as_one_slot(space):
+    """exec and the first load (memory/slots.py, begin_batch): what a program's load maps
+    gets its slots at the batch's end, neighbours of the same protection merged."""
+    base = 0x400000
+    space.slots.begin_batch()
+    space.mmap(base, 2 * PAGE, F.PROT_READ, ANON | F.MAP_FIXED, -1, 0)
+    space.mmap(base + 2 * PAGE, 4 * PAGE, F.PROT_READ | F.PROT_EXEC, ANON | F.MAP_FIXED, -1, 0)
+    space.mmap(base + 6 * PAGE, PAGE, F.PROT_READ, ANON | F.MAP_FIXED, -1, 0)
+    space.mmap(base + 7 * PAGE, 2 * PAGE, RW, ANON | F.MAP_FIXED, -1, 0)
+    space.mmap(base + 7 * PAGE, PAGE, F.PROT_READ, ANON | F.MAP_FIXED, -1, 0)  # (RELRO-like: part of one)
+    assert space.rec.calls == 0
+    space.slots.end_batch()
+    assert sorted(space.rec.slots.values()) == [(base, 8 * PAGE, 2), (base + 8 * PAGE, PAGE, 0)]
+    assert space.rec.calls == 2
+    check_slots(space)
+    # a later change inside a merged slot splits it, as for any slot
+    space.munmap(base + 3 * PAGE, PAGE)
+    space.mprotect(base + PAGE, PAGE, RW)
+    check_slots(space)
+
+
+def test_a_batch_that_empties_the_space_deletes_each_slot_once(space):
+    """exec's emptying in a batch: a merged slot is deleted once, not split and
+    re-registered piece by piece as its mappings go one by one."""
+    base = 0x400000
+    space.slots.begin_batch()
+    for i in range(4):
+        space.mmap(base + i * PAGE, PAGE, F.PROT_READ | (F.PROT_EXEC if i % 2 else 0), ANON | F.MAP_FIXED, -1, 0)
+    space.slots.end_batch()
+    assert space.rec.calls == 1
+    space.slots.begin_batch()
+    for v in list(space):
+        space.unmap_range(v.start, v.end)
+    space.mmap(base, PAGE, RW, ANON | F.MAP_FIXED, -1, 0)
+    space.slots.end_batch()
+    assert space.rec.calls == 3  # one deletion, one new slot
+    check_slots(space)
+
+
+def test_a_forked_childs_slots_are_merged_up_to_a_size(space):
+    from kontain.memory import slots
+
+    a = space.mmap(0, 4 * PAGE, RW, ANON, -1, 0)
+    space.mprotect(a + PAGE, PAGE, F.PROT_READ)
+    space.mprotect(a + PAGE, PAGE, RW)  # (now three RW slots side by side)
+    big = slots.MERGE_MAX // PAGE
+    b = space.mmap(0, big * PAGE, RW, ANON, -1, 0)
+    assert b + big * PAGE == a
+    child = Recorder()
+    space.slots.rebind(child)
+    space.rec = child
+    assert sorted((g, s) for g, s, _ in child.slots.values()) == [(b, big * PAGE), (a, 4 * PAGE)]
+    check_slots(space)
+    space.munmap(a + 2 * PAGE, PAGE)
+    check_slots(space)
+
+
 # -- System V shared memory (real host segments; the memslots are recorded) ----------
 @pytest.fixture
 def segment():

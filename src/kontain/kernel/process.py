@@ -176,7 +176,11 @@ class Process:
     def launch(self, prog) -> Task:
         """Load ``prog`` (loader/exec.py: the program's file, opened, and its argv) into
         the prepared VM, with the spec's environment; returns the main thread, ready."""
-        entry, sp = self._load(prog.path, prog.argv, list(self.spec.env), prog.fd, prog.head, prog.size)
+        self.slots.begin_batch()  # (its slots registered at once, neighbours merged: memory/slots.py)
+        try:
+            entry, sp = self._load(prog.path, prog.argv, list(self.spec.env), prog.fd, prog.head, prog.size)
+        finally:
+            self.slots.end_batch()
         self._mark("load")
         vcpu = self.vcpu0
         task = Task(self, vcpu, os.getpid(), _thread.get_ident())

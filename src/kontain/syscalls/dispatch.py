@@ -129,6 +129,10 @@ def _make_polled(task, plain, poller, slot):
     back = poller.back
     sq = slot.q
     rw = task.process.rewriter
+    # descriptor -> is it a regular file (Poller.regular): an fstat at each read's exit cost
+    # the TCP echo ~4%, so the answer is kept for up to ``burst`` other calls (a descriptor
+    # closed and opened again as another kind is counted wrongly meanwhile: only counted)
+    kinds: dict[int, bool] = {}
 
     def on_syscall() -> None:
         # (the arithmetic flags: a rewritten site's R11 has no DF, AC..., which the stub never changes)
@@ -141,7 +145,16 @@ def _make_polled(task, plain, poller, slot):
             finish(task, sq[NR], q[RAX], tuple(sq[ARG0 + i] for i in range(6)))
             return
         nr = q[RAX]
-        if 0 <= nr < 512 and pollable[nr] and nr not in slot.cleared:
+        declined = slot.declined  # the poller handed it on (it would block): not a call it missed
+        if declined:
+            slot.declined = False
+        elif nr in RW:
+            fd = q[RDI] & 0xFFFFFFFF
+            regular = kinds.get(fd)
+            if regular is None:
+                regular = kinds[fd] = poller.regular(fd)
+            declined = not regular  # a read or write of a socket, pipe...: the poller would hand it on
+        if not declined and 0 <= nr < 512 and pollable[nr] and nr not in slot.cleared:
             slot.count += 1
             if slot.count >= burst or slot.count >= MISSES and slot.u32[ON]:
                 slot.count = slot.others = 0
@@ -150,6 +163,7 @@ def _make_polled(task, plain, poller, slot):
             slot.others += 1
             if slot.others >= burst:  # (the thread's calls are mostly ones that exit anyway)
                 slot.count = slot.others = 0
+                kinds.clear()
         if not slot.u32[ON]:
             plain()
             return
@@ -163,6 +177,9 @@ def _make_polled(task, plain, poller, slot):
 
     return on_syscall
 
+
+# read, write, pread64, pwrite64, readv, writev: pollable only for a regular file (kernel/poll.py)
+RW = frozenset((0, 1, 17, 18, 19, 20))
 
 INTERNAL_ERROR = 70  # km's exit status when it stops a program because of its own bug (EX_SOFTWARE)
 
