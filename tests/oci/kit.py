@@ -57,6 +57,15 @@ def host_ready() -> None:
             raise RuntimeError(f"cannot move cgroup controller {controller} to v1 for crun: {r.stderr.strip()}")
 
 
+def mend_dev_null(before: os.stat_result) -> None:
+    """Put the host's /dev/null back to ``before``'s owner and mode if a crun run gave it
+    away (crun 1.8 fchowns an exec's standard descriptors to its user)."""
+    now = os.stat("/dev/null")
+    if (now.st_uid, now.st_gid, now.st_mode) != (before.st_uid, before.st_gid, before.st_mode):
+        os.chown("/dev/null", before.st_uid, before.st_gid)
+        os.chmod("/dev/null", before.st_mode & 0o7777)
+
+
 BASE_CONFIG = {
     "ociVersion": "1.0.0",
     "process": {

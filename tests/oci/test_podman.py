@@ -229,6 +229,28 @@ def test_exec(podman):
     same(each(case), "exec")
 
 
+def test_exec_as_a_user_leaves_the_hosts_dev_null(podman):
+    """conmon gives `podman exec` the host's /dev/null as stdin, and crun 1.8 gives an
+    exec's standard descriptors to its user: under crun, `podman exec -u 1000` hands the
+    host's /dev/null to uid 1000 (the suite puts it back: conftest.py).  Under krun the
+    exec's stdin is a private node of the same device (oci/stdio.py): not the host's
+    inode, still EOF to read.  (The test looks at which inode the exec got, not at the
+    host's /dev/null afterwards, which other work on this machine may change meanwhile;
+    a user no other test uses: krun leaves a node that is already the user's as it is.)"""
+    host = os.stat("/dev/null")
+
+    def case(rt):  # (krun named by its path: the drop-in is one file that other test sessions here rewrite)
+        runtime = kit.KRUN[0] if rt == "kontain" else rt
+        cid = podman.ok("run", "--runtime", runtime, *LIMITS, "-d", "kt-busybox", "sleep", "1000").strip()
+        r = podman("exec", "-u", "4321:4321", cid, "sh", "-c", "stat -L -c '%d %i %t:%T' /proc/self/fd/0; cat; echo $?")
+        podman("rm", "-f", cid)
+        kit.mend_dev_null(host)  # (crun's exec gave it away: the next case starts from the same host)
+        assert r.returncode == 0, r.stderr
+        dev, ino, rdev, status = r.stdout.split()
+        return (int(dev), int(ino)) == (host.st_dev, host.st_ino), rdev, status
+    assert each(case) == {"crun": (True, "1:3", "0"), "kontain": (False, "1:3", "0")}
+
+
 def test_volume_and_port(podman, tmp_path):
     """A volume, read and written; a published port served from inside the VM."""
     import urllib.request

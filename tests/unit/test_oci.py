@@ -213,3 +213,52 @@ def test_the_documented_configuration_is_the_tested_one():
     podman = (root / "tests" / "oci" / "test_podman.py").read_text()
     assert any(b.startswith("[engine.runtimes]\nkontain = [") for b in blocks)
     assert "[engine.runtimes]\\nkontain = [" in podman
+
+
+def test_who_crun_gives_the_standard_descriptors_to():
+    """oci/stdio.py leaves a device node alone only when crun would not change its owner:
+    that takes knowing the owner, unmapped."""
+    plain = {"linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]}}
+    assert cli.stdio_owner({"user": {"uid": 1000, "gid": 5}}, plain) == (1000, 5)
+    assert cli.stdio_owner({"user": {}}, plain) == (0, 0)
+    assert cli.stdio_owner({"user": {"uid": "x"}}, plain) is None
+    assert cli.stdio_owner({"user": {"uid": 1000}}, {"linux": {"namespaces": [{"type": "user"}]}}) is None
+    assert cli.stdio_owner(None, plain, "1000:7") == (1000, 7)
+    assert cli.stdio_owner(None, plain, "1000") == (1000, 0)
+    assert cli.stdio_owner(None, plain, "name") is None
+    assert cli.stdio_owner(None, plain, None) is None  # (exec without --user: not guessed)
+    assert cli.stdio_owner(None, None, "0:0") == (0, 0)
+
+
+def test_standard_descriptors_on_private_device_nodes(tmp_path):
+    """A device node on a standard descriptor is replaced by a private node of the same
+    device (dups stay one open file); pipes, and nodes already the owner's, stay."""
+    import stat
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0:
+        pytest.fail("needs root (mknod)", pytrace=False)
+    node = tmp_path / "null"
+    os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    os.chmod(node, 0o666)
+    probe = (f"import os, sys; from kontain.oci import stdio; owner = eval(sys.argv[1]); "
+             f"r = stdio.protect({str(tmp_path / 'state')!r}, owner); "
+             f"s = [os.fstat(i) for i in (0, 1, 2)]; os.fchown(1, 1000, 1000); "
+             f"print((r, [(x.st_ino, x.st_rdev, oct(x.st_mode)) for x in s], os.listdir({str(tmp_path / 'state')!r}), "
+             f"os.read(0, 10)), file=sys.stderr)")
+
+    def run(owner):
+        with open(node, "r+b") as f:
+            r = subprocess.run([sys.executable, "-c", probe, owner], stdin=f, stdout=f, stderr=subprocess.PIPE,
+                               text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stderr
+    seen = run("(1000, 1000)")
+    ino = os.stat(node).st_ino
+    replaced, fds, listed, data = eval(seen)
+    assert replaced == [0, 1] and fds[0] == fds[1] and fds[0][0] != ino and listed == [] and data == b""
+    assert fds[0][1:] == (os.makedev(1, 3), oct(stat.S_IFCHR | 0o666)) and fds[2][1] == 0  # (stderr: a pipe)
+    assert (os.stat(node).st_uid, os.stat(node).st_gid) == (0, 0)
+    assert eval(run("(0, 0)"))[0] == []
+    assert (os.stat(node).st_uid, os.stat(node).st_gid) == (1000, 1000)  # (left as it was: the probe chowned it)

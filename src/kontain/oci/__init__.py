@@ -12,6 +12,7 @@ with /dev/kvm and a read-only km runtime added, and lets crun do the rest.
     programs.py  finding a container's program as the runtime would (for its errors)
     features.py  ``krun features``
     launcher.py  ``krun launcher``: builds krun-native (launcher.c), crun's verbs without Python
+    stdio.py     the standard descriptors on private device nodes (crun 1.8 chowns them)
     log.py       error lines in the log format the engine asked for
     elfdeps.py   a dynamic program's loader and libraries (the runtime, ``km image``)
     image.py     ``km image``: a minimal OCI image made from a program

@@ -182,6 +182,13 @@ class Krun:
         self.log.debug(f"crun {' '.join([*self.crun_global, self.command, *args])}")
         crun.execute([*self.crun_global, self.command, *args])
 
+    def protect_stdio(self, owner: tuple[int, int] | None) -> None:
+        """Descriptors 0-2 on private device nodes where crun would give the host's away
+        (oci/stdio.py)."""
+        from kontain.oci import stdio
+
+        stdio.protect(self.root, owner, self.log.debug)
+
     def create(self) -> int:
         """create and run: the bundle's configuration under km, through crun."""
         from kontain.oci import config, crun, programs, runtime
@@ -210,6 +217,7 @@ class Krun:
         command = [*rt.command(dest), "--image-files"]
         config.container(cfg, command, rt.root, dest)
         memfile = crun.memory_file(cfg, _first_free(o))
+        self.protect_stdio(stdio_owner(cfg.get("process"), cfg))
         self.handover([*o.argv(without=("--config", "-f")), f"--config={memfile}", *o.positional])
         return 1
 
@@ -224,11 +232,13 @@ class Krun:
         cid = o.positional[0]
         stored = crun.stored_config(self.root, cid)
         command = config.km_command(stored)
+        process_file = o.get("--process", "-p")
         if command is None:  # not a krun container (or none): crun says what it is
+            if stored is not None:  # (a crun container in krun's state: the owner is the process file's, unread)
+                self.protect_stdio(None if process_file else stdio_owner(None, stored, o.get("--user", "-u")))
             self.handover(self.args)
         pid = crun.init_pid(self.root, cid)  # (0 when it is not running: crun says so)
         view = programs.View(f"/proc/{pid}/root") if pid else None
-        process_file = o.get("--process", "-p")
         if process_file:
             try:
                 with open(process_file) as f:
@@ -239,6 +249,7 @@ class Krun:
                 programs.check(view, proc, 255)
             config.process(proc, command)
             memfile = crun.memory_file(proc, _first_free(o))
+            self.protect_stdio(stdio_owner(proc, stored))
             self.handover([*o.argv(without=("--process", "-p")), f"--process={memfile}", cid])
         base = dict((stored or {}).get("process") or {})
         env = [v for n, v in o.items if n in ("--env", "-e") and v is not None]
@@ -250,8 +261,22 @@ class Krun:
         keep = [(n, v) for n, v in o.items if not (n in ("--env", "-e") and v is not None and
                                                  config.loader_variable(v.split("=", 1)[0]))]
         o.items = keep
+        self.protect_stdio(stdio_owner(None, stored, o.get("--user", "-u")))
         self.handover([*o.argv(), cid, *command, *moved, "--", *o.rest] if o.rest else [*o.argv(), cid])
         return 1
+
+
+def stdio_owner(process: object, container: object, user: str | None = None) -> tuple[int, int] | None:
+    """Who crun gives the standard descriptors to: ``process``'s user (an OCI process
+    object), or exec's ``--user`` value; None when that is unknown or mapped by the
+    container's user namespace."""
+    from kontain.oci import stdio
+
+    if stdio.has_user_namespace(container):
+        return None
+    if isinstance(process, dict):
+        return stdio.owner_of(process.get("user", {}))
+    return stdio.owner_of_option(user)
 
 
 def _first_free(o: Options) -> int:

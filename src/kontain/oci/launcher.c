@@ -5,12 +5,12 @@
    (~17 ms here) before it hands the verb to crun.  Most verbs (start, state, kill,
    delete, ps, list, pause, resume, update, spec, checkpoint, restore) reach crun as they
    came, only with krun's state directory as crun's --root: this program does exactly
-   that, and runs the Python krun (KRUN_PYTHON KRUN_SCRIPT, baked in when it is built by
-   `krun launcher`) for everything else: create, run, exec, features, help, version,
+   that, and runs the Python krun (KRUN_PYTHON with KRUN_BOOT, baked in when it is built
+   by `krun launcher`) for everything else: create, run, exec, features, help, version,
    --debug, an option it does not know, and crun not found (the Python krun then says
    what to do).  What it passes on must stay what oci/cli.py passes on.
 
-   Built with: cc -O2 -DKRUN_PYTHON='"..."' -DKRUN_SCRIPT='"..."' launcher.c */
+   Built with: cc -O2 -DKRUN_PYTHON='"..."' -DKRUN_SCRIPT='"..."' -DKRUN_BOOT='"..."' launcher.c */
 
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +23,9 @@
 #endif
 #ifndef KRUN_SCRIPT
 #error "KRUN_SCRIPT: the krun script"
+#endif
+#ifndef KRUN_BOOT
+#error "KRUN_BOOT: the Python code that starts krun (oci/launcher.py)"
 #endif
 
 static const char *const global_value[] = {"--root", "--log", "--log-format", "--criu", "--cgroup-manager",
@@ -40,17 +43,24 @@ static int among(const char *s, size_t n, const char *const *list) {
     return 0;
 }
 
+/* The Python krun, started as `python -I -S -c KRUN_BOOT ARGS...`: KRUN_BOOT sets the
+   module path `krun launcher` saw (site-packages, an editable install's source) and runs
+   krun's main.  Without -S the interpreter imports site and runs every .pth file of the
+   environment first, ~3.5 ms of CPU on each create and exec (docs/performance.md). */
 static void python(char **argv) {
     int argc = 0;
     while (argv[argc])
         argc++;
-    char **args = calloc(argc + 2, sizeof(char *));
+    char **args = calloc(argc + 5, sizeof(char *));
     if (args == NULL)
         _exit(1);
     args[0] = KRUN_PYTHON;
-    args[1] = KRUN_SCRIPT;
+    args[1] = "-I";
+    args[2] = "-S";
+    args[3] = "-c";
+    args[4] = KRUN_BOOT;
     for (int i = 1; i < argc; i++)
-        args[i + 1] = argv[i];
+        args[i + 4] = argv[i];
     execv(KRUN_PYTHON, args);
     dprintf(2, "krun: cannot run %s (rebuild the launcher: krun launcher -o %s)\n", KRUN_PYTHON, argv[0]);
     _exit(1);

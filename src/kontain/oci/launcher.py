@@ -31,6 +31,16 @@ def _script() -> str:
     return script
 
 
+def boot(script: str) -> str:
+    """The Python code krun-native runs krun with (``python -I -S -c CODE ARGS``): this
+    interpreter's module path as it is now, without the script's own directory (site and
+    the environment's .pth files are not run again at each start), and the krun script's
+    name as argv[0] (``krun launcher`` finds its place from it)."""
+    path = [p for p in sys.path if p and os.path.abspath(p) != os.path.dirname(script)]
+    return (f"import sys; sys.path[:] = {path!r}; sys.argv[0] = {script!r}; "
+            "from kontain.oci.cli import main; sys.exit(main())")
+
+
 def _c_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -46,7 +56,8 @@ def build(output: str | None = None) -> str:
     if not cc:
         raise KrunError("no C compiler (apt-get install gcc), so no krun-native: register krun itself", 2)
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.c")
-    defines = [f"-DKRUN_PYTHON={_c_string(sys.executable)}", f"-DKRUN_SCRIPT={_c_string(_script())}"]
+    defines = [f"-DKRUN_PYTHON={_c_string(sys.executable)}", f"-DKRUN_SCRIPT={_c_string(_script())}",
+               f"-DKRUN_BOOT={_c_string(boot(_script()))}"]
     tmp = f"{output}.{os.getpid()}.tmp"
     try:
         try:

@@ -84,13 +84,16 @@ def key() -> str:
     st = os.stat(_interpreter())
     h.update(f"{st.st_size}\0{st.st_mtime_ns}\0".encode())
     pkg = _package()
+    skip = len(pkg) + 1  # (each file's path relative to pkg; os.path.relpath cost ~2 ms of every create)
+    parts = []
     for d, dirs, files in os.walk(pkg):
         dirs[:] = sorted(x for x in dirs if x != "__pycache__")
         for f in sorted(files):
             if f.endswith(".py"):
-                p = os.path.join(d, f)
+                p = f"{d}/{f}"
                 st = os.stat(p)
-                h.update(f"{os.path.relpath(p, pkg)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+                parts.append(f"{p[skip:]}\0{st.st_size}\0{st.st_mtime_ns}\0")
+    h.update("".join(parts).encode())
     for name, where in _dependencies().items():
         for f in sorted(os.listdir(where)):
             st = os.stat(os.path.join(where, f))
