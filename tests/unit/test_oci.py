@@ -64,6 +64,7 @@ def test_the_container_gets_kvm_the_runtime_and_km():
     config.container(cfg, COMMAND, "/var/cache/kontain/runtime-x", dest)
     assert config.km_command(cfg) == [*COMMAND, "--deny", "openat2=1", "--deny", "clone3=1", "--deny", "faccessat2=1"]
     assert config.km_command({"process": {"args": ["sh", "--", "x"]}}) is None
+    assert config.km_command(None) is None  # (no such container)
 
 
 def test_the_seccomp_profile_allows_what_km_needs_for_itself():

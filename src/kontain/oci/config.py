@@ -69,7 +69,8 @@ def km_command(config: dict) -> list[str] | None:
     processes krun exec adds; None for a container krun did not make.  Read back from the
     first process's arguments (km's command and options, "--", the program's), less that
     process's own -e and --rlimit options (``process``)."""
-    args = ((config or {}).get("process") or {}).get("args") or []
+    config = config or {}
+    args = (config.get("process") or {}).get("args") or []
     km = f"{mount_point(config)}/km"
     if km not in args or "--" not in args[args.index(km):]:
         return None
