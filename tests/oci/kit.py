@@ -10,6 +10,7 @@ hierarchies plus a v2 one) crun refuses to run until no controller is left on v2
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import shutil
@@ -148,6 +149,11 @@ def bundle(path: Path, args: list[str], rootfs: Path | None = None, **changes) -
     if rootfs is None:
         rootfs = busybox_rootfs(path / "rootfs")
     cfg["root"]["path"] = str(rootfs)
+    # a cgroup of its own: crun names one after the container's id otherwise, so two test
+    # runs on one machine (in other --root directories) shared the cgroup of their
+    # container "x", and one's kill or delete ended the other's container
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    cfg["linux"]["cgroupsPath"] = f"/kt-{os.getpid()}-{digest}"
     for key, value in changes.items():
         *parents, last = key.split("__")
         d = cfg
