@@ -67,7 +67,6 @@ def main() -> int:
     args = ap.parse_args()
     runtimes = [r for r in RUNTIMES if (r != "runsc" or shutil.which("runsc"))
                 and (r != "kontain-py" or RUNTIMES["kontain"] != RUNTIMES["kontain-py"])]
-    devnull = os.stat("/dev/null")  # (runsc may give it to nobody: bench.py's mend_devnull)
     try:
         with tempfile.TemporaryDirectory(prefix="kt-bench-") as tmp:
             podman = ["podman", "--root", f"{tmp}/storage", "--runroot", f"{tmp}/run"]
@@ -86,7 +85,7 @@ def main() -> int:
                 subprocess.run([*podman, "rm", "--all", "--force"], capture_output=True)
                 subprocess.run([*podman, "system", "reset", "--force"], capture_output=True)
     finally:
-        mend_devnull(devnull)
+        mend_devnull()
     text = render(runtimes, times, memory, args.rounds)
     print(text)
     if args.write:

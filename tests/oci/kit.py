@@ -58,13 +58,15 @@ def host_ready() -> None:
             raise RuntimeError(f"cannot move cgroup controller {controller} to v1 for crun: {r.stderr.strip()}")
 
 
-def mend_dev_null(before: os.stat_result) -> None:
-    """Put the host's /dev/null back to ``before``'s owner and mode if a crun run gave it
-    away (crun 1.8 fchowns an exec's standard descriptors to its user)."""
+def mend_dev_null() -> None:
+    """Put the host's /dev/null back to what it is on every Linux system (root's, 0666) if a
+    crun run gave it away (crun 1.8 fchowns an exec's standard descriptors to its user; runsc
+    does too).  Not "as it was before the test": another test run on the machine may have
+    changed it meanwhile, and this one would then keep that."""
     now = os.stat("/dev/null")
-    if (now.st_uid, now.st_gid, now.st_mode) != (before.st_uid, before.st_gid, before.st_mode):
-        os.chown("/dev/null", before.st_uid, before.st_gid)
-        os.chmod("/dev/null", before.st_mode & 0o7777)
+    if (now.st_uid, now.st_gid, now.st_mode & 0o7777) != (0, 0, 0o666):
+        os.chown("/dev/null", 0, 0)
+        os.chmod("/dev/null", 0o666)
 
 
 BASE_CONFIG = {

@@ -244,7 +244,7 @@ def test_exec_as_a_user_leaves_the_hosts_dev_null(podman):
         cid = podman.ok("run", "--runtime", runtime, *LIMITS, "-d", "kt-busybox", "sleep", "1000").strip()
         r = podman("exec", "-u", "4321:4321", cid, "sh", "-c", "stat -L -c '%d %i %t:%T' /proc/self/fd/0; cat; echo $?")
         podman("rm", "-f", cid)
-        kit.mend_dev_null(host)  # (crun's exec gave it away: the next case starts from the same host)
+        kit.mend_dev_null()  # (crun's exec gave it away: the next case starts from the same host)
         assert r.returncode == 0, r.stderr
         dev, ino, rdev, status = r.stdout.split()
         return (int(dev), int(ino)) == (host.st_dev, host.st_ino), rdev, status
