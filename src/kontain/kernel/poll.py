@@ -136,7 +136,7 @@ class Poller:
         self._running = _thread.allocate_lock()  # held by the poller thread that runs
         self.serving: Slot | None = None  # the slot whose call the poller is running
         self.served = 0  # calls answered without an exit (km --timings reports it) ...
-        self.by_vcpu: dict[int, int] = {}  # ... and on which vCPU (thread)
+        self.by_vcpu = [0] * L.POLL_VCPUS  # ... and on which vCPU (thread)
         self.switched_on = self.backed_off = self.parked = self.idled = 0  # (km --timings too)
         self._stat = bytearray(144)
         self._stat_addr = native.address_of(self._stat)
@@ -463,8 +463,7 @@ class Poller:
         if slot.good > 4096:
             slot.backoff = BACKOFF_MIN  # it works here: a later failure backs off briefly
         self.served += 1
-        vid = task.vcpu.id
-        self.by_vcpu[vid] = self.by_vcpu.get(vid, 0) + 1
+        self.by_vcpu[task.vcpu.id] += 1  # (a polled vCPU's id is below POLL_VCPUS: attach)
 
     def regular(self, fd: int) -> bool:
         """Is ``fd`` a regular file (the one kind of descriptor whose reads and writes the
@@ -472,17 +471,16 @@ class Poller:
         calls the poller would only hand back do not switch the slot on: a thread
         reading and writing sockets switched it on and backed off ~10 times in 3000 TCP
         echoes, the poller taking the GIL and a CPU from the program's threads each time."""
-        fd &= 0xFFFFFFFF
-        st = bytearray(144)  # (its own: the poller's thread uses self._stat meanwhile)
-        if fd >= self.p.fds.floor or native.syscall(5, fd, native.address_of(st)) != 0:  # fstat
-            return False
-        return struct.unpack_from("<I", st, 24)[0] & _S_IFMT == _S_IFREG
+        return self._kind(fd, bytearray(144)) == _S_IFREG  # (a buffer of its own: the poller's thread uses _stat)
 
-    def _kind(self, fd: int) -> int:
+    def _kind(self, fd: int, stat: bytearray | None = None) -> int:
+        """``fd``'s file type (S_IFMT bits), 0 for a bad descriptor or one of km's own."""
         fd &= 0xFFFFFFFF
-        if fd >= self.p.fds.floor or native.syscall(5, fd, self._stat_addr) != 0:  # fstat
+        addr = self._stat_addr if stat is None else native.address_of(stat)
+        stat = self._stat if stat is None else stat
+        if fd >= self.p.fds.floor or native.syscall(5, fd, addr) != 0:  # fstat
             return 0  # EBADF and the like: let the vCPU's thread report it
-        return struct.unpack_from("<I", self._stat, 24)[0] & _S_IFMT
+        return struct.unpack_from("<I", stat, 24)[0] & _S_IFMT
 
     # -- the vCPU's side ----------------------------------------------------------------
     def settle(self, task) -> tuple[int, int] | None:
