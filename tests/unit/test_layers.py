@@ -19,7 +19,7 @@ LAYERS = [
     {"kernel"},
     {"syscalls"},
     {"lifecycle"},
-    {"cli", "oci", "bundle", "__main__", "__init__"},  # (oci: krun and km image; cli starts km image, oci km)
+    {"cli", "oci", "bundle", "cbuild", "__main__", "__init__"},  # (oci: krun and km image; cli starts km image, oci km)
 ]
 
 

@@ -16,49 +16,17 @@ from __future__ import annotations
 import os
 import sys
 
+from kontain.cbuild import BuildError, c_string, compile_c  # noqa: F401  (front.BuildError, front.c_string)
+
 SCRIPT = "km-python"  # the Python km, installed beside km (pyproject.toml's script-files)
 
 
-class BuildError(Exception):
-    """A front end that cannot be built: one line for the user, and the exit status."""
-
-    def __init__(self, message: str, status: int = 1):
-        super().__init__(message)
-        self.status = status
-
-
-def c_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def compile_kmc(output: str, defines: list[str]) -> None:
-    """Compile kmc.c into ``output`` (static when the C library allows it: a static
-    program starts faster), atomically; BuildError when there is no compiler or it fails."""
-    import shutil
-    import subprocess
-
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        raise BuildError("no C compiler (apt-get install gcc), so no native km: km stays the Python one", 2)
+    """Compile kmc.c into ``output`` (static when the C library allows it), atomically;
+    BuildError when there is no compiler or it fails."""
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kmc.c")
-    tmp = f"{output}.{os.getpid()}.tmp"
-    try:
-        errors = ""
-        for static in (["-static"], []):
-            try:
-                r = subprocess.run([cc, "-O2", "-Wall", *static, *defines, "-o", tmp, source], capture_output=True,
-                                   text=True)
-            except OSError as e:
-                raise BuildError(f"cannot run the C compiler {cc}: {e.strerror} (set CC)", 2) from None
-            if r.returncode == 0:
-                os.chmod(tmp, 0o755)
-                os.rename(tmp, output)
-                return
-            errors = r.stderr.strip()
-        raise BuildError(f"{cc} failed on {source}: {errors.splitlines()[-1:] or r.returncode}")
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    compile_c(source, output, defines, static=True,
+              missing="no C compiler (apt-get install gcc), so no native km: km stays the Python one", hint="set CC")
 
 
 def build(output: str | None = None) -> str:

@@ -41,36 +41,21 @@ def boot(script: str) -> str:
             "from kontain.oci.cli import main; sys.exit(main())")
 
 
-def _c_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def build(output: str | None = None) -> str:
     """Compile launcher.c into ``output`` (atomically: an engine may be running the old
     one); its path."""
-    import shutil
-    import subprocess
+    from kontain.cbuild import BuildError, c_string, compile_c
 
     output = os.path.abspath(output or default_output())
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        raise KrunError("no C compiler (apt-get install gcc), so no krun-native: register krun itself", 2)
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.c")
-    defines = [f"-DKRUN_PYTHON={_c_string(sys.executable)}", f"-DKRUN_SCRIPT={_c_string(_script())}",
-               f"-DKRUN_BOOT={_c_string(boot(_script()))}"]
-    tmp = f"{output}.{os.getpid()}.tmp"
+    defines = [f"-DKRUN_PYTHON={c_string(sys.executable)}", f"-DKRUN_SCRIPT={c_string(_script())}",
+               f"-DKRUN_BOOT={c_string(boot(_script()))}"]
     try:
-        try:
-            r = subprocess.run([cc, "-O2", "-Wall", *defines, "-o", tmp, source], capture_output=True, text=True)
-        except OSError as e:
-            raise KrunError(f"cannot run the C compiler {cc}: {e.strerror} (set CC, or register krun itself)", 2) from None
-        if r.returncode != 0:
-            raise KrunError(f"{cc} failed on {source}: {r.stderr.strip().splitlines()[-1:] or r.returncode}")
-        os.chmod(tmp, 0o755)
-        os.rename(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        compile_c(source, output, defines, static=False,
+                  missing="no C compiler (apt-get install gcc), so no krun-native: register krun itself",
+                  hint="set CC, or register krun itself")
+    except BuildError as e:
+        raise KrunError(str(e), e.status) from None
     return output
 
 
