@@ -471,7 +471,9 @@ class Process:
         for t in others:
             self.kick(t)
         with self.lock:
-            while self.exiting or any(t.state == RUNNING for t in self.tasks.values()):
+            # (and no program thread in the middle of its own pause_others section: what it
+            # changes, another thread's registers included, must not race with ours)
+            while self.exiting or self.pausing_others or any(t.state == RUNNING for t in self.tasks.values()):
                 self.changed.wait()
             return list(self.tasks.values())
 
@@ -485,7 +487,7 @@ class Process:
         for t in others:
             self.kick(t)
         with self.lock:
-            while any(t.state == RUNNING for t in self.tasks.values() if t is not task):
+            while self.pausing_others or any(t.state == RUNNING for t in self.tasks.values() if t is not task):
                 self.changed.wait()
             task.state = RUNNING
             return [t for t in self.tasks.values() if t is not task]
@@ -505,7 +507,10 @@ class Process:
         with self.lock:
             me.state = PAUSED
             self.changed.notify_all()
-            while self.pausing_others and not self.zap:
+            # one such section at a time, and none while another pauser (a snapshot, a
+            # debugger, --pause-check) holds the program: it may be reading or writing the
+            # registers this section reads and writes
+            while (self.pausing_others or self.pause_requests) and not self.zap:
                 self.changed.wait()
             if self.zap:
                 me.state = RUNNING
