@@ -67,6 +67,46 @@ def test_other_instruction_before_syscall():
     assert sites >= 2 and polled + exited > 5000, r.err
 
 
+def _short(err: str) -> tuple[int, int]:
+    """(short sites rewritten, sites put back) from --timings."""
+    m = re.search(r"\((\d+) short, \d+ refused, (\d+) put back\)", err)
+    assert m, err
+    return int(m[1]), int(m[2])
+
+
+def test_short_site_covered_with_its_syscall():
+    """musl's syscall(3) has `mov 0x18(%rdx),%rdx` (4 bytes) right before its `syscall`:
+    the jump covers both (a short site), and the calls take it."""
+    argv = [_prog("musl"), "raw", "3000"]
+    compare(argv, km_options=EAGER)
+    r = km("--timings", *EAGER, *argv)
+    sites, polled, exited = _rewritten(r.err)
+    assert _short(r.err)[0] >= 1 and polled + exited > 5000, r.err
+    r = km("--timings", *EAGER, "--no-poll", *argv)
+    sites, polled, exited = _rewritten(r.err)
+    assert _short(r.err)[0] >= 1 and exited > 2900, r.err
+
+
+@pytest.mark.parametrize("restart", ["1", "0"])
+@pytest.mark.parametrize("variant", STATIC)
+def test_signals_during_calls_from_a_short_site(variant, restart):
+    """Blocking writes and reads through syscall(3), its site rewritten first, SIGALRM
+    every 300 us: a call made again enters the trampoline (its `syscall` is under the
+    jump), and a handler's frame never returns into km's code or under a jump: the
+    site gets its bytes back first (``put back``)."""
+    argv = [_prog(variant), "rawsignals", "300", restart]
+    compare(argv, km_options=EAGER)
+    compare(argv, km_options=EAGER + ("--no-poll",))
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_threads_and_signals_at_a_short_site(variant):
+    """Four threads calling through syscall(3) while SIGALRM lands in whichever thread it
+    finds: kicks stop threads anywhere, also between the site's instruction and its
+    `syscall` (the jump waits for them, or never comes if a frame returns there)."""
+    compare([_prog(variant), "rawthreads", "4", "20000"], km_options=EAGER)
+
+
 @pytest.mark.parametrize("variant", STATIC)
 def test_no_rewrite(variant):
     r = km("--timings", *EAGER, "--no-rewrite", _prog(variant), "code", "200")

@@ -3,6 +3,8 @@ again after the signal handler) or after it (with its result), from every point 
 stub and every state of its slot.  The registers and the slot are plain memory here; the
 stub's offsets are the assembled ones (guest_code.py)."""
 
+import types
+
 import pytest
 
 from kontain import native
@@ -32,6 +34,7 @@ class FakeTask:
 
 def setup(offset: int, state: int, *, serving: bool = False):
     p = object.__new__(poll.Poller)
+    p.p = types.SimpleNamespace(rewriter=None)  # (no rewritten sites: a call runs again from its `syscall`)
     task = FakeTask()
     view = memoryview(bytearray(128))
     slot = poll.Slot(task, native.address_of(view.obj), view)

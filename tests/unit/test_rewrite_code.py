@@ -79,6 +79,51 @@ def test_displaced_instruction(before, ok):
     assert got == (0x1001 if ok else None)
 
 
+@pytest.mark.parametrize("before, ok", [
+    ("4889f8", True),  # mov %rdi,%rax (musl's read and write)
+    ("488b5218", True),  # mov 0x18(%rdx),%rdx (musl's syscall())
+    ("4c89c0", True),  # mov %r8,%rax
+    ("89f8", False),  # mov %edi,%eax: with the `syscall`, 4 bytes, too short for a jump
+    ("b86e000000", False),  # 5 bytes: the jump covers it alone (displaced_before_syscall)
+    ("ffd0", False),  # call *%rax: not a plain instruction
+])
+def test_instruction_covered_with_its_syscall(before, ok):
+    insn = bytes.fromhex(before)
+    code = b"\x90" + insn + b"\x0f\x05\xc3"
+    got = decode.covered_with_syscall(code, 0x1000, 0x1001 + len(insn))
+    assert got == (0x1001 if ok else None)
+
+
+def test_nothing_may_land_on_a_covered_syscall():
+    """The jump would cover the `syscall`: a branch in the function to it, an indirect
+    jump (a jump table could), or a transaction's abort address there keeps the site."""
+    body = bytes.fromhex("4889f8") + b"\x0f\x05" + b"\xc3"  # mov %rdi,%rax; syscall; ret
+    at = 0x1000
+    plain = b"\x90\x90" + body
+    assert decode.covered_with_syscall(plain, at, at + 5) == at + 2
+    # jmp rel8 from before to the syscall (eb 03: 0x1002 -> 0x1005)
+    assert decode.covered_with_syscall(bytes.fromhex("eb03") + body, at, at + 5) is None
+    # the same jump aimed at the instruction before it is fine
+    assert decode.covered_with_syscall(bytes.fromhex("eb00") + body, at, at + 5) == at + 2
+    # a conditional jump after it, back to the syscall (75 xx: jne)
+    tail = bytes.fromhex("75") + bytes([(at + 5 - (at + 8 + 2)) & 0xFF])
+    assert decode.covered_with_syscall(b"\x90\x90" + body[:5] + b"\x90" + tail + b"\xc3", at, at + 5) is None
+    # jmp *%rax anywhere in the function
+    assert decode.covered_with_syscall(b"\x90\x90" + body[:5] + bytes.fromhex("ffe0"), at, at + 5) is None
+    # xbegin whose abort address is elsewhere is still refused
+    assert decode.covered_with_syscall(bytes.fromhex("c7f800000000") + body, at, at + 9) is None
+    # the syscall hidden inside another instruction is no syscall
+    assert decode.covered_with_syscall(bytes.fromhex("b80f050000") + body, at, at + 1) is None
+
+
+def test_function_end_for_the_covered_proof():
+    starts = funcstarts.FunctionStarts([0x1000, 0x1040, 0x1100], [0x1030, 0, 0], [])
+    assert starts.end_of(0x1000) == 0x1030  # its size
+    assert starts.end_of(0x1040) == 0x1100  # unknown: the next start bounds it
+    assert starts.end_of(0x1100) == 0  # the last, size unknown
+    assert starts.end_of(0x1010) == 0  # no function starts there
+
+
 def test_not_at_an_instruction_boundary():
     # b8 0f 05 00 00 (mov $0x50f,%eax) hides the bytes 0f 05: no syscall there
     code = bytes.fromhex("b80f0500000f05")

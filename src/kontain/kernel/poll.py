@@ -531,6 +531,7 @@ class Poller:
         u32[STATE] = IDLE
         q[k.RAX] = sq[NR]
         q[k.RDX] = sq[ARG0 + 2]
-        q[k.RIP] = q[k.RCX] - 2  # the `syscall` instruction: it runs again
+        rw = self.p.rewriter  # the `syscall` instruction: it runs again (a short site's: its trampoline)
+        q[k.RIP] = q[k.RCX] - 2 if rw is None else rw.again(q[k.RCX] - 2)
         task.vcpu.mark_regs_dirty()
         return None

@@ -28,6 +28,21 @@ What is proven before a byte changes (``_examine``):
   instruction boundary lies under the jump: nothing can branch, return or sigreturn
   into it).
 
+A *short* site (the instruction before the `syscall` is 3 or 4 bytes: musl's ``mov
+%rdi,%rax``, ``mov 0x18(%rdx),%rdx``) has the jump cover the `syscall` too, so the
+`syscall` is an instruction boundary under the jump, where nothing may ever land:
+
+* branches: the whole function is decoded (``decode.covered_with_syscall``): no direct
+  branch to the `syscall`, no indirect jump, no transaction;
+* a thread stopped there (a kick between the two instructions): the patch waits
+  (``LATER``) while one is; a thread in km's stub on its way back to make a call again
+  from there (pausing it interrupted its call) goes to the entry below instead;
+* a call made again (a restart, a call the poll stub did not post, a thread settled out
+  of a trampoline) enters the trampoline past the site's instruction (``again``) instead;
+* a signal frame: never returns under a jump or into km's code (``framed``): a `syscall`
+  a frame returned to is never covered, and a frame at a short site's entry returns to
+  the `syscall` while the site is put back at the next exit (``put_back_soon``).
+
 Anything else keeps the slow path, and the verdict is remembered (``seen``).  iced-x86
 is imported only when a site turns hot (15-25 ms): a short program never pays it.
 
@@ -50,6 +65,7 @@ from kontain.abi import flags as F
 from kontain.arch.x86_64 import layout as L
 from kontain.arch.x86_64 import trampoline as T
 from kontain.errors import GuestError
+from kontain.kvm import abi as k
 
 HOT = 8  # traps of a site before it is examined
 # No site is examined before the program has made Spec.rewrite_after calls, trapped or polled (km
@@ -63,6 +79,10 @@ REACH = (1 << 31) - 2 * L.PAGE
 SYSCALL = b"\x0f\x05"
 REFUSED = -1
 PATCHED = -2
+LATER = 0  # (_rewrite: not now, a thread stands where the jump would go; examined again at its next trap)
+SHORT_LEAST = 3  # the shortest instruction before a `syscall` that a jump covers with it
+SHORT_MOST = 4  # (5 and more: the jump covers that instruction alone)
+MAX_FRAMED = 4096  # signal frames at a `syscall` remembered at most (then no more short sites)
 NAME = "[km-syscalls]"
 _PAGE = L.PAGE
 
@@ -80,10 +100,19 @@ class Rewriter:
         self._sorted: list[int] = []  # the patched sites, sorted
         self.tramps: dict[int, tuple[int, int, int]] = {}  # trampoline -> (site, its instruction's length, syscall)
         self.by_syscall: dict[int, int] = {}  # a rewritten site's `syscall` -> its trampoline
+        # short sites (the jump covers the `syscall` too) -> where a call made there again
+        # enters: the trampoline past the site's instruction, which does what `syscall` does
+        self.short: dict[int, int] = {}  # the `syscall` of a short site -> that entry
+        self.entries: dict[int, int] = {}  # the entries -> their `syscall`
+        self.framed_at: set[int] = set()  # `syscall` instructions a signal frame km wrote returns to
+        self.short_ok = True  # False once ``framed`` overflowed
+        self.put_back_soon: set[int] = set()  # short sites a signal frame returns into (``framed``)
         self.pages: list[list[int]] = []  # [start, trampolines used] of each trampoline page
         self.frozen: list[tuple[int, int]] = []  # ranges made writable or moved: never patched again
         self.files: dict[tuple, object] = {}  # (dev, ino, size, mtime) -> FunctionStarts or None
         self.sites = 0  # sites rewritten
+        self.short_sites = 0  # of them short ones
+        self.put_back = 0  # sites given their bytes back (code made writable, GS taken, a frame)
         self.refused = 0
         self.trapped = 0  # calls by `syscall` at sites not rewritten
         self.exited = 0  # calls by a rewritten site that exited to km
@@ -92,6 +121,8 @@ class Rewriter:
     # -- the exit path (syscalls/dispatch.py) ------------------------------------------------
     def trap(self, task, ret: int) -> None:
         """A call exited with return address ``ret`` (RCX) that is not rewritten."""
+        if self.put_back_soon:
+            self._put_back(task)
         n = self.seen.get(ret, 0)
         if n < 0:
             if n == PATCHED:
@@ -104,7 +135,11 @@ class Rewriter:
             if n or len(self.seen) < MAX_SEEN:
                 self.seen[ret] = min(n + 1, HOT)
             return
-        self.seen[ret] = REFUSED if self._rewrite(task, ret - 2) is None else PATCHED
+        self._decide(task, ret)
+
+    def _decide(self, task, ret: int) -> None:
+        done = self._rewrite(task, ret - 2)
+        self.seen[ret] = REFUSED if done is None else HOT - 1 if done == LATER else PATCHED
 
     def answered(self, ret: int) -> bool:
         """The poller answered a call from return address ``ret`` (the slot's RCX, which the
@@ -131,7 +166,7 @@ class Rewriter:
         """On the vCPU's thread, after a polled call from ``ret`` that ``answered`` found hot."""
         n = self.seen.get(ret, 0)
         if n >= HOT:
-            self.seen[ret] = REFUSED if self._rewrite(task, ret - 2) is None else PATCHED
+            self._decide(task, ret)
 
     def _calls(self) -> int:
         """The program's calls so far, trapped or answered by the poller (the warm-up's
@@ -159,12 +194,15 @@ class Rewriter:
         if not alone and not p.pause_others(task):
             return None
         try:
-            done = self._patch(syscall_at, found[0], found[1], at)
+            done = self._patch(task, syscall_at, found[0], found[1], at)
         finally:
             if not alone:
                 p.resume_others(task)
         if done is None:
             self.refused += 1
+        elif done == LATER:
+            with self.lock:  # (the trampoline is handed out again next time)
+                self._give_back(at)
         return done
 
     # -- proof -----------------------------------------------------------------------------
@@ -175,7 +213,7 @@ class Rewriter:
         if not L.MMAP_MIN <= lo or syscall_at + 2 > mm.window:
             return False
         v = mm.find(syscall_at)
-        if v is None or v.start > syscall_at - 5 or v.end < syscall_at + 2 or v.anonymous or v.shared or \
+        if v is None or v.start > syscall_at - SHORT_LEAST or v.end < syscall_at + 2 or v.anonymous or v.shared or \
                 not v.prot & F.PROT_EXEC or v.prot & F.PROT_WRITE or not v.ino or type(v).__name__ != "Vma":
             return False
         if any(s < syscall_at + 2 and lo < e for s, e in self.frozen):
@@ -216,17 +254,25 @@ class Rewriter:
             if fstart is None:
                 return None
             foff = starts.to_offset(fstart)
-            if foff is None or foff > offset - 5 or foff < v.offset or offset - foff > MAX_FUNCTION:
+            if foff is None or foff > offset - SHORT_LEAST or foff < v.offset or offset - foff > MAX_FUNCTION:
                 return None
             code = os.pread(fd, offset - foff + 2, foff)
+            if len(code) != offset - foff + 2:
+                return None
+            here = syscall_at - (offset - foff)  # the function's start in the program's memory
+            site = decode.displaced_before_syscall(code, here, syscall_at, 5, T.MOST)
+            if site is None and self.short_ok and syscall_at not in self.framed_at:
+                # the whole function, to prove that nothing in it lands on the `syscall`
+                # the jump would cover (the file's bytes, in the same mapping)
+                size = starts.end_of(fstart) - fstart
+                if offset - foff + 2 <= size <= MAX_FUNCTION and foff + size <= v.offset + (v.end - v.start):
+                    code = os.pread(fd, size, foff)
+                    if len(code) == size:
+                        site = decode.covered_with_syscall(code, here, syscall_at, SHORT_LEAST, SHORT_MOST)
         except OSError:
             return None
         finally:
             os.close(fd)
-        here = syscall_at - (offset - foff)  # the function's start in the program's memory
-        if len(code) != offset - foff + 2:
-            return None
-        site = decode.displaced_before_syscall(code, here, syscall_at, 5, T.MOST)
         if site is None or site < v.start:
             return None
         insn = code[site - here:syscall_at - here]
@@ -238,8 +284,12 @@ class Rewriter:
         return site, insn
 
     # -- the change ------------------------------------------------------------------------
-    def _patch(self, syscall_at: int, site: int, insn: bytes, at: int):
-        """With the other threads paused: the trampoline at ``at``, then the jump."""
+    def _patch(self, task, syscall_at: int, site: int, insn: bytes, at: int):
+        """With the other threads paused: the trampoline at ``at``, then the jump.  A jump
+        that covers the `syscall` too (a short site) waits while a thread stands on that
+        `syscall` (stopped between the two instructions: it would resume inside the
+        jump), and never comes where a signal frame km wrote returns to it (``framed``):
+        nothing else puts a thread there (``covered_with_syscall``)."""
         done = self.by_syscall.get(syscall_at)
         if done is not None:  # (another thread that trapped there at the same time did it)
             return done
@@ -249,6 +299,18 @@ class Rewriter:
                 return None  # (changed meanwhile)
         except GuestError:
             return None
+        short = site + 5 > syscall_at
+        again = []  # threads in km's stub, on their way back to make a call again from this `syscall`
+        if short:
+            if syscall_at in self.framed_at or not self.short_ok:
+                return None
+            for t in list(self.p.tasks.values()):
+                if t is task:
+                    continue
+                if t.q[k.RIP] == syscall_at:
+                    return LATER
+                if t.q[k.RCX] == syscall_at and t.q[k.RIP] >= L.SYS_BASE:
+                    again.append(t)  # (a call a kick interrupted, to run again: the kick was ours)
         jmp = T.jump(site, at)
         mem.write(at, T.code(at, insn, syscall_at))  # (km's host mapping of its page is writable)
         original = mem.read(site, 5)
@@ -257,6 +319,13 @@ class Rewriter:
         self.patched[site] = (original, at)
         self.tramps[at] = (site, len(insn), syscall_at)
         self.by_syscall[syscall_at] = at
+        if short:
+            self.short[syscall_at] = at + len(insn)
+            self.entries[at + len(insn)] = syscall_at
+            self.short_sites += 1
+            for t in again:
+                t.q[k.RCX] = at + len(insn)
+                t.vcpu.mark_regs_dirty()
         bisect.insort(self._sorted, site)
         self.sites += 1
         return at
@@ -276,6 +345,13 @@ class Rewriter:
         finally:
             native.mprotect(base + lo, hi - lo, F.PROT_READ)
         return True
+
+    def _give_back(self, at: int) -> None:
+        """The trampoline ``at`` was not used after all: the last one handed out of its page."""
+        for page in self.pages:
+            if page[1] and page[0] + (page[1] - 1) * T.SIZE == at:
+                page[1] -= 1
+                return
 
     def _trampoline(self, site: int) -> int | None:
         """A free trampoline within reach of ``site``: in a page km has, or a new one."""
@@ -327,6 +403,13 @@ class Rewriter:
             self._revert(task, {s: keeps or not start <= s < end for s in revert})
         self.pages = [pg for pg in self.pages if pg[0] not in pages]
 
+    def _put_back(self, task) -> None:
+        """The short sites a signal frame returns into get their bytes back (``framed``)."""
+        sites = {s: True for s in self.put_back_soon if s in self.patched}
+        self.put_back_soon.clear()
+        if sites:
+            self._revert(task, sites)
+
     def _revert(self, task, sites: dict[int, bool]) -> None:
         """Forget ``sites``, writing back the original bytes of those marked True, with
         the other threads paused; none is rewritten again."""
@@ -339,7 +422,13 @@ class Rewriter:
                 self._sorted.remove(site)
                 _site, _n, syscall_at = self.tramps.pop(at)
                 del self.by_syscall[syscall_at]
+                entry = self.short.pop(syscall_at, None)
+                if entry is not None:
+                    # (a call made again there meanwhile enters the trampoline, which stays
+                    # while its page does: a thread may be on its way in)
+                    del self.entries[entry]
                 if write:
+                    self.put_back += 1
                     self.seen[syscall_at + 2] = REFUSED  # (never again here)
                     self._poke(site, original)
                 else:
@@ -372,9 +461,10 @@ class Rewriter:
         """A thread stopped inside a trampoline goes back to the program's code: before
         the site's instruction ran, to the site; after, to the `syscall` with RAX the
         number (trampoline.resume_point): a signal handler sees the program's own code
-        address, and the call is made as the program made it.  True if it was in one."""
-        from kontain.kvm import abi as k
-
+        address, and the call is made as the program made it.  A short site's `syscall`
+        is under its jump: there the thread goes to the trampoline's entry instead
+        (``again``), which a signal handler sees as the interrupted address.  True if it
+        was in one."""
         q = task.q
         rip = q[k.RIP]
         at = rip - rip % T.SIZE
@@ -390,9 +480,47 @@ class Rewriter:
         else:
             if point[1]:
                 q[k.RAX] = q[k.R11]
-            q[k.RIP] = syscall_at
+            q[k.RIP] = self.again(syscall_at)
         task.vcpu.mark_regs_dirty()
         return True
+
+    # -- short sites: where a call is made again, what a signal frame returns to -----------
+    def again(self, syscall_at: int) -> int:
+        """Where a call from the `syscall` at ``syscall_at`` is made again (a restart, a
+        call the poller did not take): there, unless a short site's jump covers it, then
+        its trampoline's entry (with RAX the number, as at the `syscall`)."""
+        return self.short.get(syscall_at, syscall_at) if self.short else syscall_at
+
+    def as_program(self, addr: int) -> int:
+        """``addr`` as the program's code has it: a short site's trampoline entry is its
+        `syscall` (a snapshot, which saves the code as it was and no trampoline)."""
+        return self.entries.get(addr, addr) if self.entries else addr
+
+    def framed(self, rip: int) -> int:
+        """km is about to write a signal frame that returns to ``rip``; returns where it
+        returns to instead.  A signal frame never returns into km's code or a jump's
+        middle: the handler may keep it, or a copy of it, as long as it likes (Go's
+        preemption resumes from a copy), and a snapshot saves neither trampolines nor
+        jumps.  So at a short site's trampoline entry (a call made again after a handler)
+        the frame returns to the site's `syscall`, and the site gets its bytes back at the
+        next exit to km, with the other threads paused (``put_back_soon``: the handler's
+        rt_sigreturn at the latest, or the sigprocmask of a setcontext); and a `syscall`
+        a frame returns to is never covered by a jump."""
+        if rip in self.entries:
+            rip = self.entries[rip]
+            self.put_back_soon.add(self.tramps[self.by_syscall[rip]][0])
+        if rip in self.framed_at or not self.short_ok:
+            return rip
+        try:
+            if self.p.mem.read(rip, 2) != SYSCALL:
+                return rip
+        except GuestError:
+            return rip
+        if len(self.framed_at) >= MAX_FRAMED:
+            self.short_ok = False  # (too many to remember: no more short sites)
+        else:
+            self.framed_at.add(rip)
+        return rip
 
     # -- GS ----------------------------------------------------------------------------------
     def gs_taken(self, task) -> None:
@@ -408,5 +536,6 @@ class Rewriter:
         self.__init__(self.p)
 
     def report(self) -> str:
-        return (f"{self.sites} syscall sites rewritten ({self.refused} refused); calls: {self.trapped} trapped, "
+        return (f"{self.sites} syscall sites rewritten ({self.short_sites} short, {self.refused} refused, {self.put_back} put back); "
+                f"calls: {self.trapped} trapped, "
                 f"{self.polled} rewritten and polled, {self.exited} rewritten and exited")

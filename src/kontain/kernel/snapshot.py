@@ -43,6 +43,7 @@ __all__ = ["Refused", "take", "pause", "unpause", "default_path", "serve_request
 
 _RAX = 8 * k.REG_NAMES.index("rax")
 _RCX = 8 * k.REG_NAMES.index("rcx")
+_RIP = 8 * k.REG_NAMES.index("rip")
 VCPU_STACK = L.TSS_SIZE + L.IO_BITMAP_BYTES + 1  # where a vCPU page's exception stack begins (past its TSS)
 _HOST_RLIMITS = (F.RLIMIT_CPU, F.RLIMIT_FSIZE, F.RLIMIT_STACK, F.RLIMIT_CORE, F.RLIMIT_NPROC,
                  F.RLIMIT_MEMLOCK, F.RLIMIT_MSGQUEUE, F.RLIMIT_NICE, F.RLIMIT_RTPRIO, F.RLIMIT_RTTIME,
@@ -98,6 +99,9 @@ def take(p, path: str, caller=None, result: int = 1) -> int:
             task = p.tasks[t["tid"]]
             t["vcpu_id"] = task.vcpu.id
             regs = bytearray(t["vcpu"]["regs"])
+            if p.rewriter is not None:  # a short site's trampoline entry is its `syscall` in the saved code
+                for at in (_RIP, _RCX):
+                    struct.pack_into("<Q", regs, at, p.rewriter.as_program(struct.unpack_from("<Q", regs, at)[0]))
             if task is caller:
                 struct.pack_into("<q", regs, _RAX, result)  # the call's answer after a resume
             elif task.mid_call:

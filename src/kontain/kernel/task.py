@@ -322,8 +322,11 @@ class Task:
             self.signal_self(S.SIGXFSZ, bytes(info))
 
     def _restart(self, nr: int) -> None:
-        """Make the `syscall` instruction run again (it is 2 bytes before the return address)."""
-        self.q[k.RCX] -= 2
+        """Make the `syscall` instruction run again (it is 2 bytes before the return address;
+        a rewritten short site's call enters its trampoline again: kernel/rewrite.py)."""
+        rw = self.process.rewriter
+        again = self.q[k.RCX] - 2
+        self.q[k.RCX] = again if rw is None else rw.again(again)
         self.q[k.RAX] = nr
         self.vcpu.mark_regs_dirty()
 
@@ -373,6 +376,12 @@ class Task:
             self._bad_frame()  # it would overflow the alternate stack
         old_mask = self.saved_mask if self.saved_mask is not None else self.sigmask
         self.saved_mask = None
+        rw = p.rewriter
+        if rw is not None:  # (never into a trampoline, never under a short site's jump: kernel/rewrite.py)
+            rip = ctx.regs["rip"] & 0xFFFFFFFFFFFFFFFF
+            again = rw.framed(rip)
+            if again != rip:
+                ctx.regs["rip"] = again
         frame, blob = sigframe.build(ctx, sig_mask=old_mask, info=info, restorer=restorer, sp_top=sp_top,
                                      xsave=self.vcpu.get_xsave(), xsize=p.xstate_size, xfeatures=p.xcr0,
                                      altstack=self.altstack)

@@ -75,6 +75,17 @@ class FunctionStarts:
             i -= 1  # a sized symbol that ends before vaddr: an enclosing one may start lower
         return None
 
+    def end_of(self, start: int) -> int:
+        """Where the function starting at ``start`` ends at the latest: its end when its
+        size is known, else the next function's start (functions do not overlap: the
+        bytes up to there hold all of it, padding perhaps too); 0 when neither is known."""
+        i = bisect.bisect_left(self.starts, start)
+        if i == len(self.starts) or self.starts[i] != start:
+            return 0
+        if self.ends[i]:
+            return self.ends[i]
+        return self.starts[i + 1] if i + 1 < len(self.starts) else 0
+
 
 def read(fd: int) -> FunctionStarts | None:
     """The function starts of the ELF file open at ``fd`` (None: not an x86-64 ELF)."""

@@ -70,6 +70,12 @@ def _register_names(iced) -> dict[int, str]:
             r.R14: "r14", r.R15: "r15"}
 
 
+def _movable(iced, ins, syscall_at: int) -> bool:
+    """Does ``ins``, right before the `syscall` at ``syscall_at``, do the same wherever it
+    runs (no RIP-relative operand, no GS segment, which km owns then, no control flow)?"""
+    return ins.flow_control == iced.FlowControl.NEXT and not ins.is_ip_rel_memory_operand and \
+        ins.memory_segment != iced.Register.GS and ins.segment_prefix != iced.Register.GS and \
+        ins.ip + ins.len == syscall_at
 
 
 def displaced_before_syscall(code: bytes, ip: int, syscall_at: int, least: int = 5, most: int = 17) -> int | None:
@@ -96,7 +102,44 @@ def displaced_before_syscall(code: bytes, ip: int, syscall_at: int, least: int =
             if ins.code != iced.Code.SYSCALL or last is None or not last[1]:
                 return None
             return last[0] if least <= syscall_at - last[0] <= most else None
-        last = (ins.ip, ins.flow_control == iced.FlowControl.NEXT and not ins.is_ip_rel_memory_operand and
-                ins.memory_segment != iced.Register.GS and ins.segment_prefix != iced.Register.GS and
-                ins.ip + ins.len == syscall_at)
+        last = (ins.ip, _movable(iced, ins, syscall_at))
     return None
+
+
+def covered_with_syscall(code: bytes, ip: int, syscall_at: int, least: int = 3, most: int = 4) -> int | None:
+    """Where the instruction right before the `syscall` at ``syscall_at`` starts, if a
+    5-byte jump may cover it and the `syscall` both: ``code`` is the whole function (at
+    guest address ``ip``: its start, a known instruction boundary, to its end), decoding
+    it reaches the `syscall` at an instruction boundary, the instruction before it is one
+    of ``least`` to ``most`` bytes that does the same wherever it runs, and nothing in
+    the function can land on the `syscall` itself, the one boundary the jump covers: no
+    direct branch or call targets it, and the function has no indirect jump (a jump
+    table could) and no transaction (XBEGIN's abort address).  A return address cannot be
+    there (the instruction before is no call).  What the decoding cannot see, a thread
+    or a signal frame at that boundary, kernel/rewrite.py rules out itself.  None when
+    not proven (or no iced-x86)."""
+    iced = _iced()
+    if iced is None or not ip <= syscall_at < ip + len(code) - 1:
+        return None
+    fc = iced.FlowControl
+    branches = (fc.UNCONDITIONAL_BRANCH, fc.CONDITIONAL_BRANCH, fc.CALL)
+    decoder = iced.Decoder(64, code, ip=ip)
+    ins = iced.Instruction()
+    last = None  # (start, movable) of the instruction before the current one
+    site = None
+    while decoder.can_decode:
+        decoder.decode_out(ins)
+        if ins.code == iced.Code.INVALID or ins.ip < syscall_at < ins.ip + ins.len:
+            return None
+        flow = ins.flow_control
+        if flow == fc.INDIRECT_BRANCH or flow == fc.XBEGIN_XABORT_XEND:
+            return None
+        if flow in branches and ins.near_branch_target == syscall_at:
+            return None
+        if ins.ip == syscall_at:
+            if ins.code != iced.Code.SYSCALL or last is None or not last[1] or \
+                    not least <= syscall_at - last[0] <= most:
+                return None
+            site = last[0]
+        last = (ins.ip, _movable(iced, ins, syscall_at))
+    return site

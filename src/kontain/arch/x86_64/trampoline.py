@@ -23,6 +23,9 @@ stack: nothing is written below RSP, so Go's small stacks and the red zone are s
 and they clobber only RAX's upper bits meanwhile, RCX and R11, which `syscall` clobbers
 too.  So a thread stopped inside may be moved (``resume_point``): before the site's
 instruction back to the site, after it to the `syscall` itself, with RAX the number.
+A short site (kernel/rewrite.py: a 3-4 byte instruction, its jump covers the `syscall`
+too) has no `syscall` left to go to: the code from ``mov %rax,%r11`` on is its entry,
+which does what that `syscall` did.
 """
 
 from __future__ import annotations
