@@ -536,6 +536,6 @@ class Rewriter:
         self.__init__(self.p)
 
     def report(self) -> str:
-        return (f"{self.sites} syscall sites rewritten ({self.short_sites} short, {self.refused} refused, {self.put_back} put back); "
-                f"calls: {self.trapped} trapped, "
+        return (f"{self.sites} syscall sites rewritten ({self.short_sites} short, {self.refused} refused, "
+                f"{self.put_back} put back); calls: {self.trapped} trapped, "
                 f"{self.polled} rewritten and polled, {self.exited} rewritten and exited")
