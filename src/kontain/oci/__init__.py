@@ -8,6 +8,7 @@ with /dev/kvm and a read-only km runtime added, and lets crun do the rest.
     crun.py      finding crun and handing it a verb
     config.py    config.json and exec's process.json made to run under km
     runtime.py   the km runtime mounted into containers (an interpreter and km, whole)
+    prune.py     ``krun prune-runtimes``: removing the runtimes no container uses
     entry.py     km's launcher inside a container
     programs.py  finding a container's program as the runtime would (for its errors)
     features.py  ``krun features``

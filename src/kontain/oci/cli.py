@@ -43,6 +43,8 @@ commands:
   pause ID, resume ID, update ID, spec, features
   launcher [-o PATH]  build krun-native beside krun: the same runtime, without a
                Python start for the verbs crun answers (register it instead of krun)
+  prune-runtimes [--dry-run]  remove the km runtimes of earlier versions that no
+               container uses (in /var/cache/kontain, or $KONTAIN_CACHE)
 
 global options:
   --root DIR            where container state is kept (default: /run/krun)
@@ -166,6 +168,10 @@ class Krun:
             from kontain.oci import launcher
 
             return launcher.main(self.args)
+        if c == "prune-runtimes":  # (krun's own: oci/prune.py)
+            from kontain.oci import prune
+
+            return prune.main(self.args)
         if c == "features":
             from kontain.oci import features
 
