@@ -53,8 +53,20 @@ def prepare(spec: Spec):
     return p
 
 
+def ready(fd: int) -> None:
+    """The program is about to run: close ``fd`` (km --ready-fd), the write end of the
+    FIFO ``krun start`` waits on (oci/ready.py).  It is one of the guest's descriptor
+    numbers (the first past the ones crun preserves), so it must be gone before the
+    program's first instruction: the program sees exactly the descriptors crun gives it."""
+    if fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
 def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float, float] | None = None,
-                snapshot=None) -> int:
+                snapshot=None, ready_fd: int = -1) -> int:
     """Run what ``spec`` says to its end; returns km's exit status (when the program
     dies of a signal, km dies of it instead).  ``prepared``: a process whose VM is built
     (``prepare``) for a spec this one fits.  ``report``: told how the program ended,
@@ -64,7 +76,8 @@ def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float,
     from kontain.loader.exec import resolve
 
     if prepared is not None and (snapshot is not None or _snapshot_file(spec.program)):  # km FILE, a km server
-        return resume(spec.program, prepared=prepared, report=report, timings=spec.timings, snap=snapshot)
+        return resume(spec.program, prepared=prepared, report=report, timings=spec.timings, snap=snapshot,
+                      ready_fd=ready_fd)
     try:
         prog = resolve(spec.program, spec.args)
         if prepared is None:
@@ -96,6 +109,7 @@ def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float,
         import _thread
 
         _thread.start_new_thread(pause_check, (proc, spec.pause_check))
+    ready(ready_fd)
     end = proc.run()
     proc.finish(end)
     return end.status
@@ -174,7 +188,7 @@ def _snapshot_file(path: str) -> bool:
 
 def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
            started: tuple[float, float] | None = None, prepared=None, report=None, snap=None,
-           scale_to_zero: bool = False, image_files: bool = False) -> int:
+           scale_to_zero: bool = False, image_files: bool = False, ready_fd: int = -1) -> int:
     """``km resume FILE`` (and ``km FILE`` for a snapshot): run the program of a
     snapshot file (kernel/snapshot.py) from where it was taken, to its end.
     ``prepared``, ``report``: as for run_program (a km server's worker: its VM must fit
@@ -236,6 +250,7 @@ def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
             os.close(snap.fd)  # (the memory is mapped: the mappings keep the file)
     proc._mark("resumed")
     proc.report = report
+    ready(ready_fd)
     end = proc.run()
     if timings:
         report_timings(proc, started)
