@@ -92,9 +92,10 @@ def test_ensure_marks_use_once_an_hour(cache):
     assert os.stat(used).st_mtime == then
 
 
-def test_ensure_after_prune_assembles_again_and_prunes_the_old(cache, tmp, rootfs):
-    """A runtime renamed away is assembled again; assembling one prunes the others in the
-    background; a container of krun has its runtime mounted (what prune looks for)."""
+def test_create_assembles_and_prunes_the_old(cache, tmp, rootfs):
+    """krun create in a cache without this km's runtime assembles it, which prunes the
+    others in the background; a container of krun has its runtime mounted (what prune
+    looks for) from create until delete."""
     fake(cache, "runtime-0000000000000004", 3 * DAYS)
     env = {**os.environ, "KONTAIN_CACHE": str(cache)}
     rt = kit.Runtime("krun", tmp / "state")
@@ -109,6 +110,20 @@ def test_ensure_after_prune_assembles_again_and_prunes_the_old(cache, tmp, rootf
     finally:
         rt("delete", "--force", "c")
     assert current not in prune.mounted(str(cache))
+
+
+def test_the_lock_orders_prune_and_use(cache):
+    """A prune waits for (or, after an assembly, skips) a krun marking a runtime used; a
+    runtime a prune renamed away is not marked used (ensure then assembles it again)."""
+    fake(cache, "runtime-0000000000000006", 3 * DAYS)
+    held = prune.lock(str(cache), exclusive=False)
+    try:
+        assert prune.prune(str(cache), wait=False) is None
+        assert names(cache) == {"runtime-0000000000000006"}
+    finally:
+        os.close(held)
+    assert [n for n, _ in prune.prune(str(cache), wait=False)] == ["runtime-0000000000000006"]
+    assert runtime._touch(str(cache), str(cache / "runtime-0000000000000006")) is False
 
 
 def test_command_output(cache):

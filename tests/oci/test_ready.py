@@ -13,6 +13,7 @@ from test_krun import each, kit_rootfs, same
 
 HERE = Path(__file__).resolve().parent
 ROUNDS = 6
+PYTHON_KRUN = [sys.executable, "-c", "import sys; from kontain.oci.cli import main; sys.exit(main())"]
 LOST = 60  # seconds: a program still waiting then never got its SIGTERM (a failure, not a test's pace)
 
 
@@ -26,11 +27,16 @@ def trap_rootfs(tmp) -> Path:
     return root
 
 
-def test_sigterm_right_after_start_reaches_the_handler(runtimes, tmp):
+@pytest.mark.parametrize("launcher", ["native", "python"])
+def test_sigterm_right_after_start_reaches_the_handler(runtimes, tmp, launcher):
     """start, then kill TERM at once, as runtime-tools' killsig does: the handler runs
     and the program exits 0, every time (before, km could still be starting and the
-    program's handler not installed yet: the signal was lost, most often under load)."""
+    program's handler not installed yet: the signal was lost, most often under load).
+    krun-native's start (launcher.c) and the Python krun's (cli.py) both wait."""
     root = trap_rootfs(tmp)
+    if launcher == "python":
+        krun = runtimes[1]
+        krun.command = [*PYTHON_KRUN, f"--root={krun.root}"]
 
     def case(rt, n):
         b = kit.bundle(tmp / f"t-{rt.name}-{n}", ["/trapterm"], root)
