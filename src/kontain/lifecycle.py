@@ -54,15 +54,33 @@ def prepare(spec: Spec):
 
 
 def ready(fd: int) -> None:
-    """The program is about to run: close ``fd`` (km --ready-fd), the write end of the
-    FIFO ``krun start`` waits on (oci/ready.py).  It is one of the guest's descriptor
-    numbers (the first past the ones crun preserves), so it must be gone before the
-    program's first instruction: the program sees exactly the descriptors crun gives it."""
+    """The program is about to run: close ``fd`` (km --ready-fd, moved out of the guest's
+    range by ``_keep_ready``), the write end of the FIFO ``krun start`` waits on
+    (oci/ready.py)."""
     if fd >= 0:
         try:
             os.close(fd)
         except OSError:
             pass
+
+
+def _keep_ready(proc, fd: int) -> int:
+    """km --ready-fd's descriptor made km's own: moved above the guest's descriptors
+    (kernel/fdtable.py) as soon as the process has its table.  It came as one of the
+    guest's numbers (the first past the ones crun preserves): left there, a snapshot's
+    restore would put the program's own descriptor at that number, and ``ready`` would
+    then close the program's; and the program must see exactly the descriptors crun
+    gives it."""
+    if fd < 0:
+        return fd
+    from kontain import native
+
+    high = native.dup_at_least(fd, proc.fds.floor)
+    try:
+        os.close(fd)
+    except OSError:
+        return -1  # (not open: nothing to close later)
+    return high if high >= 0 else -1
 
 
 def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float, float] | None = None,
@@ -85,6 +103,7 @@ def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float,
         else:
             proc = prepared
             proc.take(spec)
+        ready_fd = _keep_ready(proc, ready_fd)
         proc.launch(prog)
     except KmError as e:  # the program cannot be run (ExecError), /dev/kvm (KvmError)...
         say(f"{spec.program}: {e}" if e.about_program else str(e))
@@ -225,6 +244,7 @@ def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
                 raise snapfile.SnapshotError(f"{path}: taken with other VM options than this km server's")
             proc = prepared
             proc.take(spec)
+        ready_fd = _keep_ready(proc, ready_fd)
         if timings:  # (the file was read before the process took the spec: first in its timings)
             proc.timings[:0] = [("resume", began), ("read", read)]
         if getattr(snap, "warm", False):  # (a km server's warm worker: its memory is in place)
