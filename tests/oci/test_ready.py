@@ -57,6 +57,26 @@ def test_sigterm_right_after_start_reaches_the_handler(runtimes, tmp, launcher):
                                                                               "got SIGTERM\n")
 
 
+@pytest.mark.parametrize("launcher", ["native", "python"])
+def test_start_returns_with_the_program_loaded(runtimes, tmp, launcher):
+    """What start guarantees, without a race: when it returns, km has loaded the program
+    (it names its process after it, /proc/PID/comm, as it loads it, before it closes the
+    FIFO).  Before, km was still the loader or the interpreter then, for ~20-30 ms."""
+    root = trap_rootfs(tmp)
+    krun = runtimes[1]
+    if launcher == "python":
+        krun.command = [*PYTHON_KRUN, f"--root={krun.root}"]
+    for n in range(ROUNDS):
+        b = kit.bundle(tmp / f"c-{n}", ["/trapterm"], root)
+        assert krun("create", "--bundle", b, "c").returncode == 0
+        pid = krun.state("c")["pid"]
+        assert krun("start", "c").returncode == 0
+        with open(f"/proc/{pid}/comm") as f:
+            comm = f.read().strip()
+        krun("delete", "--force", "c")
+        assert comm == "trapterm", f"round {n}: the container's process is {comm!r} once start returned"
+
+
 def test_running_once_start_returned(runtimes, tmp):
     root = trap_rootfs(tmp)
 
