@@ -32,7 +32,11 @@ def test_sigterm_right_after_start_reaches_the_handler(runtimes, tmp, launcher):
     """start, then kill TERM at once, as runtime-tools' killsig does: the handler runs
     and the program exits 0, every time (before, km could still be starting and the
     program's handler not installed yet: the signal was lost, most often under load).
-    krun-native's start (launcher.c) and the Python krun's (cli.py) both wait."""
+    krun-native's start (launcher.c) and the Python krun's (cli.py) both wait.  What is
+    left, under crun as under krun, is the program's own way from its first instruction to
+    its sigaction (two system calls of musl's start, exits to km here) against the time a
+    `kill` takes to start: test_start_returns_with_the_program_loaded checks start's
+    guarantee itself, without that race."""
     root = trap_rootfs(tmp)
     if launcher == "python":
         krun = runtimes[1]
