@@ -53,8 +53,38 @@ def prepare(spec: Spec):
     return p
 
 
+def ready(fd: int) -> None:
+    """The program is about to run: close ``fd`` (km --ready-fd, moved out of the guest's
+    range by ``_keep_ready``), the write end of the FIFO ``krun start`` waits on
+    (oci/ready.py)."""
+    if fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _keep_ready(proc, fd: int) -> int:
+    """km --ready-fd's descriptor made km's own: moved above the guest's descriptors
+    (kernel/fdtable.py) as soon as the process has its table.  It came as one of the
+    guest's numbers (the first past the ones crun preserves): left there, a snapshot's
+    restore would put the program's own descriptor at that number, and ``ready`` would
+    then close the program's; and the program must see exactly the descriptors crun
+    gives it."""
+    if fd < 0:
+        return fd
+    from kontain import native
+
+    high = native.dup_at_least(fd, proc.fds.floor)
+    try:
+        os.close(fd)
+    except OSError:
+        return -1  # (not open: nothing to close later)
+    return high if high >= 0 else -1
+
+
 def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float, float] | None = None,
-                snapshot=None) -> int:
+                snapshot=None, ready_fd: int = -1) -> int:
     """Run what ``spec`` says to its end; returns km's exit status (when the program
     dies of a signal, km dies of it instead).  ``prepared``: a process whose VM is built
     (``prepare``) for a spec this one fits.  ``report``: told how the program ended,
@@ -64,7 +94,8 @@ def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float,
     from kontain.loader.exec import resolve
 
     if prepared is not None and (snapshot is not None or _snapshot_file(spec.program)):  # km FILE, a km server
-        return resume(spec.program, prepared=prepared, report=report, timings=spec.timings, snap=snapshot)
+        return resume(spec.program, prepared=prepared, report=report, timings=spec.timings, snap=snapshot,
+                      ready_fd=ready_fd)
     try:
         prog = resolve(spec.program, spec.args)
         if prepared is None:
@@ -72,6 +103,7 @@ def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float,
         else:
             proc = prepared
             proc.take(spec)
+        ready_fd = _keep_ready(proc, ready_fd)
         proc.launch(prog)
     except KmError as e:  # the program cannot be run (ExecError), /dev/kvm (KvmError)...
         say(f"{spec.program}: {e}" if e.about_program else str(e))
@@ -96,6 +128,7 @@ def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float,
         import _thread
 
         _thread.start_new_thread(pause_check, (proc, spec.pause_check))
+    ready(ready_fd)
     end = proc.run()
     proc.finish(end)
     return end.status
@@ -174,7 +207,7 @@ def _snapshot_file(path: str) -> bool:
 
 def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
            started: tuple[float, float] | None = None, prepared=None, report=None, snap=None,
-           scale_to_zero: bool = False, image_files: bool = False) -> int:
+           scale_to_zero: bool = False, image_files: bool = False, ready_fd: int = -1) -> int:
     """``km resume FILE`` (and ``km FILE`` for a snapshot): run the program of a
     snapshot file (kernel/snapshot.py) from where it was taken, to its end.
     ``prepared``, ``report``: as for run_program (a km server's worker: its VM must fit
@@ -211,6 +244,7 @@ def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
                 raise snapfile.SnapshotError(f"{path}: taken with other VM options than this km server's")
             proc = prepared
             proc.take(spec)
+        ready_fd = _keep_ready(proc, ready_fd)
         if timings:  # (the file was read before the process took the spec: first in its timings)
             proc.timings[:0] = [("resume", began), ("read", read)]
         if getattr(snap, "warm", False):  # (a km server's warm worker: its memory is in place)
@@ -236,6 +270,7 @@ def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
             os.close(snap.fd)  # (the memory is mapped: the mappings keep the file)
     proc._mark("resumed")
     proc.report = report
+    ready(ready_fd)
     end = proc.run()
     if timings:
         report_timings(proc, started)

@@ -4,7 +4,8 @@ pid it wrote as its own descendant, taking the container's exit status from it.
 
     python reaper.py BUNDLE ID RUNTIME [RUNTIME ARGS...]
 
-prints "created PID", starts the container when a line comes on stdin, prints
+prints "created PID", starts the container when a line comes on stdin (a line "start
+SIGNAL": and sends it SIGNAL with the runtime's kill as soon as start returned), prints
 "started", then, when it ends,
 "exited N" or "killed N" (the signal).  gVisor's runsc breaks exactly here.
 """
@@ -34,11 +35,16 @@ def main() -> int:
     with open(pid_file) as f:
         pid = int(f.read().strip())
     print(f"created {pid}", flush=True)
-    sys.stdin.readline()  # the test looks at the created container first
+    line = sys.stdin.readline().split()  # the test looks at the created container first
     r = subprocess.run(runtime + ["start", cid], capture_output=True, text=True)
     if r.returncode != 0:
         print(f"error start {r.returncode} {r.stderr.strip()}", flush=True)
         return 1
+    if line[1:]:
+        r = subprocess.run(runtime + ["kill", cid, line[1]], capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"error kill {r.returncode} {r.stderr.strip()}", flush=True)
+            return 1
     print("started", flush=True)
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):

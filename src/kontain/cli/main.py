@@ -61,10 +61,10 @@ def main(argv: list[str] | None = None, started: tuple[float, float] | None = No
         if len(o.args) > 1:
             _say(f"{o.program} is a snapshot: it takes no arguments (km resume FILE)")
             return 2
-        return _resume(o.program, started, timings=o.timings, image_files=o.image_files)
+        return _resume(o.program, started, timings=o.timings, image_files=o.image_files, ready_fd=o.ready_fd)
     from kontain import lifecycle
 
-    return lifecycle.run_program(options.spec(o), started=started)
+    return lifecycle.run_program(options.spec(o), started=started, ready_fd=o.ready_fd)
 
 
 def _serve(args: list[str]) -> int:
@@ -99,12 +99,13 @@ def _is_snapshot(program: str) -> bool:
 
 
 def _resume(path: str, started, timings: bool = False, image_files: bool = False,
-            scale_to_zero: bool = False) -> int:
+            scale_to_zero: bool = False, ready_fd: int = -1) -> int:
     from kontain import lifecycle
 
     kvm = os.environb.get(b"KM_KVM_DEVICE")
     return lifecycle.resume(path, timings=timings, started=started, scale_to_zero=scale_to_zero,
-                            kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm", image_files=image_files)
+                            kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm", image_files=image_files,
+                            ready_fd=ready_fd)
 
 
 def entry() -> None:

@@ -58,6 +58,8 @@ options:
       --image-files      resuming a snapshot: the files it re-opens or maps are copies
                          (a container image's, made by km image), checked by size and
                          modification time rather than inode (krun passes it)
+      --ready-fd N       close descriptor N right before the program's first
+                         instruction (krun passes it: `krun start` returns then)
       --rlimit AS=SOFT:HARD
                          the program's RLIMIT_AS (or DATA) instead of km's own (bytes, or
                          unlimited): km holds the program to it (krun passes it)
@@ -145,6 +147,7 @@ class Options:
         self.snapshot_on_listen = ""
         self.leave_running = False
         self.image_files = False
+        self.ready_fd = -1  # --ready-fd: closed when the program is about to run (krun start waits for it)
         self.deny: list[tuple[int, int]] = []  # --deny: (syscall number, errno; 0: SIGSYS)
         self.rlimits: dict[int, tuple[int, int]] = {}  # --rlimit: the program's limits instead of km's
         self.program = ""
@@ -221,6 +224,11 @@ def parse(argv: list[str], out=None) -> Options | int:
             o.leave_running = True
         elif name == "--image-files":
             o.image_files = True
+        elif name == "--ready-fd":
+            v = value()
+            if not v.isdigit() or not 2 < int(v) < 1 << 20:
+                raise UsageError(f"--ready-fd {v}: expected a descriptor number above 2")
+            o.ready_fd = int(v)
         elif name == "--deny":
             o.deny.append(_denial(value()))
         elif name == "--rlimit":

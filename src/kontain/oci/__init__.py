@@ -8,9 +8,11 @@ with /dev/kvm and a read-only km runtime added, and lets crun do the rest.
     crun.py      finding crun and handing it a verb
     config.py    config.json and exec's process.json made to run under km
     runtime.py   the km runtime mounted into containers (an interpreter and km, whole)
+    prune.py     ``krun prune-runtimes``: removing the runtimes no container uses
     entry.py     km's launcher inside a container
     programs.py  finding a container's program as the runtime would (for its errors)
     features.py  ``krun features``
+    ready.py     ``krun start`` waits until km is about to run the program
     launcher.py  ``krun launcher``: builds krun-native (launcher.c), crun's verbs without Python
     stdio.py     the standard descriptors on private device nodes (crun 1.8 chowns them)
     log.py       error lines in the log format the engine asked for

@@ -43,6 +43,8 @@ commands:
   pause ID, resume ID, update ID, spec, features
   launcher [-o PATH]  build krun-native beside krun: the same runtime, without a
                Python start for the verbs crun answers (register it instead of krun)
+  prune-runtimes [--dry-run]  remove the km runtimes of earlier versions that no
+               container uses (in /var/cache/kontain, or $KONTAIN_CACHE)
 
 global options:
   --root DIR            where container state is kept (default: /run/krun)
@@ -166,11 +168,23 @@ class Krun:
             from kontain.oci import launcher
 
             return launcher.main(self.args)
+        if c == "prune-runtimes":  # (krun's own: oci/prune.py)
+            from kontain.oci import prune
+
+            return prune.main(self.args)
         if c == "features":
             from kontain.oci import features
 
             sys.stdout.write(features.text())
             return 0
+        if c == "start":
+            return self.start()
+        if c == "delete":
+            from kontain.oci import ready
+
+            o = Options("delete", self.args)
+            if o.positional:
+                ready.remove(self.root, o.positional[-1])
         if c in ("start", "state", "kill", "delete", "ps", "list", "spec", "pause", "resume", "update", "checkpoint",
                  "restore"):
             self.handover(self.args)
@@ -215,11 +229,49 @@ class Krun:
         # (--image-files: a snapshot the container resumes, from km image SNAPSHOT, finds the
         # files it re-opens as the image's copies, other inodes: oci/snapimage.py)
         command = [*rt.command(dest), "--image-files"]
+        lowest = _first_free(o)
+        without = ("--config", "-f")
+        extra = []
+        if self.command == "create":  # (krun start waits until km closes it: oci/ready.py)
+            from kontain.oci import ready
+
+            if ready.make(self.root, o.positional[0], lowest) is not None:
+                command += ["--ready-fd", str(lowest)]
+                without += ("--preserve-fds",)
+                extra = [f"--preserve-fds={lowest - 3 - _listen_fds() + 1}"]
+                lowest += 1
         config.container(cfg, command, rt.root, dest)
-        memfile = crun.memory_file(cfg, _first_free(o))
+        memfile = crun.memory_file(cfg, lowest)
         self.protect_stdio(stdio_owner(cfg.get("process"), cfg))
-        self.handover([*o.argv(without=("--config", "-f")), f"--config={memfile}", *o.positional])
+        self.handover([*o.argv(without=without), *extra, f"--config={memfile}", *o.positional])
         return 1
+
+    def start(self) -> int:
+        """crun's start, and then the wait until the program runs (oci/ready.py)."""
+        from kontain.oci import ready
+
+        o = Options("start", self.args)
+        fd = ready.open_reader(self.root, o.positional[-1]) if o.positional else None
+        if fd is None:
+            self.handover(self.args)
+        from kontain.oci import crun
+
+        argv = [*self.crun_global, "start", *self.args]
+        self.log.debug(f"crun {' '.join(argv)}")
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(fd)
+                crun.execute(argv)
+            except BaseException as e:  # (the child must never return into krun)
+                self.log.error(str(e))
+            os._exit(1)
+        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        if status == 0:
+            ready.wait(fd)
+        else:
+            os.close(fd)
+        return status if status >= 0 else 128 - status
 
     def exec(self) -> int:
         """A process added to a running krun container: under km too."""
@@ -277,6 +329,13 @@ def stdio_owner(process: object, container: object, user: str | None = None) -> 
     if isinstance(process, dict):
         return stdio.owner_of(process.get("user", {}))
     return stdio.owner_of_option(user)
+
+
+def _listen_fds() -> int:
+    try:
+        return max(int(os.environ.get("LISTEN_FDS", "0")), 0)
+    except ValueError:
+        raise KrunError("LISTEN_FDS: expected a number", 1) from None
 
 
 def _first_free(o: Options) -> int:

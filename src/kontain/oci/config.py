@@ -68,7 +68,7 @@ def km_command(config: dict) -> list[str] | None:
     """km's command line in a krun container's configuration (as crun stored it), for the
     processes krun exec adds; None for a container krun did not make.  Read back from the
     first process's arguments (km's command and options, "--", the program's), less that
-    process's own -e and --rlimit options (``process``)."""
+    process's own -e, --rlimit and --ready-fd options (``process``)."""
     config = config or {}
     args = (config.get("process") or {}).get("args") or []
     km = f"{mount_point(config)}/km"
@@ -78,7 +78,7 @@ def km_command(config: dict) -> list[str] | None:
     end = args.index("--", start)
     out, i = args[:start], start
     while i < end:
-        if args[i] in ("-e", "--rlimit"):  # (that process's own)
+        if args[i] in ("-e", "--rlimit", "--ready-fd"):  # (that process's own)
             i += 2
             continue
         out.append(args[i])

@@ -8,14 +8,21 @@
    that, and runs the Python krun (KRUN_PYTHON with KRUN_BOOT, baked in when it is built
    by `krun launcher`) for everything else: create, run, exec, features, help, version,
    --debug, an option it does not know, and crun not found (the Python krun then says
-   what to do).  What it passes on must stay what oci/cli.py passes on.
+   what to do).  What it passes on must stay what oci/cli.py passes on; start waits, as
+   krun's does, until the program runs (oci/ready.py), and delete removes the FIFO that
+   wait uses.
 
    Built with: cc -O2 -DKRUN_PYTHON='"..."' -DKRUN_SCRIPT='"..."' -DKRUN_BOOT='"..."' launcher.c */
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef KRUN_PYTHON
@@ -91,6 +98,71 @@ static char *find_crun(void) {
     return NULL;
 }
 
+/* The FIFO krun create made for container ID (oci/ready.py): ROOT/.krun-ready-ID, or
+   NULL for an id crun refuses anyway. */
+static char *ready_path(const char *root, const char *id) {
+    if (id == NULL || *id == '\0' || strchr(id, '/') || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+        return NULL;
+    char *path = malloc(strlen(root) + strlen(id) + 16);
+    if (path != NULL)
+        sprintf(path, "%s/.krun-ready-%s", root, id);
+    return path;
+}
+
+/* Wait until the FIFO has no writer: km closed it right before the program's first
+   instruction, or died (oci/ready.py wait; WAIT_LIMIT seconds at most). */
+static void wait_ready(int fd) {
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    char buf[64];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = 120000 - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+        if (left <= 0)
+            break;
+        struct pollfd p = {fd, POLLIN, 0};
+        poll(&p, 1, (int)left + 1);
+    }
+    close(fd);
+}
+
+/* start: crun's, then the wait for the program (oci/cli.py Krun.start does the same);
+   delete: crun's, once the FIFO a create may have left is gone. */
+static void start_or_delete(char *crun, char **out, const char *verb, const char *root, const char *id) {
+    char *path = ready_path(root, id);
+    if (path == NULL)
+        return;
+    if (strcmp(verb, "delete") == 0) {
+        unlink(path);
+        return;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return; /* (a container without one: crun's start alone) */
+    unlink(path);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd);
+        return;
+    }
+    if (pid == 0) {
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGXFSZ, SIG_DFL);
+        execv(crun, out);
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            _exit(1);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        wait_ready(fd);
+    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     char **out = calloc(argc + 3, sizeof(char *));
@@ -152,9 +224,15 @@ int main(int argc, char **argv) {
     sprintf(rootopt, "--root=%s", root);
     out[0] = crun;
     out[1] = rootopt;
-    for (; argv[i]; i++)
+    const char *verb = argv[i], *id = NULL;
+    for (int first = i; argv[i]; i++) {
         out[++n] = argv[i];
+        if (i > first && argv[i][0] != '-')
+            id = argv[i]; /* (start and delete: the id is the last argument) */
+    }
     out[n + 1] = NULL;
+    if (strcmp(verb, "start") == 0 || strcmp(verb, "delete") == 0)
+        start_or_delete(crun, out, verb, root, id);
     signal(SIGPIPE, SIG_DFL); /* (as oci/crun.py: what crun inherits is the engine's, and the default) */
     signal(SIGXFSZ, SIG_DFL);
     execv(crun, out);

@@ -31,9 +31,14 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from kontain.oci import KrunError
 
+# a runtime's USED file is touched when a krun uses it and it is older than TOUCH
+# (seconds): oci/prune.py removes runtimes unused for a day, and never the one it runs
+USED = "USED"
+TOUCH = 3600
 FORMAT = 3  # (2: no cache/ directory, km keeps no host cache; 3: the LOADER file)
 # standard library packages km's code never reaches at run time, which the static
 # search would otherwise pull in through modules that mention them
@@ -133,7 +138,9 @@ def ensure(directory: str | None = None) -> Runtime:
     root = os.path.join(directory, f"runtime-{key()}")
     try:
         with open(os.path.join(root, "LOADER")) as f:  # (there already: krun runs on every container start)
-            return Runtime(root, f.read().strip())
+            runtime = Runtime(root, f.read().strip())
+        if _recent(root) or _touch(directory, root):
+            return runtime
     except OSError:
         pass
     from kontain.oci import elfdeps
@@ -148,6 +155,39 @@ def ensure(directory: str | None = None) -> Runtime:
     if not os.path.isdir(root):
         _assemble(runtime, loader, directory)
     return runtime
+
+
+def _recent(root: str) -> bool:
+    """Whether the runtime's USED file was touched within TOUCH: one stat, no write, on
+    every create."""
+    try:
+        return time.time() - os.stat(os.path.join(root, USED)).st_mtime < TOUCH
+    except OSError:
+        return False
+
+
+def _touch(directory: str, root: str) -> bool:
+    """Mark the runtime at ``root`` used now (oci/prune.py), under the cache's shared lock
+    so that a prune cannot take it between this check and the touch; False when it is
+    gone (a prune renamed it away: the caller assembles it again)."""
+    from kontain.oci import prune
+
+    try:
+        fd = prune.lock(directory, exclusive=False)
+    except OSError:
+        fd = None  # (a cache not ours to write: whoever owns it prunes it)
+    try:
+        if not os.path.isfile(os.path.join(root, "LOADER")):
+            return False
+        try:
+            os.close(os.open(os.path.join(root, USED), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+            os.utime(os.path.join(root, USED))
+        except OSError:
+            pass
+        return True
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _assemble(runtime: Runtime, loader: str, directory: str) -> None:
@@ -168,11 +208,17 @@ def _assemble(runtime: Runtime, loader: str, directory: str) -> None:
             for f in files:
                 p = os.path.join(d, f)
                 os.chmod(p, 0o755 if os.access(p, os.X_OK) else 0o644)
+        with open(os.path.join(tmp, USED), "w"):
+            pass
         try:
             os.rename(tmp, runtime.root)
         except OSError:
             if not os.path.isdir(runtime.root):  # (else another krun was first)
                 raise
+        else:
+            from kontain.oci import prune
+
+            prune.in_background(directory)  # (a new runtime: km was upgraded, the old ones may go)
     except OSError as e:
         raise KrunError(f"cannot assemble the km runtime in {directory}: {e}") from None
     finally:
