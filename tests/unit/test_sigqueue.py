@@ -35,3 +35,18 @@ def test_timer_signals_are_not_counted(monkeypatch):
     rt = S.SIGRTMIN + 2
     assert p.add(rt, siginfo(rt, S.SI_TIMER))
     assert p.infos[rt] and signals.QUEUED.count == signals.QUEUE_MAX
+
+
+def test_a_signal_before_the_program_is_loaded():
+    """km's signal thread runs before the program is loaded (a container's SIGTERM can come
+    that early): an ignored signal is discarded, a SIGTERM stays pending for the program,
+    and nothing in km fails (it once looked up a main thread that did not exist yet)."""
+    from kontain.kernel.process import Process
+    from kontain.spec import Spec
+
+    p = Process(Spec("hello"), None)
+    assert p.main_task is None
+    assert p.post(S.SIGWINCH, siginfo(S.SIGWINCH, S.SI_USER)) == 0  # ignored by default: gone
+    assert p.post(S.SIGTERM, siginfo(S.SIGTERM, S.SI_USER)) == 0
+    assert p.shared_pending.mask == signals.sigbit(S.SIGTERM)
+    p.shared_pending.discard(S.SIGTERM)

@@ -65,6 +65,7 @@ class Process:
         self.rlimits.update(spec.rlimits)  # km --rlimit (what krun passes: oci/config.py)
         signals.QUEUED.process = self
         self.tasks: dict[int, Task] = {}
+        self.main_task: Task | None = None  # (none until the program is loaded: a signal may come first)
         self.lock = _thread.allocate_lock()  # guards tasks, pending sets, the vCPU pool, the run states
         self.changed = Condition(self.lock)  # a thread paused, resumed or went (kernel/runstate.py)
         self.pause_requests = 0
@@ -358,7 +359,8 @@ class Process:
         the thread it is sent to blocks it (a process-directed one: the thread group's
         leader, which kill() names), for sigwaitinfo may take it."""
         if task is None:
-            task = self.tasks.get(self.main_task.tid) or next(iter(self.tasks.values()), None)
+            main = self.main_task  # (None before the program is loaded: nothing holds a signal then)
+            task = (self.tasks.get(main.tid) if main is not None else None) or next(iter(self.tasks.values()), None)
         return task is not None and bool(task.sigmask & signals.sigbit(sig))
 
     def background_read(self, task: Task, fd: int) -> int:
