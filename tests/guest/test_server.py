@@ -268,3 +268,33 @@ def test_a_request_from_another_user_is_not_read(tmp):
         srv.terminate()
         srv.wait(timeout=10)
     assert reply == b"no another user\n", reply
+
+
+def test_an_idle_server_ends(tmp):
+    """km --serve --idle N (the user's server has it, server.USER_IDLE): no client for N
+    seconds and the server ends by itself, its socket gone; a program it started runs on
+    to its end; a client after that starts directly."""
+    sock = tmp / "idle.sock"
+    client = tmp / "km"
+    srv = subprocess.Popen(KM_PYTHON + ["--serve", str(sock), "--idle", "2"], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (sock.exists() and client.exists()):
+            assert srv.poll() is None and time.monotonic() < deadline, srv.stderr.read().decode()
+            time.sleep(0.05)
+        p = subprocess.Popen([str(client), "/bin/busybox", "sh", "-c", "echo $PPID; sleep 4; echo done"],
+                             stdout=subprocess.PIPE)
+        assert srv.wait(timeout=300) == 0
+        assert b"no client for 2 s" in srv.stderr.read()
+        assert not sock.exists()
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0 and out.decode().split() == [str(srv.pid), "done"], out
+    finally:
+        srv.kill()
+    r = run([str(client), str(build("hello"))])
+    assert (r.returncode, r.text) == (0, "hello from a kontain guest\n"), r.err
+
+
+def test_idle_time_must_be_seconds(tmp):
+    r = run(KM_PYTHON + ["--serve", str(tmp / "s.sock"), "--idle", "soon"])
+    assert r.returncode == 2 and "whole seconds" in r.text + r.err

@@ -68,18 +68,23 @@ def main(argv: list[str] | None = None, started: tuple[float, float] | None = No
 
 
 def _serve(args: list[str]) -> int:
-    """km --serve PATH [--warm SNAPSHOT] [--ready FD] (--ready: for the front end that
-    starts the user's server, cli/kmc.c)."""
+    """km --serve PATH [--warm SNAPSHOT] [--idle SECONDS] [--ready FD] (--ready: for the
+    front end that starts the user's server, cli/kmc.c; that server ends after
+    KM_SERVER_IDLE seconds without a client, server.USER_IDLE by default)."""
     path, rest = (args[0], args[1:]) if args and not args[0].startswith("-") else (None, args)
     named = dict(zip(rest[::2], rest[1::2]))
-    if path is None or len(rest) % 2 or not set(named) <= {"--warm", "--ready"} or len(named) != len(rest) // 2 \
-            or not named.get("--ready", "0").isdigit():
-        _say("--serve needs the socket's path (km --serve PATH [--warm SNAPSHOT])")
+    if path is None or len(rest) % 2 or not set(named) <= {"--warm", "--ready", "--idle"} or \
+            len(named) != len(rest) // 2 or not named.get("--ready", "0").isdigit():
+        _say("--serve needs the socket's path (km --serve PATH [--warm SNAPSHOT] [--idle SECONDS])")
         return 2
     from kontain.cli import server
 
     ready = int(named["--ready"]) if "--ready" in named else None
-    return server.serve(path, warm=named.get("--warm"), ready=ready)
+    idle = named.get("--idle", os.environ.get("KM_SERVER_IDLE", str(server.USER_IDLE)) if ready is not None else "0")
+    if not idle.isdigit():
+        _say(f"--serve: idle time {idle!r}: expected whole seconds (0: never end)")
+        return 2
+    return server.serve(path, warm=named.get("--warm"), ready=ready, idle=int(idle))
 
 
 def _is_snapshot(program: str) -> bool:

@@ -73,6 +73,8 @@ options:
                          the same, with workers that have SNAPSHOT's memory mapped
                          before a client comes: km SNAPSHOT resumes fastest (other
                          programs start directly)
+      --serve PATH --idle SECONDS
+                         the same, ending by itself after SECONDS without a client
   km resume [--scale-to-zero] FILE
                          resume a snapshot; --scale-to-zero: its listening sockets
                          first, the program when the first connection comes

@@ -24,21 +24,24 @@ import _thread
 import os
 import select
 import sys
+import time
 
 from kontain import native
 from kontain.cli import client, front
 
 POOL = 2  # workers waiting with a VM built: one client at a time gets no wait, two at once neither
+USER_IDLE = 1800  # seconds without a client after which the user's server (cli/userserver.py) ends
 _SIGCHLD, _SIGKILL, _SIGINT = 17, 9, 2
 _PR_SET_PDEATHSIG = 1
 RESERVE_CONN = 128  # the connection's place among the monitor's descriptors (kernel/fdtable.py)
 
 
-def serve(path: str, warm: str | None = None, ready: int | None = None) -> int:
-    """Listen on ``path`` until killed.  ``warm``: a snapshot file whose memory each
-    worker maps before it has a client (``_Warm``).  ``ready``: a descriptor to write
-    "ready" on once clients can connect, then close (the user's server, started by the
-    native km front end, which is its client: no client is built next to the socket)."""
+def serve(path: str, warm: str | None = None, ready: int | None = None, idle: int = 0) -> int:
+    """Listen on ``path`` until killed, or until no client came for ``idle`` seconds (0:
+    never).  ``warm``: a snapshot file whose memory each worker maps before it has a
+    client (``_Warm``).  ``ready``: a descriptor to write "ready" on once clients can
+    connect, then close (the user's server, started by the native km front end, which is
+    its client: no client is built next to the socket)."""
     from kontain import lazy
     from kontain.confine import Confinement
 
@@ -78,6 +81,7 @@ def serve(path: str, warm: str | None = None, ready: int | None = None) -> int:
         finally:
             os.umask(old)
         listener.listen(64)
+        bound = os.stat(path).st_ino
     except OSError as e:
         sys.stderr.write(f"km: --serve {path}: {e.strerror}\n")
         return 1
@@ -95,6 +99,7 @@ def serve(path: str, warm: str | None = None, ready: int | None = None) -> int:
     sys.stderr.write(f"km: serving on {path} (run programs with {how}KM_SERVER={path} km PROGRAM)\n")
     sys.stderr.flush()
     waiting: dict[int, int | None] = {}  # worker -> its pidfd (None: ended already)
+    last = time.monotonic()  # when a worker last took a client (or the server started)
     while True:
         while len(waiting) < POOL:
             pid = _spawn(listener, taken_w, warm)
@@ -103,9 +108,13 @@ def serve(path: str, warm: str | None = None, ready: int | None = None) -> int:
             except ProcessLookupError:
                 waiting[pid] = None
         pidfds = [fd for fd in waiting.values() if fd is not None]
-        ready = [] if None in waiting.values() else select.select([taken_r, *pidfds], [], [])[0]
+        left = max(last + idle - time.monotonic(), 0) if idle else None
+        ready = [] if None in waiting.values() else select.select([taken_r, *pidfds], [], [], left)[0]
+        if not ready and left is not None and time.monotonic() >= last + idle:
+            return _idle_end(path, bound, idle)
         ended = [pid for pid, fd in waiting.items() if fd is None or fd in ready]
         if taken_r in ready or ended:  # (a worker that takes a client says so before anything else)
+            last = time.monotonic()
             while select.select([taken_r], [], [], 0)[0]:
                 for pid in os.read(taken_r, 4096).split():
                     _forget(waiting, int(pid))
@@ -117,6 +126,21 @@ def serve(path: str, warm: str | None = None, ready: int | None = None) -> int:
             sys.stderr.write("km: server: a worker ended before it took a client (its error is above); "
                              "the server ends, km starts programs directly\n")
             return 1
+
+
+def _idle_end(path: str, bound: int, idle: int) -> int:
+    """No client for ``idle`` seconds: the socket goes (if it is still this server's), then
+    the server, and its waiting workers with it (PR_SET_PDEATHSIG).  A worker that took a
+    client has left that behind and runs its program on; a client whose connection no
+    worker had taken yet sees it close before any "ok", and km starts its program
+    directly (cli/kmc.c), as when the server is stopped."""
+    try:
+        if os.stat(path).st_ino == bound:
+            os.unlink(path)
+    except OSError:
+        pass
+    sys.stderr.write(f"km: server: no client for {idle} s, ending (the next km starts it again)\n")
+    return 0
 
 
 def _forget(waiting: dict[int, int | None], pid: int) -> None:
