@@ -386,17 +386,23 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 """
 
 
-def _get(port: int, path: str, tries: int = 200) -> bytes:
-    """GET, waiting for the server to listen (a resumed one listens before it runs)."""
+def _get(port: int, path: str, procs=()) -> bytes:
+    """GET, waiting for the server to listen (a resumed one listens before it runs): until
+    it answers, or every process in ``procs`` (the servers) has ended (their errors then
+    say why), or a generous deadline for a loaded machine."""
     import http.client
     import time
 
-    for _ in range(tries):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             c.request("GET", path)
             return c.getresponse().read()
         except ConnectionRefusedError:
+            if procs and all(p.poll() is not None for p in procs):
+                errors = [p.stderr.read().decode(errors="replace") for p in procs]
+                raise AssertionError(f"the servers ended before port {port} answered: {errors}") from None
             time.sleep(0.05)
     raise AssertionError(f"nothing listens on port {port}")
 
@@ -458,7 +464,7 @@ def _three_resumes_answer(snap, port: int, request) -> None:
     try:
         for i in range(6):
             path, answer = request(i)
-            assert _get(port, path) == answer
+            assert _get(port, path, procs) == answer
     finally:
         for p in procs:
             p.terminate()
