@@ -49,6 +49,17 @@ def kit_rootfs(tmp):
     return _ROOTFS[key]
 
 
+def program_rootfs(tmp, name: str) -> Path:
+    """busybox's root with tests/programs/NAME.c (built static with musl) as /NAME."""
+    from kt import build
+
+    root = kit_rootfs(tmp)
+    if not (root / name).exists():
+        (root / name).write_bytes(build(name, "musl").read_bytes())
+        os.chmod(root / name, 0o755)
+    return root
+
+
 # -- run: output, exit status, what the program sees ------------------------------------
 
 @pytest.mark.parametrize("script", ["echo hello", "echo out; echo err >&2; exit 3", "kill -SEGV $$"])
@@ -249,7 +260,7 @@ def test_an_entry_point_that_does_not_exist(runtimes, tmp, rootfs, program):
 def test_pid_file_and_a_shim_reaping_it(runtimes, tmp):
     """The shim reaps the pid in the pid file as its own descendant: the container's
     exit status, or the signal that killed it."""
-    root = pid1_rootfs(tmp)
+    root = program_rootfs(tmp, "pid1")
 
     def case(rt, script, kill=None):
         b = kit.bundle(tmp / f"r-{rt.name}-{len(script)}", ["sh", "-c", script], root)
@@ -275,22 +286,11 @@ def test_pid_file_and_a_shim_reaping_it(runtimes, tmp):
     same(each(runtimes, lambda rt: case(rt, "exec /pid1 term", "TERM")), "handled")
 
 
-def pid1_rootfs(tmp) -> Path:
-    """busybox's root with tests/programs/pid1.c as /pid1."""
-    from kt import build
-
-    root = kit_rootfs(tmp)
-    if not (root / "pid1").exists():
-        (root / "pid1").write_bytes(build("pid1", "musl").read_bytes())
-        os.chmod(root / "pid1", 0o755)
-    return root
-
-
 def test_pid_one_ignores_signals_it_does_not_handle(runtimes, tmp):
     """A PID 1 without a SIGTERM handler ignores SIGTERM (so `podman stop` waits, then
     kills: 137), and SIGINT, SIGHUP, SIGUSR1.  SIGWINCH, handled, is sent last and has
     the highest number: when its mark exists, the others have been dealt with."""
-    root = pid1_rootfs(tmp)
+    root = program_rootfs(tmp, "pid1")
 
     def case(rt):
         rt("run", "--detach", "--bundle", kit.bundle(tmp / f"t-{rt.name}", ["/pid1"], root), "t")

@@ -9,22 +9,12 @@ from pathlib import Path
 
 import kit
 import pytest
-from test_krun import each, kit_rootfs, same
+from test_krun import each, program_rootfs, same
 
 HERE = Path(__file__).resolve().parent
 ROUNDS = 6
 PYTHON_KRUN = [sys.executable, "-c", "import sys; from kontain.oci.cli import main; sys.exit(main())"]
 LOST = 60  # seconds: a program still waiting then never got its SIGTERM (a failure, not a test's pace)
-
-
-def trap_rootfs(tmp) -> Path:
-    from kt import build
-
-    root = kit_rootfs(tmp)
-    if not (root / "trapterm").exists():
-        (root / "trapterm").write_bytes(build("trapterm", "musl").read_bytes())
-        os.chmod(root / "trapterm", 0o755)
-    return root
 
 
 @pytest.mark.parametrize("launcher", ["native", "python"])
@@ -37,7 +27,7 @@ def test_sigterm_right_after_start_reaches_the_handler(runtimes, tmp, launcher):
     its sigaction (two system calls of musl's start, exits to km here) against the time a
     `kill` takes to start: test_start_returns_with_the_program_loaded checks start's
     guarantee itself, without that race."""
-    root = trap_rootfs(tmp)
+    root = program_rootfs(tmp, "trapterm")
     if launcher == "python":
         krun = runtimes[1]
         krun.command = [*PYTHON_KRUN, f"--root={krun.root}"]
@@ -66,7 +56,7 @@ def test_start_returns_with_the_program_loaded(runtimes, tmp, launcher):
     """What start guarantees, without a race: when it returns, km has loaded the program
     (it names its process after it, /proc/PID/comm, as it loads it, before it closes the
     FIFO).  Before, km was still the loader or the interpreter then, for ~20-30 ms."""
-    root = trap_rootfs(tmp)
+    root = program_rootfs(tmp, "trapterm")
     krun = runtimes[1]
     if launcher == "python":
         krun.command = [*PYTHON_KRUN, f"--root={krun.root}"]
@@ -82,7 +72,7 @@ def test_start_returns_with_the_program_loaded(runtimes, tmp, launcher):
 
 
 def test_running_once_start_returned(runtimes, tmp):
-    root = trap_rootfs(tmp)
+    root = program_rootfs(tmp, "trapterm")
 
     def case(rt):
         b = kit.bundle(tmp / f"s-{rt.name}", ["/trapterm"], root)
