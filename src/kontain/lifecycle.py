@@ -186,7 +186,8 @@ def report_timings(proc, started: tuple[float, float] | None) -> None:
     if proc.poller is not None:
         poller = proc.poller
         by_vcpu = ", ".join(f"{vid}: {n}" for vid, n in enumerate(poller.by_vcpu) if n)
-        lines.append(f"km: timings: {poller.served} system calls served by polling, without an exit (by vCPU: {by_vcpu})")
+        lines.append(f"km: timings: {poller.served} system calls served by polling, without an exit (by vCPU: {by_vcpu}; "
+                     f"{poller.served_natively} by the native poller)")
         lines.append(f"km: timings: polling: slots switched on {poller.switched_on} times, backed off "
                      f"{poller.backed_off} times; the poller parked {poller.parked} times, slept idle {poller.idled} times")
     if proc.rewriter is not None:

@@ -187,6 +187,17 @@ def python_api(name: str) -> int:
     return _ctypes.dlsym(_libc._handle, name)
 
 
+def library_function(path: str, name: str, restype: type, *argtypes: type) -> _CFunc:
+    """Function ``name`` of the shared library at ``path`` (loaded once, never unloaded),
+    called like every foreign call here: with the GIL released.  OSError if it cannot
+    be loaded."""
+    handle = _ctypes.dlopen(path, _ctypes.RTLD_LOCAL)
+    f = _CFunc(_ctypes.dlsym(handle, name))
+    f.restype = restype
+    f.argtypes = argtypes
+    return f
+
+
 def python_call(name: str) -> _PyFunc:
     """``name()``, a void function of the C API, callable with the GIL held."""
     f = _PyFunc(python_api(name))

@@ -14,7 +14,7 @@ from kontain.arch.x86_64.layout import DEFAULT_WINDOW
 
 class Spec:
     __slots__ = ("program", "args", "env", "memory", "core", "timings", "vdso", "poll", "strace", "kvm_device",
-                 "window", "pause_check", "gdb", "gdb_wait",
+                 "window", "pause_check", "poller", "gdb", "gdb_wait",
                  "gdb_fork_wait", "rewrite", "rewrite_after", "snapshot_on_listen", "leave_running", "deny", "rlimits")
 
     def __init__(self, program: str = "", args: list[bytes] | tuple = (), env: list[bytes] | tuple = (), *,
@@ -23,7 +23,7 @@ class Spec:
                  pause_check: int = 0, gdb: int = 0, gdb_wait: bool = True, gdb_fork_wait: bool = False,
                  rewrite: bool = True, rewrite_after: int = 1000, snapshot_on_listen: str = "",
                  leave_running: bool = False, deny: tuple[tuple[int, int], ...] = (),
-                 rlimits: dict[int, tuple[int, int]] | None = None):
+                 rlimits: dict[int, tuple[int, int]] | None = None, poller: str = "native"):
         self.program = program  # as the user named it (looked up in PATH by lifecycle.run_program)
         self.args = list(args)  # argv, argv[0] included
         self.env = list(env)  # NAME=VALUE
@@ -39,6 +39,7 @@ class Spec:
         self.gdb_fork_wait = gdb_fork_wait  # --gdb-fork-wait: a forked child waits for a gdb of its own
         # how the VM is built
         self.poll = poll  # the polling tier (kernel/poll.py), where the platform has it: auto, always, off
+        self.poller = poller  # --poller: native (kernel/nativepoll.py, where built) or python
         self.strace = strace
         self.kvm_device = kvm_device
         self.window = window  # the guest address space

@@ -243,7 +243,38 @@ def test_polling_tier(mode, tmp):
     prog = build("polled", "musl", ("-lpthread",))
     native, guest = compare([prog, mode, str(tmp)])
     assert "FAILED" not in guest.text
+    compare([prog, mode, str(tmp)], km_options=("--poller", "python"))
     compare([prog, mode, str(tmp)], km_options=("--no-poll",))
+
+
+def _native_answers(err: str) -> int:
+    m = re.search(r"; (\d+) by the native poller\)", err)
+    assert m, err
+    return int(m[1])
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_native_poller_checks_what_it_is_given(variant, tmp):
+    """The calls the native poller makes itself (kernel/nativepoll.c: reads, writes and
+    seeks of a regular file, fstat), with pointers outside the program's memory (NULL,
+    page 1, the kernel's half, non-canonical), descriptors at the program's limit (under
+    km, where the monitor's own begin), junk above a descriptor's 32 bits, a negative
+    offset, a bad whence: each 300 times, with every result and errno as Linux gives
+    them, whether the native poller, the Python one or the exits answer.  On PVM the
+    native poller must have answered most of them."""
+    from kt import km, kvm_platform
+
+    prog = build("polled", variant, ("-lpthread",))
+    native, guest = compare([prog, "hostile", str(tmp)], km_options=("--poll", "always"))
+    assert "FAILED" not in guest.text and "pread into the kernel: -1 Bad address" in guest.text
+    compare([prog, "hostile", str(tmp)], km_options=("--poll", "always", "--poller", "python"))
+    compare([prog, "hostile", str(tmp)], km_options=("--no-poll",))
+    if kvm_platform() == "pvm":
+        r = km("--timings", "--poll", "always", prog, "hostile", str(tmp))
+        assert r.returncode == 0 and r.text == guest.text, r.err
+        assert _native_answers(r.err) > 3000, r.err
+        r = km("--timings", "--poll", "always", "--poller", "python", prog, "hostile", str(tmp))
+        assert r.returncode == 0 and _native_answers(r.err) == 0, r.err
 
 
 def test_polling_tier_is_used():

@@ -8,8 +8,13 @@
  *             20000 (km: its slot must be served although the other's was the last one on)
  *   blocks    rounds of 2000 calls, each round followed by a 50 ms sleep (the tier on, its
  *             thread away in a call that blocks: km's poller parks meanwhile)
+ *   hostile   DIR: the calls km's native poller makes itself (reads, writes, seeks of a
+ *             regular file, fstat), each 300 times, with bad pointers, descriptors above
+ *             the program's limit (km's own, under km), junk in a descriptor's upper 32
+ *             bits, a negative offset, a bad whence; prints each call's result and errno
  * Prints what it checked; the exit status is 0 unless a check failed. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -209,6 +215,62 @@ static void blocks(void) {
     printf("blocks: %ld calls\n", ok);
 }
 
+/* The same call REPS times: every result and errno the same, or a line says which differed. */
+#define REPS 300
+#define SAME(name, call) do { \
+        long first = 0; int first_errno = 0; \
+        for (int i_ = 0; i_ < REPS; i_++) { \
+            errno = 0; \
+            long r_ = (call); \
+            if (i_ == 0) { first = r_; first_errno = errno; } \
+            else if (r_ != first || errno != first_errno) { printf("FAILED: %s varies: %ld/%d then %ld/%d\n", \
+                     name, first, first_errno, r_, errno); failed = 1; break; } \
+        } \
+        printf("%s: %ld %s\n", name, first, first < 0 ? strerror(first_errno) : "ok"); \
+    } while (0)
+
+static void hostile(const char *dir) {
+    char path[4096], buf[64] = "0123456789abcdef";
+    snprintf(path, sizeof path, "%s/polled-hostile", dir);
+    int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
+    CHECK("open", fd >= 0);
+    CHECK("write", write(fd, buf, 16) == 16);
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    long above = rl.rlim_cur < 65536 ? (long)rl.rlim_cur : 65536;  /* never open: the limit */
+    struct stat st;
+    SAME("pread", syscall(SYS_pread64, fd, buf, 8, 0));
+    SAME("pread into NULL", syscall(SYS_pread64, fd, (void *)0, 8, 0));
+    SAME("pread into page 1", syscall(SYS_pread64, fd, (void *)0x1000, 8, 0));
+    SAME("pread into the kernel", syscall(SYS_pread64, fd, (void *)0xffff800000001000UL, 8, 0));
+    SAME("pread into a non-canonical address", syscall(SYS_pread64, fd, (void *)0x0000900000000000UL, 8, 0));
+    SAME("pread at a negative offset", syscall(SYS_pread64, fd, buf, 8, -1L));
+    SAME("pread of a bad descriptor at a negative offset", syscall(SYS_pread64, (int)above, buf, 8, -1L));
+    SAME("pread of the limit's descriptor", syscall(SYS_pread64, (int)above, buf, 8, 0));
+    SAME("pread with junk over the descriptor", syscall(SYS_pread64, 0x500000000UL | (unsigned)fd, buf, 8, 0));
+    SAME("pwrite from the kernel", syscall(SYS_pwrite64, fd, (void *)0xffff800000001000UL, 8, 0));
+    SAME("pwrite from page 1", syscall(SYS_pwrite64, fd, (void *)0x1000, 8, 0));
+    SAME("pwrite of 0 bytes from the kernel", syscall(SYS_pwrite64, fd, (void *)0xffff800000001000UL, 0, 0));
+    SAME("pwrite", syscall(SYS_pwrite64, fd, buf, 16, 0));
+    SAME("lseek", syscall(SYS_lseek, fd, 3, SEEK_SET));
+    SAME("lseek with a bad whence", syscall(SYS_lseek, fd, 0, 7));
+    SAME("lseek of the limit's descriptor", syscall(SYS_lseek, (int)above, 0, SEEK_SET));
+    SAME("lseek before the start", syscall(SYS_lseek, fd, -5L, SEEK_SET));
+    SAME("read at 3", (syscall(SYS_lseek, fd, 3, SEEK_SET), syscall(SYS_read, fd, buf, 4)));
+    SAME("read into the kernel", syscall(SYS_read, fd, (void *)0xffff800000001000UL, 4));
+    SAME("write of the limit's descriptor", syscall(SYS_write, (int)above, buf, 4));
+    SAME("fstat", (syscall(SYS_fstat, fd, &st), (long)st.st_size));
+    SAME("fstat into NULL", syscall(SYS_fstat, fd, (void *)0));
+    SAME("fstat into the kernel", syscall(SYS_fstat, fd, (void *)0xffff800000001000UL));
+    SAME("fstat of the limit's descriptor", syscall(SYS_fstat, (int)above, &st));
+    SAME("fstat with junk over the descriptor", (syscall(SYS_fstat, 0x700000000UL | (unsigned)fd, &st),
+                                                 (long)st.st_size));
+    buf[4] = 0;
+    printf("read: %s\n", buf);
+    close(fd);
+    unlink(path);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     const char *mode = argc > 1 ? argv[1] : "flags";
@@ -219,5 +281,6 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "stuck")) stuck();
     else if (!strcmp(mode, "blocks")) blocks();
     else if (!strcmp(mode, "handoff")) handoff();
+    else if (!strcmp(mode, "hostile")) hostile(argc > 2 ? argv[2] : "/tmp");
     return failed;
 }

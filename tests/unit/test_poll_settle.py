@@ -40,6 +40,7 @@ def setup(offset: int, state: int, *, serving: bool = False):
     slot = poll.Slot(task, native.address_of(view.obj), view)
     p.slots = {task.vcpu.id: slot}
     p.serving = slot if serving else None
+    p.ctl = None  # (no native poller unless a test gives one)
     slot.u32[poll.STATE] = state
     slot.q[poll.NR] = NR
     slot.q[poll.ARG0 + 2] = ARG2
@@ -92,3 +93,44 @@ def test_after_an_exit_or_outside_nothing_changes(offset):
     p, task, slot = setup(offset, poll.IDLE)
     before = list(task.q)
     assert p.settle(task) is None and task.q == before and not task.vcpu.dirty
+
+
+@pytest.mark.parametrize("who", ["python", "native"])
+def test_waits_for_a_call_a_poller_is_making(who):
+    """A call taken by a poller (Python's, or the native one: its control block's
+    C_SERVING names the vCPU) is waited for, then completed: run again, it would run
+    twice.  The answer comes from another thread a moment later."""
+    import threading
+    import time
+
+    from kontain.kernel import nativepoll
+
+    p, task, slot = setup(G.POLL_POSTED, poll.TAKEN, serving=who == "python")
+    if who == "native":
+        p.ctl = types.SimpleNamespace(w=[0] * nativepoll.WORDS)
+        p.ctl.w[nativepoll.C_SERVING] = task.vcpu.id + 1
+
+    def answer():
+        time.sleep(0.05)
+        slot.u32[poll.STATE] = poll.DONE
+        p.serving = None
+        if p.ctl is not None:
+            p.ctl.w[nativepoll.C_SERVING] = 0
+
+    t = threading.Thread(target=answer)
+    t.start()
+    try:
+        assert p.settle(task) == (NR, RESULT) and completed(task, slot)
+    finally:
+        t.join()
+
+
+def test_another_vcpus_native_call_is_not_this_ones():
+    """C_SERVING naming another vCPU: this slot's "taken" is the program's own scribble,
+    not waited for (nobody would answer it)."""
+    from kontain.kernel import nativepoll
+
+    p, task, slot = setup(G.POLL_POSTED, poll.TAKEN)
+    p.ctl = types.SimpleNamespace(w=[0] * nativepoll.WORDS)
+    p.ctl.w[nativepoll.C_SERVING] = task.vcpu.id + 2
+    assert p.settle(task) is None and restarted(task, slot)

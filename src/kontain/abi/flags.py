@@ -28,6 +28,7 @@ F_ADD_SEALS, F_GET_SEALS = 1033, 1034
 F_DUPFD_QUERY, F_CREATED_QUERY = 1027, 1028
 FD_CLOEXEC = 1
 SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE = 0, 1, 2, 3, 4
+MAX_RW_COUNT = 0x7FFFF000  # Linux caps one read/write at INT_MAX rounded down to a page
 
 # <asm-generic/mman-common.h>, <asm/mman.h>
 PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC, PROT_SEM = 0, 1, 2, 4, 8

@@ -1,4 +1,6 @@
-"""``km --native``: builds the native km front end (cli/kmc.c with KM_FRONT) over ``km``.
+"""``km --native``: builds the native km front end (cli/kmc.c with KM_FRONT) over ``km``,
+and (unless -o puts the front end elsewhere) the native poller (kernel/nativepoll.c)
+beside its module.
 
 A km start as the user types it pays a Python start before anything else, ~20 ms of a
 hello world's ~38 ms.  The front end is the ``km`` on PATH: a small C program that sends
@@ -17,6 +19,7 @@ import os
 import sys
 
 from kontain.cbuild import BuildError, c_string, compile_c  # noqa: F401  (front.BuildError, front.c_string)
+from kontain.kernel import nativepoll
 
 SCRIPT = "km-python"  # the Python km, installed beside km (pyproject.toml's script-files)
 
@@ -27,6 +30,15 @@ def compile_kmc(output: str, defines: list[str]) -> None:
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kmc.c")
     compile_c(source, output, defines, static=True,
               missing="no C compiler (apt-get install gcc), so no native km: km stays the Python one", hint="set CC")
+
+
+def build_poller(output: str = nativepoll.LIBRARY) -> str:
+    """Compile the native poller (kernel/nativepoll.c) into ``output``, atomically (a km
+    may be loading it); its path.  BuildError without a compiler."""
+    compile_c(nativepoll.SOURCE, output, nativepoll.defines(), static=False,
+              missing="no C compiler (apt-get install gcc), so no native poller: polled calls are answered in Python",
+              hint="set CC")
+    return output
 
 
 def build(output: str | None = None) -> str:
@@ -57,4 +69,9 @@ def main(args: list[str]) -> int:
         os.write(2, f"km: --native: {e}\n".encode())
         return e.status
     sys.stdout.write(path + "\n")
+    if output is None:  # (installing, not a front end built elsewhere) the native poller too
+        try:  # without it km works, only slower: said, not fatal
+            sys.stdout.write(build_poller() + "\n")
+        except (BuildError, OSError) as e:
+            os.write(2, f"km: --native: the native poller: {e} (polled calls are answered in Python)\n".encode())
     return 0

@@ -34,6 +34,9 @@ options:
                          that make many calls it can serve), always (from the first
                          call, never backing off: for tests and measurements), off
       --no-poll          the same as --poll off: every system call exits to the monitor
+      --poller KIND      who answers polled calls: native (the default: ids, fstat, and
+                         reads, writes and seeks of regular files in C, the rest in
+                         Python; built by km --native) or python (all in Python)
       --gdb PORT         debug the program with gdb: km listens on 127.0.0.1:PORT and
                          the program waits before its first instruction for
                          gdb -ex 'target remote :PORT' (see docs/debugging.md)
@@ -140,6 +143,7 @@ class Options:
         self.timings = False
         self.vdso = True
         self.poll = "auto"  # the polling tier: auto, always, off
+        self.poller = "native"  # who answers polled calls: native, python
         self.pause_check = 0
         self.gdb = 0
         self.gdb_wait = True
@@ -242,6 +246,10 @@ def parse(argv: list[str], out=None) -> Options | int:
             o.gdb, o.gdb_wait = int(v) or -1, name == "--gdb"  # (-1: any free port)
         elif name == "--gdb-fork-wait":
             o.gdb_fork_wait = True
+        elif name == "--poller":
+            o.poller = value()
+            if o.poller not in ("native", "python"):
+                raise UsageError(f"--poller {o.poller}: expected native or python")
         elif name == "--poll":
             o.poll = value()
             if o.poll not in ("auto", "always", "off"):
@@ -321,4 +329,4 @@ def spec(o: Options, environ=None) -> Spec:
                 pause_check=o.pause_check, gdb=o.gdb, gdb_wait=o.gdb_wait, gdb_fork_wait=o.gdb_fork_wait,
                 rewrite=o.rewrite and not o.gdb, rewrite_after=o.rewrite_after,
                 snapshot_on_listen=o.snapshot_on_listen, leave_running=o.leave_running, deny=tuple(o.deny),
-                rlimits=o.rlimits, kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")
+                rlimits=o.rlimits, poller=o.poller, kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")

@@ -40,6 +40,7 @@ from kontain.abi.errno import EFBIG, ENOSYS
 from kontain.arch.x86_64 import guest_code as G
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import OwnThread, ProcessExit
+from kontain.kernel import nativepoll
 from kontain.kvm import abi as k
 
 # a slot's fields (arch/x86_64/layout.py) as indices of its u32 view, then of its signed u64 view
@@ -60,6 +61,7 @@ PARK_ROUNDS = 32  # poller rounds with every polled thread away before the polle
 DECLINES = 8  # a call declined this often on a vCPU is no longer posted there ...
 RETRY_NS = 1_000_000_000  # ... for this long
 IDLE_NS = 3_000_000  # no request for this long: every slot off, the poller sleeps
+NATIVE_ROUNDS = 32  # rounds of the native poller without a request before it returns to Python
 SWITCH_INTERVAL = 20e-6  # seconds: the longest a vCPU thread waits for the GIL while the poller runs
 
 _S_IFMT, _S_IFREG = 0o170000, 0o100000
@@ -71,7 +73,7 @@ _SHARED_CLOCKS = frozenset((0, 1, 2, 4, 5, 6, 7, 8, 9, 11))
 
 class Slot:
     __slots__ = ("task", "addr", "u32", "q", "count", "others", "last", "declines", "cleared", "banned",
-                 "backoff", "good", "recent", "misses", "on_since", "away", "declined")
+                 "backoff", "good", "recent", "misses", "on_since", "away", "declined", "native_seen")
 
     def __init__(self, task, addr: int, view: memoryview):
         self.task = task
@@ -91,6 +93,7 @@ class Slot:
         self.q = view.cast("q")
         self.count = 0  # pollable exits since the last look (``consider``)
         self.others = 0  # other exits meanwhile
+        self.native_seen = 0  # the native poller's count of its answers, when last folded in (Poller._sync)
 
 
 class Poller:
@@ -135,12 +138,64 @@ class Poller:
         self._gen = 0  # the current poller thread's generation; an older one ends
         self._running = _thread.allocate_lock()  # held by the poller thread that runs
         self.serving: Slot | None = None  # the slot whose call the poller is running
-        self.served = 0  # calls answered without an exit (km --timings reports it) ...
-        self.by_vcpu = [0] * L.POLL_VCPUS  # ... and on which vCPU (thread)
+        self.served_here = 0  # calls answered by Python without an exit ...
+        self.by_vcpu_here = [0] * L.POLL_VCPUS  # ... and on which vCPU (thread)
+        # the native poller (kernel/nativepoll.py): its km_poll and this process's
+        # control block, made when the poller thread first starts (None: Python alone)
+        self.native_poll = None
+        self.ctl = None
         self.switched_on = self.backed_off = self.parked = self.idled = 0  # (km --timings too)
         self._stat = bytearray(144)
         self._stat_addr = native.address_of(self._stat)
 
+
+    @property
+    def served(self) -> int:
+        """Calls answered without an exit, natively or by Python (km --timings)."""
+        return self.served_here + self.served_natively
+
+    @property
+    def served_natively(self) -> int:
+        ctl = self.ctl
+        return ctl.w[nativepoll.C_SERVED] if ctl is not None else 0
+
+    @property
+    def native_patched(self) -> int:
+        """Calls of rewritten sites the native poller answered (Rewriter.report)."""
+        ctl = self.ctl
+        return ctl.w[nativepoll.C_PATCHED] if ctl is not None else 0
+
+    @property
+    def by_vcpu(self) -> list[int]:
+        ctl = self.ctl
+        if ctl is None:
+            return self.by_vcpu_here
+        return [n + ctl.answered(vid)[0] for vid, n in enumerate(self.by_vcpu_here)]
+
+    def _native(self) -> None:
+        """Load the native poller and make the control block, once (on the vCPU thread
+        that starts the poller thread, under ``lock``)."""
+        if self.ctl is not None or self.native_poll is False:
+            return
+        poll = nativepoll.load() if self.p.spec.poller == "native" else None
+        if poll is None:
+            self.native_poll = False
+            return
+        ctl = nativepoll.Control(self.p.mem, self.p.fds.floor, self.pollable, self.eager)
+        for vid, slot in self.slots.items():
+            ctl.attach(vid, slot.addr, slot.task)
+        self.native_poll, self.ctl = poll, ctl
+
+    def _sync(self, slot: Slot) -> None:
+        """Fold the calls the native poller answered for ``slot`` into its counts."""
+        if self.ctl is not None:
+            n, last = self.ctl.answered(slot.task.vcpu.id)
+            more = n - slot.native_seen
+            if more:
+                slot.native_seen = n
+                slot.good += more
+                slot.recent += more
+                slot.last = max(slot.last, last)
 
     # -- tasks ----------------------------------------------------------------------------
     def attach(self, task) -> Slot | None:
@@ -153,6 +208,9 @@ class Poller:
         self.p.sys.buf[o:o + 64] = self.map
         slot = Slot(task, self.p.sys.host + (L.POLL_SLOTS - L.SYS_BASE) + vid * L.POLL_COPY, view)
         self.slots[vid] = slot
+        if self.ctl is not None:
+            slot.native_seen = self.ctl.answered(vid)[0]
+            self.ctl.attach(vid, slot.addr, task)
         return slot
 
     def detach(self, task) -> None:
@@ -162,6 +220,8 @@ class Poller:
             slot.u32[ON] = 0
             self.active.pop(vid, None)
             del self.slots[vid]
+            if self.ctl is not None:
+                self.ctl.detach(vid)
 
     def reset(self) -> None:
         """After fork: no poller thread here; every slot off and empty."""
@@ -173,6 +233,7 @@ class Poller:
         self._wake.acquire()
         self._running = _thread.allocate_lock()
         self.lock = _thread.allocate_lock()
+        self.ctl = None  # (the parent's block: made again if this process polls)
         self.p.sys.clear_poll_slots()
 
     def creds_changed(self, task) -> None:
@@ -183,6 +244,8 @@ class Poller:
         if not self._started or task.creds == self.creds:
             return
         with self.lock:
+            if self.ctl is not None:  # its calls go to Python, which checks whose they are
+                self.ctl.native(task.vcpu.id, False)
             self._gen += 1
             old_wake, sleeping = self._wake, self._sleeping
             self._wake = _thread.allocate_lock()
@@ -201,6 +264,7 @@ class Poller:
         slower, which must not decide whether the tier is used."""
         now = time.monotonic_ns()
         vid = slot.task.vcpu.id
+        self._sync(slot)
         if self.eager:
             if self.active.get(vid) is not slot:
                 self._switch_on(slot, vid, now, SPIN_EAGER)
@@ -240,6 +304,7 @@ class Poller:
             self._started = True
             if start:  # the poller thread starts from this vCPU thread, with its credentials
                 self.creds = slot.task.creds
+                self._native()
             gen, wake_lock, creds = self._gen, self._wake, self.creds
         if start:
             _thread.start_new_thread(self._loop, (gen, wake_lock, creds))
@@ -294,6 +359,7 @@ class Poller:
         if len(self.active) < self.max_active:
             return True
         for vid, other in list(self.active.items()):
+            self._sync(other)
             if now - other.last > IDLE_NS:
                 with self.lock:
                     other.u32[ON] = 0
@@ -324,34 +390,31 @@ class Poller:
             idle_since = time.monotonic_ns()
             rounds = away = 0
             while self.active and self._gen == gen:
-                served = False
-                here = False  # a polled thread is running the program's code
-                for slot in list(self.active.values()):
-                    if slot.u32[STATE] == POSTED:
-                        if slot.task.creds is creds or slot.task.creds == creds:
-                            self._serve(slot)
-                        elif native.cas32(slot.addr, POSTED, DECLINED) == POSTED:
-                            pass  # another thread's credentials: its own thread makes the call
-                        served = True
-                    elif not slot.away:
-                        here = True
-                rounds += 1
+                if self.ctl is not None:
+                    served, here, n = self._native_round(creds)
+                else:
+                    served, here, n = self._round(creds), False, 1
+                    if not served:
+                        here = any(not slot.away for slot in list(self.active.values()))
+                rounds += n
                 if served or here:
                     away = 0
                 else:
-                    away += 1
+                    away += n
                     if away >= PARK_ROUNDS and self._park(gen):
                         break  # (woken by ``back`` or a switch-on: polls again)
                 if served:
                     rounds = 0
                     idle_since = 0
-                elif rounds & 255 == 0:
+                elif rounds >= 256:
+                    rounds = 0
                     now = time.monotonic_ns()
                     if not idle_since:
                         idle_since = now
                     elif now - idle_since > IDLE_NS and self._all_off(gen):
                         break
-                native.syscall(24)  # sched_yield: lets the GIL go to the vCPU threads
+                if self.ctl is None:
+                    native.syscall(24)  # sched_yield: lets the GIL go to the vCPU threads
             sys.setswitchinterval(default_interval)
             # Asleep only as ``_switch_on`` and ``back`` can see it (``_sleeping``, under the
             # lock): a loop that ended because its last slot was backed off, given way or
@@ -363,6 +426,61 @@ class Poller:
                 sleep = self._sleeping
             if self._gen == gen:
                 wake.acquire(sleep)  # (not asleep: only takes a wake-up already given)
+
+    def _round(self, creds) -> bool:
+        """One look at every polled slot, serving what was posted; was anything?"""
+        served = False
+        for slot in list(self.active.values()):
+            if slot.u32[STATE] == POSTED:
+                if slot.task.creds is creds or slot.task.creds == creds:
+                    self._serve(slot)
+                elif native.cas32(slot.addr, POSTED, DECLINED) == POSTED:
+                    pass  # another thread's credentials: its own thread makes the call
+                served = True
+        return served
+
+    def _native_round(self, creds) -> tuple[bool, bool, int]:
+        """Rounds of the native poller (GIL released) until a call needs Python, which
+        serves or answers it here, or until NATIVE_ROUNDS rounds saw nothing posted:
+        (anything served, a polled thread running the program, rounds done)."""
+        ctl, w = self.ctl, self.ctl.w
+        rw = self.p.rewriter
+        w[nativepoll.C_REWRITING] = int(rw is not None and rw.enabled and rw.owns_gs)
+        with self.lock:  # (as creds_changed clears a thread's flag: nativepoll.Control.native)
+            for vid, slot in list(self.active.items()):
+                ctl.native(vid, slot.task.creds is creds or slot.task.creds == creds)
+        before = w[nativepoll.C_SERVED]
+        r = self.native_poll(ctl.addr, NATIVE_ROUNDS)
+        served = r >= 0 or w[nativepoll.C_SERVED] != before
+        if r >= 0:
+            slot = self.slots.get(r >> 2)
+            if r & 3 == nativepoll.ANSWER:
+                try:
+                    if slot is not None:
+                        self._answer_made(slot)
+                finally:
+                    w[nativepoll.C_SERVING] = 0
+            elif slot is not None and slot.u32[STATE] == POSTED:
+                if slot.task.creds is creds or slot.task.creds == creds:
+                    self._serve(slot)
+                else:
+                    native.cas32(slot.addr, POSTED, DECLINED)  # its own thread makes the call
+        here = any(not slot.away for slot in list(self.active.values()))
+        return served, here, 1 if r >= 0 else NATIVE_ROUNDS
+
+    def _answer_made(self, slot: Slot) -> None:
+        """The native poller made ``slot``'s call and left the answer to Python: a site
+        the rewriter still counts (then, once it is done with the site, its calls stay
+        native), or a write past RLIMIT_FSIZE."""
+        self._answer(slot, slot.q[RESULT])
+        rw = self.p.rewriter
+        if rw is not None:
+            ret = slot.q[RCX]
+            n = rw.seen.get(ret, 0)
+            if n < 0:
+                from kontain.kernel.rewrite import PATCHED
+
+                self.ctl.settle(ret, n == PATCHED)
 
     def _all_off(self, gen: int) -> bool:
         """Switch every slot off and go to sleep, unless one is waiting for an answer.
@@ -378,6 +496,11 @@ class Poller:
             self._sleeping = True
             self.idled += 1
             return True
+
+    def serving_now(self, slot: Slot) -> bool:
+        """Is a poller (Python's or the native one) making ``slot``'s call?"""
+        ctl = self.ctl
+        return self.serving is slot or (ctl is not None and ctl.w[nativepoll.C_SERVING] == slot.task.vcpu.id + 1)
 
     def _serve(self, slot: Slot) -> None:
         # atomically: the stub may be taking the request back (lock cmpxchg) right now.
@@ -462,8 +585,8 @@ class Poller:
         slot.recent += 1
         if slot.good > 4096:
             slot.backoff = BACKOFF_MIN  # it works here: a later failure backs off briefly
-        self.served += 1
-        self.by_vcpu[task.vcpu.id] += 1  # (a polled vCPU's id is below POLL_VCPUS: attach)
+        self.served_here += 1
+        self.by_vcpu_here[task.vcpu.id] += 1  # (a polled vCPU's id is below POLL_VCPUS: attach)
 
     def regular(self, fd: int) -> bool:
         """Is ``fd`` a regular file (the one kind of descriptor whose reads and writes the
@@ -503,7 +626,7 @@ class Poller:
             state = native.cas32(slot.addr, POSTED, IDLE)
             if state == POSTED:
                 state = IDLE  # taken back here
-            while state == TAKEN and self.serving is slot:  # the poller is on it; these calls do not block
+            while state == TAKEN and self.serving_now(slot):  # the poller is on it; these calls do not block
                 time.sleep(0)
                 state = u32[STATE]
             if state == TAKEN:

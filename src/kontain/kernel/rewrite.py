@@ -532,10 +532,16 @@ class Rewriter:
             self._revert(task, dict.fromkeys(self.patched, True))
 
     def reset(self) -> None:
-        """exec: a new program in an empty address space."""
+        """exec: a new program in an empty address space (whose sites the native poller
+        must not take for the old program's)."""
         self.__init__(self.p)
+        poller = self.p.poller
+        if poller is not None and poller.ctl is not None:
+            poller.ctl.forget_sites()
 
     def report(self) -> str:
+        poller = self.p.poller
+        polled = self.polled + (poller.native_patched if poller is not None else 0)
         return (f"{self.sites} syscall sites rewritten ({self.short_sites} short, {self.refused} refused, "
                 f"{self.put_back} put back); calls: {self.trapped} trapped, "
-                f"{self.polled} rewritten and polled, {self.exited} rewritten and exited")
+                f"{polled} rewritten and polled, {self.exited} rewritten and exited")

@@ -17,6 +17,7 @@ import struct
 
 from kontain import native
 from kontain.abi.errno import EFAULT, EINTR, EINVAL, EMFILE, ERESTARTNOINTR
+from kontain.abi.flags import MAX_RW_COUNT  # noqa: F401  (the syscall families take it from here)
 from kontain.errors import GuestError
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~3 ms)
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     Handler = Callable[..., int]
-MAX_RW_COUNT = 0x7FFFF000  # Linux caps one read/write at INT_MAX rounded down to a page
 _EFAULT = GuestError(EFAULT)
 
 

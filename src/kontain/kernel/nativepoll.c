@@ -1,0 +1,191 @@
+/*
+ * The native poller (kernel/nativepoll.py builds and loads it; kernel/poll.py runs it).
+ *
+ * The polling tier's monitor half, for the calls that need nothing of Python's: the
+ * Python poller thread calls km_poll(), which runs with the GIL released, scans the
+ * polled vCPUs' slots and makes the calls it may make here itself (ids, fstat, and
+ * reads, writes and seeks of regular files), so that such a call costs the stub's spin
+ * and one host call instead of a trip through the interpreter (~6 us).  Anything else
+ * goes back to Python, which serves it as before.
+ *
+ * Every guest address is checked and translated exactly as memory/window.py's host()
+ * does: inside the window, its host address; otherwise a poison address in the guard
+ * after it (or a non-canonical one), where the host call fails with EFAULT at the point
+ * where Linux would.  Descriptors at or above the guest's floor are the monitor's own:
+ * never touched here.  The guest can scribble on its slot at any time: every field is
+ * read once into a local, and the slot's state only ever changes by compare-and-swap
+ * (the stub takes a request back the same way).
+ *
+ * The control block is an array of u64 words shared with Python; its layout, the slot's
+ * and the constants below come from Python as -D definitions (nativepoll.py), so that
+ * the two sides cannot disagree.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* what km_poll returns besides a vCPU id << 2 | what Python is to do */
+#define TICK (-1L)      /* idle_rounds rounds without a posted call */
+#define RUN 0           /* a posted call, not taken: Python serves it (kernel/poll.py _serve) */
+#define ANSWER 1        /* taken and made; the result is in the slot: Python answers it */
+
+static inline int64_t raw(long nr, uint64_t a, uint64_t b, uint64_t c, uint64_t d) {
+    long r = syscall(nr, a, b, c, d);
+    return r < 0 ? -(int64_t)errno : r;
+}
+
+/* memory/window.py host(): the host address a host call may use for [addr, addr+len) */
+static inline uint64_t host(const uint64_t *c, uint64_t addr, uint64_t len, int *fault) {
+    if (len > c[C_GUARD]) {
+        *fault = 1;
+        return 0;
+    }
+    if (addr < c[C_SIZE])
+        return c[C_BASE] + addr;
+    if (addr < c[C_USER_LIMIT])
+        return c[C_BASE] + c[C_SIZE] + (addr & 0xFFF);
+    return c[C_NONCANONICAL] | (addr & 0xFFF);
+}
+
+/* May the call in this slot be made here?  Reads and writes only of a regular file of
+ * the guest's (the rest may block: the vCPU's own thread makes them). */
+static int here(const uint64_t *c, uint64_t nr, const int64_t *args) {
+    if (!((const uint8_t *)(c + C_NR))[nr])
+        return 0;
+    if (nr == SYS_read || nr == SYS_write || nr == SYS_pread64 || nr == SYS_pwrite64) {
+        uint64_t fd = (uint32_t)args[0];
+        struct stat st;
+        if (fd >= c[C_FLOOR] || fstat((int)fd, &st) != 0 || !S_ISREG(st.st_mode))
+            return 0;
+    } else if (nr == SYS_lseek) {
+        if ((uint32_t)args[2] > SEEK_MAX)
+            return 0; /* EINVAL after a look at the descriptor: rw.lseek */
+    }
+    return 1;
+}
+
+/* Make the call (``here`` said yes, for the values in a[]). */
+static int64_t make(const uint64_t *c, uint64_t nr, const int64_t *a) {
+    int fault = 0;
+    uint64_t fd = (uint32_t)a[0], n, p;
+    switch (nr) {
+    case SYS_read:
+    case SYS_write:
+    case SYS_pread64:
+    case SYS_pwrite64:
+        if ((nr == SYS_pread64 || nr == SYS_pwrite64) && a[3] < 0)
+            return -EINVAL; /* before the descriptor, as Linux */
+        if (fd >= c[C_FLOOR])
+            return -EBADF;
+        n = (uint64_t)a[2];
+        if (n > c[C_MAX_RW])
+            n = c[C_MAX_RW];
+        p = host(c, (uint64_t)a[1], n, &fault);
+        if (fault)
+            return -EFAULT;
+        return raw(nr, fd, p, n, (uint64_t)a[3]);
+    case SYS_lseek:
+        if (fd >= c[C_FLOOR])
+            return -EBADF;
+        return raw(nr, fd, (uint64_t)a[1], (uint32_t)a[2], 0);
+    case SYS_fstat:
+        p = (uint64_t)a[1] ? host(c, (uint64_t)a[1], 144, &fault) : 0;
+        if (fault)
+            return -EFAULT;
+        return raw(nr, fd < c[C_FLOOR] ? fd : NEVER_OPEN, p, 0, 0);
+    default: /* the ids: no arguments */
+        return raw(nr, 0, 0, 0, 0);
+    }
+}
+
+/* The rewriter's settled sites (kernel/rewrite.py: patched or refused), an open
+ * addressing table of (return address, 1 if patched).  A site not in it goes to Python
+ * after its call, which counts it towards rewriting. */
+static int settled(const uint64_t *c, uint64_t ret, int *patched) {
+    const uint64_t *t = c + C_SITES;
+    uint64_t h = (ret * 0x9E3779B97F4A7C15ull) >> (64 - SITES_BITS);
+    for (int i = 0; i < 16; i++) {
+        const uint64_t *e = t + 2 * ((h + i) & ((1u << SITES_BITS) - 1));
+        uint64_t at = __atomic_load_n(&e[0], __ATOMIC_ACQUIRE);
+        if (at == 0)
+            return 0;
+        if (at == ret) {
+            *patched = e[1] != 0;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+long km_poll(uint64_t *c, long idle_rounds) {
+    long idle = 0;
+    for (;;) {
+        int posted = 0;
+        uint64_t nvid = __atomic_load_n(&c[C_NVID], __ATOMIC_ACQUIRE);
+        for (uint64_t v = 0; v < nvid && v < POLL_VCPUS; v++) {
+            uint64_t *vc = c + C_VC + v * VC_WORDS;
+            uint64_t sa = __atomic_load_n(&vc[V_SLOT], __ATOMIC_ACQUIRE);
+            if (!sa)
+                continue;
+            uint32_t *state = (uint32_t *)(sa + SLOT_STATE);
+            volatile int64_t *q = (volatile int64_t *)sa;
+            if (__atomic_load_n(state, __ATOMIC_ACQUIRE) != SLOT_POSTED)
+                continue;
+            posted = 1;
+            uint64_t nr = (uint64_t)q[SLOT_NR / 8];
+            if (!vc[V_NATIVE] || nr >= 512 || !((const uint8_t *)(c + C_NR))[nr])
+                return (long)(v << 2 | RUN);
+            __atomic_store_n(&c[C_SERVING], v + 1, __ATOMIC_SEQ_CST); /* (poll.py settle waits for it) */
+            uint32_t expected = SLOT_POSTED;
+            if (!__atomic_compare_exchange_n(state, &expected, SLOT_TAKEN, 0, __ATOMIC_SEQ_CST,
+                                             __ATOMIC_SEQ_CST)) {
+                __atomic_store_n(&c[C_SERVING], 0, __ATOMIC_SEQ_CST); /* the stub took it back */
+                continue;
+            }
+            /* Taken: the stub waits for the answer now.  The request is read once, here;
+             * whatever the program writes into its slot from now on changes nothing. */
+            int64_t a[6];
+            nr = (uint64_t)q[SLOT_NR / 8];
+            for (int i = 0; i < 6; i++)
+                a[i] = q[SLOT_ARGS / 8 + i];
+            if (nr >= 512 || !here(c, nr, a)) {
+                /* not one for here (a pipe's read...): posted again, for Python to serve
+                 * or decline (the stub, waiting, sees it posted and may take it back) */
+                __atomic_store_n(state, SLOT_POSTED, __ATOMIC_SEQ_CST);
+                __atomic_store_n(&c[C_SERVING], 0, __ATOMIC_SEQ_CST);
+                return (long)(v << 2 | RUN);
+            }
+            int64_t res = make(c, nr, a);
+            q[SLOT_RESULT / 8] = res;
+            int patched = 0;
+            if (res == -EFBIG || (c[C_REWRITING] && !settled(c, (uint64_t)q[SLOT_RCX / 8], &patched)))
+                return (long)(v << 2 | ANSWER); /* C_SERVING stays: Python answers, then clears it */
+            vc[V_ANSWERED]++;
+            vc[V_LAST] = now_ns();
+            c[C_SERVED]++;
+            c[C_PATCHED] += patched;
+            uint32_t *on = (uint32_t *)(sa + SLOT_ON);
+            if (c[C_EAGER] && *on < POLL_SPIN_EAGER)
+                *on = *on << 1 < POLL_SPIN_EAGER ? *on << 1 : POLL_SPIN_EAGER;
+            int attention = *(volatile uint8_t *)vc[V_KICK] != 0;
+            __atomic_store_n(state, attention ? SLOT_DONE_EXIT : SLOT_DONE, __ATOMIC_SEQ_CST);
+            __atomic_store_n(&c[C_SERVING], 0, __ATOMIC_SEQ_CST);
+        }
+        if (posted)
+            idle = 0;
+        else if (++idle >= idle_rounds)
+            return TICK;
+        sched_yield();
+    }
+}

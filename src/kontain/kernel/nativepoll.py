@@ -1,0 +1,140 @@
+"""The native poller: nativepoll.c, built on this machine, loaded by the polling tier.
+
+The Python poller (kernel/poll.py) answers a polled call in ~6 us of interpreter work,
+while the call itself (getppid, a read of a page of a file) costs the host well under
+one.  nativepoll.c's ``km_poll`` scans the slots with the GIL released and makes the
+calls that need nothing of Python's state itself (the ids, fstat, reads, writes and
+seeks of regular files); it returns to Python for every other call, for the calls whose
+answer Python must see (a site the rewriter still counts, a write past RLIMIT_FSIZE),
+and after a number of idle rounds, so that the tier's switching on and off, parking
+and idling stay in poll.py.
+
+pip installs no compiler output, so ``km --native`` (``make bytecode``; cli/front.py)
+compiles it beside this module, as it compiles the native front end; without a compiler, or when
+the library is missing or stale, the tier runs as before, in Python alone
+(``km --timings`` says which).  The control block's layout is defined here and handed
+to the compiler as -D definitions: the two sides cannot disagree.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kontain import native
+from kontain.abi.flags import MAX_RW_COUNT, SEEK_HOLE
+from kontain.arch.x86_64 import layout as L
+
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nativepoll.c")
+LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libkmpoll.so")  # (not nativepoll.so: Python would import it)
+
+# the control block: u64 words
+(C_BASE, C_SIZE, C_GUARD, C_USER_LIMIT, C_NONCANONICAL, C_MAX_RW, C_FLOOR, C_EAGER, C_REWRITING, C_SERVING,
+ C_NVID, C_SERVED, C_PATCHED) = range(13)
+C_VC = 16  # per vCPU id: VC_WORDS words
+V_SLOT, V_KICK, V_ANSWERED, V_LAST, V_NATIVE = range(5)
+VC_WORDS = 8
+C_NR = C_VC + L.POLL_VCPUS * VC_WORDS  # 512 bytes: 1 where a call may be made natively
+SITES_BITS = 10
+C_SITES = C_NR + 512 // 8  # the rewriter's settled sites (nativepoll.c ``settled``)
+WORDS = C_SITES + 2 * (1 << SITES_BITS)  # a site: its return address, then 1 if patched
+
+# what km_poll returns: TICK, or a vCPU id << 2 | RUN or ANSWER
+TICK, RUN, ANSWER = -1, 0, 1
+
+# the calls nativepoll.c can make (``make``): the ids take no argument
+SYS_read, SYS_write, SYS_fstat, SYS_lseek, SYS_pread64, SYS_pwrite64 = 0, 1, 5, 8, 17, 18
+IDS = (39, 102, 104, 107, 108, 110, 111)  # getpid getuid getgid geteuid getegid getppid getpgrp
+CALLS = (SYS_read, SYS_write, SYS_fstat, SYS_lseek, SYS_pread64, SYS_pwrite64, *IDS)
+
+
+def defines() -> list[str]:
+    """The -D definitions nativepoll.c is compiled with."""
+    from kontain.kernel.fdtable import NEVER_OPEN
+
+    names = {
+        "C_BASE": C_BASE, "C_SIZE": C_SIZE, "C_GUARD": C_GUARD, "C_USER_LIMIT": C_USER_LIMIT,
+        "C_NONCANONICAL": C_NONCANONICAL, "C_MAX_RW": C_MAX_RW, "C_FLOOR": C_FLOOR, "C_EAGER": C_EAGER,
+        "C_REWRITING": C_REWRITING, "C_SERVING": C_SERVING, "C_NVID": C_NVID, "C_SERVED": C_SERVED,
+        "C_PATCHED": C_PATCHED, "C_VC": C_VC, "V_SLOT": V_SLOT, "V_KICK": V_KICK, "V_ANSWERED": V_ANSWERED,
+        "V_LAST": V_LAST, "V_NATIVE": V_NATIVE, "VC_WORDS": VC_WORDS, "C_NR": C_NR, "C_SITES": C_SITES,
+        "SITES_BITS": SITES_BITS, "POLL_VCPUS": L.POLL_VCPUS, "SLOT_STATE": L.SLOT_STATE,
+        "SLOT_ON": L.SLOT_ON, "SLOT_NR": L.SLOT_NR, "SLOT_ARGS": L.SLOT_ARGS, "SLOT_RESULT": L.SLOT_RESULT,
+        "SLOT_RCX": L.SLOT_RCX, "SLOT_POSTED": L.SLOT_POSTED, "SLOT_TAKEN": L.SLOT_TAKEN,
+        "SLOT_DONE": L.SLOT_DONE, "SLOT_DONE_EXIT": L.SLOT_DONE_EXIT, "POLL_SPIN_EAGER": L.POLL_SPIN_MAX,
+        "SEEK_MAX": SEEK_HOLE, "NEVER_OPEN": NEVER_OPEN,
+    }
+    return [f"-D{k}={v}" for k, v in names.items()] + ["-shared", "-fPIC"]
+
+
+_poll = None  # km_poll, once loaded (False: not available)
+
+
+def load():
+    """``km_poll`` as a function of (control block address, idle rounds), or None when
+    the library is not built or is older than its source (a stale one may not match
+    this module's layout)."""
+    global _poll
+    if _poll is None:
+        _poll = False
+        try:
+            if os.stat(LIBRARY).st_mtime >= os.stat(SOURCE).st_mtime:
+                _poll = native.library_function(LIBRARY, "km_poll", native.c_long, native.c_ulong, native.c_long)
+        except OSError:
+            pass
+    return _poll or None
+
+
+class Control:
+    """One process's control block (the poller's; a forked child makes its own)."""
+
+    def __init__(self, window, floor: int, pollable: list[bool], eager: bool) -> None:
+        from kontain.memory.window import GUARD, NONCANONICAL, USER_LIMIT
+
+        self.buf = bytearray(8 * WORDS)
+        self.addr = native.address_of(self.buf)
+        self.w = memoryview(self.buf).cast("Q")
+        w = self.w
+        w[C_BASE], w[C_SIZE], w[C_GUARD] = window.base, window.size, GUARD
+        w[C_USER_LIMIT], w[C_NONCANONICAL], w[C_MAX_RW] = USER_LIMIT, NONCANONICAL, MAX_RW_COUNT
+        w[C_FLOOR], w[C_EAGER] = floor, int(eager)
+        for nr in CALLS:
+            if pollable[nr]:
+                self.buf[8 * C_NR + nr] = 1
+        self.kicks: list = [None] * L.POLL_VCPUS  # the kick flags the block points at, kept alive
+
+    def attach(self, vid: int, slot_addr: int, task) -> None:
+        w, o = self.w, C_VC + vid * VC_WORDS
+        self.kicks[vid] = task.kick_flag
+        w[o + V_KICK] = task.kick_addr
+        w[o + V_NATIVE] = 0
+        w[o + V_SLOT] = slot_addr
+        if vid >= w[C_NVID]:
+            w[C_NVID] = vid + 1
+
+    def detach(self, vid: int) -> None:
+        self.w[C_VC + vid * VC_WORDS + V_SLOT] = 0
+
+    def native(self, vid: int, on: bool) -> None:
+        """May the poller thread make this vCPU's calls (the same credentials)?"""
+        self.w[C_VC + vid * VC_WORDS + V_NATIVE] = int(on)
+
+    def answered(self, vid: int) -> tuple[int, int]:
+        """(calls answered natively on ``vid``, when the last was)."""
+        o = C_VC + vid * VC_WORDS
+        return self.w[o + V_ANSWERED], self.w[o + V_LAST]
+
+    def settle(self, ret: int, patched: bool) -> None:
+        """The rewriter is done with the site returning to ``ret``: its calls need Python
+        no more.  (A full neighbourhood leaves it out: its calls keep going to Python.)"""
+        w = self.w
+        h = ((ret * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) >> (64 - SITES_BITS)
+        for i in range(16):
+            o = C_SITES + 2 * ((h + i) & ((1 << SITES_BITS) - 1))
+            if w[o] == 0 or w[o] == ret:
+                w[o + 1] = int(patched)  # (the flag first: nativepoll.c reads the address first)
+                w[o] = ret
+                return
+
+    def forget_sites(self) -> None:
+        """exec: the sites were the old program's."""
+        self.w[C_SITES:] = memoryview(bytes(8 * (WORDS - C_SITES))).cast("Q")
