@@ -172,6 +172,47 @@ def wait_for(predicate, timeout: float = TIMEOUT, what: str = "a condition") -> 
         time.sleep(0.05)
 
 
+def threads_of(pid: int) -> str:
+    """What each thread of process ``pid`` is doing, from /proc (its name, state, where
+    it waits in the kernel, its kernel stack where readable): for a failure's message
+    when a km did not end."""
+    lines = []
+    try:
+        tids = sorted(os.listdir(f"/proc/{pid}/task"), key=int)
+    except OSError as e:
+        return f"(no /proc/{pid}/task: {e})"
+    for tid in tids:
+        base = f"/proc/{pid}/task/{tid}"
+        info = []
+        for name in ("comm", "wchan", "stat", "stack"):
+            try:
+                with open(f"{base}/{name}") as f:
+                    text = f.read().strip()
+            except OSError:
+                continue
+            if name == "stat":
+                text = "state " + text.rpartition(")")[2].split()[0]
+            info.append(text.replace("\n", " | "))
+        lines.append(f"  {tid}: " + "; ".join(info))
+    return "\n".join(lines)
+
+
+def ended(p: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGTERM to ``p`` (a km), and wait for its end; if it does not end within
+    ``timeout``, kill it and fail with what each of its threads was doing and what it
+    wrote on stderr (km must end on SIGTERM, whatever the program was doing)."""
+    p.terminate()
+    try:
+        p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        where = threads_of(p.pid)
+        p.kill()
+        _out, err = p.communicate()
+        err = err.decode(errors="replace") if isinstance(err, bytes) else err or ""
+        raise AssertionError(f"km {p.pid} ({' '.join(map(str, p.args))}) did not end within {timeout} s of "
+                             f"SIGTERM; its threads:\n{where}\nits stderr:\n{err[-3000:]}") from None
+
+
 def _diff(a: str, b: str) -> str:
     import difflib
 

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from kt import KM, STATIC, build, free_port, km, kvm_platform, run
+from kt import KM, STATIC, build, ended, free_port, km, kvm_platform, run
 
 INCLUDE = ("-I", str(os.path.join(os.path.dirname(__file__), "..", "..", "src", "kontain", "guest")))
 
@@ -451,8 +451,7 @@ def test_scale_to_zero_listens_first_and_resumes_at_the_first_connection(tmp_pat
         assert any("kvm" in os.readlink(f"/proc/{p.pid}/fd/{n}") for n in os.listdir(f"/proc/{p.pid}/fd"))
         assert _get(port, "/second") == b'{"path": "/second"}'
     finally:
-        p.terminate()
-        p.communicate(timeout=60)
+        ended(p)
     usage = km("resume", "--scale-to-zero")
     assert usage.returncode == 2 and "km resume [--scale-to-zero] FILE" in usage.err
 
@@ -467,8 +466,7 @@ def _three_resumes_answer(snap, port: int, request) -> None:
             assert _get(port, path, procs) == answer
     finally:
         for p in procs:
-            p.terminate()
-            p.communicate(timeout=60)
+            ended(p)
 
 
 def test_km_snapshot_pid_from_outside(tmp_path):
@@ -495,8 +493,7 @@ def test_km_snapshot_pid_from_outside(tmp_path):
     try:
         assert _get(port, "/resumed") == b'{"path": "/resumed"}'
     finally:
-        resumed.terminate()
-        resumed.communicate(timeout=60)
+        ended(resumed)
     native = subprocess.Popen(["sleep", "30"])
     try:
         r = km("snapshot", native.pid)  # not a km: it ignores the request (SIGURG)
