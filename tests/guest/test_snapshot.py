@@ -655,3 +655,23 @@ def test_km_dump_pid_writes_a_core_of_a_running_program(tmp_path):
         native.kill()
         native.wait()
     assert km("dump").returncode == 2 and km("dump", "x").returncode == 2
+
+
+def test_sigterm_at_any_moment_of_a_resume_ends_it(tmp_path):
+    """SIGTERM to `km SNAPSHOT` at moments spread over its start-up, from before km blocks
+    the host's signals to after the program runs: km ends every time, by SIGTERM.  (A
+    signal km took for the program before the snapshot's pending signals were restored
+    was discarded with the set it was in, and that km never ended: a test's resume that
+    was terminated while it still started hung for good.)"""
+    import signal
+    import time
+
+    port = free_port()
+    snap = tmp_path / "nc.snap"
+    first = km("--snapshot-on-listen", snap, "/bin/busybox", "nc", "-l", "-p", port)
+    assert first.returncode == 0 and snap.exists(), first.err
+    for delay in (0, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.07, 0.1, 0.2, 0.5):
+        p = subprocess.Popen(KM + [str(snap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        ended(p)
+        assert p.returncode == -signal.SIGTERM, (delay, p.returncode, p.stderr.read().decode())

@@ -286,7 +286,9 @@ def restore_process(p, snap, path: str, image_files: bool = False):
     p.auxv_bytes = need(extra, "auxv", bytes)
     p.actions.restore(need(state, "actions", list))
     p.timers.restore(need(state, "timers", dict))
-    p.shared_pending.restore(need(state, "shared_pending", dict), p.timers)
+    with p.lock:  # (as the signal thread posts)
+        early = _taken_out(p.shared_pending)
+        p.shared_pending.restore(need(state, "shared_pending", dict), p.timers)
     from kontain.kernel import snaptimers
 
     tids = {t.get("tid") for t in need(state, "tasks", list) if type(t) is dict}
@@ -296,9 +298,26 @@ def restore_process(p, snap, path: str, image_files: bool = False):
     _name_process(os.fsencode(os.path.basename(p.name)), p.argv)
     p._mark("state")
     main = _restore_threads(p, need(state, "tasks", list), path)
+    for sig, info in early:  # under the program's own dispositions now, to its own threads
+        p.post(sig, info)
     if p._signalfds is not None:
         p._signalfds.update()  # (readable while a signal of its mask is pending: restored now)
     return main
+
+
+def _taken_out(pending) -> list[tuple[int, bytes]]:
+    """The signals km took for the program while the resume was under way (a SIGTERM
+    right after `km resume` started: km holds the host's signals for the program from
+    its start on), taken out of ``pending`` in the order they would be delivered.
+    Restoring the snapshot's pending set used to discard them: such a km never ended."""
+    early = []
+    mask = pending.mask
+    while mask:
+        sig = (mask & -mask).bit_length()
+        mask &= mask - 1
+        while pending.mask & (1 << (sig - 1)):
+            early.append((sig, pending.take(sig)))
+    return early
 
 
 def _map_shared_file(p, start, end, hostprot, vflags, name, offset, inode, path) -> None:
