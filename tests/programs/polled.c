@@ -258,6 +258,14 @@ static void hostile(const char *dir) {
     SAME("lseek before the start", syscall(SYS_lseek, fd, -5L, SEEK_SET));
     SAME("read at 3", (syscall(SYS_lseek, fd, 3, SEEK_SET), syscall(SYS_read, fd, buf, 4)));
     SAME("read into the kernel", syscall(SYS_read, fd, (void *)0xffff800000001000UL, 4));
+    /* the whole range as given must be user memory before the count is capped (access_ok) */
+    SAME("read of a count past the user limit", syscall(SYS_read, fd, buf, 1UL << 47));
+    SAME("read of a count of -1", syscall(SYS_read, fd, buf, -1L));
+    SAME("write of a count past the user limit", syscall(SYS_write, fd, buf, 1UL << 47));
+    SAME("pread of a count of -1", syscall(SYS_pread64, fd, buf, -1L, 0));
+    SAME("pwrite of a count past the user limit", syscall(SYS_pwrite64, fd, buf, 1UL << 47, 0));
+    SAME("write of a count past the user limit to a bad descriptor", syscall(SYS_write, (int)above, buf, 1UL << 47));
+    SAME("size after them", (syscall(SYS_fstat, fd, &st), (long)st.st_size));
     SAME("write of the limit's descriptor", syscall(SYS_write, (int)above, buf, 4));
     SAME("fstat", (syscall(SYS_fstat, fd, &st), (long)st.st_size));
     SAME("fstat into NULL", syscall(SYS_fstat, fd, (void *)0));

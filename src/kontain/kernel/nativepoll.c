@@ -22,6 +22,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -52,16 +53,33 @@ static inline uint64_t host(const uint64_t *c, uint64_t addr, uint64_t len, int 
     return c[C_NONCANONICAL] | (addr & 0xFFF);
 }
 
+static int rw_call(uint64_t nr) {
+    return nr == SYS_read || nr == SYS_write || nr == SYS_pread64 || nr == SYS_pwrite64;
+}
+
 /* May the call in this slot be made here?  Reads and writes only of a regular file of
- * the guest's (the rest may block: the vCPU's own thread makes them). */
-static int here(const uint64_t *c, uint64_t nr, const int64_t *args) {
+ * the guest's (the rest may block: the vCPU's own thread makes them).  For those, *own
+ * becomes a descriptor of the monitor's (at or above the floor) for the same open file,
+ * which the call is made on: the program's other threads can close or dup2 over its
+ * number meanwhile (a pipe's, whose read would block this thread), never over this one.
+ * It shares the file's offset, as the program's number does. */
+static int here(const uint64_t *c, uint64_t nr, const int64_t *args, int *own) {
+    *own = -1;
     if (!((const uint8_t *)(c + C_NR))[nr])
         return 0;
-    if (nr == SYS_read || nr == SYS_write || nr == SYS_pread64 || nr == SYS_pwrite64) {
+    if (rw_call(nr)) {
         uint64_t fd = (uint32_t)args[0];
         struct stat st;
-        if (fd >= c[C_FLOOR] || fstat((int)fd, &st) != 0 || !S_ISREG(st.st_mode))
+        if (fd >= c[C_FLOOR])
             return 0;
+        int d = fcntl((int)fd, F_DUPFD_CLOEXEC, (int)c[C_FLOOR]);
+        if (d < 0)
+            return 0; /* (EBADF and the like: Python reports it) */
+        if (fstat(d, &st) != 0 || !S_ISREG(st.st_mode)) {
+            close(d);
+            return 0;
+        }
+        *own = d;
     } else if (nr == SYS_lseek) {
         if ((uint32_t)args[2] > SEEK_MAX)
             return 0; /* EINVAL after a look at the descriptor: rw.lseek */
@@ -69,8 +87,8 @@ static int here(const uint64_t *c, uint64_t nr, const int64_t *args) {
     return 1;
 }
 
-/* Make the call (``here`` said yes, for the values in a[]). */
-static int64_t make(const uint64_t *c, uint64_t nr, const int64_t *a) {
+/* Make the call (``here`` said yes, for the values in a[]; ``own``: its descriptor). */
+static int64_t make(const uint64_t *c, uint64_t nr, const int64_t *a, int own) {
     int fault = 0;
     uint64_t fd = (uint32_t)a[0], n, p;
     switch (nr) {
@@ -80,14 +98,22 @@ static int64_t make(const uint64_t *c, uint64_t nr, const int64_t *a) {
     case SYS_pwrite64:
         if ((nr == SYS_pread64 || nr == SYS_pwrite64) && a[3] < 0)
             return -EINVAL; /* before the descriptor, as Linux */
-        if (fd >= c[C_FLOOR])
-            return -EBADF;
+        fd = (uint64_t)own;
         n = (uint64_t)a[2];
-        if (n > c[C_MAX_RW])
-            n = c[C_MAX_RW];
-        p = host(c, (uint64_t)a[1], n, &fault);
-        if (fault)
-            return -EFAULT;
+        p = (uint64_t)a[1];
+        if (n && (p + n < p || p + n > c[C_USER_LIMIT])) {
+            /* rw.rw_buffer: Linux checks the whole range as given (access_ok) before it
+             * caps the count; the host refuses a non-canonical address the same way */
+            p = c[C_NONCANONICAL] | (p & 0xFFF);
+            if (n > c[C_MAX_RW])
+                n = c[C_MAX_RW];
+        } else {
+            if (n > c[C_MAX_RW])
+                n = c[C_MAX_RW];
+            p = host(c, p, n, &fault);
+            if (fault)
+                return -EFAULT;
+        }
         return raw(nr, fd, p, n, (uint64_t)a[3]);
     case SYS_lseek:
         if (fd >= c[C_FLOOR])
@@ -159,14 +185,17 @@ long km_poll(uint64_t *c, long idle_rounds) {
             nr = (uint64_t)q[SLOT_NR / 8];
             for (int i = 0; i < 6; i++)
                 a[i] = q[SLOT_ARGS / 8 + i];
-            if (nr >= 512 || !here(c, nr, a)) {
+            int own;
+            if (nr >= 512 || !here(c, nr, a, &own)) {
                 /* not one for here (a pipe's read...): posted again, for Python to serve
                  * or decline (the stub, waiting, sees it posted and may take it back) */
                 __atomic_store_n(state, SLOT_POSTED, __ATOMIC_SEQ_CST);
                 __atomic_store_n(&c[C_SERVING], 0, __ATOMIC_SEQ_CST);
                 return (long)(v << 2 | RUN);
             }
-            int64_t res = make(c, nr, a);
+            int64_t res = make(c, nr, a, own);
+            if (own >= 0)
+                close(own);
             q[SLOT_RESULT / 8] = res;
             int patched = 0;
             if (res == -EFBIG || (c[C_REWRITING] && !settled(c, (uint64_t)q[SLOT_RCX / 8], &patched)))

@@ -82,6 +82,16 @@ class GuestMemory:
         # as Linux would; a non-canonical address can be no host's memory
         return NONCANONICAL | (addr & 0xFFF)
 
+    def host_user(self, addr: int, count: int, length: int) -> int:
+        """``host(addr, length)`` for a call that first checks, as Linux's read and write
+        do (access_ok), that all of [addr, addr+count) is user address space with the
+        ``count`` the program gave, before capping it at ``length``: a range past the
+        user limit (or wrapping) becomes a non-canonical address, which the host call
+        refuses with EFAULT after its descriptor checks, as Linux does."""
+        if count and addr + count > USER_LIMIT:
+            return NONCANONICAL | (addr & 0xFFF)
+        return self.host(addr, length)
+
     def contains(self, addr: int, length: int = 0) -> bool:
         return 0 <= addr and 0 <= length and addr + length <= self.size
 

@@ -14,7 +14,7 @@ from kontain import native
 from kontain.abi.errno import EBADF, EINVAL, EIO
 from kontain.abi.flags import F_GETFL, O_ACCMODE, O_PATH, O_WRONLY, SEEK_HOLE
 from kontain.errors import GuestError
-from kontain.syscalls.common import MAX_RW_COUNT, POLLIN, POLLOUT, buffer, io_call, passthrough, ptr, s32, u32, u64
+from kontain.syscalls.common import MAX_RW_COUNT, POLLIN, POLLOUT, io_call, passthrough, ptr, s32, u32, u64
 
 UIO_MAXIOV = 1024
 _sc4 = native.sc4
@@ -27,9 +27,18 @@ def _ret(r: int) -> int:
     return -_errno() if r == -1 else r
 
 
+def rw_buffer(t, addr: int, count: int) -> tuple[int, int]:
+    """(host address, length) of read's, write's, pread64's or pwrite64's buffer: the
+    whole range as the program gave it must be user memory (EFAULT, at the host call,
+    after the descriptor checks), then the length is capped (common.buffer)."""
+    count = u64(count)
+    length = min(count, MAX_RW_COUNT)
+    return t.mem.host_user(addr, count, length), length
+
+
 def read(t, fd, buf, count, *_):
     fd = t.fds.check(fd)
-    host, n = buffer(t, buf, count)
+    host, n = rw_buffer(t, buf, count)
     r = io_call(t, fd, POLLIN, SYS_read, host, n)
     if r == -EINVAL and t.process.signalfds.files:  # a listening socket: a signalfd? (kernel/signalfd.py)
         f = t.process.signalfds.find(fd)
@@ -42,7 +51,7 @@ def read(t, fd, buf, count, *_):
 
 def write(t, fd, buf, count, *_):
     fd = t.fds.check(fd)
-    host, n = buffer(t, buf, count)
+    host, n = rw_buffer(t, buf, count)
     return io_call(t, fd, POLLOUT, SYS_write, host, n)
 
 
@@ -56,14 +65,14 @@ def _offset(offset: int, current_ok: bool = False) -> None:
 def pread64(t, fd, buf, count, offset, *_):
     _offset(u64(offset))
     fd = t.fds.check(fd)
-    host, n = buffer(t, buf, count)
+    host, n = rw_buffer(t, buf, count)
     return _ret(_sc4(SYS_pread64, fd, host, n, offset))
 
 
 def pwrite64(t, fd, buf, count, offset, *_):
     _offset(u64(offset))
     fd = t.fds.check(fd)
-    host, n = buffer(t, buf, count)
+    host, n = rw_buffer(t, buf, count)
     return _ret(_sc4(SYS_pwrite64, fd, host, n, offset))
 
 
