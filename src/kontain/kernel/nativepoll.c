@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 /* what km_poll returns besides a vCPU id << 2 | what Python is to do */
-#define TICK (-1L)      /* idle_rounds rounds without a posted call */
+#define TICK (-1L)      /* idle_rounds rounds, or C_TICK_NS, without a posted call */
 #define RUN 0           /* a posted call, not taken: Python serves it (kernel/poll.py _serve) */
 #define ANSWER 1        /* taken and made; the result is in the slot: Python answers it */
 
@@ -156,6 +156,7 @@ static uint64_t now_ns(void) {
 
 long km_poll(uint64_t *c, long idle_rounds) {
     long idle = 0;
+    uint64_t idle_since = 0;
     for (;;) {
         int posted = 0;
         uint64_t nvid = __atomic_load_n(&c[C_NVID], __ATOMIC_ACQUIRE);
@@ -211,10 +212,16 @@ long km_poll(uint64_t *c, long idle_rounds) {
             __atomic_store_n(state, attention ? SLOT_DONE_EXIT : SLOT_DONE, __ATOMIC_SEQ_CST);
             __atomic_store_n(&c[C_SERVING], 0, __ATOMIC_SEQ_CST);
         }
-        if (posted)
+        if (posted) {
             idle = 0;
-        else if (++idle >= idle_rounds)
+            idle_since = 0;
+        } else if (++idle >= idle_rounds) {
             return TICK;
+        } else if (!idle_since) {
+            idle_since = now_ns();
+        } else if (now_ns() - idle_since > c[C_TICK_NS]) {
+            return TICK; /* (a loaded machine: few, long rounds) */
+        }
         sched_yield();
     }
 }

@@ -6,8 +6,9 @@ one.  nativepoll.c's ``km_poll`` scans the slots with the GIL released and makes
 calls that need nothing of Python's state itself (the ids, fstat, reads, writes and
 seeks of regular files); it returns to Python for every other call, for the calls whose
 answer Python must see (a site the rewriter still counts, a write past RLIMIT_FSIZE),
-and after a number of idle rounds, so that the tier's switching on and off, parking
-and idling stay in poll.py.
+and after a number of idle rounds or TICK_NS without a request (on a loaded machine a
+round's sched_yield can take milliseconds: a thread's 50 ms sleep went unnoticed), so
+that the tier's switching on and off, parking and idling stay in poll.py.
 
 pip installs no compiler output, so ``km --native`` (``make bytecode``; cli/front.py)
 compiles it beside this module, as it compiles the native front end; without a compiler, or when
@@ -29,7 +30,8 @@ LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libkmpoll.so
 
 # the control block: u64 words
 (C_BASE, C_SIZE, C_GUARD, C_USER_LIMIT, C_NONCANONICAL, C_MAX_RW, C_FLOOR, C_EAGER, C_REWRITING, C_SERVING,
- C_NVID, C_SERVED, C_PATCHED) = range(13)
+ C_NVID, C_SERVED, C_PATCHED, C_TICK_NS) = range(14)
+TICK_NS = 1_000_000  # km_poll returns after this long without a request, however few its rounds
 C_VC = 16  # per vCPU id: VC_WORDS words
 V_SLOT, V_KICK, V_ANSWERED, V_LAST, V_NATIVE = range(5)
 VC_WORDS = 8
@@ -55,7 +57,8 @@ def defines() -> list[str]:
         "C_BASE": C_BASE, "C_SIZE": C_SIZE, "C_GUARD": C_GUARD, "C_USER_LIMIT": C_USER_LIMIT,
         "C_NONCANONICAL": C_NONCANONICAL, "C_MAX_RW": C_MAX_RW, "C_FLOOR": C_FLOOR, "C_EAGER": C_EAGER,
         "C_REWRITING": C_REWRITING, "C_SERVING": C_SERVING, "C_NVID": C_NVID, "C_SERVED": C_SERVED,
-        "C_PATCHED": C_PATCHED, "C_VC": C_VC, "V_SLOT": V_SLOT, "V_KICK": V_KICK, "V_ANSWERED": V_ANSWERED,
+        "C_PATCHED": C_PATCHED, "C_TICK_NS": C_TICK_NS, "C_VC": C_VC, "V_SLOT": V_SLOT, "V_KICK": V_KICK,
+        "V_ANSWERED": V_ANSWERED,
         "V_LAST": V_LAST, "V_NATIVE": V_NATIVE, "VC_WORDS": VC_WORDS, "C_NR": C_NR, "C_SITES": C_SITES,
         "SITES_BITS": SITES_BITS, "POLL_VCPUS": L.POLL_VCPUS, "SLOT_STATE": L.SLOT_STATE,
         "SLOT_ON": L.SLOT_ON, "SLOT_NR": L.SLOT_NR, "SLOT_ARGS": L.SLOT_ARGS, "SLOT_RESULT": L.SLOT_RESULT,
@@ -96,7 +99,7 @@ class Control:
         w = self.w
         w[C_BASE], w[C_SIZE], w[C_GUARD] = window.base, window.size, GUARD
         w[C_USER_LIMIT], w[C_NONCANONICAL], w[C_MAX_RW] = USER_LIMIT, NONCANONICAL, MAX_RW_COUNT
-        w[C_FLOOR], w[C_EAGER] = floor, int(eager)
+        w[C_FLOOR], w[C_EAGER], w[C_TICK_NS] = floor, int(eager), TICK_NS
         for nr in CALLS:
             if pollable[nr]:
                 self.buf[8 * C_NR + nr] = 1

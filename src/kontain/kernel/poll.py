@@ -441,8 +441,9 @@ class Poller:
 
     def _native_round(self, creds) -> tuple[bool, bool, int]:
         """Rounds of the native poller (GIL released) until a call needs Python, which
-        serves or answers it here, or until NATIVE_ROUNDS rounds saw nothing posted:
-        (anything served, a polled thread running the program, rounds done)."""
+        serves or answers it here, or until NATIVE_ROUNDS rounds (or TICK_NS) saw nothing
+        posted: (anything served, a polled thread running the program, rounds done: a
+        TICK counts as NATIVE_ROUNDS, so that it may park the poller)."""
         ctl, w = self.ctl, self.ctl.w
         rw = self.p.rewriter
         w[nativepoll.C_REWRITING] = int(rw is not None and rw.enabled and rw.owns_gs)
