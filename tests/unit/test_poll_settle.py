@@ -134,3 +134,39 @@ def test_another_vcpus_native_call_is_not_this_ones():
     p.ctl = types.SimpleNamespace(w=[0] * nativepoll.WORDS)
     p.ctl.w[nativepoll.C_SERVING] = task.vcpu.id + 2
     assert p.settle(task) is None and restarted(task, slot)
+
+
+def test_a_call_posted_again_runs_once():
+    """The native poller takes a call it does not make (a pipe's read) and posts it again
+    for Python (C_SERVING cleared), and Python's poller takes it at once: whatever the
+    order, the call either completes through the poller or is restarted by settle, never
+    both (it ran twice once: a pipe write twice under --pause-check)."""
+    import threading
+
+    from kontain.kernel import nativepoll
+
+    for _ in range(200):
+        p, task, slot = setup(G.POLL_POSTED, poll.TAKEN)
+        p.ctl = types.SimpleNamespace(w=[0] * nativepoll.WORDS)
+        p.ctl.w[nativepoll.C_SERVING] = task.vcpu.id + 1
+        ran = []
+
+        def poller(p=p, slot=slot, ran=ran):
+            slot.u32[poll.STATE] = poll.POSTED  # posted again, for Python
+            p.ctl.w[nativepoll.C_SERVING] = 0
+            p.serving = slot  # Python's _serve: serving first, then the take
+            if native.cas32(slot.addr, poll.POSTED, poll.TAKEN) == poll.POSTED:
+                ran.append(True)
+                slot.u32[poll.STATE] = poll.DONE
+            p.serving = None
+
+        t = threading.Thread(target=poller)
+        t.start()
+        try:
+            settled = p.settle(task)
+        finally:
+            t.join()
+        if ran:
+            assert settled == (NR, RESULT) and completed(task, slot)
+        else:
+            assert settled is None and restarted(task, slot)

@@ -624,12 +624,18 @@ class Poller:
             sq[NR] = q[k.RAX]
             sq[ARG0 + 2] = q[k.RDX]
         elif off < G.POLL_WITHDRAWN:
-            state = native.cas32(slot.addr, POSTED, IDLE)
-            if state == POSTED:
-                state = IDLE  # taken back here
-            while state == TAKEN and self.serving_now(slot):  # the poller is on it; these calls do not block
-                time.sleep(0)
-                state = u32[STATE]
+            while True:
+                state = native.cas32(slot.addr, POSTED, IDLE)
+                if state == POSTED:
+                    state = IDLE  # taken back here
+                elif state == TAKEN and self.serving_now(slot):
+                    # the poller is on it (these calls do not block): it answers, or (the
+                    # native poller, for a call it does not make) posts it again for Python,
+                    # which is then taken back here before Python can take it, never left
+                    # to both (it would run twice)
+                    time.sleep(0)
+                    continue
+                break
             if state == TAKEN:
                 state = IDLE  # written by the program itself: nobody is serving it
             done = state in (DONE, DONE_EXIT)
