@@ -99,17 +99,13 @@ static int64_t make(const uint64_t *c, uint64_t nr, const int64_t *a, int own) {
         if ((nr == SYS_pread64 || nr == SYS_pwrite64) && a[3] < 0)
             return -EINVAL; /* before the descriptor, as Linux */
         fd = (uint64_t)own;
-        n = (uint64_t)a[2];
         p = (uint64_t)a[1];
-        if (n && (p + n < p || p + n > c[C_USER_LIMIT])) {
+        n = (uint64_t)a[2] < c[C_MAX_RW] ? (uint64_t)a[2] : c[C_MAX_RW];
+        if (a[2] && (p + (uint64_t)a[2] < p || p + (uint64_t)a[2] > c[C_USER_LIMIT])) {
             /* rw.rw_buffer: Linux checks the whole range as given (access_ok) before it
              * caps the count; the host refuses a non-canonical address the same way */
             p = c[C_NONCANONICAL] | (p & 0xFFF);
-            if (n > c[C_MAX_RW])
-                n = c[C_MAX_RW];
         } else {
-            if (n > c[C_MAX_RW])
-                n = c[C_MAX_RW];
             p = host(c, p, n, &fault);
             if (fault)
                 return -EFAULT;

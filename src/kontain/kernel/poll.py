@@ -432,12 +432,22 @@ class Poller:
         served = False
         for slot in list(self.active.values()):
             if slot.u32[STATE] == POSTED:
-                if slot.task.creds is creds or slot.task.creds == creds:
-                    self._serve(slot)
-                elif native.cas32(slot.addr, POSTED, DECLINED) == POSTED:
-                    pass  # another thread's credentials: its own thread makes the call
+                self._take_posted(slot, creds)
                 served = True
         return served
+
+    @staticmethod
+    def _mine(slot: Slot, creds) -> bool:
+        """Does ``slot``'s thread act with the poller thread's credentials ``creds``?"""
+        return slot.task.creds is creds or slot.task.creds == creds
+
+    def _take_posted(self, slot: Slot, creds) -> None:
+        """Serve ``slot``'s posted call, or decline it when its thread's credentials are
+        not the poller's (its own thread makes the call)."""
+        if self._mine(slot, creds):
+            self._serve(slot)
+        else:
+            native.cas32(slot.addr, POSTED, DECLINED)
 
     def _native_round(self, creds) -> tuple[bool, bool, int]:
         """Rounds of the native poller (GIL released) until a call needs Python, which
@@ -449,7 +459,7 @@ class Poller:
         w[nativepoll.C_REWRITING] = int(rw is not None and rw.enabled and rw.owns_gs)
         with self.lock:  # (as creds_changed clears a thread's flag: nativepoll.Control.native)
             for vid, slot in list(self.active.items()):
-                ctl.native(vid, slot.task.creds is creds or slot.task.creds == creds)
+                ctl.native(vid, self._mine(slot, creds))
         before = w[nativepoll.C_SERVED]
         r = self.native_poll(ctl.addr, NATIVE_ROUNDS)
         served = r >= 0 or w[nativepoll.C_SERVED] != before
@@ -462,10 +472,7 @@ class Poller:
                 finally:
                     w[nativepoll.C_SERVING] = 0
             elif slot is not None and slot.u32[STATE] == POSTED:
-                if slot.task.creds is creds or slot.task.creds == creds:
-                    self._serve(slot)
-                else:
-                    native.cas32(slot.addr, POSTED, DECLINED)  # its own thread makes the call
+                self._take_posted(slot, creds)
         here = any(not slot.away for slot in list(self.active.values()))
         return served, here, 1 if r >= 0 else NATIVE_ROUNDS
 
