@@ -24,6 +24,13 @@ static void on_usr1(int sig) { (void)sig; hits++; }
 
 struct work { int id; long wrong; long rounds; };
 
+/* A wrong answer: counted, and said on stderr (which check, in which round) so that a
+ * failure under km says what the program saw. */
+static void wrong(struct work *w, const char *what, long got) {
+    w->wrong++;
+    fprintf(stderr, "pausecheck: thread %d, round %ld: %s (got %ld)\n", w->id, w->rounds, what, got);
+}
+
 static unsigned long mix(unsigned long x) {
     x ^= x >> 33; x *= 0xff51afd7ed558ccdUL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53UL; return x ^ (x >> 33);
 }
@@ -31,7 +38,7 @@ static unsigned long mix(unsigned long x) {
 static void *worker(void *arg) {
     struct work *w = arg;
     int p[2];
-    if (pipe(p)) { w->wrong++; return NULL; }
+    if (pipe(p)) { wrong(w, "pipe", errno); return NULL; }
     pid_t ppid = getppid(), tid = (pid_t)syscall(SYS_gettid);
     do {  /* (at least one round, however soon input ends) */
         unsigned long a = 0, b = 0;
@@ -39,22 +46,31 @@ static void *worker(void *arg) {
             a += mix(i + (unsigned long)w->id);
             b = b + mix(i + (unsigned long)w->id);
         }
-        if (a != b) w->wrong++;
+        if (a != b) wrong(w, "integer registers", (long)(a - b));
         double x = 0, y = 0;  /* and the FPU's (SSE) registers */
         for (int i = 0; i < 2000; i++) {
             x += (double)mix((unsigned long)i) * 1e-19;
             *(volatile double *)&y = y + (double)mix((unsigned long)i) * 1e-19;
         }
-        if (x != y) w->wrong++;
-        if (getppid() != ppid || syscall(SYS_gettid) != tid) w->wrong++;
+        if (x != y) wrong(w, "SSE registers", 0);
+        long id = getppid();
+        if (id != ppid) wrong(w, "getppid", id);
+        id = syscall(SYS_gettid);
+        if (id != tid) wrong(w, "gettid", id);
         char out[16], in[16] = {0};
         snprintf(out, sizeof out, "r%ld-%d", w->rounds, w->id);
-        if (write(p[1], out, strlen(out)) != (ssize_t)strlen(out) || read(p[0], in, sizeof in) != (ssize_t)strlen(out)
-            || strcmp(in, out)) w->wrong++;
+        ssize_t n = write(p[1], out, strlen(out));
+        if (n != (ssize_t)strlen(out)) wrong(w, "pipe write", n < 0 ? -errno : n);
+        n = read(p[0], in, sizeof in);
+        if (n != (ssize_t)strlen(out)) wrong(w, "pipe read", n < 0 ? -errno : n);
+        else if (strcmp(in, out)) wrong(w, "pipe read's bytes", n);
         struct pollfd pfd = {p[0], POLLIN, 0};
-        if (poll(&pfd, 1, 1) != 0) w->wrong++;  /* nothing to read: times out after 1 ms */
+        int r = poll(&pfd, 1, 1);  /* nothing to read: times out after 1 ms */
+        if (r != 0) wrong(w, "poll", r < 0 ? -errno : r);
         int before = hits;
-        if (pthread_kill(pthread_self(), SIGUSR1) || hits != before + 1) w->wrong++;
+        r = pthread_kill(pthread_self(), SIGUSR1);
+        if (r) wrong(w, "pthread_kill", r);
+        else if (hits != before + 1) wrong(w, "SIGUSR1 handler runs", hits - before);
         w->rounds++;
     } while (!atomic_load(&stop));
     return NULL;

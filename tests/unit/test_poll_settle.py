@@ -48,7 +48,8 @@ def setup(offset: int, state: int, *, serving: bool = False):
     q = task.q
     q[k.RIP] = L.poll_stub(task.vcpu.id) + offset
     q[k.RCX], q[k.R11], q[k.RFLAGS] = RCX, R11, 0x297  # the stub's compares changed the flags
-    q[k.RAX], q[k.RDX] = NR if offset < G.POLL_POSTED else 0xDEAD, ARG2
+    # (the stub loads RAX from the slot at poll_withdrawn: at poll_exit it holds the call again)
+    q[k.RAX], q[k.RDX] = NR if offset < G.POLL_POSTED or offset == G.POLL_EXIT else 0xDEAD, ARG2
     return p, task, slot
 
 
@@ -74,6 +75,17 @@ def completed(task, slot):
 ])
 def test_restarts_before_the_call(offset, state):
     p, task, slot = setup(offset, state)
+    assert p.settle(task) is None and restarted(task, slot)
+
+
+@pytest.mark.parametrize("offset", [G.POLL_ENTRY, G.POLL_EXIT])
+def test_a_call_never_posted_is_the_registers_one(offset):
+    """A call the stub does not post (not in its map, or the slot off) jumps from
+    poll_entry straight to poll_exit: the slot still holds an older call, which must not
+    replace the one in the registers (the stale getppid made instead of an
+    rt_sigprocmask left a thread with every signal blocked: test_runstate)."""
+    p, task, slot = setup(offset, poll.IDLE)
+    slot.q[poll.NR], slot.q[poll.ARG0 + 2] = 39, 0x777  # an older call's
     assert p.settle(task) is None and restarted(task, slot)
 
 

@@ -626,8 +626,12 @@ class Poller:
             return None
         u32, sq = slot.u32, slot.q
         done = False
-        if off < G.POLL_POSTED:
-            state = IDLE  # not posted: registers still hold the call
+        if off < G.POLL_POSTED or off == G.POLL_EXIT:
+            # not posted (or, at the `out`, taken back with RAX reloaded): the registers
+            # hold the call.  (At poll_exit straight from poll_entry, a call the map does
+            # not poll, the slot holds an older call: taking RAX and RDX from it made
+            # that one instead, an rt_sigprocmask a getppid: --pause-check, two hogs)
+            state = IDLE
             sq[NR] = q[k.RAX]
             sq[ARG0 + 2] = q[k.RDX]
         elif off < G.POLL_WITHDRAWN:
@@ -646,8 +650,8 @@ class Poller:
             if state == TAKEN:
                 state = IDLE  # written by the program itself: nobody is serving it
             done = state in (DONE, DONE_EXIT)
-        elif off <= G.POLL_EXIT:
-            state = IDLE  # taken back: about to exit
+        elif off < G.POLL_EXIT:
+            state = IDLE  # taken back, at poll_withdrawn: RAX is about to be reloaded
         elif off < G.POLL_DONE:
             return None  # after the exit's `out`: at `jmp *%rcx`, the call is over
         elif off < G.POLL_DECLINED:
