@@ -43,7 +43,7 @@ class Syscalls:
     def poller(self, process):
         from kontain.kernel.poll import Poller
 
-        return Poller(process, dispatch.invoke, table.POLLABLE)
+        return Poller(process, dispatch.invoke, table.POLLABLE, dispatch.invoke_own)
 
 
 def prepare(spec: Spec):

@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -265,6 +266,23 @@ static void hostile(const char *dir) {
     SAME("pread of a count of -1", syscall(SYS_pread64, fd, buf, -1L, 0));
     SAME("pwrite of a count past the user limit", syscall(SYS_pwrite64, fd, buf, 1UL << 47, 0));
     SAME("write of a count past the user limit to a bad descriptor", syscall(SYS_write, (int)above, buf, 1UL << 47));
+    /* readv and writev of a regular file (the Python poller makes them, on its own duplicate) */
+    struct iovec iov[2] = {{buf, 4}, {buf + 8, 4}}, wild[2] = {{buf, 4}, {(void *)0xffff800000001000UL, 4}};
+    SAME("readv", (syscall(SYS_lseek, fd, 0, SEEK_SET), syscall(SYS_readv, fd, iov, 2)));
+    SAME("readv into the kernel", syscall(SYS_readv, fd, wild, 2));
+    SAME("readv of a NULL vector", syscall(SYS_readv, fd, (void *)0, 2));
+    SAME("readv of a vector in the kernel", syscall(SYS_readv, fd, (void *)0xffff800000001000UL, 1));
+    SAME("readv of too many", syscall(SYS_readv, fd, iov, 1025));
+    SAME("readv of the limit's descriptor", syscall(SYS_readv, (int)above, iov, 2));
+    SAME("writev", syscall(SYS_writev, fd, iov, 2));
+    SAME("writev from the kernel", syscall(SYS_writev, fd, wild, 2));
+    SAME("writev of a NULL vector", syscall(SYS_writev, fd, (void *)0, 1));
+    int ro = open(path, O_RDONLY);
+    CHECK("open read-only", ro >= 0);
+    SAME("writev to a read-only descriptor, bad vector", syscall(SYS_writev, ro, (void *)0, 1));
+    SAME("write to a read-only descriptor", syscall(SYS_write, ro, buf, 4));
+    SAME("pwrite to a read-only descriptor", syscall(SYS_pwrite64, ro, buf, 4, 0));
+    close(ro);
     SAME("size after them", (syscall(SYS_fstat, fd, &st), (long)st.st_size));
     SAME("write of the limit's descriptor", syscall(SYS_write, (int)above, buf, 4));
     SAME("fstat", (syscall(SYS_fstat, fd, &st), (long)st.st_size));

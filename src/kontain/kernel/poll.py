@@ -99,9 +99,11 @@ class Slot:
 class Poller:
     """The slots of one process and the thread that serves them."""
 
-    def __init__(self, process, invoke, pollable: list[int]) -> None:
+    def __init__(self, process, invoke, pollable: list[int], invoke_own) -> None:
         """``invoke(task, nr, *args)`` calls a handler (syscalls/dispatch.py); ``pollable``:
-        the calls the syscall table marks POLL (never blocking, needing no register)."""
+        the calls the syscall table marks POLL (never blocking, needing no register);
+        ``invoke_own(task, nr, own, a1, a2, a3)`` makes a read or write family call of a
+        regular file on the poller's own duplicate of its descriptor."""
         self.p = process
         # --poll always: every slot on from the first pollable call, never backed off,
         # however many there are, and a longer spin (tests and measurements: the tier's
@@ -111,6 +113,7 @@ class Poller:
         # the syscall table itself, whose entries become the functions once their family
         # is imported (syscalls/table.py, Deferred)
         self.invoke = invoke
+        self.invoke_own = invoke_own
         # (reads and writes only of regular files, per-thread clocks not at all: _run)
         self.pollable = [False] * 512
         for nr in pollable:
@@ -533,9 +536,13 @@ class Poller:
             if (nr == 228 or nr == 229) and a0 not in _SHARED_CLOCKS:
                 self._decline(slot, nr)
                 return
+            own = -1
             if nr <= 1 or 17 <= nr <= 20:
-                kind = self._kind(a0)
-                if kind != _S_IFREG:
+                # made on a duplicate of the descriptor, at the floor: another thread of the
+                # program may close or dup2 over its number (a pipe's, whose read would block
+                # this thread) between the look at the file and the call, never over this one
+                own = self._own_regular(a0)
+                if own < 0:
                     # pipes, sockets, terminals, devices may block: the vCPU's own thread does
                     # it.  (Socket writes were tried with MSG_DONTWAIT: a request/response
                     # exchange between two threads then ran 1.5x slower, three busy threads on
@@ -549,12 +556,18 @@ class Poller:
                     self._decline(slot, nr)
                     return
             try:
-                res = self.invoke(task, nr, a0, q[ARG0 + 1], q[ARG0 + 2], q[ARG0 + 3], q[ARG0 + 4], q[ARG0 + 5])
+                if own >= 0:
+                    res = self.invoke_own(task, nr, own, q[ARG0 + 1], q[ARG0 + 2], q[ARG0 + 3])
+                else:
+                    res = self.invoke(task, nr, a0, q[ARG0 + 1], q[ARG0 + 2], q[ARG0 + 3], q[ARG0 + 4], q[ARG0 + 5])
             except OwnThread:  # its answer depends on the asking thread: the vCPU's thread asks
                 self._decline(slot, nr)
                 return
             except ProcessExit as end:  # a bug in km (dispatch.internal_error): the program ends, from here
                 self.p.finish(end)
+            finally:
+                if own >= 0:
+                    native.syscall(3, own)  # close
         self._answer(slot, res)
 
     def _decline(self, slot: Slot, nr: int) -> None:
@@ -602,16 +615,26 @@ class Poller:
         calls the poller would only hand back do not switch the slot on: a thread
         reading and writing sockets switched it on and backed off ~10 times in 3000 TCP
         echoes, the poller taking the GIL and a CPU from the program's threads each time."""
-        return self._kind(fd, bytearray(144)) == _S_IFREG  # (a buffer of its own: the poller's thread uses _stat)
-
-    def _kind(self, fd: int, stat: bytearray | None = None) -> int:
-        """``fd``'s file type (S_IFMT bits), 0 for a bad descriptor or one of km's own."""
         fd &= 0xFFFFFFFF
-        addr = self._stat_addr if stat is None else native.address_of(stat)
-        stat = self._stat if stat is None else stat
-        if fd >= self.p.fds.floor or native.syscall(5, fd, addr) != 0:  # fstat
-            return 0  # EBADF and the like: let the vCPU's thread report it
-        return struct.unpack_from("<I", stat, 24)[0] & _S_IFMT
+        stat = bytearray(144)  # (a buffer of its own: the poller's thread uses _stat)
+        if fd >= self.p.fds.floor or native.syscall(5, fd, native.address_of(stat)) != 0:  # fstat
+            return False  # EBADF and the like: let the vCPU's thread report it
+        return struct.unpack_from("<I", stat, 24)[0] & _S_IFMT == _S_IFREG
+
+    def _own_regular(self, fd: int) -> int:
+        """A close-on-exec duplicate of the program's descriptor ``fd`` at or above the
+        floor if it is a regular file, else -1 (its own thread makes the call)."""
+        fd &= 0xFFFFFFFF
+        if fd >= self.p.fds.floor:
+            return -1
+        own = native.dup_at_least(fd, self.p.fds.floor)
+        if own < 0:
+            return -1  # EBADF and the like: let the vCPU's thread report it
+        if native.syscall(5, own, self._stat_addr) != 0 or \
+                struct.unpack_from("<I", self._stat, 24)[0] & _S_IFMT != _S_IFREG:
+            native.syscall(3, own)
+            return -1
+        return own
 
     # -- the vCPU's side ----------------------------------------------------------------
     def settle(self, task) -> tuple[int, int] | None:

@@ -58,6 +58,20 @@ def invoke(task, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int, a5: int) 
         raise  # (not reached: internal_error raises)
 
 
+def invoke_own(task, nr: int, own: int, a1: int, a2: int, a3: int) -> int:
+    """``invoke`` for the polling tier's read and write family calls of a regular file,
+    made on ``own``, the monitor's duplicate of the program's descriptor (rw.on_own)."""
+    from kontain.syscalls import rw
+
+    try:
+        return rw.on_own(task, nr, own, a1, a2, a3)
+    except GuestError as e:
+        return -e.errno
+    except Exception as e:  # a bug in km, as in invoke
+        internal_error(nr, e)
+        raise
+
+
 def finish(task, nr: int, res: int, args) -> None:
     """After the call, on the way back to the program: a kick's EINTR, SIGPIPE, SIGXFSZ,
     signals to deliver (Task.after_syscall), as the call's row says (restart, SIGPIPE

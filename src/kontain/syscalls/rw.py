@@ -76,6 +76,27 @@ def pwrite64(t, fd, buf, count, offset, *_):
     return _ret(_sc4(SYS_pwrite64, fd, host, n, offset))
 
 
+def on_own(t, nr: int, own: int, a1: int, a2: int, a3: int) -> int:
+    """read, write, pread64, pwrite64, readv or writev (``nr``) of a regular file, made
+    on ``own``: the monitor's duplicate of the program's descriptor (the polling tier's:
+    kernel/poll.py), so that another thread of the program closing or dup2'ing over its
+    number meanwhile (a pipe's, whose read would block) changes nothing here.  The
+    checks are the handlers' above, in Linux's order."""
+    if nr == SYS_pread64 or nr == SYS_pwrite64:
+        _offset(u64(a3))
+    if nr == SYS_readv or nr == SYS_writev:
+        try:
+            hv, n = host_iovec(t, a1, a2)
+        except GuestError:
+            r = native.syscall(nr, own, 0, 0)  # (the descriptor's errors first, as _vec_call)
+            if r < 0:
+                return r
+            raise
+        return native.syscall(nr, own, native.address_of(hv), n)
+    host, n = rw_buffer(t, a1, a2)
+    return native.syscall(nr, own, host, n, a3)
+
+
 def lseek(t, fd, offset, whence, *_):
     fd = t.fds.check(fd)
     whence &= 0xFFFFFFFF
