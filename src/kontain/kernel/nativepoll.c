@@ -195,7 +195,10 @@ long km_poll(uint64_t *c, long idle_rounds) {
                 close(own);
             q[SLOT_RESULT / 8] = res;
             int patched = 0;
-            if (res == -EFBIG || (c[C_REWRITING] && !settled(c, (uint64_t)q[SLOT_RCX / 8], &patched)))
+            /* (a site not settled is Python's to count once the program is past its
+             * warm-up, C_WARM: before, no site is examined, kernel/rewrite.py) */
+            if (res == -EFBIG || (c[C_REWRITING] && c[C_SERVED] >= c[C_WARM] &&
+                                  !settled(c, (uint64_t)q[SLOT_RCX / 8], &patched)))
                 return (long)(v << 2 | ANSWER); /* C_SERVING stays: Python answers, then clears it */
             vc[V_ANSWERED]++;
             vc[V_LAST] = now_ns();

@@ -30,7 +30,7 @@ LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libkmpoll.so
 
 # the control block: u64 words
 (C_BASE, C_SIZE, C_GUARD, C_USER_LIMIT, C_NONCANONICAL, C_MAX_RW, C_FLOOR, C_EAGER, C_REWRITING, C_SERVING,
- C_NVID, C_SERVED, C_PATCHED, C_TICK_NS) = range(14)
+ C_NVID, C_SERVED, C_PATCHED, C_TICK_NS, C_WARM) = range(15)
 TICK_NS = 1_000_000  # km_poll returns after this long without a request, however few its rounds
 C_VC = 16  # per vCPU id: VC_WORDS words
 V_SLOT, V_KICK, V_ANSWERED, V_LAST, V_NATIVE = range(5)
@@ -57,7 +57,7 @@ def defines() -> list[str]:
         "C_BASE": C_BASE, "C_SIZE": C_SIZE, "C_GUARD": C_GUARD, "C_USER_LIMIT": C_USER_LIMIT,
         "C_NONCANONICAL": C_NONCANONICAL, "C_MAX_RW": C_MAX_RW, "C_FLOOR": C_FLOOR, "C_EAGER": C_EAGER,
         "C_REWRITING": C_REWRITING, "C_SERVING": C_SERVING, "C_NVID": C_NVID, "C_SERVED": C_SERVED,
-        "C_PATCHED": C_PATCHED, "C_TICK_NS": C_TICK_NS, "C_VC": C_VC, "V_SLOT": V_SLOT, "V_KICK": V_KICK,
+        "C_PATCHED": C_PATCHED, "C_TICK_NS": C_TICK_NS, "C_WARM": C_WARM, "C_VC": C_VC, "V_SLOT": V_SLOT, "V_KICK": V_KICK,
         "V_ANSWERED": V_ANSWERED,
         "V_LAST": V_LAST, "V_NATIVE": V_NATIVE, "VC_WORDS": VC_WORDS, "C_NR": C_NR, "C_SITES": C_SITES,
         "SITES_BITS": SITES_BITS, "POLL_VCPUS": L.POLL_VCPUS, "SLOT_STATE": L.SLOT_STATE,

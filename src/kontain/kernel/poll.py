@@ -460,6 +460,8 @@ class Poller:
         ctl, w = self.ctl, self.ctl.w
         rw = self.p.rewriter
         w[nativepoll.C_REWRITING] = int(rw is not None and rw.enabled and rw.owns_gs)
+        if rw is not None:  # (no site answered natively goes to Python before the warm-up's end)
+            w[nativepoll.C_WARM] = w[nativepoll.C_SERVED] + rw.warm_up_left()
         with self.lock:  # (as creds_changed clears a thread's flag: nativepoll.Control.native)
             for vid, slot in list(self.active.items()):
                 ctl.native(vid, self._mine(slot, creds))

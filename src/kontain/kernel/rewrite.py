@@ -168,6 +168,11 @@ class Rewriter:
         if n >= HOT:
             self._decide(task, ret)
 
+    def warm_up_left(self) -> int:
+        """How many more calls the program makes before any site is examined (the native
+        poller then counts its sites' calls for ``answered``: kernel/poll.py)."""
+        return max(0, self.p.spec.rewrite_after - self._calls())
+
     def _calls(self) -> int:
         """The program's calls so far, trapped or answered by the poller (the warm-up's
         measure: a program the poller serves may trap only rarely)."""
