@@ -68,3 +68,14 @@ def test_start_up_imports_no_family_it_does_not_need():
         assert f"kontain.syscalls.{family}" not in loaded
     for module in ("kontain.kernel.fork", "kontain.kernel.exec", "kontain.kernel.signalfd", "kontain.kernel.procfs"):
         assert module not in loaded
+
+
+def test_a_deferred_handler_replaces_its_own_entry():
+    """The first call of a deferred handler puts the function in its own row of HANDLERS
+    (and nowhere else), in a fresh interpreter: later calls go straight to it."""
+    code = ("from kontain.syscalls import table as t; d = t.HANDLERS[33]; "  # dup2
+            "assert isinstance(d, t.Deferred) and d.nr == 33; before = list(t.HANDLERS); fn = d.resolve(); "
+            "assert t.HANDLERS[33] is fn and not isinstance(fn, t.Deferred); "
+            "print(sum(a is not b for a, b in zip(before, t.HANDLERS)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "1"

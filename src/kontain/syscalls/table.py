@@ -69,20 +69,23 @@ class Deferred:
     call imports it and puts the function itself in HANDLERS, so that later calls go
     straight to it."""
 
-    __slots__ = ("module", "attr", "fn")
+    __slots__ = ("module", "attr", "fn", "nr")
 
     def __init__(self, module: str, attr: str):
         self.module = module
         self.attr = attr
         self.fn: Handler | None = None
+        self.nr = -1  # its row's number (each row has a Deferred of its own)
 
     def resolve(self) -> Handler:
         fn = self.fn
         if fn is None:
             fn = self.fn = getattr(__import__(self.module, fromlist=(self.attr,)), self.attr)
-            for i, h in enumerate(HANDLERS):
-                if h is self:
-                    HANDLERS[i] = fn
+            # (its own entry only: a walk of the whole table took ~40 us, at each first
+            # call of a handler, and again in each forked child for the calls its parent
+            # never made: execve, dup2, open...)
+            if self.nr >= 0 and HANDLERS[self.nr] is self:
+                HANDLERS[self.nr] = fn
         return fn
 
     def __call__(self, *args):
@@ -421,6 +424,8 @@ POLLABLE: list[int] = []  # what the polling tier may serve
 # (the rows as plain tuples: this loop runs at every km start, the properties cost ~0.3 ms)
 for _nr, _name, _handler, _level, _note, _args, _flags in TABLE:
     HANDLERS[_nr] = _handler
+    if type(_handler) is Deferred:
+        _handler.nr = _nr
     FLAGS[_nr] = _flags
     ARGS[_nr] = _args
     if _flags & POLL:
