@@ -50,3 +50,27 @@ def test_a_signal_before_the_program_is_loaded():
     assert p.post(S.SIGTERM, siginfo(S.SIGTERM, S.SI_USER)) == 0
     assert p.shared_pending.mask == signals.sigbit(S.SIGTERM)
     p.shared_pending.discard(S.SIGTERM)
+
+
+def test_a_restore_in_place_keeps_what_was_posted_since_the_save(monkeypatch):
+    """Process.restore (--pause-check: save, restore, while the program is paused) puts
+    the saved pending sets back: signals posted in between (km's signal thread, a
+    timer) are what Pending.since gives, to post again; before, they were lost."""
+    monkeypatch.setattr(signals.QUEUED, "count", 0)
+    p = signals.Pending()
+    rt = S.SIGRTMIN + 2
+    p.add(S.SIGUSR1, siginfo(S.SIGUSR1, S.SI_USER, pid=7))
+    p.add(rt, siginfo(rt, S.SI_QUEUE, value=1))
+    saved = p.save()
+    assert p.since(saved) == []
+    p.add(S.SIGUSR1, siginfo(S.SIGUSR1, S.SI_USER, pid=8))  # pending already: one signal, nothing new
+    p.add(S.SIGTERM, siginfo(S.SIGTERM, S.SI_USER, pid=9))
+    p.add(rt, siginfo(rt, S.SI_QUEUE, value=2))
+    posted = p.since(saved)
+    assert sorted(posted) == [(S.SIGTERM, siginfo(S.SIGTERM, S.SI_USER, pid=9)), (rt, siginfo(rt, S.SI_QUEUE, value=2))]
+    p.restore(saved, None)
+    for sig, info in posted:
+        p.add(sig, info)
+    assert [p.take(rt) for _ in range(2)] == [siginfo(rt, S.SI_QUEUE, value=1), siginfo(rt, S.SI_QUEUE, value=2)]
+    assert p.take(S.SIGTERM) == siginfo(S.SIGTERM, S.SI_USER, pid=9)
+    assert p.take(S.SIGUSR1) == siginfo(S.SIGUSR1, S.SI_USER, pid=7) and not p.mask

@@ -570,11 +570,14 @@ class Process:
 
     def restore(self, state: dict) -> None:
         """Take ``save()``'s data back into this paused program: the same threads, the
-        same mappings in place (a restore into a new VM builds those first)."""
+        same mappings in place (a restore into a new VM builds those first).  Signals
+        posted since the save (km's signal thread, a timer) stay pending."""
         with self.lock:
             saved = {t["tid"]: t for t in state["tasks"]}
             if saved.keys() != self.tasks.keys():
                 raise RuntimeError("Process.restore: the threads are not the ones saved")
+            since = [(self.shared_pending, self.shared_pending.since(state["shared_pending"]))]
+            since += [(t.pending, t.pending.since(saved[tid]["pending"])) for tid, t in self.tasks.items()]
             self.fds.restore(state["fds"])
             self.slots.restore(state["slots"])
             self.mm.restore(state["mm"])
@@ -583,6 +586,9 @@ class Process:
             self.shared_pending.restore(state["shared_pending"], self.timers)
             for tid, t in self.tasks.items():
                 t.restore(saved[tid])
+            for pending, posted in since:
+                for sig, info in posted:
+                    pending.add(sig, info)
             program = state["program"]
             self.path, self.name = program["path"], program["name"]
             self.argv, self.envp = list(program["argv"]), list(program["envp"])

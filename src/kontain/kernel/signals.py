@@ -216,6 +216,23 @@ class Pending:
         return {"mask": self.mask,
                 "infos": {sig: [(bytes(i), type(i) is TimerInfo) for i in q] for sig, q in self.infos.items()}}
 
+    def since(self, saved: dict) -> list[tuple[int, bytes]]:
+        """What this set holds beyond ``saved``, its ``save()`` of earlier: the signals
+        posted since, as (signal, siginfo), in their order.  A paused program takes none
+        of its signals, so these are what a restore in place would otherwise discard
+        (Process.restore: one posted between --pause-check's save and its restore)."""
+        posted = []
+        had = saved["infos"]
+        for sig, q in self.infos.items():
+            posted += [(sig, bytes(info)) for info in q[len(had.get(sig, ())):]]
+        mask = self.mask & ~saved["mask"]
+        while mask:
+            sig = (mask & -mask).bit_length()
+            mask &= mask - 1
+            if sig not in self.infos:  # (pending without its siginfo: Pending.add)
+                posted.append((sig, siginfo(sig, S.SI_USER)))
+        return posted
+
     def restore(self, state: dict, timers) -> None:
         """Take ``save()``'s data back; ``timers`` (kernel/timers.py) are the process's,
         restored already: a timer's pending siginfo is its own again.  The process's
