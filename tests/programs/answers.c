@@ -1,8 +1,8 @@
 /* Answers of calls that third-party suites compare with Linux: ru_maxrss (the program's,
  * not its monitor's), get_robust_list of another task, setpgid of a child that has
  * exec'd (EACCES), setpriority and getpriority of a process group, splice into a
- * signalfd or a /proc file and a timerfd's TFD_IOC_SET_TICKS (which used to hang), timerfd
- * settings (past absolute times, cancel-on-set's rules), openat2's RESOLVE_NO_MAGICLINKS,
+ * signalfd or a /proc file, accept on a signalfd (LTP's accept03) and a timerfd's
+ * TFD_IOC_SET_TICKS (which used to hang), timerfd settings (past absolute times, cancel-on-set's rules), openat2's RESOLVE_NO_MAGICLINKS,
  * PR_SET_KEEPCAPS across a change of user, and a child writing into a pipe nobody reads
  * (EPIPE or SIGPIPE, exec'd or not, 20 times over), pidfd_send_signal to the process
  * itself (handled before the call returns, as kill's).  One line per check; run as root
@@ -21,6 +21,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -173,6 +174,8 @@ static void hangs(void) {
     SHOW("splice from an empty pipe into a signalfd", splice(p[0], NULL, sfd, NULL, 16, 0));
     SHOW("splice from a pipe's write end into a signalfd", splice(p[1], NULL, sfd, NULL, 16, 0));
     SHOW("splice of 0 bytes into a signalfd", splice(p[0], NULL, sfd, NULL, 0, 0));
+    SHOW("accept on a signalfd", accept(sfd, NULL, NULL));
+    SHOW("accept4 on a signalfd", accept4(sfd, NULL, NULL, SOCK_CLOEXEC));
     int stat = open("/proc/self/stat", O_RDONLY);
     SHOW("splice from an empty pipe into /proc/self/stat", splice(p[0], NULL, stat, NULL, 16, 0));
     SHOW("write to /proc/self/stat opened read-only", write(stat, "x", 1));

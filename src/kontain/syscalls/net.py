@@ -253,6 +253,10 @@ def socketpair(t, domain, typ, protocol, sv, *_):
 
 def _accept(t, nr: int, fd, addr, addrlen, *flags) -> int:
     fd = t.fds.host(fd)  # (the host says EBADF where Linux does: accept4's flags come first)
+    if t.process.signalfds.files and t.process.signalfds.find(fd) is not None:
+        # km's signalfd is a listening socket (kernel/signalfd.py): accept would wait for,
+        # or take, the connection that makes it readable; Linux's is no socket
+        raise GuestError(ENOTSOCK)
     r = io_call(t, fd, POLLIN, nr, ptr(t, addr, SOCKADDR_MAX), ptr(t, addrlen, 4), *flags)
     return t.fds.new(r) if r >= 0 else r
 
