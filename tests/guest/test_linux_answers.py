@@ -110,7 +110,7 @@ def test_execveat(variant, tmp):
 
 @pytest.mark.parametrize("variant", STATIC)
 @pytest.mark.parametrize("what", ["maxrss", "robust", "setpgid", "priority", "splice", "timerfd", "keepcaps", "epipe",
-                                  "pidfd"])
+                                  "pidfd", "cpuid"])
 def test_answers(variant, what):
     """ru_maxrss is the program's (the monitor's memory left out); get_robust_list of
     another process; setpgid of a child that has exec'd (EACCES); setpriority and
@@ -119,7 +119,8 @@ def test_answers(variant, what):
     cancel-on-set rules; PR_SET_KEEPCAPS across setresuid; a child writing into a pipe
     nobody reads, 20 times each way (Go's TestStdPipe hung in one run of two);
     pidfd_send_signal to the process itself, handled before it returns (CPython's
-    test_signal)."""
+    test_signal); /proc/cpuinfo's cpuid_fault flag agreeing with ARCH_SET_CPUID (LTP's
+    arch_prctl01)."""
     _as_root_and_user([build("answers", variant, ("-lpthread",)), what])
 
 

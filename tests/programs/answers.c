@@ -5,9 +5,10 @@
  * TFD_IOC_SET_TICKS (which used to hang), timerfd settings (past absolute times, cancel-on-set's rules), openat2's RESOLVE_NO_MAGICLINKS,
  * PR_SET_KEEPCAPS across a change of user, and a child writing into a pipe nobody reads
  * (EPIPE or SIGPIPE, exec'd or not, 20 times over), pidfd_send_signal to the process
- * itself (handled before the call returns, as kill's).  One line per check; run as root
+ * itself (handled before the call returns, as kill's), /proc/cpuinfo's cpuid_fault flag
+ * and ARCH_SET_CPUID agreeing (LTP's arch_prctl01).  One line per check; run as root
  * and as an unprivileged user.
- *   answers maxrss|robust|setpgid|priority|splice|timerfd|magiclinks|keepcaps|epipe|pidfd */
+ *   answers maxrss|robust|setpgid|priority|splice|timerfd|magiclinks|keepcaps|epipe|pidfd|cpuid */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -391,6 +392,20 @@ static void pidfd_signals(void) {
     printf("the child: signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : -1);
 }
 
+/* what /proc/cpuinfo's flags say of CPUID faulting, and what arch_prctl does */
+static void cpuid_fault(void) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[16384];
+    int flag = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "flags", 5) && (strstr(line, " cpuid_fault ") || strstr(line, " cpuid_fault\n")))
+            flag = 1;
+    if (f) fclose(f);
+    long r = syscall(SYS_arch_prctl, 0x1012, 1);  /* ARCH_SET_CPUID: CPUID stays allowed */
+    printf("ARCH_SET_CPUID works where cpuinfo has cpuid_fault: %d\n", flag == (r == 0));
+    printf("or else fails with ENODEV: %d\n", flag || errno == ENODEV);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc > 2 && !strcmp(argv[1], "epipe-writer"))
@@ -407,6 +422,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(what, "keepcaps")) keepcaps();
     else if (!strcmp(what, "epipe")) epipe(argv[0]);
     else if (!strcmp(what, "pidfd")) pidfd_signals();
+    else if (!strcmp(what, "cpuid")) cpuid_fault();
     else return 2;
     return 0;
 }

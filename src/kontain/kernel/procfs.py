@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import _thread
 import os
+import re
 import struct
 import time
 
@@ -83,6 +84,7 @@ class Verdict:
 
 
 _PASS = Verdict()
+_CPUINFO = Verdict(name=b"cpuinfo")
 
 
 class ProcFs:
@@ -237,7 +239,9 @@ class ProcFs:
             return _PASS
         n = _number(parts[0])
         if n is None:
-            return _PASS  # /proc/cpuinfo, /proc/sys/...: not a process directory
+            if parts == [b"cpuinfo"]:
+                return _CPUINFO  # (the flags of km's CPU: content)
+            return _PASS  # /proc/sys/...: not a process directory
         own = self._pid_in(mnt)
         if own is None:
             return Verdict(EACCES)  # cannot tell whose directory it is
@@ -384,6 +388,11 @@ class ProcFs:
             return p.auxv_bytes
         if name == b"maps":
             return self.maps()
+        if name == b"cpuinfo":
+            # the host's, less what the program's CPU lacks: CPUID faulting, which km
+            # does not offer (arch_prctl ARCH_SET_CPUID is ENODEV, as Linux answers on
+            # a CPU without it; LTP's arch_prctl01 expects the flag to say so)
+            return re.sub(rb" cpuid_fault(?=[ \n])", b"", self._host(b"cpuinfo"))
         host = self._host(b"%d/%s" % (tid, name if name != b"smaps_rollup" else b"smaps"))
         if name == b"status":
             return self.status(host, tid)
