@@ -37,9 +37,11 @@ def test_files(variant, tmp):
 
 @pytest.mark.parametrize("variant", STATIC)
 def test_fcntl_notifications_and_queries(variant, tmp):
-    """F_NOTIFY and O_ASYNC signals with their si_fd, F_CREATED_QUERY, F_DUPFD_QUERY."""
+    """F_NOTIFY and O_ASYNC signals with their si_fd, F_CREATED_QUERY, F_DUPFD_QUERY;
+    F_SETOWN_EX to a thread of the program (LTP's fcntl31: the signal was lost)."""
     native, _ = compare([build("fnotify", variant), str(tmp / "d")])
     assert "F_CREATED_QUERY, a new file: 1" in native.text and "no signal" not in native.text
+    assert "the thread's signal: 1 si_fd is the pipe 1" in native.text
 
 
 @pytest.mark.parametrize("variant", ALL)

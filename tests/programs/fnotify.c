@@ -1,8 +1,8 @@
 /* fcntl's notifications and queries: F_NOTIFY with F_SETSIG (a directory's changes as a
  * real-time signal carrying the descriptor), O_ASYNC with F_SETOWN (SIGIO, then F_SETSIG's
  * signal with si_fd and si_band), F_CREATED_QUERY (did this open create the file?) and
- * F_DUPFD_QUERY (are two descriptors one open file?).  The signals are blocked and
- * waited for (no sleep decides anything).  Argument: a directory to create and use. */
+ * F_DUPFD_QUERY (are two descriptors one open file?), F_SETOWN_EX to a thread.  The
+ * signals are blocked and waited for (no sleep decides anything).  Argument: a directory to create and use. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #ifndef F_CREATED_QUERY
@@ -80,5 +81,22 @@ int main(int argc, char **argv) {
     si = wait_for(rt);
     printf("F_SETSIG's signal: %d code %d band %#lx si_fd is the pipe %d\n", si.si_signo == rt, si.si_code,
            (unsigned long)si.si_band, si.si_fd == p[0]);
+
+    /* F_SETOWN_EX naming this thread (LTP's fcntl31): the signal was lost under km when
+     * it came while the thread waited, so the write comes from a child a little later */
+    char c;
+    while (read(p[0], &c, 1) == 1) {}
+    struct f_owner_ex own = {F_OWNER_TID, (pid_t)syscall(SYS_gettid)}, got = {-1, -1};
+    printf("F_SETOWN_EX to this thread: %d\n", fcntl(p[0], F_SETOWN_EX, &own));
+    fcntl(p[0], F_GETOWN_EX, &got);
+    printf("F_GETOWN_EX gives it back: %d\n", got.type == F_OWNER_TID && got.pid == own.pid);
+    if (fork() == 0) {
+        struct timespec pause = {0, 100 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        write(p[1], "z", 1);
+        _exit(0);
+    }
+    si = wait_for(rt);
+    printf("the thread's signal: %d si_fd is the pipe %d\n", si.si_signo == rt, si.si_fd == p[0]);
     return 0;
 }

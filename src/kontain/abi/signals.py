@@ -60,6 +60,7 @@ UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
 
 # si_code values
 SI_USER, SI_KERNEL, SI_QUEUE, SI_TIMER, SI_MESGQ, SI_ASYNCIO, SI_SIGIO, SI_TKILL = 0, 0x80, -1, -2, -3, -4, -5, -6
+POLL_IN, POLL_HUP = 1, 6  # the si_code range of an O_ASYNC signal with F_SETSIG (si_band, si_fd)
 SEGV_MAPERR, SEGV_ACCERR = 1, 2
 BUS_ADRALN, BUS_ADRERR, BUS_OBJERR = 1, 2, 3
 ILL_ILLOPC, ILL_ILLOPN, ILL_PRVOPC = 1, 2, 5

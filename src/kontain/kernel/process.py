@@ -78,6 +78,7 @@ class Process:
         self.idle_vcpus: list = []  # vCPUs of exited threads, for the next ones (KVM never frees a vCPU)
         self.ending: list[int] = []  # host threads (idents) of the last threads that ended, maybe on their way out
         self.timers = Timers()  # POSIX timers (timer_create)
+        self.sigio_owners: dict[tuple[int, int], int] = {}  # (st_dev, st_ino) -> the thread F_SETOWN_EX named
         self._signalfds = None  # kernel/signalfd.py, at the first signalfd
         self._procfs = None  # kernel/procfs.py, at the first look at /proc
         self._opener = None  # kernel/paths.py, at the first open
@@ -308,6 +309,14 @@ class Process:
         os._exit(end.status)
 
     # -- signals -----------------------------------------------------------------------
+    def _sigio_owner(self, fd: int) -> Task | None:
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            return None
+        tid = self.sigio_owners.get((st.st_dev, st.st_ino))
+        return self.tasks.get(tid) if tid else None
+
     def post(self, sig: int, info: bytes, task: Task | None = None) -> int:
         """A signal for the program: to ``task`` (thread-directed), or to the process,
         which gives it to a thread that does not block it.  Called from any thread.
@@ -323,6 +332,9 @@ class Process:
         if task is None and self.timers.targets and info[8:12] == _SI_TIMER:  # SIGEV_THREAD_ID?
             tid = self.timers.target(int.from_bytes(info[16:20], "little", signed=True))
             task = self.tasks.get(tid) if tid else None
+        if task is None and self.sigio_owners and S.POLL_IN <= int.from_bytes(info[8:12], "little", signed=True) <= \
+                S.POLL_HUP:  # O_ASYNC, F_SETSIG: to the thread F_SETOWN_EX named (syscalls/fs.py)?
+            task = self._sigio_owner(int.from_bytes(info[24:28], "little", signed=True))
         with self.lock:
             discarded = self.actions.ignored(sig) or (self.actions.handler(sig) == S.SIG_DFL and signals.namespace_init())
             if discarded and not self._held(sig, task):

@@ -124,7 +124,7 @@ _FCNTL_VALUE = {F.F_GETFD, F.F_SETFD, F.F_GETFL, F.F_SETFL, F.F_SETOWN, F.F_GETO
 _FLOCK_SIZE = 32  # struct flock: l_type, l_whence (shorts), l_start, l_len, l_pid
 _FCNTL_POINTER = {F.F_GETLK: _FLOCK_SIZE, F.F_SETLK: _FLOCK_SIZE, F.F_SETLKW: _FLOCK_SIZE,
                   F.F_OFD_GETLK: _FLOCK_SIZE, F.F_OFD_SETLK: _FLOCK_SIZE, F.F_OFD_SETLKW: _FLOCK_SIZE,
-                  F.F_GETOWN_EX: 8, F.F_SETOWN_EX: 8, 1035: 8, 1036: 8,  # F_GET/SET_RW_HINT
+                  F.F_GETOWN_EX: 8, 1035: 8, 1036: 8,  # F_GET/SET_RW_HINT
                   1037: 8, 1038: 8}  # F_GET/SET_FILE_RW_HINT (gone from later kernels: the host says)
 
 
@@ -139,6 +139,8 @@ def fcntl(t, fd, cmd, arg, *_):
         return t.fds.new(r) if r >= 0 else r
     if cmd in _FCNTL_VALUE:
         return native.syscall(SYS_fcntl, fd, cmd, arg)
+    if cmd == F.F_SETOWN_EX:
+        return _setown_ex(t, fd, arg)
     if cmd == F.F_DUPFD_QUERY:  # is ``arg`` the same open file? (one of the monitor's is not open)
         return native.syscall(SYS_fcntl, fd, cmd, t.fds.check(arg))
     size = _FCNTL_POINTER.get(cmd)
@@ -146,7 +148,43 @@ def fcntl(t, fd, cmd, arg, *_):
         raise GuestError(EINVAL)
     if cmd in (F.F_SETLKW, F.F_OFD_SETLKW):  # waits: a kick before it starts makes it fail with EINTR
         return native.blocking(t.kick_addr, SYS_fcntl, fd, cmd, ptr(t, arg, size))
-    return native.syscall(SYS_fcntl, fd, cmd, ptr(t, arg, size))
+    r = native.syscall(SYS_fcntl, fd, cmd, ptr(t, arg, size))
+    if cmd == F.F_GETOWN_EX and r == 0 and t.process.sigio_owners:
+        kind, pid = _OWNER_EX.unpack(t.mem.read(arg, _OWNER_EX.size))
+        if kind == F.F_OWNER_TID and pid == t.process.host_signals.signal_thread_tid():
+            tid = t.process.sigio_owners.get(_file_key(fd))
+            if tid:
+                t.mem.write(arg, _OWNER_EX.pack(kind, tid))
+    return r
+
+
+_OWNER_EX = struct.Struct("<ii")  # struct f_owner_ex: type, pid
+
+
+def _file_key(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _setown_ex(t, fd: int, arg: int) -> int:
+    """F_SETOWN_EX.  A thread of the program as the owner (F_OWNER_TID) cannot be its
+    host thread, which keeps every forwarded signal blocked (the signal would stay there,
+    never delivered): the host signals km's signal thread instead, as for a
+    SIGEV_THREAD_ID timer, and the monitor gives the signal to the thread (Process.post,
+    by the file in its si_fd; a plain SIGIO, without F_SETSIG, carries no descriptor
+    and goes to the process)."""
+    kind, pid = _OWNER_EX.unpack(t.mem.read(arg, _OWNER_EX.size))
+    p = t.process
+    if kind == F.F_OWNER_TID and pid in p.tasks:
+        host = bytearray(_OWNER_EX.pack(kind, p.host_signals.signal_thread_tid()))
+        r = native.syscall(SYS_fcntl, fd, F.F_SETOWN_EX, native.address_of(host))
+        if r == 0:
+            p.sigio_owners[_file_key(fd)] = pid
+        return r
+    r = native.syscall(SYS_fcntl, fd, F.F_SETOWN_EX, ptr(t, arg, _OWNER_EX.size))
+    if r == 0 and p.sigio_owners:
+        p.sigio_owners.pop(_file_key(fd), None)
+    return r
 
 
 def pipe2(t, fds_addr, flags, *_):
