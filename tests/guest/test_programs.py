@@ -32,6 +32,8 @@ def test_args_env_auxv(variant):
 
 @pytest.mark.parametrize("variant", ALL)
 def test_files(variant, tmp):
+    """Files and directories, an existing directory opened with O_CREAT among them (LTP's
+    open11: km opened it)."""
     compare([build("files", variant), str(tmp / "dir")])
 
 

@@ -71,6 +71,9 @@ int main(int argc, char **argv) {
     CHECK("access a", access("a.txt", F_OK));
     CHECK("link", link("b.txt", "c.txt"));
     CHECK("mkdir sub", mkdir("sub", 0700));
+    /* a directory with O_CREAT: EISDIR (LTP's open11), EINVAL with O_DIRECTORY */
+    CHECK("O_CREAT on a directory", open("sub", O_RDONLY | O_CREAT, 0644));
+    CHECK("O_CREAT|O_DIRECTORY", open("sub", O_RDONLY | O_CREAT | O_DIRECTORY, 0644));
     /* into another directory and back (a Landlock domain of ABI 1 refuses it: EXDEV) */
     CHECK("link into sub", link("b.txt", "sub/d.txt"));
     CHECK("rename into sub", rename("c.txt", "sub/e.txt"));

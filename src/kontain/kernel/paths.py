@@ -34,7 +34,7 @@ import struct
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.errno import EACCES, EEXIST, ELOOP, ENOENT, ENOTDIR, ETXTBSY
+from kontain.abi.errno import EACCES, EEXIST, EISDIR, ELOOP, ENOENT, ENOTDIR, ETXTBSY
 from kontain.errors import OwnThread
 from kontain.loader import textbusy
 
@@ -197,6 +197,8 @@ class Opener:
             return native.syscall(72, m, 1030 if flags & F.O_CLOEXEC else _F_DUPFD, 0)  # fcntl(F_DUPFD[_CLOEXEC])
         if flags & F.O_DIRECTORY and self._kind(m) != 0o040000:
             return -ENOTDIR
+        if flags & F.O_CREAT and self._kind(m) == 0o040000:
+            return -EISDIR  # (an existing directory: the reopen, without O_CREAT, would open it)
         if (flags & F.O_ACCMODE or flags & F.O_TRUNC) and textbusy.busy(m, self.procfd, p.fds.floor):
             return -ETXTBSY  # a program some km runs (loader/textbusy.py)
         reopen = flags & ~(F.O_CREAT | F.O_EXCL | F.O_NOFOLLOW)

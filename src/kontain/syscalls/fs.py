@@ -67,6 +67,15 @@ def _open(t, dfd: int, pathname: int, flags: int, mode: int, resolve: int = 0) -
 
 def openat(t, dfd, pathname, flags, mode, *_):
     flags, mode = open_how(s32(flags), u32(mode))
+    if flags & (F.O_CREAT | F.O_DIRECTORY) == F.O_CREAT | F.O_DIRECTORY:
+        # EINVAL before any lookup since Linux 6.4 (before, a create or an open): the host
+        # says which, for an empty path (ENOENT when it takes the flags)
+        empty = bytearray(1)
+        check = native.syscall(SYS_openat, F.AT_FDCWD, native.address_of(empty), flags, mode)
+        if check != -ENOENT:
+            if check >= 0:
+                native.syscall(SYS_close, check)
+            return check
     return _open(t, dfd, pathname, flags, mode)
 
 
