@@ -1,5 +1,5 @@
-/* brk, mmap (anonymous and file, private and shared), munmap, mprotect, mremap,
- * madvise, mincore and msync: every check prints one line. */
+/* brk, mmap (anonymous and file, private and shared), munmap, mprotect (execute-only
+ * too), mremap, madvise, mincore and msync: every check prints one line. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -69,6 +69,14 @@ int main(int argc, char **argv) {
     /* mprotect */
     SAY("mprotect read-only", mprotect(a4, pg, PROT_READ) == 0 && a4[0] == 0);
     SAY("mprotect back to read-write", mprotect(a4, pg, PROT_READ | PROT_WRITE) == 0);
+    {   /* code in an anonymous page made execute-only, then called (LTP's mprotect04: SIGBUS) */
+        static const unsigned char ret42[] = {0xb8, 0x2a, 0, 0, 0, 0xc3};  /* mov eax, 42; ret */
+        unsigned char *code = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        memcpy(code, ret42, sizeof ret42);
+        SAY("mprotect PROT_EXEC alone", mprotect(code, pg, PROT_EXEC) == 0);
+        SAY("code in an execute-only page runs", ((int (*)(void))code)() == 42);
+        munmap(code, pg);
+    }
     a4[0] = 1;
     SAY("writable again", a4[0] == 1);
     ERR("mprotect unmapped", mprotect((void *)((uintptr_t)a4 + 1000 * pg), pg, PROT_READ));

@@ -61,6 +61,7 @@ from kontain.kernel import signals
 from kontain.kernel.runstate import PAUSED, RUNNING
 from kontain.kernel.task import DIRECT, EXCEPTION, IN_KM, SYSCALL, user_view
 from kontain.kvm import abi as k
+from kontain.memory.mm import host_prot
 
 INT3 = 0xCC
 TF = 0x100
@@ -1381,7 +1382,7 @@ class Stub:
                 try:
                     mem.write(pos, data[pos - addr:pos - addr + n])
                 finally:
-                    native.mprotect(page, L.PAGE, vma.prot & ~4)  # (as mm keeps it: no PROT_EXEC on the host)
+                    native.mprotect(page, L.PAGE, host_prot(vma.prot))  # (as mm keeps it)
                 pos += n
 
     # -- shared libraries (qXfer:libraries-svr4) -----------------------------------------

@@ -28,7 +28,7 @@ from kontain.kernel.snapfile import SnapshotError
 from kontain.kernel.snapshot import VCPU_STACK
 from kontain.kernel.task import Task
 from kontain.kvm import abi as k
-from kontain.memory.mm import VM_SPECIAL, access_of
+from kontain.memory.mm import VM_SPECIAL, access_of, host_prot
 
 # How much of a snapshot's memory a resume maps in up front (MADV_POPULATE_READ: the host's
 # page tables filled from the page cache, read-only, so still copy-on-write and shared between
@@ -205,7 +205,7 @@ def restore_memory(p, snap, path: str, image_files: bool = False) -> None:
             raise SnapshotError(f"{path}: a bad mapping in km's state")
         prev_end = end
         how = load[2]
-        hostprot = prot & (F.PROT_READ | F.PROT_WRITE)
+        hostprot = host_prot(prot) & (F.PROT_READ | F.PROT_WRITE)
         if how == "special":
             continue
         if how == "file":

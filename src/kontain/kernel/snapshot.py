@@ -37,7 +37,7 @@ from kontain.kernel import rewrite, snapfds, snapfile, snaptimers
 from kontain.kernel.runstate import PAUSED, RUNNING
 from kontain.kernel.snapfile import PF_R, PF_W, PF_X, Refused, Segment, SnapshotError
 from kontain.kvm import abi as k
-from kontain.memory.mm import VM_SPECIAL, ShmVma
+from kontain.memory.mm import VM_SPECIAL, ShmVma, host_prot
 
 __all__ = ["Refused", "take", "pause", "unpause", "default_path", "serve_request", "VCPU_STACK"]
 
@@ -198,7 +198,7 @@ def _reader(p, prot: int):
     """How to read a mapping's memory: as the host maps it, made readable for a moment
     when the program's protection leaves the host mapping without access."""
     mem = p.mem
-    hostprot = prot & ~F.PROT_EXEC
+    hostprot = host_prot(prot)
     rewriter = p.rewriter
 
     def read(addr: int, n: int) -> bytes:

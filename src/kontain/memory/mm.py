@@ -103,6 +103,14 @@ def _shm_identity(hva: int, shmid: int) -> tuple[int, int, int, str]:
     return page_up(segsz), 0, shmid, f"/SYSV{key:08x} (deleted)"
 
 
+def host_prot(prot: int) -> int:
+    """The host mapping's protection for the program's ``prot``: never PROT_EXEC (the host
+    never executes guest memory), but readable where the program may execute, for KVM
+    fetches the vCPU's instructions through it (an execute-only page, PROT_EXEC alone,
+    was no access on the host: calling code there ended in SIGBUS, LTP's mprotect04)."""
+    return prot & ~F.PROT_EXEC | (F.PROT_READ if prot & F.PROT_EXEC else 0)
+
+
 def access_of(prot: int) -> str:
     """The memslot access a protection needs: "rw", "ro" or "none"."""
     if prot & F.PROT_WRITE:
@@ -398,7 +406,7 @@ class AddressSpace:
         typ = F.MAP_SHARED if shared else F.MAP_PRIVATE
         if end - start <= POPULATE_MAX and prot & F.PROT_WRITE:
             extra |= F.MAP_POPULATE
-        r = native.mmap(self.mem.base + start, end - start, prot & ~F.PROT_EXEC, typ | F.MAP_ANONYMOUS | F.MAP_FIXED | extra)
+        r = native.mmap(self.mem.base + start, end - start, host_prot(prot), typ | F.MAP_ANONYMOUS | F.MAP_FIXED | extra)
         if r < 0:
             raise GuestError(-r)
         if huge and end - start >= HUGE:
@@ -498,7 +506,7 @@ class AddressSpace:
             # the host checks every flag for this file as Linux does (MAP_SYNC only on DAX,
             # unknown ones EOPNOTSUPP); the placement flags are km's
             hflags |= flags & ~(F.MAP_FIXED | F.MAP_FIXED_NOREPLACE | F.MAP_32BIT | F.MAP_GROWSDOWN)
-        tmp = native.mmap(0, size, prot & ~F.PROT_EXEC, hflags, fd, offset)
+        tmp = native.mmap(0, size, host_prot(prot), hflags, fd, offset)
         if tmp < 0:
             raise GuestError(-tmp)
         try:
@@ -612,7 +620,7 @@ class AddressSpace:
                 self._check_limit((e - s) if (prot and not v.prot) else 0)
                 if v.name != "[stack]" and _is_data(prot, v.flags) and not _is_data(v.prot, v.flags):
                     self._may_expand(0, e - s)  # (it becomes data: mprotect_fixup's check)
-                r = native.mprotect(self.mem.base + s, e - s, prot & ~F.PROT_EXEC)
+                r = native.mprotect(self.mem.base + s, e - s, host_prot(prot))
                 if r < 0:
                     raise GuestError(EACCES if r == -EACCES else -r)
                 new = v.piece(s, e)
@@ -747,7 +755,7 @@ class AddressSpace:
             if self._bounded():
                 self._may_expand(size - self._mapped(start, start + size), 0)  # (shared: not data)
             if prot & F.PROT_EXEC:
-                native.mprotect(tmp, size, prot & ~F.PROT_EXEC)  # the host never executes guest memory
+                native.mprotect(tmp, size, host_prot(prot))  # the host never executes guest memory
             self._move_in(tmp, size, start)
         except BaseException:
             native.syscall(_SYS_shmdt, tmp)
