@@ -1,6 +1,7 @@
 /* SIGBUS from file mappings past the end of their file, and what madvise and mprotect
- * do there: the signal, and its si_addr relative to the mapping (KVM does not report the
- * address: km decodes the instruction).  One line per check; tests/guest/test_faults.py
+ * do there; SIGSEGV from guard pages, which the host refuses KVM alike: the signal, and
+ * its si_addr relative to the mapping (KVM does not report the address: km decodes the
+ * instruction).  One line per check; tests/guest/test_faults.py
  * compares it with a native run.  Argument: the file to use. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -11,6 +12,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#define MADV_GUARD_REMOVE 103
+#endif
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
 #define MADV_POPULATE_WRITE 23
@@ -63,6 +68,15 @@ int main(int argc, char **argv) {
     ERR("madvise bad advice", madvise(a, pg, 999));
     ERR("madvise unaligned", madvise(a + 1, pg, MADV_DONTNEED));
     ERR("madvise unmapped", madvise(a + 100 * pg, pg, MADV_DONTNEED));
+    /* guard pages in anonymous memory: SIGSEGV, not SIGBUS (LTP's madvise12) */
+    char *g = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    base = g;
+    ERR("madvise GUARD_INSTALL", madvise(g + pg, pg, MADV_GUARD_INSTALL));
+    TRY("write before the guard page", *(volatile char *)(g + pg - 1) = 1);
+    TRY("write to the guard page", *(volatile char *)(g + pg + 8) = 1);
+    TRY("read of the guard page", (void)*(volatile char *)(g + pg + 16));
+    ERR("madvise GUARD_REMOVE", madvise(g + pg, pg, MADV_GUARD_REMOVE));
+    TRY("write after GUARD_REMOVE", *(volatile char *)(g + pg + 8) = 1);
     unlink(path);
     return 0;
 }

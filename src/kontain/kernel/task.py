@@ -489,14 +489,22 @@ class Task:
         """KVM_RUN failed with EFAULT: the host could not provide a guest page.  Maybe in
         an unmapped range whose memslot was kept for reuse (memory/slots.py, ``park``):
         KVM does not say where, so every parked slot goes and the access runs again,
-        to fail as in any hole.  Else a file mapping past the end of its file: SIGBUS."""
+        to fail as in any hole.  Else a file mapping past the end of its file: SIGBUS;
+        an anonymous mapping has no end, so there it is a guard page (madvise
+        MADV_GUARD_INSTALL, passed to the host): SIGSEGV, as Linux (LTP's madvise12)."""
         with self.mm.lock:
             if self.process.slots.drop_parked():
                 return
         self.stop = DIRECT
         try:
             ctx = self.context()
-            self.fault(S.SIGBUS, S.BUS_ADRERR, self._bus_address(ctx), ctx)
+            addr = self._bus_address(ctx)
+            vma = self.mm.find(addr) if addr is not None else None
+            if vma is not None and vma.anonymous:
+                ctx.trapno, ctx.err, ctx.cr2 = faults.PAGE_FAULT, 4, addr  # (a read or a write: KVM does not say)
+                self.fault(S.SIGSEGV, S.SEGV_MAPERR, addr, ctx)
+            else:
+                self.fault(S.SIGBUS, S.BUS_ADRERR, addr, ctx)
         finally:
             self.stop = SYSCALL
 
