@@ -82,6 +82,18 @@ def test_core_file_of_abort(tmp_path):
     assert "abort" in out and "main" in out, out
 
 
+def test_core_file_leaves_out_dontdump_memory(tmp_path):
+    """Memory the program marked MADV_DONTDUMP is not in its core file (LTP's madvise08:
+    km's core writer copied it)."""
+    prog = build("faults", "musl")
+    r = run(KM + ["--core", str(prog), "dontdump"], cwd=tmp_path)
+    assert r.returncode == -SIGABRT
+    cores = list(tmp_path.glob("core.*"))
+    assert len(cores) == 1, r.err
+    data = cores[0].read_bytes()
+    assert b"DODUMPEDME" * 4 in data and b"DONTDUMPME" * 4 not in data
+
+
 def _core_limit(limit):
     def set_limit():
         import resource

@@ -21,6 +21,13 @@ int main(int argc, char **argv) {
     if (!strcmp(how, "int3")) __asm__ volatile("int3");
     if (!strcmp(how, "divide")) return 10 / zero;
     if (!strcmp(how, "abort")) abort();
+    if (!strcmp(how, "dontdump")) {  /* two pages of markers, the first MADV_DONTDUMP, then abort */
+        char *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        for (int i = 0; i < 8192; i++)  /* (made here: the markers are in no file) */
+            m[i] = (i < 4096 ? "XONTDUMPME" : "XODUMPEDME")[i % 10] - (i % 10 == 0 ? 20 : 0);
+        madvise(m, 4096, MADV_DONTDUMP);
+        abort();
+    }
     if (!strcmp(how, "raise-term")) raise(SIGTERM);
     if (!strcmp(how, "kill-usr1")) kill(getpid(), SIGUSR1);
     if (!strcmp(how, "write-readonly")) {

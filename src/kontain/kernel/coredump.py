@@ -134,7 +134,7 @@ def write(process, task, sig: int, info: bytes, ctx, path: str, limit: int | Non
     placed = []
     for v in vmas:
         size = v.end - v.start
-        readable = bool(v.prot & 1)
+        readable = bool(v.prot & 1) and not v.dontdump  # (MADV_DONTDUMP: no contents, as Linux)
         flags = (PF_R if v.prot & 1 else 0) | (PF_W if v.prot & 2 else 0) | (PF_X if v.prot & 4 else 0)
         phdrs.append(_PHDR.pack(PT_LOAD, flags, offset, v.start, 0, size if readable else 0, size, PAGE))
         if readable:

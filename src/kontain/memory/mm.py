@@ -123,7 +123,7 @@ def access_of(prot: int) -> str:
 class Vma:
     """One mapping: [start, end) with the program's prot and mmap flags."""
 
-    __slots__ = ("start", "end", "prot", "flags", "name", "offset", "dev", "ino")
+    __slots__ = ("start", "end", "prot", "flags", "name", "offset", "dev", "ino", "dontdump")
 
     def __init__(self, start: int, end: int, prot: int, flags: int, name: str = "", offset: int = 0,
                  dev: int = 0, ino: int = 0):
@@ -135,6 +135,7 @@ class Vma:
         self.offset = offset  # file offset of start
         self.dev = dev  # the file's device and inode, for /proc/self/maps
         self.ino = ino
+        self.dontdump = False  # madvise(MADV_DONTDUMP): left out of core files (VM_DONTDUMP)
 
     @property
     def anonymous(self) -> bool:
@@ -147,7 +148,9 @@ class Vma:
     def piece(self, start: int, end: int) -> Vma:
         """The part [start, end) of this mapping."""
         off = self.offset + (start - self.start) if not self.anonymous else 0
-        return Vma(start, end, self.prot, self.flags, self.name, off, self.dev, self.ino)
+        v = Vma(start, end, self.prot, self.flags, self.name, off, self.dev, self.ino)
+        v.dontdump = self.dontdump
+        return v
 
     def __repr__(self) -> str:
         return f"Vma({self.start:#x}-{self.end:#x} prot={self.prot} flags={self.flags:#x} {self.name!r})"
@@ -174,8 +177,10 @@ class ShmVma(Vma):
         self.attach = attach  # which shmat of this address space
 
     def piece(self, start: int, end: int) -> ShmVma:
-        return ShmVma(start, end, self.prot, self.name, self.offset + (start - self.start), self.dev, self.ino,
-                      self.segsz, self.attach)
+        v = ShmVma(start, end, self.prot, self.name, self.offset + (start - self.start), self.dev, self.ino,
+                   self.segsz, self.attach)
+        v.dontdump = self.dontdump
+        return v
 
 
 def _locked(method):
@@ -366,7 +371,8 @@ class AddressSpace:
         """Would Linux merge these neighbours into one VMA?  (Same protection and kind;
         a file mapping only with the next part of the same file; shared anonymous
         mappings are each their own object.)"""
-        if a.end != b.start or a.prot != b.prot or a.flags != b.flags or a.name != b.name or a.ino != b.ino:
+        if a.end != b.start or a.prot != b.prot or a.flags != b.flags or a.name != b.name or a.ino != b.ino or \
+                a.dontdump != b.dontdump:
             return False
         if isinstance(a, ShmVma) or isinstance(b, ShmVma):
             return False
@@ -816,6 +822,10 @@ class AddressSpace:
                 r = native.madvise(self.mem.base + s, e - s, advice)
                 if r < 0:
                     raise GuestError(-r)
+                if advice in (F.MADV_DONTDUMP, F.MADV_DODUMP) and v.dontdump != (advice == F.MADV_DONTDUMP):
+                    new = v.piece(s, e)  # (a VMA of its own, as Linux's VM_DONTDUMP makes)
+                    new.dontdump = advice == F.MADV_DONTDUMP
+                    self._replace(s, e, [new])
         if not mapped:
             raise GuestError(ENOMEM)
 
