@@ -69,6 +69,16 @@ int main(int argc, char **argv) {
     /* mprotect */
     SAY("mprotect read-only", mprotect(a4, pg, PROT_READ) == 0 && a4[0] == 0);
     SAY("mprotect back to read-write", mprotect(a4, pg, PROT_READ | PROT_WRITE) == 0);
+    {   /* MAP_HUGETLB (LTP's futex_wake04): mapped where the host has huge pages reserved,
+         * else ENOMEM as natively (km said EINVAL: its address was not aligned to one) */
+        char *h = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+        ERR("mmap MAP_HUGETLB", h == MAP_FAILED ? -1 : 0);
+        if (h != MAP_FAILED) {
+            h[0] = 1;
+            SAY("MAP_HUGETLB aligned to 2 MiB", ((uintptr_t)h & ((2 << 20) - 1)) == 0);
+            ERR("munmap MAP_HUGETLB", munmap(h, 2 << 20));
+        }
+    }
     {   /* code in an anonymous page made execute-only, then called (LTP's mprotect04: SIGBUS) */
         static const unsigned char ret42[] = {0xb8, 0x2a, 0, 0, 0, 0xc3};  /* mov eax, 42; ret */
         unsigned char *code = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -56,6 +56,7 @@ def max_map_count() -> int:
     return _MAX_MAP_COUNT[0]
 _ZEROING = (4, 24)  # MADV_DONTNEED, MADV_DONTNEED_LOCKED: private anonymous pages read as zeros after
 HUGE = 2 << 20  # mappings at least this big get transparent huge pages on the host
+HUGETLB_DEFAULT = 2 << 20  # MAP_HUGETLB's page size when the program names none (x86-64's default)
 _HOST_PASS = F.MAP_NORESERVE | F.MAP_POPULATE | F.MAP_LOCKED | F.MAP_HUGETLB | (0x3F << 26)  # + huge page size
 _RESERVE_FLAGS = F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_NORESERVE | F.MAP_FIXED
 _MREMAP_FLAGS = F.MREMAP_MAYMOVE | F.MREMAP_FIXED | F.MREMAP_DONTUNMAP
@@ -461,6 +462,15 @@ class AddressSpace:
         self.room()
         anonymous = bool(flags & F.MAP_ANONYMOUS)
         fixed = flags & (F.MAP_FIXED | F.MAP_FIXED_NOREPLACE)
+        align = PAGE
+        if anonymous and flags & F.MAP_HUGETLB:
+            # huge pages of the host's: a whole number of them, at an address aligned to
+            # their size (as Linux places them; the host refuses any other, EINVAL)
+            shift = flags >> F.MAP_HUGE_SHIFT & F.MAP_HUGE_MASK
+            align = 1 << shift if shift else HUGETLB_DEFAULT
+            size = (size + align - 1) & ~(align - 1)
+            if size > self.window:
+                raise GuestError(ENOMEM)
         if fixed:
             if addr & (PAGE - 1):
                 raise GuestError(EINVAL)
@@ -473,12 +483,13 @@ class AddressSpace:
             start = addr
         else:
             hint = addr & ~(PAGE - 1)
-            if hint and self.is_free(hint, hint + size):
+            if hint and not hint & (align - 1) and self.is_free(hint, hint + size):
                 start = hint
             elif flags & F.MAP_32BIT:
-                start = self.find_free(size, top=0x80000000, bottom=0x40000000)
+                start = self.find_free(size + align - PAGE, top=0x80000000, bottom=0x40000000)
             else:
-                start = self.find_free(size)
+                start = self.find_free(size + align - PAGE)
+            start = (start + align - 1) & ~(align - 1)  # (inside what was found)
         end = start + size
         self._check_limit(self._growth(start, end, prot))
         if name != "[stack]" and self._bounded():  # (km's own mapping of the program's stack)
