@@ -96,7 +96,8 @@ def test_clone_exit_signal_while_threads_end():
 def test_text_file_busy(variant, tmp):
     """ETXTBSY both ways: exec of a file open for writing (by this process or another),
     and an open for writing or a truncate of a file a km runs (a child's program, this
-    program's own file, /proc/self/exe)."""
+    program's own file, /proc/self/exe); a write lease on such a file broken by a
+    truncate, a writer's break (LTP's fcntl33)."""
     _as_root_and_user([build("txtbsy", variant)], tmp)
 
 

@@ -1,8 +1,9 @@
 /* ETXTBSY both ways, and execveat's own errors: a file open for writing cannot be
  * executed; a running program's file (or its interpreter's) cannot be opened for
  * writing or truncated while it runs; execveat with AT_SYMLINK_NOFOLLOW refuses a
- * symlink (ELOOP).  argv[1]: a writable directory.  "txtbsy run FD" is the program
- * started in a child, waiting until FD (a pipe) closes. */
+ * symlink (ELOOP); a lease on such a file broken by a truncate.  argv[1]: a writable
+ * directory.  "txtbsy run FD" is the program started in a child, waiting until FD (a
+ * pipe) closes. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -77,6 +78,38 @@ static void execveat_errors(const char *dir, const char *prog, const char *link)
     SHOW("execveat relative to a file", syscall(SYS_execveat, rfd, "x", args, environ, 0));
     SHOW("execveat relative to a bad descriptor", syscall(SYS_execveat, 999, "x", args, environ, 0));
     SHOW("fexecve of a bad descriptor", syscall(SYS_execveat, 999, "", args, environ, AT_EMPTY_PATH));
+}
+
+/* A write lease on an executable file (km looks for a running program there before a
+ * write) broken by a child's truncate: the break is a writer's, so the holder cannot keep
+ * a read lease (LTP's fcntl33: km's look broke it as a reader's first, and the holder
+ * could, when it came before the truncate itself).  Ten rounds: that was a race. */
+static void leases(const char *prog) {
+    sigset_t io;
+    sigemptyset(&io);
+    sigaddset(&io, SIGIO);
+    sigprocmask(SIG_BLOCK, &io, NULL);
+    int kept = 0, signalled = 0;
+    for (int round = 0; round < 10; round++) {
+        int fd = open(prog, O_RDONLY);
+        if (fcntl(fd, F_SETLEASE, F_WRLCK) < 0) {
+            printf("write lease: %s\n", strerror(errno));
+            close(fd);
+            return;
+        }
+        pid_t pid = fork();
+        if (pid == 0) {
+            truncate(prog, 0);
+            _exit(0);
+        }
+        struct timespec limit = {60, 0};  /* a hang guard only */
+        signalled += sigtimedwait(&io, NULL, &limit) == SIGIO;
+        kept += fcntl(fd, F_SETLEASE, F_RDLCK) == 0;
+        fcntl(fd, F_SETLEASE, F_UNLCK);
+        close(fd);
+        waitpid(pid, NULL, 0);
+    }
+    printf("lease breaks signalled: %d, read leases kept through a truncate: %d\n", signalled, kept);
 }
 
 int main(int argc, char **argv) {
@@ -162,6 +195,7 @@ int main(int argc, char **argv) {
     /* this process's own file */
     SHOW("open O_WRONLY of /proc/self/exe", open("/proc/self/exe", O_WRONLY));
     SHOW("open O_WRONLY of this program's file", open(self, O_WRONLY));
+    leases(prog);
 
     unlink(link);
     unlink(prog);

@@ -63,7 +63,7 @@ def release(addr: int) -> None:
         native.munmap(addr, F.PAGE_SIZE)
 
 
-def busy(path_fd: int, procfd: int, floor: int) -> bool:
+def busy(path_fd: int, procfd: int, floor: int, nonblock: bool = False) -> bool:
     """Must a write to the file of ``path_fd`` (an O_PATH descriptor) fail with ETXTBSY:
     is it a program some km runs, which the caller could otherwise write?  (Linux checks
     the permission first: EACCES comes before ETXTBSY.)  Only an executable regular file
@@ -78,14 +78,19 @@ def busy(path_fd: int, procfd: int, floor: int) -> bool:
     empty = bytearray(1)
     if native.syscall(SYS_faccessat2, path_fd, native.address_of(empty), os.W_OK, F.AT_EMPTY_PATH | AT_EACCESS):
         return False
-    return running(path_fd, procfd, floor)
+    return running(path_fd, procfd, floor, nonblock)
 
 
-def running(path_fd: int, procfd: int, floor: int) -> bool:
-    """Is the file of ``path_fd`` (an O_PATH descriptor) a program some km runs?  (Read
-    through a descriptor of its own, above ``floor``: a lock needs one that can read.)"""
+def running(path_fd: int, procfd: int, floor: int, nonblock: bool = False) -> bool:
+    """Is the file of ``path_fd`` (an O_PATH descriptor) a program some km runs?  (Looked
+    at through a descriptor of its own, above ``floor``, opened for writing as the caller
+    is about to, and waiting as it would (``nonblock``: the caller's O_NONBLOCK) for a
+    lease on the file to be broken: a probe that only started the break (O_RDONLY or
+    O_NONBLOCK) let the lease's holder keep a read lease before the caller's own write
+    began, which Linux refuses (LTP's fcntl33).  F_OFD_GETLK needs no particular access.)"""
     name = bytearray(b"self/fd/%d\0" % path_fd)
-    low = native.syscall(SYS_openat, procfd, native.address_of(name), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    low = native.syscall(SYS_openat, procfd, native.address_of(name),
+                         os.O_WRONLY | (os.O_NONBLOCK if nonblock else 0) | os.O_CLOEXEC)
     if low < 0:
         return False
     fd = native.dup_at_least(low, floor)
