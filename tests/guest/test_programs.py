@@ -355,6 +355,23 @@ def test_poller_wakes_after_its_last_slot_went():
         assert re.search(r"served by polling, without an exit \(by vCPU: 0: [1-9]", r.err), r.err
 
 
+def test_a_request_posted_as_the_slot_goes_off_is_taken_back():
+    """The poller switches a slot off (idle, backing off) just as its stub posts a call: the
+    stub finds a spin budget of 0 at poll_posted.  It must take the call back and exit
+    with it at once.  It spun 2^32 rounds instead (minutes) while the poller slept: a
+    thread of polled.c's handoff mode stuck that way under load.  The program enters its
+    stub at poll_posted itself, its slot posted and off (PVM: the stub is the polling
+    tier's)."""
+    from kontain.arch.x86_64 import guest_code as G
+    from kt import km, kvm_platform
+
+    if kvm_platform() != "pvm":
+        pytest.skip("the poll stub is PVM's (the polling tier)")
+    for options in (("--poll", "always"), ("--poll", "always", "--poller", "python"), ("--no-rewrite",)):
+        r = km(*options, build("polled", "musl", ("-lpthread",)), "zerobudget", hex(G.POLL_POSTED), timeout=60)
+        assert (r.returncode, r.text) == (0, "zero budget: taken back and made\n"), r.err
+
+
 def test_polling_tier_survives_scribbling():
     """The program writes junk over its own poll slots (and posts junk requests) while
     a thread makes calls: km neither crashes nor hangs.

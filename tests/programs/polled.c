@@ -155,6 +155,30 @@ static void *scribbler(void *arg) {
     return NULL;
 }
 
+/* A request posted while the poller switches the slot off: the stub finds a spin budget of
+ * 0 where it just posted (poll_posted).  Made deterministic by entering the stub there
+ * directly, with vCPU 0's slot (this thread's) posted and off.  It must take the request
+ * back at once and exit with it; a budget of 0 once made it spin 2^32 times (minutes) with
+ * the poller asleep.  Argument: poll_posted's offset in the stub (guest_code.POLL_POSTED). */
+static void zerobudget(const char *posted) {
+    volatile uint32_t *slot = (volatile uint32_t *)(uintptr_t)0x8000018000ULL; /* layout.POLL_SLOTS: vCPU 0's */
+    volatile uint64_t *q = (volatile uint64_t *)slot;
+    unsigned long stub = 0x8000014000UL + strtoul(posted, NULL, 0); /* layout.POLL_STUBS: vCPU 0's copy */
+    for (int i = 2; i < 11; i++) q[i] = 0; /* no arguments, no flags, no return address */
+    q[1] = SYS_getppid;
+    slot[1] = 0;                           /* off... */
+    slot[0] = 1;                           /* ...and posted */
+    long r;
+    __asm__ volatile("lea 1f(%%rip), %%rcx\n\t"
+                     "pushfq\n\t"
+                     "popq %%r11\n\t"
+                     "jmp *%1\n"
+                     "1:"
+                     : "=a"(r) : "r"(stub) : "rcx", "rdx", "r11", "memory", "cc");
+    CHECK("getppid", r == getppid());
+    printf("zero budget: %s\n", r == getppid() ? "taken back and made" : "wrong answer");
+}
+
 static void scribble(void) {
     /* the guest may wreck its own slots: km must neither crash nor serve junk to anyone else */
     pthread_t t;
@@ -308,5 +332,6 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "blocks")) blocks();
     else if (!strcmp(mode, "handoff")) handoff();
     else if (!strcmp(mode, "hostile")) hostile(argc > 2 ? argv[2] : "/tmp");
+    else if (!strcmp(mode, "zerobudget")) zerobudget(argc > 2 ? argv[2] : "0");
     return failed;
 }

@@ -183,8 +183,8 @@ poll_posted:
 1:      cmpl    $ST_DONE, S_STATE(%rip)
         jae     poll_done
         pause
-        decl    %eax
-        jnz     1b
+        subl    $1, %eax                /* (a budget of 0: the poller switched the slot */
+        ja      1b                      /* off as it was posted; one round, not 2^32) */
         movl    $ST_POSTED, %eax        /* too long: take it back unless it was taken */
         xorl    %edx, %edx
         lock cmpxchgl %edx, S_STATE(%rip)
