@@ -123,6 +123,14 @@ int main(void) {
     timer_settime(t4, 0, &once, NULL);
     for (int i = 0; i < 2000 && !thread_fired; i++) usleep(1000);
     SAY("... the function runs", thread_fired == 5);
+    /* the raw call with SIGEV_THREAD: the kernel takes it as SIGEV_SIGNAL (LTP's
+     * timer_create01; km said EINVAL) */
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_THREAD;
+    ev.sigev_signo = SIGUSR2;
+    int raw = -1;
+    SAY("raw timer_create SIGEV_THREAD", syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &raw) == 0);
+    SAY("... deleted", syscall(SYS_timer_delete, raw) == 0);
     timer_delete(t4);
 
     /* alarm */
