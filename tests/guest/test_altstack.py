@@ -1,14 +1,15 @@
 """The alternate signal stack (tests/programs/altstack.c) as Linux keeps it: the flags
 sigaltstack reports and a frame saves, EPERM while on it, SS_AUTODISARM, rt_sigreturn
 taking the stack back from the frame unless the handler ran on it, and a frame that no
-longer fits on it killing the program with SIGSEGV.  Each mode natively and under km,
-with the C libraries' own signal code."""
+longer fits on it killing the program with SIGSEGV; one a read-only altstack cannot take
+turned into a SIGSEGV the program's handler takes (LTP's signal06).  Each mode natively
+and under km, with the C libraries' own signal code."""
 
 import pytest
 
 from kt import STATIC, build, compare
 
-MODES = ("nested", "legacy", "autodisarm", "restore", "edit", "overflow", "thread")
+MODES = ("nested", "legacy", "autodisarm", "restore", "edit", "overflow", "readonly", "thread")
 
 
 @pytest.mark.parametrize("variant", STATIC)

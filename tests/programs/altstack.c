@@ -8,6 +8,7 @@
  *   restore    a handler on the altstack edits its frame's uc_stack: no effect (EPERM inside)
  *   edit       a handler on the normal stack edits uc_stack: the new stack is taken
  *   overflow   handlers nesting on a small altstack until a frame no longer fits: SIGSEGV
+ *   readonly   a read-only altstack: SIGSEGV, to a handler on the normal stack, instead
  *   thread     what a frame saves in the first thread and in a new one (none set in either) */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -77,6 +79,9 @@ static void plain(int sig, siginfo_t *si, void *ctx) {
 
 static void *thread_main(void *arg) { (void)arg; raise(SIGUSR1); return NULL; }
 
+static volatile int segv_seen;
+static void segv_code(int sig, siginfo_t *si, void *uc) { (void)sig; (void)uc; segv_seen = si->si_code; }
+
 static void on(int sig, void (*fn)(int, siginfo_t *, void *), int flags) {
     struct sigaction sa = {.sa_sigaction = fn, .sa_flags = SA_SIGINFO | flags};
     sigaction(sig, &sa, NULL);
@@ -127,6 +132,22 @@ int main(int argc, char **argv) {
         on(SIGUSR1, deeper, SA_ONSTACK | SA_NODEFER);
         raise(SIGUSR1);
         printf("returned\n");
+    } else if (!strcmp(mode, "readonly")) {
+        /* a frame the read-only altstack cannot take: SIGSEGV instead, to a handler on the
+         * ordinary stack (Linux's force_sigsegv; LTP's signal06: km ended the program) */
+        alt = mmap(NULL, alt_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ss.ss_sp = alt;
+        sigaltstack(&ss, NULL);
+        on(SIGSEGV, segv_code, 0);
+        on(SIGUSR1, outer, SA_ONSTACK);
+        mprotect(alt, alt_size, PROT_READ);
+        raise(SIGUSR1);
+        printf("SIGSEGV instead: si_code %d\n", segv_seen);
+        mprotect(alt, alt_size, PROT_READ | PROT_WRITE);
+        segv_seen = 0;
+        on(SIGUSR2, inner, SA_ONSTACK);
+        raise(SIGUSR2);
+        printf("writable again: SIGSEGV %d\n", segv_seen);
     } else if (!strcmp(mode, "thread")) {
         on(SIGUSR1, plain, 0);
         raise(SIGUSR1);

@@ -370,12 +370,11 @@ class Task:
         if entering:
             sp_top = alt_sp + alt_size
         if not flags & S.SA_RESTORER:
-            self._bad_frame()
+            return self._bad_frame(sig, ctx)
         frame, _fp = sigframe.frame_location(sp_top, p.xstate_size)
         if (nested or entering) and not _within(frame, alt_sp, alt_size):
-            self._bad_frame()  # it would overflow the alternate stack
+            return self._bad_frame(sig, ctx)  # it would overflow the alternate stack
         old_mask = self.saved_mask if self.saved_mask is not None else self.sigmask
-        self.saved_mask = None
         rw = p.rewriter
         if rw is not None:  # (never into a trampoline, never under a short site's jump: kernel/rewrite.py)
             rip = ctx.regs["rip"] & 0xFFFFFFFFFFFFFFFF
@@ -388,7 +387,8 @@ class Task:
         try:
             self.mem.write(frame, blob)
         except GuestError:
-            self._bad_frame()
+            return self._bad_frame(sig, ctx)
+        self.saved_mask = None
         if alt_flags & S.SS_AUTODISARM:
             self.altstack = (0, S.SS_DISABLE, 0)
         self.sigmask = (self.sigmask | sa_mask | (0 if flags & S.SA_NODEFER else sigbit(sig))) & ~S.UNBLOCKABLE
@@ -399,8 +399,16 @@ class Task:
         self.resume(sigframe.Context(regs, sigframe.entry_rflags(ctx.rflags)), full=False)
         self.vcpu.set_xsave(p.init_xsave)  # the handler starts with a clean FPU, as on Linux
 
-    def _bad_frame(self) -> None:
-        """The frame cannot be written (or there is no restorer): SIGSEGV, uncatchable."""
+    def _bad_frame(self, sig: int, ctx: sigframe.Context) -> None:
+        """The frame cannot be written (or there is no restorer): Linux's force_sigsegv, a
+        SIGSEGV the program's handler may take (on its own stack: LTP's signal06 makes
+        the alternate stack of another signal read-only), uncatchable only when SIGSEGV
+        itself could not be delivered."""
+        if sig == S.SIGSEGV:
+            self._fatal_frame()
+        self.fault(S.SIGSEGV, S.SI_KERNEL, None, ctx)
+
+    def _fatal_frame(self) -> None:
         self.die(S.SIGSEGV, f"{self.process.name}: killed by SIGSEGV (cannot deliver a signal)")
 
     def sigreturn(self) -> int:
@@ -414,9 +422,9 @@ class Task:
             if r.fpstate:
                 area = sigframe.xsave_from_frame(self.mem.read, r.fpstate, p.xstate_size, p.xcr0, p.init_xsave)
             if area is None or self.vcpu.set_xsave(bytearray(area)) < 0:
-                self._bad_frame()
+                self._fatal_frame()
         except GuestError:
-            self._bad_frame()
+            self._fatal_frame()
         self.sigmask = r.mask & ~S.UNBLOCKABLE
         self.set_altstack(*r.altstack, sp)  # (its errors are ignored, as Linux's restore_altstack does)
         self.resume(r.ctx, full=True)
