@@ -97,7 +97,8 @@ def test_text_file_busy(variant, tmp):
     """ETXTBSY both ways: exec of a file open for writing (by this process or another),
     and an open for writing or a truncate of a file a km runs (a child's program, this
     program's own file, /proc/self/exe); a write lease on such a file broken by a
-    truncate, a writer's break (LTP's fcntl33)."""
+    truncate, a writer's break (LTP's fcntl33), and what an inotify watch on it sees of
+    an open for writing (LTP's inotify01)."""
     _as_root_and_user([build("txtbsy", variant)], tmp)
 
 

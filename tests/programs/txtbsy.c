@@ -1,9 +1,9 @@
 /* ETXTBSY both ways, and execveat's own errors: a file open for writing cannot be
  * executed; a running program's file (or its interpreter's) cannot be opened for
  * writing or truncated while it runs; execveat with AT_SYMLINK_NOFOLLOW refuses a
- * symlink (ELOOP); a lease on such a file broken by a truncate.  argv[1]: a writable
- * directory.  "txtbsy run FD" is the program started in a child, waiting until FD (a
- * pipe) closes. */
+ * symlink (ELOOP); a lease on such a file broken by a truncate, a watch on it.
+ * argv[1]: a writable directory.  "txtbsy run FD" is the program started in a child,
+ * waiting until FD (a pipe) closes. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -112,6 +113,24 @@ static void leases(const char *prog) {
     printf("lease breaks signalled: %d, read leases kept through a truncate: %d\n", signalled, kept);
 }
 
+/* What an inotify watch on an executable file sees of an open for writing: that open
+ * alone (km's look for a running program opened the file too: LTP's inotify01) */
+static void watched(const char *prog) {
+    int in = inotify_init1(IN_NONBLOCK);
+    inotify_add_watch(in, prog, IN_ALL_EVENTS);
+    close(open(prog, O_WRONLY));
+    char buf[4096];
+    ssize_t n = read(in, buf, sizeof buf);
+    printf("inotify events of an open for writing:");
+    for (ssize_t i = 0; i < n;) {
+        struct inotify_event *ev = (struct inotify_event *)(buf + i);
+        printf(" %#x", ev->mask);
+        i += sizeof *ev + ev->len;
+    }
+    printf("\n");
+    close(in);
+}
+
 int main(int argc, char **argv) {
     if (argc > 2 && !strcmp(argv[1], "run")) {  /* the running program: until its pipe closes */
         char c;
@@ -196,6 +215,7 @@ int main(int argc, char **argv) {
     SHOW("open O_WRONLY of /proc/self/exe", open("/proc/self/exe", O_WRONLY));
     SHOW("open O_WRONLY of this program's file", open(self, O_WRONLY));
     leases(prog);
+    watched(prog);
 
     unlink(link);
     unlink(prog);

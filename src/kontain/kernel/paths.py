@@ -199,8 +199,7 @@ class Opener:
             return -ENOTDIR
         if flags & F.O_CREAT and self._kind(m) == 0o040000:
             return -EISDIR  # (an existing directory: the reopen, without O_CREAT, would open it)
-        writes = flags & F.O_ACCMODE or flags & F.O_TRUNC
-        if writes and textbusy.busy(m, self.procfd, p.fds.floor, bool(flags & F.O_NONBLOCK)):
+        if (flags & F.O_ACCMODE or flags & F.O_TRUNC) and textbusy.busy(m, self.procfd, p.fds.floor):
             return -ETXTBSY  # a program some km runs (loader/textbusy.py)
         reopen = flags & ~(F.O_CREAT | F.O_EXCL | F.O_NOFOLLOW)
         name = _CStr(b"self/fd/%d" % m)

@@ -11,9 +11,10 @@ neither for km's programs, which km reads and maps but never executes.
   that no descriptor holds, only a PROT_NONE mapping in km's memory (so that no monitor
   descriptor names the program's file, kernel/paths.py): unmapping it drops the lock, and
   a forked child, which runs the same file, shares it.  An open for writing and a
-  truncate look for such a lock first.  Every km on the host takes it, whoever runs it;
-  what km cannot see is a file it may not read, and the lock is visible to the program's
-  own fcntl locks (a lock of the whole file conflicts with it).  A file run by a process
+  truncate look for such a lock first, in /proc/locks (not through an open of the file,
+  which a watch or a lease on it would see).  Every km on the host takes it, whoever
+  runs it; the lock is visible to the program's own fcntl locks (a lock of the whole
+  file conflicts with it).  A file run by a process
   that is not a km the host protects itself.
 """
 
@@ -63,7 +64,7 @@ def release(addr: int) -> None:
         native.munmap(addr, F.PAGE_SIZE)
 
 
-def busy(path_fd: int, procfd: int, floor: int, nonblock: bool = False) -> bool:
+def busy(path_fd: int, procfd: int, floor: int) -> bool:
     """Must a write to the file of ``path_fd`` (an O_PATH descriptor) fail with ETXTBSY:
     is it a program some km runs, which the caller could otherwise write?  (Linux checks
     the permission first: EACCES comes before ETXTBSY.)  Only an executable regular file
@@ -78,30 +79,43 @@ def busy(path_fd: int, procfd: int, floor: int, nonblock: bool = False) -> bool:
     empty = bytearray(1)
     if native.syscall(SYS_faccessat2, path_fd, native.address_of(empty), os.W_OK, F.AT_EMPTY_PATH | AT_EACCESS):
         return False
-    return running(path_fd, procfd, floor, nonblock)
+    return running(path_fd, procfd, floor)
 
 
-def running(path_fd: int, procfd: int, floor: int, nonblock: bool = False) -> bool:
-    """Is the file of ``path_fd`` (an O_PATH descriptor) a program some km runs?  (Looked
-    at through a descriptor of its own, above ``floor``, opened for writing as the caller
-    is about to, and waiting as it would (``nonblock``: the caller's O_NONBLOCK) for a
-    lease on the file to be broken: a probe that only started the break (O_RDONLY or
-    O_NONBLOCK) let the lease's holder keep a read lease before the caller's own write
-    began, which Linux refuses (LTP's fcntl33).  F_OFD_GETLK needs no particular access.)"""
-    name = bytearray(b"self/fd/%d\0" % path_fd)
-    low = native.syscall(SYS_openat, procfd, native.address_of(name),
-                         os.O_WRONLY | (os.O_NONBLOCK if nonblock else 0) | os.O_CLOEXEC)
-    if low < 0:
+def running(path_fd: int, procfd: int, floor: int) -> bool:
+    """Is the file of ``path_fd`` (an O_PATH descriptor) a program some km runs: does
+    /proc/locks (read through km's ``procfd``, above ``floor``) show a km's lock on it?
+    Without opening the file: an open to ask F_OFD_GETLK was seen by the program's
+    inotify watches (IN_OPEN, IN_CLOSE_*: LTP's inotify01 and inotify05), and broke a
+    lease on the file as a reader's open does before the caller's write could, which
+    let the lease's holder keep a read lease Linux takes away (LTP's fcntl33)."""
+    st = bytearray(144)
+    if native.syscall(SYS_fstat, path_fd, native.address_of(st)) != 0:
         return False
-    fd = native.dup_at_least(low, floor)
+    dev, ino = int.from_bytes(st[0:8], "little"), int.from_bytes(st[8:16], "little")
+    # "N: OFDLCK ADVISORY  READ -1 MAJ:MIN:INODE START END" (fs/locks.c, lock_get_status)
+    held = b" %02x:%02x:%d %d %d\n" % (os.major(dev), os.minor(dev), ino, RUNNING, RUNNING)
+    return held in _read_locks(procfd, floor)
+
+
+def _read_locks(procfd: int, floor: int) -> bytes:
+    name = bytearray(b"locks\0")
+    low = native.syscall(SYS_openat, procfd, native.address_of(name), os.O_RDONLY | os.O_CLOEXEC)
+    if low < 0:
+        return b""
+    fd = native.dup_at_least(low, floor)  # (out of the program's range at once)
     os.close(low)
     if fd < 0:
-        return False
+        return b""
     try:
-        probe = _lock(F.F_WRLCK)
-        if native.syscall(SYS_fcntl, fd, F.F_OFD_GETLK, native.address_of(probe)) != 0:
-            return False
-        return flock.unpack(probe)[0] != F.F_UNLCK
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    except OSError:
+        return b""
     finally:
         os.close(fd)
 
