@@ -11,6 +11,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 4
+#endif
 #ifndef MREMAP_DONTUNMAP
 #define MREMAP_DONTUNMAP 4
 #endif
@@ -77,6 +80,20 @@ int main(int argc, char **argv) {
             h[0] = 1;
             SAY("MAP_HUGETLB aligned to 2 MiB", ((uintptr_t)h & ((2 << 20) - 1)) == 0);
             ERR("munmap MAP_HUGETLB", munmap(h, 2 << 20));
+        }
+    }
+    {   /* a memfd of huge pages (LTP's memfd_create03): aligned to one as well */
+        int hfd = memfd_create("huge", MFD_HUGETLB);
+        ERR("memfd_create MFD_HUGETLB", hfd);
+        if (hfd >= 0) {
+            ftruncate(hfd, 2 << 20);
+            char *h = mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, hfd, 0);
+            ERR("mmap of a MFD_HUGETLB memfd", h == MAP_FAILED ? -1 : 0);
+            if (h != MAP_FAILED) {
+                SAY("... aligned to 2 MiB", ((uintptr_t)h & ((2 << 20) - 1)) == 0);
+                munmap(h, 2 << 20);
+            }
+            close(hfd);
         }
     }
     {   /* code in an anonymous page made execute-only, then called (LTP's mprotect04: SIGBUS) */

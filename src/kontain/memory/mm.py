@@ -63,10 +63,29 @@ _MREMAP_FLAGS = F.MREMAP_MAYMOVE | F.MREMAP_FIXED | F.MREMAP_DONTUNMAP
 _PROT_ALL = F.PROT_READ | F.PROT_WRITE | F.PROT_EXEC
 _U64 = (1 << 64) - 1
 _SYS_mremap, _SYS_shmat, _SYS_shmdt, _SYS_shmctl = NR["mremap"], NR["shmat"], NR["shmdt"], NR["shmctl"]
+_SYS_fstatfs = NR["fstatfs"]
+_HUGETLBFS_MAGIC = 0x958458F6
 
 
 def page_up(n: int) -> int:
     return (n + PAGE - 1) & ~(PAGE - 1)
+
+
+def _file_align(fd: int) -> int:
+    """Where a mapping of file ``fd`` may start: a hugetlbfs file's (a memfd with
+    MFD_HUGETLB too) on a boundary of its page size, which is its st_blksize (the host
+    refuses any other address, EINVAL: LTP's memfd_create03); any other file's on a page."""
+    try:
+        blksize = os.fstat(fd).st_blksize
+    except OSError:
+        return PAGE
+    if blksize <= PAGE or blksize & (blksize - 1):
+        return PAGE
+    buf = bytearray(120)  # struct statfs: f_type first
+    if native.syscall(_SYS_fstatfs, fd, native.address_of(buf)) != 0 or \
+            int.from_bytes(buf[0:8], "little") != _HUGETLBFS_MAGIC:
+        return PAGE
+    return blksize
 
 
 def _file_identity(fd: int) -> tuple[int, int, str]:
@@ -471,6 +490,8 @@ class AddressSpace:
             size = (size + align - 1) & ~(align - 1)
             if size > self.window:
                 raise GuestError(ENOMEM)
+        elif not anonymous:
+            align = _file_align(fd)  # (the length is the program's: the host checks it)
         if fixed:
             if addr & (PAGE - 1):
                 raise GuestError(EINVAL)
