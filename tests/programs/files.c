@@ -7,10 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+/* (musl's headers have no linux/ ones: <linux/fs.h>'s numbers) */
+#define FS_IOC_GETFLAGS 0x80086601
+#define FS_IOC_SETFLAGS 0x40086602
+#define FS_NOATIME_FL 0x80
 
 #define CHECK(what, expr) do { long r_ = (long)(expr); printf("%-28s %ld%s%s\n", what, r_ < 0 ? -1L : r_, \
         r_ < 0 ? " " : "", r_ < 0 ? strerror(errno) : ""); } while (0)
@@ -30,6 +35,18 @@ int main(int argc, char **argv) {
     memset(buf, 0, sizeof buf);
     CHECK("read", read(fd, buf, sizeof buf));
     printf("content: %s", buf);
+    /* chattr's ioctls (LTP's setxattr03: ENOTTY under km); the flags of a new file, and
+     * FS_NOATIME_FL set and cleared (none of the filesystem's own flags in the answer) */
+    int attrs = 0;
+    long got = ioctl(fd, FS_IOC_GETFLAGS, &attrs);
+    CHECK("FS_IOC_GETFLAGS", got);
+    if (got == 0) {
+        int with = attrs | FS_NOATIME_FL, back = 0;
+        CHECK("FS_IOC_SETFLAGS noatime", ioctl(fd, FS_IOC_SETFLAGS, &with));
+        ioctl(fd, FS_IOC_GETFLAGS, &back);
+        CHECK("... noatime set", (back & FS_NOATIME_FL) != 0);
+        CHECK("FS_IOC_SETFLAGS back", ioctl(fd, FS_IOC_SETFLAGS, &attrs));
+    }
     CHECK("pwrite", pwrite(fd, "HELLO", 5, 0));
     memset(buf, 0, sizeof buf);
     CHECK("pread", pread(fd, buf, 5, 0));

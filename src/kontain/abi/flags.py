@@ -181,6 +181,7 @@ IFREQ_SIZE, IFCONF_SIZE = 40, 16
 TFD_IOC_SET_TICKS = 0x40085400
 # <linux/fs.h>
 FIGETBSZ = 2
+FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602  # an int (chattr's flags), whatever the size says
 BLKGETSIZE64 = 0x80081272
 
 # <linux/stat.h>

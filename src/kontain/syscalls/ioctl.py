@@ -1,8 +1,10 @@
 """ioctl: only requests known to be safe pass through, with their argument checked.
 
 An ioctl argument can be a pointer to anything, so the monitor must know each request
-it lets through: terminals, FIONREAD and friends, a timerfd's TFD_IOC_SET_TICKS.  Everything else fails with ENOTTY
-(and shows in --strace), as for a descriptor that does not support the request.
+it lets through: terminals, FIONREAD and friends, a timerfd's TFD_IOC_SET_TICKS, a
+file's attributes (FS_IOC_GETFLAGS and FS_IOC_SETFLAGS, chattr's).  Everything else
+fails with ENOTTY (and shows in --strace), as for a descriptor that does not support the
+request.
 Network interfaces can be looked at (the SIOCGIF* getters), never changed.
 """
 
@@ -31,6 +33,7 @@ REQUESTS: dict[int, int] = {
     F.FIONBIO: _INT, F.FIOASYNC: _INT, F.TIOCGPTN: _INT, F.TIOCSPTLCK: _INT, F.TIOCGDEV: _INT,
     F.TIOCMGET: _INT, F.TIOCMSET: _INT, F.TIOCMBIS: _INT, F.TIOCMBIC: _INT, F.TIOCGETD: _INT,
     F.TIOCSETD: _INT, F.FIGETBSZ: _INT, F.TIOCGLCKTRMIOS: _TERMIOS, F.TIOCSLCKTRMIOS: _TERMIOS,
+    F.FS_IOC_GETFLAGS: _INT, F.FS_IOC_SETFLAGS: _INT,
     F.TIOCSCTTY: VALUE, F.TIOCNOTTY: NONE, F.TIOCEXCL: NONE, F.TIOCNXCL: NONE,
     F.TIOCSBRK: NONE, F.TIOCCBRK: NONE, F.FIOCLEX: NONE, F.FIONCLEX: NONE,
     F.TIOCSTI: 1, F.FIOQSIZE: 8, F.BLKGETSIZE64: 8, F.TFD_IOC_SET_TICKS: 8,
