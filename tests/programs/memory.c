@@ -1,8 +1,10 @@
 /* brk, mmap (anonymous and file, private and shared), munmap, mprotect (execute-only
- * too), mremap, madvise, mincore and msync: every check prints one line. */
+ * too, and next to another thread's writes), mremap, madvise, mincore and msync: every
+ * check prints one line. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,30 @@
 
 #define SAY(what, cond) printf("%-40s %s\n", what, (cond) ? "ok" : "FAILED")
 #define ERR(what, expr) do { errno = 0; long r_ = (long)(expr); printf("%-40s %ld %s\n", what, r_ == -1 ? -1L : 0L, errno ? strerror(errno) : ""); } while (0)
+
+/* mprotect of part of a mapping, in a loop in another thread, while this one writes to
+ * the page next to it, which never changes (LTP's signal06: under km that page had no
+ * memslot for a moment at each change, and the write ended the program with SIGSEGV) */
+static char flipped[4096 * 12] __attribute__((aligned(4096)));
+static volatile int flips_left;
+static void *flipper(void *arg) {
+    (void)arg;
+    for (; flips_left > 0; flips_left--) {
+        mprotect(flipped + 4096 * 2, 4096 * 10, PROT_READ);
+        mprotect(flipped + 4096 * 2, 4096 * 10, PROT_READ | PROT_WRITE);
+    }
+    return NULL;
+}
+
+static int neighbour_survives(void) {
+    flips_left = 300;
+    pthread_t t;
+    pthread_create(&t, NULL, flipper, NULL);
+    volatile char *next = flipped + 4096;
+    for (long i = 0; flips_left > 0; i++) next[i & 4095] = (char)i;
+    pthread_join(t, NULL);
+    return 1;
+}
 
 int main(int argc, char **argv) {
     const char *path = argc > 1 ? argv[1] : "/tmp/kt-memory.bin";
@@ -82,6 +108,7 @@ int main(int argc, char **argv) {
             ERR("munmap MAP_HUGETLB", munmap(h, 2 << 20));
         }
     }
+    SAY("writes next to a range another thread re-protects", neighbour_survives());
     {   /* a memfd of huge pages (LTP's memfd_create03): aligned to one as well */
         int hfd = memfd_create("huge", MFD_HUGETLB);
         ERR("memfd_create MFD_HUGETLB", hfd);

@@ -31,6 +31,7 @@ from kontain.kernel import faults
 from kontain.kernel.runstate import PAUSED, RUNNING
 from kontain.kernel.signals import Pending, namespace_init, pick, sigbit, stop_by_signal
 from kontain.kvm import abi as k
+from kontain.memory import slots
 
 SYSCALL, EXCEPTION, DIRECT = 0, 1, 2
 IN_KM = 3  # (user_view) paused inside km's own guest code, between exits: user registers not at hand
@@ -460,13 +461,10 @@ class Task:
         vma = self.mm.find(gpa) if 0 <= gpa < self.mem.size else None
         if vma is None and 0 <= gpa < self.mem.size and \
                 self.mm.grow_down(gpa, F.PROT_WRITE if is_write else F.PROT_READ):
-            # the access is KVM's to complete on the next entry, now against memory
-            _gpa, length, _w = self.vcpu.mmio_exit()
-            data = self.vcpu.mmio_data(length)
-            if is_write:
-                self.mem.write(gpa, bytes(data))
-            else:
-                data[:] = self.mem.read(gpa, len(data))
+            self._complete_mmio(gpa, is_write)
+            return
+        if vma is not None and self._slot_was_remade(gpa, is_write):
+            self._complete_mmio(gpa, is_write)
             return
         self.stop = DIRECT
         ctx = self.context()
@@ -479,6 +477,31 @@ class Task:
             self.fault(S.SIGSEGV, S.SEGV_ACCERR if vma is not None else S.SEGV_MAPERR, gpa, ctx)
         finally:
             self.stop = SYSCALL
+
+    def _complete_mmio(self, gpa: int, is_write: bool) -> None:
+        """The access is KVM's to complete on the next entry: make it now, against memory."""
+        _gpa, length, _w = self.vcpu.mmio_exit()
+        data = self.vcpu.mmio_data(length)
+        if is_write:
+            self.mem.write(gpa, bytes(data))
+        else:
+            data[:] = self.mem.read(gpa, len(data))
+
+    def _slot_was_remade(self, gpa: int, is_write: bool) -> bool:
+        """Did the access only fall in the moment another thread re-made the memslots
+        around ``gpa``?  An mprotect (or a mapping) of part of a memslot deletes all of it
+        and adds back what stays (memory/slots.py), so a neighbouring page the change does
+        not touch has no slot for that moment (LTP's signal06: a thread flipping the
+        alternate stack read-only killed the program at a write next to it).  Once the
+        change is over (the address space's lock), the page's mapping and slot allow the
+        access: it was no fault of the program's."""
+        with self.mm.lock:
+            vma = self.mm.find(gpa)
+            need = F.PROT_WRITE if is_write else F.PROT_READ | F.PROT_EXEC
+            if vma is None or not vma.prot & need:
+                return False
+            slot = self.process.slots.lookup(gpa)
+            return slot is not None and not (is_write and slot[2] & slots.READ_ONLY)
 
     def on_emulation_failure(self, suberror: int, data: list[int]) -> None:
         """KVM could not emulate an instruction: a fetch from an unmapped page, or an
