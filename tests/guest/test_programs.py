@@ -38,6 +38,14 @@ def test_files(variant, tmp):
 
 
 @pytest.mark.parametrize("variant", STATIC)
+def test_setown_ex_thread_seen_from_a_child(variant):
+    """F_GETOWN_EX answers with the thread F_SETOWN_EX named, in a forked child too (km
+    aims the host's signal at its own signal thread, whose id the child saw)."""
+    native, _ = compare([build("setown", variant)])
+    assert "the parent's thread: 1" in native.text
+
+
+@pytest.mark.parametrize("variant", STATIC)
 def test_fcntl_notifications_and_queries(variant, tmp):
     """F_NOTIFY and O_ASYNC signals with their si_fd, F_CREATED_QUERY, F_DUPFD_QUERY;
     F_SETOWN_EX to a thread of the program (LTP's fcntl31: the signal was lost)."""

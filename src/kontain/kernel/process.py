@@ -78,7 +78,8 @@ class Process:
         self.idle_vcpus: list = []  # vCPUs of exited threads, for the next ones (KVM never frees a vCPU)
         self.ending: list[int] = []  # host threads (idents) of the last threads that ended, maybe on their way out
         self.timers = Timers()  # POSIX timers (timer_create)
-        self.sigio_owners: dict[tuple[int, int], int] = {}  # (st_dev, st_ino) -> the thread F_SETOWN_EX named
+        # (st_dev, st_ino) -> the thread F_SETOWN_EX named, and the signal thread the host signals instead
+        self.sigio_owners: dict[tuple[int, int], tuple[int, int]] = {}
         self._signalfds = None  # kernel/signalfd.py, at the first signalfd
         self._procfs = None  # kernel/procfs.py, at the first look at /proc
         self._opener = None  # kernel/paths.py, at the first open
@@ -314,8 +315,8 @@ class Process:
             st = os.fstat(fd)
         except OSError:
             return None
-        tid = self.sigio_owners.get((st.st_dev, st.st_ino))
-        return self.tasks.get(tid) if tid else None
+        owner = self.sigio_owners.get((st.st_dev, st.st_ino))
+        return self.tasks.get(owner[0]) if owner else None
 
     def post(self, sig: int, info: bytes, task: Task | None = None) -> int:
         """A signal for the program: to ``task`` (thread-directed), or to the process,

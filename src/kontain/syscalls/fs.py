@@ -160,10 +160,9 @@ def fcntl(t, fd, cmd, arg, *_):
     r = native.syscall(SYS_fcntl, fd, cmd, ptr(t, arg, size))
     if cmd == F.F_GETOWN_EX and r == 0 and t.process.sigio_owners:
         kind, pid = _OWNER_EX.unpack(t.mem.read(arg, _OWNER_EX.size))
-        if kind == F.F_OWNER_TID and pid == t.process.host_signals.signal_thread_tid():
-            tid = t.process.sigio_owners.get(_file_key(fd))
-            if tid:
-                t.mem.write(arg, _OWNER_EX.pack(kind, tid))
+        owner = t.process.sigio_owners.get(_file_key(fd))
+        if kind == F.F_OWNER_TID and owner is not None and pid == owner[1]:
+            t.mem.write(arg, _OWNER_EX.pack(kind, owner[0]))  # (a forked child's too: its parent's thread)
     return r
 
 
@@ -185,10 +184,11 @@ def _setown_ex(t, fd: int, arg: int) -> int:
     kind, pid = _OWNER_EX.unpack(t.mem.read(arg, _OWNER_EX.size))
     p = t.process
     if kind == F.F_OWNER_TID and pid in p.tasks:
-        host = bytearray(_OWNER_EX.pack(kind, p.host_signals.signal_thread_tid()))
+        signal_thread = p.host_signals.signal_thread_tid()
+        host = bytearray(_OWNER_EX.pack(kind, signal_thread))
         r = native.syscall(SYS_fcntl, fd, F.F_SETOWN_EX, native.address_of(host))
         if r == 0:
-            p.sigio_owners[_file_key(fd)] = pid
+            p.sigio_owners[_file_key(fd)] = (pid, signal_thread)
         return r
     r = native.syscall(SYS_fcntl, fd, F.F_SETOWN_EX, ptr(t, arg, _OWNER_EX.size))
     if r == 0 and p.sigio_owners:
