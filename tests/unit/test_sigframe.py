@@ -134,8 +134,10 @@ def task(memory, altstack=(0, S.SS_DISABLE, 0), xsize=XSIZE):
     t = Task.__new__(Task)
     t.mem, t.altstack, t.sigmask, t.saved_mask, t.q, t.loaded = memory, altstack, 0, None, [0] * 64, []
     action = (0x400000, S.SA_RESTORER | S.SA_ONSTACK, RESTORER, 0)
+    # (a signal's frame that cannot be written is a SIGSEGV, Task.fault: its default action here)
     t.process = SimpleNamespace(name="p", rewriter=None, xstate_size=xsize, xcr0=XCR0, init_xsave=bytes(xsize),
-                                actions=SimpleNamespace(get=lambda sig: action))
+                                actions=SimpleNamespace(get=lambda sig: action, handler=lambda sig: S.SIG_DFL),
+                                gdb=None, describe_death=lambda sig, code, addr: "killed")
     t.vcpu = SimpleNamespace(get_xsave=lambda: bytearray(XSAVE).ljust(xsize, b"\0"),
                              set_xsave=lambda area: t.loaded.append(bytes(area)) or 0)
     t.resume = lambda ctx, full: setattr(t, "entered", ctx)
