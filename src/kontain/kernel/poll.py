@@ -618,10 +618,9 @@ class Poller:
         reading and writing sockets switched it on and backed off ~10 times in 3000 TCP
         echoes, the poller taking the GIL and a CPU from the program's threads each time."""
         fd &= 0xFFFFFFFF
-        stat = bytearray(144)  # (a buffer of its own: the poller's thread uses _stat)
-        if fd >= self.p.fds.floor or native.syscall(5, fd, native.address_of(stat)) != 0:  # fstat
-            return False  # EBADF and the like: let the vCPU's thread report it
-        return struct.unpack_from("<I", stat, 24)[0] & _S_IFMT == _S_IFREG
+        # (a buffer of its own: the poller's thread uses _stat; EBADF and the like: False,
+        # the vCPU's thread reports it)
+        return fd < self.p.fds.floor and _is_regular(fd, bytearray(144))
 
     def _own_regular(self, fd: int) -> int:
         """A close-on-exec duplicate of the program's descriptor ``fd`` at or above the
@@ -632,8 +631,7 @@ class Poller:
         own = native.dup_at_least(fd, self.p.fds.floor)
         if own < 0:
             return -1  # EBADF and the like: let the vCPU's thread report it
-        if native.syscall(5, own, self._stat_addr) != 0 or \
-                struct.unpack_from("<I", self._stat, 24)[0] & _S_IFMT != _S_IFREG:
+        if not _is_regular(own, self._stat, self._stat_addr):
             native.syscall(3, own)
             return -1
         return own
@@ -701,3 +699,11 @@ class Poller:
         q[k.RIP] = q[k.RCX] - 2 if rw is None else rw.again(q[k.RCX] - 2)
         task.vcpu.mark_regs_dirty()
         return None
+
+
+def _is_regular(fd: int, stat: bytearray, addr: int = 0) -> bool:
+    """Is host descriptor ``fd`` a regular file?  (fstat into ``stat``; ``addr``: its
+    address, when the caller keeps it at hand.)"""
+    if native.syscall(5, fd, addr or native.address_of(stat)) != 0:  # fstat
+        return False
+    return struct.unpack_from("<I", stat, 24)[0] & _S_IFMT == _S_IFREG

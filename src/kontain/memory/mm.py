@@ -71,14 +71,12 @@ def page_up(n: int) -> int:
     return (n + PAGE - 1) & ~(PAGE - 1)
 
 
-def _file_align(fd: int) -> int:
-    """Where a mapping of file ``fd`` may start: a hugetlbfs file's (a memfd with
-    MFD_HUGETLB too) on a boundary of its page size, which is its st_blksize (the host
-    refuses any other address, EINVAL: LTP's memfd_create03); any other file's on a page."""
-    try:
-        blksize = os.fstat(fd).st_blksize
-    except OSError:
-        return PAGE
+def _file_align(fd: int, st: os.stat_result | None) -> int:
+    """Where a mapping of file ``fd`` (``st``: its fstat) may start: a hugetlbfs file's (a
+    memfd with MFD_HUGETLB too) on a boundary of its page size, which is its st_blksize
+    (the host refuses any other address, EINVAL: LTP's memfd_create03); any other file's
+    on a page."""
+    blksize = st.st_blksize if st is not None else PAGE
     if blksize <= PAGE or blksize & (blksize - 1):
         return PAGE
     buf = bytearray(120)  # struct statfs: f_type first
@@ -88,14 +86,22 @@ def _file_align(fd: int) -> int:
     return blksize
 
 
-def _file_identity(fd: int) -> tuple[int, int, str]:
-    """(device, inode, path) of a mapped file, for /proc/self/maps."""
+def _file_identity(fd: int, st: os.stat_result | None) -> tuple[int, int, str]:
+    """(device, inode, path) of a mapped file (``st``: its fstat), for /proc/self/maps."""
+    if st is None:
+        return 0, 0, ""
     try:
-        st = os.fstat(fd)
         path = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return 0, 0, ""
     return st.st_dev, st.st_ino, path
+
+
+def _fstat(fd: int) -> os.stat_result | None:
+    try:
+        return os.fstat(fd)
+    except OSError:
+        return None  # (the host's mmap says what is wrong with the descriptor)
 
 
 def _shm_identity(hva: int, shmid: int) -> tuple[int, int, int, str]:
@@ -482,6 +488,7 @@ class AddressSpace:
         anonymous = bool(flags & F.MAP_ANONYMOUS)
         fixed = flags & (F.MAP_FIXED | F.MAP_FIXED_NOREPLACE)
         align = PAGE
+        st = None if anonymous else _fstat(fd)  # (one fstat: the alignment, then /proc/self/maps)
         if anonymous and flags & F.MAP_HUGETLB:
             # huge pages of the host's: a whole number of them, at an address aligned to
             # their size (as Linux places them; the host refuses any other, EINVAL)
@@ -490,8 +497,8 @@ class AddressSpace:
             size = (size + align - 1) & ~(align - 1)
             if size > self.window:
                 raise GuestError(ENOMEM)
-        elif not anonymous:
-            align = _file_align(fd)  # (the length is the program's: the host checks it)
+        elif not anonymous and not fixed:
+            align = _file_align(fd, st)  # (the length is the program's: the host checks it)
         if fixed:
             if addr & (PAGE - 1):
                 raise GuestError(EINVAL)
@@ -530,7 +537,7 @@ class AddressSpace:
             self._host_file(start, size, prot, flags, fd, offset)
             vflags = flags & F.MAP_TYPE
             vflags = F.MAP_SHARED if vflags == F.MAP_SHARED_VALIDATE else vflags
-            dev, ino, path = _file_identity(fd)
+            dev, ino, path = _file_identity(fd, st)
             name = name or path
         self._replace(start, end, [Vma(start, end, prot, vflags, name, 0 if anonymous else offset, dev, ino)])
         self.slots.set_access(start, end, access_of(prot))

@@ -85,14 +85,7 @@ def on_own(t, nr: int, own: int, a1: int, a2: int, a3: int) -> int:
     if nr == SYS_pread64 or nr == SYS_pwrite64:
         _offset(u64(a3))
     if nr == SYS_readv or nr == SYS_writev:
-        try:
-            hv, n = host_iovec(t, a1, a2)
-        except GuestError:
-            r = native.syscall(nr, own, 0, 0)  # (the descriptor's errors first, as _vec_call)
-            if r < 0:
-                return r
-            raise
-        return native.syscall(nr, own, native.address_of(hv), n)
+        return _vec_on(nr, t, own, a1, a2)
     host, n = rw_buffer(t, a1, a2)
     return native.syscall(nr, own, host, n, a3)
 
@@ -131,7 +124,12 @@ def host_iovec(t, addr: int, count: int) -> tuple[bytearray, int]:
 
 
 def _vec_call(nr: int, t, fd, iov, count, *rest, events: int = 0) -> int:
-    fd = t.fds.host(fd)  # (the host says EBADF where Linux does: vmsplice's flags come first)
+    # (the host says EBADF where Linux does: vmsplice's flags come first)
+    return _vec_on(nr, t, t.fds.host(fd), iov, count, *rest, events=events)
+
+
+def _vec_on(nr: int, t, fd: int, iov, count, *rest, events: int = 0) -> int:
+    """An iovec call on host descriptor ``fd`` (the program's, or the poller's own)."""
     try:
         hv, n = host_iovec(t, iov, count)
     except GuestError:
