@@ -374,7 +374,7 @@ def test_a_request_posted_as_the_slot_goes_off_is_taken_back():
     from kt import km, kvm_platform
 
     if kvm_platform() != "pvm":
-        pytest.skip("the poll stub is PVM's (the polling tier)")
+        pytest.skip("no polling tier on hardware KVM (km's stub runs at CPL0): no poll stub to enter")
     for options in (("--poll", "always"), ("--poll", "always", "--poller", "python"), ("--no-rewrite",)):
         r = km(*options, build("polled", "musl", ("-lpthread",)), "zerobudget", hex(G.POLL_POSTED), timeout=60)
         assert (r.returncode, r.text) == (0, "zero budget: taken back and made\n"), r.err
