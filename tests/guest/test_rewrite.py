@@ -159,6 +159,18 @@ def test_trampoline_page_unmapped(variant):
     compare([_prog(variant), "unmap", "200"], km_options=EAGER)
 
 
+@pytest.mark.parametrize("variant", STATIC)
+def test_waiters_stay_in_their_futex_wait_while_a_site_is_rewritten(variant):
+    """Rewriting a site pauses the other threads, but leaves those inside a host wait
+    there (Task.blocking): wakes made after the pause find every waiter, which a pause
+    that took them out of the wait (and made the call again, on the word it names,
+    not the one they were moved to) would lose (LTP futex_wake02)."""
+    argv = [_prog(variant), "futexwake", "4"]
+    native, guest = compare(argv, km_options=EAGER + ("--timings",))
+    assert "wakes: 1 1 1 1" in native.text
+    assert _rewritten(guest.err)[0] > 0, guest.err
+
+
 def test_code_bytes_and_core_file(tmp_path):
     """The program reading its own code at a rewritten site sees the jump (documented:
     docs/known-issues.md); its core file shows the original bytes."""

@@ -17,10 +17,16 @@
  *                            whichever thread it finds (handler: SA_RESTART)
  *   rewrite writable N       N calls, getppid's code made writable: its bytes, N calls more
  *   rewrite unmap N          N calls, km's trampoline page unmapped (if any), N calls more
+ *   rewrite futexwake T      T threads wait on a futex word that never changes, moved
+ *                            (FUTEX_CMP_REQUEUE) to a second one, which proves them inside
+ *                            their wait; getppid made hot (its site rewritten: the other
+ *                            threads paused); then T wakes of one each on the second word:
+ *                            each finds a waiter (LTP's futex_wake02)
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -222,6 +228,43 @@ static int unmap(long n) {
     return 0;
 }
 
+#define FUTEX_WAIT_PRIVATE 128  /* (musl-gcc has no kernel headers) */
+#define FUTEX_WAKE_PRIVATE 129
+#define FUTEX_CMP_REQUEUE_PRIVATE 132
+static int fa, fb;  /* the futex words: never changed while the waiters wait */
+static volatile int go;
+
+static void *futex_waiter(void *arg) {
+    (void)arg;
+    while (!go) syscall(SYS_futex, &fa, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    return 0;
+}
+
+static int futexwake(int t) {
+    pthread_t th[64];
+    if (t > 64) t = 64;
+    for (int i = 0; i < t; i++) pthread_create(&th[i], 0, futex_waiter, 0);
+    /* a waiter is in its wait once FUTEX_CMP_REQUEUE moved it from fa to fb */
+    long moved = 0;
+    while (moved < t) {
+        long r = syscall(SYS_futex, &fa, FUTEX_CMP_REQUEUE_PRIVATE, 0, (long)INT_MAX, &fb, 0);
+        if (r > 0) moved += r;
+        else usleep(1000);
+    }
+    long ok = 0;
+    for (int i = 0; i < 100; i++) ok += getppid() > 0;
+    printf("calls: %ld\nwakes:", ok);
+    for (int i = 0; i < t; i++) printf(" %ld", (long)syscall(SYS_futex, &fb, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0));
+    printf("\n");
+    fflush(stdout);
+    go = 1;  /* the woken ones wait on fa again, or find it changed: every waiter ends */
+    __atomic_store_n(&fa, 1, __ATOMIC_SEQ_CST);
+    syscall(SYS_futex, &fa, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    syscall(SYS_futex, &fb, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    for (int i = 0; i < t; i++) pthread_join(th[i], 0);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) return 2;
     long n = atol(argv[2]);
@@ -239,6 +282,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "gs")) return gs(n);
     if (!strcmp(argv[1], "writable")) return writable(n);
     if (!strcmp(argv[1], "unmap")) return unmap(n);
+    if (!strcmp(argv[1], "futexwake")) return futexwake((int)n);
     if (!strcmp(argv[1], "raw")) {  /* syscall(): glibc's site is `mov 0x8(%rsp),%r9` */
         long ok = 0;
         for (long i = 0; i < n; i++) ok += syscall(SYS_getppid) == getppid();

@@ -487,7 +487,7 @@ POLL = 0x01  # the polling tier may serve it: it never blocks and needs no vCPU 
 NORESTART = 0x02  # never restarted after a signal handler, whatever SA_RESTART says (signal(7))
 SIGPIPE = 0x04  # its EPIPE raises SIGPIPE in the calling thread
 NEWFD = 0x08  # a pass-through whose result is a new descriptor of the program's
-BLOCKS = 0x10  # a pass-through that may wait for something (native.blocking)
+BLOCKS = 0x10  # a pass-through that may wait for something (Task.blocking)
 
 # km's own system call, outside Linux's range (natively ENOSYS): snapshot the calling
 # program (kernel/snapshot.py; the C header src/kontain/guest/kontain.h and

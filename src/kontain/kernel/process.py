@@ -535,15 +535,27 @@ class Process:
             self.pause_requests += 1
             others = [t for t in self.tasks.values() if t is not me]
         for t in others:
-            self.kick(t)
+            if not t.in_host_wait:  # (one in a host wait stays there: Task.blocking)
+                self.kick(t)
         with self.lock:
-            while not self.zap and any(t.state == RUNNING for t in self.tasks.values() if t is not me):
+            while not self.zap and any(t.state == RUNNING and not t.in_host_wait
+                                       for t in self.tasks.values() if t is not me):
                 self.changed.wait()
             if self.zap:
                 self._end_pause_others()
                 me.state = RUNNING
                 return False
         return True
+
+    def sit_out_pause(self, task: Task) -> None:
+        """``task`` came back from a host wait (Task.blocking) during a pause_others:
+        it waits, still counted as away, until that pause ends (or an exec ends it)."""
+        with self.lock:
+            task.in_host_wait = True
+            self.changed.notify_all()
+            while self.pausing_others and not self.zap:
+                self.changed.wait()
+            task.in_host_wait = False
 
     def resume_others(self, me: Task) -> None:
         with self.lock:
@@ -737,9 +749,9 @@ class Process:
         """vfork: the parent waits, unkillable but by SIGKILL, as on Linux, until the
         child's exec or exit closes the pipe."""
         buf = bytearray(1)
-        # (through native.blocking: a kick that comes just before the read is not lost, so
+        # (through Task.blocking: a kick that comes just before the read is not lost, so
         # a pause, a snapshot or gdb never waits for the child instead)
-        while native.blocking(task.kick_addr, 0, fd, native.address_of(buf), 1) not in (0, -9):
+        while task.blocking(0, fd, native.address_of(buf), 1) not in (0, -9):
             task.checkpoint()  # (a kick: a pause or an exec elsewhere)
             task.kicked = False  # (a signal's: it stays pending, for after the wait, as on Linux)
             task.vcpu.set_immediate_exit(False)

@@ -20,6 +20,10 @@ instruction.  ``Process.pause_all`` kicks every other thread and returns when ea
 PAUSED or GONE; meanwhile the pauser may read and write their registers, memory and
 state (a debugger, a snapshot, a test).  ``Process.zap_threads`` (exec) is the same
 machinery, with the others ending instead of waiting.
+
+``Process.pause_others`` (a program thread about to rewrite code) also counts a thread
+inside a host call that may wait (``Task.blocking``: ``in_host_wait``) as stopped and
+leaves it there; it waits on its way out until that pause ends.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def pause(p, caller) -> None:
     for t in others:
         p.kick(t)
     with p.lock:
-        while p.exiting or any(t.state == RUNNING for t in p.tasks.values()):
+        while p.exiting or p.pausing_others or any(t.state == RUNNING for t in p.tasks.values()):
             p.changed.wait()
 
 

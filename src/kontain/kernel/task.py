@@ -74,6 +74,7 @@ class Task:
         self.gs_own = False  # the program set this thread's GS base (else, with rewriting, km owns it)
         self.state = RUNNING  # kernel/runstate.py
         self.mid_call = False  # parked inside a call that waits in km (Process.wait_for)
+        self.in_host_wait = False  # inside a host call that may wait (``blocking``)
         # this thread's host credentials, when it changed them (None: the ones km
         # started with); monitor threads act for it only with the same (kernel/poll.py)
         self.creds: tuple | None = None
@@ -90,6 +91,22 @@ class Task:
     @kicked.setter
     def kicked(self, on: bool) -> None:
         self.kick_flag[0] = on
+
+    def blocking(self, nr: int, *args: int) -> int:
+        """Host call ``nr`` that may wait, as native.blocking (a kick before it starts
+        keeps it from starting).  Meanwhile the thread counts as away from the program
+        (``in_host_wait``): a pause for a code change (Process.pause_others) leaves it in
+        its host wait instead of kicking it out, so that a FUTEX_WAKE, a write or a
+        signal made during the pause still finds it waiting, as on Linux.  On its way
+        out it waits for such a pause to end: its registers, and the rewriter's tables
+        a call made again reads, are the pauser's until then.  (The flag, then the
+        pauser's: Process.pause_others sets its own, then looks at this one.)"""
+        self.in_host_wait = True
+        r = native.blocking(self.kick_addr, nr, *args)
+        self.in_host_wait = False
+        if self.process.pausing_others:
+            self.process.sit_out_pause(self)
+        return r
 
     # -- registers outside the synced set (slow path) --------------------------------
     def fs_base(self) -> int:

@@ -113,10 +113,9 @@ def passthrough(nr: int, kinds: str, result: str = "", blocking: bool = False) -
     ``kinds`` is a space-separated list of argument kinds (see above).  The argument
     converters are built on the first call: km builds ~150 of these handlers at start-up
     and a program uses a handful.  ``blocking``: the call may wait (nanosleep, wait4,
-    flock...), so it goes through native.blocking, and a kick (a signal) that comes
+    flock...), so it goes through Task.blocking, and a kick (a signal) that comes
     before it starts makes it fail as one that comes while it waits (EINTR, or a
     restart)."""
-    sc = native.blocking if blocking else native.syscall
     convs: list[Callable] | None = None
 
     def call(t, *args: int) -> int:
@@ -125,7 +124,7 @@ def passthrough(nr: int, kinds: str, result: str = "", blocking: bool = False) -
         if cs is None:  # (two threads may build it at once: each its own whole list)
             cs = convs = [_convert(k) for k in kinds.split()]
         host = [c(t, a, args) for c, a in zip(cs, args)]
-        r = sc(t.kick_addr, nr, *host) if blocking else sc(nr, *host)
+        r = t.blocking(nr, *host) if blocking else native.syscall(nr, *host)
         if r == -ERESTARTNOINTR and kinds[:1] == "f" and not_open(host[0]):
             r = native.syscall(nr, *host)  # (a call on a closed descriptor never waits: EBADF, not EINTR)
         if result == "fd" and r >= 0:
@@ -137,10 +136,10 @@ def passthrough(nr: int, kinds: str, result: str = "", blocking: bool = False) -
 
 def io_call(t, fd: int, events: int, nr: int, *args: int) -> int:
     """A read or write of ``fd`` (host descriptor, first argument of call ``nr``) that may
-    wait: through native.blocking.  When a kick kept it from starting, it is made after
+    wait: through Task.blocking.  When a kick kept it from starting, it is made after
     all if ``fd`` is ready (Linux fails with EINTR only a call that would wait; regular
     files are always ready), else it fails with EINTR (restarted as SA_RESTART says)."""
-    r = native.blocking(t.kick_addr, nr, fd, *args)
+    r = t.blocking(nr, fd, *args)
     if r == -ERESTARTNOINTR:
         pfd = bytearray(struct.pack("<ihh", fd, events, 0))
         if native.syscall(SYS_poll, native.address_of(pfd), 1, 0) > 0:

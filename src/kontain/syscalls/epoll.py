@@ -38,7 +38,7 @@ def _events(t, epfd, events, maxevents) -> tuple[int, int, int]:
 
 def epoll_wait(t, epfd, events, maxevents, timeout, *_):
     epfd, host, n = _events(t, epfd, events, maxevents)
-    return with_sigmask(t, None, lambda: native.blocking(t.kick_addr, SYS_epoll_wait, epfd, host, n, s32(timeout)),
+    return with_sigmask(t, None, lambda: t.blocking(SYS_epoll_wait, epfd, host, n, s32(timeout)),
                         lambda: native.syscall(SYS_epoll_wait, epfd, host, n, 0))
 
 
@@ -54,7 +54,7 @@ def epoll_pwait(t, epfd, events, maxevents, timeout, sigmask, sigsetsize):
     mask = _mask(t, sigmask, sigsetsize)  # (Linux sets the mask first)
     epfd, host, n = _events(t, epfd, events, maxevents)
     return with_sigmask(t, mask,
-                        lambda: native.blocking(t.kick_addr, SYS_epoll_pwait, epfd, host, n, s32(timeout), 0, SIGSET_SIZE),
+                        lambda: t.blocking(SYS_epoll_pwait, epfd, host, n, s32(timeout), 0, SIGSET_SIZE),
                         lambda: native.syscall(SYS_epoll_pwait, epfd, host, n, 0, 0, SIGSET_SIZE))
 
 
@@ -66,6 +66,6 @@ def epoll_pwait2(t, epfd, events, maxevents, timeout, sigmask, sigsetsize):
     mask = _mask(t, sigmask, sigsetsize)
     epfd, host, n = _events(t, epfd, events, maxevents)
     ts = ptr(t, timeout, 16)
-    return with_sigmask(t, mask, lambda: native.blocking(t.kick_addr, SYS_epoll_pwait2, epfd, host, n, ts, 0, SIGSET_SIZE),
+    return with_sigmask(t, mask, lambda: t.blocking(SYS_epoll_pwait2, epfd, host, n, ts, 0, SIGSET_SIZE),
                         lambda: native.syscall(SYS_epoll_pwait2, epfd, host, n, native.address_of(_ZERO_TS), 0,
                                                SIGSET_SIZE))

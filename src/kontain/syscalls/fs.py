@@ -156,7 +156,7 @@ def fcntl(t, fd, cmd, arg, *_):
     if size is None:
         raise GuestError(EINVAL)
     if cmd in (F.F_SETLKW, F.F_OFD_SETLKW):  # waits: a kick before it starts makes it fail with EINTR
-        return native.blocking(t.kick_addr, SYS_fcntl, fd, cmd, ptr(t, arg, size))
+        return t.blocking(SYS_fcntl, fd, cmd, ptr(t, arg, size))
     r = native.syscall(SYS_fcntl, fd, cmd, ptr(t, arg, size))
     if cmd == F.F_GETOWN_EX and r == 0 and t.process.sigio_owners:
         kind, pid = _OWNER_EX.unpack(t.mem.read(arg, _OWNER_EX.size))

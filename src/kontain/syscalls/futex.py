@@ -30,5 +30,5 @@ def futex(t, uaddr, op, val, timeout, uaddr2, val3):
     arg4 = ptr(t, timeout, 16) if cmd in _TIMEOUT else timeout
     arg5 = t.mem.host(uaddr2, 4) if cmd in _UADDR2 else 0
     if cmd in _WAITS:  # a kick before the wait starts: EINTR (a spurious wake-up to the C library)
-        return native.blocking(t.kick_addr, SYS_futex, word, op, val, arg4, arg5, val3)
+        return t.blocking(SYS_futex, word, op, val, arg4, arg5, val3)
     return native.syscall(SYS_futex, word, op, val, arg4, arg5, val3)

@@ -112,7 +112,7 @@ _SEMBUF_FLG = S.sembuf.offsets["sem_flg"]
 
 def _semop(t, nr: int, semid, sops, nsops, *rest) -> int:
     semid, n, host_sops = s32(semid), u32(nsops), _sops(t, sops, nsops)
-    r = native.blocking(t.kick_addr, nr, semid, host_sops, n, *rest)  # may wait
+    r = t.blocking(nr, semid, host_sops, n, *rest)  # may wait
     if r != -ERESTARTNOINTR:
         return r
     try:
@@ -148,7 +148,7 @@ def _msgbuf(t, addr: int, msgsz: int) -> int:
 
 
 def _msg_call(t, nr: int, would_wait: int, args: tuple, flags: int) -> int:
-    r = native.blocking(t.kick_addr, nr, *args, flags)  # may wait
+    r = t.blocking(nr, *args, flags)  # may wait
     if r != -ERESTARTNOINTR:
         return r
     if flags & F.MSG_COPY:  # (without IPC_NOWAIT: EINVAL at once; with it the call never waits)

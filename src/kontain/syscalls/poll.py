@@ -51,10 +51,10 @@ def _poll_common(t, fds_addr, nfds, call) -> int:
 
 
 def poll(t, fds_addr, nfds, timeout, *_):
-    def call(timeout: int, flag: int) -> int:
-        return _poll_common(t, fds_addr, nfds, lambda a, n: native.blocking(flag, SYS_poll, a, n, timeout))
+    def call(timeout: int, sc) -> int:
+        return _poll_common(t, fds_addr, nfds, lambda a, n: sc(SYS_poll, a, n, timeout))
 
-    return with_sigmask(t, None, lambda: call(s32(timeout), t.kick_addr), lambda: call(0, _NEVER))
+    return with_sigmask(t, None, lambda: call(s32(timeout), t.blocking), lambda: call(0, native.syscall))
 
 
 def _sigmask_copy(t, mask_addr, size) -> bytearray | None:
@@ -67,8 +67,6 @@ def _sigmask_copy(t, mask_addr, size) -> bytearray | None:
 
 
 _ZERO_TS = bytearray(16)  # a zero timeout: "poll now" (syscalls.signal.with_sigmask)
-_NEVER_FLAG = bytearray(1)  # a kick flag never set: a call that cannot block is made kicked or not
-_NEVER = native.address_of(_NEVER_FLAG)
 
 
 def ppoll(t, fds_addr, nfds, tsp, sigmask, sigsetsize, *_):
@@ -76,10 +74,10 @@ def ppoll(t, fds_addr, nfds, tsp, sigmask, sigsetsize, *_):
     ts = ptr(t, tsp, 16)
     mask = _sigmask_copy(t, sigmask, sigsetsize)
 
-    def call(timeout: int, flag: int) -> int:
-        return _poll_common(t, fds_addr, nfds, lambda a, n: native.blocking(flag, SYS_ppoll, a, n, timeout, 0, SIGSET_SIZE))
+    def call(timeout: int, sc) -> int:
+        return _poll_common(t, fds_addr, nfds, lambda a, n: sc(SYS_ppoll, a, n, timeout, 0, SIGSET_SIZE))
 
-    return with_sigmask(t, mask, lambda: call(ts, t.kick_addr), lambda: call(native.address_of(_ZERO_TS), _NEVER))
+    return with_sigmask(t, mask, lambda: call(ts, t.blocking), lambda: call(native.address_of(_ZERO_TS), native.syscall))
 
 
 def _fdset_copies(t, nfds: int, sets: tuple[int, int, int]) -> tuple[list[bytearray | None], int]:
@@ -124,11 +122,11 @@ def _timeval_arg(t, addr: int) -> None:
 def select(t, nfds, r_addr, w_addr, e_addr, tv, *_):
     _timeval_arg(t, tv)
     tvp = ptr(t, tv, 16)
-    def call(tv: int, flag: int) -> int:
+    def call(tv: int, sc) -> int:
         return _select_common(t, nfds, r_addr, w_addr, e_addr,
-                              lambda n, r, w, e: native.blocking(flag, SYS_select, n, r, w, e, tv))
+                              lambda n, r, w, e: sc(SYS_select, n, r, w, e, tv))
 
-    return with_sigmask(t, None, lambda: call(tvp, t.kick_addr), lambda: call(native.address_of(_ZERO_TS), _NEVER))
+    return with_sigmask(t, None, lambda: call(tvp, t.blocking), lambda: call(native.address_of(_ZERO_TS), native.syscall))
 
 
 def pselect6(t, nfds, r_addr, w_addr, e_addr, tsp, sig):
@@ -138,8 +136,8 @@ def pselect6(t, nfds, r_addr, w_addr, e_addr, tsp, sig):
     ts = ptr(t, tsp, 16)
     mask = _sigmask_copy(t, *pair) if pair else None
 
-    def call(timeout: int, flag: int) -> int:
+    def call(timeout: int, sc) -> int:
         return _select_common(t, nfds, r_addr, w_addr, e_addr,
-                              lambda n, r, w, e: native.blocking(flag, SYS_pselect6, n, r, w, e, timeout, 0))
+                              lambda n, r, w, e: sc(SYS_pselect6, n, r, w, e, timeout, 0))
 
-    return with_sigmask(t, mask, lambda: call(ts, t.kick_addr), lambda: call(native.address_of(_ZERO_TS), _NEVER))
+    return with_sigmask(t, mask, lambda: call(ts, t.blocking), lambda: call(native.address_of(_ZERO_TS), native.syscall))

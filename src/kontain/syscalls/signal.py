@@ -107,7 +107,7 @@ def with_sigmask(t, mask: bytes | None, wait, poll_now) -> int:
     """ppoll, pselect6, epoll_pwait and epoll_pwait2 with a signal mask: as Linux's
     set_user_sigmask and restore_saved_sigmask_unless.  The mask is the guest's, so it
     is the monitor's to apply (the host call gets none: km's threads keep their own).
-    ``wait()`` makes the host call (native.blocking: not made once the thread is
+    ``wait()`` makes the host call (Task.blocking: not made once the thread is
     kicked); ``poll_now()`` makes it with a zero timeout, kicked or not, for when a
     signal the mask lets through is pending (the call then reports ready descriptors,
     or EINTR).  Interrupted by such a signal, the call fails with

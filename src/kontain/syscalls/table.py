@@ -25,7 +25,7 @@ Each row is ``Entry(nr, name, handler, level, note, args=..., flags=...)``:
   needs no vCPU register), NORESTART (never restarted after a handler, whatever
   SA_RESTART says: signal(7)), SIGPIPE (its EPIPE raises SIGPIPE), NEWFD (a
   pass-through that makes a descriptor for the program), BLOCKS (a pass-through that
-  may wait: native.blocking, so that a signal just before it interrupts it).
+  may wait: Task.blocking, so that a signal just before it interrupts it).
 
 docs/compat.md is generated from this table (``make compat``); tests/unit/test_table.py
 checks every row against the ABI and the kinds against the handlers.
