@@ -10,11 +10,21 @@ and computing each memory operand's address from the registers, the implicit one
 iced-x86 costs 15-25 ms to import, so it is imported here, at the first such fault,
 and never by ``lazy.preload``: a program that has changed its root since cannot import
 it, and its SIGBUS then has no address (si_addr 0), as when the package is missing.
+
+Also where the instruction before a `syscall` starts, for kernel/rewrite.py.  That needs
+only the decoder itself, iced-x86's extension module, which loads in about a third of
+the package's import time (the rest is ~40 generated modules of constants): ``_core``
+loads it alone, under its own name (a later import of the package uses it), and learns
+the few constants it needs by decoding instructions whose answer is known.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+
 _decoder = None
+_core_decoder = None
 
 
 def memory_operands(code: bytes, rip: int, regs: dict[str, int], fs_base: int, gs_base: int) -> list[int]:
@@ -63,6 +73,70 @@ def _iced():
     return _decoder or None
 
 
+class _Core:
+    """iced-x86's decoder, and the values of its constants the rewriting compares with."""
+
+    __slots__ = ("Decoder", "Instruction", "INVALID", "SYSCALL", "GS", "NEXT", "BRANCHES", "INDIRECT", "XBEGIN")
+
+    def __init__(self, ext) -> None:
+        self.Decoder, self.Instruction = ext.Decoder, ext.Instruction
+
+        def one(code: bytes):
+            return ext.Decoder(64, code, ip=0x1000).decode()
+
+        self.INVALID = one(b"\x0f").code  # (cut short: no instruction)
+        syscall, gs_load = one(b"\x0f\x05"), one(b"\x65\x8b\x00")  # syscall; mov %gs:(%rax),%eax
+        self.SYSCALL, self.GS = syscall.code, gs_load.memory_segment
+        self.NEXT = one(b"\x90").flow_control
+        # jmp, jz, call (direct); jmp *%rax; xbegin
+        jmp, jz, call, indirect, xbegin = (one(b) for b in (b"\xeb\x00", b"\x74\x00", b"\xe8\x00\x00\x00\x00",
+                                                              b"\xff\xe0", b"\xc7\xf8\x00\x00\x00\x00"))
+        self.BRANCHES = (jmp.flow_control, jz.flow_control, call.flow_control)
+        self.INDIRECT, self.XBEGIN = indirect.flow_control, xbegin.flow_control
+        known = (syscall, gs_load, jmp, jz, call, indirect, xbegin)
+        flows = {self.NEXT, *self.BRANCHES, self.INDIRECT, self.XBEGIN}
+        if any(i.code == self.INVALID for i in known) or len(flows) != 6 or self.GS == gs_load.memory_base:
+            raise ImportError("iced-x86 decodes known instructions unexpectedly")
+
+
+def _core() -> _Core | None:
+    """The decoder for the rewriting (module doc); None without iced-x86."""
+    global _core_decoder
+    if _core_decoder is None:
+        try:
+            _core_decoder = _Core(_extension())
+        except (ImportError, OSError, AttributeError):
+            _core_decoder = False
+    return _core_decoder or None
+
+
+def _extension():
+    """iced-x86's extension module: the package's own if imported, else loaded alone
+    from where the import system would find the package (importlib.util costs
+    milliseconds: the path is searched here)."""
+    name = "iced_x86._iced_x86_py"
+    if name in sys.modules:
+        return sys.modules[name]
+    import importlib.machinery as m
+
+    for entry in sys.path:
+        where = os.path.join(entry or os.curdir, "iced_x86")
+        if not os.path.isfile(os.path.join(where, "__init__.py")):
+            continue
+        for suffix in m.EXTENSION_SUFFIXES:
+            path = os.path.join(where, "_iced_x86_py" + suffix)
+            if os.path.isfile(path):
+                loader = m.ExtensionFileLoader(name, path)
+                spec = m.ModuleSpec(name, loader, origin=path)
+                module = loader.create_module(spec)
+                loader.exec_module(module)
+                module.__spec__ = spec
+                sys.modules[name] = module
+                return module
+        break  # (the package found first is the one an import would take)
+    raise ImportError("no iced-x86")
+
+
 def _register_names(iced) -> dict[int, str]:
     r = iced.Register
     return {r.RAX: "rax", r.RBX: "rbx", r.RCX: "rcx", r.RDX: "rdx", r.RSI: "rsi", r.RDI: "rdi", r.RSP: "rsp",
@@ -70,11 +144,11 @@ def _register_names(iced) -> dict[int, str]:
             r.R14: "r14", r.R15: "r15"}
 
 
-def _movable(iced, ins, syscall_at: int) -> bool:
+def _movable(iced: _Core, ins, syscall_at: int) -> bool:
     """Does ``ins``, right before the `syscall` at ``syscall_at``, do the same wherever it
     runs (no RIP-relative operand, no GS segment, which km owns then, no control flow)?"""
-    return ins.flow_control == iced.FlowControl.NEXT and not ins.is_ip_rel_memory_operand and \
-        ins.memory_segment != iced.Register.GS and ins.segment_prefix != iced.Register.GS and \
+    return ins.flow_control == iced.NEXT and not ins.is_ip_rel_memory_operand and \
+        ins.memory_segment != iced.GS and ins.segment_prefix != iced.GS and \
         ins.ip + ins.len == syscall_at
 
 
@@ -88,7 +162,7 @@ def displaced_before_syscall(code: bytes, ip: int, syscall_at: int, least: int =
     lies under the jump, so no branch, return address or signal frame can point inside
     it.  None when that cannot be proven (or no iced-x86).  kernel/rewrite.py copies the
     instruction into the site's trampoline and jumps there instead."""
-    iced = _iced()
+    iced = _core()
     if iced is None or not ip <= syscall_at < ip + len(code) - 1:
         return None
     decoder = iced.Decoder(64, code[:syscall_at - ip + 2], ip=ip)
@@ -96,10 +170,10 @@ def displaced_before_syscall(code: bytes, ip: int, syscall_at: int, least: int =
     last = None  # (start, displaceable) of the instruction before the current one
     while decoder.can_decode:
         decoder.decode_out(ins)
-        if ins.code == iced.Code.INVALID or ins.ip > syscall_at:
+        if ins.code == iced.INVALID or ins.ip > syscall_at:
             return None
         if ins.ip == syscall_at:
-            if ins.code != iced.Code.SYSCALL or last is None or not last[1]:
+            if ins.code != iced.SYSCALL or last is None or not last[1]:
                 return None
             return last[0] if least <= syscall_at - last[0] <= most else None
         last = (ins.ip, _movable(iced, ins, syscall_at))
@@ -118,26 +192,25 @@ def covered_with_syscall(code: bytes, ip: int, syscall_at: int, least: int = 3, 
     there (the instruction before is no call).  What the decoding cannot see, a thread
     or a signal frame at that boundary, kernel/rewrite.py rules out itself.  None when
     not proven (or no iced-x86)."""
-    iced = _iced()
+    iced = _core()
     if iced is None or not ip <= syscall_at < ip + len(code) - 1:
         return None
-    fc = iced.FlowControl
-    branches = (fc.UNCONDITIONAL_BRANCH, fc.CONDITIONAL_BRANCH, fc.CALL)
+    branches = iced.BRANCHES
     decoder = iced.Decoder(64, code, ip=ip)
     ins = iced.Instruction()
     last = None  # (start, movable) of the instruction before the current one
     site = None
     while decoder.can_decode:
         decoder.decode_out(ins)
-        if ins.code == iced.Code.INVALID or ins.ip < syscall_at < ins.ip + ins.len:
+        if ins.code == iced.INVALID or ins.ip < syscall_at < ins.ip + ins.len:
             return None
         flow = ins.flow_control
-        if flow == fc.INDIRECT_BRANCH or flow == fc.XBEGIN_XABORT_XEND:
+        if flow == iced.INDIRECT or flow == iced.XBEGIN:
             return None
         if flow in branches and ins.near_branch_target == syscall_at:
             return None
         if ins.ip == syscall_at:
-            if ins.code != iced.Code.SYSCALL or last is None or not last[1] or \
+            if ins.code != iced.SYSCALL or last is None or not last[1] or \
                     not least <= syscall_at - last[0] <= most:
                 return None
             site = last[0]
