@@ -3,6 +3,7 @@ code, the proof that an instruction may be displaced, and function starts from E
 
 import os
 import subprocess
+import sys
 
 import iced_x86 as iced
 import pytest
@@ -175,3 +176,26 @@ def test_function_starts_of_a_stripped_program_from_eh_frame(tmp_path):
         os.close(fd)
     assert main in starts.starts
     assert starts.ends[starts.starts.index(main)] > main  # (an FDE has its size)
+
+
+def test_decoder_core_learns_the_package_constants():
+    """The rewriting's decoder (decode._core: iced-x86's extension module alone) learns
+    its constants by decoding known instructions: they are the package's own."""
+    core = decode._core()
+    assert core is not None
+    fc = iced.FlowControl
+    assert (core.INVALID, core.SYSCALL, core.GS) == (iced.Code.INVALID, iced.Code.SYSCALL, iced.Register.GS)
+    assert core.NEXT == fc.NEXT and core.INDIRECT == fc.INDIRECT_BRANCH and core.XBEGIN == fc.XBEGIN_XABORT_XEND
+    assert core.BRANCHES == (fc.UNCONDITIONAL_BRANCH, fc.CONDITIONAL_BRANCH, fc.CALL)
+
+
+def test_decoder_core_loads_without_the_package_which_then_shares_it():
+    """In a fresh interpreter: _core does not import the package (its generated modules
+    are what made the first rewrite slow), and a later import of the package (a SIGBUS's
+    decoding) uses the same extension module."""
+    script = ("import sys\nfrom kontain.arch.x86_64 import decode\n"
+              "core = decode._core()\nassert core is not None and 'iced_x86' not in sys.modules\n"
+              "assert decode.displaced_before_syscall(bytes.fromhex('b86e0000000f05'), 0x1000, 0x1005) == 0x1000\n"
+              "import iced_x86\nassert iced_x86.Decoder is core.Decoder\nprint('ok')\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert r.stdout == "ok\n", r.stderr
