@@ -52,14 +52,19 @@ MODULES = (
     "kontain.kernel.resume",
     "kontain.kernel.gdbstub",
     "kontain.loader.elf",
-    "kontain.arch.x86_64.decode",  # (iced-x86 itself is not preloaded: see the module)
+    "kontain.arch.x86_64.decode",  # (iced-x86 itself only with preload(decoder=True): see the module)
     "kontain.loader.funcstarts",  # (the syscall-site rewriter, once a site is hot)
     "kontain.lifecycle",
 )
 
 
-def preload() -> None:
-    """Import every lazily imported module now (before the monitor's root changes)."""
+def preload(decoder: bool = False) -> None:
+    """Import every lazily imported module now (before the monitor's root changes).
+    ``decoder``: load the syscall-site rewriter's decoder too (arch/x86_64/decode.py's
+    core, ~2 ms), for a program that may no longer reach it later (chroot, credentials
+    given up) and for the server, whose workers inherit it."""
     for name in MODULES:
         if name not in sys.modules:
             __import__(name)
+    if decoder:
+        sys.modules["kontain.arch.x86_64.decode"]._core()

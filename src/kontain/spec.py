@@ -21,7 +21,7 @@ class Spec:
                  memory: int | None = None, core: bool = False, timings: bool = False, vdso: bool = True,
                  poll: str = "auto", strace: bool = False, kvm_device: str = "/dev/kvm", window: int = DEFAULT_WINDOW,
                  pause_check: int = 0, gdb: int = 0, gdb_wait: bool = True, gdb_fork_wait: bool = False,
-                 rewrite: bool = True, rewrite_after: int = 1000, snapshot_on_listen: str = "",
+                 rewrite: bool = True, rewrite_after: int = 200, snapshot_on_listen: str = "",
                  leave_running: bool = False, deny: tuple[tuple[int, int], ...] = (),
                  rlimits: dict[int, tuple[int, int]] | None = None, poller: str = "native"):
         self.program = program  # as the user named it (looked up in PATH by lifecycle.run_program)

@@ -50,7 +50,7 @@ options:
                          calls no longer trap (see the user guide)
       --no-rewrite       leave the program's code as it is
       --rewrite-after N  rewrite sites only once the program has made N calls that
-                         trapped (default 1000: short programs do not pay for it)
+                         trapped (default 200: short programs do not pay for it)
       --pause-check N    pause the running program N times at arbitrary moments, reading
                          every thread's registers, and resume it (a check of what
                          debuggers and snapshots rely on; says how it went, on stderr)
@@ -130,7 +130,7 @@ def _env_file(path: str) -> list[str]:
 
 
 REWRITE_DEFAULT = True  # syscall sites rewritten (kernel/rewrite.py) unless --no-rewrite
-REWRITE_AFTER = 1000  # calls (trapped or polled) before any site is rewritten (kernel/rewrite.py's WARMUP)
+REWRITE_AFTER = 200  # calls (trapped or polled) before any site is rewritten (kernel/rewrite.py's WARMUP)
 
 
 class Options:

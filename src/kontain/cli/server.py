@@ -45,7 +45,7 @@ def serve(path: str, warm: str | None = None, ready: int | None = None, idle: in
     from kontain import lazy
     from kontain.confine import Confinement
 
-    lazy.preload()
+    lazy.preload(decoder=True)
     from kontain.kernel import process  # noqa: F401  (for the workers)
 
     # the server confines itself as a km does (not dumpable, a Landlock domain, the

@@ -69,9 +69,10 @@ from kontain.kvm import abi as k
 
 HOT = 8  # traps of a site before it is examined
 # No site is examined before the program has made Spec.rewrite_after calls, trapped or polled (km
-# --rewrite-after, 1000 by default): proving and patching cost ~20-30 ms (iced-x86's import,
-# the files read), about what 1000 calls save (the `syscall` redirect, ~25 us each here);
-# python3 -c 'import json' (~600 calls) was 6% slower with every hot site rewritten.
+# --rewrite-after, 200 by default): the first proof and patch of a run costs ~5 ms (the decoder
+# loaded, the file read; later ones ~0.4 ms), about what 200 calls save (the `syscall` redirect,
+# 20-35 us each on this kernel).  Until the decoder loaded alone (decode._core) it cost ~20 ms
+# and the default was 1000; file I/O 64 MiB (~2000 calls) took 96 ms with 1000, 81 with 250.
 MAX_SEEN = 1 << 16  # sites remembered at most (a program calling the stub from everywhere)
 MAX_FROZEN = 1024  # code ranges made writable or moved, remembered at most (then no more rewriting)
 MAX_FUNCTION = 1 << 18  # bytes decoded at most from a function's start to its site

@@ -456,5 +456,5 @@ def chroot(t, path_addr, *_):
     must be imported while Python's files are still reachable (kontain/lazy.py)."""
     from kontain import lazy
 
-    lazy.preload()
+    lazy.preload(decoder=t.process.rewriter is not None)
     return _chroot(t, path_addr)

@@ -34,7 +34,7 @@ def changing(t, nr: int, *args: int) -> int:
     """Make a call that may change the calling thread's credentials, and record them."""
     from kontain import lazy
 
-    lazy.preload()  # (before the thread may no longer read km's own files)
+    lazy.preload(decoder=t.process.rewriter is not None)  # (before the thread may no longer read km's own files)
     before = ids()
     r = native.syscall(nr, *args)
     if r >= 0:
