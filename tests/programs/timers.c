@@ -47,6 +47,46 @@ static void wait_ticks(int n) {
     for (int i = 0; i < 2000 && ticks < n; i++) usleep(1000);
 }
 
+/* A timer set to expire long ago, every nanosecond: its first signal carries an overrun
+ * count capped at INT_MAX (LTP timer_settime03); the handler reads it and stops the timer. */
+static timer_t capped;
+static volatile int capped_calls, capped_overrun;
+
+static void on_capped(int sig) {
+    (void)sig;
+    if (capped_calls++ == 0) {
+        capped_overrun = timer_getoverrun(capped);
+        struct itimerspec off;
+        memset(&off, 0, sizeof off);
+        timer_settime(capped, 0, &off, NULL);
+    }
+}
+
+static int overrun_capped(void) {
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_SIGNAL;
+    ev.sigev_signo = SIGRTMIN + 1;
+    signal(SIGRTMIN + 1, on_capped);
+    struct timespec res;
+    if (timer_create(CLOCK_REALTIME, &ev, &capped) != 0 || clock_getres(CLOCK_REALTIME, &res) != 0) return 0;
+    int right = 0;
+    for (int round = 0; round < 10; round++) {
+        struct itimerspec its;
+        memset(&its, 0, sizeof its);
+        clock_gettime(CLOCK_REALTIME, &its.it_value);
+        its.it_value.tv_sec -= 4;  /* 4 s of 1 ns intervals: past INT_MAX */
+        its.it_interval.tv_nsec = res.tv_nsec;
+        capped_calls = 0;
+        timer_settime(capped, TIMER_ABSTIME, &its, NULL);
+        while (!capped_calls)
+            ;
+        right += capped_overrun == 0x7FFFFFFF;
+    }
+    timer_delete(capped);
+    return right == 10;
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     struct sigaction sa;
@@ -75,6 +115,8 @@ int main(void) {
     SAY("timer_delete", timer_delete(t1) == 0);
     errno = 0;
     SAY("a deleted timer: EINVAL", timer_settime(t1, 0, &its, NULL) == -1 && errno == EINVAL);
+
+    SAY("overrun of a timer set long ago: capped at INT_MAX", overrun_capped());
 
     /* default sigevent: SIGALRM carrying the timer id */
     timer_t t2;

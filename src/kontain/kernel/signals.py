@@ -277,8 +277,8 @@ class HostSignals:
     monitor thread, SIG_KICK to interrupt a vCPU thread.
 
     The signal thread waits on a signalfd of the forwarded signals, which becomes
-    readable without taking anything, and then takes every pending one with
-    rt_sigtimedwait and posts it (``collect``), all under a lock.  So another thread
+    readable without taking anything, and then takes every pending one (COLLECT_MAX
+    at a time) with rt_sigtimedwait and posts it (``collect``), all under a lock.  So another thread
     that takes the lock and collects too knows that every host signal sent to km
     before that moment is the program's now: a wait that reports a child delivers its
     SIGCHLD (``child_reported``), and a signal that another process has sent is pending
@@ -289,7 +289,10 @@ class HostSignals:
         self._floor = fd_floor  # km's own descriptors go at or above it
         self.ident = 0
         self.tid = 0
-        self._lock = _thread.allocate_lock()  # held from a host signal's dequeue to its post
+        # held from a host signal's dequeue to its post: who holds it knows that no host
+        # signal is in flight (taken from the host, not yet the program's); take it
+        # before the process lock, as ``collect`` does
+        self.posting = _thread.allocate_lock()
         self._started = _thread.allocate_lock()  # held until the signal thread knows its tid
         self._started.acquire()
         self._mask = bytearray(struct.pack("<Q", _FORWARDED_MASK))
@@ -343,10 +346,13 @@ class HostSignals:
 
     def collect(self) -> None:
         """Post to the program every forwarded signal the host holds for km (those sent
-        to the process, and to the calling thread)."""
-        with self._lock:
+        to the process, and to the calling thread), or COLLECT_MAX of them: a timer
+        that fires every nanosecond has a new signal on the host after each one taken
+        (its next expiry is already past), and the lock must not stay held for good
+        (timer_settime waits for it).  The signal thread then comes back for more."""
+        with self.posting:
             info = self._info
-            while True:
+            for _ in range(COLLECT_MAX):
                 sig = native.syscall(NR["rt_sigtimedwait"], native.address_of(self._mask), native.address_of(info),
                                      native.address_of(_NO_WAIT), SIGSET_SIZE)
                 if sig <= 0:
@@ -366,6 +372,7 @@ class HostSignals:
 
 
 _signalfd = -1  # km's signalfd of the forwarded signals (the signal thread polls it)
+COLLECT_MAX = 256  # signals posted under one hold of HostSignals.posting
 _SFD_CLOEXEC, _SFD_NONBLOCK, _POLLIN = 0o2000000, 0o4000, 1
 _NO_WAIT = bytearray(16)  # a zero timespec
 

@@ -26,6 +26,7 @@ from kontain import native
 from kontain.abi import signals as S
 from kontain.abi.errno import EINVAL, EPERM
 from kontain.abi.structs import sigevent
+from kontain.abi.syscalls import NR
 from kontain.errors import GuestError
 from kontain.kernel.timers import Timer
 from kontain.syscalls.common import passthrough, ptr, s32
@@ -79,17 +80,16 @@ def _clock_first(clockid: int) -> int:
     return -r if r < 0 and r != -EPERM else EINVAL
 
 
-_timer_delete = passthrough(226, "i")
-_timer_settime = passthrough(223, "i i p32 p32")
+SYS_timer_settime, SYS_timer_delete = NR["timer_settime"], NR["timer_delete"]
 _timer_getoverrun = passthrough(225, "i")
 
 
 def timer_delete(t, timerid, *_):
-    r = _timer_delete(t, timerid)
-    if r == 0:
-        p = t.process
-        p.timers.targets.pop(s32(timerid), None)
-        with p.lock:
+    p = t.process
+    with p.host_signals.posting, p.lock:  # (as timer_settime's)
+        r = native.syscall(SYS_timer_delete, s32(timerid))
+        if r == 0:
+            p.timers.targets.pop(s32(timerid), None)
             timer = p.timers.timers.pop(s32(timerid), None)
             if timer is not None:
                 timer.drop()
@@ -97,10 +97,19 @@ def timer_delete(t, timerid, *_):
 
 
 def timer_settime(t, timerid, flags, new, old, *_):
-    r = _timer_settime(t, timerid, flags, new, old)
-    timer = t.process.timers.timers.get(s32(timerid))
-    if r == 0 and timer is not None:
-        with t.process.lock:
+    """The host call and the drop of a signal of the old setting pending in the program
+    are one step, with no host signal in flight (HostSignals.posting) and the process
+    lock held: a signal of the old setting the signal thread had taken from the host is
+    the program's before the drop, and one of the new setting after it (a timer set to
+    expire at once lost its first signal when the drop came after the call, and the
+    program read the overrun count of a later one: LTP timer_settime03).  The host drops
+    a signal of the old setting it still holds (Linux 6.13 and later)."""
+    p = t.process
+    host_new, host_old = ptr(t, new, 32), ptr(t, old, 32)
+    with p.host_signals.posting, p.lock:
+        r = native.syscall(SYS_timer_settime, s32(timerid), s32(flags), host_new, host_old)
+        timer = p.timers.timers.get(s32(timerid))
+        if r == 0 and timer is not None:
             timer.drop()
     return r
 
