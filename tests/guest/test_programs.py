@@ -141,6 +141,15 @@ def test_timers_and_signalfd(variant):
 
 
 @pytest.mark.parametrize("variant", STATIC)
+def test_futex2_calls(variant):
+    """futex_waitv, futex_wait, futex_wake and futex_requeue: their errors (EFAULT for a
+    word outside the program's memory, EINVAL for an unaligned one, in Linux's order)
+    and waits that other threads end through them."""
+    native, guest = compare([build("futex2", variant, ("-lpthread",))])
+    assert "FAILED" not in native.text and "FAILED" not in guest.text
+
+
+@pytest.mark.parametrize("variant", STATIC)
 def test_threads_faulting_and_signal_storm(variant):
     native, guest = compare([build("storm", variant, ("-O1", "-lpthread"))])
     assert "FAILED" not in guest.text

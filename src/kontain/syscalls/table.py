@@ -405,7 +405,11 @@ TABLE: tuple[Entry, ...] = (
     Entry(437, "openat2", fs.openat2, FULL),
     Entry(439, "faccessat2", fs.faccessat2, FULL, args="a s o x", flags=POLL),
     Entry(441, "epoll_pwait2", epoll.epoll_pwait2, FULL, flags=NORESTART),
+    Entry(449, "futex_waitv", futex.futex_waitv, FULL, args="p u x p i"),
     Entry(452, "fchmodat2", PASS, FULL, args="a s x i"),
+    Entry(454, "futex_wake", futex.futex_wake, FULL, args="p x i x"),
+    Entry(455, "futex_wait", futex.futex_wait, FULL, args="p x x x p i"),
+    Entry(456, "futex_requeue", futex.futex_requeue, FULL, args="p x i i"),
 )
 
 # Not supported yet, with the reason (the compatibility table shows these notes).
