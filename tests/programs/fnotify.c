@@ -2,7 +2,8 @@
  * real-time signal carrying the descriptor), O_ASYNC with F_SETOWN (SIGIO, then F_SETSIG's
  * signal with si_fd and si_band), F_CREATED_QUERY (did this open create the file?) and
  * F_DUPFD_QUERY (are two descriptors one open file?), F_SETOWN_EX to a thread.  The
- * signals are blocked and waited for (no sleep decides anything).  Argument: a directory to create and use. */
+ * signals are blocked and waited for (no sleep decides anything), and each is pending
+ * as soon as the call that caused it returns.  Argument: a directory to create and use. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +30,16 @@ static siginfo_t wait_for(int sig) {
     memset(&si, 0, sizeof si);
     if (sigtimedwait(&s, &si, &limit) < 0) printf("no signal %d: %s\n", sig, strerror(errno));
     return si;
+}
+
+static volatile sig_atomic_t attrib_seen;
+static void on_attrib(int sig) { (void)sig; attrib_seen = 1; }
+
+/* Is ``sig`` pending now?  Linux queues the signal a call causes before it returns. */
+static int pending(int sig) {
+    sigset_t s;
+    sigpending(&s);
+    return sigismember(&s, sig);
 }
 
 int main(int argc, char **argv) {
@@ -62,6 +73,7 @@ int main(int argc, char **argv) {
     printf("F_NOTIFY: %d\n", fcntl(d, F_NOTIFY, DN_CREATE | DN_MULTISHOT));
     snprintf(path, sizeof path, "%s/new", dir);
     close(open(path, O_CREAT | O_WRONLY, 0600));
+    printf("dnotify: pending as the call returns: %d\n", pending(rt));
     siginfo_t si = wait_for(rt);
     printf("dnotify: the signal %d, si_fd is the directory %d\n", si.si_signo == rt, si.si_fd == d);
     unlink(path);
@@ -74,6 +86,7 @@ int main(int argc, char **argv) {
     printf("F_SETOWN: %d, F_GETOWN is us: %d\n", set, fcntl(p[0], F_GETOWN) == getpid());
     printf("O_ASYNC: %d\n", fcntl(p[0], F_SETFL, O_ASYNC | O_NONBLOCK));
     write(p[1], "x", 1);
+    printf("SIGIO: pending as the write returns: %d\n", pending(SIGIO));
     si = wait_for(SIGIO);
     printf("SIGIO: %d code %d\n", si.si_signo, si.si_code);
     fcntl(p[0], F_SETSIG, rt);
@@ -98,5 +111,29 @@ int main(int argc, char **argv) {
     }
     si = wait_for(rt);
     printf("the thread's signal: %d si_fd is the pipe %d\n", si.si_signo == rt, si.si_fd == p[0]);
+
+    /* a handler, not a wait (LTP's fcntl38): it runs as the chmod that caused the
+     * signal returns, before the next instruction */
+    int rt2 = SIGRTMIN + 2;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_attrib;
+    sigaction(rt2, &sa, NULL);
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/file", dir);
+    close(open(path, O_CREAT | O_WRONLY, 0600));
+    d = open(dir, O_RDONLY | O_DIRECTORY);
+    fcntl(d, F_SETSIG, rt2);
+    fcntl(d, F_NOTIFY, DN_ATTRIB | DN_MULTISHOT);
+    int seen = 0;
+    for (int i = 0; i < 20; i++) {
+        attrib_seen = 0;
+        chmod(path, i & 1 ? 0600 : 0640);
+        seen += attrib_seen;
+    }
+    printf("dnotify: the handler ran as chmod returned: %d of 20\n", seen);
+    close(d);
+    unlink(path);
+    rmdir(dir);
     return 0;
 }

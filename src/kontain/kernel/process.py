@@ -80,6 +80,10 @@ class Process:
         self.timers = Timers()  # POSIX timers (timer_create)
         # (st_dev, st_ino) -> the thread F_SETOWN_EX named, and the signal thread the host signals instead
         self.sigio_owners: dict[tuple[int, int], tuple[int, int]] = {}
+        # the program asked for signals its own calls cause (F_NOTIFY, leases, O_ASYNC,
+        # F_SETSIG, F_SETOWN): from then on every call collects the host's signals before
+        # it returns (syscalls/dispatch.invoke), as Linux queues them before it returns
+        self.own_signals = False
         self._signalfds = None  # kernel/signalfd.py, at the first signalfd
         self._procfs = None  # kernel/procfs.py, at the first look at /proc
         self._opener = None  # kernel/paths.py, at the first open

@@ -48,14 +48,18 @@ def invoke(task, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int, a5: int) 
             return km_snapshot(task, a0, a1)
         return -ENOSYS
     try:
-        return h(task, a0, a1, a2, a3, a4, a5)
+        r = h(task, a0, a1, a2, a3, a4, a5)
     except GuestError as e:
-        return -e.errno
+        r = -e.errno
     except OwnThread:
         raise  # (the poller gives the call back to the thread that made it)
     except Exception as e:  # a bug in km: loud, and the program stops
         internal_error(nr, e)
         raise  # (not reached: internal_error raises)
+    p = task.process
+    if p.own_signals:  # (a dnotify or SIGIO signal this call caused is pending when it returns)
+        p.host_signals.sync()
+    return r
 
 
 def invoke_own(task, nr: int, own: int, a1: int, a2: int, a3: int) -> int:

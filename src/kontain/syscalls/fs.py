@@ -137,6 +137,9 @@ _FCNTL_POINTER = {F.F_GETLK: _FLOCK_SIZE, F.F_SETLK: _FLOCK_SIZE, F.F_SETLKW: _F
                   1037: 8, 1038: 8}  # F_GET/SET_FILE_RW_HINT (gone from later kernels: the host says)
 
 
+_OWN_SIGNALS = frozenset((F.F_NOTIFY, F.F_SETLEASE, F.F_SETSIG, F.F_SETOWN))
+
+
 def fcntl(t, fd, cmd, arg, *_):
     fd = t.fds.check(fd)
     cmd = u32(cmd)
@@ -147,7 +150,10 @@ def fcntl(t, fd, cmd, arg, *_):
         r = native.syscall(SYS_fcntl, fd, cmd, low)
         return t.fds.new(r) if r >= 0 else r
     if cmd in _FCNTL_VALUE:
-        return native.syscall(SYS_fcntl, fd, cmd, arg)
+        r = native.syscall(SYS_fcntl, fd, cmd, arg)
+        if r >= 0 and (cmd in _OWN_SIGNALS or cmd == F.F_SETFL and arg & F.O_ASYNC):
+            t.process.own_signals = True  # (syscalls/dispatch.invoke)
+        return r
     if cmd == F.F_SETOWN_EX:
         return _setown_ex(t, fd, arg)
     if cmd == F.F_DUPFD_QUERY:  # is ``arg`` the same open file? (one of the monitor's is not open)
@@ -183,6 +189,7 @@ def _setown_ex(t, fd: int, arg: int) -> int:
     and goes to the process)."""
     kind, pid = _OWNER_EX.unpack(t.mem.read(arg, _OWNER_EX.size))
     p = t.process
+    p.own_signals = True  # (syscalls/dispatch.invoke)
     if kind == F.F_OWNER_TID and pid in p.tasks:
         signal_thread = p.host_signals.signal_thread_tid()
         host = bytearray(_OWNER_EX.pack(kind, signal_thread))

@@ -57,6 +57,8 @@ def ioctl(t, fd, request, arg, *_):
         arg = 0
     elif size != VALUE:
         arg = ptr(t, arg, size)
+    if request == F.FIOASYNC:
+        t.process.own_signals = True  # (as fcntl's O_ASYNC: syscalls/dispatch.invoke)
     return native.syscall(SYS_ioctl, fd, request, arg)
 
 
