@@ -14,6 +14,7 @@ written back (``context``/``resume``):
 
 from __future__ import annotations
 
+import _thread
 import os
 import struct
 
@@ -100,7 +101,11 @@ class Task:
         signal made during the pause still finds it waiting, as on Linux.  On its way
         out it waits for such a pause to end: its registers, and the rewriter's tables
         a call made again reads, are the pauser's until then.  (The flag, then the
-        pauser's: Process.pause_others sets its own, then looks at this one.)"""
+        pauser's: Process.pause_others sets its own, then looks at this one.)  Only
+        the task's own thread counts so: a monitor thread making a call for it (the
+        polling tier's) leaves it running its code."""
+        if _thread.get_ident() != self.ident:
+            return native.blocking(self.kick_addr, nr, *args)
         self.in_host_wait = True
         r = native.blocking(self.kick_addr, nr, *args)
         self.in_host_wait = False
