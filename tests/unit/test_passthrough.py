@@ -25,11 +25,17 @@ FSTAT, UNAME, GETCWD, MKDIRAT, EVENTFD2 = 5, 63, 79, 258, 290
 S_IFIFO, EFD_CLOEXEC = 0o010000, 0o2000000
 
 
+class Process:
+    """What ``invoke`` reads of a process: whether calls collect host signals."""
+
+    own_signals = False
+
+
 class Task:
-    """What a pass-through handler reads of a task."""
+    """What a pass-through handler, and ``invoke``, read of a task."""
 
     def __init__(self, memory, fds):
-        self.mem, self.fds, self.kick_addr = memory, fds, 0
+        self.mem, self.fds, self.kick_addr, self.process = memory, fds, 0, Process()
 
 
 @pytest.fixture
