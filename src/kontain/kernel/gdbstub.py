@@ -712,16 +712,19 @@ class Stub:
             with p.lock:
                 ev = self.events.pop(0) if self.events else None
             if ev is not None:
-                if not self.stopped:
-                    self._stop_all()
                 if ev.swbreak and ev.ctx is not None and ev.ctx.regs["rip"] not in self.breakpoints:
                     # a breakpoint gdb took out while this hit waited: as if it had not run
+                    # (its thread waits in report: its registers are ours to set), and
+                    # before any stop of the others, which would then be a stop with no
+                    # event: "Thread 1 stopped" for a continue that had not ended
                     ev.ctx.rflags &= ~TF
                     Regs(self, ev.task, ev.kind, ev.ctx, dirty=True).flush()
                     with p.lock:
                         ev.done = True
                         p.changed.notify_all()
                     continue
+                if not self.stopped:
+                    self._stop_all()
                 self.current = ev
                 if ev.ctx is not None:
                     self.regs[ev.task.tid] = Regs(self, ev.task, ev.kind, ev.ctx, dirty=ev.dirty)
