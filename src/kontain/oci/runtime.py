@@ -122,14 +122,10 @@ def _sha256(data: bytes):
 def _dependencies() -> dict[str, str]:
     """{package: its directory} of the dependencies installed with this km (a missing one
     is left out: km runs without it, as decode.py says)."""
-    out = {}
-    for name in _DEPENDENCIES:  # (where the import system would find it; importlib.util costs milliseconds)
-        for entry in sys.path:
-            where = os.path.join(entry or os.curdir, name)
-            if os.path.isfile(os.path.join(where, "__init__.py")):
-                out[name] = os.path.abspath(where)
-                break
-    return out
+    from kontain.lazy import package_dir
+
+    found = {name: package_dir(name) for name in _DEPENDENCIES}
+    return {name: where for name, where in found.items() if where is not None}
 
 
 def ensure(directory: str | None = None) -> Runtime:

@@ -112,28 +112,25 @@ def _core() -> _Core | None:
 
 def _extension():
     """iced-x86's extension module: the package's own if imported, else loaded alone
-    from where the import system would find the package (importlib.util costs
-    milliseconds: the path is searched here)."""
+    from where the import system would find the package."""
     name = "iced_x86._iced_x86_py"
     if name in sys.modules:
         return sys.modules[name]
     import importlib.machinery as m
 
-    for entry in sys.path:
-        where = os.path.join(entry or os.curdir, "iced_x86")
-        if not os.path.isfile(os.path.join(where, "__init__.py")):
-            continue
-        for suffix in m.EXTENSION_SUFFIXES:
-            path = os.path.join(where, "_iced_x86_py" + suffix)
-            if os.path.isfile(path):
-                loader = m.ExtensionFileLoader(name, path)
-                spec = m.ModuleSpec(name, loader, origin=path)
-                module = loader.create_module(spec)
-                loader.exec_module(module)
-                module.__spec__ = spec
-                sys.modules[name] = module
-                return module
-        break  # (the package found first is the one an import would take)
+    from kontain.lazy import package_dir
+
+    where = package_dir("iced_x86")
+    for suffix in m.EXTENSION_SUFFIXES if where is not None else ():
+        path = os.path.join(where, "_iced_x86_py" + suffix)
+        if os.path.isfile(path):
+            loader = m.ExtensionFileLoader(name, path)
+            spec = m.ModuleSpec(name, loader, origin=path)
+            module = loader.create_module(spec)
+            loader.exec_module(module)
+            module.__spec__ = spec
+            sys.modules[name] = module
+            return module
     raise ImportError("no iced-x86")
 
 
