@@ -199,3 +199,27 @@ def test_decoder_core_loads_without_the_package_which_then_shares_it():
               "import iced_x86\nassert iced_x86.Decoder is core.Decoder\nprint('ok')\n")
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert r.stdout == "ok\n", r.stderr
+
+
+def test_decoder_core_loads_on_its_own_thread_and_in_a_child_forked_meanwhile():
+    """decode.load_soon loads the core on a thread of its own, without the importlib
+    machinery (~2 ms of imports); _core waits for it.  A child forked while that thread
+    held the load's lock has no such thread: its _core loads the core itself instead of
+    waiting for good."""
+    script = (
+        "import os, sys, threading\nfrom kontain.arch.x86_64 import decode\n"
+        "decode._loading.acquire()\n"  # (the thread's load in progress, as at a fork)
+        "decode.load_soon()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    core = decode._core()\n"
+        "    os._exit(0 if core is not None and not decode._loading.locked() else 3)\n"
+        "assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0\n"
+        "assert decode._core_decoder is None\n"  # (the thread still waits for the lock)
+        "decode._loading.release()\n"
+        "core = decode._core()\n"
+        "assert core is not None and decode._load_started\n"
+        "assert 'importlib.machinery' not in sys.modules and 'warnings' not in sys.modules\n"
+        "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.stdout == "ok\n", r.stderr

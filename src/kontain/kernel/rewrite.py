@@ -118,6 +118,7 @@ class Rewriter:
         self.trapped = 0  # calls by `syscall` at sites not rewritten
         self.exited = 0  # calls by a rewritten site that exited to km
         self.polled = 0  # calls by a rewritten site the poller answered (kernel/poll.py)
+        self.preloading = False  # the decoder's load begun (``warm_up_left``)
 
     # -- the exit path (syscalls/dispatch.py) ------------------------------------------------
     def trap(self, task, ret: int) -> None:
@@ -133,6 +134,8 @@ class Rewriter:
             return
         self.trapped += 1
         if n + 1 < HOT or self.trapped < self.p.spec.rewrite_after and self._calls() < self.p.spec.rewrite_after:
+            if not self.preloading:
+                self.warm_up_left()
             if n or len(self.seen) < MAX_SEEN:
                 self.seen[ret] = min(n + 1, HOT)
             return
@@ -155,6 +158,8 @@ class Rewriter:
                 self.polled += 1
             return False
         if n + 1 < HOT or self._calls() < self.p.spec.rewrite_after:
+            if not self.preloading:
+                self.warm_up_left()
             if n or len(self.seen) < MAX_SEEN:
                 self.seen[ret] = min(n + 1, HOT)
             return False
@@ -170,9 +175,22 @@ class Rewriter:
             self._decide(task, ret)
 
     def warm_up_left(self) -> int:
-        """How many more calls the program makes before any site is examined (the native
-        poller then counts its sites' calls for ``answered``: kernel/poll.py)."""
-        return max(0, self.p.spec.rewrite_after - self._calls())
+        """How many more calls the program makes before the rewriter looks again (the
+        native poller then hands a call of a site not settled to Python: kernel/poll.py):
+        half-way through the warm-up, where the decoder begins to load on a thread of its
+        own (decode.load_soon: the first site's proof then finds it loaded, instead of
+        stalling the program ~2.5 ms), then the warm-up's end, where sites are examined."""
+        after = self.p.spec.rewrite_after
+        left = max(0, after - self._calls())
+        if not self.preloading:
+            if left > after // 2:
+                return left - after // 2
+            self.preloading = True
+            if self.enabled and self.owns_gs:
+                from kontain.arch.x86_64 import decode
+
+                decode.load_soon()
+        return left
 
     def _calls(self) -> int:
         """The program's calls so far, trapped or answered by the poller (the warm-up's

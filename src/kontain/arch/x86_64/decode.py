@@ -20,6 +20,7 @@ the few constants it needs by decoding instructions whose answer is known.
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
 
@@ -100,38 +101,75 @@ class _Core:
 
 
 def _core() -> _Core | None:
-    """The decoder for the rewriting (module doc); None without iced-x86."""
+    """The decoder for the rewriting (module doc); None without iced-x86.  Waits for a
+    load ``load_soon`` began."""
     global _core_decoder
     if _core_decoder is None:
-        try:
-            _core_decoder = _Core(_extension())
-        except (ImportError, OSError, AttributeError):
-            _core_decoder = False
+        with _loading:
+            if _core_decoder is None:
+                try:
+                    _core_decoder = _Core(_extension())
+                except (ImportError, OSError, AttributeError):
+                    _core_decoder = False
     return _core_decoder or None
+
+
+def load_soon() -> None:
+    """Load the core on a thread of its own, for a program whose first site will be
+    examined soon: the load (~2.5 ms, the extension's dlopen and the constants learnt)
+    then overlaps the program's run instead of stalling its vCPU at that first site.
+    The thread inherits its starter's signal mask and credentials, as the synchronous
+    load would have had them."""
+    global _load_started
+    if _core_decoder is None and not _load_started:
+        _load_started = True
+        _thread.start_new_thread(_core, ())
+
+
+def _forked() -> None:
+    """In a child forked while a thread of the parent loaded the core: that thread is not
+    in the child, nor is its hold of the lock."""
+    global _loading
+    if _loading.locked():
+        _loading = _thread.allocate_lock()
+
+
+_loading = _thread.allocate_lock()  # held by the load of the core (``_core``)
+_load_started = False
+os.register_at_fork(after_in_child=_forked)
 
 
 def _extension():
     """iced-x86's extension module: the package's own if imported, else loaded alone
-    from where the import system would find the package."""
+    from where the import system would find the package.  Through ``_imp``, the import
+    system's own loader of extension modules: importlib.machinery's wrapper of it
+    imported ~2 ms of modules (warnings among them) before the first site's proof."""
     name = "iced_x86._iced_x86_py"
     if name in sys.modules:
         return sys.modules[name]
-    import importlib.machinery as m
+    import _imp
 
     from kontain.lazy import package_dir
 
     where = package_dir("iced_x86")
-    for suffix in m.EXTENSION_SUFFIXES if where is not None else ():
+    for suffix in _imp.extension_suffixes() if where is not None else ():
         path = os.path.join(where, "_iced_x86_py" + suffix)
         if os.path.isfile(path):
-            loader = m.ExtensionFileLoader(name, path)
-            spec = m.ModuleSpec(name, loader, origin=path)
-            module = loader.create_module(spec)
-            loader.exec_module(module)
-            module.__spec__ = spec
+            module = _imp.create_dynamic(_Spec(name, path))
             sys.modules[name] = module
+            _imp.exec_dynamic(module)
             return module
     raise ImportError("no iced-x86")
+
+
+class _Spec:
+    """What ``_imp.create_dynamic`` reads of a module spec: the name the module's init
+    function is found by, and the file."""
+
+    __slots__ = ("name", "origin")
+
+    def __init__(self, name: str, origin: str) -> None:
+        self.name, self.origin = name, origin
 
 
 def _register_names(iced) -> dict[int, str]:
