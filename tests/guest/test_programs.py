@@ -477,3 +477,15 @@ def test_unmapped_memory_faults_and_comes_back_zeroed(variant):
     """Loops of mmap and munmap (memslots kept for reuse, memory/slots.py)."""
     native, guest = compare([build("unmapped", variant)])
     assert "SIGSEGV at that address: 20" in guest.text and "zeroed: yes" in guest.text
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_posix_locks_survive_what_km_does_with_the_file(variant, tmp):
+    """A POSIX record lock stays while the program reads, writes and maps its file
+    (the polling tier made those calls on a duplicate of the descriptor and closed it,
+    which drops the process's locks on the file: a child saw the lock gone), and goes
+    when the program itself closes a descriptor of the file, as Linux has it."""
+    prog = build("posixlock", variant, ("-lpthread",))
+    for options in ((), ("--no-poll",), ("--poll", "always"), ("--poll", "always", "--poller", "python")):
+        native, guest = compare([prog, str(tmp)], km_options=options)
+        assert guest.text.count("held") == 4 and "4. that descriptor closed: gone" in guest.text, guest.text

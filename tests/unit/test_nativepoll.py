@@ -29,7 +29,9 @@ def test_the_control_block_layout_fits():
     top = nativepoll.C_VC + 32 * nativepoll.VC_WORDS
     assert nativepoll.C_WARM < nativepoll.C_VC and nativepoll.V_NATIVE < nativepoll.VC_WORDS
     assert top <= nativepoll.C_NR and nativepoll.C_NR + 64 <= nativepoll.C_SITES < nativepoll.WORDS
-    assert nativepoll.WORDS == nativepoll.C_SITES + 2 * (1 << nativepoll.SITES_BITS)
+    assert nativepoll.C_NLOCKED == nativepoll.C_SITES + 2 * (1 << nativepoll.SITES_BITS)
+    assert nativepoll.C_LOCKED == nativepoll.C_NLOCKED + 1
+    assert nativepoll.WORDS == nativepoll.C_LOCKED + 2 * nativepoll.LOCKED_MAX
 
 
 def test_sites_go_to_python_only_past_the_warm_up():
@@ -67,3 +69,48 @@ def test_sites_go_to_python_only_past_the_warm_up():
     assert post() == 0 << 2 | nativepoll.ANSWER  # past the warm-up: made, and Python answers
     assert struct.unpack_from("<I", slot, L.SLOT_STATE)[0] == L.SLOT_TAKEN and w[nativepoll.C_SERVING] == 1
     assert struct.unpack_from("<q", slot, L.SLOT_RESULT)[0] == os.getppid()
+
+
+def test_no_duplicate_of_a_file_the_program_locked(tmp_path):
+    """A read of a regular file is made natively on a duplicate of the descriptor, which
+    is then closed: for a file the program holds POSIX locks on (C_LOCKED) that close
+    would drop them, so such a read goes to Python (RUN), not taken; another file's is
+    made natively; and with more locked files than the block lists, none is."""
+    import struct
+    import types
+
+    from kontain import native
+    from kontain.arch.x86_64 import layout as L
+
+    poll = nativepoll.load()
+    assert poll is not None, "the native poller is not built: run `make bytecode`"
+    pollable = [False] * 512
+    pollable[0] = True
+    mem = bytearray(1 << 16)
+    floor = 512  # (the duplicate goes at or above it: within RLIMIT_NOFILE)
+    ctl = nativepoll.Control(types.SimpleNamespace(base=native.address_of(mem), size=len(mem)), floor, pollable,
+                             False)
+    slot, kick = bytearray(L.SLOT_SIZE), bytearray(1)
+    ctl.attach(0, native.address_of(slot), types.SimpleNamespace(kick_flag=kick, kick_addr=native.address_of(kick)))
+    ctl.native(0, True)
+    locked, other = tmp_path / "locked", tmp_path / "other"
+    locked.write_bytes(b"L" * 64)
+    other.write_bytes(b"O" * 64)
+    fds = [os.open(p, os.O_RDONLY) for p in (locked, other)]
+    try:
+        st = os.fstat(fds[0])
+        ctl.locked([(st.st_dev, st.st_ino)])
+
+        def read(fd: int) -> int:
+            struct.pack_into("<IIq", slot, L.SLOT_STATE, L.SLOT_POSTED, 0, 0)
+            struct.pack_into("<qqq", slot, L.SLOT_ARGS, fd, 0, 8)
+            return poll(ctl.addr, 4)
+
+        assert read(fds[0]) == 0 << 2 | nativepoll.RUN  # left to Python, still posted
+        assert struct.unpack_from("<I", slot, L.SLOT_STATE)[0] == L.SLOT_POSTED
+        assert read(fds[1]) == nativepoll.TICK and mem[:8] == b"O" * 8  # made natively
+        ctl.locked([(0, i) for i in range(nativepoll.LOCKED_MAX + 1)])  # too many to list
+        assert read(fds[1]) == 0 << 2 | nativepoll.RUN
+    finally:
+        for fd in fds:
+            os.close(fd)

@@ -124,6 +124,20 @@ class FdTable:
         self.soft, self.hard = soft, hard
 
 
+LOCKED_MAX = 32  # files with POSIX locks listed for the native poller at most (kernel/nativepoll.py)
+
+
+def posix_locked(p, fd: int) -> bool:
+    """Is descriptor ``fd`` (the program's) of a file it took POSIX locks on (True when it
+    cannot be told)?  Linux drops all of a process's locks on a file as the process closes
+    any descriptor of it: km makes no duplicate of such a file that it would close."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return True
+    return (st.st_dev, st.st_ino) in p.posix_locked or len(p.posix_locked) > LOCKED_MAX
+
+
 def _describe(floor: int) -> dict[int, tuple[int, int, int]]:
     """Each open descriptor below ``floor``: (device, inode, open flags)."""
     import fcntl

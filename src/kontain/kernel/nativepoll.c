@@ -57,12 +57,29 @@ static int rw_call(uint64_t nr) {
     return nr == SYS_read || nr == SYS_write || nr == SYS_pread64 || nr == SYS_pwrite64;
 }
 
+/* Did the program take POSIX record locks on descriptor fd's file (kernel/poll.py
+ * posix_locking)?  Linux drops all of a process's such locks on a file when the process
+ * closes any descriptor of it: the duplicate made here must never be of such a file. */
+static int locked_file(const uint64_t *c, int fd) {
+    uint64_t n = __atomic_load_n(&c[C_NLOCKED], __ATOMIC_SEQ_CST);
+    struct stat st;
+    if (!n)
+        return 0;
+    if (n > LOCKED_MAX || fstat(fd, &st) != 0)
+        return 1;
+    for (uint64_t i = 0; i < n; i++)
+        if (c[C_LOCKED + 2 * i] == (uint64_t)st.st_dev && c[C_LOCKED + 2 * i + 1] == (uint64_t)st.st_ino)
+            return 1;
+    return 0;
+}
+
 /* May the call in this slot be made here?  Reads and writes only of a regular file of
  * the guest's (the rest may block: the vCPU's own thread makes them).  For those, *own
  * becomes a descriptor of the monitor's (at or above the floor) for the same open file,
  * which the call is made on: the program's other threads can close or dup2 over its
  * number meanwhile (a pipe's, whose read would block this thread), never over this one.
- * It shares the file's offset, as the program's number does. */
+ * It shares the file's offset, as the program's number does.  Not for a file the program
+ * holds POSIX locks on: closing the duplicate would drop them (locked_file). */
 static int here(const uint64_t *c, uint64_t nr, const int64_t *args, int *own) {
     *own = -1;
     if (!((const uint8_t *)(c + C_NR))[nr])
@@ -70,7 +87,7 @@ static int here(const uint64_t *c, uint64_t nr, const int64_t *args, int *own) {
     if (rw_call(nr)) {
         uint64_t fd = (uint32_t)args[0];
         struct stat st;
-        if (fd >= c[C_FLOOR])
+        if (fd >= c[C_FLOOR] || locked_file(c, (int)fd))
             return 0;
         int d = fcntl((int)fd, F_DUPFD_CLOEXEC, (int)c[C_FLOOR]);
         if (d < 0)

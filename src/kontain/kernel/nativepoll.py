@@ -24,6 +24,7 @@ import os
 from kontain import native
 from kontain.abi.flags import MAX_RW_COUNT, SEEK_HOLE
 from kontain.arch.x86_64 import layout as L
+from kontain.kernel.fdtable import LOCKED_MAX
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nativepoll.c")
 LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libkmpoll.so")  # (not nativepoll.so: Python would import it)
@@ -38,7 +39,11 @@ VC_WORDS = 8
 C_NR = C_VC + L.POLL_VCPUS * VC_WORDS  # 512 bytes: 1 where a call may be made natively
 SITES_BITS = 10
 C_SITES = C_NR + 512 // 8  # the rewriter's settled sites (nativepoll.c ``settled``)
-WORDS = C_SITES + 2 * (1 << SITES_BITS)  # a site: its return address, then 1 if patched
+# files the program took POSIX record locks on (kernel/poll.py ``posix_locking``): their count,
+# then (st_dev, st_ino) of each; a count above LOCKED_MAX: too many to list, every file counts
+C_NLOCKED = C_SITES + 2 * (1 << SITES_BITS)
+C_LOCKED = C_NLOCKED + 1
+WORDS = C_LOCKED + 2 * LOCKED_MAX
 
 # what km_poll returns: TICK, or a vCPU id << 2 | RUN or ANSWER
 TICK, RUN, ANSWER = -1, 0, 1
@@ -64,7 +69,8 @@ def defines() -> list[str]:
         "SLOT_ON": L.SLOT_ON, "SLOT_NR": L.SLOT_NR, "SLOT_ARGS": L.SLOT_ARGS, "SLOT_RESULT": L.SLOT_RESULT,
         "SLOT_RCX": L.SLOT_RCX, "SLOT_POSTED": L.SLOT_POSTED, "SLOT_TAKEN": L.SLOT_TAKEN,
         "SLOT_DONE": L.SLOT_DONE, "SLOT_DONE_EXIT": L.SLOT_DONE_EXIT, "POLL_SPIN_EAGER": L.POLL_SPIN_MAX,
-        "SEEK_MAX": SEEK_HOLE, "NEVER_OPEN": NEVER_OPEN,
+        "SEEK_MAX": SEEK_HOLE, "NEVER_OPEN": NEVER_OPEN, "C_NLOCKED": C_NLOCKED, "C_LOCKED": C_LOCKED,
+        "LOCKED_MAX": LOCKED_MAX,
     }
     return [f"-D{k}={v}" for k, v in names.items()] + ["-shared", "-fPIC"]
 
@@ -125,6 +131,14 @@ class Control:
         """(calls answered natively on ``vid``, when the last was)."""
         o = C_VC + vid * VC_WORDS
         return self.w[o + V_ANSWERED], self.w[o + V_LAST]
+
+    def locked(self, files: list[tuple[int, int]]) -> None:
+        """The files (st_dev, st_ino) whose reads and writes km_poll leaves to Python
+        (kernel/poll.py ``posix_locking``): each entry before the count that covers it."""
+        w = self.w
+        for i, (dev, ino) in enumerate(files[:LOCKED_MAX]):
+            w[C_LOCKED + 2 * i], w[C_LOCKED + 2 * i + 1] = dev, ino
+        w[C_NLOCKED] = len(files)
 
     def settle(self, ret: int, patched: bool) -> None:
         """The rewriter is done with the site returning to ``ret``: its calls need Python

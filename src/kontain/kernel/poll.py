@@ -41,6 +41,7 @@ from kontain.arch.x86_64 import guest_code as G
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import OwnThread, ProcessExit
 from kontain.kernel import nativepoll
+from kontain.kernel.fdtable import posix_locked
 from kontain.kvm import abi as k
 
 # a slot's fields (arch/x86_64/layout.py) as indices of its u32 view, then of its signed u64 view
@@ -187,6 +188,7 @@ class Poller:
         ctl = nativepoll.Control(self.p.mem, self.p.fds.floor, self.pollable, self.eager)
         for vid, slot in self.slots.items():
             ctl.attach(vid, slot.addr, slot.task)
+        ctl.locked(list(self.p.posix_locked))
         self.native_poll, self.ctl = poll, ctl
 
     def _sync(self, slot: Slot) -> None:
@@ -620,13 +622,16 @@ class Poller:
         fd &= 0xFFFFFFFF
         # (a buffer of its own: the poller's thread uses _stat; EBADF and the like: False,
         # the vCPU's thread reports it)
-        return fd < self.p.fds.floor and _is_regular(fd, bytearray(144))
+        return fd < self.p.fds.floor and _is_regular(fd, bytearray(144)) and \
+            not (self.p.posix_locked and posix_locked(self.p, fd))  # (_own_regular declines those)
 
     def _own_regular(self, fd: int) -> int:
         """A close-on-exec duplicate of the program's descriptor ``fd`` at or above the
-        floor if it is a regular file, else -1 (its own thread makes the call)."""
+        floor if it is a regular file the program holds no POSIX lock on (closing the
+        duplicate would drop them: ``posix_locking``), else -1 (its own thread makes the
+        call)."""
         fd &= 0xFFFFFFFF
-        if fd >= self.p.fds.floor:
+        if fd >= self.p.fds.floor or self.p.posix_locked and posix_locked(self.p, fd):
             return -1
         own = native.dup_at_least(fd, self.p.fds.floor)
         if own < 0:
@@ -635,6 +640,17 @@ class Poller:
             native.syscall(3, own)
             return -1
         return own
+
+    def posix_locking(self, key: tuple[int, int]) -> None:
+        """The program is about to take a POSIX lock on file ``key`` (st_dev, st_ino), now in
+        Process.posix_locked: the native poller learns it, and a read or write the poller
+        may be making on a duplicate it made before (its close to come would drop the
+        lock) ends first.  (The flag is set before ``serving`` is read, as the poller sets
+        ``serving`` before it looks at the file: one of the two sees the other.)"""
+        if self.ctl is not None:
+            self.ctl.locked(list(self.p.posix_locked))
+        while self.serving is not None or self.ctl is not None and self.ctl.w[nativepoll.C_SERVING]:
+            time.sleep(0)  # (the calls it makes do not block)
 
     # -- the vCPU's side ----------------------------------------------------------------
     def settle(self, task) -> tuple[int, int] | None:

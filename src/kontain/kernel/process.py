@@ -74,6 +74,10 @@ class Process:
         self.exiting = 0  # threads ending (Process.exit_thread): a pause waits for them to be gone
         self.shared_pending = signals.Pending()
         self.poller = None  # kernel/poll.py, once the platform is known
+        # (st_dev, st_ino) of the files the program took POSIX record locks on (fcntl
+        # F_SETLK, F_SETLKW): km closes no duplicate of their descriptors, which would drop
+        # the locks (kernel/poll.py posix_locked); kept across execve, as the locks are
+        self.posix_locked: set[tuple[int, int]] = set()
         self.rewriter = None  # kernel/rewrite.py: syscall sites that jump to the stub (PVM, unless --no-rewrite)
         self.idle_vcpus: list = []  # vCPUs of exited threads, for the next ones (KVM never frees a vCPU)
         self.ending: list[int] = []  # host threads (idents) of the last threads that ended, maybe on their way out
@@ -731,6 +735,7 @@ class Process:
         self.tasks = {}
         self.ending = []
         self.timers = Timers()  # a child has no timers
+        self.posix_locked = set()  # nor its parent's POSIX locks
         self.zap = False
         self._procfs = None  # /proc/<pid> is the child's now
         self._opener = None

@@ -161,6 +161,8 @@ def fcntl(t, fd, cmd, arg, *_):
     size = _FCNTL_POINTER.get(cmd)
     if size is None:
         raise GuestError(EINVAL)
+    if cmd in (F.F_SETLK, F.F_SETLKW):
+        posix_locking(t.process, fd)
     if cmd in (F.F_SETLKW, F.F_OFD_SETLKW):  # waits: a kick before it starts makes it fail with EINTR
         return t.blocking(SYS_fcntl, fd, cmd, ptr(t, arg, size))
     r = native.syscall(SYS_fcntl, fd, cmd, ptr(t, arg, size))
@@ -173,6 +175,21 @@ def fcntl(t, fd, cmd, arg, *_):
 
 
 _OWNER_EX = struct.Struct("<ii")  # struct f_owner_ex: type, pid
+
+
+def posix_locking(p, fd: int) -> None:
+    """The program takes (or releases) a POSIX record lock on ``fd``'s file: from now on
+    km makes no duplicate of a descriptor of that file that it would close, as closing
+    one drops every such lock the process holds on the file (Linux's rule for POSIX
+    locks, which the poller's reads and writes and mmap broke: kernel/poll.py)."""
+    try:
+        key = _file_key(fd)
+    except OSError:
+        return  # (EBADF: the host's fcntl says so)
+    if key not in p.posix_locked:
+        p.posix_locked.add(key)
+        if p.poller is not None:
+            p.poller.posix_locking(key)
 
 
 def _file_key(fd: int) -> tuple[int, int]:

@@ -12,6 +12,7 @@ from kontain import native
 from kontain.abi import flags as F
 from kontain.abi.errno import EAGAIN, EINVAL, ENODEV, ENOMEM, EPERM
 from kontain.errors import GuestError
+from kontain.kernel.fdtable import posix_locked
 from kontain.kvm import abi as k
 from kontain.memory.mm import VM_SPECIAL
 from kontain.syscalls.common import s32, u64
@@ -95,8 +96,12 @@ def mmap(t, addr, length, prot, flags, fd, offset):
         r = t.mm.mmap(u64(addr), u64(length), s32(prot), flags, fd, u64(offset))
     else:
         # the file is looked at and mapped through a descriptor of the monitor's: the
-        # program cannot swap what its number refers to in between
-        own = native.dup_at_least(t.fds.check(fd), t.fds.floor)
+        # program cannot swap what its number refers to in between.  Not for a file the
+        # program holds POSIX locks on: closing that descriptor would drop them; its own
+        # number then (a swap meanwhile by another thread maps what that thread put there)
+        fd = t.fds.check(fd)
+        locked = bool(t.process.posix_locked) and posix_locked(t.process, fd)
+        own = fd if locked else native.dup_at_least(fd, t.fds.floor)
         if own < 0:
             return own
         try:
@@ -104,7 +109,8 @@ def mmap(t, addr, length, prot, flags, fd, offset):
                 raise GuestError(ENODEV)  # nothing the program may map (KVM's vCPUs and VM among them)
             r = t.mm.mmap(u64(addr), u64(length), s32(prot), flags, own, u64(offset))
         finally:
-            native.syscall(3, own)  # close
+            if not locked:
+                native.syscall(3, own)  # close
     if t.mm.lock_future >= 0:
         _lock_new(t, r, u64(length))
     return r
