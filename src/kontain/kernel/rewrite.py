@@ -254,8 +254,8 @@ class Rewriter:
         from kontain.loader import funcstarts
 
         v = self.p.mm.find(syscall_at)
-        if v is None or not self._quick(syscall_at):
-            return None
+        if v is None or not self._quick(syscall_at) or (v.dev, v.ino) in self.p.posix_locked:
+            return None  # (closing km's descriptor of a file would drop the program's POSIX locks on it)
         try:
             fd = os.open(v.name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
         except (OSError, ValueError):
