@@ -362,3 +362,24 @@ def test_shm_counts_against_the_memory_limit(space, segment):
     space.limit = 8 * PAGE
     space.shmat(segment, 0, 0)
     assert space.committed == 7 * PAGE
+
+
+def test_host_memory_copies_and_addresses_without_a_type_per_length():
+    """native.read_mem and write_mem copy any length, fail with -EFAULT on a bad page, and
+    (like address_of) make no ctypes array type per length (~8 us each: a forked child
+    made ~25 of them per fork+exec)."""
+    from kontain import native
+
+    buf = bytearray(4096)
+    at = native.address_of(buf)
+    assert native.address_of(bytearray()) != 0  # (an empty one too: its type made once)
+    kinds = len(native._char_arrays)
+    for n in (1, 7, 333, 4095):
+        data = bytes(range(256)) * (n // 256) + bytes(n % 256)
+        assert native.write_mem(at, data) == 0 and bytes(buf[:n]) == data
+        assert native.read_mem(at, n) == data
+        assert native.write_mem(at, bytearray(data)) == 0
+    assert native.read_mem(at, 0) == b"" and native.write_mem(at, b"") == 0
+    assert native.address_of(bytearray(5)) != 0 and native.address_of(bytearray()) != 0
+    assert native.read_mem(8, 16) == -14 and native.write_mem(8, b"x" * 16) == -14
+    assert len(native._char_arrays) == kinds
