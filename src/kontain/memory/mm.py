@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 PAGE = F.PAGE_SIZE
 VM_SPECIAL = 1 << 40  # not a mmap flag: a mapping of host kernel pages (the vDSO), never changed
-_MAP_TYPES = (F.MAP_SHARED, F.MAP_PRIVATE, F.MAP_SHARED_VALIDATE)
+_MAP_TYPES = (F.MAP_SHARED, F.MAP_PRIVATE, F.MAP_SHARED_VALIDATE, F.MAP_DROPPABLE)
 # Small writable anonymous mappings are populated on the host at once: a first touch of a
 # page costs a host fault plus a shadow-paging fault (12-60 us on PVM), a populated one
 # ~2 us (KVM prefetches the shadow entries).  Small ones are nearly always touched whole
@@ -434,8 +434,9 @@ class AddressSpace:
         if r < 0:
             raise GuestError(-r)
 
-    def _host_anon(self, start: int, end: int, prot: int, shared: bool, extra: int = 0, huge: bool = False) -> None:
-        typ = F.MAP_SHARED if shared else F.MAP_PRIVATE
+    def _host_anon(self, start: int, end: int, prot: int, shared: bool, extra: int = 0, huge: bool = False,
+                   droppable: bool = False) -> None:
+        typ = F.MAP_SHARED if shared else F.MAP_DROPPABLE if droppable else F.MAP_PRIVATE
         if end - start <= POPULATE_MAX and prot & F.PROT_WRITE:
             extra |= F.MAP_POPULATE
         r = native.mmap(self.mem.base + start, end - start, host_prot(prot), typ | F.MAP_ANONYMOUS | F.MAP_FIXED | extra)
@@ -479,8 +480,14 @@ class AddressSpace:
             if flags & F.MAP_TYPE == F.MAP_SHARED_VALIDATE or flags & F.MAP_TYPE != F.MAP_PRIVATE and \
                     flags & F.MAP_GROWSDOWN:
                 raise GuestError(EINVAL)
-        elif flags & F.MAP_GROWSDOWN:
-            raise GuestError(EINVAL)  # (nor does a file mapping)
+            # MAP_DROPPABLE (Linux 6.11): private memory the kernel may drop under pressure
+            # (it reads as zeros again), never locked, huge or copied into a child; the
+            # host's own such mapping gives all of that (an older host refuses: EINVAL,
+            # as that Linux does)
+            if flags & F.MAP_TYPE == F.MAP_DROPPABLE and flags & (F.MAP_LOCKED | F.MAP_HUGETLB):
+                raise GuestError(EINVAL)
+        elif flags & F.MAP_GROWSDOWN or flags & F.MAP_TYPE == F.MAP_DROPPABLE:
+            raise GuestError(EINVAL)  # (nor does a file mapping; nor is one droppable)
         size = page_up(length)
         if size == 0 or size > self.window:
             raise GuestError(ENOMEM)
@@ -523,13 +530,14 @@ class AddressSpace:
         if name != "[stack]" and self._bounded():  # (km's own mapping of the program's stack)
             more = size - self._mapped(start, end)
             self._may_expand(more, more if _is_data(prot, flags) else 0)
-        shared = (flags & F.MAP_TYPE) != F.MAP_PRIVATE
+        droppable = flags & F.MAP_TYPE == F.MAP_DROPPABLE
+        shared = (flags & F.MAP_TYPE) not in (F.MAP_PRIVATE, F.MAP_DROPPABLE)
         dev = ino = 0
         if anonymous:
             # huge pages as Linux's THP "always" gives them, but not for stacks (touched
             # sparsely; Linux too leaves MAP_STACK mappings without them since 6.7)
             huge = not shared and not flags & (F.MAP_STACK | F.MAP_GROWSDOWN) and name != "[stack]"
-            self._host_anon(start, end, prot, shared, flags & _HOST_PASS, huge)
+            self._host_anon(start, end, prot, shared, flags & _HOST_PASS, huge and not droppable, droppable)
             vflags = (F.MAP_SHARED if shared else F.MAP_PRIVATE) | F.MAP_ANONYMOUS | flags & F.MAP_GROWSDOWN
             if shared:
                 name = name or "/dev/zero (deleted)"
@@ -539,7 +547,9 @@ class AddressSpace:
             vflags = F.MAP_SHARED if vflags == F.MAP_SHARED_VALIDATE else vflags
             dev, ino, path = _file_identity(fd, st)
             name = name or path
-        self._replace(start, end, [Vma(start, end, prot, vflags, name, 0 if anonymous else offset, dev, ino)])
+        vma = Vma(start, end, prot, vflags, name, 0 if anonymous else offset, dev, ino)
+        vma.dontdump = droppable  # (Linux's VM_DONTDUMP for it)
+        self._replace(start, end, [vma])
         self.slots.set_access(start, end, access_of(prot))
         return start
 
@@ -904,7 +914,8 @@ STACK_COUNTED = 132 << 10  # Linux's stack at exec (128 KiB below the arguments)
 
 def _is_data(prot: int, flags: int) -> bool:
     """Linux's is_data_mapping: private and writable, not a stack."""
-    return bool(prot & F.PROT_WRITE) and flags & F.MAP_TYPE == F.MAP_PRIVATE and not flags & F.MAP_GROWSDOWN
+    return bool(prot & F.PROT_WRITE) and flags & F.MAP_TYPE in (F.MAP_PRIVATE, F.MAP_DROPPABLE) and \
+        not flags & F.MAP_GROWSDOWN
 
 
 def _stack_limit() -> int:
