@@ -69,10 +69,11 @@ from kontain.kvm import abi as k
 
 HOT = 8  # traps of a site before it is examined
 # No site is examined before the program has made Spec.rewrite_after calls, trapped or polled (km
-# --rewrite-after, 200 by default): the first proof and patch of a run costs ~5 ms (the decoder
-# loaded, the file read; later ones ~0.4 ms), about what 200 calls save (the `syscall` redirect,
-# 20-35 us each on this kernel).  Until the decoder loaded alone (decode._core) it cost ~20 ms
-# and the default was 1000; file I/O 64 MiB (~2000 calls) took 96 ms with 1000, 81 with 250.
+# --rewrite-after, 200 by default).  The decoder (~2.5 ms: decode._core) loads on a thread of its
+# own from half-way through (``warm_up_left``), so the first proof and patch of a run costs its
+# vCPU ~1.5 ms (the file read, the pause; later ones ~0.4 ms); a short program pays nothing.
+# Until the decoder loaded alone it cost ~20 ms and the default was 1000; file I/O 64 MiB (~2000
+# calls) took 96 ms with 1000, 81 with 250.
 MAX_SEEN = 1 << 16  # sites remembered at most (a program calling the stub from everywhere)
 MAX_FROZEN = 1024  # code ranges made writable or moved, remembered at most (then no more rewriting)
 MAX_FUNCTION = 1 << 18  # bytes decoded at most from a function's start to its site
