@@ -7,6 +7,7 @@ run as an unprivileged user where that matters (root could do most of it anyway)
 compared with the same program run natively where the program's view must not change.
 """
 
+import re
 import subprocess
 
 import pytest
@@ -173,3 +174,19 @@ def test_calls_after_dropping_root_when_km_itself_is_root_only(tmp):
                 env={**os.environ, "PYTHONPATH": str(private)})
     assert (guest.returncode, guest.text) == (native.returncode, native.text), guest.err
     assert "internal error" not in guest.err, guest.err
+
+
+def test_no_memory_failure_injection_on_the_hosts_pages():
+    """madvise(MADV_HWPOISON) and (MADV_SOFT_OFFLINE) of a page of the program's act on the
+    host's physical page behind it (a poisoned page is gone for the whole machine; a
+    soft-offlined one is taken out of use): km refuses both, as Linux refuses a process
+    without CAP_SYS_ADMIN (EPERM), or says EINVAL where the host's Linux has no memory-failure
+    support, as that Linux would.  (km passed MADV_SOFT_OFFLINE to the host, root's to make.)
+    Only under km: natively, as root, the program would do it."""
+    from kt import km
+
+    r = km(_escape(), "poison")
+    assert r.returncode == 0, r.err
+    for name in ("MADV_HWPOISON", "MADV_SOFT_OFFLINE"):
+        assert re.search(rf"^{name}: -1 (Operation not permitted|Invalid argument)$", r.text, re.M), r.text
+    assert "the page reads: p" in r.text

@@ -14,6 +14,9 @@
  *   escape drop DIR  as root: drop to nobody, then look at a root-only file in DIR in
  *                    a tight loop (calls the polling tier serves): every look fails
  *   escape unshare FILE  close_range(CLOSE_RANGE_UNSHARE) on a file, then reads of it
+ *   escape poison    (km only: natively, as root, it would do it) madvise MADV_HWPOISON and
+ *                    MADV_SOFT_OFFLINE of its own page, which act on the host's physical
+ *                    page: prints each result and errno, and whether the page still reads
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -27,6 +30,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/shm.h>
@@ -350,6 +354,20 @@ static int unshare_read(const char *file) {
     return 0;
 }
 
+static int poison(void) {
+    long pg = sysconf(_SC_PAGESIZE);
+    char *p = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    p[0] = 'p';
+    static const struct { int advice; const char *name; } ways[] = {{100, "MADV_HWPOISON"}, {101, "MADV_SOFT_OFFLINE"}};
+    for (int i = 0; i < 2; i++) {
+        errno = 0;
+        int r = madvise(p, pg, ways[i].advice);
+        printf("%s: %d %s\n", ways[i].name, r, r ? strerror(errno) : "");
+    }
+    printf("the page reads: %c\n", p[0]);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     const char *mode = argc > 1 ? argv[1] : "threads";
@@ -375,6 +393,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "drop") && argc > 2) return drop(argv[2]);
     else if (!strcmp(mode, "unshare") && argc > 2) return unshare_read(argv[2]);
     else if (!strcmp(mode, "dropcalls")) return drop_then_call();
+    else if (!strcmp(mode, "poison")) return poison();
     else { fprintf(stderr, "usage: escape threads|fds|mem|parent|child|other PID|drop DIR|unshare FILE\n"); return 2; }
     return 0;
 }

@@ -853,11 +853,14 @@ class AddressSpace:
         size = page_up(length)
         if size == 0:
             return
+        if advice in (F.MADV_HWPOISON, F.MADV_SOFT_OFFLINE):
+            # memory-failure injection acts on the host's physical pages: never the program's
+            # to make (EPERM, as without CAP_SYS_ADMIN), where the host's Linux has it at
+            # all (else EINVAL, as that Linux says: its check of the advice comes first)
+            raise GuestError(EPERM if _host_knows_advice(advice) else EINVAL)
         end = addr + size
         if end > self.window:
             raise GuestError(ENOMEM)
-        if advice == F.MADV_HWPOISON:
-            raise GuestError(EPERM)
         mapped = self.covered(addr, end)
         if advice in (F.MADV_DONTFORK, F.MADV_DOFORK):
             # a DONTFORK range would be a hole in the child's window: keep it (harmless)
@@ -916,6 +919,11 @@ def _is_data(prot: int, flags: int) -> bool:
     """Linux's is_data_mapping: private and writable, not a stack."""
     return bool(prot & F.PROT_WRITE) and flags & F.MAP_TYPE in (F.MAP_PRIVATE, F.MAP_DROPPABLE) and \
         not flags & F.MAP_GROWSDOWN
+
+
+def _host_knows_advice(advice: int) -> bool:
+    """Does the host's madvise accept ``advice`` (an empty range: nothing is done)?"""
+    return native.madvise(0, 0, advice) != -EINVAL
 
 
 def _stack_limit() -> int:
