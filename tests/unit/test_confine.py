@@ -14,8 +14,8 @@ X86_64, I386 = 0xC000003E, 0x40000003
 ERRNO_ENOSYS = confine.SECCOMP_RET_ERRNO | 38
 
 
-def run_filter(program: bytes, nr: int, arch: int = X86_64, arg0: int = 0, arg1: int = 0) -> int:
-    data = struct.pack("<iIQ6Q", nr, arch, 0, arg0, arg1, 0, 0, 0, 0)
+def run_filter(program: bytes, nr: int, arch: int = X86_64, arg0: int = 0, arg1: int = 0, arg2: int = 0) -> int:
+    data = struct.pack("<iIQ6Q", nr, arch, 0, arg0, arg1, arg2, 0, 0, 0)
     insns = [struct.unpack_from("<HBBI", program, i) for i in range(0, len(program), 8)]
     pc, a = 0, 0
     for _ in range(len(insns) + 1):
@@ -70,6 +70,13 @@ def test_unshare_only_of_the_descriptor_table_and_served_namespaces(flags, allow
                                              (NEWNET | NEWUTS, True), (NEWNET | NEWNS, False)])
 def test_setns_only_into_served_namespaces_named(nstype, allowed):
     got = run_filter(confine.monitor_filter(), NR["setns"], arg0=3, arg1=nstype)
+    assert got == (confine.SECCOMP_RET_ALLOW if allowed else ERRNO_ENOSYS)
+
+
+@pytest.mark.parametrize("advice, allowed", [(0, True), (4, True), (14, True), (100, False), (101, False),
+                                            (102, True), (25, True)])
+def test_madvise_without_memory_failure_injection(advice, allowed):
+    got = run_filter(confine.monitor_filter(), NR["madvise"], arg0=0x1000, arg1=0x1000, arg2=advice)
     assert got == (confine.SECCOMP_RET_ALLOW if allowed else ERRNO_ENOSYS)
 
 
