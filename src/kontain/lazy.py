@@ -37,6 +37,7 @@ MODULES = (
     # the process model's rarer paths
     "kontain.kernel.exec",
     "kontain.kernel.fork",
+    "kontain.kernel.vforkmem",
     "kontain.kernel.procfs",
     "kontain.kernel.paths",
     "kontain.kernel.signalfd",

@@ -489,3 +489,13 @@ def test_posix_locks_survive_what_km_does_with_the_file(variant, tmp):
     for options in ((), ("--no-poll",), ("--poll", "always"), ("--poll", "always", "--poller", "python")):
         native, guest = compare([prog, str(tmp)], km_options=options)
         assert guest.text.count("held") == 4 and "4. that descriptor closed: gone" in guest.text, guest.text
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_what_a_vfork_child_writes_is_its_parents(variant):
+    """A vfork child (clone CLONE_VM | CLONE_VFORK, vfork, posix_spawn) writes into its
+    parent's memory; under km it has a copy, whose written pages go back when it execs or
+    exits (kernel/vforkmem.py).  Before, glibc's posix_spawn of a missing program returned 0
+    (the child's ENOENT, stored in the parent's frame, was lost: LTP clone05 too)."""
+    native, guest = compare([build("vforkmem", variant)])
+    assert "missing program: No such file or directory" in guest.text and "stack variable 7" in guest.text

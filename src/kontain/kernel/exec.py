@@ -53,9 +53,10 @@ def execve(p, task, path: str, argv_addr: int, envp_addr: int, comm: bytes, nofo
     task.exit_thread()  # robust futexes, clear_child_tid (a vfork parent may wait on it)
     task.clear_child_tid = 0
     task.robust_list = (0, 0)
-    if p.vfork_fd >= 0:
-        os.close(p.vfork_fd)
-        p.vfork_fd = -1
+    if p.vfork_fd >= 0:  # a vfork child lets its parent go, with what it wrote (kernel/vforkmem.py)
+        from kontain.kernel import vforkmem
+
+        vforkmem.send(p)
     if p.parent_link:
         from kontain.kernel import fork
 

@@ -9,8 +9,9 @@ RAX = 0, and goes on as the only thread of the new process.  Guest pid = host pi
 
 vfork (CLONE_VFORK) is a fork whose parent waits until the child execs or exits: the
 child holds the write end of a pipe that its exec or exit closes.  The child does not
-share the parent's memory, which only matters to programs that do more than exec or
-exit in a vfork child (POSIX leaves that undefined).
+share the parent's memory while it runs, but the pages it wrote go back to the parent
+through that pipe when it lets the parent go (kernel/vforkmem.py): glibc's posix_spawn
+reports a failed exec that way.
 
 The host's fork is os.fork, unless the program asked for what only the host's clone
 gives: an exit signal other than SIGCHLD (the parent is told of the child's end by that
@@ -96,8 +97,12 @@ def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, c
             pass
     if vfork:
         os.close(wfd)
-        p.wait_for_fd(parent, rfd)
-        os.close(rfd)
+        from kontain.kernel import vforkmem
+
+        try:
+            vforkmem.receive(p, parent, rfd)  # (what the child wrote, once it execs or ends)
+        finally:
+            os.close(rfd)
     return pid
 
 

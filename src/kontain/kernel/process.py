@@ -313,6 +313,10 @@ class Process:
             self.gdb.exit(end)  # (gdb is told how it ended: W or X)
         if self.report is not None:
             self.report(end)
+        if self.vfork_fd >= 0:  # a vfork child: what it wrote is its parent's (kernel/vforkmem.py)
+            from kontain.kernel import vforkmem
+
+            vforkmem.send(self)
         if end.signal:
             signals.die_by_signal(end.signal)
         os._exit(end.status)
@@ -753,19 +757,6 @@ class Process:
         self.host_signals.install()
         if stub is not None and self.spec.gdb_fork_wait:
             stub.child_waits(task)
-
-    def wait_for_fd(self, task: Task, fd: int) -> None:
-        """vfork: the parent waits, unkillable but by SIGKILL, as on Linux, until the
-        child's exec or exit closes the pipe."""
-        buf = bytearray(1)
-        # (through Task.blocking: a kick that comes just before the read is not lost, so
-        # a pause, a snapshot or gdb never waits for the child instead)
-        while task.blocking(0, fd, native.address_of(buf), 1) not in (0, -9):
-            task.checkpoint()  # (a kick: a pause or an exec elsewhere)
-            task.kicked = False  # (a signal's: it stays pending, for after the wait, as on Linux)
-            task.vcpu.set_immediate_exit(False)
-        task.kicked = False
-        task.vcpu.set_immediate_exit(False)
 
     def execve(self, task: Task, path: str, argv: int, envp: int, comm: bytes, nofollow: bool = False) -> None:
         from kontain.kernel import exec as exec_
