@@ -310,9 +310,13 @@ class HostSignals:
         _thread.stack_size(THREAD_STACK)
         native.install_kick_handler(SIG_KICK)
         # broken pipes and file size limits: the monitor raises SIGPIPE/SIGXFSZ for the
-        # program itself when a write fails with EPIPE/EFBIG
-        _host.signal(S.SIGPIPE, _host.SIG_IGN)
-        _host.signal(S.SIGXFSZ, _host.SIG_IGN)
+        # program itself when a write fails with EPIPE/EFBIG.  Never set again where they
+        # are ignored already (a forked child: inherited): setting SIG_IGN discards a
+        # pending one, and a SIGPIPE sent to a child right after its fork, blocked until
+        # now, was lost (the child never died: LTP kill11)
+        for sig in (S.SIGPIPE, S.SIGXFSZ):
+            if _host.getsignal(sig) != _host.SIG_IGN:
+                _host.signal(sig, _host.SIG_IGN)
         _host.signal(S.SIGINT, _host.SIG_DFL)
         # (rt_sigprocmask directly: glibc's sigset functions refuse 32 and 33, which
         # it reserves for itself, but a program may use them)
