@@ -102,9 +102,6 @@ _ENOSYS = 38
 # classic BPF: ld [k], jeq k, jge k, jset k, ret k
 _LD_W_ABS, _JEQ_K, _JGE_K, _JSET_K, _RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
 _SECCOMP_DATA_NR, _SECCOMP_DATA_ARCH, _SECCOMP_DATA_ARG0, _SECCOMP_DATA_ARG1, _SECCOMP_DATA_ARG2 = 0, 4, 16, 24, 32
-# madvise's memory-failure injection acts on the host's physical pages: km never makes it
-# (memory/mm.py refuses the program's), nor may code running in its place
-MADV_HWPOISON, MADV_SOFT_OFFLINE = 100, 101
 
 
 def monitor_filter() -> bytes:
@@ -113,6 +110,7 @@ def monitor_filter() -> bytes:
     other than of the descriptor table and the namespaces km serves, setns other than
     into one of those (ENOSYS), and any other ABI than x86-64's.  (Flags are checked in
     their low 32 bits: Linux refuses the others with EINVAL.)"""
+    from kontain.abi.flags import MADV_HWPOISON, MADV_SOFT_OFFLINE
     from kontain.abi.syscalls import NR
 
     denied = sorted({NR[name] for name in DENIED if name in NR})
@@ -128,7 +126,9 @@ def monitor_filter() -> bytes:
     insns.append((_RET_K, 0, 0, errno))
     for i, nr in enumerate(denied):
         insns.append((_JEQ_K, n - i + 10, 0, nr))  # to "ret errno" past the three checks below
-    insns.append((_JEQ_K, 0, 3, NR["madvise"]))  # madvise: no memory-failure injection
+    # madvise: no memory-failure injection, which acts on the host's physical pages (km never
+    # makes it, memory/mm.py refuses the program's, nor may code running in km's place)
+    insns.append((_JEQ_K, 0, 3, NR["madvise"]))
     insns.append((_LD_W_ABS, 0, 0, _SECCOMP_DATA_ARG2))
     insns.append((_JEQ_K, 8, 0, MADV_HWPOISON))
     insns.append((_JEQ_K, 7, 8, MADV_SOFT_OFFLINE))

@@ -71,9 +71,10 @@ def _own_pages(p):
     """The guest addresses of the pages of the process's private mappings that it alone
     maps (module doc)."""
     base = p.mem.base
-    path = bytearray(b"self/pagemap\0")
-    pm = native.syscall(257, p.procfd, native.address_of(path), os.O_RDONLY | os.O_CLOEXEC) if p.procfd >= 0 else -1
-    if pm < 0:
+    try:  # (km's own /proc: the program may have changed its root; a moment below the floor,
+        # while no thread of the program runs: at its exec or its end)
+        pm = os.open("self/pagemap", os.O_RDONLY | os.O_CLOEXEC, dir_fd=p.procfd)
+    except (OSError, ValueError):
         return
     try:
         for v in list(p.mm):
