@@ -5,9 +5,13 @@
  *   - a raw clone child writes a global, a heap buffer, a fresh page of an mmap and its
  *     parent's stack variable, then exits; another writes, then execs /bin/true
  *   - a vfork() child sets a variable and _exits
+ *   - with a second thread counting in a page the children copy too (a vfork child of a
+ *     multithreaded parent must not bring back its stale copy of what that thread wrote
+ *     meanwhile: km's copy of the child's pages did, and Go's os/exec died of it)
  * Prints what the parent sees; exit status 0 unless a call failed. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
@@ -20,6 +24,23 @@
 
 extern char **environ;
 static volatile int global;
+static volatile struct {
+    long counter;
+    char beside[64];  /* (the counter's page: written by the children too) */
+} shared_page __attribute__((aligned(4096)));
+static volatile int stop, went_back;
+
+static void *count(void *arg) {
+    (void)arg;
+    long last = 0;
+    while (!stop) {
+        long now = shared_page.counter;
+        if (now < last)
+            went_back = 1;
+        shared_page.counter = last = now + 1;
+    }
+    return NULL;
+}
 static char *heap, *fresh;
 
 struct shared {
@@ -83,5 +104,20 @@ int main(void) {
     }
     waitpid(pid, NULL, 0);
     printf("vfork child set %d\n", set);
+    pthread_t counter_thread;
+    pthread_create(&counter_thread, NULL, count, NULL);
+    for (int i = 0; i < 20; i++) {
+        pid = vfork();
+        if (pid == 0) {
+            shared_page.beside[i] = 1;
+            execve("/bin/true", targv, environ);
+            _exit(126);
+        }
+        waitpid(pid, NULL, 0);
+        usleep(1000);
+    }
+    stop = 1;
+    pthread_join(counter_thread, NULL);
+    printf("with a thread counting meanwhile: the count %s\n", went_back ? "WENT BACK" : "never went back");
     return 0;
 }

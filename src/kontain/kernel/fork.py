@@ -51,6 +51,12 @@ def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, c
     sregs = parent.vcpu.get_sregs()
     xsave = parent.vcpu.get_xsave()
     vfork = bool(flags & F.CLONE_VFORK)
+    # Linux's child of CLONE_VM | CLONE_VFORK writes into its parent's memory: km's gives
+    # the pages it wrote back when it lets the parent go.  Only when the caller is the
+    # process's one thread: another thread of the parent, running meanwhile, makes pages
+    # of its own that the child's copies must not overwrite, and the child cannot tell
+    # them from its own (kernel/vforkmem.py; a Go program's os/exec died of it)
+    shares = vfork and bool(flags & F.CLONE_VM) and len(p.tasks) == 1
     rfd = wfd = -1
     pid = -1
     link = _new_link(p)
@@ -84,7 +90,12 @@ def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, c
             p.vfork_fd = -1
         _links_in_child(p, link)
         task = _become_child(p, parent, regs, sregs, xsave, flags, stack, ctid)
-        p.vfork_fd = wfd
+        p.vfork_fd, p.vfork_shares = wfd, shares
+        if shares and flags & F.CLONE_PARENT_SETTID:
+            try:  # (the parent writes it after the fork: the child's copy must have it too)
+                p.mem.write(ptid, struct.pack("<i", os.getpid()))
+            except GuestError:
+                pass
         if flags & F.CLONE_NEW_SERVED:
             task.credentials_changed()  # (new namespaces: as a thread that unshared them)
         raise ForkedChild(task)
@@ -100,7 +111,7 @@ def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, c
         from kontain.kernel import vforkmem
 
         try:
-            vforkmem.receive(p, parent, rfd)  # (what the child wrote, once it execs or ends)
+            vforkmem.receive(p, parent, rfd)  # (what a sharing child wrote, once it execs or ends)
         finally:
             os.close(rfd)
     return pid

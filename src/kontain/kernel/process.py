@@ -97,6 +97,7 @@ class Process:
         self.zap = False  # exec: every other thread must end
         self.forked = False  # a child of a fork of this km
         self.vfork_fd = -1  # a vfork child: its parent waits until this closes
+        self.vfork_shares = False  # ... and gives back what it wrote then (kernel/vforkmem.py)
         self.running = 0  # the program's file, mapped and locked as running (loader/textbusy.py)
         self.children: dict[int, int] = {}  # pid -> its record in link_region (kernel/fork.py)
         self.link_region = 0  # the shared region of this process's children's records

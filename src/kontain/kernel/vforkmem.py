@@ -16,10 +16,18 @@ such page of its private mappings, with its address, through the pipe its parent
 on (``send``); the parent writes them into its own memory before it goes on
 (``receive``).
 
-What differs from Linux: whole pages come back once the child lets go, so a write that
-another thread of the parent made meanwhile to one of those pages is undone (Linux's
-vfork stops only the calling thread), and a mapping the child made or removed is not
-the parent's (docs/known-issues.md).
+Only a child of a parent with one thread does this (kernel/fork.py).  A page is the
+child's alone not only once the child wrote it but also once the parent wrote its own
+copy, and another thread of the parent runs on while the child does (Linux's vfork stops
+only the calling thread): the child's copy of such a page would undo that thread's write.
+A Go program's os/exec (vfork children, goroutine stacks of 2 KiB sharing pages, threads
+running on) died of exactly that.  The calling thread itself waits, and km writes
+nothing into the program's memory meanwhile but CLONE_PARENT_SETTID's word, which the
+child writes into its own copy too.
+
+What differs from Linux: the writes come back once the child lets go, not as it makes
+them; a multithreaded parent gets none of them; a mapping the child made or removed is
+not the parent's (docs/known-issues.md).
 """
 
 from __future__ import annotations
@@ -43,8 +51,12 @@ _CHUNK = 1 << 16
 
 def send(p) -> None:
     """The child's side, at its exec or its end: send the pages it wrote to the parent
-    waiting on ``p.vfork_fd``, then close it (the parent goes on)."""
+    waiting on ``p.vfork_fd`` (if it shares the parent's memory: ``p.vfork_shares``), then
+    close it (the parent goes on)."""
     fd, p.vfork_fd = p.vfork_fd, -1
+    if not p.vfork_shares:
+        os.close(fd)
+        return
     try:
         out, sent = [], 0
         for addr in _own_pages(p):
