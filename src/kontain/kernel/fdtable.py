@@ -127,15 +127,21 @@ class FdTable:
 LOCKED_MAX = 32  # files with POSIX locks listed for the native poller at most (kernel/nativepoll.py)
 
 
+def file_key(fd: int) -> tuple[int, int]:
+    """(st_dev, st_ino): which file descriptor ``fd`` is of (OSError when it is none)."""
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
 def posix_locked(p, fd: int) -> bool:
     """Is descriptor ``fd`` (the program's) of a file it took POSIX locks on (True when it
     cannot be told)?  Linux drops all of a process's locks on a file as the process closes
     any descriptor of it: km makes no duplicate of such a file that it would close."""
     try:
-        st = os.fstat(fd)
+        key = file_key(fd)
     except OSError:
         return True
-    return (st.st_dev, st.st_ino) in p.posix_locked or len(p.posix_locked) > LOCKED_MAX
+    return key in p.posix_locked or len(p.posix_locked) > LOCKED_MAX
 
 
 def _describe(floor: int) -> dict[int, tuple[int, int, int]]:

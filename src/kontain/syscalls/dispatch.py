@@ -147,8 +147,6 @@ def _make_polled(task, plain, poller, slot):
     back = poller.back
     sq = slot.q
     rw = task.process.rewriter
-    if rw is not None:
-        from kontain.kernel.rewrite import HOT
     # descriptor -> is it a regular file (Poller.regular): an fstat at each read's exit cost
     # the TCP echo ~4%, so the answer is kept for up to ``burst`` other calls (a descriptor
     # closed and opened again as another kind is counted wrongly meanwhile: only counted)
@@ -160,12 +158,11 @@ def _make_polled(task, plain, poller, slot):
         if q[RIP] == done_exit:
             slot.u32[STATE] = IDLE
             q[DIRTY] = SYNC_REGS
-            if rw is not None and rw.seen.get(q[k.RCX], 0) >= HOT:
-                # a polled site turned hot (Rewriter.answered): examined here, which takes
-                # milliseconds the first time (the decoder loaded).  Away meanwhile, so that
-                # the poller parks with the slot on rather than finding no request for
-                # IDLE_NS and switching it off: the next BURST calls exited then (file I/O
-                # 64 MiB: 65 exits, ~7 ms)
+            if rw is not None:
+                # a polled site may have turned hot (Rewriter.answered): examined here, which
+                # takes milliseconds the first time.  Away meanwhile, so that the poller parks
+                # with the slot on rather than finding no request for IDLE_NS and switching
+                # it off: the next BURST calls exited then (file I/O 64 MiB: 65 exits, ~7 ms)
                 slot.away = True
                 try:
                     rw.hot(task, q[k.RCX])

@@ -16,6 +16,7 @@ from kontain.abi import flags as F
 from kontain.abi.errno import E2BIG, EACCES, EFAULT, EINVAL, ENOENT, ETXTBSY
 from kontain.errors import GuestError
 from kontain.kernel import paths
+from kontain.kernel.fdtable import file_key
 from kontain.kernel.paths import EXE, open_how
 from kontain.loader import textbusy
 from kontain.syscalls.common import buffer, dirfd, fd_pair, passthrough, path, ptr, s32, u32, u64
@@ -168,7 +169,7 @@ def fcntl(t, fd, cmd, arg, *_):
     r = native.syscall(SYS_fcntl, fd, cmd, ptr(t, arg, size))
     if cmd == F.F_GETOWN_EX and r == 0 and t.process.sigio_owners:
         kind, pid = _OWNER_EX.unpack(t.mem.read(arg, _OWNER_EX.size))
-        owner = t.process.sigio_owners.get(_file_key(fd))
+        owner = t.process.sigio_owners.get(file_key(fd))
         if kind == F.F_OWNER_TID and owner is not None and pid == owner[1]:
             t.mem.write(arg, _OWNER_EX.pack(kind, owner[0]))  # (a forked child's too: its parent's thread)
     return r
@@ -183,18 +184,13 @@ def posix_locking(p, fd: int) -> None:
     one drops every such lock the process holds on the file (Linux's rule for POSIX
     locks, which the poller's reads and writes and mmap broke: kernel/poll.py)."""
     try:
-        key = _file_key(fd)
+        key = file_key(fd)
     except OSError:
         return  # (EBADF: the host's fcntl says so)
     if key not in p.posix_locked:
         p.posix_locked.add(key)
         if p.poller is not None:
             p.poller.posix_locking(key)
-
-
-def _file_key(fd: int) -> tuple[int, int]:
-    st = os.fstat(fd)
-    return st.st_dev, st.st_ino
 
 
 def _setown_ex(t, fd: int, arg: int) -> int:
@@ -212,11 +208,11 @@ def _setown_ex(t, fd: int, arg: int) -> int:
         host = bytearray(_OWNER_EX.pack(kind, signal_thread))
         r = native.syscall(SYS_fcntl, fd, F.F_SETOWN_EX, native.address_of(host))
         if r == 0:
-            p.sigio_owners[_file_key(fd)] = (pid, signal_thread)
+            p.sigio_owners[file_key(fd)] = (pid, signal_thread)
         return r
     r = native.syscall(SYS_fcntl, fd, F.F_SETOWN_EX, ptr(t, arg, _OWNER_EX.size))
     if r == 0 and p.sigio_owners:
-        p.sigio_owners.pop(_file_key(fd), None)
+        p.sigio_owners.pop(file_key(fd), None)
     return r
 
 
