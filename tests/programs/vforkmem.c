@@ -5,9 +5,11 @@
  *   - a raw clone child writes a global, a heap buffer, a fresh page of an mmap and its
  *     parent's stack variable, then exits; another writes, then execs /bin/true
  *   - a vfork() child sets a variable and _exits
- *   - with a second thread counting in a page the children copy too (a vfork child of a
- *     multithreaded parent must not bring back its stale copy of what that thread wrote
- *     meanwhile: km's copy of the child's pages did, and Go's os/exec died of it)
+ *   - with a second thread counting in a page the children write too: what that thread
+ *     writes meanwhile must stay (km's copy of the child's whole pages undid it, and Go's
+ *     os/exec, vfork children on the parent's stack, died of it), and what the clone
+ *     children (a stack of their own) write beside it too; posix_spawn and the raw clone
+ *     children again
  * Prints what the parent sees; exit status 0 unless a call failed. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,6 +44,13 @@ static void *count(void *arg) {
     return NULL;
 }
 static char *heap, *fresh;
+
+static int beside_child(void *arg) {
+    char *targv[] = {"true", NULL};
+    shared_page.beside[(long)arg] = 1;
+    execve("/bin/true", targv, environ);
+    _exit(126);
+}
 
 struct shared {
     volatile int *on_stack;
@@ -106,18 +115,34 @@ int main(void) {
     printf("vfork child set %d\n", set);
     pthread_t counter_thread;
     pthread_create(&counter_thread, NULL, count, NULL);
+    size_t size = 64 * 1024;
+    char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     for (int i = 0; i < 20; i++) {
-        pid = vfork();
-        if (pid == 0) {
-            shared_page.beside[i] = 1;
-            execve("/bin/true", targv, environ);
-            _exit(126);
+        if (i % 2) {  /* vfork(): the child runs on its parent's stack */
+            pid = vfork();
+            if (pid == 0) {
+                execve("/bin/true", targv, environ);
+                _exit(126);
+            }
+        } else {  /* clone's form: a stack of its own, as posix_spawn's */
+            pid = clone(beside_child, stack + size, CLONE_VM | CLONE_VFORK | SIGCHLD, (void *)(long)i);
         }
         waitpid(pid, NULL, 0);
         usleep(1000);
     }
+    munmap(stack, size);
+    int beside = 0;
+    for (int i = 0; i < 20; i++)
+        beside += shared_page.beside[i];  /* (the even ones: the clone children's) */
+    r = posix_spawn(&pid, "/nonexistent/program", NULL, NULL, argv, environ);
+    printf("with a thread counting meanwhile: posix_spawn of a missing program: %s\n", r ? strerror(r) : "0");
+    if (r == 0)
+        waitpid(pid, NULL, 0);
+    clone_child(0);
+    clone_child(1);
     stop = 1;
     pthread_join(counter_thread, NULL);
-    printf("with a thread counting meanwhile: the count %s\n", went_back ? "WENT BACK" : "never went back");
+    printf("with a thread counting meanwhile: the count %s, %d of 10 clone children's writes beside it\n",
+           went_back ? "WENT BACK" : "never went back", beside);
     return 0;
 }

@@ -52,11 +52,12 @@ def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, c
     xsave = parent.vcpu.get_xsave()
     vfork = bool(flags & F.CLONE_VFORK)
     # Linux's child of CLONE_VM | CLONE_VFORK writes into its parent's memory: km's gives
-    # the pages it wrote back when it lets the parent go.  Only when the caller is the
-    # process's one thread: another thread of the parent, running meanwhile, makes pages
-    # of its own that the child's copies must not overwrite, and the child cannot tell
-    # them from its own (kernel/vforkmem.py; a Go program's os/exec died of it)
-    shares = vfork and bool(flags & F.CLONE_VM) and len(p.tasks) == 1
+    # what it wrote back when it lets the parent go (kernel/vforkmem.py): whole pages when
+    # the caller is the process's one thread; when other threads of the parent run
+    # meanwhile, the bytes it changed (told by a keeper of the memory as it was at the
+    # fork), if it runs on a stack of its own (clone's form, glibc's posix_spawn)
+    shares = vfork and bool(flags & F.CLONE_VM)
+    alone = len(p.tasks) == 1
     rfd = wfd = -1
     pid = -1
     link = _new_link(p)
@@ -83,11 +84,21 @@ def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, c
             _free_link(p, link)
         raise GuestError(e.errno or EAGAIN) from None
     if pid == 0:
+        native.reset_pid()  # (process_vm_* name this process)
         if vfork:
             os.close(rfd)
         if p.vfork_fd >= 0:  # this process is a vfork child: its parent waits for it, not for its children
             os.close(p.vfork_fd)
             p.vfork_fd = -1
+        if p.vfork_keeper is not None:  # (... and its keeper is not this one's)
+            p.vfork_keeper.drop()
+            p.vfork_keeper = None
+        p.keepers = []
+        if shares and not alone:  # (first: before anything writes the child's copy)
+            from kontain.kernel import vforkmem
+
+            p.vfork_keeper = vforkmem.Keeper.start(p) if stack else None
+            shares = p.vfork_keeper is not None
         _links_in_child(p, link)
         task = _become_child(p, parent, regs, sregs, xsave, flags, stack, ctid)
         p.vfork_fd, p.vfork_shares = wfd, shares
@@ -126,15 +137,31 @@ def _host_fork(p, flags: int, exit_signal: int) -> int:
         if flags & F.CLONE_NEW_SERVED:
             raise OSError(EPERM, "namespaces need the host's clone")
         return os.fork()
+    _settle(p, offset)
+    return _clone(exit_signal | host_flags, offset)
+
+
+def quiet_fork() -> int:
+    """A copy of this process that no plain wait sees and whose end sends no signal (the
+    host's clone with exit signal 0: only __WALL and __WCLONE waits see it), made by a
+    process with one thread; -1 when km cannot make one (a C library it does not know).
+    kernel/vforkmem.py's keeper is one: the program, which waits for its own children,
+    must not meet it."""
+    offset = _tid_offset()
+    return -1 if offset is None else _clone(0, offset)
+
+
+def _clone(flags: int, offset: int) -> int:
+    """The host's clone with ``flags`` (an exit signal and CLONE_* bits), as os.fork makes
+    fork(): 0 in the child, the child's pid in the parent."""
     global _cloner
     if _cloner is None:
         _cloner = (native.python_call("PyOS_BeforeFork"), native.python_call("PyOS_AfterFork_Parent"),
                    native.machine_code(hostcode.CLONE, native.c_long, native.c_ulong, native.c_ulong, keep_gil=True),
                    native.python_api("PyOS_AfterFork_Child"))
     before, after_parent, clone, after_child = _cloner
-    _settle(p, offset)
     before()
-    pid = clone(exit_signal | host_flags, after_child)
+    pid = clone(flags, after_child)
     if pid == 0:
         # glibc's own record of the thread's id (pthread_kill uses it) is still the
         # parent thread's: the child's kicks must reach this one
@@ -266,7 +293,6 @@ def _above(p, fd: int) -> int:
 def _become_child(p, parent: Task, regs: list[int], sregs: bytearray, xsave: bytearray, flags: int, stack: int,
                   ctid: int) -> Task:
     """In the child: a new VM over the inherited memory, and the forking thread again."""
-    native.reset_pid()
     vcpu = p.new_vm()
     p.reset_after_fork()
     p.confinement.forked()  # (before the child has a second thread)

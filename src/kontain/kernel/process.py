@@ -98,6 +98,8 @@ class Process:
         self.forked = False  # a child of a fork of this km
         self.vfork_fd = -1  # a vfork child: its parent waits until this closes
         self.vfork_shares = False  # ... and gives back what it wrote then (kernel/vforkmem.py)
+        self.vfork_keeper = None  # ... told by the memory as it was at the fork, another thread of the parent running
+        self.keepers: list[int] = []  # such keepers told to end and not reaped yet
         self.running = 0  # the program's file, mapped and locked as running (loader/textbusy.py)
         self.children: dict[int, int] = {}  # pid -> its record in link_region (kernel/fork.py)
         self.link_region = 0  # the shared region of this process's children's records
@@ -318,6 +320,10 @@ class Process:
             from kontain.kernel import vforkmem
 
             vforkmem.send(self)
+        if self.keepers:  # (of its days as a vfork child: kernel/vforkmem.py)
+            from kontain.kernel import vforkmem
+
+            vforkmem.reap(self, block=True)
         if end.signal:
             signals.die_by_signal(end.signal)
         os._exit(end.status)

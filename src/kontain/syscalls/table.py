@@ -179,8 +179,8 @@ TABLE: tuple[Entry, ...] = (
           "by the host, others EPERM; CLONE_PIDFD for a thread EINVAL"),
     Entry(57, "fork", process.fork, FULL),
     Entry(58, "vfork", process.vfork, PARTIAL,
-          "the child has a copy of the parent's memory; the pages it wrote go back when it execs or exits "
-          "if the parent has one thread"),
+          "the child has a copy of the parent's memory; what it wrote goes back when it execs or exits, "
+          "if the parent has one thread (a vfork child of a multithreaded parent runs on its stack)"),
     Entry(59, "execve", process.execve, FULL),
     Entry(60, "exit", process.exit, FULL, args="d"),
     Entry(61, "wait4", process.wait4, FULL, args="d p x p"),
