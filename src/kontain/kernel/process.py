@@ -102,9 +102,7 @@ class Process:
         self.running = 0  # the program's file, mapped and locked as running (loader/textbusy.py)
         self.children: dict[int, int] = {}  # pid -> its record in link_region (kernel/fork.py)
         self.link_region = 0  # the shared region of this process's children's records
-        # records of it not in use (kernel/fork.py: an array.array, made there: array
-        # imports collections, ~5 ms of every km's start in a container)
-        self.link_free = ()
+        self.link_free = bytearray()  # records of it not in use (kernel/fork.py)
         self.parent_link = 0  # this process's record in its parent's region, for a forked child
         self.parent_region = 0  # that region
         self.sys_gpa, self.sys_size = L.SYS_BASE, L.SYS_SIZE

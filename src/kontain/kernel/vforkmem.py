@@ -42,9 +42,9 @@ mapping the child made or removed is not the parent's (docs/known-issues.md).
 
 from __future__ import annotations
 
+import _signal  # (the C module: `signal` imports enum, ~2 ms at a program's first fork)
 import itertools
 import os
-import signal
 import struct
 
 from kontain import native
@@ -150,8 +150,13 @@ class Keeper:
         fds: list[int] = []
         try:
             for _ in range(2):
-                r, w = os.pipe2(os.O_CLOEXEC)
-                fds += [_above(p, r), _above(p, w)]
+                pair = list(os.pipe2(os.O_CLOEXEC))
+                try:
+                    while pair:
+                        fds.append(_above(p, pair.pop(0)))  # (which closes its argument, also when it fails)
+                finally:
+                    for fd in pair:
+                        os.close(fd)
             ask_r, ask_w, ans_r, ans_w = fds
             parent = os.getpid()
             pid = quiet_fork()
@@ -206,7 +211,7 @@ def _keep(p, parent: int, ask: int, answers: int) -> None:
     or socket of the program stays open in it."""
     try:
         native.reset_pid()
-        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
         native.syscall(157, F.PR_SET_PDEATHSIG, 9)  # prctl: SIGKILL when the child ends
         if os.getppid() != parent:
             os._exit(0)
