@@ -128,6 +128,18 @@ def test_socketpairs_come_back_with_their_queued_messages_and_shutdowns(tmp_path
     assert "a seqpacket socketpair's end 1 (16 bytes queued)" in info.text, info.text
 
 
+def test_a_posix_message_queue_is_refused(tmp_path):
+    """A queue's descriptor looks like a regular file with a path ("/NAME" on the mqueue
+    file system), which a resume would open as a file of the root directory."""
+    prog = program("snapshot")
+    native = run([prog, tmp_path / "x", "stay", "mqueue"])
+    r = km(prog, tmp_path / "snap", "stay", "mqueue")
+    assert (r.returncode, r.stdout) == (native.returncode, native.stdout), r.err
+    lines = [line for line in r.err.splitlines() if line.startswith("km:")]
+    assert len(lines) == 1 and "message queue" in lines[0], r.err
+    assert not (tmp_path / "snap").exists()
+
+
 def test_a_socket_connected_outside_the_program_is_refused(tmp_path):
     """One end of a socketpair whose other end is km's caller's."""
     import socket

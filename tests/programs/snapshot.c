@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <mqueue.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,13 @@ int main(int argc, char **argv)
     int leave = argc > 2 && strcmp(argv[2], "exit") == 0;
     /* `snapshot FILE stay socket`: a socket open, which a snapshot refuses */
     int sock = argc > 3 && strcmp(argv[3], "socket") == 0 ? socket(AF_INET, SOCK_STREAM, 0) : -1;
+    /* `snapshot FILE stay mqueue`: a POSIX message queue open (its name removed at once) */
+    if (argc > 3 && strcmp(argv[3], "mqueue") == 0) {
+        char qname[64];
+        snprintf(qname, sizeof qname, "/kt-snapshot-%d", (int)getpid());
+        sock = mq_open(qname, O_RDWR | O_CREAT | O_EXCL, 0600, NULL);
+        mq_unlink(qname);
+    }
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);  /* unflushed output crosses the snapshot too */
     int fd = open("/etc/passwd", O_RDONLY);
     char head[8];

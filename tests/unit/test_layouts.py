@@ -22,6 +22,7 @@ C_NAMES = {
     "struct semid_ds": {"__unused1": None, "__unused2": None, "__unused3": None, "__unused4": None},
     "struct msqid_ds": {"msg_cbytes": "__msg_cbytes", "__unused4": None, "__unused5": None},
     "struct shminfo": {"__unused": None},
+    "struct mq_attr": {"__pad": None},
     "struct kvm_dtable": {"padding": None},
     "struct kvm_fpu": {"pad1": None, "pad2": None},
     "struct kvm_msrs": {"pad": None},

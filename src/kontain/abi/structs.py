@@ -189,9 +189,12 @@ msginfo = CStruct("struct msginfo", [("msgpool", "i"), ("msgmap", "i"), ("msgmax
                                      ("msgmni", "i"), ("msgssz", "i"), ("msgtql", "i"), ("msgseg", "H")], "sys/msg.h")
 sembuf = CStruct("struct sembuf", [("sem_num", "H"), ("sem_op", "h"), ("sem_flg", "h")], "sys/sem.h")
 MSGBUF_MTEXT = 8  # struct msgbuf { long mtype; char mtext[]; }: the text follows the type
+# POSIX message queues (mq_open's and mq_getsetattr's attributes)
+mq_attr = CStruct("struct mq_attr", [("mq_flags", "q"), ("mq_maxmsg", "q"), ("mq_msgsize", "q"), ("mq_curmsgs", "q"),
+                                     ("__pad", "32s")], "mqueue.h")
 
 # Layouts compared against the C compiler by the unit tests.
 ALL = [timespec, timeval, iovec, rlimit, stat, utsname, stack_t, pollfd, winsize, robust_list_head, sysinfo, itimerval, tms,
        itimerspec, sigcontext, ucontext, fpx_sw_bytes, signalfd_siginfo, clone_args, sigevent, ipc64_perm, shmid64_ds,
-       semid64_ds, msqid64_ds, shminfo64, shm_info, seminfo, msginfo, sembuf,
+       semid64_ds, msqid64_ds, shminfo64, shm_info, seminfo, msginfo, sembuf, mq_attr,
        prctl_mm_map, flock, rusage]

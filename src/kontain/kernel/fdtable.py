@@ -15,12 +15,14 @@ import resource
 
 from kontain import native
 from kontain.abi.errno import EBADF, EINVAL, EMFILE, EPERM
-from kontain.abi.flags import CAP_SYS_RESOURCE
+from kontain.abi.flags import AT_FDCWD, CAP_SYS_RESOURCE, O_CLOEXEC, O_PATH
 from kontain.errors import GuestError, KmError
 from kontain.kernel.fdreserve import guest_limit
 
 _TABLE_CAP = 1 << 16  # the monitor's fds never go higher: the kernel sizes fd tables by the highest fd
 _EBADF = GuestError(EBADF)
+SYS_openat = 257
+_ROOT = bytearray(b"/\0")  # what ``room`` opens to see the lowest free number
 NEVER_OPEN = 0x7FFFFFFF  # above the highest fs.nr_open allows (and not -1, which some calls take as "none")
 
 
@@ -68,6 +70,23 @@ class FdTable:
         if fd >= self._high:
             self._high = fd + 1
         return fd
+
+    def room(self) -> bool:
+        """Is there a free descriptor below the guest's soft limit?  Linux takes the new
+        descriptor's number before an open, mq_open or accept does anything else, so at
+        the limit it fails with EMFILE having created, truncated or accepted nothing
+        (``new`` closes the extra descriptor only after the host call did it all: LTP's
+        mq_open01 found its queue made by the EMFILE case).  Known at once while the
+        highest descriptor the program has had is below the limit; otherwise the lowest
+        free number is looked at with a descriptor of km's, open for that moment (another
+        thread's open at that instant gets the next number, as kernel/paths.py's do)."""
+        if 0 <= self._high < self.soft:
+            return True
+        probe = native.syscall(SYS_openat, AT_FDCWD, native.address_of(_ROOT), O_PATH | O_CLOEXEC, 0)
+        if probe < 0:
+            return True  # (cannot tell: the call itself will say)
+        os.close(probe)
+        return probe < self.soft
 
     def dup_target(self, fd: int) -> int:
         """The ``newfd`` of dup2/dup3, or the minimum of F_DUPFD: must be below the limit."""

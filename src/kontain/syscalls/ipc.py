@@ -1,4 +1,5 @@
-"""System V IPC: shared memory segments, semaphore sets and message queues.
+"""System V IPC: shared memory segments, semaphore sets and message queues; and POSIX
+message queues' mq_notify (the other mq_* calls are pass-throughs, syscalls/table.py).
 
 The host kernel's IPC namespace is the store.  Every km process shares it, so unrelated
 guest processes (and native ones) see the same segments, sets and queues by key and id,
@@ -15,17 +16,23 @@ that no command can ever hand the host an unchecked guest address.
 
 shmat and shmdt change the address space: memory/mm.py attaches the segment inside the
 window (AddressSpace.shmat) and detaches it (AddressSpace.shmdt).
+
+POSIX message queues are the host's too (its mqueue file system, by name): a queue is a
+descriptor of the program's, guest fd = host fd.  The host sends a queue's SIGEV_SIGNAL
+notification to km's process, whose signal thread forwards it with the host's siginfo
+(SI_MESGQ, si_value), as it forwards a timer's.
 """
 
 from __future__ import annotations
 
 from kontain import native
 from kontain.abi import flags as F
+from kontain.abi import signals as SIG
 from kontain.abi import structs as S
-from kontain.abi.errno import EAGAIN, EINVAL, ENOMSG, ERESTARTNOINTR
+from kontain.abi.errno import EAGAIN, EINVAL, EMFILE, ENOMSG, ERESTARTNOINTR
 from kontain.abi.syscalls import NR
 from kontain.errors import GuestError
-from kontain.syscalls.common import MAX_RW_COUNT, ptr, s32, u32, u64
+from kontain.syscalls.common import MAX_RW_COUNT, path, ptr, s32, u32, u64
 from kontain.syscalls.mm import _lock_new as lock_new  # mlockall(MCL_FUTURE) locks attachments as it locks mmaps
 
 _SYS_shmctl, _SYS_semop, _SYS_semtimedop, _SYS_semctl = NR["shmctl"], NR["semop"], NR["semtimedop"], NR["semctl"]
@@ -167,3 +174,44 @@ def msgrcv(t, msqid, msgp, msgsz, msgtyp, msgflg, *_):
 
 def msgctl(t, msqid, cmd, buf, *_):
     return _ctl(_SYS_msgctl, _MSGCTL, t, msqid, cmd, buf)
+
+
+# -- POSIX message queues --------------------------------------------------------------
+
+_SYS_mq_open, _SYS_mq_notify = NR["mq_open"], NR["mq_notify"]
+SIGEV_SIGNAL, SIGEV_THREAD = 0, 2
+NOTIFY_COOKIE_LEN = 32  # <linux/mqueue.h>
+
+
+def mq_open(t, name, oflag, mode, attr, *_):
+    """mq_open, in Linux's order: the attributes are copied (EFAULT), the name read, the
+    descriptor's number taken (EMFILE: before the queue is made, FdTable.room), then the
+    queue opened or made."""
+    host_attr = ptr(t, attr, S.mq_attr.size)
+    host_name = path(t, name)
+    if not t.fds.room():
+        raise GuestError(EMFILE)
+    r = native.syscall(_SYS_mq_open, host_name, s32(oflag), u32(mode), host_attr)
+    return t.fds.new(r) if r >= 0 else r
+
+
+def mq_notify(t, mqdes, sevp, *_):
+    """mq_notify: the struct sigevent is copied (EFAULT first, as Linux copies it first),
+    and its nested parts made safe for the host.  SIGEV_THREAD (the C library's thread
+    notification: the kernel sends ``sigev_value.sival_ptr``'s NOTIFY_COOKIE_LEN bytes to
+    the netlink socket ``sigev_signo``) has a guest pointer, which the host gets
+    translated once its bytes are checked to be in the window, and a descriptor, which
+    gets fdtable's treatment (the monitor's are EBADF).  SIGEV_SIGNAL with SIGRTMAX, km's
+    own kick signal, fails with EINVAL (as timer_create's does: known-issues.md)."""
+    if not sevp:
+        return native.syscall(_SYS_mq_notify, t.fds.host(mqdes), 0)
+    value, signo, notify, tid, pad = S.sigevent.unpack(t.mem.read(sevp, S.sigevent.size))
+    notify = s32(notify)
+    if notify == SIGEV_SIGNAL and signo == SIG.SIGRTMAX:
+        raise GuestError(EINVAL)
+    if notify == SIGEV_THREAD:
+        # (NULL stays NULL: the host's copy of the cookie fails with EFAULT, as Linux's)
+        value = ptr(t, value, NOTIFY_COOKIE_LEN)
+        signo = t.fds.host(signo)
+    host_ev = bytearray(S.sigevent.pack(value, s32(signo), notify, tid, pad))
+    return native.syscall(_SYS_mq_notify, t.fds.host(mqdes), native.address_of(host_ev))
