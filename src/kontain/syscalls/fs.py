@@ -13,7 +13,7 @@ import struct
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.errno import E2BIG, EACCES, EFAULT, EINVAL, ENOENT, ETXTBSY
+from kontain.abi.errno import E2BIG, EACCES, EFAULT, EINVAL, EMFILE, ENOENT, ETXTBSY
 from kontain.errors import GuestError
 from kontain.kernel import paths
 from kontain.kernel.fdtable import file_key
@@ -62,7 +62,10 @@ def _open(t, dfd: int, pathname: int, flags: int, mode: int, resolve: int = 0) -
     # (/proc/self/exe is the program only where the open follows magic links: with
     # RESOLVE_NO_MAGICLINKS & co. it stays the link, which the host refuses with ELOOP)
     follow = not flags & F.O_NOFOLLOW and not resolve & paths.NO_MAGIC
-    r = t.process.opener.open(dirfd(t, dfd), _proc_path(t, pathname, follow), flags, mode, resolve)
+    host_dfd, host_path = dirfd(t, dfd), _proc_path(t, pathname, follow)
+    if not t.fds.room():  # (after the path's EFAULT, before anything is looked up or made)
+        raise GuestError(EMFILE)
+    r = t.process.opener.open(host_dfd, host_path, flags, mode, resolve)
     return t.fds.new(r) if r >= 0 else r
 
 

@@ -15,10 +15,12 @@ import stat
 import struct
 
 from kontain import native
-from kontain.abi.errno import EBADF, EFAULT, EINVAL, EMSGSIZE, ENOBUFS, ENOTSOCK
+from kontain.abi.errno import EBADF, EFAULT, EINVAL, EMFILE, EMSGSIZE, ENOBUFS, ENOTSOCK
 from kontain.errors import GuestError
-from kontain.syscalls.common import POLLIN, POLLOUT, buffer, fd_pair, io_call, ptr, s32, timeout_arg, u32
+from kontain.syscalls.common import POLLIN, POLLOUT, buffer, fd_pair, io_call, not_open, ptr, s32, timeout_arg, u32
 from kontain.syscalls.rw import UIO_MAXIOV, host_iovec
+
+SOCK_CLOEXEC, SOCK_NONBLOCK = 0o2000000, 0o4000
 
 SYS_sendmsg, SYS_recvmsg, SYS_socketpair, SYS_recvmmsg, SYS_sendmmsg = 46, 47, 53, 299, 307
 SYS_accept, SYS_accept4, SYS_recvfrom, SYS_getsockopt = 43, 288, 45, 55
@@ -257,6 +259,12 @@ def _accept(t, nr: int, fd, addr, addrlen, *flags) -> int:
         # km's signalfd is a listening socket (kernel/signalfd.py): accept would wait for,
         # or take, the connection that makes it readable; Linux's is no socket
         raise GuestError(ENOTSOCK)
+    if not t.fds.room():
+        # Linux takes the new descriptor's number before it takes a connection (EMFILE
+        # leaves it queued), after checking the flags and the descriptor
+        if flags and flags[0] & ~(SOCK_CLOEXEC | SOCK_NONBLOCK):
+            raise GuestError(EINVAL)
+        raise GuestError(EBADF if not_open(fd) else EMFILE)
     r = io_call(t, fd, POLLIN, nr, ptr(t, addr, SOCKADDR_MAX), ptr(t, addrlen, 4), *flags)
     return t.fds.new(r) if r >= 0 else r
 
