@@ -3,7 +3,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/personality.h>
 #include <sys/select.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int main(void) {
@@ -34,5 +36,26 @@ int main(void) {
     close(p[1]);
     r = poll(fds, 1, 0);
     printf("poll hangup: %d revents %x\n", r, fds[0].revents);
+
+    /* the time left is written back, except under personality STICKY_TIMEOUTS (LTP's
+     * personality02); raw pselect6 and ppoll: the C library may pass a copy */
+    int q[2];
+    pipe(q);
+    for (int sticky = 0; sticky < 2; sticky++) {
+        personality(PER_LINUX | (sticky ? STICKY_TIMEOUTS : 0));
+        struct timeval stv = {0, 10000};
+        FD_ZERO(&rs); FD_SET(q[0], &rs);
+        r = select(q[0] + 1, &rs, NULL, NULL, &stv);
+        printf("sticky %d: select %d, timeout left %ld.%06ld\n", sticky, r, (long)stv.tv_sec, (long)stv.tv_usec);
+        struct timespec sts = {0, 10000000};
+        FD_ZERO(&rs); FD_SET(q[0], &rs);
+        r = syscall(SYS_pselect6, q[0] + 1, &rs, NULL, NULL, &sts, NULL);
+        printf("sticky %d: pselect6 %d, timeout left %ld.%09ld\n", sticky, r, (long)sts.tv_sec, sts.tv_nsec);
+        struct pollfd qf = {q[0], POLLIN, 0};
+        sts.tv_sec = 0; sts.tv_nsec = 10000000;
+        r = syscall(SYS_ppoll, &qf, 1, &sts, NULL, 8);
+        printf("sticky %d: ppoll %d, timeout left %ld.%09ld\n", sticky, r, (long)sts.tv_sec, sts.tv_nsec);
+    }
+    personality(PER_LINUX);
     return 0;
 }

@@ -71,13 +71,29 @@ _ZERO_TS = bytearray(16)  # a zero timeout: "poll now" (syscalls.signal.with_sig
 
 def ppoll(t, fds_addr, nfds, tsp, sigmask, sigsetsize, *_):
     timeout_arg(t, tsp)  # (Linux: the timeout, the mask, then the descriptors)
-    ts = ptr(t, tsp, 16)
+    ts, _kept = _timeout_ptr(t, tsp)
     mask = _sigmask_copy(t, sigmask, sigsetsize)
 
     def call(timeout: int, sc) -> int:
         return _poll_common(t, fds_addr, nfds, lambda a, n: sc(SYS_ppoll, a, n, timeout, 0, SIGSET_SIZE))
 
     return with_sigmask(t, mask, lambda: call(ts, t.blocking), lambda: call(native.address_of(_ZERO_TS), native.syscall))
+
+
+STICKY_TIMEOUTS = 0x4000000  # personality(2): select, pselect6 and ppoll leave the timeout as it was
+
+
+def _timeout_ptr(t, addr: int) -> tuple[int, bytearray | None]:
+    """The host address of a select/pselect6/ppoll timeout (16 bytes, NULL for NULL),
+    where the host writes the time left, as Linux does; under the STICKY_TIMEOUTS
+    personality (which km records but the host thread does not have) a copy of it, which
+    the caller keeps alive for the call, so that the program's stays untouched (LTP's
+    personality02 found it changed)."""
+    host = ptr(t, addr, 16)
+    if not addr or not t.process.personality & STICKY_TIMEOUTS:
+        return host, None
+    copy = bytearray(t.mem.read(addr, 16))
+    return native.address_of(copy), copy
 
 
 def _fdset_copies(t, nfds: int, sets: tuple[int, int, int]) -> tuple[list[bytearray | None], int]:
@@ -121,7 +137,7 @@ def _timeval_arg(t, addr: int) -> None:
 
 def select(t, nfds, r_addr, w_addr, e_addr, tv, *_):
     _timeval_arg(t, tv)
-    tvp = ptr(t, tv, 16)
+    tvp, _kept = _timeout_ptr(t, tv)
     def call(tv: int, sc) -> int:
         return _select_common(t, nfds, r_addr, w_addr, e_addr,
                               lambda n, r, w, e: sc(SYS_select, n, r, w, e, tv))
@@ -133,7 +149,7 @@ def pselect6(t, nfds, r_addr, w_addr, e_addr, tsp, sig):
     # Linux: the {sigset pointer, size} pair, the timeout, the mask, then nfds and the sets
     pair = struct.unpack("<QQ", t.mem.read(sig, 16)) if sig else None
     timeout_arg(t, tsp)
-    ts = ptr(t, tsp, 16)
+    ts, _kept = _timeout_ptr(t, tsp)
     mask = _sigmask_copy(t, *pair) if pair else None
 
     def call(timeout: int, sc) -> int:
