@@ -116,7 +116,8 @@ def test_execveat(variant, tmp):
 def test_answers(variant, what):
     """ru_maxrss is the program's (the monitor's memory left out); get_robust_list of
     another process; setpgid of a child that has exec'd (EACCES); setpriority and
-    getpriority of a process group; splice into a signalfd or a /proc file, accept on a
+    getpriority of a process group, ioprio_set and ioprio_get (LTP's ioprio_*: ENOSYS);
+    splice into a signalfd or a /proc file, accept on a
     signalfd (LTP's accept03) and a timerfd's TFD_IOC_SET_TICKS, which hung; timerfd_settime's past absolute times and
     cancel-on-set rules; PR_SET_KEEPCAPS across setresuid; a child writing into a pipe
     nobody reads, 20 times each way (Go's TestStdPipe hung in one run of two);

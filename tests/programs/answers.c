@@ -1,6 +1,7 @@
 /* Answers of calls that third-party suites compare with Linux: ru_maxrss (the program's,
  * not its monitor's), get_robust_list of another task, setpgid of a child that has
- * exec'd (EACCES), setpriority and getpriority of a process group, splice into a
+ * exec'd (EACCES), setpriority and getpriority of a process group, ioprio_set and
+ * ioprio_get of a thread, a group and a user, splice into a
  * signalfd or a /proc file, accept on a signalfd (LTP's accept03) and a timerfd's
  * TFD_IOC_SET_TICKS (which used to hang), timerfd settings (past absolute times, cancel-on-set's rules), openat2's RESOLVE_NO_MAGICLINKS,
  * PR_SET_KEEPCAPS across a change of user, and a child writing into a pipe nobody reads
@@ -159,6 +160,25 @@ static void priorities(int unprivileged) {
         printf("setpriority of pid 1: %ld\n", ret(setpriority(PRIO_PROCESS, 1, 3)));
         printf("setpriority of a pid that does not exist: %ld\n", ret(setpriority(PRIO_PROCESS, 4000000, 3)));
         printf("setpriority with a bad which: %ld\n", ret(setpriority(7, 0, 3)));
+        /* I/O priorities (LTP's ioprio_get01, ioprio_set01-03: ENOSYS under km) */
+#define IOPRIO(class, data) (((class) << 13) | (data))
+        printf("ioprio_get of this thread: %ld\n", ret(syscall(SYS_ioprio_get, 1, 0)));
+        printf("ioprio_set of this thread, best-effort 3: %ld\n", ret(syscall(SYS_ioprio_set, 1, 0, IOPRIO(2, 3))));
+        printf("ioprio_get of this thread: %ld\n", ret(syscall(SYS_ioprio_get, 1, 0)));
+        printf("ioprio_get of this process by pid: %ld\n", ret(syscall(SYS_ioprio_get, 1, getpid())));
+        printf("ioprio_set of the group, best-effort 5: %ld\n", ret(syscall(SYS_ioprio_set, 2, 0, IOPRIO(2, 5))));
+        printf("ioprio_get of the group: %ld\n", ret(syscall(SYS_ioprio_get, 2, 0)));
+        printf("ioprio_set of the group, idle: %ld\n", ret(syscall(SYS_ioprio_set, 2, 0, IOPRIO(3, 0))));
+        printf("ioprio_get of this thread: %ld\n", ret(syscall(SYS_ioprio_get, 1, 0)));
+        printf("ioprio_set real-time: %ld\n", ret(syscall(SYS_ioprio_set, 1, 0, IOPRIO(1, 0))));
+        printf("ioprio_set of a bad class: %ld\n", ret(syscall(SYS_ioprio_set, 1, 0, IOPRIO(5, 0))));
+        printf("ioprio_set of a bad level: %ld\n", ret(syscall(SYS_ioprio_set, 1, 0, IOPRIO(2, 8))));
+        printf("ioprio_set with a bad which: %ld\n", ret(syscall(SYS_ioprio_set, 7, 0, IOPRIO(2, 3))));
+        printf("ioprio_get with a bad which: %ld\n", ret(syscall(SYS_ioprio_get, 7, 0)));
+        printf("ioprio_set of a pid that does not exist: %ld\n", ret(syscall(SYS_ioprio_set, 1, 4000000, IOPRIO(2, 3))));
+        printf("ioprio_get of a group that does not exist: %ld\n", ret(syscall(SYS_ioprio_get, 2, 4000000)));
+        printf("ioprio_set of pid 1: %ld\n", ret(syscall(SYS_ioprio_set, 1, 1, IOPRIO(2, 3))));
+        printf("ioprio_get of this user answers: %d\n", ret(syscall(SYS_ioprio_get, 3, 0)) >= 0);
         _exit(0);
     }
     waitpid(pid, &st, 0);

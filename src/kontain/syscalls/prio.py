@@ -1,4 +1,4 @@
-"""setpriority and getpriority of a process group or a user.
+"""setpriority and getpriority of a process group or a user; ioprio_set and ioprio_get.
 
 Linux applies them to every thread of every process of the group (of the user), and
 answers with the last thread it could not change (EPERM: another user's; EACCES: a nice
@@ -106,3 +106,58 @@ def _uid(status: bytes) -> int:
         if line.startswith(b"Uid:"):
             return int(line.split()[1])
     return -1
+
+
+# -- I/O priorities ----------------------------------------------------------------------
+#
+# ioprio_set and ioprio_get name a thread (IOPRIO_WHO_PROCESS: one thread on Linux, as
+# PRIO_PROCESS is), a process group or a user, and meet km's own threads the same way:
+# the group and the user go through ``_threads`` too.
+
+SYS_ioprio_set, SYS_ioprio_get = 251, 252
+IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
+_AS_PRIO = {IOPRIO_WHO_PGRP: PRIO_PGRP, IOPRIO_WHO_USER: PRIO_USER}
+_NO_PID = 0x7FFFFFFF  # above any pid_max: the host looks at the priority, then says ESRCH
+
+
+def ioprio_set(t, which, who, ioprio, *_):
+    """ioprio_set, in Linux's order: the priority (EINVAL; EPERM for the real-time class
+    without the capability), which (EINVAL), who (ESRCH); a group or a user thread by
+    thread, stopping at the first thread that refuses, as Linux does."""
+    which, who, ioprio = s32(which), s32(who), s32(ioprio)
+    check = native.syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, _NO_PID, ioprio)
+    if check != -ESRCH:
+        return check
+    if which == IOPRIO_WHO_PROCESS:
+        if who and not t.process.procfs.task_known(who):
+            raise GuestError(ESRCH)
+        return native.syscall(SYS_ioprio_set, which, who, ioprio)
+    if which not in _AS_PRIO:
+        raise GuestError(EINVAL)
+    r = -ESRCH
+    for tid in _threads(t, _AS_PRIO[which], who):
+        r = native.syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid, ioprio)
+        if r not in (0, -ESRCH):  # (-ESRCH: a thread gone meanwhile)
+            return r
+    if r != -ESRCH:
+        r = 0
+        for tid in _monitor_threads(t):  # (km's own follow, where they may)
+            native.syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid, ioprio)
+    return r
+
+
+def ioprio_get(t, which, who, *_):
+    """ioprio_get; of a group or a user the best (lowest) priority of their threads."""
+    which, who = s32(which), s32(who)
+    if which == IOPRIO_WHO_PROCESS:
+        if who and not t.process.procfs.task_known(who):
+            raise GuestError(ESRCH)
+        return native.syscall(SYS_ioprio_get, which, who)
+    if which not in _AS_PRIO:
+        raise GuestError(EINVAL)
+    best = -ESRCH
+    for tid in _threads(t, _AS_PRIO[which], who):
+        r = native.syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, tid)
+        if r >= 0:
+            best = r if best < 0 else min(best, r)
+    return best
