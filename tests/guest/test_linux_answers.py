@@ -112,7 +112,7 @@ def test_execveat(variant, tmp):
 
 @pytest.mark.parametrize("variant", STATIC)
 @pytest.mark.parametrize("what", ["maxrss", "robust", "setpgid", "priority", "splice", "timerfd", "keepcaps", "epipe",
-                                  "pidfd", "cpuid"])
+                                  "pidfd", "cpuid", "ioctls"])
 def test_answers(variant, what):
     """ru_maxrss is the program's (the monitor's memory left out); get_robust_list of
     another process; setpgid of a child that has exec'd (EACCES); setpriority and
@@ -123,7 +123,8 @@ def test_answers(variant, what):
     nobody reads, 20 times each way (Go's TestStdPipe hung in one run of two);
     pidfd_send_signal to the process itself, handled before it returns (CPython's
     test_signal); /proc/cpuinfo's cpuid_fault flag agreeing with ARCH_SET_CPUID (LTP's
-    arch_prctl01)."""
+    arch_prctl01); a namespace file's NS_GET_* and a pidfd's PIDFD_GET_INFO, RNDGETENTCNT,
+    TUNGETFEATURES (LTP's ioctl03, ioctl07, ioctl_ns02-04: ENOTTY)."""
     _as_root_and_user([build("answers", variant, ("-lpthread",)), what])
 
 

@@ -9,7 +9,8 @@
  * itself (handled before the call returns, as kill's), /proc/cpuinfo's cpuid_fault flag
  * and ARCH_SET_CPUID agreeing (LTP's arch_prctl01).  One line per check; run as root
  * and as an unprivileged user.
- *   answers maxrss|robust|setpgid|priority|splice|timerfd|magiclinks|keepcaps|epipe|pidfd|cpuid */
+ * ioctls of one kind of file (NS_GET_*, PIDFD_GET_INFO) and device getters.
+ *   answers maxrss|robust|setpgid|priority|splice|timerfd|magiclinks|keepcaps|epipe|pidfd|cpuid|ioctls */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -426,6 +428,82 @@ static void cpuid_fault(void) {
     printf("or else fails with ENODEV: %d\n", flag || errno == ENODEV);
 }
 
+/* ioctls of one kind of file, and device getters (LTP's ioctl03, ioctl07, ioctl_ns02-04:
+ * ENOTTY under km; PIDFD_GET_INFO is what ioctl_pidfd02-06 ask) */
+struct pidfd_info72 {
+    uint64_t mask, cgroupid;
+    uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+    int32_t exit_code;
+    uint32_t coredump_mask, spare;
+};
+#define PIDFD_GET_INFO72 _IOWR(0xFF, 11, struct pidfd_info72)
+#define PIDFD_GET_INFO32 _IOWR(0xFF, 11, char[32])
+
+static void ioctls(void) {
+    int v = -1;
+    int fd = open("/dev/urandom", O_RDONLY);
+    long r = ret(ioctl(fd, _IOR('R', 0x00, int), &v));
+    printf("RNDGETENTCNT: %ld, a count: %d\n", r, r == 0 && v >= 0);
+    SHOW("RNDGETENTCNT into a wild pointer", ioctl(fd, _IOR('R', 0x00, int), (void *)0x7fff00000000UL));
+    close(fd);
+    fd = open("/dev/net/tun", O_RDWR);
+    unsigned features = 0;
+    r = fd < 0 ? -1 : ret(ioctl(fd, _IOR('T', 207, unsigned int), &features));
+    printf("TUNGETFEATURES (or no tun): %ld, IFF_TUN: %d\n", r, fd < 0 || (features & 1) != 0);
+    if (fd >= 0) close(fd);
+
+    int ns = open("/proc/self/ns/pid", O_RDONLY);
+    SHOW("NS_GET_NSTYPE of ns/pid is CLONE_NEWPID", ioctl(ns, 0xb703) == 0x20000000);
+    SHOW("NS_GET_PARENT of the first pid namespace", ioctl(ns, 0xb702));
+    int userns = ioctl(ns, 0xb701);
+    struct stat a, b;
+    fstat(userns, &a);
+    stat("/proc/self/ns/user", &b);
+    printf("NS_GET_USERNS: a descriptor of ns/user: %d\n", userns >= 0 && a.st_ino == b.st_ino);
+    uid_t owner = 12345;
+    SHOW("NS_GET_OWNER_UID of the user namespace", ioctl(userns, 0xb704, &owner));
+    printf("  the owner is uid 0: %d\n", owner == 0);
+    SHOW("NS_GET_OWNER_UID into a wild pointer", ioctl(userns, 0xb704, (void *)0x7fff00000000UL));
+    SHOW("NS_GET_OWNER_UID of a pid namespace", ioctl(ns, 0xb704, &owner));
+    int plain = open("/proc/self/status", O_RDONLY);
+    SHOW("NS_GET_NSTYPE of another file", ioctl(plain, 0xb703));
+    SHOW("NS_GET_USERNS of another file", ioctl(plain, 0xb701));
+    SHOW("NS_GET_NSTYPE of a descriptor not open", ioctl(900, 0xb703));
+    close(userns);
+
+    int p[2];
+    pipe(p);
+    pid_t child = fork();
+    if (child == 0) {
+        char c;
+        read(p[0], &c, 1);
+        _exit(42);
+    }
+    int pidfd = syscall(SYS_pidfd_open, child, 0);
+    struct pidfd_info72 info = {0};
+    SHOW("PIDFD_GET_INFO of a child", ioctl(pidfd, PIDFD_GET_INFO72, &info));
+    printf("  pid, tgid, ppid, ruid are the child's: %d %d %d %d\n", info.pid == (uint32_t)child,
+           info.tgid == (uint32_t)child, info.ppid == (uint32_t)getpid(), info.ruid == getuid());
+    printf("  mask has PID and CREDS, not EXIT: %d\n", (info.mask & 3) == 3 && !(info.mask & 8));
+    write(p[1], "x", 1);
+    siginfo_t si;
+    waitid(P_PID, child, &si, WEXITED | WNOWAIT);
+    memset(&info, 0, sizeof info);
+    info.mask = 8;  /* PIDFD_INFO_EXIT */
+    SHOW("PIDFD_GET_INFO of a child that exited, not reaped", ioctl(pidfd, PIDFD_GET_INFO72, &info));
+    printf("  its exit status: %d %d\n", !!(info.mask & 8), info.exit_code);
+    SHOW("PIDFD_GET_INFO into a wild pointer", ioctl(pidfd, PIDFD_GET_INFO72, (void *)0x7fff00000000UL));
+    char small[32];
+    SHOW("PIDFD_GET_INFO of 32 bytes", ioctl(pidfd, PIDFD_GET_INFO32, small));
+    waitpid(child, NULL, 0);
+    SHOW("PIDFD_GET_INFO of a child reaped", ioctl(pidfd, PIDFD_GET_INFO72, &info));
+    SHOW("PIDFD_GET_INFO of another file", ioctl(plain, PIDFD_GET_INFO72, &info));
+    int self = syscall(SYS_pidfd_open, getpid(), 0);
+    memset(&info, 0, sizeof info);
+    SHOW("PIDFD_GET_INFO of this process", ioctl(self, PIDFD_GET_INFO72, &info));
+    printf("  pid and ppid: %d %d\n", info.pid == (uint32_t)getpid(), info.ppid == (uint32_t)getppid());
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc > 2 && !strcmp(argv[1], "epipe-writer"))
@@ -443,6 +521,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(what, "epipe")) epipe(argv[0]);
     else if (!strcmp(what, "pidfd")) pidfd_signals();
     else if (!strcmp(what, "cpuid")) cpuid_fault();
+    else if (!strcmp(what, "ioctls")) ioctls();
     else return 2;
     return 0;
 }

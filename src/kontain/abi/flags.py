@@ -184,6 +184,17 @@ TFD_IOC_SET_TICKS = 0x40085400
 FIGETBSZ = 2
 FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602  # an int (chattr's flags), whatever the size says
 BLKGETSIZE64 = 0x80081272
+# <linux/random.h>: the entropy count, an int
+RNDGETENTCNT = 0x80045200
+# <linux/if_tun.h>: the features /dev/net/tun offers, an unsigned int
+TUNGETFEATURES = 0x800454CF
+# <linux/nsfs.h>: a namespace file's related namespaces (new descriptors), its type, its
+# owner's uid (a uid_t, though the request says no size)
+NS_GET_USERNS, NS_GET_PARENT, NS_GET_NSTYPE, NS_GET_OWNER_UID = 0xB701, 0xB702, 0xB703, 0xB704
+NSFS_MAGIC = 0x6E736673
+# <linux/pidfd.h>: PIDFD_GET_INFO is _IOWR(0xFF, 11, struct pidfd_info), the size the
+# caller's struct has (at least PIDFD_INFO_SIZE_VER0); pidfds live on pidfs
+PIDFD_GET_INFO_NR, PIDFD_INFO_SIZE_VER0, PIDFS_MAGIC = 0xC000FF0B, 64, 0x50494446
 
 # <linux/stat.h>
 S_IFMT, S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK = 0o170000, 0o140000, 0o120000, 0o100000, 0o60000

@@ -21,7 +21,7 @@ from kontain.kernel.fdreserve import guest_limit
 
 _TABLE_CAP = 1 << 16  # the monitor's fds never go higher: the kernel sizes fd tables by the highest fd
 _EBADF = GuestError(EBADF)
-SYS_openat = 257
+SYS_openat, SYS_fstatfs = 257, 138
 _ROOT = bytearray(b"/\0")  # what ``room`` opens to see the lowest free number
 NEVER_OPEN = 0x7FFFFFFF  # above the highest fs.nr_open allows (and not -1, which some calls take as "none")
 
@@ -141,6 +141,15 @@ class FdTable:
         if hard > self.floor or hard > self.hard and not native.capable(CAP_SYS_RESOURCE):
             raise GuestError(EPERM)  # (the floor is the program's nr_open)
         self.soft, self.hard = soft, hard
+
+
+def fs_type(fd: int) -> int:
+    """The file system type of host descriptor ``fd`` (fstatfs's f_type, the first field
+    of struct statfs: MQUEUE_MAGIC, NSFS_MAGIC...), or 0."""
+    buf = bytearray(120)
+    if native.syscall(SYS_fstatfs, fd, native.address_of(buf)) != 0:
+        return 0
+    return int.from_bytes(buf[:8], "little")
 
 
 LOCKED_MAX = 32  # files with POSIX locks listed for the native poller at most (kernel/nativepoll.py)

@@ -27,6 +27,7 @@ import struct
 from kontain import native
 from kontain.abi import flags as F
 from kontain.kernel import snapsock
+from kontain.kernel.fdtable import fs_type
 from kontain.kernel.snapfile import Refused, SnapshotError
 
 _FIONREAD = 0x541B
@@ -56,7 +57,7 @@ def describe(p) -> tuple[dict, list]:
         if signalfd is not None:  # (km's: a listening Unix socket, kernel/signalfd.py)
             files[fd] = {"kind": "signalfd", "mask": signalfd.mask, "ino": st.st_ino, "flags": flags,
                          "cloexec": cloexec}
-        elif stat.S_ISREG(mode) and _fs_type(fd) == MQUEUE_MAGIC:
+        elif stat.S_ISREG(mode) and fs_type(fd) == MQUEUE_MAGIC:
             raise Refused(f"snapshot: descriptor {fd} is a POSIX message queue ({target}), which a snapshot "
                           "cannot take along")
         elif stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISCHR(mode):
@@ -147,15 +148,6 @@ def _same_inode(fd: int, ino: int) -> bool:
 
 
 MQUEUE_MAGIC = 0x19800202  # a POSIX message queue's file system: its "path" names no file to open again
-SYS_fstatfs = 138
-
-
-def _fs_type(fd: int) -> int:
-    """fstatfs's f_type (the first field of struct statfs), or 0."""
-    buf = bytearray(120)
-    if native.syscall(SYS_fstatfs, fd, native.address_of(buf)) != 0:
-        return 0
-    return struct.unpack_from("<q", buf)[0]
 
 
 def _listening(fd: int) -> bool:

@@ -2,10 +2,15 @@
 
 An ioctl argument can be a pointer to anything, so the monitor must know each request
 it lets through: terminals, FIONREAD and friends, a timerfd's TFD_IOC_SET_TICKS, a
-file's attributes (FS_IOC_GETFLAGS and FS_IOC_SETFLAGS, chattr's).  Everything else
-fails with ENOTTY (and shows in --strace), as for a descriptor that does not support the
-request.
+file's attributes (FS_IOC_GETFLAGS and FS_IOC_SETFLAGS, chattr's), a few device
+getters (RNDGETENTCNT, TUNGETFEATURES).  Everything else fails with ENOTTY (and shows in
+--strace), as for a descriptor that does not support the request.
 Network interfaces can be looked at (the SIOCGIF* getters), never changed.
+
+Requests of one kind of file only (a namespace file's NS_GET_*, a pidfd's
+PIDFD_GET_INFO) pass only for a descriptor of that file system (``_OF_FS``), where
+their meaning, and so the memory the host may write, is known; on any other descriptor
+they are ENOTTY, as Linux answers them there.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import struct
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.errno import EBADF, ENOTTY
+from kontain.abi.errno import EBADF, EMFILE, ENOTTY
 from kontain.errors import GuestError
+from kontain.kernel.fdtable import fs_type
 from kontain.syscalls.common import not_open, ptr, u32
 
 SYS_ioctl = 16
@@ -41,7 +47,15 @@ REQUESTS: dict[int, int] = {
     F.SIOCGIFDSTADDR: F.IFREQ_SIZE, F.SIOCGIFBRDADDR: F.IFREQ_SIZE, F.SIOCGIFNETMASK: F.IFREQ_SIZE,
     F.SIOCGIFMETRIC: F.IFREQ_SIZE, F.SIOCGIFMTU: F.IFREQ_SIZE, F.SIOCGIFHWADDR: F.IFREQ_SIZE,
     F.SIOCGIFINDEX: F.IFREQ_SIZE, F.SIOCGIFTXQLEN: F.IFREQ_SIZE,
+    F.RNDGETENTCNT: _INT, F.TUNGETFEATURES: _INT,
 }
+NEW_FD = -2  # the request makes a descriptor (no argument)
+# request -> (file system, size as above, or NEW_FD)
+_OF_FS: dict[int, tuple[int, int]] = {
+    F.NS_GET_USERNS: (F.NSFS_MAGIC, NEW_FD), F.NS_GET_PARENT: (F.NSFS_MAGIC, NEW_FD),
+    F.NS_GET_NSTYPE: (F.NSFS_MAGIC, NONE), F.NS_GET_OWNER_UID: (F.NSFS_MAGIC, _INT),
+}
+_IOC_SIZE_SHIFT, _IOC_SIZE_MASK = 16, 0x3FFF
 _IFCONF = struct.Struct("<i4xQ")
 
 
@@ -52,7 +66,7 @@ def ioctl(t, fd, request, arg, *_):
     if size is None:
         if request == F.SIOCGIFCONF:
             return _ifconf(t, fd, arg)
-        raise GuestError(EBADF if not_open(fd) else ENOTTY)  # (Linux looks at the descriptor first)
+        return _of_fs(t, fd, request, arg)
     if size == NONE:
         arg = 0
     elif size != VALUE:
@@ -60,6 +74,23 @@ def ioctl(t, fd, request, arg, *_):
     if request == F.FIOASYNC:
         t.process.own_signals = True  # (as fcntl's O_ASYNC: syscalls/dispatch.invoke)
     return native.syscall(SYS_ioctl, fd, request, arg)
+
+
+def _of_fs(t, fd: int, request: int, arg: int) -> int:
+    """A request that one kind of file answers (``_OF_FS``; PIDFD_GET_INFO of any size
+    the request encodes), on a descriptor of that kind; else ENOTTY (EBADF for one that
+    is not open: Linux looks at the descriptor first)."""
+    fs, size = _OF_FS.get(request, (0, 0))
+    if request & ~(_IOC_SIZE_MASK << _IOC_SIZE_SHIFT) == F.PIDFD_GET_INFO_NR & ~(_IOC_SIZE_MASK << _IOC_SIZE_SHIFT):
+        fs, size = F.PIDFS_MAGIC, (request >> _IOC_SIZE_SHIFT) & _IOC_SIZE_MASK  # (the host: EINVAL if too small)
+    if not fs or fs_type(fd) != fs:
+        raise GuestError(EBADF if not_open(fd) else ENOTTY)
+    if size == NEW_FD:
+        if not t.fds.room():  # (Linux takes the number first: open_related_ns)
+            raise GuestError(EMFILE)
+        r = native.syscall(SYS_ioctl, fd, request, 0)
+        return t.fds.new(r) if r >= 0 else r
+    return native.syscall(SYS_ioctl, fd, request, 0 if size == NONE else ptr(t, arg, size))
 
 
 def _ifconf(t, fd: int, arg: int) -> int:

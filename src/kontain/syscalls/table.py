@@ -133,7 +133,9 @@ TABLE: tuple[Entry, ...] = (
     Entry(13, "rt_sigaction", signal.rt_sigaction, FULL, args="S p p u"),
     Entry(14, "rt_sigprocmask", signal.rt_sigprocmask, FULL, args="d p p u"),
     Entry(15, "rt_sigreturn", signal.rt_sigreturn, FULL),
-    Entry(16, "ioctl", ioctl.ioctl, PARTIAL, "terminal and FIO* requests; others ENOTTY", args="f I p"),
+    Entry(16, "ioctl", ioctl.ioctl, PARTIAL, "terminal, FIO*, SIOCGIF* requests, a few device getters "
+          "(RNDGETENTCNT, TUNGETFEATURES), a namespace file's NS_GET_*, a pidfd's PIDFD_GET_INFO; others ENOTTY",
+          args="f I p"),
     Entry(17, "pread64", rw.pread64, FULL, args="f B2 u d", flags=POLL),
     Entry(18, "pwrite64", rw.pwrite64, FULL, args="f b2 u d", flags=POLL|SIGPIPE),
     Entry(19, "readv", rw.readv, FULL, args="f p d", flags=POLL),
