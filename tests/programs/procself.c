@@ -1,5 +1,5 @@
 /* /proc/self as a program sees it: exe, cmdline, environ, auxv, maps and fd/ are the
- * program's own, and so are the signal lines of status.  With "mem" it also tries /proc/self/mem (km refuses it). */
+ * program's own, and so are the signal lines of status; PROCMAP_QUERY on maps.  With "mem" it also tries /proc/self/mem (km refuses it). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <elf.h>
@@ -10,10 +10,112 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 static void caught(int sig) { (void)sig; }
+
+/* PROCMAP_QUERY on /proc/self/maps (Linux 6.11; LTP's ioctl10 found it ENOTTY under km):
+ * one line per query, with no addresses in it */
+struct procmap_query_ {
+    unsigned long long size, query_flags, query_addr, vma_start, vma_end, vma_flags, vma_page_size, vma_offset, inode;
+    unsigned dev_major, dev_minor, vma_name_size, build_id_size;
+    unsigned long long vma_name_addr, build_id_addr;
+};
+#define PROCMAP_QUERY_ _IOWR('f', 17, struct procmap_query_)
+#define PROCMAP_QUERY_VMA_WRITABLE 0x02
+#define PROCMAP_QUERY_COVERING_OR_NEXT_VMA 0x10
+#define PROCMAP_QUERY_FILE_BACKED_VMA 0x20
+
+static long query(int fd, struct procmap_query_ *q, unsigned long long addr, unsigned long long flags) {
+    memset(q, 0, sizeof *q);
+    q->size = sizeof *q;
+    q->query_addr = addr;
+    q->query_flags = flags;
+    return ioctl(fd, PROCMAP_QUERY_, q) < 0 ? -errno : 0;
+}
+
+static void procmap_query(const char *real) {
+    int fd = open("/proc/self/maps", O_RDONLY);
+    struct procmap_query_ q;
+    long pg = sysconf(_SC_PAGESIZE), r;
+    char *anon = mmap(NULL, 4 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    mprotect(anon + 2 * pg, 2 * pg, PROT_READ);  /* two mappings: rw-p, r--p */
+    char *shared = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    int self = open(real, O_RDONLY);
+    char *file = mmap(NULL, pg, PROT_READ, MAP_PRIVATE, self, pg);
+    struct stat st;
+    fstat(self, &st);
+    r = query(fd, &q, (unsigned long)anon + 5, 0);
+    printf("query inside an anonymous mapping: %ld\n", r);
+    printf("  start, end, flags, page size, offset, inode, dev: %d %d %llu %d %llu %llu %u:%u\n",
+           q.vma_start == (unsigned long)anon, q.vma_end == (unsigned long)anon + 2 * pg, q.vma_flags,
+           q.vma_page_size == (unsigned long long)pg, q.vma_offset, q.inode, q.dev_major, q.dev_minor);
+    r = query(fd, &q, (unsigned long)anon + 2 * pg, PROCMAP_QUERY_VMA_WRITABLE);
+    printf("query the read-only part, writable: %ld\n", r);
+    r = query(fd, &q, (unsigned long)anon + 2 * pg, 0);
+    printf("query the read-only part: %ld, flags %llu\n", r, q.vma_flags);
+    r = query(fd, &q, (unsigned long)shared, 0);
+    printf("query the shared anonymous mapping: %ld, flags %llu\n", r, q.vma_flags);
+    r = query(fd, &q, (unsigned long)shared, PROCMAP_QUERY_FILE_BACKED_VMA);  /* (/dev/zero's) */
+    printf("  it is file-backed: %ld\n", r);
+    char name[PATH_MAX];
+    r = query(fd, &q, (unsigned long)file, 0);
+    printf("query the file mapping: %ld\n", r);
+    printf("  offset, inode, dev: %d %d %d\n", q.vma_offset == (unsigned long long)pg, q.inode == st.st_ino,
+           q.dev_major == major(st.st_dev) && q.dev_minor == minor(st.st_dev));
+    memset(&q, 0, sizeof q);
+    q.size = sizeof q;
+    q.query_addr = (unsigned long)file;
+    q.vma_name_addr = (unsigned long)name;
+    q.vma_name_size = sizeof name;
+    r = ioctl(fd, PROCMAP_QUERY_, &q) < 0 ? -errno : 0;
+    printf("  its name: %ld %d %d\n", r, q.vma_name_size == strlen(real) + 1, !strcmp(name, real));
+    q.vma_name_size = 4;
+    r = ioctl(fd, PROCMAP_QUERY_, &q) < 0 ? -errno : 0;
+    printf("  its name into 4 bytes: %ld\n", r);
+    q.vma_name_size = sizeof name;
+    q.vma_name_addr = 0x7fff00000000UL;
+    r = ioctl(fd, PROCMAP_QUERY_, &q) < 0 ? -errno : 0;
+    printf("  its name into a wild buffer: %ld\n", r);
+    q.vma_name_addr = 0;
+    r = ioctl(fd, PROCMAP_QUERY_, &q) < 0 ? -errno : 0;
+    printf("  a name size without a buffer: %ld\n", r);
+    r = query(fd, &q, (unsigned long)anon, PROCMAP_QUERY_FILE_BACKED_VMA | PROCMAP_QUERY_COVERING_OR_NEXT_VMA);
+    printf("query a file-backed one from the anonymous one on: %ld, it is file-backed %d\n", r, q.inode != 0);
+    munmap(anon + pg, pg);
+    r = query(fd, &q, (unsigned long)anon + pg, 0);
+    printf("query a hole: %ld\n", r);
+    r = query(fd, &q, (unsigned long)anon + pg, PROCMAP_QUERY_COVERING_OR_NEXT_VMA);
+    printf("query a hole, or the next: %ld, next %d\n", r, q.vma_start == (unsigned long)anon + 2 * pg);
+    r = query(fd, &q, ~0UL - 4096, PROCMAP_QUERY_COVERING_OR_NEXT_VMA);
+    printf("query past the last: %ld\n", r);
+    r = query(fd, &q, (unsigned long)anon, 0x40);
+    printf("query with unknown flags: %ld\n", r);
+    struct { struct procmap_query_ q; char more[8]; } big = {.q = {.size = sizeof big, .query_addr = (unsigned long)anon}};
+    r = ioctl(fd, PROCMAP_QUERY_, &big) < 0 ? -errno : 0;
+    printf("a larger struct: %ld\n", r);
+    big.more[3] = 1;
+    r = ioctl(fd, PROCMAP_QUERY_, &big) < 0 ? -errno : 0;
+    printf("a larger struct with more set: %ld\n", r);
+    q.size = 64;
+    r = ioctl(fd, PROCMAP_QUERY_, &q) < 0 ? -errno : 0;
+    printf("a smaller struct: %ld\n", r);
+    r = ioctl(fd, PROCMAP_QUERY_, (void *)0x7fff00000000UL) < 0 ? -errno : 0;
+    printf("a wild struct: %ld\n", r);
+    int status = open("/proc/self/status", O_RDONLY);
+    r = query(status, &q, (unsigned long)anon, 0);
+    printf("PROCMAP_QUERY of /proc/self/status: %ld\n", r);
+    close(status);
+    munmap(anon, 4 * pg);
+    munmap(shared, pg);
+    munmap(file, pg);
+    close(self);
+    close(fd);
+}
 
 static long slurp(const char *path, char *buf, long size) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -86,6 +188,7 @@ int main(int argc, char **argv) {
         if (!strncmp(line, "SigPnd", 6) || !strncmp(line, "ShdPnd", 6) || !strncmp(line, "SigBlk", 6)
             || !strncmp(line, "SigIgn", 6) || !strncmp(line, "SigCgt", 6))
             printf("status %s\n", line);
+    procmap_query(real);
     if (argc > 1 && !strcmp(argv[1], "mem")) {
         int m = open("/proc/self/mem", O_RDWR);
         printf("open /proc/self/mem: %s\n", m >= 0 ? "opened" : strerror(errno));

@@ -131,6 +131,11 @@ class ProcFs:
         inside = (root.rstrip(b"/") + path) if root != b"/" else path
         return mnt, [c for c in inside.split(b"/") if c]
 
+    def generated_maps(self, fd: int) -> bool:
+        """Is ``fd`` a maps file ``generate`` made (its memfd is named so)?  (A memfd of
+        the program's own by that name passes too: it can only ask about itself.)"""
+        return self._readlink(b"self/fd/%d" % fd) == b"/memfd:proc-maps (deleted)"
+
     def _readlink(self, name: bytes) -> bytes | None:
         buf = bytearray(4096)
         path = bytearray(name + b"\0")

@@ -11,15 +11,20 @@ Requests of one kind of file only (a namespace file's NS_GET_*, a pidfd's
 PIDFD_GET_INFO) pass only for a descriptor of that file system (``_OF_FS``), where
 their meaning, and so the memory the host may write, is known; on any other descriptor
 they are ENOTTY, as Linux answers them there.
+
+PROCMAP_QUERY of the program's own /proc/self/maps (km's copy, a memfd: procfs.py) is
+answered from the program's mappings as they are at the call, as Linux answers it
+(``_procmap_query``); the host would describe km's.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.errno import EBADF, EMFILE, ENOTTY
+from kontain.abi.errno import E2BIG, EBADF, EINVAL, EMFILE, ENAMETOOLONG, ENOENT, ENOTTY
 from kontain.errors import GuestError
 from kontain.kernel.fdtable import fs_type
 from kontain.syscalls.common import not_open, ptr, u32
@@ -66,6 +71,8 @@ def ioctl(t, fd, request, arg, *_):
     if size is None:
         if request == F.SIOCGIFCONF:
             return _ifconf(t, fd, arg)
+        if request == F.PROCMAP_QUERY and t.process.procfs.generated_maps(fd):
+            return _procmap_query(t, arg)
         return _of_fs(t, fd, request, arg)
     if size == NONE:
         arg = 0
@@ -91,6 +98,68 @@ def _of_fs(t, fd: int, request: int, arg: int) -> int:
         r = native.syscall(SYS_ioctl, fd, request, 0)
         return t.fds.new(r) if r >= 0 else r
     return native.syscall(SYS_ioctl, fd, request, 0 if size == NONE else ptr(t, arg, size))
+
+
+_PROCMAP_QUERY = struct.Struct("<QQQQQQQQQIIIIQQ")  # struct procmap_query (104 bytes)
+_PROCMAP_FLAGS = 0x3F  # the query flags Linux 6.11 knows
+
+
+def _procmap_query(t, arg: int) -> int:
+    """PROCMAP_QUERY, as Linux's do_procmap_query: the struct's size first (E2BIG past a
+    page or with nonzero bytes this kernel does not know, EINVAL below its 104), the
+    flags, the name and build id buffers given both or neither; then the first mapping
+    at or after query_addr that has the asked permissions (COVERING_OR_NEXT_VMA: the
+    next one that does), ENOENT if none.  Its name (a file's path, [heap], [stack]...)
+    goes into the program's buffer if it fits (ENAMETOOLONG).  A build id is never
+    found (build_id_size 0, which Linux answers for a file without one)."""
+    usize = struct.unpack("<Q", t.mem.read(arg, 8))[0]
+    if usize > F.PAGE_SIZE:
+        raise GuestError(E2BIG)
+    if usize < F.PROCMAP_QUERY_SIZE:
+        raise GuestError(EINVAL)
+    raw = t.mem.read(arg, usize)
+    if any(raw[F.PROCMAP_QUERY_SIZE:]):
+        raise GuestError(E2BIG)
+    q = list(_PROCMAP_QUERY.unpack_from(raw))
+    flags, addr, name_size, build_id_size, name_addr, build_id_addr = q[1], q[2], q[11], q[12], q[13], q[14]
+    if flags & ~_PROCMAP_FLAGS or bool(name_size) != bool(name_addr) or bool(build_id_size) != bool(build_id_addr):
+        raise GuestError(EINVAL)
+    v = _matching_vma(t, addr, flags)
+    file_backed = _file_backed(v)
+    vma_flags = (v.prot & 7) | (F.PROCMAP_QUERY_VMA_SHARED if v.shared else 0)  # (PROT_READ/WRITE/EXEC: 1, 2, 4)
+    q[3:11] = [v.start, v.end, vma_flags, F.PAGE_SIZE, v.offset if file_backed else 0, v.ino if file_backed else 0,
+               os.major(v.dev) if file_backed else 0, os.minor(v.dev) if file_backed else 0]
+    q[12] = 0
+    name = v.name.encode("utf-8", "surrogateescape") + b"\0" if v.name else b""
+    if name_size:
+        if len(name) > name_size:
+            raise GuestError(ENAMETOOLONG)
+        q[11] = len(name)
+    if q[11]:
+        t.mem.write(name_addr, name)
+    t.mem.write(arg, _PROCMAP_QUERY.pack(*q))
+    return 0
+
+
+def _file_backed(v) -> bool:
+    """Has the mapping a file on Linux?  A file's, and shared anonymous memory (shmem's
+    "/dev/zero (deleted)", whose inode km does not know: 0, as its maps line shows)."""
+    return bool(v.ino) or v.anonymous and v.shared
+
+
+def _matching_vma(t, addr: int, flags: int):
+    """Linux's query_matching_vma over the program's mappings."""
+    next_ok = flags & F.PROCMAP_QUERY_COVERING_OR_NEXT_VMA
+    for v in t.mm:
+        if v.end <= addr:
+            continue
+        fits = (not flags & F.PROCMAP_QUERY_FILE_BACKED_VMA or _file_backed(v)) and \
+            (v.prot & flags & 7) == flags & 7 and (not flags & F.PROCMAP_QUERY_VMA_SHARED or v.shared)
+        if fits and (next_ok or v.start <= addr):
+            return v
+        if not next_ok:
+            break
+    raise GuestError(ENOENT)
 
 
 def _ifconf(t, fd: int, arg: int) -> int:
