@@ -75,6 +75,17 @@ int main(int argc, char **argv) {
     CHECK("close 100", close(100));
     CHECK("close 101", close(101));
     CHECK("close 101 again", close(101));
+    /* cachestat and ustat (LTP's cachestat02 and ustat01-02: ENOSYS under km) */
+    unsigned long long range[2] = {0, 0}, cstat[5] = {0};
+    CHECK("cachestat", syscall(451, fd, range, cstat, 0));
+    printf("cached pages: %d\n", cstat[0] >= 1);
+    CHECK("cachestat bad flags", syscall(451, fd, range, cstat, 1));
+    CHECK("cachestat wild range", syscall(451, fd, (void *)0x7fff00000000UL, cstat, 0));
+    CHECK("cachestat wild result", syscall(451, fd, range, (void *)0x7fff00000000UL, 0));
+    CHECK("cachestat bad fd", syscall(451, 999, range, cstat, 0));
+    long us[4];
+    CHECK("ustat of its device", syscall(136, (unsigned)st.st_dev, us));
+    CHECK("ustat wild", syscall(136, (unsigned)st.st_dev, (void *)0x7fff00000000UL));
     CHECK("close fd2", close(fd2));
     CHECK("close fd", close(fd));
     CHECK("symlink", symlink("a.txt", "link"));
