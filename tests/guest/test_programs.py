@@ -502,3 +502,12 @@ def test_what_a_vfork_child_writes_is_its_parents(variant):
     native, guest = compare([build("vforkmem", variant)])
     assert guest.text.count("missing program: No such file or directory") == 2, guest.text
     assert guest.text.count("stack variable 7") == 4 and "never went back, 10 of 10" in guest.text, guest.text
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_mseal(variant):
+    """mseal's own checks, then what a seal refuses (munmap, MAP_FIXED, mremap, mprotect,
+    discarding madvise on read-only private anonymous memory, a brk down over it, in a
+    forked child too) and allows (LTP's mseal01-02: ENOSYS)."""
+    native, guest = compare([build("mseal", variant)])
+    assert "a forked child's munmap of the sealed part       -1 EPERM" in guest.text

@@ -86,7 +86,7 @@ _TASK = {
 }
 
 
-_VMA = ("tuple", ("str", 3), ("tuple", _U64, _U64, ("int", 0, 0xFF), _U64, str, _U64, _U64, _U64, bool))  # (mm.Vma)
+_VMA = ("tuple", ("str", 3), ("tuple", _U64, _U64, ("int", 0, 0xFF), _U64, str, _U64, _U64, _U64, bool, bool))  # (mm.Vma)
 
 
 _STATE = {

@@ -62,6 +62,10 @@ _RESERVE_FLAGS = F.MAP_PRIVATE | F.MAP_ANONYMOUS | F.MAP_NORESERVE | F.MAP_FIXED
 _MREMAP_FLAGS = F.MREMAP_MAYMOVE | F.MREMAP_FIXED | F.MREMAP_DONTUNMAP
 _PROT_ALL = F.PROT_READ | F.PROT_WRITE | F.PROT_EXEC
 _U64 = (1 << 64) - 1
+# madvise advice that discards or drops what a mapping holds, which a sealed read-only
+# private anonymous mapping refuses (EPERM): FREE, DONTNEED, REMOVE, DONTFORK,
+# WIPEONFORK, DONTNEED_LOCKED, GUARD_INSTALL
+_DISCARDING = frozenset((8, 4, 9, 10, 18, 24, 102))
 _SYS_mremap, _SYS_shmat, _SYS_shmdt, _SYS_shmctl = NR["mremap"], NR["shmat"], NR["shmdt"], NR["shmctl"]
 _SYS_fstatfs = NR["fstatfs"]
 _HUGETLBFS_MAGIC = 0x958458F6
@@ -149,7 +153,7 @@ def access_of(prot: int) -> str:
 class Vma:
     """One mapping: [start, end) with the program's prot and mmap flags."""
 
-    __slots__ = ("start", "end", "prot", "flags", "name", "offset", "dev", "ino", "dontdump")
+    __slots__ = ("start", "end", "prot", "flags", "name", "offset", "dev", "ino", "dontdump", "sealed")
 
     def __init__(self, start: int, end: int, prot: int, flags: int, name: str = "", offset: int = 0,
                  dev: int = 0, ino: int = 0):
@@ -162,6 +166,7 @@ class Vma:
         self.dev = dev  # the file's device and inode, for /proc/self/maps
         self.ino = ino
         self.dontdump = False  # madvise(MADV_DONTDUMP): left out of core files (VM_DONTDUMP)
+        self.sealed = False  # mseal(2): never unmapped, moved or re-protected again (VM_SEALED)
 
     @property
     def anonymous(self) -> bool:
@@ -175,7 +180,7 @@ class Vma:
         """The part [start, end) of this mapping."""
         off = self.offset + (start - self.start) if not self.anonymous else 0
         v = Vma(start, end, self.prot, self.flags, self.name, off, self.dev, self.ino)
-        v.dontdump = self.dontdump
+        v.dontdump, v.sealed = self.dontdump, self.sealed
         return v
 
     def __repr__(self) -> str:
@@ -205,7 +210,7 @@ class ShmVma(Vma):
     def piece(self, start: int, end: int) -> ShmVma:
         v = ShmVma(start, end, self.prot, self.name, self.offset + (start - self.start), self.dev, self.ino,
                    self.segsz, self.attach)
-        v.dontdump = self.dontdump
+        v.dontdump, v.sealed = self.dontdump, self.sealed
         return v
 
 
@@ -265,6 +270,7 @@ class AddressSpace:
         for kind, values in state["vmas"]:
             cls = kinds[kind]
             v = cls.__new__(cls)
+            v.sealed = False  # (a state saved before mseal was known has no such field)
             for a, value in zip(_vma_fields(cls), values):
                 setattr(v, a, value)
             vmas.append(v)
@@ -398,7 +404,7 @@ class AddressSpace:
         a file mapping only with the next part of the same file; shared anonymous
         mappings are each their own object.)"""
         if a.end != b.start or a.prot != b.prot or a.flags != b.flags or a.name != b.name or a.ino != b.ino or \
-                a.dontdump != b.dontdump:
+                a.dontdump != b.dontdump or a.sealed != b.sealed:
             return False
         if isinstance(a, ShmVma) or isinstance(b, ShmVma):
             return False
@@ -515,6 +521,7 @@ class AddressSpace:
                 raise GuestError(ENOMEM)
             if flags & F.MAP_FIXED_NOREPLACE and not flags & F.MAP_FIXED and self.overlapping(addr, addr + size):
                 raise GuestError(EEXIST)
+            self._refuse_sealed(addr, addr + size)
             start = addr
         else:
             hint = addr & ~(PAGE - 1)
@@ -615,6 +622,7 @@ class AddressSpace:
         if addr + size > self.window or size == 0:
             raise GuestError(EINVAL)
         self.room()
+        self._refuse_sealed(addr, addr + size)
         self.unmap_range(addr, addr + size)
 
     def map_special(self, vma: Vma, hva: int) -> None:
@@ -634,6 +642,39 @@ class AddressSpace:
         self._replace(start, end, [Vma(start, end, F.PROT_READ | F.PROT_EXEC,
                                        F.MAP_PRIVATE | F.MAP_ANONYMOUS | VM_SPECIAL, name)])
         self.slots.set_access(start, end, "ro")
+
+    def _refuse_sealed(self, start: int, end: int) -> None:
+        """EPERM when [start, end) meets a sealed mapping: Linux gathers every VMA a
+        munmap (or a MAP_FIXED mmap, a move) would remove and refuses before it changes
+        any."""
+        if any(v.sealed for v in self.overlapping(start, end)):
+            raise GuestError(EPERM)
+
+    @_locked
+    def mseal(self, addr: int, length: int, flags: int) -> None:
+        """mseal(2), as Linux's do_mseal: EINVAL for flags, an unaligned start or a
+        length that wraps; nothing for a zero length; ENOMEM when a page of the range is
+        not mapped; else every mapping in it is sealed (split at the range's ends).
+        munmap, a MAP_FIXED mmap over it, mremap, mprotect, and madvise's discarding
+        advice on read-only private anonymous memory then fail with EPERM, here as on
+        Linux (the host's own mappings are not sealed: km still changes them when the
+        address space goes, at exec and exit)."""
+        if flags or addr & (PAGE - 1):
+            raise GuestError(EINVAL)
+        size = page_up(length)
+        end = addr + size
+        if size > _U64 or end > _U64:
+            raise GuestError(EINVAL)
+        if size == 0:
+            return
+        if end > self.window or not self.covered(addr, end):
+            raise GuestError(ENOMEM)
+        self.room()
+        for v in self.overlapping(addr, end):
+            if not v.sealed:
+                new = v.piece(max(v.start, addr), min(v.end, end))
+                new.sealed = True
+                self._replace(new.start, new.end, [new])
 
     def _refuse_special(self, start: int, end: int, errno: int) -> None:
         if any(v.flags & VM_SPECIAL for v in self.overlapping(start, end)):
@@ -670,6 +711,8 @@ class AddressSpace:
         for v in self.overlapping(addr, end):
             if v.start > pos:
                 raise GuestError(ENOMEM)  # a hole: Linux keeps what it changed so far
+            if v.sealed:
+                raise GuestError(EPERM)  # (so does a sealed mapping: mprotect_fixup, even for the same prot)
             s, e = max(v.start, addr), min(v.end, end)
             if v.prot != prot:
                 self._check_limit((e - s) if (prot and not v.prot) else 0)
@@ -699,6 +742,7 @@ class AddressSpace:
         old_len, new_len = page_up(old_len), page_up(new_len)
         if new_len == 0 or old_len == 0:
             raise GuestError(EINVAL)  # old_len 0 duplicates a shared mapping: not supported
+        self._refuse_sealed(old, old + old_len)  # (before the range's checks, as Linux: a seal anywhere in it)
         v = self.find(old)
         if v is None or old + old_len > v.end or v.flags & VM_SPECIAL:
             raise GuestError(EFAULT)
@@ -707,6 +751,7 @@ class AddressSpace:
                 raise GuestError(EINVAL)
             if new_addr < old + old_len and old < new_addr + new_len:
                 raise GuestError(EINVAL)
+            self._refuse_sealed(new_addr, new_addr + new_len)
             self.unmap_range(new_addr, new_addr + new_len)
             return self._move(v, old, old_len, new_len, new_addr, keep_old=bool(flags & F.MREMAP_DONTUNMAP))
         if flags & F.MREMAP_DONTUNMAP:  # always a move; new_addr is a hint, checked as if it were fixed
@@ -804,6 +849,7 @@ class AddressSpace:
                     raise GuestError(ENOMEM)
                 if addr < self.mmap_min:
                     raise GuestError(EPERM)
+                self._refuse_sealed(addr, addr + size)  # (SHM_REMAP over a sealed mapping)
                 start = addr
             self.room()
             self._check_limit(self._growth(start, start + size, prot))
@@ -862,6 +908,15 @@ class AddressSpace:
         if end > self.window:
             raise GuestError(ENOMEM)
         mapped = self.covered(addr, end)
+        refused = False
+        if advice in _DISCARDING:
+            # Linux's can_modify_vma_madv: EPERM at the first sealed read-only private
+            # anonymous mapping (a hole before it only made ENOMEM for later); what came
+            # before it is advised
+            for v in self.overlapping(addr, end):
+                if v.sealed and v.anonymous and not v.shared and not v.prot & F.PROT_WRITE:
+                    end, refused = v.start, True
+                    break
         if advice in (F.MADV_DONTFORK, F.MADV_DOFORK):
             # a DONTFORK range would be a hole in the child's window: keep it (harmless)
             pass
@@ -878,6 +933,8 @@ class AddressSpace:
                     new = v.piece(s, e)  # (a VMA of its own, as Linux's VM_DONTDUMP makes)
                     new.dontdump = advice == F.MADV_DONTDUMP
                     self._replace(s, e, [new])
+        if refused:
+            raise GuestError(EPERM)
         if not mapped:
             raise GuestError(ENOMEM)
 
@@ -905,6 +962,8 @@ class AddressSpace:
                                                  F.MAP_PRIVATE | F.MAP_ANONYMOUS, "[heap]")])
             self.slots.add(old_top, new_top, False)
         elif new_top < old_top:
+            if any(v.sealed for v in self.overlapping(new_top, old_top)):
+                return cur  # (Linux's do_vmi_munmap fails: the break stays)
             self.unmap_range(new_top, old_top)
         self.brk_end = new
         return new

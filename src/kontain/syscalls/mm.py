@@ -155,6 +155,14 @@ def madvise(t, addr, length, advice, *_):
     return 0
 
 
+def mseal(t, addr, length, flags, *_):
+    """mseal(2): km's mappings remember the seal (AddressSpace.mseal), and km's own
+    changes to the address space are refused as Linux refuses them (LTP's mseal01-02:
+    ENOSYS)."""
+    t.mm.mseal(u64(addr), u64(length), u64(flags))
+    return 0
+
+
 def _range(t, addr: int, length: int) -> tuple[int, int]:
     """A page-aligned range that must lie in the window (ENOMEM otherwise, as Linux)."""
     addr, length = u64(addr), u64(length)

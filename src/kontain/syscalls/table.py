@@ -427,6 +427,8 @@ TABLE: tuple[Entry, ...] = (
     Entry(454, "futex_wake", futex.futex_wake, FULL, args="p x i x"),
     Entry(455, "futex_wait", futex.futex_wait, FULL, args="p x x x p i"),
     Entry(456, "futex_requeue", futex.futex_requeue, FULL, args="p x i i"),
+    Entry(462, "mseal", mm.mseal, PARTIAL, "/proc/self/smaps shows no \"sl\" flag for a sealed mapping",
+          args="x u x"),
 )
 
 # Not supported yet, with the reason (the compatibility table shows these notes).
