@@ -452,6 +452,15 @@ static void ioctls(void) {
     printf("TUNGETFEATURES (or no tun): %ld, IFF_TUN: %d\n", r, fd < 0 || (features & 1) != 0);
     if (fd >= 0) close(fd);
 
+    int tcp = socket(AF_INET, SOCK_STREAM, 0), udp = socket(AF_INET, SOCK_DGRAM, 0);
+    v = -1;
+    SHOW("SIOCATMARK of a TCP socket (LTP's sockioctl01)", ioctl(tcp, 0x8905, &v));
+    printf("  at the mark: %d\n", v);
+    SHOW("SIOCATMARK into NULL", ioctl(tcp, 0x8905, NULL));
+    SHOW("SIOCATMARK of a UDP socket", ioctl(udp, 0x8905, &v));
+    close(tcp);
+    close(udp);
+
     int ns = open("/proc/self/ns/pid", O_RDONLY);
     SHOW("NS_GET_NSTYPE of ns/pid is CLONE_NEWPID", ioctl(ns, 0xb703) == 0x20000000);
     SHOW("NS_GET_PARENT of the first pid namespace", ioctl(ns, 0xb702));

@@ -133,7 +133,7 @@ TABLE: tuple[Entry, ...] = (
     Entry(13, "rt_sigaction", signal.rt_sigaction, FULL, args="S p p u"),
     Entry(14, "rt_sigprocmask", signal.rt_sigprocmask, FULL, args="d p p u"),
     Entry(15, "rt_sigreturn", signal.rt_sigreturn, FULL),
-    Entry(16, "ioctl", ioctl.ioctl, PARTIAL, "terminal, FIO*, SIOCGIF* requests, a few device getters "
+    Entry(16, "ioctl", ioctl.ioctl, PARTIAL, "terminal, FIO*, SIOCGIF*, SIOCATMARK requests, a few device getters "
           "(RNDGETENTCNT, TUNGETFEATURES), a namespace file's NS_GET_*, a pidfd's PIDFD_GET_INFO, PROCMAP_QUERY "
           "of the program's own maps (which finds no build ids); others ENOTTY",
           args="f I p"),
