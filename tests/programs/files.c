@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -16,6 +17,8 @@
 #define FS_IOC_GETFLAGS 0x80086601
 #define FS_IOC_SETFLAGS 0x40086602
 #define FS_NOATIME_FL 0x80
+#define FICLONE_ 0x40049409
+#define FICLONERANGE_ 0x4020940d
 
 #define CHECK(what, expr) do { long r_ = (long)(expr); printf("%-28s %ld%s%s\n", what, r_ < 0 ? -1L : r_, \
         r_ < 0 ? " " : "", r_ < 0 ? strerror(errno) : ""); } while (0)
@@ -86,6 +89,24 @@ int main(int argc, char **argv) {
     long us[4];
     CHECK("ustat of its device", syscall(136, (unsigned)st.st_dev, us));
     CHECK("ustat wild", syscall(136, (unsigned)st.st_dev, (void *)0x7fff00000000UL));
+    /* reflinks (LTP's ioctl_ficlone04: ENOTTY under km); the source is a descriptor,
+     * also inside FICLONERANGE's struct, and the hard limit's number is km's own */
+    int dst = open("clone.txt", O_CREAT | O_RDWR | O_TRUNC, 0644);
+    struct rlimit nofile;
+    getrlimit(RLIMIT_NOFILE, &nofile);
+    long high = nofile.rlim_max < (1 << 20) ? (long)nofile.rlim_max : 1 << 20;
+    CHECK("FICLONE of a file", ioctl(dst, FICLONE_, fd) == 0 || errno != ENOTTY);
+    CHECK("FICLONE of a bad fd", ioctl(dst, FICLONE_, 999));
+    CHECK("FICLONE of the hard limit's fd", ioctl(dst, FICLONE_, high));
+    long long crange[4] = {fd, 0, 0, 0};
+    CHECK("FICLONERANGE of a file", ioctl(dst, FICLONERANGE_, crange) == 0 || errno != ENOTTY);
+    crange[0] = high;
+    CHECK("FICLONERANGE of the hard limit's fd", ioctl(dst, FICLONERANGE_, crange));
+    crange[0] = high + (1LL << 32);
+    CHECK("FICLONERANGE of it plus 2^32", ioctl(dst, FICLONERANGE_, crange));
+    CHECK("FICLONERANGE of a wild struct", ioctl(dst, FICLONERANGE_, (void *)0x7fff00000000UL));
+    close(dst);
+    unlink("clone.txt");
     CHECK("close fd2", close(fd2));
     CHECK("close fd", close(fd));
     CHECK("symlink", symlink("a.txt", "link"));

@@ -185,6 +185,9 @@ TFD_IOC_SET_TICKS = 0x40085400
 FIGETBSZ = 2
 FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602  # an int (chattr's flags), whatever the size says
 BLKGETSIZE64 = 0x80081272
+# reflinks: FICLONE's argument is the source descriptor; FICLONERANGE's a struct
+# file_clone_range {s64 src_fd; u64 src_offset, src_length, dest_offset}
+FICLONE, FICLONERANGE, FILE_CLONE_RANGE_SIZE = 0x40049409, 0x4020940D, 32
 # <linux/random.h>: the entropy count, an int
 RNDGETENTCNT = 0x80045200
 # <linux/if_tun.h>: the features /dev/net/tun offers, an unsigned int

@@ -71,6 +71,8 @@ def ioctl(t, fd, request, arg, *_):
     if size is None:
         if request == F.SIOCGIFCONF:
             return _ifconf(t, fd, arg)
+        if request in (F.FICLONE, F.FICLONERANGE):
+            return _clone(t, fd, request, arg)
         if request == F.PROCMAP_QUERY and t.process.procfs.generated_maps(fd):
             return _procmap_query(t, arg)
         return _of_fs(t, fd, request, arg)
@@ -160,6 +162,18 @@ def _matching_vma(t, addr: int, flags: int):
         if not next_ok:
             break
     raise GuestError(ENOENT)
+
+
+def _clone(t, fd: int, request: int, arg: int) -> int:
+    """FICLONE and FICLONERANGE name the source by its descriptor (the argument; in
+    FICLONERANGE's struct, copied first, so another thread cannot change it after the
+    check): one of the monitor's becomes one no process has open (EBADF)."""
+    if request == F.FICLONE:
+        return native.syscall(SYS_ioctl, fd, request, t.fds.host(arg))
+    copy = bytearray(t.mem.read(arg, F.FILE_CLONE_RANGE_SIZE))
+    src = struct.unpack_from("<Q", copy)[0]
+    struct.pack_into("<q", copy, 0, t.fds.host(src))  # (the kernel takes its low 32 bits: so does host())
+    return native.syscall(SYS_ioctl, fd, request, native.address_of(copy))
 
 
 def _ifconf(t, fd: int, arg: int) -> int:

@@ -133,9 +133,9 @@ TABLE: tuple[Entry, ...] = (
     Entry(13, "rt_sigaction", signal.rt_sigaction, FULL, args="S p p u"),
     Entry(14, "rt_sigprocmask", signal.rt_sigprocmask, FULL, args="d p p u"),
     Entry(15, "rt_sigreturn", signal.rt_sigreturn, FULL),
-    Entry(16, "ioctl", ioctl.ioctl, PARTIAL, "terminal, FIO*, SIOCGIF*, SIOCATMARK requests, a few device getters "
-          "(RNDGETENTCNT, TUNGETFEATURES), a namespace file's NS_GET_*, a pidfd's PIDFD_GET_INFO, PROCMAP_QUERY "
-          "of the program's own maps (which finds no build ids); others ENOTTY",
+    Entry(16, "ioctl", ioctl.ioctl, PARTIAL, "terminal, FIO*, SIOCGIF*, SIOCATMARK, FICLONE(RANGE) requests, "
+          "a few device getters (RNDGETENTCNT, TUNGETFEATURES), a namespace file's NS_GET_*, a pidfd's "
+          "PIDFD_GET_INFO, PROCMAP_QUERY of the program's own maps (which finds no build ids); others ENOTTY",
           args="f I p"),
     Entry(17, "pread64", rw.pread64, FULL, args="f B2 u d", flags=POLL),
     Entry(18, "pwrite64", rw.pwrite64, FULL, args="f b2 u d", flags=POLL|SIGPIPE),
