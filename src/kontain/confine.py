@@ -88,7 +88,7 @@ DENIED = ("ptrace", "syslog", "uselib", "sysfs", "vhangup", "modify_ldt", "pivot
           "umount2", "swapon", "swapoff", "reboot", "iopl", "ioperm", "init_module", "delete_module", "quotactl",
           "nfsservctl", "lookup_dcookie", "mbind", "set_mempolicy", "get_mempolicy", "kexec_load", "add_key",
           "request_key", "keyctl", "migrate_pages", "move_pages", "perf_event_open", "fanotify_init", "fanotify_mark",
-          "name_to_handle_at", "open_by_handle_at", "kcmp", "finit_module", "kexec_file_load", "bpf",
+          "open_by_handle_at", "kcmp", "finit_module", "kexec_file_load", "bpf",
           "userfaultfd", "pkey_mprotect", "io_uring_setup", "io_uring_enter", "io_uring_register", "open_tree",
           "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "pidfd_getfd", "process_madvise", "mount_setattr",
           "quotactl_fd", "open_tree_attr")

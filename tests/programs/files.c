@@ -89,6 +89,21 @@ int main(int argc, char **argv) {
     long us[4];
     CHECK("ustat of its device", syscall(136, (unsigned)st.st_dev, us));
     CHECK("ustat wild", syscall(136, (unsigned)st.st_dev, (void *)0x7fff00000000UL));
+    /* name_to_handle_at (LTP's name_to_handle_at01-03: km's own seccomp filter refused
+     * it); the handle's size is a field of the program's struct */
+    struct { unsigned bytes; int type; unsigned char h[128]; } fh = {0};
+    int mnt = 0;
+    CHECK("name_to_handle_at, no room", syscall(303, AT_FDCWD, "a.txt", &fh, &mnt, 0));
+    printf("handle size given: %d\n", fh.bytes > 0 && fh.bytes <= 128);
+    CHECK("name_to_handle_at", syscall(303, AT_FDCWD, "a.txt", &fh, &mnt, 0));
+    CHECK("name_to_handle_at of fd", syscall(303, fd, "", &fh, &mnt, AT_EMPTY_PATH));
+    fh.bytes = 129;
+    CHECK("name_to_handle_at, too big", syscall(303, AT_FDCWD, "a.txt", &fh, &mnt, 0));
+    fh.bytes = 128;
+    CHECK("name_to_handle_at, bad flags", syscall(303, AT_FDCWD, "a.txt", &fh, &mnt, 0x8000));
+    CHECK("name_to_handle_at, no file", syscall(303, AT_FDCWD, "none.txt", &fh, &mnt, 0));
+    CHECK("name_to_handle_at, wild handle", syscall(303, AT_FDCWD, "a.txt", (void *)0x7fff00000000UL, &mnt, 0));
+    CHECK("name_to_handle_at, wild mnt", syscall(303, AT_FDCWD, "a.txt", &fh, (void *)0x7fff00000000UL, 0));
     /* reflinks (LTP's ioctl_ficlone04: ENOTTY under km); the source is a descriptor,
      * also inside FICLONERANGE's struct, and the hard limit's number is km's own */
     int dst = open("clone.txt", O_CREAT | O_RDWR | O_TRUNC, 0644);

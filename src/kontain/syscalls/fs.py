@@ -13,7 +13,7 @@ import struct
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.errno import E2BIG, EACCES, EFAULT, EINVAL, EMFILE, ENOENT, ETXTBSY
+from kontain.abi.errno import E2BIG, EACCES, EFAULT, EINVAL, EMFILE, ENOENT, EOVERFLOW, ETXTBSY
 from kontain.errors import GuestError
 from kontain.kernel import paths
 from kontain.kernel.fdtable import file_key
@@ -481,3 +481,32 @@ def chroot(t, path_addr, *_):
 
     lazy.preload(decoder=t.process.rewriter is not None)
     return _chroot(t, path_addr)
+
+
+SYS_name_to_handle_at = 303
+MAX_HANDLE_SZ = 128  # the kernel refuses a larger struct file_handle (EINVAL)
+_AT_HANDLE_MNT_ID_UNIQUE = 0x001  # the mount id is a u64
+
+
+def name_to_handle_at(t, dfd, pathname, handle, mount_id, flags, *_):
+    """The host's, through buffers of km's own: the size the kernel may write is a field
+    of the program's struct file_handle, which another thread could change between km's
+    check and the kernel's read of it.  So km reads it once, lets the kernel fill its
+    own buffer, and copies back what the kernel writes (the mount id, the header and, on
+    success, the handle).  A handle only names a file; opening one (open_by_handle_at)
+    needs CAP_DAC_READ_SEARCH on the host and stays refused."""
+    flags = s32(flags)
+    buf = bytearray(8 + MAX_HANDLE_SZ)
+    mnt = bytearray(8)
+    try:
+        buf[0:4] = t.mem.read(handle, 4)
+        host_handle = native.address_of(buf)
+    except GuestError:
+        host_handle = 0  # (the kernel's EFAULT, after its checks of the flags and the path, as Linux orders them)
+    host_path = _proc_path(t, pathname, follow=bool(flags & F.AT_SYMLINK_FOLLOW))
+    r = native.syscall(SYS_name_to_handle_at, dirfd(t, dfd), host_path, host_handle, native.address_of(mnt), flags)
+    if r in (0, -EOVERFLOW) and host_handle:
+        t.mem.write(mount_id, bytes(mnt[:8 if flags & _AT_HANDLE_MNT_ID_UNIQUE else 4]))
+        size = struct.unpack_from("<I", buf)[0] if r == 0 else 0
+        t.mem.write(handle, bytes(buf[:8 + min(size, MAX_HANDLE_SZ)]))
+    return r
