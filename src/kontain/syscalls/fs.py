@@ -13,7 +13,7 @@ import struct
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.errno import E2BIG, EACCES, EFAULT, EINVAL, EMFILE, ENOENT, EOVERFLOW, ETXTBSY
+from kontain.abi.errno import E2BIG, EACCES, EFAULT, EINVAL, EMFILE, ENOENT, EOVERFLOW, EPERM, ETXTBSY
 from kontain.errors import GuestError
 from kontain.kernel import paths
 from kontain.kernel.fdtable import file_key
@@ -510,3 +510,10 @@ def name_to_handle_at(t, dfd, pathname, handle, mount_id, flags, *_):
         size = struct.unpack_from("<I", buf)[0] if r == 0 else 0
         t.mem.write(handle, bytes(buf[:8 + min(size, MAX_HANDLE_SZ)]))
     return r
+
+
+def open_by_handle_at(t, mount_fd, handle, flags, *_):
+    """EPERM, as Linux answers a caller without CAP_DAC_READ_SEARCH: a handle opens a file
+    past every directory's permissions, and km never passes the call to the host (its
+    own seccomp filter refuses it too), so a program falls back as it would there."""
+    raise GuestError(EPERM)

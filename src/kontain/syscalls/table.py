@@ -394,6 +394,8 @@ TABLE: tuple[Entry, ...] = (
           "RLIMIT_AS counts the stack as large as Linux's is at exec, not as it grows",
           args="d d p p"),
     Entry(303, "name_to_handle_at", fs.name_to_handle_at, FULL, args="a s p p x"),
+    Entry(304, "open_by_handle_at", fs.open_by_handle_at, PARTIAL,
+          "EPERM, as for a caller without CAP_DAC_READ_SEARCH", args="f p x"),
     Entry(305, "clock_adjtime", PASS, FULL, args="i p208"),
     Entry(306, "syncfs", PASS, FULL, args="f"),
     Entry(307, "sendmmsg", net.sendmmsg, FULL, args="f p u g", flags=SIGPIPE),
@@ -434,7 +436,6 @@ TABLE: tuple[Entry, ...] = (
 
 # Not supported yet, with the reason (the compatibility table shows these notes).
 PLANNED = {
-    "open_by_handle_at": "needs CAP_DAC_READ_SEARCH on the host",
     "ptrace": "not supported: use km's gdb stub",
     "seccomp": "a filter would bind the monitor itself",
 }
