@@ -239,3 +239,18 @@ def test_short_programs_are_left_alone():
     r = km("--timings", _prog("glibc"), "calls", "3000")
     sites, polled, exited = _rewritten(r.err)
     assert r.returncode == 0 and sites > 0 and polled + exited > 3000, r.err
+
+
+@pytest.mark.parametrize("variant", STATIC)
+@pytest.mark.parametrize("site", ["warm", "first"])
+def test_fork_while_another_thread_rewrites(variant, site):
+    """A fork waits for the address space (another thread maps 512 MiB with
+    MAP_POPULATE) while a third thread's site turns hot.  "warm": that thread pauses the
+    others to rewrite; the child inherited the pause (Process.pausing_others) and sat out
+    its first blocking call, a read, forever (Go's runtime TestSignalDuringExec hung).
+    "first": the program's first site, whose trampoline page that thread waits to map
+    holding the rewriter's lock; the child inherited the lock held and hung when a site
+    of its own turned hot (sometimes the fork gets the address space second, and it is
+    the "warm" case)."""
+    native, guest = compare([_prog(variant), "forkpause", "512", site], km_options=EAGER)
+    assert native.text == "child: exit 0\n"

@@ -22,6 +22,14 @@
  *                            their wait; getppid made hot (its site rewritten: the other
  *                            threads paused); then T wakes of one each on the second word:
  *                            each finds a waiter (LTP's futex_wake02)
+ *   rewrite forkpause MB [first]  a fork made while another thread's site turns hot: the
+ *                            fork waits for the address space (a thread maps MB MiB with
+ *                            MAP_POPULATE meanwhile) while the other thread pauses the
+ *                            process to rewrite (Go's runtime TestSignalDuringExec: the
+ *                            child inherited the pause and hung in its first blocking
+ *                            call); with "first", that site is the program's first (its
+ *                            trampoline page is mapped then, and the fork went first);
+ *                            the child reads a pipe, makes a site hot of its own, exits
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -265,6 +273,63 @@ static int futexwake(int t) {
     return 0;
 }
 
+/* a site of this program's own, `mov $SYS_getppid,%eax; syscall`, called only where
+   forkpause says */
+static __attribute__((noinline)) long own_site(void) {
+    long r;
+    __asm__ volatile("mov $110, %%eax\n\tsyscall" : "=a"(r) : : "rcx", "r11", "memory");
+    return r;
+}
+
+static size_t populate_bytes;
+
+static void *populate(void *arg) {
+    (void)arg;
+    void *m = mmap(0, populate_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (m != MAP_FAILED) munmap(m, populate_bytes);
+    return 0;
+}
+
+static void *turn_hot(void *arg) {
+    (void)arg;
+    usleep(60000);  /* (the fork is waiting for the address space by then) */
+    own_site();
+    return 0;
+}
+
+static int forkpause(long mb, int first) {
+    int p[2];
+    if (pipe(p) < 0 || write(p[1], "x", 1) != 1) return 1;
+    if (!first)
+        for (int i = 0; i < 20; i++) getppid();  /* a site rewritten alone: km's trampoline page is there */
+    for (int i = 0; i < 7; i++) own_site();  /* one call short of hot (km --rewrite-after 0) */
+    populate_bytes = (size_t)mb << 20;
+    pthread_t big, hot;  /* (both made first: a thread's stack is a mapping too) */
+    pthread_create(&hot, 0, turn_hot, 0);
+    pthread_create(&big, 0, populate, 0);
+    usleep(20000);  /* (the mapping under way) */
+    pid_t child = fork();
+    if (child == 0) {
+        char c = 0;
+        int ok = read(p[0], &c, 1) == 1 && c == 'x';
+        for (int i = 0; i < 20; i++) ok &= getppid() > 0;
+        _exit(ok ? 0 : 1);
+    }
+    int st = 0, waited = 0;
+    pid_t w = 0;
+    while ((w = waitpid(child, &st, WNOHANG)) == 0 && waited++ < 1000) usleep(10000);
+    if (w == 0) {
+        kill(child, SIGKILL);
+        waitpid(child, &st, 0);
+        printf("child: hung\n");
+    } else {
+        printf("child: exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    }
+    pthread_join(big, 0);
+    pthread_join(hot, 0);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) return 2;
     long n = atol(argv[2]);
@@ -283,6 +348,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "writable")) return writable(n);
     if (!strcmp(argv[1], "unmap")) return unmap(n);
     if (!strcmp(argv[1], "futexwake")) return futexwake((int)n);
+    if (!strcmp(argv[1], "forkpause")) return forkpause(n, argc > 3 && !strcmp(argv[3], "first"));
     if (!strcmp(argv[1], "raw")) {  /* syscall(): glibc's site is `mov 0x8(%rsp),%r9` */
         long ok = 0;
         for (long i = 0; i < n; i++) ok += syscall(SYS_getppid) == getppid();

@@ -27,10 +27,12 @@ lock of it), and then mends glibc's record of the thread's id.
 
 from __future__ import annotations
 
+import _imp
 import _thread
 import gc
 import os
 import struct
+import sys
 import time
 
 from kontain import native
@@ -71,7 +73,11 @@ def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, c
         gc.freeze()
         try:
             with p.mm.lock:  # as Linux's fork holds mmap_lock: no mapping is half made in the child
-                pid = _host_fork(p, flags, exit_signal)  # (a shmat's attachment outside the window, a VMA list mid-change)
+                _imports_quiet()
+                try:
+                    pid = _host_fork(p, flags, exit_signal)  # (a shmat's attachment outside the window, a VMA list mid-change)
+                finally:
+                    _imp.release_lock()  # (in the child too: it holds the lock after the fork)
         finally:
             if pid != 0:
                 gc.unfreeze()
@@ -125,6 +131,37 @@ def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, c
         finally:
             os.close(rfd)
     return pid
+
+
+def _imports_quiet() -> None:
+    """Take the import system's lock once no other thread of km is inside an import.
+    km imports its modules lazily (kontain/lazy.py), on whichever thread first needs
+    one; a fork while another thread executes a module's code gives the child that
+    module half made in sys.modules with its import lock held by a thread the child does
+    not have, and the child's first use of it waits forever (a fork racing the
+    rewriter's first import of kontain.loader.funcstarts hung so).  Held through the
+    fork, the lock keeps a new import from starting (each takes it first to find its
+    module lock); released after it in parent and child alike."""
+    bootstrap = sys.modules.get("_frozen_importlib")
+    locks = getattr(bootstrap, "_module_locks", {})
+    me = _thread.get_ident()
+    while True:
+        _imp.acquire_lock()
+        busy = None
+        for ref in list(locks.values()):
+            lock = ref()
+            if getattr(lock, "owner", None) not in (None, me):
+                busy = lock
+                break
+        if busy is None:
+            return
+        _imp.release_lock()  # (that import may need it to go on)
+        try:
+            busy.acquire()  # (waits for its end)
+            busy.release()
+        except RuntimeError:  # (importlib's _DeadlockError: that thread waits for an import of ours)
+            _imp.acquire_lock()
+            return
 
 
 def _host_fork(p, flags: int, exit_signal: int) -> int:
@@ -300,6 +337,11 @@ def _become_child(p, parent: Task, regs: list[int], sregs: bytearray, xsave: byt
     p.reset_after_fork()
     p.confinement.forked()  # (before the child has a second thread)
     p.mm.lock = _thread.RLock()  # another thread may have held it at the fork
+    if p.rewriter is not None:
+        # and the rewriter's: a thread handing out a trampoline holds it while it waits
+        # for the address space (a new trampoline page) that this fork held; the page is
+        # not the child's, and a site turning hot in the child would wait forever
+        p.rewriter.lock = _thread.allocate_lock()
     if p.poller is not None:
         p.poller.reset()  # the poller thread did not come along
     vcpu.set_sregs(cpu.child_sregs(sregs, 0, p.gs_base(0)))

@@ -740,6 +740,11 @@ class Process:
         self.lock = _thread.allocate_lock()
         self.changed = Condition(self.lock)
         self.pause_requests = 0
+        # another thread's pause_others may have begun while the fork waited for the
+        # address space: that pauser is the parent's, and a child keeping the flag would
+        # sit out its first blocking call forever (Task.blocking; Go's runtime
+        # TestSignalDuringExec hung so)
+        self.pausing_others = False
         self.exiting = 0
         self.shared_pending = signals.Pending()
         self.tasks = {}
