@@ -81,7 +81,8 @@ class Confinement:
 # pivot_root km answers itself (syscalls/ns.py: EPERM, as for an unprivileged caller),
 # never passing them to the host (tests/unit/test_confine.py checks that no handler
 # does).  unshare is allowed for CLONE_FILES, which km's /proc reader uses
-# (kernel/procfs.py), and for the namespaces km serves through the host
+# (kernel/procfs.py), CLONE_FS (a program thread's own cwd, syscalls/ns.py), and for the
+# namespaces km serves through the host
 # (NS_SERVED: network, UTS, IPC, which the host makes per thread); setns only for
 # those types, named.
 DENIED = ("ptrace", "syslog", "uselib", "sysfs", "vhangup", "modify_ldt", "pivot_root", "_sysctl", "acct", "mount",
@@ -93,6 +94,7 @@ DENIED = ("ptrace", "syslog", "uselib", "sysfs", "vhangup", "modify_ldt", "pivot
           "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "pidfd_getfd", "process_madvise", "mount_setattr",
           "quotactl_fd", "open_tree_attr")
 CLONE_FILES = 0x400
+CLONE_FS = 0x200
 NS_SERVED = 0x40000000 | 0x04000000 | 0x08000000  # CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWIPC
 _FILTERED: list[bool] = []  # the filter is installed in this process (and so in what it forks)
 AUDIT_ARCH_X86_64 = 0xC000003E
@@ -107,7 +109,7 @@ _SECCOMP_DATA_NR, _SECCOMP_DATA_ARCH, _SECCOMP_DATA_ARG0, _SECCOMP_DATA_ARG1, _S
 def monitor_filter() -> bytes:
     """The filter's BPF program: allow everything but ``DENIED`` (ENOSYS), madvise's
     MADV_HWPOISON and MADV_SOFT_OFFLINE (ENOSYS), unshare
-    other than of the descriptor table and the namespaces km serves, setns other than
+    other than of the descriptor table, the file-system context and the namespaces km serves, setns other than
     into one of those (ENOSYS), and any other ABI than x86-64's.  (Flags are checked in
     their low 32 bits: Linux refuses the others with EINVAL.)"""
     from kontain.abi.flags import MADV_HWPOISON, MADV_SOFT_OFFLINE
@@ -134,7 +136,7 @@ def monitor_filter() -> bytes:
     insns.append((_JEQ_K, 7, 8, MADV_SOFT_OFFLINE))
     insns.append((_JEQ_K, 0, 2, NR["unshare"]))  # unshare: CLONE_FILES and served namespaces only
     insns.append((_LD_W_ABS, 0, 0, _SECCOMP_DATA_ARG0))
-    insns.append((_JSET_K, 4, 5, ~(CLONE_FILES | NS_SERVED) & 0xFFFFFFFF))
+    insns.append((_JSET_K, 4, 5, ~(CLONE_FILES | CLONE_FS | NS_SERVED) & 0xFFFFFFFF))
     insns.append((_JEQ_K, 0, 4, NR["setns"]))  # setns: into served namespaces, named
     insns.append((_LD_W_ABS, 0, 0, _SECCOMP_DATA_ARG1))
     insns.append((_JEQ_K, 1, 0, 0))

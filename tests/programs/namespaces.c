@@ -4,7 +4,9 @@
  * not share (its descriptor table, its file-system context) changes nothing and
  * succeeds.  One line per check with what the call returned; argv[1]: a directory, or
  * "tables": unshare of the descriptor table and the file-system context by one of two
- * threads. */
+ * threads; "fs DIR": a thread unshares its file-system context (Go's
+ * runtime.LockOSThread tests do) and changes directory and umask, while the main thread
+ * reads its own, both many times (a polled getcwd must answer for the caller's). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +18,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #ifndef CLONE_NEWCGROUP
@@ -128,9 +131,73 @@ static void mounts(const char *dir) {
     printf("the directory is still a plain directory: %d\n", stat(dir, &st) == 0 && S_ISDIR(st.st_mode));
 }
 
+static const char *fs_dir;
+static char fs_start[4096];
+static pthread_barrier_t fs_both;
+static long fs_bad[2];
+
+static long cwd_is(const char *want, long n) {
+    char buf[4096];
+    long bad = 0;
+    for (long i = 0; i < n; i++) bad += !getcwd(buf, sizeof buf) || strcmp(buf, want);
+    return bad;
+}
+
+static void *fs_grandchild(void *arg) {
+    char buf[4096];
+    *(int *)arg = getcwd(buf, sizeof buf) && !strcmp(buf, fs_dir);
+    return 0;
+}
+
+static void *fs_own(void *arg) {
+    (void)arg;
+    long r = ret(syscall(SYS_unshare, CLONE_FS));
+    printf("unshare CLONE_FS by one of two threads: %ld\n", r);
+    printf("chdir there: %ld\n", ret(chdir(fs_dir)));
+    umask(077);
+    pthread_barrier_wait(&fs_both);
+    fs_bad[1] = cwd_is(fs_dir, 3000);
+    pthread_barrier_wait(&fs_both);
+    int fd = open("made-by-the-thread", O_CREAT | O_WRONLY, 0666);
+    struct stat st;
+    int made = fd >= 0 && fstat(fd, &st) == 0;
+    printf("a file it makes: %d, mode %o (its umask)\n", made, made ? (unsigned)(st.st_mode & 0777) : 0);
+    close(fd);
+    int same = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, fs_grandchild, &same);
+    pthread_join(t, NULL);
+    printf("a thread it makes shares its directory: %d\n", same);
+    return 0;
+}
+
+static int own_fs(const char *dir) {
+    fs_dir = dir;
+    if (!getcwd(fs_start, sizeof fs_start)) return 1;
+    pthread_barrier_init(&fs_both, NULL, 2);
+    mode_t before = umask(022);
+    pthread_t t;
+    pthread_create(&t, NULL, fs_own, NULL);
+    pthread_barrier_wait(&fs_both);
+    fs_bad[0] = cwd_is(fs_start, 3000);
+    pthread_barrier_wait(&fs_both);
+    pthread_join(t, NULL);
+    printf("getcwd answered another thread's directory: main %ld, the thread %ld\n", fs_bad[0], fs_bad[1]);
+    printf("main's umask is still 022: %d\n", umask(before) == 022);
+    printf("main's directory is still its own: %d\n", cwd_is(fs_start, 1) == 0);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/made-by-the-thread", dir);
+    struct stat st;
+    printf("the file is in the thread's directory: %d, not here: %d\n", stat(path, &st) == 0,
+           stat("made-by-the-thread", &st) != 0);
+    unlink(path);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     pthread_t t;
+    if (argc > 2 && !strcmp(argv[1], "fs")) return own_fs(argv[2]);
     if (argc > 1 && !strcmp(argv[1], "tables")) {
         pthread_create(&t, NULL, idle, NULL);
         unshares(2, 1);

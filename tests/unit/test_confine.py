@@ -57,10 +57,12 @@ NEWNS, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET = 0x20000, 0x04000000, 0x08000000
 
 
 @pytest.mark.parametrize("flags, allowed", [(confine.CLONE_FILES, True), (NEWNS, False), (NEWUSER, False),
-                                            (confine.CLONE_FILES | 0x200, False), (NEWNET, True), (NEWUTS, True),
-                                            (NEWIPC | NEWNET | NEWUTS, True), (NEWNET | NEWPID, False),
-                                            (NEWUTS | 0x200, False), (0, True)])
-def test_unshare_only_of_the_descriptor_table_and_served_namespaces(flags, allowed):
+                                            (confine.CLONE_FILES | confine.CLONE_FS, True), (NEWNET, True),
+                                            (NEWUTS, True), (NEWIPC | NEWNET | NEWUTS, True),
+                                            (NEWNET | NEWPID, False), (NEWUTS | confine.CLONE_FS, True),
+                                            (confine.CLONE_FS, True), (0x40000, False),  # CLONE_SYSVSEM
+                                            (confine.CLONE_FS | NEWNS, False), (0, True)])
+def test_unshare_only_of_the_descriptor_table_fs_context_and_served_namespaces(flags, allowed):
     got = run_filter(confine.monitor_filter(), NR["unshare"], arg0=flags)
     assert got == (confine.SECCOMP_RET_ALLOW if allowed else ERRNO_ENOSYS)
 

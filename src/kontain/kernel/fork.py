@@ -363,6 +363,7 @@ def _become_child(p, parent: Task, regs: list[int], sregs: bytearray, xsave: byt
     if flags & F.CLONE_CLEAR_SIGHAND:
         p.actions.reset_for_exec()  # caught signals back to SIG_DFL, ignored ones stay ignored
     task.creds = parent.creds
+    task.fs_own = parent.fs_own
     if flags & F.CLONE_CHILD_SETTID:
         try:
             p.mem.write(ctid, struct.pack("<i", pid))

@@ -663,6 +663,7 @@ class Process:
         task.altstack = (0, S.SS_DISABLE, 0)  # a thread sharing the memory: none (Linux's sas_ss_reset)
         task.sigmask = parent.sigmask
         task.creds = parent.creds  # (its host thread is the parent's child: the same credentials)
+        task.fs_own = parent.fs_own  # (and the same file-system context: pthread_create shares it)
         task.gs_own = parent.gs_own
         task.on_syscall = self.syscalls.dispatcher(task)
         go = self._host_thread(task)

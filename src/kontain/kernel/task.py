@@ -79,6 +79,10 @@ class Task:
         # this thread's host credentials, when it changed them (None: the ones km
         # started with); monitor threads act for it only with the same (kernel/poll.py)
         self.creds: tuple | None = None
+        # the tid of the thread whose unshare(CLONE_FS) made the file-system context
+        # (cwd, root, umask) this thread's host thread has, 0 for the process's own: a
+        # part of its credentials for the polling tier (syscalls/ns.py)
+        self.fs_own = 0
         self.on_syscall = None  # set by the dispatcher
         self.gdb_step = False  # gdb single-steps this thread (TF set: kernel/gdbstub.py)
         self.gdb_step_syscall = False  # ... over a system call: stop on the way back from it
@@ -664,6 +668,8 @@ class Task:
         """This thread (the calling one) changed its host credentials (syscalls/identity.py)."""
         p = self.process
         self.creds = p.procfs.thread_credentials(self.tid)
+        if self.fs_own:  # (a poller thread started from this one shares its context too)
+            self.creds += (b"fs %d" % self.fs_own,)
         if p.poller is not None:
             p.poller.creds_changed(self)
 

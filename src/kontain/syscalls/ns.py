@@ -16,8 +16,11 @@ kontain/confine.py): it checks the arguments as Linux does, in Linux's order (EI
 EFAULT, EBADF, the path's lookup), then answers as Linux answers a caller without
 CAP_SYS_ADMIN: EPERM.  unshare of what a single-threaded process does not share (its
 descriptor table, its file-system context, its System V semaphore undo list) changes
-nothing, as on Linux; with more threads km cannot give one thread a table of its own,
-and says EINVAL.
+nothing, as on Linux.  With more threads, the file-system context (cwd, root, umask)
+is the host thread's, so unshare(CLONE_FS) passes through on the calling thread, which
+the polling tier then treats as a change of credentials (Task.fs_own): Go's
+runtime.LockOSThread tests do it.  A descriptor table or undo list of one thread's own
+km cannot give (the monitor's descriptors are in the one table): EINVAL.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ SERVED = F.CLONE_NEW_SERVED
 _UNSHARE_FLAGS = F.CLONE_THREAD | F.CLONE_FS | F.CLONE_SIGHAND | F.CLONE_VM | F.CLONE_FILES | F.CLONE_SYSVSEM | \
     F.CLONE_NEW_ANY
 _THREAD_GROUP = F.CLONE_THREAD | F.CLONE_SIGHAND | F.CLONE_VM
-_PER_PROCESS = F.CLONE_FS | F.CLONE_FILES | F.CLONE_SYSVSEM
+_PER_PROCESS = F.CLONE_FILES | F.CLONE_SYSVSEM
 _UMOUNT_FLAGS = F.MNT_FORCE | F.MNT_DETACH | F.MNT_EXPIRE | F.UMOUNT_NOFOLLOW
 _STATFS_SIZE, _STAT_SIZE = 120, 144
 _EPERM = GuestError(EPERM)
@@ -60,10 +63,14 @@ def unshare(t, flags, *_):
         raise GuestError(EINVAL)
     if flags & F.CLONE_NEW_ANY & ~SERVED:
         raise _EPERM
-    if flags & SERVED:
-        _enter(t, native.syscall(SYS_unshare, flags & SERVED))
     if flags & _PER_PROCESS and threads > 1:
         raise GuestError(EINVAL)  # km cannot give one thread a table of its own
+    host = flags & (SERVED | (F.CLONE_FS if threads > 1 else 0))
+    if host:
+        r = native.syscall(SYS_unshare, host)
+        if r == 0 and host & F.CLONE_FS:
+            t.fs_own = t.tid
+        _enter(t, r)
     return 0
 
 

@@ -363,8 +363,8 @@ TABLE: tuple[Entry, ...] = (
     Entry(270, "pselect6", poll.pselect6, FULL, args="d p p p p p", flags=NORESTART),
     Entry(271, "ppoll", poll.ppoll, FULL, args="p u p p u", flags=NORESTART),
     Entry(272, "unshare", ns.unshare, PARTIAL,
-          "network, UTS, IPC namespaces made by the host for the thread; others EPERM, as for a caller without "
-          "CAP_SYS_ADMIN; CLONE_FILES, CLONE_FS, CLONE_SYSVSEM EINVAL with more than one thread", args="x"),
+          "network, UTS, IPC namespaces and CLONE_FS made by the host for the thread; others EPERM, as for a "
+          "caller without CAP_SYS_ADMIN; CLONE_FILES, CLONE_SYSVSEM EINVAL with more than one thread", args="x"),
     Entry(273, "set_robust_list", process.set_robust_list, FULL, args="p u"),
     Entry(274, "get_robust_list", process.get_robust_list, FULL),
     Entry(275, "splice", rw.splice, FULL, args="f p f p u x", flags=SIGPIPE),
