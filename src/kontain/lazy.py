@@ -55,6 +55,7 @@ MODULES = (
     "kontain.loader.elf",
     "kontain.arch.x86_64.decode",  # (iced-x86 itself only with preload(decoder=True): see the module)
     "kontain.loader.funcstarts",  # (the syscall-site rewriter, once a site is hot)
+    "kontain.kernel.faultpc",  # (a store that faulted)
     "kontain.lifecycle",
 )
 

@@ -22,6 +22,7 @@ MODES = [
     "pending-after-kill",  # a signal from another process is pending once kill() has returned there
     "sigchld-after-wait",  # a reaped child's SIGCHLD is pending when the wait returns (blocked, ignored by default)
     "rt-queue",  # RLIMIT_SIGPENDING: sigqueue, tgkill, rt_(tg)sigqueueinfo fail with EAGAIN; kill loses the siginfo
+    "store-retry",  # a store to a read-only page made again once the handler made it writable, RIP at the store
 ]
 
 

@@ -13,12 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t caught[65];
@@ -625,6 +627,72 @@ static int sigchld_after_wait(void) {
     return 0;
 }
 
+/* Stores to a read-only page, and to one without access, whose SIGSEGV handler makes the
+ * page writable and returns: each store is made again, once, and the handler's frame has
+ * the store's own address as RIP.  (KVM's emulator moves RIP past a store to memory without
+ * a writable memslot before km hears of it: the store was lost, and Go's tracebacks missed
+ * the inlined function that faulted, runtime TestTracebackInlineExcluded.) */
+static volatile long retry_rip;
+static volatile int retry_faults;
+
+static void make_writable(int sig, siginfo_t *si, void *ctx) {
+    (void)sig;
+    retry_faults++;
+    retry_rip = ((ucontext_t *)ctx)->uc_mcontext.gregs[REG_RIP];
+    mprotect((void *)((long)si->si_addr & ~4095L), 4096, PROT_READ | PROT_WRITE);
+}
+
+extern const char st_imm[], st_r8[], st_add[], st_sse[], st_byte[], st_late[];
+static __attribute__((noinline)) void store_imm(char *p) {
+    __asm__ volatile(".globl st_imm\nst_imm: movl $42, (%0)" : : "r"(p) : "memory");
+}
+static __attribute__((noinline)) void store_r8(char *p) {  /* 44 89 07: its last two bytes store %eax */
+    __asm__ volatile("mov $7, %%r8d\n mov $99, %%eax\n.globl st_r8\nst_r8: mov %%r8d, (%0)"
+                     : : "D"(p) : "r8", "rax", "memory");
+}
+static __attribute__((noinline)) void store_add(char *p) {
+    __asm__ volatile(".globl st_add\nst_add: addl $5, (%0)" : : "r"(p) : "memory", "cc");
+}
+static __attribute__((noinline)) void store_sse(char *p, const char *from) {
+    __asm__ volatile("movups (%1), %%xmm0\n.globl st_sse\nst_sse: movups %%xmm0, (%0)" : : "r"(p), "r"(from)
+                     : "xmm0", "memory");
+}
+static __attribute__((noinline)) void store_byte(char *p) {
+    __asm__ volatile(".globl st_byte\nst_byte: movb $1, (%0)" : : "r"(p) : "memory");
+}
+static __attribute__((noinline)) void store_late(char *p) {  /* the 8 bytes cross into the read-only page */
+    __asm__ volatile("mov $0x1122334455667788, %%rax\n.globl st_late\nst_late: mov %%rax, (%0)"
+                     : : "r"(p) : "rax", "memory");
+}
+
+static int store_retry(void) {
+    struct sigaction sa = {.sa_sigaction = make_writable, .sa_flags = SA_SIGINFO};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL);
+    char *m = mmap(NULL, 7 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return 1;
+    static const char pattern[16] = "0123456789abcdef";
+    *(int *)(m + 2 * 4096 + 8) = 10;
+    mprotect(m, 5 * 4096, PROT_READ);
+    mprotect(m + 4 * 4096, 4096, PROT_NONE);
+    mprotect(m + 6 * 4096, 4096, PROT_READ);
+    store_imm(m + 16);
+    printf("movl $42: %d, RIP at the store %d\n", *(int *)(m + 16), retry_rip == (long)st_imm);
+    store_r8(m + 4096);
+    printf("mov %%r8d: %d, RIP at the store %d\n", *(int *)(m + 4096), retry_rip == (long)st_r8);
+    store_add(m + 2 * 4096 + 8);
+    printf("addl $5 to 10: %d, RIP at the store %d\n", *(int *)(m + 2 * 4096 + 8), retry_rip == (long)st_add);
+    store_sse(m + 3 * 4096 + 32, pattern);
+    printf("movups: %d, RIP at the store %d\n", !memcmp(m + 3 * 4096 + 32, pattern, 16), retry_rip == (long)st_sse);
+    store_byte(m + 4 * 4096 + 100);
+    printf("movb $1, no access: %d, RIP at the store %d\n", m[4 * 4096 + 100], retry_rip == (long)st_byte);
+    store_late(m + 6 * 4096 - 4);
+    printf("mov %%rax across pages: %d, RIP at the store %d\n",
+           *(unsigned long *)(m + 6 * 4096 - 4) == 0x1122334455667788UL, retry_rip == (long)st_late);
+    printf("faults: %d\n", retry_faults);
+    return 0;
+}
+
 struct mode {
     const char *name;
     int (*run)(void);
@@ -652,6 +720,7 @@ static const struct mode modes[] = {
     {"raise-race", raise_race},
     {"pending-after-kill", pending_after_kill},
     {"sigchld-after-wait", sigchld_after_wait},
+    {"store-retry", store_retry},
 };
 
 int main(int argc, char **argv) {

@@ -495,14 +495,29 @@ class Task:
         self.stop = DIRECT
         ctx = self.context()
         ctx.trapno, ctx.err, ctx.cr2 = faults.PAGE_FAULT, (6 if is_write else 4) | (1 if vma else 0), gpa
+        _gpa, length, _w = self.vcpu.mmio_exit()
         # KVM completes the access on the next entry; do that now, before the registers change
         self.vcpu.set_immediate_exit(True)
         self.vcpu.run()
         self.vcpu.set_immediate_exit(False)
+        if is_write:  # (KVM's emulator moved RIP past the store already: kernel/faultpc.py)
+            self._store_start(ctx, gpa, length)
         try:
             self.fault(S.SIGSEGV, S.SEGV_ACCERR if vma is not None else S.SEGV_MAPERR, gpa, ctx)
         finally:
             self.stop = SYSCALL
+
+    def _store_start(self, ctx: sigframe.Context, gpa: int, length: int) -> None:
+        """The faulting store's own address as the frame's RIP, as Linux reports it (a
+        handler that makes the page writable returns there to store again), when km can
+        tell where it began; else RIP stays past it."""
+        from kontain.kernel import faultpc
+
+        sregs = self.vcpu.get_sregs()
+        start = faultpc.store_start(self.process, ctx.regs["rip"], gpa, length, ctx.regs,
+                                    cpu.segment_field(sregs, "fs", "base"), cpu.segment_field(sregs, "gs", "base"))
+        if start is not None:
+            ctx.regs["rip"] = start
 
     def _complete_mmio(self, gpa: int, is_write: bool) -> None:
         """The access is KVM's to complete on the next entry: make it now, against memory."""

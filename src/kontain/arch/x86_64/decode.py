@@ -39,27 +39,71 @@ def memory_operands(code: bytes, rip: int, regs: dict[str, int], fs_base: int, g
     ins = decoder.decode()
     if ins.code == iced.Code.INVALID:
         return []
+    return [_address(iced, ins, m, regs, fs_base, gs_base)
+            for m in iced.InstructionInfoFactory().info(ins).used_memory()
+            if not m.vsib_size]  # (a gather or scatter: an address per vector element)
+
+
+def _address(iced, ins, m, regs: dict[str, int], fs_base: int, gs_base: int) -> int:
+    """The address of ``ins``'s memory operand ``m`` (an iced UsedMemory, no VSIB)."""
     full, size = iced.RegisterExt.full_register, iced.RegisterExt.size
     names = _register_names(iced)
-    out = []
-    for m in iced.InstructionInfoFactory().info(ins).used_memory():
-        if m.vsib_size:
-            continue  # (a gather or scatter: an address per vector element)
-        if m.base in (iced.Register.RIP, iced.Register.EIP):
-            addr = ins.ip_rel_memory_address
-        else:
-            addr = m.displacement_i64
-            for reg, scale in ((m.base, 1), (m.index, m.scale)):
-                if reg != iced.Register.NONE:
-                    value = regs.get(names.get(full(reg), ""), 0)
-                    addr += (value & ((1 << 8 * size(reg)) - 1)) * scale
-        if m.segment == iced.Register.FS:
-            addr += fs_base
-        elif m.segment == iced.Register.GS:
-            addr += gs_base
-        bits = 64 if m.address_size == iced.CodeSize.CODE64 else 32 if m.address_size == iced.CodeSize.CODE32 else 16
-        out.append(addr & ((1 << bits) - 1) if bits < 64 else addr & 0xFFFFFFFFFFFFFFFF)
-    return out
+    if m.base in (iced.Register.RIP, iced.Register.EIP):
+        addr = ins.ip_rel_memory_address
+    else:
+        addr = m.displacement_i64
+        for reg, scale in ((m.base, 1), (m.index, m.scale)):
+            if reg != iced.Register.NONE:
+                value = regs.get(names.get(full(reg), ""), 0)
+                addr += (value & ((1 << 8 * size(reg)) - 1)) * scale
+    if m.segment == iced.Register.FS:
+        addr += fs_base
+    elif m.segment == iced.Register.GS:
+        addr += gs_base
+    bits = 64 if m.address_size == iced.CodeSize.CODE64 else 32 if m.address_size == iced.CodeSize.CODE32 else 16
+    return addr & ((1 << bits) - 1) if bits < 64 else addr & 0xFFFFFFFFFFFFFFFF
+
+
+def instruction_ending_at(code: bytes, ip: int, end: int) -> int | None:
+    """Where the instruction that ends at ``end`` starts, decoding ``code`` (at guest
+    address ``ip``, a known instruction boundary: a function's start) forward; None when
+    no instruction ends there (or no iced-x86)."""
+    iced = _iced()
+    if iced is None or not ip < end <= ip + len(code):
+        return None
+    decoder = iced.Decoder(64, code[:end - ip], ip=ip)
+    ins = iced.Instruction()
+    while decoder.can_decode:
+        decoder.decode_out(ins)
+        if ins.code == iced.Code.INVALID or ins.ip + ins.len > end:
+            return None
+        if ins.ip + ins.len == end:
+            return ins.ip
+    return None
+
+
+def repeatable_store(code: bytes, ip: int, gpa: int, length: int, regs: dict[str, int], fs_base: int,
+                     gs_base: int) -> bool:
+    """Is ``code`` exactly one instruction (at ``ip``) that stores ``length`` bytes or more
+    at ``gpa``, changes no register (RFLAGS aside, which it computes again) and does not
+    branch: one that, done by KVM's emulator up to the store, runs the same again from
+    ``ip`` (kernel/task.py on_mmio)."""
+    iced = _iced()
+    if iced is None:
+        return False
+    ins = iced.Decoder(64, code, ip=ip).decode()
+    if ins.code == iced.Code.INVALID or ins.len != len(code) or ins.flow_control != iced.FlowControl.NEXT:
+        return False
+    writes = (iced.OpAccess.WRITE, iced.OpAccess.COND_WRITE, iced.OpAccess.READ_WRITE, iced.OpAccess.READ_COND_WRITE)
+    info = iced.InstructionInfoFactory().info(ins)
+    if any(r.access in writes for r in info.used_registers()):
+        return False  # (push, string instructions, xchg: their registers moved on already)
+    for m in info.used_memory():
+        if m.access in writes and not m.vsib_size:
+            addr, size = _address(iced, ins, m, regs, fs_base, gs_base), iced.MemorySizeExt.size(m.memory_size)
+            if addr <= gpa < addr + size and length <= size:
+                return True
+    return False
 
 
 def _iced():
