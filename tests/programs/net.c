@@ -172,6 +172,15 @@ int main(int argc, char **argv) {
     int found_lo = 0;
     for (int i = 0; i < ifc.ifc_len / (int)sizeof reqs[0]; i++) found_lo |= !strcmp(reqs[i].ifr_name, "lo");
     OK("SIOCGIFCONF lists lo", found_lo);
+    /* a device's private request (ip tunnel add's): ENODEV for a device that is not
+       there, before its structure is read (km: ENOTTY, whatever the name) */
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "kt-nosuchdev");
+    R("SIOCDEVPRIVATE, no such device", ioctl(any, SIOCDEVPRIVATE, &ifr));
+    R("SIOCDEVPRIVATE+3, no such device", ioctl(any, SIOCDEVPRIVATE + 3, &ifr));
+    int null = open("/dev/null", O_RDONLY);
+    R("SIOCDEVPRIVATE, not a socket", ioctl(null, SIOCDEVPRIVATE, &ifr));
+    close(null);
     close(any);
     /* inotify */
     int in = inotify_init1(IN_NONBLOCK);

@@ -5,7 +5,10 @@ it lets through: terminals, FIONREAD and friends, a timerfd's TFD_IOC_SET_TICKS,
 file's attributes (FS_IOC_GETFLAGS and FS_IOC_SETFLAGS, chattr's), a few device
 getters (RNDGETENTCNT, TUNGETFEATURES).  Everything else fails with ENOTTY (and shows in
 --strace), as for a descriptor that does not support the request.
-Network interfaces can be looked at (the SIOCGIF* getters), never changed.
+Network interfaces can be looked at (the SIOCGIF* getters), never changed.  A device's
+private requests (SIOCDEVPRIVATE and the 15 after it, ``ip tunnel``'s) carry a structure
+km cannot check: ENODEV when the device does not exist, as Linux answers before it looks
+at that structure, else ENOTTY.
 
 Requests of one kind of file only (a namespace file's NS_GET_*, a pidfd's
 PIDFD_GET_INFO) pass only for a descriptor of that file system (``_OF_FS``), where
@@ -20,11 +23,12 @@ answered from the program's mappings as they are at the call, as Linux answers i
 from __future__ import annotations
 
 import os
+import stat
 import struct
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.errno import E2BIG, EBADF, EINVAL, EMFILE, ENAMETOOLONG, ENOENT, ENOTTY
+from kontain.abi.errno import E2BIG, EBADF, EINVAL, EMFILE, ENAMETOOLONG, ENODEV, ENOENT, ENOTTY
 from kontain.errors import GuestError
 from kontain.kernel.fdtable import fs_type
 from kontain.syscalls.common import not_open, ptr, u32
@@ -62,6 +66,8 @@ _OF_FS: dict[int, tuple[int, int]] = {
 }
 _IOC_SIZE_SHIFT, _IOC_SIZE_MASK = 16, 0x3FFF
 _IFCONF = struct.Struct("<i4xQ")
+SIOCDEVPRIVATE = 0x89F0
+IFNAMSIZ = 16
 
 
 def ioctl(t, fd, request, arg, *_):
@@ -75,6 +81,8 @@ def ioctl(t, fd, request, arg, *_):
             return _clone(t, fd, request, arg)
         if request == F.PROCMAP_QUERY and t.process.procfs.generated_maps(fd):
             return _procmap_query(t, arg)
+        if SIOCDEVPRIVATE <= request <= SIOCDEVPRIVATE + 15:
+            _device_private(t, fd, arg)
         return _of_fs(t, fd, request, arg)
     if size == NONE:
         arg = 0
@@ -83,6 +91,22 @@ def ioctl(t, fd, request, arg, *_):
     if request == F.FIOASYNC:
         t.process.own_signals = True  # (as fcntl's O_ASYNC: syscalls/dispatch.invoke)
     return native.syscall(SYS_ioctl, fd, request, arg)
+
+
+def _device_private(t, fd: int, arg: int) -> None:
+    """SIOCDEVPRIVATE..+15 on a socket: Linux reads the struct ifreq and fails with ENODEV
+    when no device has its name, before the device's own code reads ``ifr_data`` (Go's
+    net TestPointToPointInterface tells "no gre0 device" by it).  km asks the host for the
+    device's index with a copy of the name alone; otherwise the request is refused as
+    one km does not know (ENOTTY).  Another descriptor: ENOTTY as on Linux, EBADF first."""
+    if not_open(fd):
+        raise GuestError(EBADF)
+    if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+        raise GuestError(ENOTTY)
+    ifr = bytearray(F.IFREQ_SIZE)
+    ifr[:IFNAMSIZ - 1] = t.mem.read(arg, IFNAMSIZ)[:IFNAMSIZ - 1]  # (EFAULT; Linux ends the name at 15)
+    r = native.syscall(SYS_ioctl, fd, F.SIOCGIFINDEX, native.address_of(ifr))
+    raise GuestError(ENODEV if r == -ENODEV else ENOTTY)
 
 
 def _of_fs(t, fd: int, request: int, arg: int) -> int:
