@@ -413,6 +413,19 @@ def blocking(flag: int, nr: int, *args: int) -> int:
     return _bc[len(args)](flag, nr, *args)
 
 
+def install_code_handler(sig: int, code: bytes, restorer: int) -> None:
+    """``sig``'s host action: ``code`` (machine code: its handler first, its rt_sigreturn at
+    ``restorer``), SA_SIGINFO | SA_RESTORER | SA_RESTART, every signal blocked while it runs."""
+    page = mmap(0, 4096, 3, 0x22)  # RW, MAP_PRIVATE|MAP_ANONYMOUS
+    if page < 0:
+        raise MemoryError("cannot map a page for a signal handler")
+    buffer_at(page, len(code))[:] = code
+    mprotect(page, 4096, 5)  # R+X
+    fields = (page, 0x14000004, page + restorer, (1 << 64) - 1)
+    act = bytearray(b"".join(v.to_bytes(8, "little") for v in fields))  # struct kernel_sigaction
+    syscall(13, sig, address_of(act), 0, 8)  # rt_sigaction
+
+
 def install_kick_handler(sig: int) -> None:
     """SIG_KICK's action: kick_handler above, with its own rt_sigreturn (no SA_RESTART:
     a kicked host call fails with EINTR)."""

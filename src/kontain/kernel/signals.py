@@ -309,6 +309,10 @@ class HostSignals:
         # left km unable to start its signal thread
         _thread.stack_size(THREAD_STACK)
         native.install_kick_handler(SIG_KICK)
+        from kontain.arch.x86_64 import hostcode
+
+        for sig in (32, 33):  # (the C library's: unblocked in a new thread until it blocks them itself)
+            native.install_code_handler(sig, hostcode.RESERVED, hostcode.RESERVED_RESTORER)
         # broken pipes and file size limits: the monitor raises SIGPIPE/SIGXFSZ for the
         # program itself when a write fails with EPIPE/EFBIG.  Never set again where they
         # are ignored already (a forked child: inherited): setting SIG_IGN discards a
@@ -430,12 +434,20 @@ THREAD_STACK = 8 << 20  # each km thread's host stack (the program's threads run
 def _start_thread(function, args, kwargs=None):
     """``_thread.start_new_thread`` for km: glibc's pthread_create gives the thread that
     creates a thread its signal mask back without 32 and 33, which it reserves for
-    itself.  There they are at their default action (to end km), and the kernel may
-    pick that thread for a 32 or 33 sent to the process: the program's kill(0, 32) ended
-    km instead of reaching the program's handler.  So they are blocked again at once."""
-    ident = _start_new_thread(function, args, kwargs) if kwargs else _start_new_thread(function, args)
+    itself, and the new thread's without 32.  There the kernel may pick that thread for
+    a 32 or 33 sent to the process: the program's kill(0, 32) ended km instead of
+    reaching the program's handler.  So they are blocked again at once in both."""
+    ident = _start_new_thread(_blocked_first, (function, args, kwargs or {}))
     block_forwarded()
     return ident
+
+
+def _blocked_first(function, args, kwargs) -> None:
+    """A new km thread's first act: block what km forwards (the C library left 32
+    unblocked in it; hostcode.RESERVED catches one that lands before this), whatever the
+    thread is for (the decoder's loader did not)."""
+    block_forwarded()
+    function(*args, **kwargs)
 
 
 def keep_mask_across_thread_starts() -> None:

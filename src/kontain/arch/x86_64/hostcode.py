@@ -19,6 +19,15 @@ before any Python code runs there (the interpreter could otherwise give the GIL 
 thread that the child does not have, and wait for it forever).  Returns the child's pid
 in the parent, 0 in the child, -errno.
 
+``RESERVED``: the host's action for signals 32 and 33, which the C library reserves:
+glibc's pthread_create leaves 32 unblocked in every thread it makes (and the thread that
+made it may see 33 so too), so until a new km thread has blocked the signals km forwards
+(signals.block_forwarded, its first line), a 32 or 33 sent to the process can land on it.
+At their default action that ended km (the program's kill(0, 32)); at this one the
+signal is queued to the process again, as it came (rt_sigqueueinfo to km's own pid keeps
+its siginfo), and stays blocked in that thread after the handler returns, so that the
+signal thread's signalfd takes it, as it takes every other.
+
 The bytes are committed (km needs no assembler at run time); tests/unit/test_hostcode.py
 assembles each ``*_SOURCE`` again and checks that they are what it says.
 """
@@ -128,7 +137,43 @@ CLONE = bytes.fromhex(
     "c3"
 )
 
-SOURCES = {"RUN_NOTSC": (RUN_NOTSC_SOURCE, RUN_NOTSC), "CLONE": (CLONE_SOURCE, CLONE)}
+RESERVED_SOURCE = """
+    movabs $0x180000000, %rax
+    or %rax, 296(%rdx)      # uc_sigmask: 32 and 33 blocked in this thread once the handler returns
+    mov %rdi, %r8           # sig
+    mov %rsi, %r9           # info
+    mov $39, %eax           # getpid()
+    syscall
+    mov %rax, %rdi
+    mov %r8, %rsi
+    mov %r9, %rdx
+    mov $129, %eax          # rt_sigqueueinfo(getpid(), sig, info): the process's again, as it came
+    syscall
+    ret
+    mov $15, %eax           # (the restorer: rt_sigreturn)
+    syscall
+"""
+
+RESERVED = bytes.fromhex(
+    "48b80000008001000000"
+    "48098228010000"
+    "4989f8"
+    "4989f1"
+    "b827000000"
+    "0f05"
+    "4889c7"
+    "4c89c6"
+    "4c89ca"
+    "b881000000"
+    "0f05"
+    "c3"
+    "b80f000000"
+    "0f05"
+)
+RESERVED_RESTORER = 0x2F  # offset of the restorer in RESERVED
+
+SOURCES = {"RUN_NOTSC": (RUN_NOTSC_SOURCE, RUN_NOTSC), "CLONE": (CLONE_SOURCE, CLONE),
+           "RESERVED": (RESERVED_SOURCE, RESERVED)}
 
 _run_notsc = None  # RUN_NOTSC as a function, made at the first PR_SET_TSC
 
