@@ -383,6 +383,28 @@ def test_a_failing_hook(runtimes, tmp, rootfs, stage):
     same(each(runtimes, case), f"a failing {stage} hook")
 
 
+@pytest.mark.parametrize("launcher", ["native", "python"])
+def test_start_ends_by_the_signal_crun_ended_by(runtimes, tmp, rootfs, launcher):
+    """crun's start killed by a signal: krun's start (crun's parent, which waits for the
+    program afterwards) ends by the same signal, not with exit status 128+n, so that the
+    engine sees what crun's end would show.  crun 1.8 dies of SIGPIPE when a poststart
+    hook exits before crun wrote the state to it (runtime-tools' poststart showed
+    "exit status 141" under krun-native, "signal: broken pipe" under crun); here the hook
+    sends its parent, crun's start, SIGTERM, which is not a race."""
+    if launcher == "python":
+        krun = runtimes[1]
+        krun.command = [sys.executable, "-c", "import sys; from kontain.oci.cli import main; sys.exit(main())",
+                        f"--root={krun.root}"]
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", "cat >/dev/null; kill -TERM $PPID"]}
+
+    def case(rt):
+        b = kit.bundle(tmp / f"ks-{rt.name}", ["sleep", "1000"], rootfs, hooks={"poststart": [hook]})
+        codes = [rt("create", "--bundle", b, "ks").returncode, rt("start", "ks").returncode, rt.status("ks")]
+        codes.append(rt("delete", "--force", "ks").returncode)
+        return codes
+    assert same(each(runtimes, case), "start killed by a signal") == [0, -15, "running", 0]
+
+
 def test_crun_gets_the_signal_dispositions_krun_was_given(tmp):
     """krun becomes crun with the signal dispositions the engine gave it, not the ones
     Python's start-up sets (SIGPIPE and SIGXFSZ ignored): crun's own behaviour, e.g. when

@@ -23,6 +23,9 @@ from kontain import __version__
 from kontain.oci import KrunError
 from kontain.oci.log import Log
 
+if False:  # (typing costs krun milliseconds at every start: for type checkers only)
+    from typing import NoReturn
+
 USAGE = """\
 usage: krun [GLOBAL OPTIONS] COMMAND [OPTIONS] ARGS...
 
@@ -271,7 +274,9 @@ class Krun:
             ready.wait(fd)
         else:
             os.close(fd)
-        return status if status >= 0 else 128 - status
+        if status < 0:
+            die_like(-status)
+        return status
 
     def exec(self) -> int:
         """A process added to a running krun container: under km too."""
@@ -316,6 +321,25 @@ class Krun:
         self.protect_stdio(stdio_owner(None, stored, o.get("--user", "-u")))
         self.handover([*o.argv(), cid, *command, *moved, "--", *o.rest] if o.rest else [*o.argv(), cid])
         return 1
+
+
+def die_like(sig: int) -> NoReturn:
+    """End by signal ``sig``, as the crun whose parent krun was did: an engine waiting for
+    ``start`` must see crun's own end ("signal: broken pipe" when crun 1.8 dies of SIGPIPE
+    writing the state to a poststart hook that is gone: runtime-tools' poststart), not an
+    exit status 128+n.  No core file of krun's own; exit status 128+n only for a signal
+    whose default action is not to end the process."""
+    import resource
+    import signal
+
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+        signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+    except (OSError, ValueError):
+        pass
+    os.kill(os.getpid(), sig)
+    sys.exit(128 + sig)
 
 
 def stdio_owner(process: object, container: object, user: str | None = None) -> tuple[int, int] | None:

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -129,6 +130,26 @@ static void wait_ready(int fd) {
     close(fd);
 }
 
+/* End by signal SIG, as the crun whose parent this was did (oci/cli.py die_like): an
+   engine waiting for start must see crun's own end ("signal: broken pipe" when crun 1.8
+   dies of SIGPIPE writing the state to a poststart hook that is gone), not an exit
+   status 128+n.  No core file of our own; 128+n only for a signal that does not end a
+   process by default. */
+static void die_like(int sig) {
+    struct rlimit core;
+    if (getrlimit(RLIMIT_CORE, &core) == 0) {
+        core.rlim_cur = 0;
+        setrlimit(RLIMIT_CORE, &core);
+    }
+    signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    kill(getpid(), sig);
+    _exit(128 + sig);
+}
+
 /* start: crun's, then the wait for the program (oci/cli.py Krun.start does the same);
    delete: crun's, once the FIFO a create may have left is gone. */
 static void start_or_delete(char *crun, char **out, const char *verb, const char *root, const char *id) {
@@ -160,7 +181,9 @@ static void start_or_delete(char *crun, char **out, const char *verb, const char
             _exit(1);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         wait_ready(fd);
-    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    if (WIFSIGNALED(status))
+        die_like(WTERMSIG(status));
+    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
 }
 
 int main(int argc, char **argv) {
