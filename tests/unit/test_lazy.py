@@ -106,3 +106,27 @@ def test_a_deferred_handler_replaces_its_own_entry():
             "print(sum(a is not b for a, b in zip(before, t.HANDLERS)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "1"
+
+
+def test_the_first_families_import_no_regex_engine():
+    """The modules a program's first calls import (memory, files, /proc, signals, I/O:
+    busybox sh reads /proc/self/exe, then installs its traps) leave ``re`` alone: it costs
+    4-8 ms (enum, functools, its compiler), which ran between `krun start` returning and
+    the program's handlers, so that a signal sent at once (runtime-tools' killsig) found
+    none; procfs imported it for one substitution in /proc/cpuinfo."""
+    code = ("import sys; import kontain.cli.main, kontain.kernel.process, kontain.loader.exec; "
+            "import kontain.syscalls.mm, kontain.syscalls.process, kontain.syscalls.sysinfo, kontain.syscalls.fs, "
+            "kontain.kernel.procfs, kontain.syscalls.signal, kontain.syscalls.rw; print('re' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_cpuinfo_loses_the_flag_as_the_regular_expression_did():
+    import re
+
+    from kontain.kernel.procfs import without_word
+
+    for text in (b"flags\t: fpu cpuid_fault vme\n", b"flags\t: fpu cpuid_fault\nbugs\t: x cpuid_fault\n",
+                 b"flags\t: cpuid_faults cpuid_fault_x a cpuid_fault", b"a  cpuid_fault  cpuid_fault\n\n", b"",
+                 b"cpuid_fault at start cpuid_fault cpuid_fault\n"):
+        assert without_word(text, b"cpuid_fault") == re.sub(rb" cpuid_fault(?=[ \n])", b"", text)
