@@ -213,6 +213,25 @@ def test_a_container_that_does_not_exist(runtimes, verb):
     assert code != 0 and lines == 1
 
 
+@pytest.mark.parametrize("verb", ["create", "run", "exec", "start", "state", "delete"])
+def test_no_container_id(runtimes, tmp, rootfs, verb):
+    """A verb without a container id fails with crun's own status and message
+    (runtime-tools' create shows the message: krun said "create: expected one container
+    id, got 0"); create and run given two ids fail with crun's words, which name the
+    program (krun's own check: crun is never handed a configuration it would run without
+    km)."""
+    def case(rt):
+        options = ["--bundle", str(kit.bundle(tmp / f"n-{rt.name}", ["true"], rootfs))] if verb in ("create", "run") else []
+        none = rt(verb, *options)
+        seen = [none.returncode, none.stderr.replace("krun:", "crun:")]
+        if verb in ("create", "run"):
+            two = rt(verb, *options, "a", "b")
+            seen += [two.returncode, two.stderr.replace("krun:", "crun:")]
+        return seen
+    r = same(each(runtimes, case), f"{verb} without an id")
+    assert r[0] != 0 and r[1]
+
+
 def test_a_program_that_ends_is_stopped(runtimes, tmp, rootfs):
     def case(rt):
         rt("create", "--bundle", kit.bundle(tmp / f"e-{rt.name}", ["true"], rootfs), "c2")

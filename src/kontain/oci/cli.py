@@ -212,8 +212,11 @@ class Krun:
         from kontain.oci import fastjson as json
 
         o = Options(self.command, self.args)
-        if len(o.positional) != 1:
-            raise KrunError(f"{self.command}: expected one container id, got {len(o.positional)}", 1)
+        if not o.positional:  # (crun's own answer: without an id there is nothing it could create)
+            self.handover(self.args)
+        if len(o.positional) > 1:
+            # crun's words, but krun's own check: crun is never handed the bundle's configuration to run
+            raise KrunError(f"`{self.command}` requires a maximum of 1 arguments", 1)
         bundle = os.path.abspath(o.get("--bundle", "-b") or ".")
         path = o.get("--config", "-f") or "config.json"
         path = os.path.join(bundle, path)
@@ -284,8 +287,8 @@ class Krun:
         from kontain.oci import fastjson as json
 
         o = Options("exec", self.args)
-        if not o.positional:
-            raise KrunError("exec: no container id", 1)
+        if not o.positional:  # (crun's own answer)
+            self.handover(self.args)
         cid = o.positional[0]
         stored = crun.stored_config(self.root, cid)
         command = config.km_command(stored)
