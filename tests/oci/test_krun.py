@@ -232,6 +232,24 @@ def test_no_container_id(runtimes, tmp, rootfs, verb):
     assert r[0] != 0 and r[1]
 
 
+@pytest.mark.parametrize("version", ["invalid", None])
+def test_no_version_and_no_program(runtimes, tmp, rootfs, version):
+    """A configuration crun refuses (an ociVersion that is none, or no ociVersion) is
+    refused with crun's message even when its program does not exist either: krun's own
+    look-up of the program (its "not found") came first (runtime-tools' misc_props)."""
+    def case(rt):
+        b = kit.bundle(tmp / f"v-{rt.name}", ["/no/such/program"], rootfs)
+        cfg = json.loads((b / "config.json").read_text())
+        cfg.pop("ociVersion")
+        if version is not None:
+            cfg["ociVersion"] = version
+        (b / "config.json").write_text(json.dumps(cfg))
+        r = rt("create", "--bundle", b, "v")
+        return r.returncode, r.stderr, rt("state", "v").returncode != 0
+    r = same(each(runtimes, case), "create")
+    assert r[0] != 0 and r[1] and r[2]
+
+
 def test_a_program_that_ends_is_stopped(runtimes, tmp, rootfs):
     def case(rt):
         rt("create", "--bundle", kit.bundle(tmp / f"e-{rt.name}", ["true"], rootfs), "c2")

@@ -263,3 +263,10 @@ def test_standard_descriptors_on_private_device_nodes(tmp_path):
     assert (os.stat(node).st_uid, os.stat(node).st_gid) == (0, 0)
     assert eval(run("(0, 0)"))[0] == []
     assert (os.stat(node).st_uid, os.stat(node).st_gid) == (1000, 1000)  # (left as it was: the probe chowned it)
+
+
+def test_what_counts_as_a_version():
+    """krun looks for the program only in a configuration with a version (cli._a_version):
+    crun refuses the others first, with its own message."""
+    assert all(cli._a_version(v) for v in ("1.0.0", "1.2.0", "1.0.2-dev", "0.1.0", "10.0"))
+    assert not any(cli._a_version(v) for v in ("invalid", "", None, 1, "1", "1.", "v1.0.0", ".1"))

@@ -229,7 +229,8 @@ class Krun:
             raise KrunError(f"{path}: not valid JSON: {e}") from None
         if not isinstance(cfg, dict):
             raise KrunError(f"{path}: not an OCI configuration")
-        programs.check(programs.View.of_config(cfg, bundle), cfg.get("process") or {})
+        if _a_version(cfg.get("ociVersion")):  # (crun refuses one that is none before it looks for the program)
+            programs.check(programs.View.of_config(cfg, bundle), cfg.get("process") or {})
         rt = runtime.ensure()
         dest = config.mount_point(cfg)
         # (--image-files: a snapshot the container resumes, from km image SNAPSHOT, finds the
@@ -356,6 +357,19 @@ def stdio_owner(process: object, container: object, user: str | None = None) -> 
     if isinstance(process, dict):
         return stdio.owner_of(process.get("user", {}))
     return stdio.owner_of_option(user)
+
+
+def _a_version(value: object) -> bool:
+    """Does ``value`` (config.json's ociVersion) look like a version, digits.digits...?
+    crun refuses a configuration without one ("unknown version specified", "error loading
+    config.json") before it looks for the program, so krun leaves its own look-up (and its
+    "not found") to km: crun then answers first, as for itself (runtime-tools' misc_props).
+    Only what no crun accepts is skipped: a crun that took the value would run km, which
+    says the program is missing after start."""
+    if not isinstance(value, str):
+        return False
+    major, dot, rest = value.partition(".")
+    return major.isdigit() and dot == "." and rest[:1].isdigit()
 
 
 def _listen_fds() -> int:
