@@ -5,6 +5,7 @@ the descriptors it would under crun."""
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import kit
@@ -108,6 +109,34 @@ def test_create_then_delete_leaves_nothing(runtimes, tmp, rootfs):
         r = rt("delete", "--force", "d")
         return r.returncode, sorted(os.listdir(rt.root))
     assert same(each(runtimes, case), "create, delete") == (0, [])
+
+
+def test_failed_creates_leave_nothing_for_good(runtimes, tmp, rootfs):
+    """A create crun refuses leaves nothing behind for long: krun's FIFO for it goes at a
+    later create once it is ten minutes old (runtime-tools' validation, which never
+    deletes what it could not create, left two in /run/krun in each run, for good).  A
+    created container's FIFO stays, however old, and so does a young one (a create in
+    progress)."""
+    def case(rt):
+        bad = kit.bundle(tmp / f"r-{rt.name}", ["true"], rootfs,
+                         process__rlimits=[{"type": "RLIMIT_NO_SUCH", "soft": 1, "hard": 1}])
+        good = kit.bundle(tmp / f"ok-{rt.name}", ["sleep", "100"], rootfs)
+        codes = [rt("create", "--bundle", bad, "failed-old").returncode,
+                 rt("create", "--bundle", good, "created-old").returncode,
+                 rt("create", "--bundle", bad, "failed-young").returncode]
+        old = time.time() - 11 * 60  # (ready.STALE is ten minutes)
+        for name in os.listdir(rt.root):
+            if name.endswith("-old"):
+                os.utime(rt.root / name, (old, old))
+        codes.append(rt("create", "--bundle", good, "next").returncode)
+        left = sorted(n.replace(".krun-ready-", "FIFO:") for n in os.listdir(rt.root))
+        for cid in ("created-old", "next", "failed-young", "failed-old"):
+            rt("delete", "--force", cid)
+        return codes, left
+    r = each(runtimes, case)
+    assert r["crun"][0] == r["krun"][0] == [1, 0, 1, 0]
+    assert r["crun"][1] == ["created-old", "next"]
+    assert r["krun"][1] == ["FIFO:created-old", "FIFO:failed-young", "FIFO:next", "created-old", "next"]
 
 
 @pytest.mark.parametrize("preserve", [0, 2])

@@ -22,7 +22,8 @@ has only a safety limit against a km that hangs before its program (WAIT_LIMIT):
 
 A container krun created before this existed, or crun's own, has no FIFO: ``start``
 is crun's alone.  ``krun delete`` removes a FIFO a create left (a create that failed,
-a container deleted without being started).  ``krun run`` and ``krun exec`` do not wait
+a container deleted without being started), and each create removes those of failed
+creates whose ids the engine never deletes (``sweep``).  ``krun run`` and ``krun exec`` do not wait
 (docs/containers.md says why): crun's own process stays in the foreground of a ``run``,
 and ``exec`` has no start.
 """
@@ -33,6 +34,7 @@ import os
 
 WAIT_LIMIT = 120.0  # seconds: a safety limit only, against a km that hangs before its program
 PREFIX = ".krun-ready-"
+STALE = 600.0  # seconds: a FIFO this old without crun's state directory is a failed create's (``sweep``)
 
 
 def fifo_path(root: str, container_id: str) -> str | None:
@@ -57,6 +59,7 @@ def make(root: str, container_id: str, at: int) -> int | None:
         pass
     try:
         os.makedirs(root, mode=0o700, exist_ok=True)
+        sweep(root)
         try:
             os.unlink(path)  # (a create of the same id that failed before)
         except FileNotFoundError:
@@ -71,6 +74,32 @@ def make(root: str, container_id: str, at: int) -> int | None:
     else:
         os.set_inheritable(at, True)
     return at
+
+
+def sweep(root: str, now: float | None = None) -> None:
+    """Remove the FIFOs that failed creates left in ``root``: a create that crun refused
+    (a configuration it rejects, a hook that failed) leaves its FIFO behind, as krun has
+    become crun by then, and an engine deletes nothing it could not create
+    (runtime-tools' validation left two in each run, one id each, for good).  A FIFO is
+    a failed create's when crun has no state directory for its id and it is older than
+    STALE: a create in progress has its directory milliseconds after its FIFO (crun makes
+    it first), a created container keeps its FIFO until start or delete.  One scan of the
+    state directory per create."""
+    import time
+
+    now = time.time() if now is None else now
+    try:
+        names = [e.name for e in os.scandir(root) if e.name.startswith(PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(root, name)
+        try:
+            if os.path.lexists(os.path.join(root, name[len(PREFIX):])) or now - os.lstat(path).st_mtime < STALE:
+                continue
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def open_reader(root: str, container_id: str) -> int | None:
