@@ -73,22 +73,12 @@ def _from_function(p, end: int) -> int | None:
 
     at = end - 1
     v = p.mm.find(at)
-    if v is None or not v.name.startswith("/") or (v.dev, v.ino) in p.posix_locked:
-        return None  # (closing km's descriptor of a file would drop the program's POSIX locks on it)
-    try:
-        fd = os.open(v.name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except (OSError, ValueError):
+    opened = funcstarts.open_mapped(v, p.posix_locked) if v is not None else None
+    if opened is None:
         return None
+    fd, key = opened
     try:
-        st = os.fstat(fd)
-        if (st.st_dev, st.st_ino) != (v.dev, v.ino) or (st.st_mode & 0o170000) != 0o100000:
-            return None
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        starts = _files.get(key, False)
-        if starts is False:
-            if len(_files) >= MAX_FILES:
-                _files.clear()
-            starts = _files[key] = funcstarts.read(fd)
+        starts = funcstarts.cached(fd, key, _files, MAX_FILES)
     except OSError:
         return None
     finally:

@@ -255,20 +255,14 @@ class Rewriter:
         from kontain.loader import funcstarts
 
         v = self.p.mm.find(syscall_at)
-        if v is None or not self._quick(syscall_at) or (v.dev, v.ino) in self.p.posix_locked:
-            return None  # (closing km's descriptor of a file would drop the program's POSIX locks on it)
-        try:
-            fd = os.open(v.name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except (OSError, ValueError):
+        if v is None or not self._quick(syscall_at):
             return None
+        opened = funcstarts.open_mapped(v, self.p.posix_locked)
+        if opened is None:
+            return None
+        fd, key = opened
         try:
-            st = os.fstat(fd)
-            if (st.st_dev, st.st_ino) != (v.dev, v.ino) or not (st.st_mode & 0o170000) == 0o100000:
-                return None
-            key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-            starts = self.files.get(key, False)
-            if starts is False:
-                starts = self.files[key] = funcstarts.read(fd)
+            starts = funcstarts.cached(fd, key, self.files)
             if starts is None:
                 return None
             offset = v.offset + (syscall_at - v.start)

@@ -87,6 +87,39 @@ class FunctionStarts:
         return self.starts[i + 1] if i + 1 < len(self.starts) else 0
 
 
+def open_mapped(v, posix_locked) -> tuple[int, tuple] | None:
+    """The file that mapping ``v`` (memory/mm.py's Vma) maps, opened read-only by its
+    name, and its key (device, inode, size, modification time) for ``cached``: when it is
+    still that file, and a regular one; else None.  Not a file the program holds POSIX
+    locks on (``posix_locked``): closing km's descriptor would drop them.  The caller
+    closes the descriptor."""
+    if not v.name.startswith("/") or (v.dev, v.ino) in posix_locked:
+        return None
+    try:
+        fd = os.open(v.name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except (OSError, ValueError):
+        return None
+    try:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) == (v.dev, v.ino) and st.st_mode & 0o170000 == 0o100000:
+            return fd, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def cached(fd: int, key: tuple, cache: dict, most: int = 1 << 30) -> FunctionStarts | None:
+    """``read(fd)``, kept in ``cache`` under ``key`` (``open_mapped``'s), which is emptied
+    when it holds ``most``."""
+    starts = cache.get(key, False)
+    if starts is False:
+        if len(cache) >= most:
+            cache.clear()
+        starts = cache[key] = read(fd)
+    return starts
+
+
 def read(fd: int) -> FunctionStarts | None:
     """The function starts of the ELF file open at ``fd`` (None: not an x86-64 ELF)."""
     try:

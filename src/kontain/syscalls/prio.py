@@ -24,11 +24,17 @@ PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
 MONITOR_THREAD = b"km-"  # how km names its own threads (native.name_thread)
 
 
+def _known(t, who: int) -> None:
+    """A thread the program names (0: itself): ESRCH for one it does not know, km's own
+    threads among them."""
+    if who and not t.process.procfs.task_known(who):
+        raise GuestError(ESRCH)
+
+
 def setpriority(t, which, who, prio, *_):
     which, who, prio = s32(which), s32(who), s32(prio)
     if which == PRIO_PROCESS:
-        if who and not t.process.procfs.task_known(who):
-            raise GuestError(ESRCH)  # (km's own threads do not exist for the program)
+        _known(t, who)
         return native.syscall(SYS_setpriority, which, who, prio)
     threads = _threads(t, which, who)
     error = -ESRCH
@@ -47,8 +53,7 @@ def setpriority(t, which, who, prio, *_):
 def getpriority(t, which, who, *_):
     which, who = s32(which), s32(who)
     if which == PRIO_PROCESS:
-        if who and not t.process.procfs.task_known(who):
-            raise GuestError(ESRCH)
+        _known(t, who)
         return native.syscall(SYS_getpriority, which, who)
     best = -ESRCH
     for tid in _threads(t, which, who):
@@ -129,8 +134,7 @@ def ioprio_set(t, which, who, ioprio, *_):
     if check != -ESRCH:
         return check
     if which == IOPRIO_WHO_PROCESS:
-        if who and not t.process.procfs.task_known(who):
-            raise GuestError(ESRCH)
+        _known(t, who)
         return native.syscall(SYS_ioprio_set, which, who, ioprio)
     if which not in _AS_PRIO:
         raise GuestError(EINVAL)
@@ -150,8 +154,7 @@ def ioprio_get(t, which, who, *_):
     """ioprio_get; of a group or a user the best (lowest) priority of their threads."""
     which, who = s32(which), s32(who)
     if which == IOPRIO_WHO_PROCESS:
-        if who and not t.process.procfs.task_known(who):
-            raise GuestError(ESRCH)
+        _known(t, who)
         return native.syscall(SYS_ioprio_get, which, who)
     if which not in _AS_PRIO:
         raise GuestError(EINVAL)
