@@ -59,6 +59,12 @@ MODULES = (
     "kontain.lifecycle",
 )
 
+# the families of the calls a program makes first (memory, files, /proc, ids, signals,
+# I/O, terminals): imported before `krun start` is told the program runs (lifecycle.ready)
+FIRST_CALLS = ("kontain.syscalls.fs", "kontain.syscalls.mm", "kontain.syscalls.process", "kontain.syscalls.signal",
+               "kontain.syscalls.rw", "kontain.syscalls.sysinfo", "kontain.syscalls.identity",
+               "kontain.syscalls.ioctl")
+
 
 def package_dir(name: str) -> str | None:
     """The directory of the top-level package ``name`` where the import system would

@@ -62,17 +62,14 @@ def ready(fd: int) -> None:
         # engine is told it runs, not at those calls: a signal sent at once (runtime-tools'
         # killsig: SIGTERM as soon as the state says running) then finds a shell's trap
         # installed sooner (kontain/lazy.py defers them for programs that never call them)
-        for family in _FIRST_FAMILIES:
+        from kontain import lazy
+
+        for family in lazy.FIRST_CALLS:
             __import__(family)
         try:
             os.close(fd)
         except OSError:
             pass
-
-
-_FIRST_FAMILIES = ("kontain.syscalls.fs", "kontain.syscalls.mm", "kontain.syscalls.process",
-                   "kontain.syscalls.signal", "kontain.syscalls.rw", "kontain.syscalls.sysinfo",
-                   "kontain.syscalls.identity", "kontain.syscalls.ioctl")
 
 
 def _keep_ready(proc, fd: int) -> int:

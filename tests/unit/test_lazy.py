@@ -74,27 +74,29 @@ _COSTLY = {"array", "collections", "re", "typing", "enum", "inspect", "dataclass
            "importlib.util", "importlib.machinery", "subprocess", "threading", "logging"}
 
 
+def _imported(statements: str) -> set[str]:
+    """The modules a fresh interpreter holds after ``statements``, started as km is in a
+    container (-I -S: no site, no environment)."""
+    code = f"import sys; sys.path.insert(0, {str(SRC.parent)!r}); {statements}; print(' '.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
 def test_start_up_imports_no_costly_standard_module():
     """km's start in a container (-I -S, no site) imports none of the standard library's
     costly modules: array alone imported collections (keyword, operator, reprlib), ~4.5 ms
     of every start; re, typing, enum, inspect, dataclasses and json cost as much."""
-    code = (f"import sys; sys.path.insert(0, {str(SRC.parent)!r}); import kontain.cli.main, "
-            "kontain.kernel.process, kontain.loader.exec, kontain.lifecycle, kontain.syscalls.dispatch; "
-            "print(' '.join(sys.modules))")
-    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert not _COSTLY & set(out.split()), sorted(_COSTLY & set(out.split()))
+    loaded = _imported("import kontain.cli.main, kontain.kernel.process, kontain.loader.exec, kontain.lifecycle, "
+                       "kontain.syscalls.dispatch")
+    assert not _COSTLY & loaded, sorted(_COSTLY & loaded)
 
 
 def test_preload_imports_no_costly_standard_module():
     """preload() runs at a program's first fork (and before a chroot): it imported re
     (procfs, for one substitution) and enum (signal, in vforkmem), ~5 ms of that fork."""
-    code = (f"import sys; sys.path.insert(0, {str(SRC.parent)!r}); import kontain.cli.main, "
-            "kontain.kernel.process, kontain.lifecycle; from kontain import lazy; lazy.preload(); "
-            "print(' '.join(sys.modules))")
-    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert not _COSTLY & set(out.split()), sorted(_COSTLY & set(out.split()))
+    loaded = _imported("import kontain.cli.main, kontain.kernel.process, kontain.lifecycle; "
+                       "from kontain import lazy; lazy.preload()")
+    assert not _COSTLY & loaded, sorted(_COSTLY & loaded)
 
 
 def test_a_deferred_handler_replaces_its_own_entry():
