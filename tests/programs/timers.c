@@ -87,6 +87,49 @@ static int overrun_capped(void) {
     return right == 10;
 }
 
+static long ns_since(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000000000L + (t.tv_nsec - t0->tv_nsec);
+}
+
+/* A 2 ms timer whose signal stays blocked for 100 ms: the one signal taken then counts
+ * every expiration meanwhile as an overrun (km: the host's count while it left the
+ * timer's signals there, added to its own).  Bounds by the program's own clock, read
+ * before and after the take, so a slow or loaded machine changes nothing. */
+static int overruns_while_blocked(void) {
+    int sig = SIGRTMIN + 3;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_SIGNAL;
+    ev.sigev_signo = sig;
+    timer_t t;
+    if (timer_create(CLOCK_MONOTONIC, &ev, &t) != 0) return 0;
+    const long interval = 2000000;
+    struct itimerspec its = {{0, interval}, {0, interval}};
+    struct timespec t0, pause = {0, 100000000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    timer_settime(t, 0, &its, NULL);
+    nanosleep(&pause, NULL);
+    long before = ns_since(&t0);
+    siginfo_t si;
+    int got = sigwaitinfo(&set, &si);
+    long after = ns_since(&t0);
+    timer_delete(t);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    long expirations = 1L + si.si_overrun;
+    int ok = got == sig && si.si_code == SI_TIMER && expirations >= before / interval - 1 &&
+             expirations <= after / interval + 1;
+    if (!ok)
+        fprintf(stderr, "expirations %ld, expected %ld to %ld\n", expirations, before / interval - 1,
+                after / interval + 1);
+    return ok;
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     struct sigaction sa;
@@ -117,6 +160,7 @@ int main(void) {
     SAY("a deleted timer: EINVAL", timer_settime(t1, 0, &its, NULL) == -1 && errno == EINVAL);
 
     SAY("overrun of a timer set long ago: capped at INT_MAX", overrun_capped());
+    SAY("expirations while blocked: one signal's overruns", overruns_while_blocked());
 
     /* default sigevent: SIGALRM carrying the timer id */
     timer_t t2;

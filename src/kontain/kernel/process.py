@@ -133,6 +133,7 @@ class Process:
         self.inherited = signals.inherited_state()
         self.host_signals = signals.HostSignals(self.post_host, self.fds.floor)
         self.host_signals.install()
+        self.timers.host = self.host_signals
         self._create_vm()
         self._mark("vm")
         _lift_address_space_limit()
@@ -767,6 +768,7 @@ class Process:
         task.on_syscall = self.syscalls.dispatcher(task)
         self.host_signals = signals.HostSignals(self.post_host, self.fds.floor)
         self.host_signals.install()
+        self.timers.host = self.host_signals
         if stub is not None and self.spec.gdb_fork_wait:
             stub.child_waits(task)
 

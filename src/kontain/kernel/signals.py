@@ -207,6 +207,7 @@ class Pending:
         for info in self.infos.pop(sig, ()):
             if type(info) is TimerInfo:
                 info.timer.queued = None
+                info.release()
             elif _counted(info):
                 QUEUED.count -= 1
 
@@ -272,6 +273,29 @@ def pick(ready: int) -> int:
     return (bits & -bits).bit_length()
 
 
+class FairLock:
+    """A lock that a thread waiting for it gets before a thread that has just let it go
+    takes it again.  The signal thread lets ``HostSignals.posting`` go and takes it
+    again a few microseconds later, for as long as signals keep coming (a timer that
+    fires every nanosecond keeps them coming for good); a futex waiter woken in between
+    took tens of microseconds to run and found it taken every time, and timer_settime
+    never returned.  Here each taker first passes a turnstile, which a waiter holds:
+    the next taker queues there until the waiter has had the lock."""
+
+    __slots__ = ("_turn", "_held")
+
+    def __init__(self) -> None:
+        self._turn = _thread.allocate_lock()
+        self._held = _thread.allocate_lock()
+
+    def __enter__(self) -> None:
+        with self._turn:
+            self._held.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self._held.release()
+
+
 class HostSignals:
     """km's own host signal handling: everything forwarded to the program through one
     monitor thread, SIG_KICK to interrupt a vCPU thread.
@@ -292,11 +316,12 @@ class HostSignals:
         # held from a host signal's dequeue to its post: who holds it knows that no host
         # signal is in flight (taken from the host, not yet the program's); take it
         # before the process lock, as ``collect`` does
-        self.posting = _thread.allocate_lock()
+        self.posting = FairLock()
         self._started = _thread.allocate_lock()  # held until the signal thread knows its tid
         self._started.acquire()
-        self._mask = bytearray(struct.pack("<Q", _FORWARDED_MASK))
+        self._mask = bytearray(struct.pack("<Q", _FORWARDED_MASK))  # what the signal thread takes
         self._info = bytearray(SIGINFO_SIZE)
+        self._holds = [0] * (S.NSIG + 1)  # per signal: the timers holding it (``hold``)
 
     def install(self) -> None:
         """Call in the main thread before any other thread exists: threads inherit the mask.
@@ -337,7 +362,7 @@ class HostSignals:
         block_forwarded()
         native.name_thread(b"km-signals")
         self.ident = _thread.get_ident()
-        self.tid = native.syscall(NR["gettid"])  # timers aim SIGEV_THREAD_ID signals here
+        self.tid = native.syscall(NR["gettid"])  # F_SETOWN_EX aims a thread's SIGIO here (syscalls/fs.py)
         self._started.release()
         pfd = bytearray(struct.pack("<ihh", fd, _POLLIN, 0))
         while True:
@@ -366,6 +391,58 @@ class HostSignals:
                 if sig <= 0:
                     return
                 self._post(sig, bytes(info))
+
+    def hold(self, sig: int) -> None:
+        """Leave ``sig`` on the host until ``unhold``: a timer's signal is pending in the
+        program, and the timer has expired again.  On Linux the timer is not armed again
+        until its signal is taken, and the expirations meanwhile are that signal's
+        overruns.  Taken from the host at once, a timer of a short interval (shorter than
+        km's turn-around) had its next signal there at once, for as long as the program
+        left its signal pending: the signal thread spent a CPU on them, and the program's
+        calls waited for the interpreter lock, ~15 ms each.  Left on the host, the host
+        counts the overruns, and ``unhold`` adds them to the program's signal.  (Other
+        signals ``sig`` wait with it: a standard one is pending already; a real-time one
+        queues behind the timer's, in order.)  Called with the process lock held."""
+        self._holds[sig] += 1
+        if self._holds[sig] == 1:
+            self._narrow()
+
+    def unhold(self, sig: int, timerid: int) -> int:
+        """The timer ``timerid``'s pending signal is the program's no more (taken or
+        dropped): the expirations the host counted meanwhile, which its signal on the
+        host carries (0 without one).  The host's ``sig`` are taken from it in order up
+        to the timer's, and those not the timer's are queued to km again, for the signal
+        thread, which takes ``sig`` again from here.  Called with the process lock held."""
+        info = bytearray(SIGINFO_SIZE)
+        only = bytearray(struct.pack("<Q", sigbit(sig)))
+        expired = 0
+        others = []
+        while native.syscall(NR["rt_sigtimedwait"], native.address_of(only), native.address_of(info),
+                             native.address_of(_NO_WAIT), SIGSET_SIZE) == sig:
+            if info[8:12] == _SI_TIMER and struct.unpack_from("<i", info, 16)[0] == timerid:
+                # (and no further: taking it armed the timer again, whose next signal
+                # may be there already)
+                expired = 1 + max(struct.unpack_from("<i", info, 20)[0], 0)
+                break
+            others.append(bytearray(info))
+        pid = os.getpid()
+        for data in others:
+            native.syscall(NR["rt_sigqueueinfo"], pid, sig, native.address_of(data))
+        self._holds[sig] -= 1
+        if not self._holds[sig]:
+            self._narrow()
+        return expired
+
+    def _narrow(self) -> None:
+        """The signal thread's set (its waits and its signalfd's) without the held signals.
+        The signalfd wakes its poller when its set changes."""
+        held = 0
+        for sig in range(1, S.NSIG + 1):
+            if self._holds[sig]:
+                held |= sigbit(sig)
+        struct.pack_into("<Q", self._mask, 0, _FORWARDED_MASK & ~held)
+        if _signalfd >= 0:
+            native.syscall(NR["signalfd4"], _signalfd, native.address_of(self._mask), SIGSET_SIZE, 0)
 
     def child_reported(self, pid: int) -> None:
         """A wait just reported child ``pid``: its SIGCHLD must be the program's now.

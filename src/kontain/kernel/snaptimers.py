@@ -22,12 +22,12 @@ import struct
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.structs import itimerspec, itimerval, sigevent
+from kontain.abi.structs import itimerspec, itimerval
 from kontain.kernel.snapfile import Refused, SnapshotError
-from kontain.kernel.timers import Timer
+from kontain.kernel.timers import SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD_ID, Timer, host_sigevent
 
 _CLOCKS = (F.CLOCK_REALTIME, F.CLOCK_MONOTONIC, F.CLOCK_PROCESS_CPUTIME_ID, F.CLOCK_BOOTTIME, F.CLOCK_TAI)
-_NOTIFY = (0, 1, 4)  # SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID (the only ones km makes)
+_NOTIFY = (SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID)  # (the only ones km makes)
 _CLOCK_NAMES = {3: "a thread's CPU time", 8: "CLOCK_REALTIME_ALARM", 9: "CLOCK_BOOTTIME_ALARM"}
 _MAX_TIMERS = 1 << 16
 
@@ -110,12 +110,9 @@ def _make(p, timerid, entry, tids: set, path: str) -> None:
         if notify not in _NOTIFY or not 0 <= sival < 1 << 64 or not 0 <= signo <= 64 or \
                 target != p.timers.targets[timerid]:
             raise bad
-        tid = 0
-        if notify == 4:  # SIGEV_THREAD_ID: aimed at km's signal thread, which redirects it
-            if target not in tids:
-                raise bad
-            tid = p.host_signals.signal_thread_tid()
-        host_ev = bytearray(sigevent.pack(sival, signo, notify, tid, b""))
+        if notify == SIGEV_THREAD_ID and target not in tids:  # SIGEV_THREAD_ID: km redirects its signals to the thread
+            raise bad
+        host_ev = host_sigevent(sival, signo, notify)
     made = bytearray(struct.pack("<i", timerid))
     r = native.syscall(222, clock, native.address_of(host_ev) if host_ev is not None else 0,
                        native.address_of(made))  # timer_create, under the id given

@@ -4,7 +4,7 @@ The guest's timers are km's own host timers.  What the monitor keeps about each:
 signal while it is pending in the program (Linux's one preallocated siginfo, whose
 si_overrun counts the expirations meanwhile: ``Timers.arrived``), the overrun count of
 the last one taken (timer_getoverrun), and the guest thread a SIGEV_THREAD_ID timer
-signals (the host timer is aimed at km's signal thread, which redirects it).
+signals (the host timer signals km's process, and km redirects it).
 """
 
 from __future__ import annotations
@@ -12,8 +12,18 @@ from __future__ import annotations
 import struct
 
 from kontain import native
+from kontain.abi.structs import sigevent
 
 DELAYTIMER_MAX = 0x7FFFFFFF  # overruns are counted up to INT_MAX
+SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4
+
+
+def host_sigevent(value: int, signo: int, notify: int) -> bytearray:
+    """The host timer's sigevent for the program's: a SIGEV_THREAD_ID one signals the
+    process, and the monitor gives its signals to the thread (Timers.target).  (Aimed at
+    km's signal thread, they could be taken from the host by that thread only;
+    HostSignals.unhold takes them in whichever thread takes the program's signal.)"""
+    return bytearray(sigevent.pack(value, signo, SIGEV_SIGNAL if notify == SIGEV_THREAD_ID else notify, 0, b""))
 
 
 class TimerInfo(bytearray):
@@ -25,6 +35,16 @@ class TimerInfo(bytearray):
 
     timer: Timer | None = None
     where = None
+    held = None  # the HostSignals that holds the timer's next signals on the host (HostSignals.hold)
+
+    def release(self) -> int:
+        """The host's signals of this timer flow again (its signal is taken, dropped or
+        discarded): the expirations the host counted meanwhile."""
+        host = self.held
+        if host is None:
+            return 0
+        self.held = None
+        return host.unhold(self[0], struct.unpack_from("<i", self, 16)[0])
 
 
 class Timer:
@@ -44,13 +64,18 @@ class Timer:
     def taken(self, info: TimerInfo) -> None:
         """Its signal was delivered or taken (Pending.take): later ones queue again."""
         self.queued = None
+        if info.held is not None:  # the host's count meanwhile is this signal's too
+            total = struct.unpack_from("<i", info, 20)[0] + info.release()
+            struct.pack_into("<i", info, 20, min(total, DELAYTIMER_MAX))
         self.overrun_last = struct.unpack_from("<i", info, 20)[0]
 
     def drop(self) -> None:
         """timer_settime or timer_delete: a signal of the old setting never arrives."""
         q = self.queued
-        if q is not None and q.where is not None:
-            q.where.drop(struct.unpack_from("<i", q, 0)[0], q)
+        if q is not None:
+            q.release()
+            if q.where is not None:
+                q.where.drop(struct.unpack_from("<i", q, 0)[0], q)
         self.queued = None
         self.overrun_last = 0
 
@@ -59,11 +84,12 @@ class Timers:
     """The process's timers: host timer id -> guest thread to signal (0: the process),
     and each timer's signal state."""
 
-    __slots__ = ("targets", "timers")
+    __slots__ = ("targets", "timers", "host")
 
     def __init__(self) -> None:
         self.targets: dict[int, int] = {}
         self.timers: dict[int, Timer] = {}
+        self.host = None  # the process's HostSignals, once it has them (HostSignals.hold)
 
     def target(self, timerid: int) -> int:
         return self.targets.get(timerid, 0)
@@ -80,6 +106,9 @@ class Timers:
         if q is not None:
             total = struct.unpack_from("<i", q, 20)[0] + 1 + max(overrun, 0)
             struct.pack_into("<i", q, 20, min(total, DELAYTIMER_MAX))
+            if q.held is None and self.host is not None:
+                q.held = self.host
+                self.host.hold(q[0])
             return None
         q = timer.queued = TimerInfo(info)
         q.timer = timer

@@ -199,8 +199,8 @@ def posix_locking(p, fd: int) -> None:
 def _setown_ex(t, fd: int, arg: int) -> int:
     """F_SETOWN_EX.  A thread of the program as the owner (F_OWNER_TID) cannot be its
     host thread, which keeps every forwarded signal blocked (the signal would stay there,
-    never delivered): the host signals km's signal thread instead, as for a
-    SIGEV_THREAD_ID timer, and the monitor gives the signal to the thread (Process.post,
+    never delivered): the host signals km's signal thread instead, and the monitor
+    gives the signal to the thread (Process.post,
     by the file in its si_fd; a plain SIGIO, without F_SETSIG, carries no descriptor
     and goes to the process)."""
     kind, pid = _OWNER_EX.unpack(t.mem.read(arg, _OWNER_EX.size))

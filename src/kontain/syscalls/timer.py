@@ -15,8 +15,8 @@ What needs the monitor:
   timer_getoverrun reports (``Timer.taken``); timer_settime starts the count again and,
   as Linux since 6.13, drops a signal of the old setting that is still pending.
 - SIGEV_THREAD_ID names a guest thread, whose host thread keeps every forwarded signal
-  blocked, so the host timer is aimed at the signal thread and the monitor redirects its
-  signals to the guest thread (``Timers.target``).
+  blocked, so the host timer signals the process and the monitor redirects its signals
+  to the guest thread (``Timers.target``, kernel/timers.py's host_sigevent).
 - execve deletes the timers, which the host does not do for an exec that happens in place.
 """
 
@@ -28,10 +28,9 @@ from kontain.abi.errno import EINVAL, EPERM
 from kontain.abi.structs import sigevent
 from kontain.abi.syscalls import NR
 from kontain.errors import GuestError
-from kontain.kernel.timers import Timer
+from kontain.kernel.timers import SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, SIGEV_THREAD_ID, Timer, host_sigevent
 from kontain.syscalls.common import passthrough, ptr, s32
 
-SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4
 # the signal a timer cannot carry: km's kick
 _REFUSED = (S.SIGRTMAX,)
 
@@ -54,8 +53,8 @@ def timer_create(t, clockid, sevp, timerid_ptr, *_):
         if notify == SIGEV_THREAD_ID:
             if tid not in p.tasks:
                 raise GuestError(_clock_first(clockid))
-            target, tid = tid, p.host_signals.signal_thread_tid()  # the host timer signals the signal thread
-        host_ev = bytearray(sigevent.pack(value, signo, notify, tid, b""))
+            target = tid
+        host_ev = host_sigevent(value, signo, notify)
         event = (value, signo, notify, target)
     r = native.syscall(222, s32(clockid), native.address_of(host_ev) if host_ev else 0, ptr(t, timerid_ptr, 4))
     if r == 0:
