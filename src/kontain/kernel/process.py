@@ -337,12 +337,15 @@ class Process:
         owner = self.sigio_owners.get((st.st_dev, st.st_ino))
         return self.tasks.get(owner[0]) if owner else None
 
-    def post(self, sig: int, info: bytes, task: Task | None = None) -> int:
+    def post(self, sig: int, info: bytes, task: Task | None = None, host: bool = False) -> int:
         """A signal for the program: to ``task`` (thread-directed), or to the process,
-        which gives it to a thread that does not block it.  Called from any thread.
-        0, or -EAGAIN when the signal queue is full (signals.Pending.add)."""
+        which gives it to a thread that does not block it.  Called from any thread;
+        ``host``: the signal thread's, from the host.  0, or -EAGAIN when the signal
+        queue is full (signals.Pending.add)."""
         if sig == signals.SIG_KICK or not 1 <= sig <= S.NSIG:
             return 0
+        if not host and sig >= S.SIGRTMIN and self.host_signals.holds(sig):
+            self.host_signals.flush(sig)  # (what came before it, left on the host behind a timer's)
         if sig == S.SIGURG and info[8:12] == _SI_QUEUE and task is None:  # `km snapshot PID`?
             from kontain.kernel import snapshot
 
@@ -385,7 +388,7 @@ class Process:
 
             if fork.child_dumped_core(self, int.from_bytes(info[16:20], "little")):
                 info = info[:8] + _CLD_DUMPED + info[12:]
-        return self.post(sig, info)
+        return self.post(sig, info, host=True)
 
     def _held(self, sig: int, task: Task | None) -> bool:
         """Is ``sig``, ignored, kept pending all the same?  Linux's sig_ignored: yes when

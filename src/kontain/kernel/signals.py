@@ -433,6 +433,28 @@ class HostSignals:
             self._narrow()
         return expired
 
+    def flush(self, sig: int) -> None:
+        """Post now the ``sig`` the host holds (``hold``), before a real-time ``sig`` that
+        km posts itself (the program's sigqueue to itself), which would pass them: its
+        queue keeps the order the signals came in.  Each timer's once more at most
+        (taking one arms its timer again, and a short interval has the next there at
+        once)."""
+        only = bytearray(struct.pack("<Q", sigbit(sig)))
+        seen = set()
+        with self.posting:
+            info = self._info
+            while native.syscall(NR["rt_sigtimedwait"], native.address_of(only), native.address_of(info),
+                                 native.address_of(_NO_WAIT), SIGSET_SIZE) == sig:
+                self._post(sig, bytes(info))
+                if info[8:12] == _SI_TIMER:
+                    timerid = struct.unpack_from("<i", info, 16)[0]
+                    if timerid in seen:
+                        break
+                    seen.add(timerid)
+
+    def holds(self, sig: int) -> bool:
+        return self._holds[sig] > 0
+
     def _narrow(self) -> None:
         """The signal thread's set (its waits and its signalfd's) without the held signals.
         The signalfd wakes its poller when its set changes."""
