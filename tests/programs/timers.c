@@ -186,6 +186,34 @@ static int two_timers_one_signal(void) {
     return ok;
 }
 
+/* A timer's SIGALRM while a SIGALRM from kill() is pending: one signal (a standard
+ * one does not queue), and the timer's next expiration is a signal of its own (km
+ * counted every later one as an overrun of a signal it never queued). */
+static int timer_behind_a_pending_standard_signal(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGALRM);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    kill(getpid(), SIGALRM);
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_SIGNAL;
+    ev.sigev_signo = SIGALRM;
+    timer_t t;
+    if (timer_create(CLOCK_MONOTONIC, &ev, &t) != 0) return 0;
+    struct itimerspec its = {{0, 5000000}, {0, 5000000}};
+    struct timespec pause = {0, 30000000}, wait = {10, 0};
+    timer_settime(t, 0, &its, NULL);
+    nanosleep(&pause, NULL);
+    siginfo_t first, second;
+    int ok = sigtimedwait(&set, &first, &wait) == SIGALRM && first.si_code == SI_USER &&
+             sigtimedwait(&set, &second, &wait) == SIGALRM && second.si_code == SI_TIMER;
+    timer_delete(t);
+    sigtimedwait(&set, &second, &(struct timespec){0, 0}); /* (one of the deleted timer's) */
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    return ok;
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     struct sigaction sa;
@@ -218,6 +246,7 @@ int main(void) {
     SAY("overrun of a timer set long ago: capped at INT_MAX", overrun_capped());
     SAY("expirations while blocked: one signal's overruns", overruns_while_blocked());
     SAY("two timers and a sigqueue on one signal: in order", two_timers_one_signal());
+    SAY("a timer behind a pending SIGALRM: its next is its own", timer_behind_a_pending_standard_signal());
 
     /* default sigevent: SIGALRM carrying the timer id */
     timer_t t2;

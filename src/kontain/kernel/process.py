@@ -32,7 +32,7 @@ from kontain.kernel.fdtable import FdTable
 from kontain.kernel.rewrite import Rewriter
 from kontain.kernel.runstate import GONE, PAUSED, RUNNING, Condition
 from kontain.kernel.task import Task, ThreadExit
-from kontain.kernel.timers import Timers
+from kontain.kernel.timers import TimerInfo, Timers
 from kontain.kvm import abi as k
 from kontain.kvm.api import Kvm, KvmError
 from kontain.loader import load, textbusy
@@ -368,6 +368,11 @@ class Process:
                     return 0
             if not (task.pending if task is not None else self.shared_pending).add(sig, info):
                 return -EAGAIN
+            if type(info) is TimerInfo and info.where is None:
+                # one with a standard signal pending already (from kill, say): the
+                # timer's is not, and its next expiration queues again (its signals
+                # stopped for good: each one counted as an overrun of a signal never taken)
+                info.timer.queued = None
             if task is not None:
                 target = task
             else:
