@@ -93,22 +93,43 @@ static long ns_since(const struct timespec *t0) {
     return (t.tv_sec - t0->tv_sec) * 1000000000L + (t.tv_nsec - t0->tv_nsec);
 }
 
-/* A 2 ms timer whose signal stays blocked for 100 ms: the one signal taken then counts
- * every expiration meanwhile as an overrun (km: the host's count while it left the
- * timer's signals there, added to its own).  Bounds by the program's own clock, read
- * before and after the take, so a slow or loaded machine changes nothing. */
-static int overruns_while_blocked(void) {
-    int sig = SIGRTMIN + 3;
+static sigset_t block_only(int sig) {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, sig);
     sigprocmask(SIG_BLOCK, &set, NULL);
+    return set;
+}
+
+/* a SIGEV_SIGNAL timer of signal ``sig`` carrying ``value`` */
+static int signal_timer(int sig, int value, timer_t *t) {
     struct sigevent ev;
     memset(&ev, 0, sizeof ev);
     ev.sigev_notify = SIGEV_SIGNAL;
     ev.sigev_signo = sig;
+    ev.sigev_value.sival_int = value;
+    return timer_create(CLOCK_MONOTONIC, &ev, t) == 0;
+}
+
+/* does the timer signal ``si`` count between ``least`` and ``most`` expirations? */
+static int expirations_within(const siginfo_t *si, long least, long most) {
+    long expirations = 1L + si->si_overrun;
+    int ok = si->si_code == SI_TIMER && expirations >= least && expirations <= most;
+    if (!ok)
+        fprintf(stderr, "timer %d: expirations %ld, expected %ld to %ld\n", si->si_value.sival_int, expirations,
+                least, most);
+    return ok;
+}
+
+/* A 2 ms timer whose signal stays blocked for 100 ms: the one signal taken then counts
+ * every expiration meanwhile as an overrun (km: the host's count while it left the
+ * timer's signals there, added to its own).  Bounds by the program's own clock, read
+ * around each step, so a slow or loaded machine changes nothing. */
+static int overruns_while_blocked(void) {
+    int sig = SIGRTMIN + 3;
+    sigset_t set = block_only(sig);
     timer_t t;
-    if (timer_create(CLOCK_MONOTONIC, &ev, &t) != 0) return 0;
+    if (!signal_timer(sig, 0, &t)) return 0;
     const long interval = 2000000;
     struct itimerspec its = {{0, interval}, {0, interval}};
     struct timespec t0, pause = {0, 100000000};
@@ -122,12 +143,7 @@ static int overruns_while_blocked(void) {
     long after = ns_since(&t0);
     timer_delete(t);
     sigprocmask(SIG_UNBLOCK, &set, NULL);
-    long expirations = 1L + si.si_overrun;
-    long least = (before - armed) / interval - 1, most = after / interval + 1;
-    int ok = got == sig && si.si_code == SI_TIMER && expirations >= least && expirations <= most;
-    if (!ok)
-        fprintf(stderr, "expirations %ld, expected %ld to %ld\n", expirations, least, most);
-    return ok;
+    return got == sig && expirations_within(&si, (before - armed) / interval - 1, after / interval + 1);
 }
 
 /* Two 2 ms timers and a sigqueue on one real-time signal, blocked for 100 ms: three
@@ -136,31 +152,20 @@ static int overruns_while_blocked(void) {
  * other's, and took them back in order). */
 static int two_timers_one_signal(void) {
     int sig = SIGRTMIN + 4;
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, sig);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    struct sigevent ev;
-    memset(&ev, 0, sizeof ev);
-    ev.sigev_notify = SIGEV_SIGNAL;
-    ev.sigev_signo = sig;
-    timer_t a, b;
-    ev.sigev_value.sival_int = 1;
-    if (timer_create(CLOCK_MONOTONIC, &ev, &a) != 0) return 0;
-    ev.sigev_value.sival_int = 2;
-    if (timer_create(CLOCK_MONOTONIC, &ev, &b) != 0) return 0;
+    sigset_t set = block_only(sig);
+    timer_t timers[2];
+    if (!signal_timer(sig, 1, &timers[0]) || !signal_timer(sig, 2, &timers[1])) return 0;
     const long interval = 2000000;
     struct itimerspec its = {{0, interval}, {0, interval}};
     struct timespec t0, pause = {0, 100000000}, gap = {0, 500000};
     long set_before[2], set_after[2]; /* when each timer was set */
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    set_before[0] = ns_since(&t0);
-    timer_settime(a, 0, &its, NULL);
-    set_after[0] = ns_since(&t0);
-    nanosleep(&gap, NULL); /* b expires after a */
-    set_before[1] = ns_since(&t0);
-    timer_settime(b, 0, &its, NULL);
-    set_after[1] = ns_since(&t0);
+    for (int i = 0; i < 2; i++) {
+        if (i) nanosleep(&gap, NULL); /* the second expires after the first */
+        set_before[i] = ns_since(&t0);
+        timer_settime(timers[i], 0, &its, NULL);
+        set_after[i] = ns_since(&t0);
+    }
     nanosleep(&pause, NULL);
     union sigval v = {.sival_int = 3};
     sigqueue(getpid(), sig, v);
@@ -168,39 +173,25 @@ static int two_timers_one_signal(void) {
     siginfo_t si[3];
     int ok = 1;
     for (int i = 0; i < 3; i++)
-        ok &= sigwaitinfo(&set, &si[i]) == sig;
+        ok &= sigwaitinfo(&set, &si[i]) == sig && si[i].si_value.sival_int == i + 1;
     long after = ns_since(&t0);
-    timer_delete(a);
-    timer_delete(b);
+    timer_delete(timers[0]);
+    timer_delete(timers[1]);
     sigprocmask(SIG_UNBLOCK, &set, NULL);
-    for (int i = 0; i < 3; i++)
-        ok &= si[i].si_value.sival_int == i + 1 && si[i].si_code == (i < 2 ? SI_TIMER : SI_QUEUE);
-    for (int i = 0; i < 2 && ok; i++) {
-        long expirations = 1L + si[i].si_overrun;
-        long least = (before - set_after[i]) / interval - 1, most = (after - set_before[i]) / interval + 1;
-        int right = expirations >= least && expirations <= most;
-        if (!right)
-            fprintf(stderr, "timer %d: expirations %ld, expected %ld to %ld\n", i + 1, expirations, least, most);
-        ok &= right;
-    }
-    return ok;
+    for (int i = 0; i < 2 && ok; i++)
+        ok &= expirations_within(&si[i], (before - set_after[i]) / interval - 1,
+                                 (after - set_before[i]) / interval + 1);
+    return ok && si[2].si_code == SI_QUEUE;
 }
 
 /* A timer's SIGALRM while a SIGALRM from kill() is pending: one signal (a standard
  * one does not queue), and the timer's next expiration is a signal of its own (km
  * counted every later one as an overrun of a signal it never queued). */
 static int timer_behind_a_pending_standard_signal(void) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGALRM);
-    sigprocmask(SIG_BLOCK, &set, NULL);
+    sigset_t set = block_only(SIGALRM);
     kill(getpid(), SIGALRM);
-    struct sigevent ev;
-    memset(&ev, 0, sizeof ev);
-    ev.sigev_notify = SIGEV_SIGNAL;
-    ev.sigev_signo = SIGALRM;
     timer_t t;
-    if (timer_create(CLOCK_MONOTONIC, &ev, &t) != 0) return 0;
+    if (!signal_timer(SIGALRM, 0, &t)) return 0;
     struct itimerspec its = {{0, 5000000}, {0, 5000000}};
     struct timespec pause = {0, 30000000}, wait = {10, 0};
     timer_settime(t, 0, &its, NULL);
