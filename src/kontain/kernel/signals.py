@@ -412,7 +412,8 @@ class HostSignals:
         dropped): the expirations the host counted meanwhile, which its signal on the
         host carries (0 without one).  The host's ``sig`` are taken from it in order up
         to the timer's, and those not the timer's are queued to km again, for the signal
-        thread, which takes ``sig`` again from here.  Called with the process lock held."""
+        thread, which takes ``sig`` again from here (a standard signal's are dropped:
+        they came while the timer's was pending).  Called with the process lock held."""
         info = bytearray(SIGINFO_SIZE)
         only = bytearray(struct.pack("<Q", sigbit(sig)))
         expired = 0
@@ -425,9 +426,10 @@ class HostSignals:
                 expired = 1 + max(struct.unpack_from("<i", info, 20)[0], 0)
                 break
             others.append(bytearray(info))
-        pid = os.getpid()
-        for data in others:
-            native.syscall(NR["rt_sigqueueinfo"], pid, sig, native.address_of(data))
+        if sig >= S.SIGRTMIN:  # (a standard one came while the timer's was pending: one signal, as on Linux)
+            pid = os.getpid()
+            for data in others:
+                native.syscall(NR["rt_sigqueueinfo"], pid, sig, native.address_of(data))
         self._holds[sig] -= 1
         if not self._holds[sig]:
             self._narrow()
