@@ -205,17 +205,21 @@ static int timer_behind_a_pending_standard_signal(void) {
     return ok;
 }
 
-/* kill()s of SIGALRM from another process while a timer's SIGALRM is pending: merged
- * into it, as a standard signal does not queue (km held them on the host behind the
- * timer's, and they must not come after it). */
-static int kills_behind_a_pending_timer_signal(void) {
+/* kill()s of SIGALRM from another process while a SIGALRM is pending (a timer's, or
+ * one the program sent itself): merged into it, as a standard signal does not queue
+ * (km left them on the host while it was pending, and they must not come after it). */
+static int kills_behind_a_pending_sigalrm(int from_timer) {
     sigset_t set = block_only(SIGALRM);
     timer_t t;
-    if (!signal_timer(SIGALRM, 0, &t)) return 0;
     struct itimerspec its = {{0, 2000000}, {0, 2000000}};
     struct timespec pause = {0, 50000000}, none = {0, 0}, wait = {10, 0};
-    timer_settime(t, 0, &its, NULL);
-    nanosleep(&pause, NULL); /* its signal pending, and more expirations */
+    if (from_timer) {
+        if (!signal_timer(SIGALRM, 0, &t)) return 0;
+        timer_settime(t, 0, &its, NULL);
+        nanosleep(&pause, NULL); /* its signal pending, and more expirations */
+    } else {
+        kill(getpid(), SIGALRM);
+    }
     pid_t parent = getpid(), child = fork();
     if (child == 0) {
         for (int i = 0; i < 3; i++) kill(parent, SIGALRM);
@@ -223,8 +227,9 @@ static int kills_behind_a_pending_timer_signal(void) {
     }
     waitpid(child, NULL, 0);
     siginfo_t si;
-    int ok = sigtimedwait(&set, &si, &wait) == SIGALRM && si.si_code == SI_TIMER;
-    timer_delete(t);
+    int ok = sigtimedwait(&set, &si, &wait) == SIGALRM && si.si_code == (from_timer ? SI_TIMER : SI_USER) &&
+             (from_timer || si.si_pid == parent);
+    if (from_timer) timer_delete(t);
     if (sigtimedwait(&set, &si, &none) == SIGALRM) /* (a deleted timer's may be) */
         ok &= si.si_code == SI_TIMER;
     sigprocmask(SIG_UNBLOCK, &set, NULL);
@@ -264,7 +269,8 @@ int main(void) {
     SAY("expirations while blocked: one signal's overruns", overruns_while_blocked());
     SAY("two timers and a sigqueue on one signal: in order", two_timers_one_signal());
     SAY("a timer behind a pending SIGALRM: its next is its own", timer_behind_a_pending_standard_signal());
-    SAY("kill()s behind a pending timer's SIGALRM: merged", kills_behind_a_pending_timer_signal());
+    SAY("kill()s behind a pending timer's SIGALRM: merged", kills_behind_a_pending_sigalrm(1));
+    SAY("kill()s behind a pending SIGALRM of kill(): merged", kills_behind_a_pending_sigalrm(0));
 
     /* default sigevent: SIGALRM carrying the timer id */
     timer_t t2;

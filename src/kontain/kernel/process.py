@@ -133,7 +133,7 @@ class Process:
         self.inherited = signals.inherited_state()
         self.host_signals = signals.HostSignals(self.post_host, self.fds.floor)
         self.host_signals.install()
-        self.timers.host = self.host_signals
+        self.timers.host = self.shared_pending.host = self.host_signals
         self._create_vm()
         self._mark("vm")
         _lift_address_space_limit()
@@ -366,7 +366,10 @@ class Process:
                 info = self.timers.arrived(info)
                 if info is None:
                     return 0
-            if not (task.pending if task is not None else self.shared_pending).add(sig, info):
+            pending = task.pending if task is not None else self.shared_pending
+            if host and sig < S.SIGRTMIN and pending.mask & signals.sigbit(sig) and task is None:
+                pending.hold_standard(sig)  # (one signal with the pending one: the next ones wait on the host)
+            if not pending.add(sig, info):
                 return -EAGAIN
             if type(info) is TimerInfo and info.where is None:
                 # one with a standard signal pending already (from kill, say): the
@@ -776,7 +779,7 @@ class Process:
         task.on_syscall = self.syscalls.dispatcher(task)
         self.host_signals = signals.HostSignals(self.post_host, self.fds.floor)
         self.host_signals.install()
-        self.timers.host = self.host_signals
+        self.timers.host = self.shared_pending.host = self.host_signals
         if stub is not None and self.spec.gdb_fork_wait:
             stub.child_waits(task)
 

@@ -160,11 +160,34 @@ class Pending:
     """A pending set: a bitmask, plus the siginfo of each pending signal (real-time
     signals queue; a standard signal pending twice is one signal)."""
 
-    __slots__ = ("mask", "infos")
+    __slots__ = ("mask", "infos", "held", "host")
 
     def __init__(self) -> None:
         self.mask = 0
         self.infos: dict[int, list[bytes]] = {}
+        # the process's set: standard signals that came again from the host while pending
+        # here, left there (``hold_standard``), and the HostSignals that holds them
+        self.held = 0
+        self.host: HostSignals | None = None
+
+    def hold_standard(self, sig: int) -> None:
+        """A standard ``sig`` came from the host while pending here, and is one signal
+        with it: the host keeps the next ones (it merges them itself) until this one is
+        taken, when they are dropped (HostSignals.drop_held).  Taken from the host at
+        once, a 1 us interval timer's SIGALRM, blocked, kept the signal thread on a CPU
+        and each of the program's calls waiting for the interpreter lock."""
+        bit = sigbit(sig)
+        if self.host is not None and not self.held & bit and sig not in _NEVER_HELD:
+            self.held |= bit
+            self.host.hold(sig)
+
+    def _gone(self, sig: int) -> None:
+        """``sig`` is pending here no more: what the host held of it came meanwhile."""
+        bit = sigbit(sig)
+        self.mask &= ~bit
+        if self.held & bit:
+            self.held &= ~bit
+            self.host.drop_held(sig)
 
     def add(self, sig: int, info: bytes) -> bool:
         """Make ``sig`` pending with ``info``, as Linux's __send_signal_locked: False when
@@ -198,12 +221,12 @@ class Pending:
         else:
             info = siginfo(sig, S.SI_USER)
         if not q:
-            self.mask &= ~sigbit(sig)
+            self._gone(sig)
             self.infos.pop(sig, None)
         return info
 
     def discard(self, sig: int) -> None:
-        self.mask &= ~sigbit(sig)
+        self._gone(sig)
         for info in self.infos.pop(sig, ()):
             if type(info) is TimerInfo:
                 info.timer.queued = None
@@ -262,8 +285,13 @@ class Pending:
         if info in q:
             q.remove(info)
         if not q:
-            self.mask &= ~sigbit(sig)
+            self._gone(sig)
             self.infos.pop(sig, None)
+
+
+# job control's, whose arrival km acts on at once (kernel/jobctl.py), and SIGURG, which
+# also carries `km snapshot PID`'s requests (Process.post)
+_NEVER_HELD = (S.SIGCONT, S.SIGTSTP, S.SIGTTIN, S.SIGTTOU, S.SIGURG)
 
 
 def pick(ready: int) -> int:
@@ -321,7 +349,7 @@ class HostSignals:
         self._started.acquire()
         self._mask = bytearray(struct.pack("<Q", _FORWARDED_MASK))  # what the signal thread takes
         self._info = bytearray(SIGINFO_SIZE)
-        self._holds = [0] * (S.NSIG + 1)  # per signal: the timers holding it (``hold``)
+        self._holds = [0] * (S.NSIG + 1)  # per signal: the timers and pending sets holding it (``hold``)
 
     def install(self) -> None:
         """Call in the main thread before any other thread exists: threads inherit the mask.
@@ -434,6 +462,22 @@ class HostSignals:
         if not self._holds[sig]:
             self._narrow()
         return expired
+
+    def drop_held(self, sig: int) -> None:
+        """The standard ``sig`` pending in the program is taken or discarded: what the
+        host held of it (Pending.hold_standard) came while it was pending, and goes.
+        (At most one from the process's queue and one from the calling thread's; a
+        timer's, taken, arms its timer again, whose next one stays.)  Called with the
+        process lock held."""
+        info = bytearray(SIGINFO_SIZE)
+        only = bytearray(struct.pack("<Q", sigbit(sig)))
+        for _ in range(2):
+            if native.syscall(NR["rt_sigtimedwait"], native.address_of(only), native.address_of(info),
+                              native.address_of(_NO_WAIT), SIGSET_SIZE) != sig:
+                break
+        self._holds[sig] -= 1
+        if not self._holds[sig]:
+            self._narrow()
 
     def flush(self, sig: int) -> None:
         """Post now the ``sig`` the host holds (``hold``), before a real-time ``sig`` that
