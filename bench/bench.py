@@ -56,6 +56,8 @@ def rows(tmp: str) -> dict[str, tuple[list[str], int]]:
         "getppid x200k (glibc)": ([str(build("syscall_loop", "glibc")), "200000"], 1),
         "file I/O 64 MiB": ([str(build("fileio")), f"{tmp}/kt-bench-io.bin", "64", "64"], 1),
         "mmap churn 2000x16p": ([str(build("mmap_churn")), "2000", "16"], 1),
+        # (timers of 1 ns and 1 us, their signals blocked: docs/performance.md)
+        "blocked fast timers x3000": ([str(build("fastalarm")), "3000"], 1),
         "touch 256 MiB": ([str(build("touch")), "256"], 1),
         "fork+exec+wait x100": ([str(build("spawn")), "100", str(build("hello"))], 1),
         "python3 -c 'import json'": (["/usr/bin/python3", "-c", "import json"], 1),

@@ -2,9 +2,12 @@
 busybox) run natively and under km: each mode of sigcases.c is one behaviour, run
 natively and under km with both C libraries (same output, same end)."""
 
+import signal
+import subprocess
+
 import pytest
 
-from kt import STATIC, build, compare
+from kt import KM, STATIC, build, compare, ended
 
 MODES = [
     "thread-segv",  # a thread other than the main one dies of SIGSEGV: km ends by it too
@@ -38,3 +41,16 @@ def test_busybox_timeout():
     it back), runs the command and exits with its status."""
     compare(["/bin/busybox", "sh", "-c", "timeout 20 true; echo $?; timeout 20 sh -c 'exit 3'; echo $?"], timeout=60)
 
+
+
+@pytest.mark.parametrize("runner", ["native", "km"])
+def test_sigterm_past_a_blocked_fast_timer(runner):
+    """A 1 us setitimer and a 1 ns POSIX timer whose signals the program blocks: SIGTERM
+    still ends it (128+15).  km's signal thread took the host's SIGALRM again and again,
+    and the host gives the lowest signal first: SIGTERM never came through, and km ran
+    until SIGKILL.  (The same timers make bench/bench.py's "blocked fast timers" row.)"""
+    p = subprocess.Popen(([] if runner == "native" else KM) + [str(build("fastalarm")), "wait"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.readline() == b"ready\n"
+    ended(p, timeout=120)
+    assert p.returncode == -signal.SIGTERM
