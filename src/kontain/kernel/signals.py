@@ -414,8 +414,7 @@ class HostSignals:
         with self.posting:
             info = self._info
             for _ in range(COLLECT_MAX):
-                sig = native.syscall(NR["rt_sigtimedwait"], native.address_of(self._mask), native.address_of(info),
-                                     native.address_of(_NO_WAIT), SIGSET_SIZE)
+                sig = _take_now(self._mask, info)
                 if sig <= 0:
                     return
                 self._post(sig, bytes(info))
@@ -446,8 +445,7 @@ class HostSignals:
         only = bytearray(struct.pack("<Q", sigbit(sig)))
         expired = 0
         others = []
-        while native.syscall(NR["rt_sigtimedwait"], native.address_of(only), native.address_of(info),
-                             native.address_of(_NO_WAIT), SIGSET_SIZE) == sig:
+        while _take_now(only, info) == sig:
             if info[8:12] == _SI_TIMER and struct.unpack_from("<i", info, 16)[0] == timerid:
                 # (and no further: taking it armed the timer again, whose next signal
                 # may be there already)
@@ -472,8 +470,7 @@ class HostSignals:
         info = bytearray(SIGINFO_SIZE)
         only = bytearray(struct.pack("<Q", sigbit(sig)))
         for _ in range(2):
-            if native.syscall(NR["rt_sigtimedwait"], native.address_of(only), native.address_of(info),
-                              native.address_of(_NO_WAIT), SIGSET_SIZE) != sig:
+            if _take_now(only, info) != sig:
                 break
         self._holds[sig] -= 1
         if not self._holds[sig]:
@@ -489,8 +486,7 @@ class HostSignals:
         seen = set()
         with self.posting:
             info = self._info
-            while native.syscall(NR["rt_sigtimedwait"], native.address_of(only), native.address_of(info),
-                                 native.address_of(_NO_WAIT), SIGSET_SIZE) == sig:
+            while _take_now(only, info) == sig:
                 self._post(sig, bytes(info))
                 if info[8:12] == _SI_TIMER:
                     timerid = struct.unpack_from("<i", info, 16)[0]
@@ -528,6 +524,13 @@ _signalfd = -1  # km's signalfd of the forwarded signals (the signal thread poll
 COLLECT_MAX = 256  # signals posted under one hold of HostSignals.posting
 _SFD_CLOEXEC, _SFD_NONBLOCK, _POLLIN = 0o2000000, 0o4000, 1
 _NO_WAIT = bytearray(16)  # a zero timespec
+
+
+def _take_now(mask: bytearray, info: bytearray) -> int:
+    """Take one signal of ``mask`` from the host without waiting (rt_sigtimedwait): its
+    number, its siginfo in ``info``; 0 or -errno when there is none."""
+    return native.syscall(NR["rt_sigtimedwait"], native.address_of(mask), native.address_of(info),
+                          native.address_of(_NO_WAIT), SIGSET_SIZE)
 
 
 def inherited_state() -> tuple[int, list[int]]:
