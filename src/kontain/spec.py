@@ -14,8 +14,8 @@ from kontain.arch.x86_64.layout import DEFAULT_WINDOW
 
 class Spec:
     __slots__ = ("program", "args", "env", "memory", "core", "timings", "vdso", "poll", "strace", "kvm_device",
-                 "window", "pause_check", "poller", "gdb", "gdb_wait",
-                 "gdb_fork_wait", "rewrite", "rewrite_after", "snapshot_on_listen", "leave_running", "deny", "rlimits")
+                 "window", "pause_check", "poller", "gdb", "gdb_wait", "gdb_fork_wait", "rewrite", "rewrite_after",
+                 "snapshot_on_listen", "leave_running", "deny", "rlimits", "site_cache")
 
     def __init__(self, program: str = "", args: list[bytes] | tuple = (), env: list[bytes] | tuple = (), *,
                  memory: int | None = None, core: bool = False, timings: bool = False, vdso: bool = True,
@@ -23,7 +23,7 @@ class Spec:
                  pause_check: int = 0, gdb: int = 0, gdb_wait: bool = True, gdb_fork_wait: bool = False,
                  rewrite: bool = True, rewrite_after: int = 200, snapshot_on_listen: str = "",
                  leave_running: bool = False, deny: tuple[tuple[int, int], ...] = (),
-                 rlimits: dict[int, tuple[int, int]] | None = None, poller: str = "native"):
+                 rlimits: dict[int, tuple[int, int]] | None = None, poller: str = "native", site_cache: str = ""):
         self.program = program  # as the user named it (looked up in PATH by lifecycle.run_program)
         self.args = list(args)  # argv, argv[0] included
         self.env = list(env)  # NAME=VALUE
@@ -45,6 +45,7 @@ class Spec:
         self.window = window  # the guest address space
         self.rewrite = rewrite  # syscall sites that jump to the stub (kernel/rewrite.py), where the platform has it
         self.rewrite_after = rewrite_after  # --rewrite-after: trapped calls before any site is rewritten
+        self.site_cache = site_cache  # --site-cache: where proofs of rewritable sites are kept ("": nowhere)
         self.deny = deny  # --deny: ((syscall number, errno or 0 for SIGSYS), ...): syscalls/table.deny
         self.rlimits = rlimits or {}  # --rlimit: {resource: (soft, hard)}, the program's instead of km's own
 

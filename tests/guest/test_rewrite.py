@@ -53,8 +53,70 @@ def test_polled_sites_rewritten_after_the_warm_up(variant):
     r = km("--timings", "--poll", "always", *argv)
     sites, polled, exited = _rewritten(r.err)
     assert r.returncode == 0 and sites > 0 and polled + exited > 3000, r.err
-    r = km("--timings", "--poll", "always", "--rewrite-after", "1000000", *argv)
+    r = km("--timings", "--poll", "always", "--rewrite-after", "1000000", "--no-site-cache", *argv)
     assert r.returncode == 0 and _rewritten(r.err)[0] == 0, r.err
+
+
+def _proofs(err: str) -> tuple[int, int]:
+    """(proofs taken from earlier runs, proofs kept) from --timings."""
+    m = re.search(r"; (\d+) proofs from earlier runs, (\d+) kept", err)
+    assert m, err
+    return int(m[1]), int(m[2])
+
+
+def _entries(cache, program) -> os.PathLike:
+    """The proofs file of ``program`` in the site cache ``cache`` (kernel/sitecache.py)."""
+    st = os.stat(program)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return cache / "sites-v1" / "-".join(f"{x:x}" for x in key)
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_proofs_of_an_earlier_run(variant, tmp):
+    """A run keeps the proofs of the sites it rewrote (owner-only files); a later run of
+    the same file rewrites them before its warm-up ends, here one too long to reach, and
+    gives the same answers.  With --no-site-cache nothing is read."""
+    prog = _prog(variant)
+    argv = [prog, "calls", "3000"]
+    r = km("--timings", "--site-cache", tmp, *argv)
+    assert r.returncode == 0 and _proofs(r.err)[1] > 0 and _rewritten(r.err)[0] > 0, r.err
+    entries = _entries(tmp, prog)
+    assert entries.stat().st_mode & 0o777 == 0o600 and entries.parent.stat().st_mode & 0o777 == 0o700
+    late = ("--timings", "--site-cache", str(tmp), "--rewrite-after", "1000000")
+    compare(argv, km_options=late)
+    r = km(*late, *argv)
+    sites, polled, exited = _rewritten(r.err)
+    assert _proofs(r.err) == (sites, 0) and sites > 0 and polled + exited > 2900, r.err
+    r = km("--timings", "--no-site-cache", "--rewrite-after", "1000000", *argv)
+    assert "proofs" not in r.err and _rewritten(r.err)[0] == 0, r.err
+
+
+def test_proofs_that_do_not_hold_are_not_applied(tmp):
+    """Proofs are checked against the program's memory as a fresh one is: an entry whose
+    instruction is not the one before that `syscall`, or that names no `syscall`, is
+    refused; so are the entries of a directory or file that others may write."""
+    prog = _prog("musl")
+    argv = [prog, "calls", "3000"]
+    r = km("--timings", "--site-cache", tmp, *argv)
+    entries = _entries(tmp, prog)
+    good = entries.read_text().split()
+    assert r.returncode == 0 and len(good) >= 2, r.err
+    late = ("--timings", "--site-cache", str(tmp), "--rewrite-after", "1000000")
+    # the same offsets with another instruction of the same length, and offsets one off
+    wrong = [f"{off} {'90' * (len(insn) // 2)}" for off, insn in zip(good[::2], good[1::2])]
+    wrong += [f"{int(off, 16) + 1:x} {insn}" for off, insn in zip(good[::2], good[1::2])]
+    entries.write_text("\n".join(wrong) + "\nnot an entry\n")
+    compare(argv, km_options=late)
+    r = km(*late, *argv)
+    assert _proofs(r.err)[0] == 0 and _rewritten(r.err)[0] == 0, r.err
+    entries.write_text("\n".join(f"{o} {i}" for o, i in zip(good[::2], good[1::2])) + "\n")
+    for path, mode in ((entries, 0o622), (entries.parent, 0o777)):
+        path.chmod(mode)
+        r = km(*late, *argv)
+        assert _proofs(r.err)[0] == 0 and _rewritten(r.err)[0] == 0, (oct(mode), r.err)
+        path.chmod(0o600 if path == entries else 0o700)
+    r = km(*late, *argv)
+    assert _proofs(r.err)[0] > 0, r.err
 
 
 def test_other_instruction_before_syscall():
@@ -230,15 +292,20 @@ def test_busybox():
     assert _rewritten(r.err)[0] > 0, r.err
 
 
-def test_short_programs_are_left_alone():
+def test_short_programs_are_left_alone(tmp):
     """By default no site is rewritten before the program made 200 calls: 30 rounds of
     four calls (every site hot, ~130 calls in all) keep their code, and never load the
-    decoder; a longer loop of calls does not."""
-    r = km("--timings", _prog("glibc"), "calls", "30")
+    decoder; a longer loop of calls does not.  Once a run proved its sites, a short run
+    rewrites them too (kernel/sitecache.py), from the proofs alone."""
+    cache = ("--site-cache", str(tmp))
+    r = km("--timings", *cache, _prog("glibc"), "calls", "30")
     assert r.returncode == 0 and _rewritten(r.err)[0] == 0, r.err
-    r = km("--timings", _prog("glibc"), "calls", "3000")
+    r = km("--timings", *cache, _prog("glibc"), "calls", "3000")
     sites, polled, exited = _rewritten(r.err)
     assert r.returncode == 0 and sites > 0 and polled + exited > 3000, r.err
+    r = km("--timings", *cache, _prog("glibc"), "calls", "30")
+    sites, _polled, _exited = _rewritten(r.err)
+    assert r.returncode == 0 and sites > 0 and _proofs(r.err) == (sites, 0), r.err
 
 
 @pytest.mark.parametrize("variant", STATIC)

@@ -50,7 +50,11 @@ options:
                          calls no longer trap (see the user guide)
       --no-rewrite       leave the program's code as it is
       --rewrite-after N  rewrite sites only once the program has made N calls that
-                         trapped (default 200: short programs do not pay for it)
+                         trapped (default 200: short programs do not pay for it); a site
+                         an earlier run proved is rewritten at its fourth call
+      --site-cache DIR   keep the proofs of rewritable sites in DIR/sites-v1 (default:
+                         $KM_SITE_CACHE, else ~/.cache/kontain; krun keeps none)
+      --no-site-cache    neither read nor keep proofs of earlier runs
       --pause-check N    pause the running program N times at arbitrary moments, reading
                          every thread's registers, and resume it (a check of what
                          debuggers and snapshots rely on; says how it went, on stderr)
@@ -150,6 +154,7 @@ class Options:
         self.gdb_fork_wait = False
         self.rewrite = REWRITE_DEFAULT
         self.rewrite_after = REWRITE_AFTER
+        self.site_cache: str | None = None  # --site-cache DIR, "" for --no-site-cache; None: the default
         self.snapshot_on_listen = ""
         self.leave_running = False
         self.image_files = False
@@ -219,6 +224,10 @@ def parse(argv: list[str], out=None) -> Options | int:
             if not v.isdigit() or len(v) > 12:
                 raise UsageError(f"--rewrite-after {v}: expected a number of calls")
             o.rewrite_after = int(v)
+        elif name == "--site-cache":
+            o.site_cache = value()
+        elif name == "--no-site-cache":
+            o.site_cache = ""
         elif name == "--pause-check":
             v = value()
             if not v.isdigit():
@@ -329,4 +338,14 @@ def spec(o: Options, environ=None) -> Spec:
                 pause_check=o.pause_check, gdb=o.gdb, gdb_wait=o.gdb_wait, gdb_fork_wait=o.gdb_fork_wait,
                 rewrite=o.rewrite and not o.gdb, rewrite_after=o.rewrite_after,
                 snapshot_on_listen=o.snapshot_on_listen, leave_running=o.leave_running, deny=tuple(o.deny),
-                rlimits=o.rlimits, poller=o.poller, kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm")
+                rlimits=o.rlimits, poller=o.poller, kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm",
+                site_cache=_site_cache(o, environ))
+
+
+def _site_cache(o: Options, environ) -> str:
+    """Where the rewriter keeps proofs (kernel/sitecache.py): --site-cache, else the default."""
+    if o.site_cache is not None:
+        return o.site_cache
+    from kontain.kernel.sitecache import default_directory
+
+    return default_directory(environ)

@@ -160,13 +160,21 @@ class Process:
             self.sys.install_poll_stubs(self.poller.map)
             vcpu.set_msrs([(k.MSR_LSTAR, self.lstar(0))])
         if self.platform.user_stub and self.spec.rewrite:
-            self.rewriter = Rewriter(self)
+            self.rewriter = Rewriter(self, self._site_cache())
             cpu.set_segment_base(self.user_sregs, "gs", self.gs_base(0))
             vcpu.set_sregs(self.user_sregs)
         self.xstate_size = sigframe.xstate_size(self.cpuid, self.xcr0)
         self.init_xsave = _init_xsave(self.kvm.xsave_size)
         self.vcpu0 = vcpu
         self._mark("probe")
+
+    def _site_cache(self):
+        """The rewriter's proofs of earlier runs (kernel/sitecache.py), as the spec says."""
+        if not self.spec.site_cache:
+            return None
+        from kontain.kernel.sitecache import SiteCache
+
+        return SiteCache(self.spec.site_cache)
 
     def keep_messages(self) -> None:
         """km's messages go to its stderr as it is now, through a descriptor of the
@@ -185,6 +193,8 @@ class Process:
         self.spec = spec
         self.path = self.name = spec.program
         self.mm.limit = spec.memory
+        if self.rewriter is not None:
+            self.rewriter.cache = self._site_cache()
         self.timings = []
         self._mark("start")  # (the VM was built before the client came)
 

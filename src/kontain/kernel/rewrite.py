@@ -68,6 +68,7 @@ from kontain.errors import GuestError
 from kontain.kvm import abi as k
 
 HOT = 8  # traps of a site before it is examined
+HOT_PROVEN = 4  # calls of a site an earlier run proved (kernel/sitecache.py) before it is rewritten, warm-up or not
 # No site is examined before the program has made Spec.rewrite_after calls, trapped or polled (km
 # --rewrite-after, 200 by default).  The decoder (~2.5 ms: decode._core) loads on a thread of its
 # own from half-way through (``warm_up_left``), so the first proof and patch of a run costs its
@@ -81,6 +82,7 @@ REACH = (1 << 31) - 2 * L.PAGE
 SYSCALL = b"\x0f\x05"
 REFUSED = -1
 PATCHED = -2
+UNPROVEN = 1  # (_rewrite with proven_only: no earlier run proved the site)
 LATER = 0  # (_rewrite: not now, a thread stands where the jump would go; examined again at its next trap)
 SHORT_LEAST = 3  # the shortest instruction before a `syscall` that a jump covers with it
 SHORT_MOST = 4  # (5 and more: the jump covers that instruction alone)
@@ -92,8 +94,10 @@ _PAGE = L.PAGE
 class Rewriter:
     """The rewritten sites of one process (its address space)."""
 
-    def __init__(self, process) -> None:
+    def __init__(self, process, cache=None) -> None:
         self.p = process
+        self.cache = cache  # kernel/sitecache.py: proofs of earlier runs (None: none kept)
+        self.unproven: set[int] = set()  # return addresses of sites the cache had no proof of (warm-up)
         self.owns_gs = True  # False once the program set its own GS base
         self.lock = _thread.allocate_lock()  # handing out trampolines
         self.enabled = True  # False: no more sites are rewritten
@@ -135,6 +139,9 @@ class Rewriter:
             return
         self.trapped += 1
         if n + 1 < HOT or self.trapped < self.p.spec.rewrite_after and self._calls() < self.p.spec.rewrite_after:
+            if n + 1 >= HOT_PROVEN and self.cache is not None and ret not in self.unproven and \
+                    self._proven(task, ret):
+                return
             if not self.preloading:
                 self.warm_up_left()
             if n or len(self.seen) < MAX_SEEN:
@@ -145,6 +152,17 @@ class Rewriter:
     def _decide(self, task, ret: int) -> None:
         done = self._rewrite(task, ret - 2)
         self.seen[ret] = REFUSED if done is None else HOT - 1 if done == LATER else PATCHED
+
+    def _proven(self, task, ret: int) -> bool:
+        """Before the warm-up's end: rewrite the site if an earlier run proved it (True),
+        else remember that none did (it waits for the warm-up, and its proof)."""
+        done = self._rewrite(task, ret - 2, proven_only=True)
+        if done == UNPROVEN:
+            if len(self.unproven) < MAX_SEEN:
+                self.unproven.add(ret)
+            return False
+        self.seen[ret] = REFUSED if done is None else HOT - 1 if done == LATER else PATCHED
+        return True
 
     def answered(self, ret: int) -> bool:
         """The poller answered a call from return address ``ret`` (the slot's RCX, which the
@@ -159,6 +177,10 @@ class Rewriter:
                 self.polled += 1
             return False
         if n + 1 < HOT or self._calls() < self.p.spec.rewrite_after:
+            if n + 1 >= HOT_PROVEN and self.cache is not None and ret not in self.unproven and \
+                    self.enabled and self.owns_gs:
+                self.seen[ret] = HOT  # (``hot``, on the vCPU's thread, looks for a proof)
+                return True
             if not self.preloading:
                 self.warm_up_left()
             if n or len(self.seen) < MAX_SEEN:
@@ -172,8 +194,12 @@ class Rewriter:
     def hot(self, task, ret: int) -> None:
         """On the vCPU's thread, after a polled call from ``ret`` that ``answered`` found hot."""
         n = self.seen.get(ret, 0)
-        if n >= HOT:
+        if n < HOT:
+            return
+        if self._calls() >= self.p.spec.rewrite_after:
             self._decide(task, ret)
+        elif not self._proven(task, ret):
+            self.seen[ret] = HOT_PROVEN  # (counted again; examined after the warm-up)
 
     def warm_up_left(self) -> int:
         """How many more calls the program makes before the rewriter looks again (the
@@ -187,7 +213,9 @@ class Rewriter:
             if left > after // 2:
                 return left - after // 2
             self.preloading = True
-            if self.enabled and self.owns_gs:
+            # (not when every site hot so far was rewritten from an earlier run's proof:
+            # its load would only take a CPU from the program, ~2.5 ms)
+            if self.enabled and self.owns_gs and (self.cache is None or self.unproven):
                 from kontain.arch.x86_64 import decode
 
                 decode.load_soon()
@@ -199,14 +227,18 @@ class Rewriter:
         poller = self.p.poller
         return self.trapped + (poller.served if poller is not None else 0)
 
-    def _rewrite(self, task, syscall_at: int):
+    def _rewrite(self, task, syscall_at: int, proven_only: bool = False):
         # The proof (the file opened and read) and the trampoline (a page mapped) come
         # first, while this thread still counts as running: a pause_all meanwhile (a
         # snapshot, --pause-check) waits for it, and sees no descriptor or mapping come
         # and go.  Only the write itself happens with the other threads paused.
         found = None
         if self.enabled and self.owns_gs and self._quick(syscall_at):
-            found = self._examine(syscall_at)
+            found = self._examine(syscall_at, proven_only)
+            if found == UNPROVEN:
+                return UNPROVEN
+        elif proven_only:
+            return UNPROVEN
         at = None
         if found is not None:
             with self.lock:
@@ -248,24 +280,37 @@ class Rewriter:
         except GuestError:
             return False
 
-    def _examine(self, syscall_at: int) -> tuple[int, bytes] | None:
+    def _examine(self, syscall_at: int, proven_only: bool = False):
         """(site, its instruction's bytes) if rewriting the instruction before the
-        `syscall` at ``syscall_at`` is proven safe (module doc)."""
-        from kontain.arch.x86_64 import decode
+        `syscall` at ``syscall_at`` is proven safe (module doc), by an earlier run of the
+        same file (kernel/sitecache.py) or now; ``proven_only``: UNPROVEN rather than a
+        proof now."""
         from kontain.loader import funcstarts
 
         v = self.p.mm.find(syscall_at)
         if v is None or not self._quick(syscall_at):
-            return None
+            return UNPROVEN if proven_only else None
         opened = funcstarts.open_mapped(v, self.p.posix_locked)
         if opened is None:
-            return None
+            return UNPROVEN if proven_only else None
         fd, key = opened
+        offset = v.offset + (syscall_at - v.start)
+        cache = self.cache
+        if cache is not None:
+            insn = cache.proof(key, offset)
+            if insn is not None and self._holds(v, syscall_at - len(insn), insn):
+                os.close(fd)
+                cache.hits += 1
+                return syscall_at - len(insn), insn
+        if proven_only:
+            os.close(fd)
+            return UNPROVEN
+        from kontain.arch.x86_64 import decode
+
         try:
             starts = funcstarts.cached(fd, key, self.files)
             if starts is None:
                 return None
-            offset = v.offset + (syscall_at - v.start)
             vaddr = starts.to_vaddr(offset)
             if vaddr is None:
                 return None
@@ -292,15 +337,24 @@ class Rewriter:
             return None
         finally:
             os.close(fd)
-        if site is None or site < v.start:
+        if site is None:
             return None
         insn = code[site - here:syscall_at - here]
-        try:
-            if self.p.mem.read(site, len(insn) + 2) != insn + SYSCALL:
-                return None  # (the program's memory is not the file's here)
-        except GuestError:
-            return None
+        if not self._holds(v, site, insn):
+            return None  # (the program's memory is not the file's here)
+        if cache is not None:
+            cache.keep(key, offset, insn)
         return site, insn
+
+    def _holds(self, v, site: int, insn: bytes) -> bool:
+        """Are ``insn`` and a `syscall` what the program's memory has at ``site``, within
+        the mapping ``v``?"""
+        if site < v.start:
+            return False
+        try:
+            return self.p.mem.read(site, len(insn) + 2) == insn + SYSCALL
+        except GuestError:
+            return False
 
     # -- the change ------------------------------------------------------------------------
     def _patch(self, task, syscall_at: int, site: int, insn: bytes, at: int):
@@ -553,7 +607,7 @@ class Rewriter:
     def reset(self) -> None:
         """exec: a new program in an empty address space (whose sites the native poller
         must not take for the old program's)."""
-        self.__init__(self.p)
+        self.__init__(self.p, self.cache)
         poller = self.p.poller
         if poller is not None and poller.ctl is not None:
             poller.ctl.forget_sites()
@@ -563,4 +617,5 @@ class Rewriter:
         polled = self.polled + (poller.native_patched if poller is not None else 0)
         return (f"{self.sites} syscall sites rewritten ({self.short_sites} short, {self.refused} refused, "
                 f"{self.put_back} put back); calls: {self.trapped} trapped, "
-                f"{polled} rewritten and polled, {self.exited} rewritten and exited")
+                f"{polled} rewritten and polled, {self.exited} rewritten and exited"
+                + (f"; {self.cache.hits} proofs from earlier runs, {self.cache.kept} kept" if self.cache else ""))

@@ -89,10 +89,10 @@ class FunctionStarts:
 
 def open_mapped(v, posix_locked) -> tuple[int, tuple] | None:
     """The file that mapping ``v`` (memory/mm.py's Vma) maps, opened read-only by its
-    name, and its key (device, inode, size, modification time) for ``cached``: when it is
-    still that file, and a regular one; else None.  Not a file the program holds POSIX
-    locks on (``posix_locked``): closing km's descriptor would drop them.  The caller
-    closes the descriptor."""
+    name, and its key (device, inode, size, modification and change times) for ``cached``
+    and kernel/sitecache.py: when it is still that file, and a regular one; else None.
+    Not a file the program holds POSIX locks on (``posix_locked``): closing km's
+    descriptor would drop them.  The caller closes the descriptor."""
     if not v.name.startswith("/") or (v.dev, v.ino) in posix_locked:
         return None
     try:
@@ -102,7 +102,7 @@ def open_mapped(v, posix_locked) -> tuple[int, tuple] | None:
     try:
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) == (v.dev, v.ino) and st.st_mode & 0o170000 == 0o100000:
-            return fd, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            return fd, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     except OSError:
         pass
     os.close(fd)

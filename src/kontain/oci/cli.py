@@ -235,7 +235,7 @@ class Krun:
         dest = config.mount_point(cfg)
         # (--image-files: a snapshot the container resumes, from km image SNAPSHOT, finds the
         # files it re-opens as the image's copies, other inodes: oci/snapimage.py)
-        command = [*rt.command(dest), "--image-files"]
+        command = [*rt.command(dest), "--image-files", "--no-site-cache"]
         lowest = _first_free(o)
         without = ("--config", "-f")
         extra = []

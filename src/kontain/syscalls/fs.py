@@ -479,8 +479,12 @@ def chroot(t, path_addr, *_):
     must be imported while Python's files are still reachable (kontain/lazy.py)."""
     from kontain import lazy
 
-    lazy.preload(decoder=t.process.rewriter is not None)
-    return _chroot(t, path_addr)
+    rw = t.process.rewriter
+    lazy.preload(decoder=rw is not None)
+    r = _chroot(t, path_addr)
+    if rw is not None and r == 0:
+        rw.cache = None  # (its directory is named from the old root: kernel/sitecache.py)
+    return r
 
 
 SYS_name_to_handle_at = 303
