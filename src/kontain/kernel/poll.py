@@ -52,7 +52,9 @@ IDLE, POSTED, TAKEN, DONE, DONE_EXIT, DECLINED = (L.SLOT_IDLE, L.SLOT_POSTED, L.
 
 MISSES = 8  # pollable calls that exited while the slot was on: look again whether it pays; it does
 # not if, since it was switched on, at least 32 exited and more than half as many as were answered
-BURST = 64  # pollable exits before as many other exits switch the slot on
+BURST = 16  # pollable exits before as many other exits switch the slot on (64 cost file I/O 64 MiB
+# ~3.5 ms of its ~22 ms of writes: 48 more exits before the tier, ~75 us each; python3 and Go's
+# hello, which switch it on sooner now, did not change measurably)
 SPIN = 20_000  # pause rounds the stub waits for an answer (~14 ns each here: ~0.3 ms)
 SPIN_EAGER = L.POLL_SPIN_MAX  # with --poll always: as long as the stub spins at all ...
 SPIN_FLOOR = 20_000  # ... unless calls time out: then down to about an exit's cost (``consider``)

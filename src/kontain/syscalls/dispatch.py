@@ -162,7 +162,7 @@ def _make_polled(task, plain, poller, slot):
                 # a polled site may have turned hot (Rewriter.answered): examined here, which
                 # takes milliseconds the first time.  Away meanwhile, so that the poller parks
                 # with the slot on rather than finding no request for IDLE_NS and switching
-                # it off: the next BURST calls exited then (file I/O 64 MiB: 65 exits, ~7 ms)
+                # it off: the next BURST calls exited then (file I/O 64 MiB, BURST 64: 65 exits, ~7 ms)
                 slot.away = True
                 try:
                     rw.hot(task, q[k.RCX])
