@@ -83,6 +83,7 @@ def start_up_modules() -> list[str]:
     import kontain.cli.main  # noqa: F401
     import kontain.kernel.poll  # noqa: F401
     import kontain.kernel.process  # noqa: F401
+    import kontain.kernel.sitecache  # noqa: F401  (options.spec names the rewriter's cache)
     import kontain.lifecycle  # noqa: F401
     import kontain.loader.exec  # noqa: F401
     from kontain.syscalls import fs, ioctl, mm, process, rw  # noqa: F401  (nearly every program's)

@@ -56,6 +56,8 @@ MODULES = (
     "kontain.arch.x86_64.decode",  # (iced-x86 itself only with preload(decoder=True): see the module)
     "kontain.loader.funcstarts",  # (the syscall-site rewriter, once a site is hot)
     "kontain.kernel.faultpc",  # (a store that faulted)
+    "kontain.kernel.sitecache",  # (proofs of earlier runs: options.spec, Process)
+    "kontain.kernel.nativepoll",  # (the polling tier's native half; the server loads it for its workers)
     "kontain.lifecycle",
 )
 

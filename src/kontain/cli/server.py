@@ -46,7 +46,9 @@ def serve(path: str, warm: str | None = None, ready: int | None = None, idle: in
     from kontain.confine import Confinement
 
     lazy.preload(decoder=True)
-    from kontain.kernel import process  # noqa: F401  (for the workers)
+    from kontain.kernel import nativepoll, process  # noqa: F401  (for the workers)
+
+    nativepoll.load()  # (the native poller, loaded once here rather than at each worker's first switch-on)
 
     # the server confines itself as a km does (not dumpable, a Landlock domain, the
     # monitor's seccomp filter); each worker enters a Landlock domain below it
