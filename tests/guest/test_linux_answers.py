@@ -156,11 +156,16 @@ def test_openat2_magic_links(variant, tmp):
 def test_km_leaves_nothing_in_home(tmp):
     """km keeps no state of its own where the program can see it: a program that lists
     its $HOME finds what it would natively (km once wrote a CPUID cache in
-    $HOME/.cache)."""
+    $HOME/.cache).  Nor does a run whose syscall sites are proven and rewritten keep the
+    proofs anywhere unless told where (kernel/sitecache.py)."""
     home = tmp / "home"
     home.mkdir()
-    native, guest = compare(["/bin/busybox", "find", home], env={"HOME": str(home), "PATH": "/usr/bin:/bin"})
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+    native, guest = compare(["/bin/busybox", "find", home], env=env)
     assert guest.text == f"{home}\n"
+    r = km("--timings", build("rewrite", "musl", ("-lpthread",)), "calls", "3000", env=env)
+    assert r.returncode == 0 and "syscall sites rewritten" in r.err and "proofs" not in r.err, r.err
+    assert not list(home.iterdir())
 
 
 @pytest.mark.parametrize("variant", STATIC)

@@ -4,6 +4,7 @@ descriptors, the working directory and limits carried over; the fallbacks to a d
 start; a worker that loses its client."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -268,6 +269,21 @@ def test_a_request_from_another_user_is_not_read(tmp):
         srv.terminate()
         srv.wait(timeout=10)
     assert reply == b"no another user\n", reply
+
+
+def test_workers_keep_proofs_in_the_servers_directory(server):
+    """The rewriter's proofs (kernel/sitecache.py) go to the server's own directory when
+    the client names none: a later run of the same program rewrites its sites from them,
+    before its warm-up ends."""
+    sock, client = server
+    env = {k: v for k, v in os.environ.items() if k != "KM_SITE_CACHE"}
+    argv = [str(client), "--timings", build("rewrite", "musl", ("-lpthread",)), "calls", "3000"]
+    first = run(argv, env=env)
+    assert first.returncode == 0 and "proofs from earlier runs" in first.err, first.err
+    assert (sock.parent / "sites-v1").is_dir()
+    late = run(argv[:2] + ["--rewrite-after", "1000000"] + argv[2:], env=env)
+    m = re.search(r"(\d+) syscall sites rewritten.*; (\d+) proofs from earlier runs", late.err)
+    assert late.returncode == 0 and m and int(m[1]) > 0 and m[1] == m[2], late.err
 
 
 def test_an_idle_server_ends(tmp):

@@ -9,13 +9,14 @@ KEY = (0xFE00, 0x1234, 39024, 1_700_000_000_000_000_000, 1_700_000_000_000_000_0
 
 
 def test_default_directory():
+    """None for a direct start (nothing of km's in the program's $HOME); a server's own
+    directory for its workers; KM_SITE_CACHE over both."""
     d = sitecache.default_directory
-    assert d({b"HOME": b"/home/u"}) == "/home/u/.cache/kontain"
-    assert d({b"HOME": b"/home/u", b"XDG_CACHE_HOME": b"/c"}) == "/c/kontain"
-    assert d({b"HOME": b"/home/u", b"KM_SITE_CACHE": b"/s"}) == "/s"
-    assert d({b"HOME": b"/home/u", b"KM_SITE_CACHE": b"off"}) == ""
-    assert d({b"HOME": b"/home/u", b"KM_SITE_CACHE": b""}) == ""
-    assert d({}) == ""  # (no home: no cache)
+    assert d({b"HOME": b"/home/u", b"XDG_CACHE_HOME": b"/c"}) == ""
+    assert d({b"HOME": b"/home/u"}, server="/run/user/1000/kontain") == "/run/user/1000/kontain"
+    assert d({b"HOME": b"/home/u", b"KM_SITE_CACHE": b"/s"}, server="/r") == "/s"
+    assert d({b"KM_SITE_CACHE": b"off"}, server="/r") == ""
+    assert d({b"KM_SITE_CACHE": b""}) == ""
 
 
 def test_kept_proofs_are_read_by_a_later_process(tmp_path):

@@ -53,7 +53,7 @@ options:
                          trapped (default 200: short programs do not pay for it); a site
                          an earlier run proved is rewritten at its fourth call
       --site-cache DIR   keep the proofs of rewritable sites in DIR/sites-v1 (default:
-                         $KM_SITE_CACHE, else ~/.cache/kontain; krun keeps none)
+                         $KM_SITE_CACHE; a km server's own directory; else none)
       --no-site-cache    neither read nor keep proofs of earlier runs
       --pause-check N    pause the running program N times at arbitrary moments, reading
                          every thread's registers, and resume it (a check of what
@@ -328,9 +328,10 @@ def _coerced_locale() -> bool:
         return False
 
 
-def spec(o: Options, environ=None) -> Spec:
+def spec(o: Options, environ=None, server: str = "") -> Spec:
     """What to run: the options ``o`` in an environment ``environ`` (by default this
-    process's, as it was given: ``given_environ``)."""
+    process's, as it was given: ``given_environ``); ``server``: a km server's directory,
+    for its workers (the default place of the site cache)."""
     environ = given_environ() if environ is None else environ
     kvm = environ.get(b"KM_KVM_DEVICE")
     return Spec(o.program, [os.fsencode(a) for a in o.args], _environment(o, environ), memory=o.memory, core=o.core,
@@ -339,13 +340,13 @@ def spec(o: Options, environ=None) -> Spec:
                 rewrite=o.rewrite and not o.gdb, rewrite_after=o.rewrite_after,
                 snapshot_on_listen=o.snapshot_on_listen, leave_running=o.leave_running, deny=tuple(o.deny),
                 rlimits=o.rlimits, poller=o.poller, kvm_device=os.fsdecode(kvm) if kvm else "/dev/kvm",
-                site_cache=_site_cache(o, environ))
+                site_cache=_site_cache(o, environ, server))
 
 
-def _site_cache(o: Options, environ) -> str:
+def _site_cache(o: Options, environ, server: str) -> str:
     """Where the rewriter keeps proofs (kernel/sitecache.py): --site-cache, else the default."""
     if o.site_cache is not None:
         return o.site_cache
     from kontain.kernel.sitecache import default_directory
 
-    return default_directory(environ)
+    return default_directory(environ, server)

@@ -104,7 +104,7 @@ def serve(path: str, warm: str | None = None, ready: int | None = None, idle: in
     last = time.monotonic()  # when a worker last took a client (or the server started)
     while True:
         while len(waiting) < POOL:
-            pid = _spawn(listener, taken_w, warm)
+            pid = _spawn(listener, taken_w, warm, directory)
             try:
                 waiting[pid] = os.pidfd_open(pid)
             except ProcessLookupError:
@@ -245,7 +245,7 @@ def _snapshot_spec_of(path: str, snap):
     return Spec(path, poll=head.get("poll"), window=head.get("window"))
 
 
-def _spawn(listener, taken_w: int, warm: str | None) -> int:
+def _spawn(listener, taken_w: int, warm: str | None, directory: str) -> int:
     server = os.getpid()
     pid = os.fork()
     if pid:
@@ -255,15 +255,17 @@ def _spawn(listener, taken_w: int, warm: str | None) -> int:
         os._exit(0)
     status = 1
     try:
-        status = _worker(listener, taken_w, warm)
+        status = _worker(listener, taken_w, warm, directory)
     except BaseException as e:  # a worker never gets back into the server's loop
         os.write(2, f"km: server worker: {e!r}\n".encode())
     os._exit(status)
 
 
-def _worker(listener, taken_w: int, warm: str | None = None) -> int:
+def _worker(listener, taken_w: int, warm: str | None = None, directory: str = "") -> int:
     """Build a VM (with a warm snapshot's memory), wait for a client, become it, run its
-    program, report the end."""
+    program, report the end.  ``directory``: the server's own (the socket's), where the
+    workers keep the syscall-site rewriter's proofs (kernel/sitecache.py) unless the
+    client's KM_SITE_CACHE says otherwise."""
     native.reset_pid()  # process_vm_* name this process, not the server
     _signal.signal(_SIGCHLD, _signal.SIG_DFL)
     from kontain import lifecycle
@@ -305,7 +307,7 @@ def _worker(listener, taken_w: int, warm: str | None = None) -> int:
         if req.argv[:1] in ([b"resume"], [b"snapshot"]):  # (km's own commands: started directly)
             raise ValueError(req.argv[0])
         o = options.parse([os.fsdecode(a) for a in req.argv], out=_Discard())  # --help: the client's own
-        spec = options.spec(o, req.env) if isinstance(o, options.Options) else None
+        spec = options.spec(o, req.env, server=directory) if isinstance(o, options.Options) else None
     except (IndexError, ValueError, options.UsageError):
         req = spec = None  # malformed, or a usage error that the client's direct start reports
     if req is None or spec is None:

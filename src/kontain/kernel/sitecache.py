@@ -4,7 +4,7 @@ Proving a site costs its first run the decoder's load (~2.5 ms), a decode (~0.5-
 and, above all, the warm-up: no site is examined before the program has made
 ``--rewrite-after`` calls, each of which traps (file I/O 64 MiB: ~200 calls at ~20 us
 more than a rewritten one, and the proof's stall).  The proof depends only on the
-file's bytes: so km keeps it, per file, in the user's cache, and a later run of the same
+file's bytes: so km can keep it, per file, in a directory of its own, and a later run of the same
 file rewrites a proven site at its fourth call (rewrite.py HOT_PROVEN), with neither the
 decoder nor the wait.
 
@@ -14,9 +14,12 @@ modification and change time (the last one no user can set back).  An entry is a
 changes the rewriter checks the program's memory against it exactly as after a proof
 (``Rewriter._rewrite``), so an entry that no longer holds is refused, never applied.
 
-Whose state it is: the user's, in ``$XDG_CACHE_HOME/kontain/sites-vN`` (or ~/.cache),
-kept only in a directory the user owns and no one else may write; a program under km
-acts as the user anyway.  The directory is looked up by name each time, with the
+Where: ``DIR/sites-vN`` for ``--site-cache DIR`` or ``KM_SITE_CACHE=DIR``; a km server's
+workers use the server's own directory (the socket's, 0700: cli/server.py); a direct start
+has none by default, since km keeps nothing of its own where the program sees it (its
+$HOME: tests/guest/test_linux_answers.py).  Kept only in a directory the user owns and no
+one else may write; a program under km acts as the user anyway.  The directory is looked
+up by name each time, with the
 credentials km acts with then (a program that gave up root cannot write root's); a
 program that changes its root (chroot) stops using it, and krun never gives one (the
 container's files are the program's, not km's).  Errors are never the program's: a
@@ -33,20 +36,15 @@ MAX_LINES = 4096  # entries read from one file at most
 MAX_INSN = 17  # the longest instruction a trampoline runs (arch/x86_64/trampoline.py MOST)
 
 
-def default_directory(environ) -> str:
-    """Where a km run by the user of ``environ`` (bytes keys, as given) keeps proofs:
-    ``KM_SITE_CACHE`` if set (empty or ``off``: none), else the user's cache."""
+def default_directory(environ, server: str = "") -> str:
+    """Where a km started with ``environ`` (bytes keys, as given) keeps proofs:
+    ``KM_SITE_CACHE`` if set (empty or ``off``: none), else ``server`` (a km server's
+    own directory, for its workers), else none."""
     given = environ.get(b"KM_SITE_CACHE")
-    if given is not None:
-        d = os.fsdecode(given)
-        return "" if d in ("", "off") else d
-    base = environ.get(b"XDG_CACHE_HOME") or b""
-    if not base:
-        home = environ.get(b"HOME") or b""
-        if not home:
-            return ""
-        base = home + b"/.cache"
-    return os.path.join(os.fsdecode(base), "kontain")
+    if given is None:
+        return server
+    d = os.fsdecode(given)
+    return "" if d in ("", "off") else d
 
 
 class SiteCache:
