@@ -16,6 +16,7 @@ import sys
 
 MODULES = (
     # the syscall families (syscalls/table.py defers each handler to its first call)
+    "kontain.syscalls.aio",
     "kontain.syscalls.epoll",
     "kontain.syscalls.fs",
     "kontain.syscalls.futex",
@@ -56,6 +57,7 @@ MODULES = (
     "kontain.arch.x86_64.decode",  # (iced-x86 itself only with preload(decoder=True): see the module)
     "kontain.loader.funcstarts",  # (the syscall-site rewriter, once a site is hot)
     "kontain.kernel.faultpc",  # (a store that faulted)
+    "kontain.kernel.aio",  # (a forked child of a program with AIO contexts)
     "kontain.kernel.sitecache",  # (proofs of earlier runs: options.spec, Process)
     "kontain.kernel.nativepoll",  # (the polling tier's native half; the server loads it for its workers)
     "kontain.lifecycle",

@@ -168,6 +168,20 @@ def test_km_leaves_nothing_in_home(tmp):
     assert not list(home.iterdir())
 
 
+@pytest.mark.parametrize("poll", ["auto", "off"])
+@pytest.mark.parametrize("variant", STATIC)
+def test_linux_aio(variant, poll, tmp):
+    """io_setup, io_submit (reads, writes, vectored, fsync, fdatasync, a pipe, eventfd
+    notification), io_getevents and completions taken from the ring as libaio takes
+    them, io_pgetevents, io_cancel, io_destroy: every error in Linux's order, waits that a
+    timeout, a signal or another thread's submit ends, a full ring, a forked child without
+    its parent's contexts (LTP's io_* tests and aio-stress pass the same under km)."""
+    prog = build("aio", variant, ("-lpthread",))
+    compare([prog, tmp], km_options=("--poll", poll))
+    if poll == "auto":
+        compare_as_user([prog, user_dir(tmp)])
+
+
 @pytest.mark.parametrize("variant", STATIC)
 def test_locked_and_shared_memory(variant, tmp):
     """mlock, mlock2 and munlock over holes (the pages before one done, then ENOMEM),

@@ -211,6 +211,13 @@ S_IFDIR, S_IFCHR, S_IFIFO = 0o40000, 0o20000, 0o10000
 # <linux/poll.h>
 POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
 
+# <linux/aio_abi.h>: the requests of io_submit, their flags, the ring's magic; <linux/fs.h>: RWF_*
+IOCB_CMD_PREAD, IOCB_CMD_PWRITE, IOCB_CMD_FSYNC, IOCB_CMD_FDSYNC, IOCB_CMD_POLL, IOCB_CMD_NOOP = 0, 1, 2, 3, 5, 6
+IOCB_CMD_PREADV, IOCB_CMD_PWRITEV = 7, 8
+IOCB_FLAG_RESFD, IOCB_FLAG_IOPRIO = 1, 2
+KIOCB_KEY = 0  # what io_submit writes in aio_key, and io_cancel expects there
+AIO_RING_MAGIC, AIO_RING_COMPAT_FEATURES, AIO_RING_INCOMPAT_FEATURES = 0xA10A10A1, 1, 0
+
 # wait4 options
 WNOHANG, WUNTRACED, WCONTINUED = 1, 2, 8
 MSG_NOSIGNAL = 0x4000

@@ -192,9 +192,20 @@ MSGBUF_MTEXT = 8  # struct msgbuf { long mtype; char mtext[]; }: the text follow
 # POSIX message queues (mq_open's and mq_getsetattr's attributes)
 mq_attr = CStruct("struct mq_attr", [("mq_flags", "q"), ("mq_maxmsg", "q"), ("mq_msgsize", "q"), ("mq_curmsgs", "q"),
                                      ("__pad", "32s")], "mqueue.h")
+# Linux AIO (linux/aio_abi.h): a request, a completion, the ring's header, io_pgetevents' mask
+iocb = CStruct("struct iocb", [("aio_data", "Q"), ("aio_key", "I"), ("aio_rw_flags", "i"), ("aio_lio_opcode", "H"),
+                               ("aio_reqprio", "h"), ("aio_fildes", "I"), ("aio_buf", "Q"), ("aio_nbytes", "Q"),
+                               ("aio_offset", "q"), ("aio_reserved2", "Q"), ("aio_flags", "I"), ("aio_resfd", "I")],
+               "linux/aio_abi.h")
+io_event = CStruct("struct io_event", [("data", "Q"), ("obj", "Q"), ("res", "q"), ("res2", "q")], "linux/aio_abi.h")
+# (the kernel's own, fs/aio.c: not in a uapi header, so not compared with a compiler)
+aio_ring = CStruct("struct aio_ring", [("id", "I"), ("nr", "I"), ("head", "I"), ("tail", "I"), ("magic", "I"),
+                                       ("compat_features", "I"), ("incompat_features", "I"), ("header_length", "I")])
+# (io_pgetevents' struct __aio_sigset: not in every distribution's linux/aio_abi.h)
+aio_sigset = CStruct("struct __aio_sigset", [("sigmask", "Q"), ("sigsetsize", "Q")])
 
 # Layouts compared against the C compiler by the unit tests.
 ALL = [timespec, timeval, iovec, rlimit, stat, utsname, stack_t, pollfd, winsize, robust_list_head, sysinfo, itimerval, tms,
        itimerspec, sigcontext, ucontext, fpx_sw_bytes, signalfd_siginfo, clone_args, sigevent, ipc64_perm, shmid64_ds,
        semid64_ds, msqid64_ds, shminfo64, shm_info, seminfo, msginfo, sembuf, mq_attr,
-       prctl_mm_map, flock, rusage]
+       prctl_mm_map, flock, rusage, iocb, io_event]

@@ -89,6 +89,7 @@ def _replace_program(p, task, prog, path: str, envp: list[bytes], comm: bytes) -
     p.actions.reset_for_exec()
     p.confinement.dumpable = 1  # as execve makes it (SUID_DUMP_USER)
     p.timers.delete_all()
+    p.aio = None  # (the rings went with the old program's memory)
     task.altstack = (0, S.SS_DISABLE, 0)
     task.saved_mask = None
     task.gs_own = False

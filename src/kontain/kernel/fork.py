@@ -344,6 +344,10 @@ def _become_child(p, parent: Task, regs: list[int], sregs: bytearray, xsave: byt
         p.rewriter.lock = _thread.allocate_lock()
     if p.poller is not None:
         p.poller.reset()  # the poller thread did not come along
+    if p.aio:
+        from kontain.kernel import aio
+
+        aio.forget_in_child(p)  # (after the address space's lock, which munmap takes)
     vcpu.set_sregs(cpu.child_sregs(sregs, 0, p.gs_base(0)))
     vcpu.set_xsave(xsave)
     hostcode.inherit_tsc(vcpu, parent.vcpu)

@@ -81,6 +81,7 @@ class Process:
         self.idle_vcpus: list = []  # vCPUs of exited threads, for the next ones (KVM never frees a vCPU)
         self.ending: list[int] = []  # host threads (idents) of the last threads that ended, maybe on their way out
         self.timers = Timers()  # POSIX timers (timer_create)
+        self.aio = None  # syscalls/aio.py: the AIO contexts (io_setup), ring address -> Context
         # (st_dev, st_ino) -> the thread F_SETOWN_EX named, and the signal thread the host signals instead
         self.sigio_owners: dict[tuple[int, int], tuple[int, int]] = {}
         # the program asked for signals its own calls cause (F_NOTIFY, leases, O_ASYNC,

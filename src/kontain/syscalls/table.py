@@ -110,10 +110,10 @@ def resolve(handler: Handler | None) -> Handler | None:
     return handler.resolve() if isinstance(handler, Deferred) else handler
 
 
-epoll, fs, futex, identity, ioctl, ipc, mm, net, ns, poll, prio, process, rw, signal, sysinfo, timer = (
+aio, epoll, fs, futex, identity, ioctl, ipc, mm, net, ns, poll, prio, process, rw, signal, sysinfo, timer = (
     _Family(n) for n in
-    ("epoll", "fs", "futex", "identity", "ioctl", "ipc", "mm", "net", "ns", "poll", "prio", "process", "rw", "signal",
-     "sysinfo", "timer"))
+    ("aio", "epoll", "fs", "futex", "identity", "ioctl", "ipc", "mm", "net", "ns", "poll", "prio", "process", "rw",
+     "signal", "sysinfo", "timer"))
 
 
 TABLE: tuple[Entry, ...] = (
@@ -314,6 +314,13 @@ TABLE: tuple[Entry, ...] = (
           "FUTEX_FD is ENOSYS (as in Linux); a restarted wait restarts its timeout", args="p d d p p d"),
     Entry(203, "sched_setaffinity", PASS, FULL, args="i x b1"),
     Entry(204, "sched_getaffinity", PASS, FULL, args="i u b1"),
+    Entry(206, "io_setup", aio.io_setup, FULL, args="u p"),
+    Entry(207, "io_destroy", aio.io_destroy, FULL, args="x"),
+    Entry(208, "io_getevents", aio.io_getevents, FULL, args="x d d p p", flags=NORESTART),
+    Entry(209, "io_submit", aio.io_submit, PARTIAL,
+          "each request is made within io_submit, as Linux makes it for a file not opened O_DIRECT (O_DIRECT too); "
+          "IOCB_CMD_POLL is EINVAL", args="x d p"),
+    Entry(210, "io_cancel", aio.io_cancel, FULL, args="x p p"),
     Entry(213, "epoll_create", PASS, FULL, args="i", flags=NEWFD),
     Entry(217, "getdents64", fs.getdents64, FULL, args="f p u", flags=POLL),
     Entry(218, "set_tid_address", process.set_tid_address, FULL, args="p"),
@@ -415,6 +422,7 @@ TABLE: tuple[Entry, ...] = (
     Entry(327, "preadv2", rw.preadv2, FULL),
     Entry(328, "pwritev2", rw.pwritev2, FULL, flags=SIGPIPE),
     Entry(332, "statx", fs.statx, FULL, args="a s x x p", flags=POLL),
+    Entry(333, "io_pgetevents", aio.io_pgetevents, FULL, args="x d d p p p", flags=NORESTART),
     Entry(334, "rseq", process.rseq, PARTIAL, "ENOSYS: C libraries then do without", args="p u x x"),
     Entry(424, "pidfd_send_signal", process.pidfd_send_signal, FULL, "to this process itself: handled before "
           "the call returns", args="f i p128 x"),
