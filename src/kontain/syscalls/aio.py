@@ -44,7 +44,9 @@ _RW = {F.IOCB_CMD_PREAD: (False, False), F.IOCB_CMD_PWRITE: (True, False),
 def _contexts(t) -> dict[int, Context]:
     p = t.process
     if p.aio is None:
-        p.aio = {}
+        with p.lock:  # (two threads' first io_setup at once: one table)
+            if p.aio is None:
+                p.aio = {}
     return p.aio
 
 
