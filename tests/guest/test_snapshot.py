@@ -200,6 +200,20 @@ def test_timers_and_signalfds_come_back(tmp_path, variant, mode):
         in info.text, info.text
 
 
+@pytest.mark.parametrize("mode", ["exit", "stay"])
+def test_an_aio_context_comes_back(tmp_path, mode):
+    """A Linux AIO context (kernel/aio.py) with a completion queued: the resumed runs take
+    it, and the context serves new requests, as a native run does."""
+    native, first, snap = _first_run("snapaio", "musl", tmp_path, mode)
+    cut = native.stdout.index(b"\n", native.stdout.index(b"submit before")) + 1  # (what comes before the call)
+    if mode == "exit":
+        assert first.stdout == native.stdout[:cut]
+    for _ in range(2):
+        resumed = km(snap)
+        assert resumed.returncode == 0 and "snapshot call: 1" in resumed.err, resumed.err
+        assert native.stdout[:cut] + resumed.stdout == native.stdout
+
+
 def test_a_timer_on_a_thread_clock_is_refused_and_the_program_goes_on(tmp_path):
     prog = program("snaptimers")
     native = run([prog, tmp_path / "x", "stay", "threadclock"])

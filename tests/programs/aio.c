@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -341,6 +342,26 @@ int main(int argc, char **argv) {
     }
     int st;
     waitpid(pid, &st, 0);
+
+    /* the ring moved whole with mremap: the context follows it (its id is the new address) */
+    size_t ring_len = (sizeof *ring + ring->nr * sizeof(struct io_event) + 4095) & ~4095ul;
+    void *to = mmap(NULL, ring_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *moved = mremap((void *)ctx, ring_len, ring_len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+    printf("mremap of the ring: %s\n", moved == to ? "moved" : strerror(errno));
+    prep(&cb[0], IOCB_CMD_PREAD, fd, r1, 5, 0, 900);
+    printf("submit to the old address: %s\n", err(submit(ctx, 1, cbs)));
+    ctx = (aio_context_t)to;
+    printf("submit to the new one: %s\n", err(submit(ctx, 1, cbs)));
+    r = getevents(ctx, 1, 16, ev, NULL);
+    show("getevents", ev, r);
+
+    /* a context whose ring the program unmapped is no context */
+    aio_context_t other = 0;
+    setup(1, &other);
+    munmap((void *)other, (sizeof(struct ring) + ((struct ring *)other)->nr * sizeof(struct io_event) + 4095) & ~4095ul);
+    printf("submit, ring unmapped: %s\n", err(submit(other, 1, cbs)));
+    printf("getevents, ring unmapped: %s\n", err(getevents(other, 0, 1, ev, &zero)));
+    printf("destroy, ring unmapped: %s\n", err(destroy(other)));
 
     /* io_destroy */
     printf("destroy: %s\n", err(destroy(ctx)));

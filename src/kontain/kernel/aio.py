@@ -1,12 +1,14 @@
 """A process's Linux AIO contexts (syscalls/aio.py serves the calls): what km keeps of
-each io_setup, and what a fork does to them."""
+each io_setup, and what a fork, an mremap of a ring and a snapshot do to them."""
 
 from __future__ import annotations
 
 import _thread
 
-from kontain.abi.structs import aio_ring
+from kontain.abi.structs import aio_ring, io_event
 from kontain.errors import GuestError
+
+PAGE = 4096
 
 
 class Context:
@@ -41,3 +43,37 @@ def forget_in_child(p) -> None:
             p.mm.munmap(ctx.ring, ctx.size)
         except GuestError:
             pass
+
+
+def moved(p, old: int, new: int, old_len: int, new_len: int) -> None:
+    """mremap moved [old, old+old_len) to ``new``: a ring moved whole takes its context
+    along (Linux's aio_ring_mremap: the context's id is the ring's new address)."""
+    ctx = (p.aio or {}).get(old)
+    if ctx is not None and new != old and old_len == new_len == ctx.size:
+        del p.aio[old]
+        ctx.ring = new
+        p.aio[new] = ctx
+
+
+def describe(p) -> list | None:
+    """What a snapshot keeps of the contexts: their rings are the program's memory, and
+    no request is ever in flight (syscalls/aio.py)."""
+    if not p.aio:
+        return None
+    return [(c.ring, c.size, c.nr, c.tail, c.max_reqs) for c in p.aio.values()]
+
+
+def restore(p, saved) -> str:
+    """The contexts ``describe`` kept (their shape checked: kernel/resume.py), each over
+    its ring in the resumed memory; a problem (as one line) or ""."""
+    contexts = {}
+    for ring, size, nr, tail, max_reqs in saved or ():
+        v = p.mm.find(ring)
+        if v is None or v.start != ring or v.end - ring < size or size % PAGE or \
+                not tail < nr <= (size - aio_ring.size) // io_event.size:
+            return f"an AIO context ({ring:#x}) without its ring"
+        ctx = Context(ring, size, nr, max_reqs)
+        ctx.tail = tail
+        contexts[ring] = ctx
+    p.aio = contexts
+    return ""

@@ -105,7 +105,10 @@ _STATE = {
     },
     "extra": {"exe_path": bytes, "auxv": bytes, "cwd": bytes, "umask": ("int", 0, 0o777),
               "host_rlimits": ("dict", ("int", 0, 15), ("tuple", _S64, _S64)),
-              "loads": ("list", ("tuple", _U64, _U64, str)), "mmap_top": _U64},
+              "loads": ("list", ("tuple", _U64, _U64, str)), "mmap_top": _U64,
+              # (kernel/aio.py: ring, its mapping's length, events, tail, io_setup's count)
+              "aio": ("opt", ("list", ("tuple", _U64, _U64, ("int", 1, 1 << 24), ("int", 0, 1 << 24),
+                                       ("int", 1, 0xFFFFFFFF))))},
 }
 
 
@@ -293,6 +296,11 @@ def restore_process(p, snap, path: str, image_files: bool = False):
 
     tids = {t.get("tid") for t in need(state, "tasks", list) if type(t) is dict}
     snaptimers.restore(p, extra.get("timers"), tids, path)
+    from kontain.kernel import aio
+
+    problem = aio.restore(p, extra.get("aio"))
+    if problem:
+        raise SnapshotError(f"{path}: {problem} (a damaged snapshot)")
     from kontain.kernel.process import _name_process
 
     _name_process(os.fsencode(os.path.basename(p.name)), p.argv)

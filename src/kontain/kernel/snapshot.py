@@ -33,7 +33,7 @@ from kontain import native
 from kontain.abi import flags as F
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError, KmError
-from kontain.kernel import rewrite, snapfds, snapfile, snaptimers
+from kontain.kernel import aio, rewrite, snapfds, snapfile, snaptimers
 from kontain.kernel.runstate import PAUSED, RUNNING
 from kontain.kernel.snapfile import PF_R, PF_W, PF_X, Refused, Segment, SnapshotError
 from kontain.kvm import abi as k
@@ -131,6 +131,7 @@ def take(p, path: str, caller=None, result: int = 1) -> int:
             "exe_path": p.exe_path, "auxv": bytes(p.auxv_bytes), "cwd": os.getcwdb(), "umask": _umask(),
             "host_rlimits": {r: _getrlimit(r) for r in _HOST_RLIMITS}, "loads": loads, "pipes": pipes_data,
             "caller": caller.tid if caller is not None else 0, "mmap_top": p.mm.mmap_top, "timers": timers,
+            "aio": aio.describe(p),
         }
         notes = _gdb_notes(p, caller, mapped_files)
         notes += snapfile.state_note({"head": head, "process": state, "extra": extra})

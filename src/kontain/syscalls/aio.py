@@ -51,9 +51,15 @@ def _contexts(t) -> dict[int, Context]:
 
 
 def _lookup(t, ctx_id: int) -> Context:
+    """The context whose ring is at ``ctx_id`` (EINVAL, as Linux, when there is none or
+    the program unmapped its ring: Linux looks the context up by the ring's header)."""
     ctx = (t.process.aio or {}).get(u64(ctx_id))
     if ctx is None:
         raise GuestError(EINVAL)
+    try:
+        ctx.head(t)
+    except GuestError:
+        raise GuestError(EINVAL) from None
     return ctx
 
 
@@ -280,8 +286,8 @@ def _take_locked(t, ctx: Context, nr: int, events: int) -> int:
 
 def _getevents(t, ctx_id, min_nr, nr, events, timeout_ns: int | None) -> int:
     min_nr, nr = u64(min_nr), u64(nr)
-    ctx = (t.process.aio or {}).get(u64(ctx_id))
-    if ctx is None or min_nr >> 63 or nr >> 63 or min_nr > nr:
+    ctx = _lookup(t, ctx_id)
+    if min_nr >> 63 or nr >> 63 or min_nr > nr:
         raise GuestError(EINVAL)
     got = _take(t, ctx, nr, events)
     if got >= min_nr or timeout_ns == 0:

@@ -147,7 +147,12 @@ def mremap(t, old, old_len, new_len, flags, new_addr, *_):
     _changing(t, old, old_len, True)
     if s32(flags) & F.MREMAP_FIXED:
         _changing(t, new_addr, new_len, False)
-    return t.mm.mremap(u64(old), u64(old_len), u64(new_len), s32(flags), u64(new_addr))
+    r = t.mm.mremap(u64(old), u64(old_len), u64(new_len), s32(flags), u64(new_addr))
+    if t.process.aio:  # (an AIO ring moved whole: its context follows, kernel/aio.py)
+        from kontain.kernel import aio
+
+        aio.moved(t.process, u64(old), r, u64(old_len), u64(new_len))
+    return r
 
 
 def madvise(t, addr, length, advice, *_):
