@@ -212,6 +212,8 @@ def test_an_aio_context_comes_back(tmp_path, mode):
         resumed = km(snap)
         assert resumed.returncode == 0 and "snapshot call: 1" in resumed.err, resumed.err
         assert native.stdout[:cut] + resumed.stdout == native.stdout
+    info = km("snapshot", "--info", snap)
+    assert "AIO contexts: 1 (rings at 0x" in info.text, info.text
 
 
 def test_a_timer_on_a_thread_clock_is_refused_and_the_program_goes_on(tmp_path):

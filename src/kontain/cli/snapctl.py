@@ -51,6 +51,9 @@ def info(path: str) -> int:
             armed = [name for name, (_i, value) in zip(("ITIMER_REAL", "ITIMER_VIRTUAL", "ITIMER_PROF"),
                                                       timers["itimers"]) if value]
             lines.append(f"timers: {len(timers['posix'])} POSIX timers; armed: {', '.join(armed) or 'no interval timer'}")
+        contexts = snap.state["extra"].get("aio")
+        if contexts:
+            lines.append(f"AIO contexts: {len(contexts)} (rings at {', '.join(hex(c[0]) for c in contexts)})")
         for fd, f in sorted(state["fds"].items()):
             if f["kind"] == "file":
                 what = f"{os.fsdecode(f['path'])} at offset {f['offset']}"
