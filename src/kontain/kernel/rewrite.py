@@ -43,7 +43,11 @@ A *short* site (the instruction before the `syscall` is 3 or 4 bytes: musl's ``m
   a frame returned to is never covered, and a frame at a short site's entry returns to
   the `syscall` while the site is put back at the next exit (``put_back_soon``).
 
-Anything else keeps the slow path, and the verdict is remembered (``seen``).  iced-x86
+Anything else keeps the slow path, and the verdict is remembered (``seen``).  A proof
+depends only on the file's bytes: where the user or a km server keeps them
+(kernel/sitecache.py), a later run of the same file takes it from there (``_examine``,
+checked against memory the same way) and rewrites the site at its HOT_PROVEN-th call,
+before the warm-up's end and without the decoder.  iced-x86
 is imported only when a site turns hot (15-25 ms): a short program never pays it.
 
 Other vCPUs must not execute code while it changes: km pauses them (``Process.pause_others``)
