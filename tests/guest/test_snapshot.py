@@ -216,6 +216,18 @@ def test_an_aio_context_comes_back(tmp_path, mode):
     assert "AIO contexts: 1 (rings at 0x" in info.text, info.text
 
 
+def test_a_pending_timer_signal_keeps_its_overruns(tmp_path):
+    """A 2 ms timer's signal pending (blocked) across a snapshot: the expirations before
+    it, which km left the host to count, are the resumed signal's overruns (they were
+    lost: the saved signal had only km's own count)."""
+    native, first, snap = _first_run("snapoverrun", "musl", tmp_path, "exit")
+    assert b"snapshot: yes" in native.stdout, native.stdout
+    for _ in range(2):
+        resumed = km(snap)
+        assert resumed.returncode == 0 and "snapshot call: 1" in resumed.err, resumed.err
+        assert resumed.stdout == native.stdout, resumed.err
+
+
 def test_a_timer_on_a_thread_clock_is_refused_and_the_program_goes_on(tmp_path):
     prog = program("snaptimers")
     native = run([prog, tmp_path / "x", "stay", "threadclock"])

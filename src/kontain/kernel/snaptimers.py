@@ -58,6 +58,10 @@ def describe(p) -> dict:
             raise Refused(f"snapshot: cannot read the program's POSIX timer {timerid} (timer_gettime)")
         isec, insec, vsec, vnsec = struct.unpack("<4q", spec)
         posix[timerid] = (timer.clock, timer.event, (isec, insec), (vsec, vnsec))
+    with p.lock:  # (a pending signal whose timer's next ones wait on the host: their count is its, saved with it)
+        for timer in p.timers.timers.values():
+            if timer.queued is not None:
+                timer.queued.fold()
     return {"itimers": itimers, "posix": posix}
 
 

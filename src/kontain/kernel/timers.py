@@ -46,6 +46,14 @@ class TimerInfo(bytearray):
         self.held = None
         return host.unhold(self[0], struct.unpack_from("<i", self, 16)[0])
 
+    def fold(self) -> None:
+        """The expirations the host counted while this signal was pending become its
+        overruns, and the host's signals flow again (its signal is taken; a snapshot:
+        a resume has no host to count them)."""
+        if self.held is not None:
+            total = struct.unpack_from("<i", self, 20)[0] + self.release()
+            struct.pack_into("<i", self, 20, min(total, DELAYTIMER_MAX))
+
 
 class Timer:
     """One timer's signal state: its siginfo while pending in the program, and the
@@ -64,9 +72,7 @@ class Timer:
     def taken(self, info: TimerInfo) -> None:
         """Its signal was delivered or taken (Pending.take): later ones queue again."""
         self.queued = None
-        if info.held is not None:  # the host's count meanwhile is this signal's too
-            total = struct.unpack_from("<i", info, 20)[0] + info.release()
-            struct.pack_into("<i", info, 20, min(total, DELAYTIMER_MAX))
+        info.fold()  # (the host's count meanwhile is this signal's too)
         self.overrun_last = struct.unpack_from("<i", info, 20)[0]
 
     def drop(self) -> None:
