@@ -482,8 +482,10 @@ class Rewriter:
 
     def _put_back(self, task) -> None:
         """The short sites a signal frame returns into get their bytes back (``framed``)."""
-        sites = {s: True for s in self.put_back_soon if s in self.patched}
-        self.put_back_soon.clear()
+        with self.lock:  # (another thread's ``framed`` adds to it meanwhile: a set iterated as it grew
+            # failed with "Set changed size during iteration" in a signal storm)
+            soon, self.put_back_soon = self.put_back_soon, set()
+        sites = {s: True for s in soon if s in self.patched}
         if sites:
             self._revert(task, sites)
 
@@ -585,7 +587,8 @@ class Rewriter:
         a frame returns to is never covered by a jump."""
         if rip in self.entries:
             rip = self.entries[rip]
-            self.put_back_soon.add(self.tramps[self.by_syscall[rip]][0])
+            with self.lock:  # (``_put_back`` takes the set as a whole)
+                self.put_back_soon.add(self.tramps[self.by_syscall[rip]][0])
         if rip in self.framed_at or not self.short_ok:
             return rip
         try:
