@@ -95,9 +95,9 @@ def io_setup(t, nr_events, ctxp, *_):
     if events > EVENTS_MAX:
         raise GuestError(EINVAL)
     contexts = _contexts(t)
-    limit = _sysctl("aio-max-nr")
+    limit = _sysctl("aio-max-nr")  # (the contexts listed at once: another thread's io_setup may add one)
     if not events or max_reqs > limit or \
-            _sysctl("aio-nr") + sum(c.max_reqs for c in contexts.values()) + max_reqs > limit:
+            _sysctl("aio-nr") + sum(c.max_reqs for c in list(contexts.values())) + max_reqs > limit:
         raise GuestError(EAGAIN)
     size = (aio_ring.size + events * io_event.size + PAGE - 1) & ~(PAGE - 1)
     ring = t.mm.mmap(0, size, F.PROT_READ | F.PROT_WRITE, F.MAP_PRIVATE | F.MAP_ANONYMOUS, -1, 0, name="[aio]")
