@@ -12,23 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "kontain.h"
-
-struct iocb {
-    uint64_t aio_data;
-    uint32_t aio_key;
-    int32_t aio_rw_flags;
-    uint16_t aio_lio_opcode;
-    int16_t aio_reqprio;
-    uint32_t aio_fildes;
-    uint64_t aio_buf, aio_nbytes;
-    int64_t aio_offset;
-    uint64_t aio_reserved2;
-    uint32_t aio_flags, aio_resfd;
-};
-struct io_event {
-    uint64_t data, obj;
-    int64_t res, res2;
-};
+#include "kt_aio.h"
 
 static char buf[2][8];
 static struct iocb cb[2];
