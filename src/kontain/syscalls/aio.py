@@ -24,19 +24,18 @@ import struct
 
 from kontain import native
 from kontain.abi import flags as F
-from kontain.abi.errno import EAGAIN, EBADF, EFAULT, EINTR, EINVAL, EISDIR, EOPNOTSUPP, ESPIPE, ESRCH
+from kontain.abi.errno import EAGAIN, EBADF, EFAULT, EINTR, EINVAL, EISDIR, EOPNOTSUPP, ESPIPE
 from kontain.abi.structs import aio_ring, aio_sigset, io_event, iocb
 from kontain.errors import GuestError
 from kontain.kernel.aio import Context
 from kontain.memory.window import USER_LIMIT
 from kontain.syscalls.common import POLLIN, POLLOUT, io_call, s32, u32, u64
+from kontain.syscalls.prio import check_ioprio
 from kontain.syscalls.rw import UIO_MAXIOV, host_iovec, rw_buffer
 
 PAGE = 4096
 EVENTS_MAX = 0x10000000 // io_event.size  # a ring of more events is EINVAL (fs/aio.c ioctx_alloc)
 SYS_preadv2, SYS_pwritev2, SYS_fsync, SYS_fdatasync, SYS_fcntl, SYS_fstat, SYS_write = 327, 328, 74, 75, 72, 5, 1
-SYS_ioprio_set = 251
-_NO_PID = 0x7FFFFFFF  # (syscalls/prio.py: the host checks an I/O priority, then says ESRCH)
 _RW = {F.IOCB_CMD_PREAD: (False, False), F.IOCB_CMD_PWRITE: (True, False),
        F.IOCB_CMD_PREADV: (False, True), F.IOCB_CMD_PWRITEV: (True, True)}
 
@@ -183,8 +182,8 @@ def _make(t, cb: tuple, user_iocb: int) -> int:
     if opcode in _RW:
         write, vectored = _RW[opcode]
         if aio_flags & F.IOCB_FLAG_IOPRIO:
-            r = native.syscall(SYS_ioprio_set, 1, _NO_PID, s32(reqprio))
-            if r != -ESRCH:  # (EINVAL; EPERM: the real-time class without the capability)
+            r = check_ioprio(s32(reqprio))
+            if r:
                 raise GuestError(-r)
         return _rw(t, fd, mode, write, vectored, buf, nbytes, offset, rw_flags)
     if opcode in (F.IOCB_CMD_FSYNC, F.IOCB_CMD_FDSYNC):

@@ -125,13 +125,21 @@ _AS_PRIO = {IOPRIO_WHO_PGRP: PRIO_PGRP, IOPRIO_WHO_USER: PRIO_USER}
 _NO_PID = 0x7FFFFFFF  # above any pid_max: the host looks at the priority, then says ESRCH
 
 
+def check_ioprio(ioprio: int) -> int:
+    """0 if the host takes ``ioprio`` as an I/O priority, else its -errno (EINVAL; EPERM
+    for the real-time class without the capability): asked for a thread that cannot
+    exist, so the host checks the priority and then says ESRCH."""
+    r = native.syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, _NO_PID, ioprio)
+    return 0 if r == -ESRCH else r
+
+
 def ioprio_set(t, which, who, ioprio, *_):
     """ioprio_set, in Linux's order: the priority (EINVAL; EPERM for the real-time class
     without the capability), which (EINVAL), who (ESRCH); a group or a user thread by
     thread, stopping at the first thread that refuses, as Linux does."""
     which, who, ioprio = s32(which), s32(who), s32(ioprio)
-    check = native.syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, _NO_PID, ioprio)
-    if check != -ESRCH:
+    check = check_ioprio(ioprio)
+    if check:
         return check
     if which == IOPRIO_WHO_PROCESS:
         _known(t, who)
