@@ -175,6 +175,24 @@ def pause_check(proc, count: int) -> None:
     say(f"pause check: paused the program {count} times, {threads} threads read, {odd} odd")
 
 
+def kvm_counters(proc) -> list[str]:
+    """KVM's own counters for the program, every vCPU's summed, then the VM's (nonzero
+    ones, by KVM's names: exits, pf_taken, tlb_flush...): where the time inside KVM_RUN
+    went, which km's own clocks cannot split (docs/debugging.md)."""
+    from kontain.kvm.api import read_stats
+
+    total: dict[str, int] = {}
+    for vcpu in [t.vcpu for t in proc.tasks.values() if t.vcpu is not None] + proc.idle_vcpus:
+        for name, value in read_stats(vcpu.fd).items():
+            total[name] = total.get(name, 0) + value
+    lines = []
+    for what, counts in (("vCPUs", total), ("VM", read_stats(proc.vm.fd))):
+        shown = " ".join(f"{n}={v}" for n, v in counts.items() if v)
+        if shown:
+            lines.append(f"km: timings: KVM's counters, {what}: {shown}")
+    return lines
+
+
 def report_timings(proc, started: tuple[float, float] | None) -> None:
     """Where start-up time went, each step's end relative to km's first line (or, run
     as ``python -m kontain``, to the start of the VM's preparation)."""
@@ -200,6 +218,7 @@ def report_timings(proc, started: tuple[float, float] | None) -> None:
                      f"{poller.backed_off} times; the poller parked {poller.parked} times, slept idle {poller.idled} times")
     if proc.rewriter is not None:
         lines.append(f"km: timings: {proc.rewriter.report()}")
+    lines += kvm_counters(proc)
     os.write(2, ("\n".join(lines) + "\n").encode())
 
 

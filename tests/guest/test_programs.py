@@ -344,6 +344,21 @@ def test_polling_tier_switches_on_by_count():
         assert served > 0 and parked + idled >= 4, r.err
 
 
+def test_timings_show_kvms_counters():
+    """km --timings ends with KVM's own counters (KVM_GET_STATS_FD), every vCPU's summed:
+    a program whose 3000 calls each exit (no polling, no rewriting) counts at least 3000
+    exits, from its two threads' vCPUs; and the VM's line is there too."""
+    from kt import km
+
+    prog = build("rewrite", "musl", ("-lpthread",))
+    r = km("--timings", "--no-poll", "--no-rewrite", prog, "threads", "2", "1500")
+    assert r.returncode == 0, r.err
+    m = re.search(r"KVM's counters, vCPUs: (.*)", r.err)
+    assert m and re.search(r"KVM's counters, VM: ", r.err), r.err
+    counts = dict(kv.split("=") for kv in m[1].split())
+    assert int(counts["exits"]) >= 3000, r.err
+
+
 def test_socket_io_does_not_switch_polling_on():
     """Reads and writes of sockets (which the poller hands back to the vCPU's thread: they
     may block) do not count towards switching the tier on: the TCP echo, nothing but

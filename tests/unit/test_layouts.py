@@ -40,7 +40,7 @@ def _c_program(layouts) -> str:
         headers.insert(0, "asm/signal.h")  # stack_t and sigset_t for asm/ucontext.h
     lines = [f"#include <{h}>" for h in headers] + ["int main(void) {"]
     for s in layouts:
-        lines.append(f'    printf("{s.cname}|size|%zu\\n", sizeof({s.cname}));')
+        lines.append(f'    printf("{s.cname}|sizeof|%zu\\n", sizeof({s.cname}));')
         rename = C_NAMES.get(s.cname) or {}
         for f in s.names:
             c = rename.get(f, f)
@@ -71,7 +71,7 @@ def compiler_says(tmp_path_factory):
 
 @pytest.mark.parametrize("layout", _layouts(), ids=lambda s: s.cname)
 def test_layout_matches_c(layout, compiler_says):
-    assert compiler_says[(layout.cname, "size")] == layout.size
+    assert compiler_says[(layout.cname, "sizeof")] == layout.size  # (not "size": a field may be named so)
     rename = C_NAMES.get(layout.cname) or {}
     for f in layout.names:
         if rename.get(f, f) is not None:

@@ -79,9 +79,22 @@ fpu = CStruct(
      ("last_ip", "Q"), ("last_dp", "Q"), ("xmm", "256s"), ("mxcsr", "I"), ("pad2", "I")],
     "linux/kvm.h",
 )
+# the binary statistics of a VM or vCPU (KVM_GET_STATS_FD, Documentation/virt/kvm/api.rst 4.133): a
+# header, then descriptors of name_size-byte names each, then u64 data
+stats_header = CStruct(
+    "struct kvm_stats_header",
+    [("flags", "I"), ("name_size", "I"), ("num_desc", "I"), ("id_offset", "I"), ("desc_offset", "I"),
+     ("data_offset", "I")],
+    "linux/kvm.h",
+)
+stats_desc = CStruct(
+    "struct kvm_stats_desc",
+    [("flags", "I"), ("exponent", "h"), ("size", "H"), ("offset", "I"), ("bucket_size", "I")],
+    "linux/kvm.h",
+)
 
 LAYOUTS = [userspace_memory_region, regs, segment, dtable, sregs, msr_entry, msrs_header, cpuid_entry2, cpuid2_header,
-           enable_cap, xcr, xcrs, fpu]
+           enable_cap, xcr, xcrs, fpu, stats_header, stats_desc]
 
 # ioctls ----------------------------------------------------------------------------
 KVM_GET_API_VERSION = _io(0x00)
@@ -104,6 +117,7 @@ KVM_SET_CPUID2 = _iow(0x90, cpuid2_header.size)
 KVM_ENABLE_CAP = _iow(0xA3, enable_cap.size)
 KVM_GET_XSAVE = _ior(0xA4, 4096)
 KVM_SET_XSAVE = _iow(0xA5, 4096)
+KVM_GET_STATS_FD = _io(0xCE)
 KVM_GET_XSAVE2 = _ior(0xCF, 4096)  # the buffer may be larger: KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2)
 XSAVE_SIZE = 4096
 KVM_GET_XCRS = _ior(0xA6, xcrs.size)
@@ -119,6 +133,7 @@ KVM_CAP_SYNC_REGS = 74
 KVM_CAP_READONLY_MEM = 81
 KVM_CAP_IMMEDIATE_EXIT = 136
 KVM_CAP_XSAVE2 = 208
+KVM_CAP_BINARY_STATS_FD = 203
 KVM_CAP_DISABLE_QUIRKS2 = 213
 KVM_X86_QUIRK_SLOT_ZAP_ALL = 1 << 7
 
