@@ -53,23 +53,26 @@ def prepare(spec: Spec):
     return p
 
 
-def ready(fd: int) -> None:
-    """The program is about to run: close ``fd`` (km --ready-fd, moved out of the guest's
-    range by ``_keep_ready``), the write end of the FIFO ``krun start`` waits on
-    (oci/ready.py)."""
+def ready(proc, fd: int, *, resumed: bool = False) -> None:
+    """The program is about to run: ``fd`` (km --ready-fd, moved out of the guest's range
+    by ``_keep_ready``) is the write end of the FIFO ``krun start`` waits on (oci/ready.py),
+    closed when the program first waits, ends or has run a while (kernel/readyfd.py); a
+    resumed program is past its start-up: at once."""
     if fd >= 0:
-        # The families of the calls a program makes first are imported now, before the
-        # engine is told it runs, not at those calls: a signal sent at once (runtime-tools'
-        # killsig: SIGTERM as soon as the state says running) then finds a shell's trap
-        # installed sooner (kontain/lazy.py defers them for programs that never call them)
+        # The families of the calls a program makes first are imported now, not at those
+        # calls: a shell's way to its `trap` is shorter (kontain/lazy.py defers them for
+        # programs that never call them)
         from kontain import lazy
+        from kontain.kernel.readyfd import ReadyFd
 
         for family in lazy.FIRST_CALLS:
             __import__(family)
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+        r = ReadyFd(fd)
+        if resumed:
+            r.close()
+        else:
+            proc.ready_fd = r
+            r.start()
 
 
 def _keep_ready(proc, fd: int) -> int:
@@ -136,8 +139,9 @@ def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float,
         import _thread
 
         _thread.start_new_thread(pause_check, (proc, spec.pause_check))
-    ready(ready_fd)
+    ready(proc, ready_fd)
     end = proc.run()
+    proc.waits()  # (the program ended: ready, if it never waited)
     proc.finish(end)
     return end.status
 
@@ -298,7 +302,7 @@ def resume(path: str, *, timings: bool = False, kvm_device: str = "/dev/kvm",
             os.close(snap.fd)  # (the memory is mapped: the mappings keep the file)
     proc._mark("resumed")
     proc.report = report
-    ready(ready_fd)
+    ready(proc, ready_fd, resumed=True)
     end = proc.run()
     if timings:
         report_timings(proc, started)

@@ -65,8 +65,9 @@ options:
       --image-files      resuming a snapshot: the files it re-opens or maps are copies
                          (a container image's, made by km image), checked by size and
                          modification time rather than inode (krun passes it)
-      --ready-fd N       close descriptor N right before the program's first
-                         instruction (krun passes it: `krun start` returns then)
+      --ready-fd N       close descriptor N once the program has started up: its
+                         first wait in a system call, its end, or 100 ms of running
+                         (krun passes it: `krun start` returns then)
       --rlimit AS=SOFT:HARD
                          the program's RLIMIT_AS (or DATA) instead of km's own (bytes, or
                          unlimited): km holds the program to it (krun passes it)
@@ -158,7 +159,7 @@ class Options:
         self.snapshot_on_listen = ""
         self.leave_running = False
         self.image_files = False
-        self.ready_fd = -1  # --ready-fd: closed when the program is about to run (krun start waits for it)
+        self.ready_fd = -1  # --ready-fd: closed once the program has started up (krun start waits for it)
         self.deny: list[tuple[int, int]] = []  # --deny: (syscall number, errno; 0: SIGSYS)
         self.rlimits: dict[int, tuple[int, int]] = {}  # --rlimit: the program's limits instead of km's
         self.program = ""

@@ -335,6 +335,9 @@ def _become_child(p, parent: Task, regs: list[int], sregs: bytearray, xsave: byt
     """In the child: a new VM over the inherited memory, and the forking thread again."""
     vcpu = p.new_vm()
     p.reset_after_fork()
+    if p.ready_fd is not None:  # (only the engine's own process says when it runs: kernel/readyfd.py)
+        p.ready_fd.close()
+        p.ready_fd = None
     p.confinement.forked()  # (before the child has a second thread)
     p.mm.lock = _thread.RLock()  # another thread may have held it at the fork
     if p.rewriter is not None:

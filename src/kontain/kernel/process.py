@@ -111,6 +111,15 @@ class Process:
         self.report = None  # see finish
         self.gdb = None  # the gdb stub (kernel/gdbstub.py), with --gdb or --gdb-listen
         self.at_end = None  # called as the program ends, by whichever thread ends it (km --timings)
+        self.ready_fd = None  # km --ready-fd (kernel/readyfd.py), until the program first waits
+
+    def waits(self) -> None:
+        """A thread of the program is about to wait in a host call on its behalf: the
+        program is past its start-up (kernel/readyfd.py)."""
+        r = self.ready_fd
+        if r is not None:
+            self.ready_fd = None
+            r.close()
 
     def _mark(self, what: str) -> None:
         if self.spec.timings:
@@ -429,6 +438,8 @@ class Process:
         ``timeout_ns`` runs out first.  A kick wakes it: SIG_KICK is blocked while
         ``ready()`` is checked, so one sent in between is not lost, and collected by
         rt_sigtimedwait."""
+        if self.ready_fd is not None:
+            self.waits()
         deadline = None if timeout_ns is None else time.monotonic_ns() + timeout_ns
         kick_set = bytearray(struct.pack("<Q", signals.sigbit(signals.SIG_KICK)))
         signals.block_kick(True)

@@ -43,6 +43,10 @@ ROBUST_LIST_LIMIT = 2048
 _Q = {name: getattr(k, name.upper()) for name in SIGCONTEXT_REGS}
 _XFSZ_SET = bytearray(struct.pack("<Q", 1 << (S.SIGXFSZ - 1)))
 _NO_WAIT = bytearray(16)  # a zero timespec
+# calls that wait only when a pipe or socket is full: not a sign that the program is past its
+# start-up (kernel/readyfd.py), as its first line of output is not
+_WRITES = frozenset(NR[n] for n in ("write", "pwrite64", "writev", "pwritev", "pwritev2", "sendto", "sendmsg",
+                                     "sendmmsg"))
 
 
 class ThreadExit(BaseException):
@@ -110,6 +114,8 @@ class Task:
         polling tier's) leaves it running its code."""
         if _thread.get_ident() != self.ident:
             return native.blocking(self.kick_addr, nr, *args)
+        if self.process.ready_fd is not None and nr not in _WRITES:
+            self.process.waits()
         self.in_host_wait = True
         r = native.blocking(self.kick_addr, nr, *args)
         self.in_host_wait = False

@@ -10,11 +10,12 @@ So ``krun create`` makes a FIFO, ``ROOT/.krun-ready-ID`` (beside crun's state
 directory ``ROOT/ID``, which does not exist yet: crun makes it), opens it read-write
 (which never blocks) and hands that descriptor to the container's process as one
 more preserved descriptor, the first past the ones the engine asked crun to preserve
-(``--preserve-fds`` and LISTEN_FDS), with ``km --ready-fd N``.  km closes it right
-before the program's first instruction (lifecycle.ready); the program never sees it.
+(``--preserve-fds`` and LISTEN_FDS), with ``km --ready-fd N``.  km closes it once the
+program has started up: its first wait in a system call, its end, or 100 ms of running
+(kernel/readyfd.py); the program never sees it.
 ``krun start`` (here, and launcher.c for krun-native) opens the FIFO's read end,
 removes its name, runs crun's start and, if that succeeded, waits until no writer is
-left: km closed it (about to run the program) or km died (its descriptors closed with
+left: km closed it (the program runs) or km died (its descriptors closed with
 it; the state then says stopped, as crun's would).  No writer is left behind by
 anyone else: crun's create exits, and the container's process is km itself.  The wait
 has only a safety limit against a km that hangs before its program (WAIT_LIMIT): then
