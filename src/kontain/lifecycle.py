@@ -56,8 +56,8 @@ def prepare(spec: Spec):
 def ready(proc, fd: int, *, resumed: bool = False) -> None:
     """The program is about to run: ``fd`` (km --ready-fd, moved out of the guest's range
     by ``_keep_ready``) is the write end of the FIFO ``krun start`` waits on (oci/ready.py),
-    closed when the program first waits, ends or has run a while (kernel/readyfd.py); a
-    resumed program is past its start-up: at once."""
+    closed when the program waits, ends or has run a while (kernel/readyfd.py); a resumed
+    program is past its start-up: at once."""
     if fd >= 0:
         # The families of the calls a program makes first are imported now, not at those
         # calls: a shell's way to its `trap` is shorter (kontain/lazy.py defers them for
@@ -72,7 +72,7 @@ def ready(proc, fd: int, *, resumed: bool = False) -> None:
             r.close()
         else:
             proc.ready_fd = r
-            r.start()
+            r.watch(proc)
 
 
 def _keep_ready(proc, fd: int) -> int:
@@ -141,7 +141,8 @@ def run_program(spec: Spec, *, prepared=None, report=None, started: tuple[float,
         _thread.start_new_thread(pause_check, (proc, spec.pause_check))
     ready(proc, ready_fd)
     end = proc.run()
-    proc.waits()  # (the program ended: ready, if it never waited)
+    if proc.ready_fd is not None:
+        proc.ready_fd.close()  # (the program ended: ready, if it had not started up yet)
     proc.finish(end)
     return end.status
 

@@ -111,15 +111,7 @@ class Process:
         self.report = None  # see finish
         self.gdb = None  # the gdb stub (kernel/gdbstub.py), with --gdb or --gdb-listen
         self.at_end = None  # called as the program ends, by whichever thread ends it (km --timings)
-        self.ready_fd = None  # km --ready-fd (kernel/readyfd.py), until the program first waits
-
-    def waits(self) -> None:
-        """A thread of the program is about to wait in a host call on its behalf: the
-        program is past its start-up (kernel/readyfd.py)."""
-        r = self.ready_fd
-        if r is not None:
-            self.ready_fd = None
-            r.close()
+        self.ready_fd = None  # km --ready-fd (kernel/readyfd.py), until the program has started up
 
     def _mark(self, what: str) -> None:
         if self.spec.timings:
@@ -438,11 +430,10 @@ class Process:
         ``timeout_ns`` runs out first.  A kick wakes it: SIG_KICK is blocked while
         ``ready()`` is checked, so one sent in between is not lost, and collected by
         rt_sigtimedwait."""
-        if self.ready_fd is not None:
-            self.waits()
         deadline = None if timeout_ns is None else time.monotonic_ns() + timeout_ns
         kick_set = bytearray(struct.pack("<Q", signals.sigbit(signals.SIG_KICK)))
         signals.block_kick(True)
+        task.waiting = True
         try:
             while not ready():
                 if deadline is None:
@@ -465,6 +456,7 @@ class Process:
                     task.mid_call = False
             return True
         finally:
+            task.waiting = False
             signals.block_kick(False)
 
     def discard_pending(self, sig: int) -> None:

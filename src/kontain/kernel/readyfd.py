@@ -10,11 +10,14 @@ way takes ~7 ms (each of its first system calls and page touches an exit), more 
 loaded machine: closed before the program's first instruction, the descriptor let the
 signal win that race.
 
-So km closes it at the first of: the program's first wait in a system call (any thread's
-host wait on its own behalf, ``Task.blocking``, ``Process.wait_for``: a program that waits
-is past its start-up, a shell in `wait`, a server in `accept`), its end, or LIMIT seconds
-of running (a program busy for long without waiting is not kept from being "running").
-A forked child closes its inherited copy at once: only the engine's own process counts.
+So km closes it once the program has started up: when every one of its threads has been
+waiting in a system call (``Task.waiting``: a host wait on its own behalf, or
+``Process.wait_for``) at two looks SETTLE apart, a shell in `wait`, a server in `accept`;
+or at its end; or after LIMIT seconds of running (a program that keeps a CPU busy is not
+kept from being "running" for long).  Two looks, not the first wait: a call that may wait
+but returns at once is no sign (busybox's shell makes `wait4(-1, WNOHANG)` before it sets
+its trap).  A forked child closes its inherited copy at once: only the engine's own
+process says when it runs.  Only krun passes the option; nothing of this runs otherwise.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import time
 
 LIMIT = 0.1  # seconds of running after which the program counts as started anyway
+SETTLE = 0.001  # seconds between two looks at the threads
 
 
 class ReadyFd:
@@ -32,12 +36,20 @@ class ReadyFd:
     def __init__(self, fd: int):
         self._fd = [fd]
 
-    def start(self, limit: float = LIMIT) -> None:
-        """The program is about to run its first instruction: the limit's clock starts."""
-        _thread.start_new_thread(self._after, (limit,))
+    def watch(self, proc, limit: float = LIMIT) -> None:
+        """The program is about to run its first instruction: a thread of km's looks at
+        its threads until they all wait (or ``limit`` runs out), then closes the FIFO."""
+        _thread.start_new_thread(self._watch, (proc, limit))
 
-    def _after(self, limit: float) -> None:
-        time.sleep(limit)
+    def _watch(self, proc, limit: float) -> None:
+        end = time.monotonic() + limit
+        waited = 0
+        while self._fd and time.monotonic() < end:
+            time.sleep(SETTLE)
+            tasks = list(proc.tasks.values())  # (another thread may add or remove one)
+            waited = waited + 1 if tasks and all(t.waiting for t in tasks) else 0
+            if waited >= 2:
+                break
         self.close()
 
     def close(self) -> None:

@@ -43,10 +43,6 @@ ROBUST_LIST_LIMIT = 2048
 _Q = {name: getattr(k, name.upper()) for name in SIGCONTEXT_REGS}
 _XFSZ_SET = bytearray(struct.pack("<Q", 1 << (S.SIGXFSZ - 1)))
 _NO_WAIT = bytearray(16)  # a zero timespec
-# calls that wait only when a pipe or socket is full: not a sign that the program is past its
-# start-up (kernel/readyfd.py), as its first line of output is not
-_WRITES = frozenset(NR[n] for n in ("write", "pwrite64", "writev", "pwritev", "pwritev2", "sendto", "sendmsg",
-                                     "sendmmsg"))
 
 
 class ThreadExit(BaseException):
@@ -80,6 +76,7 @@ class Task:
         self.state = RUNNING  # kernel/runstate.py
         self.mid_call = False  # parked inside a call that waits in km (Process.wait_for)
         self.in_host_wait = False  # inside a host call that may wait (``blocking``)
+        self.waiting = False  # ... or in Process.wait_for: for kernel/readyfd.py, which looks from outside
         # this thread's host credentials, when it changed them (None: the ones km
         # started with); monitor threads act for it only with the same (kernel/poll.py)
         self.creds: tuple | None = None
@@ -114,11 +111,9 @@ class Task:
         polling tier's) leaves it running its code."""
         if _thread.get_ident() != self.ident:
             return native.blocking(self.kick_addr, nr, *args)
-        if self.process.ready_fd is not None and nr not in _WRITES:
-            self.process.waits()
-        self.in_host_wait = True
+        self.in_host_wait = self.waiting = True
         r = native.blocking(self.kick_addr, nr, *args)
-        self.in_host_wait = False
+        self.in_host_wait = self.waiting = False
         if self.process.pausing_others:
             self.process.sit_out_pause(self)
         return r
