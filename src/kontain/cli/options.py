@@ -65,8 +65,8 @@ options:
       --image-files      resuming a snapshot: the files it re-opens or maps are copies
                          (a container image's, made by km image), checked by size and
                          modification time rather than inode (krun passes it)
-      --ready-fd N       close descriptor N once the program has started up: its
-                         first wait in a system call, its end, or 100 ms of running
+      --ready-fd N       close descriptor N once the program has started up: all
+                         its threads wait in system calls, it ended, or ran 100 ms
                          (krun passes it: `krun start` returns then)
       --rlimit AS=SOFT:HARD
                          the program's RLIMIT_AS (or DATA) instead of km's own (bytes, or

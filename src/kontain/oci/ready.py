@@ -11,7 +11,7 @@ directory ``ROOT/ID``, which does not exist yet: crun makes it), opens it read-w
 (which never blocks) and hands that descriptor to the container's process as one
 more preserved descriptor, the first past the ones the engine asked crun to preserve
 (``--preserve-fds`` and LISTEN_FDS), with ``km --ready-fd N``.  km closes it once the
-program has started up: its first wait in a system call, its end, or 100 ms of running
+program has started up: every thread of it waits in a system call, it ended, or it ran 100 ms
 (kernel/readyfd.py); the program never sees it.
 ``krun start`` (here, and launcher.c for krun-native) opens the FIFO's read end,
 removes its name, runs crun's start and, if that succeeded, waits until no writer is
