@@ -262,13 +262,18 @@ def test_inherited_signal_state(variant):
     assert b" 1 3 12 " in guest.stdout and b"blocked: 10 15 35" in guest.stdout
 
 
-@pytest.mark.parametrize("mode", ["flags", "signals", "threads"])
+@pytest.mark.parametrize("mode", ["flags", "signals", "threads", "sigreads"])
 def test_polling_tier(mode, tmp):
     """Calls served by the polling tier (kernel/poll.py) give what Linux gives, flags
-    included, with a timer interrupting and with threads; and the same with it off."""
+    included, with a timer interrupting and with threads; and the same with it off.
+    sigreads: no call is made twice when a signal stops the thread waiting for its answer
+    (Poller.settle took a call answered between its two looks at the slot for one never
+    begun, and it ran again: Go's os tests once read a file's 12 bytes as 0)."""
     prog = build("polled", "musl", ("-lpthread",))
     native, guest = compare([prog, mode, str(tmp)])
     assert "FAILED" not in guest.text
+    if mode == "sigreads":
+        compare([prog, mode, str(tmp)], km_options=("--poll", "always"))
     compare([prog, mode, str(tmp)], km_options=("--poller", "python"))
     compare([prog, mode, str(tmp)], km_options=("--no-poll",))
 

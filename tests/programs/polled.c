@@ -2,6 +2,10 @@
  *   flags     the arithmetic flags survive each call, as Linux restores RFLAGS from R11
  *   signals   an interval timer interrupts a tight loop of calls; every result is right
  *   threads   four threads, each in a loop of calls of its own, with reads of a file
+ *   sigreads  DIR: 4-byte reads of a file of consecutive numbers, and 1-byte appends to
+ *             another, while an interval timer interrupts them: a call made twice (its
+ *             first answer lost, as when km took a just-answered call for one never
+ *             begun) skips a number or adds a byte
  *   scribble  (km only) junk written into the program's own poll slots while it runs
  *   stuck     (km only) its own slot pinned at "taken" forever: it hangs, until killed
  *   handoff   a thread sleeps 20 ms, makes 3000 calls and ends; then the main thread makes
@@ -94,6 +98,49 @@ static void signals(void) {
     printf("results right while a timer interrupts: %s; the handler ran: %s\n", bad ? "no" : "yes",
            ticks >= 10 ? "yes" : "no");
     CHECK("signals", !bad && ticks >= 10);
+}
+
+static void sigreads(const char *dir) {
+    char p[4096], lp[4096];
+    enum { N = 8192 };
+    snprintf(p, sizeof p, "%s/kt-sigreads", dir);
+    snprintf(lp, sizeof lp, "%s/kt-sigreads-log", dir);
+    int fd = open(p, O_CREAT | O_TRUNC | O_RDWR, 0600);
+    for (int i = 0; i < N; i += 1024) {
+        int32_t chunk[1024];
+        for (int j = 0; j < 1024; j++) chunk[j] = i + j;
+        write(fd, chunk, sizeof chunk);
+    }
+    lseek(fd, 0, SEEK_SET);
+    int log = open(lp, O_CREAT | O_TRUNC | O_WRONLY | O_APPEND, 0600);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 1000}, {0, 1000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    long bad = 0;
+    for (int32_t i = 0; i < N; i++) {
+        int32_t v = -1;
+        if (read(fd, &v, 4) != 4 || v != i) {
+            if (!bad) printf("read %d: got %d\n", i, v);
+            bad++;
+            lseek(fd, 4 * (off_t)(i + 1), SEEK_SET);
+        }
+        if (write(log, "x", 1) != 1) bad++;
+    }
+    it.it_value.tv_usec = it.it_interval.tv_usec = 0;
+    setitimer(ITIMER_REAL, &it, NULL);
+    struct stat st;
+    fstat(log, &st);
+    close(fd);
+    close(log);
+    unlink(p);
+    unlink(lp);
+    printf("%d reads and appends while a timer interrupts: %s, appended %ld bytes\n", N, bad ? "wrong" : "right",
+           (long)st.st_size);
+    CHECK("sigreads", !bad && st.st_size == N);
 }
 
 static const char *path, *logpath;
@@ -327,6 +374,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "flags")) flags();
     else if (!strcmp(mode, "signals")) signals();
     else if (!strcmp(mode, "threads")) threads(argc > 2 ? argv[2] : "/tmp");
+    else if (!strcmp(mode, "sigreads")) sigreads(argc > 2 ? argv[2] : "/tmp");
     else if (!strcmp(mode, "scribble")) scribble();
     else if (!strcmp(mode, "stuck")) stuck();
     else if (!strcmp(mode, "blocks")) blocks();

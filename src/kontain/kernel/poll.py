@@ -676,6 +676,7 @@ class Poller:
             sq[NR] = q[k.RAX]
             sq[ARG0 + 2] = q[k.RDX]
         elif off < G.POLL_WITHDRAWN:
+            looked = False
             while True:
                 state = native.cas32(slot.addr, POSTED, IDLE)
                 if state == POSTED:
@@ -686,6 +687,13 @@ class Poller:
                     # which is then taken back here before Python can take it, never left
                     # to both (it would run twice)
                     time.sleep(0)
+                    continue
+                elif state == TAKEN and not looked:
+                    # taken, and nobody serving it now: a poller may have answered between
+                    # the two looks (it sets the state before it lets go of the slot), so
+                    # the state once more.  Taken as it was read, the call ran again: a
+                    # read made twice, the first one's bytes lost (Go's os tests, once)
+                    looked = True
                     continue
                 break
             if state == TAKEN:
