@@ -60,6 +60,7 @@ MODULES = (
     "kontain.kernel.aio",  # (a forked child of a program with AIO contexts)
     "kontain.kernel.sitecache",  # (proofs of earlier runs: options.spec, Process)
     "kontain.kernel.nativepoll",  # (the polling tier's native half; the server loads it for its workers)
+    "kontain.kernel.readyfd",  # (km --ready-fd: krun start)
     "kontain.lifecycle",
 )
 

@@ -433,7 +433,7 @@ class Process:
         deadline = None if timeout_ns is None else time.monotonic_ns() + timeout_ns
         kick_set = bytearray(struct.pack("<Q", signals.sigbit(signals.SIG_KICK)))
         signals.block_kick(True)
-        task.waiting = True
+        task.in_wait = True
         try:
             while not ready():
                 if deadline is None:
@@ -456,7 +456,7 @@ class Process:
                     task.mid_call = False
             return True
         finally:
-            task.waiting = False
+            task.in_wait = False
             signals.block_kick(False)
 
     def discard_pending(self, sig: int) -> None:

@@ -11,7 +11,7 @@ loaded machine: closed before the program's first instruction, the descriptor le
 signal win that race.
 
 So km closes it once the program has started up: when every one of its threads has been
-waiting in a system call (``Task.waiting``: a host wait on its own behalf, or
+waiting in a system call (``Task.in_wait``: a host wait on its own behalf, or
 ``Process.wait_for``) at two looks SETTLE apart, a shell in `wait`, a server in `accept`;
 or at its end; or after LIMIT seconds of running (a program that keeps a CPU busy is not
 kept from being "running" for long).  Two looks, not the first wait: a call that may wait
@@ -47,7 +47,7 @@ class ReadyFd:
         while self._fd and time.monotonic() < end:
             time.sleep(SETTLE)
             tasks = list(proc.tasks.values())  # (another thread may add or remove one)
-            waited = waited + 1 if tasks and all(t.waiting for t in tasks) else 0
+            waited = waited + 1 if tasks and all(t.in_wait for t in tasks) else 0
             if waited >= 2:
                 break
         self.close()

@@ -76,7 +76,7 @@ class Task:
         self.state = RUNNING  # kernel/runstate.py
         self.mid_call = False  # parked inside a call that waits in km (Process.wait_for)
         self.in_host_wait = False  # inside a host call that may wait (``blocking``)
-        self.waiting = False  # ... or in Process.wait_for: for kernel/readyfd.py, which looks from outside
+        self.in_wait = False  # ... or in Process.wait_for: for kernel/readyfd.py, which looks from outside
         # this thread's host credentials, when it changed them (None: the ones km
         # started with); monitor threads act for it only with the same (kernel/poll.py)
         self.creds: tuple | None = None
@@ -111,9 +111,9 @@ class Task:
         polling tier's) leaves it running its code."""
         if _thread.get_ident() != self.ident:
             return native.blocking(self.kick_addr, nr, *args)
-        self.in_host_wait = self.waiting = True
+        self.in_host_wait = self.in_wait = True
         r = native.blocking(self.kick_addr, nr, *args)
-        self.in_host_wait = self.waiting = False
+        self.in_host_wait = self.in_wait = False
         if self.process.pausing_others:
             self.process.sit_out_pause(self)
         return r
