@@ -23,6 +23,8 @@ MODES = [
     "popen",  # popen's child signals its parent: during the read, during pclose's wait, in sigsuspend
     "raise-race",  # raise() in four threads at once, kill() of the process among them
     "pending-after-kill",  # a signal from another process is pending once kill() has returned there
+    "delivered-after-kill",  # ... and handled by the time a read it sent after it returns (CPython's tests)
+    "itimer-off",  # a timer's signal sent before setitimer turned it off is handled when setitimer returns
     "sigchld-after-wait",  # a reaped child's SIGCHLD is pending when the wait returns (blocked, ignored by default)
     "rt-queue",  # RLIMIT_SIGPENDING: sigqueue, tgkill, rt_(tg)sigqueueinfo fail with EAGAIN; kill loses the siginfo
     "store-retry",  # a store to a read-only page made again once the handler made it writable, RIP at the store

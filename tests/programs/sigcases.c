@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -607,6 +608,85 @@ static int pending_after_kill(void) {
     return 0;
 }
 
+/* -- 13b: what another process sent before it woke the program's read has been delivered
+ * (its handler has run) when the read returns: a reader that then restores SIG_DFL is not
+ * killed by it.  Under km the signal could still be in the monitor's hands (CPython's test
+ * suite; a round in ~50 of this loop). -- */
+static volatile sig_atomic_t usr1_seen;
+static void on_usr1_count(int sig) { (void)sig; usr1_seen++; }
+
+static int delivered_after_kill(void) {
+    enum { ROUNDS = 300 };
+    int a[2], b[2];
+    pipe(a);
+    pipe(b);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(a[1]);
+        close(b[0]);
+        int late = 0;
+        for (int i = 0; i < ROUNDS; i++) {
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = on_usr1_count;
+            sa.sa_flags = SA_RESTART;
+            sigaction(SIGUSR1, &sa, NULL);
+            write(b[1], "r", 1);
+            char c;
+            if (read(a[0], &c, 1) != 1) _exit(3);
+            late += usr1_seen != i + 1;
+            sa.sa_handler = SIG_DFL;
+            sigaction(SIGUSR1, &sa, NULL);
+        }
+        _exit(late ? 1 : 0);
+    }
+    close(a[0]);
+    close(b[1]);
+    for (int i = 0; i < ROUNDS; i++) {
+        char c;
+        if (read(b[0], &c, 1) != 1) break;
+        kill(pid, SIGUSR1);
+        write(a[1], "x", 1);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    printf("a signal sent before the byte the reader waits for: %s\n",
+           WIFSIGNALED(st) ? "killed the reader after its read" : WEXITSTATUS(st) ? "handled after the read returned"
+                                                                          : "handled by the time the read returned");
+    close(a[1]);
+    close(b[0]);
+    return 0;
+}
+
+/* -- 13c: a SIGALRM an interval timer sent before setitimer turned it off is delivered by
+ * the time setitimer returns: restoring SIG_DFL right after never ends the program (CPython's
+ * test_eintr, now and then). -- */
+static volatile sig_atomic_t alarms;
+static void on_alarm_count(int sig) { (void)sig; alarms++; }
+
+static int itimer_off(void) {
+    for (int i = 0; i < 300; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_alarm_count;
+        sigaction(SIGALRM, &sa, NULL);
+        struct itimerval on = {{0, 100}, {0, 100}}, off = {{0, 0}, {0, 0}};
+        setitimer(ITIMER_REAL, &on, NULL);
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do {
+            getppid();
+            clock_gettime(CLOCK_MONOTONIC, &t);
+        } while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 500000);
+        setitimer(ITIMER_REAL, &off, NULL);
+        sa.sa_handler = SIG_DFL;
+        sigaction(SIGALRM, &sa, NULL);
+        getppid();
+    }
+    printf("300 rounds of a 100 us timer turned off, then SIG_DFL: alive, handler ran: %d\n", alarms > 0);
+    return 0;
+}
+
 static int sigchld_after_wait(void) {
     block(SIG_BLOCK, SIGCHLD);
     sigset_t chld;
@@ -719,6 +799,8 @@ static const struct mode modes[] = {
     {"popen", popen_signals_parent},
     {"raise-race", raise_race},
     {"pending-after-kill", pending_after_kill},
+    {"delivered-after-kill", delivered_after_kill},
+    {"itimer-off", itimer_off},
     {"sigchld-after-wait", sigchld_after_wait},
     {"store-retry", store_retry},
 };

@@ -114,6 +114,7 @@ class Task:
         self.in_host_wait = self.in_wait = True
         r = native.blocking(self.kick_addr, nr, *args)
         self.in_host_wait = self.in_wait = False
+        self.process.host_signals.after_wait()
         if self.process.pausing_others:
             self.process.sit_out_pause(self)
         return r
