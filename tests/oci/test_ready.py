@@ -18,6 +18,17 @@ PYTHON_KRUN = [sys.executable, "-c", "import sys; from kontain.oci.cli import ma
 LOST = 60  # seconds: a program still waiting then never got its SIGTERM (a failure, not a test's pace)
 
 
+def _reaped(rt, bundle: Path, cid: str, start: str) -> subprocess.Popen:
+    """reaper.py creating container ``cid`` of ``bundle`` with ``rt``, then told ``start``
+    (a line: "start", or "start SIGNAL" to have it signalled as soon as start returned)."""
+    p = subprocess.Popen([sys.executable, HERE / "reaper.py", bundle, cid, *rt.command], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().split()[0] == "created"
+    p.stdin.write(f"{start}\n")
+    p.stdin.flush()
+    return p
+
+
 @pytest.mark.parametrize("launcher", ["native", "python"])
 def test_sigterm_right_after_start_reaches_the_handler(runtimes, tmp, launcher):
     """start, then kill TERM at once, as runtime-tools' killsig does: the handler runs
@@ -36,11 +47,7 @@ def test_sigterm_right_after_start_reaches_the_handler(runtimes, tmp, launcher):
 
     def case(rt, n):
         b = kit.bundle(tmp / f"t-{rt.name}-{n}", ["/trapterm"], root)
-        p = subprocess.Popen([sys.executable, HERE / "reaper.py", b, "t", *rt.command], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
-        assert p.stdout.readline().split()[0] == "created"
-        p.stdin.write("start TERM\n")
-        p.stdin.flush()
+        p = _reaped(rt, b, "t", "start TERM")
         try:
             out, _ = p.communicate(timeout=LOST)
         except subprocess.TimeoutExpired:  # (the signal was lost: the program waits for ever)
@@ -66,11 +73,7 @@ def test_a_shells_trap_catches_a_signal_sent_right_after_start(runtimes, tmp, ro
 
     def case(rt, n):
         b = kit.bundle(tmp / f"k-{rt.name}-{sig}-{n}", ["/bin/sh", "-c", script], rootfs)
-        p = subprocess.Popen([sys.executable, HERE / "reaper.py", b, "k", *rt.command], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
-        assert p.stdout.readline().split()[0] == "created"
-        p.stdin.write(f"start {sig}\n")
-        p.stdin.flush()
+        p = _reaped(rt, b, "k", f"start {sig}")
         out, _ = p.communicate(timeout=LOST)
         rt("delete", "--force", "k")
         return out, (b / "k.out").read_text()
@@ -90,11 +93,7 @@ def test_start_returns_once_the_program_waits(runtimes, tmp, rootfs):
     root = program_rootfs(tmp, "latewait")
     for n in range(ROUNDS):
         b = kit.bundle(tmp / f"w-{n}", ["/latewait"], root)
-        p = subprocess.Popen([sys.executable, HERE / "reaper.py", b, "w", *krun.command], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
-        assert p.stdout.readline().split()[0] == "created"
-        p.stdin.write("start\n")
-        p.stdin.flush()
+        p = _reaped(krun, b, "w", "start")
         assert p.stdout.readline() == "started\n"
         seen = (b / "w.out").read_text()
         krun("kill", "w", "TERM" if seen == "started up\n" else "KILL")  # (a TERM too early would be lost)

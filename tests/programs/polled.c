@@ -78,14 +78,19 @@ static void flags(void) {
 static volatile long ticks;
 static void on_alarm(int sig) { (void)sig; ticks++; }
 
-static void signals(void) {
+/* SIGALRM (handler on_alarm, SA_RESTART) every `usec` microseconds from now; 0: no more */
+static void alarm_every(long usec) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_alarm;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGALRM, &sa, NULL);
-    struct itimerval it = {{0, 2000}, {0, 2000}};
+    struct itimerval it = {{0, usec}, {0, usec}};
     setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void signals(void) {
+    alarm_every(2000);
     pid_t pp = getppid(), me = getpid();
     long bad = 0;
     for (long i = 0; i < 20000 || ticks < 10; i++) {
@@ -93,8 +98,7 @@ static void signals(void) {
         if (syscall(SYS_getpid) != me) bad++;
         if (i > 10000000) break;
     }
-    it.it_value.tv_usec = it.it_interval.tv_usec = 0;
-    setitimer(ITIMER_REAL, &it, NULL);
+    alarm_every(0);
     printf("results right while a timer interrupts: %s; the handler ran: %s\n", bad ? "no" : "yes",
            ticks >= 10 ? "yes" : "no");
     CHECK("signals", !bad && ticks >= 10);
@@ -113,13 +117,7 @@ static void sigreads(const char *dir) {
     }
     lseek(fd, 0, SEEK_SET);
     int log = open(lp, O_CREAT | O_TRUNC | O_WRONLY | O_APPEND, 0600);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGALRM, &sa, NULL);
-    struct itimerval it = {{0, 1000}, {0, 1000}};
-    setitimer(ITIMER_REAL, &it, NULL);
+    alarm_every(1000);
     long bad = 0;
     for (int32_t i = 0; i < N; i++) {
         int32_t v = -1;
@@ -130,8 +128,7 @@ static void sigreads(const char *dir) {
         }
         if (write(log, "x", 1) != 1) bad++;
     }
-    it.it_value.tv_usec = it.it_interval.tv_usec = 0;
-    setitimer(ITIMER_REAL, &it, NULL);
+    alarm_every(0);
     struct stat st;
     fstat(log, &st);
     close(fd);
