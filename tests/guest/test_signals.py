@@ -25,6 +25,7 @@ MODES = [
     "pending-after-kill",  # a signal from another process is pending once kill() has returned there
     "delivered-after-kill",  # ... and handled by the time a read it sent after it returns (CPython's tests)
     "itimer-off",  # a timer's signal sent before setitimer turned it off is handled when setitimer returns
+    "sigpipe-once",  # a write to a pipe nobody reads raises SIGPIPE once (LTP's pipe08, write05)
     "sigchld-after-wait",  # a reaped child's SIGCHLD is pending when the wait returns (blocked, ignored by default)
     "rt-queue",  # RLIMIT_SIGPENDING: sigqueue, tgkill, rt_(tg)sigqueueinfo fail with EAGAIN; kill loses the siginfo
     "store-retry",  # a store to a read-only page made again once the handler made it writable, RIP at the store

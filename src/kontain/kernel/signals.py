@@ -49,6 +49,7 @@ SYNCHRONOUS = (1 << (S.SIGSEGV - 1)) | (1 << (S.SIGBUS - 1)) | (1 << (S.SIGILL -
 # every signal but SIGKILL, SIGSTOP and SIG_KICK reaches the program through the signal thread
 FORWARDED = [s for s in range(1, S.NSIG) if s not in (S.SIGKILL, S.SIGSTOP, SIG_KICK)]
 _FORWARDED_MASK = sum(1 << (s - 1) for s in FORWARDED)
+_RAISED_BY_KM = (1 << (S.SIGPIPE - 1)) | (1 << (S.SIGXFSZ - 1))  # the host's copies stay on the thread (collect)
 
 
 def sigbit(sig: int) -> int:
@@ -353,7 +354,8 @@ class HostSignals:
         self._mask = bytearray(struct.pack("<Q", _FORWARDED_MASK))  # what the signal thread takes
         self._info = bytearray(SIGINFO_SIZE)
         self._holds = [0] * (S.NSIG + 1)  # per signal: the timers and pending sets holding it (``hold``)
-        self._taken = _FORWARDED_MASK  # ``_mask`` as a number
+        self._taken = _FORWARDED_MASK & ~_RAISED_BY_KM  # what other threads take (``collect``), as a number
+        self._mask_here = bytearray(struct.pack("<Q", self._taken))
         self._pending = bytearray(SIGSET_SIZE)
         self._pending_at = native.address_of(self._pending)
 
@@ -417,10 +419,17 @@ class HostSignals:
         that fires every nanosecond has a new signal on the host after each one taken
         (its next expiry is already past), and the lock must not stay held for good
         (timer_settime waits for it).  The signal thread then comes back for more."""
+        # Another thread than the signal thread takes what the host holds for the process
+        # and for itself, but never SIGPIPE or SIGXFSZ: the host sends those to the thread
+        # whose write failed (blocked, so queued although ignored), and km raises them for
+        # the program itself (Task.after_syscall, take_xfsz); taken here as well, a handled
+        # SIGPIPE ran twice (LTP's pipe08 and write05).  One another process sends is the
+        # process's, and the signal thread's to take.
+        mask = self._mask if _thread.get_ident() == self.ident else self._mask_here
         with self.posting:
             info = self._info
             for _ in range(COLLECT_MAX):
-                sig = _take_now(self._mask, info)
+                sig = _take_now(mask, info)
                 if sig <= 0:
                     return
                 self._post(sig, bytes(info))
@@ -510,8 +519,9 @@ class HostSignals:
         for sig in range(1, S.NSIG + 1):
             if self._holds[sig]:
                 held |= sigbit(sig)
-        self._taken = _FORWARDED_MASK & ~held
-        struct.pack_into("<Q", self._mask, 0, self._taken)
+        struct.pack_into("<Q", self._mask, 0, _FORWARDED_MASK & ~held)
+        self._taken = _FORWARDED_MASK & ~held & ~_RAISED_BY_KM
+        struct.pack_into("<Q", self._mask_here, 0, self._taken)
         if _signalfd >= 0:
             native.syscall(NR["signalfd4"], _signalfd, native.address_of(self._mask), SIGSET_SIZE, 0)
 
