@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/syscall.h>
@@ -404,14 +405,19 @@ static long raw_sigtimedwait(const sigset_t *set, siginfo_t *si, const struct ti
     return syscall(SYS_rt_sigtimedwait, set, si, ts, 8);  /* musl's wrapper retries on EINTR */
 }
 
-/* a child that sends sig to the parent every millisecond until it is killed */
+/* a child that sends sig to the parent every millisecond until it is killed, or until the
+ * parent is gone: left running after its parent was killed (a test's timeout), it went on
+ * signalling whatever process was given the parent's pid next, and killed compilers, conmon
+ * and debootstrap in later tests with SIGUSR1 */
 static pid_t nagger(int sig) {
     pid_t parent = getpid(), pid = fork();
     if (pid == 0) {
-        for (;;) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        while (getppid() == parent) {
             kill(parent, sig);
             usleep(1000);
         }
+        _exit(0);
     }
     return pid;
 }
