@@ -73,7 +73,7 @@ deps:
 deps-bench:
 	@tools/install-deps.sh bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml bin/km-python bin/krun  # (pip copies the scripts: a change needs a new install)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

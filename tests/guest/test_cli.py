@@ -3,8 +3,9 @@
 import os
 import signal
 import subprocess
+import sys
 
-from kt import KM, build, km, run, wait_for
+from kt import KM, KM_PYTHON, build, km, run, wait_for
 
 
 def test_help_and_version():
@@ -114,3 +115,29 @@ def test_first_process_of_a_pid_namespace(tmp_path):
 def _child_of(pid: int) -> int:
     wait_for(lambda: open(f"/proc/{pid}/task/{pid}/children").read().split())
     return int(open(f"/proc/{pid}/task/{pid}/children").read().split()[0])
+
+
+_GC_PROBE = """
+import gc, runpy, sys
+from kontain.kernel import process
+run = process.Process.run
+def probe(self):
+    seen = gc.isenabled()
+    try:
+        return run(self)
+    finally:
+        print("start-up", seen, "running", gc.isenabled(), gc.get_freeze_count() > 0, file=sys.stderr)
+process.Process.run = probe
+sys.argv = [sys.argv[1], *sys.argv[2:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_garbage_collector_is_off_only_for_the_start_up():
+    """km's launcher turns Python's garbage collector off (a faster start: the collections
+    its start-up's allocations set off find nothing to free) and on again, the start-up's
+    objects frozen, once the program runs: a long-running program's km collects as any."""
+    r = subprocess.run([sys.executable, "-c", _GC_PROBE, KM_PYTHON[-1], str(build("hello"))], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "start-up False running True True" in r.stderr, r.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
+from kontain import lazy
 from kontain.cli import options
 
 
@@ -22,6 +23,8 @@ def main(argv: list[str] | None = None, started: tuple[float, float] | None = No
     """km's command line.  ``started``: (perf_counter, process_time) at the launcher's
     first line, so that --timings can say what the interpreter and km's imports took."""
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] in (["image"], ["--serve"], ["--server"], ["--native"], ["snapshot"], ["dump"]):
+        lazy.started()  # (no program of its own runs: the garbage collector on again now)
     if args[:1] == ["image"]:  # (a program named image: km ./image, or km -- image)
         from kontain.oci import image
 
@@ -37,11 +40,11 @@ def main(argv: list[str] | None = None, started: tuple[float, float] | None = No
 
         return front.main(args[1:])
     if args[:1] == ["resume"]:
-        lazy = args[1:2] == ["--scale-to-zero"]
-        if len(args) != 2 + lazy:
+        scale = args[1:2] == ["--scale-to-zero"]
+        if len(args) != 2 + scale:
             _say("resume needs the snapshot's path (km resume [--scale-to-zero] FILE)")
             return 2
-        return _resume(args[-1], started, scale_to_zero=lazy)
+        return _resume(args[-1], started, scale_to_zero=scale)
     if args[:1] == ["snapshot"]:
         from kontain.cli import snapctl
 

@@ -19,7 +19,7 @@ import os
 import struct
 import time
 
-from kontain import native
+from kontain import lazy, native
 from kontain.abi import flags as F
 from kontain.abi import signals as S
 from kontain.abi.errno import EAGAIN
@@ -299,6 +299,7 @@ class Process:
         """Run the program until it exits or dies; returns how (to the main thread: the
         other threads end the process themselves, see ``finish``)."""
         self._mark("run")
+        lazy.started()
         while True:
             try:
                 self.runner.run()
@@ -808,8 +809,6 @@ class Process:
         # A process that forks tends to fork again (shells, servers, build tools), and
         # every child would import on its own what the parent had not: import it all
         # once here, and let the children inherit it (kontain/lazy.py)
-        from kontain import lazy
-
         lazy.preload()
         from kontain.kernel import fork as fork_
 

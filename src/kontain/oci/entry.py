@@ -15,6 +15,9 @@ import sys
 
 
 def main() -> None:
+    import gc
+
+    gc.disable()  # until the program runs (kontain/lazy.py, started: a faster start)
     from kontain import bundle
 
     bundle.install()
