@@ -116,6 +116,19 @@ def test_hint_is_used_when_free(space):
     assert space.mmap(0x200000, PAGE, RW, ANON, -1, 0) != 0x200000
 
 
+def test_anonymous_mappings_of_eight_pages_or_more_start_at_a_prefetch_group(space):
+    """KVM's shadow paging prefetches an aligned group of 8 pages (inside one memslot, or
+    nothing): an anonymous mapping of 8 pages or more, where the program names no
+    address, starts at such a boundary; smaller ones fill the gaps; a hint is taken."""
+    first = space.mmap(0, PAGE, RW, ANON, -1, 0)
+    a = space.mmap(0, 16 * PAGE, RW, ANON, -1, 0)
+    assert a % (8 * PAGE) == 0 and a + 16 * PAGE < first  # (below the first one, a gap between)
+    b = space.mmap(0, 3 * PAGE, RW, ANON, -1, 0)
+    assert a + 16 * PAGE <= b and b + 3 * PAGE <= first  # (in that gap)
+    assert space.mmap(0x201000, 16 * PAGE, RW, ANON, -1, 0) == 0x201000
+    check_slots(space)
+
+
 def test_mremap_grow_move_shrink(space):
     a = space.mmap(0, 4 * PAGE, RW, ANON, -1, 0)
     grown = space.mremap(a, 4 * PAGE, 8 * PAGE, F.MREMAP_MAYMOVE, 0)
@@ -256,8 +269,7 @@ def test_a_forked_childs_slots_are_merged_up_to_a_size(space):
     space.mprotect(a + PAGE, PAGE, F.PROT_READ)
     space.mprotect(a + PAGE, PAGE, RW)  # (now three RW slots side by side)
     big = slots.MERGE_MAX // PAGE
-    b = space.mmap(0, big * PAGE, RW, ANON, -1, 0)
-    assert b + big * PAGE == a
+    b = space.mmap(a - big * PAGE, big * PAGE, RW, ANON | F.MAP_FIXED, -1, 0)  # (right below a)
     child = Recorder()
     space.slots.rebind(child)
     space.rec = child

@@ -40,6 +40,12 @@ _MAP_TYPES = (F.MAP_SHARED, F.MAP_PRIVATE, F.MAP_SHARED_VALIDATE, F.MAP_DROPPABL
 # ~2 us (KVM prefetches the shadow entries).  Small ones are nearly always touched whole
 # (malloc arenas, buffers); at most this much is populated for nothing.
 POPULATE_MAX = 256 << 10
+# ... and that prefetch maps a whole aligned group of 8 pages (KVM's PTE_PREFETCH_NUM) that
+# lies inside one memslot, or nothing: anonymous mappings of 8 pages or more are placed at
+# such a boundary when the program names no address (16 pages, touched after a mmap: 9
+# shadow-paging faults when placed anywhere, 2 aligned).  Linux aligns large anonymous
+# mappings too (to 2 MiB, for its huge pages); the gaps cost nothing.
+PREFETCH_GROUP = 8 * PAGE
 
 
 _MAX_MAP_COUNT: list[int] = []
@@ -527,11 +533,14 @@ class AddressSpace:
             hint = addr & ~(PAGE - 1)
             if hint and not hint & (align - 1) and self.is_free(hint, hint + size):
                 start = hint
-            elif flags & F.MAP_32BIT:
-                start = self.find_free(size + align - PAGE, top=0x80000000, bottom=0x40000000)
             else:
-                start = self.find_free(size + align - PAGE)
-            start = (start + align - 1) & ~(align - 1)  # (inside what was found)
+                if anonymous and align < PREFETCH_GROUP <= size:
+                    align = PREFETCH_GROUP
+                if flags & F.MAP_32BIT:
+                    start = self.find_free(size + align - PAGE, top=0x80000000, bottom=0x40000000)
+                else:
+                    start = self.find_free(size + align - PAGE)
+                start = (start + align - 1) & ~(align - 1)  # (inside what was found)
         end = start + size
         self._check_limit(self._growth(start, end, prot))
         if name != "[stack]" and self._bounded():  # (km's own mapping of the program's stack)
