@@ -76,10 +76,10 @@ FIRST_CALLS = ("kontain.syscalls.fs", "kontain.syscalls.mm", "kontain.syscalls.p
 
 def started() -> None:
     """km's start-up is over: the garbage collector back on (km's launchers turn it off
-    on their first line: bin/km-python, oci/entry.py).  Start-up makes tens of thousands of objects and next
-    to no garbage, and the collections their allocations set off took ~2.5 ms of a
-    container's hello (5% of km's run).  The start-up's objects are frozen first: they
-    live as long as km, so no later collection need walk them."""
+    on their first line: bin/km-python, oci/entry.py).  Start-up makes tens of thousands
+    of objects and next to no garbage, and the collections their allocations set off took
+    ~2.5 ms of a container's hello (5% of km's run).  The start-up's objects are frozen
+    first: they live as long as km, so no later collection need walk them."""
     import gc
 
     if not gc.isenabled():
