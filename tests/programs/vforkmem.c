@@ -127,6 +127,8 @@ int main(void) {
         } else {  /* clone's form: a stack of its own, as posix_spawn's */
             pid = clone(beside_child, stack + size, CLONE_VM | CLONE_VFORK | SIGCHLD, (void *)(long)i);
         }
+        if (pid < 0)  /* (says which part failed, should a write go missing) */
+            printf("%s %d failed: %s\n", i % 2 ? "vfork" : "clone", i, strerror(errno));
         waitpid(pid, NULL, 0);
         usleep(1000);
     }
