@@ -191,9 +191,7 @@ static int masked_waits(void) {
     sigaddset(&usr1, SIGUSR1);
     for (int which = 0; which < 4; which++) {
         /* its own timer's signal, handled, while the mask is empty: EINTR */
-        /* every 2 ms: a signal costs km a few hundred microseconds on PVM (exits), and at
-     * 300 us, as this was, the program did little else on a slower host (115 s) */
-    struct itimerval it = {{0, 2000}, {0, 2000}}, off = {{0, 0}, {0, 0}};
+        struct itimerval it = {{0, 2000}, {0, 2000}}, off = {{0, 0}, {0, 0}};
         alarms = 0;
         setitimer(ITIMER_REAL, &it, NULL);
         long r = masked_wait(which, &none);
@@ -728,6 +726,8 @@ static int ipc_not_interrupted(void) {
     struct sigaction sa = {.sa_handler = on_alarm};
     sigaction(SIGALRM, &sa, NULL);
     int sem = semget(IPC_PRIVATE, 1, 0600), q = msgget(IPC_PRIVATE, 0600);
+    /* every 2 ms: a signal costs km a few hundred microseconds on PVM (exits), and at
+     * 300 us, as this was, the program did little else on a slower host (115 s) */
     struct itimerval it = {{0, 2000}, {0, 2000}}, off = {{0, 0}, {0, 0}};
     setitimer(ITIMER_REAL, &it, NULL);
     int bad_semop = 0, semop_up = 0, bad_msgsnd = 0, msgrcv_there = 0, other = 0;
