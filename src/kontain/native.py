@@ -241,17 +241,14 @@ def reset_pid() -> None:
     _PID = syscall(39)
 
 
-class _IoVec(_ctypes.Structure):
-    _fields_ = [("base", c_ulong), ("len", c_ulong)]
+def _vm_copy(pid: int, local: int | bytes, remote: int, length: int, nr: int) -> int:
+    """process_vm_readv/writev of one range (arch/x86_64/hostcode.py VM_COPY, called with
+    the GIL held), made into a function at the first copy, which then replaces this one."""
+    global _vm_copy
+    from kontain.arch.x86_64 import hostcode
 
-
-class _IoVecPair(_ctypes.Structure):
-    _fields_ = [("local", _IoVec), ("remote", _IoVec)]
-
-
-_vm_iov = _IoVecPair()
-_vm_local = _ctypes.addressof(_vm_iov)
-_vm_remote = _vm_local + 16
+    _vm_copy = machine_code(hostcode.VM_COPY, c_long, c_long, c_void_p, c_ulong, c_ulong, c_long, keep_gil=True)
+    return _vm_copy(pid, local, remote, length, nr)
 
 
 def read_mem(host_addr: int, length: int) -> bytes | int:
@@ -259,9 +256,7 @@ def read_mem(host_addr: int, length: int) -> bytes | int:
     if length <= 0:
         return b""
     buf = bytearray(length)
-    iov = _IoVecPair((_ctypes.addressof(_Byte.from_buffer(buf)), length), (host_addr, length))
-    a = _ctypes.addressof(iov)
-    if sc6(_SYS_process_vm_readv, _PID, a, 1, a + 16, 1, 0) != length:
+    if _vm_copy(_PID, _ctypes.addressof(_Byte.from_buffer(buf)), host_addr, length, _SYS_process_vm_readv) != length:
         return -14  # EFAULT: a short copy means a bad page inside the range
     return bytes(buf)
 
@@ -290,10 +285,11 @@ def write_mem(host_addr: int, data: bytes) -> int:
     n = len(data)
     if not n:
         return 0
-    src = data if isinstance(data, bytearray) else bytearray(data)
-    iov = _IoVecPair((_ctypes.addressof(_Byte.from_buffer(src)), n), (host_addr, n))
-    a = _ctypes.addressof(iov)
-    r = sc6(_SYS_process_vm_writev, _PID, a, 1, a + 16, 1, 0)
+    if type(data) is bytes:  # (passed as the address of its contents, which the kernel only reads)
+        r = _vm_copy(_PID, data, host_addr, n, _SYS_process_vm_writev)
+    else:
+        src = data if type(data) is bytearray else bytearray(data)
+        r = _vm_copy(_PID, _ctypes.addressof(_Byte.from_buffer(src)), host_addr, n, _SYS_process_vm_writev)
     return 0 if r == n else -14
 
 
