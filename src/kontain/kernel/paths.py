@@ -49,6 +49,8 @@ VALID_OPEN_FLAGS = (F.O_ACCMODE | F.O_CREAT | F.O_EXCL | F.O_NOCTTY | F.O_TRUNC 
 O_PATH_FLAGS = F.O_DIRECTORY | F.O_NOFOLLOW | F.O_PATH | F.O_CLOEXEC
 _O_TMPFILE_BIT = F.O_TMPFILE & ~F.O_DIRECTORY
 _S_IFMT, _S_IFLNK, _S_IFSOCK = 0o170000, 0o120000, 0o140000
+# what an open never waits for (Opener._finish)
+_OPEN_NEVER_WAITS = (0o100000, 0o040000)
 MAX_LINKS = 40  # Linux's MAXSYMLINKS
 _F_DUPFD = 0
 EXE = 1  # check_path: the path is this process's /proc/<pid>/exe (the program, for the program)
@@ -181,6 +183,14 @@ class Opener:
         p = self.p
         if magic and self.monitor_file(m):
             return -ENOENT  # one of km's own descriptors, reached through /proc/.../fd/N
+        # the polling tier's thread (kernel/poll.py) opens only what the program's own would
+        # open alike and without waiting: not on procfs (/proc/thread-self, and the files
+        # km generates, are the calling thread's), and only regular files and directories
+        # (a FIFO's open waits for its other end, a device's may do anything).  What it did
+        # so far, O_PATH looks, changed nothing: the program's thread does it all again.
+        polled = _thread.get_ident() not in p.thread_idents()
+        if polled and p.procfs.on_procfs(m):
+            raise OwnThread()
         verdict = p.procfs.vet(m)
         if verdict.errno:
             return -verdict.errno
@@ -201,6 +211,8 @@ class Opener:
             return -EISDIR  # (an existing directory: the reopen, without O_CREAT, would open it)
         if (flags & F.O_ACCMODE or flags & F.O_TRUNC) and textbusy.busy(m, self.procfd, p.fds.floor):
             return -ETXTBSY  # a program some km runs (loader/textbusy.py)
+        if polled and self._kind(m) not in _OPEN_NEVER_WAITS:
+            raise OwnThread()
         reopen = flags & ~(F.O_CREAT | F.O_EXCL | F.O_NOFOLLOW)
         name = _CStr(b"self/fd/%d" % m)
         return native.syscall(SYS_openat, self.procfd, name.addr, reopen, 0)

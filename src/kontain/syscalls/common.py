@@ -12,13 +12,14 @@ monitor's, pointers checked against the guest window and moved to host addresses
 
 from __future__ import annotations
 
+import _thread
 import os
 import struct
 
 from kontain import native
 from kontain.abi.errno import EFAULT, EINTR, EINVAL, EMFILE, ERESTARTNOINTR
 from kontain.abi.flags import MAX_RW_COUNT  # noqa: F401  (the syscall families take it from here)
-from kontain.errors import GuestError
+from kontain.errors import GuestError, OwnThread
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~3 ms)
 
@@ -27,6 +28,32 @@ if TYPE_CHECKING:
 
     Handler = Callable[..., int]
 _EFAULT = GuestError(EFAULT)
+
+
+def polled(t) -> bool:
+    """Is a monitor thread (the polling tier's, kernel/poll.py) serving this call of
+    ``t``'s, rather than ``t``'s own thread?  A pollable call that may block in some
+    cases raises OwnThread in those when it is (``hand_back``): a poller blocked in one
+    thread's call would serve no other thread's meanwhile, and no signal could interrupt
+    the call."""
+    return _thread.get_ident() != t.ident
+
+
+def hand_back() -> None:
+    """Give a polled call back to the calling program thread, which makes it (``polled``)."""
+    raise OwnThread()
+
+
+S_IFMT = 0o170000
+
+
+def file_type(fd: int) -> int:
+    """The S_IFMT bits of host descriptor ``fd``'s file (0 for an anonymous inode:
+    eventfd, epoll, timerfd...), or -1 when fstat fails."""
+    st = bytearray(144)
+    if native.syscall(5, fd, native.address_of(st)) != 0:
+        return -1
+    return struct.unpack_from("<I", st, 24)[0] & S_IFMT
 
 
 def s32(x: int) -> int:

@@ -19,7 +19,7 @@ from kontain.kernel import paths
 from kontain.kernel.fdtable import file_key
 from kontain.kernel.paths import EXE, open_how
 from kontain.loader import textbusy
-from kontain.syscalls.common import buffer, dirfd, fd_pair, passthrough, path, ptr, s32, u32, u64
+from kontain.syscalls.common import buffer, dirfd, fd_pair, file_type, hand_back, passthrough, path, polled, ptr, s32, u32, u64
 
 SYS_open, SYS_close, SYS_dup, SYS_dup2, SYS_fcntl, SYS_openat, SYS_dup3, SYS_pipe2 = 2, 3, 32, 33, 72, 257, 292, 293
 SYS_readlinkat, SYS_close_range = 267, 436
@@ -91,8 +91,17 @@ def creat(t, pathname, mode, *_):
     return openat(t, F.AT_FDCWD, pathname, F.O_CREAT | F.O_WRONLY | F.O_TRUNC, mode)
 
 
+# what a close never waits for (a socket's may linger, a terminal's drain its output, a
+# device's do anything): regular files, directories, pipes, anonymous inodes, and a bad
+# descriptor (EBADF); the polling tier makes only those (common.polled)
+_CLOSE_NEVER_WAITS = frozenset((0o100000, 0o040000, 0o010000, 0, -1))
+
+
 def close(t, fd, *_):
-    return native.syscall1(SYS_close, t.fds.check(fd))
+    fd = t.fds.check(fd)
+    if polled(t) and file_type(fd) not in _CLOSE_NEVER_WAITS:
+        hand_back()
+    return native.syscall1(SYS_close, fd)
 
 
 def close_range(t, first, last, flags, *_):

@@ -31,7 +31,7 @@ from kontain.abi import flags as F
 from kontain.abi.errno import E2BIG, EBADF, EINVAL, EMFILE, ENAMETOOLONG, ENODEV, ENOENT, ENOTTY
 from kontain.errors import GuestError
 from kontain.kernel.fdtable import fs_type
-from kontain.syscalls.common import not_open, ptr, u32
+from kontain.syscalls.common import hand_back, not_open, polled, ptr, u32
 
 SYS_ioctl = 16
 _TERMIOS, _TERMIOS2, _INT = 36, 44, 4
@@ -58,6 +58,10 @@ REQUESTS: dict[int, int] = {
     F.SIOCGIFINDEX: F.IFREQ_SIZE, F.SIOCGIFTXQLEN: F.IFREQ_SIZE,
     F.RNDGETENTCNT: _INT, F.TUNGETFEATURES: _INT, F.SIOCATMARK: _INT,
 }
+# the requests the polling tier makes (common.polled): getters and flag changes that never
+# wait (a terminal's TCSETSW waits for its output to drain, TCSBRK sends a break...)
+POLLED = frozenset((F.TCGETS, F.TCGETS2, F.TCGETA, F.TIOCGWINSZ, F.TIOCGPGRP, F.TIOCGSID, F.TIOCOUTQ,
+                    F.FIONREAD, F.FIONBIO, F.FIOCLEX, F.FIONCLEX, F.FIGETBSZ))
 NEW_FD = -2  # the request makes a descriptor (no argument)
 # request -> (file system, size as above, or NEW_FD)
 _OF_FS: dict[int, tuple[int, int]] = {
@@ -73,6 +77,8 @@ IFNAMSIZ = 16
 def ioctl(t, fd, request, arg, *_):
     fd = t.fds.check(fd)
     request = u32(request)
+    if request not in POLLED and polled(t):
+        hand_back()
     size = REQUESTS.get(request)
     if size is None:
         if request == F.SIOCGIFCONF:
