@@ -153,9 +153,32 @@ class SlotMap:
         if access != "none" and parked is not None and parked[1] == end:
             self.add(start, end, access == "ro")  # the parked slot back, or replaced if it does not fit
             return
+        if access != "none" and self._covered(start, end, READ_ONLY if access == "ro" else 0):
+            return
         self.remove(start, end)
         if access != "none":
             self.add(start, end, access == "ro")
+
+    def _covered(self, start: int, end: int, flags: int) -> bool:
+        """Do slots with ``flags`` over the window's own host memory cover all of [start,
+        end) already?  Then a mapping replaced there (a MAP_FIXED over part of a larger
+        one of the same access: the dynamic loader's code and read-only data over its
+        reservation of a library) needs no slot change: a slot names host addresses,
+        not mappings, and the host's MMU notifier drops KVM's view of the pages that
+        went.  Each KVM_SET_USER_MEMORY_REGION costs ~50-150 us here."""
+        i = bisect.bisect_right(self._starts, start) - 1
+        if i < 0:
+            return False
+        at = start
+        while at < end:
+            if i >= len(self._slots):
+                return False
+            s, e, f, _sid, hva = self._slots[i]
+            if s > at or e <= at or f != flags or hva != self._base + s or self._parked.get(s) is not None:
+                return False
+            at = e
+            i += 1
+        return True
 
     def park(self, start: int, end: int) -> None:
         """[start, end) was unmapped (its host memory is PROT_NONE now): park the slot if
