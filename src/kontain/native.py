@@ -241,14 +241,33 @@ def reset_pid() -> None:
     _PID = syscall(39)
 
 
-def _vm_copy(pid: int, local: int | bytes, remote: int, length: int, nr: int) -> int:
-    """process_vm_readv/writev of one range (arch/x86_64/hostcode.py VM_COPY, called with
-    the GIL held), made into a function at the first copy, which then replaces this one."""
-    global _vm_copy
-    from kontain.arch.x86_64 import hostcode
+_copy_code: bytes | None = None  # the platform's machine code for one copy (use_copy_code)
 
-    _vm_copy = machine_code(hostcode.VM_COPY, c_long, c_long, c_void_p, c_ulong, c_ulong, c_long, keep_gil=True)
-    return _vm_copy(pid, local, remote, length, nr)
+
+def use_copy_code(code: bytes) -> None:
+    """Make guest memory copies with ``code`` from the next one on: the platform's
+    process_vm_readv/writev of one range, ``f(pid, local, remote, length, nr)``, called
+    with the GIL held (arch/x86_64/hostcode.py VM_COPY says why)."""
+    global _copy_code
+    _copy_code = code
+
+
+def _vm_copy(pid: int, local: int | bytes, remote: int, length: int, nr: int) -> int:
+    """One copy between the monitor's memory (``local``: an address, or bytes to write)
+    and guest memory.  Once the platform's code is known (``use_copy_code``), the
+    function made of it replaces this one at the first copy; before, syscall() with two
+    iovec structures does it."""
+    global _vm_copy
+    if _copy_code is not None:
+        _vm_copy = machine_code(_copy_code, c_long, c_long, c_void_p, c_ulong, c_ulong, c_long, keep_gil=True)
+        return _vm_copy(pid, local, remote, length, nr)
+    keep = bytearray(local) if type(local) is bytes else None
+    if keep is not None:
+        local = _ctypes.addressof(_Byte.from_buffer(keep))
+    iov = bytearray(b"".join(x.to_bytes(8, "little") for x in (local, length, remote, length)))
+    a = _ctypes.addressof(_Byte.from_buffer(iov))
+    r = sc6(nr, pid, a, 1, a + 16, 1, 0)
+    return -get_errno() if r == -1 else r
 
 
 def read_mem(host_addr: int, length: int) -> bytes | int:

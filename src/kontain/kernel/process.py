@@ -42,6 +42,8 @@ from kontain.memory.slots import SlotMap
 from kontain.memory.window import GuestMemory
 from kontain.vcpu import VcpuRunner
 
+native.use_copy_code(hostcode.VM_COPY)  # (guest memory copies: the platform's machine code)
+
 
 class Process:
     """The guest process this km runs."""
@@ -825,6 +827,8 @@ class Process:
             from kontain.kernel.procfs import ProcFs
 
             self._procfs = ProcFs(self, self.procfd)
+            if self.poller is not None:
+                self._procfs.on_plain = self.poller.plain_dev
         return self._procfs
 
     @property
