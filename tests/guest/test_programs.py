@@ -287,10 +287,11 @@ def _native_answers(err: str) -> int:
 @pytest.mark.parametrize("variant", STATIC)
 def test_native_poller_checks_what_it_is_given(variant, tmp):
     """The calls the native poller makes itself (kernel/nativepoll.c: reads, writes and
-    seeks of a regular file, fstat), with pointers outside the program's memory (NULL,
-    page 1, the kernel's half, non-canonical), descriptors at the program's limit (under
-    km, where the monitor's own begin), junk above a descriptor's 32 bits, a negative
-    offset, a bad whence: each 300 times, with every result and errno as Linux gives
+    seeks of a regular file, fstat, stats of paths), with pointers outside the program's
+    memory (NULL, page 1, the kernel's half, non-canonical, a path that runs into a hole),
+    descriptors at the program's limit (under km, where the monitor's own begin), junk
+    above a descriptor's 32 bits, a negative offset, a bad whence, junk flags, /proc paths
+    that name the process (its exe, a descriptor of km's): each 300 times, with every result and errno as Linux gives
     them, whether the native poller, the Python one or the exits answer.  On PVM the
     native poller must have answered some of them (how many depends on whether it gets
     a CPU while the stub waits: a loaded machine's km answered 1074 of ~8000)."""

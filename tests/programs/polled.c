@@ -15,7 +15,8 @@
  *   hostile   DIR: the calls km's native poller makes itself (reads, writes, seeks of a
  *             regular file, fstat), each 300 times, with bad pointers, descriptors above
  *             the program's limit (km's own, under km), junk in a descriptor's upper 32
- *             bits, a negative offset, a bad whence; prints each call's result and errno
+ *             bits, a negative offset, a bad whence; and stats of paths (hostile_stats);
+ *             prints each call's result and errno
  * Prints what it checked; the exit status is 0 unless a check failed. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -298,6 +300,69 @@ static void blocks(void) {
         printf("%s: %ld %s\n", name, first, first < 0 ? strerror(first_errno) : "ok"); \
     } while (0)
 
+/* a stat's result as one number: -1 (errno says why), or the size and the file's type */
+static long stat_of(long r, const struct stat *st) {
+    return r < 0 ? r : (long)st->st_size * 16 + ((st->st_mode & S_IFMT) >> 12);
+}
+
+/* Stats of paths (the native poller makes those on file systems it knows are not procfs):
+ * bad pointers for the path and the buffer, a path that runs into an unmapped page, a
+ * descriptor at the limit, junk flags, /proc paths that name this process, a device. */
+static void hostile_stats(const char *dir, int fd, long above) {
+    char file[4096], link[4096];
+    struct stat st;
+    snprintf(file, sizeof file, "%s/polled-hostile", dir);
+    snprintf(link, sizeof link, "%s/polled-link", dir);
+    unlink(link);
+    CHECK("symlink", symlink("polled-hostile", link) == 0);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY), proc = open("/proc", O_RDONLY | O_DIRECTORY);
+    CHECK("open the directories", dfd >= 0 && proc >= 0);
+    char *pages = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *more = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK("mmap", pages != MAP_FAILED && more != MAP_FAILED && munmap(pages + 4096, 4096) == 0 &&
+          munmap(more + 4096, 4096) == 0);
+    memcpy(pages + 4096 - 3, "/tm", 3);      /* no NUL before the hole */
+    memcpy(more + 4096 - 2, "/", 2);         /* "/" and its NUL, then the hole */
+    memcpy(pages + 2048, "/\0", 2);
+    SAME("stat", stat_of(syscall(SYS_stat, file, &st), &st));
+    SAME("stat of a missing file", stat_of(syscall(SYS_stat, "/nonexistent/polled", &st), &st));
+    SAME("stat of a missing file into NULL", syscall(SYS_stat, "/nonexistent/polled", (void *)0));
+    SAME("stat into NULL", syscall(SYS_stat, file, (void *)0));
+    SAME("stat into the kernel", syscall(SYS_stat, file, (void *)0xffff800000001000UL));
+    SAME("stat into page 1", syscall(SYS_stat, file, (void *)0x1000));
+    SAME("stat of a NULL path", syscall(SYS_stat, (void *)0, &st));
+    SAME("stat of a path in the kernel", syscall(SYS_stat, (void *)0xffff800000001000UL, &st));
+    SAME("stat of a non-canonical path", syscall(SYS_stat, (void *)0x0000900000000000UL, &st));
+    SAME("stat of a path at a hole", syscall(SYS_stat, pages + 4096 - 3, &st));
+    SAME("stat of a short path before a hole", stat_of(syscall(SYS_stat, more + 4096 - 2, &st), &st) > 0);
+    SAME("stat of a short path", stat_of(syscall(SYS_stat, pages + 2048, &st), &st) > 0);
+    SAME("lstat of a symlink", stat_of(syscall(SYS_lstat, link, &st), &st));
+    SAME("stat of a symlink", stat_of(syscall(SYS_stat, link, &st), &st));
+    SAME("newfstatat", stat_of(syscall(SYS_newfstatat, dfd, "polled-hostile", &st, 0), &st));
+    SAME("newfstatat, no follow", stat_of(syscall(SYS_newfstatat, dfd, "polled-link", &st, AT_SYMLINK_NOFOLLOW), &st));
+    SAME("newfstatat of an empty path", stat_of(syscall(SYS_newfstatat, fd, "", &st, AT_EMPTY_PATH), &st));
+    SAME("newfstatat of an empty path, no flag", syscall(SYS_newfstatat, fd, "", &st, 0));
+    SAME("newfstatat of an empty path at the limit", syscall(SYS_newfstatat, (int)above, "", &st, AT_EMPTY_PATH));
+    SAME("newfstatat at the limit's descriptor", syscall(SYS_newfstatat, (int)above, "polled-hostile", &st, 0));
+    SAME("newfstatat at junk over a descriptor", stat_of(syscall(SYS_newfstatat, 0x900000000UL | (unsigned)dfd,
+                                                                 "polled-hostile", &st, 0), &st));
+    SAME("newfstatat with junk flags", syscall(SYS_newfstatat, dfd, "polled-hostile", &st, 0x12340000));
+    SAME("newfstatat into the kernel", syscall(SYS_newfstatat, dfd, "polled-hostile", (void *)0xffff800000001000UL, 0));
+    SAME("stat of /dev/null", stat_of(syscall(SYS_stat, "/dev/null", &st), &st));
+    SAME("stat of /proc/self/exe (the program)", stat_of(syscall(SYS_stat, "/proc/self/exe", &st), &st));
+    char name[64];
+    snprintf(name, sizeof name, "/proc/self/fd/%ld", above);
+    SAME("stat of the limit's descriptor in /proc", syscall(SYS_stat, name, &st));
+    snprintf(name, sizeof name, "self/fd/%ld", above);
+    SAME("newfstatat of the limit's descriptor in /proc", syscall(SYS_newfstatat, proc, name, &st, 0));
+    SAME("newfstatat of /proc's self/fd/0", syscall(SYS_newfstatat, proc, "self/fd/0", &st, 0) == 0);
+    close(dfd);
+    close(proc);
+    munmap(pages, 4096);
+    munmap(more, 4096);
+    unlink(link);
+}
+
 static void hostile(const char *dir) {
     char path[4096], buf[64] = "0123456789abcdef";
     snprintf(path, sizeof path, "%s/polled-hostile", dir);
@@ -359,6 +424,7 @@ static void hostile(const char *dir) {
     SAME("fstat of the limit's descriptor", syscall(SYS_fstat, (int)above, &st));
     SAME("fstat with junk over the descriptor", (syscall(SYS_fstat, 0x700000000UL | (unsigned)fd, &st),
                                                  (long)st.st_size));
+    hostile_stats(dir, fd, above);
     buf[4] = 0;
     printf("read: %s\n", buf);
     close(fd);

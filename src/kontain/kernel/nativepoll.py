@@ -3,8 +3,8 @@
 The Python poller (kernel/poll.py) answers a polled call in ~6 us of interpreter work,
 while the call itself (getppid, a read of a page of a file) costs the host well under
 one.  nativepoll.c's ``km_poll`` scans the slots with the GIL released and makes the
-calls that need nothing of Python's state itself (the ids, fstat, reads, writes and
-seeks of regular files); it returns to Python for every other call, for the calls whose
+calls that need nothing of Python's state itself (the ids, fstat, a path's stat, reads,
+writes and seeks of regular files); it returns to Python for every other call, for the calls whose
 answer Python must see (a site the rewriter still counts, a write past RLIMIT_FSIZE),
 and after a number of idle rounds or TICK_NS without a request (on a loaded machine a
 round's sched_yield can take milliseconds: a thread's 50 ms sleep went unnoticed), so
@@ -38,7 +38,12 @@ V_SLOT, V_KICK, V_ANSWERED, V_LAST, V_NATIVE = range(5)
 VC_WORDS = 8
 C_NR = C_VC + L.POLL_VCPUS * VC_WORDS  # 512 bytes: 1 where a call may be made natively
 SITES_BITS = 10
-C_SITES = C_NR + 512 // 8  # the rewriter's settled sites (nativepoll.c ``settled``)
+# file systems known not to be procfs (ProcFs.is_proc_dev learns them): their count, then
+# their st_dev; a path's stat on any other file system is left to Python (nativepoll.c)
+PLAIN_MAX = 16
+C_NPLAIN = C_NR + 512 // 8
+C_PLAIN = C_NPLAIN + 1
+C_SITES = C_PLAIN + PLAIN_MAX  # the rewriter's settled sites (nativepoll.c ``settled``)
 # files the program took POSIX record locks on (kernel/poll.py ``posix_locking``): their count,
 # then (st_dev, st_ino) of each; a count above LOCKED_MAX: too many to list, every file counts
 C_NLOCKED = C_SITES + 2 * (1 << SITES_BITS)
@@ -50,8 +55,10 @@ TICK, RUN, ANSWER = -1, 0, 1
 
 # the calls nativepoll.c can make (``make``): the ids take no argument
 SYS_read, SYS_write, SYS_fstat, SYS_lseek, SYS_pread64, SYS_pwrite64 = 0, 1, 5, 8, 17, 18
+SYS_stat, SYS_lstat, SYS_newfstatat = 4, 6, 262
 IDS = (39, 102, 104, 107, 108, 110, 111)  # getpid getuid getgid geteuid getegid getppid getpgrp
-CALLS = (SYS_read, SYS_write, SYS_fstat, SYS_lseek, SYS_pread64, SYS_pwrite64, *IDS)
+CALLS = (SYS_read, SYS_write, SYS_fstat, SYS_lseek, SYS_pread64, SYS_pwrite64, SYS_stat, SYS_lstat,
+         SYS_newfstatat, *IDS)
 
 
 def defines() -> list[str]:
@@ -70,6 +77,7 @@ def defines() -> list[str]:
         "SLOT_RCX": L.SLOT_RCX, "SLOT_POSTED": L.SLOT_POSTED, "SLOT_TAKEN": L.SLOT_TAKEN,
         "SLOT_DONE": L.SLOT_DONE, "SLOT_DONE_EXIT": L.SLOT_DONE_EXIT, "POLL_SPIN_EAGER": L.POLL_SPIN_MAX,
         "SEEK_MAX": SEEK_HOLE, "NEVER_OPEN": NEVER_OPEN, "C_NLOCKED": C_NLOCKED, "C_LOCKED": C_LOCKED,
+        "C_NPLAIN": C_NPLAIN, "C_PLAIN": C_PLAIN, "PLAIN_MAX": PLAIN_MAX,
         "LOCKED_MAX": LOCKED_MAX,
     }
     return [f"-D{k}={v}" for k, v in names.items()] + ["-shared", "-fPIC"]
@@ -139,6 +147,15 @@ class Control:
         for i, (dev, ino) in enumerate(files[:LOCKED_MAX]):
             w[C_LOCKED + 2 * i], w[C_LOCKED + 2 * i + 1] = dev, ino
         w[C_NLOCKED] = len(files)
+
+    def plain(self, dev: int) -> None:
+        """File system ``dev`` is not procfs (ProcFs.is_proc_dev found so): km_poll may
+        answer a stat of a path that ends on it.  (The entry before the count.)"""
+        w = self.w
+        n = w[C_NPLAIN]
+        if n < PLAIN_MAX and dev not in w[C_PLAIN:C_PLAIN + n]:
+            w[C_PLAIN + n] = dev
+            w[C_NPLAIN] = n + 1
 
     def settle(self, ret: int, patched: bool) -> None:
         """The rewriter is done with the site returning to ``ret``: its calls need Python

@@ -191,7 +191,17 @@ class Poller:
         for vid, slot in self.slots.items():
             ctl.attach(vid, slot.addr, slot.task)
         ctl.locked(list(self.p.posix_locked))
+        procfs = self.p.procfs
+        procfs.on_plain = self.plain_dev  # (a ProcFs made before this poller has none)
+        for dev in procfs.plain_devs():
+            ctl.plain(dev)
         self.native_poll, self.ctl = poll, ctl
+
+    def plain_dev(self, dev: int) -> None:
+        """File system ``dev`` was found not to be procfs (ProcFs.on_plain): the native
+        poller may answer stats of paths on it."""
+        if self.ctl is not None:
+            self.ctl.plain(dev)
 
     def _sync(self, slot: Slot) -> None:
         """Fold the calls the native poller answered for ``slot`` into its counts."""

@@ -98,6 +98,7 @@ class ProcFs:
         self._own_pid: dict[int, int | None] = {}  # mnt_id -> this process's pid as that mount numbers it
         self._reader: _PrivateReader | None = None
         self._devs: dict[int, bool] = {}  # st_dev -> on procfs?
+        self.on_plain = None  # called with each st_dev found not to be procfs's (the native poller's list)
         sx = bytearray(256)
         if procfd >= 0 and native.syscall(_SYS_statx, procfd, native.address_of(_EMPTY), F.AT_EMPTY_PATH,
                                           _STATX_MNT_ID, native.address_of(sx)) == 0:
@@ -167,7 +168,13 @@ class ProcFs:
         if known is None:
             self._devs.update((d, True) for d in _procfs_devs(self.procfd))
             known = self._devs.setdefault(dev, False)
+            if not known and self.on_plain is not None:
+                self.on_plain(dev)
         return known
+
+    def plain_devs(self) -> list[int]:
+        """The st_dev values found not to be a procfs mount's so far."""
+        return [dev for dev, proc in self._devs.items() if not proc]
 
     def names_self(self, fd: int) -> bool:
         """Does ``fd`` (a pidfd, or a /proc/<pid> directory, which pidfd_send_signal
