@@ -483,7 +483,7 @@ NR: dict[str, int] = {n: i for i, n in enumerate(NAMES) if n is not None}
 MAX_NR = len(NAMES) - 1
 
 # What a call is, for the monitor (the syscall table's ``flags``, syscalls/table.py)
-POLL = 0x01  # the polling tier may serve it: it never blocks and needs no vCPU register
+POLL = 0x01  # the polling tier may serve it: it never blocks (or is handed back where it may) and needs no vCPU register
 NORESTART = 0x02  # never restarted after a signal handler, whatever SA_RESTART says (signal(7))
 SIGPIPE = 0x04  # its EPIPE raises SIGPIPE in the calling thread
 NEWFD = 0x08  # a pass-through whose result is a new descriptor of the program's

@@ -22,7 +22,8 @@ Each row is ``Entry(nr, name, handler, level, note, args=..., flags=...)``:
                       MSG_NOSIGNAL spares SIGPIPE) (values)
 
 * ``flags`` (abi/syscalls.py): POLL (the polling tier may serve it: it never blocks and
-  needs no vCPU register), NORESTART (never restarted after a handler, whatever
+  needs no vCPU register, or its handler gives it back to the calling thread in the cases
+  where it might block, syscalls/common.py ``polled``), NORESTART (never restarted after a handler, whatever
   SA_RESTART says: signal(7)), SIGPIPE (its EPIPE raises SIGPIPE), NEWFD (a
   pass-through that makes a descriptor for the program), BLOCKS (a pass-through that
   may wait: Task.blocking, so that a signal just before it interrupts it).
