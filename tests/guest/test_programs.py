@@ -310,6 +310,19 @@ def test_native_poller_checks_what_it_is_given(variant, tmp):
         assert r.returncode == 0 and _native_answers(r.err) == 0, r.err
 
 
+@pytest.mark.parametrize("variant", STATIC)
+def test_polled_calls_that_may_wait_are_handed_back(variant, tmp):
+    """open, close and ioctl are polled only where they cannot wait (syscalls/common.py
+    polled): a FIFO's open that waits for its writer, or is interrupted by a signal, is
+    made by the calling thread, as are a lingering socket's close and a socket's TCGETS;
+    with every slot on from the first call, with the Python poller, and with the default."""
+    prog = build("polled", variant, ("-lpthread",))
+    native, guest = compare([prog, "handback", str(tmp)], km_options=("--poll", "always"))
+    assert "FAILED" not in guest.text and "a FIFO's open: ok, read 2 hi" in guest.text
+    compare([prog, "handback", str(tmp)], km_options=("--poll", "always", "--poller", "python"))
+    compare([prog, "handback", str(tmp)])
+
+
 def test_polling_tier_is_used():
     from kt import km, kvm_platform
 

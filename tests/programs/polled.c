@@ -12,6 +12,8 @@
  *             20000 (km: its slot must be served although the other's was the last one on)
  *   blocks    rounds of 2000 calls, each round followed by a 50 ms sleep (the tier on, its
  *             thread away in a call that blocks: km's poller parks meanwhile)
+ *   handback  DIR: calls the tier makes only where they cannot wait (opens, closes, ioctls),
+ *             where they can: a FIFO's open waiting for its writer, or interrupted
  *   hostile   DIR: the calls km's native poller makes itself (reads, writes, seeks of a
  *             regular file, fstat), each 300 times, with bad pointers, descriptors above
  *             the program's limit (km's own, under km), junk in a descriptor's upper 32
@@ -28,6 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -300,6 +305,62 @@ static void blocks(void) {
         printf("%s: %ld %s\n", name, first, first < 0 ? strerror(first_errno) : "ok"); \
     } while (0)
 
+static void *open_fifo_writer(void *path) {
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    int fd = open(path, O_WRONLY);
+    CHECK("the writer's open", fd >= 0 && write(fd, "hi", 2) == 2);
+    close(fd);
+    return NULL;
+}
+
+/* Calls the tier makes only where they cannot wait, and hands back to the calling thread
+ * otherwise (syscalls/common.py polled): an open of a FIFO that waits for its writer, one
+ * interrupted by a signal, ioctls of a socket and a non-terminal, closes of a socket and
+ * a pipe, and bursts of each (with the tier on, their own calls are polled too). */
+static void handback(const char *dir) {
+    char fifo[4096], file[4096], b[8] = {0};
+    snprintf(fifo, sizeof fifo, "%s/polled-fifo", dir);
+    snprintf(file, sizeof file, "%s/polled-file", dir);
+    unlink(fifo);
+    CHECK("mkfifo", mkfifo(fifo, 0600) == 0);
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = on_alarm;
+    for (int i = 0; i < 300; i++)  /* (rt_sigaction is polled) */
+        CHECK("sigaction", sigaction(SIGALRM, &sa, &old) == 0);
+    for (int i = 0; i < 300; i++) {  /* opens and closes of a regular file and a directory */
+        int fd = open(file, O_CREAT | O_RDWR, 0600), d = open(dir, O_RDONLY | O_DIRECTORY);
+        CHECK("open", fd >= 0 && d >= 0);
+        CHECK("close", close(fd) == 0 && close(d) == 0);
+    }
+    pthread_t t;
+    pthread_create(&t, NULL, open_fifo_writer, fifo);
+    int fd = open(fifo, O_RDONLY);  /* waits for the writer, on this thread */
+    ssize_t got = read(fd, b, 7);
+    printf("a FIFO's open: %s, read %zd %s\n", fd >= 0 ? "ok" : "failed", got, b);
+    close(fd);
+    pthread_join(t, NULL);
+    alarm(1);
+    errno = 0;
+    fd = open(fifo, O_RDONLY);  /* no writer: a signal ends it (no SA_RESTART) */
+    printf("a FIFO's open, interrupted: %d %s\n", fd, strerror(errno));
+    int sv[2], n = -1, p[2];
+    struct termios tio;
+    CHECK("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0 && pipe(p) == 0);
+    for (int i = 0; i < 300; i++) {
+        CHECK("FIONREAD", ioctl(sv[0], FIONREAD, &n) == 0 && n == 0);
+        CHECK("TCGETS of a socket", ioctl(sv[0], TCGETS, &tio) < 0 && errno == ENOTTY);
+    }
+    struct linger lg = {1, 1};
+    CHECK("SO_LINGER", setsockopt(sv[0], SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
+    printf("closes of a lingering socket, its peer, a pipe: %d %d %d %d\n", close(sv[0]), close(sv[1]),
+           close(p[0]), close(p[1]));
+    int again = close(sv[0]);
+    printf("close of a closed one: %d %s\n", again, strerror(errno));
+    unlink(fifo);
+    unlink(file);
+}
+
 /* a stat's result as one number: -1 (errno says why), or the size and the file's type */
 static long stat_of(long r, const struct stat *st) {
     return r < 0 ? r : (long)st->st_size * 16 + ((st->st_mode & S_IFMT) >> 12);
@@ -443,6 +504,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "blocks")) blocks();
     else if (!strcmp(mode, "handoff")) handoff();
     else if (!strcmp(mode, "hostile")) hostile(argc > 2 ? argv[2] : "/tmp");
+    else if (!strcmp(mode, "handback")) handback(argc > 2 ? argv[2] : "/tmp");
     else if (!strcmp(mode, "zerobudget")) zerobudget(argc > 2 ? argv[2] : "0");
     return failed;
 }
