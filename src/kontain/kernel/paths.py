@@ -50,7 +50,7 @@ O_PATH_FLAGS = F.O_DIRECTORY | F.O_NOFOLLOW | F.O_PATH | F.O_CLOEXEC
 _O_TMPFILE_BIT = F.O_TMPFILE & ~F.O_DIRECTORY
 _S_IFMT, _S_IFLNK, _S_IFSOCK = 0o170000, 0o120000, 0o140000
 # what an open never waits for (Opener._finish)
-_OPEN_NEVER_WAITS = (0o100000, 0o040000)
+_OPEN_NEVER_WAITS = (F.S_IFREG, F.S_IFDIR)
 MAX_LINKS = 40  # Linux's MAXSYMLINKS
 _F_DUPFD = 0
 EXE = 1  # check_path: the path is this process's /proc/<pid>/exe (the program, for the program)

@@ -18,7 +18,7 @@ import struct
 
 from kontain import native
 from kontain.abi.errno import EFAULT, EINTR, EINVAL, EMFILE, ERESTARTNOINTR
-from kontain.abi.flags import MAX_RW_COUNT  # noqa: F401  (the syscall families take it from here)
+from kontain.abi.flags import MAX_RW_COUNT, S_IFMT  # noqa: F401  (MAX_RW_COUNT: the syscall families take it from here)
 from kontain.errors import GuestError, OwnThread
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~3 ms)
@@ -42,9 +42,6 @@ def polled(t) -> bool:
 def hand_back() -> None:
     """Give a polled call back to the calling program thread, which makes it (``polled``)."""
     raise OwnThread()
-
-
-S_IFMT = 0o170000
 
 
 def file_type(fd: int) -> int:

@@ -94,7 +94,7 @@ def creat(t, pathname, mode, *_):
 # what a close never waits for (a socket's may linger, a terminal's drain its output, a
 # device's do anything): regular files, directories, pipes, anonymous inodes, and a bad
 # descriptor (EBADF); the polling tier makes only those (common.polled)
-_CLOSE_NEVER_WAITS = frozenset((0o100000, 0o040000, 0o010000, 0, -1))
+_CLOSE_NEVER_WAITS = frozenset((F.S_IFREG, F.S_IFDIR, F.S_IFIFO, 0, -1))
 
 
 def close(t, fd, *_):

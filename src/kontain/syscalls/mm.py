@@ -6,8 +6,6 @@ registers and check the descriptor of a file mapping.
 
 from __future__ import annotations
 
-import struct
-
 from kontain import native
 from kontain.abi import flags as F
 from kontain.abi.errno import EAGAIN, EINVAL, ENODEV, ENOMEM, EPERM
@@ -15,7 +13,7 @@ from kontain.errors import GuestError
 from kontain.kernel.fdtable import posix_locked
 from kontain.kvm import abi as k
 from kontain.memory.mm import VM_SPECIAL
-from kontain.syscalls.common import s32, u64
+from kontain.syscalls.common import file_type, s32, u64
 
 SYS_msync, SYS_mincore, SYS_mlock, SYS_munlock, SYS_mlock2 = 26, 27, 149, 150, 325
 MLOCK_ONFAULT = 1
@@ -105,7 +103,7 @@ def mmap(t, addr, length, prot, flags, fd, offset):
         if own < 0:
             return own
         try:
-            if _anon_inode(own):
+            if file_type(own) == 0:
                 raise GuestError(ENODEV)  # nothing the program may map (KVM's vCPUs and VM among them)
             r = t.mm.mmap(u64(addr), u64(length), s32(prot), flags, own, u64(offset))
         finally:
@@ -114,12 +112,6 @@ def mmap(t, addr, length, prot, flags, fd, offset):
     if t.mm.lock_future >= 0:
         _lock_new(t, r, u64(length))
     return r
-
-
-def _anon_inode(fd: int) -> bool:
-    st = bytearray(144)
-    return native.syscall(5, fd, native.address_of(st)) == 0 and \
-        struct.unpack_from("<I", st, 24)[0] & 0o170000 == 0  # fstat: no file type (eventfd, KVM...)
 
 
 def _lock_new(t, addr: int, length: int) -> None:
