@@ -112,9 +112,9 @@ static int here(const uint64_t *c, uint64_t nr, const int64_t *args, int *own) {
 /* Copy between the monitor's memory and guest memory at host address ``remote`` (a
  * host() result): the kernel checks every page, as memory/window.py's copies do, so a
  * hole in the window fails (-1) instead of faulting here. */
-static int guest_copy(void *local, uint64_t remote, size_t n, int to_guest) {
+static int guest_copy(const uint64_t *c, void *local, uint64_t remote, size_t n, int to_guest) {
     struct iovec l = {local, n}, r = {(void *)remote, n};
-    pid_t pid = (pid_t)syscall(SYS_getpid);
+    pid_t pid = (pid_t)c[C_PID];
     ssize_t done = to_guest ? process_vm_writev(pid, &l, 1, &r, 1, 0) : process_vm_readv(pid, &l, 1, &r, 1, 0);
     return done == (ssize_t)n ? 0 : -1;
 }
@@ -151,7 +151,7 @@ static int64_t stat_call(const uint64_t *c, uint64_t nr, const int64_t *a) {
     char head[6];
     int peeked = 0;
     if (path && path + sizeof head >= path && path + sizeof head <= c[C_SIZE]) {
-        if (guest_copy(head, hpath, sizeof head, 0) != 0)
+        if (guest_copy(c, head, hpath, sizeof head, 0) != 0)
             return DECLINE;
         if (memcmp(head, "/proc/", sizeof head) == 0)
             return DECLINE;
@@ -169,7 +169,7 @@ static int64_t stat_call(const uint64_t *c, uint64_t nr, const int64_t *a) {
             return DECLINE;
     }
     uint64_t out = buf ? host(c, buf, sizeof st, &fault) : 0;
-    if (!out || fault || guest_copy(&st, out, sizeof st, 1) != 0)
+    if (!out || fault || guest_copy(c, &st, out, sizeof st, 1) != 0)
         return -EFAULT;
     return 0;
 }

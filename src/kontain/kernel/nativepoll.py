@@ -31,7 +31,7 @@ LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libkmpoll.so
 
 # the control block: u64 words
 (C_BASE, C_SIZE, C_GUARD, C_USER_LIMIT, C_NONCANONICAL, C_MAX_RW, C_FLOOR, C_EAGER, C_REWRITING, C_SERVING,
- C_NVID, C_SERVED, C_PATCHED, C_TICK_NS, C_WARM) = range(15)
+ C_NVID, C_SERVED, C_PATCHED, C_TICK_NS, C_WARM, C_PID) = range(16)  # (C_PID: for process_vm_readv/writev)
 TICK_NS = 1_000_000  # km_poll returns after this long without a request, however few its rounds
 C_VC = 16  # per vCPU id: VC_WORDS words
 V_SLOT, V_KICK, V_ANSWERED, V_LAST, V_NATIVE = range(5)
@@ -69,7 +69,8 @@ def defines() -> list[str]:
         "C_BASE": C_BASE, "C_SIZE": C_SIZE, "C_GUARD": C_GUARD, "C_USER_LIMIT": C_USER_LIMIT,
         "C_NONCANONICAL": C_NONCANONICAL, "C_MAX_RW": C_MAX_RW, "C_FLOOR": C_FLOOR, "C_EAGER": C_EAGER,
         "C_REWRITING": C_REWRITING, "C_SERVING": C_SERVING, "C_NVID": C_NVID, "C_SERVED": C_SERVED,
-        "C_PATCHED": C_PATCHED, "C_TICK_NS": C_TICK_NS, "C_WARM": C_WARM, "C_VC": C_VC, "V_SLOT": V_SLOT, "V_KICK": V_KICK,
+        "C_PATCHED": C_PATCHED, "C_TICK_NS": C_TICK_NS, "C_WARM": C_WARM, "C_PID": C_PID,
+        "C_VC": C_VC, "V_SLOT": V_SLOT, "V_KICK": V_KICK,
         "V_ANSWERED": V_ANSWERED,
         "V_LAST": V_LAST, "V_NATIVE": V_NATIVE, "VC_WORDS": VC_WORDS, "C_NR": C_NR, "C_SITES": C_SITES,
         "SITES_BITS": SITES_BITS, "POLL_VCPUS": L.POLL_VCPUS, "SLOT_STATE": L.SLOT_STATE,
@@ -113,7 +114,7 @@ class Control:
         w = self.w
         w[C_BASE], w[C_SIZE], w[C_GUARD] = window.base, window.size, GUARD
         w[C_USER_LIMIT], w[C_NONCANONICAL], w[C_MAX_RW] = USER_LIMIT, NONCANONICAL, MAX_RW_COUNT
-        w[C_FLOOR], w[C_EAGER], w[C_TICK_NS] = floor, int(eager), TICK_NS
+        w[C_FLOOR], w[C_EAGER], w[C_TICK_NS], w[C_PID] = floor, int(eager), TICK_NS, os.getpid()
         for nr in CALLS:
             if pollable[nr]:
                 self.buf[8 * C_NR + nr] = 1

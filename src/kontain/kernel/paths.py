@@ -97,7 +97,7 @@ class Opener:
         return self.p.procfd
 
     # -- open ------------------------------------------------------------------------------
-    def open(self, dirfd: int, path: int, flags: int, mode: int, resolve: int = 0) -> int:
+    def open(self, dirfd: int, path: int, flags: int, mode: int, resolve: int = 0, polled: bool = False) -> int:
         """open/openat/openat2 for the program: a descriptor in its range, or -errno.
         ``path`` is a host address (the guest's string, checked by the caller, or km's).
         The program's own RLIMIT_NOFILE is the caller's business (FdTable.new)."""
@@ -134,7 +134,7 @@ class Opener:
             if m < 0:
                 return m
             try:
-                return self._finish(m, flags, magic)
+                return self._finish(m, flags, magic, polled)
             finally:
                 os.close(m)
 
@@ -178,7 +178,7 @@ class Opener:
         os.close(fd)
         return m
 
-    def _finish(self, m: int, flags: int, magic: bool) -> int:
+    def _finish(self, m: int, flags: int, magic: bool, polled: bool) -> int:
         """The program's descriptor for the file the monitor holds as ``m`` (O_PATH)."""
         p = self.p
         if magic and self.monitor_file(m):
@@ -188,7 +188,6 @@ class Opener:
         # km generates, are the calling thread's), and only regular files and directories
         # (a FIFO's open waits for its other end, a device's may do anything).  What it did
         # so far, O_PATH looks, changed nothing: the program's thread does it all again.
-        polled = _thread.get_ident() not in p.thread_idents()
         if polled and p.procfs.on_procfs(m):
             raise OwnThread()
         verdict = p.procfs.vet(m)

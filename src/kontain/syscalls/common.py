@@ -19,7 +19,7 @@ import struct
 from kontain import native
 from kontain.abi.errno import EFAULT, EINTR, EINVAL, EMFILE, ERESTARTNOINTR
 from kontain.abi.flags import MAX_RW_COUNT, S_IFMT  # noqa: F401  (MAX_RW_COUNT: the syscall families take it from here)
-from kontain.errors import GuestError, OwnThread
+from kontain.errors import GuestError
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~3 ms)
 
@@ -33,15 +33,10 @@ _EFAULT = GuestError(EFAULT)
 def polled(t) -> bool:
     """Is a monitor thread (the polling tier's, kernel/poll.py) serving this call of
     ``t``'s, rather than ``t``'s own thread?  A pollable call that may block in some
-    cases raises OwnThread in those when it is (``hand_back``): a poller blocked in one
-    thread's call would serve no other thread's meanwhile, and no signal could interrupt
-    the call."""
+    cases raises OwnThread in those when it is, and ``t``'s thread makes it: a poller
+    blocked in one thread's call would serve no other thread's meanwhile, and no signal
+    could interrupt the call."""
     return _thread.get_ident() != t.ident
-
-
-def hand_back() -> None:
-    """Give a polled call back to the calling program thread, which makes it (``polled``)."""
-    raise OwnThread()
 
 
 def file_type(fd: int) -> int:

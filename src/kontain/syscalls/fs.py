@@ -14,12 +14,12 @@ import struct
 from kontain import native
 from kontain.abi import flags as F
 from kontain.abi.errno import E2BIG, EACCES, EFAULT, EINVAL, EMFILE, ENOENT, EOVERFLOW, EPERM, ETXTBSY
-from kontain.errors import GuestError
+from kontain.errors import GuestError, OwnThread
 from kontain.kernel import paths
 from kontain.kernel.fdtable import file_key
 from kontain.kernel.paths import EXE, open_how
 from kontain.loader import textbusy
-from kontain.syscalls.common import buffer, dirfd, fd_pair, file_type, hand_back, passthrough, path, polled, ptr, s32, u32, u64
+from kontain.syscalls.common import buffer, dirfd, fd_pair, file_type, passthrough, path, polled, ptr, s32, u32, u64
 
 SYS_open, SYS_close, SYS_dup, SYS_dup2, SYS_fcntl, SYS_openat, SYS_dup3, SYS_pipe2 = 2, 3, 32, 33, 72, 257, 292, 293
 SYS_readlinkat, SYS_close_range = 267, 436
@@ -65,7 +65,7 @@ def _open(t, dfd: int, pathname: int, flags: int, mode: int, resolve: int = 0) -
     host_dfd, host_path = dirfd(t, dfd), _proc_path(t, pathname, follow)
     if not t.fds.room():  # (after the path's EFAULT, before anything is looked up or made)
         raise GuestError(EMFILE)
-    r = t.process.opener.open(host_dfd, host_path, flags, mode, resolve)
+    r = t.process.opener.open(host_dfd, host_path, flags, mode, resolve, polled=polled(t))
     return t.fds.new(r) if r >= 0 else r
 
 
@@ -100,7 +100,7 @@ _CLOSE_NEVER_WAITS = frozenset((F.S_IFREG, F.S_IFDIR, F.S_IFIFO, 0, -1))
 def close(t, fd, *_):
     fd = t.fds.check(fd)
     if polled(t) and file_type(fd) not in _CLOSE_NEVER_WAITS:
-        hand_back()
+        raise OwnThread()
     return native.syscall1(SYS_close, fd)
 
 

@@ -29,9 +29,9 @@ import struct
 from kontain import native
 from kontain.abi import flags as F
 from kontain.abi.errno import E2BIG, EBADF, EINVAL, EMFILE, ENAMETOOLONG, ENODEV, ENOENT, ENOTTY
-from kontain.errors import GuestError
+from kontain.errors import GuestError, OwnThread
 from kontain.kernel.fdtable import fs_type
-from kontain.syscalls.common import hand_back, not_open, polled, ptr, u32
+from kontain.syscalls.common import not_open, polled, ptr, u32
 
 SYS_ioctl = 16
 _TERMIOS, _TERMIOS2, _INT = 36, 44, 4
@@ -78,7 +78,7 @@ def ioctl(t, fd, request, arg, *_):
     fd = t.fds.check(fd)
     request = u32(request)
     if request not in POLLED and polled(t):
-        hand_back()
+        raise OwnThread()
     size = REQUESTS.get(request)
     if size is None:
         if request == F.SIOCGIFCONF:
