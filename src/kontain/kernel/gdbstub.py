@@ -1283,7 +1283,7 @@ class Stub:
             else:
                 self.watched.pop(page, None)
             if vma is not None:
-                p.slots.set_access(page, page + L.PAGE, want)
+                p.slots.set_access(page, page + L.PAGE, want, strict=True)  # (km's host mapping stays)
 
     def forget_watches(self) -> None:
         """Every watched page back to the program's access (detach, a forked child)."""

@@ -70,6 +70,7 @@ class Task:
         self.waiting = 0  # signals this thread waits for while blocking them (sigtimedwait, signalfd)
         self.stop = SYSCALL
         self.clear_child_tid = 0
+        self.fault_seen = (0, -1)  # (RIP, slots' generation) of the last failed access run again
         self.robust_list = (0, 0)
         self.altstack = (0, 0, 0)  # (sp, flags as sigaltstack set them, size): none, size 0
         self.gs_own = False  # the program set this thread's GS base (else, with rewriting, km owns it)
@@ -546,9 +547,25 @@ class Task:
             slot = self.process.slots.lookup(gpa)
             return slot is not None and not (is_write and slot[2] & slots.READ_ONLY)
 
+    def _once_more(self) -> bool:
+        """Should an access that failed run again (call with the address space's lock)?
+        Another thread may have changed the slots since it failed: given the access (an
+        mprotect, so nothing was left loose to make exact), or re-made the slot of the
+        code it runs (a fetch with no slot for that moment, as ``_slot_was_remade``
+        for data).  So it runs once more, unless it failed at this RIP before with no
+        change of the slots since."""
+        seen = (self.q[k.RIP], self.process.slots.generation)
+        if seen == self.fault_seen:
+            return False
+        self.fault_seen = seen
+        return True
+
     def on_emulation_failure(self, suberror: int, data: list[int]) -> None:
         """KVM could not emulate an instruction: a fetch from an unmapped page, or an
         access to one by an instruction KVM's emulator does not know."""
+        with self.mm.lock:
+            if self.process.slots.lookup(self.q[k.RIP]) is not None and self._once_more():
+                return
         self.stop = DIRECT
         try:
             ctx = self.context()
@@ -561,13 +578,14 @@ class Task:
 
     def on_host_fault(self) -> None:
         """KVM_RUN failed with EFAULT: the host could not provide a guest page.  Maybe in
-        an unmapped range whose memslot was kept for reuse (memory/slots.py, ``park``):
-        KVM does not say where, so every parked slot goes and the access runs again,
-        to fail as in any hole.  Else a file mapping past the end of its file: SIGBUS;
+        an unmapped range whose memslot was kept for reuse (memory/slots.py, ``park``),
+        or one whose slot allows more than its mapping (``_loose``): KVM does not say
+        where, so every slot is made exact and the access runs again, to fail as in any
+        hole or read-only slot.  Else a file mapping past the end of its file: SIGBUS;
         an anonymous mapping has no end, so there it is a guard page (madvise
         MADV_GUARD_INSTALL, passed to the host): SIGSEGV, as Linux (LTP's madvise12)."""
         with self.mm.lock:
-            if self.process.slots.drop_parked():
+            if self.process.slots.exact() or self._once_more():
                 return
         self.stop = DIRECT
         try:

@@ -661,7 +661,7 @@ class AddressSpace:
         self._host_anon(start, end, F.PROT_READ | F.PROT_WRITE, False)
         self._replace(start, end, [Vma(start, end, F.PROT_READ | F.PROT_EXEC,
                                        F.MAP_PRIVATE | F.MAP_ANONYMOUS | VM_SPECIAL, name)])
-        self.slots.set_access(start, end, "ro")
+        self.slots.set_access(start, end, "ro", strict=True)  # (the host's mapping is writable)
 
     def _refuse_sealed(self, start: int, end: int) -> None:
         """EPERM when [start, end) meets a sealed mapping: Linux gathers every VMA a

@@ -26,9 +26,27 @@ over host memory that is PROT_NONE now, and a mapping of the same range again, a
 programs do in loops of mmap and munmap, takes the slot back without a
 KVM_SET_USER_MEMORY_REGION (100-200 us each on this host, and a deletion waits for KVM's
 SRCU readers).  A guest access to a parked range fails in KVM with EFAULT, without the
-address (this KVM does not fill KVM_EXIT_MEMORY_FAULT for it): km then drops every
-parked slot (``drop_parked``) and lets the access run again, to exit as in any hole
-with its address.  At most PARK_MAX slots are parked, the oldest deleted first.
+address (this KVM does not fill KVM_EXIT_MEMORY_FAULT for it): km then makes every
+slot exact (``exact``) and lets the access run again, to exit as in any hole with its
+address.  At most PARK_MAX slots are parked, the oldest deleted first.
+
+*Loose* slots generalise parking to the changes that take access away.  The host mapping
+under a slot always has the program's own protection (memory/mm.py ``host_prot``), and
+KVM maps a guest page only as the host allows: a write where the host mapping is read-only,
+or any access where it is PROT_NONE, fails in KVM with EFAULT, RIP at the instruction, and
+runs again once the slot is right (../shared/PVM.md, "Write to an mprotect'ed host page").
+So a change that leaves the slots allowing *more* than the mapping (read-only over a
+writable slot: the dynamic loader's RELRO; PROT_NONE inside a slot: its holes, a thread
+stack's guard) changes no slot; a new read-only mapping gets a writable slot, so that the
+loader's data and bss over part of its read-only reservation of a library, and its RELRO
+after, change none either; the range is remembered (``_loose``).  At the EFAULT, ``exact``
+makes those ranges' slots what the mappings allow, and the access runs again, to exit
+with its address (a write to a read-only slot, a hole) as without loose slots.  Each
+KVM_SET_USER_MEMORY_REGION these save cost ~50-250 us here (a deletion the most: it
+waits for KVM's SRCU readers and zaps the slot's shadow pages); a library's load made
+~4 of them.  A caller whose host mapping allows more than the program's protection
+(km's trampoline pages, a debugger's watchpoints) asks for ``strict`` access.  At most
+LOOSE_MAX ranges are remembered, then all are made exact.
 """
 
 from __future__ import annotations
@@ -42,6 +60,7 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (~3 m
 
 READ_ONLY = 2  # KVM_MEM_READONLY
 PARK_MAX = 16
+LOOSE_MAX = 256  # ranges whose slots allow more than their mappings, remembered at most
 MERGE_MAX = 64 << 20  # the largest slot a batch or a rebind makes of neighbours
 PENDING = -1  # the slot id of a slot a batch has not registered yet
 
@@ -65,6 +84,8 @@ class SlotMap:
         self._limit = limit
         self._batch = 0  # nesting depth of ``batch``: while > 0, new slots wait (PENDING)
         self._parked: dict[int, tuple[int, int, int, int, int]] = {}  # start -> slot, oldest first
+        self._loose: list[tuple[int, int, str]] = []  # (start, end, "ro" or "none"): slots allow more there
+        self.generation = 0  # counts the changes of access asked for (Task.on_host_fault)
 
     def __len__(self) -> int:
         return len(self._slots) - len(self._parked)
@@ -76,7 +97,7 @@ class SlotMap:
         """The slots as plain data (host addresses absolute: a restore in another process
         maps the window at the same place first)."""
         return {"slots": list(self._slots), "free": list(self._free), "next": self._next,
-                "parked": list(self._parked)}
+                "parked": list(self._parked), "loose": list(self._loose)}
 
     def restore(self, state: dict) -> None:
         """Take ``save()``'s data back, and make KVM's slots match it: the slots that
@@ -95,6 +116,7 @@ class SlotMap:
         self._free, self._next = list(state["free"]), state["next"]
         by_start = {x[0]: x for x in self._slots}
         self._parked = {start: by_start[start] for start in state["parked"]}
+        self._loose = [(s, e, a) for s, e, a in state.get("loose", ())]
 
     def _new_id(self) -> int:
         if self._free:
@@ -128,6 +150,8 @@ class SlotMap:
 
     def remove(self, start: int, end: int) -> None:
         """Make [start, end) inaccessible; parts of slots outside it stay as they were."""
+        self.generation += 1
+        self._unloose(start, end)
         i = bisect.bisect_right(self._starts, start) - 1
         if i < 0 or self._slots[i][1] <= start:
             i += 1
@@ -147,17 +171,97 @@ class SlotMap:
         for s, e, ro, hva in keep:
             self.add(s, e, ro, hva)
 
-    def set_access(self, start: int, end: int, access: str) -> None:
-        """access: "rw", "ro" or "none" for all of [start, end)."""
+    def set_access(self, start: int, end: int, access: str, strict: bool = False) -> None:
+        """access: "rw", "ro" or "none" for all of [start, end), whose host mapping has
+        that protection, unless ``strict`` (the host allows more: the slots must not)."""
+        self.generation += 1
+        self._unloose(start, end)
         parked = self._parked.get(start)
+        loose = not strict and access != "rw"
         if access != "none" and parked is not None and parked[1] == end:
-            self.add(start, end, access == "ro")  # the parked slot back, or replaced if it does not fit
+            # the parked slot back (loose: as it was), or replaced if it does not fit
+            self.add(start, end, access == "ro" and not (loose and parked[2] == 0))
+            self._note_loose(start, end, access)
             return
+        if loose:
+            gaps = self._gaps(start, end)
+            if gaps is not None:
+                for s, e in gaps if access == "ro" else ():  # (a new read-only mapping: a writable slot)
+                    self.add(s, e, False)
+                self._note_loose(start, end, access)
+                return
         if access != "none" and self._covered(start, end, READ_ONLY if access == "ro" else 0):
             return
         self.remove(start, end)
         if access != "none":
             self.add(start, end, access == "ro")
+
+    def _gaps(self, start: int, end: int) -> list[tuple[int, int]] | None:
+        """The parts of [start, end) no slot covers, if every slot that meets it is one
+        over the window's own host memory and not parked; else None."""
+        i = bisect.bisect_right(self._starts, start) - 1
+        if i < 0 or self._slots[i][1] <= start:
+            i += 1
+        gaps = []
+        at = start
+        while i < len(self._slots) and self._slots[i][0] < end:
+            s, e, _f, _sid, hva = self._slots[i]
+            if hva != self._base + s or self._parked.get(s) is not None:
+                return None
+            if s > at:
+                gaps.append((at, s))
+            at = e
+            i += 1
+        if at < end:
+            gaps.append((at, end))
+        return gaps
+
+    def _note_loose(self, start: int, end: int, access: str) -> None:
+        """Remember [start, end) as allowing only ``access`` while a slot there allows
+        more (nothing to remember where the slots are exact already)."""
+        if access == "rw":
+            return
+        i = bisect.bisect_right(self._starts, start) - 1
+        if i < 0 or self._slots[i][1] <= start:
+            i += 1
+        while i < len(self._slots) and self._slots[i][0] < end:
+            if access == "none" or not self._slots[i][2] & READ_ONLY:
+                self._loose.append((start, end, access))
+                if len(self._loose) > LOOSE_MAX:
+                    self._tighten()
+                return
+            i += 1
+
+    def _unloose(self, start: int, end: int) -> None:
+        """[start, end) gets its access anew: no longer remembered as loose."""
+        if not self._loose:
+            return
+        out = []
+        for s, e, access in self._loose:
+            if e <= start or s >= end:
+                out.append((s, e, access))
+                continue
+            if s < start:
+                out.append((s, start, access))
+            if e > end:
+                out.append((end, e, access))
+        self._loose = out
+
+    def _tighten(self) -> bool:
+        """Make the loose ranges' slots exactly what their mappings allow."""
+        loose, self._loose = self._loose, []
+        for start, end, access in loose:
+            self.remove(start, end)
+            if access == "ro":
+                self.add(start, end, True)
+        return bool(loose)
+
+    def exact(self) -> bool:
+        """Slots exactly what the mappings allow: loose ranges made exact, parked slots
+        deleted (KVM_RUN failed with EFAULT: the access runs again to exit with its
+        address).  True when anything changed."""
+        tightened = self._tighten()
+        return self.drop_parked() > 0 or tightened
 
     def _covered(self, start: int, end: int, flags: int) -> bool:
         """Do slots with ``flags`` over the window's own host memory cover all of [start,
@@ -183,6 +287,8 @@ class SlotMap:
     def park(self, start: int, end: int) -> None:
         """[start, end) was unmapped (its host memory is PROT_NONE now): park the slot if
         it is exactly this range (see the module's docstring), else remove it."""
+        self.generation += 1
+        self._unloose(start, end)
         i = bisect.bisect_left(self._starts, start)
         if (i == len(self._slots) or self._slots[i][0] != start or self._slots[i][1] != end
                 or start in self._parked or self._slots[i][4] != self._base + start
