@@ -11,7 +11,9 @@
  *   loose fork      a read-only part written by a forked child
  *   loose flip N    N rounds of read-only / write fault / writable again
  *   loose threads N one thread flips a page read-only and back, N times, while another
- *                   writes next to it (never a fault) and a third writes to it (faults) */
+ *                   writes next to it (never a fault) and a third writes to it (faults)
+ *   loose touch     a forked child's first touches of its parent's memory (km registers
+ *                   each memslot then) by SSE moves, a string move, a locked add, the vDSO */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -21,6 +23,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PAGE 4096
@@ -200,6 +203,39 @@ static void threads(long n) {
     printf("page faults outside the flipped page: %ld\n", region_faults);
 }
 
+static void child_touches(void) {
+    enum { REGIONS = 6 };
+    char *r[REGIONS];
+    for (int i = 0; i < REGIONS; i++) {  /* apart: PROT_NONE between, so none shares a slot */
+        char *p = map(3, PROT_NONE);
+        r[i] = p + PAGE;
+        mprotect(r[i], PAGE, i == REGIONS - 1 ? PROT_READ : PROT_READ | PROT_WRITE);
+        if (i < REGIONS - 1) memset(r[i], 'A' + i, PAGE);
+    }
+    base = r[REGIONS - 1];
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char out[16] = {0};
+        __asm__ volatile("movdqu (%0), %%xmm0\n\tmovdqu %%xmm0, (%1)" : : "r"(r[0] + 16), "r"(r[1] + 32) : "xmm0", "memory");
+        __asm__ volatile("movdqu (%0), %%xmm1\n\tmovdqu %%xmm1, (%1)" : : "r"(r[1] + 32), "r"(out) : "xmm1", "memory");
+        char *src = r[2], *dst = r[3] + 100;
+        long n = 64;
+        __asm__ volatile("rep movsb" : "+S"(src), "+D"(dst), "+c"(n) : : "memory");
+        long add = 5;
+        __asm__ volatile("lock xaddq %0, (%1)" : "+r"(add) : "r"(r[4]) : "memory");
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        r[5][1] = 'x';  /* the read-only one: faults */
+        printf("child %.4s %c %c %lx %c, %ld faults\n", out, r[3][100], r[3][163], (unsigned long)add & 0xff,
+               r[5][1], faults);
+        exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    printf("parent %c %c, child status %d\n", r[1][32], r[4][0], WEXITSTATUS(st));
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
     handle();
@@ -212,6 +248,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(how, "fork")) child_writes();
     else if (!strcmp(how, "flip")) flip(n);
     else if (!strcmp(how, "threads")) threads(n);
+    else if (!strcmp(how, "touch")) child_touches();
     else return 2;
     return 0;
 }

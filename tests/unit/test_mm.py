@@ -59,6 +59,7 @@ def check_slots(mm):
                 assert mm.slots._parked.get(g, (0, 0, 0, -1))[3] == sid or any(
                     s <= page < e for s, e, _ in loose), (hex(page), v)
     mm.slots._tighten()
+    mm.slots.ensure_all()  # (a forked child's slots not touched yet: registered as they would be)
     assert not mm.slots._loose
     parked = {p[3]: p for p in mm.slots._parked.values()}
     for start, end, *_ in parked.values():
@@ -237,6 +238,8 @@ def test_a_forked_child_forgets_parked_slots(space):
     child = Recorder()
     space.slots.rebind(child)
     space.rec = child
+    assert not child.slots  # (each registered at its first touch)
+    assert space.slots.ensure(keep + PAGE) and not space.slots.ensure(keep)
     assert [(g, s) for g, s, _ in child.slots.values()] == [(keep, 4 * PAGE)]
     check_slots(space)
 
@@ -292,6 +295,9 @@ def test_a_forked_childs_slots_are_merged_up_to_a_size(space):
     child = Recorder()
     space.slots.rebind(child)
     space.rec = child
+    assert space.slots.ensure(a + 3 * PAGE)  # (its first touch: its neighbours with it, up to a size)
+    assert sorted((g, s) for g, s, _ in child.slots.values()) == [(a, 4 * PAGE)]
+    assert space.slots.ensure(b)
     assert sorted((g, s) for g, s, _ in child.slots.values()) == [(b, big * PAGE), (a, 4 * PAGE)]
     check_slots(space)
     space.munmap(a + 2 * PAGE, PAGE)

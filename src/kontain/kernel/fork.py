@@ -334,6 +334,8 @@ def _become_child(p, parent: Task, regs: list[int], sregs: bytearray, xsave: byt
                   ctid: int) -> Task:
     """In the child: a new VM over the inherited memory, and the forking thread again."""
     vcpu = p.new_vm()
+    for addr in (regs[k.RCX - k.Q_REGS], stack or regs[k.RSP - k.Q_REGS]):
+        p.slots.ensure(addr)  # (the code it returns to and its stack: touched at once, so registered now)
     p.reset_after_fork()
     if p.ready_fd is not None:  # (only the engine's own process says when it runs: kernel/readyfd.py)
         p.ready_fd.close()

@@ -224,9 +224,10 @@ class Process:
 
     def new_vm(self):
         """A new VM over the memory this process has already, as a forked child needs (a
-        VM belongs to the process that made it) and a restore will: the old VM and its
-        vCPUs closed, the system region and every memslot registered again, vCPU 0 made
-        and set up as at the start; returns it (the threads are the caller's to make)."""
+        VM belongs to the process that made it): the old VM and its vCPUs closed, the
+        system region registered again and every memslot at its first touch
+        (memory/slots.py ``rebind``), vCPU 0 made and set up as at the start; returns it
+        (the threads are the caller's to make)."""
         for vcpu in [t.vcpu for t in self.tasks.values()] + self.idle_vcpus:
             vcpu.close()
         self.idle_vcpus, self.next_vcpu_id = [], 1

@@ -544,6 +544,7 @@ class Task:
             need = F.PROT_WRITE if is_write else F.PROT_READ | F.PROT_EXEC
             if vma is None or not vma.prot & need:
                 return False
+            self.process.slots.ensure(gpa)  # (a forked child's first touch of a parent's slot)
             slot = self.process.slots.lookup(gpa)
             return slot is not None and not (is_write and slot[2] & slots.READ_ONLY)
 
@@ -564,7 +565,10 @@ class Task:
         """KVM could not emulate an instruction: a fetch from an unmapped page, or an
         access to one by an instruction KVM's emulator does not know."""
         with self.mm.lock:
-            if self.process.slots.lookup(self.q[k.RIP]) is not None and self._once_more():
+            slots, rip = self.process.slots, self.q[k.RIP]
+            # a forked child's first fetch from a slot of its parent's (``rebind``); or, the
+            # code's slot there, an access KVM cannot emulate to one not registered yet
+            if slots.ensure(rip) or slots.lookup(rip) is not None and (slots.ensure_all() or self._once_more()):
                 return
         self.stop = DIRECT
         try:
