@@ -41,6 +41,14 @@ from kontain.memory.mm import VM_SPECIAL, access_of, host_prot
 # touches little after its resume (~0.8 ms a MiB populated: 132 -> 179 ms for one that exits
 # at once), so past the budget memory is left to fault in as touched.
 POPULATE_BUDGET = 128 << 20
+# Of that, the first WRITE_BUDGET bytes of writable memory are populated for writing
+# (MADV_POPULATE_WRITE: each page the resume's own private copy at once).  A page populated
+# for reading that the program then writes costs KVM two faults around the host's copy-on-write,
+# whose MMU notifier zaps the page and flushes the TLB: on this host (6.18.44-fc-v1300) ~80 us
+# a page, and a resumed CPython writes most of its heap (reference counts): the bench's heavy
+# imports, resumed to exit, 298 -> 83 ms.  The price is memory a page never written would have
+# kept shared with other resumes of the snapshot: at most this much each.
+WRITE_BUDGET = 32 << 20
 SYS_madvise = 28
 
 
@@ -197,7 +205,7 @@ def restore_memory(p, snap, path: str, image_files: bool = False) -> None:
     # memory
     window = p.mem.size
     prev_end = 0
-    populate = POPULATE_BUDGET
+    populate, write = POPULATE_BUDGET, WRITE_BUDGET
     for (kind, values), load, (start, end, offset, filesz, _fl) in zip(vmas, loads, snap.loads):
         if type(values) is not tuple or len(values) < 8 or not (type(load) is tuple and len(load) == 3):
             raise SnapshotError(f"{path}: a bad mapping in km's state")
@@ -227,7 +235,11 @@ def restore_memory(p, snap, path: str, image_files: bool = False) -> None:
                     raise SnapshotError(f"{path}: cannot map its memory ({os.strerror(-r)})")
                 if end - start <= populate:
                     populate -= end - start
-                    native.syscall(SYS_madvise, p.mem.base + start, end - start, F.MADV_POPULATE_READ)
+                    how = F.MADV_POPULATE_READ
+                    if hostprot & F.PROT_WRITE and end - start <= write:
+                        write -= end - start
+                        how = F.MADV_POPULATE_WRITE
+                    native.syscall(SYS_madvise, p.mem.base + start, end - start, how)
         else:
             raise SnapshotError(f"{path}: a mapping of an unknown kind")
     p._mark("mapped")
