@@ -444,7 +444,7 @@ static void ioctls(void) {
     int fd = open("/dev/urandom", O_RDONLY);
     long r = ret(ioctl(fd, _IOR('R', 0x00, int), &v));
     printf("RNDGETENTCNT: %ld, a count: %d\n", r, r == 0 && v >= 0);
-    SHOW("RNDGETENTCNT into a wild pointer", ioctl(fd, _IOR('R', 0x00, int), (void *)0x7fff00000000UL));
+    SHOW("RNDGETENTCNT into a wild pointer", ioctl(fd, _IOR('R', 0x00, int), (void *)0x400000000000UL));
     close(fd);
     fd = open("/dev/net/tun", O_RDWR);
     unsigned features = 0;
@@ -472,7 +472,7 @@ static void ioctls(void) {
     uid_t owner = 12345;
     SHOW("NS_GET_OWNER_UID of the user namespace", ioctl(userns, 0xb704, &owner));
     printf("  the owner is uid 0: %d\n", owner == 0);
-    SHOW("NS_GET_OWNER_UID into a wild pointer", ioctl(userns, 0xb704, (void *)0x7fff00000000UL));
+    SHOW("NS_GET_OWNER_UID into a wild pointer", ioctl(userns, 0xb704, (void *)0x400000000000UL));
     SHOW("NS_GET_OWNER_UID of a pid namespace", ioctl(ns, 0xb704, &owner));
     int plain = open("/proc/self/status", O_RDONLY);
     SHOW("NS_GET_NSTYPE of another file", ioctl(plain, 0xb703));
@@ -501,7 +501,7 @@ static void ioctls(void) {
     info.mask = 8;  /* PIDFD_INFO_EXIT */
     SHOW("PIDFD_GET_INFO of a child that exited, not reaped", ioctl(pidfd, PIDFD_GET_INFO72, &info));
     printf("  its exit status: %d %d\n", !!(info.mask & 8), info.exit_code);
-    SHOW("PIDFD_GET_INFO into a wild pointer", ioctl(pidfd, PIDFD_GET_INFO72, (void *)0x7fff00000000UL));
+    SHOW("PIDFD_GET_INFO into a wild pointer", ioctl(pidfd, PIDFD_GET_INFO72, (void *)0x400000000000UL));
     char small[32];
     SHOW("PIDFD_GET_INFO of 32 bytes", ioctl(pidfd, PIDFD_GET_INFO32, small));
     waitpid(child, NULL, 0);

@@ -83,12 +83,12 @@ int main(int argc, char **argv) {
     CHECK("cachestat", syscall(451, fd, range, cstat, 0));
     printf("cached pages: %d\n", cstat[0] >= 1);
     CHECK("cachestat bad flags", syscall(451, fd, range, cstat, 1));
-    CHECK("cachestat wild range", syscall(451, fd, (void *)0x7fff00000000UL, cstat, 0));
-    CHECK("cachestat wild result", syscall(451, fd, range, (void *)0x7fff00000000UL, 0));
+    CHECK("cachestat wild range", syscall(451, fd, (void *)0x400000000000UL, cstat, 0));
+    CHECK("cachestat wild result", syscall(451, fd, range, (void *)0x400000000000UL, 0));
     CHECK("cachestat bad fd", syscall(451, 999, range, cstat, 0));
     long us[4];
     CHECK("ustat of its device", syscall(136, (unsigned)st.st_dev, us));
-    CHECK("ustat wild", syscall(136, (unsigned)st.st_dev, (void *)0x7fff00000000UL));
+    CHECK("ustat wild", syscall(136, (unsigned)st.st_dev, (void *)0x400000000000UL));
     /* name_to_handle_at (LTP's name_to_handle_at01-03: km's own seccomp filter refused
      * it); the handle's size is a field of the program's struct */
     struct { unsigned bytes; int type; unsigned char h[128]; } fh = {0};
@@ -102,8 +102,8 @@ int main(int argc, char **argv) {
     fh.bytes = 128;
     CHECK("name_to_handle_at, bad flags", syscall(303, AT_FDCWD, "a.txt", &fh, &mnt, 0x8000));
     CHECK("name_to_handle_at, no file", syscall(303, AT_FDCWD, "none.txt", &fh, &mnt, 0));
-    CHECK("name_to_handle_at, wild handle", syscall(303, AT_FDCWD, "a.txt", (void *)0x7fff00000000UL, &mnt, 0));
-    CHECK("name_to_handle_at, wild mnt", syscall(303, AT_FDCWD, "a.txt", &fh, (void *)0x7fff00000000UL, 0));
+    CHECK("name_to_handle_at, wild handle", syscall(303, AT_FDCWD, "a.txt", (void *)0x400000000000UL, &mnt, 0));
+    CHECK("name_to_handle_at, wild mnt", syscall(303, AT_FDCWD, "a.txt", &fh, (void *)0x400000000000UL, 0));
     if (geteuid() != 0) /* (root has CAP_DAC_READ_SEARCH natively; km refuses it as for anyone else) */
         CHECK("open_by_handle_at", syscall(304, AT_FDCWD, &fh, O_RDONLY));
     /* reflinks (LTP's ioctl_ficlone04: ENOTTY under km); the source is a descriptor,
@@ -121,7 +121,7 @@ int main(int argc, char **argv) {
     CHECK("FICLONERANGE of the hard limit's fd", ioctl(dst, FICLONERANGE_, crange));
     crange[0] = high + (1LL << 32);
     CHECK("FICLONERANGE of it plus 2^32", ioctl(dst, FICLONERANGE_, crange));
-    CHECK("FICLONERANGE of a wild struct", ioctl(dst, FICLONERANGE_, (void *)0x7fff00000000UL));
+    CHECK("FICLONERANGE of a wild struct", ioctl(dst, FICLONERANGE_, (void *)0x400000000000UL));
     close(dst);
     unlink("clone.txt");
     CHECK("close fd2", close(fd2));

@@ -77,7 +77,7 @@ int main(void) {
     char name[64], buf[256];
     unsigned prio;
     snprintf(name, sizeof name, "/kt-mqueue-%d", (int)getpid());
-    void *wild = (void *)0x7fff00000000UL;  /* past km's window, and unmapped natively */
+    void *wild = (void *)0x400000000000UL;  /* past km's window, and never mapped natively (0x7fff00000000, used before, lies where Linux may put the stack) */
     char *unmapped = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     munmap(unmapped, 4096);
 

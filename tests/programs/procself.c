@@ -81,7 +81,7 @@ static void procmap_query(const char *real) {
     r = ioctl(fd, PROCMAP_QUERY_, &q) < 0 ? -errno : 0;
     printf("  its name into 4 bytes: %ld\n", r);
     q.vma_name_size = sizeof name;
-    q.vma_name_addr = 0x7fff00000000UL;
+    q.vma_name_addr = 0x400000000000UL;
     r = ioctl(fd, PROCMAP_QUERY_, &q) < 0 ? -errno : 0;
     printf("  its name into a wild buffer: %ld\n", r);
     q.vma_name_addr = 0;
@@ -112,7 +112,7 @@ static void procmap_query(const char *real) {
     q.size = 64;
     r = ioctl(fd, PROCMAP_QUERY_, &q) < 0 ? -errno : 0;
     printf("a smaller struct: %ld\n", r);
-    r = ioctl(fd, PROCMAP_QUERY_, (void *)0x7fff00000000UL) < 0 ? -errno : 0;
+    r = ioctl(fd, PROCMAP_QUERY_, (void *)0x400000000000UL) < 0 ? -errno : 0;
     printf("a wild struct: %ld\n", r);
     int status = open("/proc/self/status", O_RDONLY);
     r = query(status, &q, (unsigned long)anon, 0);
