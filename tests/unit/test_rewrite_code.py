@@ -223,3 +223,32 @@ def test_decoder_core_loads_on_its_own_thread_and_in_a_child_forked_meanwhile():
         "print('ok')\n")
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert r.stdout == "ok\n", r.stderr
+
+
+def test_a_frame_at_a_covered_syscall_returns_there_once_the_site_is_back():
+    """A signal frame whose return address is a short site's `syscall` (the jump covers it
+    now: a thread stood on it in km while another thread made the jump) returns to that
+    `syscall`, and the site is put back before then (``put_back_soon``), as for a frame at
+    the site's trampoline entry: it never returns into the jump's middle, whose bytes the
+    frame's check would have read as no `syscall` at all."""
+    from kontain.kernel.rewrite import Rewriter
+
+    class Memory:
+        def read(self, addr, n):
+            return bytes.fromhex("e9 00 10 00 00")[addr - site:addr - site + n]  # (the jump's bytes)
+
+    class Process:
+        mem = Memory()
+
+    site, tramp, n = 0x401000, 0x7000000, 3
+    rw = Rewriter(Process())
+    syscall_at, entry = site + n, tramp + n
+    rw.patched[site] = (bytes.fromhex("4989ca0f05"), tramp)
+    rw.tramps[tramp] = (site, n, syscall_at)
+    rw.by_syscall[syscall_at] = tramp
+    rw.short[syscall_at] = entry
+    rw.entries[entry] = syscall_at
+    assert rw.framed(syscall_at) == syscall_at and rw.put_back_soon == {site}
+    rw.put_back_soon.clear()
+    assert rw.framed(entry) == syscall_at and rw.put_back_soon == {site}
+    assert rw.framed(site + 0x100) == site + 0x100  # (elsewhere: returns there)

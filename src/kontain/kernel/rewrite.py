@@ -585,10 +585,14 @@ class Rewriter:
         next exit to km, with the other threads paused (``put_back_soon``: the handler's
         rt_sigreturn at the latest, or the sigprocmask of a setcontext); and a `syscall`
         a frame returns to is never covered by a jump."""
-        if rip in self.entries:
-            rip = self.entries[rip]
+        rip = self.entries.get(rip, rip) if self.entries else rip
+        if rip in self.short:
+            # (at a short site's entry, or at its `syscall` itself, which a jump covers now:
+            # a thread that stood on that `syscall` in km while another made the jump, which
+            # then reads as no `syscall` below, would return into the jump's middle)
             with self.lock:  # (``_put_back`` takes the set as a whole)
                 self.put_back_soon.add(self.tramps[self.by_syscall[rip]][0])
+            return rip
         if rip in self.framed_at or not self.short_ok:
             return rip
         try:
