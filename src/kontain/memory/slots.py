@@ -155,9 +155,7 @@ class SlotMap:
         """Make [start, end) inaccessible; parts of slots outside it stay as they were."""
         self.generation += 1
         self._unloose(start, end)
-        i = bisect.bisect_right(self._starts, start) - 1
-        if i < 0 or self._slots[i][1] <= start:
-            i += 1
+        i = self._first_meeting(start)
         keep: list[tuple[int, int, bool, int]] = []
         while i < len(self._slots) and self._slots[i][0] < end:
             s, e, flags, sid, hva = self._slots.pop(i)
@@ -173,6 +171,11 @@ class SlotMap:
                 keep.append((end, e, bool(flags & READ_ONLY), hva + (end - s)))
         for s, e, ro, hva in keep:
             self.add(s, e, ro, hva)
+
+    def _first_meeting(self, start: int) -> int:
+        """The index of the first slot that ends past ``start``."""
+        i = bisect.bisect_right(self._starts, start) - 1
+        return i + 1 if i < 0 or self._slots[i][1] <= start else i
 
     def set_access(self, start: int, end: int, access: str, strict: bool = False) -> None:
         """access: "rw", "ro" or "none" for all of [start, end), whose host mapping has
@@ -202,9 +205,7 @@ class SlotMap:
     def _gaps(self, start: int, end: int) -> list[tuple[int, int]] | None:
         """The parts of [start, end) no slot covers, if every slot that meets it is one
         over the window's own host memory and not parked; else None."""
-        i = bisect.bisect_right(self._starts, start) - 1
-        if i < 0 or self._slots[i][1] <= start:
-            i += 1
+        i = self._first_meeting(start)
         gaps = []
         at = start
         while i < len(self._slots) and self._slots[i][0] < end:
@@ -224,9 +225,7 @@ class SlotMap:
         more (nothing to remember where the slots are exact already)."""
         if access == "rw":
             return
-        i = bisect.bisect_right(self._starts, start) - 1
-        if i < 0 or self._slots[i][1] <= start:
-            i += 1
+        i = self._first_meeting(start)
         while i < len(self._slots) and self._slots[i][0] < end:
             if access == "none" or not self._slots[i][2] & READ_ONLY:
                 self._loose.append((start, end, access))
@@ -325,22 +324,12 @@ class SlotMap:
         i = bisect.bisect_right(self._starts, addr) - 1
         if self._batch or i < 0 or self._slots[i][1] <= addr or self._slots[i][3] != PENDING:
             return False
+        slots = self._slots
         lo = hi = i
-        size = self._slots[i][1] - self._slots[i][0]
-        while True:
-            grew = False
-            if lo > 0 and self._joins(self._slots[lo - 1], self._slots[lo]) and \
-                    size + self._slots[lo - 1][1] - self._slots[lo - 1][0] <= MERGE_MAX:
-                lo -= 1
-                size += self._slots[lo][1] - self._slots[lo][0]
-                grew = True
-            if hi + 1 < len(self._slots) and self._joins(self._slots[hi], self._slots[hi + 1]) and \
-                    size + self._slots[hi + 1][1] - self._slots[hi + 1][0] <= MERGE_MAX:
-                hi += 1
-                size += self._slots[hi][1] - self._slots[hi][0]
-                grew = True
-            if not grew:
-                break
+        while lo > 0 and self._joins(slots[lo - 1], slots[lo]) and slots[hi][1] - slots[lo - 1][0] <= MERGE_MAX:
+            lo -= 1
+        while hi + 1 < len(slots) and self._joins(slots[hi], slots[hi + 1]) and slots[hi + 1][1] - slots[lo][0] <= MERGE_MAX:
+            hi += 1
         s, e, flags, hva = self._slots[lo][0], self._slots[hi][1], self._slots[lo][2], self._slots[lo][4]
         sid = self._new_id()
         self._set(sid, flags, s, e - s, hva)
