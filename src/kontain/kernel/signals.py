@@ -39,7 +39,7 @@ from kontain.abi.signals import siginfo
 from kontain.abi.structs import SIGINFO_SIZE, k_sigaction
 from kontain.abi.syscalls import NR
 from kontain.errors import GuestError, say
-from kontain.kernel.timers import TimerInfo
+from kontain.kernel.timers import TimerInfo, stamp
 
 SIGSET_SIZE = 8
 SIG_KICK = S.SIGRTMAX  # reserved for the monitor
@@ -470,6 +470,8 @@ class HostSignals:
         if sig >= S.SIGRTMIN:  # (a standard one came while the timer's was pending: one signal, as on Linux)
             pid = os.getpid()
             for data in others:
+                if data[8:12] == _SI_TIMER:
+                    stamp(data)
                 native.syscall(NR["rt_sigqueueinfo"], pid, sig, native.address_of(data))
         self._holds[sig] -= 1
         if not self._holds[sig]:

@@ -9,12 +9,32 @@ signals (the host timer signals km's process, and km redirects it).
 
 from __future__ import annotations
 
+import os
 import struct
 
 from kontain import native
+from kontain.abi.signals import KERNEL_SIGINFO_SIZE
 from kontain.abi.structs import sigevent
 
 DELAYTIMER_MAX = 0x7FFFFFFF  # overruns are counted up to INT_MAX
+
+# A timer's signal that km takes from the host and sends itself again (HostSignals.unhold:
+# another timer's, taken on the way to the one wanted) arrives as a plain queued signal,
+# which the host never drops with its timer.  km marks each such copy, past the fields a
+# timer's siginfo has, with a token of its own (no other process can send a copy that
+# passes for one) and a sequence number, so that one of a timer deleted or set again
+# since is dropped when it arrives, as Linux drops the pending signal of such a timer.
+_STAMP_AT = KERNEL_SIGINFO_SIZE - 16  # (the host keeps a queued siginfo's first 48 bytes)
+_TOKEN = os.urandom(8)
+_sent = [0]  # copies sent (the last one's number)
+
+
+def stamp(info: bytearray) -> None:
+    """Mark ``info``, a timer's siginfo km sends itself again."""
+    _sent[0] += 1
+    info[_STAMP_AT:_STAMP_AT + 16] = _TOKEN + _sent[0].to_bytes(8, "little")
+
+
 SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4
 
 
@@ -61,13 +81,14 @@ class Timer:
     clock, and its sigevent as the program gave it: value, signal, notification, target
     thread; None for a NULL one), which a snapshot needs to make it again."""
 
-    __slots__ = ("queued", "overrun_last", "clock", "event")
+    __slots__ = ("queued", "overrun_last", "clock", "event", "since")
 
     def __init__(self, clock: int = 0, event: tuple | None = None) -> None:
         self.queued: TimerInfo | None = None
         self.overrun_last = 0
         self.clock = clock
         self.event = event
+        self.since = _sent[0]  # copies of its signals (``stamp``) sent before its setting are not its
 
     def taken(self, info: TimerInfo) -> None:
         """Its signal was delivered or taken (Pending.take): later ones queue again."""
@@ -84,6 +105,7 @@ class Timer:
                 q.where.drop(struct.unpack_from("<i", q, 0)[0], q)
         self.queued = None
         self.overrun_last = 0
+        self.since = _sent[0]
 
 
 class Timers:
@@ -106,7 +128,11 @@ class Timers:
         (this expiration, and the host's own overruns, become its overruns)."""
         timerid, overrun = struct.unpack_from("<ii", info, 16)
         timer = self.timers.get(timerid)
-        if timer is None:
+        if info[_STAMP_AT:_STAMP_AT + 8] == _TOKEN:  # km's copy (``stamp``)
+            if timer is None or int.from_bytes(info[_STAMP_AT + 8:_STAMP_AT + 16], "little") <= timer.since:
+                return None  # of a timer deleted or set again since
+            info = info[:_STAMP_AT] + bytes(16) + info[_STAMP_AT + 16:]
+        elif timer is None:
             return info  # not a timer of this program's (sent with rt_sigqueueinfo)
         q = timer.queued
         if q is not None:
