@@ -382,6 +382,8 @@ class Process:
                 info = self.timers.arrived(info)
                 if info is None:
                     return 0
+            if task is None and host and (sig == S.SIGPROF or sig == S.SIGVTALRM) and info[8:12] == _SI_KERNEL:
+                task = self._spender(signals.sigbit(sig))  # an itimer's: taken at once where it ran out
             pending = task.pending if task is not None else self.shared_pending
             if host and sig < S.SIGRTMIN and pending.mask & signals.sigbit(sig) and task is None:
                 pending.hold_standard(sig)  # (one signal with the pending one: the next ones wait on the host)
@@ -402,6 +404,30 @@ class Process:
         if target is not None and target.ident != _thread.get_ident():
             self.kick(target)
         return 0
+
+    def _spender(self, bit: int) -> Task | None:
+        """The thread an ITIMER_PROF or ITIMER_VIRTUAL signal goes to: Linux sends it to
+        the thread running when the process's CPU time reached the timer, which a
+        profiler relies on to sample the thread that spends the time (Go's pprof,
+        gperftools), and which takes it at once.  The host sends it to km, so km takes
+        the thread (of those that take the signal) whose host thread ran longest since
+        the last such signal, and sends it to that thread alone (the time it takes km to
+        stop the thread would otherwise let another one take it first); None when none
+        ran (the time was km's own): the process's, as any other."""
+        best, most = None, 0
+        for t in self.tasks.values():
+            now = _cpu_time(t.tid)
+            spent, t.cpu_seen = now - t.cpu_seen, now
+            if spent > most and (not t.sigmask & bit or t.waiting & bit):
+                best, most = t, spent
+        return best
+
+    def cpu_timer_set(self) -> None:
+        """ITIMER_PROF or ITIMER_VIRTUAL was set: each thread's CPU time counts from now
+        for ``_spender`` (the time the main thread spent starting up is not a sample's)."""
+        with self.lock:
+            for t in self.tasks.values():
+                t.cpu_seen = _cpu_time(t.tid)
 
     def post_host(self, sig: int, info: bytes) -> int:
         """A signal the host gave km for the program (the signal thread's ``post``).  A
@@ -904,6 +930,16 @@ def _stay() -> None:
     never.acquire()
 _SI_TIMER = S.SI_TIMER.to_bytes(4, "little", signed=True)  # si_code of a POSIX timer signal
 _SI_QUEUE = (-1).to_bytes(4, "little", signed=True)  # si_code of sigqueue
+def _cpu_time(tid: int) -> int:
+    """Host thread ``tid``'s CPU time in ns (its CPU clock: CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD
+    by tid); 0 once it has ended."""
+    try:
+        return time.clock_gettime_ns(~tid << 3 | 6)
+    except OSError:
+        return 0
+
+
+_SI_KERNEL = S.SI_KERNEL.to_bytes(4, "little", signed=True)  # si_code of an itimer's signal (SEND_SIG_PRIV)
 _CLD_KILLED, _CLD_DUMPED = S.CLD_KILLED.to_bytes(4, "little"), S.CLD_DUMPED.to_bytes(4, "little")
 ENDING_KEPT = 64  # ending threads remembered (older ones are long gone)
 

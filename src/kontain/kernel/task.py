@@ -88,6 +88,7 @@ class Task:
         self.on_syscall = None  # set by the dispatcher
         self.gdb_step = False  # gdb single-steps this thread (TF set: kernel/gdbstub.py)
         self.gdb_step_syscall = False  # ... over a system call: stop on the way back from it
+        self.cpu_seen = 0  # its host thread's CPU time (ns) at the last ITIMER_PROF/VIRTUAL signal (Process.post)
 
     @property
     def kicked(self) -> bool:

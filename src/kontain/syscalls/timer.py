@@ -25,6 +25,7 @@ from __future__ import annotations
 from kontain import native
 from kontain.abi import signals as S
 from kontain.abi.errno import EINVAL, EPERM
+from kontain.abi.flags import ITIMER_PROF, ITIMER_VIRTUAL
 from kontain.abi.structs import sigevent
 from kontain.abi.syscalls import NR
 from kontain.errors import GuestError
@@ -93,6 +94,8 @@ def setitimer(t, which, new, old, *_):
     an interval of 100 us, every run)."""
     r = _setitimer(t, which, new, old)
     t.process.host_signals.sync()
+    if r == 0 and new and s32(which) in (ITIMER_VIRTUAL, ITIMER_PROF):
+        t.process.cpu_timer_set()
     return r
 
 
