@@ -382,8 +382,6 @@ class Process:
                 info = self.timers.arrived(info)
                 if info is None:
                     return 0
-            if task is None and host and (sig == S.SIGPROF or sig == S.SIGVTALRM) and info[8:12] == _SI_KERNEL:
-                task = self._spender(signals.sigbit(sig))  # an itimer's: taken at once where it ran out
             pending = task.pending if task is not None else self.shared_pending
             if host and sig < S.SIGRTMIN and pending.mask & signals.sigbit(sig) and task is None:
                 pending.hold_standard(sig)  # (one signal with the pending one: the next ones wait on the host)
@@ -398,7 +396,11 @@ class Process:
                 target = task
             else:
                 bit = signals.sigbit(sig)  # to a thread that takes it: unblocked, or waited for
-                target = next((t for t in self.tasks.values() if not t.sigmask & bit or t.waiting & bit), None)
+                target = None
+                if host and (sig == S.SIGPROF or sig == S.SIGVTALRM) and info[8:12] == _SI_KERNEL:
+                    target = self._spender(bit)  # (an itimer's)
+                if target is None:
+                    target = next((t for t in self.tasks.values() if not t.sigmask & bit or t.waiting & bit), None)
         if self._signalfds is not None and self._signalfds.files:
             self._signalfds.update()
         if target is not None and target.ident != _thread.get_ident():
@@ -409,11 +411,12 @@ class Process:
         """The thread an ITIMER_PROF or ITIMER_VIRTUAL signal goes to: Linux sends it to
         the thread running when the process's CPU time reached the timer, which a
         profiler relies on to sample the thread that spends the time (Go's pprof,
-        gperftools), and which takes it at once.  The host sends it to km, so km takes
-        the thread (of those that take the signal) whose host thread ran longest since
-        the last such signal, and sends it to that thread alone (the time it takes km to
-        stop the thread would otherwise let another one take it first); None when none
-        ran (the time was km's own): the process's, as any other."""
+        gperftools).  The host sends it to km, so km wakes the thread (of those that take
+        the signal) whose host thread ran longest since the last such signal; None when
+        none ran (the time was km's own).  The signal stays the process's, as on Linux:
+        made the thread's own, it met a per-thread CPU timer's SIGPROF in the thread's
+        pending set, and one of the two was lost (Go's pprof, which has both, lost ~40%
+        of its samples)."""
         best, most = None, 0
         for t in self.tasks.values():
             now = _cpu_time(t.tid)
