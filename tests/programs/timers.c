@@ -214,8 +214,15 @@ static int timer_behind_a_pending_standard_signal(void) {
  * reach the spinner (Go's runtime tests found km giving them all to the main thread). */
 #define CPU_SAMPLES 30
 static atomic_int spinner_tid, spin_stop, on_spinner, elsewhere;
-static void on_cpu_timer(int sig) {
-    (void)sig;
+static void catch_with(int sig, void (*handler)(int, siginfo_t *, void *)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigaction(sig, &sa, NULL);
+}
+static void on_cpu_timer(int sig, siginfo_t *si, void *uc) {
+    (void)sig; (void)si; (void)uc;
     if ((int)syscall(SYS_gettid) == spinner_tid) on_spinner++;
     else elsewhere++;
     if (on_spinner + elsewhere >= CPU_SAMPLES) spin_stop = 1;
@@ -230,11 +237,7 @@ static void *spinner(void *arg) {
     return NULL;
 }
 static int cpu_timer_to_the_spender(int which, int sig) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_cpu_timer;
-    sa.sa_flags = SA_RESTART;
-    sigaction(sig, &sa, NULL);
+    catch_with(sig, on_cpu_timer);
     on_spinner = elsewhere = spin_stop = 0;
     struct itimerval it = {{0, 10000}, {0, 10000}}, off = {{0, 0}, {0, 0}};
     setitimer(which, &it, NULL);
@@ -280,11 +283,7 @@ static void *timed_spinner(void *arg) {
     return NULL;
 }
 static int thread_timer_beside_itimer(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_own_timer;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigaction(SIGPROF, &sa, NULL);
+    catch_with(SIGPROF, on_own_timer);
     own_timer_signals = 0;
     struct itimerval it = {{0, 10000}, {0, 10000}}, off = {{0, 0}, {0, 0}};
     setitimer(ITIMER_PROF, &it, NULL);
