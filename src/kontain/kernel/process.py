@@ -931,8 +931,8 @@ def _stay() -> None:
     never = _thread.allocate_lock()
     never.acquire()
     never.acquire()
-_SI_TIMER = S.SI_TIMER.to_bytes(4, "little", signed=True)  # si_code of a POSIX timer signal
-_SI_QUEUE = (-1).to_bytes(4, "little", signed=True)  # si_code of sigqueue
+
+
 def _cpu_time(tid: int) -> int:
     """Host thread ``tid``'s CPU time in ns (its CPU clock: CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD
     by tid); 0 once it has ended."""
@@ -942,6 +942,8 @@ def _cpu_time(tid: int) -> int:
         return 0
 
 
+_SI_TIMER = S.SI_TIMER.to_bytes(4, "little", signed=True)  # si_code of a POSIX timer signal
+_SI_QUEUE = (-1).to_bytes(4, "little", signed=True)  # si_code of sigqueue
 _SI_KERNEL = S.SI_KERNEL.to_bytes(4, "little", signed=True)  # si_code of an itimer's signal (SEND_SIG_PRIV)
 _CLD_KILLED, _CLD_DUMPED = S.CLD_KILLED.to_bytes(4, "little"), S.CLD_DUMPED.to_bytes(4, "little")
 ENDING_KEPT = 64  # ending threads remembered (older ones are long gone)
