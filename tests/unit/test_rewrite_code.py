@@ -252,3 +252,32 @@ def test_a_frame_at_a_covered_syscall_returns_there_once_the_site_is_back():
     rw.put_back_soon.clear()
     assert rw.framed(entry) == syscall_at and rw.put_back_soon == {site}
     assert rw.framed(site + 0x100) == site + 0x100  # (elsewhere: returns there)
+
+
+def test_a_site_two_threads_put_back_at_once_is_put_back_once():
+    """Two threads that each took a signal frame at the same short site put it back each
+    (``_put_back``): the second, which waited for the first one's pause of the others,
+    finds the site gone and leaves it (it failed with KeyError, km's internal error, in a
+    signal storm on four threads)."""
+    from kontain.kernel.rewrite import Rewriter
+
+    class Process:
+        tasks = {1: None}
+        pause_requests = 0
+
+    site, tramp, n = 0x401000, 0x7000000, 3
+    rw = Rewriter(Process())
+    written = []
+    rw._poke = lambda addr, data: written.append((addr, data)) or True
+    syscall_at, entry = site + n, tramp + n
+    rw.patched[site] = (bytes.fromhex("4989ca0f05"), tramp)
+    rw._sorted.append(site)
+    rw.tramps[tramp] = (site, n, syscall_at)
+    rw.by_syscall[syscall_at] = tramp
+    rw.short[syscall_at] = entry
+    rw.entries[entry] = syscall_at
+    first, second = {site: True}, {site: True}  # (each thread's, taken before either ran)
+    rw._revert(None, first)
+    rw._revert(None, second)
+    assert written == [(site, bytes.fromhex("4989ca0f05"))] and rw.put_back == 1
+    assert not rw.patched and not rw.short and not rw.entries

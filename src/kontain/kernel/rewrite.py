@@ -497,6 +497,8 @@ class Rewriter:
         paused = alone or p.pause_others(task)
         try:
             for site, write in sites.items():
+                if site not in self.patched:
+                    continue  # (another thread's ``_put_back`` took it back while this one waited for the pause)
                 original, at = self.patched.pop(site)
                 self._sorted.remove(site)
                 _site, _n, syscall_at = self.tramps.pop(at)
@@ -590,8 +592,10 @@ class Rewriter:
             # (at a short site's entry, or at its `syscall` itself, which a jump covers now:
             # a thread that stood on that `syscall` in km while another made the jump, which
             # then reads as no `syscall` below, would return into the jump's middle)
-            with self.lock:  # (``_put_back`` takes the set as a whole)
-                self.put_back_soon.add(self.tramps[self.by_syscall[rip]][0])
+            where = self.tramps.get(self.by_syscall.get(rip, -1))
+            if where is not None:  # (else another thread has just taken the site back)
+                with self.lock:  # (``_put_back`` takes the set as a whole)
+                    self.put_back_soon.add(where[0])
             return rip
         if rip in self.framed_at or not self.short_ok:
             return rip
