@@ -4,7 +4,9 @@ A direct km start spends most of its time before the program runs: the interpret
 starting, km importing itself, the VM being built.  The server pays for the first two
 once, and keeps POOL workers ready (forks of itself, each with a VM already built, its
 vCPU probed, waiting on the socket).  A worker that takes a client tells the server
-(which forks the next one), takes on the client's situation (descriptors, working
+(which forks the next one once that program has ended, or after DEFER seconds, or at once
+when no other worker waits: building a VM takes ~10 ms of CPU, which on a small machine
+slowed the program just started by a few milliseconds), takes on the client's situation (descriptors, working
 directory, environment, umask, signal mask and ignored signals, limits, CPU affinity),
 loads the client's program into its VM, runs it, and reports how it ended; the client
 then ends the same way.
@@ -30,6 +32,7 @@ from kontain import native
 from kontain.cli import client, front
 
 POOL = 2  # workers waiting with a VM built: one client at a time gets no wait, two at once neither
+DEFER = 0.5  # seconds a taken worker's replacement waits at most for its program's end
 USER_IDLE = 1800  # seconds without a client after which the user's server (cli/userserver.py) ends
 _SIGCHLD, _SIGKILL, _SIGINT = 17, 9, 2
 _PR_SET_PDEATHSIG = 1
@@ -101,18 +104,30 @@ def serve(path: str, warm: str | None = None, ready: int | None = None, idle: in
     sys.stderr.write(f"km: serving on {path} (run programs with {how}KM_SERVER={path} km PROGRAM)\n")
     sys.stderr.flush()
     waiting: dict[int, int | None] = {}  # worker -> its pidfd (None: ended already)
+    deferred: dict[int, tuple[int, float]] = {}  # taken worker -> (its pidfd, when its replacement is due)
     last = time.monotonic()  # when a worker last took a client (or the server started)
     while True:
-        while len(waiting) < POOL:
+        while len(waiting) + len(deferred) < POOL or not waiting:
+            if not waiting and deferred:  # (no worker waits: the next client's comes now)
+                _forget(deferred, min(deferred, key=lambda pid: deferred[pid][1]))
             pid = _spawn(listener, taken_w, warm, directory)
             try:
                 waiting[pid] = os.pidfd_open(pid)
             except ProcessLookupError:
                 waiting[pid] = None
         pidfds = [fd for fd in waiting.values() if fd is not None]
-        left = max(last + idle - time.monotonic(), 0) if idle else None
-        ready = [] if None in waiting.values() else select.select([taken_r, *pidfds], [], [], left)[0]
-        if not ready and left is not None and time.monotonic() >= last + idle:
+        now = time.monotonic()
+        left = max(last + idle - now, 0) if idle else None
+        if deferred:
+            due = max(min(when for _, when in deferred.values()) - now, 0)
+            left = due if left is None else min(left, due)
+        watched = [taken_r, *pidfds, *(fd for fd, _ in deferred.values())]
+        ready = [] if None in waiting.values() else select.select(watched, [], [], left)[0]
+        now = time.monotonic()
+        for pid, (fd, when) in list(deferred.items()):
+            if fd in ready or now >= when:  # (its program ended, or ran long enough)
+                _forget(deferred, pid)
+        if not ready and idle and now >= last + idle:
             return _idle_end(path, bound, idle)
         ended = [pid for pid, fd in waiting.items() if fd is None or fd in ready]
         if taken_r in ready or ended:  # (a worker that takes a client says so before anything else)
@@ -120,6 +135,10 @@ def serve(path: str, warm: str | None = None, ready: int | None = None, idle: in
             while select.select([taken_r], [], [], 0)[0]:
                 for pid in os.read(taken_r, 4096).split():
                     _forget(waiting, int(pid))
+                    try:
+                        deferred[int(pid)] = (os.pidfd_open(int(pid)), last + DEFER)
+                    except OSError:  # (ended already)
+                        pass
         if any(pid in waiting for pid in ended):
             # A worker that ended before it took a client could not build its VM (no
             # /dev/kvm for this user now, say): so would the next.  The server ends rather
@@ -145,8 +164,10 @@ def _idle_end(path: str, bound: int, idle: int) -> int:
     return 0
 
 
-def _forget(waiting: dict[int, int | None], pid: int) -> None:
-    fd = waiting.pop(pid, None)
+def _forget(workers: dict, pid: int) -> None:
+    """Stop watching worker ``pid`` (its pidfd, alone or first of a tuple, is closed)."""
+    held = workers.pop(pid, None)
+    fd = held[0] if isinstance(held, tuple) else held
     if fd is not None:
         os.close(fd)
 
