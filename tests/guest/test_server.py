@@ -132,6 +132,23 @@ def test_clients_at_once(server):
     assert [p.wait(timeout=60) for p in procs] == list(range(8))
 
 
+def test_clients_while_programs_run_are_served(server):
+    """A taken worker's replacement waits for its program's end (cli/server.py DEFER):
+    clients that come while programs run are still the server's, none started directly,
+    whether a worker waits for them or none does and one is built at once."""
+    _, client = server
+    ppid = [str(client), "/bin/busybox", "sh", "-c", "echo $PPID"]
+    long = [subprocess.Popen([str(client), "/bin/busybox", "sh", "-c", "echo $PPID; sleep 3"], stdout=subprocess.PIPE)
+            for _ in range(2)]
+    try:
+        for _ in range(3):
+            r = run(ppid)
+            assert (r.returncode, r.text) == (0, f"{server.pid}\n"), r.err
+    finally:
+        outs = [p.communicate(timeout=60)[0] for p in long]
+    assert outs == [f"{server.pid}\n".encode()] * 2
+
+
 def test_without_a_server_the_client_starts_directly(server, tmp):
     _, client = server
     r = run([str(client), str(build("hello"))], env={**os.environ, "KM_SERVER": str(tmp / "no-such.sock")})
