@@ -253,6 +253,7 @@ class Poller:
         self._wake = _thread.allocate_lock()
         self._wake.acquire()
         self._running = _thread.allocate_lock()
+        self.poller_tid = 0  # (the parent's thread: not this process's)
         self.lock = _thread.allocate_lock()
         self.ctl = None  # (the parent's block: made again if this process polls)
         self.p.sys.clear_poll_slots()
@@ -274,7 +275,7 @@ class Poller:
             self._sleeping = False
             self.creds = task.creds
             gen, wake = self._gen, self._wake
-        _thread.start_new_thread(self._loop, (gen, wake, task.creds))
+        self._start(gen, wake, task.creds)
         if sleeping:
             old_wake.release()  # (it sees that it is not the current one, and ends)
 
@@ -330,14 +331,17 @@ class Poller:
                 self._native()
             gen, wake_lock, creds = self._gen, self._wake, self.creds
         if start:
-            # (this thread waits, off the CPU, until the new one has moved to another:
-            # ``_move_off``)
-            placed = _thread.allocate_lock()
-            placed.acquire()
-            _thread.start_new_thread(self._loop, (gen, wake_lock, creds, _this_cpu(), placed))
-            placed.acquire(True, PLACE_WAIT)
+            self._start(gen, wake_lock, creds)
         elif wake:
             wake_lock.release()
+
+    def _start(self, gen: int, wake, creds) -> None:
+        """Start poller thread ``gen`` from this (vCPU) thread, which waits, off the CPU,
+        until the new one has moved to another CPU (``_move_off``)."""
+        placed = _thread.allocate_lock()
+        placed.acquire()
+        _thread.start_new_thread(self._loop, (gen, wake, creds, _this_cpu(), placed))
+        placed.acquire(True, PLACE_WAIT)
 
     def _unshare(self) -> None:
         """Calls exited although the poller was on: often because Linux woke the poller
