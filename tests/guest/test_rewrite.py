@@ -162,6 +162,21 @@ def test_signals_during_calls_from_a_short_site(variant, restart):
 
 
 @pytest.mark.parametrize("variant", STATIC)
+def test_a_handler_makes_a_call_again_from_its_syscall(variant):
+    """A handler whose frame it changes to return onto the `syscall` of syscall(3)'s
+    rewritten site, RAX another number: the call runs again there, natively by the
+    instruction itself; under km that `syscall` of musl's short site is under the jump,
+    and rt_sigreturn resumes at the trampoline's entry instead (in the jump's middle,
+    its last byte and the next instructions make an `incl disp32(%rip)`: the rawthreads
+    storm below once died so, "killed by SIGSEGV at 0xffffffffe907b440")."""
+    argv = [_prog(variant), "rerun", "200"]
+    compare(argv, km_options=EAGER)
+    if variant == "musl":
+        r = km("--timings", *EAGER, *argv)
+        assert r.returncode == 0 and _short(r.err)[0] >= 1, r.err
+
+
+@pytest.mark.parametrize("variant", STATIC)
 def test_threads_and_signals_at_a_short_site(variant):
     """Four threads calling through syscall(3) while SIGALRM lands in whichever thread it
     finds: kicks stop threads anywhere, also between the site's instruction and its

@@ -22,6 +22,10 @@
  *                            their wait; getppid made hot (its site rewritten: the other
  *                            threads paused); then T wakes of one each on the second word:
  *                            each finds a waiter (LTP's futex_wake02)
+ *   rewrite rerun N          syscall(3)'s site made hot, then N calls of tgkill(self,
+ *                            SIGUSR1) through it, whose handler makes the call run again as
+ *                            getppid (its frame's RIP back on the `syscall`, RAX the number):
+ *                            each returns the parent's pid
  *   rewrite forkpause MB [first]  a fork made while another thread's site turns hot: the
  *                            fork waits for the address space (a thread maps MB MiB with
  *                            MAP_POPULATE meanwhile) while the other thread pauses the
@@ -46,6 +50,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 static int raw;  /* the calls go through syscall(3) */
@@ -128,6 +133,32 @@ static int signals(long n, int restart) {
     waitpid(child, &st, 0);
     printf("the child read what was written: %s; writes with a wrong result: %ld; child status %d\n",
            got[0] == total && got[1] == sum ? "yes" : "no", bad, WEXITSTATUS(st));
+    return 0;
+}
+
+static volatile int armed;
+static void make_it_again(int sig, siginfo_t *si, void *arg) {
+    (void)sig, (void)si;
+    ucontext_t *uc = arg;
+    if (!armed) return;
+    armed = 0;
+    uc->uc_mcontext.gregs[REG_RIP] -= 2;  /* the `syscall` itself: a short site's jump covers it */
+    uc->uc_mcontext.gregs[REG_RAX] = SYS_getppid;
+}
+
+static int rerun(long n) {
+    for (int i = 0; i < 3000; i++) syscall(SYS_getppid);
+    struct sigaction sa = {.sa_sigaction = make_it_again, .sa_flags = SA_SIGINFO};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, 0);
+    pid_t pp = getppid(), me = getpid(), tid = (pid_t)syscall(SYS_gettid);
+    long ok = 0;
+    for (long i = 0; i < n; i++) {
+        armed = 1;
+        long r = syscall(SYS_tgkill, me, tid, SIGUSR1);
+        ok += r == pp && !armed;
+    }
+    printf("rerun: %ld of %ld calls made again by their handler\n", ok, n);
     return 0;
 }
 
@@ -344,6 +375,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "signals") && argc > 3) return signals(n, atoi(argv[3]));
     if (!strcmp(argv[1], "threads") && argc > 3) return threads((int)n, atol(argv[3]));
     if (!strcmp(argv[1], "forkexec")) return forkexec(n, argv[0]);
+    if (!strcmp(argv[1], "rerun")) return rerun(n);
     if (!strcmp(argv[1], "gs")) return gs(n);
     if (!strcmp(argv[1], "writable")) return writable(n);
     if (!strcmp(argv[1], "unmap")) return unmap(n);

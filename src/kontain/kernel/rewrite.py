@@ -481,13 +481,22 @@ class Rewriter:
         self.pages = [pg for pg in self.pages if pg[0] not in pages]
 
     def _put_back(self, task) -> None:
-        """The short sites a signal frame returns into get their bytes back (``framed``)."""
+        """The short sites a signal frame returns into get their bytes back (``framed``),
+        before this thread goes back to the program.  A site leaves ``put_back_soon`` only
+        once it is back: a thread that found the set emptied by another thread's
+        ``_put_back``, which had yet to pause the others, went on to its rt_sigreturn and
+        into the jump's middle (in rewrite.c's rawthreads signal storm, with both CPUs
+        busy: "killed by SIGSEGV at 0xffffffffe907b440", the `incl disp32(%rip)` that
+        the jump's last byte and the next instructions' bytes make).  Now it puts the
+        site back itself, or waits in ``_revert``'s pause for the thread that does."""
         with self.lock:  # (another thread's ``framed`` adds to it meanwhile: a set iterated as it grew
             # failed with "Set changed size during iteration" in a signal storm)
-            soon, self.put_back_soon = self.put_back_soon, set()
+            soon = set(self.put_back_soon)
         sites = {s: True for s in soon if s in self.patched}
         if sites:
             self._revert(task, sites)
+        with self.lock:
+            self.put_back_soon -= soon
 
     def _revert(self, task, sites: dict[int, bool]) -> None:
         """Forget ``sites``, writing back the original bytes of those marked True, with

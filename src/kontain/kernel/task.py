@@ -458,6 +458,11 @@ class Task:
             self._fatal_frame()
         self.sigmask = r.mask & ~S.UNBLOCKABLE
         self.set_altstack(*r.altstack, sp)  # (its errors are ignored, as Linux's restore_altstack does)
+        rw = p.rewriter
+        if rw is not None and rw.short:
+            # (a frame that returns to a `syscall` a short site's jump still covers: the
+            # site's trampoline entry does what that `syscall` does, kernel/rewrite.py)
+            r.ctx.regs["rip"] = rw.again(r.ctx.regs["rip"] & 0xFFFFFFFFFFFFFFFF)
         self.resume(r.ctx, full=True)
         self.stop = DIRECT  # registers are final: nothing may treat this as a syscall result
         return s64(r.ctx.regs["rax"])
