@@ -6,8 +6,9 @@ once, and keeps POOL workers ready (forks of itself, each with a VM already buil
 vCPU probed, waiting on the socket).  A worker that takes a client tells the server
 (which forks the next one once that program has ended, or after DEFER seconds, or at once
 when no other worker waits: building a VM takes ~10 ms of CPU, which on a small machine
-slowed the program just started by a few milliseconds), takes on the client's situation (descriptors, working
-directory, environment, umask, signal mask and ignored signals, limits, CPU affinity),
+slowed the program just started by a few milliseconds), takes on the client's situation
+(descriptors, working directory, environment, umask, signal mask and ignored signals,
+limits, CPU affinity),
 loads the client's program into its VM, runs it, and reports how it ended; the client
 then ends the same way.
 
@@ -109,7 +110,7 @@ def serve(path: str, warm: str | None = None, ready: int | None = None, idle: in
     while True:
         while len(waiting) + len(deferred) < POOL or not waiting:
             if not waiting and deferred:  # (no worker waits: the next client's comes now)
-                _forget(deferred, min(deferred, key=lambda pid: deferred[pid][1]))
+                os.close(deferred.pop(min(deferred, key=lambda pid: deferred[pid][1]))[0])
             pid = _spawn(listener, taken_w, warm, directory)
             try:
                 waiting[pid] = os.pidfd_open(pid)
@@ -126,7 +127,7 @@ def serve(path: str, warm: str | None = None, ready: int | None = None, idle: in
         now = time.monotonic()
         for pid, (fd, when) in list(deferred.items()):
             if fd in ready or now >= when:  # (its program ended, or ran long enough)
-                _forget(deferred, pid)
+                os.close(deferred.pop(pid)[0])
         if not ready and idle and now >= last + idle:
             return _idle_end(path, bound, idle)
         ended = [pid for pid, fd in waiting.items() if fd is None or fd in ready]
@@ -164,10 +165,8 @@ def _idle_end(path: str, bound: int, idle: int) -> int:
     return 0
 
 
-def _forget(workers: dict, pid: int) -> None:
-    """Stop watching worker ``pid`` (its pidfd, alone or first of a tuple, is closed)."""
-    held = workers.pop(pid, None)
-    fd = held[0] if isinstance(held, tuple) else held
+def _forget(waiting: dict[int, int | None], pid: int) -> None:
+    fd = waiting.pop(pid, None)
     if fd is not None:
         os.close(fd)
 

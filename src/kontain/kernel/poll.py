@@ -194,7 +194,7 @@ class Poller:
         for vid, slot in self.slots.items():
             ctl.attach(vid, slot.addr, slot.task)
         ctl.locked(list(self.p.posix_locked))
-        procfs = self.p._procfs  # (not made for this: Process.procfs wires a later one to plain_dev)
+        procfs = self.p.procfs_made  # (not made for this: Process.procfs wires a later one to plain_dev)
         if procfs is not None:
             procfs.on_plain = self.plain_dev  # (a ProcFs made before this poller has none)
             for dev in procfs.plain_devs():

@@ -862,6 +862,12 @@ class Process:
         return self._procfs
 
     @property
+    def procfs_made(self):
+        """/proc as this program sees it if something looked at it already, else None
+        (``procfs`` would make it)."""
+        return self._procfs
+
+    @property
     def opener(self):
         """How this program's paths are opened (kernel/paths.py)."""
         if self._opener is None:
