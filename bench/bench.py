@@ -159,7 +159,13 @@ def measure(args, runners: list[str]):
                     # for what that one left behind (the host compacting memory for huge pages
                     # cost the first of two touch 256 MiB runs 5x here)
                     turn += 1
-                    for runner in runners[turn % len(runners):] + runners[:turn % len(runners)]:
+                    order = runners[turn % len(runners):] + runners[:turn % len(runners)]
+                    if turn // len(runners) % 2:
+                        # (every other cycle the other way round: in one fixed cyclic order km
+                        # always ran right after native, itself right after runsc's 15 s
+                        # getppid run, and read 1.2x slower there than without runsc)
+                        order.reverse()
+                    for runner in order:
                         times.setdefault((name, runner), []).append(time_once(RUNNERS[runner] + argv))
             print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
         if server is not None:
