@@ -259,16 +259,48 @@ def test_a_site_two_threads_put_back_at_once_is_put_back_once():
     (``_put_back``): the second, which waited for the first one's pause of the others,
     finds the site gone and leaves it (it failed with KeyError, km's internal error, in a
     signal storm on four threads)."""
-    from kontain.kernel.rewrite import Rewriter
 
     class Process:
         tasks = {1: None}
         pause_requests = 0
 
-    site, tramp, n = 0x401000, 0x7000000, 3
-    rw = Rewriter(Process())
+    site = 0x401000
+    rw = _one_short_site(Process(), site)
     written = []
     rw._poke = lambda addr, data: written.append((addr, data)) or True
+    first, second = {site: True}, {site: True}  # (each thread's, taken before either ran)
+    rw._revert(None, first)
+    rw._revert(None, second)
+    assert written == [(site, bytes.fromhex("4989ca0f05"))] and rw.put_back == 1
+    assert not rw.patched and not rw.short and not rw.entries
+
+
+def test_a_site_to_put_back_stays_pending_until_it_is_back():
+    """A site a frame returns into leaves ``put_back_soon`` only once its bytes are back:
+    another thread's ``_put_back`` meanwhile still sees it, and puts it back itself or
+    waits in the pause of the thread that does.  (``_put_back`` took the whole set for
+    itself before it paused the others: a second thread found it empty, went on to its
+    rt_sigreturn and ran the jump's middle, SIGSEGV.)"""
+
+    class Process:
+        tasks = {1: None}
+        pause_requests = 0
+
+    site = 0x401000
+    rw = _one_short_site(Process(), site)
+    rw.put_back_soon.add(site)
+    pending = []  # what another thread sees while the bytes are written
+    rw._poke = lambda addr, data: pending.append(set(rw.put_back_soon)) or True
+    rw._put_back(None)
+    assert pending == [{site}] and rw.put_back_soon == set() and not rw.patched
+
+
+def _one_short_site(process, site: int, tramp: int = 0x7000000, n: int = 3):
+    """A Rewriter of ``process`` with one short site rewritten (``mov %rcx,%r10``, then
+    `syscall`), as _patch leaves it."""
+    from kontain.kernel.rewrite import Rewriter
+
+    rw = Rewriter(process)
     syscall_at, entry = site + n, tramp + n
     rw.patched[site] = (bytes.fromhex("4989ca0f05"), tramp)
     rw._sorted.append(site)
@@ -276,8 +308,4 @@ def test_a_site_two_threads_put_back_at_once_is_put_back_once():
     rw.by_syscall[syscall_at] = tramp
     rw.short[syscall_at] = entry
     rw.entries[entry] = syscall_at
-    first, second = {site: True}, {site: True}  # (each thread's, taken before either ran)
-    rw._revert(None, first)
-    rw._revert(None, second)
-    assert written == [(site, bytes.fromhex("4989ca0f05"))] and rw.put_back == 1
-    assert not rw.patched and not rw.short and not rw.entries
+    return rw
