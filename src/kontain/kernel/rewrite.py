@@ -603,7 +603,7 @@ class Rewriter:
             # then reads as no `syscall` below, would return into the jump's middle)
             where = self.tramps.get(self.by_syscall.get(rip, -1))
             if where is not None:  # (else another thread has just taken the site back)
-                with self.lock:  # (``_put_back`` takes the set as a whole)
+                with self.lock:  # (``_put_back`` copies the set, and takes out what it put back)
                     self.put_back_soon.add(where[0])
             return rip
         if rip in self.framed_at or not self.short_ok:

@@ -459,7 +459,7 @@ class Task:
         self.sigmask = r.mask & ~S.UNBLOCKABLE
         self.set_altstack(*r.altstack, sp)  # (its errors are ignored, as Linux's restore_altstack does)
         rw = p.rewriter
-        if rw is not None and rw.short:
+        if rw is not None:
             # (a frame that returns to a `syscall` a short site's jump still covers: the
             # site's trampoline entry does what that `syscall` does, kernel/rewrite.py)
             r.ctx.regs["rip"] = rw.again(r.ctx.regs["rip"] & 0xFFFFFFFFFFFFFFFF)
