@@ -59,6 +59,8 @@ def fork(p, parent: Task, flags: int, exit_signal: int, stack: int, ptid: int, c
     # fork), if it runs on a stack of its own (clone's form, glibc's posix_spawn)
     shares = vfork and bool(flags & F.CLONE_VM)
     alone = len(p.tasks) == 1
+    if shares and not alone:
+        _tid_offset(p, probe=True)  # (the child's keeper needs it: found here, with the other threads)
     rfd = wfd = -1
     pid = -1
     link = _new_link(p)
@@ -168,7 +170,7 @@ def _host_fork(p, flags: int, exit_signal: int) -> int:
     host_flags = flags & (F.CLONE_PARENT | F.CLONE_NEW_SERVED)
     if exit_signal == S.SIGCHLD and not host_flags:
         return os.fork()
-    offset = _tid_offset()
+    offset = _tid_offset(p, probe=True)
     if offset is None:  # (a C library km does not know: the exit signal is SIGCHLD, no namespace)
         if flags & F.CLONE_NEW_SERVED:
             raise OSError(EPERM, "namespaces need the host's clone")
@@ -177,13 +179,14 @@ def _host_fork(p, flags: int, exit_signal: int) -> int:
     return _clone(exit_signal | host_flags, offset)
 
 
-def quiet_fork() -> int:
+def quiet_fork(p) -> int:
     """A copy of this process that no plain wait sees and whose end sends no signal (the
     host's clone with exit signal 0: only __WALL and __WCLONE waits see it), made by a
     process with one thread; -1 when km cannot make one (a C library it does not know).
     kernel/vforkmem.py's keeper is one: the program, which waits for its own children,
-    must not meet it."""
-    offset = _tid_offset()
+    must not meet it.  (No thread is made here to find glibc's tid field: the parent
+    found it before the fork, ``fork``.)"""
+    offset = _tid_offset(p)
     return -1 if offset is None else _clone(0, offset)
 
 
@@ -215,15 +218,85 @@ SYS_gettid = 186
 SETTLE_NS = 200_000_000
 
 
-def _tid_offset() -> int | None:
+def _tid_offset(p, probe: bool = False) -> int | None:
     """Where glibc's struct pthread (at pthread_self(), Python's thread ident) keeps the
-    thread's id: found by looking for it, once."""
-    if not _TID:
-        tid = struct.pack("<i", native.syscall(SYS_gettid))
-        data = native.read_mem(_thread.get_ident(), 2048)
-        found = [i for i in range(0, len(data) - 3, 4) if data[i:i + 4] == tid] if isinstance(data, bytes) else []
-        _TID.append(found[0] if len(found) == 1 else None)
+    thread's id: the one place that holds the id of each thread looked at.  One thread's
+    struct alone can hold its id more than once: the struct keeps pointers into the stack
+    (0x00007ffc...) and into mmap'd memory (0x00007f29...), whose upper halves are words
+    equal to a tid between 0x7f00 and 0x7fff, which a host with pid_max 32768 hands out
+    (a vfork child with pid 32764 found two places, made no keeper, and the writes it was
+    to give back were lost: vforkmem.c, 1 run in ~1000).  So the program's other threads'
+    structs narrow the places down, and if there are none, one made for it (``probe``:
+    not in a vfork child before its keeper, which must be made with one thread).  Known
+    once, kept (children inherit it); an ambiguity that remains is not kept."""
+    if _TID:
+        return _TID[0]
+    me = _thread.get_ident()
+    # (a forked child's own struct holds its new id, not its task's)
+    found = _places([(me, native.syscall(SYS_gettid))] +
+                    [(task.ident, task.tid) for task in list(p.tasks.values()) if task.ident != me])
+    if len(found) > 1 and probe:
+        found = _narrowed(found, _probe(p))
+    if len(found) > 1:
+        return None
+    _TID.append(found.pop() if found else None)
     return _TID[0]
+
+
+def _tid_words(ident: int, tid: int) -> set[int]:
+    """The offsets of the 4-byte words equal to ``tid`` in the first 2 KiB of the struct
+    pthread at ``ident`` (glibc's is at 720)."""
+    data = native.read_mem(ident, 2048)
+    if not isinstance(data, bytes):
+        return set()
+    want = struct.pack("<i", tid)
+    out = set()
+    i = data.find(want)
+    while i >= 0:
+        if not i % 4:
+            out.add(i)
+        i = data.find(want, i + 1)
+    return out
+
+
+def _places(structs: list[tuple[int, int]]) -> set[int]:
+    """The places of the id in the first (ident, tid) struct that hold the id in each
+    other one too, as far as they narrow them down (``_narrowed``)."""
+    found: set[int] = set()
+    for n, (ident, tid) in enumerate(structs):
+        words = _tid_words(ident, tid)
+        found = _narrowed(found, words) if n else words
+        if len(found) < 2:
+            break
+    return found
+
+
+def _narrowed(found: set[int], other: set[int]) -> set[int]:
+    """The places in both (another struct, whose pointers and id differ), unless none:
+    a struct read at the wrong moment must not take the right place away."""
+    return (found & other) or found
+
+
+def _probe(p) -> set[int]:
+    """The tid's places in the struct of a thread made to be looked at, which then ends
+    (a host clone waits for it to be gone: ``_settle``)."""
+    got: list[set[int]] = []
+    done = _thread.allocate_lock()
+    done.acquire()
+
+    def look() -> None:
+        try:
+            got.append(_tid_words(_thread.get_ident(), native.syscall(SYS_gettid)))
+            p.ending.append(_thread.get_ident())
+        finally:
+            done.release()
+
+    try:
+        _thread.start_new_thread(look, ())
+    except RuntimeError:
+        return set()
+    done.acquire()
+    return got[0] if got else set()
 
 
 def _settle(p, offset: int) -> None:

@@ -152,7 +152,7 @@ class Keeper:
                         os.close(fd)
             ask_r, ask_w, ans_r, ans_w = fds
             parent = os.getpid()
-            pid = quiet_fork()
+            pid = quiet_fork(p)
         except OSError:
             pid = -1
         if pid == 0:
