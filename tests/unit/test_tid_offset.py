@@ -67,3 +67,18 @@ def test_the_offset_found_holds_each_real_threads_id():
     _thread.start_new_thread(look, ())
     done.acquire()
     assert struct.unpack("<i", seen[0][0])[0] == seen[0][1]
+
+
+def test_a_probe_thread_gives_its_own_places_and_is_waited_for():
+    """The thread made when the program has no other one to look at (a single-threaded
+    program's clone with another exit signal): its places hold the true one, and it is
+    among the ending threads a host clone waits for (``_settle``)."""
+    p = _Process()
+    places = fork._probe(p)
+    offset = fork._tid_offset(_Process())
+    assert offset in places
+    assert len(p.ending) == 1
+    ident = p.ending[0]
+    fork._settle(p, offset)  # (returns once the probe's id word is cleared: its thread is gone)
+    word = native.read_mem(ident + offset, 4)
+    assert not isinstance(word, bytes) or word == bytes(4)
