@@ -538,7 +538,6 @@ def test_what_a_vfork_child_writes_is_its_parents(variant):
     assert guest.text.count("stack variable 7") == 4 and "never went back, 10 of 10" in guest.text, guest.text
 
 
-
 NS_LAST_PID = "/proc/sys/kernel/ns_last_pid"
 
 
@@ -561,6 +560,7 @@ def test_vfork_children_whose_pid_looks_like_a_pointers_half(variant):
             f.write(str(start))
         guest = km(prog)
         assert guest.returncode == native.returncode and guest.stdout == native.stdout, guest.text
+
 
 @pytest.mark.parametrize("variant", STATIC)
 def test_mseal(variant):

@@ -7,6 +7,7 @@ found two places, made no keeper, and what it wrote was not given back (vforkmem
 
 import _thread
 import struct
+import time
 
 from kontain import native
 from kontain.kernel import fork
@@ -79,6 +80,11 @@ def test_a_probe_thread_gives_its_own_places_and_is_waited_for():
     assert offset in places
     assert len(p.ending) == 1
     ident = p.ending[0]
-    fork._settle(p, offset)  # (returns once the probe's id word is cleared: its thread is gone)
+    fork._settle(p, offset)  # (waits, 0.2 s at most, until the probe's id word is cleared)
+    assert p.ending == []
+    deadline = time.monotonic() + 30  # (the word the kernel clears as the thread ends: a loaded machine may take long)
     word = native.read_mem(ident + offset, 4)
+    while isinstance(word, bytes) and word != bytes(4) and time.monotonic() < deadline:
+        time.sleep(0.01)
+        word = native.read_mem(ident + offset, 4)
     assert not isinstance(word, bytes) or word == bytes(4)
