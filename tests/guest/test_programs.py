@@ -262,17 +262,20 @@ def test_inherited_signal_state(variant):
     assert b" 1 3 12 " in guest.stdout and b"blocked: 10 15 35" in guest.stdout
 
 
-@pytest.mark.parametrize("mode", ["flags", "signals", "threads", "sigreads"])
+@pytest.mark.parametrize("mode", ["flags", "signals", "threads", "sigreads", "renumber"])
 def test_polling_tier(mode, tmp):
     """Calls served by the polling tier (kernel/poll.py) give what Linux gives, flags
     included, with a timer interrupting and with threads; and the same with it off.
     sigreads: no call is made twice when a signal stops the thread waiting for its answer
     (Poller.settle took a call answered between its two looks at the slot for one never
-    begun, and it ran again: Go's os tests once read a file's 12 bytes as 0)."""
+    begun, and it ran again: Go's os tests once read a file's 12 bytes as 0).
+    renumber: a descriptor number that names a file, then a pipe with no reader (SIGPIPE,
+    which the native poller, knowing the number as a file's, would not have raised had
+    dup2 not moved Process.epoch), a socket, a file again."""
     prog = build("polled", "musl", ("-lpthread",))
     native, guest = compare([prog, mode, str(tmp)])
     assert "FAILED" not in guest.text
-    if mode == "sigreads":
+    if mode in ("sigreads", "renumber"):
         compare([prog, mode, str(tmp)], km_options=("--poll", "always"))
     compare([prog, mode, str(tmp)], km_options=("--poller", "python"))
     compare([prog, mode, str(tmp)], km_options=("--no-poll",))

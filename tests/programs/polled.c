@@ -19,6 +19,12 @@
  *             the program's limit (km's own, under km), junk in a descriptor's upper 32
  *             bits, a negative offset, a bad whence; and stats of paths (hostile_stats);
  *             prints each call's result and errno
+ *   renumber  DIR: one descriptor number, written and read in a hot loop, made to name a
+ *             regular file, a pipe, another file, a socket, a file opened again after a
+ *             close: each call reaches what the number names at that moment (km's native
+ *             poller keeps a single-threaded program's file kinds between calls); a file
+ *             locked with flock and closed is free again at once; the same in a second
+ *             thread, and once more in the main thread after it ended
  * Prints what it checked; the exit status is 0 unless a check failed. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/ioctl.h>
@@ -492,6 +499,77 @@ static void hostile(const char *dir) {
     unlink(path);
 }
 
+static const char *renumber_dir;
+static int sigpipes;
+static void on_sigpipe(int sig) { (void)sig; __atomic_add_fetch(&sigpipes, 1, __ATOMIC_SEQ_CST); }
+
+/* ``rounds`` writes of one byte to the number, then one read back where it can be read */
+static long hot_writes(int fd, int rounds, char c) {
+    long n = 0;
+    for (int i = 0; i < rounds; i++) n += write(fd, &c, 1) == 1;
+    return n;
+}
+
+static void *renumber_once(void *arg) {
+    char path[3][256], buf[512];
+    int fd = 9, p[2], sv[2];
+    long tag = (long)arg;
+    for (int i = 0; i < 3; i++) snprintf(path[i], sizeof path[i], "%s/renumber-%ld-%d", renumber_dir, tag, i);
+    int a = open(path[0], O_RDWR | O_CREAT | O_TRUNC, 0600), b = open(path[1], O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK("pipe", pipe(p) == 0);
+    CHECK("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    dup2(a, fd);
+    printf("file a: %ld\n", hot_writes(fd, 300, 'a'));
+    dup2(p[1], fd);  /* the number names the pipe now */
+    printf("pipe: %ld", hot_writes(fd, 200, 'p'));
+    printf(" read back %zd\n", read(p[0], buf, sizeof buf));
+    dup2(p[0], fd);  /* its read end: a read of what is there must not wait for more */
+    CHECK("pipe refill", write(p[1], "xyz", 3) == 3);
+    printf("pipe read end: %zd\n", read(fd, buf, sizeof buf));
+    dup2(b, fd);
+    printf("file b: %ld\n", hot_writes(fd, 300, 'b'));
+    int q[2];  /* a pipe with no reader: a write gets EPIPE and SIGPIPE, which a file never gives */
+    CHECK("pipe", pipe(q) == 0);
+    close(q[0]);
+    dup2(q[1], fd);
+    errno = 0;
+    long r = write(fd, "x", 1);
+    printf("reader gone: %ld %s, SIGPIPE %d\n", r, strerror(errno), __atomic_exchange_n(&sigpipes, 0, __ATOMIC_SEQ_CST));
+    close(q[1]);
+    dup2(b, fd);
+    printf("file b again: %ld\n", hot_writes(fd, 300, 'B'));
+    dup2(sv[0], fd);
+    printf("socket: %ld", hot_writes(fd, 100, 's'));
+    printf(" read back %zd\n", read(sv[1], buf, sizeof buf));
+    close(fd);
+    CHECK("reopen takes the number", open(path[2], O_RDWR | O_CREAT | O_TRUNC, 0600) == fd);
+    printf("file c: %ld\n", hot_writes(fd, 300, 'c'));
+    CHECK("flock", flock(fd, LOCK_EX) == 0);
+    printf("file c, locked: %ld\n", hot_writes(fd, 300, 'C'));
+    close(fd);  /* the last descriptor of that open file: its lock goes with it */
+    int again = open(path[2], O_RDONLY);
+    printf("lock free after the close: %s\n", flock(again, LOCK_EX | LOCK_NB) == 0 ? "yes" : "no");
+    close(again);
+    struct stat st;
+    for (int i = 0; i < 3; i++) {
+        stat(path[i], &st);
+        printf("size %d: %ld\n", i, (long)st.st_size);
+        unlink(path[i]);
+    }
+    close(a), close(b), close(p[0]), close(p[1]), close(sv[0]), close(sv[1]);
+    return NULL;
+}
+
+static void renumber(const char *dir) {
+    pthread_t t;
+    renumber_dir = dir;
+    signal(SIGPIPE, on_sigpipe);
+    renumber_once((void *)1L);
+    CHECK("thread", pthread_create(&t, NULL, renumber_once, (void *)2L) == 0);
+    pthread_join(t, NULL);
+    renumber_once((void *)3L);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     const char *mode = argc > 1 ? argv[1] : "flags";
@@ -505,6 +583,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "handoff")) handoff();
     else if (!strcmp(mode, "hostile")) hostile(argc > 2 ? argv[2] : "/tmp");
     else if (!strcmp(mode, "handback")) handback(argc > 2 ? argv[2] : "/tmp");
+    else if (!strcmp(mode, "renumber")) renumber(argc > 2 ? argv[2] : "/tmp");
     else if (!strcmp(mode, "zerobudget")) zerobudget(argc > 2 ? argv[2] : "0");
     return failed;
 }

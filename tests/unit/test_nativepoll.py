@@ -31,7 +31,8 @@ def test_the_control_block_layout_fits():
     assert top <= nativepoll.C_NR and nativepoll.C_NR + 64 <= nativepoll.C_SITES < nativepoll.WORDS
     assert nativepoll.C_NLOCKED == nativepoll.C_SITES + 2 * (1 << nativepoll.SITES_BITS)
     assert nativepoll.C_LOCKED == nativepoll.C_NLOCKED + 1
-    assert nativepoll.WORDS == nativepoll.C_LOCKED + 2 * nativepoll.LOCKED_MAX
+    assert nativepoll.C_SOLO == nativepoll.C_LOCKED + 2 * nativepoll.LOCKED_MAX
+    assert nativepoll.WORDS == nativepoll.C_KNOWN_EPOCH + 1
 
 
 def test_sites_go_to_python_only_past_the_warm_up():
@@ -50,7 +51,7 @@ def test_sites_go_to_python_only_past_the_warm_up():
     assert poll is not None, "the native poller is not built: run `make bytecode`"
     pollable = [False] * 512
     pollable[110] = True
-    ctl = nativepoll.Control(types.SimpleNamespace(base=0, size=0), 1 << 20, pollable, False)
+    ctl = nativepoll.Control(types.SimpleNamespace(base=0, size=0), 1 << 20, pollable, False, bytearray(8))
     slot, kick = bytearray(L.SLOT_SIZE), bytearray(1)
     ctl.attach(0, native.address_of(slot), types.SimpleNamespace(kick_flag=kick, kick_addr=native.address_of(kick)))
     ctl.native(0, True)
@@ -89,7 +90,7 @@ def test_no_duplicate_of_a_file_the_program_locked(tmp_path):
     mem = bytearray(1 << 16)
     floor = 512  # (the duplicate goes at or above it: within RLIMIT_NOFILE)
     ctl = nativepoll.Control(types.SimpleNamespace(base=native.address_of(mem), size=len(mem)), floor, pollable,
-                             False)
+                             False, bytearray(8))
     slot, kick = bytearray(L.SLOT_SIZE), bytearray(1)
     ctl.attach(0, native.address_of(slot), types.SimpleNamespace(kick_flag=kick, kick_addr=native.address_of(kick)))
     ctl.native(0, True)
@@ -114,3 +115,55 @@ def test_no_duplicate_of_a_file_the_program_locked(tmp_path):
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def test_a_single_threaded_programs_own_descriptor(tmp_path):
+    """With one thread (C_SOLO) a read of a regular file is made on the program's own
+    descriptor: no duplicate, so none whose close could drop a POSIX lock (a locked file's
+    read is made natively).  The file's kind is known until the epoch moves (every call
+    km's handlers serve bumps it): then it is looked at again, and a pipe's read, which
+    could wait, goes to Python.  With more than one thread the duplicate rules again."""
+    import struct
+    import types
+
+    from kontain import native
+    from kontain.arch.x86_64 import layout as L
+
+    poll = nativepoll.load()
+    assert poll is not None, "the native poller is not built: run `make bytecode`"
+    pollable = [False] * 512
+    pollable[0] = True
+    mem, epoch = bytearray(1 << 16), bytearray(8)
+    ctl = nativepoll.Control(types.SimpleNamespace(base=native.address_of(mem), size=len(mem)), 512, pollable,
+                             False, epoch)
+    slot, kick = bytearray(L.SLOT_SIZE), bytearray(1)
+    ctl.attach(0, native.address_of(slot), types.SimpleNamespace(kick_flag=kick, kick_addr=native.address_of(kick)))
+    ctl.native(0, True)
+    locked = tmp_path / "locked"
+    locked.write_bytes(b"L" * 64)
+    fd = os.open(locked, os.O_RDONLY)
+    r, w = os.pipe()
+    try:
+        st = os.fstat(fd)
+        ctl.locked([(st.st_dev, st.st_ino)])
+        ctl.w[nativepoll.C_SOLO] = 1
+
+        def read() -> int:
+            struct.pack_into("<IIq", slot, L.SLOT_STATE, L.SLOT_POSTED, 0, 0)
+            struct.pack_into("<qqq", slot, L.SLOT_ARGS, fd, 0, 8)
+            return poll(ctl.addr, 4)
+
+        assert read() == nativepoll.TICK and mem[:8] == b"L" * 8  # made natively, on fd itself
+        assert ctl.w[nativepoll.C_KNOWN_FD] == fd + 1
+        os.write(w, b"P" * 8)
+        os.dup2(r, fd)  # the number names a pipe now, and the program's call that did it ...
+        struct.pack_into("<Q", epoch, 0, 1)  # ... moved the epoch
+        assert read() == 0 << 2 | nativepoll.RUN  # looked at again: a pipe's read is Python's
+        assert struct.unpack_from("<I", slot, L.SLOT_STATE)[0] == L.SLOT_POSTED
+        os.dup2(os.open(locked, os.O_RDONLY), fd)
+        struct.pack_into("<Q", epoch, 0, 2)
+        ctl.w[nativepoll.C_SOLO] = 0  # another thread: a duplicate, never of a locked file
+        assert read() == 0 << 2 | nativepoll.RUN
+    finally:
+        for d in (fd, r, w):
+            os.close(d)

@@ -48,7 +48,13 @@ C_SITES = C_PLAIN + PLAIN_MAX  # the rewriter's settled sites (nativepoll.c ``se
 # then (st_dev, st_ino) of each; a count above LOCKED_MAX: too many to list, every file counts
 C_NLOCKED = C_SITES + 2 * (1 << SITES_BITS)
 C_LOCKED = C_NLOCKED + 1
-WORDS = C_LOCKED + 2 * LOCKED_MAX
+# the program has one thread (kernel/poll.py ``_native_round`` sets it, ``attach`` clears it
+# before a second one runs): its reads and writes of a regular file are made on its own
+# descriptor, no other thread can change what the number names meanwhile; C_EPOCH: the
+# address of Process.epoch; C_KNOWN_FD (the descriptor + 1) was a regular file at C_KNOWN_EPOCH
+C_SOLO = C_LOCKED + 2 * LOCKED_MAX
+C_EPOCH, C_KNOWN_FD, C_KNOWN_EPOCH = C_SOLO + 1, C_SOLO + 2, C_SOLO + 3
+WORDS = C_SOLO + 4
 
 # what km_poll returns: TICK, or a vCPU id << 2 | RUN or ANSWER
 TICK, RUN, ANSWER = -1, 0, 1
@@ -79,7 +85,8 @@ def defines() -> list[str]:
         "SLOT_DONE": L.SLOT_DONE, "SLOT_DONE_EXIT": L.SLOT_DONE_EXIT, "POLL_SPIN_EAGER": L.POLL_SPIN_MAX,
         "SEEK_MAX": SEEK_HOLE, "NEVER_OPEN": NEVER_OPEN, "C_NLOCKED": C_NLOCKED, "C_LOCKED": C_LOCKED,
         "C_NPLAIN": C_NPLAIN, "C_PLAIN": C_PLAIN, "PLAIN_MAX": PLAIN_MAX,
-        "LOCKED_MAX": LOCKED_MAX,
+        "LOCKED_MAX": LOCKED_MAX, "C_SOLO": C_SOLO, "C_EPOCH": C_EPOCH, "C_KNOWN_FD": C_KNOWN_FD,
+        "C_KNOWN_EPOCH": C_KNOWN_EPOCH,
     }
     return [f"-D{k}={v}" for k, v in names.items()] + ["-shared", "-fPIC"]
 
@@ -105,7 +112,7 @@ def load():
 class Control:
     """One process's control block (the poller's; a forked child makes its own)."""
 
-    def __init__(self, window, floor: int, pollable: list[bool], eager: bool) -> None:
+    def __init__(self, window, floor: int, pollable: list[bool], eager: bool, epoch: bytearray) -> None:
         from kontain.memory.window import GUARD, NONCANONICAL, USER_LIMIT
 
         self.buf = bytearray(8 * WORDS)
@@ -115,6 +122,8 @@ class Control:
         w[C_BASE], w[C_SIZE], w[C_GUARD] = window.base, window.size, GUARD
         w[C_USER_LIMIT], w[C_NONCANONICAL], w[C_MAX_RW] = USER_LIMIT, NONCANONICAL, MAX_RW_COUNT
         w[C_FLOOR], w[C_EAGER], w[C_TICK_NS], w[C_PID] = floor, int(eager), TICK_NS, os.getpid()
+        self.epoch = epoch  # (kept alive: the block points at it)
+        w[C_EPOCH] = native.address_of(epoch)
         for nr in CALLS:
             if pollable[nr]:
                 self.buf[8 * C_NR + nr] = 1
@@ -172,4 +181,4 @@ class Control:
 
     def forget_sites(self) -> None:
         """exec: the sites were the old program's."""
-        self.w[C_SITES:] = memoryview(bytes(8 * (WORDS - C_SITES))).cast("Q")
+        self.w[C_SITES:C_NLOCKED] = memoryview(bytes(8 * (C_NLOCKED - C_SITES))).cast("Q")

@@ -153,6 +153,7 @@ class Poller:
         # control block, made when the poller thread first starts (None: Python alone)
         self.native_poll = None
         self.ctl = None
+        self.threads = 0  # threads attached and not detached: 1, the program's calls are its alone (nativepoll.C_SOLO)
         self.switched_on = self.backed_off = self.parked = self.idled = 0  # (km --timings too)
         self._stat = bytearray(144)
         self._stat_addr = native.address_of(self._stat)
@@ -190,7 +191,7 @@ class Poller:
         if poll is None:
             self.native_poll = False
             return
-        ctl = nativepoll.Control(self.p.mem, self.p.fds.floor, self.pollable, self.eager)
+        ctl = nativepoll.Control(self.p.mem, self.p.fds.floor, self.pollable, self.eager, self.p.epoch_buf)
         for vid, slot in self.slots.items():
             ctl.attach(vid, slot.addr, slot.task)
         ctl.locked(list(self.p.posix_locked))
@@ -221,6 +222,10 @@ class Poller:
     # -- tasks ----------------------------------------------------------------------------
     def attach(self, task) -> Slot | None:
         vid = task.vcpu.id
+        with self.lock:  # (another thread may run once this returns: not alone, ``_native_round``)
+            self.threads += 1
+            if self.ctl is not None:
+                self.ctl.w[nativepoll.C_SOLO] = 0
         if vid >= L.POLL_VCPUS:
             return None
         view = self.p.sys.poll_slot(vid)
@@ -236,6 +241,8 @@ class Poller:
 
     def detach(self, task) -> None:
         vid = task.vcpu.id
+        with self.lock:
+            self.threads -= 1
         slot = self.slots.get(vid)
         if slot is not None and slot.task is task:
             slot.u32[ON] = 0
@@ -248,6 +255,7 @@ class Poller:
         """After fork: no poller thread here; every slot off and empty."""
         self.slots.clear()
         self.active.clear()
+        self.threads = 0  # (the child's thread attaches again)
         self._started = False
         self._sleeping = False
         self._wake = _thread.allocate_lock()
@@ -508,6 +516,8 @@ class Poller:
         with self.lock:  # (as creds_changed clears a thread's flag: nativepoll.Control.native)
             for vid, slot in list(self.active.items()):
                 ctl.native(vid, self._mine(slot, creds))
+            # a new thread's ``attach`` clears it, under the lock, before the thread runs
+            w[nativepoll.C_SOLO] = int(self.threads == 1 and len(self.p.tasks) == 1)
         before = w[nativepoll.C_SERVED]
         r = self.native_poll(ctl.addr, NATIVE_ROUNDS)
         served = r >= 0 or w[nativepoll.C_SERVED] != before

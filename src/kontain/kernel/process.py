@@ -90,6 +90,10 @@ class Process:
         # F_SETSIG, F_SETOWN): from then on every call collects the host's signals before
         # it returns (syscalls/dispatch.invoke), as Linux queues them before it returns
         self.own_signals = False
+        # bumped at every call a handler serves (syscalls/dispatch.invoke): while it holds,
+        # no descriptor of a single-threaded program changed (nativepoll.c ``here``)
+        self.epoch_buf = bytearray(8)
+        self.epoch = memoryview(self.epoch_buf).cast("Q")
         self._signalfds = None  # kernel/signalfd.py, at the first signalfd
         self._procfs = None  # kernel/procfs.py, at the first look at /proc
         self._opener = None  # kernel/paths.py, at the first open

@@ -47,6 +47,8 @@ def invoke(task, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int, a5: int) 
 
             return km_snapshot(task, a0, a1)
         return -ENOSYS
+    p = task.process
+    p.epoch[0] += 1  # (before: a handler may raise, execve's among them)
     try:
         r = h(task, a0, a1, a2, a3, a4, a5)
     except GuestError as e:
@@ -56,7 +58,6 @@ def invoke(task, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int, a5: int) 
     except Exception as e:  # a bug in km: loud, and the program stops
         internal_error(nr, e)
         raise  # (not reached: internal_error raises)
-    p = task.process
     if p.own_signals:  # (a dnotify or SIGIO signal this call caused is pending when it returns)
         p.host_signals.sync()
     return r
