@@ -167,3 +167,18 @@ def test_a_single_threaded_programs_own_descriptor(tmp_path):
     finally:
         for d in (fd, r, w):
             os.close(d)
+
+
+def test_exec_forgets_the_sites_not_the_locked_files():
+    """exec's forget_sites clears the rewriter's settled sites (the old program's) but not
+    the files the program holds POSIX locks on, which outlive exec: the native poller would
+    otherwise make (and close, dropping the locks) duplicates of their descriptors again."""
+    import types
+
+    ctl = nativepoll.Control(types.SimpleNamespace(base=0, size=0), 1 << 20, [False] * 512, False, bytearray(8))
+    ctl.locked([(7, 42)])
+    ctl.settle(0x401234, True)
+    ctl.forget_sites()
+    w = ctl.w
+    assert not any(w[nativepoll.C_SITES:nativepoll.C_NLOCKED])
+    assert (w[nativepoll.C_NLOCKED], w[nativepoll.C_LOCKED], w[nativepoll.C_LOCKED + 1]) == (1, 7, 42)
