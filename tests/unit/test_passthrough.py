@@ -26,9 +26,13 @@ S_IFIFO, EFD_CLOEXEC = 0o010000, 0o2000000
 
 
 class Process:
-    """What ``invoke`` reads of a process: whether calls collect host signals."""
+    """What ``invoke`` reads of a process: whether calls collect host signals, and the
+    epoch it bumps at each call (nativepoll.c)."""
 
     own_signals = False
+
+    def __init__(self):
+        self.epoch = memoryview(bytearray(8)).cast("Q")
 
 
 class Task:
