@@ -220,7 +220,8 @@ def report_timings(proc, started: tuple[float, float] | None) -> None:
         lines.append(f"km: timings: {poller.served} system calls served by polling, without an exit (by vCPU: {by_vcpu}; "
                      f"{poller.served_natively} by the native poller)")
         lines.append(f"km: timings: polling: slots switched on {poller.switched_on} times, backed off "
-                     f"{poller.backed_off} times; the poller parked {poller.parked} times, slept idle {poller.idled} times")
+                     f"{poller.backed_off} times; the poller parked {poller.parked} times, slept idle {poller.idled} times; "
+                     f"{poller.proven_on} switched on at a site an earlier run proved")
     if proc.rewriter is not None:
         lines.append(f"km: timings: {proc.rewriter.report()}")
     lines += kvm_counters(proc)

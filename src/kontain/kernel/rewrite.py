@@ -166,6 +166,8 @@ class Rewriter:
                 self.unproven.add(ret)
             return False
         self.seen[ret] = REFUSED if done is None else HOT - 1 if done == LATER else PATCHED
+        if done is not None and done != LATER and self.p.poller is not None:
+            self.p.poller.proven_hot(task)
         return True
 
     def answered(self, ret: int) -> bool:
