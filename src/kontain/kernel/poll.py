@@ -69,6 +69,8 @@ PLACE_WAIT = 0.005  # seconds a vCPU thread that started the poller waits at mos
 SWITCH_INTERVAL = 20e-6  # seconds: the longest a vCPU thread waits for the GIL while the poller runs
 
 _S_IFMT, _S_IFREG = 0o170000, 0o100000
+# read, write, pread64, pwrite64, readv, writev: pollable only for a regular file
+RW = frozenset((0, 1, 17, 18, 19, 20))
 _SYS_getcpu, _SYS_gettid = 309, 186
 
 
@@ -331,8 +333,6 @@ class Poller:
         ``burst`` more exits (~100 us each: file I/O 64 MiB through a km server made 9 of
         them between the two).  Not for a call it would hand back (a socket's read: the
         TCP echo's one site is as hot), as the dispatcher counts none of those."""
-        from kontain.syscalls.dispatch import RW
-
         slot = self.slots.get(task.vcpu.id)
         nr = task.q[k.RAX]
         if slot is None or slot.task is not task or self.active.get(task.vcpu.id) is slot or slot.banned > 0 or \

@@ -142,7 +142,7 @@ def _make_polled(task, plain, poller, slot):
     done_exit = L.poll_stub(task.vcpu.id) + G.POLL_DONE_RETURN  # RIP at the exit after an answered call
     pollable = poller.pollable
     RIP, RFLAGS, R11 = k.RIP, k.RFLAGS, k.R11
-    from kontain.kernel.poll import ARG0, IDLE, MISSES, NR, ON, STATE
+    from kontain.kernel.poll import ARG0, IDLE, MISSES, NR, ON, RW, STATE
 
     burst = poller.burst
     back = poller.back
@@ -205,8 +205,6 @@ def _make_polled(task, plain, poller, slot):
     return on_syscall
 
 
-# read, write, pread64, pwrite64, readv, writev: pollable only for a regular file (kernel/poll.py)
-RW = frozenset((0, 1, 17, 18, 19, 20))
 
 INTERNAL_ERROR = 70  # km's exit status when it stops a program because of its own bug (EX_SOFTWARE)
 
