@@ -328,7 +328,8 @@ class Poller:
 
     def proven_hot(self, task) -> None:
         """A site of ``task``'s that an earlier run proved hot was rewritten from its
-        proof (kernel/rewrite.py ``_proven``), in a call the poller could serve: its calls
+        proof at a trap (kernel/rewrite.py ``trap``: RAX is the call's number), in a call
+        the poller could serve: its calls
         are about to come in numbers, so its slot is considered now rather than after
         ``burst`` more exits (~100 us each: file I/O 64 MiB through a km server made 9 of
         them between the two).  Not for a call it would hand back (a socket's read: the

@@ -145,6 +145,8 @@ class Rewriter:
         if n + 1 < HOT or self.trapped < self.p.spec.rewrite_after and self._calls() < self.p.spec.rewrite_after:
             if n + 1 >= HOT_PROVEN and self.cache is not None and ret not in self.unproven and \
                     self._proven(task, ret):
+                if self.seen[ret] == PATCHED and self.p.poller is not None:
+                    self.p.poller.proven_hot(task)  # (RAX: the call's number, at this trap)
                 return
             if not self.preloading:
                 self.warm_up_left()
@@ -166,8 +168,6 @@ class Rewriter:
                 self.unproven.add(ret)
             return False
         self.seen[ret] = REFUSED if done is None else HOT - 1 if done == LATER else PATCHED
-        if done is not None and done != LATER and self.p.poller is not None:
-            self.p.poller.proven_hot(task)
         return True
 
     def answered(self, ret: int) -> bool:

@@ -205,7 +205,6 @@ def _make_polled(task, plain, poller, slot):
     return on_syscall
 
 
-
 INTERNAL_ERROR = 70  # km's exit status when it stops a program because of its own bug (EX_SOFTWARE)
 
 
