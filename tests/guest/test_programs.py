@@ -350,11 +350,11 @@ def test_a_proven_site_switches_polling_on(tmp_path):
     if that call is one the poller serves (a regular file's write) the thread's slot switches
     on there, rather than after 16 more exits; the TCP echo's one site, as hot, carries
     socket calls, which the poller hands back: its slot stays off.  (Counted by km itself,
-    whatever the load: the check is the count, never a time.)"""
+    whatever the load: the check is the count, never a time.)  On hardware KVM, which has
+    neither a polling tier nor rewriting, both programs still give their output."""
     from kt import km, kvm_platform
 
-    if kvm_platform() != "pvm":
-        pytest.skip("the polling tier and rewriting are PVM's")  # (hardware KVM: no stub to poll)
+    pvm = kvm_platform() == "pvm"
     cache = tmp_path / "sites"
     cache.mkdir()
     fileio = build("fileio")
@@ -362,11 +362,13 @@ def test_a_proven_site_switches_polling_on(tmp_path):
     for run in range(2):
         r = km("--timings", "--site-cache", str(cache), fileio, str(tmp_path / "io.bin"), "16", "16")
         assert r.returncode == 0 and r.text == f"{16 << 20}\n", r.err
-        proven = re.search(r"(\d+) switched on at a site an earlier run proved", r.err)
-        assert proven and int(proven[1]) == run, r.err  # (the first run proves it, the second uses it)
+        if pvm:
+            proven = re.search(r"(\d+) switched on at a site an earlier run proved", r.err)
+            assert proven and int(proven[1]) == run, r.err  # (the first run proves it, the second uses it)
         r = km("--timings", "--site-cache", str(cache), echo, "2000", "64")
         assert r.returncode == 0 and r.text == "2000 of 2000 echoed\n", r.err
-        assert _polling(r.err)[1] == 0 and " 0 switched on at a site an earlier run proved" in r.err, r.err
+        if pvm:
+            assert _polling(r.err)[1] == 0 and " 0 switched on at a site an earlier run proved" in r.err, r.err
 
 
 def test_polling_tier_switches_on_by_count():
