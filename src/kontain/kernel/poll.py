@@ -329,11 +329,11 @@ class Poller:
     def proven_hot(self, task) -> None:
         """A site of ``task``'s that an earlier run proved hot was rewritten from its
         proof at a trap (kernel/rewrite.py ``trap``: RAX is the call's number), in a call
-        the poller could serve: its calls
-        are about to come in numbers, so its slot is considered now rather than after
-        ``burst`` more exits (~100 us each: file I/O 64 MiB through a km server made 9 of
-        them between the two).  Not for a call it would hand back (a socket's read: the
-        TCP echo's one site is as hot), as the dispatcher counts none of those."""
+        the poller could serve: its calls are about to come in numbers, so its slot is
+        considered now rather than after ``burst`` more exits (~100 us each: file I/O
+        64 MiB through a km server made 9 of them between the two).  Not for a call it
+        would hand back (a socket's read: the TCP echo's one site is as hot), as the
+        dispatcher counts none of those (the same tests as its ``on_syscall``)."""
         slot = self.slots.get(task.vcpu.id)
         nr = task.q[k.RAX]
         if slot is None or slot.task is not task or self.active.get(task.vcpu.id) is slot or slot.banned > 0 or \
