@@ -25,6 +25,13 @@
  *             poller keeps a single-threaded program's file kinds between calls); a file
  *             locked with flock and closed is free again at once; the same in a second
  *             thread, and once more in the main thread after it ended
+ *   sockets   reads and writes of sockets in hot loops (km's native poller makes those
+ *             that need not wait): a socketpair's echo in the main thread and in a
+ *             second one; a 4 MiB blocking write a slow reader drains (the socket takes
+ *             part at once, the rest waits); EPIPE with SIGPIPE caught and ignored; a
+ *             non-blocking socket with nothing to read; SO_RCVLOWAT 8 with 4 bytes there;
+ *             a reset connection's ECONNRESET, then EOF; datagrams; a signalfd's reads; O_ASYNC's SIGIO
+ *             come by the time the write that caused it returns
  * Prints what it checked; the exit status is 0 unless a check failed. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,7 +45,10 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/signalfd.h>
 #include <sys/ioctl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <termios.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -570,6 +580,183 @@ static void renumber(const char *dir) {
     renumber_once((void *)3L);
 }
 
+static volatile sig_atomic_t pipes, sigios;
+static void count_sigpipe(int sig) { (void)sig; pipes++; }
+static void count_sigio(int sig) { (void)sig; sigios++; }
+
+/* n rounds of a 64-byte write and read through a socketpair, the bytes checked */
+static long sock_echo(int n) {
+    int sv[2];
+    long good = 0;
+    char out[64], in[64];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) return -1;
+    for (int i = 0; i < n; i++) {
+        memset(out, 'a' + i % 26, sizeof out);
+        if (write(sv[0], out, sizeof out) != sizeof out || read(sv[1], in, sizeof in) != sizeof in) break;
+        good += !memcmp(in, out, sizeof in);
+    }
+    close(sv[0]);
+    close(sv[1]);
+    return good;
+}
+
+static void *sock_echo_thread(void *arg) { return (void *)sock_echo((int)(long)arg); }
+
+#define BIG (4 << 20)
+static void *slow_reader(void *arg) {
+    int fd = (int)(long)arg;
+    static char buf[4096];
+    long got = 0, bad = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r <= 0) break;
+        for (ssize_t i = 0; i < r; i++) bad += buf[i] != (char)((got + i) * 7 % 251);
+        got += r;
+        if (got < 65536) usleep(1000);  /* the writer's socket is full meanwhile */
+    }
+    return (void *)(got == BIG && !bad ? 1L : 0L);
+}
+
+static void *late_writer(void *arg) {
+    int fd = (int)(long)arg;
+    if (write(fd, "abcd", 4) != 4) return NULL;
+    usleep(20000);
+    if (write(fd, "efgh", 4) != 4) return NULL;
+    return NULL;
+}
+
+static void sockets(void) {
+    pthread_t t;
+    void *res;
+    int sv[2];
+    printf("socketpair echo, main thread: %ld of 5000\n", sock_echo(5000));
+    CHECK("thread", pthread_create(&t, NULL, sock_echo_thread, (void *)5000L) == 0);
+    pthread_join(t, &res);
+    printf("socketpair echo, second thread: %ld of 5000\n", (long)res);
+
+    /* a blocking write larger than the socket takes at once, its reader slow */
+    char *big = malloc(BIG);
+    for (long i = 0; i < BIG; i++) big[i] = (char)(i * 7 % 251);
+    CHECK("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    sock_echo(300);  /* (hot) */
+    CHECK("thread", pthread_create(&t, NULL, slow_reader, (void *)(long)sv[1]) == 0);
+    ssize_t w = write(sv[0], big, BIG);
+    close(sv[0]);
+    pthread_join(t, &res);
+    printf("4 MiB blocking write: %zd, read back %s\n", w, res ? "whole" : "WRONG");
+    close(sv[1]);
+    free(big);
+
+    /* EPIPE: SIGPIPE caught, then ignored */
+    CHECK("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    close(sv[1]);
+    signal(SIGPIPE, count_sigpipe);
+    int epipe = 0;
+    for (int i = 0; i < 300; i++) {
+        sock_echo(10);
+        epipe += write(sv[0], "x", 1) == -1 && errno == EPIPE;
+    }
+    printf("EPIPE, SIGPIPE caught: %d writes, %d signals\n", epipe, (int)pipes);
+    signal(SIGPIPE, SIG_IGN);
+    epipe = 0;
+    for (int i = 0; i < 300; i++) epipe += write(sv[0], "x", 1) == -1 && errno == EPIPE;
+    printf("EPIPE, SIGPIPE ignored: %d writes, %d signals\n", epipe, (int)pipes);
+    close(sv[0]);
+
+    /* a non-blocking socket with nothing to read, with data now and then */
+    CHECK("socketpair", socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    int again = 0, data = 0;
+    char c;
+    for (int i = 0; i < 3000; i++) {
+        if (i % 3 == 0) CHECK("write", write(sv[0], "y", 1) == 1);
+        ssize_t r = read(sv[1], &c, 1);
+        again += r == -1 && errno == EAGAIN;
+        data += r == 1 && c == 'y';
+    }
+    printf("non-blocking reads: %d data, %d EAGAIN\n", data, again);
+    close(sv[0]);
+    close(sv[1]);
+
+    /* SO_RCVLOWAT: a blocking read waits for 8 bytes though 4 are there */
+    CHECK("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    int lowat = 8;
+    CHECK("SO_RCVLOWAT", setsockopt(sv[1], SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) == 0);
+    sock_echo(300);
+    CHECK("thread", pthread_create(&t, NULL, late_writer, (void *)(long)sv[0]) == 0);
+    char eight[16] = {0};
+    ssize_t r = read(sv[1], eight, sizeof eight);
+    pthread_join(t, NULL);
+    printf("SO_RCVLOWAT 8: read %zd \"%s\"\n", r, eight);
+    close(sv[0]);
+    close(sv[1]);
+
+    /* a reset connection: ECONNRESET once, then end of file */
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    int l = socket(AF_INET, SOCK_STREAM, 0), cl = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK("listen", bind(l, (struct sockaddr *)&a, sizeof a) == 0 && listen(l, 1) == 0 &&
+                    getsockname(l, (struct sockaddr *)&a, &alen) == 0);
+    CHECK("connect", connect(cl, (struct sockaddr *)&a, sizeof a) == 0);
+    int acc = accept(l, NULL, NULL);
+    struct linger lg = {1, 0};
+    CHECK("SO_LINGER", setsockopt(acc, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
+    sock_echo(300);
+    close(acc);
+    usleep(10000);
+    errno = 0;
+    r = read(cl, &c, 1);
+    printf("reset: read %zd %s", r, strerror(errno));
+    errno = 0;
+    r = read(cl, &c, 1);
+    printf(", then %zd %s\n", r, r ? strerror(errno) : "");
+    close(cl);
+    close(l);
+
+    /* datagrams keep their bounds */
+    CHECK("socketpair", socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == 0);
+    char dg[100];
+    sock_echo(300);
+    for (int i = 1; i <= 3; i++) CHECK("send", write(sv[0], "datagrams", (size_t)i * 3) == i * 3);
+    printf("datagrams:");
+    for (int i = 0; i < 3; i++) printf(" %zd", read(sv[1], dg, sizeof dg));
+    printf("\n");
+    close(sv[0]);
+    close(sv[1]);
+
+    /* a signalfd (under km a listening socket whose reads km serves: EINVAL natively) */
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, NULL);
+    int sfd = signalfd(-1, &usr1, 0), got = 0;
+    for (int i = 0; i < 300; i++) {
+        struct signalfd_siginfo si;
+        sock_echo(10);
+        raise(SIGUSR1);
+        got += read(sfd, &si, sizeof si) == sizeof si && si.ssi_signo == SIGUSR1;
+    }
+    printf("signalfd: %d of 300 read\n", got);
+    close(sfd);
+
+    /* O_ASYNC: the SIGIO a write causes has come when the write returns (last: km's
+     * polling tier leaves reads and writes to the handlers from then on) */
+    CHECK("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    signal(SIGIO, count_sigio);
+    CHECK("F_SETOWN", fcntl(sv[1], F_SETOWN, getpid()) == 0);
+    CHECK("O_ASYNC", fcntl(sv[1], F_SETFL, O_ASYNC | O_NONBLOCK) == 0);
+    int in_time = 0;
+    for (int i = 0; i < 300; i++) {
+        int before = sigios;
+        sock_echo(10);
+        CHECK("write", write(sv[0], "z", 1) == 1);
+        in_time += sigios == before + 1;
+        CHECK("read", read(sv[1], &c, 1) == 1);
+    }
+    printf("O_ASYNC: %d of 300 writes' SIGIO in time\n", in_time);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     const char *mode = argc > 1 ? argv[1] : "flags";
@@ -584,6 +771,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "hostile")) hostile(argc > 2 ? argv[2] : "/tmp");
     else if (!strcmp(mode, "handback")) handback(argc > 2 ? argv[2] : "/tmp");
     else if (!strcmp(mode, "renumber")) renumber(argc > 2 ? argv[2] : "/tmp");
+    else if (!strcmp(mode, "sockets")) sockets();
     else if (!strcmp(mode, "zerobudget")) zerobudget(argc > 2 ? argv[2] : "0");
     return failed;
 }

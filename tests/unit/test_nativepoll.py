@@ -27,12 +27,13 @@ def test_no_compiler_is_one_error(tmp_path, monkeypatch):
 def test_the_control_block_layout_fits():
     """Every word the C side indexes lies inside the block Python allocates."""
     top = nativepoll.C_VC + 32 * nativepoll.VC_WORDS
-    assert nativepoll.C_WARM < nativepoll.C_VC and nativepoll.V_NATIVE < nativepoll.VC_WORDS
+    assert nativepoll.C_WARM < nativepoll.C_VC and nativepoll.V_DECLINED_NR < nativepoll.VC_WORDS
     assert top <= nativepoll.C_NR and nativepoll.C_NR + 64 <= nativepoll.C_SITES < nativepoll.WORDS
     assert nativepoll.C_NLOCKED == nativepoll.C_SITES + 2 * (1 << nativepoll.SITES_BITS)
     assert nativepoll.C_LOCKED == nativepoll.C_NLOCKED + 1
     assert nativepoll.C_SOLO == nativepoll.C_LOCKED + 2 * nativepoll.LOCKED_MAX
-    assert nativepoll.WORDS == nativepoll.C_KNOWN_EPOCH + 1
+    assert nativepoll.C_KNOWN_KIND == nativepoll.C_KNOWN_EPOCH + 1
+    assert nativepoll.WORDS == nativepoll.C_OWN_SIGNALS + 1
 
 
 def test_sites_go_to_python_only_past_the_warm_up():
@@ -182,3 +183,92 @@ def test_exec_forgets_the_sites_not_the_locked_files():
     w = ctl.w
     assert not any(w[nativepoll.C_SITES:nativepoll.C_NLOCKED])
     assert (w[nativepoll.C_NLOCKED], w[nativepoll.C_LOCKED], w[nativepoll.C_LOCKED + 1]) == (1, 7, 42)
+
+
+def test_sockets_are_read_and_written_without_waiting(tmp_path):
+    """A socket's read or write is made natively only when it need not wait: data to
+    read, room to write; a non-blocking socket's EAGAIN is the answer.  Otherwise the
+    call is declined natively (DECLINED, the slot SLOT_DECLINED, the block saying so once)
+    for the vCPU's thread to make, having changed nothing: a blocking socket with nothing
+    to read, a read under SO_RCVLOWAT 8 with 4 bytes there (a read that does not wait
+    would return them), a listening socket's read (perhaps a signalfd's: EINVAL).  A
+    blocking write the socket took part of is declined with the part (the carry), which
+    the thread's write finishes.  EPIPE is answered with an exit, for SIGPIPE.  With
+    C_OWN_SIGNALS (the program wants the signals its calls cause), or without C_SOCKETS,
+    a socket's call is Python's."""
+    import socket
+    import struct
+    import types
+
+    from kontain import native
+    from kontain.abi.errno import EAGAIN, EPIPE
+    from kontain.arch.x86_64 import layout as L
+
+    poll = nativepoll.load()
+    assert poll is not None, "the native poller is not built: run `make bytecode`"
+    pollable = [False] * 512
+    pollable[0] = pollable[1] = True
+    mem = bytearray(4 << 20)
+    ctl = nativepoll.Control(types.SimpleNamespace(base=native.address_of(mem), size=len(mem)), 512, pollable,
+                             False, bytearray(8))
+    slot, kick = bytearray(L.SLOT_SIZE), bytearray(1)
+    ctl.attach(0, native.address_of(slot), types.SimpleNamespace(kick_flag=kick, kick_addr=native.address_of(kick)))
+    ctl.native(0, True)
+    a, b = socket.socketpair()
+    nb, nb_peer = socket.socketpair()
+    nb.setblocking(False)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(b"\0kt-nativepoll-%d" % os.getpid())
+    listener.listen(1)
+
+    def call(nr: int, fd: int, count: int) -> int:
+        struct.pack_into("<IIq", slot, L.SLOT_STATE, L.SLOT_POSTED, 0, nr)
+        struct.pack_into("<qqq", slot, L.SLOT_ARGS, fd, 0, count)
+        return poll(ctl.addr, 4)
+
+    def state() -> int:
+        return struct.unpack_from("<I", slot, L.SLOT_STATE)[0]
+
+    def result() -> int:
+        return struct.unpack_from("<q", slot, L.SLOT_RESULT)[0]
+
+    try:
+        mem[:8] = b"12345678"
+        assert call(1, a.fileno(), 8) == nativepoll.TICK and state() == L.SLOT_DONE and result() == 8
+        assert b.recv(8) == b"12345678"
+        b.send(b"abcd")
+        assert call(0, a.fileno(), 8) == nativepoll.TICK and result() == 4 and mem[:4] == b"abcd"
+        # nothing to read: declined, once
+        assert call(0, a.fileno(), 8) == 0 << 2 | nativepoll.DECLINED and state() == L.SLOT_DECLINED
+        assert ctl.declined_nr(0) == 0 and ctl.declined(0) == (True, 0) and ctl.declined(0) == (False, 0)
+        assert call(0, nb.fileno(), 8) == nativepoll.TICK and result() == -EAGAIN  # non-blocking: the answer
+        # SO_RCVLOWAT: left to the thread, the 4 bytes unread
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 8)
+        b.send(b"wxyz")
+        assert call(0, a.fileno(), 8) == 0 << 2 | nativepoll.DECLINED and ctl.declined(0) == (True, 0)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+        assert a.recv(8) == b"wxyz"
+        assert call(0, listener.fileno(), 8) == 0 << 2 | nativepoll.DECLINED  # EINVAL: perhaps a signalfd
+        ctl.declined(0)
+        # more than the socket takes at once: the part it took is carried
+        assert call(1, a.fileno(), len(mem)) == 0 << 2 | nativepoll.DECLINED
+        declined, carry = ctl.declined(0)
+        assert declined and 0 < carry < len(mem)
+        got = 0
+        b.setblocking(False)
+        try:
+            while True:
+                got += len(b.recv(1 << 20))
+        except BlockingIOError:
+            pass
+        assert got == carry
+        b.close()
+        assert call(1, a.fileno(), 8) == nativepoll.TICK and result() == -EPIPE and state() == L.SLOT_DONE_EXIT
+        ctl.w[nativepoll.C_OWN_SIGNALS] = 1  # (signals the call causes wanted: a handler's)
+        assert call(0, nb.fileno(), 8) == 0 << 2 | nativepoll.RUN and state() == L.SLOT_POSTED
+        ctl.w[nativepoll.C_OWN_SIGNALS] = 0
+        ctl.w[nativepoll.C_SOCKETS] = 0
+        assert call(0, nb.fileno(), 8) == 0 << 2 | nativepoll.RUN and state() == L.SLOT_POSTED
+    finally:
+        for s in (a, b, nb, nb_peer, listener):
+            s.close()

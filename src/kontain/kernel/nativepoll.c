@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,9 +37,15 @@
 #define TICK (-1L)      /* idle_rounds rounds, or C_TICK_NS, without a posted call */
 #define RUN 0           /* a posted call, not taken: Python serves it (kernel/poll.py _serve) */
 #define ANSWER 1        /* taken and made; the result is in the slot: Python answers it */
+#define DECLINED 2      /* declined here (a socket's read that would wait): Python counts it */
 
 static inline int64_t raw(long nr, uint64_t a, uint64_t b, uint64_t c, uint64_t d) {
     long r = syscall(nr, a, b, c, d);
+    return r < 0 ? -(int64_t)errno : r;
+}
+
+static inline int64_t raw6(long nr, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e, uint64_t f) {
+    long r = syscall(nr, a, b, c, d, e, f);
     return r < 0 ? -(int64_t)errno : r;
 }
 
@@ -57,6 +64,13 @@ static inline uint64_t host(const uint64_t *c, uint64_t addr, uint64_t len, int 
 
 /* make() made the call and found that Python must make it (stat_call): posted again */
 #define DECLINE INT64_MIN
+/* make() found that the call would wait (a socket's): the vCPU's own thread makes it,
+ * the stub exits with the call (SLOT_DECLINED) */
+#define WAIT (INT64_MIN + 1)
+
+/* what here() found the descriptor to be */
+#define KIND_FILE 1
+#define KIND_SOCKET 2
 
 static int rw_call(uint64_t nr) {
     return nr == SYS_read || nr == SYS_write || nr == SYS_pread64 || nr == SYS_pwrite64;
@@ -78,46 +92,60 @@ static int locked_file(const uint64_t *c, int fd) {
     return 0;
 }
 
-/* May the call in this slot be made here?  Reads and writes only of a regular file of
- * the guest's (the rest may block: the vCPU's own thread makes them).  For those, *own
- * becomes a descriptor of the monitor's (at or above the floor) for the same open file,
- * which the call is made on: the program's other threads can close or dup2 over its
- * number meanwhile (a pipe's, whose read would block this thread), never over this one.
- * It shares the file's offset, as the program's number does.  Not for a file the program
- * holds POSIX locks on: closing the duplicate would drop them (locked_file).
+/* May the call in this slot be made here?  Reads and writes of a regular file of the
+ * guest's, and (C_SOCKETS) read and write of a socket of its, which are made without
+ * waiting (``socket_call``); any other read or write may block: the vCPU's own thread
+ * makes it.  For those, *own becomes a descriptor of the monitor's (at or above the
+ * floor) for the same open file, which the call is made on: the program's other threads
+ * can close or dup2 over its number meanwhile (a pipe's, whose read would block this
+ * thread), never over this one.  It shares the file's offset, as the program's number
+ * does.  Not for a file the program holds POSIX locks on: closing the duplicate would
+ * drop them (locked_file).  *kind says which of the two kinds it is.
  *
  * A program with one thread (C_SOLO) has no other thread to change its descriptors while
  * this one waits for the call: the call is made on the program's own number (*dup 0),
  * and the kind of file it names is known until the program makes any call km's handlers
  * serve (Process.epoch), without the three host calls of a duplicate (~1.5 us of a 64 KiB
  * write's 13 here). */
-static int here(uint64_t *c, uint64_t nr, const int64_t *args, int *own, int *dup) {
+static int kind_of(const uint64_t *c, uint64_t nr, const struct stat *st) {
+    if (S_ISREG(st->st_mode))
+        return KIND_FILE;
+    if (S_ISSOCK(st->st_mode) && c[C_SOCKETS] && (nr == SYS_read || nr == SYS_write))
+        return KIND_SOCKET;
+    return 0;
+}
+
+static int here(uint64_t *c, uint64_t nr, const int64_t *args, int *own, int *dup, int *kind) {
     *own = -1;
     *dup = 0;
+    *kind = 0;
     if (!((const uint8_t *)(c + C_NR))[nr])
         return 0;
     if (rw_call(nr)) {
         uint64_t fd = (uint32_t)args[0];
         struct stat st;
-        if (fd >= c[C_FLOOR])
-            return 0;
+        if (fd >= c[C_FLOOR] || __atomic_load_n(&c[C_OWN_SIGNALS], __ATOMIC_ACQUIRE))
+            return 0; /* (the monitor's own; or the handler collects the signals it causes) */
         if (__atomic_load_n(&c[C_SOLO], __ATOMIC_ACQUIRE)) {
             uint64_t epoch = __atomic_load_n((const uint64_t *)c[C_EPOCH], __ATOMIC_ACQUIRE);
             if (c[C_KNOWN_FD] != fd + 1 || c[C_KNOWN_EPOCH] != epoch) {
-                if (fstat((int)fd, &st) != 0 || !S_ISREG(st.st_mode))
+                if (fstat((int)fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISSOCK(st.st_mode)))
                     return 0; /* (EBADF and the like: Python reports it) */
                 c[C_KNOWN_FD] = fd + 1;
                 c[C_KNOWN_EPOCH] = epoch;
+                c[C_KNOWN_KIND] = S_ISREG(st.st_mode) ? KIND_FILE : KIND_SOCKET;
             }
+            *kind = c[C_KNOWN_KIND] == KIND_FILE || (c[C_SOCKETS] && (nr == SYS_read || nr == SYS_write))
+                        ? (int)c[C_KNOWN_KIND] : 0;
             *own = (int)fd;
-            return 1;
+            return *kind != 0;
         }
         if (locked_file(c, (int)fd))
             return 0;
         int d = fcntl((int)fd, F_DUPFD_CLOEXEC, (int)c[C_FLOOR]);
         if (d < 0)
             return 0; /* (EBADF and the like: Python reports it) */
-        if (fstat(d, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fstat(d, &st) != 0 || !(*kind = kind_of(c, nr, &st))) {
             close(d);
             return 0;
         }
@@ -195,8 +223,41 @@ static int64_t stat_call(const uint64_t *c, uint64_t nr, const int64_t *a) {
     return 0;
 }
 
+/* A read or write of a socket (``own``), made without waiting: what the vCPU's thread
+ * would get from its blocking call, when that call would not wait.  Otherwise WAIT,
+ * having changed nothing (the call would wait: no data yet, no room to send; or an
+ * error that only the handler's path answers: a listening socket's EINVAL is perhaps a
+ * signalfd's, kernel/signalfd.py): the vCPU's thread makes the whole call.  A write the
+ * socket took only part of (*carry: how much) is finished by the vCPU's thread too,
+ * waiting as a blocking write does (kernel/poll.py ``carried``).  A read waits for
+ * SO_RCVLOWAT bytes, which a read that does not wait ignores once any have come: a
+ * socket whose mark is not 1 is the vCPU's thread's.  EPIPE: the answer, and *want_exit set,
+ * so that the vCPU's thread raises SIGPIPE as after its own write (dispatch.finish). */
+static int64_t socket_call(uint64_t nr, int own, uint64_t p, uint64_t n, int64_t *carry, int *want_exit) {
+    int blocking = !(fcntl(own, F_GETFL) & O_NONBLOCK);
+    int64_t r;
+    if (nr == SYS_read) {
+        int lowat = 1;
+        socklen_t len = sizeof lowat;
+        if (blocking && (getsockopt(own, SOL_SOCKET, SO_RCVLOWAT, &lowat, &len) != 0 || lowat > 1))
+            return WAIT;
+        r = raw6(SYS_recvfrom, (uint64_t)own, p, n, MSG_DONTWAIT, 0, 0);
+    } else {
+        r = raw6(SYS_sendto, (uint64_t)own, p, n, MSG_DONTWAIT | MSG_NOSIGNAL, 0, 0);
+        if (blocking && r > 0 && (uint64_t)r < n) {
+            *carry = r;
+            return WAIT;
+        }
+        *want_exit = r == -EPIPE;
+    }
+    if ((r == -EAGAIN && blocking) || r == -EINVAL)
+        return WAIT;
+    return r;
+}
+
 /* Make the call (``here`` said yes, for the values in a[]; ``own``: its descriptor). */
-static int64_t make(const uint64_t *c, uint64_t nr, const int64_t *a, int own) {
+static int64_t make(const uint64_t *c, uint64_t nr, const int64_t *a, int own, int kind, int64_t *carry,
+                    int *want_exit) {
     int fault = 0;
     uint64_t fd = (uint32_t)a[0], n, p;
     switch (nr) {
@@ -218,6 +279,8 @@ static int64_t make(const uint64_t *c, uint64_t nr, const int64_t *a, int own) {
             if (fault)
                 return -EFAULT;
         }
+        if (kind == KIND_SOCKET)
+            return socket_call(nr, own, p, n, carry, want_exit);
         return raw(nr, fd, p, n, (uint64_t)a[3]);
     case SYS_lseek:
         if (fd >= c[C_FLOOR])
@@ -294,21 +357,34 @@ long km_poll(uint64_t *c, long idle_rounds) {
             nr = (uint64_t)q[SLOT_NR / 8];
             for (int i = 0; i < 6; i++)
                 a[i] = q[SLOT_ARGS / 8 + i];
-            int own, dup;
-            if (nr >= 512 || !here(c, nr, a, &own, &dup)) {
+            int own, dup, kind;
+            int64_t carry = 0;
+            if (nr >= 512 || !here(c, nr, a, &own, &dup, &kind)) {
                 /* not one for here (a pipe's read...): posted again, for Python to serve
                  * or decline (the stub, waiting, sees it posted and may take it back) */
                 __atomic_store_n(state, SLOT_POSTED, __ATOMIC_SEQ_CST);
                 __atomic_store_n(&c[C_SERVING], 0, __ATOMIC_SEQ_CST);
                 return (long)(v << 2 | RUN);
             }
-            int64_t res = make(c, nr, a, own);
+            int want_exit = 0;
+            int64_t res = make(c, nr, a, own, kind, &carry, &want_exit);
             if (dup)
                 close(own);
             if (res == DECLINE) { /* (as a call not for here, above) */
                 __atomic_store_n(state, SLOT_POSTED, __ATOMIC_SEQ_CST);
                 __atomic_store_n(&c[C_SERVING], 0, __ATOMIC_SEQ_CST);
                 return (long)(v << 2 | RUN);
+            }
+            if (res == WAIT) {
+                /* the stub exits with the call, for its thread to make (kernel/poll.py
+                 * ``carried`` finishes a partial write); the flags before the state, as
+                 * the dispatcher reads them once the stub has seen it */
+                vc[V_CARRY] = (uint64_t)carry;
+                vc[V_DECLINED_NR] = nr;
+                vc[V_DECLINED] = 1;
+                __atomic_store_n(state, SLOT_DECLINED, __ATOMIC_SEQ_CST);
+                __atomic_store_n(&c[C_SERVING], 0, __ATOMIC_SEQ_CST);
+                return (long)(v << 2 | DECLINED);
             }
             q[SLOT_RESULT / 8] = res;
             int patched = 0;
@@ -324,7 +400,7 @@ long km_poll(uint64_t *c, long idle_rounds) {
             uint32_t *on = (uint32_t *)(sa + SLOT_ON);
             if (c[C_EAGER] && *on < POLL_SPIN_EAGER)
                 *on = *on << 1 < POLL_SPIN_EAGER ? *on << 1 : POLL_SPIN_EAGER;
-            int attention = *(volatile uint8_t *)vc[V_KICK] != 0;
+            int attention = want_exit || *(volatile uint8_t *)vc[V_KICK] != 0;
             __atomic_store_n(state, attention ? SLOT_DONE_EXIT : SLOT_DONE, __ATOMIC_SEQ_CST);
             __atomic_store_n(&c[C_SERVING], 0, __ATOMIC_SEQ_CST);
         }

@@ -34,7 +34,10 @@ LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libkmpoll.so
  C_NVID, C_SERVED, C_PATCHED, C_TICK_NS, C_WARM, C_PID) = range(16)  # (C_PID: for process_vm_readv/writev)
 TICK_NS = 1_000_000  # km_poll returns after this long without a request, however few its rounds
 C_VC = 16  # per vCPU id: VC_WORDS words
-V_SLOT, V_KICK, V_ANSWERED, V_LAST, V_NATIVE = range(5)
+# V_DECLINED: km_poll declined the vCPU's last call (a socket's read that would wait),
+# V_CARRY: bytes of it (a write) the socket took (both for the dispatcher, ``declined``),
+# V_DECLINED_NR: which call it was (for the poller's count of declines, kernel/poll.py)
+V_SLOT, V_KICK, V_ANSWERED, V_LAST, V_NATIVE, V_DECLINED, V_CARRY, V_DECLINED_NR = range(8)
 VC_WORDS = 8
 C_NR = C_VC + L.POLL_VCPUS * VC_WORDS  # 512 bytes: 1 where a call may be made natively
 SITES_BITS = 10
@@ -53,11 +56,14 @@ C_LOCKED = C_NLOCKED + 1
 # descriptor, no other thread can change what the number names meanwhile; C_EPOCH: the
 # address of Process.epoch; C_KNOWN_FD (the descriptor + 1) was a regular file at C_KNOWN_EPOCH
 C_SOLO = C_LOCKED + 2 * LOCKED_MAX
-C_EPOCH, C_KNOWN_FD, C_KNOWN_EPOCH = C_SOLO + 1, C_SOLO + 2, C_SOLO + 3
-WORDS = C_SOLO + 4
+# (C_KNOWN_KIND: and was a regular file, 1, or a socket, 2)
+C_EPOCH, C_KNOWN_FD, C_KNOWN_EPOCH, C_KNOWN_KIND = C_SOLO + 1, C_SOLO + 2, C_SOLO + 3, C_SOLO + 4
+C_SOCKETS = C_SOLO + 5  # 1: km_poll makes reads and writes of sockets that need not wait (``socket_call``)
+C_OWN_SIGNALS = C_SOLO + 6  # 1: no read or write at all (the program wants the signals its calls cause)
+WORDS = C_SOLO + 7
 
-# what km_poll returns: TICK, or a vCPU id << 2 | RUN or ANSWER
-TICK, RUN, ANSWER = -1, 0, 1
+# what km_poll returns: TICK, or a vCPU id << 2 | RUN, ANSWER or DECLINED
+TICK, RUN, ANSWER, DECLINED = -1, 0, 1, 2
 
 # the calls nativepoll.c can make (``make``): the ids take no argument
 SYS_read, SYS_write, SYS_fstat, SYS_lseek, SYS_pread64, SYS_pwrite64 = 0, 1, 5, 8, 17, 18
@@ -78,7 +84,8 @@ def defines() -> list[str]:
         "C_PATCHED": C_PATCHED, "C_TICK_NS": C_TICK_NS, "C_WARM": C_WARM, "C_PID": C_PID,
         "C_VC": C_VC, "V_SLOT": V_SLOT, "V_KICK": V_KICK,
         "V_ANSWERED": V_ANSWERED,
-        "V_LAST": V_LAST, "V_NATIVE": V_NATIVE, "VC_WORDS": VC_WORDS, "C_NR": C_NR, "C_SITES": C_SITES,
+        "V_LAST": V_LAST, "V_NATIVE": V_NATIVE, "V_DECLINED": V_DECLINED, "V_CARRY": V_CARRY,
+        "V_DECLINED_NR": V_DECLINED_NR, "VC_WORDS": VC_WORDS, "C_NR": C_NR, "C_SITES": C_SITES,
         "SITES_BITS": SITES_BITS, "POLL_VCPUS": L.POLL_VCPUS, "SLOT_STATE": L.SLOT_STATE,
         "SLOT_ON": L.SLOT_ON, "SLOT_NR": L.SLOT_NR, "SLOT_ARGS": L.SLOT_ARGS, "SLOT_RESULT": L.SLOT_RESULT,
         "SLOT_RCX": L.SLOT_RCX, "SLOT_POSTED": L.SLOT_POSTED, "SLOT_TAKEN": L.SLOT_TAKEN,
@@ -86,7 +93,9 @@ def defines() -> list[str]:
         "SEEK_MAX": SEEK_HOLE, "NEVER_OPEN": NEVER_OPEN, "C_NLOCKED": C_NLOCKED, "C_LOCKED": C_LOCKED,
         "C_NPLAIN": C_NPLAIN, "C_PLAIN": C_PLAIN, "PLAIN_MAX": PLAIN_MAX,
         "LOCKED_MAX": LOCKED_MAX, "C_SOLO": C_SOLO, "C_EPOCH": C_EPOCH, "C_KNOWN_FD": C_KNOWN_FD,
-        "C_KNOWN_EPOCH": C_KNOWN_EPOCH,
+        "C_KNOWN_EPOCH": C_KNOWN_EPOCH, "C_KNOWN_KIND": C_KNOWN_KIND, "C_SOCKETS": C_SOCKETS,
+        "C_OWN_SIGNALS": C_OWN_SIGNALS,
+        "SLOT_DECLINED": L.SLOT_DECLINED,
     }
     return [f"-D{k}={v}" for k, v in names.items()] + ["-shared", "-fPIC"]
 
@@ -122,6 +131,7 @@ class Control:
         w[C_BASE], w[C_SIZE], w[C_GUARD] = window.base, window.size, GUARD
         w[C_USER_LIMIT], w[C_NONCANONICAL], w[C_MAX_RW] = USER_LIMIT, NONCANONICAL, MAX_RW_COUNT
         w[C_FLOOR], w[C_EAGER], w[C_TICK_NS], w[C_PID] = floor, int(eager), TICK_NS, os.getpid()
+        w[C_SOCKETS] = 1
         self.epoch = epoch  # (kept alive: the block points at it)
         w[C_EPOCH] = native.address_of(epoch)
         for nr in CALLS:
@@ -149,6 +159,21 @@ class Control:
         """(calls answered natively on ``vid``, when the last was)."""
         o = C_VC + vid * VC_WORDS
         return self.w[o + V_ANSWERED], self.w[o + V_LAST]
+
+    def declined(self, vid: int) -> tuple[bool, int]:
+        """Did km_poll decline ``vid``'s last call, and how many bytes of it (a write to a
+        socket) were taken?  Both forgotten: asked once, at the exit that follows."""
+        o = C_VC + vid * VC_WORDS
+        w = self.w
+        if not w[o + V_DECLINED]:
+            return False, 0
+        carry = w[o + V_CARRY]
+        w[o + V_DECLINED] = w[o + V_CARRY] = 0
+        return True, carry
+
+    def declined_nr(self, vid: int) -> int:
+        """The call km_poll declined last on ``vid``."""
+        return self.w[C_VC + vid * VC_WORDS + V_DECLINED_NR]
 
     def locked(self, files: list[tuple[int, int]]) -> None:
         """The files (st_dev, st_ino) whose reads and writes km_poll leaves to Python

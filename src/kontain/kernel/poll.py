@@ -36,7 +36,7 @@ import sys
 import time
 
 from kontain import native
-from kontain.abi.errno import EFBIG, ENOSYS
+from kontain.abi.errno import EFBIG, ENOSYS, EPIPE
 from kontain.arch.x86_64 import guest_code as G
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import OwnThread, ProcessExit
@@ -68,7 +68,7 @@ NATIVE_ROUNDS = 32  # rounds of the native poller without a request before it re
 PLACE_WAIT = 0.005  # seconds a vCPU thread that started the poller waits at most for it to leave its CPU
 SWITCH_INTERVAL = 20e-6  # seconds: the longest a vCPU thread waits for the GIL while the poller runs
 
-_S_IFMT, _S_IFREG = 0o170000, 0o100000
+_S_IFMT, _S_IFREG, _S_IFSOCK = 0o170000, 0o100000, 0o140000
 # read, write, pread64, pwrite64, readv, writev: pollable only for a regular file
 RW = frozenset((0, 1, 17, 18, 19, 20))
 _SYS_getcpu, _SYS_gettid = 309, 186
@@ -158,6 +158,8 @@ class Poller:
         self.threads = 0  # threads attached and not detached: 1, the program's calls are its alone (nativepoll.C_SOLO)
         self.switched_on = self.backed_off = self.parked = self.idled = 0  # (km --timings too)
         self.proven_on = 0  # slots switched on where a site an earlier run proved was rewritten (``proven_hot``)
+        self._sockets: bool | None = None  # (``sockets``)
+        self.carried = 0  # socket writes the native poller began and their thread finished (km --timings)
         self._stat = bytearray(144)
         self._stat_addr = native.address_of(self._stat)
 
@@ -195,6 +197,7 @@ class Poller:
             self.native_poll = False
             return
         ctl = nativepoll.Control(self.p.mem, self.p.fds.floor, self.pollable, self.eager, self.p.epoch_buf)
+        ctl.w[nativepoll.C_OWN_SIGNALS] = int(self.p.own_signals)
         for vid, slot in self.slots.items():
             ctl.attach(vid, slot.addr, slot.task)
         ctl.locked(list(self.p.posix_locked))
@@ -332,7 +335,7 @@ class Poller:
         the poller could serve: its calls are about to come in numbers, so its slot is
         considered now rather than after ``burst`` more exits (~100 us each: file I/O
         64 MiB through a km server made 9 of them between the two).  Not for a call it
-        would hand back (a socket's read: the TCP echo's one site is as hot), as the
+        would hand back (a pipe's read: an echo through pipes' one site is as hot), as the
         dispatcher counts none of those (the same tests as its ``on_syscall``)."""
         slot = self.slots.get(task.vcpu.id)
         nr = task.q[k.RAX]
@@ -551,6 +554,9 @@ class Poller:
                         self._answer_made(slot)
                 finally:
                     w[nativepoll.C_SERVING] = 0
+            elif r & 3 == nativepoll.DECLINED:
+                if slot is not None:
+                    self._count_decline(slot, ctl.declined_nr(r >> 2))
             elif slot is not None and slot.u32[STATE] == POSTED:
                 self._take_posted(slot, creds)
         here = any(not slot.away for slot in list(self.active.values()))
@@ -614,6 +620,9 @@ class Poller:
                 self._decline(slot, nr)
                 return
             own = -1
+            if nr in RW and self.p.own_signals:  # (``own_signals``)
+                self._decline(slot, nr)
+                return
             if nr <= 1 or 17 <= nr <= 20:
                 # made on a duplicate of the descriptor, at the floor: another thread of the
                 # program may close or dup2 over its number (a pipe's, whose read would block
@@ -654,6 +663,13 @@ class Poller:
         map, so that the stub exits at once, until ``consider`` sets it back later."""
         slot.declined = True  # (the exit that follows is not a missed call: dispatch)
         slot.u32[STATE] = DECLINED
+        self._count_decline(slot, nr)
+
+    def _count_decline(self, slot: Slot, nr: int) -> None:
+        """``slot``'s call ``nr`` was declined (by ``_decline``, or by the native poller:
+        a socket's read that would wait)."""
+        if not 0 <= nr < 512:
+            return
         n = slot.declines.get(nr, 0) + 1
         slot.declines[nr] = n
         if n >= DECLINES:
@@ -671,7 +687,8 @@ class Poller:
         task = slot.task
         if res == -EFBIG:  # past RLIMIT_FSIZE: the host's SIGXFSZ came to this thread (Task.take_xfsz)
             task.take_xfsz()
-        exit_wanted = self.p.zap or task.has_signals() or task.kicked
+        # (EPIPE: SIGPIPE, raised at the exit by dispatch.finish, as the call's row says)
+        exit_wanted = self.p.zap or task.has_signals() or task.kicked or res == -EPIPE
         rw = self.p.rewriter
         if rw is not None and rw.answered(slot.q[RCX]):
             exit_wanted = True  # a hot site: the vCPU's thread rewrites it at that exit (dispatch)
@@ -687,16 +704,46 @@ class Poller:
         self.by_vcpu_here[task.vcpu.id] += 1  # (a polled vCPU's id is below POLL_VCPUS: attach)
 
     def regular(self, fd: int) -> bool:
-        """Is ``fd`` a regular file (the one kind of descriptor whose reads and writes the
-        poller makes)?  The dispatcher asks at a read's or write's exit, so that the
-        calls the poller would only hand back do not switch the slot on: a thread
-        reading and writing sockets switched it on and backed off ~10 times in 3000 TCP
-        echoes, the poller taking the GIL and a CPU from the program's threads each time."""
+        """Is ``fd`` a descriptor whose reads and writes the poller makes: a regular file,
+        or a socket when the native poller runs (it makes a socket's that need not wait)?
+        The dispatcher asks at a read's or write's exit, so that the calls the poller would
+        only hand back do not switch the slot on: a thread reading and writing sockets
+        switched it on and backed off ~10 times in 3000 TCP echoes under the Python poller,
+        the poller taking the GIL and a CPU from the program's threads each time."""
         fd &= 0xFFFFFFFF
+        if fd >= self.p.fds.floor:
+            return False
         # (a buffer of its own: the poller's thread uses _stat; EBADF and the like: False,
         # the vCPU's thread reports it)
-        return fd < self.p.fds.floor and _is_regular(fd, bytearray(144)) and \
-            not (self.p.posix_locked and posix_locked(self.p, fd))  # (_own_regular declines those)
+        kind = _kind(fd, bytearray(144))
+        if kind == _S_IFSOCK:
+            return self.sockets()
+        return kind == _S_IFREG and not (self.p.posix_locked and posix_locked(self.p, fd))  # (_own_regular declines those)
+
+    def sockets(self) -> bool:
+        """Does the native poller serve this process (it makes socket reads and writes)?"""
+        if self._sockets is None:
+            self._sockets = self.native_poll is not False and self.p.spec.poller == "native" and \
+                nativepoll.load() is not None
+        return self._sockets
+
+    def own_signals(self) -> None:
+        """The program asked for the signals its calls cause (Process.take_own_signals):
+        no read or write is made by a poller from now on, natively or not (their handlers
+        collect the host's signals before the call returns)."""
+        if self.ctl is not None:
+            self.ctl.w[nativepoll.C_OWN_SIGNALS] = 1
+
+    def declined_natively(self, slot: Slot) -> tuple[bool, int]:
+        """Did the native poller decline ``slot``'s last call (the exit now is its), and how
+        many bytes of it did a socket take (a write the vCPU's thread is to finish)?"""
+        ctl = self.ctl
+        if ctl is None:
+            return False, 0
+        declined, carry = ctl.declined(slot.task.vcpu.id)
+        if carry:
+            self.carried += 1
+        return declined, carry
 
     def _own_regular(self, fd: int) -> int:
         """A close-on-exec duplicate of the program's descriptor ``fd`` at or above the
@@ -781,6 +828,14 @@ class Poller:
             state = IDLE  # declined: on its way to the exit
         else:
             done = True  # DONE_EXIT: the result is in the slot
+        if not done:
+            carry = self.declined_natively(slot)[1]
+            if carry:
+                # the native poller declined a write a socket had taken part of, for this
+                # thread to finish: that part is the call's result, as a blocking write's
+                # that a signal interrupts (made again, the part would be sent twice)
+                sq[RESULT] = carry
+                done = True
         q[k.RFLAGS] = q[k.R11] & 0x8D5 | q[k.RFLAGS] & ~0x8D5  # (dispatch.ARITH)
         if done:
             res = sq[RESULT]
@@ -823,9 +878,14 @@ def _move_off(cpu: int, tid: int = 0) -> None:
         pass
 
 
-def _is_regular(fd: int, stat: bytearray, addr: int = 0) -> bool:
-    """Is host descriptor ``fd`` a regular file?  (fstat into ``stat``; ``addr``: its
-    address, when the caller keeps it at hand.)"""
+def _kind(fd: int, stat: bytearray, addr: int = 0) -> int:
+    """Host descriptor ``fd``'s file type (S_IFMT bits), 0 if it has none (not open).
+    (fstat into ``stat``; ``addr``: its address, when the caller keeps it at hand.)"""
     if native.syscall(5, fd, addr or native.address_of(stat)) != 0:  # fstat
-        return False
-    return struct.unpack_from("<I", stat, 24)[0] & _S_IFMT == _S_IFREG
+        return 0
+    return struct.unpack_from("<I", stat, 24)[0] & _S_IFMT
+
+
+def _is_regular(fd: int, stat: bytearray, addr: int = 0) -> bool:
+    """Is host descriptor ``fd`` a regular file?"""
+    return _kind(fd, stat, addr) == _S_IFREG

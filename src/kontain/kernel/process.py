@@ -853,6 +853,15 @@ class Process:
             self.gdb.forked(task, pid)  # (kernel/gdbstub.py: catch fork)
         return pid
 
+    def take_own_signals(self) -> None:
+        """The program asked for signals its own calls cause (``own_signals``): from now
+        on every call collects the host's signals before it returns (syscalls/dispatch.invoke),
+        so the polling tier leaves reads and writes to the handlers (a write to a socket
+        whose peer has O_ASYNC queues SIGIO as it is made)."""
+        self.own_signals = True
+        if self.poller is not None:
+            self.poller.own_signals()
+
     # imported at first use (kontain/lazy.py): many programs never look at either
     @property
     def procfs(self):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from kontain.abi.errno import ENOSYS, EPIPE
-from kontain.abi.flags import MSG_NOSIGNAL
+from kontain.abi.flags import MAX_RW_COUNT, MSG_NOSIGNAL
 from kontain.abi.syscalls import KM_SNAPSHOT, SIGPIPE
 from kontain.arch.x86_64 import guest_code as G
 from kontain.arch.x86_64 import layout as L
@@ -146,6 +146,7 @@ def _make_polled(task, plain, poller, slot):
 
     burst = poller.burst
     back = poller.back
+    natively = poller.declined_natively
     sq = slot.q
     rw = task.process.rewriter
     # descriptor -> is it a regular file (Poller.regular): an fstat at each read's exit cost
@@ -175,7 +176,16 @@ def _make_polled(task, plain, poller, slot):
         declined = slot.declined  # the poller handed it on (it would block): not a call it missed
         if declined:
             slot.declined = False
-        elif nr in RW:
+        else:
+            declined, carry = natively(slot)  # (the native poller's: a socket's read that would wait)
+            if carry:  # a write a socket took part of: this thread writes the rest, waiting
+                slot.away = True
+                try:
+                    _carried(task, carry)
+                finally:
+                    back(slot)
+                return
+        if not declined and nr in RW:
             fd = q[RDI] & 0xFFFFFFFF
             regular = kinds.get(fd)
             if regular is None:
@@ -203,6 +213,20 @@ def _make_polled(task, plain, poller, slot):
             back(slot)
 
     return on_syscall
+
+
+def _carried(task, carry: int) -> None:
+    """Finish a write of a socket the native poller began (kernel/nativepoll.c
+    ``socket_call``): ``carry`` bytes were taken without waiting, the rest is written here
+    as the blocking write goes on.  The result counts both; an error or a signal after the
+    first part ends the call with that part, as Linux's write returns what it sent."""
+    q = task.q
+    fd, buf, count = q[RDI], q[RSI], min(q[RDX], MAX_RW_COUNT)
+    res = invoke(task, 1, fd, buf + carry, max(count - carry, 0), 0, 0, 0)
+    res = carry + res if res >= 0 else carry
+    q[RAX] = res
+    q[DIRTY] = SYNC_REGS
+    finish(task, 1, res, (fd, buf, count, 0, 0, 0))
 
 
 INTERNAL_ERROR = 70  # km's exit status when it stops a program because of its own bug (EX_SOFTWARE)

@@ -165,7 +165,7 @@ def fcntl(t, fd, cmd, arg, *_):
     if cmd in _FCNTL_VALUE:
         r = native.syscall(SYS_fcntl, fd, cmd, arg)
         if r >= 0 and (cmd in _OWN_SIGNALS or cmd == F.F_SETFL and arg & F.O_ASYNC):
-            t.process.own_signals = True  # (syscalls/dispatch.invoke)
+            t.process.take_own_signals()
         return r
     if cmd == F.F_SETOWN_EX:
         return _setown_ex(t, fd, arg)
@@ -214,7 +214,7 @@ def _setown_ex(t, fd: int, arg: int) -> int:
     and goes to the process)."""
     kind, pid = _OWNER_EX.unpack(t.mem.read(arg, _OWNER_EX.size))
     p = t.process
-    p.own_signals = True  # (syscalls/dispatch.invoke)
+    p.take_own_signals()
     if kind == F.F_OWNER_TID and pid in p.tasks:
         signal_thread = p.host_signals.signal_thread_tid()
         host = bytearray(_OWNER_EX.pack(kind, signal_thread))

@@ -95,7 +95,7 @@ def ioctl(t, fd, request, arg, *_):
     elif size != VALUE:
         arg = ptr(t, arg, size)
     if request == F.FIOASYNC:
-        t.process.own_signals = True  # (as fcntl's O_ASYNC: syscalls/dispatch.invoke)
+        t.process.take_own_signals()  # (as fcntl's O_ASYNC)
     return native.syscall(SYS_ioctl, fd, request, arg)
 
 
