@@ -63,6 +63,8 @@ def rows(tmp: str) -> dict[str, tuple[list[str], int]]:
         "python3 -c 'import json'": (["/usr/bin/python3", "-c", "import json"], 1),
         "Go hello": ([str(build_go()), "hello"], 1),
         "TCP echo 10k x64B": ([str(build("echo", extra=("-lpthread",))), "10000", "64"], 1),
+        # (a Unix socket's writes and reads that never wait, as an event loop's: docs/performance.md)
+        "socketpair 100k x64B": ([str(build("sockpair")), "100000", "64"], 1),
     }
 
 

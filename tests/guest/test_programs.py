@@ -233,6 +233,18 @@ def test_loopback_tcp_echo(variant):
     """The bench's TCP echo row, checked for results."""
     native, guest = compare([build("echo", variant, ("-lpthread",)), "300", "100"])
     assert guest.text == "300 of 300 echoed\n"
+    native, guest = compare([build("echo", variant, ("-lpthread",)), "300", "100", "pipes"])
+    assert guest.text == "300 of 300 echoed\n"
+
+
+@pytest.mark.parametrize("variant", STATIC)
+def test_socketpair_loop(variant):
+    """The bench's socketpair row (writes and reads that never wait, which km's native
+    poller makes), checked for results, with small messages and 64 KiB ones."""
+    native, guest = compare([build("sockpair", variant), "20000", "64"])
+    assert guest.text == "20000 of 20000\n"
+    native, guest = compare([build("sockpair", variant), "2000", "65536"])
+    assert guest.text == "2000 of 2000\n"
 
 
 @pytest.mark.parametrize("variant", STATIC)

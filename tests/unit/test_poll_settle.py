@@ -40,7 +40,8 @@ def setup(offset: int, state: int, *, serving: bool = False):
     slot = poll.Slot(task, native.address_of(view.obj), view)
     p.slots = {task.vcpu.id: slot}
     p.serving = slot if serving else None
-    p.ctl = None  # (no native poller unless a test gives one)
+    p.ctl = None  # (no native poller unless a test gives one: ``control``)
+    p.carried = 0
     slot.u32[poll.STATE] = state
     slot.q[poll.NR] = NR
     slot.q[poll.ARG0 + 2] = ARG2
@@ -51,6 +52,13 @@ def setup(offset: int, state: int, *, serving: bool = False):
     # (the stub loads RAX from the slot at poll_withdrawn: at poll_exit it holds the call again)
     q[k.RAX], q[k.RDX] = NR if offset < G.POLL_POSTED or offset == G.POLL_EXIT else 0xDEAD, ARG2
     return p, task, slot
+
+
+def control():
+    """A native poller's control block (plain memory: no poller runs)."""
+    from kontain.kernel import nativepoll
+
+    return nativepoll.Control(types.SimpleNamespace(base=0, size=0), 1 << 20, [False] * 512, False, bytearray(8))
 
 
 def restarted(task, slot):
@@ -119,7 +127,7 @@ def test_waits_for_a_call_a_poller_is_making(who):
 
     p, task, slot = setup(G.POLL_POSTED, poll.TAKEN, serving=who == "python")
     if who == "native":
-        p.ctl = types.SimpleNamespace(w=[0] * nativepoll.WORDS)
+        p.ctl = control()
         p.ctl.w[nativepoll.C_SERVING] = task.vcpu.id + 1
 
     def answer():
@@ -143,7 +151,7 @@ def test_another_vcpus_native_call_is_not_this_ones():
     from kontain.kernel import nativepoll
 
     p, task, slot = setup(G.POLL_POSTED, poll.TAKEN)
-    p.ctl = types.SimpleNamespace(w=[0] * nativepoll.WORDS)
+    p.ctl = control()
     p.ctl.w[nativepoll.C_SERVING] = task.vcpu.id + 2
     assert p.settle(task) is None and restarted(task, slot)
 
@@ -159,7 +167,7 @@ def test_a_call_posted_again_runs_once():
 
     for _ in range(200):
         p, task, slot = setup(G.POLL_POSTED, poll.TAKEN)
-        p.ctl = types.SimpleNamespace(w=[0] * nativepoll.WORDS)
+        p.ctl = control()
         p.ctl.w[nativepoll.C_SERVING] = task.vcpu.id + 1
         ran = []
 
@@ -182,3 +190,24 @@ def test_a_call_posted_again_runs_once():
             assert settled == (NR, RESULT) and completed(task, slot)
         else:
             assert settled is None and restarted(task, slot)
+
+
+@pytest.mark.parametrize("offset", [G.POLL_POSTED, G.POLL_DECLINED, G.POLL_EXIT])
+def test_a_socket_write_the_native_poller_began_is_not_made_again(offset):
+    """The native poller declined a write a socket had taken part of (the carry), for the
+    thread to finish; stopped by a signal first (waiting, on its way to the exit, at the
+    `out`), the thread's call is over with that part as its result, as a blocking write a
+    signal interrupts: made again, the part would be sent twice.  Without a carry a
+    declined call runs again, and the block's flag is taken."""
+    from kontain.kernel import nativepoll
+
+    for carry in (1000, 0):
+        p, task, slot = setup(offset, poll.DECLINED)
+        p.ctl = control()
+        o = nativepoll.C_VC + task.vcpu.id * nativepoll.VC_WORDS
+        p.ctl.w[o + nativepoll.V_DECLINED], p.ctl.w[o + nativepoll.V_CARRY] = 1, carry
+        if carry:
+            assert p.settle(task) == (NR, carry) and task.q[k.RAX] == carry and task.q[k.RIP] == RCX
+        else:
+            assert p.settle(task) is None and restarted(task, slot)
+        assert p.ctl.declined(task.vcpu.id) == (False, 0) and p.carried == int(carry > 0)
