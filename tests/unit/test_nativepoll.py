@@ -33,7 +33,7 @@ def test_the_control_block_layout_fits():
     assert nativepoll.C_LOCKED == nativepoll.C_NLOCKED + 1
     assert nativepoll.C_SOLO == nativepoll.C_LOCKED + 2 * nativepoll.LOCKED_MAX
     assert nativepoll.C_KNOWN_KIND == nativepoll.C_KNOWN_EPOCH + 1
-    assert nativepoll.WORDS == nativepoll.C_OWN_SIGNALS + 1
+    assert nativepoll.WORDS == nativepoll.C_READ_WAIT_NS + 1
 
 
 def test_sites_go_to_python_only_past_the_warm_up():
@@ -272,3 +272,65 @@ def test_sockets_are_read_and_written_without_waiting(tmp_path):
     finally:
         for s in (a, b, nb, nb_peer, listener):
             s.close()
+
+
+def test_a_socket_read_waits_a_moment_for_its_data():
+    """With C_READ_WAIT_NS (one slot on), a blocking socket's read with nothing there
+    yet waits that long for data before it is declined: data written 20 ms later is read
+    by the same call.  It is declined at once when its vCPU is kicked (a signal to
+    deliver: the thread waits for the call) or the socket has a receive timeout (the
+    thread's read keeps it); at the end of the wait, declined."""
+    import socket
+    import struct
+    import threading
+    import time
+    import types
+
+    from kontain import native
+    from kontain.arch.x86_64 import layout as L
+
+    poll = nativepoll.load()
+    assert poll is not None, "the native poller is not built: run `make bytecode`"
+    pollable = [False] * 512
+    pollable[0] = True
+    mem = bytearray(1 << 16)
+    ctl = nativepoll.Control(types.SimpleNamespace(base=native.address_of(mem), size=len(mem)), 512, pollable,
+                             False, bytearray(8))
+    slot, kick = bytearray(L.SLOT_SIZE), bytearray(1)
+    ctl.attach(0, native.address_of(slot), types.SimpleNamespace(kick_flag=kick, kick_addr=native.address_of(kick)))
+    ctl.native(0, True)
+    ctl.w[nativepoll.C_READ_WAIT_NS] = 10 * 1000_000_000  # (long: the test's own events end it)
+    a, b = socket.socketpair()
+
+    def read() -> tuple[int, float]:
+        struct.pack_into("<IIq", slot, L.SLOT_STATE, L.SLOT_POSTED, 0, 0)
+        struct.pack_into("<qqq", slot, L.SLOT_ARGS, a.fileno(), 0, 8)
+        t = time.monotonic()
+        return poll(ctl.addr, 4), time.monotonic() - t
+
+    def later(what) -> threading.Timer:
+        t = threading.Timer(0.02, what)
+        t.start()
+        return t
+
+    try:
+        t = later(lambda: b.send(b"late"))
+        r, took = read()
+        t.join()
+        assert r == nativepoll.TICK and struct.unpack_from("<q", slot, L.SLOT_RESULT)[0] == 4 and mem[:4] == b"late"
+        t = later(lambda: kick.__setitem__(0, 1))
+        r, took = read()
+        t.join()
+        assert r == 0 << 2 | nativepoll.DECLINED and took < 5 and ctl.declined(0) == (True, 0)
+        kick[0] = 0
+        a.settimeout(None)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("<qq", 5, 0))
+        r, took = read()
+        assert r == 0 << 2 | nativepoll.DECLINED and took < 1  # (not the 10 s wait)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("<qq", 0, 0))
+        ctl.w[nativepoll.C_READ_WAIT_NS] = 30_000_000
+        r, took = read()
+        assert r == 0 << 2 | nativepoll.DECLINED and 0.025 <= took < 5
+    finally:
+        a.close()
+        b.close()

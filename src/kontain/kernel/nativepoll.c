@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdint.h>
 #include <string.h>
@@ -223,6 +224,40 @@ static int64_t stat_call(const uint64_t *c, uint64_t nr, const int64_t *a) {
     return 0;
 }
 
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Wait up to wait_ns for socket ``own`` to have data (1), in slices of WAIT_SLICE_NS,
+ * giving up (0) when the vCPU is kicked (a signal to deliver, the process ending: the
+ * thread's settle waits for this call) or the socket has a receive timeout of its own
+ * (the thread's read keeps it).  The waiting vCPU spins in its stub meanwhile: only
+ * while it is the one slot on (kernel/poll.py READ_WAIT_NS), so that the poller, asleep
+ * here, serves nobody else, and the program's other threads have the other CPUs. */
+#define WAIT_SLICE_NS 100000
+static int await_data(int own, uint64_t wait_ns, const volatile uint8_t *kick) {
+    struct timeval tv = {0, 0};
+    socklen_t len = sizeof tv;
+    if (getsockopt(own, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) != 0 || tv.tv_sec || tv.tv_usec)
+        return 0;
+    uint64_t start = now_ns();
+    for (;;) {
+        uint64_t spent = now_ns() - start;
+        if (*kick || spent >= wait_ns)
+            return 0;
+        uint64_t left = wait_ns - spent;
+        struct pollfd pfd = {own, POLLIN, 0};
+        struct timespec ts = {0, (long)(left < WAIT_SLICE_NS ? left : WAIT_SLICE_NS)};
+        int r = ppoll(&pfd, 1, &ts, NULL);
+        if (r > 0)
+            return 1;
+        if (r < 0 && errno != EINTR)
+            return 0;
+    }
+}
+
 /* A read or write of a socket (``own``), made without waiting: what the vCPU's thread
  * would get from its blocking call, when that call would not wait.  Otherwise WAIT,
  * having changed nothing (the call would wait: no data yet, no room to send; or an
@@ -233,7 +268,8 @@ static int64_t stat_call(const uint64_t *c, uint64_t nr, const int64_t *a) {
  * SO_RCVLOWAT bytes, which a read that does not wait ignores once any have come: a
  * socket whose mark is not 1 is the vCPU's thread's.  EPIPE: the answer, and *want_exit set,
  * so that the vCPU's thread raises SIGPIPE as after its own write (dispatch.finish). */
-static int64_t socket_call(uint64_t nr, int own, uint64_t p, uint64_t n, int64_t *carry, int *want_exit) {
+static int64_t socket_call(uint64_t nr, int own, uint64_t p, uint64_t n, int64_t *carry, int *want_exit,
+                           uint64_t wait_ns, const volatile uint8_t *kick) {
     int blocking = !(fcntl(own, F_GETFL) & O_NONBLOCK);
     int64_t r;
     if (nr == SYS_read) {
@@ -242,6 +278,8 @@ static int64_t socket_call(uint64_t nr, int own, uint64_t p, uint64_t n, int64_t
         if (blocking && (getsockopt(own, SOL_SOCKET, SO_RCVLOWAT, &lowat, &len) != 0 || lowat > 1))
             return WAIT;
         r = raw6(SYS_recvfrom, (uint64_t)own, p, n, MSG_DONTWAIT, 0, 0);
+        if (r == -EAGAIN && blocking && wait_ns && await_data(own, wait_ns, kick))
+            r = raw6(SYS_recvfrom, (uint64_t)own, p, n, MSG_DONTWAIT, 0, 0);
     } else {
         r = raw6(SYS_sendto, (uint64_t)own, p, n, MSG_DONTWAIT | MSG_NOSIGNAL, 0, 0);
         if (blocking && r > 0 && (uint64_t)r < n) {
@@ -257,7 +295,7 @@ static int64_t socket_call(uint64_t nr, int own, uint64_t p, uint64_t n, int64_t
 
 /* Make the call (``here`` said yes, for the values in a[]; ``own``: its descriptor). */
 static int64_t make(const uint64_t *c, uint64_t nr, const int64_t *a, int own, int kind, int64_t *carry,
-                    int *want_exit) {
+                    int *want_exit, const volatile uint8_t *kick) {
     int fault = 0;
     uint64_t fd = (uint32_t)a[0], n, p;
     switch (nr) {
@@ -280,7 +318,7 @@ static int64_t make(const uint64_t *c, uint64_t nr, const int64_t *a, int own, i
                 return -EFAULT;
         }
         if (kind == KIND_SOCKET)
-            return socket_call(nr, own, p, n, carry, want_exit);
+            return socket_call(nr, own, p, n, carry, want_exit, c[C_READ_WAIT_NS], kick);
         return raw(nr, fd, p, n, (uint64_t)a[3]);
     case SYS_lseek:
         if (fd >= c[C_FLOOR])
@@ -319,11 +357,6 @@ static int settled(const uint64_t *c, uint64_t ret, int *patched) {
     return 0;
 }
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 long km_poll(uint64_t *c, long idle_rounds) {
     long idle = 0;
@@ -367,7 +400,7 @@ long km_poll(uint64_t *c, long idle_rounds) {
                 return (long)(v << 2 | RUN);
             }
             int want_exit = 0;
-            int64_t res = make(c, nr, a, own, kind, &carry, &want_exit);
+            int64_t res = make(c, nr, a, own, kind, &carry, &want_exit, (const volatile uint8_t *)vc[V_KICK]);
             if (dup)
                 close(own);
             if (res == DECLINE) { /* (as a call not for here, above) */

@@ -60,7 +60,8 @@ C_SOLO = C_LOCKED + 2 * LOCKED_MAX
 C_EPOCH, C_KNOWN_FD, C_KNOWN_EPOCH, C_KNOWN_KIND = C_SOLO + 1, C_SOLO + 2, C_SOLO + 3, C_SOLO + 4
 C_SOCKETS = C_SOLO + 5  # 1: km_poll makes reads and writes of sockets that need not wait (``socket_call``)
 C_OWN_SIGNALS = C_SOLO + 6  # 1: no read or write at all (the program wants the signals its calls cause)
-WORDS = C_SOLO + 7
+C_READ_WAIT_NS = C_SOLO + 7  # how long km_poll waits for a socket's data (kernel/poll.py READ_WAIT_NS), or 0
+WORDS = C_SOLO + 8
 
 # what km_poll returns: TICK, or a vCPU id << 2 | RUN, ANSWER or DECLINED
 TICK, RUN, ANSWER, DECLINED = -1, 0, 1, 2
@@ -94,7 +95,7 @@ def defines() -> list[str]:
         "C_NPLAIN": C_NPLAIN, "C_PLAIN": C_PLAIN, "PLAIN_MAX": PLAIN_MAX,
         "LOCKED_MAX": LOCKED_MAX, "C_SOLO": C_SOLO, "C_EPOCH": C_EPOCH, "C_KNOWN_FD": C_KNOWN_FD,
         "C_KNOWN_EPOCH": C_KNOWN_EPOCH, "C_KNOWN_KIND": C_KNOWN_KIND, "C_SOCKETS": C_SOCKETS,
-        "C_OWN_SIGNALS": C_OWN_SIGNALS,
+        "C_OWN_SIGNALS": C_OWN_SIGNALS, "C_READ_WAIT_NS": C_READ_WAIT_NS,
         "SLOT_DECLINED": L.SLOT_DECLINED,
     }
     return [f"-D{k}={v}" for k, v in names.items()] + ["-shared", "-fPIC"]
