@@ -64,7 +64,7 @@ def rows(tmp: str) -> dict[str, tuple[list[str], int]]:
         "Go hello": ([str(build_go()), "hello"], 1),
         "TCP echo 10k x64B": ([str(build("echo", extra=("-lpthread",))), "10000", "64"], 1),
         # (a Unix socket's writes and reads that never wait, as an event loop's: docs/performance.md)
-        "socketpair 100k x64B": ([str(build("sockpair")), "100000", "64"], 1),
+        "socketpair 100k x64B": ([str(build("streams")), "100000", "64"], 1),
     }
 
 

@@ -218,7 +218,7 @@ def report_timings(proc, started: tuple[float, float] | None) -> None:
         poller = proc.poller
         by_vcpu = ", ".join(f"{vid}: {n}" for vid, n in enumerate(poller.by_vcpu) if n)
         lines.append(f"km: timings: {poller.served} system calls served by polling, without an exit (by vCPU: {by_vcpu}; "
-                     f"{poller.served_natively} by the native poller; {poller.carried} socket writes it began "
+                     f"{poller.served_natively} by the native poller; {poller.carried} writes it began "
                      f"finished by their thread)")
         lines.append(f"km: timings: polling: slots switched on {poller.switched_on} times, backed off "
                      f"{poller.backed_off} times; the poller parked {poller.parked} times, slept idle {poller.idled} times; "

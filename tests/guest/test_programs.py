@@ -238,12 +238,14 @@ def test_loopback_tcp_echo(variant):
 
 
 @pytest.mark.parametrize("variant", STATIC)
-def test_socketpair_loop(variant):
+@pytest.mark.parametrize("kind", ["socketpair", "pipe", "devices"])
+def test_stream_loops(variant, kind):
     """The bench's socketpair row (writes and reads that never wait, which km's native
-    poller makes), checked for results, with small messages and 64 KiB ones."""
-    native, guest = compare([build("sockpair", variant), "20000", "64"])
+    poller makes), and the same through a pipe and /dev/null and /dev/zero (which it hands
+    back), checked for results, with small messages and 64 KiB ones."""
+    native, guest = compare([build("streams", variant), "20000", "64", kind])
     assert guest.text == "20000 of 20000\n"
-    native, guest = compare([build("sockpair", variant), "2000", "65536"])
+    native, guest = compare([build("streams", variant), "2000", "65536", kind])
     assert guest.text == "2000 of 2000\n"
 
 
@@ -274,7 +276,7 @@ def test_inherited_signal_state(variant):
     assert b" 1 3 12 " in guest.stdout and b"blocked: 10 15 35" in guest.stdout
 
 
-@pytest.mark.parametrize("mode", ["flags", "signals", "threads", "sigreads", "renumber", "sockets"])
+@pytest.mark.parametrize("mode", ["flags", "signals", "threads", "sigreads", "renumber", "streams"])
 def test_polling_tier(mode, tmp):
     """Calls served by the polling tier (kernel/poll.py) give what Linux gives, flags
     included, with a timer interrupting and with threads; and the same with it off.
@@ -284,13 +286,14 @@ def test_polling_tier(mode, tmp):
     renumber: a descriptor number that names a file, then a pipe with no reader (SIGPIPE,
     which the native poller, knowing the number as a file's, would not have raised had
     dup2 not moved Process.epoch), a socket, a file again.
-    sockets: reads and writes of sockets, which the native poller makes when they need
-    not wait (a blocking write it began and its thread finished, EPIPE's SIGPIPE, a
-    non-blocking socket's EAGAIN, SO_RCVLOWAT, a reset connection, datagrams)."""
+    streams: reads and writes of sockets and pipes, which the native poller makes when
+    they need not wait (a blocking write it began and its thread finished, EPIPE's
+    SIGPIPE, EAGAIN without waiting, a read whose data comes a moment later, SO_RCVLOWAT,
+    a reset connection, datagrams, a signalfd's reads, O_ASYNC's SIGIO in time)."""
     prog = build("polled", "musl", ("-lpthread",))
     native, guest = compare([prog, mode, str(tmp)])
     assert "FAILED" not in guest.text
-    if mode in ("sigreads", "renumber", "sockets"):
+    if mode in ("sigreads", "renumber", "streams"):
         compare([prog, mode, str(tmp)], km_options=("--poll", "always"))
     compare([prog, mode, str(tmp)], km_options=("--poller", "python"))
     compare([prog, mode, str(tmp)], km_options=("--no-poll",))
@@ -363,8 +366,8 @@ def _polling(err: str) -> tuple[int, int, int, int]:
 def test_a_proven_site_switches_polling_on(tmp_path):
     """A site an earlier run proved hot (the site cache) is rewritten at its fourth call, and
     if that call is one the poller serves (a regular file's write) the thread's slot switches
-    on there, rather than after 16 more exits; the echo through pipes' one site, as hot,
-    carries pipe reads and writes, which the poller hands back: its slot stays off.  (Counted by km itself,
+    on there, rather than after 16 more exits; a loop of device reads and writes, whose one
+    site is as hot, carries calls the poller hands back: its slot stays off.  (Counted by km itself,
     whatever the load: the check is the count, never a time.)  On hardware KVM, which has
     neither a polling tier nor rewriting, both programs still give their output."""
     from kt import km, kvm_platform
@@ -373,15 +376,15 @@ def test_a_proven_site_switches_polling_on(tmp_path):
     cache = tmp_path / "sites"
     cache.mkdir()
     fileio = build("fileio")
-    echo = build("echo", "musl", ("-lpthread",))
+    devices = build("streams")
     for run in range(2):
         r = km("--timings", "--site-cache", str(cache), fileio, str(tmp_path / "io.bin"), "16", "16")
         assert r.returncode == 0 and r.text == f"{16 << 20}\n", r.err
         if pvm:
             proven = re.search(r"(\d+) switched on at a site an earlier run proved", r.err)
             assert proven and int(proven[1]) == run, r.err  # (the first run proves it, the second uses it)
-        r = km("--timings", "--site-cache", str(cache), echo, "2000", "64", "pipes")
-        assert r.returncode == 0 and r.text == "2000 of 2000 echoed\n", r.err
+        r = km("--timings", "--site-cache", str(cache), devices, "5000", "64", "devices")
+        assert r.returncode == 0 and r.text == "5000 of 5000\n", r.err
         if pvm:
             assert _polling(r.err)[1] == 0 and " 0 switched on at a site an earlier run proved" in r.err, r.err
 
@@ -422,16 +425,16 @@ def test_timings_show_kvms_counters():
     assert int(counts["exits"]) >= 3000, r.err
 
 
-def test_pipe_io_does_not_switch_polling_on():
-    """Reads and writes of pipes (which the poller hands back to the vCPU's thread: they
-    may block) do not count towards switching the tier on: the TCP echo, nothing but
-    such calls when sockets' were handed back too, used to switch its slot on and back
-    off ~10 times a run; the echo through pipes is that program now."""
+def test_device_io_does_not_switch_polling_on():
+    """Reads and writes of devices (which the poller hands back to the vCPU's thread: they
+    may block, a terminal's) do not count towards switching the tier on: the TCP echo,
+    nothing but such calls when sockets' were handed back too, used to switch its slot on
+    and back off ~10 times a run; a loop of /dev/null's writes and /dev/zero's reads is
+    such a program now."""
     from kt import km, kvm_platform
 
-    prog = build("echo", "musl", ("-lpthread",))
-    r = km("--timings", prog, "2000", "64", "pipes")
-    assert r.returncode == 0 and r.text == "2000 of 2000 echoed\n", r.err
+    r = km("--timings", build("streams"), "5000", "64", "devices")
+    assert r.returncode == 0 and r.text == "5000 of 5000\n", r.err
     if kvm_platform() == "pvm":
         assert _polling(r.err)[1:3] == (0, 0), r.err
 

@@ -25,11 +25,12 @@
  *             poller keeps a single-threaded program's file kinds between calls); a file
  *             locked with flock and closed is free again at once; the same in a second
  *             thread, and once more in the main thread after it ended
- *   sockets   reads and writes of sockets in hot loops (km's native poller makes those
- *             that need not wait): a socketpair's echo in the main thread and in a
- *             second one; a 4 MiB blocking write a slow reader drains (the socket takes
- *             part at once, the rest waits); EPIPE with SIGPIPE caught and ignored; a
- *             non-blocking socket with nothing to read; SO_RCVLOWAT 8 with 4 bytes there;
+ *   streams   reads and writes of sockets and pipes in hot loops (km's native poller
+ *             makes those that need not wait): an echo through each in the main thread
+ *             and in a second one; for each, a 4 MiB blocking write a slow reader drains
+ *             (part taken at once, the rest waits), EPIPE with SIGPIPE caught and
+ *             ignored, non-blocking reads with nothing there, a read whose data comes
+ *             20 ms later, and end of file; a socket's SO_RCVLOWAT 8 with 4 bytes there;
  *             a reset connection's ECONNRESET, then EOF; datagrams; a signalfd's reads; O_ASYNC's SIGIO
  *             come by the time the write that caused it returns
  * Prints what it checked; the exit status is 0 unless a check failed. */
@@ -580,19 +581,19 @@ static void renumber(const char *dir) {
     renumber_once((void *)3L);
 }
 
-static volatile sig_atomic_t pipes, sigios;
-static void count_sigpipe(int sig) { (void)sig; pipes++; }
+static volatile sig_atomic_t pipes_seen, sigios;
+static void count_sigpipe(int sig) { (void)sig; pipes_seen++; }
 static void count_sigio(int sig) { (void)sig; sigios++; }
 
-/* n rounds of a 64-byte write and read through a socketpair, the bytes checked */
-static long sock_echo(int n) {
+/* n rounds of a 64-byte write and read through a socketpair (or a pipe), the bytes checked */
+static long stream_echo(int n, int pipes) {
     int sv[2];
     long good = 0;
     char out[64], in[64];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) return -1;
+    if (pipes ? pipe(sv) : socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) return -1;
     for (int i = 0; i < n; i++) {
         memset(out, 'a' + i % 26, sizeof out);
-        if (write(sv[0], out, sizeof out) != sizeof out || read(sv[1], in, sizeof in) != sizeof in) break;
+        if (write(sv[1], out, sizeof out) != sizeof out || read(sv[0], in, sizeof in) != sizeof in) break;
         good += !memcmp(in, out, sizeof in);
     }
     close(sv[0]);
@@ -600,7 +601,9 @@ static long sock_echo(int n) {
     return good;
 }
 
+static long sock_echo(int n) { return stream_echo(n, 0); }
 static void *sock_echo_thread(void *arg) { return (void *)sock_echo((int)(long)arg); }
+static void *pipe_echo_thread(void *arg) { return (void *)stream_echo((int)(long)arg, 1); }
 
 #define BIG (4 << 20)
 static void *slow_reader(void *arg) {
@@ -625,7 +628,7 @@ static void *late_writer(void *arg) {
     return NULL;
 }
 
-static void sockets(void) {
+static void streams(void) {
     pthread_t t;
     void *res;
     int sv[2];
@@ -634,48 +637,69 @@ static void sockets(void) {
     pthread_join(t, &res);
     printf("socketpair echo, second thread: %ld of 5000\n", (long)res);
 
-    /* a blocking write larger than the socket takes at once, its reader slow */
+    printf("pipe echo, main thread: %ld of 5000\n", stream_echo(5000, 1));
+    CHECK("thread", pthread_create(&t, NULL, pipe_echo_thread, (void *)5000L) == 0);
+    pthread_join(t, &res);
+    printf("pipe echo, second thread: %ld of 5000\n", (long)res);
+
+    char c;
     char *big = malloc(BIG);
     for (long i = 0; i < BIG; i++) big[i] = (char)(i * 7 % 251);
-    CHECK("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    sock_echo(300);  /* (hot) */
-    CHECK("thread", pthread_create(&t, NULL, slow_reader, (void *)(long)sv[1]) == 0);
-    ssize_t w = write(sv[0], big, BIG);
-    close(sv[0]);
-    pthread_join(t, &res);
-    printf("4 MiB blocking write: %zd, read back %s\n", w, res ? "whole" : "WRONG");
-    close(sv[1]);
+    for (int pipes = 0; pipes < 2; pipes++) {
+        const char *what = pipes ? "pipe" : "socketpair";
+        /* a blocking write larger than the socket (pipe) takes at once, its reader slow */
+        CHECK(what, (pipes ? pipe(sv) : socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) == 0);
+        sock_echo(300);  /* (hot) */
+        CHECK("thread", pthread_create(&t, NULL, slow_reader, (void *)(long)sv[0]) == 0);
+        ssize_t w = write(sv[1], big, BIG);
+        close(sv[1]);
+        pthread_join(t, &res);
+        printf("%s: 4 MiB blocking write: %zd, read back %s\n", what, w, res ? "whole" : "WRONG");
+        close(sv[0]);
+
+        /* EPIPE: SIGPIPE caught, then ignored */
+        CHECK(what, (pipes ? pipe(sv) : socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) == 0);
+        close(sv[0]);
+        signal(SIGPIPE, count_sigpipe);
+        int epipe = 0;
+        for (int i = 0; i < 300; i++) {
+            sock_echo(10);
+            epipe += write(sv[1], "x", 1) == -1 && errno == EPIPE;
+        }
+        printf("%s: EPIPE, SIGPIPE caught: %d writes, %d signals\n", what, epipe, (int)pipes_seen);
+        signal(SIGPIPE, SIG_IGN);
+        epipe = 0;
+        for (int i = 0; i < 300; i++) epipe += write(sv[1], "x", 1) == -1 && errno == EPIPE;
+        printf("%s: EPIPE, SIGPIPE ignored: %d writes, %d signals\n", what, epipe, (int)pipes_seen);
+        close(sv[1]);
+        pipes_seen = 0;
+
+        /* non-blocking, nothing to read, with data now and then */
+        CHECK(what, (pipes ? pipe2(sv, O_NONBLOCK) : socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv)) == 0);
+        int again = 0, data = 0;
+        for (int i = 0; i < 3000; i++) {
+            if (i % 3 == 0) CHECK("write", write(sv[1], "y", 1) == 1);
+            ssize_t r = read(sv[0], &c, 1);
+            again += r == -1 && errno == EAGAIN;
+            data += r == 1 && c == 'y';
+        }
+        printf("%s: non-blocking reads: %d data, %d EAGAIN\n", what, data, again);
+        close(sv[0]);
+        close(sv[1]);
+
+        /* a read that waits for a writer a moment later, and one at end of file */
+        CHECK(what, (pipes ? pipe(sv) : socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) == 0);
+        sock_echo(300);
+        CHECK("thread", pthread_create(&t, NULL, late_writer, (void *)(long)sv[1]) == 0);
+        char got[16] = {0};
+        ssize_t r = read(sv[0], got, 4);
+        pthread_join(t, NULL);
+        close(sv[1]);
+        ssize_t more = read(sv[0], got + 4, 4), end = read(sv[0], got + 8, 4);
+        printf("%s: late data: read %zd, %zd, then %zd: \"%s\"\n", what, r, more, end, got);
+        close(sv[0]);
+    }
     free(big);
-
-    /* EPIPE: SIGPIPE caught, then ignored */
-    CHECK("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    close(sv[1]);
-    signal(SIGPIPE, count_sigpipe);
-    int epipe = 0;
-    for (int i = 0; i < 300; i++) {
-        sock_echo(10);
-        epipe += write(sv[0], "x", 1) == -1 && errno == EPIPE;
-    }
-    printf("EPIPE, SIGPIPE caught: %d writes, %d signals\n", epipe, (int)pipes);
-    signal(SIGPIPE, SIG_IGN);
-    epipe = 0;
-    for (int i = 0; i < 300; i++) epipe += write(sv[0], "x", 1) == -1 && errno == EPIPE;
-    printf("EPIPE, SIGPIPE ignored: %d writes, %d signals\n", epipe, (int)pipes);
-    close(sv[0]);
-
-    /* a non-blocking socket with nothing to read, with data now and then */
-    CHECK("socketpair", socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
-    int again = 0, data = 0;
-    char c;
-    for (int i = 0; i < 3000; i++) {
-        if (i % 3 == 0) CHECK("write", write(sv[0], "y", 1) == 1);
-        ssize_t r = read(sv[1], &c, 1);
-        again += r == -1 && errno == EAGAIN;
-        data += r == 1 && c == 'y';
-    }
-    printf("non-blocking reads: %d data, %d EAGAIN\n", data, again);
-    close(sv[0]);
-    close(sv[1]);
 
     /* SO_RCVLOWAT: a blocking read waits for 8 bytes though 4 are there */
     CHECK("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
@@ -771,7 +795,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "hostile")) hostile(argc > 2 ? argv[2] : "/tmp");
     else if (!strcmp(mode, "handback")) handback(argc > 2 ? argv[2] : "/tmp");
     else if (!strcmp(mode, "renumber")) renumber(argc > 2 ? argv[2] : "/tmp");
-    else if (!strcmp(mode, "sockets")) sockets();
+    else if (!strcmp(mode, "streams")) streams();
     else if (!strcmp(mode, "zerobudget")) zerobudget(argc > 2 ? argv[2] : "0");
     return failed;
 }

@@ -122,8 +122,8 @@ def test_a_single_threaded_programs_own_descriptor(tmp_path):
     """With one thread (C_SOLO) a read of a regular file is made on the program's own
     descriptor: no duplicate, so none whose close could drop a POSIX lock (a locked file's
     read is made natively).  The file's kind is known until the epoch moves (every call
-    km's handlers serve bumps it): then it is looked at again, and a pipe's read, which
-    could wait, goes to Python.  With more than one thread the duplicate rules again."""
+    km's handlers serve bumps it): then it is looked at again, and a pipe's read is made
+    as a pipe's (without waiting).  With more than one thread the duplicate rules again."""
     import struct
     import types
 
@@ -159,8 +159,8 @@ def test_a_single_threaded_programs_own_descriptor(tmp_path):
         os.write(w, b"P" * 8)
         os.dup2(r, fd)  # the number names a pipe now, and the program's call that did it ...
         struct.pack_into("<Q", epoch, 0, 1)  # ... moved the epoch
-        assert read() == 0 << 2 | nativepoll.RUN  # looked at again: a pipe's read is Python's
-        assert struct.unpack_from("<I", slot, L.SLOT_STATE)[0] == L.SLOT_POSTED
+        assert read() == nativepoll.TICK and mem[:8] == b"P" * 8  # looked at again: a pipe's read, made
+        assert ctl.w[nativepoll.C_KNOWN_KIND] == 3
         os.dup2(os.open(locked, os.O_RDONLY), fd)
         struct.pack_into("<Q", epoch, 0, 2)
         ctl.w[nativepoll.C_SOLO] = 0  # another thread: a duplicate, never of a locked file
@@ -185,8 +185,8 @@ def test_exec_forgets_the_sites_not_the_locked_files():
     assert (w[nativepoll.C_NLOCKED], w[nativepoll.C_LOCKED], w[nativepoll.C_LOCKED + 1]) == (1, 7, 42)
 
 
-def test_sockets_are_read_and_written_without_waiting(tmp_path):
-    """A socket's read or write is made natively only when it need not wait: data to
+def test_sockets_and_pipes_are_read_and_written_without_waiting(tmp_path):
+    """A socket's or a pipe's read or write is made natively only when it need not wait: data to
     read, room to write; a non-blocking socket's EAGAIN is the answer.  Otherwise the
     call is declined natively (DECLINED, the slot SLOT_DECLINED, the block saying so once)
     for the vCPU's thread to make, having changed nothing: a blocking socket with nothing
@@ -194,7 +194,7 @@ def test_sockets_are_read_and_written_without_waiting(tmp_path):
     would return them), a listening socket's read (perhaps a signalfd's: EINVAL).  A
     blocking write the socket took part of is declined with the part (the carry), which
     the thread's write finishes.  EPIPE is answered with an exit, for SIGPIPE.  With
-    C_OWN_SIGNALS (the program wants the signals its calls cause), or without C_SOCKETS,
+    C_OWN_SIGNALS (the program wants the signals its calls cause), or without C_STREAMS,
     a socket's call is Python's."""
     import socket
     import struct
@@ -264,10 +264,27 @@ def test_sockets_are_read_and_written_without_waiting(tmp_path):
         assert got == carry
         b.close()
         assert call(1, a.fileno(), 8) == nativepoll.TICK and result() == -EPIPE and state() == L.SLOT_DONE_EXIT
+        # a pipe: the same, with RWF_NOWAIT
+        r, w = os.pipe()
+        try:
+            mem[:3] = b"abc"
+            assert call(1, w, 3) == nativepoll.TICK and result() == 3
+            assert call(0, r, 8) == nativepoll.TICK and result() == 3 and mem[:3] == b"abc"
+            assert call(0, r, 8) == 0 << 2 | nativepoll.DECLINED and ctl.declined(0) == (True, 0)
+            assert call(1, w, len(mem)) == 0 << 2 | nativepoll.DECLINED  # (a pipe holds 64 KiB)
+            declined, carry = ctl.declined(0)
+            assert declined and carry == 65536 and len(os.read(r, 1 << 20)) == carry
+            os.close(r)
+            r = -1
+            assert call(1, w, 8) == nativepoll.TICK and result() == -EPIPE and state() == L.SLOT_DONE_EXIT
+        finally:
+            os.close(w)
+            if r >= 0:
+                os.close(r)
         ctl.w[nativepoll.C_OWN_SIGNALS] = 1  # (signals the call causes wanted: a handler's)
         assert call(0, nb.fileno(), 8) == 0 << 2 | nativepoll.RUN and state() == L.SLOT_POSTED
         ctl.w[nativepoll.C_OWN_SIGNALS] = 0
-        ctl.w[nativepoll.C_SOCKETS] = 0
+        ctl.w[nativepoll.C_STREAMS] = 0
         assert call(0, nb.fileno(), 8) == 0 << 2 | nativepoll.RUN and state() == L.SLOT_POSTED
     finally:
         for s in (a, b, nb, nb_peer, listener):

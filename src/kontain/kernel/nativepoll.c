@@ -38,7 +38,7 @@
 #define TICK (-1L)      /* idle_rounds rounds, or C_TICK_NS, without a posted call */
 #define RUN 0           /* a posted call, not taken: Python serves it (kernel/poll.py _serve) */
 #define ANSWER 1        /* taken and made; the result is in the slot: Python answers it */
-#define DECLINED 2      /* declined here (a socket's read that would wait): Python counts it */
+#define DECLINED 2      /* declined here (a read that would wait): Python counts it */
 
 static inline int64_t raw(long nr, uint64_t a, uint64_t b, uint64_t c, uint64_t d) {
     long r = syscall(nr, a, b, c, d);
@@ -65,13 +65,14 @@ static inline uint64_t host(const uint64_t *c, uint64_t addr, uint64_t len, int 
 
 /* make() made the call and found that Python must make it (stat_call): posted again */
 #define DECLINE INT64_MIN
-/* make() found that the call would wait (a socket's): the vCPU's own thread makes it,
+/* make() found that the call would wait (a socket's, a pipe's): the vCPU's own thread makes it,
  * the stub exits with the call (SLOT_DECLINED) */
 #define WAIT (INT64_MIN + 1)
 
 /* what here() found the descriptor to be */
 #define KIND_FILE 1
 #define KIND_SOCKET 2
+#define KIND_PIPE 3
 
 static int rw_call(uint64_t nr) {
     return nr == SYS_read || nr == SYS_write || nr == SYS_pread64 || nr == SYS_pwrite64;
@@ -94,26 +95,28 @@ static int locked_file(const uint64_t *c, int fd) {
 }
 
 /* May the call in this slot be made here?  Reads and writes of a regular file of the
- * guest's, and (C_SOCKETS) read and write of a socket of its, which are made without
- * waiting (``socket_call``); any other read or write may block: the vCPU's own thread
- * makes it.  For those, *own becomes a descriptor of the monitor's (at or above the
- * floor) for the same open file, which the call is made on: the program's other threads
- * can close or dup2 over its number meanwhile (a pipe's, whose read would block this
- * thread), never over this one.  It shares the file's offset, as the program's number
- * does.  Not for a file the program holds POSIX locks on: closing the duplicate would
- * drop them (locked_file).  *kind says which of the two kinds it is.
+ * guest's, and (C_STREAMS) read and write of a socket or a pipe of its, which are made
+ * without waiting (``stream_call``); any other read or write may block: the vCPU's own
+ * thread makes it.  For those, *own becomes a descriptor of the monitor's (at or above
+ * the floor) for the same open file, which the call is made on: the program's other
+ * threads can close or dup2 over its number meanwhile (a terminal's, whose read would
+ * block this thread), never over this one.  It shares the file's offset, as the
+ * program's number does.  Not for a file the program holds POSIX locks on: closing the
+ * duplicate would drop them (locked_file).  *kind says which kind of file it is.
  *
  * A program with one thread (C_SOLO) has no other thread to change its descriptors while
  * this one waits for the call: the call is made on the program's own number (*dup 0),
  * and the kind of file it names is known until the program makes any call km's handlers
  * serve (Process.epoch), without the three host calls of a duplicate (~1.5 us of a 64 KiB
  * write's 13 here). */
-static int kind_of(const uint64_t *c, uint64_t nr, const struct stat *st) {
-    if (S_ISREG(st->st_mode))
-        return KIND_FILE;
-    if (S_ISSOCK(st->st_mode) && c[C_SOCKETS] && (nr == SYS_read || nr == SYS_write))
-        return KIND_SOCKET;
-    return 0;
+static int kind_of(const struct stat *st) {
+    return S_ISREG(st->st_mode) ? KIND_FILE : S_ISSOCK(st->st_mode) ? KIND_SOCKET
+                                            : S_ISFIFO(st->st_mode) ? KIND_PIPE : 0;
+}
+
+/* Is a call ``nr`` of a file of ``kind`` one for here? */
+static int usable(const uint64_t *c, uint64_t nr, int kind) {
+    return kind == KIND_FILE || (kind && c[C_STREAMS] && (nr == SYS_read || nr == SYS_write));
 }
 
 static int here(uint64_t *c, uint64_t nr, const int64_t *args, int *own, int *dup, int *kind) {
@@ -130,23 +133,24 @@ static int here(uint64_t *c, uint64_t nr, const int64_t *args, int *own, int *du
         if (__atomic_load_n(&c[C_SOLO], __ATOMIC_ACQUIRE)) {
             uint64_t epoch = __atomic_load_n((const uint64_t *)c[C_EPOCH], __ATOMIC_ACQUIRE);
             if (c[C_KNOWN_FD] != fd + 1 || c[C_KNOWN_EPOCH] != epoch) {
-                if (fstat((int)fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISSOCK(st.st_mode)))
+                if (fstat((int)fd, &st) != 0 || !kind_of(&st))
                     return 0; /* (EBADF and the like: Python reports it) */
                 c[C_KNOWN_FD] = fd + 1;
                 c[C_KNOWN_EPOCH] = epoch;
-                c[C_KNOWN_KIND] = S_ISREG(st.st_mode) ? KIND_FILE : KIND_SOCKET;
+                c[C_KNOWN_KIND] = (uint64_t)kind_of(&st);
             }
-            *kind = c[C_KNOWN_KIND] == KIND_FILE || (c[C_SOCKETS] && (nr == SYS_read || nr == SYS_write))
-                        ? (int)c[C_KNOWN_KIND] : 0;
+            if (!usable(c, nr, (int)c[C_KNOWN_KIND]))
+                return 0;
+            *kind = (int)c[C_KNOWN_KIND];
             *own = (int)fd;
-            return *kind != 0;
+            return 1;
         }
         if (locked_file(c, (int)fd))
             return 0;
         int d = fcntl((int)fd, F_DUPFD_CLOEXEC, (int)c[C_FLOOR]);
         if (d < 0)
             return 0; /* (EBADF and the like: Python reports it) */
-        if (fstat(d, &st) != 0 || !(*kind = kind_of(c, nr, &st))) {
+        if (fstat(d, &st) != 0 || !usable(c, nr, *kind = kind_of(&st))) {
             close(d);
             return 0;
         }
@@ -230,17 +234,18 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Wait up to wait_ns for socket ``own`` to have data (1), in slices of WAIT_SLICE_NS,
- * giving up (0) when the vCPU is kicked (a signal to deliver, the process ending: the
- * thread's settle waits for this call) or the socket has a receive timeout of its own
- * (the thread's read keeps it).  The waiting vCPU spins in its stub meanwhile: only
- * while it is the one slot on (kernel/poll.py READ_WAIT_NS), so that the poller, asleep
- * here, serves nobody else, and the program's other threads have the other CPUs. */
+/* Wait up to wait_ns for ``own`` (a socket or a pipe) to have data (1), in slices of
+ * WAIT_SLICE_NS, giving up (0) when the vCPU is kicked (a signal to deliver, the process
+ * ending: the thread's settle waits for this call) or a socket has a receive timeout of
+ * its own (the thread's read keeps it).  The waiting vCPU spins in its stub meanwhile:
+ * only while it is the one slot on (kernel/poll.py READ_WAIT_NS), so that the poller,
+ * asleep here, serves nobody else, and the program's other threads have the other CPUs. */
 #define WAIT_SLICE_NS 100000
-static int await_data(int own, uint64_t wait_ns, const volatile uint8_t *kick) {
+static int await_data(int own, int kind, uint64_t wait_ns, const volatile uint8_t *kick) {
     struct timeval tv = {0, 0};
     socklen_t len = sizeof tv;
-    if (getsockopt(own, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) != 0 || tv.tv_sec || tv.tv_usec)
+    if (kind == KIND_SOCKET &&
+        (getsockopt(own, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) != 0 || tv.tv_sec || tv.tv_usec))
         return 0;
     uint64_t start = now_ns();
     for (;;) {
@@ -258,37 +263,54 @@ static int await_data(int own, uint64_t wait_ns, const volatile uint8_t *kick) {
     }
 }
 
-/* A read or write of a socket (``own``), made without waiting: what the vCPU's thread
- * would get from its blocking call, when that call would not wait.  Otherwise WAIT,
- * having changed nothing (the call would wait: no data yet, no room to send; or an
+/* One read or write of ``own``, a socket (MSG_DONTWAIT, and MSG_NOSIGNAL: the program's
+ * SIGPIPE is raised by its thread) or a pipe (RWF_NOWAIT), that never waits. */
+static int64_t nowait(int kind, uint64_t nr, int own, uint64_t p, uint64_t n) {
+    struct iovec iov = {(void *)p, n};
+    if (kind == KIND_SOCKET)
+        return nr == SYS_read ? raw6(SYS_recvfrom, (uint64_t)own, p, n, MSG_DONTWAIT, 0, 0)
+                              : raw6(SYS_sendto, (uint64_t)own, p, n, MSG_DONTWAIT | MSG_NOSIGNAL, 0, 0);
+    /* (the current position, -1: a pipe has none; the kernel's pos_l, pos_h) */
+    return raw6(nr == SYS_read ? SYS_preadv2 : SYS_pwritev2, (uint64_t)own, (uint64_t)&iov, 1, (uint64_t)-1, 0,
+                RWF_NOWAIT);
+}
+
+/* A read or write of a socket or a pipe (``own``), made without waiting: what the vCPU's
+ * thread would get from its blocking call, when that call would not wait.  Otherwise WAIT,
+ * having changed nothing (the call would wait: no data yet, no room to write; or an
  * error that only the handler's path answers: a listening socket's EINVAL is perhaps a
- * signalfd's, kernel/signalfd.py): the vCPU's thread makes the whole call.  A write the
- * socket took only part of (*carry: how much) is finished by the vCPU's thread too,
- * waiting as a blocking write does (kernel/poll.py ``carried``).  A read waits for
- * SO_RCVLOWAT bytes, which a read that does not wait ignores once any have come: a
- * socket whose mark is not 1 is the vCPU's thread's.  EPIPE: the answer, and *want_exit set,
- * so that the vCPU's thread raises SIGPIPE as after its own write (dispatch.finish). */
-static int64_t socket_call(uint64_t nr, int own, uint64_t p, uint64_t n, int64_t *carry, int *want_exit,
-                           uint64_t wait_ns, const volatile uint8_t *kick) {
+ * signalfd's, kernel/signalfd.py; a FIFO refuses RWF_NOWAIT, EOPNOTSUPP, where an
+ * anonymous pipe takes it): the vCPU's thread makes the whole call.  A write the
+ * file took only part of (*carry: how much) is finished by the vCPU's thread too, waiting
+ * as a blocking write does (syscalls/dispatch.py ``_carried``; a pipe takes a write of
+ * PIPE_BUF bytes or fewer whole or not at all, as a blocking write needs).  A socket's
+ * read waits for SO_RCVLOWAT bytes, which a read that does not wait ignores once any have
+ * come: a socket whose mark is not 1 is the vCPU's thread's.  EPIPE: the answer, and
+ * *want_exit set, so that the vCPU's thread raises SIGPIPE as after its own write
+ * (dispatch.finish; the host's SIGPIPE for a pipe stays blocked on the poller's thread,
+ * ignored, as km's threads keep theirs: kernel/signals.py). */
+static int64_t stream_call(int kind, uint64_t nr, int own, uint64_t p, uint64_t n, int64_t *carry,
+                           int *want_exit, uint64_t wait_ns, const volatile uint8_t *kick) {
     int blocking = !(fcntl(own, F_GETFL) & O_NONBLOCK);
     int64_t r;
     if (nr == SYS_read) {
         int lowat = 1;
         socklen_t len = sizeof lowat;
-        if (blocking && (getsockopt(own, SOL_SOCKET, SO_RCVLOWAT, &lowat, &len) != 0 || lowat > 1))
+        if (kind == KIND_SOCKET && blocking &&
+            (getsockopt(own, SOL_SOCKET, SO_RCVLOWAT, &lowat, &len) != 0 || lowat > 1))
             return WAIT;
-        r = raw6(SYS_recvfrom, (uint64_t)own, p, n, MSG_DONTWAIT, 0, 0);
-        if (r == -EAGAIN && blocking && wait_ns && await_data(own, wait_ns, kick))
-            r = raw6(SYS_recvfrom, (uint64_t)own, p, n, MSG_DONTWAIT, 0, 0);
+        r = nowait(kind, nr, own, p, n);
+        if (r == -EAGAIN && blocking && wait_ns && await_data(own, kind, wait_ns, kick))
+            r = nowait(kind, nr, own, p, n);
     } else {
-        r = raw6(SYS_sendto, (uint64_t)own, p, n, MSG_DONTWAIT | MSG_NOSIGNAL, 0, 0);
+        r = nowait(kind, nr, own, p, n);
         if (blocking && r > 0 && (uint64_t)r < n) {
             *carry = r;
             return WAIT;
         }
         *want_exit = r == -EPIPE;
     }
-    if ((r == -EAGAIN && blocking) || r == -EINVAL)
+    if ((r == -EAGAIN && blocking) || r == -EINVAL || r == -EOPNOTSUPP)
         return WAIT;
     return r;
 }
@@ -317,8 +339,8 @@ static int64_t make(const uint64_t *c, uint64_t nr, const int64_t *a, int own, i
             if (fault)
                 return -EFAULT;
         }
-        if (kind == KIND_SOCKET)
-            return socket_call(nr, own, p, n, carry, want_exit, c[C_READ_WAIT_NS], kick);
+        if (kind == KIND_SOCKET || kind == KIND_PIPE)
+            return stream_call(kind, nr, own, p, n, carry, want_exit, c[C_READ_WAIT_NS], kick);
         return raw(nr, fd, p, n, (uint64_t)a[3]);
     case SYS_lseek:
         if (fd >= c[C_FLOOR])

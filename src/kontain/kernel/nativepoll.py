@@ -34,7 +34,7 @@ LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libkmpoll.so
  C_NVID, C_SERVED, C_PATCHED, C_TICK_NS, C_WARM, C_PID) = range(16)  # (C_PID: for process_vm_readv/writev)
 TICK_NS = 1_000_000  # km_poll returns after this long without a request, however few its rounds
 C_VC = 16  # per vCPU id: VC_WORDS words
-# V_DECLINED: km_poll declined the vCPU's last call (a socket's read that would wait),
+# V_DECLINED: km_poll declined the vCPU's last call (a socket's or a pipe's read that would wait),
 # V_CARRY: bytes of it (a write) the socket took (both for the dispatcher, ``declined``),
 # V_DECLINED_NR: which call it was (for the poller's count of declines, kernel/poll.py)
 V_SLOT, V_KICK, V_ANSWERED, V_LAST, V_NATIVE, V_DECLINED, V_CARRY, V_DECLINED_NR = range(8)
@@ -56,9 +56,9 @@ C_LOCKED = C_NLOCKED + 1
 # descriptor, no other thread can change what the number names meanwhile; C_EPOCH: the
 # address of Process.epoch; C_KNOWN_FD (the descriptor + 1) was a regular file at C_KNOWN_EPOCH
 C_SOLO = C_LOCKED + 2 * LOCKED_MAX
-# (C_KNOWN_KIND: and was a regular file, 1, or a socket, 2)
+# (C_KNOWN_KIND: and was a regular file, 1, a socket, 2, or a pipe, 3)
 C_EPOCH, C_KNOWN_FD, C_KNOWN_EPOCH, C_KNOWN_KIND = C_SOLO + 1, C_SOLO + 2, C_SOLO + 3, C_SOLO + 4
-C_SOCKETS = C_SOLO + 5  # 1: km_poll makes reads and writes of sockets that need not wait (``socket_call``)
+C_STREAMS = C_SOLO + 5  # 1: km_poll makes reads and writes of sockets and pipes that need not wait (``stream_call``)
 C_OWN_SIGNALS = C_SOLO + 6  # 1: no read or write at all (the program wants the signals its calls cause)
 C_READ_WAIT_NS = C_SOLO + 7  # how long km_poll waits for a socket's data (kernel/poll.py READ_WAIT_NS), or 0
 WORDS = C_SOLO + 8
@@ -94,7 +94,7 @@ def defines() -> list[str]:
         "SEEK_MAX": SEEK_HOLE, "NEVER_OPEN": NEVER_OPEN, "C_NLOCKED": C_NLOCKED, "C_LOCKED": C_LOCKED,
         "C_NPLAIN": C_NPLAIN, "C_PLAIN": C_PLAIN, "PLAIN_MAX": PLAIN_MAX,
         "LOCKED_MAX": LOCKED_MAX, "C_SOLO": C_SOLO, "C_EPOCH": C_EPOCH, "C_KNOWN_FD": C_KNOWN_FD,
-        "C_KNOWN_EPOCH": C_KNOWN_EPOCH, "C_KNOWN_KIND": C_KNOWN_KIND, "C_SOCKETS": C_SOCKETS,
+        "C_KNOWN_EPOCH": C_KNOWN_EPOCH, "C_KNOWN_KIND": C_KNOWN_KIND, "C_STREAMS": C_STREAMS,
         "C_OWN_SIGNALS": C_OWN_SIGNALS, "C_READ_WAIT_NS": C_READ_WAIT_NS,
         "SLOT_DECLINED": L.SLOT_DECLINED,
     }
@@ -132,7 +132,7 @@ class Control:
         w[C_BASE], w[C_SIZE], w[C_GUARD] = window.base, window.size, GUARD
         w[C_USER_LIMIT], w[C_NONCANONICAL], w[C_MAX_RW] = USER_LIMIT, NONCANONICAL, MAX_RW_COUNT
         w[C_FLOOR], w[C_EAGER], w[C_TICK_NS], w[C_PID] = floor, int(eager), TICK_NS, os.getpid()
-        w[C_SOCKETS] = 1
+        w[C_STREAMS] = 1
         self.epoch = epoch  # (kept alive: the block points at it)
         w[C_EPOCH] = native.address_of(epoch)
         for nr in CALLS:

@@ -63,7 +63,7 @@ BACKOFF_MIN, BACKOFF_MAX = 4 * BURST, 256 * BURST
 PARK_ROUNDS = 32  # poller rounds with every polled thread away before the poller parks
 DECLINES = 8  # a call declined this often on a vCPU is no longer posted there ...
 RETRY_NS = 1_000_000_000  # ... for this long
-# A socket read that would wait, while its thread's slot is the only one on: the native
+# A socket's or a pipe's read that would wait, while its thread's slot is the only one on: the native
 # poller waits this long for data (the stub spinning meanwhile) before it declines, as an
 # exit costs ~50-100 us and puts the reply behind the thread's trip through the monitor.
 # TCP echo 10k x64B, interleaved: 3.02 s without, 2.08 with 1 ms, 2.02 with 2 ms, 2.05 with
@@ -75,7 +75,7 @@ NATIVE_ROUNDS = 32  # rounds of the native poller without a request before it re
 PLACE_WAIT = 0.005  # seconds a vCPU thread that started the poller waits at most for it to leave its CPU
 SWITCH_INTERVAL = 20e-6  # seconds: the longest a vCPU thread waits for the GIL while the poller runs
 
-_S_IFMT, _S_IFREG, _S_IFSOCK = 0o170000, 0o100000, 0o140000
+_S_IFMT, _S_IFREG, _S_IFSOCK, _S_IFIFO = 0o170000, 0o100000, 0o140000, 0o010000
 # read, write, pread64, pwrite64, readv, writev: pollable only for a regular file
 RW = frozenset((0, 1, 17, 18, 19, 20))
 _SYS_getcpu, _SYS_gettid = 309, 186
@@ -165,8 +165,8 @@ class Poller:
         self.threads = 0  # threads attached and not detached: 1, the program's calls are its alone (nativepoll.C_SOLO)
         self.switched_on = self.backed_off = self.parked = self.idled = 0  # (km --timings too)
         self.proven_on = 0  # slots switched on where a site an earlier run proved was rewritten (``proven_hot``)
-        self._sockets: bool | None = None  # (``sockets``)
-        self.carried = 0  # socket writes the native poller began and their thread finished (km --timings)
+        self._streams: bool | None = None  # (``streams``)
+        self.carried = 0  # socket and pipe writes the native poller began and their thread finished (km --timings)
         self._stat = bytearray(144)
         self._stat_addr = native.address_of(self._stat)
 
@@ -647,7 +647,8 @@ class Poller:
                     # finished by the vCPU's thread: 3000 echoes took 9-12 s against 1.5 s
                     # with --poll always, and the default backed off as before: every thread
                     # that comes back from its blocking read waits for the GIL the spinning
-                    # poller holds; docs/performance.md.)
+                    # poller holds; docs/performance.md.  The native poller makes them,
+                    # GIL released: nativepoll.c ``stream_call``.)
                     self._decline(slot, nr)
                     return
             try:
@@ -676,7 +677,7 @@ class Poller:
 
     def _count_decline(self, slot: Slot, nr: int) -> None:
         """``slot``'s call ``nr`` was declined (by ``_decline``, or by the native poller:
-        a socket's read that would wait)."""
+        a socket's or a pipe's read that would wait)."""
         if not 0 <= nr < 512:
             return
         n = slot.declines.get(nr, 0) + 1
@@ -714,27 +715,29 @@ class Poller:
 
     def regular(self, fd: int) -> bool:
         """Is ``fd`` a descriptor whose reads and writes the poller makes: a regular file,
-        or a socket when the native poller runs (it makes a socket's that need not wait)?
-        The dispatcher asks at a read's or write's exit, so that the calls the poller would
-        only hand back do not switch the slot on: a thread reading and writing sockets
-        switched it on and backed off ~10 times in 3000 TCP echoes under the Python poller,
-        the poller taking the GIL and a CPU from the program's threads each time."""
+        or a socket or a pipe when the native poller runs (it makes their reads and writes
+        that need not wait)?  The dispatcher asks at a read's or write's exit, so that the
+        calls the poller would only hand back do not switch the slot on: a thread reading
+        and writing sockets switched it on and backed off ~10 times in 3000 TCP echoes when
+        the poller handed those back, taking the GIL and a CPU from the program's threads
+        each time."""
         fd &= 0xFFFFFFFF
         if fd >= self.p.fds.floor:
             return False
         # (a buffer of its own: the poller's thread uses _stat; EBADF and the like: False,
         # the vCPU's thread reports it)
         kind = _kind(fd, bytearray(144))
-        if kind == _S_IFSOCK:
-            return self.sockets()
+        if kind == _S_IFSOCK or kind == _S_IFIFO:
+            return self.streams()
         return kind == _S_IFREG and not (self.p.posix_locked and posix_locked(self.p, fd))  # (_own_regular declines those)
 
-    def sockets(self) -> bool:
-        """Does the native poller serve this process (it makes socket reads and writes)?"""
-        if self._sockets is None:
-            self._sockets = self.native_poll is not False and self.p.spec.poller == "native" and \
+    def streams(self) -> bool:
+        """Does the native poller serve this process (it makes reads and writes of sockets
+        and pipes)?"""
+        if self._streams is None:
+            self._streams = self.native_poll is not False and self.p.spec.poller == "native" and \
                 nativepoll.load() is not None
-        return self._sockets
+        return self._streams
 
     def own_signals(self) -> None:
         """The program asked for the signals its calls cause (Process.take_own_signals):
@@ -745,7 +748,7 @@ class Poller:
 
     def declined_natively(self, slot: Slot) -> tuple[bool, int]:
         """Did the native poller decline ``slot``'s last call (the exit now is its), and how
-        many bytes of it did a socket take (a write the vCPU's thread is to finish)?"""
+        many bytes of it did a socket or pipe take (a write the vCPU's thread is to finish)?"""
         ctl = self.ctl
         if ctl is None:
             return False, 0
@@ -840,7 +843,7 @@ class Poller:
         if not done:
             carry = self.declined_natively(slot)[1]
             if carry:
-                # the native poller declined a write a socket had taken part of, for this
+                # the native poller declined a write a socket or pipe had taken part of, for this
                 # thread to finish: that part is the call's result, as a blocking write's
                 # that a signal interrupts (made again, the part would be sent twice)
                 sq[RESULT] = carry
