@@ -211,3 +211,23 @@ def test_a_socket_write_the_native_poller_began_is_not_made_again(offset):
         else:
             assert p.settle(task) is None and restarted(task, slot)
         assert p.ctl.declined(task.vcpu.id) == (False, 0) and p.carried == int(carry > 0)
+
+
+def test_no_thread_for_the_poller_switches_the_slots_off(monkeypatch):
+    """A program that set RLIMIT_NPROC to what it has leaves km no thread for its poller:
+    starting it fails (RuntimeError, which ended km with a traceback), and the tier stays
+    off instead: the slot off and banned, the next switch-on free to try again."""
+    import _thread
+
+    p, task, slot = setup(G.POLL_POSTED, poll.IDLE)
+    p.lock = _thread.allocate_lock()
+    p.active = {task.vcpu.id: slot}
+    p._started = True
+    slot.u32[poll.ON] = poll.SPIN
+
+    def refuse(*_a):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(_thread, "start_new_thread", refuse)
+    p._start(0, _thread.allocate_lock(), None)
+    assert slot.u32[poll.ON] == 0 and not p.active and not p._started and slot.banned == poll.BACKOFF_MAX

@@ -380,8 +380,22 @@ class Poller:
         until the new one has moved to another CPU (``_move_off``)."""
         placed = _thread.allocate_lock()
         placed.acquire()
-        _thread.start_new_thread(self._loop, (gen, wake, creds, _this_cpu(), placed))
+        try:
+            _thread.start_new_thread(self._loop, (gen, wake, creds, _this_cpu(), placed))
+        except RuntimeError:  # no thread to be had (the program set RLIMIT_NPROC to what it has)
+            self._no_thread()
+            return
         placed.acquire(True, PLACE_WAIT)
+
+    def _no_thread(self) -> None:
+        """No poller thread could be started: every slot off, and banned as long as a slot
+        can be (each later try may fail alike); the next switch-on tries again."""
+        with self.lock:
+            for slot in self.active.values():
+                slot.u32[ON] = 0
+                slot.banned = BACKOFF_MAX
+            self.active.clear()
+            self._started = False
 
     def _unshare(self) -> None:
         """Calls exited although the poller was on: often because Linux woke the poller
