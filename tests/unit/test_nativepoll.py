@@ -33,7 +33,8 @@ def test_the_control_block_layout_fits():
     assert nativepoll.C_LOCKED == nativepoll.C_NLOCKED + 1
     assert nativepoll.C_SOLO == nativepoll.C_LOCKED + 2 * nativepoll.LOCKED_MAX
     assert nativepoll.C_KNOWN_KIND == nativepoll.C_KNOWN_EPOCH + 1
-    assert nativepoll.WORDS == nativepoll.C_READ_WAIT_NS + 1
+    assert nativepoll.C_POSTING == nativepoll.C_READ_WAIT_NS + 1
+    assert nativepoll.WORDS == nativepoll.C_SIG_TAKEN + 1
 
 
 def test_sites_go_to_python_only_past_the_warm_up():
@@ -351,3 +352,46 @@ def test_a_socket_read_waits_a_moment_for_its_data():
     finally:
         a.close()
         b.close()
+
+
+def test_a_signal_on_its_way_makes_a_streams_answer_an_exit():
+    """A socket's or pipe's call made natively while a host signal may be on its way to the
+    program (km's signal thread holds its posting lock: taken, not posted yet; or one is
+    pending on the host) is answered with an exit (SLOT_DONE_EXIT), whose handling collects
+    the signal first: a signal sent before the write that ended a read is handled by the
+    time the read returns, as on Linux.  With nothing in flight, a plain answer."""
+    import struct
+    import types
+
+    from kontain import native
+    from kontain.arch.x86_64 import layout as L
+
+    poll = nativepoll.load()
+    assert poll is not None, "the native poller is not built: run `make bytecode`"
+    pollable = [False] * 512
+    pollable[0] = pollable[1] = True
+    mem = bytearray(1 << 16)
+    ctl = nativepoll.Control(types.SimpleNamespace(base=native.address_of(mem), size=len(mem)), 512, pollable,
+                             False, bytearray(8))
+    slot, kick = bytearray(L.SLOT_SIZE), bytearray(1)
+    ctl.attach(0, native.address_of(slot), types.SimpleNamespace(kick_flag=kick, kick_addr=native.address_of(kick)))
+    ctl.native(0, True)
+    posting, taken = bytearray(8), bytearray(8)  # (no signal taken by others: only the flag counts)
+    ctl.signals(posting, taken)
+    r, w = os.pipe()
+
+    def write() -> int:
+        struct.pack_into("<IIq", slot, L.SLOT_STATE, L.SLOT_POSTED, 0, 1)
+        struct.pack_into("<qqq", slot, L.SLOT_ARGS, w, 0, 1)
+        assert poll(ctl.addr, 4) == nativepoll.TICK
+        return struct.unpack_from("<I", slot, L.SLOT_STATE)[0]
+
+    try:
+        assert write() == L.SLOT_DONE
+        posting[0] = 1
+        assert write() == L.SLOT_DONE_EXIT
+        posting[0] = 0
+        assert write() == L.SLOT_DONE
+    finally:
+        os.close(r)
+        os.close(w)

@@ -61,7 +61,10 @@ C_EPOCH, C_KNOWN_FD, C_KNOWN_EPOCH, C_KNOWN_KIND = C_SOLO + 1, C_SOLO + 2, C_SOL
 C_STREAMS = C_SOLO + 5  # 1: km_poll makes reads and writes of sockets and pipes that need not wait (``stream_call``)
 C_OWN_SIGNALS = C_SOLO + 6  # 1: no read or write at all (the program wants the signals its calls cause)
 C_READ_WAIT_NS = C_SOLO + 7  # how long km_poll waits for a socket's data (kernel/poll.py READ_WAIT_NS), or 0
-WORDS = C_SOLO + 8
+# host signals that may be on their way to the program (HostSignals.in_flight_words): the
+# address of the posting lock's flag, and of the mask of signals other threads take
+C_POSTING, C_SIG_TAKEN = C_SOLO + 8, C_SOLO + 9
+WORDS = C_SOLO + 10
 
 # what km_poll returns: TICK, or a vCPU id << 2 | RUN, ANSWER or DECLINED
 TICK, RUN, ANSWER, DECLINED = -1, 0, 1, 2
@@ -95,7 +98,8 @@ def defines() -> list[str]:
         "C_NPLAIN": C_NPLAIN, "C_PLAIN": C_PLAIN, "PLAIN_MAX": PLAIN_MAX,
         "LOCKED_MAX": LOCKED_MAX, "C_SOLO": C_SOLO, "C_EPOCH": C_EPOCH, "C_KNOWN_FD": C_KNOWN_FD,
         "C_KNOWN_EPOCH": C_KNOWN_EPOCH, "C_KNOWN_KIND": C_KNOWN_KIND, "C_STREAMS": C_STREAMS,
-        "C_OWN_SIGNALS": C_OWN_SIGNALS, "C_READ_WAIT_NS": C_READ_WAIT_NS,
+        "C_OWN_SIGNALS": C_OWN_SIGNALS, "C_READ_WAIT_NS": C_READ_WAIT_NS, "C_POSTING": C_POSTING,
+        "C_SIG_TAKEN": C_SIG_TAKEN,
         "SLOT_DECLINED": L.SLOT_DECLINED,
     }
     return [f"-D{k}={v}" for k, v in names.items()] + ["-shared", "-fPIC"]
@@ -160,6 +164,12 @@ class Control:
         """(calls answered natively on ``vid``, when the last was)."""
         o = C_VC + vid * VC_WORDS
         return self.w[o + V_ANSWERED], self.w[o + V_LAST]
+
+    def signals(self, posting: bytearray, taken: bytearray) -> None:
+        """Where km_poll looks for host signals on their way to the program (a stream's
+        call it made is then answered with an exit, which collects them first)."""
+        self.signal_words = (posting, taken)  # (kept alive: the block points at them)
+        self.w[C_POSTING], self.w[C_SIG_TAKEN] = native.address_of(posting), native.address_of(taken)
 
     def declined(self, vid: int) -> tuple[bool, int]:
         """Did km_poll decline ``vid``'s last call, and how many bytes of it (a write to a

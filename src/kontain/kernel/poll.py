@@ -205,6 +205,7 @@ class Poller:
             return
         ctl = nativepoll.Control(self.p.mem, self.p.fds.floor, self.pollable, self.eager, self.p.epoch_buf)
         ctl.w[nativepoll.C_OWN_SIGNALS] = int(self.p.own_signals)
+        ctl.signals(*self.p.host_signals.in_flight_words())
         for vid, slot in self.slots.items():
             ctl.attach(vid, slot.addr, slot.task)
         ctl.locked(list(self.p.posix_locked))
@@ -588,7 +589,9 @@ class Poller:
     def _answer_made(self, slot: Slot) -> None:
         """The native poller made ``slot``'s call and left the answer to Python: a site
         the rewriter still counts (then, once it is done with the site, its calls stay
-        native), or a write past RLIMIT_FSIZE."""
+        native), or a write past RLIMIT_FSIZE.  (A host signal on its way to the program
+        is its first, as at a stream's call answered natively: nativepoll.c signals_in_flight.)"""
+        self.p.host_signals.after_wait()
         self._answer(slot, slot.q[RESULT])
         rw = self.p.rewriter
         if rw is not None:

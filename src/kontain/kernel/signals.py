@@ -311,20 +311,23 @@ class FairLock:
     never returned.  Here each taker first passes a turnstile, which a waiter holds:
     the next taker queues there until the waiter has had the lock."""
 
-    __slots__ = ("_turn", "_held")
+    __slots__ = ("_turn", "_held", "flag")
 
     def __init__(self) -> None:
         self._turn = _thread.allocate_lock()
         self._held = _thread.allocate_lock()
+        self.flag = bytearray(8)  # 1 while held: what ``busy`` says, for the native poller (nativepoll.c)
 
     def __enter__(self) -> None:
         with self._turn:
             self._held.acquire()
+        self.flag[0] = 1
 
     def busy(self) -> bool:
         return self._held.locked()
 
     def __exit__(self, *exc) -> None:
+        self.flag[0] = 0
         self._held.release()
 
 
@@ -537,6 +540,12 @@ class HostSignals:
         self.collect()
 
     sync = collect  # a signal another process sent is pending in the program from here on
+
+    def in_flight_words(self) -> tuple[bytearray, bytearray]:
+        """What the native poller reads to know whether a host signal may be on its way to
+        the program (as ``after_wait`` looks): the posting lock's flag, and the signals
+        other threads take (a u64 mask, updated in place)."""
+        return self.posting.flag, self._mask_here
 
     def after_wait(self) -> None:
         """A call that may have waited returns to the program (Task.blocking): a signal

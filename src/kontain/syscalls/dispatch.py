@@ -170,6 +170,8 @@ def _make_polled(task, plain, poller, slot):
                     rw.hot(task, q[k.RCX])
                 finally:
                     back(slot)
+            # (a host signal on its way may be why: nativepoll.c signals_in_flight)
+            task.process.host_signals.after_wait()
             finish(task, sq[NR], q[RAX], tuple(sq[ARG0 + i] for i in range(6)))
             return
         nr = q[RAX]
