@@ -186,6 +186,27 @@ def test_exec_forgets_the_sites_not_the_locked_files():
     assert (w[nativepoll.C_NLOCKED], w[nativepoll.C_LOCKED], w[nativepoll.C_LOCKED + 1]) == (1, 7, 42)
 
 
+def _reads_and_writes(size: int):
+    """km_poll, a control block making reads and writes natively over ``size`` bytes of
+    memory at address 0, a slot of vCPU 0's, and its kick flag: (poll, ctl, slot, kick, mem)."""
+    import types
+
+    from kontain import native
+    from kontain.arch.x86_64 import layout as L
+
+    poll = nativepoll.load()
+    assert poll is not None, "the native poller is not built: run `make bytecode`"
+    pollable = [False] * 512
+    pollable[0] = pollable[1] = True
+    mem = bytearray(size)
+    ctl = nativepoll.Control(types.SimpleNamespace(base=native.address_of(mem), size=len(mem)), 512, pollable,
+                             False, bytearray(8))
+    slot, kick = bytearray(L.SLOT_SIZE), bytearray(1)
+    ctl.attach(0, native.address_of(slot), types.SimpleNamespace(kick_flag=kick, kick_addr=native.address_of(kick)))
+    ctl.native(0, True)
+    return poll, ctl, slot, kick, mem
+
+
 def test_sockets_and_pipes_are_read_and_written_without_waiting(tmp_path):
     """A socket's or a pipe's read or write is made natively only when it need not wait: data to
     read, room to write; a non-blocking socket's EAGAIN is the answer.  Otherwise the
@@ -199,22 +220,11 @@ def test_sockets_and_pipes_are_read_and_written_without_waiting(tmp_path):
     a socket's call is Python's."""
     import socket
     import struct
-    import types
 
-    from kontain import native
     from kontain.abi.errno import EAGAIN, EPIPE
     from kontain.arch.x86_64 import layout as L
 
-    poll = nativepoll.load()
-    assert poll is not None, "the native poller is not built: run `make bytecode`"
-    pollable = [False] * 512
-    pollable[0] = pollable[1] = True
-    mem = bytearray(4 << 20)
-    ctl = nativepoll.Control(types.SimpleNamespace(base=native.address_of(mem), size=len(mem)), 512, pollable,
-                             False, bytearray(8))
-    slot, kick = bytearray(L.SLOT_SIZE), bytearray(1)
-    ctl.attach(0, native.address_of(slot), types.SimpleNamespace(kick_flag=kick, kick_addr=native.address_of(kick)))
-    ctl.native(0, True)
+    poll, ctl, slot, kick, mem = _reads_and_writes(4 << 20)
     a, b = socket.socketpair()
     nb, nb_peer = socket.socketpair()
     nb.setblocking(False)
@@ -302,21 +312,10 @@ def test_a_socket_read_waits_a_moment_for_its_data():
     import struct
     import threading
     import time
-    import types
 
-    from kontain import native
     from kontain.arch.x86_64 import layout as L
 
-    poll = nativepoll.load()
-    assert poll is not None, "the native poller is not built: run `make bytecode`"
-    pollable = [False] * 512
-    pollable[0] = True
-    mem = bytearray(1 << 16)
-    ctl = nativepoll.Control(types.SimpleNamespace(base=native.address_of(mem), size=len(mem)), 512, pollable,
-                             False, bytearray(8))
-    slot, kick = bytearray(L.SLOT_SIZE), bytearray(1)
-    ctl.attach(0, native.address_of(slot), types.SimpleNamespace(kick_flag=kick, kick_addr=native.address_of(kick)))
-    ctl.native(0, True)
+    poll, ctl, slot, kick, mem = _reads_and_writes(1 << 16)
     ctl.w[nativepoll.C_READ_WAIT_NS] = 10 * 1000_000_000  # (long: the test's own events end it)
     a, b = socket.socketpair()
 
@@ -361,21 +360,10 @@ def test_a_signal_on_its_way_makes_a_streams_answer_an_exit():
     the signal first: a signal sent before the write that ended a read is handled by the
     time the read returns, as on Linux.  With nothing in flight, a plain answer."""
     import struct
-    import types
 
-    from kontain import native
     from kontain.arch.x86_64 import layout as L
 
-    poll = nativepoll.load()
-    assert poll is not None, "the native poller is not built: run `make bytecode`"
-    pollable = [False] * 512
-    pollable[0] = pollable[1] = True
-    mem = bytearray(1 << 16)
-    ctl = nativepoll.Control(types.SimpleNamespace(base=native.address_of(mem), size=len(mem)), 512, pollable,
-                             False, bytearray(8))
-    slot, kick = bytearray(L.SLOT_SIZE), bytearray(1)
-    ctl.attach(0, native.address_of(slot), types.SimpleNamespace(kick_flag=kick, kick_addr=native.address_of(kick)))
-    ctl.native(0, True)
+    poll, ctl, slot, kick, mem = _reads_and_writes(1 << 16)
     posting, taken = bytearray(8), bytearray(8)  # (no signal taken by others: only the flag counts)
     ctl.signals(posting, taken)
     r, w = os.pipe()
