@@ -4,9 +4,10 @@
  * The polling tier's monitor half, for the calls that need nothing of Python's: the
  * Python poller thread calls km_poll(), which runs with the GIL released, scans the
  * polled vCPUs' slots and makes the calls it may make here itself (ids, fstat, a
- * path's stat, and reads, writes and seeks of regular files), so that such a call costs
- * the stub's spin and one host call instead of a trip through the interpreter (~6 us;
- * ~20 us for a stat).  Anything else goes back to Python, which serves it as before.
+ * path's stat, reads, writes and seeks of regular files, and reads and writes of sockets
+ * and pipes that need not wait), so that such a call costs the stub's spin and one host
+ * call instead of a trip through the interpreter (~6 us; ~20 us for a stat) or, for a
+ * socket's or pipe's, an exit.  Anything else goes back to Python, which serves it as before.
  *
  * Every guest address is checked and translated exactly as memory/window.py's host()
  * does: inside the window, its host address; otherwise a poison address in the guard
@@ -399,7 +400,6 @@ static int settled(const uint64_t *c, uint64_t ret, int *patched) {
     return 0;
 }
 
-
 long km_poll(uint64_t *c, long idle_rounds) {
     long idle = 0;
     uint64_t idle_since = 0;
@@ -451,8 +451,8 @@ long km_poll(uint64_t *c, long idle_rounds) {
                 return (long)(v << 2 | RUN);
             }
             if (res == WAIT) {
-                /* the stub exits with the call, for its thread to make (kernel/poll.py
-                 * ``carried`` finishes a partial write); the flags before the state, as
+                /* the stub exits with the call, for its thread to make (syscalls/dispatch.py
+                 * ``_carried`` finishes a partial write); the flags before the state, as
                  * the dispatcher reads them once the stub has seen it */
                 vc[V_CARRY] = (uint64_t)carry;
                 vc[V_DECLINED_NR] = nr;

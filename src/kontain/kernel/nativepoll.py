@@ -4,7 +4,8 @@ The Python poller (kernel/poll.py) answers a polled call in ~6 us of interpreter
 while the call itself (getppid, a read of a page of a file) costs the host well under
 one.  nativepoll.c's ``km_poll`` scans the slots with the GIL released and makes the
 calls that need nothing of Python's state itself (the ids, fstat, a path's stat, reads,
-writes and seeks of regular files); it returns to Python for every other call, for the calls whose
+writes and seeks of regular files, reads and writes of sockets and pipes that need not
+wait); it returns to Python for every other call, for the calls whose
 answer Python must see (a site the rewriter still counts, a write past RLIMIT_FSIZE),
 and after a number of idle rounds or TICK_NS without a request (on a loaded machine a
 round's sched_yield can take milliseconds: a thread's 50 ms sleep went unnoticed), so
