@@ -179,8 +179,8 @@ def _make_polled(task, plain, poller, slot):
         if declined:
             slot.declined = False
         else:
-            declined, carry = natively(slot)  # (the native poller's: a socket's read that would wait)
-            if carry:  # a write a socket took part of: this thread writes the rest, waiting
+            declined, carry = natively(slot)  # (the native poller's: a socket's or pipe's read that would wait)
+            if carry:  # a write a socket or pipe took part of: this thread writes the rest, waiting
                 slot.away = True
                 try:
                     _carried(task, carry)
@@ -218,8 +218,8 @@ def _make_polled(task, plain, poller, slot):
 
 
 def _carried(task, carry: int) -> None:
-    """Finish a write of a socket the native poller began (kernel/nativepoll.c
-    ``socket_call``): ``carry`` bytes were taken without waiting, the rest is written here
+    """Finish a write of a socket or pipe the native poller began (kernel/nativepoll.c
+    ``stream_call``): ``carry`` bytes were taken without waiting, the rest is written here
     as the blocking write goes on.  The result counts both; an error or a signal after the
     first part ends the call with that part, as Linux's write returns what it sent."""
     q = task.q
