@@ -238,7 +238,7 @@ def test_loopback_tcp_echo(variant):
 
 
 @pytest.mark.parametrize("variant", STATIC)
-@pytest.mark.parametrize("kind", ["socketpair", "pipe", "devices"])
+@pytest.mark.parametrize("kind", ["socketpair", "messages", "pipe", "devices"])
 def test_stream_loops(variant, kind):
     """The bench's socketpair row (writes and reads that never wait, which km's native
     poller makes), and the same through a pipe and /dev/null and /dev/zero (which it hands
@@ -276,7 +276,7 @@ def test_inherited_signal_state(variant):
     assert b" 1 3 12 " in guest.stdout and b"blocked: 10 15 35" in guest.stdout
 
 
-@pytest.mark.parametrize("mode", ["flags", "signals", "threads", "sigreads", "renumber", "streams"])
+@pytest.mark.parametrize("mode", ["flags", "signals", "threads", "sigreads", "renumber", "streams", "messages"])
 def test_polling_tier(mode, tmp):
     """Calls served by the polling tier (kernel/poll.py) give what Linux gives, flags
     included, with a timer interrupting and with threads; and the same with it off.
@@ -289,11 +289,15 @@ def test_polling_tier(mode, tmp):
     streams: reads and writes of sockets and pipes, which the native poller makes when
     they need not wait (a blocking write it began and its thread finished, EPIPE's
     SIGPIPE, EAGAIN without waiting, a read whose data comes a moment later, SO_RCVLOWAT,
-    a reset connection, datagrams, a signalfd's reads, O_ASYNC's SIGIO in time)."""
+    a reset connection, datagrams, a signalfd's reads, O_ASYNC's SIGIO in time).
+    messages: a socket's send and recv (sendto and recvfrom with no address), which it
+    makes too when their flags change only whether they wait (a blocking send it began,
+    MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK), and those it leaves to the handlers
+    (MSG_WAITALL, MSG_TRUNC, addresses, bad buffers, what is no socket)."""
     prog = build("polled", "musl", ("-lpthread",))
     native, guest = compare([prog, mode, str(tmp)])
     assert "FAILED" not in guest.text
-    if mode in ("sigreads", "renumber", "streams"):
+    if mode in ("sigreads", "renumber", "streams", "messages"):
         compare([prog, mode, str(tmp)], km_options=("--poll", "always"))
     compare([prog, mode, str(tmp)], km_options=("--poller", "python"))
     compare([prog, mode, str(tmp)], km_options=("--no-poll",))

@@ -33,6 +33,15 @@
  *             20 ms later, and end of file; a socket's SO_RCVLOWAT 8 with 4 bytes there;
  *             a reset connection's ECONNRESET, then EOF; datagrams; a signalfd's reads; O_ASYNC's SIGIO
  *             come by the time the write that caused it returns
+ *   messages  send and recv of sockets (musl makes them as sendto and recvfrom with no
+ *             address; km's native poller makes those that need not wait, with the flags
+ *             that change only whether they wait): an echo in the main thread and a
+ *             second one; a 4 MiB blocking send a slow reader drains; EPIPE with
+ *             SIGPIPE, and with MSG_NOSIGNAL none; MSG_DONTWAIT on a blocking socket
+ *             (EAGAIN, and a partial send of what fits); MSG_PEEK; MSG_WAITALL; a recv
+ *             whose data comes 20 ms later; sendto with no address but a length, and
+ *             recvfrom's address of a datagram; bad buffers, a pipe, a file, a closed
+ *             descriptor
  * Prints what it checked; the exit status is 0 unless a check failed. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -632,15 +641,15 @@ static void streams(void) {
     pthread_t t;
     void *res;
     int sv[2];
-    printf("socketpair echo, main thread: %ld of 5000\n", sock_echo(5000));
-    CHECK("thread", pthread_create(&t, NULL, sock_echo_thread, (void *)5000L) == 0);
+    printf("socketpair echo, main thread: %ld of 1000\n", sock_echo(1000));
+    CHECK("thread", pthread_create(&t, NULL, sock_echo_thread, (void *)1000L) == 0);
     pthread_join(t, &res);
-    printf("socketpair echo, second thread: %ld of 5000\n", (long)res);
+    printf("socketpair echo, second thread: %ld of 1000\n", (long)res);
 
-    printf("pipe echo, main thread: %ld of 5000\n", stream_echo(5000, 1));
-    CHECK("thread", pthread_create(&t, NULL, pipe_echo_thread, (void *)5000L) == 0);
+    printf("pipe echo, main thread: %ld of 1000\n", stream_echo(1000, 1));
+    CHECK("thread", pthread_create(&t, NULL, pipe_echo_thread, (void *)1000L) == 0);
     pthread_join(t, &res);
-    printf("pipe echo, second thread: %ld of 5000\n", (long)res);
+    printf("pipe echo, second thread: %ld of 1000\n", (long)res);
 
     char c;
     char *big = malloc(BIG);
@@ -781,6 +790,193 @@ static void streams(void) {
     close(sv[1]);
 }
 
+/* n rounds of a 64-byte send and recv through a socketpair, the bytes checked */
+static long msg_echo(int n) {
+    int sv[2];
+    long good = 0;
+    char out[64], in[64];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) return -1;
+    for (int i = 0; i < n; i++) {
+        memset(out, 'A' + i % 26, sizeof out);
+        if (send(sv[1], out, sizeof out, 0) != sizeof out || recv(sv[0], in, sizeof in, 0) != sizeof in) break;
+        good += !memcmp(in, out, sizeof in);
+    }
+    close(sv[0]);
+    close(sv[1]);
+    return good;
+}
+
+static void *msg_echo_thread(void *arg) { return (void *)msg_echo((int)(long)arg); }
+
+static void *slow_receiver(void *arg) {
+    int fd = (int)(long)arg;
+    static char buf[4096];
+    long got = 0, bad = 0;
+    for (;;) {
+        ssize_t r = recv(fd, buf, sizeof buf, 0);
+        if (r <= 0) break;
+        for (ssize_t i = 0; i < r; i++) bad += buf[i] != (char)((got + i) * 7 % 251);
+        got += r;
+        if (got < 65536) usleep(1000);
+    }
+    return (void *)(got == BIG && !bad ? 1L : 0L);
+}
+
+/* "result errno" of a call, as the line's next words */
+static void said(long r) { printf(" %ld %s", r, r < 0 ? strerror(errno) : "-"); }
+
+static void messages(const char *dir) {
+    pthread_t t;
+    void *res;
+    int sv[2];
+    char c, buf[64];
+    printf("send/recv echo, main thread: %ld of 1000\n", msg_echo(1000));
+    CHECK("thread", pthread_create(&t, NULL, msg_echo_thread, (void *)1000L) == 0);
+    pthread_join(t, &res);
+    printf("send/recv echo, second thread: %ld of 1000\n", (long)res);
+
+    /* a blocking send larger than the socket takes at once, its reader slow */
+    char *big = malloc(BIG);
+    for (long i = 0; i < BIG; i++) big[i] = (char)(i * 7 % 251);
+    CHECK("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    msg_echo(300);
+    CHECK("thread", pthread_create(&t, NULL, slow_receiver, (void *)(long)sv[0]) == 0);
+    ssize_t w = send(sv[1], big, BIG, 0);
+    close(sv[1]);
+    pthread_join(t, &res);
+    printf("4 MiB blocking send: %zd, received %s\n", w, res ? "whole" : "WRONG");
+    close(sv[0]);
+
+    /* MSG_DONTWAIT on a blocking socket: what fits, then EAGAIN; nothing to read: EAGAIN */
+    CHECK("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    msg_echo(300);
+    errno = 0;
+    w = send(sv[1], big, BIG, MSG_DONTWAIT);
+    printf("MSG_DONTWAIT send of 4 MiB: %s", w > 0 && w < BIG ? "part" : "WRONG");
+    int again = 0;
+    for (int i = 0; i < 300; i++) again += send(sv[1], "x", 1, MSG_DONTWAIT) == -1 && errno == EAGAIN;
+    printf(", then %d of 300 EAGAIN\n", again);
+    close(sv[0]);
+    close(sv[1]);
+    CHECK("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    int data = 0;
+    again = 0;
+    for (int i = 0; i < 3000; i++) {
+        if (i % 3 == 0) CHECK("send", send(sv[1], "y", 1, 0) == 1);
+        ssize_t r = recv(sv[0], &c, 1, MSG_DONTWAIT);
+        again += r == -1 && errno == EAGAIN;
+        data += r == 1 && c == 'y';
+    }
+    printf("MSG_DONTWAIT recv: %d data, %d EAGAIN\n", data, again);
+
+    /* MSG_PEEK leaves the bytes; MSG_MORE sends them all the same on a Unix socket */
+    int peeked = 0;
+    for (int i = 0; i < 300; i++) {
+        char p1[8] = {0}, p2[8] = {0};
+        CHECK("send", send(sv[1], "peek", 4, i % 2 ? MSG_MORE : 0) == 4);
+        peeked += recv(sv[0], p1, sizeof p1, MSG_PEEK) == 4 && recv(sv[0], p2, sizeof p2, 0) == 4 &&
+                  !memcmp(p1, "peek", 4) && !memcmp(p2, "peek", 4);
+    }
+    printf("MSG_PEEK then recv: %d of 300\n", peeked);
+
+    /* MSG_WAITALL, and a plain recv, each waiting for data that comes 20 ms later */
+    for (int waitall = 0; waitall < 2; waitall++) {
+        char got[16] = {0};
+        msg_echo(300);
+        CHECK("thread", pthread_create(&t, NULL, late_writer, (void *)(long)sv[1]) == 0);
+        ssize_t r = recv(sv[0], got, 8, waitall ? MSG_WAITALL : 0);
+        pthread_join(t, NULL);
+        if (!waitall) r += recv(sv[0], got + r, 8, 0);
+        printf("%s: %zd \"%s\"\n", waitall ? "MSG_WAITALL" : "late data", r, got);
+    }
+
+    /* sendto with no address ignores the address's length; a datagram's recvfrom gives its sender */
+    int sent = 0;
+    for (int i = 0; i < 300; i++)
+        sent += syscall(SYS_sendto, sv[1], "len", 3, 0, NULL, 12345) == 3 && recv(sv[0], buf, sizeof buf, 0) == 3;
+    printf("sendto, no address, junk length: %d of 300\n", sent);
+    close(sv[0]);
+    close(sv[1]);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)}, from;
+    socklen_t alen = sizeof a, flen;
+    int u = socket(AF_INET, SOCK_DGRAM, 0), v = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK("bind", bind(u, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(u, (struct sockaddr *)&a, &alen) == 0);
+    int same = 0;
+    for (int i = 0; i < 300; i++) {
+        struct sockaddr_in mine;
+        socklen_t mlen = sizeof mine;
+        flen = sizeof from;
+        memset(&from, 0, sizeof from);
+        same += sendto(v, "dgram", 5, 0, (struct sockaddr *)&a, sizeof a) == 5 &&
+                recvfrom(u, buf, sizeof buf, 0, (struct sockaddr *)&from, &flen) == 5 &&
+                getsockname(v, (struct sockaddr *)&mine, &mlen) == 0 && from.sin_port == mine.sin_port;
+    }
+    printf("UDP sendto and recvfrom with addresses: %d of 300\n", same);
+    char trunc[2];
+    CHECK("sendto", sendto(v, "dgram", 5, 0, (struct sockaddr *)&a, sizeof a) == 5);
+    printf("MSG_TRUNC: %zd\n", recv(u, trunc, sizeof trunc, MSG_TRUNC));
+    close(u);
+    close(v);
+
+    /* EPIPE: SIGPIPE caught; with MSG_NOSIGNAL, no signal */
+    CHECK("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    close(sv[0]);
+    signal(SIGPIPE, count_sigpipe);
+    pipes_seen = 0;
+    for (int nosig = 0; nosig < 2; nosig++) {
+        int epipe = 0;
+        for (int i = 0; i < 300; i++) {
+            msg_echo(10);
+            epipe += send(sv[1], "x", 1, nosig ? MSG_NOSIGNAL : 0) == -1 && errno == EPIPE;
+        }
+        printf("EPIPE%s: %d sends, %d signals\n", nosig ? ", MSG_NOSIGNAL" : "", epipe, (int)pipes_seen);
+        pipes_seen = 0;
+    }
+    close(sv[1]);
+    signal(SIGPIPE, SIG_DFL);
+
+    /* what is no connected socket's send or recv: each 300 times, hot */
+    char path[256];
+    snprintf(path, sizeof path, "%s/messages-file", dir);
+    int f = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600), p[2];
+    CHECK("pipe", pipe(p) == 0);
+    CHECK("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    CHECK("send", send(sv[1], "data", 4, 0) == 4);
+    struct { const char *what; int fd; void *buf; int flags; } bad[] = {
+        {"recv, NULL buffer", sv[0], NULL, 0},
+        {"recv, kernel buffer", sv[0], (void *)0xffffffff80000000UL, 0},
+        {"recv, non-canonical buffer", sv[0], (void *)0x0000900000000000UL, 0},
+        {"send, page-1 buffer", sv[1], (void *)4096, 0},
+        {"recv of a pipe", p[0], buf, 0},
+        {"send to a file", f, buf, 0},
+        {"recv, closed descriptor", 900, buf, 0},
+        {"the data after them", sv[0], buf, MSG_DONTWAIT},
+        {"recv, flags not for a poller, nothing there", sv[0], buf, MSG_CMSG_CLOEXEC | MSG_DONTWAIT},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        long r = 0;
+        int first_errno = 0, differ = 0;
+        for (int j = 0; j < 300; j++) {
+            errno = 0;
+            long rj = bad[i].what[0] == 's' ? send(bad[i].fd, bad[i].buf, 4, bad[i].flags)
+                                            : recv(bad[i].fd, bad[i].buf, 4, bad[i].flags);
+            if (j == 0) r = rj, first_errno = errno;
+            differ += rj != r || errno != first_errno;
+        }
+        errno = first_errno;
+        printf("%s:", bad[i].what);
+        said(r);
+        printf(", %d differ\n", differ);
+    }
+    close(sv[0]);
+    close(sv[1]);
+    close(p[0]);
+    close(p[1]);
+    close(f);
+    unlink(path);
+    free(big);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     const char *mode = argc > 1 ? argv[1] : "flags";
@@ -796,6 +992,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "handback")) handback(argc > 2 ? argv[2] : "/tmp");
     else if (!strcmp(mode, "renumber")) renumber(argc > 2 ? argv[2] : "/tmp");
     else if (!strcmp(mode, "streams")) streams();
+    else if (!strcmp(mode, "messages")) messages(argc > 2 ? argv[2] : "/tmp");
     else if (!strcmp(mode, "zerobudget")) zerobudget(argc > 2 ? argv[2] : "0");
     return failed;
 }

@@ -1,8 +1,9 @@
 /* N rounds of a SIZE-byte write and a read of it back, in one thread, through a Unix
- * socketpair (the default), a pipe, or /dev/null and /dev/zero ("devices": the read is
- * of zeros): I/O that never waits, as an event loop's writes to a socket with room and
- * reads of one with data.  Prints how many rounds came back right.
- * Usage: streams N [SIZE [socketpair|pipe|devices]] */
+ * socketpair (the default; "messages": with send and recv, which musl makes as sendto
+ * and recvfrom), a pipe, or /dev/null and /dev/zero ("devices": the read is of zeros):
+ * I/O that never waits, as an event loop's writes to a socket with room and reads of one
+ * with data.  Prints how many rounds came back right.
+ * Usage: streams N [SIZE [socketpair|messages|pipe|devices]] */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +14,7 @@
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 100000, size = argc > 2 ? atol(argv[2]) : 64, good = 0;
     const char *kind = argc > 3 ? argv[3] : "socketpair";
-    int fds[2], devices = !strcmp(kind, "devices"), ok;
+    int fds[2], devices = !strcmp(kind, "devices"), messages = !strcmp(kind, "messages"), ok;
     if (!strcmp(kind, "pipe"))
         ok = pipe(fds) == 0;
     else if (devices)
@@ -29,7 +30,9 @@ int main(int argc, char **argv) {
     char *out = malloc(size), *in = malloc(size);
     for (long i = 0; i < n; i++) {
         memset(out, devices ? 0 : 'a' + i % 26, size);
-        if (write(w, out, size) != size || read(r, in, size) != size) break;
+        if (messages ? send(w, out, size, 0) != size || recv(r, in, size, 0) != size
+                     : write(w, out, size) != size || read(r, in, size) != size)
+            break;
         good += !memcmp(in, out, size);
     }
     printf("%ld of %ld\n", good, n);

@@ -197,7 +197,7 @@ def _reads_and_writes(size: int):
     poll = nativepoll.load()
     assert poll is not None, "the native poller is not built: run `make bytecode`"
     pollable = [False] * 512
-    pollable[0] = pollable[1] = True
+    pollable[0] = pollable[1] = pollable[44] = pollable[45] = True  # read, write, sendto, recvfrom
     mem = bytearray(size)
     ctl = nativepoll.Control(types.SimpleNamespace(base=native.address_of(mem), size=len(mem)), 512, pollable,
                              False, bytearray(8))
@@ -300,6 +300,81 @@ def test_sockets_and_pipes_are_read_and_written_without_waiting(tmp_path):
     finally:
         for s in (a, b, nb, nb_peer, listener):
             s.close()
+
+
+def test_a_sockets_send_and_recv_are_made_with_their_flags():
+    """sendto and recvfrom with no address (a connected socket's send and recv) are made
+    natively as a read or write is, with the flags that change only whether they wait
+    (MSG_DONTWAIT: EAGAIN, or the part a socket takes, is the answer, never carried;
+    MSG_NOSIGNAL: EPIPE without the exit that raises SIGPIPE; MSG_PEEK; MSG_MORE).  An
+    address, another flag (MSG_WAITALL...) or a descriptor that is no socket: Python's."""
+    import socket
+    import struct
+
+    from kontain.abi.errno import EAGAIN, EPIPE
+    from kontain.arch.x86_64 import layout as L
+
+    poll, ctl, slot, kick, mem = _reads_and_writes(4 << 20)
+    a, b = socket.socketpair()
+    SENDTO, RECVFROM = 44, 45
+
+    def call(nr: int, fd: int, count: int, flags: int = 0, addr: int = 0) -> int:
+        struct.pack_into("<IIq", slot, L.SLOT_STATE, L.SLOT_POSTED, 0, nr)
+        struct.pack_into("<qqqqqq", slot, L.SLOT_ARGS, fd, 0, count, flags, addr, 16)
+        return poll(ctl.addr, 4)
+
+    def state() -> int:
+        return struct.unpack_from("<I", slot, L.SLOT_STATE)[0]
+
+    def result() -> int:
+        return struct.unpack_from("<q", slot, L.SLOT_RESULT)[0]
+
+    posted_again = 0 << 2 | nativepoll.RUN
+    try:
+        mem[:8] = b"12345678"
+        assert call(SENDTO, a.fileno(), 8) == nativepoll.TICK and state() == L.SLOT_DONE and result() == 8
+        assert call(SENDTO, a.fileno(), 4, socket.MSG_MORE | socket.MSG_NOSIGNAL) == nativepoll.TICK
+        assert b.recv(16) == b"123456781234"
+        b.send(b"abcd")
+        mem[:8] = bytes(8)
+        assert call(RECVFROM, a.fileno(), 8, socket.MSG_PEEK) == nativepoll.TICK and result() == 4
+        assert call(RECVFROM, a.fileno(), 8) == nativepoll.TICK and result() == 4 and mem[:4] == b"abcd"
+        # nothing there: declined for the thread's blocking recv; with MSG_DONTWAIT, EAGAIN
+        assert call(RECVFROM, a.fileno(), 8) == 0 << 2 | nativepoll.DECLINED and ctl.declined(0) == (True, 0)
+        assert ctl.declined_nr(0) == RECVFROM
+        assert call(RECVFROM, a.fileno(), 8, socket.MSG_DONTWAIT) == nativepoll.TICK and result() == -EAGAIN
+        # the handler's: an address, MSG_WAITALL, a pipe
+        for nr, fd, flags, addr in ((SENDTO, a.fileno(), 0, 64), (RECVFROM, a.fileno(), 0, 64),
+                                    (RECVFROM, a.fileno(), socket.MSG_WAITALL, 0),
+                                    (RECVFROM, a.fileno(), socket.MSG_DONTWAIT | socket.MSG_TRUNC, 0)):
+            assert call(nr, fd, 8, flags, addr) == posted_again and state() == L.SLOT_POSTED
+        r, w = os.pipe()
+        try:
+            assert call(SENDTO, w, 8) == posted_again and call(RECVFROM, r, 8) == posted_again
+        finally:
+            os.close(r)
+            os.close(w)
+        # more than the socket takes: MSG_DONTWAIT answers with the part, a blocking send carries it
+        assert call(SENDTO, a.fileno(), len(mem), socket.MSG_DONTWAIT) == nativepoll.TICK
+        assert 0 < result() < len(mem) and not ctl.declined(0)[0]
+        b.setblocking(False)
+        while True:
+            try:
+                b.recv(1 << 20)
+            except BlockingIOError:
+                break
+        assert call(SENDTO, a.fileno(), len(mem)) == 0 << 2 | nativepoll.DECLINED
+        declined, carry = ctl.declined(0)
+        assert declined and 0 < carry < len(mem)
+        b.close()
+        # EPIPE: an exit for SIGPIPE, unless MSG_NOSIGNAL
+        assert call(SENDTO, a.fileno(), 8) == nativepoll.TICK and result() == -EPIPE
+        assert state() == L.SLOT_DONE_EXIT
+        assert call(SENDTO, a.fileno(), 8, socket.MSG_NOSIGNAL) == nativepoll.TICK and result() == -EPIPE
+        assert state() == L.SLOT_DONE
+    finally:
+        a.close()
+        b.close()
 
 
 def test_a_socket_read_waits_a_moment_for_its_data():

@@ -5,7 +5,7 @@
  * Python poller thread calls km_poll(), which runs with the GIL released, scans the
  * polled vCPUs' slots and makes the calls it may make here itself (ids, fstat, a
  * path's stat, reads, writes and seeks of regular files, and reads and writes of sockets
- * and pipes that need not wait), so that such a call costs the stub's spin and one host
+ * and pipes, sends and recvs of sockets, that need not wait), so that such a call costs the stub's spin and one host
  * call instead of a trip through the interpreter (~6 us; ~20 us for a stat) or, for a
  * socket's or pipe's, an exit.  Anything else goes back to Python, which serves it as before.
  *
@@ -76,7 +76,21 @@ static inline uint64_t host(const uint64_t *c, uint64_t addr, uint64_t len, int 
 #define KIND_PIPE 3
 
 static int rw_call(uint64_t nr) {
-    return nr == SYS_read || nr == SYS_write || nr == SYS_pread64 || nr == SYS_pwrite64;
+    return nr == SYS_read || nr == SYS_write || nr == SYS_pread64 || nr == SYS_pwrite64 || nr == SYS_sendto ||
+           nr == SYS_recvfrom;
+}
+
+/* The MSG_* flags of a sendto or recvfrom made here: those that change nothing but
+ * whether the call waits (or, MSG_MORE, when TCP sends; MSG_PEEK, what stays queued).
+ * Any other (MSG_WAITALL, MSG_OOB, MSG_ERRQUEUE, MSG_TRUNC...) is the handler's. */
+#define SEND_FLAGS (MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE)
+#define RECV_FLAGS (MSG_DONTWAIT | MSG_PEEK)
+
+/* Is this sendto or recvfrom a send or recv (no address: a connected socket's; the
+ * address length is then not looked at, by Linux either) with only such flags? */
+static int plain_message(uint64_t nr, const int64_t *a) {
+    uint32_t flags = (uint32_t)a[3];
+    return a[4] == 0 && !(flags & ~(uint32_t)(nr == SYS_sendto ? SEND_FLAGS : RECV_FLAGS));
 }
 
 /* Did the program take POSIX record locks on descriptor fd's file (kernel/poll.py
@@ -117,6 +131,8 @@ static int kind_of(const struct stat *st) {
 
 /* Is a call ``nr`` of a file of ``kind`` one for here? */
 static int usable(const uint64_t *c, uint64_t nr, int kind) {
+    if (nr == SYS_sendto || nr == SYS_recvfrom)
+        return kind == KIND_SOCKET && c[C_STREAMS];
     return kind == KIND_FILE || (kind && c[C_STREAMS] && (nr == SYS_read || nr == SYS_write));
 }
 
@@ -131,6 +147,8 @@ static int here(uint64_t *c, uint64_t nr, const int64_t *args, int *own, int *du
         struct stat st;
         if (fd >= c[C_FLOOR] || __atomic_load_n(&c[C_OWN_SIGNALS], __ATOMIC_ACQUIRE))
             return 0; /* (the monitor's own; or the handler collects the signals it causes) */
+        if ((nr == SYS_sendto || nr == SYS_recvfrom) && !plain_message(nr, args))
+            return 0;
         if (__atomic_load_n(&c[C_SOLO], __ATOMIC_ACQUIRE)) {
             uint64_t epoch = __atomic_load_n((const uint64_t *)c[C_EPOCH], __ATOMIC_ACQUIRE);
             if (c[C_KNOWN_FD] != fd + 1 || c[C_KNOWN_EPOCH] != epoch) {
@@ -265,19 +283,22 @@ static int await_data(int own, int kind, uint64_t wait_ns, const volatile uint8_
 }
 
 /* One read or write of ``own``, a socket (MSG_DONTWAIT, and MSG_NOSIGNAL: the program's
- * SIGPIPE is raised by its thread) or a pipe (RWF_NOWAIT), that never waits. */
-static int64_t nowait(int kind, uint64_t nr, int own, uint64_t p, uint64_t n) {
+ * SIGPIPE is raised by its thread; with the call's own MSG_* ``flags``) or a pipe
+ * (RWF_NOWAIT), that never waits. */
+static int64_t nowait(int kind, int reading, uint32_t flags, int own, uint64_t p, uint64_t n) {
     struct iovec iov = {(void *)p, n};
     if (kind == KIND_SOCKET)
-        return nr == SYS_read ? raw6(SYS_recvfrom, (uint64_t)own, p, n, MSG_DONTWAIT, 0, 0)
-                              : raw6(SYS_sendto, (uint64_t)own, p, n, MSG_DONTWAIT | MSG_NOSIGNAL, 0, 0);
+        return reading ? raw6(SYS_recvfrom, (uint64_t)own, p, n, flags | MSG_DONTWAIT, 0, 0)
+                       : raw6(SYS_sendto, (uint64_t)own, p, n, flags | MSG_DONTWAIT | MSG_NOSIGNAL, 0, 0);
     /* (the current position, -1: a pipe has none; the kernel's pos_l, pos_h) */
-    return raw6(nr == SYS_read ? SYS_preadv2 : SYS_pwritev2, (uint64_t)own, (uint64_t)&iov, 1, (uint64_t)-1, 0,
+    return raw6(reading ? SYS_preadv2 : SYS_pwritev2, (uint64_t)own, (uint64_t)&iov, 1, (uint64_t)-1, 0,
                 RWF_NOWAIT);
 }
 
-/* A read or write of a socket or a pipe (``own``), made without waiting: what the vCPU's
- * thread would get from its blocking call, when that call would not wait.  Otherwise WAIT,
+/* A read or write of a socket or a pipe (``own``), or a socket's send or recv (sendto,
+ * recvfrom: ``flags``, its MSG_* flags, 0 for the others), made without waiting: what the
+ * vCPU's thread would get from its call, when that call would not wait (MSG_DONTWAIT and
+ * O_NONBLOCK make a would-wait EAGAIN the answer).  Otherwise WAIT,
  * having changed nothing (the call would wait: no data yet, no room to write; or an
  * error that only the handler's path answers: a listening socket's EINVAL is perhaps a
  * signalfd's, kernel/signalfd.py; a FIFO refuses RWF_NOWAIT, EOPNOTSUPP, where an
@@ -287,29 +308,30 @@ static int64_t nowait(int kind, uint64_t nr, int own, uint64_t p, uint64_t n) {
  * PIPE_BUF bytes or fewer whole or not at all, as a blocking write needs).  A socket's
  * read waits for SO_RCVLOWAT bytes, which a read that does not wait ignores once any have
  * come: a socket whose mark is not 1 is the vCPU's thread's.  EPIPE: the answer, and
- * *want_exit set, so that the vCPU's thread raises SIGPIPE as after its own write
+ * *want_exit set (unless MSG_NOSIGNAL), so that the vCPU's thread raises SIGPIPE as after its own write
  * (dispatch.finish; the host's SIGPIPE for a pipe stays blocked on the poller's thread,
  * ignored, as km's threads keep theirs: kernel/signals.py). */
-static int64_t stream_call(int kind, uint64_t nr, int own, uint64_t p, uint64_t n, int64_t *carry,
-                           int *want_exit, uint64_t wait_ns, const volatile uint8_t *kick) {
-    int blocking = !(fcntl(own, F_GETFL) & O_NONBLOCK);
+static int64_t stream_call(int kind, uint64_t nr, uint32_t flags, int own, uint64_t p, uint64_t n,
+                           int64_t *carry, int *want_exit, uint64_t wait_ns, const volatile uint8_t *kick) {
+    int blocking = !(flags & MSG_DONTWAIT) && !(fcntl(own, F_GETFL) & O_NONBLOCK);
+    int reading = nr == SYS_read || nr == SYS_recvfrom;
     int64_t r;
-    if (nr == SYS_read) {
+    if (reading) {
         int lowat = 1;
         socklen_t len = sizeof lowat;
         if (kind == KIND_SOCKET && blocking &&
             (getsockopt(own, SOL_SOCKET, SO_RCVLOWAT, &lowat, &len) != 0 || lowat > 1))
             return WAIT;
-        r = nowait(kind, nr, own, p, n);
+        r = nowait(kind, reading, flags, own, p, n);
         if (r == -EAGAIN && blocking && wait_ns && await_data(own, kind, wait_ns, kick))
-            r = nowait(kind, nr, own, p, n);
+            r = nowait(kind, reading, flags, own, p, n);
     } else {
-        r = nowait(kind, nr, own, p, n);
+        r = nowait(kind, reading, flags, own, p, n);
         if (blocking && r > 0 && (uint64_t)r < n) {
             *carry = r;
             return WAIT;
         }
-        *want_exit = r == -EPIPE;
+        *want_exit = r == -EPIPE && !(flags & MSG_NOSIGNAL);
     }
     if ((r == -EAGAIN && blocking) || r == -EINVAL || r == -EOPNOTSUPP)
         return WAIT;
@@ -330,6 +352,15 @@ static int signals_in_flight(const uint64_t *c) {
         return 1;
     return raw(SYS_rt_sigpending, (uint64_t)&set, 8, 0, 0) == 0 &&
            (set & __atomic_load_n((const uint64_t *)c[C_SIG_TAKEN], __ATOMIC_SEQ_CST)) != 0;
+}
+
+/* stream_call, answered with an exit when a host signal may be on its way. */
+static int64_t streamed(const uint64_t *c, int kind, uint64_t nr, uint32_t flags, int own, uint64_t p, uint64_t n,
+                        int64_t *carry, int *want_exit, const volatile uint8_t *kick) {
+    int64_t r = stream_call(kind, nr, flags, own, p, n, carry, want_exit, c[C_READ_WAIT_NS], kick);
+    if (r != WAIT && signals_in_flight(c))
+        *want_exit = 1;
+    return r;
 }
 
 /* Make the call (``here`` said yes, for the values in a[]; ``own``: its descriptor). */
@@ -356,13 +387,17 @@ static int64_t make(const uint64_t *c, uint64_t nr, const int64_t *a, int own, i
             if (fault)
                 return -EFAULT;
         }
-        if (kind == KIND_SOCKET || kind == KIND_PIPE) {
-            int64_t r = stream_call(kind, nr, own, p, n, carry, want_exit, c[C_READ_WAIT_NS], kick);
-            if (r != WAIT && signals_in_flight(c))
-                *want_exit = 1;
-            return r;
-        }
+        if (kind == KIND_SOCKET || kind == KIND_PIPE)
+            return streamed(c, kind, nr, 0, own, p, n, carry, want_exit, kick);
         return raw(nr, fd, p, n, (uint64_t)a[3]);
+    case SYS_sendto:
+    case SYS_recvfrom: /* (send and recv: plain_message) */
+        /* the length capped as a read's, the buffer not checked beyond it (syscalls/common.py buffer) */
+        n = (uint64_t)a[2] < c[C_MAX_RW] ? (uint64_t)a[2] : c[C_MAX_RW];
+        p = host(c, (uint64_t)a[1], n, &fault);
+        if (fault)
+            return -EFAULT;
+        return streamed(c, kind, nr, (uint32_t)a[3], own, p, n, carry, want_exit, kick);
     case SYS_lseek:
         if (fd >= c[C_FLOOR])
             return -EBADF;

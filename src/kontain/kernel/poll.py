@@ -76,8 +76,13 @@ PLACE_WAIT = 0.005  # seconds a vCPU thread that started the poller waits at mos
 SWITCH_INTERVAL = 20e-6  # seconds: the longest a vCPU thread waits for the GIL while the poller runs
 
 _S_IFMT, _S_IFREG, _S_IFSOCK, _S_IFIFO = 0o170000, 0o100000, 0o140000, 0o010000
-# read, write, pread64, pwrite64, readv, writev: pollable only for a regular file
+# read, write, pread64, pwrite64, readv, writev: pollable only for a regular file (or, read
+# and write, a socket or a pipe: ``regular``)
 RW = frozenset((0, 1, 17, 18, 19, 20))
+# sendto, recvfrom: pollable only as a socket's send or recv, which the native poller makes
+# (nativepoll.c plain_message), never the Python one
+MESSAGES = frozenset((44, 45))
+BY_FILE = RW | MESSAGES  # pollable or not by the descriptor's kind of file (``regular``)
 _SYS_getcpu, _SYS_gettid = 309, 186
 
 
@@ -349,7 +354,7 @@ class Poller:
         nr = task.q[k.RAX]
         if slot is None or slot.task is not task or self.active.get(task.vcpu.id) is slot or slot.banned > 0 or \
                 not (0 <= nr < 512 and self.pollable[nr]) or nr in slot.cleared or \
-                nr in RW and not self.regular(task.q[k.RDI]):
+                nr in BY_FILE and not self.regular(task.q[k.RDI]):
             return
         slot.count = slot.others = 0
         self.consider(slot)
@@ -646,7 +651,7 @@ class Poller:
                 self._decline(slot, nr)
                 return
             own = -1
-            if nr in RW and self.p.own_signals:  # (``own_signals``)
+            if nr in MESSAGES or nr in RW and self.p.own_signals:  # (MESSAGES; ``own_signals``)
                 self._decline(slot, nr)
                 return
             if nr <= 1 or 17 <= nr <= 20:

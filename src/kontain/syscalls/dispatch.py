@@ -12,7 +12,7 @@ import os
 
 from kontain.abi.errno import ENOSYS, EPIPE
 from kontain.abi.flags import MAX_RW_COUNT, MSG_NOSIGNAL
-from kontain.abi.syscalls import KM_SNAPSHOT, SIGPIPE
+from kontain.abi.syscalls import KM_SNAPSHOT, NR, SIGPIPE
 from kontain.arch.x86_64 import guest_code as G
 from kontain.arch.x86_64 import layout as L
 from kontain.errors import GuestError, OwnThread, messages_fd, say
@@ -22,6 +22,7 @@ from kontain.syscalls import table
 RAX, RDI, RSI, RDX, R10, R8, R9 = k.RAX, k.RDI, k.RSI, k.RDX, k.R10, k.R8, k.R9
 ARITH = 0x8D5  # CF PF AF ZF SF OF: the flags the poll stub changes (and gives back from R11)
 DIRTY, SYNC_REGS = k.Q_DIRTY_REGS, k.KVM_SYNC_X86_REGS
+SYS_sendto = NR["sendto"]
 
 
 def make_dispatcher(task, *, strace: bool = False, poller=None):
@@ -142,7 +143,7 @@ def _make_polled(task, plain, poller, slot):
     done_exit = L.poll_stub(task.vcpu.id) + G.POLL_DONE_RETURN  # RIP at the exit after an answered call
     pollable = poller.pollable
     RIP, RFLAGS, R11 = k.RIP, k.RFLAGS, k.R11
-    from kontain.kernel.poll import ARG0, IDLE, MISSES, NR, ON, RW, STATE
+    from kontain.kernel.poll import ARG0, BY_FILE, IDLE, MISSES, NR, ON, STATE
 
     burst = poller.burst
     back = poller.back
@@ -183,11 +184,11 @@ def _make_polled(task, plain, poller, slot):
             if carry:  # a write a socket or pipe took part of: this thread writes the rest, waiting
                 slot.away = True
                 try:
-                    _carried(task, carry)
+                    _carried(task, nr, carry)
                 finally:
                     back(slot)
                 return
-        if not declined and nr in RW:
+        if not declined and nr in BY_FILE:
             fd = q[RDI] & 0xFFFFFFFF
             regular = kinds.get(fd)
             if regular is None:
@@ -217,18 +218,19 @@ def _make_polled(task, plain, poller, slot):
     return on_syscall
 
 
-def _carried(task, carry: int) -> None:
-    """Finish a write of a socket or pipe the native poller began (kernel/nativepoll.c
-    ``stream_call``): ``carry`` bytes were taken without waiting, the rest is written here
-    as the blocking write goes on.  The result counts both; an error or a signal after the
-    first part ends the call with that part, as Linux's write returns what it sent."""
+def _carried(task, nr: int, carry: int) -> None:
+    """Finish a write (``nr``: write, or a send: sendto with no address) of a socket or
+    pipe the native poller began (kernel/nativepoll.c ``stream_call``): ``carry`` bytes
+    were taken without waiting, the rest is written here as the blocking call goes on.
+    The result counts both; an error or a signal after the first part ends the call with
+    that part, as Linux's write returns what it sent."""
     q = task.q
-    fd, buf, count = q[RDI], q[RSI], min(q[RDX], MAX_RW_COUNT)
-    res = invoke(task, 1, fd, buf + carry, max(count - carry, 0), 0, 0, 0)
+    fd, buf, count, flags = q[RDI], q[RSI], min(q[RDX], MAX_RW_COUNT), q[R10] if nr == SYS_sendto else 0
+    res = invoke(task, nr, fd, buf + carry, max(count - carry, 0), flags, 0, 0)
     res = carry + res if res >= 0 else carry
     q[RAX] = res
     q[DIRTY] = SYNC_REGS
-    finish(task, 1, res, (fd, buf, count, 0, 0, 0))
+    finish(task, nr, res, (fd, buf, count, flags, 0, 0))
 
 
 INTERNAL_ERROR = 70  # km's exit status when it stops a program because of its own bug (EX_SOFTWARE)

@@ -23,10 +23,12 @@ Each row is ``Entry(nr, name, handler, level, note, args=..., flags=...)``:
 
 * ``flags`` (abi/syscalls.py): POLL (the polling tier may serve it: it never blocks and
   needs no vCPU register, or its handler gives it back to the calling thread in the cases
-  where it might block, syscalls/common.py ``polled``), NORESTART (never restarted after a handler, whatever
-  SA_RESTART says: signal(7)), SIGPIPE (its EPIPE raises SIGPIPE), NEWFD (a
-  pass-through that makes a descriptor for the program), BLOCKS (a pass-through that
-  may wait: Task.blocking, so that a signal just before it interrupts it).
+  where it might block, syscalls/common.py ``polled``; sendto and recvfrom only the native
+  poller makes, as a socket's send or recv that need not wait: kernel/nativepoll.c),
+  NORESTART (never restarted after a handler, whatever SA_RESTART says: signal(7)),
+  SIGPIPE (its EPIPE raises SIGPIPE), NEWFD (a pass-through that makes a descriptor for
+  the program), BLOCKS (a pass-through that may wait: Task.blocking, so that a signal
+  just before it interrupts it).
 
 docs/compat.md is generated from this table (``make compat``); tests/unit/test_table.py
 checks every row against the ABI and the kinds against the handlers.
@@ -165,8 +167,8 @@ TABLE: tuple[Entry, ...] = (
     Entry(41, "socket", PASS, FULL, args="i i i", flags=NEWFD),
     Entry(42, "connect", PASS, FULL, args="f b2 x", flags=BLOCKS),
     Entry(43, "accept", net.accept, FULL),
-    Entry(44, "sendto", PASS, FULL, args="f b2 u g b5 u", flags=BLOCKS|SIGPIPE),
-    Entry(45, "recvfrom", net.recvfrom, FULL),
+    Entry(44, "sendto", PASS, FULL, args="f b2 u g b5 u", flags=POLL|BLOCKS|SIGPIPE),
+    Entry(45, "recvfrom", net.recvfrom, FULL, flags=POLL),
     Entry(46, "sendmsg", net.sendmsg, FULL, args="f p g", flags=SIGPIPE),
     Entry(47, "recvmsg", net.recvmsg, FULL),
     Entry(48, "shutdown", PASS, FULL, args="f i"),
