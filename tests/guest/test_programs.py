@@ -238,7 +238,7 @@ def test_loopback_tcp_echo(variant):
 
 
 @pytest.mark.parametrize("variant", STATIC)
-@pytest.mark.parametrize("kind", ["socketpair", "messages", "pipe", "devices"])
+@pytest.mark.parametrize("kind", ["socketpair", "messages", "vectors", "pipe", "devices"])
 def test_stream_loops(variant, kind):
     """The bench's socketpair row (writes and reads that never wait, which km's native
     poller makes), and the same through a pipe and /dev/null and /dev/zero (which it hands

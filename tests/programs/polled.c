@@ -27,7 +27,8 @@
  *             thread, and once more in the main thread after it ended
  *   streams   reads and writes of sockets and pipes in hot loops (km's native poller
  *             makes those that need not wait): an echo through each in the main thread
- *             and in a second one; for each, a 4 MiB blocking write a slow reader drains
+ *             and in a second one, and with writev and readv; for each, a 4 MiB blocking
+ *             write a slow reader drains, and the same as a writev of three parts
  *             (part taken at once, the rest waits), EPIPE with SIGPIPE caught and
  *             ignored, non-blocking reads with nothing there, a read whose data comes
  *             20 ms later, and end of file; a socket's SO_RCVLOWAT 8 with 4 bytes there;
@@ -498,6 +499,27 @@ static void hostile(const char *dir) {
     SAME("writev", syscall(SYS_writev, fd, iov, 2));
     SAME("writev from the kernel", syscall(SYS_writev, fd, wild, 2));
     SAME("writev of a NULL vector", syscall(SYS_writev, fd, (void *)0, 1));
+    /* (km's native poller reads at most 16 iovecs itself; more, or one it cannot use, are Python's) */
+    struct iovec many[17], huge[2] = {{buf, 4}, {buf, 1UL << 63}}, empty[2] = {{(void *)0xffff800000001000UL, 0}, {buf, 4}};
+    for (int i = 0; i < 17; i++) many[i] = (struct iovec){buf + i % 8, 1};
+    SAME("readv of 16", (syscall(SYS_lseek, fd, 0, SEEK_SET), syscall(SYS_readv, fd, many, 16)));
+    SAME("readv of 17", (syscall(SYS_lseek, fd, 0, SEEK_SET), syscall(SYS_readv, fd, many, 17)));
+    SAME("writev of 16", (syscall(SYS_lseek, fd, 0, SEEK_SET), syscall(SYS_writev, fd, many, 16)));
+    SAME("writev of 17", (syscall(SYS_lseek, fd, 0, SEEK_SET), syscall(SYS_writev, fd, many, 17)));
+    SAME("readv of none", syscall(SYS_readv, fd, iov, 0));
+    SAME("readv of a length of 2^63", syscall(SYS_readv, fd, huge, 2));
+    SAME("writev of a length of 2^63", syscall(SYS_writev, fd, huge, 2));
+    SAME("writev of an empty buffer in the kernel", (syscall(SYS_lseek, fd, 0, SEEK_SET),
+                                                     syscall(SYS_writev, fd, empty, 2)));
+    SAME("readv of 16 at the limit's descriptor", syscall(SYS_readv, (int)above, many, 16));
+    SAME("readv of 16 of junk over the descriptor", (syscall(SYS_lseek, fd, 0, SEEK_SET),
+                                                     syscall(SYS_readv, 0x300000000UL | (unsigned)fd, many, 16)));
+    char *edge = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK("mmap", edge != MAP_FAILED && munmap(edge + 4096, 4096) == 0);
+    memcpy(edge + 4096 - 8, &iov[0].iov_base, 8);  /* an iovec whose length is in the hole */
+    SAME("readv of a vector running into a hole", syscall(SYS_readv, fd, edge + 4096 - 8, 1));
+    SAME("writev of a vector running into a hole", syscall(SYS_writev, fd, edge + 4096 - 8, 1));
+    munmap(edge, 4096);
     int ro = open(path, O_RDONLY);
     CHECK("open read-only", ro >= 0);
     SAME("writev to a read-only descriptor, bad vector", syscall(SYS_writev, ro, (void *)0, 1));
@@ -610,6 +632,24 @@ static long stream_echo(int n, int pipes) {
     return good;
 }
 
+/* n rounds of a 64-byte writev in two parts and a readv into three through a socketpair
+ * (or a pipe), the bytes checked */
+static long vec_echo(int n, int pipes) {
+    int sv[2];
+    long good = 0;
+    char out[64], in[64];
+    if (pipes ? pipe(sv) : socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) return -1;
+    struct iovec wv[2] = {{out, 20}, {out + 20, 44}}, rv[3] = {{in, 1}, {in + 1, 0}, {in + 1, 63}};
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < 64; j++) out[j] = (char)('a' + (i + j) % 26);
+        if (writev(sv[1], wv, 2) != sizeof out || readv(sv[0], rv, 3) != sizeof in) break;
+        good += !memcmp(in, out, sizeof in);
+    }
+    close(sv[0]);
+    close(sv[1]);
+    return good;
+}
+
 static long sock_echo(int n) { return stream_echo(n, 0); }
 static void *sock_echo_thread(void *arg) { return (void *)sock_echo((int)(long)arg); }
 static void *pipe_echo_thread(void *arg) { return (void *)stream_echo((int)(long)arg, 1); }
@@ -646,6 +686,8 @@ static void streams(void) {
     pthread_join(t, &res);
     printf("socketpair echo, second thread: %ld of 1000\n", (long)res);
 
+    printf("socketpair writev/readv echo: %ld of 1000\n", vec_echo(1000, 0));
+    printf("pipe writev/readv echo: %ld of 1000\n", vec_echo(1000, 1));
     printf("pipe echo, main thread: %ld of 1000\n", stream_echo(1000, 1));
     CHECK("thread", pthread_create(&t, NULL, pipe_echo_thread, (void *)1000L) == 0);
     pthread_join(t, &res);
@@ -664,6 +706,16 @@ static void streams(void) {
         close(sv[1]);
         pthread_join(t, &res);
         printf("%s: 4 MiB blocking write: %zd, read back %s\n", what, w, res ? "whole" : "WRONG");
+        close(sv[0]);
+        /* the same as a writev of three parts (the rest of the part taken at once is in any of them) */
+        CHECK(what, (pipes ? pipe(sv) : socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) == 0);
+        vec_echo(300, pipes);
+        CHECK("thread", pthread_create(&t, NULL, slow_reader, (void *)(long)sv[0]) == 0);
+        struct iovec parts[3] = {{big, 1000}, {big + 1000, 70000}, {big + 71000, BIG - 71000}};
+        w = writev(sv[1], parts, 3);
+        close(sv[1]);
+        pthread_join(t, &res);
+        printf("%s: 4 MiB blocking writev: %zd, read back %s\n", what, w, res ? "whole" : "WRONG");
         close(sv[0]);
 
         /* EPIPE: SIGPIPE caught, then ignored */

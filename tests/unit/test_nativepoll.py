@@ -197,7 +197,8 @@ def _reads_and_writes(size: int):
     poll = nativepoll.load()
     assert poll is not None, "the native poller is not built: run `make bytecode`"
     pollable = [False] * 512
-    pollable[0] = pollable[1] = pollable[44] = pollable[45] = True  # read, write, sendto, recvfrom
+    for nr in (0, 1, 19, 20, 44, 45):  # read, write, readv, writev, sendto, recvfrom
+        pollable[nr] = True
     mem = bytearray(size)
     ctl = nativepoll.Control(types.SimpleNamespace(base=native.address_of(mem), size=len(mem)), 512, pollable,
                              False, bytearray(8))
@@ -373,6 +374,69 @@ def test_a_sockets_send_and_recv_are_made_with_their_flags():
         assert call(SENDTO, a.fileno(), 8, socket.MSG_NOSIGNAL) == nativepoll.TICK and result() == -EPIPE
         assert state() == L.SLOT_DONE
     finally:
+        a.close()
+        b.close()
+
+
+def test_readv_and_writev_are_made_with_the_iovecs_translated(tmp_path):
+    """readv and writev: the program's iovec array read once, each buffer translated as a
+    read's (a range that is no user memory, an empty one's address too, fails with the
+    host's EFAULT), made on a regular file at once and on a socket or pipe without
+    waiting (a blocking writev the socket took part of is carried, whichever iovec the
+    part ended in).  No iovec, more than 16, an array that cannot be read, a length of
+    2^63 or more: the handler's (it answers in Linux's order, the descriptor first)."""
+    import socket
+    import struct
+
+    from kontain.abi.errno import EFAULT
+    from kontain.arch.x86_64 import layout as L
+
+    poll, ctl, slot, kick, mem = _reads_and_writes(4 << 20)
+    READV, WRITEV, VEC = 19, 20, 1 << 20  # (the iovec array's guest address)
+
+    def call(nr: int, fd: int, *vecs: tuple[int, int], count: int | None = None, at: int = VEC) -> int:
+        for i, (base, length) in enumerate(vecs):
+            struct.pack_into("<QQ", mem, at + 16 * i, base, length)
+        struct.pack_into("<IIq", slot, L.SLOT_STATE, L.SLOT_POSTED, 0, nr)
+        struct.pack_into("<qQq", slot, L.SLOT_ARGS, fd, at, len(vecs) if count is None else count)
+        return poll(ctl.addr, 4)
+
+    def result() -> int:
+        return struct.unpack_from("<q", slot, L.SLOT_RESULT)[0]
+
+    posted_again = 0 << 2 | nativepoll.RUN
+    f = os.open(tmp_path / "vec", os.O_RDWR | os.O_CREAT)
+    a, b = socket.socketpair()
+    try:
+        mem[:10] = b"0123456789"
+        assert call(WRITEV, f, (0, 3), (100, 0), (5, 5)) == nativepoll.TICK and result() == 8
+        assert os.pread(f, 16, 0) == b"01256789"
+        os.lseek(f, 0, os.SEEK_SET)
+        assert call(READV, f, (200, 2), (300, 6)) == nativepoll.TICK and result() == 8
+        assert mem[200:202] == b"01" and mem[300:306] == b"256789"
+        assert call(WRITEV, f, (0xFFFF800000001000, 0), (0, 4)) == nativepoll.TICK and result() == -EFAULT
+        for vecs, count in (([(0, 1)] * 17, None), ([(0, 1)], 0), ([(0, 1 << 63)], None)):
+            assert call(WRITEV, f, *vecs, count=count) == posted_again
+        assert call(WRITEV, f, count=1, at=0xFFFF800000000000) == posted_again  # an array that cannot be read
+        assert call(READV, a.fileno(), (0, 4)) == 0 << 2 | nativepoll.DECLINED and ctl.declined(0) == (True, 0)
+        b.send(b"abcdefgh")
+        assert call(READV, a.fileno(), (400, 3), (500, 8)) == nativepoll.TICK and result() == 8
+        assert mem[400:403] + mem[500:505] == b"abcdefgh"
+        # more than the socket takes, in three parts: the part it took is carried
+        third = len(mem) // 3
+        assert call(WRITEV, a.fileno(), (0, 1000), (1000, third), (1000 + third, third)) == \
+            0 << 2 | nativepoll.DECLINED
+        declined, carry = ctl.declined(0)
+        assert declined and 0 < carry < 1000 + 2 * third
+        r, w = os.pipe()
+        try:
+            assert call(WRITEV, w, (0, 2), (5, 3)) == nativepoll.TICK and result() == 5
+            assert os.read(r, 8) == b"01567"
+        finally:
+            os.close(r)
+            os.close(w)
+    finally:
+        os.close(f)
         a.close()
         b.close()
 

@@ -4,8 +4,8 @@
  * The polling tier's monitor half, for the calls that need nothing of Python's: the
  * Python poller thread calls km_poll(), which runs with the GIL released, scans the
  * polled vCPUs' slots and makes the calls it may make here itself (ids, fstat, a
- * path's stat, reads, writes and seeks of regular files, and reads and writes of sockets
- * and pipes, sends and recvs of sockets, that need not wait), so that such a call costs the stub's spin and one host
+ * path's stat, reads, writes (readv, writev too) and seeks of regular files, and reads
+ * and writes of sockets and pipes, sends and recvs of sockets, that need not wait), so that such a call costs the stub's spin and one host
  * call instead of a trip through the interpreter (~6 us; ~20 us for a stat) or, for a
  * socket's or pipe's, an exit.  Anything else goes back to Python, which serves it as before.
  *
@@ -64,7 +64,8 @@ static inline uint64_t host(const uint64_t *c, uint64_t addr, uint64_t len, int 
     return c[C_NONCANONICAL] | (addr & 0xFFF);
 }
 
-/* make() made the call and found that Python must make it (stat_call): posted again */
+/* make() found that Python must make the call (stat_call; an iovec array it leaves to the
+ * handler, iovec_here): posted again */
 #define DECLINE INT64_MIN
 /* make() found that the call would wait (a socket's, a pipe's): the vCPU's own thread makes it,
  * the stub exits with the call (SLOT_DECLINED) */
@@ -76,8 +77,8 @@ static inline uint64_t host(const uint64_t *c, uint64_t addr, uint64_t len, int 
 #define KIND_PIPE 3
 
 static int rw_call(uint64_t nr) {
-    return nr == SYS_read || nr == SYS_write || nr == SYS_pread64 || nr == SYS_pwrite64 || nr == SYS_sendto ||
-           nr == SYS_recvfrom;
+    return nr == SYS_read || nr == SYS_write || nr == SYS_pread64 || nr == SYS_pwrite64 || nr == SYS_readv ||
+           nr == SYS_writev || nr == SYS_sendto || nr == SYS_recvfrom;
 }
 
 /* The MSG_* flags of a sendto or recvfrom made here: those that change nothing but
@@ -133,7 +134,9 @@ static int kind_of(const struct stat *st) {
 static int usable(const uint64_t *c, uint64_t nr, int kind) {
     if (nr == SYS_sendto || nr == SYS_recvfrom)
         return kind == KIND_SOCKET && c[C_STREAMS];
-    return kind == KIND_FILE || (kind && c[C_STREAMS] && (nr == SYS_read || nr == SYS_write));
+    if (nr == SYS_pread64 || nr == SYS_pwrite64)
+        return kind == KIND_FILE;
+    return kind == KIND_FILE || (kind && c[C_STREAMS]); /* read, write, readv, writev */
 }
 
 static int here(uint64_t *c, uint64_t nr, const int64_t *args, int *own, int *dup, int *kind) {
@@ -282,21 +285,23 @@ static int await_data(int own, int kind, uint64_t wait_ns, const volatile uint8_
     }
 }
 
-/* One read or write of ``own``, a socket (MSG_DONTWAIT, and MSG_NOSIGNAL: the program's
- * SIGPIPE is raised by its thread; with the call's own MSG_* ``flags``) or a pipe
- * (RWF_NOWAIT), that never waits. */
-static int64_t nowait(int kind, int reading, uint32_t flags, int own, uint64_t p, uint64_t n) {
-    struct iovec iov = {(void *)p, n};
-    if (kind == KIND_SOCKET)
-        return reading ? raw6(SYS_recvfrom, (uint64_t)own, p, n, flags | MSG_DONTWAIT, 0, 0)
-                       : raw6(SYS_sendto, (uint64_t)own, p, n, flags | MSG_DONTWAIT | MSG_NOSIGNAL, 0, 0);
+/* One read or write of ``own`` into or from the buffers iov[0..cnt) (host addresses), a
+ * socket (MSG_DONTWAIT, and MSG_NOSIGNAL: the program's SIGPIPE is raised by its thread;
+ * with the call's own MSG_* ``flags``) or a pipe (RWF_NOWAIT), that never waits. */
+static int64_t nowait(int kind, int reading, uint32_t flags, int own, struct iovec *iov, uint64_t cnt) {
+    if (kind == KIND_SOCKET) {
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = cnt};
+        return reading ? raw(SYS_recvmsg, (uint64_t)own, (uint64_t)&m, flags | MSG_DONTWAIT, 0)
+                       : raw(SYS_sendmsg, (uint64_t)own, (uint64_t)&m, flags | MSG_DONTWAIT | MSG_NOSIGNAL, 0);
+    }
     /* (the current position, -1: a pipe has none; the kernel's pos_l, pos_h) */
-    return raw6(reading ? SYS_preadv2 : SYS_pwritev2, (uint64_t)own, (uint64_t)&iov, 1, (uint64_t)-1, 0,
+    return raw6(reading ? SYS_preadv2 : SYS_pwritev2, (uint64_t)own, (uint64_t)iov, cnt, (uint64_t)-1, 0,
                 RWF_NOWAIT);
 }
 
-/* A read or write of a socket or a pipe (``own``), or a socket's send or recv (sendto,
- * recvfrom: ``flags``, its MSG_* flags, 0 for the others), made without waiting: what the
+/* A read or write (readv, writev) of a socket or a pipe (``own``), or a socket's send or
+ * recv (sendto, recvfrom: ``flags``, its MSG_* flags, 0 for the others), into or from the
+ * buffers iov[0..cnt), ``n`` bytes in all, made without waiting: what the
  * vCPU's thread would get from its call, when that call would not wait (MSG_DONTWAIT and
  * O_NONBLOCK make a would-wait EAGAIN the answer).  Otherwise WAIT,
  * having changed nothing (the call would wait: no data yet, no room to write; or an
@@ -311,10 +316,11 @@ static int64_t nowait(int kind, int reading, uint32_t flags, int own, uint64_t p
  * *want_exit set (unless MSG_NOSIGNAL), so that the vCPU's thread raises SIGPIPE as after its own write
  * (dispatch.finish; the host's SIGPIPE for a pipe stays blocked on the poller's thread,
  * ignored, as km's threads keep theirs: kernel/signals.py). */
-static int64_t stream_call(int kind, uint64_t nr, uint32_t flags, int own, uint64_t p, uint64_t n,
-                           int64_t *carry, int *want_exit, uint64_t wait_ns, const volatile uint8_t *kick) {
+static int64_t stream_call(int kind, uint64_t nr, uint32_t flags, int own, struct iovec *iov, uint64_t cnt,
+                           uint64_t n, int64_t *carry, int *want_exit, uint64_t wait_ns,
+                           const volatile uint8_t *kick) {
     int blocking = !(flags & MSG_DONTWAIT) && !(fcntl(own, F_GETFL) & O_NONBLOCK);
-    int reading = nr == SYS_read || nr == SYS_recvfrom;
+    int reading = nr == SYS_read || nr == SYS_readv || nr == SYS_recvfrom;
     int64_t r;
     if (reading) {
         int lowat = 1;
@@ -322,11 +328,11 @@ static int64_t stream_call(int kind, uint64_t nr, uint32_t flags, int own, uint6
         if (kind == KIND_SOCKET && blocking &&
             (getsockopt(own, SOL_SOCKET, SO_RCVLOWAT, &lowat, &len) != 0 || lowat > 1))
             return WAIT;
-        r = nowait(kind, reading, flags, own, p, n);
+        r = nowait(kind, reading, flags, own, iov, cnt);
         if (r == -EAGAIN && blocking && wait_ns && await_data(own, kind, wait_ns, kick))
-            r = nowait(kind, reading, flags, own, p, n);
+            r = nowait(kind, reading, flags, own, iov, cnt);
     } else {
-        r = nowait(kind, reading, flags, own, p, n);
+        r = nowait(kind, reading, flags, own, iov, cnt);
         if (blocking && r > 0 && (uint64_t)r < n) {
             *carry = r;
             return WAIT;
@@ -354,13 +360,54 @@ static int signals_in_flight(const uint64_t *c) {
            (set & __atomic_load_n((const uint64_t *)c[C_SIG_TAKEN], __ATOMIC_SEQ_CST)) != 0;
 }
 
-/* stream_call, answered with an exit when a host signal may be on its way. */
-static int64_t streamed(const uint64_t *c, int kind, uint64_t nr, uint32_t flags, int own, uint64_t p, uint64_t n,
-                        int64_t *carry, int *want_exit, const volatile uint8_t *kick) {
-    int64_t r = stream_call(kind, nr, flags, own, p, n, carry, want_exit, c[C_READ_WAIT_NS], kick);
+/* stream_call (``n`` bytes in all), answered with an exit when a host signal may be on its way. */
+static int64_t streamed(const uint64_t *c, int kind, uint64_t nr, uint32_t flags, int own, struct iovec *iov,
+                        uint64_t cnt, uint64_t n, int64_t *carry, int *want_exit, const volatile uint8_t *kick) {
+    int64_t r = stream_call(kind, nr, flags, own, iov, cnt, n, carry, want_exit, c[C_READ_WAIT_NS], kick);
     if (r != WAIT && signals_in_flight(c))
         *want_exit = 1;
     return r;
+}
+
+/* memory/window.py host_user: host() of [addr, addr+len) for a call that first checks, as
+ * Linux's read, write and iovecs do (access_ok), that [addr, addr+count) as the program
+ * gave it is user memory, before the count is capped at len: if not, a non-canonical
+ * address, which the host refuses with EFAULT at the same point. */
+static uint64_t host_user(const uint64_t *c, uint64_t addr, uint64_t count, uint64_t len, int *fault) {
+    if (count && (addr + count < addr || addr + count > c[C_USER_LIMIT]))
+        return c[C_NONCANONICAL] | (addr & 0xFFF);
+    return host(c, addr, len, fault);
+}
+
+/* The iovecs a readv or writev made here may have (more: Python's, as UIO_MAXIOV allows). */
+#define IOV_HERE 16
+
+/* syscalls/rw.py host_iovec: the program's array of ``cnt`` iovecs at ``addr`` read into
+ * iov[], each buffer translated as host_user() does, the lengths capped at MAX_RW in all (*n).
+ * 0 when the handler is to make the call instead: no iovec or more than IOV_HERE, an
+ * array that cannot be read, a length of 2^63 or more, a buffer longer than the guard
+ * (so that it answers EBADF, EFAULT or EINVAL in Linux's order: the descriptor first). */
+static int iovec_here(const uint64_t *c, uint64_t addr, uint64_t cnt, struct iovec *iov, uint64_t *n) {
+    int fault = 0;
+    uint64_t total = 0;
+    if (cnt == 0 || cnt > IOV_HERE)
+        return 0;
+    uint64_t array = host(c, addr, cnt * sizeof *iov, &fault);
+    if (fault || guest_copy(c, iov, array, cnt * sizeof *iov, 0) != 0)
+        return 0;
+    for (uint64_t i = 0; i < cnt; i++) {
+        uint64_t base = (uint64_t)iov[i].iov_base, len = iov[i].iov_len;
+        if (len >> 63)
+            return 0;
+        uint64_t capped = len < c[C_MAX_RW] - total ? len : c[C_MAX_RW] - total;
+        iov[i].iov_base = (void *)host_user(c, base, len, capped, &fault);
+        iov[i].iov_len = capped;
+        if (fault)
+            return 0;
+        total += capped;
+    }
+    *n = total;
+    return 1;
 }
 
 /* Make the call (``here`` said yes, for the values in a[]; ``own``: its descriptor). */
@@ -368,6 +415,7 @@ static int64_t make(const uint64_t *c, uint64_t nr, const int64_t *a, int own, i
                     int *want_exit, const volatile uint8_t *kick) {
     int fault = 0;
     uint64_t fd = (uint32_t)a[0], n, p;
+    struct iovec iov[IOV_HERE];
     switch (nr) {
     case SYS_read:
     case SYS_write:
@@ -376,20 +424,22 @@ static int64_t make(const uint64_t *c, uint64_t nr, const int64_t *a, int own, i
         if ((nr == SYS_pread64 || nr == SYS_pwrite64) && a[3] < 0)
             return -EINVAL; /* before the descriptor, as Linux */
         fd = (uint64_t)own;
-        p = (uint64_t)a[1];
         n = (uint64_t)a[2] < c[C_MAX_RW] ? (uint64_t)a[2] : c[C_MAX_RW];
-        if (a[2] && (p + (uint64_t)a[2] < p || p + (uint64_t)a[2] > c[C_USER_LIMIT])) {
-            /* rw.rw_buffer: Linux checks the whole range as given (access_ok) before it
-             * caps the count; the host refuses a non-canonical address the same way */
-            p = c[C_NONCANONICAL] | (p & 0xFFF);
-        } else {
-            p = host(c, p, n, &fault);
-            if (fault)
-                return -EFAULT;
+        p = host_user(c, (uint64_t)a[1], (uint64_t)a[2], n, &fault); /* (rw.rw_buffer) */
+        if (fault)
+            return -EFAULT;
+        if (kind == KIND_SOCKET || kind == KIND_PIPE) {
+            iov[0] = (struct iovec){(void *)p, n};
+            return streamed(c, kind, nr, 0, own, iov, 1, n, carry, want_exit, kick);
         }
-        if (kind == KIND_SOCKET || kind == KIND_PIPE)
-            return streamed(c, kind, nr, 0, own, p, n, carry, want_exit, kick);
         return raw(nr, fd, p, n, (uint64_t)a[3]);
+    case SYS_readv:
+    case SYS_writev:
+        if (!iovec_here(c, (uint64_t)a[1], (uint64_t)a[2], iov, &n))
+            return DECLINE;
+        if (kind == KIND_SOCKET || kind == KIND_PIPE)
+            return streamed(c, kind, nr, 0, own, iov, (uint64_t)a[2], n, carry, want_exit, kick);
+        return raw(nr, (uint64_t)own, (uint64_t)iov, (uint64_t)a[2], 0);
     case SYS_sendto:
     case SYS_recvfrom: /* (send and recv: plain_message) */
         /* the length capped as a read's, the buffer not checked beyond it (syscalls/common.py buffer) */
@@ -397,7 +447,8 @@ static int64_t make(const uint64_t *c, uint64_t nr, const int64_t *a, int own, i
         p = host(c, (uint64_t)a[1], n, &fault);
         if (fault)
             return -EFAULT;
-        return streamed(c, kind, nr, (uint32_t)a[3], own, p, n, carry, want_exit, kick);
+        iov[0] = (struct iovec){(void *)p, n};
+        return streamed(c, kind, nr, (uint32_t)a[3], own, iov, 1, n, carry, want_exit, kick);
     case SYS_lseek:
         if (fd >= c[C_FLOOR])
             return -EBADF;

@@ -71,12 +71,12 @@ WORDS = C_SOLO + 10
 TICK, RUN, ANSWER, DECLINED = -1, 0, 1, 2
 
 # the calls nativepoll.c can make (``make``): the ids take no argument
-SYS_read, SYS_write, SYS_fstat, SYS_lseek, SYS_pread64, SYS_pwrite64 = 0, 1, 5, 8, 17, 18
+SYS_read, SYS_write, SYS_fstat, SYS_lseek, SYS_pread64, SYS_pwrite64, SYS_readv, SYS_writev = 0, 1, 5, 8, 17, 18, 19, 20
 SYS_stat, SYS_lstat, SYS_newfstatat = 4, 6, 262
 SYS_sendto, SYS_recvfrom = 44, 45  # (as send and recv, of a socket: nativepoll.c plain_message)
 IDS = (39, 102, 104, 107, 108, 110, 111)  # getpid getuid getgid geteuid getegid getppid getpgrp
-CALLS = (SYS_read, SYS_write, SYS_fstat, SYS_lseek, SYS_pread64, SYS_pwrite64, SYS_stat, SYS_lstat,
-         SYS_newfstatat, SYS_sendto, SYS_recvfrom, *IDS)
+CALLS = (SYS_read, SYS_write, SYS_fstat, SYS_lseek, SYS_pread64, SYS_pwrite64, SYS_readv, SYS_writev, SYS_stat,
+         SYS_lstat, SYS_newfstatat, SYS_sendto, SYS_recvfrom, *IDS)
 
 
 def defines() -> list[str]:

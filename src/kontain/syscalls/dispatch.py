@@ -22,7 +22,7 @@ from kontain.syscalls import table
 RAX, RDI, RSI, RDX, R10, R8, R9 = k.RAX, k.RDI, k.RSI, k.RDX, k.R10, k.R8, k.R9
 ARITH = 0x8D5  # CF PF AF ZF SF OF: the flags the poll stub changes (and gives back from R11)
 DIRTY, SYNC_REGS = k.Q_DIRTY_REGS, k.KVM_SYNC_X86_REGS
-SYS_sendto = NR["sendto"]
+SYS_sendto, SYS_writev = NR["sendto"], NR["writev"]
 
 
 def make_dispatcher(task, *, strace: bool = False, poller=None):
@@ -219,18 +219,26 @@ def _make_polled(task, plain, poller, slot):
 
 
 def _carried(task, nr: int, carry: int) -> None:
-    """Finish a write (``nr``: write, or a send: sendto with no address) of a socket or
-    pipe the native poller began (kernel/nativepoll.c ``stream_call``): ``carry`` bytes
-    were taken without waiting, the rest is written here as the blocking call goes on.
-    The result counts both; an error or a signal after the first part ends the call with
-    that part, as Linux's write returns what it sent."""
+    """Finish a write (``nr``: write, writev, or a send: sendto with no address) of a
+    socket or pipe the native poller began (kernel/nativepoll.c ``stream_call``): ``carry``
+    bytes were taken without waiting, the rest is written here as the blocking call goes
+    on.  The result counts both; an error or a signal after the first part ends the call
+    with that part, as Linux's write returns what it sent."""
     q = task.q
-    fd, buf, count, flags = q[RDI], q[RSI], min(q[RDX], MAX_RW_COUNT), q[R10] if nr == SYS_sendto else 0
-    res = invoke(task, nr, fd, buf + carry, max(count - carry, 0), flags, 0, 0)
+    if nr == SYS_writev:
+        from kontain.syscalls.rw import writev_rest
+
+        fd, iov, count = q[RDI], q[RSI], q[RDX]
+        res = writev_rest(task, fd, iov, count, carry)
+        args = (fd, iov, count, 0, 0, 0)
+    else:
+        fd, buf, count, flags = q[RDI], q[RSI], min(q[RDX], MAX_RW_COUNT), q[R10] if nr == SYS_sendto else 0
+        res = invoke(task, nr, fd, buf + carry, max(count - carry, 0), flags, 0, 0)
+        args = (fd, buf, count, flags, 0, 0)
     res = carry + res if res >= 0 else carry
     q[RAX] = res
     q[DIRTY] = SYNC_REGS
-    finish(task, nr, res, (fd, buf, count, flags, 0, 0))
+    finish(task, nr, res, args)
 
 
 INTERNAL_ERROR = 70  # km's exit status when it stops a program because of its own bug (EX_SOFTWARE)

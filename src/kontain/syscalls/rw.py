@@ -101,7 +101,10 @@ def lseek(t, fd, offset, whence, *_):
 
 
 def host_iovec(t, addr: int, count: int) -> tuple[bytearray, int]:
-    """A host copy of the guest's iovec array, every buffer checked and translated."""
+    """A host copy of the guest's iovec array, every buffer checked and translated:
+    each must be user memory with the length the program gave (access_ok, an empty one's
+    address too: EFAULT at the host call), then the lengths are capped at MAX_RW_COUNT
+    in all, as Linux's import_iovec does."""
     count &= 0xFFFFFFFFFFFFFFFF
     if count > UIO_MAXIOV:
         raise GuestError(EINVAL)
@@ -115,11 +118,9 @@ def host_iovec(t, addr: int, count: int) -> tuple[bytearray, int]:
         base, length = vec[i], vec[i + 1]
         if length >= 1 << 63:
             raise GuestError(EINVAL)
-        if total + length > MAX_RW_COUNT:
-            length = MAX_RW_COUNT - total
-        hb = t.mem.host(base, length) if length else 0
-        total += length
-        out += (hb, length)
+        capped = min(length, MAX_RW_COUNT - total)
+        total += capped
+        out += (t.mem.host_user(base, length, capped), capped)
     return bytearray(struct.pack(f"<{2 * count}Q", *out)), count
 
 
@@ -147,6 +148,28 @@ def _vec_on(nr: int, t, fd: int, iov, count, *rest, events: int = 0) -> int:
 
 def readv(t, fd, iov, count, *_):
     return _vec_call(SYS_readv, t, fd, iov, count, events=POLLIN)
+
+
+def writev_rest(t, fd, iov, count, done: int) -> int:
+    """The rest of a writev of a socket or pipe the native poller began (``done`` bytes
+    taken: syscalls/dispatch.py ``_carried``), written as the blocking call goes on:
+    the program's iovecs read again, the first ``done`` bytes left out."""
+    try:
+        fd = t.fds.check(fd)
+        hv, n = host_iovec(t, iov, count)
+    except GuestError as e:  # (another thread changed the array or the descriptor meanwhile)
+        return -e.errno
+    vec = list(struct.unpack(f"<{2 * n}Q", hv[:16 * n]))
+    i = 0
+    while i < n and done >= vec[2 * i + 1]:
+        done -= vec[2 * i + 1]
+        i += 1
+    if i == n:
+        return 0
+    vec[2 * i] += done
+    vec[2 * i + 1] -= done
+    rest = bytearray(struct.pack(f"<{2 * (n - i)}Q", *vec[2 * i:]))
+    return io_call(t, fd, POLLOUT, SYS_writev, native.address_of(rest), n - i)
 
 
 def writev(t, fd, iov, count, *_):
