@@ -231,3 +231,29 @@ def test_no_thread_for_the_poller_switches_the_slots_off(monkeypatch):
     monkeypatch.setattr(_thread, "start_new_thread", refuse)
     p._start(0, _thread.allocate_lock(), None)
     assert slot.u32[poll.ON] == 0 and not p.active and not p._started and slot.banned == poll.BACKOFF_MAX
+
+
+def test_a_slot_the_poller_never_answered_is_off_for_long():
+    """A slot switched on whose first MISSES pollable calls all exited unanswered (the
+    poller thread had no CPU: a machine kept busy by other processes) is switched off and
+    banned for as long as any slot is: each try there cost the program tens of
+    milliseconds.  One the poller answered some of stays on until misses outweigh answers,
+    and is banned for its own back-off."""
+    import _thread
+
+    for answered in (0, 5):
+        p, task, slot = setup(G.POLL_POSTED, poll.IDLE)
+        p.lock = _thread.allocate_lock()
+        p.eager, p.poller_tid, p.backed_off = False, 0, 0
+        p.active = {task.vcpu.id: slot}
+        slot.u32[poll.ON] = poll.SPIN
+        slot.recent = answered
+        p.consider(slot)
+        if answered:
+            assert p.active and slot.u32[poll.ON] == poll.SPIN and slot.banned == 0
+            for _ in range(3):
+                p.consider(slot)
+            assert not p.active and slot.banned == poll.BACKOFF_MIN and p.backed_off == 1
+        else:
+            assert not p.active and slot.u32[poll.ON] == 0 and slot.banned == poll.BACKOFF_MAX
+            assert p.backed_off == 1

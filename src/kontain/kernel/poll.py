@@ -330,7 +330,16 @@ class Poller:
             # more busy threads than CPUs: the exits are cheaper then
             self._unshare()
             slot.misses += MISSES
-            if slot.misses >= 4 * MISSES and 2 * slot.misses > slot.recent:
+            if slot.recent == 0:
+                # not one answered since it was switched on: the poller thread has had no
+                # CPU (other processes keep both busy).  Each try costs the program tens of
+                # milliseconds there (its thread waits for the GIL the unscheduled poller
+                # thread is handed: streams 300 x64B through a pipe, two `yes` running,
+                # 212 ms against 90 with --no-poll, three tries): off for as long as a slot
+                # is ever banned
+                self._back_off(slot)
+                slot.banned = BACKOFF_MAX
+            elif slot.misses >= 4 * MISSES and 2 * slot.misses > slot.recent:
                 self._back_off(slot)
         elif slot.banned > 0:
             slot.banned -= BURST
