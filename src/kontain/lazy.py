@@ -74,6 +74,21 @@ FIRST_CALLS = ("kontain.syscalls.fs", "kontain.syscalls.mm", "kontain.syscalls.p
                "kontain.syscalls.ioctl")
 
 
+def threaded() -> None:
+    """A program is about to run a second thread (Process.clone_thread): import the syscall
+    families it has not used yet, now, while its only thread waits in clone.  An import
+    opens files (and directories) in the descriptor table km shares with the program, each
+    taking the lowest free number for a moment, and a thread of the program that opened a
+    descriptor meanwhile got the next number instead of the lowest, which Linux guarantees
+    (polled.c renumber under load: the main thread's first futex imported its family while
+    the second thread's socketpair took 8 and 9, one of them the number the program then
+    dup2'd over).  ~2 ms, once; the rarer paths' modules (procfs, fork, signalfd...) still
+    come at first use: docs/known-issues.md."""
+    for name in MODULES:
+        if name.startswith("kontain.syscalls.") and name not in sys.modules:
+            __import__(name)
+
+
 def started() -> None:
     """km's start-up is over: the garbage collector back on (km's launchers turn it off
     on their first line: bin/km-python, oci/entry.py).  Start-up makes tens of thousands

@@ -132,3 +132,14 @@ def test_cpuinfo_loses_the_flag_as_the_regular_expression_did():
                  b"flags\t: cpuid_faults cpuid_fault_x a cpuid_fault", b"a  cpuid_fault  cpuid_fault\n\n", b"",
                  b"cpuid_fault at start cpuid_fault cpuid_fault\n"):
         assert without_word(text, b"cpuid_fault") == re.sub(rb" cpuid_fault(?=[ \n])", b"", text)
+
+
+def test_a_second_thread_finds_every_syscall_family_imported():
+    """Process.clone_thread calls lazy.threaded before a program's second thread runs: every
+    syscall family is imported then, so that none is imported (its files opened in the
+    descriptor table the program shares) while a thread of the program opens descriptors.
+    In a fresh interpreter, as km has them before: the families of the first calls only."""
+    code = ("import sys; import kontain.lazy as lazy; lazy.threaded(); "
+            "print(sorted(m for m in lazy.MODULES if m.startswith('kontain.syscalls.') and m not in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

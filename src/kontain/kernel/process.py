@@ -67,6 +67,7 @@ class Process:
         self.rlimits.update(spec.rlimits)  # km --rlimit (what krun passes: oci/config.py)
         signals.QUEUED.process = self
         self.tasks: dict[int, Task] = {}
+        self.threaded = False  # a second thread has been started (lazy.threaded)
         self.main_task: Task | None = None  # (none until the program is loaded: a signal may come first)
         self.lock = _thread.allocate_lock()  # guards tasks, pending sets, the vCPU pool, the run states
         self.changed = Condition(self.lock)  # a thread paused, resumed or went (kernel/runstate.py)
@@ -706,6 +707,9 @@ class Process:
     def clone_thread(self, parent: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
         """A new guest thread on a vCPU of its own, run by a host thread of its own; it
         starts where the parent returns from clone, with RAX = 0 (returns its tid)."""
+        if not self.threaded:
+            lazy.threaded()
+            self.threaded = True
         vcpu = self._vcpu()
         pq, cq = parent.q, vcpu.q
         for i in range(k.Q_REGS, k.Q_REGS + 18):
