@@ -65,6 +65,8 @@ def rows(tmp: str) -> dict[str, tuple[list[str], int]]:
         "TCP echo 10k x64B": ([str(build("echo", extra=("-lpthread",))), "10000", "64"], 1),
         # (a Unix socket's writes and reads that never wait, as an event loop's: docs/performance.md)
         "socketpair 100k x64B": ([str(build("streams")), "100000", "64"], 1),
+        # (the same with send and recv, as CPython's socket methods and libc's send() make them)
+        "socketpair send/recv 100k x64B": ([str(build("streams")), "100000", "64", "messages"], 1),
     }
 
 
