@@ -4,10 +4,11 @@
  * The polling tier's monitor half, for the calls that need nothing of Python's: the
  * Python poller thread calls km_poll(), which runs with the GIL released, scans the
  * polled vCPUs' slots and makes the calls it may make here itself (ids, fstat, a
- * path's stat, reads, writes (readv, writev too) and seeks of regular files, and reads
- * and writes of sockets and pipes, sends and recvs of sockets, that need not wait), so that such a call costs the stub's spin and one host
- * call instead of a trip through the interpreter (~6 us; ~20 us for a stat) or, for a
- * socket's or pipe's, an exit.  Anything else goes back to Python, which serves it as before.
+ * path's stat, reads, writes (readv, writev too) and seeks of regular files, and those
+ * reads and writes of sockets and pipes, and sends and recvs of sockets, that need not
+ * wait), so that such a call costs the stub's spin and one host call instead of a trip
+ * through the interpreter (~6 us; ~20 us for a stat) or, for a socket's or pipe's, an
+ * exit.  Anything else goes back to Python, which serves it as before.
  *
  * Every guest address is checked and translated exactly as memory/window.py's host()
  * does: inside the window, its host address; otherwise a poison address in the guard
@@ -301,21 +302,20 @@ static int64_t nowait(int kind, int reading, uint32_t flags, int own, struct iov
 
 /* A read or write (readv, writev) of a socket or a pipe (``own``), or a socket's send or
  * recv (sendto, recvfrom: ``flags``, its MSG_* flags, 0 for the others), into or from the
- * buffers iov[0..cnt), ``n`` bytes in all, made without waiting: what the
- * vCPU's thread would get from its call, when that call would not wait (MSG_DONTWAIT and
- * O_NONBLOCK make a would-wait EAGAIN the answer).  Otherwise WAIT,
- * having changed nothing (the call would wait: no data yet, no room to write; or an
- * error that only the handler's path answers: a listening socket's EINVAL is perhaps a
- * signalfd's, kernel/signalfd.py; a FIFO refuses RWF_NOWAIT, EOPNOTSUPP, where an
- * anonymous pipe takes it): the vCPU's thread makes the whole call.  A write the
- * file took only part of (*carry: how much) is finished by the vCPU's thread too, waiting
- * as a blocking write does (syscalls/dispatch.py ``_carried``; a pipe takes a write of
- * PIPE_BUF bytes or fewer whole or not at all, as a blocking write needs).  A socket's
- * read waits for SO_RCVLOWAT bytes, which a read that does not wait ignores once any have
- * come: a socket whose mark is not 1 is the vCPU's thread's.  EPIPE: the answer, and
- * *want_exit set (unless MSG_NOSIGNAL), so that the vCPU's thread raises SIGPIPE as after its own write
- * (dispatch.finish; the host's SIGPIPE for a pipe stays blocked on the poller's thread,
- * ignored, as km's threads keep theirs: kernel/signals.py). */
+ * buffers iov[0..cnt), ``n`` bytes in all, made without waiting: what the vCPU's thread
+ * would get from its call, when that call would not wait (MSG_DONTWAIT and O_NONBLOCK make
+ * a would-wait EAGAIN the answer).  Otherwise WAIT, having changed nothing (the call would
+ * wait: no data yet, no room to write; or an error that only the handler's path answers:
+ * a listening socket's EINVAL is perhaps a signalfd's, kernel/signalfd.py; a FIFO refuses
+ * RWF_NOWAIT, EOPNOTSUPP, where an anonymous pipe takes it): the vCPU's thread makes the
+ * whole call.  A write the file took only part of (*carry: how much) is finished by the
+ * vCPU's thread too, waiting as a blocking write does (syscalls/dispatch.py ``_carried``;
+ * a pipe takes a write of PIPE_BUF bytes or fewer whole or not at all, as a blocking write
+ * needs).  A socket's read waits for SO_RCVLOWAT bytes, which a read that does not wait
+ * ignores once any have come: a socket whose mark is not 1 is the vCPU's thread's.  EPIPE:
+ * the answer, and *want_exit set (unless MSG_NOSIGNAL), so that the vCPU's thread raises
+ * SIGPIPE as after its own write (dispatch.finish; the host's SIGPIPE for a pipe stays
+ * blocked on the poller's thread, ignored, as km's threads keep theirs: kernel/signals.py). */
 static int64_t stream_call(int kind, uint64_t nr, uint32_t flags, int own, struct iovec *iov, uint64_t cnt,
                            uint64_t n, int64_t *carry, int *want_exit, uint64_t wait_ns,
                            const volatile uint8_t *kick) {

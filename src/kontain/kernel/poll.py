@@ -76,8 +76,8 @@ PLACE_WAIT = 0.005  # seconds a vCPU thread that started the poller waits at mos
 SWITCH_INTERVAL = 20e-6  # seconds: the longest a vCPU thread waits for the GIL while the poller runs
 
 _S_IFMT, _S_IFREG, _S_IFSOCK, _S_IFIFO = 0o170000, 0o100000, 0o140000, 0o010000
-# read, write, pread64, pwrite64, readv, writev: pollable only for a regular file (or, read
-# and write, a socket or a pipe: ``regular``)
+# read, write, pread64, pwrite64, readv, writev: pollable only for a regular file (or, but
+# pread64 and pwrite64, a socket or a pipe when the native poller runs: ``regular``)
 RW = frozenset((0, 1, 17, 18, 19, 20))
 # sendto, recvfrom: pollable only as a socket's send or recv, which the native poller makes
 # (nativepoll.c plain_message), never the Python one
